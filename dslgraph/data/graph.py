@@ -1,0 +1,96 @@
+"""User-item interactions as PyG bipartite graphs.
+
+Every dataset in :mod:`dslgraph.data` yields a :class:`~torch_geometric.data.HeteroData` laid out as:
+
+* ``data['user'].num_nodes`` and ``data['item'].num_nodes``;
+* ``data['user', 'to', 'item'].edge_index``: the training interactions (row 0 users, row 1 items, 0-based);
+* ``data['user', 'to', 'item'].edge_label_index``: the test interactions (as in PyG's ``AmazonBook``);
+* ``data['user', 'to', 'item'].val_edge_label_index``: the validation interactions, present only when a
+  validation split was requested.
+
+:func:`propagation_graph` turns the training edges into the homogeneous symmetric-normalised graph
+:math:`D^{-1/2} A D^{-1/2}` over ``num_users + num_items`` nodes (items offset by ``num_users``) that
+LightGCN-style models propagate over.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+EDGE = ("user", "to", "item")
+
+
+def make_interaction_data(
+    num_users: int,
+    num_items: int,
+    train: Tensor,
+    test: Tensor,
+    val: Tensor | None = None,
+) -> HeteroData:
+    """Packs ``[2, E]`` user-item index tensors into the :class:`HeteroData` layout of this module."""
+    for name, index in (("train", train), ("test", test), ("val", val)):
+        if index is None:
+            continue
+        if index.dim() != 2 or index.size(0) != 2:
+            raise ValueError(f"{name} interactions must have shape [2, E], got {tuple(index.shape)}")
+        if index.numel() and (index.min() < 0 or index[0].max() >= num_users or index[1].max() >= num_items):
+            raise ValueError(
+                f"{name} interactions hold ids outside users [0, {num_users}) / items [0, {num_items})"
+            )
+    data = HeteroData()
+    data["user"].num_nodes = num_users
+    data["item"].num_nodes = num_items
+    data[EDGE].edge_index = train.long()
+    data[EDGE].edge_label_index = test.long()
+    if val is not None:
+        data[EDGE].val_edge_label_index = val.long()
+    return data
+
+
+def num_users_items(data: HeteroData) -> tuple[int, int]:
+    return int(data["user"].num_nodes), int(data["item"].num_nodes)
+
+
+def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The normalised user-item graph :math:`D^{-1/2} A D^{-1/2}` as a ``torch.sparse_csr`` tensor.
+
+    Nodes ``0 .. num_users-1`` are users and ``num_users ..`` are items. Isolated nodes get zero rows.
+    A CSR tensor works on CPU and CUDA with plain torch and is accepted by
+    :func:`torch_geometric.utils.spmm`; see :func:`to_sparse_tensor` for torch-sparse.
+    """
+    num_users, num_items = num_users_items(data)
+    user, item = data[EDGE].edge_index
+    n = num_users + num_items
+    row = torch.cat([user, item + num_users])
+    col = torch.cat([item + num_users, user])
+    deg = torch.zeros(n, dtype=dtype).index_add_(0, row, torch.ones(row.numel(), dtype=dtype))
+    inv_sqrt = deg.pow(-0.5)
+    inv_sqrt[deg == 0] = 0
+    value = inv_sqrt[row] * inv_sqrt[col]
+    adj = torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n)).coalesce()
+    return adj.to_sparse_csr()
+
+
+def to_sparse_tensor(adj: Tensor):
+    """Converts a CSR adjacency to a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
+    from torch_geometric.typing import WITH_TORCH_SPARSE
+
+    if not WITH_TORCH_SPARSE:
+        raise ImportError("to_sparse_tensor needs torch-sparse; install dslgraph[sparse]")
+    from torch_sparse import SparseTensor
+
+    return SparseTensor(
+        rowptr=adj.crow_indices(), col=adj.col_indices(), value=adj.values(), sparse_sizes=adj.shape
+    )
+
+
+def train_csr(data: HeteroData) -> Tensor:
+    """The ``num_users x num_items`` binary training matrix as CSR (used to mask seen items)."""
+    return interaction_csr(data[EDGE].edge_index, *num_users_items(data))
+
+
+def interaction_csr(index: Tensor, num_users: int, num_items: int) -> Tensor:
+    value = torch.ones(index.size(1))
+    return torch.sparse_coo_tensor(index, value, (num_users, num_items)).coalesce().to_sparse_csr()

@@ -1,0 +1,297 @@
+"""Interaction datasets built from user tables, and the per-user train/test splits they use.
+
+:class:`InteractionDataset` turns any table of ``(user, item[, rating][, time])`` rows, with ids of any
+type, into the :class:`~torch_geometric.data.HeteroData` layout of :mod:`dslgraph.data.graph`.
+:func:`holdout_mask` and :func:`leave_one_out_mask` are the vectorised, seeded per-user splits shared
+with the benchmark datasets of :mod:`dslgraph.data.datasets`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData, InMemoryDataset
+
+from .graph import make_interaction_data
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("random", "leave-one-out", "temporal")
+
+Seed = int | np.random.Generator
+
+
+def _holdout_latest(
+    user: Tensor, num_holdout: Tensor, key: Tensor | None, rng: np.random.Generator
+) -> Tensor:
+    """Marks, for every user ``u``, the ``num_holdout[u]`` interactions with the largest ``key``.
+
+    Ties in ``key`` (or everything, without ``key``) are broken at random.
+    """
+    users = user.numpy()
+    tie = rng.random(users.size)
+    order = np.lexsort((tie, users) if key is None else (tie, key.numpy(), users))
+    counts = np.bincount(users)
+    group_end = np.cumsum(counts)  # one past the last sorted position of each user
+    rank_from_last = group_end[users[order]] - 1 - np.arange(users.size)
+    mask = np.empty(users.size, dtype=bool)
+    mask[order] = rank_from_last < num_holdout.numpy()[users[order]]
+    return torch.from_numpy(mask)
+
+
+def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None = None) -> Tensor:
+    """A boolean mask holding out about ``ratio`` of every user's interactions.
+
+    Each user with :math:`n` interactions gets :math:`\\min(\\mathrm{round}(\\text{ratio} \\cdot n), n - 1)`
+    held out, so at least one interaction always stays. The held-out ones are the latest by ``time``
+    when given (a temporal split), else drawn at random.
+
+    Args:
+        user: The ``[E]`` user index of each interaction.
+        ratio: The fraction to hold out, in :math:`[0, 1)`.
+        seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
+        time: The ``[E]`` timestamps. (default: :obj:`None`)
+    """
+    if not 0 <= ratio < 1:
+        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    counts = torch.bincount(user)
+    num_holdout = torch.minimum(torch.round(ratio * counts).long(), (counts - 1).clamp(min=0))
+    return _holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+
+
+def leave_one_out_mask(user: Tensor, seed: Seed = 0, time: Tensor | None = None) -> Tensor:
+    """A boolean mask holding out one interaction of every user that has at least two.
+
+    The held-out interaction is the latest by ``time`` when given, else drawn at random.
+
+    Args:
+        user: The ``[E]`` user index of each interaction.
+        seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
+        time: The ``[E]`` timestamps. (default: :obj:`None`)
+    """
+    num_holdout = (torch.bincount(user) >= 2).long()
+    return _holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+
+
+def check_option(condition: bool, field: str, allowed: str, value: Any) -> None:
+    """Raises a :class:`ValueError` naming ``field``, the ``allowed`` values and the given ``value``."""
+    if not condition:
+        raise ValueError(f"{field} must be {allowed}, got {value!r}")
+
+
+def _k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
+    """Drops users and items with too few interactions, repeatedly, until none is left to drop."""
+    while True:
+        user_count = frame.groupby("user")["item"].transform("size")
+        item_count = frame.groupby("item")["user"].transform("size")
+        keep = (user_count >= min_user) & (item_count >= min_item)
+        if keep.all():
+            return frame
+        frame = frame[keep]
+
+
+def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return pd.factorize(column, sort=True)
+    except TypeError:  # mixed id types cannot be sorted; number them in order of appearance
+        return pd.factorize(column, sort=False)
+
+
+class InteractionDataset(InMemoryDataset):
+    """A user-item interaction dataset built in memory from a table, with ids of any type.
+
+    Users and items are renumbered ``0 .. n-1`` (sorted by original id where the ids are comparable);
+    :attr:`user_ids` and :attr:`item_ids` map the new indices back to the original ids and
+    :meth:`user_index`/:meth:`item_index` map original ids to indices. ``dataset[0]`` is the
+    :class:`~torch_geometric.data.HeteroData` described in :mod:`dslgraph.data.graph`.
+    Build it with :meth:`from_pandas` or :meth:`from_csv`.
+
+    Args:
+        data: The interaction graph.
+        user_ids: The original id of each user index.
+        item_ids: The original id of each item index.
+        transform: A function/transform applied to the data object on every access.
+            (default: :obj:`None`)
+    """
+
+    def __init__(
+        self,
+        data: HeteroData,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        transform: Callable | None = None,
+    ) -> None:
+        super().__init__(None, transform)
+        self.data, self.slices = self.collate([data])
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+
+    def user_index(self, ids: Any) -> np.ndarray:
+        """The indices of the users with the original ids ``ids``; raises :class:`KeyError` on unknown ids."""
+        return _lookup(self.user_ids, ids, "user")
+
+    def item_index(self, ids: Any) -> np.ndarray:
+        """The indices of the items with the original ids ``ids``; raises :class:`KeyError` on unknown ids."""
+        return _lookup(self.item_ids, ids, "item")
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike, sep: str = ",", **kwargs: Any) -> InteractionDataset:
+        """Reads a delimited text file with a header row and builds the dataset with :meth:`from_pandas`.
+
+        Args:
+            path: The file to read.
+            sep: The field separator. (default: ``","``)
+            **kwargs: The arguments of :meth:`from_pandas`.
+        """
+        return cls.from_pandas(pd.read_csv(path, sep=sep), **kwargs)
+
+    @classmethod
+    def from_pandas(
+        cls,
+        df: pd.DataFrame,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str | None = None,
+        time_col: str | None = None,
+        rating_threshold: float | None = None,
+        min_user_interactions: int = 0,
+        min_item_interactions: int = 0,
+        split: str = "random",
+        test_ratio: float = 0.2,
+        val_ratio: float = 0.0,
+        seed: int = 0,
+        transform: Callable | None = None,
+    ) -> InteractionDataset:
+        """Builds the dataset from a :class:`pandas.DataFrame` of interactions.
+
+        The rows are processed in this order: ratings below ``rating_threshold`` are dropped; repeated
+        ``(user, item)`` pairs are collapsed into one (keeping the latest time); the k-core filter
+        drops users/items with fewer than ``min_*_interactions`` interactions until none is left;
+        ids are renumbered; the test split is held out of each user's interactions, then the
+        validation split out of what remains (chosen the same way: by time when ``time_col`` is given
+        and ``split`` is not ``"random"``, at random otherwise).
+
+        Args:
+            df: The interactions, one per row.
+            user_col: The column of user ids. (default: ``"user"``)
+            item_col: The column of item ids. (default: ``"item"``)
+            rating_col: The column of ratings, needed by ``rating_threshold``. (default: :obj:`None`)
+            time_col: The column of timestamps (numbers or datetimes). (default: :obj:`None`)
+            rating_threshold: If given, keep only ratings ``>=`` this value. (default: :obj:`None`)
+            min_user_interactions: The k-core minimum per user. (default: :obj:`0`)
+            min_item_interactions: The k-core minimum per item. (default: :obj:`0`)
+            split: ``"random"`` (``test_ratio`` of each user's interactions, at random),
+                ``"leave-one-out"`` (the last interaction by time, or a random one without
+                ``time_col``, of each user with at least two) or ``"temporal"`` (the last
+                ``test_ratio`` of each user's interactions by time; needs ``time_col``).
+                (default: ``"random"``)
+            test_ratio: The test fraction for ``"random"``/``"temporal"``, in :math:`(0, 1)`.
+                (default: :obj:`0.2`)
+            val_ratio: The fraction of each user's remaining training interactions held out for
+                validation, in :math:`[0, 1)`. (default: :obj:`0.0`)
+            seed: The seed of every random choice. (default: :obj:`0`)
+            transform: A function/transform applied to the data object on every access.
+                (default: :obj:`None`)
+        """
+        check_option(isinstance(df, pd.DataFrame), "df", "a pandas DataFrame", type(df).__name__)
+        check_option(split in SPLITS, "split", f"one of {SPLITS}", split)
+        check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
+        check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        for field, value in (
+            ("min_user_interactions", min_user_interactions),
+            ("min_item_interactions", min_item_interactions),
+        ):
+            check_option(isinstance(value, int) and value >= 0, field, "an integer >= 0", value)
+        check_option(
+            split != "temporal" or time_col is not None, "time_col", "set for split='temporal'", None
+        )
+        check_option(
+            rating_threshold is None or rating_col is not None,
+            "rating_col",
+            "a column name when rating_threshold is given",
+            None,
+        )
+        columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
+        for field, column in columns.items():
+            check_option(
+                column is None or column in df.columns, f"{field}_col", f"one of {list(df.columns)}", column
+            )
+        chosen = [column for column in columns.values() if column is not None]
+        check_option(
+            len(set(chosen)) == len(chosen), "user_col/item_col/rating_col/time_col", "distinct", chosen
+        )
+        check_option(len(df) > 0, "df", "a non-empty DataFrame", "an empty DataFrame")
+
+        frame = df[[c for c in columns.values() if c is not None]].rename(
+            columns={column: field for field, column in columns.items() if column is not None}
+        )
+        for field in ("user", "item"):
+            check_option(not frame[field].isna().any(), f"{field}_col", "free of missing ids", columns[field])
+        if time_col is not None:
+            frame["time"] = _numeric_time(frame["time"], time_col)
+        if rating_threshold is not None:
+            check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)
+            frame = frame[frame["rating"] >= rating_threshold]
+        if time_col is not None:
+            frame = frame.sort_values("time", kind="stable")
+        frame = frame.drop_duplicates(["user", "item"], keep="last")
+        frame = _k_core(frame, min_user_interactions, min_item_interactions)
+        if frame.empty:
+            raise ValueError("no interaction is left after rating_threshold and the k-core filter")
+
+        user, user_ids = _factorize(frame["user"])
+        item, item_ids = _factorize(frame["item"])
+        index = torch.from_numpy(np.stack([user, item]).astype(np.int64))
+        time = (
+            torch.from_numpy(frame["time"].to_numpy(copy=True))
+            if time_col is not None and split != "random"
+            else None
+        )
+
+        rng = np.random.default_rng(seed)
+        if split == "leave-one-out":
+            test_mask = leave_one_out_mask(index[0], rng, time)
+        else:
+            test_mask = holdout_mask(index[0], test_ratio, rng, time)
+        train, test = index[:, ~test_mask], index[:, test_mask]
+        val = None
+        if val_ratio > 0:
+            train_time = None if time is None else time[~test_mask]
+            val_mask = holdout_mask(train[0], val_ratio, rng, train_time)
+            train, val = train[:, ~val_mask], train[:, val_mask]
+
+        data = make_interaction_data(len(user_ids), len(item_ids), train, test, val)
+        log.info(
+            "interactions: %d users, %d items, %d train / %d val / %d test",
+            len(user_ids),
+            len(item_ids),
+            train.size(1),
+            0 if val is None else val.size(1),
+            test.size(1),
+        )
+        return cls(data, np.asarray(user_ids), np.asarray(item_ids), transform)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(users={len(self.user_ids)}, items={len(self.item_ids)})"
+
+
+def _numeric_time(column: pd.Series, name: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.astype("int64")
+    check_option(pd.api.types.is_numeric_dtype(column), "time_col", "a numeric or datetime column", name)
+    return column
+
+
+def _lookup(ids: np.ndarray, query: Any, kind: str) -> np.ndarray:
+    query = np.atleast_1d(np.asarray(query))
+    index = pd.Index(ids).get_indexer(query)
+    if (index < 0).any():
+        raise KeyError(f"unknown {kind} ids: {query[index < 0][:10].tolist()}")
+    return index

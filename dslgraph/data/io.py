@@ -1,0 +1,267 @@
+"""Strict, vectorised readers for the raw interaction files of recommendation benchmarks.
+
+Two formats are supported:
+
+* adjacency lists (LightGCN / NGCF ``train.txt``/``test.txt``): one line per user,
+  ``user item item ...``, whitespace separated, 0-based ids (:func:`read_adjacency_lists`);
+* pair files: one interaction per line, ``user<sep>item[<sep>value ...]`` as in LastFM ``data1.txt``
+  or MovieLens ``u.data``/``ratings.dat`` (:func:`read_pairs`).
+
+Files are tokenised with numpy over the whole byte buffer (no per-token Python loop), yet every
+malformed input raises a :class:`DatasetFormatError` naming the file, the 1-based line number and
+the problem. Blank lines are ignored; ``\\r\\n`` line endings are accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# Ids are parsed through float64 when a file holds non-integer values, exact up to 2**53.
+_MAX_ID_DIGITS = 15
+# int64 holds every 18-digit number.
+_MAX_INT64_DIGITS = 18
+
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[list(b" \t\n\r\v\f")] = True
+_NOT_DIGIT = ~_WHITESPACE
+_NOT_DIGIT[list(b"0123456789")] = False
+_NOT_NUMBER = _NOT_DIGIT.copy()
+_NOT_NUMBER[list(b".+-eE")] = False
+
+
+class DatasetFormatError(ValueError):
+    """A raw dataset file that does not have the expected format.
+
+    Args:
+        path: The offending file.
+        line: The 1-based line number of the problem, or :obj:`None` if it concerns the whole file.
+        message: What is wrong.
+    """
+
+    def __init__(self, path: str | os.PathLike, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}" if line is None else f"{self.path}, line {line}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """The whitespace-delimited tokens of a file: byte offsets and 1-based line numbers."""
+
+    path: Path
+    raw: bytes
+    buf: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    line: np.ndarray
+
+    def text(self, k: int) -> str:
+        return self.raw[self.start[k] : self.end[k]].decode("utf-8", errors="replace")
+
+    def error(self, k: int, message: str) -> DatasetFormatError:
+        return DatasetFormatError(self.path, int(self.line[k]), message)
+
+    def line_starts(self) -> np.ndarray:
+        """The index of the first token of every non-blank line."""
+        return np.flatnonzero(np.r_[True, self.line[1:] != self.line[:-1]])
+
+    def flagged(self, table: np.ndarray) -> np.ndarray:
+        """The indices (ascending, repeated) of the tokens holding a byte that ``table`` flags."""
+        return np.searchsorted(self.start, np.flatnonzero(table[self.buf]), side="right") - 1
+
+    def parse(self) -> np.ndarray:
+        """All tokens as numbers (int64 if they all are short integers, else float64)."""
+        integral = self.flagged(_NOT_DIGIT).size == 0 and (self.end - self.start).max() <= _MAX_INT64_DIGITS
+        values = np.fromstring(self.raw, dtype=np.int64 if integral else np.float64, sep=" ")
+        if values.size != self.start.size:
+            bad = next((k for k in range(self.start.size) if not _is_float(self.text(k))), values.size)
+            raise self.error(bad, f"{self.text(bad)!r} is not a number")
+        return values
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _tokenize(path: str | os.PathLike, sep: str | None = None) -> _Tokens:
+    path = Path(path)
+    raw = path.read_bytes()
+    if sep is not None and not sep.isspace():
+        encoded = sep.encode()
+        pos = raw.find(encoded * 2)
+        if pos >= 0:
+            line = raw.count(b"\n", 0, pos) + 1
+            raise DatasetFormatError(path, line, f"empty field (two {sep!r} in a row)")
+        raw = raw.replace(encoded, b" ")
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    edge = np.diff(np.r_[0, (~_WHITESPACE[buf]).view(np.int8), 0])
+    start = np.flatnonzero(edge == 1)
+    if start.size == 0:
+        raise DatasetFormatError(path, None, "file is empty")
+    end = np.flatnonzero(edge == -1)
+    line = np.searchsorted(np.flatnonzero(buf == ord("\n")), start) + 1
+    return _Tokens(path, raw, buf, start, end, line)
+
+
+def _check_ids(tokens: _Tokens, is_id: np.ndarray) -> None:
+    """Checks that the tokens flagged by ``is_id`` are non-negative integers of a few digits."""
+    bad = tokens.flagged(_NOT_DIGIT)
+    bad = bad[is_id[bad]]
+    if bad.size:
+        k = int(bad[0])
+        text = tokens.text(k)
+        if text.startswith("-") and text[1:].isdigit():
+            raise tokens.error(k, f"negative id {text}")
+        raise tokens.error(k, f"expected a non-negative integer id, got {text!r}")
+    too_long = np.flatnonzero(is_id & (tokens.end - tokens.start > _MAX_ID_DIGITS))
+    if too_long.size:
+        k = int(too_long[0])
+        raise tokens.error(k, f"id {tokens.text(k)} has more than {_MAX_ID_DIGITS} digits")
+
+
+def _check_range(
+    tokens: _Tokens, ids: np.ndarray, index: np.ndarray, count: int | None, kind: str, offset: int
+) -> None:
+    if count is None:
+        return
+    bad = np.flatnonzero(ids >= count)
+    if bad.size:
+        k = bad[0]
+        raise tokens.error(
+            int(index[k]),
+            f"{kind} id {ids[k] + offset} is out of range: {count} {kind}s declared "
+            f"(ids {offset}..{count - 1 + offset})",
+        )
+
+
+def _check_duplicates(
+    tokens: _Tokens, user: np.ndarray, item: np.ndarray, index: np.ndarray, offset: int
+) -> None:
+    span = int(item.max()) + 1
+    if int(user.max()) < np.iinfo(np.int64).max // span:
+        order = np.argsort(user * span + item, kind="stable")  # equal pairs stay in file order
+    else:  # ids too large for one int64 key
+        order = np.lexsort((item, user))
+    same = (user[order][1:] == user[order][:-1]) & (item[order][1:] == item[order][:-1])
+    dup = np.flatnonzero(same)
+    if dup.size:
+        j = dup[np.argmin(order[dup + 1])]
+        first, again = order[j], order[j + 1]
+        raise tokens.error(
+            int(index[again]),
+            f"duplicate interaction (user {user[again] + offset}, item {item[again] + offset}), "
+            f"first seen on line {tokens.line[index[first]]}",
+        )
+
+
+def read_adjacency_lists(
+    path: str | os.PathLike,
+    num_users: int | None = None,
+    num_items: int | None = None,
+) -> Tensor:
+    """Reads a LightGCN-format adjacency-list file into a ``[2, E]`` user-item index tensor.
+
+    Each non-blank line is ``user item item ...`` (whitespace separated, 0-based ids). A line holding
+    only a user (no items) is accepted, as found in test files; a user listed twice or an item listed
+    twice for the same user is an error.
+
+    Args:
+        path: The file to read.
+        num_users: If given, every user id must be smaller. (default: :obj:`None`)
+        num_items: If given, every item id must be smaller. (default: :obj:`None`)
+    """
+    tokens = _tokenize(path)
+    _check_ids(tokens, np.ones(tokens.start.size, dtype=bool))
+    ids = tokens.parse().astype(np.int64)
+
+    first = tokens.line_starts()
+    users = ids[first]
+    _check_range(tokens, users, first, num_users, "user", 0)
+    order = np.argsort(users, kind="stable")
+    again = np.flatnonzero(users[order][1:] == users[order][:-1])
+    if again.size:
+        j = again[np.argmin(order[again + 1])]
+        k, earlier = first[order[j + 1]], first[order[j]]
+        raise tokens.error(int(k), f"user {users[order[j]]} already listed on line {tokens.line[earlier]}")
+
+    is_item = np.ones(tokens.start.size, dtype=bool)
+    is_item[first] = False
+    item_index = np.flatnonzero(is_item)
+    item = ids[item_index]
+    _check_range(tokens, item, item_index, num_items, "item", 0)
+    user = np.repeat(users, np.diff(np.r_[first, tokens.start.size]) - 1)
+    _check_duplicates(tokens, user, item, item_index, 0)
+    return torch.from_numpy(np.stack([user, item]))
+
+
+def read_pairs(
+    path: str | os.PathLike,
+    sep: str = "\t",
+    one_based: bool = False,
+    num_users: int | None = None,
+    num_items: int | None = None,
+    num_columns: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Reads a file of one interaction per line, ``user<sep>item[<sep>value ...]``.
+
+    Returns the ``[2, E]`` 0-based user-item index tensor and the ``[E, C - 2]`` float64 tensor of the
+    remaining columns (e.g. LastFM listening counts, MovieLens rating and timestamp). A separator
+    made of whitespace matches any run of whitespace. Every line must have the same number of
+    fields; a pair listed twice is an error.
+
+    Args:
+        path: The file to read.
+        sep: The field separator, e.g. ``"\\t"`` or ``"::"``. (default: ``"\\t"``)
+        one_based: Whether ids in the file start at 1; they are shifted to start at 0.
+            (default: :obj:`False`)
+        num_users: If given, the number of users: ids in the file must lie in ``[0, num_users)``,
+            or ``[1, num_users]`` if :obj:`one_based`. (default: :obj:`None`)
+        num_items: Likewise for items. (default: :obj:`None`)
+        num_columns: The expected number of fields per line; by default that of the first line.
+            (default: :obj:`None`)
+    """
+    tokens = _tokenize(path, sep)
+    first = tokens.line_starts()
+    fields = np.diff(np.r_[first, tokens.start.size])
+    expected = int(fields[0]) if num_columns is None else num_columns
+    if expected < 2:
+        raise tokens.error(0, f"expected at least 2 fields (user{sep}item), got {expected}")
+    bad = np.flatnonzero(fields != expected)
+    if bad.size:
+        k = int(first[bad[0]])
+        raise tokens.error(k, f"expected {expected} fields separated by {sep!r}, got {fields[bad[0]]}")
+
+    column = np.arange(tokens.start.size) % expected
+    _check_ids(tokens, column < 2)
+    not_number = tokens.flagged(_NOT_NUMBER)
+    if not_number.size:
+        k = int(not_number[0])
+        raise tokens.error(k, f"{tokens.text(k)!r} is not a number")
+    values = tokens.parse().reshape(-1, expected)
+    not_finite = np.flatnonzero(~np.isfinite(values[:, 2:]).all(axis=1))
+    if not_finite.size:
+        row = int(not_finite[0])
+        raise tokens.error(int(first[row]), f"not a finite number among {values[row, 2:].tolist()}")
+    ids = values[:, :2].astype(np.int64)
+    offset = int(one_based)
+    if one_based:
+        zero = np.flatnonzero((ids == 0).any(axis=1))
+        if zero.size:
+            raise tokens.error(int(first[zero[0]]), "id 0 in a file with 1-based ids")
+        ids -= 1
+    user, item = ids[:, 0], ids[:, 1]
+    _check_range(tokens, user, first, num_users, "user", offset)
+    _check_range(tokens, item, first + 1, num_items, "item", offset)
+    _check_duplicates(tokens, user, item, first + 1, offset)
+    return torch.from_numpy(np.stack([user, item])), torch.from_numpy(values[:, 2:].astype(np.float64))

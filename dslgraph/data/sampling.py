@@ -1,0 +1,91 @@
+"""Vectorised negative sampling for pairwise (BPR) training."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class NegativeSampler:
+    """Draws items uniformly at random that are not training positives of the user.
+
+    Membership is tested against the sorted keys ``user * num_items + item`` of the training
+    interactions with :func:`torch.searchsorted`; collisions are redrawn until none remain, so a
+    whole epoch of negatives is drawn in a handful of vectorised passes.
+
+    Args:
+        train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
+        num_items (int): Number of items.
+        max_rounds (int, optional): Redraw rounds before giving up on a user whose items cover
+            (almost) the whole catalogue. (default: :obj:`100`)
+    """
+
+    def __init__(self, train_index: Tensor, num_items: int, max_rounds: int = 100) -> None:
+        self.num_items = num_items
+        self.max_rounds = max_rounds
+        self.keys = torch.unique(train_index[0] * num_items + train_index[1])
+
+    def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
+        keys = users * self.num_items + items
+        pos = torch.searchsorted(self.keys, keys).clamp_(max=self.keys.numel() - 1)
+        return self.keys[pos] == keys
+
+    def sample(self, users: Tensor, num_negatives: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items."""
+        shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
+        expanded = users if num_negatives == 1 else users.view(-1, 1).expand(shape)
+        items = torch.randint(self.num_items, shape, generator=generator)
+        bad = self.is_positive(expanded, items)
+        for _ in range(self.max_rounds):
+            count = int(bad.sum())
+            if count == 0:
+                return items
+            items[bad] = torch.randint(self.num_items, (count,), generator=generator)
+            bad[bad.clone()] = self.is_positive(expanded[bad], items[bad])
+        raise RuntimeError(
+            f"could not draw negatives for {int(bad.sum())} (user, item) pairs in {self.max_rounds} rounds: "
+            "some users have interacted with (almost) every item"
+        )
+
+
+class BPRBatches:
+    """Iterates an epoch of shuffled ``(user, positive, negative)`` training triples.
+
+    Every training interaction appears once per epoch (as in PyG and RecBole); negatives are drawn
+    for the whole epoch at once with :class:`NegativeSampler`.
+
+    Args:
+        train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
+        num_items (int): Number of items.
+        batch_size (int): Triples per batch.
+        generator (torch.Generator, optional): Source of randomness (its state is checkpointed).
+        device (torch.device, optional): Where the batches are sent, one transfer per epoch.
+    """
+
+    def __init__(
+        self,
+        train_index: Tensor,
+        num_items: int,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.train_index = train_index
+        self.batch_size = batch_size
+        self.sampler = NegativeSampler(train_index, num_items)
+        self.generator = generator
+        self.device = device
+
+    def __len__(self) -> int:
+        return -(-self.train_index.size(1) // self.batch_size)
+
+    def __iter__(self):
+        perm = torch.randperm(self.train_index.size(1), generator=self.generator)
+        users, items = self.train_index[:, perm]
+        negatives = self.sampler.sample(users, generator=self.generator)
+        users, items, negatives = (t.to(self.device) for t in (users, items, negatives))
+        for start in range(0, users.numel(), self.batch_size):
+            end = start + self.batch_size
+            yield users[start:end], items[start:end], negatives[start:end]

@@ -1,0 +1,17 @@
+"""Evaluation of recommenders: full-ranking top-K metrics."""
+
+from dslgraph.metrics.ranking import (
+    METRICS,
+    RankingEvaluator,
+    evaluate_embeddings,
+    evaluate_ranking,
+    most_popular_scores,
+)
+
+__all__ = [
+    "METRICS",
+    "RankingEvaluator",
+    "evaluate_embeddings",
+    "evaluate_ranking",
+    "most_popular_scores",
+]

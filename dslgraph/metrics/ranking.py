@@ -1,0 +1,322 @@
+r"""Full-ranking top-:math:`K` evaluation of recommenders (the LightGCN protocol).
+
+Every evaluated user is scored against *all* items; items the user has already seen (training and,
+for the test split, validation interactions) are excluded by setting their score to :math:`-\infty`,
+and only users with at least one target interaction are averaged over.
+For a user :math:`u` with target set :math:`T_u` and top-:math:`K` list :math:`R_u`:
+
+* ``recall@K`` :math:`= |R_u \cap T_u| / |T_u|`;
+* ``precision@K`` :math:`= |R_u \cap T_u| / K`;
+* ``hr@K`` (hit ratio) :math:`= \mathbb{1}[|R_u \cap T_u| > 0]`;
+* ``ndcg@K`` as in :class:`RankingEvaluator`.
+
+These are the definitions of PyG's :class:`~torch_geometric.metrics.LinkPredRecall`,
+:class:`~torch_geometric.metrics.LinkPredPrecision`, :class:`~torch_geometric.metrics.LinkPredHitRatio`
+and :class:`~torch_geometric.metrics.LinkPredNDCG`. Users are processed in batches, each batch in a
+single vectorised top-:math:`\max K` pass shared by all cut-offs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from dslgraph.data.graph import EDGE, interaction_csr, num_users_items
+
+logger = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr")
+"""The metric names :class:`RankingEvaluator` understands."""
+
+ScoreFn = Callable[[Tensor], Tensor]
+"""Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
+
+
+def _segment_gather(crow: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+    """Positions into the CSR column array of the rows ``users``, and the batch row each belongs to."""
+    start = crow[users]
+    count = crow[users + 1] - start
+    row = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
+    # Offset of every entry inside its own row: global running index minus its row's first index.
+    first = torch.cumsum(count, 0) - count
+    pos = torch.arange(row.numel(), device=users.device) - first[row] + start[row]
+    return pos, row
+
+
+class RankingEvaluator:
+    r"""A full-ranking top-:math:`K` evaluator for one fixed split of user-item interactions.
+
+    The interaction indices are compressed once, so the same evaluator can be called every epoch.
+    Calling it with a score function returns a dictionary such as
+    ``{'recall@20': ..., 'ndcg@20': ..., 'precision@20': ..., 'hr@20': ...}``; the number of users
+    averaged over is :attr:`num_eval_users`. NDCG uses binary relevance and an ideal ranking that
+    places all :math:`\min(|T_u|, K)` reachable targets first:
+
+    .. math::
+        \mathrm{NDCG@K}(u) = \frac{\sum_{i=1}^{K} \mathbb{1}[r_i \in T_u] / \log_2(i + 1)}
+        {\sum_{i=1}^{\min(|T_u|, K)} 1 / \log_2(i + 1)}
+
+    Args:
+        num_users (int): The number of users.
+        num_items (int): The number of items (every one of them is ranked).
+        target_index (torch.Tensor): The ``[2, E]`` (user, item) interactions to retrieve.
+        exclude_index (torch.Tensor or list[torch.Tensor], optional): ``[2, E]`` interactions whose
+            items are removed from each user's ranking, *e.g.* the training (and validation) edges.
+            (default: :obj:`None`)
+        ks (Sequence[int], optional): The cut-offs :math:`K`. (default: :obj:`(20,)`)
+        metrics (Sequence[str], optional): A subset of ``('recall', 'ndcg', 'precision', 'hr')``.
+            (default: all four)
+        batch_size (int, optional): The number of users scored at once; peak memory is about
+            ``batch_size * num_items`` scores. (default: :obj:`1024`)
+        device (torch.device or str, optional): The device user-id batches are created on and handed
+            to the score function. The index structures follow the scores to their device.
+            (default: the device of :obj:`target_index`)
+        progress (bool, optional): Show a :mod:`tqdm` progress bar over user batches.
+            (default: :obj:`False`)
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        target_index: Tensor,
+        exclude_index: Tensor | Sequence[Tensor] | None = None,
+        ks: Sequence[int] = (20,),
+        metrics: Sequence[str] = METRICS,
+        batch_size: int = 1024,
+        device: torch.device | str | None = None,
+        progress: bool = False,
+    ) -> None:
+        ks = tuple(int(k) for k in ks)
+        if not ks or min(ks) < 1 or max(ks) > num_items:
+            raise ValueError(f"ks must be non-empty integers in [1, num_items={num_items}], got {ks}")
+        unknown = sorted(set(metrics) - set(METRICS))
+        if unknown or not metrics:
+            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {tuple(metrics)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if exclude_index is None:
+            exclude_index = []
+        elif isinstance(exclude_index, Tensor):
+            exclude_index = [exclude_index]
+
+        self.num_users = num_users
+        self.num_items = num_items
+        self.ks = tuple(sorted(set(ks)))
+        self.metrics = tuple(m for m in METRICS if m in metrics)
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else target_index.device
+        self.progress = progress
+
+        target_crow, target_col = self._compress([target_index])
+        exclude_crow, exclude_col = self._compress(list(exclude_index))
+        num_targets = target_crow.diff()
+        self.users = torch.nonzero(num_targets).view(-1).to(self.device)
+        # Per device: (target crow, target col, exclusion crow, exclusion col, |T_u| of all users).
+        self._index: dict[torch.device, tuple[Tensor, ...]] = {}
+        self._index[torch.device("cpu")] = (target_crow, target_col, exclude_crow, exclude_col, num_targets)
+
+    @classmethod
+    def from_data(cls, data: HeteroData, split: str = "test", **kwargs) -> RankingEvaluator:
+        r"""Builds the evaluator of a :mod:`dslgraph.data` split.
+
+        The ``'test'`` split (``edge_label_index``) excludes the training and, when present, validation
+        interactions; the ``'val'`` split (``val_edge_label_index``) excludes the training ones.
+        Remaining keyword arguments go to :class:`RankingEvaluator`.
+        """
+        store = data[EDGE]
+        if split == "test":
+            target = store.edge_label_index
+            exclude = [store.edge_index]
+            if "val_edge_label_index" in store:
+                exclude.append(store.val_edge_label_index)
+        elif split == "val":
+            if "val_edge_label_index" not in store:
+                raise ValueError("split='val' needs data with a validation split (val_edge_label_index)")
+            target, exclude = store.val_edge_label_index, [store.edge_index]
+        else:
+            raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        return cls(*num_users_items(data), target, exclude, **kwargs)
+
+    @property
+    def num_eval_users(self) -> int:
+        """The number of users with at least one target, *i.e.* the users every metric averages over."""
+        return self.users.numel()
+
+    def _compress(self, indices: list[Tensor]) -> tuple[Tensor, Tensor]:
+        if not indices:
+            return torch.zeros(self.num_users + 1, dtype=torch.long), torch.empty(0, dtype=torch.long)
+        index = torch.cat([i.detach().long().cpu() for i in indices], dim=1)
+        if index.numel() and (
+            index.min() < 0 or index[0].max() >= self.num_users or index[1].max() >= self.num_items
+        ):
+            raise ValueError(
+                f"interactions hold ids outside users [0, {self.num_users}) / items [0, {self.num_items})"
+            )
+        csr = interaction_csr(index, self.num_users, self.num_items)  # duplicates merged, rows sorted
+        return csr.crow_indices(), csr.col_indices()
+
+    def _index_on(self, device: torch.device) -> tuple[Tensor, ...]:
+        if device not in self._index:
+            self._index[device] = tuple(t.to(device) for t in self._index[torch.device("cpu")])
+        return self._index[device]
+
+    @torch.no_grad()
+    def __call__(self, score_fn: ScoreFn) -> dict[str, float]:
+        r"""Evaluates a score function and returns the metrics averaged over :attr:`num_eval_users`.
+
+        Args:
+            score_fn (Callable): Maps a ``[B]`` tensor of user ids to their ``[B, num_items]`` scores
+                on any device. The returned tensor is overwritten in place (seen items set to
+                :math:`-\infty`), so it must not be a view of data that is still needed.
+        """
+        max_k = self.ks[-1]
+        discount = 1.0 / torch.arange(2, max_k + 2, dtype=torch.float64).log2()
+        idcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
+        sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64) for m in self.metrics for k in self.ks}
+
+        batches = self.users.split(self.batch_size)
+        for users in tqdm(batches, desc="evaluating", unit="batch", disable=not self.progress):
+            scores = score_fn(users)
+            if scores.shape != (users.numel(), self.num_items):
+                expected = (users.numel(), self.num_items)
+                raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
+            device = scores.device
+            target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
+            users = users.to(device)
+
+            pos, row = _segment_gather(exclude_crow, users)
+            scores[row, exclude_col[pos]] = float("-inf")
+            top_score, top_item = scores.topk(max_k, dim=1)
+
+            # A top item is a hit iff (batch row, item) is among the sorted keys of the batch's targets.
+            pos, row = _segment_gather(target_crow, users)
+            target_key = row * self.num_items + target_col[pos]
+            top_key = torch.arange(users.numel(), device=device).view(-1, 1) * self.num_items + top_item
+            # Every batch user has a target, so target_key is non-empty.
+            found = torch.searchsorted(target_key, top_key).clamp_(max=target_key.numel() - 1)
+            # An excluded item can only be a target if the splits overlap; it is never recommended.
+            hit = (target_key[found] == top_key) & (top_score != float("-inf"))
+
+            hit = hit.to(torch.float64)
+            hits = hit.cumsum(1).cpu()
+            dcg = (hit * discount.to(device)).cumsum(1).cpu()
+            n_t = num_targets[users].cpu()
+            for k in self.ks:
+                hits_k = hits[:, k - 1]
+                per_user = {
+                    "recall": hits_k / n_t,
+                    "precision": hits_k / k,
+                    "hr": (hits_k > 0).to(torch.float64),
+                    "ndcg": dcg[:, k - 1] / idcg[n_t.clamp(max=k)],
+                }
+                for m in self.metrics:
+                    sums[f"{m}@{k}"] += per_user[m].sum()
+
+        if self.num_eval_users == 0:
+            logger.warning("no user has a target interaction; all metrics are reported as 0")
+        denom = max(self.num_eval_users, 1)
+        return {name: float(total) / denom for name, total in sums.items()}
+
+    def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
+        r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.
+
+        Args:
+            user_emb (torch.Tensor): The ``[num_users, d]`` user embeddings.
+            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same device).
+        """
+        if user_emb.size(0) != self.num_users or item_emb.size(0) != self.num_items:
+            raise ValueError(
+                f"expected {self.num_users} user and {self.num_items} item embeddings, "
+                f"got {user_emb.size(0)} and {item_emb.size(0)}"
+            )
+        item_t = item_emb.detach().t()
+        user_emb = user_emb.detach()
+        # One score buffer for all batches: a fresh batch_size x num_items allocation per batch costs
+        # about as much as the product itself on CPU (page faults on every new block).
+        buffer = user_emb.new_empty(min(self.batch_size, self.num_eval_users), self.num_items)
+
+        def score_fn(users: Tensor) -> Tensor:
+            out = buffer[: users.numel()]
+            return torch.mm(user_emb[users.to(user_emb.device)], item_t, out=out)
+
+        return self(score_fn)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(num_eval_users={self.num_eval_users}, "
+            f"num_items={self.num_items}, ks={self.ks}, metrics={self.metrics})"
+        )
+
+
+def evaluate_ranking(
+    score_fn: ScoreFn,
+    num_users: int,
+    num_items: int,
+    target_index: Tensor,
+    exclude_index: Tensor | Sequence[Tensor] | None = None,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = METRICS,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    r"""Full-ranking top-:math:`K` metrics of a score function, *e.g.* ``{'recall@20': 0.18, ...}``.
+
+    A one-shot wrapper around :class:`RankingEvaluator` (which also reports the number of evaluated
+    users and should be reused when the same split is evaluated repeatedly); see it for the arguments.
+    """
+    evaluator = RankingEvaluator(
+        num_users, num_items, target_index, exclude_index, ks, metrics, batch_size, device, progress
+    )
+    return evaluator(score_fn)
+
+
+def evaluate_embeddings(
+    user_emb: Tensor,
+    item_emb: Tensor,
+    target_index: Tensor,
+    exclude_index: Tensor | Sequence[Tensor] | None = None,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = METRICS,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> dict[str, float]:
+    r"""Full-ranking top-:math:`K` metrics of dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i`.
+
+    The numbers of users and items are the embedding counts and the evaluation runs on the device of
+    :obj:`user_emb`; see :class:`RankingEvaluator` for the other arguments.
+    """
+    evaluator = RankingEvaluator(
+        user_emb.size(0),
+        item_emb.size(0),
+        target_index,
+        exclude_index,
+        ks,
+        metrics,
+        batch_size,
+        user_emb.device,
+        progress,
+    )
+    return evaluator.evaluate_embeddings(user_emb, item_emb)
+
+
+def most_popular_scores(train_index: Tensor, num_items: int) -> ScoreFn:
+    """The most-popular baseline: a score function giving every user the training degree of each item.
+
+    Args:
+        train_index (torch.Tensor): The ``[2, E]`` training (user, item) interactions.
+        num_items (int): The number of items.
+    """
+    popularity = torch.bincount(train_index[1].long(), minlength=num_items).to(torch.float32)
+
+    def score_fn(users: Tensor) -> Tensor:
+        # A fresh tensor per call, since the evaluator writes -inf into it.
+        return popularity.to(users.device).expand(users.numel(), -1).clone()
+
+    return score_fn

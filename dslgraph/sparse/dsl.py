@@ -1,0 +1,434 @@
+"""The Dynamic Sparse Learning controller: a fixed budget of active weights, pruned and regrown."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dslgraph.sparse.table import EmbeddingTable
+from dslgraph.sparse.embedding import SparseEmbedding, active_count, check_density
+from dslgraph.sparse.schedules import SCHEDULES, update_fraction
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("sparse", "masked")
+GROWTH = ("gradient", "random", "momentum")
+OPTIMIZER_STATE = ("reset", "keep")
+DISTRIBUTIONS = ("uniform", "erk")
+TABLES = "tables"
+
+
+class _Target:
+    """One sparsified tensor as the controller sees it: active flat positions and their weights."""
+
+    name: str
+    numel: int
+
+    def active_positions(self) -> Tensor:
+        raise NotImplementedError
+
+    def active_magnitudes(self) -> Tensor:
+        raise NotImplementedError
+
+    def grad_chunks(self, chunk_rows: int) -> Iterator[tuple[int, Tensor]]:
+        """``(first flat position, dense |gradient| of a block)`` pairs covering the tensor."""
+        raise NotImplementedError
+
+    def momentum(self, optimizer: torch.optim.Optimizer | None) -> Tensor:
+        raise NotImplementedError
+
+    def replace(self, pruned: Tensor, grown: Tensor, optimizer, reset_state: bool) -> None:
+        """Moves the entries at active indices ``pruned`` to flat positions ``grown`` (value 0)."""
+        raise NotImplementedError
+
+    def set_probe(self, on: bool) -> None:
+        raise NotImplementedError
+
+
+class _TableTarget(_Target):
+    def __init__(self, name: str, table: SparseEmbedding) -> None:
+        self.name, self.table = name, table
+        self.numel = table.num_embeddings * table.embedding_dim
+
+    def active_positions(self) -> Tensor:
+        return self.table.positions
+
+    def active_magnitudes(self) -> Tensor:
+        return self.table.values.detach().abs()
+
+    def grad_chunks(self, chunk_rows: int):
+        d = self.table.embedding_dim
+        for first_row, block in self.table.dense_grad_chunks(chunk_rows):
+            yield first_row * d, block.reshape(-1).abs()
+
+    def momentum(self, optimizer):
+        raise ValueError(
+            f"momentum growth needs a dense momentum for {self.name!r}, which a genuinely sparse table "
+            "does not keep; use growth='gradient' or backend='masked'"
+        )
+
+    def replace(self, pruned, grown, optimizer, reset_state):
+        table = self.table
+        with torch.no_grad():
+            table.positions[pruned] = grown
+            table.values[pruned] = 0
+        table.positions_changed()
+        if reset_state and optimizer is not None:
+            _reset_state(optimizer, table.values, pruned)
+
+    def set_probe(self, on: bool) -> None:
+        self.table.probing = on
+        self.table.clear_probe()
+
+
+class _MaskedTarget(_Target):
+    """A dense parameter with a boolean mask buffer ``<name>_mask`` on its module (the authors' way).
+
+    Gradients stay dense (as in the authors' code) and the weight is re-masked after every
+    optimizer step, so inactive weights are exactly zero whenever the model runs.
+    """
+
+    def __init__(self, name: str, module: nn.Module, attr: str, density: float, generator) -> None:
+        self.name, self.module, self.attr = name, module, attr
+        param = getattr(module, attr)
+        self.numel = param.numel()
+        mask_name = f"{attr}_mask"
+        if not hasattr(module, mask_name):
+            flat = torch.zeros(self.numel, dtype=torch.bool)
+            flat[torch.randperm(self.numel, generator=generator)[: active_count(self.numel, density)]] = True
+            module.register_buffer(mask_name, flat.view_as(param).to(param.device))
+        self.mask_name = mask_name
+        self.apply_mask()
+
+    @property
+    def param(self) -> nn.Parameter:
+        return getattr(self.module, self.attr)
+
+    @property
+    def mask(self) -> Tensor:
+        return getattr(self.module, self.mask_name)
+
+    def apply_mask(self) -> None:
+        with torch.no_grad():
+            self.param.mul_(self.mask)
+
+    def active_positions(self) -> Tensor:
+        return self.mask.view(-1).nonzero().squeeze(1)
+
+    def active_magnitudes(self) -> Tensor:
+        return self.param.detach().view(-1)[self.active_positions()].abs()
+
+    def grad_chunks(self, chunk_rows: int):
+        grad = self.param.grad
+        if grad is None:
+            raise RuntimeError(f"{self.name!r} has no gradient at the DSL update step")
+        yield 0, grad.detach().reshape(-1).abs()
+
+    def momentum(self, optimizer):
+        state = optimizer.state.get(self.param, {}) if optimizer is not None else {}
+        if "exp_avg" in state:
+            return state["exp_avg"].abs().view(-1)
+        if "momentum_buffer" in state and state["momentum_buffer"] is not None:
+            return state["momentum_buffer"].abs().view(-1)
+        raise ValueError(f"momentum growth needs an optimizer with momentum state for {self.name!r}")
+
+    def replace(self, pruned, grown, optimizer, reset_state):
+        positions = self.active_positions()[pruned]
+        flat_mask = self.mask.view(-1)
+        flat_mask[positions] = False
+        flat_mask[grown] = True
+        with torch.no_grad():
+            self.param.view(-1)[grown] = 0
+        self.apply_mask()
+        if reset_state and optimizer is not None:
+            _reset_state(optimizer, self.param, grown)
+
+    def set_probe(self, on: bool) -> None:
+        pass  # the dense gradient is in .grad already
+
+
+def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor) -> None:
+    """Zeroes every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics)."""
+    for value in optimizer.state.get(param, {}).values():
+        if isinstance(value, Tensor) and value.shape == param.shape:
+            value.view(-1)[index] = 0
+
+
+class DynamicSparseLearning:
+    r"""Dynamic Sparse Learning from `"Dynamic Sparse Learning: A Novel Paradigm for Efficient
+    Recommendation" <https://arxiv.org/abs/2402.02855>`_ (Wang et al., WSDM 2024), for any model.
+
+    On construction, the chosen tensors of ``model`` become sparse at a fixed density: embedding
+    tables (:class:`~dslgraph.sparse.table.EmbeddingTable` and :class:`torch.nn.Embedding`) are
+    replaced by genuinely sparse :class:`~dslgraph.sparse.SparseEmbedding` tables (``backend=
+    "sparse"``) or masked in place (``backend="masked"``); other parameters are always masked.
+    Create the optimizer afterwards, :meth:`attach` it, and call :meth:`step` after every
+    ``optimizer.step()``. Every ``update_interval`` iterations each tensor prunes
+    :math:`n = \lceil \rho_t \cdot nnz \rceil` active weights of smallest magnitude and grows ``n``
+    inactive ones (by largest dense gradient of that iteration's mini-batch, at random, or by
+    largest momentum); grown weights start at zero and the count of active weights never changes.
+
+    Args:
+        model (torch.nn.Module): The model; modified in place.
+        sparsity (float): Fraction of zero weights over the sparsified tensors, in ``[0, 1)``.
+        total_steps (int): Iterations of the whole run, :math:`T` of the schedule.
+        targets (str or list of str, optional): ``"tables"`` (every embedding table) and/or regular
+            expressions matched against parameter names (e.g. ``r"mlp\..*\.weight"``).
+            (default: :obj:`"tables"`)
+        update_interval (int, optional): :math:`\Delta T`. (default: :obj:`3000`)
+        schedule (str, optional): ``"cosine"``, ``"linear"`` or ``"constant"``. (default: :obj:`"cosine"`)
+        rho0 (float, optional): Initial update fraction. (default: :obj:`0.5`)
+        rho_min (float, optional): Final update fraction. (default: :obj:`0.005`)
+        t_end (int, optional): No updates after this iteration (RigL); ``None`` updates to the end
+            like the DSL authors. (default: :obj:`None`)
+        growth (str, optional): ``"gradient"``, ``"random"`` or ``"momentum"``. (default: :obj:`"gradient"`)
+        optimizer_state (str, optional): ``"reset"`` zeroes the optimizer state of grown weights
+            (RigL); ``"keep"`` never touches it (the DSL authors' code). (default: :obj:`"reset"`)
+        distribution (str, optional): ``"uniform"`` density per tensor or ``"erk"``
+            (Erdős-Rényi-kernel budgets, same total). (default: :obj:`"uniform"`)
+        backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables. (default: :obj:`"sparse"`)
+        chunk_rows (int, optional): Rows of dense gradient materialised at once during growth.
+            (default: :obj:`4096`)
+        seed (int, optional): Seed of masks and random growth. (default: :obj:`0`)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sparsity: float,
+        total_steps: int,
+        targets: str | Sequence[str] = TABLES,
+        update_interval: int = 3000,
+        schedule: str = "cosine",
+        rho0: float = 0.5,
+        rho_min: float = 0.005,
+        t_end: int | None = None,
+        growth: str = "gradient",
+        optimizer_state: str = "reset",
+        distribution: str = "uniform",
+        backend: str = "sparse",
+        chunk_rows: int = 4096,
+        seed: int = 0,
+    ) -> None:
+        check_density(1.0 - sparsity)
+        _check_choice("schedule", schedule, SCHEDULES)
+        _check_choice("growth", growth, GROWTH)
+        _check_choice("optimizer_state", optimizer_state, OPTIMIZER_STATE)
+        _check_choice("distribution", distribution, DISTRIBUTIONS)
+        _check_choice("backend", backend, BACKENDS)
+        if update_interval < 1:
+            raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if not 0.0 <= rho_min <= rho0 <= 1.0:
+            raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0}, rho_min={rho_min}")
+        if t_end is not None and not 0 < t_end <= total_steps:
+            raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if growth == "momentum" and backend == "sparse":
+            raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
+        self.model = model
+        self.sparsity = sparsity
+        self.total_steps = total_steps
+        self.update_interval = update_interval
+        self.schedule = schedule
+        self.rho0, self.rho_min = rho0, rho_min
+        self.t_end = t_end
+        self.growth = growth
+        self.optimizer_state = optimizer_state
+        self.backend = backend
+        self.chunk_rows = chunk_rows
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.iteration = 0
+        self.updates: list[dict] = []
+        selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
+        densities = _densities(selected, 1.0 - sparsity, distribution)
+        self.targets = [self._sparsify(name, obj, densities[name]) for name, obj in selected.items()]
+        self._set_probe()
+
+    def _sparsify(self, name: str, obj, density: float) -> _Target:
+        if isinstance(obj, (EmbeddingTable, nn.Embedding)):
+            if self.backend == "sparse":
+                table = SparseEmbedding.from_dense(obj.weight.detach(), density, generator=self.generator)
+                _set_submodule(self.model, name, table)
+                return _TableTarget(name, table)
+            return _MaskedTarget(name, obj, "weight", density, self.generator)
+        module_name, _, attr = name.rpartition(".")
+        return _MaskedTarget(name, self.model.get_submodule(module_name), attr, density, self.generator)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
+        """Registers the optimizer (created after this controller) whose state DSL manages."""
+        self.optimizer = optimizer
+        return self
+
+    def is_update_step(self, iteration: int) -> bool:
+        if iteration % self.update_interval:
+            return False
+        limit = self.t_end if self.t_end is not None else self.total_steps
+        return 0 < iteration <= limit
+
+    def _set_probe(self) -> None:
+        probe = self.is_update_step(self.iteration + 1)
+        for target in self.targets:
+            target.set_probe(probe)
+
+    def step(self) -> None:
+        """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
+        self.iteration += 1
+        for target in self.targets:
+            if isinstance(target, _MaskedTarget):
+                target.apply_mask()
+        if self.is_update_step(self.iteration):
+            self.update()
+        self._set_probe()
+
+    @torch.no_grad()
+    def update(self) -> dict:
+        """One prune-and-grow round at the current iteration; returns what it did."""
+        horizon = self.t_end if self.t_end is not None else self.total_steps
+        rho = update_fraction(self.schedule, self.iteration, horizon, self.rho0, self.rho_min)
+        record = {"iteration": self.iteration, "rho": rho, "changed": {}}
+        for target in self.targets:
+            active = target.active_positions()
+            n = min(math.ceil(rho * active.numel()), active.numel())
+            if n == 0 or active.numel() == target.numel:
+                continue
+            pruned = target.active_magnitudes().topk(n, largest=False).indices
+            keep = torch.ones(active.numel(), dtype=torch.bool, device=active.device)
+            keep[pruned] = False
+            grown = self._grow(target, active[keep], n)
+            target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
+            record["changed"][target.name] = n
+        self.updates.append(record)
+        log.debug("DSL update at iteration %d: rho=%.4f %s", self.iteration, rho, record["changed"])
+        return record
+
+    def _grow(self, target: _Target, kept: Tensor, n: int) -> Tensor:
+        """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones)."""
+        kept = kept.sort().values
+        if self.growth == "random":
+            return _random_excluding(target.numel, kept, n, self.generator).to(kept.device)
+        if self.growth == "momentum":
+            chunks = [(0, target.momentum(self.optimizer))]
+        else:
+            chunks = target.grad_chunks(self.chunk_rows)
+        best_score = kept.new_empty(0, dtype=torch.float32)
+        best_pos = kept.new_empty(0)
+        for offset, score in chunks:
+            score = score.clone().float()
+            lo, hi = torch.searchsorted(kept, torch.tensor([offset, offset + score.numel()], device=kept.device))
+            score[kept[lo:hi] - offset] = -math.inf
+            top = score.topk(min(n, score.numel()))
+            best_score = torch.cat([best_score, top.values])
+            best_pos = torch.cat([best_pos, top.indices + offset])
+            if best_score.numel() > n:
+                keep_top = best_score.topk(n).indices
+                best_score, best_pos = best_score[keep_top], best_pos[keep_top]
+        return best_pos
+
+    # ----------------------------------------------------------------- reporting
+    def active_counts(self) -> dict[str, int]:
+        return {t.name: int(t.active_positions().numel()) for t in self.targets}
+
+    def achieved_sparsity(self) -> float:
+        total = sum(t.numel for t in self.targets)
+        return 1.0 - sum(self.active_counts().values()) / total
+
+    def state_dict(self) -> dict:
+        """Iteration, RNG and update log; masks and positions live in the model's state dict."""
+        return {"iteration": self.iteration, "generator": self.generator.get_state(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.generator.set_state(state["generator"])
+        self.updates = list(state["updates"])
+        for target in self.targets:
+            if isinstance(target, _TableTarget):
+                target.table.positions_changed()
+        self._set_probe()
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(sparsity={self.sparsity}, targets={[t.name for t in self.targets]}, "
+            f"update_interval={self.update_interval}, schedule={self.schedule}, growth={self.growth}, "
+            f"backend={self.backend})"
+        )
+
+
+def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
+
+
+def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
+    """Maps names to the tables (modules) and parameters the patterns pick."""
+    selected: dict[str, object] = {}
+    table_params: set[str] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, (EmbeddingTable, nn.Embedding)):
+            table_params.update(f"{name}.{p}" if name else p for p, _ in module.named_parameters())
+            if TABLES in patterns:
+                selected[name] = module
+    for pattern in patterns:
+        if pattern == TABLES:
+            if not selected:
+                raise ValueError("targets include 'tables' but the model has no embedding table")
+            continue
+        regex = re.compile(pattern)
+        hits = [n for n, _ in model.named_parameters() if regex.fullmatch(n)]
+        if not hits:
+            names = [n for n, _ in model.named_parameters()]
+            raise ValueError(f"target {pattern!r} matches no parameter; parameters are {names}")
+        for name in hits:
+            if name in table_params:
+                selected[name.rpartition(".")[0]] = model.get_submodule(name.rpartition(".")[0])
+            else:
+                selected[name] = model.get_parameter(name)
+    return selected
+
+
+def _shape(obj) -> tuple[int, ...]:
+    return tuple(obj.weight.shape) if isinstance(obj, nn.Module) else tuple(obj.shape)
+
+
+def _densities(selected: dict[str, object], density: float, distribution: str) -> dict[str, float]:
+    """Per-tensor densities: the same everywhere, or ERK budgets with the same total."""
+    if distribution == "uniform":
+        return {name: density for name in selected}
+    shapes = {name: _shape(obj) for name, obj in selected.items()}
+    numel = {name: math.prod(shape) for name, shape in shapes.items()}
+    raw = {name: sum(shape) / numel[name] for name, shape in shapes.items()}
+    budget = density * sum(numel.values())
+    dense: set[str] = set()
+    while True:
+        free = [n for n in selected if n not in dense]
+        scale = (budget - sum(numel[n] for n in dense)) / sum(raw[n] * numel[n] for n in free)
+        over = [n for n in free if raw[n] * scale > 1]
+        if not over:
+            return {n: 1.0 if n in dense else raw[n] * scale for n in selected}
+        dense.update(over)
+
+
+def _random_excluding(numel: int, excluded: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` distinct positions in ``[0, numel)`` drawn uniformly, none in sorted ``excluded``."""
+    excluded = excluded.cpu()
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < n:
+        draw = torch.randint(numel, (2 * (n - chosen.numel()) + 16,), generator=generator)
+        if excluded.numel():
+            pos = torch.searchsorted(excluded, draw).clamp_(max=excluded.numel() - 1)
+            draw = draw[excluded[pos] != draw]
+        chosen = torch.unique(torch.cat([chosen, draw]))
+    return chosen[torch.randperm(chosen.numel(), generator=generator)[:n]]
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)

@@ -1,0 +1,248 @@
+"""An embedding table that stores, computes with and trains only its active entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dslgraph.sparse.table import EmbeddingTable, init_table_
+from dslgraph.sparse.ops import csr_row_slice, csr_segments
+
+
+@dataclass
+class _Layout:
+    """Index structures derived from ``positions``; rebuilt only when the positions change."""
+
+    order: Tensor  # slots sorted by flat position (row-major)
+    row: Tensor  # row of each sorted slot
+    col: Tensor  # column of each sorted slot
+    crow: Tensor  # CSR row pointer over the sorted slots
+
+
+@dataclass
+class _Plan:
+    """The first propagation step ``adj @ table`` as a linear map of the active values.
+
+    ``forward`` is ``[N*d, nnz]`` with one entry per (graph edge, active entry of the edge's source
+    row); ``backward`` is its transpose. Both are CSR, so forward and backward are one spmv each
+    and cost ``nnz(adj) x active entries per row``, never ``nnz(adj) x d``.
+    """
+
+    adj: object
+    forward: Tensor
+    backward: Tensor
+
+
+class _PlannedSpmv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, plan: _Plan) -> Tensor:
+        ctx.plan = plan
+        return torch.sparse.mm(plan.forward, values.unsqueeze(1)).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return torch.sparse.mm(ctx.plan.backward, grad.unsqueeze(1)).squeeze(1), None
+
+
+class SparseEmbedding(EmbeddingTable):
+    r"""An embedding table holding only its active entries: values plus their flat positions.
+
+    The trainable parameter :attr:`values` has one element per active entry, so the table and its
+    optimizer state (e.g. Adam's two moments) take memory proportional to the number of active
+    entries, not to ``num_embeddings x embedding_dim``. :attr:`positions` holds the row-major flat
+    index ``row * embedding_dim + col`` of each value; the number of active entries never changes,
+    so when the DSL controller prunes and regrows it rewrites positions in place (same slots) and
+    optimizer state keeps its shape.
+
+    It implements the :class:`~dslgraph.sparse.table.EmbeddingTable` seam:
+    :meth:`forward` looks up dense rows of a batch from the active entries of those rows,
+    :meth:`propagate` computes ``adj @ table`` with work ``nnz(adj) x`` active entries per row, and
+    :meth:`to_dense` scatters the values into a dense tensor. For graph models that read
+    ``embedding.weight`` directly, :attr:`weight` is the dense view (correct, but not sparse work).
+
+    During a DSL update step (:attr:`probing`), the dense gradient that every use of the table
+    would have sent to a dense table is recorded as the use's output gradient, and
+    :meth:`dense_grad_chunks` rebuilds it a bounded block of rows at a time.
+
+    Args:
+        num_embeddings (int): Number of rows.
+        embedding_dim (int): Number of columns.
+        density (float): Fraction of entries that are active, in ``(0, 1]``.
+        init (str, optional): ``"normal"`` or ``"xavier"``, drawn as for the dense table then
+            masked. (default: :obj:`"normal"`)
+        std (float, optional): Std of the normal init. (default: :obj:`0.1`)
+        generator (torch.Generator, optional): Source of the random mask.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        density: float,
+        init: str = "normal",
+        std: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        check_density(density)
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.init = init
+        self.std = std
+        nnz = active_count(num_embeddings * embedding_dim, density)
+        self.values = nn.Parameter(torch.empty(nnz))
+        self.register_buffer("positions", torch.empty(nnz, dtype=torch.long))
+        self.probing = False
+        self._adjoints: list[tuple[str, object, Tensor]] = []
+        self._cache_key: tuple | None = None
+        self._layout: _Layout | None = None
+        self._plans: list[_Plan] = []
+        self.register_load_state_dict_post_hook(lambda module, _: module.positions_changed())
+        self.reset_parameters(generator)
+
+    @classmethod
+    def from_dense(cls, weight: Tensor, density: float, generator: torch.Generator | None = None):
+        """A sparse table keeping a uniformly random ``density`` fraction of ``weight``'s entries."""
+        table = cls(weight.size(0), weight.size(1), density, generator=generator)
+        with torch.no_grad():
+            table.values.copy_(weight.reshape(-1)[table.positions.to(weight.device)])
+        return table.to(weight.device)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draws a uniformly random mask at the table's density and initial values for it."""
+        numel = self.num_embeddings * self.embedding_dim
+        positions = torch.randperm(numel, generator=generator)[: self.values.numel()].sort().values
+        dense = init_table_(torch.empty(self.num_embeddings, self.embedding_dim), self.init, self.std)
+        with torch.no_grad():
+            self.positions.copy_(positions)
+            self.values.copy_(dense.view(-1)[positions])
+        self.positions_changed()
+
+    @property
+    def nnz(self) -> int:
+        return self.values.numel()
+
+    def density(self) -> float:
+        return self.nnz / (self.num_embeddings * self.embedding_dim)
+
+    def positions_changed(self) -> None:
+        """Drops the cached layout and propagation plans (call after editing :attr:`positions`)."""
+        self._cache_key = None
+        self._layout = None
+        self._plans = []
+
+    def _current_layout(self) -> _Layout:
+        key = (self.positions.data_ptr(), self.positions._version, self.positions.device)
+        if self._layout is None or self._cache_key != key:
+            self.positions_changed()
+            self._cache_key = key
+            sorted_pos, order = self.positions.sort()
+            row = sorted_pos.div(self.embedding_dim, rounding_mode="floor")
+            counts = torch.bincount(row, minlength=self.num_embeddings)
+            crow = torch.zeros(self.num_embeddings + 1, dtype=torch.long, device=row.device)
+            crow[1:] = counts.cumsum(0)
+            self._layout = _Layout(order, row, sorted_pos - row * self.embedding_dim, crow)
+        return self._layout
+
+    # ----------------------------------------------------------------- the seam
+    def to_dense(self) -> Tensor:
+        flat = self.values.new_zeros(self.num_embeddings * self.embedding_dim)
+        out = flat.index_put((self.positions,), self.values).view(self.num_embeddings, self.embedding_dim)
+        return self._watch(out, "identity", None)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.to_dense()
+
+    def forward(self, index: Tensor) -> Tensor:
+        """Dense rows ``index`` built from their active entries only."""
+        layout = self._current_layout()
+        sorted_slot, batch_row = csr_segments(layout.crow, index)
+        slot = layout.order[sorted_slot]
+        flat = batch_row * self.embedding_dim + layout.col[sorted_slot]
+        out = self.values.new_zeros(index.numel() * self.embedding_dim)
+        out = out.index_put((flat,), self.values[slot]).view(index.numel(), self.embedding_dim)
+        return self._watch(out, "rows", index)
+
+    def propagate(self, adj) -> Tensor:
+        """``adj @ table`` for a symmetric CSR ``adj``, with work proportional to the active entries."""
+        if not isinstance(adj, Tensor) or adj.layout != torch.sparse_csr:
+            raise TypeError("SparseEmbedding.propagate needs a torch sparse CSR adjacency")
+        plan = self._plan_for(adj)
+        out = _PlannedSpmv.apply(self.values, plan).view(self.num_embeddings, self.embedding_dim)
+        return self._watch(out, "propagate", adj)
+
+    def _plan_for(self, adj: Tensor) -> _Plan:
+        layout = self._current_layout()
+        for plan in self._plans:
+            if plan.adj is adj:
+                return plan
+        d = self.embedding_dim
+        crow, col, weight = adj.crow_indices(), adj.col_indices(), adj.values()
+        row = torch.repeat_interleave(torch.arange(adj.size(0), device=col.device), crow.diff())
+        # Every edge (i, j) meets every active entry (j, c): output (i, c) gains w_ij * value.
+        sorted_slot, edge = csr_segments(layout.crow, col)
+        out_pos = row[edge] * d + layout.col[sorted_slot]
+        slot = layout.order[sorted_slot]
+        shape = (adj.size(0) * d, self.nnz)
+        forward = torch.sparse_coo_tensor(torch.stack([out_pos, slot]), weight[edge], shape)
+        forward = forward.coalesce().to_sparse_csr()
+        backward = torch.sparse_coo_tensor(torch.stack([slot, out_pos]), weight[edge], shape[::-1])
+        backward = backward.coalesce().to_sparse_csr()
+        plan = _Plan(adj, forward, backward)
+        self._plans = [plan]  # one graph at a time: plans are large
+        return plan
+
+    def plan_entries(self, adj: Tensor) -> int:
+        """Multiply-adds of one :meth:`propagate` (and of its backward) on ``adj``."""
+        return int(self._plan_for(adj).forward.values().numel())
+
+    # ------------------------------------------------------------ growth gradient
+    def _watch(self, out: Tensor, kind: str, context) -> Tensor:
+        if self.probing and out.requires_grad:
+            out.register_hook(lambda grad: self._adjoints.append((kind, context, grad)))
+        return out
+
+    def clear_probe(self) -> None:
+        self._adjoints = []
+
+    def dense_grad_chunks(self, chunk_rows: int) -> Iterator[tuple[int, Tensor]]:
+        """Yields ``(first_row, grad)`` blocks of the gradient a dense table would have received.
+
+        Only ``chunk_rows x embedding_dim`` of that dense gradient exists at once; it is summed
+        from the output gradients recorded while :attr:`probing` (each use is linear in the table,
+        so its dense gradient is the adjoint of the use applied to its output gradient).
+        """
+        if not self._adjoints:
+            raise RuntimeError("no gradient was recorded: set probing=True before the backward pass")
+        for start in range(0, self.num_embeddings, chunk_rows):
+            end = min(start + chunk_rows, self.num_embeddings)
+            block = self.values.new_zeros(end - start, self.embedding_dim)
+            for kind, context, grad in self._adjoints:
+                if kind == "identity":
+                    block += grad[start:end]
+                elif kind == "propagate":
+                    block += torch.sparse.mm(csr_row_slice(context, start, end), grad)
+                else:
+                    hit = (context >= start) & (context < end)
+                    block.index_add_(0, context[hit] - start, grad[hit])
+            yield start, block
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, density={self.density():.3f}"
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.extra_repr()})"
+
+
+def check_density(density: float) -> None:
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1] (sparsity in [0, 1)), got density={density}")
+
+
+def active_count(numel: int, density: float) -> int:
+    """Active entries of a tensor at ``density``: rounded, at least one."""
+    return max(1, round(numel * density))

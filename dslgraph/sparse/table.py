@@ -1,0 +1,87 @@
+"""The embedding-table seam: what a model asks of its table, so a sparse table can stand in.
+
+A model never touches ``table.weight`` for its own maths; it asks the table for
+
+* ``table(index)`` — dense rows for a batch (like :class:`torch.nn.Embedding`),
+* ``table.to_dense()`` — the whole ``[num_embeddings, embedding_dim]`` table,
+* ``table.propagate(adj)`` — ``adj @ table``, the first graph-propagation step.
+
+:class:`DenseEmbedding` does each the ordinary way; :class:`dslgraph.sparse.SparseEmbedding`
+stores only active entries and does the same maths with work proportional to them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dslgraph.sparse.ops import spmm
+
+INITS = ("normal", "xavier")
+
+
+def init_table_(weight: Tensor, init: str, std: float) -> Tensor:
+    """Fills a dense table in place: ``normal(0, std)`` or Xavier-uniform."""
+    if init == "normal":
+        return nn.init.normal_(weight, std=std)
+    if init == "xavier":
+        return nn.init.xavier_uniform_(weight)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+class EmbeddingTable(nn.Module):
+    """Base class of embedding tables behind the seam (see the module docstring)."""
+
+    num_embeddings: int
+    embedding_dim: int
+
+    def to_dense(self) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, index: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def propagate(self, adj) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_embeddings}, {self.embedding_dim})"
+
+
+class DenseEmbedding(EmbeddingTable):
+    """An ordinary dense embedding table.
+
+    Args:
+        num_embeddings (int): Number of rows.
+        embedding_dim (int): Number of columns.
+        init (str, optional): ``"normal"`` (LightGCN's official code) or ``"xavier"`` (DSL's).
+            (default: :obj:`"normal"`)
+        std (float, optional): Standard deviation of the normal init. (default: :obj:`0.1`)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, init: str = "normal", std: float = 0.1) -> None:
+        super().__init__()
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ValueError(f"table shape must be positive, got ({num_embeddings}, {embedding_dim})")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.init = init
+        self.std = std
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_table_(self.weight.data, self.init, self.std)
+
+    def to_dense(self) -> Tensor:
+        return self.weight
+
+    def forward(self, index: Tensor) -> Tensor:
+        return self.weight[index]
+
+    def propagate(self, adj) -> Tensor:
+        return spmm(adj, self.weight)
+
+    def density(self) -> float:
+        return 1.0
+

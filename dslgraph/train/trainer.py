@@ -1,0 +1,315 @@
+"""The training loop: BPR mini-batches, periodic full-ranking evaluation, checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
+from dslgraph.data.sampling import BPRBatches
+from dslgraph.metrics.ranking import evaluate_ranking
+from dslgraph.train.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class Recommender(Protocol):
+    """What the trainer asks of a model (see :class:`dslgraph.nn.LightGCN`)."""
+
+    def loss(self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float) -> Tensor: ...
+
+    def scorer(self, adj): ...
+
+
+class StepHook(Protocol):
+    """Something run after every optimizer step, with checkpointed state (the DSL controller)."""
+
+    def step(self) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class TrainConfig:
+    """Plain training settings (validated by :func:`dslgraph.config.validate_train_config` for the CLI).
+
+    ``selection`` says which split picks the best epoch: ``"validation"`` when the data has one,
+    otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 2048
+    lr: float = 1e-3
+    lr_schedule: str = "none"
+    lr_min: float = 1e-4
+    reg_weight: float = 1e-4
+    eval_every: int = 10
+    eval_batch_size: int = 2048
+    ks: tuple[int, ...] = (20,)
+    monitor: str = "recall@20"
+    patience: int = 0
+    seed: int = 2020
+    max_seconds: float = 0.0
+    progress: bool = True
+
+
+class Trainer:
+    """Trains a pairwise recommender on a :class:`HeteroData` interaction graph.
+
+    Each epoch visits every training interaction once with a fresh uniform negative. Every
+    ``eval_every`` epochs the model is ranked against the validation split (when present) and the
+    test split; the best epoch by ``monitor`` is kept in ``best.pt``, the latest in ``last.pt``
+    (both written atomically), and ``metrics.json`` summarises the run. With ``resume=True`` a run
+    continues from ``last.pt`` exactly where it stopped (RNG states included).
+
+    Args:
+        model: A model with ``loss(adj, users, pos, neg, reg_weight)`` and ``scorer(adj)``.
+        data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
+        config (TrainConfig): Settings.
+        output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted).
+        device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"``. (default: :obj:`"auto"`)
+        hooks (list, optional): :class:`StepHook` objects run after each optimizer step.
+        optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
+        adj (optional): A prebuilt propagation matrix (default: :func:`propagation_graph` of ``data``).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: HeteroData,
+        config: TrainConfig,
+        output_dir: str | os.PathLike | None = None,
+        device: str = "auto",
+        hooks: list[StepHook] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        adj=None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.config = config
+        self.model = model.to(self.device)
+        self.data = data
+        self.num_users, self.num_items = num_users_items(data)
+        store = data[EDGE]
+        self.train_index = store.edge_index
+        self.test_index = store.edge_label_index
+        self.val_index = store.get("val_edge_label_index")
+        self.adj = (adj if adj is not None else propagation_graph(data)).to(self.device)
+        self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.batches = BPRBatches(
+            self.train_index, self.num_items, config.batch_size, self.generator, device=self.device
+        )
+        self.total_steps = config.epochs * len(self.batches)
+        self.scheduler = self._make_scheduler()
+        self.hooks = hooks or []
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.epoch = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.bad_evals = 0
+
+    @property
+    def selection(self) -> str:
+        return "validation" if self.val_index is not None else "test"
+
+    def _make_scheduler(self):
+        if self.config.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=max(self.total_steps, 1), eta_min=self.config.lr_min
+            )
+        if self.config.lr_schedule != "none":
+            raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {self.config.lr_schedule!r}")
+        return None
+
+    def train_epoch(self) -> float:
+        """One pass over the training interactions; returns the mean loss."""
+        self.model.train()
+        total, count = 0.0, 0
+        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress)
+        for users, pos, neg in bar:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.model.loss(self.adj, users, pos, neg, self.config.reg_weight)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            for hook in self.hooks:
+                hook.step()
+            total += loss.item() * users.numel()
+            count += users.numel()
+        if not math.isfinite(total):
+            raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Full-ranking metrics on ``"test"`` or ``"validation"``; seen items are excluded."""
+        self.model.eval()
+        score = self.model.scorer(self.adj)
+        if split == "validation":
+            target, exclude = self.val_index, [self.train_index]
+        elif split == "test":
+            target = self.test_index
+            exclude = [self.train_index] + ([self.val_index] if self.val_index is not None else [])
+        else:
+            raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+        if target is None:
+            raise ValueError("the data has no validation split; load it with val_ratio > 0")
+        return evaluate_ranking(
+            score,
+            self.num_users,
+            self.num_items,
+            target,
+            exclude_index=exclude,
+            ks=self.config.ks,
+            batch_size=self.config.eval_batch_size,
+            device=self.device,
+        )
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Trains until ``config.epochs``, early stopping, or ``config.max_seconds``; returns the summary."""
+        if resume:
+            self.load(self._path("last.pt"))
+        cfg = self.config
+        started = time.perf_counter() - self.train_seconds
+        while self.epoch < cfg.epochs:
+            loss = self.train_epoch()
+            self.epoch += 1
+            self.train_seconds = time.perf_counter() - started
+            log.info("epoch %d loss %.5f (%.1fs)", self.epoch, loss, self.train_seconds)
+            if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+                if self._record_evaluation(loss):
+                    log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
+                    break
+            if cfg.max_seconds and self.train_seconds >= cfg.max_seconds:
+                log.info("stopping after %.0fs (max_seconds); resume with resume=True", self.train_seconds)
+                break
+        if not self.history or self.history[-1]["epoch"] != self.epoch:
+            self._record_evaluation(float("nan"))
+        return self.summary()
+
+    def _record_evaluation(self, loss: float) -> bool:
+        """Evaluates, saves checkpoints and returns whether early stopping triggers."""
+        entry: dict[str, Any] = {"epoch": self.epoch, "loss": loss, "seconds": round(self.train_seconds, 2)}
+        if self.val_index is not None:
+            entry["validation"] = self.evaluate("validation")
+        entry["test"] = self.evaluate("test")
+        self.history.append(entry)
+        value = entry[self.selection].get(self.config.monitor)
+        if value is None:
+            raise ValueError(f"monitor {self.config.monitor!r} is not among {sorted(entry[self.selection])}")
+        log.info("epoch %d %s %s", self.epoch, self.selection, _fmt(entry[self.selection]))
+        improved = self.best is None or value > self.best[self.selection][self.config.monitor]
+        if improved:
+            self.best = entry
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        if self.output_dir is not None:
+            state = self.state_dict()
+            save_checkpoint(state, self._path("last.pt"))
+            if improved:
+                save_checkpoint(state, self._path("best.pt"))
+            self.write_summary()
+        return bool(self.config.patience) and self.bad_evals >= self.config.patience
+
+    def summary(self) -> dict[str, Any]:
+        best = self.best or {}
+        return {
+            "test": best.get("test", {}),
+            "validation": best.get("validation"),
+            "selection": self.selection,
+            "best_epoch": best.get("epoch"),
+            "epochs": self.epoch,
+            "train_seconds": round(self.train_seconds, 2),
+            "device": str(self.device),
+            "config": asdict(self.config),
+            "history": self.history,
+        }
+
+    def write_summary(self, extra: dict[str, Any] | None = None) -> Path:
+        summary = self.summary() | (extra or {})
+        path = self._path("metrics.json")
+        tmp = path.with_name(".metrics.json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2, default=str))
+        os.replace(tmp, path)
+        return path
+
+    def _path(self, name: str) -> Path:
+        if self.output_dir is None:
+            raise ValueError("this trainer has no output_dir")
+        return self.output_dir / name
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "hooks": [hook.state_dict() for hook in self.hooks],
+            "epoch": self.epoch,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "best": self.best,
+            "bad_evals": self.bad_evals,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "config": asdict(self.config),
+        }
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restores everything :meth:`state_dict` saved, checking the run's settings match."""
+        state = load_checkpoint(path, map_location=self.device)
+        ours = asdict(self.config)
+        for key in ("batch_size", "lr", "lr_schedule", "reg_weight", "seed"):
+            if state["config"].get(key) != ours[key]:
+                raise ValueError(
+                    f"cannot resume from {path}: {key} was {state['config'].get(key)!r}, now {ours[key]!r}"
+                )
+        if len(state["hooks"]) != len(self.hooks):
+            raise ValueError(f"cannot resume from {path}: it has {len(state['hooks'])} step hooks (DSL), now "
+                             f"{len(self.hooks)}; pass the same --sparsity")
+        for hook, hook_state in zip(self.hooks, state["hooks"]):
+            hook.load_state_dict(hook_state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = state["epoch"]
+        self.train_seconds = state["train_seconds"]
+        self.history = state["history"]
+        self.best = state["best"]
+        self.bad_evals = state["bad_evals"]
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` means CUDA when available; asking for CUDA without one is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
+    return device
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())

@@ -1,0 +1,248 @@
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from dslgraph.data import (
+    DATASETS,
+    EDGE,
+    AmazonBook,
+    DatasetFormatError,
+    Gowalla,
+    LastFM,
+    MovieLens1M,
+    MovieLens1MLCF,
+    MovieLens100K,
+    Yelp2018,
+    dataset_statistics,
+    load_dataset,
+)
+from dslgraph.data import datasets as datasets_module
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+
+TRAIN = b"0 1 2\n1 0\n2 3 1 0\n3\n"
+TEST = b"0 3\n1 2 4\n3 0\n4 1\n"  # user 4 and item 4 occur only in the test split
+
+
+def place(root: Path, name: str, files: dict[str, bytes]) -> None:
+    raw = root / name / "raw"
+    raw.mkdir(parents=True)
+    for file, content in files.items():
+        (raw / file).write_bytes(content)
+
+
+def link_shared(root: Path, folder: str, name: str, files: list[str]) -> None:
+    source = SHARED / folder / "raw"
+    if not all((source / file).exists() for file in files):
+        pytest.skip(f"../shared/datasets/{folder} is not available")
+    (root / name / "raw").mkdir(parents=True)
+    for file in files:
+        os.symlink(source / file, root / name / "raw" / file)
+
+
+def pairs(index: torch.Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, index.t().tolist()))
+
+
+@pytest.mark.parametrize("cls", [Gowalla, Yelp2018, AmazonBook, MovieLens1MLCF])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_lightgcn_format(tmp_path, cls, newline):
+    place(tmp_path, cls.name, {"train.txt": TRAIN.replace(b"\n", newline), "test.txt": TEST})
+    dataset = cls(str(tmp_path))
+    data = dataset[0]
+    assert len(dataset) == 1
+    assert dataset_statistics(data) == {
+        "users": 5,
+        "items": 5,
+        "train": 6,
+        "val": 0,
+        "test": 5,
+        "density": 11 / 25,
+    }
+    assert pairs(data[EDGE].edge_index) == {(0, 1), (0, 2), (1, 0), (2, 3), (2, 1), (2, 0)}
+    assert pairs(data[EDGE].edge_label_index) == {(0, 3), (1, 2), (1, 4), (3, 0), (4, 1)}
+    assert Path(dataset.processed_paths[0]) == tmp_path / cls.name / "processed" / "data_val0.0_seed0.pt"
+
+
+def test_validation_split_is_seeded_and_reprocessed(tmp_path):
+    train = b"".join(
+        f"{u} ".encode() + b" ".join(str(i).encode() for i in range(u, u + 10)) + b"\n" for u in range(20)
+    )
+    place(tmp_path, "gowalla", {"train.txt": train, "test.txt": b"0 1\n"})
+    plain = Gowalla(str(tmp_path))[0]
+    store = Gowalla(str(tmp_path), val_ratio=0.2, seed=5)[0][EDGE]
+    assert store.val_edge_label_index.size(1) == 40  # round(0.2 * 10) per user
+    assert torch.bincount(store.edge_index[0]).tolist() == [8] * 20
+    assert pairs(store.edge_index) | pairs(store.val_edge_label_index) == pairs(plain[EDGE].edge_index)
+    assert "val_edge_label_index" not in plain[EDGE]
+    again = Gowalla(str(tmp_path), val_ratio=0.2, seed=5)[0][EDGE]
+    other = Gowalla(str(tmp_path), val_ratio=0.2, seed=6)[0][EDGE]
+    assert torch.equal(again.val_edge_label_index, store.val_edge_label_index)
+    assert not torch.equal(other.val_edge_label_index, store.val_edge_label_index)
+    names = sorted(p.name for p in (tmp_path / "gowalla" / "processed").glob("data_*.pt"))
+    assert names == ["data_val0.0_seed0.pt", "data_val0.2_seed5.pt", "data_val0.2_seed6.pt"]
+
+
+def test_malformed_raw_file_names_file_and_line(tmp_path):
+    place(tmp_path, "yelp2018", {"train.txt": b"0 1\n1 2 x\n", "test.txt": b"0 2\n"})
+    with pytest.raises(DatasetFormatError, match=r"yelp2018/raw/train\.txt, line 2: .*'x'"):
+        Yelp2018(str(tmp_path))
+
+
+@pytest.mark.parametrize(("option", "message"), [({"val_ratio": 1.0}, "val_ratio"), ({"seed": 0.5}, "seed")])
+def test_bad_options(tmp_path, option, message):
+    with pytest.raises(ValueError, match=message):
+        Gowalla(str(tmp_path), **option)
+
+
+def test_lightgcn_download(tmp_path, monkeypatch):
+    urls = []
+
+    def fake_download(url: str, folder: str) -> str:
+        urls.append(url)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, url.rpartition("/")[2])
+        Path(path).write_bytes(TRAIN if path.endswith("train.txt") else TEST)
+        return path
+
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    data = AmazonBook(str(tmp_path))[0]
+    base = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/amazon-book"
+    assert urls == [f"{base}/train.txt", f"{base}/test.txt"]
+    assert data[EDGE].edge_index.size(1) == 6
+    AmazonBook(str(tmp_path))  # raw files present: nothing is downloaded again
+    assert len(urls) == 2
+
+
+def test_lastfm_default_root_copies_embedded(tmp_path, monkeypatch):
+    if not (datasets_module.EMBEDDED_LASTFM / "data1.txt").exists():
+        pytest.skip("no embedded LastFM copy (installed package)")
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
+    monkeypatch.setattr(datasets_module, "download_url", None)  # must not be called
+    data = load_dataset()
+    assert (tmp_path / "lastfm" / "raw" / "data1.txt").is_file()
+    assert dataset_statistics(data) == {
+        "users": 1892,
+        "items": 4489,
+        "train": 42135,
+        "val": 0,
+        "test": 10533,
+        "density": 52668 / (1892 * 4489),
+    }
+
+
+def test_lastfm_download_without_embedded_copy(tmp_path, monkeypatch):
+    urls = []
+
+    def fake_download(url: str, folder: str) -> str:
+        urls.append(url)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, url.rpartition("/")[2])
+        Path(path).write_bytes(b"1\t2\t10\r\n2\t1\t5\r\n" if path.endswith("data1.txt") else b"1\t3\t1\r\n")
+        return path
+
+    monkeypatch.setattr(datasets_module, "EMBEDDED_LASTFM", tmp_path / "missing")
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    data = LastFM(str(tmp_path / "root"))[0]
+    assert (
+        urls[0] == "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/lastfm/data1.txt"
+    )
+    assert pairs(data[EDGE].edge_index) == {(0, 1), (1, 0)}
+    assert pairs(data[EDGE].edge_label_index) == {(0, 2)}
+    assert (data["user"].num_nodes, data["item"].num_nodes) == (2, 3)
+
+
+U_DATA = b"".join(
+    f"{u}\t{i}\t{(u + i) % 5 + 1}\t{880000000 + u * 10 + i}\n".encode()
+    for u in range(1, 7)
+    for i in range(1, 11)
+)
+
+
+def test_movielens_implicit_split(tmp_path):
+    place(tmp_path, "ml-100k", {"u.data": U_DATA})
+    dataset = MovieLens100K(str(tmp_path), rating_threshold=3, test_ratio=0.25, val_ratio=0.2, seed=1)
+    store = dataset[0][EDGE]
+    kept = {(u - 1, i - 1) for u in range(1, 7) for i in range(1, 11) if (u + i) % 5 + 1 >= 3}
+    splits = [pairs(store.edge_index), pairs(store.val_edge_label_index), pairs(store.edge_label_index)]
+    assert set().union(*splits) == kept and sum(map(len, splits)) == len(kept)
+    assert torch.bincount(store.edge_label_index[0]).tolist() == [2] * 6  # round(0.25 * 6)
+    assert (dataset[0]["user"].num_nodes, dataset[0]["item"].num_nodes) == (6, 10)
+    assert Path(dataset.processed_paths[0]).name == "data_rating3.0_test0.25_val0.2_seed1.pt"
+
+
+def test_movielens_1m_format(tmp_path):
+    place(tmp_path, "ml-1m", {"ratings.dat": U_DATA.replace(b"\t", b"::")})
+    data = MovieLens1M(str(tmp_path))[0]
+    assert dataset_statistics(data)["train"] + dataset_statistics(data)["test"] == 24  # ratings 4 and 5
+
+
+def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
+    urls = []
+
+    def fake_download(url: str, folder: str) -> str:
+        urls.append(url)
+        os.makedirs(folder, exist_ok=True)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("ml-100k/u.data", U_DATA)
+            archive.writestr("ml-100k/README", b"licence")
+        path = os.path.join(folder, "ml-100k.zip")
+        Path(path).write_bytes(buffer.getvalue())
+        return path
+
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    data = MovieLens100K(str(tmp_path))[0]
+    assert urls == ["https://files.grouplens.org/datasets/movielens/ml-100k.zip"]
+    assert sorted(os.listdir(tmp_path / "ml-100k" / "raw")) == ["README", "u.data"]
+    assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 24
+
+
+def test_registry_and_load_dataset(tmp_path):
+    assert sorted(DATASETS) == sorted(
+        ["lastfm", "gowalla", "yelp2018", "amazon-book", "ml-100k", "ml-1m", "ml-1m-lcf"]
+    )
+    place(tmp_path, "ml-1m-lcf", {"train.txt": TRAIN, "test.txt": TEST})
+    data = load_dataset("ml-1m-lcf", str(tmp_path), val_ratio=0.5)
+    assert dataset_statistics(data)["val"] > 0
+    with pytest.raises(ValueError, match=r"dataset name must be one of \['amazon-book', .*'yelp2018'\]"):
+        load_dataset("netflix", str(tmp_path))
+
+
+@pytest.mark.realdata
+def test_real_lastfm(tmp_path):
+    link_shared(tmp_path, "lastfm", "lastfm", ["data1.txt", "test1.txt"])
+    stats = dataset_statistics(LastFM(str(tmp_path))[0])
+    assert (stats["users"], stats["items"], stats["train"], stats["test"]) == (1892, 4489, 42135, 10533)
+
+
+@pytest.mark.realdata
+def test_real_ml_100k(tmp_path):
+    link_shared(tmp_path, "ml-100k", "ml-100k", ["u.data"])
+    stats = dataset_statistics(MovieLens100K(str(tmp_path), rating_threshold=1)[0])
+    assert (stats["users"], stats["items"], stats["train"] + stats["test"]) == (943, 1682, 100_000)
+    implicit = dataset_statistics(MovieLens100K(str(tmp_path))[0])
+    assert implicit["train"] + implicit["test"] == 55_375  # ratings 4 and 5
+
+
+@pytest.mark.realdata
+def test_real_gowalla(tmp_path):
+    link_shared(tmp_path, "gowalla", "gowalla", ["train.txt", "test.txt"])
+    stats = dataset_statistics(Gowalla(str(tmp_path))[0])
+    assert (stats["users"], stats["items"], stats["train"], stats["test"]) == (
+        29_858,
+        40_981,
+        810_128,
+        217_242,
+    )
+
+
+@pytest.mark.realdata
+def test_real_ml_1m_lcf(tmp_path):
+    link_shared(tmp_path, "ml-1m-ultragcn", "ml-1m-lcf", ["train.txt", "test.txt"])
+    stats = dataset_statistics(MovieLens1MLCF(str(tmp_path))[0])
+    assert (stats["users"], stats["items"], stats["train"], stats["test"]) == (6022, 3043, 796_244, 99_455)

@@ -1,0 +1,139 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dslgraph.data import EDGE, InteractionDataset, holdout_mask, leave_one_out_mask
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "u": ["ann", "ann", "ann", "bob", "bob", "cy", "ann"],
+            "i": ["x", "y", "z", "x", "y", "x", "x"],
+            "t": [1, 2, 3, 4, 5, 6, 7],
+            "r": [5, 4, 3, 5, 5, 1, 5],
+        }
+    )
+
+
+def pairs(index: torch.Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, index.t().tolist()))
+
+
+def test_holdout_mask_keeps_one_per_user():
+    user = torch.tensor([0] * 10 + [1] * 2 + [2] + [4] * 5)
+    mask = holdout_mask(user, 0.2, seed=1)
+    assert torch.bincount(user[mask], minlength=5).tolist() == [2, 0, 0, 0, 1]
+    assert torch.equal(mask, holdout_mask(user, 0.2, seed=1))
+    assert not torch.equal(mask, holdout_mask(user, 0.2, seed=2))
+    assert torch.bincount(user[holdout_mask(user, 0.99)], minlength=5).tolist() == [9, 1, 0, 0, 4]
+
+
+def test_holdout_mask_by_time_takes_latest():
+    user = torch.tensor([0, 0, 0, 0, 1, 1])
+    time = torch.tensor([4, 1, 3, 2, 9, 8])
+    assert holdout_mask(user, 0.5, time=time).tolist() == [True, False, True, False, True, False]
+    assert leave_one_out_mask(user, time=time).tolist() == [True, False, False, False, True, False]
+
+
+def test_leave_one_out_mask():
+    user = torch.tensor([3, 3, 3, 0, 1, 1])
+    mask = leave_one_out_mask(user, seed=0)
+    assert torch.bincount(user[mask], minlength=4).tolist() == [0, 1, 0, 1]
+
+
+def test_holdout_mask_bad_ratio():
+    with pytest.raises(ValueError, match=r"ratio must be in \[0, 1\)"):
+        holdout_mask(torch.tensor([0, 0]), 1.0)
+
+
+def test_from_pandas_remaps_ids_and_collapses_duplicates():
+    dataset = InteractionDataset.from_pandas(frame(), "u", "i", split="leave-one-out", time_col="t")
+    data = dataset[0]
+    assert dataset.user_ids.tolist() == ["ann", "bob", "cy"]
+    assert dataset.item_ids.tolist() == ["x", "y", "z"]
+    assert dataset.user_index(["bob", "ann"]).tolist() == [1, 0]
+    assert dataset.item_index("z").tolist() == [2]
+    # ann's latest interaction is x (t=7, the duplicate of t=1); bob's is y; cy has one interaction only.
+    assert pairs(data[EDGE].edge_label_index) == {(0, 0), (1, 1)}
+    assert pairs(data[EDGE].edge_index) == {(0, 1), (0, 2), (1, 0), (2, 0)}
+    assert data["user"].num_nodes == 3 and data["item"].num_nodes == 3
+    with pytest.raises(KeyError, match="unknown item ids"):
+        dataset.item_index(["x", "w"])
+
+
+def test_from_pandas_rating_threshold_and_temporal_split():
+    dataset = InteractionDataset.from_pandas(
+        frame(), "u", "i", rating_col="r", time_col="t", rating_threshold=4, split="temporal", test_ratio=0.5
+    )
+    data = dataset[0]
+    assert dataset.user_ids.tolist() == ["ann", "bob"]
+    assert pairs(data[EDGE].edge_label_index) == {(0, 0), (1, 1)}
+    assert pairs(data[EDGE].edge_index) == {(0, 1), (1, 0)}
+
+
+def test_from_pandas_k_core_iterates():
+    df = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3, 4], "item": [10, 20, 10, 20, 10, 30, 30]})
+    # Item 30 (2 users) survives the first pass but loses user 4, then user 3 and item 30 go.
+    dataset = InteractionDataset.from_pandas(df, min_user_interactions=2, min_item_interactions=2)
+    assert dataset.user_ids.tolist() == [1, 2]
+    assert dataset.item_ids.tolist() == [10, 20]
+
+
+def test_from_pandas_random_split_with_validation():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"user": rng.integers(0, 20, 2000), "item": rng.integers(0, 300, 2000)})
+    dataset = InteractionDataset.from_pandas(df, test_ratio=0.2, val_ratio=0.1, seed=3)
+    store = dataset[0][EDGE]
+    splits = [pairs(store.edge_index), pairs(store.val_edge_label_index), pairs(store.edge_label_index)]
+    assert sum(map(len, splits)) == len(df.drop_duplicates())
+    assert not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
+    assert 0.17 < len(splits[2]) / len(df.drop_duplicates()) < 0.23
+    again = InteractionDataset.from_pandas(df, test_ratio=0.2, val_ratio=0.1, seed=3)[0][EDGE]
+    assert torch.equal(again.edge_label_index, store.edge_label_index)
+
+
+def test_from_pandas_datetime_time_column():
+    df = frame().assign(t=pd.to_datetime(frame()["t"], unit="D"))
+    dataset = InteractionDataset.from_pandas(df, "u", "i", time_col="t", split="leave-one-out")
+    assert pairs(dataset[0][EDGE].edge_label_index) == {(0, 0), (1, 1)}
+
+
+def test_from_csv(tmp_path):
+    path = tmp_path / "ratings.csv"
+    frame().to_csv(path, sep=";", index=False)
+    dataset = InteractionDataset.from_csv(path, sep=";", user_col="u", item_col="i", split="leave-one-out")
+    assert dataset[0][EDGE].edge_label_index.size(1) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"user_col": "nope"}, r"user_col must be one of \['u', 'i', 't', 'r'\], got 'nope'"),
+        ({"time_col": "when"}, "time_col must be one of"),
+        ({"split": "by-day"}, r"split must be one of \('random', 'leave-one-out', 'temporal'\)"),
+        ({"split": "temporal"}, "time_col must be set for split='temporal'"),
+        ({"test_ratio": 0.0}, r"test_ratio must be in \(0, 1\)"),
+        ({"val_ratio": 1.0}, r"val_ratio must be in \[0, 1\)"),
+        ({"min_user_interactions": -1}, "min_user_interactions must be an integer >= 0"),
+        ({"rating_threshold": 4}, "rating_col must be a column name when rating_threshold is given"),
+        ({"rating_col": "r", "rating_threshold": 9}, "no interaction is left"),
+        ({"time_col": "i", "split": "temporal"}, "user_col/item_col/rating_col/time_col must be distinct"),
+    ],
+)
+def test_from_pandas_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        InteractionDataset.from_pandas(frame(), **{"user_col": "u", "item_col": "i", **kwargs})
+
+
+def test_from_pandas_non_numeric_time():
+    with pytest.raises(ValueError, match="time_col must be a numeric or datetime column, got 'day'"):
+        InteractionDataset.from_pandas(frame().assign(day="monday"), "u", "i", time_col="day")
+
+
+def test_from_pandas_empty_and_missing_ids():
+    with pytest.raises(ValueError, match="df must be a non-empty DataFrame"):
+        InteractionDataset.from_pandas(frame().iloc[:0], "u", "i")
+    with pytest.raises(ValueError, match="user_col must be free of missing ids"):
+        InteractionDataset.from_pandas(frame().assign(u=[None, "a", "b", "c", "d", "e", "f"]), "u", "i")

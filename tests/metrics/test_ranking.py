@@ -1,0 +1,204 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.metrics import LinkPredHitRatio, LinkPredNDCG, LinkPredPrecision, LinkPredRecall
+
+from dslgraph.data.graph import make_interaction_data
+from dslgraph.metrics import (
+    METRICS,
+    RankingEvaluator,
+    evaluate_embeddings,
+    evaluate_ranking,
+    most_popular_scores,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+NUM_USERS, NUM_ITEMS, DIM = 60, 90, 8
+
+
+@pytest.fixture
+def split():
+    """Disjoint random train/val/test edges; users 0-4 have no test edge."""
+    gen = torch.Generator().manual_seed(0)
+    pairs = torch.randperm(NUM_USERS * NUM_ITEMS, generator=gen)
+    index = torch.stack([pairs // NUM_ITEMS, pairs % NUM_ITEMS])
+    train, val, test = index[:, :900], index[:, 900:1100], index[:, 1100:1400]
+    test = test[:, test[0] >= 5]
+    user_emb = torch.randn(NUM_USERS, DIM, generator=gen)
+    item_emb = torch.randn(NUM_ITEMS, DIM, generator=gen)
+    return train, val, test, user_emb, item_emb
+
+
+def reference_topk(scores, target, exclude, k):
+    """Per evaluated user: the top-k item list after exclusion and the target set (plain numpy)."""
+    scores = scores.copy()
+    scores[exclude[0], exclude[1]] = -np.inf
+    out = {}
+    for u in sorted(set(target[0].tolist())):
+        out[u] = (np.argsort(-scores[u], kind="stable")[:k], set(target[1][target[0] == u].tolist()))
+    return out
+
+
+def reference_metrics(scores, target, exclude, ks):
+    result = {}
+    for k in ks:
+        rows = reference_topk(scores, target, exclude, k).values()
+        recall, ndcg, precision, hr = [], [], [], []
+        for top, items in rows:
+            rel = [int(i) in items for i in top]
+            hits = sum(rel)
+            dcg = sum(r / math.log2(rank + 2) for rank, r in enumerate(rel))
+            idcg = sum(1 / math.log2(rank + 2) for rank in range(min(len(items), k)))
+            recall.append(hits / len(items))
+            ndcg.append(dcg / idcg)
+            precision.append(hits / k)
+            hr.append(float(hits > 0))
+        for name, values in zip(METRICS, (recall, ndcg, precision, hr), strict=True):
+            result[f"{name}@{k}"] = float(np.mean(values))
+    return result
+
+
+def dot_scores(user_emb, item_emb, device):
+    user_emb, item_emb = user_emb.to(device), item_emb.to(device)
+    return lambda users: user_emb[users.to(device)] @ item_emb.t()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_bruteforce_reference(split, device):
+    train, val, test, user_emb, item_emb = split
+    ks = (1, 5, 20)
+    evaluator = RankingEvaluator(
+        NUM_USERS, NUM_ITEMS, test, [train, val], ks=ks, batch_size=16, device=device
+    )
+    result = evaluator(dot_scores(user_emb, item_emb, device))
+
+    exclude = torch.cat([train, val], dim=1).numpy()
+    expected = reference_metrics((user_emb @ item_emb.t()).numpy(), test.numpy(), exclude, ks)
+    assert result.keys() == expected.keys()
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-6), name
+    assert evaluator.num_eval_users == test[0].unique().numel()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_pyg_link_pred_metrics(split, device):
+    train, val, test, user_emb, item_emb = split
+    k = 10
+    result = evaluate_embeddings(user_emb.to(device), item_emb.to(device), test, train, ks=(k,))
+
+    top = reference_topk((user_emb @ item_emb.t()).numpy(), test.numpy(), train.numpy(), k)
+    users = sorted(top)
+    pred_index_mat = torch.from_numpy(np.stack([top[u][0] for u in users])).to(device)
+    local_row = torch.full((NUM_USERS,), -1, dtype=torch.long)
+    local_row[users] = torch.arange(len(users))
+    edge_label_index = torch.stack([local_row[test[0]], test[1]]).to(device)
+    for name, cls in (
+        ("recall", LinkPredRecall),
+        ("ndcg", LinkPredNDCG),
+        ("precision", LinkPredPrecision),
+        ("hr", LinkPredHitRatio),
+    ):
+        metric = cls(k).to(device)
+        metric.update(pred_index_mat, edge_label_index)
+        assert result[f"{name}@{k}"] == pytest.approx(float(metric.compute()), abs=1e-6), name
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_excluded_items_never_recommended(split, device):
+    train, _, _, user_emb, item_emb = split
+    boost = torch.zeros(NUM_USERS, NUM_ITEMS)
+    boost[train[0], train[1]] = 1e6  # without exclusion every top-k would be made of training items
+    base = dot_scores(user_emb, item_emb, device)
+
+    def score_fn(users):
+        return base(users) + boost.to(device)[users]
+
+    # Targets = excluded items, so any excluded item in a top-k would count as a hit; K = num_items
+    # makes the top-k list reach the excluded items themselves.
+    result = evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, train, train, ks=(5, NUM_ITEMS), device=device)
+    assert all(value == 0.0 for value in result.values())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_users_without_targets_are_ignored(split, device):
+    train, _, test, user_emb, item_emb = split
+    extra = 7  # users with neither targets nor training edges
+    result = evaluate_embeddings(user_emb.to(device), item_emb.to(device), test, train)
+    padded = torch.cat([user_emb, torch.randn(extra, DIM)]).to(device)
+    evaluator = RankingEvaluator(NUM_USERS + extra, NUM_ITEMS, test, train, ks=(10, 20), device=device)
+    assert evaluator.evaluate_embeddings(padded, item_emb.to(device)) == pytest.approx(result)
+    assert evaluator.num_eval_users == test[0].unique().numel() < NUM_USERS
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_multiple_ks_in_one_pass_equal_single_k_runs(split, device):
+    train, _, test, user_emb, item_emb = split
+    score_fn = dot_scores(user_emb, item_emb, device)
+    together = evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, train, ks=(20, 3, 10), device=device)
+    separate = {}
+    for k in (3, 10, 20):
+        separate.update(evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, train, ks=(k,), device=device))
+    assert together == pytest.approx(separate, abs=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_batch_size_invariance(split, device, batch_size):
+    train, val, test, user_emb, item_emb = split
+    score_fn = dot_scores(user_emb, item_emb, device)
+    reference = evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, [train, val], batch_size=32)
+    result = evaluate_ranking(
+        score_fn, NUM_USERS, NUM_ITEMS, test, [train, val], batch_size=batch_size, device=device
+    )
+    assert result == pytest.approx(reference, abs=1e-12)
+
+
+def test_from_data_excludes_seen_splits(split):
+    train, val, test, user_emb, item_emb = split
+    data = make_interaction_data(NUM_USERS, NUM_ITEMS, train, test, val)
+    score_fn = dot_scores(user_emb, item_emb, "cpu")
+    on_test = RankingEvaluator.from_data(data, "test", ks=(10,))(score_fn)
+    on_val = RankingEvaluator.from_data(data, "val", ks=(10,))(score_fn)
+    assert on_test == evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, [train, val], ks=(10,))
+    assert on_val == evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, val, train, ks=(10,))
+
+
+def test_metric_subset_and_progress(split):
+    train, _, test, user_emb, item_emb = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, train, ks=(5,), metrics=("ndcg",), progress=True)
+    assert list(evaluator.evaluate_embeddings(user_emb, item_emb)) == ["ndcg@5"]
+
+
+def test_most_popular_scores(split):
+    train, _, test, _, _ = split
+    score_fn = most_popular_scores(train, NUM_ITEMS)
+    users = torch.tensor([3, 8])
+    scores = score_fn(users)
+    assert torch.equal(scores, torch.bincount(train[1], minlength=NUM_ITEMS).float().expand(2, -1))
+    scores.fill_(0)  # the evaluator writes into the scores; later calls must not see it
+    assert torch.equal(score_fn(users)[0], torch.bincount(train[1], minlength=NUM_ITEMS).float())
+    result = evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, train, ks=(10,))
+    assert 0.0 < result["hr@10"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ks": (0,)}, "ks"),
+        ({"ks": (NUM_ITEMS + 1,)}, "ks"),
+        ({"metrics": ("mrr",)}, "metrics"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_invalid_arguments(split, kwargs, match):
+    _, _, test, _, _ = split
+    with pytest.raises(ValueError, match=match):
+        RankingEvaluator(NUM_USERS, NUM_ITEMS, test, **kwargs)
+
+
+def test_out_of_range_ids_rejected(split):
+    _, _, test, _, _ = split
+    with pytest.raises(ValueError, match="outside"):
+        RankingEvaluator(NUM_USERS - 10, NUM_ITEMS, test)
