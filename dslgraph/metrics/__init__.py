@@ -1,4 +1,4 @@
-"""Evaluation of recommenders: full-ranking top-K metrics."""
+"""Evaluation of recommenders: full-ranking top-K metrics and cost (MACs, bytes) accounting."""
 
 from dslgraph.metrics.ranking import (
     METRICS,

@@ -40,11 +40,11 @@ class _PlannedSpmv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: Tensor, plan: _Plan) -> Tensor:
         ctx.plan = plan
-        return torch.sparse.mm(plan.forward, values.unsqueeze(1)).squeeze(1)
+        return torch.mv(plan.forward, values)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return torch.sparse.mm(ctx.plan.backward, grad.unsqueeze(1)).squeeze(1), None
+        return torch.mv(ctx.plan.backward, grad.reshape(-1)), None
 
 
 class SparseEmbedding(EmbeddingTable):
@@ -187,11 +187,9 @@ class SparseEmbedding(EmbeddingTable):
         sorted_slot, edge = csr_segments(layout.crow, col)
         out_pos = row[edge] * d + layout.col[sorted_slot]
         slot = layout.order[sorted_slot]
-        shape = (adj.size(0) * d, self.nnz)
-        forward = torch.sparse_coo_tensor(torch.stack([out_pos, slot]), weight[edge], shape)
-        forward = forward.coalesce().to_sparse_csr()
-        backward = torch.sparse_coo_tensor(torch.stack([slot, out_pos]), weight[edge], shape[::-1])
-        backward = backward.coalesce().to_sparse_csr()
+        weight = weight[edge]
+        forward = _csr_from_pairs(out_pos, slot, weight, (adj.size(0) * d, self.nnz))
+        backward = _csr_from_pairs(slot, out_pos, weight, (self.nnz, adj.size(0) * d))
         plan = _Plan(adj, forward, backward)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
@@ -236,6 +234,17 @@ class SparseEmbedding(EmbeddingTable):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.extra_repr()})"
+
+
+def _csr_from_pairs(row: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Tensor:
+    """A CSR matrix from duplicate-free (row, col, value) triples, with int32 indices when they fit."""
+    order = row.argsort()
+    index_dtype = torch.int32 if max(shape) < 2**31 and row.numel() < 2**31 else torch.long
+    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.bincount(row, minlength=shape[0]).cumsum(0)
+    return torch.sparse_csr_tensor(
+        crow.to(index_dtype), col[order].to(index_dtype), value[order], shape, check_invariants=False
+    )
 
 
 def check_density(density: float) -> None:

@@ -84,6 +84,7 @@ class Trainer:
         hooks (list, optional): :class:`StepHook` objects run after each optimizer step.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
         adj (optional): A prebuilt propagation matrix (default: :func:`propagation_graph` of ``data``).
+        metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there).
     """
 
     def __init__(
@@ -96,7 +97,9 @@ class Trainer:
         hooks: list[StepHook] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         adj=None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
+        self.metadata = metadata or {}
         self.device = resolve_device(device)
         self.config = config
         self.model = model.to(self.device)
@@ -269,6 +272,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": asdict(self.config),
+            "metadata": self.metadata,
         }
 
     def load(self, path: str | os.PathLike) -> None:

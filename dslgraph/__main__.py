@@ -1,0 +1,5 @@
+import sys
+
+from dslgraph.cli import main
+
+sys.exit(main())

@@ -1,0 +1,201 @@
+"""Command line: ``dslgraph train | eval | recommend | datasets`` (also ``python -m dslgraph``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dslgraph.config import FIELDS, ConfigError, load_config_file, validate
+from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load_dataset, propagation_graph
+from dslgraph.metrics.cost import cost_report
+from dslgraph.nn import LightGCN
+from dslgraph.sparse import DynamicSparseLearning
+from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, resolve_device
+
+log = logging.getLogger("dslgraph")
+
+TRAIN_FIELDS = (
+    "epochs batch_size lr lr_schedule lr_min reg_weight eval_every eval_batch_size monitor patience seed max_seconds"
+).split()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dslgraph", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model (dense, or sparse with --sparsity)")
+    train.add_argument("--config", help="JSON file of settings; command-line flags override it")
+    train.add_argument("--output", help="folder for metrics.json and checkpoints")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    for name, field in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        if field.kind is bool:
+            train.add_argument(flag, action="store_const", const=True, default=None)
+        elif field.kind is list:
+            train.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            train.add_argument(flag, type=field.kind, default=None, help=f"{field.describe()} (default {field.default})")
+
+    evaluate = sub.add_parser("eval", help="evaluate a checkpoint on the test split")
+    evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
+    evaluate.add_argument("--root", help="dataset folder (default: the one used for training)")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--ks", type=int, nargs="+", default=None)
+
+    recommend = sub.add_parser("recommend", help="top-k items for users from a checkpoint")
+    recommend.add_argument("checkpoint")
+    recommend.add_argument("--users", type=int, nargs="+", required=True, help="0-based user ids")
+    recommend.add_argument("-k", type=int, default=10)
+    recommend.add_argument("--root")
+    recommend.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    datasets = sub.add_parser("datasets", help="statistics of the datasets (downloads named ones if needed)")
+    datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
+    datasets.add_argument("--root")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        print(f"dslgraph {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    values = load_config_file(args.config) if args.config else {}
+    values.update({name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None})
+    return validate(values)
+
+
+def build_model(settings: dict[str, Any], data, total_steps: int) -> tuple[torch.nn.Module, DynamicSparseLearning | None]:
+    """The model of ``settings`` and, when ``sparsity > 0``, its DSL controller (before the optimizer)."""
+    torch.manual_seed(settings["seed"])
+    num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    model = LightGCN(
+        num_users, num_items, settings["embedding_dim"], settings["num_layers"], settings["init"], settings["init_std"]
+    )
+    if settings["sparsity"] == 0:
+        return model, None
+    # A static mask is DSL whose first update would come after the last iteration.
+    interval = total_steps + 1 if settings["static_mask"] else settings["update_interval"]
+    dsl = DynamicSparseLearning(
+        model,
+        settings["sparsity"],
+        total_steps,
+        update_interval=interval,
+        schedule=settings["schedule"],
+        rho0=settings["rho0"],
+        rho_min=settings["rho_min"],
+        t_end=settings["t_end"],
+        growth=settings["growth"],
+        optimizer_state=settings["optimizer_state"],
+        distribution=settings["distribution"],
+        backend=settings["backend"],
+        seed=settings["seed"],
+    )
+    return model, dsl
+
+
+def run_training(settings: dict[str, Any], output: str | None, resume: bool = False, progress: bool = True):
+    """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary."""
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    data = load_dataset(settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"])
+    config = TrainConfig(
+        **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
+    )
+    steps_per_epoch = -(-data[EDGE].edge_index.size(1) // config.batch_size)
+    model, dsl = build_model(settings, data, config.epochs * steps_per_epoch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if dsl is not None:
+        dsl.attach(optimizer)
+    log.info("%r", model)
+    trainer = Trainer(
+        model, data, config, output, settings["device"], hooks=[dsl] if dsl else [], optimizer=optimizer,
+        metadata={"settings": settings},
+    )
+    summary = trainer.fit(resume=resume)
+    report = cost_report(model, trainer.adj, optimizer, config.batch_size, steps_per_epoch, dsl)
+    summary.update(report)
+    if output is not None:
+        trainer.write_summary(report)
+    return summary
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.resume and not args.output:
+        raise ConfigError("--resume needs --output (the folder holding last.pt)")
+    summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
+    print(json.dumps({"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}))
+    return 0
+
+
+def restore(checkpoint: str, root: str | None, device: str):
+    """Rebuilds the model, data and adjacency of a training checkpoint."""
+    state = load_checkpoint(checkpoint)
+    settings = state.get("metadata", {}).get("settings")
+    if settings is None:
+        raise CheckpointError(f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI")
+    settings = validate(settings | ({"root": root} if root else {}))
+    data = load_dataset(settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"])
+    model, _ = build_model(settings, data, total_steps=1)
+    model.load_state_dict(state["model"])
+    device = resolve_device(device)
+    return model.to(device).eval(), data, propagation_graph(data).to(device), settings
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    model, data, _, settings = restore(args.checkpoint, args.root, args.device)
+    ks = tuple(args.ks or settings["ks"])
+    config = TrainConfig(epochs=1, ks=ks, monitor=f"recall@{ks[0]}", eval_batch_size=settings["eval_batch_size"])
+    trainer = Trainer(model, data, config, device=args.device)
+    print(json.dumps({"test": trainer.evaluate("test")}))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    model, data, adj, _ = restore(args.checkpoint, args.root, args.device)
+    users = torch.tensor(args.users)
+    if users.min() < 0 or users.max() >= model.num_users:
+        raise ValueError(f"--users must be ids in [0, {model.num_users}), got {args.users}")
+    if not 1 <= args.k <= model.num_items:
+        raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
+    device = adj.device
+    top = model.recommend(adj, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
+    print(json.dumps({str(u): items for u, items in zip(args.users, top.tolist())}))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    root = args.root or default_root()
+    names = args.names or [name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()]
+    unknown = [name for name in names if name not in DATASETS]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; known: {list(DATASETS)}")
+    header = ("dataset", "users", "items", "train", "val", "test", "density")
+    rows = [header]
+    for name in names:
+        stats = dataset_statistics(load_dataset(name, root))
+        rows.append((name, *(f"{stats[k]:.5f}" if k == "density" else str(stats[k]) for k in header[1:])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+    print(f"(root: {os.path.abspath(root)})")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "recommend": cmd_recommend, "datasets": cmd_datasets}
