@@ -22,7 +22,7 @@ from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoin
 log = logging.getLogger("dslgraph")
 
 TRAIN_FIELDS = (
-    "epochs batch_size lr lr_schedule lr_min reg_weight eval_every eval_batch_size monitor patience seed max_seconds"
+    "epochs batch_size sampling lr lr_schedule lr_min reg_weight eval_every eval_batch_size monitor patience seed max_seconds"
 ).split()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dslgraph.data.datasets import DATASETS
+from dslgraph.data.sampling import SAMPLING_MODES
 from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, OPTIMIZER_STATE
 from dslgraph.sparse.schedules import SCHEDULES
 from dslgraph.sparse.table import INITS
@@ -39,7 +40,8 @@ class Field:
         right = ")" if self.high_open else "]"
         low = "-inf" if self.low is None else self.low
         high = "inf" if self.high is None else self.high
-        return f"a {self.kind.__name__} in {left}{low}, {high}{right}"
+        article = "an" if self.kind is int else "a"
+        return f"{article} {self.kind.__name__} in {left}{low}, {high}{right}"
 
 
 FIELDS: dict[str, Field] = {
@@ -52,6 +54,7 @@ FIELDS: dict[str, Field] = {
     "init_std": Field(float, 0.1, low=0, low_open=True),
     "epochs": Field(int, 1000, low=1),
     "batch_size": Field(int, 2048, low=1),
+    "sampling": Field(str, "edge", choices=SAMPLING_MODES),
     "lr": Field(float, 1e-3, low=0, low_open=True),
     "lr_schedule": Field(str, "none", choices=("none", "cosine")),
     "lr_min": Field(float, 1e-4, low=0),

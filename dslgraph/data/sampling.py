@@ -6,6 +6,9 @@ import torch
 from torch import Tensor
 
 
+SAMPLING_MODES = ("edge", "user")
+
+
 class NegativeSampler:
     """Draws items uniformly at random that are not training positives of the user.
 
@@ -51,8 +54,11 @@ class NegativeSampler:
 class BPRBatches:
     """Iterates an epoch of shuffled ``(user, positive, negative)`` training triples.
 
-    Every training interaction appears once per epoch (as in PyG and RecBole); negatives are drawn
-    for the whole epoch at once with :class:`NegativeSampler`.
+    An epoch has as many triples as there are training interactions. With ``mode="edge"`` each
+    interaction appears once (PyG, RecBole); with ``mode="user"`` each triple picks a user with
+    training items uniformly, then one of the user's items (LightGCN's official sampler, which
+    weighs users equally). Negatives are drawn for the whole epoch at once with
+    :class:`NegativeSampler`.
 
     Args:
         train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
@@ -60,6 +66,7 @@ class BPRBatches:
         batch_size (int): Triples per batch.
         generator (torch.Generator, optional): Source of randomness (its state is checkpointed).
         device (torch.device, optional): Where the batches are sent, one transfer per epoch.
+        mode (str, optional): ``"edge"`` or ``"user"``. (default: :obj:`"edge"`)
     """
 
     def __init__(
@@ -69,10 +76,16 @@ class BPRBatches:
         batch_size: int,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        mode: str = "edge",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.train_index = train_index
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
+        self.mode = mode
+        self.train_index = train_index[:, train_index[0].argsort(stable=True)]
+        self.user_ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(self.train_index[0]).cumsum(0)])
+        self.active_users = self.user_ptr.diff().nonzero().squeeze(1)
         self.batch_size = batch_size
         self.sampler = NegativeSampler(train_index, num_items)
         self.generator = generator
@@ -82,8 +95,14 @@ class BPRBatches:
         return -(-self.train_index.size(1) // self.batch_size)
 
     def __iter__(self):
-        perm = torch.randperm(self.train_index.size(1), generator=self.generator)
-        users, items = self.train_index[:, perm]
+        num = self.train_index.size(1)
+        if self.mode == "edge":
+            users, items = self.train_index[:, torch.randperm(num, generator=self.generator)]
+        else:
+            users = self.active_users[torch.randint(self.active_users.numel(), (num,), generator=self.generator)]
+            start, degree = self.user_ptr[users], self.user_ptr[users + 1] - self.user_ptr[users]
+            offset = (torch.rand(num, generator=self.generator) * degree).long().clamp_(max=degree - 1)
+            items = self.train_index[1, start + offset]
         negatives = self.sampler.sample(users, generator=self.generator)
         users, items, negatives = (t.to(self.device) for t in (users, items, negatives))
         for start in range(0, users.numel(), self.batch_size):

@@ -86,7 +86,9 @@ def lightgcn_macs(
     }
 
 
-def cost_report(model, adj: Tensor, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:
+def cost_report(
+    model, adj: Tensor, optimizer, batch_size: int, steps_per_epoch: int, dsl=None
+) -> dict[str, Any]:
     """Sparsity, active entries, bytes and MACs of a trained LightGCN-style model, with the dense reference.
 
     The dense reference is the same model with a dense table and Adam, counted by the same
@@ -95,7 +97,14 @@ def cost_report(model, adj: Tensor, optimizer, batch_size: int, steps_per_epoch:
     table = model.embedding
     dense_entries = table.num_embeddings * table.embedding_dim
     graph_entries = adj._nnz() if adj.layout == torch.sparse_csr else adj.nnz()
-    shape = (model.num_users, model.num_items, table.embedding_dim, model.num_layers, graph_entries, batch_size)
+    shape = (
+        model.num_users,
+        model.num_items,
+        table.embedding_dim,
+        model.num_layers,
+        graph_entries,
+        batch_size,
+    )
     sparse_table = hasattr(table, "plan_entries")
     macs = lightgcn_macs(
         *shape,

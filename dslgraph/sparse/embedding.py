@@ -104,12 +104,60 @@ class SparseEmbedding(EmbeddingTable):
         self.reset_parameters(generator)
 
     @classmethod
-    def from_dense(cls, weight: Tensor, density: float, generator: torch.Generator | None = None):
-        """A sparse table keeping a uniformly random ``density`` fraction of ``weight``'s entries."""
+    def from_dense(
+        cls, weight: Tensor, density: float | None = None, generator: torch.Generator | None = None
+    ) -> SparseEmbedding:
+        """A sparse table from a dense ``[N, d]`` tensor.
+
+        With ``density`` it keeps a uniformly random fraction of the entries (DSL's initial mask);
+        without, it keeps exactly the non-zero entries.
+        """
+        if weight.dim() != 2:
+            raise ValueError(f"weight must be 2-D, got shape {tuple(weight.shape)}")
+        flat = weight.detach().reshape(-1).cpu()
+        if density is None:
+            positions = flat.nonzero().squeeze(1)
+            if positions.numel() == 0:
+                raise ValueError("weight has no non-zero entry to keep")
+            return cls._from_entries(positions, flat[positions], *weight.shape).to(weight.device)
         table = cls(weight.size(0), weight.size(1), density, generator=generator)
         with torch.no_grad():
-            table.values.copy_(weight.reshape(-1)[table.positions.to(weight.device)])
+            table.values.copy_(flat[table.positions])
         return table.to(weight.device)
+
+    @classmethod
+    def from_sparse_tensor(cls, tensor) -> SparseEmbedding:
+        """A sparse table holding the stored entries of a ``torch_sparse.SparseTensor``."""
+        row, col, value = tensor.coo()
+        if value is None:
+            raise ValueError("the SparseTensor has no values")
+        num_rows, dim = tensor.sparse_sizes()
+        return cls._from_entries(row * dim + col, value, num_rows, dim).to(value.device)
+
+    @classmethod
+    def _from_entries(cls, positions: Tensor, values: Tensor, num_rows: int, dim: int) -> SparseEmbedding:
+        table = cls(num_rows, dim, positions.numel() / (num_rows * dim))
+        if table.nnz != positions.numel():
+            raise ValueError("could not represent the entries at a rounded density")
+        with torch.no_grad():
+            table.positions.copy_(positions.cpu())
+            table.values.copy_(values.detach().cpu())
+        table.positions_changed()
+        return table
+
+    def to_sparse_tensor(self):
+        """The table as a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
+        from torch_geometric.typing import WITH_TORCH_SPARSE
+
+        if not WITH_TORCH_SPARSE:
+            raise ImportError("to_sparse_tensor needs torch-sparse; install dslgraph[sparse]")
+        from torch_sparse import SparseTensor
+
+        layout = self._current_layout()
+        return SparseTensor(
+            row=layout.row, col=layout.col, value=self.values.detach()[layout.order],
+            sparse_sizes=(self.num_embeddings, self.embedding_dim),
+        )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draws a uniformly random mask at the table's density and initial values for it."""

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
 from dslgraph.data.sampling import BPRBatches
-from dslgraph.metrics.ranking import evaluate_ranking
+from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class TrainConfig:
 
     epochs: int = 1000
     batch_size: int = 2048
+    sampling: str = "edge"
     lr: float = 1e-3
     lr_schedule: str = "none"
     lr_min: float = 1e-4
@@ -113,7 +114,7 @@ class Trainer:
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = BPRBatches(
-            self.train_index, self.num_items, config.batch_size, self.generator, device=self.device
+            self.train_index, self.num_items, config.batch_size, self.generator, self.device, config.sampling
         )
         self.total_steps = config.epochs * len(self.batches)
         self.scheduler = self._make_scheduler()
@@ -124,6 +125,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
+        self._evaluators: dict[str, RankingEvaluator] = {}
 
     @property
     def selection(self) -> str:
@@ -161,27 +163,20 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Full-ranking metrics on ``"test"`` or ``"validation"``; seen items are excluded."""
-        self.model.eval()
-        score = self.model.scorer(self.adj)
-        if split == "validation":
-            target, exclude = self.val_index, [self.train_index]
-        elif split == "test":
-            target = self.test_index
-            exclude = [self.train_index] + ([self.val_index] if self.val_index is not None else [])
-        else:
+        if split not in ("test", "validation"):
             raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
-        if target is None:
+        if split == "validation" and self.val_index is None:
             raise ValueError("the data has no validation split; load it with val_ratio > 0")
-        return evaluate_ranking(
-            score,
-            self.num_users,
-            self.num_items,
-            target,
-            exclude_index=exclude,
-            ks=self.config.ks,
-            batch_size=self.config.eval_batch_size,
-            device=self.device,
-        )
+        if split not in self._evaluators:
+            self._evaluators[split] = RankingEvaluator.from_data(
+                self.data,
+                "val" if split == "validation" else "test",
+                ks=self.config.ks,
+                batch_size=self.config.eval_batch_size,
+                device=self.device,
+            )
+        self.model.eval()
+        return self._evaluators[split](self.model.scorer(self.adj))
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains until ``config.epochs``, early stopping, or ``config.max_seconds``; returns the summary."""
@@ -279,7 +274,7 @@ class Trainer:
         """Restores everything :meth:`state_dict` saved, checking the run's settings match."""
         state = load_checkpoint(path, map_location=self.device)
         ours = asdict(self.config)
-        for key in ("batch_size", "lr", "lr_schedule", "reg_weight", "seed"):
+        for key in ("batch_size", "sampling", "lr", "lr_schedule", "reg_weight", "seed"):
             if state["config"].get(key) != ours[key]:
                 raise ValueError(
                     f"cannot resume from {path}: {key} was {state['config'].get(key)!r}, now {ours[key]!r}"

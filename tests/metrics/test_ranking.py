@@ -153,6 +153,11 @@ def test_batch_size_invariance(split, device, batch_size):
         score_fn, NUM_USERS, NUM_ITEMS, test, [train, val], batch_size=batch_size, device=device
     )
     assert result == pytest.approx(reference, abs=1e-12)
+    # The embedding path reuses one score buffer across batches, including a shorter last one.
+    from_embeddings = evaluate_embeddings(
+        user_emb.to(device), item_emb.to(device), test, [train, val], batch_size=batch_size
+    )
+    assert from_embeddings == pytest.approx(reference, abs=1e-6)
 
 
 def test_from_data_excludes_seen_splits(split):

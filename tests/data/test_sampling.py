@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from dslgraph.data import BPRBatches, NegativeSampler
+
+
+def _train(num_users=50, num_items=30, per_user=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    users = torch.arange(num_users).repeat_interleave(per_user)
+    items = torch.stack([torch.randperm(num_items, generator=g)[:per_user] for _ in range(num_users)]).view(-1)
+    return torch.stack([users, items])
+
+
+def test_negatives_are_never_training_positives():
+    train = _train()
+    sampler = NegativeSampler(train, 30)
+    users = train[0].repeat(20)
+    negatives = sampler.sample(users, generator=torch.Generator().manual_seed(1))
+    positives = set(zip(train[0].tolist(), train[1].tolist()))
+    assert not any((u, i) in positives for u, i in zip(users.tolist(), negatives.tolist()))
+    many = sampler.sample(train[0], num_negatives=5)
+    assert many.shape == (train.size(1), 5)
+    assert not sampler.is_positive(train[0].view(-1, 1).expand_as(many), many).any()
+
+
+def test_user_with_every_item_fails_clearly():
+    full = torch.stack([torch.zeros(4, dtype=torch.long), torch.arange(4)])
+    with pytest.raises(RuntimeError, match="every item"):
+        NegativeSampler(full, 4, max_rounds=3).sample(torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mode", ["edge", "user"])
+def test_epoch_covers_the_training_size(mode):
+    train = _train()
+    batches = BPRBatches(train, 30, batch_size=64, generator=torch.Generator().manual_seed(0), mode=mode)
+    triples = list(batches)
+    assert len(triples) == len(batches) == -(-train.size(1) // 64)
+    users = torch.cat([u for u, _, _ in triples])
+    items = torch.cat([i for _, i, _ in triples])
+    assert users.numel() == train.size(1)
+    positives = set(zip(train[0].tolist(), train[1].tolist()))
+    assert all(pair in positives for pair in zip(users.tolist(), items.tolist()))
+    if mode == "edge":
+        assert sorted(zip(users.tolist(), items.tolist())) == sorted(positives)
+
+
+def test_bad_batch_options():
+    with pytest.raises(ValueError, match="batch_size"):
+        BPRBatches(_train(), 30, batch_size=0)
+    with pytest.raises(ValueError, match="sampling mode"):
+        BPRBatches(_train(), 30, batch_size=4, mode="item")

@@ -1,0 +1,52 @@
+import pytest
+import torch
+from torch_geometric.nn.models import LightGCN as PyGLightGCN
+
+from dslgraph.data import EDGE, propagation_graph
+from dslgraph.nn import LightGCN
+
+
+def test_matches_pyg_lightgcn(small_data, device):
+    adj = propagation_graph(small_data).to(device)
+    ours = LightGCN(30, 40, embedding_dim=8, num_layers=3).to(device)
+    theirs = PyGLightGCN(70, 8, 3).to(device)
+    theirs.embedding.weight.data.copy_(ours.embedding.weight.data)
+    user, item = small_data[EDGE].edge_index.to(device)
+    edge_index = torch.cat([torch.stack([user, item + 30]), torch.stack([item + 30, user])], 1)
+    torch.testing.assert_close(ours.get_embedding(adj), theirs.get_embedding(edge_index), atol=1e-5, rtol=1e-5)
+    pairs = torch.stack([user[:10], item[:10]])
+    pyg_pairs = torch.stack([pairs[0], pairs[1] + 30])
+    torch.testing.assert_close(ours(adj, pairs), theirs(edge_index, pyg_pairs), atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_matches_autograd_on_dense_matrix(small_data):
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=4, num_layers=2)
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
+    model.loss(adj, users, pos, neg).backward()
+    weight = model.embedding.weight.detach().clone().requires_grad_()
+    dense = adj.to_dense()
+    x1 = dense @ weight
+    out = (weight + x1 + dense @ x1) / 3
+    u, p, n = out[users], out[pos + 30], out[neg + 30]
+    loss = torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+    ego = torch.cat([weight[users], weight[pos + 30], weight[neg + 30]])
+    (loss + 1e-4 * ego.pow(2).sum() / 4).backward()
+    torch.testing.assert_close(model.embedding.weight.grad, weight.grad)
+
+
+def test_recommend_excludes_training_items(small_data):
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=8)
+    train = small_data[EDGE].edge_index
+    users = torch.arange(30)
+    top = model.recommend(adj, users, k=5, exclude=train)
+    seen = set(zip(train[0].tolist(), train[1].tolist()))
+    assert top.shape == (30, 5)
+    assert not any((u, i) in seen for u in range(30) for i in top[u].tolist())
+
+
+def test_repr_and_bad_layers():
+    assert "LightGCN(3, 4, dim=8, num_layers=2" in repr(LightGCN(3, 4, 8, 2))
+    with pytest.raises(ValueError, match="num_layers"):
+        LightGCN(3, 4, 8, -1)

@@ -1,0 +1,185 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dslgraph.data import EDGE, propagation_graph
+from dslgraph.nn import LightGCN
+from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, update_fraction
+from dslgraph.train import TrainConfig, Trainer
+
+
+def _train_steps(model, dsl, optimizer, adj, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        users, pos, neg = (torch.randint(n, (32,), generator=g) for n in (30, 40, 40))
+        optimizer.zero_grad()
+        model.loss(adj, users, pos, neg).backward()
+        optimizer.step()
+        dsl.step()
+        yield
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("growth", ["gradient", "random"])
+def test_active_count_is_constant_at_every_step(small_data, backend, growth):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=40, update_interval=3, backend=backend, growth=growth)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    expected = round(70 * 8 * 0.2)
+    positions_seen = set()
+    for _ in _train_steps(model, dsl, optimizer, adj, 40):
+        dense = model.embedding.to_dense() if backend == "sparse" else model.embedding.weight
+        assert dsl.active_counts() == {"embedding": expected}
+        assert int((dense != 0).sum()) <= expected
+        positions_seen.add(tuple(sorted(dsl.targets[0].active_positions().tolist())))
+    assert len(dsl.updates) == 13
+    assert len(positions_seen) > 1, "the mask never changed"
+
+
+def test_prune_smallest_and_grow_largest_gradient(small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.25)
+    table = model.embedding
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keep values fixed to check selection
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    before = dict(zip(table.positions.tolist(), table.values.detach().abs().tolist()))
+    dense_model = LightGCN(30, 40, embedding_dim=8)
+    dense_model.embedding.weight.data.copy_(table.to_dense().detach())
+    users, pos, neg = torch.arange(30), torch.arange(30), torch.arange(30).flip(0)
+    dense_model.loss(adj, users, pos, neg).backward()
+    grad = dense_model.embedding.weight.grad.reshape(-1).abs()
+
+    optimizer.zero_grad()
+    model.loss(adj, users, pos, neg).backward()
+    optimizer.step()
+    dsl.step()
+
+    n = math.ceil(0.25 * len(before))
+    pruned = sorted(before, key=before.get)[:n]
+    kept = set(before) - set(pruned)
+    after = set(table.positions.tolist())
+    grown = after - kept
+    assert len(after) == len(before) and kept <= after
+    candidates = torch.ones_like(grad, dtype=torch.bool)
+    candidates[list(kept)] = False
+    threshold = grad[candidates].topk(n).values.min()
+    assert all(grad[p] >= threshold - 1e-12 for p in grown)
+    new_values = dict(zip(table.positions.tolist(), table.values.detach().tolist()))
+    assert all(new_values[p] == 0 for p in grown - set(before))
+
+
+@pytest.mark.parametrize("mode,expect_zero", [("reset", True), ("keep", False)])
+def test_optimizer_state_of_grown_entries(small_data, mode, expect_zero):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=4, optimizer_state=mode)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    table = model.embedding
+    before = table.positions.clone()
+    for _ in _train_steps(model, dsl, optimizer, adj, 4):
+        pass
+    moved = (table.positions != before).nonzero().squeeze(1)
+    assert moved.numel() > 0
+    moments = optimizer.state[table.values]["exp_avg"][moved]
+    assert bool((moments == 0).all()) == expect_zero
+
+
+def test_cosine_schedule_and_t_end():
+    assert update_fraction("cosine", 0, 100, 0.5, 0.005) == pytest.approx(0.5)
+    assert update_fraction("cosine", 50, 100, 0.5, 0.005) == pytest.approx(0.2525)
+    assert update_fraction("cosine", 100, 100, 0.5, 0.005) == pytest.approx(0.005)
+    assert update_fraction("linear", 50, 100, 0.5, 0.0) == pytest.approx(0.25)
+    assert update_fraction("constant", 70, 100, 0.3, 0.0) == pytest.approx(0.3)
+    dsl = DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=100, update_interval=10, t_end=30)
+    assert [t for t in range(1, 101) if dsl.is_update_step(t)] == [10, 20, 30]
+
+
+class _Custom(nn.Module):
+    """A user's own recommender: a plain nn.Embedding and an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, index):
+        return self.mlp(self.emb(index)).squeeze(-1)
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "erk"])
+def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.6, total_steps=20, targets=["tables", r"mlp\.\d\.weight"], update_interval=5,
+        distribution=distribution,
+    )
+    assert isinstance(model.emb, SparseEmbedding)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    counts = dsl.active_counts()
+    total = 50 * 8 + 8 * 16 + 16
+    assert sum(counts.values()) == pytest.approx(0.4 * total, abs=3)
+    for _ in range(20):
+        optimizer.zero_grad()
+        model(torch.randint(50, (16,))).pow(2).mean().backward()
+        optimizer.step()
+        dsl.step()
+        assert dsl.active_counts() == counts
+        for name in ("mlp.0.weight", "mlp.2.weight"):
+            param = model.get_parameter(name)
+            assert bool((param[~model.get_buffer(name + "_mask")] == 0).all())
+
+
+def test_bad_settings_fail_clearly():
+    with pytest.raises(ValueError, match="density must be in"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 1.0, total_steps=10)
+    with pytest.raises(ValueError, match="update_interval"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, update_interval=0)
+    with pytest.raises(ValueError, match="matches no parameter"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["decoder.weight"])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, schedule="step")
+    with pytest.raises(ValueError, match="momentum"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, growth="momentum")
+
+
+def test_momentum_growth_on_masked_backend(small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=6, update_interval=3, growth="momentum", backend="masked")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
+        assert dsl.active_counts() == {"embedding": 280}
+    assert len(dsl.updates) == 2
+
+
+def _sparse_run(data, out, epochs, resume=False):
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    config = TrainConfig(epochs=4, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=1)
+    steps = 4 * -(-data[EDGE].edge_index.size(1) // 64)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, seed=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl], optimizer=optimizer)
+    trainer.config.epochs = epochs
+    return trainer.fit(resume=resume), model
+
+
+def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
+    full, full_model = _sparse_run(small_data, tmp_path / "full", 4)
+    _sparse_run(small_data, tmp_path / "split", 2)
+    resumed, resumed_model = _sparse_run(small_data, tmp_path / "split", 4, resume=True)
+    assert torch.equal(full_model.embedding.positions, resumed_model.embedding.positions)
+    torch.testing.assert_close(full_model.embedding.values, resumed_model.embedding.values)
+    def without_times(history):
+        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
+
+    assert without_times(full["history"]) == without_times(resumed["history"])

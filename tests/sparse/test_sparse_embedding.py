@@ -1,0 +1,90 @@
+import pytest
+import torch
+from torch_geometric.typing import WITH_TORCH_SPARSE
+
+from dslgraph.data import propagation_graph
+from dslgraph.nn import LightGCN
+from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
+
+
+def _twin_models(density: float, device):
+    """A LightGCN with a sparse table and one with the same entries as a dense table."""
+    torch.manual_seed(0)
+    sparse_model = LightGCN(30, 40, embedding_dim=8)
+    sparse_model.embedding = SparseEmbedding(70, 8, density)
+    dense_model = LightGCN(30, 40, embedding_dim=8)
+    dense_model.embedding.weight.data.copy_(sparse_model.embedding.to_dense().detach())
+    return sparse_model.to(device), dense_model.to(device)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 1.0])
+def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, density):
+    sparse_model, dense_model = _twin_models(density, device)
+    adj = propagation_graph(small_data).to(device)
+    users, pos, neg = (torch.randint(n, (16,), device=device) for n in (30, 40, 40))
+    pairs = torch.stack([users, pos])
+    torch.testing.assert_close(sparse_model(adj, pairs), dense_model(adj, pairs), atol=1e-6, rtol=1e-5)
+    sparse_model.loss(adj, users, pos, neg).backward()
+    dense_model.loss(adj, users, pos, neg).backward()
+    table = sparse_model.embedding
+    dense_grad = dense_model.embedding.weight.grad.reshape(-1)
+    torch.testing.assert_close(table.values.grad, dense_grad[table.positions], atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 70, 1000])
+def test_dense_gradient_is_rebuilt_in_chunks(small_data, device, chunk_rows):
+    sparse_model, dense_model = _twin_models(0.2, device)
+    adj = propagation_graph(small_data).to(device)
+    users, pos, neg = torch.arange(10, device=device), torch.arange(10, device=device), torch.arange(5, 15, device=device)
+    sparse_model.embedding.probing = True
+    sparse_model.loss(adj, users, pos, neg).backward()
+    dense_model.loss(adj, users, pos, neg).backward()
+    chunks = list(sparse_model.embedding.dense_grad_chunks(chunk_rows))
+    assert all(block.size(0) <= chunk_rows for _, block in chunks)
+    rebuilt = torch.cat([block for _, block in chunks])
+    torch.testing.assert_close(rebuilt, dense_model.embedding.weight.grad, atol=1e-7, rtol=1e-5)
+
+
+def test_storage_and_optimizer_state_grow_with_active_entries():
+    table = SparseEmbedding(1000, 16, density=0.1)
+    assert table.nnz == 1600 and table.values.shape == (1600,)
+    assert table.positions.unique().numel() == 1600
+    opt = torch.optim.Adam(table.parameters())
+    table(torch.arange(10)).sum().backward()
+    opt.step()
+    assert all(s.numel() == 1600 for s in opt.state[table.values].values() if s.dim() > 0)
+
+
+def test_row_lookup_and_dense_round_trip():
+    dense = torch.randn(20, 6) * (torch.rand(20, 6) < 0.3)
+    table = SparseEmbedding.from_dense(dense)
+    torch.testing.assert_close(table.to_dense(), dense)
+    index = torch.tensor([3, 0, 3, 19])
+    torch.testing.assert_close(table(index), dense[index])
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_sparse_tensor_round_trip():
+    table = SparseEmbedding(12, 5, density=0.4)
+    back = SparseEmbedding.from_sparse_tensor(table.to_sparse_tensor())
+    torch.testing.assert_close(back.to_dense(), table.to_dense())
+
+
+@pytest.mark.parametrize("density", [0.0, -0.1, 1.5])
+def test_bad_density(density):
+    with pytest.raises(ValueError, match="density must be in"):
+        SparseEmbedding(10, 4, density)
+
+
+def test_masked_backend_matches_sparse_backend(small_data):
+    adj = propagation_graph(small_data)
+    models = []
+    for backend in ("sparse", "masked"):
+        torch.manual_seed(3)
+        model = LightGCN(30, 40, embedding_dim=8)
+        DynamicSparseLearning(model, 0.7, total_steps=10, backend=backend, seed=5)
+        models.append(model)
+    sparse, masked = models
+    torch.testing.assert_close(sparse.embedding.to_dense(), masked.embedding.weight)
+    pairs = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    torch.testing.assert_close(sparse(adj, pairs), masked(adj, pairs))

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from dslgraph.cli import main
+from dslgraph.config import ConfigError, validate
+
+
+def test_validate_names_field_and_range():
+    assert validate({})["dataset"] == "lastfm"
+    with pytest.raises(ConfigError, match=r"sparsity must be a float in \[0, 1\), got 1.0"):
+        validate({"sparsity": 1.0})
+    with pytest.raises(ConfigError, match=r"dataset must be one of \['lastfm'"):
+        validate({"dataset": "netflix"})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        validate({"learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="update_interval must be an int"):
+        validate({"update_interval": 0})
+    with pytest.raises(ConfigError, match="monitor must be"):
+        validate({"monitor": "recall@50"})
+    with pytest.raises(ConfigError, match="rho_min"):
+        validate({"rho0": 0.1, "rho_min": 0.2})
+
+
+def test_bad_cli_value_exits_with_message(capsys, tmp_path):
+    assert main(["train", "--sparsity", "1.5"]) == 2
+    assert "sparsity must be a float in [0, 1)" in capsys.readouterr().err
+    config = tmp_path / "c.json"
+    config.write_text('{"epochs": "ten"}')
+    assert main(["train", "--config", str(config)]) == 2
+    assert "epochs must be an int" in capsys.readouterr().err
+    config.write_text("{broken")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_eval_recommend_on_lastfm(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"epochs": 2, "embedding-dim": 16, "eval_every": 1, "batch_size": 8192}))
+    out = tmp_path / "run"
+    args = ["train", "--config", str(config), "--sparsity", "0.8", "--update-interval", "3", "--output", str(out)]
+    assert main([*args, "--no-progress", "--device", "cpu"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == printed["epochs"] == 2
+    assert metrics["test"]["recall@20"] == printed["test"]["recall@20"] > 0
+    assert metrics["sparsity"] == pytest.approx(0.8, abs=1e-4)
+    assert metrics["bytes_ratio"] < 0.35 and 0 < metrics["training_savings"] < 0.8
+    assert main(["eval", str(out / "best.pt"), "--device", "cpu"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"]["recall@20"] == pytest.approx(metrics["test"]["recall@20"])
+    assert main(["recommend", str(out / "best.pt"), "--users", "0", "5", "-k", "3", "--device", "cpu"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert set(recs) == {"0", "5"} and all(len(items) == 3 for items in recs.values())
+    assert main(["recommend", str(out / "best.pt"), "--users", "99999"]) == 2
+    assert main(["eval", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "lastfm" in out and "1892" in out and "42135" in out

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+import torch
+
+from dslgraph.data import EDGE, make_interaction_data
+from dslgraph.nn import LightGCN
+from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, save_checkpoint
+
+
+def _trainer(data, out, epochs=4, **overrides):
+    torch.manual_seed(0)
+    settings = dict(epochs=epochs, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3) | overrides
+    config = TrainConfig(**settings)
+    return Trainer(LightGCN(30, 40, embedding_dim=8), data, config, out, "cpu")
+
+
+def test_training_learns_and_writes_outputs(small_data, tmp_path):
+    summary = _trainer(small_data, tmp_path, epochs=15).fit()
+    first, last = summary["history"][0], summary["history"][-1]
+    assert last["loss"] < first["loss"]
+    assert summary["test"]["recall@20"] > first["test"]["recall@20"]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test"] == summary["test"] and written["epochs"] == 15
+    assert {"recall@20", "ndcg@20"} <= set(written["test"]) and written["train_seconds"] > 0
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_resume_continues_identically(small_data, tmp_path):
+    full = _trainer(small_data, tmp_path / "a", epochs=4).fit()
+    _trainer(small_data, tmp_path / "b", epochs=2).fit()
+    resumed = _trainer(small_data, tmp_path / "b", epochs=4).fit(resume=True)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    assert strip(full["history"]) == strip(resumed["history"])
+
+
+def test_resume_with_other_settings_fails(small_data, tmp_path):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    with pytest.raises(ValueError, match="lr was 0.01, now 0.02"):
+        _trainer(small_data, tmp_path, epochs=2, lr=0.02).fit(resume=True)
+
+
+def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_path):
+    store = small_data[EDGE]
+    data = make_interaction_data(30, 40, store.edge_index[:, 40:], store.edge_label_index, store.edge_index[:, :40])
+    summary = _trainer(data, None, epochs=30, patience=2, lr=0.0).fit()
+    assert summary["selection"] == "validation" and summary["validation"] is not None
+    assert summary["epochs"] == 3  # lr 0: no improvement after the first evaluation
+
+
+def test_cosine_lr_reaches_minimum(small_data):
+    trainer = _trainer(small_data, None, epochs=3, lr_schedule="cosine", lr_min=1e-4)
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_checkpoint_is_atomic_and_validated(tmp_path):
+    path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"model": {}}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match="lacks"):
+        load_checkpoint(tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_failed_write_keeps_old_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint({"model": {}, "optimizer": {}, "epoch": 2, "config": {}}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
