@@ -1,0 +1,166 @@
+"""Seconds per training epoch and per full-ranking evaluation: dslgraph's LightGCN vs a plain loop
+around PyG's ``torch_geometric.nn.models.LightGCN``, same data, batch size, device and negatives.
+
+An epoch is ``ceil(train interactions / batch)`` BPR iterations; to keep CPU runs short, the
+script times ``--iterations`` of them after ``--warmup`` and reports the mean per iteration times
+the iterations per epoch (``--iterations 0`` times whole epochs). Evaluation is one full-ranking
+pass (all users with test items, training items excluded, Recall/NDCG@20) timed end to end.
+With ``--train-epochs E`` both are then trained for E whole epochs on the same batches and their
+final Recall/NDCG@20 is reported (a quality check of the same protocol, not a timing).
+
+    python benchmarks/bench_lightgcn.py --dataset gowalla --root ../shared/datasets --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
+from torch_geometric.nn.models import LightGCN as PyGLightGCN
+
+from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
+from dslgraph.metrics import RankingEvaluator
+from dslgraph.nn import LightGCN
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_iterations(step, batches, device, warmup: int, iterations: int) -> float:
+    """Mean seconds per training iteration."""
+    it = iter(batches)
+    for _ in range(warmup):
+        step(*next(it))
+    sync(device)
+    count = iterations or len(batches) - warmup
+    start = time.perf_counter()
+    for _ in range(count):
+        step(*next(it))
+    sync(device)
+    return (time.perf_counter() - start) / count
+
+
+def pyg_loop(data, device, dim, layers, lr, reg):
+    """A straightforward training step and evaluation around PyG's LightGCN."""
+    num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    user, item = data[EDGE].edge_index
+    edge_index = torch.cat([torch.stack([user, item + num_users]), torch.stack([item + num_users, user])], 1).to(device)
+    model = PyGLightGCN(num_users + num_items, dim, layers).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(users, pos, neg):
+        optimizer.zero_grad()
+        src = torch.cat([users, users])
+        dst = torch.cat([pos, neg]) + num_users
+        rank = model(edge_index, torch.stack([src, dst]))
+        pos_rank, neg_rank = rank.chunk(2)
+        loss = model.recommendation_loss(pos_rank, neg_rank, node_id=torch.cat([users, pos + num_users, neg + num_users]),
+                                         lambda_reg=reg)
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def evaluate(batch_size: int = 2048):
+        emb = model.get_embedding(edge_index)
+        user_emb, item_emb = emb[:num_users], emb[num_users:]
+        train = data[EDGE].edge_index.to(device)
+        test = data[EDGE].edge_label_index.to(device)
+        recall, ndcg = LinkPredRecall(20).to(device), LinkPredNDCG(20).to(device)
+        users = test[0].unique()
+        for start in range(0, users.numel(), batch_size):
+            batch = users[start : start + batch_size]
+            scores = user_emb[batch] @ item_emb.T
+            pos = torch.full((num_users,), -1, device=device)
+            pos[batch] = torch.arange(batch.numel(), device=device)
+            seen = pos[train[0]] >= 0
+            scores[pos[train[0, seen]], train[1, seen]] = float("-inf")
+            top = scores.topk(20, dim=-1).indices
+            keep = pos[test[0]] >= 0
+            label = torch.stack([pos[test[0, keep]], test[1, keep]])
+            recall.update(top, label)
+            ndcg.update(top, label)
+        return float(recall.compute()), float(ndcg.compute())
+
+    return step, evaluate
+
+
+def ours(data, device, dim, layers, lr, reg):
+    num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    adj = propagation_graph(data).to(device)
+    model = LightGCN(num_users, num_items, dim, layers).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    evaluator = RankingEvaluator.from_data(data, "test", ks=(20,), batch_size=2048, device=device)
+
+    def step(users, pos, neg):
+        optimizer.zero_grad()
+        model.loss(adj, users, pos, neg, reg).backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def evaluate():
+        result = evaluator(model.scorer(adj))
+        return result["recall@20"], result["ndcg@20"]
+
+    return step, evaluate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--train-epochs", type=int, default=0)
+    parser.add_argument("--output", default="docs/benchmarks/lightgcn_speed.csv")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = load_dataset(args.dataset, args.root)
+    rows = []
+    for name, build in (("pyg-loop", pyg_loop), ("dslgraph", ours)):
+        torch.manual_seed(0)
+        step, evaluate = build(data, device, 64, 3, 1e-3, 1e-4)
+        batches = BPRBatches(data[EDGE].edge_index, int(data["item"].num_nodes), args.batch_size,
+                             torch.Generator().manual_seed(0), device)
+        per_iter = time_iterations(step, batches, device, args.warmup, args.iterations)
+        evaluate()  # warm-up (builds caches, allocator)
+        sync(device)
+        start = time.perf_counter()
+        recall, ndcg = evaluate()
+        sync(device)
+        eval_seconds = time.perf_counter() - start
+        if args.train_epochs:
+            for _ in range(args.train_epochs):
+                for batch in batches:
+                    step(*batch)
+            recall, ndcg = evaluate()
+        rows.append({
+            "implementation": name, "dataset": args.dataset, "device": str(device),
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "batch_size": args.batch_size, "iterations_per_epoch": len(batches),
+            "seconds_per_iteration": round(per_iter, 4), "seconds_per_epoch": round(per_iter * len(batches), 2),
+            "seconds_per_full_eval": round(eval_seconds, 2), "train_epochs": args.train_epochs,
+            "recall@20": round(recall, 4), "ndcg@20": round(ndcg, 4),
+        })
+        print(rows[-1], flush=True)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()

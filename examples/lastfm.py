@@ -1,0 +1,17 @@
+"""LightGCN on the embedded LastFM split (the offline default); add --sparsity 0.8 for DSL.
+
+Usage: python examples/lastfm.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
+
+Flags given on the command line override the ones below. Datasets are read from
+``ROOT/lastfm/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
+and ``--resume`` continues it.
+"""
+
+import sys
+
+from dslgraph.cli import main
+
+DEFAULTS = ["train", "--dataset", "lastfm", "--epochs", "150", "--eval-every", "10", "--update-interval", "100", "--output", "runs/lastfm"]
+
+if __name__ == "__main__":
+    sys.exit(main(DEFAULTS + sys.argv[1:]))
