@@ -51,7 +51,9 @@ def pyg_loop(data, device, dim, layers, lr, reg):
     """A straightforward training step and evaluation around PyG's LightGCN."""
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     user, item = data[EDGE].edge_index
-    edge_index = torch.cat([torch.stack([user, item + num_users]), torch.stack([item + num_users, user])], 1).to(device)
+    edge_index = torch.cat(
+        [torch.stack([user, item + num_users]), torch.stack([item + num_users, user])], 1
+    ).to(device)
     model = PyGLightGCN(num_users + num_items, dim, layers).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
@@ -61,8 +63,9 @@ def pyg_loop(data, device, dim, layers, lr, reg):
         dst = torch.cat([pos, neg]) + num_users
         rank = model(edge_index, torch.stack([src, dst]))
         pos_rank, neg_rank = rank.chunk(2)
-        loss = model.recommendation_loss(pos_rank, neg_rank, node_id=torch.cat([users, pos + num_users, neg + num_users]),
-                                         lambda_reg=reg)
+        loss = model.recommendation_loss(
+            pos_rank, neg_rank, node_id=torch.cat([users, pos + num_users, neg + num_users]), lambda_reg=reg
+        )
         loss.backward()
         optimizer.step()
 
@@ -112,7 +115,9 @@ def ours(data, device, dim, layers, lr, reg):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="gowalla")
     parser.add_argument("--root", default=None)
     parser.add_argument("--device", default="cpu")
@@ -131,8 +136,13 @@ def main() -> None:
     for name, build in (("pyg-loop", pyg_loop), ("dslgraph", ours)):
         torch.manual_seed(0)
         step, evaluate = build(data, device, 64, 3, 1e-3, 1e-4)
-        batches = BPRBatches(data[EDGE].edge_index, int(data["item"].num_nodes), args.batch_size,
-                             torch.Generator().manual_seed(0), device)
+        batches = BPRBatches(
+            data[EDGE].edge_index,
+            int(data["item"].num_nodes),
+            args.batch_size,
+            torch.Generator().manual_seed(0),
+            device,
+        )
         per_iter = time_iterations(step, batches, device, args.warmup, args.iterations)
         evaluate()  # warm-up (builds caches, allocator)
         sync(device)
@@ -145,14 +155,23 @@ def main() -> None:
                 for batch in batches:
                     step(*batch)
             recall, ndcg = evaluate()
-        rows.append({
-            "implementation": name, "dataset": args.dataset, "device": str(device),
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "batch_size": args.batch_size, "iterations_per_epoch": len(batches),
-            "seconds_per_iteration": round(per_iter, 4), "seconds_per_epoch": round(per_iter * len(batches), 2),
-            "seconds_per_full_eval": round(eval_seconds, 2), "train_epochs": args.train_epochs,
-            "recall@20": round(recall, 4), "ndcg@20": round(ndcg, 4),
-        })
+        rows.append(
+            {
+                "implementation": name,
+                "dataset": args.dataset,
+                "device": str(device),
+                "cpu": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "batch_size": args.batch_size,
+                "iterations_per_epoch": len(batches),
+                "seconds_per_iteration": round(per_iter, 4),
+                "seconds_per_epoch": round(per_iter * len(batches), 2),
+                "seconds_per_full_eval": round(eval_seconds, 2),
+                "train_epochs": args.train_epochs,
+                "recall@20": round(recall, 4),
+                "ndcg@20": round(ndcg, 4),
+            }
+        )
         print(rows[-1], flush=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,12 +33,19 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     torch.manual_seed(0)
     model = LightGCN(num_users, num_items)
-    batches = BPRBatches(data[EDGE].edge_index, num_items, args.batch_size, torch.Generator().manual_seed(0), device)
+    batches = BPRBatches(
+        data[EDGE].edge_index, num_items, args.batch_size, torch.Generator().manual_seed(0), device
+    )
     dsl = None
     if sparsity:
         # The first update comes right after the timed iterations; it is timed on its own.
-        dsl = DynamicSparseLearning(model, sparsity, total_steps=10**9,
-                                    update_interval=args.warmup + args.iterations + 1, backend=backend)
+        dsl = DynamicSparseLearning(
+            model,
+            sparsity,
+            total_steps=10**9,
+            update_interval=args.warmup + args.iterations + 1,
+            backend=backend,
+        )
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if dsl is not None:
@@ -71,16 +78,24 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         update = time.perf_counter() - start - 2 * per_iter
     amortised = per_iter + update / args.update_interval
     return {
-        "dataset": args.dataset, "device": str(device), "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "sparsity": sparsity, "backend": backend if sparsity else "dense",
-        "batch_size": args.batch_size, "seconds_per_iteration": round(per_iter, 4),
-        "seconds_per_update": round(update, 2), "update_interval": args.update_interval,
+        "dataset": args.dataset,
+        "device": str(device),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "sparsity": sparsity,
+        "backend": backend if sparsity else "dense",
+        "batch_size": args.batch_size,
+        "seconds_per_iteration": round(per_iter, 4),
+        "seconds_per_update": round(update, 2),
+        "update_interval": args.update_interval,
         "seconds_per_epoch_amortised": round(amortised * len(batches), 1),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="gowalla")
     parser.add_argument("--root", default=None)
     parser.add_argument("--device", default="cpu")

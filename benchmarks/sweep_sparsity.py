@@ -25,10 +25,25 @@ from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import validate  # noqa: E402
 
 COLUMNS = [
-    "dataset", "sparsity", "mask", "optimizer_state", "epochs", "best_epoch", "recall@20", "ndcg@20",
-    "train_seconds", "active_entries", "parameter_bytes", "optimizer_state_bytes", "bytes_ratio",
-    "train_macs_per_iteration", "dense_train_macs_per_iteration", "training_savings",
-    "inference_macs", "inference_savings", "naive_savings",
+    "dataset",
+    "sparsity",
+    "mask",
+    "optimizer_state",
+    "epochs",
+    "best_epoch",
+    "recall@20",
+    "ndcg@20",
+    "train_seconds",
+    "active_entries",
+    "parameter_bytes",
+    "optimizer_state_bytes",
+    "bytes_ratio",
+    "train_macs_per_iteration",
+    "dense_train_macs_per_iteration",
+    "training_savings",
+    "inference_macs",
+    "inference_savings",
+    "naive_savings",
 ]
 
 
@@ -57,7 +72,9 @@ def row_for(summary: dict, settings: dict, mask: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="lastfm")
     parser.add_argument("--root", default=None)
     parser.add_argument("--epochs", type=int, default=150)
@@ -73,16 +90,27 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [(s, False, state) for s in args.sparsities for state in (args.optimizer_states if s else ["reset"])]
+    runs = [
+        (s, False, state) for s in args.sparsities for state in (args.optimizer_states if s else ["reset"])
+    ]
     runs += [(s, True, "reset") for s in args.static]
     rows = []
     for sparsity, static, state in runs:
         mask = "dense" if sparsity == 0 else ("static" if static else "dynamic")
-        settings = validate({
-            "dataset": args.dataset, "root": args.root, "epochs": args.epochs, "eval_every": args.eval_every,
-            "sparsity": sparsity, "static_mask": static, "update_interval": args.update_interval,
-            "optimizer_state": state, "threads": args.threads, "device": args.device,
-        })
+        settings = validate(
+            {
+                "dataset": args.dataset,
+                "root": args.root,
+                "epochs": args.epochs,
+                "eval_every": args.eval_every,
+                "sparsity": sparsity,
+                "static_mask": static,
+                "update_interval": args.update_interval,
+                "optimizer_state": state,
+                "threads": args.threads,
+                "device": args.device,
+            }
+        )
         name = f"{mask}-s{sparsity}-{state}"
         summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))
@@ -104,8 +132,11 @@ def write_tables(rows: list[dict], out: Path) -> None:
 def plot(rows: list[dict], path: Path, dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for mask, style in (("dynamic", "o-"), ("static", "s--")):
-        points = sorted((r["sparsity"], r["recall@20"]) for r in rows if r["mask"] in (mask, "dense")
-                        and (r["optimizer_state"] in ("reset", "")))
+        points = sorted(
+            (r["sparsity"], r["recall@20"])
+            for r in rows
+            if r["mask"] in (mask, "dense") and (r["optimizer_state"] in ("reset", ""))
+        )
         if len(points) > 1 or mask == "dynamic":
             ax.plot(*zip(*points), style, label="DSL" if mask == "dynamic" else "static mask")
     dense = [r["recall@20"] for r in rows if r["mask"] == "dense"]

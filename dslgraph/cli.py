@@ -22,8 +22,9 @@ from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoin
 log = logging.getLogger("dslgraph")
 
 TRAIN_FIELDS = (
-    "epochs batch_size sampling lr lr_schedule lr_min reg_weight eval_every eval_batch_size monitor patience seed max_seconds"
-).split()
+    "epochs", "batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight",
+    "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif field.kind is list:
             train.add_argument(flag, type=int, nargs="+", default=None)
         else:
-            train.add_argument(flag, type=field.kind, default=None, help=f"{field.describe()} (default {field.default})")
+            train.add_argument(
+                flag, type=field.kind, default=None, help=f"{field.describe()} (default {field.default})"
+            )
 
     evaluate = sub.add_parser("eval", help="evaluate a checkpoint on the test split")
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
@@ -80,12 +83,19 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return validate(values)
 
 
-def build_model(settings: dict[str, Any], data, total_steps: int) -> tuple[torch.nn.Module, DynamicSparseLearning | None]:
+def build_model(
+    settings: dict[str, Any], data, total_steps: int
+) -> tuple[torch.nn.Module, DynamicSparseLearning | None]:
     """The model of ``settings`` and, when ``sparsity > 0``, its DSL controller (before the optimizer)."""
     torch.manual_seed(settings["seed"])
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     model = LightGCN(
-        num_users, num_items, settings["embedding_dim"], settings["num_layers"], settings["init"], settings["init_std"]
+        num_users,
+        num_items,
+        settings["embedding_dim"],
+        settings["num_layers"],
+        settings["init"],
+        settings["init_std"],
     )
     if settings["sparsity"] == 0:
         return model, None
@@ -113,7 +123,9 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
     """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary."""
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
-    data = load_dataset(settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"])
+    data = load_dataset(
+        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
+    )
     config = TrainConfig(
         **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
     )
@@ -124,7 +136,13 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
         dsl.attach(optimizer)
     log.info("%r", model)
     trainer = Trainer(
-        model, data, config, output, settings["device"], hooks=[dsl] if dsl else [], optimizer=optimizer,
+        model,
+        data,
+        config,
+        output,
+        settings["device"],
+        hooks=[dsl] if dsl else [],
+        optimizer=optimizer,
         metadata={"settings": settings},
     )
     summary = trainer.fit(resume=resume)
@@ -140,7 +158,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise ConfigError("--resume needs --output (the folder holding last.pt)")
     summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
-    print(json.dumps({"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}))
+    print(
+        json.dumps(
+            {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}
+        )
+    )
     return 0
 
 
@@ -149,9 +171,13 @@ def restore(checkpoint: str, root: str | None, device: str):
     state = load_checkpoint(checkpoint)
     settings = state.get("metadata", {}).get("settings")
     if settings is None:
-        raise CheckpointError(f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI")
+        raise CheckpointError(
+            f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
+        )
     settings = validate(settings | ({"root": root} if root else {}))
-    data = load_dataset(settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"])
+    data = load_dataset(
+        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
+    )
     model, _ = build_model(settings, data, total_steps=1)
     model.load_state_dict(state["model"])
     device = resolve_device(device)
@@ -161,7 +187,9 @@ def restore(checkpoint: str, root: str | None, device: str):
 def cmd_eval(args: argparse.Namespace) -> int:
     model, data, _, settings = restore(args.checkpoint, args.root, args.device)
     ks = tuple(args.ks or settings["ks"])
-    config = TrainConfig(epochs=1, ks=ks, monitor=f"recall@{ks[0]}", eval_batch_size=settings["eval_batch_size"])
+    config = TrainConfig(
+        epochs=1, ks=ks, monitor=f"recall@{ks[0]}", eval_batch_size=settings["eval_batch_size"]
+    )
     trainer = Trainer(model, data, config, device=args.device)
     print(json.dumps({"test": trainer.evaluate("test")}))
     return 0
@@ -182,7 +210,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     root = args.root or default_root()
-    names = args.names or [name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()]
+    names = args.names or [
+        name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()
+    ]
     unknown = [name for name in names if name not in DATASETS]
     if unknown:
         raise ValueError(f"unknown dataset(s) {unknown}; known: {list(DATASETS)}")

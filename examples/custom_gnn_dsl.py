@@ -30,8 +30,12 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = PyGLightGCN(num_users + num_items, embedding_dim=64, num_layers=3)
-    batches = BPRBatches(data[EDGE].edge_index, num_items, batch_size=2048, generator=torch.Generator().manual_seed(0))
-    dsl = DynamicSparseLearning(model, args.sparsity, total_steps=args.epochs * len(batches), update_interval=100)
+    batches = BPRBatches(
+        data[EDGE].edge_index, num_items, batch_size=2048, generator=torch.Generator().manual_seed(0)
+    )
+    dsl = DynamicSparseLearning(
+        model, args.sparsity, total_steps=args.epochs * len(batches), update_interval=100
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # created after DSL swapped the table
     dsl.attach(optimizer)
     print(dsl)

@@ -40,7 +40,17 @@ def test_train_eval_recommend_on_lastfm(tmp_path, capsys, monkeypatch):
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"epochs": 2, "embedding-dim": 16, "eval_every": 1, "batch_size": 8192}))
     out = tmp_path / "run"
-    args = ["train", "--config", str(config), "--sparsity", "0.8", "--update-interval", "3", "--output", str(out)]
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--sparsity",
+        "0.8",
+        "--update-interval",
+        "3",
+        "--output",
+        str(out),
+    ]
     assert main([*args, "--no-progress", "--device", "cpu"]) == 0
     printed = json.loads(capsys.readouterr().out)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
 SAMPLING_MODES = ("edge", "user")
 
 
@@ -33,7 +32,9 @@ class NegativeSampler:
         pos = torch.searchsorted(self.keys, keys).clamp_(max=self.keys.numel() - 1)
         return self.keys[pos] == keys
 
-    def sample(self, users: Tensor, num_negatives: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, users: Tensor, num_negatives: int = 1, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items."""
         shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
         expanded = users if num_negatives == 1 else users.view(-1, 1).expand(shape)
@@ -84,7 +85,9 @@ class BPRBatches:
             raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
         self.mode = mode
         self.train_index = train_index[:, train_index[0].argsort(stable=True)]
-        self.user_ptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(self.train_index[0]).cumsum(0)])
+        self.user_ptr = torch.cat(
+            [torch.zeros(1, dtype=torch.long), torch.bincount(self.train_index[0]).cumsum(0)]
+        )
         self.active_users = self.user_ptr.diff().nonzero().squeeze(1)
         self.batch_size = batch_size
         self.sampler = NegativeSampler(train_index, num_items)
@@ -99,7 +102,9 @@ class BPRBatches:
         if self.mode == "edge":
             users, items = self.train_index[:, torch.randperm(num, generator=self.generator)]
         else:
-            users = self.active_users[torch.randint(self.active_users.numel(), (num,), generator=self.generator)]
+            users = self.active_users[
+                torch.randint(self.active_users.numel(), (num,), generator=self.generator)
+            ]
             start, degree = self.user_ptr[users], self.user_ptr[users + 1] - self.user_ptr[users]
             offset = (torch.rand(num, generator=self.generator) * degree).long().clamp_(max=degree - 1)
             items = self.train_index[1, start + offset]

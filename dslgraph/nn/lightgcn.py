@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.sparse.ops import spmm
+from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
 
@@ -79,7 +79,9 @@ class LightGCN(MessagePassing):
         out = self.get_embedding(adj)
         return (out[edge_label_index[0]] * out[edge_label_index[1] + self.num_users]).sum(-1)
 
-    def loss(self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 1e-4) -> Tensor:
+    def loss(
+        self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 1e-4
+    ) -> Tensor:
         """BPR loss plus L2 on the batch's layer-0 embeddings (LightGCN's objective)."""
         out = self.get_embedding(adj)
         user = out[users]

@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.table import EmbeddingTable
 from dslgraph.sparse.embedding import SparseEmbedding, active_count, check_density
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
+from dslgraph.sparse.table import EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,9 @@ class DynamicSparseLearning:
         best_pos = kept.new_empty(0)
         for offset, score in chunks:
             score = score.clone().float()
-            lo, hi = torch.searchsorted(kept, torch.tensor([offset, offset + score.numel()], device=kept.device))
+            lo, hi = torch.searchsorted(
+                kept, torch.tensor([offset, offset + score.numel()], device=kept.device)
+            )
             score[kept[lo:hi] - offset] = -math.inf
             top = score.topk(min(n, score.numel()))
             best_score = torch.cat([best_score, top.values])

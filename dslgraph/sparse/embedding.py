@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.table import EmbeddingTable, init_table_
 from dslgraph.sparse.ops import csr_row_slice, csr_segments
+from dslgraph.sparse.table import EmbeddingTable, init_table_
 
 
 @dataclass
@@ -155,7 +155,9 @@ class SparseEmbedding(EmbeddingTable):
 
         layout = self._current_layout()
         return SparseTensor(
-            row=layout.row, col=layout.col, value=self.values.detach()[layout.order],
+            row=layout.row,
+            col=layout.col,
+            value=self.values.detach()[layout.order],
             sparse_sizes=(self.num_embeddings, self.embedding_dim),
         )
 

@@ -59,7 +59,9 @@ class DenseEmbedding(EmbeddingTable):
         std (float, optional): Standard deviation of the normal init. (default: :obj:`0.1`)
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, init: str = "normal", std: float = 0.1) -> None:
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, init: str = "normal", std: float = 0.1
+    ) -> None:
         super().__init__()
         if num_embeddings < 1 or embedding_dim < 1:
             raise ValueError(f"table shape must be positive, got ({num_embeddings}, {embedding_dim})")
@@ -84,4 +86,3 @@ class DenseEmbedding(EmbeddingTable):
 
     def density(self) -> float:
         return 1.0
-

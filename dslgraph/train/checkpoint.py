@@ -36,7 +36,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise CheckpointError(f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a dslgraph state dictionary")
     missing = [key for key in REQUIRED_KEYS if key not in state]

@@ -144,7 +144,9 @@ class Trainer:
         """One pass over the training interactions; returns the mean loss."""
         self.model.train()
         total, count = 0.0, 0
-        bar = tqdm(self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress)
+        bar = tqdm(
+            self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress
+        )
         for users, pos, neg in bar:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.model.loss(self.adj, users, pos, neg, self.config.reg_weight)
@@ -189,10 +191,10 @@ class Trainer:
             self.epoch += 1
             self.train_seconds = time.perf_counter() - started
             log.info("epoch %d loss %.5f (%.1fs)", self.epoch, loss, self.train_seconds)
-            if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
-                if self._record_evaluation(loss):
-                    log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
-                    break
+            due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+            if due and self._record_evaluation(loss):
+                log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
+                break
             if cfg.max_seconds and self.train_seconds >= cfg.max_seconds:
                 log.info("stopping after %.0fs (max_seconds); resume with resume=True", self.train_seconds)
                 break
@@ -280,8 +282,10 @@ class Trainer:
                     f"cannot resume from {path}: {key} was {state['config'].get(key)!r}, now {ours[key]!r}"
                 )
         if len(state["hooks"]) != len(self.hooks):
-            raise ValueError(f"cannot resume from {path}: it has {len(state['hooks'])} step hooks (DSL), now "
-                             f"{len(self.hooks)}; pass the same --sparsity")
+            raise ValueError(
+                f"cannot resume from {path}: it has {len(state['hooks'])} step hooks (DSL), now "
+                f"{len(self.hooks)}; pass the same --sparsity"
+            )
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         self.model.load_state_dict(state["model"])
@@ -306,7 +310,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
+        raise ValueError(
+            "device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto"
+        )
     return device
 
 

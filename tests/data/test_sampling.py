@@ -7,7 +7,9 @@ from dslgraph.data import BPRBatches, NegativeSampler
 def _train(num_users=50, num_items=30, per_user=12, seed=0):
     g = torch.Generator().manual_seed(seed)
     users = torch.arange(num_users).repeat_interleave(per_user)
-    items = torch.stack([torch.randperm(num_items, generator=g)[:per_user] for _ in range(num_users)]).view(-1)
+    items = torch.stack([torch.randperm(num_items, generator=g)[:per_user] for _ in range(num_users)]).view(
+        -1
+    )
     return torch.stack([users, items])
 
 

@@ -13,7 +13,9 @@ def test_matches_pyg_lightgcn(small_data, device):
     theirs.embedding.weight.data.copy_(ours.embedding.weight.data)
     user, item = small_data[EDGE].edge_index.to(device)
     edge_index = torch.cat([torch.stack([user, item + 30]), torch.stack([item + 30, user])], 1)
-    torch.testing.assert_close(ours.get_embedding(adj), theirs.get_embedding(edge_index), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        ours.get_embedding(adj), theirs.get_embedding(edge_index), atol=1e-5, rtol=1e-5
+    )
     pairs = torch.stack([user[:10], item[:10]])
     pyg_pairs = torch.stack([pairs[0], pairs[1] + 30])
     torch.testing.assert_close(ours(adj, pairs), theirs(edge_index, pyg_pairs), atol=1e-5, rtol=1e-5)

@@ -117,7 +117,11 @@ def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
     torch.manual_seed(0)
     model = _Custom()
     dsl = DynamicSparseLearning(
-        model, 0.6, total_steps=20, targets=["tables", r"mlp\.\d\.weight"], update_interval=5,
+        model,
+        0.6,
+        total_steps=20,
+        targets=["tables", r"mlp\.\d\.weight"],
+        update_interval=5,
         distribution=distribution,
     )
     assert isinstance(model.emb, SparseEmbedding)
@@ -152,7 +156,9 @@ def test_bad_settings_fail_clearly():
 
 def test_momentum_growth_on_masked_backend(small_data):
     model = LightGCN(30, 40, embedding_dim=8)
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=6, update_interval=3, growth="momentum", backend="masked")
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=6, update_interval=3, growth="momentum", backend="masked"
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
     for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
@@ -179,6 +185,7 @@ def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
     resumed, resumed_model = _sparse_run(small_data, tmp_path / "split", 4, resume=True)
     assert torch.equal(full_model.embedding.positions, resumed_model.embedding.positions)
     torch.testing.assert_close(full_model.embedding.values, resumed_model.embedding.values)
+
     def without_times(history):
         return [{k: v for k, v in entry.items() if k != "seconds"} for entry in history]
 

@@ -35,7 +35,11 @@ def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, den
 def test_dense_gradient_is_rebuilt_in_chunks(small_data, device, chunk_rows):
     sparse_model, dense_model = _twin_models(0.2, device)
     adj = propagation_graph(small_data).to(device)
-    users, pos, neg = torch.arange(10, device=device), torch.arange(10, device=device), torch.arange(5, 15, device=device)
+    users, pos, neg = (
+        torch.arange(10, device=device),
+        torch.arange(10, device=device),
+        torch.arange(5, 15, device=device),
+    )
     sparse_model.embedding.probing = True
     sparse_model.loss(adj, users, pos, neg).backward()
     dense_model.loss(adj, users, pos, neg).backward()

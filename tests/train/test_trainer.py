@@ -42,7 +42,9 @@ def test_resume_with_other_settings_fails(small_data, tmp_path):
 
 def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_path):
     store = small_data[EDGE]
-    data = make_interaction_data(30, 40, store.edge_index[:, 40:], store.edge_label_index, store.edge_index[:, :40])
+    data = make_interaction_data(
+        30, 40, store.edge_index[:, 40:], store.edge_label_index, store.edge_index[:, :40]
+    )
     summary = _trainer(data, None, epochs=30, patience=2, lr=0.0).fit()
     assert summary["selection"] == "validation" and summary["validation"] is not None
     assert summary["epochs"] == 3  # lr 0: no improvement after the first evaluation
