@@ -14,23 +14,16 @@ final Recall/NDCG@20 is reported (a quality check of the same protocol, not a ti
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import time
-from pathlib import Path
 
 import torch
+from common import machine, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_iterations(step, batches, device, warmup: int, iterations: int) -> float:
@@ -159,9 +152,7 @@ def main() -> None:
             {
                 "implementation": name,
                 "dataset": args.dataset,
-                "device": str(device),
-                "cpu": platform.processor() or platform.machine(),
-                "threads": torch.get_num_threads(),
+                **machine(device),
                 "batch_size": args.batch_size,
                 "iterations_per_epoch": len(batches),
                 "seconds_per_iteration": round(per_iter, 4),
@@ -173,12 +164,7 @@ def main() -> None:
             }
         )
         print(rows[-1], flush=True)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.output)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,14 @@ and the amortised per-iteration cost at ``--update-interval`` is reported.
 from __future__ import annotations
 
 import argparse
-import csv
-import platform
 import time
-from pathlib import Path
 
 import torch
+from common import machine, sync, write_csv
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(data, adj, device, sparsity, backend, args) -> dict:
@@ -79,9 +72,7 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     amortised = per_iter + update / args.update_interval
     return {
         "dataset": args.dataset,
-        "device": str(device),
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        **machine(device),
         "sparsity": sparsity,
         "backend": backend if sparsity else "dense",
         "batch_size": args.batch_size,
@@ -118,12 +109,7 @@ def main() -> None:
         for backend in ("sparse", "masked"):
             rows.append(measure(data, adj, device, sparsity, backend, args))
             print(rows[-1], flush=True)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.output)
 
 
 if __name__ == "__main__":

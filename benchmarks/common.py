@@ -1,0 +1,34 @@
+"""Helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import csv
+import platform
+from pathlib import Path
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    """Waits for queued GPU work, so wall-clock times cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    """Which device and how many CPU threads a row was measured with."""
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    return {"device": str(device), "hardware": name, "threads": torch.get_num_threads()}
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
