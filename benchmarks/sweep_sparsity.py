@@ -85,11 +85,31 @@ def main() -> None:
     parser.add_argument("--optimizer-states", nargs="+", default=["reset"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other dslgraph settings for every run, VALUE as JSON (e.g. lr=0.01)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="only merge the sweep.csv of these folders into --out (tables and plot)",
+    )
     parser.add_argument("--out", default="docs/results/lastfm")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        rows = [row for folder in args.merge for row in read_rows(Path(folder) / "sweep.csv")]
+        write_tables(rows, out)
+        plot(rows, out / "recall_vs_sparsity.png", rows[0]["dataset"])
+        return
+    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
     runs = [
         (s, False, state) for s in args.sparsities for state in (args.optimizer_states if s else ["reset"])
     ]
@@ -109,6 +129,7 @@ def main() -> None:
                 "optimizer_state": state,
                 "threads": args.threads,
                 "device": args.device,
+                **extra,
             }
         )
         name = f"{mask}-s{sparsity}-{state}"
@@ -117,6 +138,15 @@ def main() -> None:
         logging.info("%s: %s", name, json.dumps(rows[-1]))
         write_tables(rows, out)
     plot(rows, out / "recall_vs_sparsity.png", args.dataset)
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in ("sparsity", "recall@20", "ndcg@20"):
+            row[key] = float(row[key])
+    return rows
 
 
 def write_tables(rows: list[dict], out: Path) -> None:

@@ -1,8 +1,9 @@
 import pytest
 import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
+from torch_geometric.typing import WITH_TORCH_SPARSE
 
-from dslgraph.data import EDGE, propagation_graph
+from dslgraph.data import EDGE, propagation_graph, to_sparse_tensor
 from dslgraph.nn import LightGCN
 
 
@@ -52,3 +53,16 @@ def test_repr_and_bad_layers():
     assert "LightGCN(3, 4, dim=8, num_layers=2" in repr(LightGCN(3, 4, 8, 2))
     with pytest.raises(ValueError, match="num_layers"):
         LightGCN(3, 4, 8, -1)
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_sparse_tensor_adjacency_gives_same_embeddings_and_gradients(small_data):
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=8)
+    users, pos, neg = torch.arange(5), torch.arange(5), torch.arange(5, 10)
+    model.loss(adj, users, pos, neg).backward()
+    grad = model.embedding.weight.grad.clone()
+    model.embedding.weight.grad = None
+    model.loss(to_sparse_tensor(adj), users, pos, neg).backward()
+    torch.testing.assert_close(model.get_embedding(to_sparse_tensor(adj)), model.get_embedding(adj))
+    torch.testing.assert_close(model.embedding.weight.grad, grad)
