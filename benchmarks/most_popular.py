@@ -1,6 +1,6 @@
 """Recall/NDCG@20 of ranking items by training popularity (the most-popular baseline).
 
-    python benchmarks/most_popular.py --datasets lastfm ml-100k --root data
+python benchmarks/most_popular.py --datasets lastfm ml-100k --root data
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dslgraph.metrics import RankingEvaluator, most_popular_scores
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=["lastfm"])
     parser.add_argument("--root", default=None)
     parser.add_argument("--output", default="docs/results/most_popular.csv")

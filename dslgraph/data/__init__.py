@@ -23,7 +23,6 @@ from .graph import (
     num_users_items,
     propagation_graph,
     to_sparse_tensor,
-    train_csr,
 )
 from .interactions import InteractionDataset, holdout_mask, leave_one_out_mask
 from .io import DatasetFormatError, read_adjacency_lists, read_pairs
@@ -36,7 +35,6 @@ __all__ = [
     "num_users_items",
     "propagation_graph",
     "to_sparse_tensor",
-    "train_csr",
     "interaction_csr",
     # raw files
     "DatasetFormatError",

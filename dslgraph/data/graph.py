@@ -86,11 +86,6 @@ def to_sparse_tensor(adj: Tensor):
     )
 
 
-def train_csr(data: HeteroData) -> Tensor:
-    """The ``num_users x num_items`` binary training matrix as CSR (used to mask seen items)."""
-    return interaction_csr(data[EDGE].edge_index, *num_users_items(data))
-
-
 def interaction_csr(index: Tensor, num_users: int, num_items: int) -> Tensor:
     value = torch.ones(index.size(1))
     return torch.sparse_coo_tensor(index, value, (num_users, num_items)).coalesce().to_sparse_csr()

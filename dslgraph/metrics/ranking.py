@@ -27,6 +27,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.data.graph import EDGE, interaction_csr, num_users_items
+from dslgraph.sparse.ops import csr_segments
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +36,6 @@ METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr")
 
 ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
-
-
-def _segment_gather(crow: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
-    """Positions into the CSR column array of the rows ``users``, and the batch row each belongs to."""
-    start = crow[users]
-    count = crow[users + 1] - start
-    row = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
-    # Offset of every entry inside its own row: global running index minus its row's first index.
-    first = torch.cumsum(count, 0) - count
-    pos = torch.arange(row.numel(), device=users.device) - first[row] + start[row]
-    return pos, row
 
 
 class RankingEvaluator:
@@ -190,12 +180,12 @@ class RankingEvaluator:
             target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
             users = users.to(device)
 
-            pos, row = _segment_gather(exclude_crow, users)
+            pos, row = csr_segments(exclude_crow, users)
             scores[row, exclude_col[pos]] = float("-inf")
             top_score, top_item = scores.topk(max_k, dim=1)
 
             # A top item is a hit iff (batch row, item) is among the sorted keys of the batch's targets.
-            pos, row = _segment_gather(target_crow, users)
+            pos, row = csr_segments(target_crow, users)
             target_key = row * self.num_items + target_col[pos]
             top_key = torch.arange(users.numel(), device=device).view(-1, 1) * self.num_items + top_item
             # Every batch user has a target, so target_key is non-empty.

@@ -83,6 +83,3 @@ class DenseEmbedding(EmbeddingTable):
 
     def propagate(self, adj) -> Tensor:
         return spmm(adj, self.weight)
-
-    def density(self) -> float:
-        return 1.0
