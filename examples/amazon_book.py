@@ -11,19 +11,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = [
-    "train",
-    "--dataset",
-    "amazon-book",
-    "--epochs",
-    "1000",
-    "--eval-every",
-    "20",
-    "--update-interval",
-    "3000",
-    "--output",
-    "runs/amazon_book",
-]
+DEFAULTS = "train --dataset amazon-book --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/amazon_book".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))

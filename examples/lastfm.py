@@ -11,19 +11,9 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = [
-    "train",
-    "--dataset",
-    "lastfm",
-    "--epochs",
-    "150",
-    "--eval-every",
-    "10",
-    "--update-interval",
-    "100",
-    "--output",
-    "runs/lastfm",
-]
+DEFAULTS = (
+    "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lastfm".split()
+)
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))

@@ -11,19 +11,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = [
-    "train",
-    "--dataset",
-    "ml-100k",
-    "--epochs",
-    "150",
-    "--eval-every",
-    "10",
-    "--update-interval",
-    "100",
-    "--output",
-    "runs/movielens100k",
-]
+DEFAULTS = "train --dataset ml-100k --epochs 150 --eval-every 10 --update-interval 100 --output runs/movielens100k".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))
