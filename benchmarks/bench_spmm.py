@@ -1,0 +1,52 @@
+"""Seconds for one propagation layer (forward + backward) with torch's CSR kernel vs torch-sparse.
+
+python benchmarks/bench_spmm.py --dataset gowalla --root data
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import machine, sync, write_csv
+from torch_geometric.typing import WITH_TORCH_SPARSE
+
+from dslgraph.data import load_dataset, propagation_graph, to_sparse_tensor
+from dslgraph.sparse import spmm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", default="docs/benchmarks/spmm_backends.csv")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
+    kernels = {"torch CSR": adj}
+    if WITH_TORCH_SPARSE:
+        kernels["torch_sparse SparseTensor"] = to_sparse_tensor(adj)
+    x = torch.randn(adj.size(0), 64, device=device, requires_grad=True)
+    rows = []
+    for name, matrix in kernels.items():
+        spmm(matrix, x).sum().backward()  # warm-up (torch-sparse caches its transpose)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(args.repeats):
+            spmm(matrix, x).sum().backward()
+        sync(device)
+        seconds = (time.perf_counter() - start) / args.repeats
+        rows.append(
+            {"dataset": args.dataset, "kernel": name, **machine(device), "seconds_fwd_bwd": round(seconds, 4)}
+        )
+        print(rows[-1])
+    write_csv(rows, args.output)
+
+
+if __name__ == "__main__":
+    main()
