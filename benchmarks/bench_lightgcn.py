@@ -13,11 +13,10 @@ final Recall/NDCG@20 is reported (a quality check of the same protocol, not a ti
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from common import machine, sync, write_csv
+from common import base_parser, machine, parse, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
@@ -108,22 +107,12 @@ def ours(data, device, dim, layers, lr, reg):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", default="gowalla")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--device", default="cpu")
+    parser = base_parser(__doc__, "docs/benchmarks/lightgcn_speed.csv")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--train-epochs", type=int, default=0)
-    parser.add_argument("--output", default="docs/benchmarks/lightgcn_speed.csv")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    args, device = parse(parser)
     data = load_dataset(args.dataset, args.root)
     rows = []
     for name, build in (("pyg-loop", pyg_loop), ("dslgraph", ours)):

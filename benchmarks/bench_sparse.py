@@ -11,11 +11,10 @@ and the amortised per-iteration cost at ``--update-interval`` is reported.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from common import machine, sync, write_csv
+from common import base_parser, machine, parse, sync, write_csv
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.nn import LightGCN
@@ -84,23 +83,13 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", default="gowalla")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--device", default="cpu")
+    parser = base_parser(__doc__, "docs/benchmarks/sparse_backends.csv")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
     parser.add_argument("--update-interval", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--output", default="docs/benchmarks/sparse_backends.csv")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    args, device = parse(parser)
     data = load_dataset(args.dataset, args.root)
     adj = propagation_graph(data).to(device)
     rows = [measure(data, adj, device, 0.0, "dense", args)]

@@ -5,11 +5,10 @@ python benchmarks/bench_spmm.py --dataset gowalla --root data
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
-from common import machine, sync, write_csv
+from common import base_parser, machine, parse, sync, write_csv
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import load_dataset, propagation_graph, to_sparse_tensor
@@ -17,16 +16,9 @@ from dslgraph.sparse import spmm
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", default="gowalla")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--device", default="cpu")
+    parser = base_parser(__doc__, "docs/benchmarks/spmm_backends.csv")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", default="docs/benchmarks/spmm_backends.csv")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args, device = parse(parser)
     adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
     kernels = {"torch CSR": adj}
     if WITH_TORCH_SPARSE:
