@@ -1,4 +1,4 @@
-# Put on PYTHONPATH to make torch-sparse and torch-scatter unimportable, as on the GPU machine that lacks them.
+# On PYTHONPATH, makes torch-sparse and torch-scatter unimportable, as on the GPU machine that lacks them.
 import sys
 
 sys.modules["torch_sparse"] = None

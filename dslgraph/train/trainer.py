@@ -185,11 +185,11 @@ class Trainer:
         if resume:
             self.load(self._path("last.pt"))
         cfg = self.config
-        started = time.perf_counter() - self.train_seconds
         while self.epoch < cfg.epochs:
+            started = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
-            self.train_seconds = time.perf_counter() - started
+            self.train_seconds += time.perf_counter() - started  # evaluation time not included
             log.info("epoch %d loss %.5f (%.1fs)", self.epoch, loss, self.train_seconds)
             due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
             if due and self._record_evaluation(loss):

@@ -82,3 +82,11 @@ def test_failed_write_keeps_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
+    stopped = _trainer(small_data, tmp_path, epochs=4, max_seconds=1e-9).fit()
+    assert stopped["epochs"] == 1 and stopped["history"][-1]["epoch"] == 1
+    resumed = _trainer(small_data, tmp_path, epochs=4).fit(resume=True)
+    assert resumed["epochs"] == 4
+    assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
