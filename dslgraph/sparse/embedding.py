@@ -33,7 +33,8 @@ class _Plan:
 
     adj: object
     forward: Tensor
-    backward: Tensor
+    backward: Tensor  # rows in position-sorted slot order
+    order: Tensor  # slot of each backward row
 
 
 class _PlannedSpmv(torch.autograd.Function):
@@ -44,7 +45,9 @@ class _PlannedSpmv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return torch.mv(ctx.plan.backward, grad.reshape(-1)), None
+        plan = ctx.plan
+        sorted_grad = torch.mv(plan.backward, grad.reshape(-1))
+        return sorted_grad.new_empty(sorted_grad.shape).index_copy_(0, plan.order, sorted_grad), None
 
 
 class SparseEmbedding(EmbeddingTable):
@@ -232,15 +235,24 @@ class SparseEmbedding(EmbeddingTable):
                 return plan
         d = self.embedding_dim
         crow, col, weight = adj.crow_indices(), adj.col_indices(), adj.values()
-        row = torch.repeat_interleave(torch.arange(adj.size(0), device=col.device), crow.diff())
-        # Every edge (i, j) meets every active entry (j, c): output (i, c) gains w_ij * value.
-        sorted_slot, edge = csr_segments(layout.crow, col)
-        out_pos = row[edge] * d + layout.col[sorted_slot]
-        slot = layout.order[sorted_slot]
+        # adj is symmetric, so walking the edges (j, i) of each active entry (j, c) in sorted-slot
+        # order lists every product w_ij * value(j, c) -> output (i, c), already grouped by slot:
+        # that is the backward matrix in CSR as generated, and only the forward one needs a sort.
+        edge, owner = csr_segments(crow, layout.row)
+        out_pos = col[edge] * d + layout.col[owner]
         weight = weight[edge]
-        forward = _csr_from_pairs(out_pos, slot, weight, (adj.size(0) * d, self.nnz))
-        backward = _csr_from_pairs(slot, out_pos, weight, (self.nnz, adj.size(0) * d))
-        plan = _Plan(adj, forward, backward)
+        index_dtype = _index_dtype(adj.size(0) * d, out_pos.numel())
+        backward_crow = torch.zeros(self.nnz + 1, dtype=torch.long, device=col.device)
+        backward_crow[1:] = crow.diff()[layout.row].cumsum(0)
+        backward = torch.sparse_csr_tensor(
+            backward_crow.to(index_dtype),
+            out_pos.to(index_dtype),
+            weight,
+            (self.nnz, adj.size(0) * d),
+            check_invariants=False,
+        )
+        forward = _csr_from_pairs(out_pos, layout.order[owner], weight, (adj.size(0) * d, self.nnz))
+        plan = _Plan(adj, forward, backward, layout.order)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
 
@@ -289,12 +301,17 @@ class SparseEmbedding(EmbeddingTable):
 def _csr_from_pairs(row: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Tensor:
     """A CSR matrix from duplicate-free (row, col, value) triples, with int32 indices when they fit."""
     order = row.argsort()
-    index_dtype = torch.int32 if max(shape) < 2**31 and row.numel() < 2**31 else torch.long
+    index_dtype = _index_dtype(max(shape), row.numel())
     crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=row.device)
     crow[1:] = torch.bincount(row, minlength=shape[0]).cumsum(0)
     return torch.sparse_csr_tensor(
         crow.to(index_dtype), col[order].to(index_dtype), value[order], shape, check_invariants=False
     )
+
+
+def _index_dtype(largest_index: int, entries: int) -> torch.dtype:
+    """int32 CSR indices halve the plan's index memory wherever they fit."""
+    return torch.int32 if max(largest_index, entries) < 2**31 else torch.long
 
 
 def check_density(density: float) -> None:
