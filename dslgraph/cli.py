@@ -119,13 +119,18 @@ def build_model(
     return model, dsl
 
 
+def load_data(settings: dict[str, Any]):
+    """The dataset (with its validation split, if any) that ``settings`` name."""
+    return load_dataset(
+        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
+    )
+
+
 def run_training(settings: dict[str, Any], output: str | None, resume: bool = False, progress: bool = True):
     """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary."""
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
-    data = load_dataset(
-        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
-    )
+    data = load_data(settings)
     config = TrainConfig(
         **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
     )
@@ -175,9 +180,7 @@ def restore(checkpoint: str, root: str | None, device: str):
             f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
         )
     settings = validate(settings | ({"root": root} if root else {}))
-    data = load_dataset(
-        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
-    )
+    data = load_data(settings)
     model, _ = build_model(settings, data, total_steps=1)
     model.load_state_dict(state["model"])
     device = resolve_device(device)

@@ -114,7 +114,7 @@ def cost_report(
     )
     dense_macs = lightgcn_macs(*shape)
     param_bytes, state_bytes = parameter_bytes(model), optimizer_state_bytes(optimizer)
-    table_bytes = tensor_bytes(table.parameters()) + tensor_bytes(table.buffers())
+    table_bytes = parameter_bytes(table)
     # The dense reference: 4-byte weights and Adam's two 4-byte moments per table entry.
     dense_param_bytes = param_bytes - table_bytes + 4 * dense_entries
     dense_state_bytes = 8 * dense_entries
