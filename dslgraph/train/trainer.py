@@ -107,14 +107,12 @@ class Trainer:
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
         store = data[EDGE]
-        self.train_index = store.edge_index
-        self.test_index = store.edge_label_index
         self.val_index = store.get("val_edge_label_index")
         self.adj = (adj if adj is not None else propagation_graph(data)).to(self.device)
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = BPRBatches(
-            self.train_index, self.num_items, config.batch_size, self.generator, self.device, config.sampling
+            store.edge_index, self.num_items, config.batch_size, self.generator, self.device, config.sampling
         )
         self.total_steps = config.epochs * len(self.batches)
         self.scheduler = self._make_scheduler()
