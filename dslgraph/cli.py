@@ -12,12 +12,13 @@ from typing import Any
 
 import torch
 
-from dslgraph.config import FIELDS, ConfigError, load_config_file, validate
-from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load_dataset, propagation_graph
+from dslgraph.config import FIELDS, ConfigError, load_config_file, model_arguments, validate
+from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load_dataset
 from dslgraph.metrics.cost import cost_report
-from dslgraph.nn import LightGCN
+from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, resolve_device
+from dslgraph.train.trainer import make_batches
 
 log = logging.getLogger("dslgraph")
 
@@ -42,7 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
         if field.kind is bool:
             train.add_argument(flag, action="store_const", const=True, default=None)
         elif field.kind is list:
-            train.add_argument(flag, type=int, nargs="+", default=None)
+            train.add_argument(flag, type=int if name == "ks" else str, nargs="+", default=None)
+        elif field.kind is dict:
+            train.add_argument(
+                "--option",
+                dest=name,
+                type=_option,
+                action="append",
+                default=None,
+                help="a model argument NAME=VALUE (VALUE read as JSON when it parses), repeatable",
+            )
         else:
             train.add_argument(
                 flag, type=field.kind, default=None, help=f"{field.describe()} (default {field.default})"
@@ -77,34 +87,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _option(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--option must be NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     values = load_config_file(args.config) if args.config else {}
-    values.update({name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None})
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    if "options" in given:
+        given["options"] = values.get("options", {}) | dict(given["options"])
+    values.update(given)
     return validate(values)
 
 
 def build_model(
-    settings: dict[str, Any], data, total_steps: int
+    settings: dict[str, Any], data, config: TrainConfig
 ) -> tuple[torch.nn.Module, DynamicSparseLearning | None]:
-    """The model of ``settings`` and, when ``sparsity > 0``, its DSL controller (before the optimizer)."""
+    """The model of ``settings`` and, when ``sparsity > 0``, its DSL controller (before the optimizer).
+
+    DSL sparsifies ``settings["targets"]``, or the model's own ``dsl_targets`` (the authors' choice).
+    """
     torch.manual_seed(settings["seed"])
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
-    model = LightGCN(
-        num_users,
-        num_items,
-        settings["embedding_dim"],
-        settings["num_layers"],
-        settings["init"],
-        settings["init_std"],
-    )
+    cls = MODELS[settings["model"]]
+    arguments = model_arguments(settings)
+    if cls is UltraGCN and "cache_dir" not in arguments:
+        root = settings["root"] or default_root()
+        arguments["cache_dir"] = os.path.join(root, settings["dataset"], "processed")
+    model = cls(num_users, num_items, **arguments)
     if settings["sparsity"] == 0:
         return model, None
+    total_steps = config.epochs * len(make_batches(model, data, config))
     # A static mask is DSL whose first update would come after the last iteration.
     interval = total_steps + 1 if settings["static_mask"] else settings["update_interval"]
     dsl = DynamicSparseLearning(
         model,
         settings["sparsity"],
         total_steps,
+        targets=settings["targets"] or list(model.dsl_targets),
         update_interval=interval,
         schedule=settings["schedule"],
         rho0=settings["rho0"],
@@ -120,9 +146,26 @@ def build_model(
 
 
 def load_data(settings: dict[str, Any]):
-    """The dataset (with its validation split, if any) that ``settings`` name."""
+    """The dataset (with its validation split and evaluation protocol) that ``settings`` name."""
+    protocol, val_ratio = settings["protocol"], settings["val_ratio"]
+    options = {}
+    if protocol == "leave-one-out":
+        options = {"validation": val_ratio > 0}
+    elif protocol == "held-out-users":
+        options = {"num_val_users": val_ratio if val_ratio > 0 else 0}
     return load_dataset(
-        settings["dataset"], settings["root"], val_ratio=settings["val_ratio"], seed=settings["seed"]
+        settings["dataset"],
+        settings["root"],
+        protocol=protocol,
+        protocol_options=options,
+        val_ratio=val_ratio if protocol == "full" else 0.0,
+        seed=settings["seed"],
+    )
+
+
+def train_config(settings: dict[str, Any], progress: bool = True) -> TrainConfig:
+    return TrainConfig(
+        **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
     )
 
 
@@ -131,11 +174,8 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     data = load_data(settings)
-    config = TrainConfig(
-        **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
-    )
-    steps_per_epoch = -(-data[EDGE].edge_index.size(1) // config.batch_size)
-    model, dsl = build_model(settings, data, config.epochs * steps_per_epoch)
+    config = train_config(settings, progress)
+    model, dsl = build_model(settings, data, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if dsl is not None:
         dsl.attach(optimizer)
@@ -151,7 +191,7 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
         metadata={"settings": settings},
     )
     summary = trainer.fit(resume=resume)
-    report = cost_report(model, trainer.adj, optimizer, config.batch_size, steps_per_epoch, dsl)
+    report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
     summary.update(report)
     if output is not None:
         trainer.write_summary(report)
@@ -172,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def restore(checkpoint: str, root: str | None, device: str):
-    """Rebuilds the model, data and adjacency of a training checkpoint."""
+    """Rebuilds the model, data and graph input of a training checkpoint."""
     state = load_checkpoint(checkpoint)
     settings = state.get("metadata", {}).get("settings")
     if settings is None:
@@ -181,17 +221,18 @@ def restore(checkpoint: str, root: str | None, device: str):
         )
     settings = validate(settings | ({"root": root} if root else {}))
     data = load_data(settings)
-    model, _ = build_model(settings, data, total_steps=1)
+    model, _ = build_model(settings, data, train_config(settings))
     model.load_state_dict(state["model"])
     device = resolve_device(device)
-    return model.to(device).eval(), data, propagation_graph(data).to(device), settings
+    return model.to(device).eval(), data, model.input_graph(data).to(device), settings
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     model, data, _, settings = restore(args.checkpoint, args.root, args.device)
     ks = tuple(args.ks or settings["ks"])
+    metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
-        epochs=1, ks=ks, monitor=f"recall@{ks[0]}", eval_batch_size=settings["eval_batch_size"]
+        epochs=1, ks=ks, monitor=f"{metric}@{ks[0]}", eval_batch_size=settings["eval_batch_size"]
     )
     trainer = Trainer(model, data, config, device=args.device)
     print(json.dumps({"test": trainer.evaluate("test")}))
@@ -199,14 +240,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, data, adj, _ = restore(args.checkpoint, args.root, args.device)
+    model, data, graph, _ = restore(args.checkpoint, args.root, args.device)
     users = torch.tensor(args.users)
     if users.min() < 0 or users.max() >= model.num_users:
         raise ValueError(f"--users must be ids in [0, {model.num_users}), got {args.users}")
     if not 1 <= args.k <= model.num_items:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
-    device = adj.device
-    top = model.recommend(adj, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
+    device = next(model.parameters()).device
+    top = model.recommend(graph, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
     print(json.dumps({str(u): items for u, items in zip(args.users, top.tolist())}))
     return 0
 

@@ -3,10 +3,17 @@
 :func:`validate` takes a flat mapping of field names to values, checks each against the table
 :data:`FIELDS` and returns plain, typed values; a bad value fails here, naming the field and the
 allowed range, before any data is loaded.
+
+Settings a user leaves out come, in this order, from the preset of the (model, dataset) pair
+(:data:`PRESETS`, e.g. UltraGCN's official per-dataset settings), the model's defaults
+(:data:`MODEL_DEFAULTS`, the settings of the model's paper or of the DSL authors) and the
+:data:`FIELDS` table. Model hyper-parameters beyond the common ones go in ``options`` (CLI:
+``--option name=value``), checked against the model constructor's arguments and their types.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -14,12 +21,39 @@ from pathlib import Path
 from typing import Any
 
 from dslgraph.data.datasets import DATASETS
+from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
+from dslgraph.nn import MODELS
+from dslgraph.nn.ultragcn import PRESETS as ULTRAGCN_PRESETS
 from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, OPTIMIZER_STATE
 from dslgraph.sparse.schedules import SCHEDULES
 from dslgraph.sparse.table import INITS
 
-MODELS = ("lightgcn",)
+#: Settings of each model's paper (or of the DSL authors' code, REFERENCE.md §1) that differ from
+#: the :data:`FIELDS` defaults; ``protocol`` is the evaluation its paper used.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightgcn": {},
+    "ultragcn": {"lr": 1e-3, "batch_size": 1024, "reg_weight": 0.0, "eval_every": 5},
+    "neumf": {"lr": 1e-3, "batch_size": 512, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
+              "protocol": "leave-one-out", "update_interval": 2000},
+    "convncf": {"lr": 1e-3, "batch_size": 512, "epochs": 200, "eval_every": 5,
+                "protocol": "leave-one-out", "update_interval": 2000},
+    "cdae": {"lr": 1e-3, "batch_size": 128, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
+             "protocol": "held-out-users", "update_interval": 100},
+    "multvae": {"lr": 1e-3, "batch_size": 16, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
+                "protocol": "held-out-users", "update_interval": 100},
+}  # fmt: skip
+
+#: Settings of (model, dataset) pairs: UltraGCN's official configurations.
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("ultragcn", dataset): {
+        "lr": preset["lr"],
+        "batch_size": preset["batch_size"],
+        "embedding_dim": preset["embedding_dim"],
+        "options": {k: v for k, v in preset.items() if k not in ("lr", "batch_size", "embedding_dim")},
+    }
+    for dataset, preset in ULTRAGCN_PRESETS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -47,11 +81,14 @@ class Field:
 FIELDS: dict[str, Field] = {
     "dataset": Field(str, "lastfm", choices=tuple(DATASETS)),
     "root": Field(str, None, optional=True),
-    "model": Field(str, "lightgcn", choices=MODELS),
-    "embedding_dim": Field(int, 64, low=1),
-    "num_layers": Field(int, 3, low=0, high=10),
-    "init": Field(str, "normal", choices=INITS),
-    "init_std": Field(float, 0.1, low=0, low_open=True),
+    "model": Field(str, "lightgcn", choices=tuple(MODELS)),
+    "protocol": Field(str, "full", choices=PROTOCOLS),
+    "options": Field(dict, {}),
+    # model arguments most models share; None means the model's own default
+    "embedding_dim": Field(int, None, low=1, optional=True),
+    "num_layers": Field(int, None, low=0, high=10, optional=True),
+    "init": Field(str, None, choices=INITS, optional=True),
+    "init_std": Field(float, None, low=0, low_open=True, optional=True),
     "epochs": Field(int, 1000, low=1),
     "batch_size": Field(int, 2048, low=1),
     "sampling": Field(str, "edge", choices=SAMPLING_MODES),
@@ -61,8 +98,8 @@ FIELDS: dict[str, Field] = {
     "reg_weight": Field(float, 1e-4, low=0),
     "eval_every": Field(int, 10, low=1),
     "eval_batch_size": Field(int, 2048, low=1),
-    "ks": Field(list, [20]),
-    "monitor": Field(str, "recall@20"),
+    "ks": Field(list, [20]),  # a list of positive ints
+    "monitor": Field(str, None, optional=True),  # None: recall@K (hr@K for leave-one-out), K = ks[0]
     "patience": Field(int, 0, low=0),
     "val_ratio": Field(float, 0.0, low=0, high=1, high_open=True),
     "seed": Field(int, 2020, low=0),
@@ -71,6 +108,7 @@ FIELDS: dict[str, Field] = {
     "threads": Field(int, 0, low=0),
     # Dynamic Sparse Learning
     "sparsity": Field(float, 0.0, low=0, high=1, high_open=True),
+    "targets": Field(list, None, optional=True),  # DSL targets; None: the model's dsl_targets
     "update_interval": Field(int, 3000, low=1),
     "schedule": Field(str, "cosine", choices=SCHEDULES),
     "rho0": Field(float, 0.5, low=0, high=1),
@@ -93,20 +131,74 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown}; known settings are {sorted(FIELDS)}")
+    model = _check("model", FIELDS["model"], values.get("model", FIELDS["model"].default))
+    dataset = _check("dataset", FIELDS["dataset"], values.get("dataset", FIELDS["dataset"].default))
+    preset = PRESETS.get((model, dataset), {})
+    defaults = MODEL_DEFAULTS[model] | preset
     out = {}
     for name, field in FIELDS.items():
-        value = values.get(name, field.default)
+        value = values.get(name, defaults.get(name, field.default))
         out[name] = None if value is None and field.optional else _check(name, field, value)
+    overridden = {arg for name, arg in MODEL_ARGUMENTS.items() if values.get(name) is not None}
+    preset_options = {k: v for k, v in preset.get("options", {}).items() if k not in overridden}
+    out["options"] = preset_options | out["options"]
+    _check_model_arguments(out)
+    if out["targets"] is not None and not all(isinstance(t, str) and t for t in out["targets"]):
+        raise ConfigError(
+            f"targets must be a list of 'tables' or regular expressions, got {out['targets']!r}"
+        )
     if out["rho_min"] > out["rho0"]:
         raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
-    if any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in out["ks"]):
-        raise ConfigError(f"ks must be a list of positive integers, got {out['ks']!r}")
+    if not out["ks"] or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in out["ks"]):
+        raise ConfigError(f"ks must be a non-empty list of positive integers, got {out['ks']!r}")
+    if out["monitor"] is None:
+        metric = "hr" if out["protocol"] == "leave-one-out" else "recall"
+        out["monitor"] = f"{metric}@{out['ks'][0]}"
     metric, _, k = out["monitor"].partition("@")
-    if metric not in ("recall", "ndcg", "precision", "hr") or not k.isdigit() or int(k) not in out["ks"]:
+    metrics = ("hr", "ndcg") if out["protocol"] == "leave-one-out" else ("recall", "ndcg", "precision", "hr")
+    if metric not in metrics or not k.isdigit() or int(k) not in out["ks"]:
         raise ConfigError(
-            f"monitor must be '<recall|ndcg|precision|hr>@K' with K in ks={out['ks']}, got {out['monitor']!r}"
+            f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={out['ks']} under protocol "
+            f"{out['protocol']!r}, got {out['monitor']!r}"
         )
     return out
+
+
+#: The top-level settings that are model constructor arguments when given, and their names there.
+MODEL_ARGUMENTS = {
+    "embedding_dim": "embedding_dim",
+    "num_layers": "num_layers",
+    "init": "init",
+    "init_std": "std",
+}
+
+
+def model_arguments(settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the model constructor that ``settings`` give."""
+    given = {arg: settings[name] for name, arg in MODEL_ARGUMENTS.items() if settings[name] is not None}
+    return given | settings["options"]
+
+
+def _check_model_arguments(settings: dict[str, Any]) -> None:
+    """Checks that every model argument is one the model takes, with its default's type."""
+    parameters = inspect.signature(MODELS[settings["model"]]).parameters
+    accepted = {name: p.default for name, p in parameters.items() if name not in ("num_users", "num_items")}
+    for name, value in model_arguments(settings).items():
+        if name not in accepted:
+            raise ConfigError(
+                f"{name} is not an argument of model {settings['model']!r}; it takes {sorted(accepted)}"
+            )
+        default = accepted[name]
+        if isinstance(default, float) and type(value) is int:
+            value = float(value)
+            if name in settings["options"]:
+                settings["options"][name] = value
+        sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))
+        if default is not None and type(value) is not type(default) and not sequences:
+            raise ConfigError(
+                f"{name} of model {settings['model']!r} must be a {type(default).__name__} "
+                f"(like its default {default!r}), got {value!r}"
+            )
 
 
 def _check(name: str, field: Field, value: Any) -> Any:

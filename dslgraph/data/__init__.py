@@ -3,13 +3,17 @@
 from .datasets import (
     DATASETS,
     AmazonBook,
+    CiteULike,
+    Foursquare,
     Gowalla,
+    HoldoutDataset,
     LastFM,
     LightGCNDataset,
     MovieLens,
     MovieLens1M,
     MovieLens1MLCF,
     MovieLens100K,
+    RawSplit,
     RecommendationDataset,
     Yelp2018,
     dataset_statistics,
@@ -26,6 +30,15 @@ from .graph import (
 )
 from .interactions import InteractionDataset, holdout_mask, leave_one_out_mask
 from .io import DatasetFormatError, read_adjacency_lists, read_pairs
+from .protocols import (
+    PROTOCOLS,
+    apply_protocol,
+    check_protocol,
+    held_out_users,
+    leave_one_out,
+    merge_interactions,
+    sample_negatives,
+)
 from .sampling import BPRBatches, NegativeSampler
 
 __all__ = [
@@ -44,12 +57,22 @@ __all__ = [
     "holdout_mask",
     "leave_one_out_mask",
     "InteractionDataset",
+    # evaluation protocols
+    "PROTOCOLS",
+    "apply_protocol",
+    "check_protocol",
+    "leave_one_out",
+    "held_out_users",
+    "merge_interactions",
+    "sample_negatives",
     # training batches
     "BPRBatches",
     "NegativeSampler",
     # benchmark datasets
     "RecommendationDataset",
+    "RawSplit",
     "LightGCNDataset",
+    "HoldoutDataset",
     "Gowalla",
     "Yelp2018",
     "AmazonBook",
@@ -58,6 +81,8 @@ __all__ = [
     "MovieLens",
     "MovieLens100K",
     "MovieLens1M",
+    "CiteULike",
+    "Foursquare",
     "DATASETS",
     "load_dataset",
     "dataset_statistics",

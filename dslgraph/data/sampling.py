@@ -53,13 +53,15 @@ class NegativeSampler:
 
 
 class BPRBatches:
-    """Iterates an epoch of shuffled ``(user, positive, negative)`` training triples.
+    """Iterates an epoch of shuffled ``(user, positive, negatives)`` training triples.
 
     An epoch has as many triples as there are training interactions. With ``mode="edge"`` each
     interaction appears once (PyG, RecBole); with ``mode="user"`` each triple picks a user with
     training items uniformly, then one of the user's items (LightGCN's official sampler, which
-    weighs users equally). Negatives are drawn for the whole epoch at once with
-    :class:`NegativeSampler`.
+    weighs users equally). With one negative per positive the negatives are ``[B]`` and drawn for
+    the whole epoch at once with :class:`NegativeSampler`; with ``num_negatives > 1`` they are
+    ``[B, num_negatives]`` and drawn batch by batch (UltraGCN's 1,500 per positive would not fit
+    in memory for a whole epoch).
 
     Args:
         train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
@@ -68,6 +70,10 @@ class BPRBatches:
         generator (torch.Generator, optional): Source of randomness (its state is checkpointed).
         device (torch.device, optional): Where the batches are sent, one transfer per epoch.
         mode (str, optional): ``"edge"`` or ``"user"``. (default: :obj:`"edge"`)
+        num_negatives (int, optional): Negatives per positive. (default: :obj:`1`)
+        exclude_positives (bool, optional): Redraw negatives that are training positives of the
+            user; UltraGCN's official sampler does not (with hundreds of negatives the few
+            positives among them barely matter and the check dominates). (default: :obj:`True`)
     """
 
     def __init__(
@@ -78,9 +84,13 @@ class BPRBatches:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         mode: str = "edge",
+        num_negatives: int = 1,
+        exclude_positives: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
         if mode not in SAMPLING_MODES:
             raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
         self.mode = mode
@@ -90,6 +100,9 @@ class BPRBatches:
         )
         self.active_users = self.user_ptr.diff().nonzero().squeeze(1)
         self.batch_size = batch_size
+        self.num_negatives = num_negatives
+        self.exclude_positives = exclude_positives
+        self.num_items = num_items
         self.sampler = NegativeSampler(train_index, num_items)
         self.generator = generator
         self.device = device
@@ -108,8 +121,53 @@ class BPRBatches:
             start, degree = self.user_ptr[users], self.user_ptr[users + 1] - self.user_ptr[users]
             offset = (torch.rand(num, generator=self.generator) * degree).long().clamp_(max=degree - 1)
             items = self.train_index[1, start + offset]
-        negatives = self.sampler.sample(users, generator=self.generator)
-        users, items, negatives = (t.to(self.device) for t in (users, items, negatives))
+        if self.num_negatives == 1:
+            negatives = self.sampler.sample(users, generator=self.generator)
+            users, items, negatives = (t.to(self.device) for t in (users, items, negatives))
+            for start in range(0, users.numel(), self.batch_size):
+                end = start + self.batch_size
+                yield users[start:end], items[start:end], negatives[start:end]
+            return
         for start in range(0, users.numel(), self.batch_size):
-            end = start + self.batch_size
-            yield users[start:end], items[start:end], negatives[start:end]
+            batch = users[start : start + self.batch_size]
+            if self.exclude_positives:
+                negatives = self.sampler.sample(batch, self.num_negatives, self.generator)
+            else:
+                shape = (batch.numel(), self.num_negatives)
+                negatives = torch.randint(self.num_items, shape, generator=self.generator)
+            yield tuple(t.to(self.device) for t in (batch, items[start : start + self.batch_size], negatives))
+
+
+class UserBatches:
+    """Iterates an epoch of shuffled user batches ``(users,)`` (CDAE, MultVAE).
+
+    Args:
+        users (torch.Tensor): The users to train on (e.g. those with training interactions).
+        batch_size (int): Users per batch.
+        generator (torch.Generator, optional): Source of randomness (its state is checkpointed).
+        device (torch.device, optional): Where the batches are sent.
+    """
+
+    def __init__(
+        self,
+        users: Tensor,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if users.numel() == 0:
+            raise ValueError("no user to train on")
+        self.users = users
+        self.batch_size = batch_size
+        self.generator = generator
+        self.device = device
+
+    def __len__(self) -> int:
+        return -(-self.users.numel() // self.batch_size)
+
+    def __iter__(self):
+        users = self.users[torch.randperm(self.users.numel(), generator=self.generator)].to(self.device)
+        for start in range(0, users.numel(), self.batch_size):
+            yield (users[start : start + self.batch_size],)

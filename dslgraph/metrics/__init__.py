@@ -1,4 +1,4 @@
-"""Evaluation of recommenders: full-ranking top-K metrics and cost (MACs, bytes) accounting."""
+"""Evaluation of recommenders: full-ranking and sampled top-K metrics, and cost (MACs, bytes) accounting."""
 
 from dslgraph.metrics.ranking import (
     METRICS,
@@ -7,6 +7,11 @@ from dslgraph.metrics.ranking import (
     evaluate_ranking,
     most_popular_scores,
 )
+from dslgraph.metrics.sampled import (
+    SAMPLED_METRICS,
+    SampledRankingEvaluator,
+    most_popular_candidate_scores,
+)
 
 __all__ = [
     "METRICS",
@@ -14,4 +19,7 @@ __all__ = [
     "evaluate_embeddings",
     "evaluate_ranking",
     "most_popular_scores",
+    "SAMPLED_METRICS",
+    "SampledRankingEvaluator",
+    "most_popular_candidate_scores",
 ]

@@ -1,8 +1,14 @@
 r"""Cost accounting: multiply-accumulates (MACs) and bytes that training and serving really take.
 
-Counts follow what dslgraph's kernels execute for a LightGCN-style model (one table of
-``N = num_users + num_items`` rows and ``d`` columns, ``K`` propagation layers over a graph with
-``nnz(A)`` stored entries, batch size ``B``):
+Every model of :mod:`dslgraph.nn` counts its own MACs (``model.macs(graph, batch_size, count)``)
+three ways: ``"dense"`` (the same model with every tensor dense), ``"executed"`` (what dslgraph's
+kernels run: a genuinely sparse table costs its active entries, a masked dense layer costs as
+much as a dense one) and ``"ideal"`` (every sparsified tensor costs only its active entries, as if
+sparse kernels existed for all of them). :func:`cost_report` puts them side by side with the
+bytes of parameters and optimizer state, and with the paper's naive count.
+
+For LightGCN (one table of ``N = num_users + num_items`` rows and ``d`` columns, ``K`` propagation
+layers over a graph with ``nnz(A)`` stored entries, batch size ``B``):
 
 ========================  ====================================  ===================================
 step                      dense / dense-with-mask table         genuinely sparse table
@@ -20,8 +26,8 @@ inference                 ``K nnz(A) d + U I d`` (scoring)      ``P + (K-1) nnz(
 The paper's savings (74.4% training, 75.0% inference) scale every MAC by the density. An honest
 count differs in three places: propagation beyond the first layer multiplies *dense* activations
 (a sum of sparse rows is dense), full-ranking scoring multiplies dense final embeddings, and the
-growth step needs the dense gradient once every ΔT iterations. :func:`cost_report` gives both the
-executed count and the naive density-scaled one.
+growth step needs the dense gradient once every ΔT iterations. For the adapters, dense layers under
+DSL are masked, so their executed MACs equal the dense ones; only the ideal count drops.
 """
 
 from __future__ import annotations
@@ -43,94 +49,58 @@ def parameter_bytes(model: torch.nn.Module) -> int:
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes of every tensor the optimizer keeps per parameter (e.g. Adam's two moments)."""
-    return sum(
-        tensor_bytes(v for v in state.values() if isinstance(v, Tensor) and v.dim() > 0)
-        for state in optimizer.state.values()
-    )
+    return sum(_state_bytes(state) for state in optimizer.state.values())
 
 
-def lightgcn_macs(
-    num_users: int,
-    num_items: int,
-    dim: int,
-    num_layers: int,
-    graph_entries: int,
-    batch_size: int,
-    first_layer: int | None = None,
-    active: int | None = None,
-    update_interval: int | None = None,
-) -> dict[str, float]:
-    """MACs of one training iteration and one full inference (see the module docs).
+def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:
+    """Sparsity, active entries, bytes and MACs of a trained model, with its dense reference.
 
-    ``first_layer`` (the sparse plan's entries) and ``active`` (active table entries) describe a
-    sparse table and default to the dense values; ``update_interval`` adds the amortised growth step.
+    The dense reference is the same model with every sparsified tensor dense and Adam's two moments
+    per weight; ``naive_savings`` scales the dense count by the density (the paper's way of
+    counting). A DSL growth step's cost (``update_step``) is amortised over ``dsl.update_interval``.
     """
-    n, d, k = num_users + num_items, dim, num_layers
-    first = graph_entries * d if first_layer is None else first_layer
-    if k == 0:
-        first = 0
-    later = max(k - 1, 0) * graph_entries * d
-    mean = k * n * d + (n * d if active is None else active)
-    propagation = first + later + mean
-    head = 5 * batch_size * d
-    growth = (graph_entries * d + n * d) / update_interval if update_interval else 0.0
-    scoring = num_users * num_items * d
-    return {
-        "train_forward": propagation + head,
-        "train_backward": propagation + head,
-        "train_update_amortised": growth,
-        "train_iteration": 2 * (propagation + head) + growth,
-        "inference_propagation": propagation,
-        "inference_scoring": scoring,
-        "inference": propagation + scoring,
-    }
-
-
-def cost_report(
-    model, adj: Tensor, optimizer, batch_size: int, steps_per_epoch: int, dsl=None
-) -> dict[str, Any]:
-    """Sparsity, active entries, bytes and MACs of a trained LightGCN-style model, with the dense reference.
-
-    The dense reference is the same model with a dense table and Adam, counted by the same
-    formulas; ``naive_savings`` scales the dense count by the density (the paper's way of counting).
-    """
-    table = model.embedding
-    dense_entries = table.num_embeddings * table.embedding_dim
-    graph_entries = adj._nnz() if adj.layout == torch.sparse_csr else adj.nnz()
-    shape = (
-        model.num_users,
-        model.num_items,
-        table.embedding_dim,
-        model.num_layers,
-        graph_entries,
-        batch_size,
-    )
-    sparse_table = hasattr(table, "plan_entries")
-    macs = lightgcn_macs(
-        *shape,
-        first_layer=table.plan_entries(adj) if sparse_table else None,
-        active=table.nnz if sparse_table else None,
-        update_interval=dsl.update_interval if sparse_table else None,
-    )
-    dense_macs = lightgcn_macs(*shape)
+    macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
+    if dsl is not None:
+        for counted in macs.values():
+            counted["train_iteration"] += counted.get("update_step", 0) / dsl.update_interval
     param_bytes, state_bytes = parameter_bytes(model), optimizer_state_bytes(optimizer)
-    table_bytes = parameter_bytes(table)
-    # The dense reference: 4-byte weights and Adam's two 4-byte moments per table entry.
-    dense_param_bytes = param_bytes - table_bytes + 4 * dense_entries
-    dense_state_bytes = 8 * dense_entries
+    entries, kept_param_bytes, kept_state_bytes = _sparsified_storage(optimizer, dsl)
+    # The dense reference: 4-byte weights and Adam's two 4-byte moments per sparsified entry.
+    dense_param_bytes = param_bytes - kept_param_bytes + 4 * entries
+    dense_state_bytes = state_bytes - kept_state_bytes + 8 * entries
     density = 1.0 if dsl is None else 1.0 - dsl.achieved_sparsity()
+    dense = macs["dense"]
     return {
         "sparsity": 1.0 - density,
-        "active_entries": dsl.active_counts() if dsl is not None else {"embedding": dense_entries},
+        "active_entries": dsl.active_counts() if dsl is not None else {},
         "parameter_bytes": param_bytes,
         "optimizer_state_bytes": state_bytes,
         "dense_parameter_bytes": dense_param_bytes,
         "dense_optimizer_state_bytes": dense_state_bytes,
         "bytes_ratio": (param_bytes + state_bytes) / (dense_param_bytes + dense_state_bytes),
-        "macs": macs,
-        "dense_macs": dense_macs,
-        "training_savings": 1 - macs["train_iteration"] / dense_macs["train_iteration"],
-        "inference_savings": 1 - macs["inference"] / dense_macs["inference"],
+        "macs": macs["executed"],
+        "ideal_macs": macs["ideal"],
+        "dense_macs": dense,
+        "training_savings": 1 - macs["executed"]["train_iteration"] / dense["train_iteration"],
+        "inference_savings": 1 - macs["executed"]["inference"] / dense["inference"],
+        "ideal_training_savings": 1 - macs["ideal"]["train_iteration"] / dense["train_iteration"],
+        "ideal_inference_savings": 1 - macs["ideal"]["inference"] / dense["inference"],
         "naive_savings": 1 - density,
         "steps_per_epoch": steps_per_epoch,
     }
+
+
+def _sparsified_storage(optimizer, dsl) -> tuple[int, int, int]:
+    """Dense entries of the tensors DSL sparsified, and the parameter and optimizer-state bytes
+    those tensors take now."""
+    entries = param_bytes = state_bytes = 0
+    for target in dsl.targets if dsl is not None else ():
+        params, buffers = target.storage()
+        entries += target.numel
+        param_bytes += tensor_bytes(params) + tensor_bytes(buffers)
+        state_bytes += sum(_state_bytes(optimizer.state.get(param, {})) for param in params)
+    return entries, param_bytes, state_bytes
+
+
+def _state_bytes(state: dict) -> int:
+    return tensor_bytes(v for v in state.values() if isinstance(v, Tensor) and v.dim() > 0)

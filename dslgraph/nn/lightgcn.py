@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
+from dslgraph.nn.base import Recommender, ScoreFn, check_count
 from dslgraph.sparse.ops import spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
 
-class LightGCN(MessagePassing):
+class LightGCN(MessagePassing, Recommender):
     r"""The LightGCN model from `"LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation" <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
 
@@ -94,22 +93,46 @@ class LightGCN(MessagePassing):
         return loss
 
     @torch.no_grad()
-    def scorer(self, adj) -> Callable[[Tensor], Tensor]:
-        """A function mapping user ids to ``[B, num_items]`` scores, with embeddings computed once."""
+    def scorer(self, adj) -> ScoreFn:
+        """``score(users, items=None)``: ``[B, num_items]`` (or ``[B, C]`` candidate) scores, with
+        the embeddings computed once."""
         out = self.get_embedding(adj)
         user_emb, item_emb = out[: self.num_users], out[self.num_users :]
-        return lambda users: user_emb[users] @ item_emb.T
 
-    @torch.no_grad()
-    def recommend(self, adj, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
-        """Top-``k`` item ids for ``users``; ``exclude`` is a ``[2, E]`` index of pairs never recommended."""
-        scores = self.scorer(adj)(users)
-        if exclude is not None:
-            pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
-            pos[users] = torch.arange(users.numel(), device=users.device)
-            keep = pos[exclude[0]] >= 0
-            scores[pos[exclude[0, keep]], exclude[1, keep]] = float("-inf")
-        return scores.topk(k, dim=-1).indices
+        def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            if items is None:
+                return user_emb[users] @ item_emb.T
+            return (user_emb[users].unsqueeze(1) * item_emb[items]).sum(-1)
+
+        return score
+
+    def macs(self, adj, batch_size: int, count: str = "executed") -> dict[str, float]:
+        """MACs of a training iteration and a full-ranking inference (see :mod:`dslgraph.metrics.cost`).
+
+        A sparse table's first propagation costs its plan's entries in the ``"executed"`` and
+        ``"ideal"`` counts; every other step is dense by nature, so the two counts agree.
+        """
+        check_count(count)
+        table = self.embedding
+        sparse = count != "dense" and hasattr(table, "plan_entries")
+        d, k = table.embedding_dim, self.num_layers
+        n, graph_entries = table.num_embeddings, adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
+        first = (table.plan_entries(adj) if sparse else graph_entries * d) if k else 0
+        later = max(k - 1, 0) * graph_entries * d
+        mean = k * n * d + (table.nnz if sparse else n * d)
+        propagation = first + later + mean
+        head = 5 * batch_size * d  # three dot products of d, L2 on three rows
+        scoring = self.num_users * self.num_items * d
+        return {
+            "train_forward": propagation + head,
+            "train_backward": propagation + head,
+            "train_iteration": 2 * (propagation + head),
+            # The dense table gradient a DSL growth step rebuilds, a block of rows at a time.
+            "update_step": graph_entries * d + n * d if sparse else 0,
+            "inference_propagation": propagation,
+            "inference_scoring": scoring,
+            "inference": propagation + scoring,
+        }
 
     def __repr__(self) -> str:
         return (

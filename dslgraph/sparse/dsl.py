@@ -49,6 +49,10 @@ class _Target:
     def set_probe(self, on: bool) -> None:
         raise NotImplementedError
 
+    def storage(self) -> tuple[list[Tensor], list[Tensor]]:
+        """The trainable tensors that hold this target and the buffers that say where it is active."""
+        raise NotImplementedError
+
 
 class _TableTarget(_Target):
     def __init__(self, name: str, table: SparseEmbedding) -> None:
@@ -57,6 +61,9 @@ class _TableTarget(_Target):
 
     def active_positions(self) -> Tensor:
         return self.table.positions
+
+    def storage(self):
+        return [self.table.values], [self.table.positions]
 
     def active_magnitudes(self) -> Tensor:
         return self.table.values.detach().abs()
@@ -112,6 +119,9 @@ class _MaskedTarget(_Target):
     @property
     def mask(self) -> Tensor:
         return getattr(self.module, self.mask_name)
+
+    def storage(self):
+        return [self.param], [self.mask]
 
     def apply_mask(self) -> None:
         with torch.no_grad():

@@ -211,14 +211,15 @@ class SparseEmbedding(EmbeddingTable):
         return self.to_dense()
 
     def forward(self, index: Tensor) -> Tensor:
-        """Dense rows ``index`` built from their active entries only."""
+        """Dense ``[*index.shape, d]`` rows ``index``, built from their active entries only."""
+        rows = index.reshape(-1)
         layout = self._current_layout()
-        sorted_slot, batch_row = csr_segments(layout.crow, index)
+        sorted_slot, batch_row = csr_segments(layout.crow, rows)
         slot = layout.order[sorted_slot]
         flat = batch_row * self.embedding_dim + layout.col[sorted_slot]
-        out = self.values.new_zeros(index.numel() * self.embedding_dim)
-        out = out.index_put((flat,), self.values[slot]).view(index.numel(), self.embedding_dim)
-        return self._watch(out, "rows", index)
+        out = self.values.new_zeros(rows.numel() * self.embedding_dim)
+        out = out.index_put((flat,), self.values[slot]).view(rows.numel(), self.embedding_dim)
+        return self._watch(out, "rows", rows).view(*index.shape, self.embedding_dim)
 
     def propagate(self, adj) -> Tensor:
         """``adj @ table`` for a symmetric CSR ``adj``, with work proportional to the active entries."""

@@ -1,4 +1,4 @@
-"""The training loop: BPR mini-batches, periodic full-ranking evaluation, checkpoints and resume."""
+"""The training loop: mini-batches, periodic ranking evaluation, checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -17,19 +17,25 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
-from dslgraph.data.sampling import BPRBatches
+from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
+from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 class Recommender(Protocol):
-    """What the trainer asks of a model (see :class:`dslgraph.nn.LightGCN`)."""
+    """What the trainer asks of a model (see :mod:`dslgraph.nn.base`)."""
 
-    def loss(self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float) -> Tensor: ...
+    batch_kind: str
+    num_negatives: int
 
-    def scorer(self, adj): ...
+    def input_graph(self, data: HeteroData): ...
+
+    def loss(self, graph, *batch: Tensor, reg_weight: float) -> Tensor: ...
+
+    def scorer(self, graph): ...
 
 
 class StepHook(Protocol):
@@ -68,23 +74,28 @@ class TrainConfig:
 
 
 class Trainer:
-    """Trains a pairwise recommender on a :class:`HeteroData` interaction graph.
+    """Trains a recommender of :mod:`dslgraph.nn` on a :class:`HeteroData` interaction graph.
 
-    Each epoch visits every training interaction once with a fresh uniform negative. Every
+    Each epoch of a pairwise model (``batch_kind == "pairs"``) visits every training interaction
+    once with fresh uniform negatives; each epoch of a user-batch model (``"users"``) visits every
+    user with training interactions once. Users with ``data['user'].train_mask`` False (held-out
+    users of :func:`~dslgraph.data.protocols.held_out_users`) are never trained on. Every
     ``eval_every`` epochs the model is ranked against the validation split (when present) and the
-    test split; the best epoch by ``monitor`` is kept in ``best.pt``, the latest in ``last.pt``
+    test split, over all items or, when the data carries sampled negatives
+    (:func:`~dslgraph.data.protocols.leave_one_out`), over the positive and its negatives; the
+    best epoch by ``monitor`` is kept in ``best.pt``, the latest in ``last.pt``
     (both written atomically), and ``metrics.json`` summarises the run. With ``resume=True`` a run
     continues from ``last.pt`` exactly where it stopped (RNG states included).
 
     Args:
-        model: A model with ``loss(adj, users, pos, neg, reg_weight)`` and ``scorer(adj)``.
+        model: A :class:`~dslgraph.nn.base.Recommender`.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
         config (TrainConfig): Settings.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted).
         device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"``. (default: :obj:`"auto"`)
         hooks (list, optional): :class:`StepHook` objects run after each optimizer step.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
-        adj (optional): A prebuilt propagation matrix (default: :func:`propagation_graph` of ``data``).
+        graph (optional): A prebuilt graph input (default: ``model.input_graph(data)``).
         metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there).
     """
 
@@ -97,7 +108,7 @@ class Trainer:
         device: str = "auto",
         hooks: list[StepHook] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        adj=None,
+        graph=None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.metadata = metadata or {}
@@ -108,12 +119,12 @@ class Trainer:
         self.num_users, self.num_items = num_users_items(data)
         store = data[EDGE]
         self.val_index = store.get("val_edge_label_index")
-        self.adj = (adj if adj is not None else propagation_graph(data)).to(self.device)
+        if graph is None:
+            graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
+        self.graph = graph.to(self.device)
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.batches = BPRBatches(
-            store.edge_index, self.num_items, config.batch_size, self.generator, self.device, config.sampling
-        )
+        self.batches = make_batches(self.model, data, config, self.generator, self.device)
         self.total_steps = config.epochs * len(self.batches)
         self.scheduler = self._make_scheduler()
         self.hooks = hooks or []
@@ -145,38 +156,37 @@ class Trainer:
         bar = tqdm(
             self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress
         )
-        for users, pos, neg in bar:
+        for batch in bar:
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.model.loss(self.adj, users, pos, neg, self.config.reg_weight)
+            loss = self.model.loss(self.graph, *batch, reg_weight=self.config.reg_weight)
             loss.backward()
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
             for hook in self.hooks:
                 hook.step()
-            total += loss.item() * users.numel()
-            count += users.numel()
+            total += loss.item() * batch[0].numel()
+            count += batch[0].numel()
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
         return total / max(count, 1)
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:
-        """Full-ranking metrics on ``"test"`` or ``"validation"``; seen items are excluded."""
+        """Ranking metrics on ``"test"`` or ``"validation"``; seen items are excluded."""
         if split not in ("test", "validation"):
             raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
         if split == "validation" and self.val_index is None:
             raise ValueError("the data has no validation split; load it with val_ratio > 0")
         if split not in self._evaluators:
-            self._evaluators[split] = RankingEvaluator.from_data(
-                self.data,
-                "val" if split == "validation" else "test",
-                ks=self.config.ks,
-                batch_size=self.config.eval_batch_size,
-                device=self.device,
+            name = "val" if split == "validation" else "test"
+            sampled = f"{name}_negatives" in self.data[EDGE]
+            evaluator = SampledRankingEvaluator if sampled else RankingEvaluator
+            self._evaluators[split] = evaluator.from_data(
+                self.data, name, ks=self.config.ks, batch_size=self.config.eval_batch_size, device=self.device
             )
         self.model.eval()
-        return self._evaluators[split](self.model.scorer(self.adj))
+        return self._evaluators[split](self.model.scorer(self.graph))
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains until ``config.epochs``, early stopping, or ``config.max_seconds``; returns the summary."""
@@ -231,6 +241,7 @@ class Trainer:
             "test": best.get("test", {}),
             "validation": best.get("validation"),
             "selection": self.selection,
+            "protocol": "sampled" if "test_negatives" in self.data[EDGE] else "full",
             "best_epoch": best.get("epoch"),
             "epochs": self.epoch,
             "train_seconds": round(self.train_seconds, 2),
@@ -300,6 +311,32 @@ class Trainer:
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         log.info("resumed from %s at epoch %d", path, self.epoch)
+
+
+def make_batches(
+    model, data: HeteroData, config: TrainConfig, generator: torch.Generator | None = None, device=None
+) -> BPRBatches | UserBatches:
+    """The epoch iterator ``model`` trains on (see :mod:`dslgraph.nn.base` for the batch kinds);
+    users with ``data['user'].train_mask`` False are left out."""
+    train_index = data[EDGE].edge_index
+    trainable = data["user"].get("train_mask")
+    if trainable is not None:
+        train_index = train_index[:, trainable[train_index[0]]]
+    kind = getattr(model, "batch_kind", "pairs")
+    if kind == "users":
+        return UserBatches(train_index[0].unique(), config.batch_size, generator, device)
+    if kind != "pairs":
+        raise ValueError(f"model.batch_kind must be 'pairs' or 'users', got {kind!r}")
+    return BPRBatches(
+        train_index,
+        int(data["item"].num_nodes),
+        config.batch_size,
+        generator,
+        device,
+        config.sampling,
+        getattr(model, "num_negatives", 1),
+        getattr(model, "exclude_positives", True),
+    )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

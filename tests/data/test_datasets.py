@@ -204,7 +204,17 @@ def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
 
 def test_registry_and_load_dataset(tmp_path):
     assert sorted(DATASETS) == sorted(
-        ["lastfm", "gowalla", "yelp2018", "amazon-book", "ml-100k", "ml-1m", "ml-1m-lcf"]
+        [
+            "lastfm",
+            "gowalla",
+            "yelp2018",
+            "amazon-book",
+            "ml-100k",
+            "ml-1m",
+            "ml-1m-lcf",
+            "citeulike",
+            "foursquare",
+        ]
     )
     place(tmp_path, "ml-1m-lcf", {"train.txt": TRAIN, "test.txt": TEST})
     data = load_dataset("ml-1m-lcf", str(tmp_path), val_ratio=0.5)

@@ -1,0 +1,310 @@
+r"""Evaluation protocols: seeded re-splits of the interactions of a dataset.
+
+Each protocol is a function :class:`~torch_geometric.data.HeteroData` :math:`\to`
+:class:`~torch_geometric.data.HeteroData` that first merges *all* interactions of its input (training,
+validation and test; a pair found in several splits counts once) and then splits them again. The
+output keeps the layout of :mod:`dslgraph.data.graph`, with every split sorted by user then item:
+
+* ``data['user', 'to', 'item'].edge_index``: what models read (train on, or fold in);
+* ``data['user', 'to', 'item'].edge_label_index``: the test targets;
+* ``data['user', 'to', 'item'].val_edge_label_index``: the validation targets, when requested;
+* ``time``, ``edge_label_time`` and ``val_edge_label_time``: the ``[E]`` timestamps of these three
+  splits, kept when the input had timestamps for all its splits (see
+  :class:`~dslgraph.data.datasets.MovieLens` and :class:`~dslgraph.data.datasets.Foursquare`).
+
+The protocols, by the names :func:`apply_protocol` and :func:`~dslgraph.data.datasets.load_dataset`
+take (:data:`PROTOCOLS`):
+
+* ``"full"``: the data as loaded (full ranking over all items, LightGCN protocol).
+* ``"leave-one-out"`` (:func:`leave_one_out`): one held-out interaction per user, ranked among
+  sampled negatives, as in NeuMF and ConvNCF. Adds ``test_negatives`` (and ``val_negatives``),
+  ``[num_evaluated_users, num_negatives]`` item indices whose rows follow the columns of
+  ``edge_label_index`` (``val_edge_label_index``); evaluate with
+  :class:`~dslgraph.metrics.SampledRankingEvaluator`.
+* ``"held-out-users"`` (:func:`held_out_users`): whole users held out, as in Mult-VAE and CDAE.
+  Adds ``data['user'].train_mask``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from .graph import EDGE, make_interaction_data, num_users_items
+from .interactions import Seed, _holdout_latest, check_option, leave_one_out_mask
+
+PROTOCOLS = ("full", "leave-one-out", "held-out-users")
+"""The evaluation protocols :func:`apply_protocol` understands."""
+
+# Each split's index attribute and the attribute of its timestamps.
+_SPLITS = (
+    ("edge_index", "time"),
+    ("edge_label_index", "edge_label_time"),
+    ("val_edge_label_index", "val_edge_label_time"),
+)
+
+
+def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
+    """All distinct interactions of ``data`` (every split), sorted by user then item, and their times.
+
+    Returns the ``[2, E]`` index and the ``[E]`` timestamps, or :obj:`None` when a split of ``data``
+    has no timestamps. A pair found more than once keeps its latest time.
+    """
+    store = data[EDGE]
+    _, num_items = num_users_items(data)
+    indices, times = [], []
+    for index_key, time_key in _SPLITS:
+        if index_key not in store:
+            continue
+        index = store[index_key].detach().long().cpu()
+        time = store[time_key].detach().cpu() if time_key in store else None
+        if time is not None and time.shape != (index.size(1),):
+            raise ValueError(f"{time_key} must have shape [{index.size(1)}], got {tuple(time.shape)}")
+        indices.append(index)
+        times.append(time)
+    index = torch.cat(indices, dim=1)
+    key = (index[0] * num_items + index[1]).numpy()
+    if any(time is None for time in times):
+        key = np.sort(key)  # faster than np.unique's hashing at this size
+        key, time = key[np.r_[True, key[1:] != key[:-1]]], None
+    else:
+        all_times = torch.cat(times).numpy()
+        order = np.lexsort((all_times, key))
+        last = np.r_[key[order][1:] != key[order][:-1], True]  # the latest copy of each pair
+        key, time = key[order][last], torch.from_numpy(all_times[order][last])
+    key = torch.from_numpy(key)
+    return torch.stack([key // num_items, key % num_items]), time
+
+
+def _split(
+    data: HeteroData, index: Tensor, time: Tensor | None, test: Tensor, val: Tensor | None = None
+) -> HeteroData:
+    """The :class:`HeteroData` whose test (and validation) splits are the masked merged interactions."""
+    train = ~test if val is None else ~(test | val)
+    masks = [train, test] + ([] if val is None else [val])
+    out = make_interaction_data(*num_users_items(data), *(index[:, mask] for mask in masks))
+    if time is not None:
+        for (_, time_key), mask in zip(_SPLITS, masks):
+            out[EDGE][time_key] = time[mask]
+    return out
+
+
+def sample_negatives(
+    seen_index: Tensor, users: Tensor, num_items: int, num_negatives: int, seed: Seed = 0
+) -> Tensor:
+    """Uniformly samples, for each of ``users``, ``num_negatives`` distinct items it never interacted with.
+
+    Returns a ``[len(users), num_negatives]`` tensor, each row in random order. Raises a
+    :class:`ValueError` when a user has fewer than ``num_negatives`` items left to draw from.
+
+    Args:
+        seen_index: The ``[2, E]`` distinct (user, item) interactions to avoid, sorted by user then item
+            (as :func:`merge_interactions` returns them).
+        users: The ``[U]`` users to draw for (repeats allowed).
+        num_items: The number of items.
+        num_negatives: The number of items drawn per user.
+        seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
+    """
+    rng = np.random.default_rng(seed)
+    seen_user, seen_item = seen_index.long().cpu().numpy()
+    users = users.long().cpu().numpy()
+    num_users = max(int(users.max(initial=-1)), int(seen_user.max(initial=-1))) + 1
+    start = np.r_[0, np.cumsum(np.bincount(seen_user, minlength=num_users))]
+    available = num_items - np.diff(start)[users]
+    short = np.flatnonzero(available < num_negatives)
+    if short.size:
+        user = users[short[0]]
+        raise ValueError(
+            f"num_negatives={num_negatives} exceeds the {available[short[0]]} items user {user} never "
+            f"interacted with ({short.size} evaluated user(s) are short); lower num_negatives"
+        )
+    ranks = _distinct_ranks(available, num_negatives, rng)
+    # The r-th unseen item of a user is r + #{k : s_k - k <= r} for its sorted seen items s_0 < s_1 < ...
+    shifted = seen_user * num_items + seen_item - (np.arange(seen_user.size) - start[seen_user])
+    below = np.searchsorted(shifted, users[:, None] * num_items + ranks, side="right") - start[users, None]
+    return torch.from_numpy(ranks + below)
+
+
+def _distinct_ranks(available: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Row ``u``: ``n`` distinct uniform draws from ``range(available[u])`` (``>= n``), in random order."""
+    out = np.empty((available.size, n), dtype=np.int64)
+    # Few choices: a random permutation of all of them. Many: draws with rejection of repeats.
+    dense = np.flatnonzero(available <= 4 * n)
+    if dense.size:
+        keys = rng.random((dense.size, int(available[dense].max())))
+        keys[np.arange(keys.shape[1]) >= available[dense, None]] = 2.0  # never chosen
+        out[dense] = np.argsort(keys, axis=1)[:, :n]
+    pending = np.flatnonzero(available > 4 * n)
+    while pending.size:
+        draws = (rng.random((pending.size, 2 * n)) * available[pending, None]).astype(np.int64)
+        order = np.argsort(draws, axis=1, kind="stable")
+        repeat = np.zeros(draws.shape, dtype=bool)
+        sorted_draws = np.take_along_axis(draws, order, axis=1)
+        np.put_along_axis(repeat, order[:, 1:], sorted_draws[:, 1:] == sorted_draws[:, :-1], axis=1)
+        # Keep the first n distinct draws of each row in draw order; retry rows with fewer.
+        keep = ~repeat & (np.cumsum(~repeat, axis=1) <= n)
+        done = keep.sum(axis=1) == n
+        position = np.where(keep, np.arange(2 * n), 2 * n)
+        chosen = np.argsort(position[done], axis=1, kind="stable")[:, :n]
+        out[pending[done]] = np.take_along_axis(draws[done], chosen, axis=1)
+        pending = pending[~done]
+    return out
+
+
+def leave_one_out(
+    data: HeteroData, num_negatives: int = 100, validation: bool = False, seed: int = 0
+) -> HeteroData:
+    r"""The leave-one-out protocol of `"Neural Collaborative Filtering" <https://arxiv.org/abs/1708.05031>`_
+    (NeuMF) and ConvNCF: each user's held-out interaction is ranked among sampled negatives.
+
+    Every user with at least two interactions gets one held out as its test target: the latest when
+    ``data`` carries timestamps (``time``, ``edge_label_time``, ...), else one at random. With
+    ``validation``, every user with at least two interactions left also gets one (the latest of the rest)
+    held out for validation. ``edge_label_index`` then holds exactly one column per evaluated user,
+    sorted by user, and ``test_negatives`` the ``[num_test_users, num_negatives]`` items ranked against
+    it: drawn uniformly, without repeats, among the items the user interacted with in *no* split
+    (``val_negatives`` likewise, drawn independently). Users with one interaction only train.
+
+    Args:
+        data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
+        num_negatives: The number of sampled negatives per evaluated user. (default: :obj:`100`)
+        validation: Whether to hold out a validation interaction too. (default: :obj:`False`)
+        seed: The seed of every random choice. (default: :obj:`0`)
+    """
+    check_option(
+        isinstance(num_negatives, int) and num_negatives >= 1,
+        "num_negatives",
+        "an integer >= 1",
+        num_negatives,
+    )
+    check_option(isinstance(validation, bool), "validation", "True or False", validation)
+    index, time = merge_interactions(data)
+    rng = np.random.default_rng(seed)
+    test = leave_one_out_mask(index[0], rng, time)
+    val = None
+    if validation:
+        rest = (~test).nonzero().view(-1)
+        val = torch.zeros_like(test)
+        val[rest[leave_one_out_mask(index[0, rest], rng, None if time is None else time[rest])]] = True
+    out = _split(data, index, time, test, val)
+    store, num_items = out[EDGE], out["item"].num_nodes
+    store.test_negatives = sample_negatives(index, store.edge_label_index[0], num_items, num_negatives, rng)
+    if validation:
+        users = store.val_edge_label_index[0]
+        store.val_negatives = sample_negatives(index, users, num_items, num_negatives, rng)
+    return out
+
+
+def _num_users(value: int | float, available: int, field: str, minimum: int) -> int:
+    """Resolves a user count given as an integer or as a fraction in (0, 1) of ``available`` users (at
+    least one user then)."""
+    if isinstance(value, float) and 0 < value < 1:
+        count = max(round(value * available), 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        count = value
+    else:
+        raise ValueError(f"{field} must be an integer >= 0 or a fraction in (0, 1), got {value!r}")
+    check_option(
+        count >= minimum,
+        field,
+        f"at least {minimum} user(s) (of {available} with >= 2 interactions)",
+        value,
+    )
+    return count
+
+
+def held_out_users(
+    data: HeteroData,
+    num_test_users: int | float = 0.1,
+    num_val_users: int | float = 0,
+    fold_in: float = 0.8,
+    seed: int = 0,
+) -> HeteroData:
+    r"""The held-out-users protocol of `"Variational Autoencoders for Collaborative Filtering"
+    <https://arxiv.org/abs/1802.05814>`_ (Mult-VAE), also used for CDAE.
+
+    Test (and validation) users are drawn at random among the users with at least two interactions;
+    all other users keep all their interactions in ``edge_index`` and are the only ones to train on
+    (``data['user'].train_mask``). Each held-out user's interactions are split at random: a ``fold_in``
+    fraction stays in ``edge_index`` as the fold-in input that models read at evaluation time (and that
+    :class:`~dslgraph.metrics.RankingEvaluator` excludes from the ranking), the rest
+    (:math:`\min(\max(\mathrm{round}((1 - \text{fold\_in}) \cdot n), 1), n - 1)` of :math:`n`) becomes
+    ``edge_label_index`` for test users and ``val_edge_label_index`` for validation users.
+
+    Args:
+        data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
+        num_test_users: The number of test users, or their fraction in :math:`(0, 1)` of the users with
+            at least two interactions (rounded, at least one user). (default: :obj:`0.1`)
+        num_val_users: The number or fraction of validation users; no validation split when :obj:`0`.
+            (default: :obj:`0`)
+        fold_in: The fraction of a held-out user's interactions kept as fold-in input, in
+            :math:`(0, 1)`. (default: :obj:`0.8`)
+        seed: The seed of every random choice. (default: :obj:`0`)
+    """
+    check_option(isinstance(fold_in, float) and 0 < fold_in < 1, "fold_in", "a float in (0, 1)", fold_in)
+    index, time = merge_interactions(data)
+    num_users, _ = num_users_items(data)
+    counts = torch.bincount(index[0], minlength=num_users)
+    eligible = (counts >= 2).nonzero().view(-1)
+    num_test = _num_users(num_test_users, eligible.numel(), "num_test_users", 1)
+    num_val = _num_users(num_val_users, eligible.numel(), "num_val_users", 0)
+    check_option(
+        num_test + num_val <= eligible.numel(),
+        "num_test_users + num_val_users",
+        f"at most the {eligible.numel()} users with >= 2 interactions",
+        num_test + num_val,
+    )
+    rng = np.random.default_rng(seed)
+    chosen = eligible[torch.from_numpy(rng.permutation(eligible.numel())[: num_test + num_val])]
+    role = torch.zeros(num_users, dtype=torch.long)  # 0 trains, 1 tests, 2 validates
+    role[chosen[:num_test]], role[chosen[num_test:]] = 1, 2
+
+    held = (role[index[0]] > 0).nonzero().view(-1)
+    num_targets = torch.round((1 - fold_in) * counts).long().clamp(min=1).minimum(counts - 1)
+    target = torch.zeros(index.size(1), dtype=torch.bool)
+    target[held[_holdout_latest(index[0, held], num_targets, None, rng)]] = True
+    edge_role = role[index[0]]
+    val = target & (edge_role == 2) if num_val else None
+    out = _split(data, index, time, target & (edge_role == 1), val)
+    out["user"].train_mask = role == 0
+    return out
+
+
+_PROTOCOL_FUNCTIONS: dict[str, Callable[..., HeteroData]] = {
+    "leave-one-out": leave_one_out,
+    "held-out-users": held_out_users,
+}
+
+
+def check_protocol(protocol: str, options: dict[str, Any] | None = None) -> None:
+    """Raises a :class:`ValueError` unless ``protocol`` is in :data:`PROTOCOLS` and takes ``options``."""
+    check_option(protocol in PROTOCOLS, "protocol", f"one of {PROTOCOLS}", protocol)
+    options = options or {}
+    if protocol == "full":
+        check_option(not options, "protocol options", "empty for protocol 'full'", options)
+        return
+    allowed = [name for name in inspect.signature(_PROTOCOL_FUNCTIONS[protocol]).parameters][1:]
+    unknown = sorted(set(options) - set(allowed))
+    check_option(not unknown, f"options of protocol {protocol!r}", f"among {allowed}", unknown)
+
+
+def apply_protocol(data: HeteroData, protocol: str = "full", seed: int = 0, **options: Any) -> HeteroData:
+    """Applies the evaluation protocol ``protocol`` (one of :data:`PROTOCOLS`) to ``data``.
+
+    Args:
+        data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
+        protocol: ``"full"`` (``data`` itself), ``"leave-one-out"`` (:func:`leave_one_out`) or
+            ``"held-out-users"`` (:func:`held_out_users`). (default: ``"full"``)
+        seed: The seed of the protocol's random choices. (default: :obj:`0`)
+        **options: The further arguments of the protocol's function, e.g. ``num_negatives``.
+    """
+    check_protocol(protocol, options)
+    if protocol == "full":
+        return data
+    return _PROTOCOL_FUNCTIONS[protocol](data, seed=seed, **options)

@@ -1,0 +1,198 @@
+r"""Sampled top-:math:`K` evaluation: each user's positive ranked among a fixed set of sampled negatives.
+
+This is the protocol of NeuMF and ConvNCF (:func:`~dslgraph.data.protocols.leave_one_out` builds its
+data): every evaluated user :math:`u` has one held-out positive item and :math:`N` negatives
+(typically 100), and a model scores these :math:`N + 1` candidates only. With the 0-based rank
+
+.. math::
+    r_u = |\{\, j : s_{u, j} \geq s_{u, \mathrm{pos}} \,\}|
+
+of the positive among the negatives :math:`j` (ties and NaN scores count *against* the positive, so a
+model scoring all candidates alike does not get full marks):
+
+* ``hr@K`` :math:`= \mathbb{1}[r_u < K]`;
+* ``ndcg@K`` :math:`= \mathbb{1}[r_u < K] / \log_2(r_u + 2)`.
+
+Both are averaged over the evaluated users.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from dslgraph.data.graph import EDGE
+
+logger = logging.getLogger(__name__)
+
+SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
+"""The metric names :class:`SampledRankingEvaluator` reports."""
+
+CandidateScoreFn = Callable[[Tensor, Tensor], Tensor]
+"""Maps ``[B]`` user ids and their ``[B, C]`` candidate item ids to ``[B, C]`` scores."""
+
+
+class SampledRankingEvaluator:
+    r"""A sampled top-:math:`K` evaluator: one positive per user ranked among fixed sampled negatives.
+
+    Calling it with a score function returns ``{'hr@10': ..., 'ndcg@10': ..., 'hr@20': ..., ...}``
+    as defined in :mod:`dslgraph.metrics.sampled`, averaged over :attr:`num_eval_users`.
+
+    Args:
+        test_index (torch.Tensor): The ``[2, U]`` (user, positive item) pairs, one column per evaluated
+            user (a user may appear in several columns; each counts once).
+        negatives (torch.Tensor): The ``[U, N]`` sampled negative items, row :math:`i` for column
+            :math:`i` of :obj:`test_index`.
+        ks (Sequence[int], optional): The cut-offs :math:`K`, each in :math:`[1, N + 1]`.
+            (default: :obj:`(10, 20)`)
+        batch_size (int, optional): The number of users scored at once. (default: :obj:`4096`)
+        device (torch.device or str, optional): The device user and candidate batches are created on
+            and handed to the score function. (default: the device of :obj:`test_index`)
+    """
+
+    def __init__(
+        self,
+        test_index: Tensor,
+        negatives: Tensor,
+        ks: Sequence[int] = (10, 20),
+        batch_size: int = 4096,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if test_index.dim() != 2 or test_index.size(0) != 2:
+            raise ValueError(f"test_index must have shape [2, U], got {tuple(test_index.shape)}")
+        if negatives.dim() != 2 or negatives.size(0) != test_index.size(1) or negatives.size(1) < 1:
+            raise ValueError(
+                f"negatives must have shape [U={test_index.size(1)}, N >= 1], got {tuple(negatives.shape)}"
+            )
+        if test_index.is_floating_point() or negatives.is_floating_point():
+            raise ValueError("test_index and negatives must hold integer ids")
+        num_candidates = negatives.size(1) + 1
+        ks = tuple(int(k) for k in ks)
+        if not ks or min(ks) < 1 or max(ks) > num_candidates:
+            raise ValueError(f"ks must be non-empty integers in [1, {num_candidates}], got {ks}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        positive = test_index[1].view(-1, 1).long().cpu()
+        negatives = negatives.long().cpu()
+        clash = (negatives == positive).any(dim=1).nonzero().view(-1)
+        if clash.numel():
+            i = int(clash[0])
+            raise ValueError(
+                f"user {int(test_index[0, i])}'s positive item {int(positive[i])} is among its negatives"
+            )
+
+        self.ks = tuple(sorted(set(ks)))
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else test_index.device
+        self.users = test_index[0].long().to(self.device)
+        # Per device: the [U, 1 + N] candidates, the positive in column 0.
+        self._candidates = {torch.device("cpu"): torch.cat([positive, negatives], dim=1)}
+
+    @classmethod
+    def from_data(cls, data: HeteroData, split: str = "test", **kwargs) -> SampledRankingEvaluator:
+        """Builds the evaluator of the ``'test'`` (``edge_label_index``, ``test_negatives``) or ``'val'``
+        (``val_edge_label_index``, ``val_negatives``) split of a
+        :func:`~dslgraph.data.protocols.leave_one_out` output. Remaining keyword arguments go to
+        :class:`SampledRankingEvaluator`.
+        """
+        keys = {
+            "test": ("edge_label_index", "test_negatives"),
+            "val": ("val_edge_label_index", "val_negatives"),
+        }
+        if split not in keys:
+            raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        store = data[EDGE]
+        missing = [key for key in keys[split] if key not in store]
+        if missing:
+            raise ValueError(
+                f"split={split!r} needs {missing} in data[{EDGE}]; build the data with leave_one_out"
+                + (" (validation=True)" if split == "val" else "")
+            )
+        return cls(*(store[key] for key in keys[split]), **kwargs)
+
+    @property
+    def num_eval_users(self) -> int:
+        """The number of evaluated (user, positive) pairs every metric averages over."""
+        return self.users.numel()
+
+    @property
+    def num_candidates(self) -> int:
+        """The number of items ranked per user: the positive and its negatives."""
+        return self._candidates[torch.device("cpu")].size(1)
+
+    def _candidates_on(self, device: torch.device) -> Tensor:
+        if device not in self._candidates:
+            self._candidates[device] = self._candidates[torch.device("cpu")].to(device)
+        return self._candidates[device]
+
+    @torch.no_grad()
+    def __call__(self, score_fn: CandidateScoreFn) -> dict[str, float]:
+        """Evaluates a score function and returns the metrics averaged over :attr:`num_eval_users`.
+
+        Args:
+            score_fn (Callable): Maps ``[B]`` user ids and their ``[B, C]`` candidate items (the positive
+                in column 0, then the negatives), both on :attr:`device`, to ``[B, C]`` scores on any
+                device.
+        """
+        sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64) for m in SAMPLED_METRICS for k in self.ks}
+        candidates = self._candidates_on(self.device)
+        for start in range(0, self.num_eval_users, self.batch_size):
+            users = self.users[start : start + self.batch_size]
+            items = candidates[start : start + self.batch_size]
+            scores = score_fn(users, items)
+            if scores.shape != items.shape:
+                raise ValueError(
+                    f"score_fn must return shape {tuple(items.shape)}, got {tuple(scores.shape)}"
+                )
+            # Not "greater or equal": a NaN score of either side also counts against the positive.
+            rank = (~(scores[:, 1:] < scores[:, :1])).sum(dim=1).cpu()
+            gain = 1.0 / torch.log2(rank.to(torch.float64) + 2)
+            for k in self.ks:
+                hit = rank < k
+                sums[f"hr@{k}"] += hit.sum()
+                sums[f"ndcg@{k}"] += gain[hit].sum()
+        if self.num_eval_users == 0:
+            logger.warning("no user to evaluate; all metrics are reported as 0")
+        denom = max(self.num_eval_users, 1)
+        return {name: float(total) / denom for name, total in sums.items()}
+
+    def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
+        r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.
+
+        Args:
+            user_emb (torch.Tensor): The ``[num_users, d]`` user embeddings.
+            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same device).
+        """
+        user_emb, item_emb = user_emb.detach(), item_emb.detach()
+
+        def score_fn(users: Tensor, items: Tensor) -> Tensor:
+            users, items = users.to(user_emb.device), items.to(user_emb.device)
+            return torch.bmm(item_emb[items], user_emb[users].unsqueeze(-1)).squeeze(-1)
+
+        return self(score_fn)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(num_eval_users={self.num_eval_users}, "
+            f"num_candidates={self.num_candidates}, ks={self.ks})"
+        )
+
+
+def most_popular_candidate_scores(train_index: Tensor, num_items: int) -> CandidateScoreFn:
+    """The most-popular baseline for :class:`SampledRankingEvaluator`: every candidate item is scored by
+    its training degree.
+
+    Args:
+        train_index (torch.Tensor): The ``[2, E]`` training (user, item) interactions.
+        num_items (int): The number of items.
+    """
+    popularity = torch.bincount(train_index[1].long().cpu(), minlength=num_items).to(torch.float32)
+
+    def score_fn(users: Tensor, items: Tensor) -> Tensor:
+        return popularity.to(items.device)[items]
+
+    return score_fn

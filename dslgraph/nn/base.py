@@ -1,0 +1,123 @@
+"""What every dslgraph model offers the trainer, the evaluators, the cost accounting and DSL.
+
+A model is a :class:`Recommender`: it names the batches it trains on, builds the graph input it
+needs from the :class:`~torch_geometric.data.HeteroData` of :mod:`dslgraph.data.graph`, returns a
+loss for a batch and a score function for evaluation, and counts its own multiply-accumulates.
+
+* ``batch_kind = "pairs"``: batches are ``(users, positives, negatives)``, with ``negatives`` of
+  shape ``[B]`` when ``num_negatives == 1`` and ``[B, num_negatives]`` otherwise (LightGCN,
+  UltraGCN, NeuMF, ConvNCF); negatives are never training positives of the user unless the
+  model sets ``exclude_positives = False``.
+* ``batch_kind = "users"``: batches are ``(users,)``; the model reads each user's training row
+  from its graph input (CDAE, MultVAE).
+
+``loss(graph, *batch, reg_weight=...)`` is called with the graph input of :meth:`input_graph`,
+and ``scorer(graph)`` returns ``score(users, items=None)``: ``[B, num_items]`` scores of every
+item, or ``[B, C]`` scores of the candidate items ``items`` (``[B, C]``), which the sampled
+(leave-one-out) protocol asks for so that costly models score 101 items, not all of them.
+
+:attr:`dsl_targets` are the tensors :class:`~dslgraph.sparse.DynamicSparseLearning` sparsifies by
+default (the DSL authors' choice for the model); users pass their own ``targets`` to change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+
+ScoreFn = Callable[..., Tensor]
+
+BATCH_KINDS = ("pairs", "users")
+MAC_COUNTS = ("dense", "executed", "ideal")
+
+
+class Recommender(nn.Module):
+    """Base class of the models (see the module docs)."""
+
+    num_users: int
+    num_items: int
+    batch_kind: str = "pairs"
+    num_negatives: int = 1
+    exclude_positives: bool = True
+    dsl_targets: tuple[str, ...] = ("tables",)
+
+    def input_graph(self, data: HeteroData):
+        """The graph input of :meth:`loss` and :meth:`scorer`; by default the normalised graph."""
+        return propagation_graph(data)
+
+    def loss(self, graph, *batch: Tensor, reg_weight: float = 0.0) -> Tensor:
+        raise NotImplementedError
+
+    def scorer(self, graph) -> ScoreFn:
+        raise NotImplementedError
+
+    def macs(self, graph, batch_size: int, count: str = "executed") -> dict[str, float]:
+        """Multiply-accumulates of one training iteration and one full-ranking inference.
+
+        ``count`` is ``"dense"`` (the same model with every tensor dense), ``"executed"`` (what
+        dslgraph's kernels run now: sparse tables cost their active entries, masked dense
+        layers cost as much as dense ones) or ``"ideal"`` (every sparsified tensor costs its
+        active entries only, as if sparse kernels existed for all of them — the paper's count).
+        Returns at least ``train_iteration`` and ``inference``.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
+        """Top-``k`` item ids for ``users``; ``exclude`` is a ``[2, E]`` index of pairs never recommended."""
+        scores = self.scorer(graph)(users)
+        if exclude is not None:
+            pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
+            pos[users] = torch.arange(users.numel(), device=users.device)
+            keep = pos[exclude[0]] >= 0
+            scores[pos[exclude[0, keep]], exclude[1, keep]] = float("-inf")
+        return scores.topk(k, dim=-1).indices
+
+
+def check_count(count: str) -> None:
+    if count not in MAC_COUNTS:
+        raise ValueError(f"count must be one of {MAC_COUNTS}, got {count!r}")
+
+
+def candidate_scores(full: Tensor, items: Tensor | None) -> Tensor:
+    """``full`` ``[B, num_items]`` scores, or only the ``[B, C]`` candidates ``items`` of them."""
+    return full if items is None else full.gather(1, items)
+
+
+def active_fraction(module: nn.Module, attr: str = "weight") -> float:
+    """The fraction of ``module.<attr>`` that is active: its DSL mask's density, or 1 without a mask."""
+    mask = getattr(module, f"{attr}_mask", None)
+    return 1.0 if mask is None else float(mask.float().mean())
+
+
+def linear_macs(layer: nn.Linear | nn.Conv2d, rows: int, count: str) -> float:
+    """MACs of ``layer`` applied to ``rows`` inputs (output positions for a convolution).
+
+    A masked weight runs dense (``"executed"``) unless ``count == "ideal"``, which charges only
+    its active weights.
+    """
+    check_count(count)
+    fraction = active_fraction(layer) if count == "ideal" else 1.0
+    return rows * layer.weight.numel() * fraction  # each row / output position uses every weight once
+
+
+def interaction_matrix(data: HeteroData) -> Tensor:
+    """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor."""
+    return interaction_csr(data[EDGE].edge_index, *num_users_items(data))
+
+
+def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:
+    """Rows ``rows`` of a CSR ``matrix`` as a dense ``[len(rows), num_columns]`` tensor."""
+    crow, col, value = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+    start, count = crow[rows], crow[rows + 1] - crow[rows]
+    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), count)
+    offset = torch.arange(owner.numel(), device=rows.device) - (count.cumsum(0) - count)[owner]
+    entries = start[owner] + offset
+    out = torch.zeros(rows.numel(), matrix.size(1), dtype=value.dtype, device=value.device)
+    out[owner, col[entries]] = value[entries]
+    return out

@@ -1,0 +1,288 @@
+"""UltraGCN: graph convolution approximated by constraint losses on the bipartite graph."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from dslgraph.data.graph import EDGE, num_users_items
+from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count
+from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
+
+log = logging.getLogger(__name__)
+
+#: The official per-dataset settings (UltraGCN repository configs, REFERENCE.md §2): constructor
+#: arguments of :class:`UltraGCN` plus the training settings ``lr`` and ``batch_size``.
+PRESETS: dict[str, dict[str, float | int]] = {
+    "gowalla": dict(
+        embedding_dim=64, std=1e-4, w1=1e-6, w2=1.0, w3=1e-6, w4=1.0,
+        num_negatives=1500, negative_weight=300.0, gamma=1e-4, lambda_=5e-4, lr=1e-4, batch_size=512,
+    ),
+    "yelp2018": dict(
+        embedding_dim=64, std=1e-4, w1=1e-8, w2=1.0, w3=1e-8, w4=1.0,
+        num_negatives=800, negative_weight=300.0, gamma=1e-4, lambda_=5e-4, lr=1e-3, batch_size=1024,
+    ),
+    "amazon-book": dict(
+        embedding_dim=64, std=1e-4, w1=1e-8, w2=1.0, w3=1.0, w4=1e-8,
+        num_negatives=500, negative_weight=500.0, gamma=1e-4, lambda_=2.75, lr=1e-3, batch_size=1024,
+    ),
+    "ml-1m-lcf": dict(
+        embedding_dim=128, std=1e-3, w1=1e-7, w2=1.0, w3=1e-7, w4=1.0,
+        num_negatives=200, negative_weight=200.0, gamma=1e-4, lambda_=1e-3, lr=1e-3, batch_size=1024,
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class UltraGCNGraph:
+    """What UltraGCN needs of the training graph: the constraint coefficients of users and items,
+    and each item's top-K item neighbours in :math:`R^\\top R` with their weights."""
+
+    beta_user: Tensor
+    beta_item: Tensor
+    neighbors: Tensor
+    neighbor_weights: Tensor
+
+    def to(self, device: torch.device | str) -> UltraGCNGraph:
+        return UltraGCNGraph(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+def constraint_betas(train_index: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+    r""":math:`\beta_u = \sqrt{d_u + 1} / d_u` and :math:`\beta_i = 1 / \sqrt{d_i + 1}` (0 for users
+    without training interactions, who are never trained on)."""
+    user_deg = torch.bincount(train_index[0], minlength=num_users).double()
+    item_deg = torch.bincount(train_index[1], minlength=num_items).double()
+    beta_user = torch.where(user_deg > 0, (user_deg + 1).sqrt() / user_deg.clamp(min=1), 0.0)
+    return beta_user.float(), (item_deg + 1).rsqrt().float()
+
+
+def item_neighbors(
+    train_index: Tensor,
+    num_users: int,
+    num_items: int,
+    k: int = 10,
+    exclude_self: bool = False,
+    block_rows: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    r"""Each item's ``k`` nearest items in the co-occurrence graph :math:`G = R^\top R`.
+
+    Neighbours are ranked by :math:`\omega_{ij} = \frac{G_{ij}}{g_i}\sqrt{\frac{g_i + 1}{g_j + 1}}`
+    with :math:`g_i = \sum_j G_{ij}`, UltraGCN's item-item constraint weight. :math:`G` is built
+    ``block_rows`` items at a time as a sparse product, so memory stays at one dense block of
+    ``block_rows x num_items`` however large the catalogue. The item itself counts as a
+    neighbour (the official code's default) unless ``exclude_self``. Items with fewer than ``k``
+    co-occurring items get zero-weight padding.
+
+    Returns:
+        ``([num_items, k] neighbour ids, [num_items, k] weights)``.
+    """
+    if not 1 <= k < num_items:
+        raise ValueError(f"k (item neighbours) must be in [1, {num_items}), got {k}")
+    user, item = train_index.numpy()
+    r = sp.csr_matrix((np.ones(user.size, dtype=np.float32), (user, item)), shape=(num_users, num_items))
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    rt = r.T.tocsr()
+    g = np.asarray(rt @ np.asarray(r.sum(axis=1)).ravel(), dtype=np.float64)  # row sums of R^T R
+    row_scale = torch.from_numpy(np.where(g > 0, np.sqrt(g + 1) / np.maximum(g, 1), 0.0)).float()
+    col_scale = torch.from_numpy(1 / np.sqrt(g + 1)).float()
+    neighbors = torch.empty(num_items, k, dtype=torch.long)
+    weights = torch.empty(num_items, k)
+    for start in range(0, num_items, block_rows):
+        end = min(start + block_rows, num_items)
+        block = torch.from_numpy((rt[start:end] @ r).toarray())
+        if exclude_self:
+            block[torch.arange(end - start), torch.arange(start, end)] = 0
+        block.mul_(row_scale[start:end, None]).mul_(col_scale)
+        weights[start:end], neighbors[start:end] = block.topk(k, dim=1)
+    return neighbors, weights
+
+
+def _cache_key(train_index: Tensor, num_users: int, num_items: int, k: int, exclude_self: bool) -> str:
+    digest = hashlib.sha1(train_index.contiguous().numpy().tobytes())
+    digest.update(f"{num_users},{num_items},{k},{exclude_self}".encode())
+    return digest.hexdigest()[:16]
+
+
+class UltraGCN(Recommender):
+    r"""The UltraGCN model from `"UltraGCN: Ultra Simplification of Graph Convolutional Networks for
+    Recommendation" <https://arxiv.org/abs/2110.15114>`_ (Mao et al., CIKM 2021).
+
+    UltraGCN skips message passing: it trains user and item tables so that they satisfy the
+    fixed point of infinitely many graph convolutions, written as constraint weights from the
+    bipartite graph's degrees. With :math:`\beta_u = \sqrt{d_u+1}/d_u`,
+    :math:`\beta_i = 1/\sqrt{d_i+1}` and :math:`\hat y_{ui} = e_u^\top e_i`, a batch of positives
+    :math:`(u, i)` with negatives :math:`N_u` costs
+
+    .. math::
+        \mathcal{L} = -\sum (w_1 + w_2 \beta_u \beta_i) \log\sigma(\hat y_{ui})
+        - \nu \sum \tfrac{1}{|N_u|}\sum_{j \in N_u} (w_3 + w_4 \beta_u \beta_j) \log\sigma(-\hat y_{uj})
+        - \lambda \sum \sum_{j \in S(i)} \omega_{ij} \log\sigma(e_u^\top e_j)
+        + \tfrac{\gamma}{2} \lVert \Theta \rVert^2,
+
+    where :math:`S(i)` are the top-K neighbours of item :math:`i` in :math:`R^\top R` (see
+    :func:`item_neighbors`). Scores are plain dot products. Both tables sit behind the
+    :class:`~dslgraph.sparse.table.EmbeddingTable` seam, so DSL makes them genuinely sparse.
+    :data:`PRESETS` holds the official per-dataset settings.
+
+    Args:
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        embedding_dim (int, optional): Embedding size. (default: :obj:`64`)
+        w1, w2, w3, w4 (float, optional): Positive (:math:`w_1 + w_2\beta`) and negative
+            (:math:`w_3 + w_4\beta`) constraint weights. (defaults: :obj:`1e-6, 1, 1e-6, 1`)
+        num_negatives (int, optional): Negatives per positive. (default: :obj:`1500`)
+        negative_weight (float, optional): :math:`\nu`. (default: :obj:`300.0`)
+        gamma (float, optional): L2 weight :math:`\gamma` on all parameters. (default: :obj:`1e-4`)
+        lambda_ (float, optional): Item-item constraint weight :math:`\lambda`. (default: :obj:`5e-4`)
+        num_neighbors (int, optional): Item neighbours :math:`K`. (default: :obj:`10`)
+        std (float, optional): Std of the normal init. (default: :obj:`1e-4`)
+        cache_dir (str, optional): Where :meth:`input_graph` caches the item neighbours (keyed
+            by a hash of the training edges); no cache when :obj:`None`. (default: :obj:`None`)
+    """
+
+    exclude_positives = False  # the official sampler draws negatives without checking positives
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        embedding_dim: int = 64,
+        w1: float = 1e-6,
+        w2: float = 1.0,
+        w3: float = 1e-6,
+        w4: float = 1.0,
+        num_negatives: int = 1500,
+        negative_weight: float = 300.0,
+        gamma: float = 1e-4,
+        lambda_: float = 5e-4,
+        num_neighbors: int = 10,
+        std: float = 1e-4,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if num_neighbors < 0:
+            raise ValueError(f"num_neighbors must be >= 0, got {num_neighbors}")
+        self.num_users, self.num_items = num_users, num_items
+        self.w1, self.w2, self.w3, self.w4 = w1, w2, w3, w4
+        self.num_negatives = num_negatives
+        self.negative_weight = negative_weight
+        self.gamma, self.lambda_ = gamma, lambda_
+        self.num_neighbors = num_neighbors
+        self.cache_dir = cache_dir
+        self.user_embedding: EmbeddingTable = DenseEmbedding(num_users, embedding_dim, "normal", std)
+        self.item_embedding: EmbeddingTable = DenseEmbedding(num_items, embedding_dim, "normal", std)
+
+    def reset_parameters(self) -> None:
+        self.user_embedding.reset_parameters()
+        self.item_embedding.reset_parameters()
+
+    def input_graph(self, data: HeteroData) -> UltraGCNGraph:
+        num_users, num_items = num_users_items(data)
+        train_index = data[EDGE].edge_index
+        beta_user, beta_item = constraint_betas(train_index, num_users, num_items)
+        if self.num_neighbors == 0:
+            empty = torch.empty(num_items, 0)
+            return UltraGCNGraph(beta_user, beta_item, empty.long(), empty)
+        neighbors, weights = self._cached_neighbors(train_index, num_users, num_items)
+        return UltraGCNGraph(beta_user, beta_item, neighbors, weights)
+
+    def _cached_neighbors(self, train_index: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
+        args = (train_index, num_users, num_items, self.num_neighbors)
+        if self.cache_dir is None:
+            return item_neighbors(*args)
+        path = Path(self.cache_dir) / f"ultragcn_neighbors_{_cache_key(*args, False)}.pt"
+        if path.exists():
+            cached = torch.load(path)
+            return cached["neighbors"], cached["weights"]
+        neighbors, weights = item_neighbors(*args)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save({"neighbors": neighbors, "weights": weights}, tmp)
+        os.replace(tmp, path)  # a crash never leaves a half-written cache
+        log.info("cached UltraGCN item neighbours in %s", path)
+        return neighbors, weights
+
+    def loss(
+        self,
+        graph: UltraGCNGraph,
+        users: Tensor,
+        pos_items: Tensor,
+        neg_items: Tensor,
+        reg_weight: float = 0.0,
+    ) -> Tensor:
+        """UltraGCN's objective (see the class docs); ``reg_weight`` is unused (``gamma`` is the L2)."""
+        neg_items = neg_items.view(users.numel(), -1)
+        user = self.user_embedding(users)
+        pos_logit = (user * self.item_embedding(pos_items)).sum(-1)
+        neg_logit = (user.unsqueeze(1) * self.item_embedding(neg_items)).sum(-1)
+        beta_user = graph.beta_user[users]
+        pos_w = self.w1 + self.w2 * beta_user * graph.beta_item[pos_items]
+        neg_w = self.w3 + self.w4 * beta_user.unsqueeze(1) * graph.beta_item[neg_items]
+        loss = -(pos_w * F.logsigmoid(pos_logit)).sum()
+        loss = loss - self.negative_weight * (neg_w * F.logsigmoid(-neg_logit)).mean(-1).sum()
+        if self.num_neighbors and self.lambda_:
+            neighbors = graph.neighbors[pos_items]
+            logit = (user.unsqueeze(1) * self.item_embedding(neighbors)).sum(-1)
+            loss = loss - self.lambda_ * (graph.neighbor_weights[pos_items] * F.logsigmoid(logit)).sum()
+        if self.gamma:
+            loss = loss + self.gamma / 2 * sum(p.pow(2).sum() for p in self.parameters())
+        return loss
+
+    @torch.no_grad()
+    def scorer(self, graph: UltraGCNGraph) -> ScoreFn:
+        """``score(users, items=None)``: dot products with every item (or the candidates ``items``)."""
+        user_emb, item_emb = self.user_embedding.to_dense(), self.item_embedding.to_dense()
+
+        def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            if items is None:
+                return user_emb[users] @ item_emb.T
+            return (user_emb[users].unsqueeze(1) * item_emb[items]).sum(-1)
+
+        return score
+
+    def macs(self, graph: UltraGCNGraph, batch_size: int, count: str = "executed") -> dict[str, float]:
+        """Dot products of the batch (positives, negatives, item neighbours) and the L2 term.
+
+        Look-ups cost nothing; the L2 term squares every stored entry, so a sparse table pays
+        for its active entries only. Scoring all items multiplies the dense tables.
+        """
+        check_count(count)
+        d = self.user_embedding.embedding_dim
+        stored = sum(self._stored(table, count) for table in (self.user_embedding, self.item_embedding))
+        products = batch_size * (1 + self.num_negatives + self.num_neighbors) * d
+        forward = products + (stored if self.gamma else 0)
+        return {
+            "train_forward": forward,
+            "train_backward": 2 * products + (stored if self.gamma else 0),
+            "train_iteration": 3 * products + 2 * (stored if self.gamma else 0),
+            "inference": self.num_users * self.num_items * d,
+        }
+
+    @staticmethod
+    def _stored(table: EmbeddingTable, count: str) -> float:
+        """Entries of ``table`` the L2 term squares: active ones of a sparse table, every one of a
+        dense or masked table (a masked table's active ones in the ``"ideal"`` count)."""
+        if count != "dense" and hasattr(table, "nnz"):
+            return table.nnz
+        entries = table.num_embeddings * table.embedding_dim
+        return entries * active_fraction(table) if count == "ideal" else entries
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
+            f"dim={self.user_embedding.embedding_dim}, negatives={self.num_negatives}, "
+            f"neighbors={self.num_neighbors})"
+        )

@@ -1,0 +1,318 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dslgraph.data import (
+    EDGE,
+    PROTOCOLS,
+    MovieLens1MLCF,
+    MovieLens100K,
+    apply_protocol,
+    held_out_users,
+    leave_one_out,
+    load_dataset,
+    make_interaction_data,
+    merge_interactions,
+    sample_negatives,
+)
+from dslgraph.data import datasets as datasets_module
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+NUM_USERS, NUM_ITEMS = 30, 40
+
+
+def pairs(index: torch.Tensor) -> set[tuple[int, int]]:
+    return set(map(tuple, index.t().tolist()))
+
+
+def timed_data(with_time: bool = True):
+    """Random interactions split into train/val/test; user 29 has a single interaction, each time unique."""
+    gen = torch.Generator().manual_seed(0)
+    keys = torch.randperm((NUM_USERS - 1) * NUM_ITEMS, generator=gen)[:300]
+    keys = torch.cat([keys, torch.arange(NUM_USERS - 1) * NUM_ITEMS]).unique()  # every user has two or more
+    index = torch.stack([keys // NUM_ITEMS, keys % NUM_ITEMS])
+    index = torch.cat([index, torch.tensor([[NUM_USERS - 1], [3]])], dim=1)
+    time = torch.randperm(index.size(1), generator=torch.Generator().manual_seed(2)) * 10
+    part = torch.arange(index.size(1)) % 5  # 0-2 train, 3 val, 4 test
+    data = make_interaction_data(
+        NUM_USERS, NUM_ITEMS, index[:, part < 3], index[:, part == 4], index[:, part == 3]
+    )
+    if with_time:
+        store = data[EDGE]
+        store.time, store.edge_label_time, store.val_edge_label_time = (
+            time[part < 3],
+            time[part == 4],
+            time[part == 3],
+        )
+    return data, index, time
+
+
+def check_disjoint_cover(store, index):
+    splits = [pairs(store.edge_index), pairs(store.edge_label_index)]
+    if "val_edge_label_index" in store:
+        splits.append(pairs(store.val_edge_label_index))
+    assert set().union(*splits) == pairs(index)
+    assert sum(map(len, splits)) == index.size(1)
+
+
+def test_merge_interactions_dedupes_and_keeps_latest_time():
+    train = torch.tensor([[1, 0, 1], [2, 3, 0]])
+    test = torch.tensor([[1, 0], [2, 1]])  # (1, 2) also in training
+    data = make_interaction_data(2, 4, train, test)
+    data[EDGE].time = torch.tensor([5, 1, 2])
+    data[EDGE].edge_label_time = torch.tensor([9, 3])
+    index, time = merge_interactions(data)
+    assert index.tolist() == [[0, 0, 1, 1], [1, 3, 0, 2]]
+    assert time.tolist() == [3, 1, 2, 9]
+    del data[EDGE].edge_label_time  # one split without times: no times at all
+    index, time = merge_interactions(data)
+    assert index.size(1) == 4 and time is None
+
+
+def test_leave_one_out_random():
+    data, index, _ = timed_data(with_time=False)
+    out = leave_one_out(data, num_negatives=5, seed=3)
+    store = out[EDGE]
+    test_users = store.edge_label_index[0]
+    assert test_users.tolist() == list(range(NUM_USERS - 1))  # one column per user with >= 2, sorted
+    assert "val_edge_label_index" not in store and "time" not in store
+    check_disjoint_cover(store, index)
+    assert (out["user"].num_nodes, out["item"].num_nodes) == (NUM_USERS, NUM_ITEMS)
+
+    negatives = store.test_negatives
+    assert negatives.shape == (NUM_USERS - 1, 5) and negatives.dtype == torch.long
+    seen = pairs(index)
+    for user, row in zip(test_users.tolist(), negatives.tolist()):
+        assert len(set(row)) == 5 and all(0 <= i < NUM_ITEMS and (user, i) not in seen for i in row)
+
+    again = leave_one_out(data, num_negatives=5, seed=3)[EDGE]
+    other = leave_one_out(data, num_negatives=5, seed=4)[EDGE]
+    assert torch.equal(again.edge_label_index, store.edge_label_index)
+    assert torch.equal(again.test_negatives, negatives)
+    assert not torch.equal(other.edge_label_index, store.edge_label_index)
+
+
+def test_leave_one_out_holds_out_latest_with_validation():
+    data, index, time = timed_data()
+    out = leave_one_out(data, num_negatives=4, validation=True, seed=0)
+    store = out[EDGE]
+    check_disjoint_cover(store, index)
+    for user in range(NUM_USERS - 1):
+        own = (index[0] == user).nonzero().view(-1)
+        latest = own[time[own].argsort(descending=True)]
+        assert pairs(index[:, latest[:1]]) <= pairs(store.edge_label_index)
+        if own.numel() >= 3:
+            assert pairs(index[:, latest[1:2]]) <= pairs(store.val_edge_label_index)
+    counts = torch.bincount(index[0], minlength=NUM_USERS)
+    assert store.val_edge_label_index[0].tolist() == (counts >= 3).nonzero().view(-1).tolist()
+    assert store.val_negatives.shape == (store.val_edge_label_index.size(1), 4)
+    # Times follow their interactions.
+    lookup = {tuple(pair): int(t) for pair, t in zip(index.t().tolist(), time)}
+    for index_key, time_key in [
+        ("edge_index", "time"),
+        ("edge_label_index", "edge_label_time"),
+        ("val_edge_label_index", "val_edge_label_time"),
+    ]:
+        assert [lookup[tuple(p)] for p in store[index_key].t().tolist()] == store[time_key].tolist()
+
+
+@pytest.mark.parametrize(("available", "num_negatives"), [(6, 3), (200, 3)])  # permutation / rejection
+def test_sample_negatives_uniform_without_repeats(available, num_negatives):
+    num_items = available + 4
+    seen = torch.tensor([[0, 0, 0, 0], [0, 2, 5, num_items - 1]])
+    draws = sample_negatives(seen, torch.zeros(3000, dtype=torch.long), num_items, num_negatives, seed=1)
+    assert draws.shape == (3000, num_negatives)
+    assert (draws.sort(dim=1).values.diff(dim=1) > 0).all()
+    counts = torch.bincount(draws.view(-1), minlength=num_items).double()
+    assert counts[seen[1]].sum() == 0
+    unseen = counts[counts > 0]
+    assert unseen.numel() == available
+    expected = 3000 * num_negatives / available
+    assert ((unseen - expected).abs() < 6 * expected**0.5).all()
+    # The first column alone is uniform too (rows are in random order).
+    first = torch.bincount(draws[:, 0], minlength=num_items).double()
+    assert first.max() < 3000 / available + 6 * (3000 / available) ** 0.5
+
+
+def test_sample_negatives_user_without_interactions():
+    draws = sample_negatives(torch.tensor([[0], [1]]), torch.tensor([2, 0]), 3, 2)
+    assert set(draws[0].tolist()) <= {0, 1, 2} and len(set(draws[0].tolist())) == 2
+    assert set(draws[1].tolist()) == {0, 2}
+
+
+def test_leave_one_out_too_few_negatives():
+    index = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 2, 0, 1]])
+    data = make_interaction_data(2, 4, index[:, :3], index[:, 3:])
+    with pytest.raises(ValueError, match=r"num_negatives=2 exceeds the 1 items user 0 never interacted with"):
+        leave_one_out(data, num_negatives=2)
+    negatives = leave_one_out(data, num_negatives=1)[EDGE].test_negatives
+    assert negatives[0].tolist() == [3] and negatives[1].item() in (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"), [({"num_negatives": 0}, "num_negatives"), ({"validation": 1}, "validation")]
+)
+def test_leave_one_out_bad_options(small_data, options, field):
+    with pytest.raises(ValueError, match=field):
+        leave_one_out(small_data, **options)
+
+
+def test_held_out_users_fold_in():
+    data, index, time = timed_data()
+    out = held_out_users(data, num_test_users=5, num_val_users=0.2, fold_in=0.8, seed=1)
+    store, train_mask = out[EDGE], out["user"].train_mask
+    check_disjoint_cover(store, index)
+    test_users = set(store.edge_label_index[0].tolist())
+    val_users = set(store.val_edge_label_index[0].tolist())
+    assert len(test_users) == 5 and len(val_users) == round(0.2 * (NUM_USERS - 1))
+    assert not test_users & val_users and NUM_USERS - 1 not in test_users | val_users
+    assert train_mask.dtype == torch.bool and train_mask.shape == (NUM_USERS,)
+    assert (~train_mask).nonzero().view(-1).tolist() == sorted(test_users | val_users)
+    counts = torch.bincount(index[0], minlength=NUM_USERS)
+    fold_in = torch.bincount(store.edge_index[0], minlength=NUM_USERS)
+    targets = torch.bincount(
+        torch.cat([store.edge_label_index[0], store.val_edge_label_index[0]]), minlength=NUM_USERS
+    )
+    expected = torch.round(0.2 * counts).long().clamp(min=1).minimum(counts - 1)
+    assert torch.equal(targets[~train_mask], expected[~train_mask])
+    assert torch.equal(fold_in[train_mask], counts[train_mask]) and (fold_in >= 1).all()
+    assert store.edge_label_time.shape == (store.edge_label_index.size(1),)
+
+    again = held_out_users(data, num_test_users=5, num_val_users=0.2, seed=1)
+    assert torch.equal(again[EDGE].edge_label_index, store.edge_label_index)
+    assert "val_edge_label_index" not in held_out_users(data, num_test_users=0.5)[EDGE]
+    assert (~held_out_users(data, num_test_users=0.001)["user"].train_mask).sum() == 1
+
+
+def test_held_out_users_two_interactions_keep_one_each():
+    index = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 0, 1, 2]])
+    out = held_out_users(make_interaction_data(2, 3, index, index[:, :0]), num_test_users=2)
+    assert torch.bincount(out[EDGE].edge_index[0]).tolist() == [1, 2]
+    assert torch.bincount(out[EDGE].edge_label_index[0]).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_test_users": 0}, "num_test_users must be at least 1 user"),
+        ({"num_test_users": 1.5}, "num_test_users must be an integer >= 0 or a fraction in"),
+        ({"num_test_users": True}, "num_test_users must be an integer"),
+        (
+            {"num_test_users": 20, "num_val_users": 10},
+            r"num_test_users \+ num_val_users must be at most the 29",
+        ),
+        ({"fold_in": 1.0}, "fold_in must be a float in"),
+    ],
+)
+def test_held_out_users_bad_options(options, message):
+    data, _, _ = timed_data()
+    with pytest.raises(ValueError, match=message):
+        held_out_users(data, **options)
+
+
+def test_apply_protocol(small_data):
+    assert apply_protocol(small_data) is small_data
+    out = apply_protocol(small_data, "leave-one-out", seed=2, num_negatives=3)
+    assert torch.equal(out[EDGE].test_negatives, leave_one_out(small_data, 3, seed=2)[EDGE].test_negatives)
+    assert "train_mask" in apply_protocol(small_data, "held-out-users", num_test_users=3)["user"]
+    with pytest.raises(
+        ValueError, match=r"protocol must be one of \('full', 'leave-one-out', 'held-out-users'\)"
+    ):
+        apply_protocol(small_data, "loo")
+    with pytest.raises(
+        ValueError, match=r"options of protocol 'leave-one-out' must be among \['num_negatives'"
+    ):
+        apply_protocol(small_data, "leave-one-out", fold_in=0.5)
+    with pytest.raises(ValueError, match="protocol options must be empty for protocol 'full'"):
+        apply_protocol(small_data, "full", num_negatives=3)
+    assert PROTOCOLS == ("full", "leave-one-out", "held-out-users")
+
+
+U_DATA = b"".join(
+    f"{u}\t{i}\t{(u * i) % 5 + 1}\t{880000000 + (u * 7919 + i * 104729) % 1000}\n".encode()
+    for u in range(1, 7)
+    for i in range(1, 13)
+    if (u + i) % 3  # every user leaves 4 of the 12 movies unrated
+)
+
+
+def raw_times() -> dict[tuple[int, int], int]:
+    rows = np.array([line.split(b"\t") for line in U_DATA.splitlines()], dtype=np.int64)
+    return {(u - 1, i - 1): t for u, i, _, t in rows.tolist()}
+
+
+def place_ml100k(root: Path) -> None:
+    (root / "ml-100k" / "raw").mkdir(parents=True)
+    (root / "ml-100k" / "raw" / "u.data").write_bytes(U_DATA)
+
+
+def test_movielens_keeps_timestamps(tmp_path):
+    place_ml100k(tmp_path)
+    store = MovieLens100K(str(tmp_path), rating_threshold=1, val_ratio=0.25)[0][EDGE]
+    times = raw_times()
+    for index_key, time_key in [
+        ("edge_index", "time"),
+        ("edge_label_index", "edge_label_time"),
+        ("val_edge_label_index", "val_edge_label_time"),
+    ]:
+        assert store[time_key].dtype == torch.long
+        assert [times[tuple(p)] for p in store[index_key].t().tolist()] == store[time_key].tolist()
+
+
+def test_movielens_reprocesses_file_without_timestamps(tmp_path):
+    place_ml100k(tmp_path)
+    dataset = MovieLens100K(str(tmp_path))
+    data = dataset[0]
+    for key in ("time", "edge_label_time"):
+        del data[EDGE][key]
+    dataset.save([data], dataset.processed_paths[0])  # as saved before timestamps were kept
+    again = MovieLens100K(str(tmp_path))[0][EDGE]
+    assert "time" in again and torch.equal(again.edge_label_index, data[EDGE].edge_label_index)
+
+
+def test_load_dataset_with_protocol(tmp_path, monkeypatch):
+    place_ml100k(tmp_path)
+    out = load_dataset(
+        "ml-100k",
+        str(tmp_path),
+        protocol="leave-one-out",
+        protocol_options={"num_negatives": 3},
+        rating_threshold=1,
+    )
+    times = raw_times()
+    for user, item in out[EDGE].edge_label_index.t().tolist():
+        assert times[(user, item)] == max(t for (u, _), t in times.items() if u == user)
+    assert out[EDGE].test_negatives.shape == (6, 3)
+    seeded = load_dataset("ml-100k", str(tmp_path), protocol="held-out-users", seed=3)
+    explicit = load_dataset("ml-100k", str(tmp_path), protocol="held-out-users", protocol_options={"seed": 3})
+    assert torch.equal(seeded["user"].train_mask, explicit["user"].train_mask)
+    # A bad protocol fails before anything is read or downloaded.
+    monkeypatch.setattr(datasets_module, "download_url", None)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        load_dataset("ml-1m", str(tmp_path), protocol="sampled")
+    with pytest.raises(ValueError, match="options of protocol 'held-out-users'"):
+        load_dataset("ml-1m", str(tmp_path), protocol="held-out-users", protocol_options={"validation": True})
+
+
+@pytest.mark.realdata
+def test_real_ml_1m_lcf_leave_one_out(tmp_path):
+    source = SHARED / "ml-1m-ultragcn" / "raw"
+    if not all((source / name).exists() for name in ("train.txt", "test.txt")):
+        pytest.skip("../shared/datasets/ml-1m-ultragcn is not available")
+    (tmp_path / "ml-1m-lcf").mkdir()
+    os.symlink(source.resolve(), tmp_path / "ml-1m-lcf" / "raw")
+    data = MovieLens1MLCF(str(tmp_path))[0]
+    out = leave_one_out(data)
+    store = out[EDGE]
+    assert store.edge_label_index.size(1) == 6022
+    assert store.test_negatives.shape == (6022, 100)
+    num_items = out["item"].num_nodes
+    index, _ = merge_interactions(data)
+    seen = index[0] * num_items + index[1]
+    candidates = store.edge_label_index[0].view(-1, 1) * num_items + store.test_negatives
+    assert not torch.isin(candidates, seen).any()
+    assert (store.test_negatives.sort(dim=1).values.diff(dim=1) > 0).all()
+    assert store.edge_index.size(1) + 6022 == index.size(1)

@@ -1,0 +1,174 @@
+import math
+
+import pytest
+import torch
+
+from dslgraph.data import EDGE, leave_one_out, make_interaction_data
+from dslgraph.metrics import SampledRankingEvaluator, most_popular_candidate_scores
+
+NUM_USERS, NUM_ITEMS, NUM_NEGATIVES = 40, 60, 20
+
+
+@pytest.fixture
+def sampled():
+    """One positive and 20 distinct negatives per user, and integer scores full of ties."""
+    gen = torch.Generator().manual_seed(0)
+    items = torch.stack(
+        [torch.randperm(NUM_ITEMS, generator=gen)[: NUM_NEGATIVES + 1] for _ in range(NUM_USERS)]
+    )
+    test_index = torch.stack([torch.arange(NUM_USERS), items[:, 0]])
+    scores = torch.randint(5, (NUM_USERS, NUM_ITEMS), generator=gen).float()
+    return test_index, items[:, 1:], scores
+
+
+def reference(test_index, negatives, scores, ks):
+    """Plain-Python HR@K and NDCG@K, ties counted against the positive."""
+    out = {f"{m}@{k}": 0.0 for m in ("hr", "ndcg") for k in ks}
+    for column in range(test_index.size(1)):
+        user, positive = test_index[:, column].tolist()
+        rank = sum(scores[user, j] >= scores[user, positive] for j in negatives[column].tolist())
+        for k in ks:
+            if rank < k:
+                out[f"hr@{k}"] += 1 / test_index.size(1)
+                out[f"ndcg@{k}"] += 1 / math.log2(rank + 2) / test_index.size(1)
+    return out
+
+
+def table_scores(scores):
+    def score_fn(users, items):
+        return scores.to(users.device)[users.view(-1, 1), items]
+
+    return score_fn
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 4096])
+def test_matches_bruteforce_reference(sampled, device, batch_size):
+    test_index, negatives, scores = sampled
+    ks = (1, 5, 10, 20, NUM_NEGATIVES + 1)
+    evaluator = SampledRankingEvaluator(test_index, negatives, ks=ks, batch_size=batch_size, device=device)
+    result = evaluator(table_scores(scores))
+    expected = reference(test_index, negatives, scores, ks)
+    assert result.keys() == expected.keys()
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-12), name
+    assert result[f"hr@{NUM_NEGATIVES + 1}"] == 1.0
+    assert evaluator.num_eval_users == NUM_USERS and evaluator.num_candidates == NUM_NEGATIVES + 1
+
+
+def test_ties_count_against_the_positive(sampled):
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives, ks=(1, 10, 21))
+    result = evaluator(lambda users, items: torch.zeros(items.shape))
+    assert result["hr@1"] == result["hr@10"] == result["ndcg@10"] == 0.0
+    assert result["hr@21"] == 1.0 and result["ndcg@21"] == pytest.approx(1 / math.log2(22))
+    # One tied negative: rank 1.
+    result = evaluator(lambda users, items: ((items == items[:, :1]) | (items == items[:, 1:2])).float())
+    assert result["hr@1"] == 0.0 and result["ndcg@10"] == pytest.approx(1 / math.log2(3))
+    nan_positive = evaluator(lambda users, items: torch.where(items == items[:, :1], float("nan"), 0.0))
+    assert nan_positive["hr@10"] == 0.0
+
+
+def test_perfect_scores(sampled):
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives, ks=(1, 10))
+    result = evaluator(lambda users, items: -torch.arange(21.0).expand_as(items))
+    assert result == {"hr@1": 1.0, "hr@10": 1.0, "ndcg@1": 1.0, "ndcg@10": 1.0}
+
+
+def test_score_fn_gets_users_and_candidates(sampled):
+    test_index, negatives, _ = sampled
+    seen = []
+
+    def score_fn(users, items):
+        seen.append((users.clone(), items.clone()))
+        return torch.zeros(items.shape)
+
+    SampledRankingEvaluator(test_index, negatives, ks=(5,), batch_size=16)(score_fn)
+    assert [u.numel() for u, _ in seen] == [16, 16, 8]
+    assert torch.equal(torch.cat([u for u, _ in seen]), test_index[0])
+    items = torch.cat([i for _, i in seen])
+    assert torch.equal(items[:, 0], test_index[1]) and torch.equal(items[:, 1:], negatives)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda t, n: SampledRankingEvaluator(t[0], n), r"test_index must have shape \[2, U\]"),
+        (lambda t, n: SampledRankingEvaluator(t, n[:-1]), r"negatives must have shape \[U=40, N >= 1\]"),
+        (lambda t, n: SampledRankingEvaluator(t, n[:, :0]), "negatives must have shape"),
+        (lambda t, n: SampledRankingEvaluator(t, n.float()), "integer ids"),
+        (lambda t, n: SampledRankingEvaluator(t, n, ks=(0,)), r"ks must be non-empty integers in \[1, 21\]"),
+        (lambda t, n: SampledRankingEvaluator(t, n, ks=(22,)), "ks must be"),
+        (lambda t, n: SampledRankingEvaluator(t, n, batch_size=0), "batch_size must be >= 1"),
+        (
+            lambda t, n: SampledRankingEvaluator(t, torch.cat([t[1:].t(), n[:, 1:]], dim=1)),
+            "user 0's positive item .* is among its negatives",
+        ),
+    ],
+)
+def test_bad_arguments(sampled, build, message):
+    test_index, negatives, _ = sampled
+    with pytest.raises(ValueError, match=message):
+        build(test_index, negatives)
+
+
+def test_bad_score_shape(sampled):
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives)
+    with pytest.raises(ValueError, match=r"score_fn must return shape \(40, 21\), got \(40, 10\)"):
+        evaluator(lambda users, items: torch.zeros(items.size(0), 10))
+
+
+def leave_one_out_data():
+    gen = torch.Generator().manual_seed(3)
+    keys = torch.randperm(NUM_USERS * NUM_ITEMS, generator=gen)[:600].sort().values
+    index = torch.stack([keys // NUM_ITEMS, keys % NUM_ITEMS])
+    data = make_interaction_data(NUM_USERS, NUM_ITEMS, index[:, ::2], index[:, 1::2])
+    return leave_one_out(data, num_negatives=NUM_NEGATIVES, validation=True, seed=1)
+
+
+def test_from_data_and_most_popular(device):
+    data = leave_one_out_data()
+    store = data[EDGE]
+    evaluator = SampledRankingEvaluator.from_data(data, ks=(3, 10), device=device)
+    assert evaluator.num_eval_users == store.edge_label_index.size(1)
+    assert evaluator.users.device.type == device.type
+    score_fn = most_popular_candidate_scores(store.edge_index, NUM_ITEMS)
+    popularity = torch.bincount(store.edge_index[1], minlength=NUM_ITEMS).float().expand(NUM_USERS, -1)
+    expected = reference(store.edge_label_index, store.test_negatives, popularity, (3, 10))
+    result = evaluator(score_fn)
+    assert result == pytest.approx(expected)
+
+    val = SampledRankingEvaluator.from_data(data, "val")
+    assert val.num_eval_users == store.val_edge_label_index.size(1)
+    assert val(score_fn) == pytest.approx(
+        reference(store.val_edge_label_index, store.val_negatives, popularity, (10, 20))
+    )
+
+
+def test_evaluate_embeddings(sampled, device):
+    test_index, negatives, _ = sampled
+    gen = torch.Generator().manual_seed(4)
+    user_emb, item_emb = torch.randn(NUM_USERS, 8, generator=gen), torch.randn(NUM_ITEMS, 8, generator=gen)
+    evaluator = SampledRankingEvaluator(test_index, negatives, device=device)
+    result = evaluator.evaluate_embeddings(user_emb.to(device), item_emb.to(device))
+    assert result == pytest.approx(reference(test_index, negatives, user_emb @ item_emb.t(), (10, 20)))
+
+
+def test_from_data_errors(small_data):
+    with pytest.raises(ValueError, match=r"split=\'test\' needs \['test_negatives'\]"):
+        SampledRankingEvaluator.from_data(small_data)
+    data = leave_one_out(small_data, num_negatives=5)
+    with pytest.raises(
+        ValueError, match=r"needs \['val_edge_label_index', 'val_negatives'\].*validation=True"
+    ):
+        SampledRankingEvaluator.from_data(data, "val")
+    with pytest.raises(ValueError, match="split must be 'test' or 'val', got 'train'"):
+        SampledRankingEvaluator.from_data(data, "train")
+
+
+def test_no_users():
+    evaluator = SampledRankingEvaluator(
+        torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, 3, dtype=torch.long), ks=(2,)
+    )
+    assert evaluator(lambda users, items: torch.zeros(items.shape)) == {"hr@2": 0.0, "ndcg@2": 0.0}

@@ -1,0 +1,220 @@
+"""The Recommender contract for NeuMF, ConvNCF, CDAE and MultVAE on a tiny generated graph."""
+
+import math
+
+import pytest
+import torch
+
+from dslgraph.data import EDGE
+from dslgraph.nn.base import dense_rows
+from dslgraph.nn.cdae import CDAE
+from dslgraph.nn.convncf import ConvNCF
+from dslgraph.nn.multvae import MultVAE
+from dslgraph.nn.neumf import NeuMF
+from dslgraph.sparse.dsl import DynamicSparseLearning
+
+NUM_USERS, NUM_ITEMS = 30, 40  # the small_data fixture
+MODELS = {
+    "neumf": lambda **kw: NeuMF(NUM_USERS, NUM_ITEMS, embedding_dim=4, mlp_layers=(8, 8, 4), **kw),
+    "convncf": lambda **kw: ConvNCF(NUM_USERS, NUM_ITEMS, embedding_dim=8, channels=4, **kw),
+    "cdae": lambda **kw: CDAE(NUM_USERS, NUM_ITEMS, hidden_channels=8, **kw),
+    "multvae": lambda **kw: MultVAE(NUM_USERS, NUM_ITEMS, hidden_channels=16, latent_dim=4, **kw),
+}
+
+
+def make(name: str, device: str | torch.device = "cpu", **kwargs):
+    torch.manual_seed(0)
+    return MODELS[name](**kwargs).to(device)
+
+
+def batch(model, data, device, size: int = 16):
+    """A fixed training batch of the model's kind."""
+    if model.batch_kind == "users":
+        return (torch.arange(size, device=device),)
+    users, pos = data[EDGE].edge_index[:, :size].to(device)
+    shape = (size,) if model.num_negatives == 1 else (size, model.num_negatives)
+    neg = torch.randint(NUM_ITEMS, shape, generator=torch.Generator().manual_seed(2)).to(device)
+    return users, pos, neg
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_scores_full_and_candidates(name, small_data, device):
+    model = make(name, device).eval()
+    graph = model.input_graph(small_data).to(device)
+    loss = model.loss(graph, *batch(model, small_data, device), reg_weight=1e-3)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    score = model.scorer(graph)
+    users = torch.tensor([0, 3, 7, 29], device=device)
+    full = score(users)
+    assert full.shape == (4, NUM_ITEMS)
+    items = torch.randint(NUM_ITEMS, (4, 6), generator=torch.Generator().manual_seed(3)).to(device)
+    candidates = score(users, items)
+    assert candidates.shape == (4, 6)
+    torch.testing.assert_close(candidates, full.gather(1, items), atol=1e-5, rtol=1e-5)
+    assert model.recommend(graph, users, k=5).shape == (4, 5)
+
+
+@pytest.mark.parametrize("name", ["neumf", "convncf"])
+def test_pair_scorer_matches_forward_in_any_block_size(name, small_data):
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    full = model.scorer(graph)(users)
+    torch.testing.assert_close(full, model(users, torch.arange(NUM_ITEMS).expand(NUM_USERS, -1)))
+    model.block_pairs = 7  # fewer pairs than one user's row: one user per block
+    torch.testing.assert_close(model.scorer(graph)(users), full)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_loss_decreases(name, small_data):
+    model = make(name)
+    graph = model.input_graph(small_data)
+    data = batch(model, small_data, torch.device("cpu"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def eval_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(model.loss(graph, *data))
+
+    before = eval_loss()
+    model.train()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model.loss(graph, *data).backward()
+        optimizer.step()
+    assert eval_loss() < before
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("name", MODELS)
+def test_trains_under_dsl_with_fixed_budget(name, backend, small_data, device):
+    model = make(name, device)
+    graph = model.input_graph(small_data).to(device)
+    dsl = DynamicSparseLearning(model, 0.5, 20, targets=model.dsl_targets, update_interval=2, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    dsl.attach(optimizer)
+    counts = dsl.active_counts()
+    assert dsl.achieved_sparsity() == pytest.approx(0.5, abs=0.02)
+    for step in range(6):
+        optimizer.zero_grad()
+        loss = model.loss(graph, *batch(model, small_data, device, size=8 + step), reg_weight=1e-4)
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        dsl.step()
+        assert dsl.active_counts() == counts
+    assert len(dsl.updates) == 3 and all(update["changed"] for update in dsl.updates)
+    model.eval()
+    assert torch.isfinite(model.scorer(graph)(torch.arange(4, device=device))).all()
+    for part in ("train_iteration", "inference"):
+        dense, executed, ideal = (model.macs(graph, 16, c)[part] for c in ("dense", "executed", "ideal"))
+        assert dense >= executed >= ideal > 0
+        assert ideal < dense
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_macs_of_a_dense_model_agree(name, small_data):
+    model = make(name)
+    graph = model.input_graph(small_data)
+    counts = [model.macs(graph, 16, count) for count in ("dense", "executed", "ideal")]
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0]["train_iteration"] > 0 and counts[0]["inference"] > 0
+    with pytest.raises(ValueError, match="count"):
+        model.macs(graph, 16, "naive")
+
+
+def test_neumf_matches_the_concatenated_formulation():
+    model = make("neumf").eval()
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    h = torch.cat([model.mlp_user(users), model.mlp_item(items)], dim=1)
+    for layer in model.mlp:
+        h = torch.relu(layer(h))
+    gmf = model.gmf_user(users) * model.gmf_item(items)
+    expected = model.predict(torch.cat([gmf, h], dim=1)).squeeze(1)
+    torch.testing.assert_close(model(users, items), expected)
+
+
+def test_neumf_macs_formula():
+    model = NeuMF(NUM_USERS, NUM_ITEMS)  # emb 16, MLP 32 -> 32 -> 16 -> 8
+    macs = model.macs(None, 10, "dense")
+    first, per_user, per_pair = 16 * 32, 16, 16 + (32 * 16 + 16 * 8) + 8
+    assert macs["train_forward"] == 10 * (first + per_user) + 50 * (first + per_pair)
+    users, items = NUM_USERS * (first + per_user), NUM_ITEMS * first
+    assert macs["inference"] == users + items + NUM_USERS * NUM_ITEMS * per_pair
+
+
+def test_convncf_default_architecture():
+    model = ConvNCF(NUM_USERS, NUM_ITEMS)
+    assert len(model.convs) == 6 and model.convs[0].in_channels == 1
+    per_pair = 64 * 64 + 1024 * 32 * 4 + (256 + 64 + 16 + 4 + 1) * 32 * 32 * 4 + 32
+    assert model.macs(None, 1, "dense")["per_pair"] == per_pair
+    scores = model(torch.tensor([0, 1]), torch.tensor([[2, 3, 4], [5, 6, 7]]))
+    assert scores.shape == (2, 3)
+
+
+def test_dsl_targets_are_the_authors_choices():
+    neumf = make("neumf")
+    dsl = DynamicSparseLearning(neumf, 0.5, 10, targets=neumf.dsl_targets)
+    assert sorted(t.name for t in dsl.targets) == ["mlp_item", "mlp_user"]
+    assert type(neumf.gmf_user).__name__ == "DenseEmbedding"
+    assert type(neumf.mlp_user).__name__ == "SparseEmbedding"
+    vae = make("multvae")
+    dsl = DynamicSparseLearning(vae, 0.5, 10, targets=vae.dsl_targets)
+    assert len(dsl.targets) == 8  # four weights and four biases
+    assert vae.encoder[0].bias_mask.shape == vae.encoder[0].bias.shape
+    assert int(vae.encoder[0].bias_mask.sum()) == 8
+    cdae = make("cdae")
+    dsl = DynamicSparseLearning(cdae, 0.5, 10, targets=cdae.dsl_targets)
+    assert sorted(t.name for t in dsl.targets) == ["decoder.weight", "encoder.weight", "user_embedding"]
+
+
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_user_rows_match_the_training_interactions(name, small_data):
+    graph = make(name).input_graph(small_data)
+    user, item = small_data[EDGE].edge_index
+    expected = torch.zeros(NUM_USERS, NUM_ITEMS)
+    expected[user, item] = 1.0
+    users = torch.tensor([5, 0, 17, 5])
+    torch.testing.assert_close(dense_rows(graph, users), expected[users])
+
+
+def test_multvae_anneal_counter_resumes(small_data):
+    model = make("multvae", total_anneal_steps=100, anneal_cap=0.05)
+    graph = model.input_graph(small_data)
+    users = torch.arange(8)
+    for _ in range(3):
+        model.loss(graph, users)
+    assert int(model.anneal_step) == 3 and model.beta() == pytest.approx(0.03)
+    model.eval()
+    model.loss(graph, users)  # evaluation does not advance the schedule
+    resumed = make("multvae", total_anneal_steps=100, anneal_cap=0.05)
+    resumed.load_state_dict(model.state_dict())
+    assert int(resumed.anneal_step) == 3 and resumed.beta() == model.beta()
+    for _ in range(3):
+        resumed.loss(graph, users)
+    assert resumed.beta() == 0.05  # 0.06 capped
+
+
+def test_multvae_samples_only_in_training(small_data):
+    model = make("multvae")
+    rows = dense_rows(model.input_graph(small_data), torch.arange(4))
+    model.eval()
+    torch.testing.assert_close(model(rows)[0], model(rows)[0])
+    model.train()
+    assert not torch.allclose(model(rows)[0], model(rows)[0])
+
+
+def test_bad_arguments_and_repr():
+    with pytest.raises(ValueError, match="mlp_layers"):
+        NeuMF(3, 4, mlp_layers=(7, 4))
+    with pytest.raises(ValueError, match="power of two"):
+        ConvNCF(3, 4, embedding_dim=48)
+    with pytest.raises(ValueError, match="corruption"):
+        CDAE(3, 4, corruption=1.0)
+    with pytest.raises(ValueError, match="total_anneal_steps"):
+        MultVAE(3, 4, total_anneal_steps=0)
+    for name in MODELS:
+        text = repr(make(name))
+        assert "\n" not in text and text.startswith(type(make(name)).__name__)
+    assert math.isclose(NeuMF(3, 4).dropout.p, 0.2)
