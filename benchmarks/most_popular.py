@@ -1,6 +1,8 @@
-"""Recall/NDCG@20 of ranking items by training popularity (the most-popular baseline).
+"""Recall/HR/NDCG@20 of ranking items by training popularity (the most-popular baseline).
 
 python benchmarks/most_popular.py --datasets lastfm ml-100k --root data
+python benchmarks/most_popular.py --datasets ml-1m-lcf --protocols full leave-one-out held-out-users \
+    --root data --output docs/results/ml-1m/most_popular.csv
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import argparse
 from common import write_csv
 
 from dslgraph.data import EDGE, load_dataset
-from dslgraph.metrics import RankingEvaluator, most_popular_scores
+from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator, most_popular_scores
+from dslgraph.nn.base import candidate_scores
+
+
+def candidate_scorer(full):
+    """``score(users, items=None)`` from a function of users only (what both evaluators call)."""
+    return lambda users, items=None: candidate_scores(full(users), items)
 
 
 def main() -> None:
@@ -18,16 +26,23 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", nargs="+", default=["lastfm"])
+    parser.add_argument("--protocols", nargs="+", default=["full"])
+    parser.add_argument("--seed", type=int, default=2020, help="the seed the training runs use")
     parser.add_argument("--root", default=None)
     parser.add_argument("--output", default="docs/results/most_popular.csv")
     args = parser.parse_args()
     rows = []
     for name in args.datasets:
-        data = load_dataset(name, args.root)
-        scores = most_popular_scores(data[EDGE].edge_index, int(data["item"].num_nodes))
-        result = RankingEvaluator.from_data(data, "test", ks=(20,))(scores)
-        rows.append({"dataset": name, **{k: round(v, 4) for k, v in result.items()}})
-        print(rows[-1])
+        for protocol in args.protocols:
+            data = load_dataset(name, args.root, protocol=protocol, seed=args.seed)
+            score = candidate_scorer(most_popular_scores(data[EDGE].edge_index, int(data["item"].num_nodes)))
+            sampled = "test_negatives" in data[EDGE]
+            evaluator = (SampledRankingEvaluator if sampled else RankingEvaluator).from_data(data, ks=(20,))
+            result = evaluator(score)
+            rows.append(
+                {"dataset": name, "protocol": protocol, **{k: round(v, 4) for k, v in result.items()}}
+            )
+            print(rows[-1])
     write_csv(rows, args.output)
 
 

@@ -1,11 +1,14 @@
-"""Quality and cost of LightGCN across sparsity levels, with the static-mask ablation.
+"""Quality and cost of a model across sparsity levels, with the static-mask ablation.
 
 Runs ``dslgraph train`` settings for each sparsity (0 = dense) with the same epoch budget, then the
 same masks never updated (``--static-mask``) at the given ablation sparsities, and writes
-``<out>/sweep.csv``, ``<out>/sweep.md`` and ``<out>/recall_vs_sparsity.png``.
+``<out>/sweep.csv``, ``<out>/sweep.md`` and ``<out>/quality_vs_sparsity.png`` (Recall@20, or HR@20
+under the leave-one-out protocol, against sparsity).
 
     python benchmarks/sweep_sparsity.py --dataset lastfm --epochs 150 --update-interval 100 \
         --sparsities 0 0.5 0.8 0.9 0.95 --static 0.8 --out docs/results/lastfm
+    python benchmarks/sweep_sparsity.py --model neumf --dataset ml-1m-lcf --epochs 20 \
+        --update-interval 2000 --sparsities 0 0.5 0.8 --static --out docs/results/ml-1m/neumf
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import validate  # noqa: E402
 
 COLUMNS = [
+    "model",
     "dataset",
+    "protocol",
     "sparsity",
     "mask",
     "optimizer_state",
     "epochs",
     "best_epoch",
     "recall@20",
+    "hr@20",
     "ndcg@20",
     "train_seconds",
     "active_entries",
@@ -49,16 +55,19 @@ COLUMNS = [
 
 def row_for(summary: dict, settings: dict, mask: str) -> dict:
     return {
+        "model": settings["model"],
         "dataset": settings["dataset"],
+        "protocol": settings["protocol"],
         "sparsity": settings["sparsity"],
         "mask": mask,
         "optimizer_state": settings["optimizer_state"] if settings["sparsity"] else "",
         "epochs": summary["epochs"],
         "best_epoch": summary["best_epoch"],
-        "recall@20": round(summary["test"]["recall@20"], 4),
+        "recall@20": round(summary["test"]["recall@20"], 4) if "recall@20" in summary["test"] else "",
+        "hr@20": round(summary["test"]["hr@20"], 4),
         "ndcg@20": round(summary["test"]["ndcg@20"], 4),
         "train_seconds": summary["train_seconds"],
-        "active_entries": sum(summary["active_entries"].values()),
+        "active_entries": sum(summary["active_entries"].values()) or "",
         "parameter_bytes": summary["parameter_bytes"],
         "optimizer_state_bytes": summary["optimizer_state_bytes"],
         "bytes_ratio": round(summary["bytes_ratio"], 3),
@@ -75,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--model", default="lightgcn")
     parser.add_argument("--dataset", default="lastfm")
     parser.add_argument("--root", default=None)
     parser.add_argument("--epochs", type=int, default=150)
@@ -107,7 +117,7 @@ def main() -> None:
     if args.merge:
         rows = [row for folder in args.merge for row in read_rows(Path(folder) / "sweep.csv")]
         write_tables(rows, out)
-        plot(rows, out / "recall_vs_sparsity.png", rows[0]["dataset"])
+        plot(rows, out / "quality_vs_sparsity.png")
         return
     extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
     runs = [
@@ -119,6 +129,7 @@ def main() -> None:
         mask = "dense" if sparsity == 0 else ("static" if static else "dynamic")
         settings = validate(
             {
+                "model": args.model,
                 "dataset": args.dataset,
                 "root": args.root,
                 "epochs": args.epochs,
@@ -137,15 +148,15 @@ def main() -> None:
         rows.append(row_for(summary, settings, mask))
         logging.info("%s: %s", name, json.dumps(rows[-1]))
         write_tables(rows, out)
-    plot(rows, out / "recall_vs_sparsity.png", args.dataset)
+    plot(rows, out / "quality_vs_sparsity.png")
 
 
 def read_rows(path: Path) -> list[dict]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        for key in ("sparsity", "recall@20", "ndcg@20"):
-            row[key] = float(row[key])
+        for key in ("sparsity", "recall@20", "hr@20", "ndcg@20"):
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else ""
     return rows
 
 
@@ -159,22 +170,23 @@ def write_tables(rows: list[dict], out: Path) -> None:
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(rows: list[dict], path: Path, dataset: str) -> None:
+def plot(rows: list[dict], path: Path) -> None:
+    metric = "recall@20" if rows[0]["recall@20"] != "" else "hr@20"
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for mask, style in (("dynamic", "o-"), ("static", "s--")):
         points = sorted(
-            (r["sparsity"], r["recall@20"])
+            (r["sparsity"], r[metric])
             for r in rows
             if r["mask"] in (mask, "dense") and (r["optimizer_state"] in ("reset", ""))
         )
         if len(points) > 1 or mask == "dynamic":
             ax.plot(*zip(*points), style, label="DSL" if mask == "dynamic" else "static mask")
-    dense = [r["recall@20"] for r in rows if r["mask"] == "dense"]
+    dense = [r[metric] for r in rows if r["mask"] == "dense"]
     if dense:
         ax.axhline(dense[0], color="grey", lw=0.8, label="dense")
-    ax.set_xlabel("sparsity of the embedding table")
-    ax.set_ylabel("Recall@20 (test)")
-    ax.set_title(f"LightGCN on {dataset}")
+    ax.set_xlabel("sparsity of the sparsified tensors")
+    ax.set_ylabel(f"{'Recall' if metric == 'recall@20' else 'HR'}@20 (test)")
+    ax.set_title(f"{rows[0]['model']} on {rows[0]['dataset']} ({rows[0]['protocol']} protocol)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -38,7 +38,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
               "protocol": "leave-one-out", "update_interval": 2000},
     "convncf": {"lr": 1e-3, "batch_size": 512, "epochs": 200, "eval_every": 5,
                 "protocol": "leave-one-out", "update_interval": 2000},
-    "cdae": {"lr": 1e-3, "batch_size": 128, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
+    "cdae": {"lr": 1e-2, "batch_size": 128, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
              "protocol": "held-out-users", "update_interval": 100},
     "multvae": {"lr": 1e-3, "batch_size": 16, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
                 "protocol": "held-out-users", "update_interval": 100},
@@ -134,7 +134,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     model = _check("model", FIELDS["model"], values.get("model", FIELDS["model"].default))
     dataset = _check("dataset", FIELDS["dataset"], values.get("dataset", FIELDS["dataset"].default))
     preset = PRESETS.get((model, dataset), {})
-    defaults = MODEL_DEFAULTS[model] | preset
+    defaults = MODEL_DEFAULTS[model] | {key: value for key, value in preset.items() if key != "options"}
     out = {}
     for name, field in FIELDS.items():
         value = values.get(name, defaults.get(name, field.default))

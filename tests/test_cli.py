@@ -74,3 +74,53 @@ def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "lastfm" in out and "1892" in out and "42135" in out
+
+
+def test_model_arguments_and_presets_are_validated():
+    with pytest.raises(ConfigError, match="num_layers is not an argument of model 'neumf'"):
+        validate({"model": "neumf", "num_layers": 3})
+    with pytest.raises(ConfigError, match="w1 of model 'ultragcn' must be a float"):
+        validate({"model": "ultragcn", "options": {"w1": "small"}})
+    assert validate({"model": "ultragcn", "options": {"w1": 1}})["options"]["w1"] == 1.0
+    gowalla = validate({"model": "ultragcn", "dataset": "gowalla"})
+    assert (gowalla["lr"], gowalla["batch_size"]) == (1e-4, 512)
+    assert gowalla["options"]["num_negatives"] == 1500 and gowalla["options"]["std"] == 1e-4
+    assert (
+        validate({"model": "ultragcn", "dataset": "gowalla", "init_std": 0.1})["options"].get("std") is None
+    )
+    assert validate({"model": "ultragcn", "dataset": "gowalla", "lr": 0.5})["lr"] == 0.5
+    neumf = validate({"model": "neumf"})
+    assert (neumf["protocol"], neumf["monitor"]) == ("leave-one-out", "hr@20")
+    with pytest.raises(ConfigError, match="monitor must be '<hr|ndcg>@K'"):
+        validate({"model": "neumf", "monitor": "recall@20"})
+    with pytest.raises(ConfigError, match="protocol must be one of"):
+        validate({"protocol": "k-fold"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("ultragcn", ["--option", "num_negatives=20", "--embedding-dim", "16"]),
+        ("neumf", []),
+        ("convncf", ["--embedding-dim", "4"]),
+        ("cdae", []),
+        ("multvae", ["--batch-size", "256"]),
+    ],
+)
+def test_every_model_trains_sparse_and_evaluates(model, extra, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = tmp_path / model
+    args = ["train", "--model", model, "--epochs", "1", "--sparsity", "0.5", "--output", str(out), *extra]
+    assert main([*args, "--update-interval", "5", "--no-progress", "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    primary = "hr@20" if metrics["protocol"] == "sampled" else "recall@20"
+    assert metrics["test"][primary] > 0
+    assert metrics["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert metrics["dense_macs"]["train_iteration"] >= metrics["ideal_macs"]["train_iteration"]
+    # genuinely sparse tables save memory; masked dense layers (CDAE, MultVAE) add a 1-byte mask each
+    assert (metrics["bytes_ratio"] < 1) == (model in ("ultragcn", "neumf", "convncf"))
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.pt"), "--device", "cpu"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"][primary] == pytest.approx(metrics["test"][primary])

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+from dslgraph.sparse.table import EmbeddingTable
 
 ScoreFn = Callable[..., Tensor]
 
@@ -121,3 +122,54 @@ def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:
     out = torch.zeros(rows.numel(), matrix.size(1), dtype=value.dtype, device=value.device)
     out[owner, col[entries]] = value[entries]
     return out
+
+
+def table_density(table: EmbeddingTable, count: str, sparse_kernel: bool = False) -> float:
+    """The fraction of ``table``'s entries a product with it is charged for under ``count``.
+
+    ``"ideal"`` charges the active entries of a sparse or masked table; ``"executed"`` only where
+    the product really runs on a genuinely sparse table (``sparse_kernel`` and the table has
+    ``nnz``); rows looked up from any table are dense, so they cost in full when executed.
+    """
+    check_count(count)
+    if count == "dense" or (count == "executed" and not (sparse_kernel and hasattr(table, "nnz"))):
+        return 1.0
+    if hasattr(table, "nnz"):
+        return table.nnz / (table.num_embeddings * table.embedding_dim)
+    return active_fraction(table)
+
+
+def table_product(table: EmbeddingTable, weight: Tensor) -> Tensor:
+    """``table @ weight.T`` over the whole table, with work proportional to a sparse table's entries."""
+    dense = table.to_dense()
+    if hasattr(table, "nnz"):
+        return torch.sparse.mm(dense.to_sparse(), weight.T)
+    return dense @ weight.T
+
+
+def score_in_blocks(
+    score_pairs: Callable[[Tensor, Tensor | None], Tensor],
+    users: Tensor,
+    items: Tensor | None,
+    num_items: int,
+    block_pairs: int,
+) -> Tensor:
+    """Scores ``[B, C]`` of ``users`` with candidates ``items`` (``[B, C]``; ``None`` for every item),
+    by ``score_pairs(users, items)`` on a block of users at a time, so that at most about
+    ``block_pairs`` pairs are held at once. ``score_pairs`` gets ``None`` for every item, so it can
+    broadcast the item side instead of gathering it once per user."""
+    width = num_items if items is None else items.size(1)
+    rows = max(1, block_pairs // max(width, 1))
+    blocks = [
+        score_pairs(users[s : s + rows], None if items is None else items[s : s + rows])
+        for s in range(0, users.numel(), rows)
+    ]
+    return torch.cat(blocks) if blocks else torch.zeros(0, width, device=users.device)
+
+
+def decode(layer: nn.Linear, hidden: Tensor, items: Tensor | None) -> Tensor:
+    """``layer(hidden)`` for every output (``[B, num_items]``), or only the ``[B, C]`` outputs ``items``,
+    which costs ``C`` rows of the layer instead of all of them."""
+    if items is None:
+        return layer(hidden)
+    return torch.einsum("bh,bch->bc", hidden, layer.weight[items]) + layer.bias[items]

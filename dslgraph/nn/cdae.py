@@ -7,17 +7,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, dense_rows, interaction_matrix, linear_macs
+from dslgraph.nn.base import (
+    Recommender,
+    ScoreFn,
+    check_count,
+    decode,
+    dense_rows,
+    interaction_matrix,
+    linear_macs,
+)
 from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import l2_penalty
-
-
-def decode(layer: nn.Linear, hidden: Tensor, items: Tensor | None) -> Tensor:
-    """``layer(hidden)`` for every output (``[B, num_items]``), or only the ``[B, C]`` outputs ``items``,
-    which costs ``C`` rows of the layer instead of all of them."""
-    if items is None:
-        return layer(hidden)
-    return torch.einsum("bh,bch->bc", hidden, layer.weight[items]) + layer.bias[items]
 
 
 class CDAE(Recommender):

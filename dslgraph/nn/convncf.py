@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, linear_macs
-from dslgraph.nn.neumf import lookup, negatives_2d, score_in_blocks, table_density
+from dslgraph.nn.base import Recommender, ScoreFn, check_count, linear_macs, score_in_blocks, table_density
 from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
@@ -83,17 +82,17 @@ class ConvNCF(Recommender):
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Scores of ``[B]`` users with ``[B]`` or ``[B, C]`` items (same shape as ``items``)."""
         flat = items.view(users.numel(), -1)
-        return self._interact(self.user_embedding(users), lookup(self.item_embedding, flat)).view(items.shape)
+        return self._interact(self.user_embedding(users), self.item_embedding(flat)).view(items.shape)
 
     def loss(
         self, graph, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 0.0
     ) -> Tensor:
         """BPR loss of each positive against its negatives, plus L2 on the batch's embeddings."""
-        items = torch.cat([pos_items.view(-1, 1), negatives_2d(neg_items, users.numel())], dim=1)
+        items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
         scores = self(users, items)
         loss = bpr_loss(scores[:, :1], scores[:, 1:])
         if reg_weight:
-            rows = [self.user_embedding(users), lookup(self.item_embedding, items).flatten(0, 1)]
+            rows = [self.user_embedding(users), self.item_embedding(items).flatten(0, 1)]
             loss = loss + reg_weight * l2_penalty(torch.cat(rows), users.numel())
         return loss
 

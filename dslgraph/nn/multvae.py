@@ -7,8 +7,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, dense_rows, interaction_matrix, linear_macs
-from dslgraph.nn.cdae import decode
+from dslgraph.nn.base import (
+    Recommender,
+    ScoreFn,
+    check_count,
+    decode,
+    dense_rows,
+    interaction_matrix,
+    linear_macs,
+)
 
 
 class MultVAE(Recommender):

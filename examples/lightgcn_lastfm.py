@@ -1,6 +1,6 @@
 """LightGCN on the embedded LastFM split (the offline default); add --sparsity 0.8 for DSL.
 
-Usage: python examples/lastfm.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
+Usage: python examples/lightgcn_lastfm.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 
 The defaults are the DSL authors' LightGCN schedule (Adam lr 1e-2, cosine to 1e-4, batch 1024, Xavier
 init) and ΔT = 50, the best update interval measured on LastFM (docs/results.md). Flags given on the
@@ -14,7 +14,7 @@ import sys
 from dslgraph.cli import main
 
 DEFAULTS = (
-    "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lastfm".split()
+    "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lightgcn-lastfm".split()
 )
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """LightGCN on MovieLens-100K (ratings >= 4 as implicit feedback, seeded 80/20 split per user).
 
-Usage: python examples/movielens100k.py [--sparsity 0.8] [--root DIR] [--device cuda] [any train flag]
+Usage: python examples/lightgcn_movielens100k.py [--sparsity 0.8] [--root DIR] [--device cuda] [any train flag]
 
 The defaults are the DSL authors' LightGCN schedule (Adam lr 1e-2, cosine to 1e-4, batch 1024, Xavier
 init) and ΔT = 50, the best update interval measured on LastFM (docs/results.md). Flags given on the
@@ -13,7 +13,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = "train --dataset ml-100k --epochs 100 --eval-every 5 --lr 0.01 --lr-schedule cosine --batch-size 1024 --init xavier --update-interval 50 --output runs/movielens100k".split()
+DEFAULTS = "train --dataset ml-100k --epochs 100 --eval-every 5 --lr 0.01 --lr-schedule cosine --batch-size 1024 --init xavier --update-interval 50 --output runs/lightgcn-ml-100k".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))

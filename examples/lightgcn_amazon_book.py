@@ -1,6 +1,6 @@
 """LightGCN on Amazon-book with the official LightGCN settings (paper: Recall@20 0.0411).
 
-Usage: python examples/amazon_book.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
+Usage: python examples/lightgcn_amazon_book.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 
 Flags given on the command line override the ones below. Datasets are read from
 ``ROOT/amazon-book/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
@@ -11,7 +11,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = "train --dataset amazon-book --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/amazon_book".split()
+DEFAULTS = "train --dataset amazon-book --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/lightgcn-amazon-book".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))

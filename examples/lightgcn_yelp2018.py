@@ -1,6 +1,6 @@
 """LightGCN on Yelp2018 with the official LightGCN settings (paper: Recall@20 0.0649).
 
-Usage: python examples/yelp2018.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
+Usage: python examples/lightgcn_yelp2018.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 
 Flags given on the command line override the ones below. Datasets are read from
 ``ROOT/yelp2018/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
@@ -11,7 +11,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = "train --dataset yelp2018 --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/yelp2018".split()
+DEFAULTS = "train --dataset yelp2018 --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/lightgcn-yelp2018".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))
