@@ -1,12 +1,8 @@
-"""NeuMF on foursquare, evaluated by the leave-one-out with 100 sampled negatives (HR@20 / NDCG@20) protocol.
+"""NeuMF on foursquare, evaluated leave-one-out against 100 sampled negatives (HR@20 / NDCG@20).
 
 Usage: python examples/neumf_foursquare.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 
-The model's defaults (dslgraph.config.MODEL_DEFAULTS: the DSL authors' settings where they give
-them) apply; DSL sparsifies the model's ``dsl_targets`` unless ``--targets`` says otherwise.
-Flags given on the command line override the ones below. Datasets are read from
-``ROOT/foursquare/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
-and ``--resume`` continues it.
+Flags override the defaults (docs/models.md); README "Examples" says where data and runs go.
 """
 
 import sys

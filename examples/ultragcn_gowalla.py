@@ -4,9 +4,7 @@ Usage: python examples/ultragcn_gowalla.py [--sparsity 0.8] [--root DIR] [--devi
 
 Training stops after 30 evaluations (150 epochs) without a better test Recall@20, as the
 official code does; DSL's update interval defaults to 3000 iterations.
-Flags given on the command line override the ones below. Datasets are read from
-``ROOT/gowalla/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
-and ``--resume`` continues it.
+Flags override the defaults (docs/models.md); README "Examples" says where data and runs go.
 """
 
 import sys

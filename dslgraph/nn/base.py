@@ -107,6 +107,18 @@ def linear_macs(layer: nn.Linear | nn.Conv2d, rows: int, count: str) -> float:
     return rows * layer.weight.numel() * fraction  # each row / output position uses every weight once
 
 
+def per_user_macs(per_user: float, batch_size: int, num_users: int) -> dict[str, float]:
+    """The MAC counts of a model that runs each user's row once: ``batch_size`` users per training
+    iteration (backward ≈ 2 x forward) and every user for a full ranking."""
+    forward = batch_size * per_user
+    return {
+        "per_user": per_user,
+        "train_forward": forward,
+        "train_iteration": 3 * forward,
+        "inference": num_users * per_user,
+    }
+
+
 def interaction_matrix(data: HeteroData) -> Tensor:
     """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor."""
     return interaction_csr(data[EDGE].edge_index, *num_users_items(data))

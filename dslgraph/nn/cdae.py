@@ -15,6 +15,7 @@ from dslgraph.nn.base import (
     dense_rows,
     interaction_matrix,
     linear_macs,
+    per_user_macs,
 )
 from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import l2_penalty
@@ -115,13 +116,7 @@ class CDAE(Recommender):
         """
         check_count(count)
         per_user = linear_macs(self.encoder, 1, count) + linear_macs(self.decoder, 1, count)
-        forward = batch_size * per_user
-        return {
-            "per_user": per_user,
-            "train_forward": forward,
-            "train_iteration": 3 * forward,
-            "inference": self.num_users * per_user,
-        }
+        return per_user_macs(per_user, batch_size, self.num_users)
 
     def __repr__(self) -> str:
         return (

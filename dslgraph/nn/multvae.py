@@ -15,6 +15,7 @@ from dslgraph.nn.base import (
     dense_rows,
     interaction_matrix,
     linear_macs,
+    per_user_macs,
 )
 
 
@@ -139,13 +140,7 @@ class MultVAE(Recommender):
         """
         check_count(count)
         per_user = sum(linear_macs(layer, 1, count) for layer in self._linears())
-        forward = batch_size * per_user
-        return {
-            "per_user": per_user,
-            "train_forward": forward,
-            "train_iteration": 3 * forward,
-            "inference": self.num_users * per_user,
-        }
+        return per_user_macs(per_user, batch_size, self.num_users)
 
     def __repr__(self) -> str:
         return (
