@@ -90,3 +90,35 @@ def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
     resumed = _trainer(small_data, tmp_path, epochs=4).fit(resume=True)
     assert resumed["epochs"] == 4
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
+
+
+def test_held_out_users_are_never_trained_on(small_data, tmp_path):
+    from dslgraph.data import held_out_users
+    from dslgraph.nn import CDAE
+
+    data = held_out_users(small_data, num_test_users=5, seed=1)
+    held_out = (~data["user"].train_mask).nonzero().squeeze(1)
+    trainer = Trainer(
+        CDAE(30, 40, hidden_channels=8), data, TrainConfig(epochs=1, batch_size=4, progress=False)
+    )
+    seen = torch.cat([users for (users,) in trainer.batches])
+    assert held_out.numel() == 5 and not torch.isin(seen, held_out).any()
+    assert seen.numel() == int(data["user"].train_mask.sum())
+    summary = trainer.fit()
+    assert set(summary["test"]) >= {"recall@20", "ndcg@20"} and summary["protocol"] == "full"
+
+
+def test_sampled_protocol_is_evaluated_on_candidates(small_data):
+    from dslgraph.data import leave_one_out
+
+    data = leave_one_out(small_data, num_negatives=10, seed=0)
+    config = TrainConfig(epochs=1, batch_size=64, progress=False, ks=(5,), monitor="hr@5")
+    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config)
+    summary = trainer.fit()
+    assert set(summary["test"]) == {"hr@5", "ndcg@5"} and summary["protocol"] == "sampled"
+    model, graph = trainer.model, trainer.graph
+    users, positives = data[EDGE].edge_label_index
+    candidates = torch.cat([positives.view(-1, 1), data[EDGE].test_negatives], dim=1)
+    scores = model.scorer(graph)(users, candidates)
+    expected = ((scores[:, 1:] >= scores[:, :1]).sum(1) < 5).double().mean()
+    assert summary["test"]["hr@5"] == pytest.approx(float(expected))
