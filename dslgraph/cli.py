@@ -192,6 +192,7 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
+    report["settings"] = settings
     summary.update(report)
     if output is not None:
         trainer.write_summary(report)
