@@ -102,7 +102,7 @@ def test_model_arguments_and_presets_are_validated():
     "model, extra",
     [
         ("ultragcn", ["--option", "num_negatives=20", "--embedding-dim", "16"]),
-        ("neumf", []),
+        ("neumf", ["--batch-size", "4096"]),
         ("convncf", ["--embedding-dim", "4"]),
         ("cdae", []),
         ("multvae", ["--batch-size", "256"]),
