@@ -13,9 +13,7 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = (
-    "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lightgcn-lastfm".split()
-)
+DEFAULTS = "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lightgcn-lastfm".split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))
