@@ -208,10 +208,7 @@ class RankingEvaluator:
                 for m in self.metrics:
                     sums[f"{m}@{k}"] += per_user[m].sum()
 
-        if self.num_eval_users == 0:
-            logger.warning("no user has a target interaction; all metrics are reported as 0")
-        denom = max(self.num_eval_users, 1)
-        return {name: float(total) / denom for name, total in sums.items()}
+        return mean_over_users(sums, self.num_eval_users)
 
     def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
         r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.
@@ -310,3 +307,10 @@ def most_popular_scores(train_index: Tensor, num_items: int) -> ScoreFn:
         return popularity.to(users.device).expand(users.numel(), -1).clone()
 
     return score_fn
+
+
+def mean_over_users(sums: dict[str, Tensor], num_users: int) -> dict[str, float]:
+    """Per-user metric sums averaged over the evaluated users (0 everywhere, with a warning, if none)."""
+    if num_users == 0:
+        logger.warning("no user has a target interaction; all metrics are reported as 0")
+    return {name: float(total) / max(num_users, 1) for name, total in sums.items()}

@@ -18,7 +18,6 @@ Both are averaged over the evaluated users.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,8 +25,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE
-
-logger = logging.getLogger(__name__)
+from dslgraph.metrics.ranking import mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
 """The metric names :class:`SampledRankingEvaluator` reports."""
@@ -155,10 +153,7 @@ class SampledRankingEvaluator:
                 hit = rank < k
                 sums[f"hr@{k}"] += hit.sum()
                 sums[f"ndcg@{k}"] += gain[hit].sum()
-        if self.num_eval_users == 0:
-            logger.warning("no user to evaluate; all metrics are reported as 0")
-        denom = max(self.num_eval_users, 1)
-        return {name: float(total) / denom for name, total in sums.items()}
+        return mean_over_users(sums, self.num_eval_users)
 
     def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
         r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.
