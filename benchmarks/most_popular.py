@@ -13,12 +13,6 @@ from common import write_csv
 
 from dslgraph.data import EDGE, load_dataset
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator, most_popular_scores
-from dslgraph.nn.base import candidate_scores
-
-
-def candidate_scorer(full):
-    """``score(users, items=None)`` from a function of users only (what both evaluators call)."""
-    return lambda users, items=None: candidate_scores(full(users), items)
 
 
 def main() -> None:
@@ -35,7 +29,7 @@ def main() -> None:
     for name in args.datasets:
         for protocol in args.protocols:
             data = load_dataset(name, args.root, protocol=protocol, seed=args.seed)
-            score = candidate_scorer(most_popular_scores(data[EDGE].edge_index, int(data["item"].num_nodes)))
+            score = most_popular_scores(data[EDGE].edge_index, int(data["item"].num_nodes))
             sampled = "test_negatives" in data[EDGE]
             evaluator = (SampledRankingEvaluator if sampled else RankingEvaluator).from_data(data, ks=(20,))
             result = evaluator(score)

@@ -152,7 +152,7 @@ def load_data(settings: dict[str, Any]):
     if protocol == "leave-one-out":
         options = {"validation": val_ratio > 0}
     elif protocol == "held-out-users":
-        options = {"num_val_users": val_ratio if val_ratio > 0 else 0}
+        options = {"num_val_users": val_ratio if val_ratio > 0 else 0}  # a count of 0, or a fraction
     return load_dataset(
         settings["dataset"],
         settings["root"],
@@ -229,13 +229,13 @@ def restore(checkpoint: str, root: str | None, device: str):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, data, _, settings = restore(args.checkpoint, args.root, args.device)
+    model, data, graph, settings = restore(args.checkpoint, args.root, args.device)
     ks = tuple(args.ks or settings["ks"])
     metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
         epochs=1, ks=ks, monitor=f"{metric}@{ks[0]}", eval_batch_size=settings["eval_batch_size"]
     )
-    trainer = Trainer(model, data, config, device=args.device)
+    trainer = Trainer(model, data, config, device=args.device, graph=graph)
     print(json.dumps({"test": trainer.evaluate("test")}))
     return 0
 

@@ -102,7 +102,6 @@ class BPRBatches:
         self.batch_size = batch_size
         self.num_negatives = num_negatives
         self.exclude_positives = exclude_positives
-        self.num_items = num_items
         self.sampler = NegativeSampler(train_index, num_items)
         self.generator = generator
         self.device = device
@@ -121,21 +120,23 @@ class BPRBatches:
             start, degree = self.user_ptr[users], self.user_ptr[users + 1] - self.user_ptr[users]
             offset = (torch.rand(num, generator=self.generator) * degree).long().clamp_(max=degree - 1)
             items = self.train_index[1, start + offset]
-        if self.num_negatives == 1:
-            negatives = self.sampler.sample(users, generator=self.generator)
-            users, items, negatives = (t.to(self.device) for t in (users, items, negatives))
-            for start in range(0, users.numel(), self.batch_size):
-                end = start + self.batch_size
-                yield users[start:end], items[start:end], negatives[start:end]
-            return
-        for start in range(0, users.numel(), self.batch_size):
-            batch = users[start : start + self.batch_size]
-            if self.exclude_positives:
-                negatives = self.sampler.sample(batch, self.num_negatives, self.generator)
-            else:
-                shape = (batch.numel(), self.num_negatives)
-                negatives = torch.randint(self.num_items, shape, generator=self.generator)
-            yield tuple(t.to(self.device) for t in (batch, items[start : start + self.batch_size], negatives))
+        # One negative each: drawn for the whole epoch at once; many: batch by batch (memory).
+        whole_epoch = self.num_negatives == 1
+        negatives = (
+            self.sampler.sample(users, generator=self.generator).to(self.device) if whole_epoch else None
+        )
+        users_on, items_on = users.to(self.device), items.to(self.device)
+        for start in range(0, num, self.batch_size):
+            batch = slice(start, start + self.batch_size)
+            drawn = negatives[batch] if whole_epoch else self._draw(users[batch]).to(self.device)
+            yield users_on[batch], items_on[batch], drawn
+
+    def _draw(self, users: Tensor) -> Tensor:
+        """``[len(users), num_negatives]`` negatives, training positives excluded if asked."""
+        if self.exclude_positives:
+            return self.sampler.sample(users, self.num_negatives, self.generator)
+        shape = (users.numel(), self.num_negatives)
+        return torch.randint(self.sampler.num_items, shape, generator=self.generator)
 
 
 class UserBatches:

@@ -10,7 +10,6 @@ from dslgraph.metrics.ranking import (
 from dslgraph.metrics.sampled import (
     SAMPLED_METRICS,
     SampledRankingEvaluator,
-    most_popular_candidate_scores,
 )
 
 __all__ = [
@@ -21,5 +20,4 @@ __all__ = [
     "most_popular_scores",
     "SAMPLED_METRICS",
     "SampledRankingEvaluator",
-    "most_popular_candidate_scores",
 ]

@@ -294,15 +294,19 @@ def evaluate_embeddings(
 
 
 def most_popular_scores(train_index: Tensor, num_items: int) -> ScoreFn:
-    """The most-popular baseline: a score function giving every user the training degree of each item.
+    """The most-popular baseline: ``score(users, items=None)`` gives every user the training degree of
+    each item (of every item, or of the ``[B, C]`` candidates ``items``), so both
+    :class:`RankingEvaluator` and :class:`~dslgraph.metrics.SampledRankingEvaluator` take it.
 
     Args:
         train_index (torch.Tensor): The ``[2, E]`` training (user, item) interactions.
         num_items (int): The number of items.
     """
-    popularity = torch.bincount(train_index[1].long(), minlength=num_items).to(torch.float32)
+    popularity = torch.bincount(train_index[1].long().cpu(), minlength=num_items).to(torch.float32)
 
-    def score_fn(users: Tensor) -> Tensor:
+    def score_fn(users: Tensor, items: Tensor | None = None) -> Tensor:
+        if items is not None:
+            return popularity.to(items.device)[items]
         # A fresh tensor per call, since the evaluator writes -inf into it.
         return popularity.to(users.device).expand(users.numel(), -1).clone()
 

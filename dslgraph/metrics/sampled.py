@@ -175,19 +175,3 @@ class SampledRankingEvaluator:
             f"{self.__class__.__name__}(num_eval_users={self.num_eval_users}, "
             f"num_candidates={self.num_candidates}, ks={self.ks})"
         )
-
-
-def most_popular_candidate_scores(train_index: Tensor, num_items: int) -> CandidateScoreFn:
-    """The most-popular baseline for :class:`SampledRankingEvaluator`: every candidate item is scored by
-    its training degree.
-
-    Args:
-        train_index (torch.Tensor): The ``[2, E]`` training (user, item) interactions.
-        num_items (int): The number of items.
-    """
-    popularity = torch.bincount(train_index[1].long().cpu(), minlength=num_items).to(torch.float32)
-
-    def score_fn(users: Tensor, items: Tensor) -> Tensor:
-        return popularity.to(items.device)[items]
-
-    return score_fn

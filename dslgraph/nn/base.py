@@ -29,11 +29,11 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+from dslgraph.sparse.ops import csr_segments
 from dslgraph.sparse.table import EmbeddingTable
 
 ScoreFn = Callable[..., Tensor]
 
-BATCH_KINDS = ("pairs", "users")
 MAC_COUNTS = ("dense", "executed", "ideal")
 
 
@@ -126,13 +126,10 @@ def interaction_matrix(data: HeteroData) -> Tensor:
 
 def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:
     """Rows ``rows`` of a CSR ``matrix`` as a dense ``[len(rows), num_columns]`` tensor."""
-    crow, col, value = matrix.crow_indices(), matrix.col_indices(), matrix.values()
-    start, count = crow[rows], crow[rows + 1] - crow[rows]
-    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), count)
-    offset = torch.arange(owner.numel(), device=rows.device) - (count.cumsum(0) - count)[owner]
-    entries = start[owner] + offset
+    value = matrix.values()
+    entries, owner = csr_segments(matrix.crow_indices(), rows)
     out = torch.zeros(rows.numel(), matrix.size(1), dtype=value.dtype, device=value.device)
-    out[owner, col[entries]] = value[entries]
+    out[owner, matrix.col_indices()[entries]] = value[entries]
     return out
 
 

@@ -18,6 +18,7 @@ from torch_geometric.data import HeteroData
 from dslgraph.data.graph import EDGE, num_users_items
 from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
+from dslgraph.train.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +209,7 @@ class UltraGCN(Recommender):
             cached = torch.load(path)
             return cached["neighbors"], cached["weights"]
         neighbors, weights = item_neighbors(*args)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({"neighbors": neighbors, "weights": weights}, tmp)
-        os.replace(tmp, path)  # a crash never leaves a half-written cache
+        save_checkpoint({"neighbors": neighbors, "weights": weights}, path)  # atomic: write, then rename
         log.info("cached UltraGCN item neighbours in %s", path)
         return neighbors, weights
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dslgraph.data import EDGE, leave_one_out, make_interaction_data
-from dslgraph.metrics import SampledRankingEvaluator, most_popular_candidate_scores
+from dslgraph.metrics import SampledRankingEvaluator, most_popular_scores
 
 NUM_USERS, NUM_ITEMS, NUM_NEGATIVES = 40, 60, 20
 
@@ -133,7 +133,7 @@ def test_from_data_and_most_popular(device):
     evaluator = SampledRankingEvaluator.from_data(data, ks=(3, 10), device=device)
     assert evaluator.num_eval_users == store.edge_label_index.size(1)
     assert evaluator.users.device.type == device.type
-    score_fn = most_popular_candidate_scores(store.edge_index, NUM_ITEMS)
+    score_fn = most_popular_scores(store.edge_index, NUM_ITEMS)
     popularity = torch.bincount(store.edge_index[1], minlength=NUM_ITEMS).float().expand(NUM_USERS, -1)
     expected = reference(store.edge_label_index, store.test_negatives, popularity, (3, 10))
     result = evaluator(score_fn)
