@@ -36,7 +36,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
 
 from .graph import EDGE, make_interaction_data, num_users_items
-from .interactions import _factorize, _k_core, check_option, holdout_mask
+from .interactions import _collapse, _renumber, check_option, holdout_mask
 from .io import DatasetFormatError, _check_duplicates, _check_ids, _tokenize, read_adjacency_lists, read_pairs
 from .protocols import apply_protocol, check_protocol
 
@@ -333,17 +333,13 @@ def _compact(
 ) -> tuple[Tensor, Tensor | None, int, int]:
     """Collapses repeated ``(user, item)`` rows (keeping the latest ``time``, if any), applies the k-core
     filter and renumbers the remaining users and items ``0 .. n-1`` in the order of their raw ids."""
-    timed = "time" in frame.columns
-    if timed:
-        frame = frame.sort_values("time", kind="stable")
-    frame = _k_core(frame.drop_duplicates(["user", "item"], keep="last"), min_user, min_item)
+    frame = _collapse(frame, min_user, min_item)
     if frame.empty:
         raise DatasetFormatError(
             path, None, f"no interaction is left after the {min_user}/{min_item}-core filter"
         )
-    user, user_ids = _factorize(frame["user"])
-    item, item_ids = _factorize(frame["item"])
-    index = torch.from_numpy(np.stack([user, item]).astype(np.int64))
+    index, user_ids, item_ids = _renumber(frame)
+    timed = "time" in frame.columns
     time = torch.from_numpy(frame["time"].to_numpy(np.int64, copy=True)) if timed else None
     return index, time, len(user_ids), len(item_ids)
 

@@ -97,6 +97,21 @@ def _k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
         frame = frame[keep]
 
 
+def _collapse(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
+    """One row per ``(user, item)`` pair (the latest where the frame has a ``time`` column), then the
+    k-core filter."""
+    if "time" in frame.columns:
+        frame = frame.sort_values("time", kind="stable")
+    return _k_core(frame.drop_duplicates(["user", "item"], keep="last"), min_user, min_item)
+
+
+def _renumber(frame: pd.DataFrame) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """The ``[2, E]`` index of the frame's users and items renumbered ``0 .. n-1``, and their raw ids."""
+    user, user_ids = _factorize(frame["user"])
+    item, item_ids = _factorize(frame["item"])
+    return torch.from_numpy(np.stack([user, item]).astype(np.int64)), user_ids, item_ids
+
+
 def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     try:
         return pd.factorize(column, sort=True)
@@ -239,16 +254,11 @@ class InteractionDataset(InMemoryDataset):
         if rating_threshold is not None:
             check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)
             frame = frame[frame["rating"] >= rating_threshold]
-        if time_col is not None:
-            frame = frame.sort_values("time", kind="stable")
-        frame = frame.drop_duplicates(["user", "item"], keep="last")
-        frame = _k_core(frame, min_user_interactions, min_item_interactions)
+        frame = _collapse(frame, min_user_interactions, min_item_interactions)
         if frame.empty:
             raise ValueError("no interaction is left after rating_threshold and the k-core filter")
 
-        user, user_ids = _factorize(frame["user"])
-        item, item_ids = _factorize(frame["item"])
-        index = torch.from_numpy(np.stack([user, item]).astype(np.int64))
+        index, user_ids, item_ids = _renumber(frame)
         time = (
             torch.from_numpy(frame["time"].to_numpy(copy=True))
             if time_col is not None and split != "random"
