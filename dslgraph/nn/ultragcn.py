@@ -224,8 +224,8 @@ class UltraGCN(Recommender):
         """UltraGCN's objective (see the class docs); ``reg_weight`` is unused (``gamma`` is the L2)."""
         neg_items = neg_items.view(users.numel(), -1)
         user = self.user_embedding(users)
-        # One [B, num_items] product, then gathers: on CPU 9x faster than gathering [B, N, d]
-        # item rows for ML-1M's 200 negatives, and 3.6x for Gowalla's 1,500.
+        # One [B, num_items] product, then gathers: on CPU 11x faster than gathering [B, N, d] item
+        # rows for ML-1M's 200 negatives, 3.2x for Gowalla's 1,500 (benchmarks/bench_ultragcn_logits.py).
         logits = user @ self.item_embedding.to_dense().T
         pos_logit = logits.gather(1, pos_items.view(-1, 1)).squeeze(1)
         neg_logit = logits.gather(1, neg_items)
