@@ -118,11 +118,9 @@ def test_every_model_trains_sparse_and_evaluates(model, extra, tmp_path, capsys,
     assert metrics["test"][primary] > 0
     assert metrics["sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert metrics["dense_macs"]["train_iteration"] >= metrics["ideal_macs"]["train_iteration"]
-    # genuinely sparse tables save memory; masked dense layers add a 1-byte mask per weight (CDAE mixes both)
-    if model in ("ultragcn", "neumf", "convncf"):
-        assert metrics["bytes_ratio"] < 1
-    elif model == "multvae":
-        assert metrics["bytes_ratio"] > 1
+    # genuinely sparse tables and linear layers save memory even at 50% (ConvNCF's masked convolutions
+    # are a small share of its bytes)
+    assert metrics["bytes_ratio"] < 1
     capsys.readouterr()
     assert main(["eval", str(out / "best.pt"), "--device", "cpu"]) == 0
     evaluated = json.loads(capsys.readouterr().out)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments
 from dslgraph.sparse.table import EmbeddingTable
 
@@ -91,18 +92,23 @@ def candidate_scores(full: Tensor, items: Tensor | None) -> Tensor:
 
 
 def active_fraction(module: nn.Module, attr: str = "weight") -> float:
-    """The fraction of ``module.<attr>`` that is active: its DSL mask's density, or 1 without a mask."""
+    """The fraction of ``module.<attr>`` that is active: a sparse layer's density, its DSL mask's
+    density, or 1 without a mask."""
+    if isinstance(module, SparseLinear) and attr == "weight":
+        return module.density()
     mask = getattr(module, f"{attr}_mask", None)
     return 1.0 if mask is None else float(mask.float().mean())
 
 
-def linear_macs(layer: nn.Linear | nn.Conv2d, rows: int, count: str) -> float:
+def linear_macs(layer: nn.Linear | SparseLinear | nn.Conv2d, rows: int, count: str) -> float:
     """MACs of ``layer`` applied to ``rows`` inputs (output positions for a convolution).
 
     A masked weight runs dense (``"executed"``) unless ``count == "ideal"``, which charges only
-    its active weights.
+    its active weights; a :class:`~dslgraph.sparse.SparseLinear` executes only its active ones.
     """
     check_count(count)
+    if isinstance(layer, SparseLinear):
+        return rows * (layer.in_features * layer.out_features if count == "dense" else layer.nnz)
     fraction = active_fraction(layer) if count == "ideal" else 1.0
     return rows * layer.weight.numel() * fraction  # each row / output position uses every weight once
 

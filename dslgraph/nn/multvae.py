@@ -17,6 +17,7 @@ from dslgraph.nn.base import (
     linear_macs,
     per_user_macs,
 )
+from dslgraph.sparse import SparseLinear
 
 
 class MultVAE(Recommender):
@@ -80,8 +81,8 @@ class MultVAE(Recommender):
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
         self.reset_parameters()
 
-    def _linears(self) -> list[nn.Linear]:
-        return [m for m in (*self.encoder, *self.decoder) if isinstance(m, nn.Linear)]
+    def _linears(self) -> list[nn.Linear | SparseLinear]:
+        return [m for m in (*self.encoder, *self.decoder) if isinstance(m, (nn.Linear, SparseLinear))]
 
     def reset_parameters(self) -> None:
         for layer in self._linears():

@@ -2,6 +2,7 @@
 
 from dslgraph.sparse.dsl import DynamicSparseLearning
 from dslgraph.sparse.embedding import SparseEmbedding
+from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, spmm
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
@@ -12,6 +13,7 @@ __all__ = [
     "DynamicSparseLearning",
     "EmbeddingTable",
     "SparseEmbedding",
+    "SparseLinear",
     "csr_row_slice",
     "csr_segments",
     "spmm",

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from dslgraph.sparse.embedding import SparseEmbedding, active_count, check_density
+from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
 from dslgraph.sparse.table import EmbeddingTable
 
@@ -175,8 +176,10 @@ class DynamicSparseLearning:
 
     On construction, the chosen tensors of ``model`` become sparse at a fixed density: embedding
     tables (:class:`~dslgraph.sparse.table.EmbeddingTable` and :class:`torch.nn.Embedding`) are
-    replaced by genuinely sparse :class:`~dslgraph.sparse.SparseEmbedding` tables (``backend=
-    "sparse"``) or masked in place (``backend="masked"``); other parameters are always masked.
+    replaced by genuinely sparse :class:`~dslgraph.sparse.SparseEmbedding` tables and
+    :class:`torch.nn.Linear` layers whose weight is a target by :class:`~dslgraph.sparse.SparseLinear`
+    (``backend="sparse"``), or masked in place (``backend="masked"``); other parameters (biases,
+    convolution kernels) are always masked.
     Create the optimizer afterwards, :meth:`attach` it, and call :meth:`step` after every
     ``optimizer.step()``. Every ``update_interval`` iterations each tensor prunes
     :math:`n = \lceil \rho_t \cdot nnz \rceil` active weights of smallest magnitude and grows ``n``
@@ -201,7 +204,8 @@ class DynamicSparseLearning:
             (RigL); ``"keep"`` never touches it (the DSL authors' code). (default: :obj:`"reset"`)
         distribution (str, optional): ``"uniform"`` density per tensor or ``"erk"``
             (Erdős-Rényi-kernel budgets, same total). (default: :obj:`"uniform"`)
-        backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables. (default: :obj:`"sparse"`)
+        backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables and linear
+            weights. (default: :obj:`"sparse"`)
         chunk_rows (int, optional): Rows of dense gradient materialised at once during growth.
             (default: :obj:`4096`)
         seed (int, optional): Seed of masks and random growth. (default: :obj:`0`)
@@ -260,18 +264,37 @@ class DynamicSparseLearning:
         self.updates: list[dict] = []
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
         densities = _densities(selected, 1.0 - sparsity, distribution)
-        self.targets = [self._sparsify(name, obj, densities[name]) for name, obj in selected.items()]
+        # modules that get replaced first, so that masks of their other parameters (a linear
+        # layer's bias) are registered on the replacement
+        replaced_first = sorted(selected, key=lambda name: not self._replaces_module(name, selected[name]))
+        self.targets = [self._sparsify(name, selected[name], densities[name]) for name in replaced_first]
         self._set_probe()
 
-    def _sparsify(self, name: str, obj, density: float) -> _Target:
+    def _replaces_module(self, name: str, obj) -> bool:
+        """Whether the sparse backend puts a genuinely sparse module in place of ``obj``'s module:
+        embedding tables, and linear layers whose weight is sparsified."""
+        if self.backend != "sparse":
+            return False
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
-            if self.backend == "sparse":
+            return True
+        module_name, _, attr = name.rpartition(".")
+        return attr == "weight" and isinstance(self.model.get_submodule(module_name), nn.Linear)
+
+    def _sparsify(self, name: str, obj, density: float) -> _Target:
+        replace = self._replaces_module(name, obj)
+        if isinstance(obj, (EmbeddingTable, nn.Embedding)):
+            if replace:
                 table = SparseEmbedding.from_dense(obj.weight.detach(), density, generator=self.generator)
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)
             return _MaskedTarget(name, obj, "weight", density, self.generator)
         module_name, _, attr = name.rpartition(".")
-        return _MaskedTarget(name, self.model.get_submodule(module_name), attr, density, self.generator)
+        module = self.model.get_submodule(module_name)
+        if replace:
+            layer = SparseLinear.from_linear(module, density, generator=self.generator)
+            _set_submodule(self.model, module_name, layer)
+            return _TableTarget(name, layer.sparse_weight)
+        return _MaskedTarget(name, module, attr, density, self.generator)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
         """Registers the optimizer (created after this controller) whose state DSL manages."""
@@ -383,7 +406,10 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     """Maps names to the tables (modules) and parameters the patterns pick."""
     selected: dict[str, object] = {}
     table_params: set[str] = set()
+    sparse_linears = [name for name, module in model.named_modules() if isinstance(module, SparseLinear)]
     for name, module in model.named_modules():
+        if any(name.startswith(f"{layer}.") for layer in sparse_linears):
+            continue  # a SparseLinear's weight is a layer's weight, not an embedding table
         if isinstance(module, (EmbeddingTable, nn.Embedding)):
             table_params.update(f"{name}.{p}" if name else p for p, _ in module.named_parameters())
             if TABLES in patterns:

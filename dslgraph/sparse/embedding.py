@@ -50,6 +50,30 @@ class _PlannedSpmv(torch.autograd.Function):
         return sorted_grad.new_empty(sorted_grad.shape).index_copy_(0, plan.order, sorted_grad), None
 
 
+class _SparseLinear(torch.autograd.Function):
+    """``x @ W.T`` for the sparse ``W`` of a table: a CSR product forward, and backward an SDDMM for
+    the active values (``grad.T @ x`` sampled at the active entries only) plus a product with the
+    CSR of ``W.T`` for ``x``."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, x: Tensor, table: SparseEmbedding) -> Tensor:
+        weight, weight_t, order = table.csr_pair(values)
+        ctx.save_for_backward(x)
+        ctx.weight, ctx.weight_t, ctx.order = weight, weight_t, order
+        return torch.sparse.mm(weight, x.t()).t()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[0]:
+            sampled = torch.sparse.sampled_addmm(ctx.weight, grad.t().contiguous(), x, beta=0.0)
+            grad_values = torch.empty_like(sampled.values()).index_copy_(0, ctx.order, sampled.values())
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.sparse.mm(ctx.weight_t, grad.t()).t()
+        return grad_values, grad_x, None
+
+
 class SparseEmbedding(EmbeddingTable):
     r"""An embedding table holding only its active entries: values plus their flat positions.
 
@@ -103,6 +127,7 @@ class SparseEmbedding(EmbeddingTable):
         self._cache_key: tuple | None = None
         self._layout: _Layout | None = None
         self._plans: list[_Plan] = []
+        self._transposed: tuple[Tensor, Tensor, Tensor] | None = None
         self.register_load_state_dict_post_hook(lambda module, _: module.positions_changed())
         self.reset_parameters(generator)
 
@@ -186,6 +211,7 @@ class SparseEmbedding(EmbeddingTable):
         self._cache_key = None
         self._layout = None
         self._plans = []
+        self._transposed = None
 
     def _current_layout(self) -> _Layout:
         key = (self.positions.data_ptr(), self.positions._version, self.positions.device)
@@ -228,6 +254,30 @@ class SparseEmbedding(EmbeddingTable):
         plan = self._plan_for(adj)
         out = _PlannedSpmv.apply(self.values, plan).view(self.num_embeddings, self.embedding_dim)
         return self._watch(out, "propagate", adj)
+
+    def linear(self, x: Tensor) -> Tensor:
+        """``x @ table.T`` for ``[B, embedding_dim]`` inputs: the table as the weight of a linear layer
+        (see :class:`~dslgraph.sparse.SparseLinear`), with work ``B x nnz`` forward and backward."""
+        if x.dim() != 2 or x.size(1) != self.embedding_dim:
+            raise ValueError(f"expected inputs of shape [B, {self.embedding_dim}], got {tuple(x.shape)}")
+        out = _SparseLinear.apply(self.values, x, self)
+        return self._watch(out, "linear", x.detach())
+
+    def csr_pair(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """CSR matrices of the table and of its transpose holding ``values``, and the slot of each
+        entry of the first one (its values are ``values[order]``)."""
+        layout = self._current_layout()
+        if self._transposed is None:
+            # transposed CSR: the slots sorted by (column, row), counted per column
+            order_t = (layout.col * self.num_embeddings + layout.row).argsort()
+            crow_t = torch.zeros(self.embedding_dim + 1, dtype=torch.long, device=values.device)
+            crow_t[1:] = torch.bincount(layout.col, minlength=self.embedding_dim).cumsum(0)
+            self._transposed = (crow_t, layout.row[order_t], layout.order[order_t])
+        crow_t, row_t, slot_t = self._transposed
+        shape = (self.num_embeddings, self.embedding_dim)
+        weight = torch.sparse_csr_tensor(layout.crow, layout.col, values[layout.order], shape)
+        weight_t = torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1])
+        return weight, weight_t, layout.order
 
     def _plan_for(self, adj: Tensor) -> _Plan:
         layout = self._current_layout()
@@ -287,6 +337,8 @@ class SparseEmbedding(EmbeddingTable):
                     block += grad[start:end]
                 elif kind == "propagate":
                     block += torch.sparse.mm(csr_row_slice(context, start, end), grad)
+                elif kind == "linear":
+                    block += grad[:, start:end].T @ context
                 else:
                     hit = (context >= start) & (context < end)
                     block.index_add_(0, context[hit] - start, grad[hit])

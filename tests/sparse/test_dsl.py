@@ -6,7 +6,7 @@ from torch import nn
 
 from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import LightGCN
-from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, update_fraction
+from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
 from dslgraph.train import TrainConfig, Trainer
 
 
@@ -123,8 +123,9 @@ def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
         targets=["tables", r"mlp\.\d\.weight"],
         update_interval=5,
         distribution=distribution,
+        backend="masked",
     )
-    assert isinstance(model.emb, SparseEmbedding)
+    assert isinstance(model.emb.weight_mask, torch.Tensor)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
     counts = dsl.active_counts()
@@ -139,6 +140,34 @@ def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
         for name in ("mlp.0.weight", "mlp.2.weight"):
             param = model.get_parameter(name)
             assert bool((param[~model.get_buffer(name + "_mask")] == 0).all())
+
+
+@pytest.mark.parametrize("bias_first", [False, True])
+def test_sparse_backend_makes_linear_weights_genuinely_sparse(bias_first):
+    torch.manual_seed(0)
+    model = _Custom()
+    targets = [r"mlp\.0\.bias", r"mlp\.0\.weight"] if bias_first else [r"mlp\.0\.weight", r"mlp\.0\.bias"]
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, targets=["tables", *targets], update_interval=5)
+    layer = model.mlp[0]
+    assert isinstance(model.emb, SparseEmbedding) and isinstance(layer, SparseLinear)
+    assert isinstance(model.mlp[2], nn.Linear)
+    assert "mlp.0.weight" not in dict(model.named_parameters())  # no dense weight is stored
+    assert layer.sparse_weight.values.numel() == 64
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    counts = dsl.active_counts()
+    masks = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        model(torch.randint(50, (16,))).pow(2).mean().backward()
+        optimizer.step()
+        dsl.step()
+        assert dsl.active_counts() == counts
+        assert bool((layer.bias[~layer.bias_mask] == 0).all())
+        masks.append(layer.sparse_weight.positions.clone())
+    assert "mlp.0.bias_mask" in model.state_dict()
+    assert any(not torch.equal(masks[0], m) for m in masks), "the linear layer's mask never changed"
+    assert all(s.numel() == 64 for s in optimizer.state[layer.sparse_weight.values].values() if s.dim())
 
 
 def test_bad_settings_fail_clearly():

@@ -1,0 +1,87 @@
+"""A linear layer whose weight stores, computes with and trains only its active entries."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dslgraph.sparse.embedding import SparseEmbedding
+
+
+class SparseLinear(nn.Module):
+    r"""A drop-in for :class:`torch.nn.Linear`, :math:`y = x W^\top + b`, whose weight
+    :math:`W` (``[out_features, in_features]``) keeps only its active entries.
+
+    The weight lives in :attr:`sparse_weight`, a :class:`~dslgraph.sparse.SparseEmbedding` with
+    ``out_features`` rows: its trainable ``values`` (one per active entry) and their ``positions``,
+    so the weight and its optimizer state take memory in proportion to the active entries. The
+    forward pass is a CSR product and the backward pass an SDDMM (the weight's gradient is computed
+    at the active entries only) plus a product with the transposed CSR, each costing
+    ``batch x nnz`` multiply-adds. The bias stays dense (mask it with the DSL controller if
+    wanted). :attr:`weight` is the dense view, for code that reads ``layer.weight`` directly
+    (correct, but dense work).
+
+    :class:`~dslgraph.sparse.DynamicSparseLearning` puts one in place of each :class:`torch.nn.Linear`
+    whose weight it sparsifies (``backend="sparse"``).
+
+    Args:
+        in_features (int): Size of each input.
+        out_features (int): Size of each output.
+        density (float): Fraction of the weight's entries that are active, in ``(0, 1]``.
+        bias (bool, optional): Whether to learn a dense bias. (default: :obj:`True`)
+        generator (torch.Generator, optional): Source of the random mask.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        density: float,
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.sparse_weight = SparseEmbedding(
+            out_features, in_features, density, "xavier", generator=generator
+        )
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, density: float, generator: torch.Generator | None = None
+    ) -> SparseLinear:
+        """Keeps a uniformly random ``density`` of ``linear``'s weight (its values as they are) and
+        shares its bias parameter."""
+        layer = cls(linear.in_features, linear.out_features, density, bias=False, generator=generator)
+        with torch.no_grad():
+            layer.sparse_weight.values.copy_(
+                linear.weight.detach().reshape(-1).cpu()[layer.sparse_weight.positions]
+            )
+        layer = layer.to(linear.weight.device)
+        layer.bias = linear.bias
+        return layer
+
+    @property
+    def nnz(self) -> int:
+        return self.sparse_weight.nnz
+
+    def density(self) -> float:
+        return self.sparse_weight.density()
+
+    @property
+    def weight(self) -> Tensor:
+        return self.sparse_weight.to_dense()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.sparse_weight.linear(x.reshape(-1, x.size(-1)))
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"density={self.density():.3f}, bias={self.bias is not None}"
+        )

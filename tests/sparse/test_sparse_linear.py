@@ -1,0 +1,66 @@
+import pytest
+import torch
+from torch import nn
+
+from dslgraph.sparse import SparseLinear
+
+
+def _twins(density: float, device, bias: bool = True):
+    """A SparseLinear and an nn.Linear holding the same weights."""
+    torch.manual_seed(0)
+    dense = nn.Linear(12, 7, bias=bias)
+    sparse = SparseLinear.from_linear(dense, density)
+    with torch.no_grad():
+        dense.weight.copy_(sparse.weight)
+    if bias:
+        dense.bias = nn.Parameter(sparse.bias.detach().clone())
+    return sparse.to(device), dense.to(device)
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5, 1.0])
+def test_matches_dense_outputs_and_gradients(device, density):
+    sparse, dense = _twins(density, device)
+    x = torch.randn(5, 3, 12, device=device)
+    x_sparse, x_dense = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = sparse(x_sparse)
+    torch.testing.assert_close(out, dense(x_dense), atol=1e-6, rtol=1e-5)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (dense(x_dense) * weights).sum().backward()
+    torch.testing.assert_close(x_sparse.grad, x_dense.grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(sparse.bias.grad, dense.bias.grad)
+    table = sparse.sparse_weight
+    expected = dense.weight.grad.reshape(-1)[table.positions]
+    torch.testing.assert_close(table.values.grad, expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 100])
+def test_dense_gradient_of_the_weight_is_rebuilt_in_chunks(device, chunk_rows):
+    sparse, dense = _twins(0.3, device, bias=False)
+    x = torch.randn(9, 12, device=device)
+    sparse.sparse_weight.probing = True
+    sparse(x).pow(2).sum().backward()
+    dense(x).pow(2).sum().backward()
+    rebuilt = torch.cat([block for _, block in sparse.sparse_weight.dense_grad_chunks(chunk_rows)])
+    torch.testing.assert_close(rebuilt, dense.weight.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_positions_change_rebuilds_the_product():
+    sparse, _ = _twins(0.5, "cpu", bias=False)
+    x = torch.randn(4, 12)
+    sparse(x)  # builds and caches the CSR structures
+    table = sparse.sparse_weight
+    with torch.no_grad():
+        free = torch.ones(7 * 12, dtype=torch.bool)
+        free[table.positions] = False
+        table.positions[0] = free.nonzero()[0, 0]
+        table.values[0] = 2.0
+    table.positions_changed()
+    torch.testing.assert_close(sparse(x), x @ sparse.weight.T)
+
+
+def test_bad_inputs_fail_clearly():
+    with pytest.raises(ValueError, match="density must be in"):
+        SparseLinear(4, 3, density=0.0)
+    with pytest.raises(ValueError, match=r"shape \[B, 4\]"):
+        SparseLinear(4, 3, density=0.5)(torch.randn(2, 5))
