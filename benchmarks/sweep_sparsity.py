@@ -1,7 +1,9 @@
 """Quality and cost of a model across sparsity levels, with the static-mask ablation.
 
 Runs ``dslgraph train`` settings for each sparsity (0 = dense) with the same epoch budget, then the
-same masks never updated (``--static-mask``) at the given ablation sparsities, and writes
+same masks never updated (``--static-mask``) at the given ablation sparsities, then (``--same-budget``,
+LightGCN and UltraGCN) a dense model whose embedding size ``round(d x (1 - s))`` has the parameter
+budget of sparsity ``s`` — the baseline a sparse table has to beat to be worth its indices — and writes
 ``<out>/sweep.csv``, ``<out>/sweep.md`` and ``<out>/quality_vs_sparsity.png`` (Recall@20, or HR@20
 under the leave-one-out protocol, against sparsity).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -26,7 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import validate  # noqa: E402
+from dslgraph.nn import MODELS  # noqa: E402
 
+SAME_BUDGET = "dense, same budget"
+SAME_BUDGET_MODELS = ("lightgcn", "ultragcn")
 COLUMNS = [
     "model",
     "dataset",
@@ -92,6 +98,14 @@ def main() -> None:
     parser.add_argument("--update-interval", type=int, default=100)
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0, 0.5, 0.8, 0.9, 0.95])
     parser.add_argument("--static", type=float, nargs="*", default=[0.8])
+    parser.add_argument(
+        "--same-budget",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="S",
+        help="also train dense models with embedding size round(d x (1 - S))",
+    )
     parser.add_argument("--optimizer-states", nargs="+", default=["reset"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
@@ -120,35 +134,47 @@ def main() -> None:
         plot(rows, out / "quality_vs_sparsity.png")
         return
     extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    if args.same_budget and args.model not in SAME_BUDGET_MODELS:
+        parser.error(f"--same-budget needs a model whose weights are its tables: {SAME_BUDGET_MODELS}")
     runs = [
-        (s, False, state) for s in args.sparsities for state in (args.optimizer_states if s else ["reset"])
+        (s, "dense" if s == 0 else "dynamic", state)
+        for s in args.sparsities
+        for state in (args.optimizer_states if s else ["reset"])
     ]
-    runs += [(s, True, "reset") for s in args.static]
+    runs += [(s, "static", "reset") for s in args.static]
+    runs += [(s, SAME_BUDGET, "reset") for s in args.same_budget]
     rows = []
-    for sparsity, static, state in runs:
-        mask = "dense" if sparsity == 0 else ("static" if static else "dynamic")
-        settings = validate(
-            {
-                "model": args.model,
-                "dataset": args.dataset,
-                "root": args.root,
-                "epochs": args.epochs,
-                "eval_every": args.eval_every,
-                "sparsity": sparsity,
-                "static_mask": static,
-                "update_interval": args.update_interval,
-                "optimizer_state": state,
-                "threads": args.threads,
-                "device": args.device,
-                **extra,
-            }
-        )
+    for sparsity, mask, state in runs:
+        common = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "root": args.root,
+            "epochs": args.epochs,
+            "eval_every": args.eval_every,
+            "update_interval": args.update_interval,
+            "optimizer_state": state,
+            "threads": args.threads,
+            "device": args.device,
+            **extra,
+        }
+        if mask == SAME_BUDGET:
+            full_dim = validate(common)["embedding_dim"] or default_dim(args.model)
+            settings = validate(common | {"embedding_dim": max(1, round(full_dim * (1 - sparsity)))})
+        else:
+            settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
         name = f"{mask}-s{sparsity}-{state}"
         summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))
+        if mask == SAME_BUDGET:  # a sparsity-s budget, spent on a dense table of the smaller width
+            rows[-1] |= {"sparsity": sparsity, "bytes_ratio": round(settings["embedding_dim"] / full_dim, 3)}
         logging.info("%s: %s", name, json.dumps(rows[-1]))
         write_tables(rows, out)
     plot(rows, out / "quality_vs_sparsity.png")
+
+
+def default_dim(model: str) -> int:
+    """The embedding size ``model`` gets when none is given."""
+    return inspect.signature(MODELS[model]).parameters["embedding_dim"].default
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -173,14 +199,15 @@ def write_tables(rows: list[dict], out: Path) -> None:
 def plot(rows: list[dict], path: Path) -> None:
     metric = "recall@20" if rows[0]["recall@20"] != "" else "hr@20"
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for mask, style in (("dynamic", "o-"), ("static", "s--")):
+    labels = {"dynamic": "DSL", "static": "static mask", SAME_BUDGET: "dense, d × (1 − sparsity)"}
+    for (mask, label), style in zip(labels.items(), ("o-", "s--", "^:")):
         points = sorted(
             (r["sparsity"], r[metric])
             for r in rows
             if r["mask"] in (mask, "dense") and (r["optimizer_state"] in ("reset", ""))
         )
         if len(points) > 1 or mask == "dynamic":
-            ax.plot(*zip(*points), style, label="DSL" if mask == "dynamic" else "static mask")
+            ax.plot(*zip(*points), style, label=label)
     dense = [r[metric] for r in rows if r["mask"] == "dense"]
     if dense:
         ax.axhline(dense[0], color="grey", lw=0.8, label="dense")
