@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments
 from dslgraph.sparse.table import EmbeddingTable
@@ -155,11 +156,11 @@ def table_density(table: EmbeddingTable, count: str, sparse_kernel: bool = False
 
 
 def table_product(table: EmbeddingTable, weight: Tensor) -> Tensor:
-    """``table @ weight.T`` over the whole table, with work proportional to a sparse table's entries."""
-    dense = table.to_dense()
-    if hasattr(table, "nnz"):
-        return torch.sparse.mm(dense.to_sparse(), weight.T)
-    return dense @ weight.T
+    """``table @ weight.T`` over the whole table, with work proportional to a sparse table's entries
+    (and no dense copy of it)."""
+    if isinstance(table, SparseEmbedding):
+        return table.linear(weight).T
+    return table.to_dense() @ weight.T
 
 
 def score_in_blocks(

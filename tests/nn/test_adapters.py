@@ -11,6 +11,7 @@ from dslgraph.nn.cdae import CDAE
 from dslgraph.nn.convncf import ConvNCF
 from dslgraph.nn.multvae import MultVAE
 from dslgraph.nn.neumf import NeuMF
+from dslgraph.sparse import SparseEmbedding, SparseLinear
 from dslgraph.sparse.dsl import DynamicSparseLearning
 
 NUM_USERS, NUM_ITEMS = 30, 40  # the small_data fixture
@@ -111,6 +112,40 @@ def test_trains_under_dsl_with_fixed_budget(name, backend, small_data, device):
         dense, executed, ideal = (model.macs(graph, 16, c)[part] for c in ("dense", "executed", "ideal"))
         assert dense >= executed >= ideal > 0
         assert ideal < dense
+
+
+def dense_state(model) -> dict:
+    """``model``'s state with every genuinely sparse weight as a dense tensor (masks dropped)."""
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith(("values", "positions", "_mask"))}
+    for name, module in model.named_modules():
+        if isinstance(module, SparseLinear):
+            state[f"{name}.weight"] = module.weight.detach()
+        elif isinstance(module, SparseEmbedding) and not name.endswith("sparse_weight"):
+            state[f"{name}.weight"] = module.to_dense().detach()
+    return state
+
+
+@pytest.mark.parametrize("targets", ["default", "every weight"])
+@pytest.mark.parametrize("name", MODELS)
+def test_genuinely_sparse_model_scores_like_its_dense_twin(name, targets, small_data, device):
+    sparse = make(name, device)
+    chosen = sparse.dsl_targets if targets == "default" else [r".*weight"]  # tables' weights included
+    DynamicSparseLearning(sparse, 0.6, 10, targets=chosen)
+    if targets == "every weight":
+        assert any(isinstance(module, SparseLinear) for module in sparse.modules())
+    dense = make(name, device)
+    dense.load_state_dict(dense_state(sparse))
+    graph = sparse.input_graph(small_data).to(device)
+    sparse.eval(), dense.eval()
+    users = torch.tensor([0, 3, 7, 29], device=device)
+    items = torch.randint(NUM_ITEMS, (4, 6), generator=torch.Generator().manual_seed(3)).to(device)
+    for candidates in (None, items):
+        torch.testing.assert_close(
+            sparse.scorer(graph)(users, candidates),
+            dense.scorer(graph)(users, candidates),
+            atol=1e-5,
+            rtol=1e-5,
+        )
 
 
 @pytest.mark.parametrize("name", MODELS)
