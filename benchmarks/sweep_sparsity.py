@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--update-interval", type=int, default=100)
-    parser.add_argument("--sparsities", type=float, nargs="+", default=[0, 0.5, 0.8, 0.9, 0.95])
+    parser.add_argument("--sparsities", type=float, nargs="*", default=[0, 0.5, 0.8, 0.9, 0.95])
     parser.add_argument("--static", type=float, nargs="*", default=[0.8])
     parser.add_argument(
         "--same-budget",
@@ -181,6 +181,8 @@ def read_rows(path: Path) -> list[dict]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     for row in rows:
+        for key in COLUMNS:
+            row.setdefault(key, "")  # sweeps written before a column existed
         for key in ("sparsity", "recall@20", "hr@20", "ndcg@20"):
             row[key] = float(row[key]) if row.get(key) not in (None, "") else ""
     return rows
@@ -213,7 +215,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.axhline(dense[0], color="grey", lw=0.8, label="dense")
     ax.set_xlabel("sparsity of the sparsified tensors")
     ax.set_ylabel(f"{'Recall' if metric == 'recall@20' else 'HR'}@20 (test)")
-    ax.set_title(f"{rows[0]['model']} on {rows[0]['dataset']} ({rows[0]['protocol']} protocol)")
+    model, protocol = (next((r[key] for r in rows if r[key]), "") for key in ("model", "protocol"))
+    ax.set_title(f"{model} on {rows[0]['dataset']} ({protocol} protocol)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
