@@ -20,6 +20,7 @@ import csv
 import inspect
 import json
 import logging
+import re
 from pathlib import Path
 
 import matplotlib
@@ -162,7 +163,7 @@ def main() -> None:
             settings = validate(common | {"embedding_dim": max(1, round(full_dim * (1 - sparsity)))})
         else:
             settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
-        name = f"{mask}-s{sparsity}-{state}"
+        name = f"{re.sub('[^a-z]+', '-', mask)}-s{sparsity}-{state}"
         summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))
         if mask == SAME_BUDGET:  # a sparsity-s budget, spent on a dense table of the smaller width
