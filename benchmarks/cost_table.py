@@ -28,11 +28,12 @@ def row_for(path: Path) -> dict | None:
     if "dense_macs" not in summary:
         return None
     # runs of a sweep sit in <model>/runs/<run>/; older summaries do not record the model's name
-    folder = path.parts[-4] if path.parent.parent.name == "runs" else path.parent.name
+    in_sweep = path.parent.parent.name == "runs"
+    folder = path.parts[-4] if in_sweep else path.parent.name
     model = summary.get("settings", {}).get("model", folder)
     return {
         "model": model,
-        "run": path.parent.name,
+        "run": f"{folder}/{path.parent.name}" if in_sweep else path.parent.name,
         "sparsity": round(summary["sparsity"], 3),
         "train_macs_dense": int(summary["dense_macs"]["train_iteration"]),
         "train_macs_executed": int(summary["macs"]["train_iteration"]),

@@ -60,7 +60,8 @@ class _SparseLinear(torch.autograd.Function):
         weight, weight_t, order = table.csr_pair(values)
         ctx.save_for_backward(x)
         ctx.weight, ctx.weight_t, ctx.order = weight, weight_t, order
-        return torch.sparse.mm(weight, x.t()).t()
+        # a contiguous x.T: 3x faster on CPU at batch 500, density 0.5 (bench_sparse_linear.py shapes)
+        return torch.sparse.mm(weight, x.t().contiguous()).t()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
