@@ -112,6 +112,15 @@ class _Custom(nn.Module):
         return self.mlp(self.emb(index)).squeeze(-1)
 
 
+def _custom_steps(model, dsl, optimizer, steps):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(torch.randint(50, (16,))).pow(2).mean().backward()
+        optimizer.step()
+        dsl.step()
+        yield
+
+
 @pytest.mark.parametrize("distribution", ["uniform", "erk"])
 def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
     torch.manual_seed(0)
@@ -131,11 +140,7 @@ def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
     counts = dsl.active_counts()
     total = 50 * 8 + 8 * 16 + 16
     assert sum(counts.values()) == pytest.approx(0.4 * total, abs=3)
-    for _ in range(20):
-        optimizer.zero_grad()
-        model(torch.randint(50, (16,))).pow(2).mean().backward()
-        optimizer.step()
-        dsl.step()
+    for _ in _custom_steps(model, dsl, optimizer, 20):
         assert dsl.active_counts() == counts
         for name in ("mlp.0.weight", "mlp.2.weight"):
             param = model.get_parameter(name)
@@ -157,11 +162,7 @@ def test_sparse_backend_makes_linear_weights_genuinely_sparse(bias_first):
     dsl.attach(optimizer)
     counts = dsl.active_counts()
     masks = []
-    for _ in range(20):
-        optimizer.zero_grad()
-        model(torch.randint(50, (16,))).pow(2).mean().backward()
-        optimizer.step()
-        dsl.step()
+    for _ in _custom_steps(model, dsl, optimizer, 20):
         assert dsl.active_counts() == counts
         assert bool((layer.bias[~layer.bias_mask] == 0).all())
         masks.append(layer.sparse_weight.positions.clone())
