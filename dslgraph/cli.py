@@ -139,6 +139,7 @@ def build_model(
         growth=settings["growth"],
         optimizer_state=settings["optimizer_state"],
         distribution=settings["distribution"],
+        mask_init=settings["mask_init"],
         backend=settings["backend"],
         seed=settings["seed"],
     )

@@ -25,7 +25,7 @@ from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
 from dslgraph.nn import MODELS
 from dslgraph.nn.ultragcn import PRESETS as ULTRAGCN_PRESETS
-from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, OPTIMIZER_STATE
+from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, MASK_INITS, OPTIMIZER_STATE
 from dslgraph.sparse.schedules import SCHEDULES
 from dslgraph.sparse.table import INITS
 
@@ -117,6 +117,7 @@ FIELDS: dict[str, Field] = {
     "growth": Field(str, "gradient", choices=GROWTH),
     "optimizer_state": Field(str, "reset", choices=OPTIMIZER_STATE),
     "distribution": Field(str, "uniform", choices=DISTRIBUTIONS),
+    "mask_init": Field(str, "random", choices=MASK_INITS),
     "backend": Field(str, "sparse", choices=BACKENDS),
     "static_mask": Field(bool, False),
 }

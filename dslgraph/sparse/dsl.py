@@ -10,7 +10,13 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.embedding import SparseEmbedding, active_count, check_density
+from dslgraph.sparse.embedding import (
+    MASK_INITS,
+    SparseEmbedding,
+    active_count,
+    check_density,
+    initial_positions,
+)
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
 from dslgraph.sparse.table import EmbeddingTable
@@ -101,14 +107,17 @@ class _MaskedTarget(_Target):
     optimizer step, so inactive weights are exactly zero whenever the model runs.
     """
 
-    def __init__(self, name: str, module: nn.Module, attr: str, density: float, generator) -> None:
+    def __init__(
+        self, name: str, module: nn.Module, attr: str, density: float, generator, mask_init: str = "random"
+    ) -> None:
         self.name, self.module, self.attr = name, module, attr
         param = getattr(module, attr)
         self.numel = param.numel()
         mask_name = f"{attr}_mask"
         if not hasattr(module, mask_name):
             flat = torch.zeros(self.numel, dtype=torch.bool)
-            flat[torch.randperm(self.numel, generator=generator)[: active_count(self.numel, density)]] = True
+            shape = tuple(param.shape) if param.dim() == 2 else (1, self.numel)
+            flat[initial_positions(shape, active_count(self.numel, density), mask_init, generator)] = True
             module.register_buffer(mask_name, flat.view_as(param).to(param.device))
         self.mask_name = mask_name
         self.apply_mask()
@@ -204,6 +213,10 @@ class DynamicSparseLearning:
             (RigL); ``"keep"`` never touches it (the DSL authors' code). (default: :obj:`"reset"`)
         distribution (str, optional): ``"uniform"`` density per tensor or ``"erk"``
             (Erdős-Rényi-kernel budgets, same total). (default: :obj:`"uniform"`)
+        mask_init (str, optional): Initial mask of embedding tables: ``"random"`` entries (the
+            DSL authors') or ``"aligned"`` (every row's first columns, so that users and items share
+            their active columns; see :func:`~dslgraph.sparse.embedding.initial_positions`). Other
+            targets always start random. (default: :obj:`"random"`)
         backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables and linear
             weights. (default: :obj:`"sparse"`)
         chunk_rows (int, optional): Rows of dense gradient materialised at once during growth.
@@ -225,6 +238,7 @@ class DynamicSparseLearning:
         growth: str = "gradient",
         optimizer_state: str = "reset",
         distribution: str = "uniform",
+        mask_init: str = "random",
         backend: str = "sparse",
         chunk_rows: int = 4096,
         seed: int = 0,
@@ -234,6 +248,7 @@ class DynamicSparseLearning:
         _check_choice("growth", growth, GROWTH)
         _check_choice("optimizer_state", optimizer_state, OPTIMIZER_STATE)
         _check_choice("distribution", distribution, DISTRIBUTIONS)
+        _check_choice("mask_init", mask_init, MASK_INITS)
         _check_choice("backend", backend, BACKENDS)
         if update_interval < 1:
             raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
@@ -257,6 +272,7 @@ class DynamicSparseLearning:
         self.growth = growth
         self.optimizer_state = optimizer_state
         self.backend = backend
+        self.mask_init = mask_init
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -284,10 +300,12 @@ class DynamicSparseLearning:
         replace = self._replaces_module(name, obj)
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             if replace:
-                table = SparseEmbedding.from_dense(obj.weight.detach(), density, generator=self.generator)
+                table = SparseEmbedding.from_dense(
+                    obj.weight.detach(), density, self.generator, self.mask_init
+                )
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)
-            return _MaskedTarget(name, obj, "weight", density, self.generator)
+            return _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init)
         module_name, _, attr = name.rpartition(".")
         module = self.model.get_submodule(module_name)
         if replace:

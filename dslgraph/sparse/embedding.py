@@ -103,6 +103,8 @@ class SparseEmbedding(EmbeddingTable):
             masked. (default: :obj:`"normal"`)
         std (float, optional): Std of the normal init. (default: :obj:`0.1`)
         generator (torch.Generator, optional): Source of the random mask.
+        mask_init (str, optional): ``"random"`` (uniformly random entries, DSL's) or ``"aligned"``
+            (each row's first columns; see :func:`initial_positions`). (default: :obj:`"random"`)
     """
 
     def __init__(
@@ -113,13 +115,17 @@ class SparseEmbedding(EmbeddingTable):
         init: str = "normal",
         std: float = 0.1,
         generator: torch.Generator | None = None,
+        mask_init: str = "random",
     ) -> None:
         super().__init__()
         check_density(density)
+        if mask_init not in MASK_INITS:
+            raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init
         self.std = std
+        self.mask_init = mask_init
         nnz = active_count(num_embeddings * embedding_dim, density)
         self.values = nn.Parameter(torch.empty(nnz))
         self.register_buffer("positions", torch.empty(nnz, dtype=torch.long))
@@ -134,12 +140,16 @@ class SparseEmbedding(EmbeddingTable):
 
     @classmethod
     def from_dense(
-        cls, weight: Tensor, density: float | None = None, generator: torch.Generator | None = None
+        cls,
+        weight: Tensor,
+        density: float | None = None,
+        generator: torch.Generator | None = None,
+        mask_init: str = "random",
     ) -> SparseEmbedding:
         """A sparse table from a dense ``[N, d]`` tensor.
 
-        With ``density`` it keeps a uniformly random fraction of the entries (DSL's initial mask);
-        without, it keeps exactly the non-zero entries.
+        With ``density`` it keeps that fraction of the entries, chosen as ``mask_init`` says (DSL's
+        initial mask); without, it keeps exactly the non-zero entries.
         """
         if weight.dim() != 2:
             raise ValueError(f"weight must be 2-D, got shape {tuple(weight.shape)}")
@@ -149,7 +159,7 @@ class SparseEmbedding(EmbeddingTable):
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
             return cls._from_entries(positions, flat[positions], *weight.shape).to(weight.device)
-        table = cls(weight.size(0), weight.size(1), density, generator=generator)
+        table = cls(weight.size(0), weight.size(1), density, generator=generator, mask_init=mask_init)
         with torch.no_grad():
             table.values.copy_(flat[table.positions])
         return table.to(weight.device)
@@ -191,9 +201,9 @@ class SparseEmbedding(EmbeddingTable):
         )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draws a uniformly random mask at the table's density and initial values for it."""
-        numel = self.num_embeddings * self.embedding_dim
-        positions = torch.randperm(numel, generator=generator)[: self.values.numel()].sort().values
+        """Draws a mask at the table's density (as :attr:`mask_init` says) and initial values for it."""
+        shape = (self.num_embeddings, self.embedding_dim)
+        positions = initial_positions(shape, self.values.numel(), self.mask_init, generator)
         dense = init_table_(torch.empty(self.num_embeddings, self.embedding_dim), self.init, self.std)
         with torch.no_grad():
             self.positions.copy_(positions)
@@ -366,6 +376,32 @@ def _csr_from_pairs(row: Tensor, col: Tensor, value: Tensor, shape: tuple[int, i
 def _index_dtype(largest_index: int, entries: int) -> torch.dtype:
     """int32 CSR indices halve the plan's index memory wherever they fit."""
     return torch.int32 if max(largest_index, entries) < 2**31 else torch.long
+
+
+MASK_INITS = ("random", "aligned")
+
+
+def initial_positions(
+    shape: tuple[int, int], nnz: int, mask_init: str, generator: torch.Generator | None = None
+) -> Tensor:
+    """Sorted flat positions of ``nnz`` active entries of a ``[rows, cols]`` table.
+
+    ``"random"``: uniformly random entries (DSL's initial mask). ``"aligned"``: every row active on
+    its first ``nnz // rows`` columns, one more column for ``nnz % rows`` random rows — a dense table
+    of that width to start from, where any user's and item's active columns overlap fully, while a
+    random mask at density δ gives them only ``δ² · cols`` shared columns on average. (Gradient
+    growth cannot open a column that is zero in every row, so DSL then reallocates entries between
+    rows within those columns.)
+    """
+    rows, cols = shape
+    if mask_init == "random":
+        return torch.randperm(rows * cols, generator=generator)[:nnz].sort().values
+    if mask_init != "aligned":
+        raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
+    width = torch.full((rows,), nnz // rows)
+    width[torch.randperm(rows, generator=generator)[: nnz - int(width.sum())]] += 1
+    row = torch.repeat_interleave(torch.arange(rows), width)
+    return row * cols + torch.arange(nnz) - (width.cumsum(0) - width)[row]
 
 
 def check_density(density: float) -> None:

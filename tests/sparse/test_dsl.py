@@ -171,6 +171,26 @@ def test_sparse_backend_makes_linear_weights_genuinely_sparse(bias_first):
     assert all(s.numel() == 64 for s in optimizer.state[layer.sparse_weight.values].values() if s.dim())
 
 
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_aligned_mask_init_gives_every_row_its_first_columns(small_data, backend):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(
+        model, 0.7, total_steps=10, mask_init="aligned", backend=backend, update_interval=3
+    )
+    if backend == "sparse":
+        positions = model.embedding.positions
+    else:
+        positions = model.embedding.weight_mask.view(-1).nonzero().squeeze(1)
+    rows, cols = positions // 8, positions % 8
+    width = torch.bincount(rows, minlength=70)
+    assert int(width.sum()) == round(70 * 8 * 0.3) and set(width.tolist()) == {2, 3}
+    assert torch.equal(cols, torch.cat([torch.arange(int(w)) for w in width]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
+        assert dsl.active_counts() == {"embedding": 168}
+
+
 def test_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match="density must be in"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 1.0, total_steps=10)
@@ -178,6 +198,8 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, update_interval=0)
     with pytest.raises(ValueError, match="matches no parameter"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["decoder.weight"])
+    with pytest.raises(ValueError, match="mask_init must be one of"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, mask_init="diagonal")
     with pytest.raises(ValueError, match="schedule must be one of"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, schedule="step")
     with pytest.raises(ValueError, match="momentum"):
