@@ -1,17 +1,19 @@
 """Trains with one experimental DSL variant that dslgraph does not offer as an option, to test an
 idea about why sparse tables trail a dense one (docs/results.md §2, "what does not close the gap").
 
-    python benchmarks/dsl_variants.py aligned-mask train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py row-balanced train --dataset lastfm --sparsity 0.8 ...
+    python benchmarks/dsl_variants.py prefix train --dataset lastfm --sparsity 0.8 ...
 
 Everything after the variant name is a ``dslgraph`` command line. Variants:
 
-* ``aligned-mask``: the initial mask keeps the first ``k`` columns of every row (``k`` = the row
-  budget, the remainder spread over random rows) instead of uniformly random entries, so that at the
-  start the sparse table is a dense table of width ``k`` (with ``--static-mask``: exactly that).
 * ``row-balanced``: every prune-and-grow keeps each row's count of active entries: it prunes
   ``ceil(rho_t x count)`` smallest entries of each row and grows as many in the same row by largest
   dense gradient (embedding tables only).
+* ``prefix``: every row is active on a prefix of its columns (widths drawn from an exponential law
+  with the table's mean width), and prune-and-grow keeps it so: rows lose their tails and grow the
+  columns right after their end, so users and items always share their first columns.
+
+(The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
 
 from __future__ import annotations
@@ -25,20 +27,6 @@ from dslgraph.cli import main
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
 from dslgraph.sparse.schedules import update_fraction
 from dslgraph.sparse.table import init_table_
-
-
-def aligned_reset(table: SparseEmbedding, generator: torch.Generator | None = None) -> None:
-    n, d, nnz = table.num_embeddings, table.embedding_dim, table.nnz
-    counts = torch.full((n,), nnz // n)
-    counts[torch.randperm(n, generator=generator)[: nnz - int(counts.sum())]] += 1
-    rows = torch.repeat_interleave(torch.arange(n), counts)
-    cols = torch.arange(nnz) - (counts.cumsum(0) - counts)[rows]
-    positions = rows * d + cols
-    dense = init_table_(torch.empty(n, d), table.init, table.std)
-    with torch.no_grad():
-        table.positions.copy_(positions)
-        table.values.copy_(dense.view(-1)[positions])
-    table.positions_changed()
 
 
 @torch.no_grad()
@@ -74,8 +62,71 @@ def row_balanced_update(dsl: DynamicSparseLearning) -> dict:
     return record
 
 
+def prefix_reset(table: SparseEmbedding, generator: torch.Generator | None = None) -> None:
+    """Each row active on its first ``w_r`` columns, widths drawn from an exponential law with the
+    table's mean width (clipped to [1, d]), so that a few rows are full width and no column is dead."""
+    n, d, nnz = table.num_embeddings, table.embedding_dim, table.nnz
+    draw = torch.empty(n).exponential_(generator=generator)
+    widths = (draw * nnz / draw.sum()).round().long().clamp(1, d)
+    while int(widths.sum()) != nnz:  # fix the rounding: add or remove one column at a time
+        gap = nnz - int(widths.sum())
+        room = widths < d if gap > 0 else widths > 1
+        pick = room.nonzero().squeeze(1)[torch.randperm(int(room.sum()), generator=generator)[: abs(gap)]]
+        widths[pick] += 1 if gap > 0 else -1
+    rows = torch.repeat_interleave(torch.arange(n), widths)
+    positions = rows * d + torch.arange(nnz) - (widths.cumsum(0) - widths)[rows]
+    dense = init_table_(torch.empty(n, d), table.init, table.std)
+    with torch.no_grad():
+        table.positions.copy_(positions)
+        table.values.copy_(dense.view(-1)[positions])
+    table.positions_changed()
+
+
+@torch.no_grad()
+def prefix_update(dsl: DynamicSparseLearning) -> dict:
+    """Prune-and-grow that keeps every row a prefix of columns: prune row tails (a tail entry's score
+    is the largest magnitude from it to the row's end), grow the columns right after a row's end (a
+    column's score is the smallest gradient from the row's end to it)."""
+    horizon = dsl.t_end if dsl.t_end is not None else dsl.total_steps
+    rho = update_fraction(dsl.schedule, dsl.iteration, horizon, dsl.rho0, dsl.rho_min)
+    record = {"iteration": dsl.iteration, "rho": rho, "changed": {}}
+    for target in dsl.targets:
+        table = target.table
+        n_rows, d = table.num_embeddings, table.embedding_dim
+        n = math.ceil(rho * table.nnz)
+        cols = torch.arange(d, dtype=torch.float64)
+        tie = 1e-9 * cols  # among equal scores, the farther column goes first / comes last
+        magnitude = torch.full((n_rows * d,), -math.inf, dtype=torch.float64)
+        magnitude[table.positions] = table.values.detach().abs().double()
+        tail_max = magnitude.view(n_rows, d).flip(1).cummax(1).values.flip(1) - tie
+        score = tail_max.view(-1)[table.positions]
+        pruned = score.topk(n, largest=False).indices
+        width = torch.bincount(table.positions // d, minlength=n_rows)
+        width -= torch.bincount(table.positions[pruned] // d, minlength=n_rows)
+        best_score, best_pos = torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.long)
+        for start, block in table.dense_grad_chunks(dsl.chunk_rows):
+            r = block.size(0)
+            inside = cols.unsqueeze(0) < width[start : start + r].unsqueeze(1)
+            run_min = block.abs().double().masked_fill(inside, math.inf).cummin(1).values - tie
+            run_min = run_min.masked_fill(inside, -math.inf).view(-1)
+            top = run_min.topk(min(n, run_min.numel()))
+            best_score = torch.cat([best_score, top.values])
+            best_pos = torch.cat([best_pos, top.indices + start * d])
+            keep = best_score.topk(min(n, best_score.numel())).indices
+            best_score, best_pos = best_score[keep], best_pos[keep]
+        target.replace(pruned, best_pos, dsl.optimizer, dsl.optimizer_state == "reset")
+        record["changed"][target.name] = n
+    dsl.updates.append(record)
+    return record
+
+
+def use_prefix() -> None:
+    SparseEmbedding.reset_parameters = prefix_reset
+    DynamicSparseLearning.update = prefix_update
+
+
 VARIANTS = {
-    "aligned-mask": lambda: setattr(SparseEmbedding, "reset_parameters", aligned_reset),
+    "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
 }
 
