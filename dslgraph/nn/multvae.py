@@ -86,7 +86,10 @@ class MultVAE(Recommender):
 
     def reset_parameters(self) -> None:
         for layer in self._linears():
-            nn.init.xavier_uniform_(layer.weight)
+            if isinstance(layer, SparseLinear):
+                layer.reset_parameters()  # Xavier-uniform values on a new mask
+            else:
+                nn.init.xavier_uniform_(layer.weight)
             nn.init.normal_(layer.bias, std=0.001)
         self.anneal_step.zero_()
 

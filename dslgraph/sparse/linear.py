@@ -63,6 +63,12 @@ class SparseLinear(nn.Module):
         layer.bias = linear.bias
         return layer
 
+    def reset_parameters(self) -> None:
+        """A new random mask with Xavier-uniform values, and a zero bias."""
+        self.sparse_weight.reset_parameters()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
     @property
     def nnz(self) -> int:
         return self.sparse_weight.nnz

@@ -148,6 +148,19 @@ def test_genuinely_sparse_model_scores_like_its_dense_twin(name, targets, small_
         )
 
 
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_reset_parameters_after_dsl_keeps_the_budget(name):
+    model = make(name)
+    dsl = DynamicSparseLearning(model, 0.5, 10, targets=[r".*weight"])
+    counts = dsl.active_counts()
+    layers = [layer for layer in model.modules() if isinstance(layer, SparseLinear)]
+    before = [layer.sparse_weight.values.detach().clone() for layer in layers]
+    model.reset_parameters()
+    after = [layer.sparse_weight.values for layer in layers]
+    assert dsl.active_counts() == counts and len(after) == len(before) > 0
+    assert all(not torch.equal(b, a) and a.abs().sum() > 0 for b, a in zip(before, after))
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_macs_of_a_dense_model_agree(name, small_data):
     model = make(name)
