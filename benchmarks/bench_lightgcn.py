@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import base_parser, machine, parse, sync, write_csv
+from common import base_parser, endless, machine, parse, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
@@ -27,7 +27,7 @@ from dslgraph.nn import LightGCN
 
 def time_iterations(step, batches, device, warmup: int, iterations: int) -> float:
     """Mean seconds per training iteration."""
-    it = iter(batches)
+    it = endless(batches)
     for _ in range(warmup):
         step(*next(it))
     sync(device)
@@ -153,7 +153,7 @@ def main() -> None:
             }
         )
         print(rows[-1], flush=True)
-    write_csv(rows, args.output)
+        write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured
 
 
 if __name__ == "__main__":

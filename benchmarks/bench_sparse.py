@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import base_parser, machine, parse, sync, write_csv
+from common import base_parser, endless, machine, parse, sync, write_csv
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.nn import LightGCN
@@ -42,7 +42,7 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if dsl is not None:
         dsl.attach(optimizer)
-    it = iter(batches)
+    it = endless(batches)
 
     def step():
         users, pos, neg = next(it)
@@ -94,11 +94,12 @@ def main() -> None:
     adj = propagation_graph(data).to(device)
     rows = [measure(data, adj, device, 0.0, "dense", args)]
     print(rows[-1], flush=True)
+    write_csv(rows, args.output)
     for sparsity in args.sparsities:
         for backend in ("sparse", "masked"):
             rows.append(measure(data, adj, device, sparsity, backend, args))
             print(rows[-1], flush=True)
-    write_csv(rows, args.output)
+            write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured
 
 
 if __name__ == "__main__":

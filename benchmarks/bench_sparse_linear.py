@@ -73,7 +73,7 @@ def main() -> None:
                 }
             )
             print(rows[-1])
-    write_csv(rows, args.output)
+            write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured
 
 
 if __name__ == "__main__":

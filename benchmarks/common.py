@@ -26,6 +26,12 @@ def machine(device: torch.device) -> dict[str, object]:
     return {"device": str(device), "hardware": name, "threads": torch.get_num_threads()}
 
 
+def endless(batches):
+    """The batches of epoch after epoch, for timing more iterations than one epoch has."""
+    while True:
+        yield from batches
+
+
 def write_csv(rows: list[dict], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
