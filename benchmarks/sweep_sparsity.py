@@ -11,6 +11,10 @@ under the leave-one-out protocol, against sparsity).
         --sparsities 0 0.5 0.8 0.9 0.95 --static 0.8 --out docs/results/lastfm
     python benchmarks/sweep_sparsity.py --model neumf --dataset ml-1m-lcf --epochs 20 \
         --update-interval 2000 --sparsities 0 0.5 0.8 --static --out docs/results/ml-1m/neumf
+
+``--collect RUN ...`` tabulates and plots runs that ``dslgraph train`` made one by one instead (in parallel,
+resumed, on a GPU): each RUN folder's ``metrics.json`` says its settings; a dense run narrower than the widest
+one counts as the same-budget baseline of sparsity ``1 - width / widest``.
 """
 
 from __future__ import annotations
@@ -124,6 +128,13 @@ def main() -> None:
         metavar="DIR",
         help="only merge the sweep.csv of these folders into --out (tables and plot)",
     )
+    parser.add_argument(
+        "--collect",
+        nargs="*",
+        default=[],
+        metavar="RUN",
+        help="only tabulate and plot these finished dslgraph train output folders into --out",
+    )
     parser.add_argument("--out", default="docs/results/lastfm")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -131,6 +142,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.merge:
         rows = [row for folder in args.merge for row in read_rows(Path(folder) / "sweep.csv")]
+        write_tables(rows, out)
+        plot(rows, out / "quality_vs_sparsity.png")
+        return
+    if args.collect:
+        rows = collect([Path(run) for run in args.collect])
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
@@ -171,6 +187,30 @@ def main() -> None:
         logging.info("%s: %s", name, json.dumps(rows[-1]))
         write_tables(rows, out)
     plot(rows, out / "quality_vs_sparsity.png")
+
+
+def collect(runs: list[Path]) -> list[dict]:
+    """The rows of finished runs, told apart by their recorded settings."""
+    summaries = [json.loads((run / "metrics.json").read_text()) for run in runs]
+
+    def width(summary: dict) -> int:
+        return summary["settings"]["embedding_dim"] or default_dim(summary["settings"]["model"])
+
+    widest = max(width(summary) for summary in summaries)
+    rows = []
+    for summary in summaries:
+        settings = summary["settings"]
+        if settings["sparsity"]:
+            rows.append(row_for(summary, settings, "static" if settings["static_mask"] else "dynamic"))
+        elif width(summary) == widest:
+            rows.append(row_for(summary, settings, "dense"))
+        else:
+            budget = {
+                "sparsity": round(1 - width(summary) / widest, 2),
+                "bytes_ratio": round(width(summary) / widest, 3),
+            }
+            rows.append(row_for(summary, settings, SAME_BUDGET) | budget)
+    return rows
 
 
 def default_dim(model: str) -> int:
