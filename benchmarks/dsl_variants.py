@@ -25,14 +25,13 @@ import torch
 
 from dslgraph.cli import main
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
-from dslgraph.sparse.schedules import update_fraction
+from dslgraph.sparse.embedding import prefix_positions
 from dslgraph.sparse.table import init_table_
 
 
 @torch.no_grad()
 def row_balanced_update(dsl: DynamicSparseLearning) -> dict:
-    horizon = dsl.t_end if dsl.t_end is not None else dsl.total_steps
-    rho = update_fraction(dsl.schedule, dsl.iteration, horizon, dsl.rho0, dsl.rho_min)
+    rho = dsl.update_fraction()
     record = {"iteration": dsl.iteration, "rho": rho, "changed": {}}
     for target in dsl.targets:
         table = target.table  # embedding tables only
@@ -73,8 +72,7 @@ def prefix_reset(table: SparseEmbedding, generator: torch.Generator | None = Non
         room = widths < d if gap > 0 else widths > 1
         pick = room.nonzero().squeeze(1)[torch.randperm(int(room.sum()), generator=generator)[: abs(gap)]]
         widths[pick] += 1 if gap > 0 else -1
-    rows = torch.repeat_interleave(torch.arange(n), widths)
-    positions = rows * d + torch.arange(nnz) - (widths.cumsum(0) - widths)[rows]
+    positions = prefix_positions(widths, d)
     dense = init_table_(torch.empty(n, d), table.init, table.std)
     with torch.no_grad():
         table.positions.copy_(positions)
@@ -87,8 +85,7 @@ def prefix_update(dsl: DynamicSparseLearning) -> dict:
     """Prune-and-grow that keeps every row a prefix of columns: prune row tails (a tail entry's score
     is the largest magnitude from it to the row's end), grow the columns right after a row's end (a
     column's score is the smallest gradient from the row's end to it)."""
-    horizon = dsl.t_end if dsl.t_end is not None else dsl.total_steps
-    rho = update_fraction(dsl.schedule, dsl.iteration, horizon, dsl.rho0, dsl.rho_min)
+    rho = dsl.update_fraction()
     record = {"iteration": dsl.iteration, "rho": rho, "changed": {}}
     for target in dsl.targets:
         table = target.table

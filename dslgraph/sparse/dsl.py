@@ -340,11 +340,15 @@ class DynamicSparseLearning:
             self.update()
         self._set_probe()
 
+    def update_fraction(self) -> float:
+        """ρ_t, the fraction of each tensor's active entries that an update at this iteration moves."""
+        horizon = self.t_end if self.t_end is not None else self.total_steps
+        return update_fraction(self.schedule, self.iteration, horizon, self.rho0, self.rho_min)
+
     @torch.no_grad()
     def update(self) -> dict:
         """One prune-and-grow round at the current iteration; returns what it did."""
-        horizon = self.t_end if self.t_end is not None else self.total_steps
-        rho = update_fraction(self.schedule, self.iteration, horizon, self.rho0, self.rho_min)
+        rho = self.update_fraction()
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:
             active = target.active_positions()

@@ -119,8 +119,6 @@ class SparseEmbedding(EmbeddingTable):
     ) -> None:
         super().__init__()
         check_density(density)
-        if mask_init not in MASK_INITS:
-            raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init
@@ -403,8 +401,14 @@ def initial_positions(
         raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
     width = torch.full((rows,), nnz // rows)
     width[torch.randperm(rows, generator=generator)[: nnz - int(width.sum())]] += 1
-    row = torch.repeat_interleave(torch.arange(rows), width)
-    return row * cols + torch.arange(nnz) - (width.cumsum(0) - width)[row]
+    return prefix_positions(width, cols)
+
+
+def prefix_positions(width: Tensor, cols: int) -> Tensor:
+    """Sorted flat positions of a ``[len(width), cols]`` table whose row ``r`` is active on its first
+    ``width[r]`` columns."""
+    row = torch.repeat_interleave(torch.arange(width.numel()), width)
+    return row * cols + torch.arange(row.numel()) - (width.cumsum(0) - width)[row]
 
 
 def check_density(density: float) -> None:
