@@ -213,9 +213,11 @@ class Trainer:
     def _record_evaluation(self, loss: float) -> bool:
         """Evaluates, saves checkpoints and returns whether early stopping triggers."""
         entry: dict[str, Any] = {"epoch": self.epoch, "loss": loss, "seconds": round(self.train_seconds, 2)}
+        started = time.perf_counter()
         if self.val_index is not None:
             entry["validation"] = self.evaluate("validation")
         entry["test"] = self.evaluate("test")
+        entry["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.history.append(entry)
         value = entry[self.selection].get(self.config.monitor)
         if value is None:

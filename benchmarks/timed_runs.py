@@ -1,0 +1,173 @@
+"""Several ``dslgraph train`` runs side by side on one machine, each given the epochs that fit a time budget.
+
+A GPU lent for a few minutes is best used by training several small models at once: one LightGCN or
+UltraGCN process leaves most of an H100 idle (its kernels are small and launched one by one), so runs that
+share the card finish together in little more than the time of one. How many epochs fit is not known in
+advance, and a cosine learning-rate (and DSL ρ) schedule cut short by a time limit has not decayed, so this
+script first runs every setting for ``--probe-epochs`` epochs side by side, reads from each ``metrics.json``
+the seconds per epoch and per evaluation under that same load, and only then starts the real runs with a
+whole schedule that fits what is left of ``--budget``. Runs in one GROUP get the same number of epochs (a
+sparsity sweep must compare at equal epochs); a run alone in its group gets all its time allows.
+
+    python benchmarks/timed_runs.py --budget 300 --out runs/gpu \\
+        --run dense sweep "--dataset gowalla --root data --batch-size 16384 --lr 0.01 --lr-schedule cosine" \\
+        --run dsl80 sweep "--dataset gowalla --root data --batch-size 16384 --lr 0.01 --lr-schedule cosine \\
+            --sparsity 0.8" \\
+        --run ultragcn alone "--dataset gowalla --root data --model ultragcn"
+
+Writes ``OUT/NAME/`` (each run's ``dslgraph train`` output), ``OUT/NAME.log`` and ``OUT/timing.json`` (the
+probe's measurements and the epochs chosen). A run still going at the end of the budget is stopped; its
+``metrics.json`` then holds its evaluations so far. Tabulate a sweep with ``sweep_sparsity.py --collect``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("timed_runs")
+EVALUATIONS = 10  # per real run, besides the one at its last epoch
+
+
+@dataclass
+class Run:
+    name: str
+    group: str
+    flags: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    wall: float = 0.0
+
+    def start(self, out: Path, epochs: int, eval_every: int, max_seconds: float = 0.0) -> None:
+        command = [sys.executable, "-m", "dslgraph", "train", *self.flags, "--no-progress"]
+        command += ["--epochs", str(epochs), "--eval-every", str(eval_every)]
+        command += ["--output", str(out / self.name)]
+        command += ["--max-seconds", f"{max_seconds:.0f}"] if max_seconds else []
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / f"{self.name}.log", "w") as log_file:
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        self.started = time.monotonic()
+
+    def poll(self) -> bool:
+        """Whether the run has ended; records its wall-clock seconds when it has."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        self.wall = self.wall or time.monotonic() - self.started
+        return True
+
+    def stop(self) -> None:
+        if not self.poll():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.poll()
+
+
+def wait(runs: list[Run], deadline: float) -> None:
+    """Waits for every run, stopping those still going at ``deadline`` (a ``time.monotonic`` value)."""
+    while not all(run.poll() for run in runs) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    for run in runs:
+        if not run.poll():
+            log.warning("%s: stopped at the end of the budget", run.name)
+            run.stop()
+
+
+def costs(run: Run, out: Path) -> dict | None:
+    """Seconds per epoch (the last, past warm-up), per evaluation and outside both (start-up,
+    checkpoints) of a probe run evaluated after every epoch."""
+    path = out / run.name / "metrics.json"
+    if run.process.returncode != 0 or not path.exists():
+        log.error("%s: probe failed (exit %s); see its log", run.name, run.process.returncode)
+        return None
+    summary = json.loads(path.read_text())
+    history = summary["history"]
+    evals = [entry["eval_seconds"] for entry in history]
+    train = summary["train_seconds"]
+    steady = history[-1]["seconds"] - history[-2]["seconds"] if len(history) > 1 else train  # no warm-up
+    return {
+        "epoch_seconds": steady,
+        "eval_seconds": sum(evals) / len(evals),
+        "other_seconds": max(0.0, run.wall - train - sum(evals)),
+    }
+
+
+def epochs_that_fit(cost: dict, seconds: float) -> int:
+    """Epochs whose training and ``EVALUATIONS + 1`` evaluations fit ``seconds`` after start-up."""
+    spare = seconds - cost["other_seconds"] - (EVALUATIONS + 1) * cost["eval_seconds"]
+    return max(0, math.floor(spare / cost["epoch_seconds"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("NAME", "GROUP", "FLAGS"),
+        help="a dslgraph train setting (FLAGS without --epochs/--eval-every/--output)",
+    )
+    parser.add_argument("--budget", type=float, required=True, help="seconds for the probe and the runs")
+    parser.add_argument("--probe-epochs", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=1000, help="no run gets more epochs than this")
+    parser.add_argument("--margin", type=float, default=0.1, help="fraction of the time left kept in reserve")
+    parser.add_argument("--out", default="runs/timed")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    deadline = time.monotonic() + args.budget
+    out = Path(args.out)
+    runs = [Run(name, group, shlex.split(flags)) for name, group, flags in args.run]
+    if len({run.name for run in runs}) < len(runs):
+        parser.error("--run NAMEs must differ")
+    for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):
+        if any(flag in run.flags for run in runs):
+            parser.error(f"{flag} is set by this script; leave it out of FLAGS")
+
+    for run in runs:
+        run.start(out / "probe", args.probe_epochs, eval_every=1)
+    wait(runs, deadline)
+    probed = {run.name: costs(run, out / "probe") for run in runs}
+    left = (deadline - time.monotonic()) * (1 - args.margin)
+    log.info("probe done; %.0fs left for the runs: %s", left, json.dumps(probed))
+
+    fits = {run.name: epochs_that_fit(probed[run.name], left) for run in runs if probed[run.name]}
+    plan = {}
+    for run in runs:
+        group = [fits[other.name] for other in runs if other.group == run.group and other.name in fits]
+        epochs = min([*group, args.max_epochs]) if run.name in fits else 0
+        eval_every = max(1, epochs // EVALUATIONS)
+        plan[run.name] = {"epochs": epochs - epochs % eval_every, "eval_every": eval_every}
+    for run in runs:
+        run.process = None
+        if plan[run.name]["epochs"] > 0:
+            # a guard on training seconds in case the load grows: the evaluations and start-up come on top
+            cost = probed[run.name]
+            guard = left - cost["other_seconds"] - (EVALUATIONS + 1) * cost["eval_seconds"]
+            run.start(out, **plan[run.name], max_seconds=max(1.0, guard))
+            log.info("%s: %s", run.name, plan[run.name])
+        else:
+            log.warning("%s: no epoch fits the budget; not run", run.name)
+    started = [run for run in runs if run.process is not None]
+    wait(started, deadline)
+    for run in started:
+        plan[run.name] |= {"exit": run.process.returncode, "wall_seconds": round(run.wall, 1)}
+    timing = {"budget": args.budget, "probe": probed, "plan": plan}
+    (out / "timing.json").write_text(json.dumps(timing, indent=1))
+    log.info("done: %s", json.dumps(plan))
+
+
+if __name__ == "__main__":
+    main()
