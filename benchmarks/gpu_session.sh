@@ -66,5 +66,5 @@ python benchmarks/timed_runs.py --budget $(($(left) - 15)) --out runs/gpu-sessio
     --run dense-d13 sweep "$lightgcn --embedding-dim 13" \
     --run dense-long long "$common $RECIPE --threads 2" \
     --run ultragcn ultragcn "$common --model ultragcn --threads 2" 2>&1 | grep -a timed_runs
-(cd runs/gpu-session && tar czf - timing.json ./*.log ./*/metrics.json) >"$OUT/runs.tar.gz"
+(cd runs/gpu-session && tar czf - timing.json ./*.log probe/*.log ./*/metrics.json) >"$OUT/runs.tar.gz"
 echo "== done in $((SECONDS - start))s"

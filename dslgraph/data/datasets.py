@@ -132,8 +132,9 @@ class RecommendationDataset(InMemoryDataset):
         return osp.join(self.root, self.name, "processed")
 
     def options(self) -> dict[str, float]:
-        """The options that change the processed data, encoded in the processed file name."""
-        return {"val": self.val_ratio, "seed": self.seed}
+        """The options that change the processed data, encoded in the processed file name (the seed
+        only where a random split uses it, so that runs of other seeds share a fixed split's file)."""
+        return {"val": self.val_ratio} | ({"seed": self.seed} if self.val_ratio > 0 else {})
 
     @property
     def processed_file_names(self) -> str:
@@ -173,7 +174,11 @@ class RecommendationDataset(InMemoryDataset):
                 log.info("%s: %d test %s have no training interaction", self.__class__.__name__, cold, kind)
         if self.pre_transform is not None:
             data = self.pre_transform(data)
-        self.save([data], self.processed_paths[0])
+        # written then renamed: runs started side by side may process the same files at once
+        path = self.processed_paths[0]
+        partial = osp.join(osp.dirname(path), f".{osp.basename(path)}.{os.getpid()}.tmp")
+        self.save([data], partial)
+        os.replace(partial, path)
 
 
 class LightGCNDataset(RecommendationDataset):
@@ -302,7 +307,7 @@ class HoldoutDataset(RecommendationDataset):
         super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload)
 
     def options(self) -> dict[str, float]:
-        return {"test": self.test_ratio, **super().options()}
+        return {"test": self.test_ratio, "val": self.val_ratio, "seed": self.seed}  # a random test split
 
     def read_interactions(self) -> tuple[Tensor, Tensor | None, int, int]:
         """Reads the raw files: the ``[2, E]`` interactions, their ``[E]`` times (or :obj:`None`) and the

@@ -65,7 +65,12 @@ def test_lightgcn_format(tmp_path, cls, newline):
     }
     assert pairs(data[EDGE].edge_index) == {(0, 1), (0, 2), (1, 0), (2, 3), (2, 1), (2, 0)}
     assert pairs(data[EDGE].edge_label_index) == {(0, 3), (1, 2), (1, 4), (3, 0), (4, 1)}
-    assert Path(dataset.processed_paths[0]) == tmp_path / cls.name / "processed" / "data_val0.0_seed0.pt"
+    processed = tmp_path / cls.name / "processed"
+    assert Path(dataset.processed_paths[0]) == processed / "data_val0.0.pt"  # a fixed split: no seed
+    assert cls(str(tmp_path), seed=7).processed_paths == dataset.processed_paths
+    seeded = cls(str(tmp_path), val_ratio=0.2, seed=7)
+    assert Path(seeded.processed_paths[0]) == processed / "data_val0.2_seed7.pt"
+    assert not list(processed.glob(".*.tmp"))  # written then renamed
 
 
 def test_validation_split_is_seeded_and_reprocessed(tmp_path):
@@ -84,7 +89,7 @@ def test_validation_split_is_seeded_and_reprocessed(tmp_path):
     assert torch.equal(again.val_edge_label_index, store.val_edge_label_index)
     assert not torch.equal(other.val_edge_label_index, store.val_edge_label_index)
     names = sorted(p.name for p in (tmp_path / "gowalla" / "processed").glob("data_*.pt"))
-    assert names == ["data_val0.0_seed0.pt", "data_val0.2_seed5.pt", "data_val0.2_seed6.pt"]
+    assert names == ["data_val0.0.pt", "data_val0.2_seed5.pt", "data_val0.2_seed6.pt"]
 
 
 def test_malformed_raw_file_names_file_and_line(tmp_path):
