@@ -7,14 +7,19 @@ propagation plan); one DSL prune-and-grow update (with the plan rebuild it cause
 and the amortised per-iteration cost at ``--update-interval`` is reported.
 
     python benchmarks/bench_sparse.py --dataset gowalla --root data --device cpu
+
+``--profile FILE`` also appends, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
+three iterations, most time first: where the backends' time goes.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from common import base_parser, endless, machine, parse, sync, write_csv
+from torch.profiler import ProfilerActivity, profile
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.nn import LightGCN
@@ -60,6 +65,8 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         step()
     sync(device)
     per_iter = (time.perf_counter() - start) / args.iterations
+    if args.profile:
+        write_profile(step, device, args.profile, f"sparsity {sparsity}, backend {backend}")
     update = 0.0
     if dsl is not None:
         sync(device)
@@ -82,6 +89,17 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     }
 
 
+def write_profile(step, device: torch.device, path: str, title: str) -> None:
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
+        for _ in range(3):
+            step()
+        sync(device)
+    table = prof.key_averages().table(sort_by=f"self_{device.type}_time_total", row_limit=30)
+    with Path(path).open("a") as f:
+        f.write(f"== {title}, 3 iterations\n{table}\n")
+
+
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/sparse_backends.csv")
     parser.add_argument("--batch-size", type=int, default=2048)
@@ -89,6 +107,7 @@ def main() -> None:
     parser.add_argument("--update-interval", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--profile", metavar="FILE", help="append each row's operator profile to FILE")
     args, device = parse(parser)
     data = load_dataset(args.dataset, args.root)
     adj = propagation_graph(data).to(device)

@@ -135,6 +135,13 @@ def main() -> None:
         metavar="RUN",
         help="only tabulate and plot these finished dslgraph train output folders into --out",
     )
+    parser.add_argument(
+        "--at-epoch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --collect: each run's evaluation at epoch N instead of its best (runs cut short)",
+    )
     parser.add_argument("--out", default="docs/results/lastfm")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -146,7 +153,7 @@ def main() -> None:
         plot(rows, out / "quality_vs_sparsity.png")
         return
     if args.collect:
-        rows = collect([Path(run) for run in args.collect])
+        rows = collect([Path(run) for run in args.collect], args.at_epoch)
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
@@ -189,9 +196,12 @@ def main() -> None:
     plot(rows, out / "quality_vs_sparsity.png")
 
 
-def collect(runs: list[Path]) -> list[dict]:
-    """The rows of finished runs, told apart by their recorded settings."""
+def collect(runs: list[Path], at_epoch: int | None = None) -> list[dict]:
+    """The rows of finished runs, told apart by their recorded settings; with ``at_epoch``, each run's
+    evaluation at that epoch stands for the run."""
     summaries = [json.loads((run / "metrics.json").read_text()) for run in runs]
+    if at_epoch is not None:
+        summaries = [at(summary, at_epoch, run) for summary, run in zip(summaries, runs)]
 
     def width(summary: dict) -> int:
         return summary["settings"]["embedding_dim"] or default_dim(summary["settings"]["model"])
@@ -211,6 +221,20 @@ def collect(runs: list[Path]) -> list[dict]:
             }
             rows.append(row_for(summary, settings, SAME_BUDGET) | budget)
     return rows
+
+
+def at(summary: dict, epoch: int, run: Path) -> dict:
+    """``summary`` as if training had stopped after its evaluation at ``epoch``."""
+    entry = next((entry for entry in summary["history"] if entry["epoch"] == epoch), None)
+    if entry is None:
+        evaluated = [entry["epoch"] for entry in summary["history"]]
+        raise SystemExit(f"{run}: no evaluation at epoch {epoch} (evaluated at {evaluated})")
+    return summary | {
+        "test": entry["test"],
+        "best_epoch": epoch,
+        "epochs": epoch,
+        "train_seconds": entry["seconds"],
+    }
 
 
 def default_dim(model: str) -> int:

@@ -1,0 +1,94 @@
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(folder: Path, history: list[tuple[int, float, float]], **settings) -> Path:
+    """A ``dslgraph train`` output folder with ``history`` as (epoch, train seconds, recall@20)."""
+    entries = [
+        {"epoch": e, "seconds": s, "eval_seconds": 0.5, "test": {"recall@20": r, "ndcg@20": r, "hr@20": r}}
+        for e, s, r in history
+    ]
+    best = max(entries, key=lambda entry: entry["test"]["recall@20"])
+    summary = {
+        "test": best["test"],
+        "best_epoch": best["epoch"],
+        "epochs": entries[-1]["epoch"],
+        "train_seconds": entries[-1]["seconds"],
+        "history": entries,
+        "settings": {
+            "model": "lightgcn",
+            "dataset": "gowalla",
+            "protocol": "full",
+            "embedding_dim": 64,
+            "sparsity": 0.0,
+            "static_mask": False,
+            "optimizer_state": "reset",
+        }
+        | settings,
+        "active_entries": {},
+        "parameter_bytes": 100,
+        "optimizer_state_bytes": 200,
+        "bytes_ratio": 1.0,
+        "macs": {"train_iteration": 10, "inference": 20},
+        "dense_macs": {"train_iteration": 10, "inference": 20},
+        "training_savings": 0.0,
+        "inference_savings": 0.0,
+        "naive_savings": 0.0,
+    }
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_timed_runs_plans_from_the_probe(tmp_path):
+    timed_runs = load("timed_runs")
+    run = timed_runs.Run("dense", "sweep", [])
+    write_run(tmp_path / "dense", [(1, 3.0, 0.1), (2, 4.0, 0.2), (3, 5.0, 0.3)])
+    run.process = subprocess.Popen([sys.executable, "-c", ""])
+    run.process.wait()
+    run.wall = 20.0
+    cost = timed_runs.costs(run, tmp_path)
+    # the last epoch (1 s) past the first one's warm-up; 3 evaluations of 0.5 s; 20 - 5 - 1.5 s else
+    assert cost == {"epoch_seconds": 1.0, "eval_seconds": 0.5, "other_seconds": 13.5}
+    # 100 s: 13.5 s start-up, 11 evaluations (5.5 s), 81 epochs of 1 s
+    assert timed_runs.epochs_that_fit(cost, 100.0) == 81
+    assert timed_runs.epochs_that_fit(cost, 10.0) == 0
+
+
+def test_timed_runs_skips_a_failed_probe(tmp_path):
+    timed_runs = load("timed_runs")
+    run = timed_runs.Run("broken", "sweep", [])
+    run.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    run.process.wait()
+    assert timed_runs.costs(run, tmp_path) is None
+
+
+def test_collect_at_epoch(tmp_path):
+    sweep = load("sweep_sparsity")
+    dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15), (20, 10.0, 0.17), (30, 15.0, 0.18)])
+    dsl = write_run(tmp_path / "dsl80", [(10, 8.0, 0.12), (20, 16.0, 0.14)], sparsity=0.8)
+    narrow = write_run(tmp_path / "d13", [(10, 4.0, 0.11), (20, 8.0, 0.13)], embedding_dim=13)
+    best = {row["mask"]: row for row in sweep.collect([dense, dsl, narrow])}
+    assert (best["dense"]["recall@20"], best["dense"]["epochs"]) == (0.18, 30)
+    rows = {row["mask"]: row for row in sweep.collect([dense, dsl, narrow], at_epoch=20)}
+    assert [rows[mask]["recall@20"] for mask in ("dense", "dynamic", sweep.SAME_BUDGET)] == [0.17, 0.14, 0.13]
+    dense_row = rows["dense"]
+    assert (dense_row["epochs"], dense_row["best_epoch"], dense_row["train_seconds"]) == (20, 20, 10.0)
+    assert rows[sweep.SAME_BUDGET]["sparsity"] == 0.8  # 1 - 13 / 64, rounded
+    with pytest.raises(SystemExit, match=r"dsl80: no evaluation at epoch 30 \(evaluated at \[10, 20\]\)"):
+        sweep.collect([dense, dsl], at_epoch=30)
