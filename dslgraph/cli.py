@@ -141,6 +141,7 @@ def build_model(
         distribution=settings["distribution"],
         mask_init=settings["mask_init"],
         backend=settings["backend"],
+        skip_zero_gradient=settings["skip_zero_gradient"],
         seed=settings["seed"],
     )
     return model, dsl

@@ -119,6 +119,7 @@ FIELDS: dict[str, Field] = {
     "distribution": Field(str, "uniform", choices=DISTRIBUTIONS),
     "mask_init": Field(str, "random", choices=MASK_INITS),
     "backend": Field(str, "sparse", choices=BACKENDS),
+    "skip_zero_gradient": Field(bool, False),
     "static_mask": Field(bool, False),
 }
 

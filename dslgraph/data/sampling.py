@@ -73,7 +73,10 @@ class BPRBatches:
         num_negatives (int, optional): Negatives per positive. (default: :obj:`1`)
         exclude_positives (bool, optional): Redraw negatives that are training positives of the
             user; UltraGCN's official sampler does not (with hundreds of negatives the few
-            positives among them barely matter and the check dominates). (default: :obj:`True`)
+            positives among them barely matter and the check dominates). Such unchecked draws are
+            made on ``device`` itself, from a generator seeded by ``generator`` once per epoch, so
+            that a GPU is not fed ``B × num_negatives`` indices drawn and copied from the CPU in
+            every iteration (UltraGCN on Gowalla: 768,000). (default: :obj:`True`)
     """
 
     def __init__(
@@ -105,6 +108,8 @@ class BPRBatches:
         self.sampler = NegativeSampler(train_index, num_items)
         self.generator = generator
         self.device = device
+        # unchecked negatives drawn where they are used (off the CPU only: CPU runs stay as they were)
+        self.draw_on_device = not exclude_positives and torch.device(device or "cpu").type != "cpu"
 
     def __len__(self) -> int:
         return -(-self.train_index.size(1) // self.batch_size)
@@ -126,16 +131,23 @@ class BPRBatches:
             self.sampler.sample(users, generator=self.generator).to(self.device) if whole_epoch else None
         )
         users_on, items_on = users.to(self.device), items.to(self.device)
+        on_device = None
+        if self.draw_on_device and not whole_epoch:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator))
+            on_device = torch.Generator(device=self.device).manual_seed(seed)
         for start in range(0, num, self.batch_size):
             batch = slice(start, start + self.batch_size)
-            drawn = negatives[batch] if whole_epoch else self._draw(users[batch]).to(self.device)
+            drawn = negatives[batch] if whole_epoch else self._draw(users[batch], on_device).to(self.device)
             yield users_on[batch], items_on[batch], drawn
 
-    def _draw(self, users: Tensor) -> Tensor:
-        """``[len(users), num_negatives]`` negatives, training positives excluded if asked."""
+    def _draw(self, users: Tensor, on_device: torch.Generator | None = None) -> Tensor:
+        """``[len(users), num_negatives]`` negatives, training positives excluded if asked; unchecked
+        ones from ``on_device`` where given."""
         if self.exclude_positives:
             return self.sampler.sample(users, self.num_negatives, self.generator)
         shape = (users.numel(), self.num_negatives)
+        if on_device is not None:
+            return torch.randint(self.sampler.num_items, shape, generator=on_device, device=on_device.device)
         return torch.randint(self.sampler.num_items, shape, generator=self.generator)
 
 

@@ -219,6 +219,12 @@ class DynamicSparseLearning:
             targets always start random. (default: :obj:`"random"`)
         backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables and linear
             weights. (default: :obj:`"sparse"`)
+        skip_zero_gradient (bool, optional): Never grow an entry whose growth score (gradient or
+            momentum) is zero, and prune only as many entries as can be grown otherwise. A model without
+            propagation (UltraGCN) gives gradient only to the rows of the update's mini-batch, so
+            gradient growth would fill most of its slots with entries the loss ignores, picked by how
+            ``topk`` breaks ties; they stay at zero until pruned again. (default: :obj:`False`, the DSL
+            authors' and RigL's growth of exactly ``n``)
         chunk_rows (int, optional): Rows of dense gradient materialised at once during growth.
             (default: :obj:`4096`)
         seed (int, optional): Seed of masks and random growth. (default: :obj:`0`)
@@ -240,6 +246,7 @@ class DynamicSparseLearning:
         distribution: str = "uniform",
         mask_init: str = "random",
         backend: str = "sparse",
+        skip_zero_gradient: bool = False,
         chunk_rows: int = 4096,
         seed: int = 0,
     ) -> None:
@@ -273,6 +280,7 @@ class DynamicSparseLearning:
         self.optimizer_state = optimizer_state
         self.backend = backend
         self.mask_init = mask_init
+        self.skip_zero_gradient = skip_zero_gradient
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -355,21 +363,25 @@ class DynamicSparseLearning:
             n = min(math.ceil(rho * active.numel()), active.numel())
             if n == 0 or active.numel() == target.numel:
                 continue
-            pruned = target.active_magnitudes().topk(n, largest=False).indices
+            pruned = target.active_magnitudes().topk(n, largest=False).indices  # smallest first
             keep = torch.ones(active.numel(), dtype=torch.bool, device=active.device)
             keep[pruned] = False
-            grown = self._grow(target, active[keep], n)
-            target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
-            record["changed"][target.name] = n
+            grown, score = self._grow(target, active[keep], n)
+            if self.skip_zero_gradient and score is not None:
+                pruned, grown = _without_zero_growth(active, pruned, grown, score)
+            if grown.numel():
+                target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
+            record["changed"][target.name] = int(grown.numel())
         self.updates.append(record)
         log.debug("DSL update at iteration %d: rho=%.4f %s", self.iteration, rho, record["changed"])
         return record
 
-    def _grow(self, target: _Target, kept: Tensor, n: int) -> Tensor:
-        """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones)."""
+    def _grow(self, target: _Target, kept: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
+        """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones),
+        with their growth scores (``None`` for random growth)."""
         kept = kept.sort().values
         if self.growth == "random":
-            return _random_excluding(target.numel, kept, n, self.generator).to(kept.device)
+            return _random_excluding(target.numel, kept, n, self.generator).to(kept.device), None
         if self.growth == "momentum":
             chunks = [(0, target.momentum(self.optimizer))]
         else:
@@ -388,7 +400,7 @@ class DynamicSparseLearning:
             if best_score.numel() > n:
                 keep_top = best_score.topk(n).indices
                 best_score, best_pos = best_score[keep_top], best_pos[keep_top]
-        return best_pos
+        return best_pos, best_score
 
     # ----------------------------------------------------------------- reporting
     def active_counts(self) -> dict[str, int]:
@@ -417,6 +429,22 @@ class DynamicSparseLearning:
             f"update_interval={self.update_interval}, schedule={self.schedule}, growth={self.growth}, "
             f"backend={self.backend})"
         )
+
+
+def _without_zero_growth(
+    active: Tensor, pruned: Tensor, grown: Tensor, score: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The largest ``k`` such that the ``k`` smallest of ``pruned`` (indices into ``active``, smallest
+    magnitude first) can be swapped for ``k`` of ``grown`` with a non-zero score, best first.
+
+    Pruning fewer leaves ``pruned[k:]`` active, so grown positions among them no longer count."""
+    live = grown[score > 0][score[score > 0].argsort(descending=True)]
+    k = min(pruned.numel(), live.numel())
+    while True:
+        candidates = live[~torch.isin(live, active[pruned[k:]])]
+        if candidates.numel() >= k:
+            return pruned[:k], candidates[:k]
+        k = candidates.numel()
 
 
 def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:

@@ -51,3 +51,39 @@ def test_bad_batch_options():
         BPRBatches(_train(), 30, batch_size=0)
     with pytest.raises(ValueError, match="sampling mode"):
         BPRBatches(_train(), 30, batch_size=4, mode="item")
+
+
+def _unchecked_epoch(device, seed, on_device=None):
+    generator = torch.Generator().manual_seed(seed)
+    batches = BPRBatches(_train(), 30, 64, generator, device, num_negatives=7, exclude_positives=False)
+    if on_device is not None:
+        batches.draw_on_device = on_device  # the GPU path, exercised on the CPU
+    return batches, [negatives for _, _, negatives in batches]
+
+
+def test_unchecked_negatives_drawn_on_the_device_are_seeded_once_per_epoch(device):
+    force = True if device.type == "cpu" else None  # a GPU takes this path by itself
+    batches, first = _unchecked_epoch(device, 0, on_device=force)
+    assert batches.draw_on_device
+    assert all(n.device.type == device.type and n.shape[1] == 7 for n in first)
+    drawn = torch.cat(first)
+    assert drawn.shape == (600, 7) and int(drawn.min()) >= 0 and int(drawn.max()) < 30
+    assert drawn.unique().numel() == 30  # every item can be a negative, positives included
+    again = torch.cat(_unchecked_epoch(device, 0, on_device=force)[1])
+    other = torch.cat(_unchecked_epoch(device, 1, on_device=force)[1])
+    assert torch.equal(drawn, again) and not torch.equal(drawn, other)
+    # one number of the checkpointed generator per epoch, whatever the batches drew on the device
+    reference = torch.Generator().manual_seed(0)
+    torch.randperm(600, generator=reference)
+    torch.randint(2**62, (1,), generator=reference)
+    assert torch.equal(batches.generator.get_state(), reference.get_state())
+
+
+def test_unchecked_negatives_stay_on_the_cpu_generator_for_cpu_runs():
+    batches, drawn = _unchecked_epoch("cpu", 0)
+    assert not batches.draw_on_device
+    reference = torch.Generator().manual_seed(0)
+    users = _train()[0]
+    users = users[users.argsort(stable=True)][torch.randperm(600, generator=reference)]
+    expected = [torch.randint(30, (min(64, 600 - s), 7), generator=reference) for s in range(0, 600, 64)]
+    assert all(torch.equal(a, b) for a, b in zip(drawn, expected))

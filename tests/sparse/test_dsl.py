@@ -242,3 +242,56 @@ def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
         return [{k: v for k, v in entry.items() if not k.endswith("seconds")} for entry in history]
 
     assert without_times(full["history"]) == without_times(resumed["history"])
+
+
+class _DotModel(nn.Module):
+    """Dot-product scores without propagation: only the batch's rows get a gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.user = nn.Embedding(50, 8)
+        self.item = nn.Embedding(20, 8)
+
+    def loss(self, users, items):
+        return -torch.nn.functional.logsigmoid((self.user(users) * self.item(items)).sum(-1)).mean()
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("skip", [False, True])
+def test_skip_zero_gradient_grows_only_rows_the_loss_sees(backend, skip):
+    torch.manual_seed(0)
+    model = _DotModel()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5,
+        backend=backend, skip_zero_gradient=skip,
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    user = next(t for t in dsl.targets if t.name == "user")
+    before = set(user.active_positions().tolist())
+    users, items = torch.arange(10).repeat(2), torch.arange(20)  # users 10..49 are not in the batch
+    optimizer.zero_grad()
+    model.loss(users, items).backward()
+    optimizer.step()
+    dsl.step()
+    grown_rows = {p // 8 for p in set(user.active_positions().tolist()) - before}
+    assert dsl.active_counts() == {"user": 200, "item": 80}
+    changed = dsl.updates[-1]["changed"]["user"]
+    if skip:  # the batch's 10 rows have 40 inactive entries, all with a gradient: the rest stays
+        assert grown_rows and max(grown_rows) < 10
+        assert changed < 100
+    else:  # exactly n = 100 grown, most of them in rows the loss never saw
+        assert changed == 100
+        assert max(grown_rows) >= 10
+
+
+def test_without_zero_growth_prunes_fewer_when_a_kept_entry_was_a_candidate():
+    from dslgraph.sparse.dsl import _without_zero_growth
+
+    active = torch.tensor([10, 11, 12, 13])  # flat positions; pruned indexes into them, smallest first
+    pruned, grown = torch.tensor([0, 1, 2]), torch.tensor([12, 20, 21])
+    # 20 has no gradient; keeping 2 swaps would leave 12 active, so it cannot be grown too: one swap remains
+    kept_pruned, kept_grown = _without_zero_growth(active, pruned, grown, torch.tensor([5.0, 0.0, 3.0]))
+    assert kept_pruned.tolist() == [0] and kept_grown.tolist() == [21]
+    all_live = _without_zero_growth(active, pruned, grown, torch.tensor([5.0, 1.0, 3.0]))
+    assert [t.tolist() for t in all_live] == [[0, 1, 2], [12, 21, 20]]
