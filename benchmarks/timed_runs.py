@@ -108,6 +108,18 @@ def epochs_that_fit(cost: dict, seconds: float) -> int:
     return max(0, math.floor(spare / cost["epoch_seconds"]))
 
 
+def schedule(runs: list[Run], fits: dict[str, int], max_epochs: int) -> dict[str, dict[str, int]]:
+    """Epochs and evaluation interval of each run: the fewest that fit any run of its group (``fits``
+    holds the runs whose probe succeeded), at most ``max_epochs``, a multiple of the interval."""
+    plan = {}
+    for run in runs:
+        group = [fits[other.name] for other in runs if other.group == run.group and other.name in fits]
+        epochs = min([*group, max_epochs]) if run.name in fits else 0
+        eval_every = max(1, epochs // EVALUATIONS)
+        plan[run.name] = {"epochs": epochs - epochs % eval_every, "eval_every": eval_every}
+    return plan
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,6 +150,8 @@ def main() -> None:
     runs = [Run(name, group, shlex.split(flags)) for name, group, flags in args.run]
     if len({run.name for run in runs}) < len(runs):
         parser.error("--run NAMEs must differ")
+    if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 1:
+        parser.error("need --budget > 0, 0 <= --margin < 1 and --probe-epochs >= 1")
     for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):
         if any(flag in run.flags for run in runs):
             parser.error(f"{flag} is set by this script; leave it out of FLAGS")
@@ -151,12 +165,7 @@ def main() -> None:
 
     planned = left * (1 - args.margin)
     fits = {run.name: epochs_that_fit(probed[run.name], planned) for run in runs if probed[run.name]}
-    plan = {}
-    for run in runs:
-        group = [fits[other.name] for other in runs if other.group == run.group and other.name in fits]
-        epochs = min([*group, args.max_epochs]) if run.name in fits else 0
-        eval_every = max(1, epochs // EVALUATIONS)
-        plan[run.name] = {"epochs": epochs - epochs % eval_every, "eval_every": eval_every}
+    plan = schedule(runs, fits, args.max_epochs)
     started = []
     for run in runs:
         if plan[run.name]["epochs"] > 0:

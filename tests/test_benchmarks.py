@@ -70,6 +70,20 @@ def test_timed_runs_plans_from_the_probe(tmp_path):
     assert timed_runs.epochs_that_fit(cost, 10.0) == 0
 
 
+def test_timed_runs_gives_a_group_its_slowest_runs_epochs():
+    timed_runs = load("timed_runs")
+    groups = [("a", "sweep"), ("b", "sweep"), ("c", "alone")]
+    runs = [timed_runs.Run(name, group, []) for name, group in groups]
+    runs.append(timed_runs.Run("broken", "sweep", []))  # its probe failed: not in fits, not run
+    plan = timed_runs.schedule(runs, {"a": 345, "b": 127, "c": 5000}, max_epochs=3000)
+    assert plan == {
+        "a": {"epochs": 120, "eval_every": 12},
+        "b": {"epochs": 120, "eval_every": 12},
+        "c": {"epochs": 3000, "eval_every": 300},
+        "broken": {"epochs": 0, "eval_every": 1},
+    }
+
+
 def test_timed_runs_skips_a_failed_probe(tmp_path):
     timed_runs = load("timed_runs")
     run = timed_runs.Run("broken", "sweep", [])
