@@ -81,7 +81,8 @@ fi
 if step reproduce; then  # the recipe, and the same at twice the batch (per epoch they learn alike, see above),
     # both with LightGCN's user-uniform sampler (+0.004 Recall@20 over edge sampling after 10, 20 and 30 epochs)
     runs+=(--run reproduce reproduce "$common $RECIPE --sampling user --threads 4")
-    runs+=(--run reproduce-b32k reproduce-b32k "$common $RECIPE --batch-size 32768 --lr 0.02 --sampling user --threads 4")
+    wide="--batch-size 32768 --lr 0.02"
+    runs+=(--run reproduce-b32k reproduce-b32k "$common $RECIPE $wide --sampling user --threads 4")
 fi
 step ultragcn && runs+=(--run ultragcn-alone ultragcn "$common --model ultragcn --threads 8")
 if ((${#runs[@]})); then
