@@ -102,10 +102,14 @@ def costs(run: Run, out: Path) -> dict | None:
     }
 
 
+def training_seconds(cost: dict, seconds: float) -> float:
+    """What ``seconds`` leave for training after start-up and ``EVALUATIONS + 1`` evaluations."""
+    return seconds - cost["other_seconds"] - (EVALUATIONS + 1) * cost["eval_seconds"]
+
+
 def epochs_that_fit(cost: dict, seconds: float) -> int:
     """Epochs whose training and ``EVALUATIONS + 1`` evaluations fit ``seconds`` after start-up."""
-    spare = seconds - cost["other_seconds"] - (EVALUATIONS + 1) * cost["eval_seconds"]
-    return max(0, math.floor(spare / cost["epoch_seconds"]))
+    return max(0, math.floor(training_seconds(cost, seconds) / cost["epoch_seconds"]))
 
 
 def schedule(runs: list[Run], fits: dict[str, int], max_epochs: int) -> dict[str, dict[str, int]]:
@@ -170,8 +174,7 @@ def main() -> None:
     for run in runs:
         if plan[run.name]["epochs"] > 0:
             # the plan kept a margin; a run slower than probed may use it before this guard stops it
-            cost = probed[run.name]
-            guard = left - cost["other_seconds"] - (EVALUATIONS + 1) * cost["eval_seconds"]
+            guard = training_seconds(probed[run.name], left)
             run.start(out, **plan[run.name], max_seconds=max(1.0, guard))
             started.append(run)
             log.info("%s: %s", run.name, plan[run.name])

@@ -438,7 +438,8 @@ def _without_zero_growth(
     magnitude first) can be swapped for ``k`` of ``grown`` with a non-zero score, best first.
 
     Pruning fewer leaves ``pruned[k:]`` active, so grown positions among them no longer count."""
-    live = grown[score > 0][score[score > 0].argsort(descending=True)]
+    positive = score > 0
+    live = grown[positive][score[positive].argsort(descending=True)]
     k = min(pruned.numel(), live.numel())
     while True:
         candidates = live[~torch.isin(live, active[pruned[k:]])]
