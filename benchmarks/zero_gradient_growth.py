@@ -1,0 +1,73 @@
+"""How many of the entries DSL's gradient growth picks have a gradient of exactly zero.
+
+Trains ``--epochs`` epochs of a model under DSL (``dslgraph train`` settings) and counts, at every
+prune-and-grow update, the grown entries per tensor and those among them whose growth score is 0: entries
+the update's mini-batch gives no gradient, picked only to fill the quota (what ``--skip-zero-gradient``
+avoids; docs/dsl.md).
+
+    python benchmarks/zero_gradient_growth.py --model ultragcn --dataset lastfm --update-interval 10 \\
+        --set mask_init='"aligned"'
+    python benchmarks/zero_gradient_growth.py --model cdae --dataset ml-1m-lcf --root data \
+        --update-interval 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from dslgraph.cli import run_training
+from dslgraph.config import validate
+from dslgraph.sparse.dsl import DynamicSparseLearning
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="ultragcn")
+    parser.add_argument("--dataset", default="lastfm")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--sparsity", type=float, default=0.8)
+    parser.add_argument("--update-interval", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="other dslgraph settings, VALUE as JSON"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    counts: dict[str, list[int]] = {}
+    grow = DynamicSparseLearning._grow
+
+    def counting_grow(dsl, target, kept, n):
+        positions, score = grow(dsl, target, kept, n)
+        if score is not None:
+            grown, zero = counts.setdefault(target.name, [0, 0])
+            counts[target.name] = [grown + positions.numel(), zero + int((score == 0).sum())]
+        return positions, score
+
+    DynamicSparseLearning._grow = counting_grow
+    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    settings = validate(
+        {
+            "model": args.model,
+            "dataset": args.dataset,
+            "root": args.root,
+            "epochs": args.epochs,
+            "eval_every": args.epochs,
+            "sparsity": args.sparsity,
+            "update_interval": args.update_interval,
+            "threads": args.threads,
+            "device": "cpu",
+            **extra,
+        }
+    )
+    run_training(settings, None, progress=False)
+    for name, (grown, zero) in counts.items():
+        print(f"{args.model} {name}: {grown} grown, {zero} with zero gradient ({zero / max(grown, 1):.0%})")
+
+
+if __name__ == "__main__":
+    main()
