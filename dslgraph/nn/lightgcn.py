@@ -60,15 +60,19 @@ class LightGCN(MessagePassing, Recommender):
 
     def get_embedding(self, adj) -> Tensor:
         """Final ``[num_users + num_items, d]`` embeddings (users first)."""
-        out = self.embedding.to_dense()
+        return self._layers(adj)[1]
+
+    def _layers(self, adj) -> tuple[Tensor, Tensor]:
+        """The layer-0 table as a dense tensor (the layer mean needs it whole) and the final embeddings."""
+        ego = self.embedding.to_dense()
         if self.num_layers == 0:
-            return out
+            return ego, ego
         x = self.embedding.propagate(adj)
-        out = out + x
+        out = ego + x
         for _ in range(1, self.num_layers):
             x = self.propagate(adj, x=x)
             out = out + x
-        return out / (self.num_layers + 1)
+        return ego, out / (self.num_layers + 1)
 
     def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
         return spmm(adj_t, x)
@@ -82,14 +86,16 @@ class LightGCN(MessagePassing, Recommender):
         self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 1e-4
     ) -> Tensor:
         """BPR loss plus L2 on the batch's layer-0 embeddings (LightGCN's objective)."""
-        out = self.get_embedding(adj)
+        ego, out = self._layers(adj)
         user = out[users]
         pos_score = (user * out[pos_items + self.num_users]).sum(-1)
         neg_score = (user * out[neg_items + self.num_users]).sum(-1)
         loss = bpr_loss(pos_score, neg_score)
         if reg_weight:
-            ego = self.embedding(torch.cat([users, pos_items + self.num_users, neg_items + self.num_users]))
-            loss = loss + reg_weight * l2_penalty(ego, users.numel())
+            # rows of the dense layer 0 the mean needed anyway: a sparse table's own row lookup
+            # would cost a dozen more small operators (kernel launches, on a GPU) per iteration
+            rows = ego[torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])]
+            loss = loss + reg_weight * l2_penalty(rows, users.numel())
         return loss
 
     @torch.no_grad()

@@ -27,14 +27,13 @@ class _Plan:
     """The first propagation step ``adj @ table`` as a linear map of the active values.
 
     ``forward`` is ``[N*d, nnz]`` with one entry per (graph edge, active entry of the edge's source
-    row); ``backward`` is its transpose. Both are CSR, so forward and backward are one spmv each
-    and cost ``nnz(adj) x active entries per row``, never ``nnz(adj) x d``.
+    row); ``backward`` is its transpose, one row per slot. Both are CSR, so forward and backward are
+    one spmv each and cost ``nnz(adj) x active entries per row``, never ``nnz(adj) x d``.
     """
 
     adj: object
     forward: Tensor
-    backward: Tensor  # rows in position-sorted slot order
-    order: Tensor  # slot of each backward row
+    backward: Tensor
 
 
 class _PlannedSpmv(torch.autograd.Function):
@@ -45,9 +44,7 @@ class _PlannedSpmv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        plan = ctx.plan
-        sorted_grad = torch.mv(plan.backward, grad.reshape(-1))
-        return sorted_grad.new_empty(sorted_grad.shape).index_copy_(0, plan.order, sorted_grad), None
+        return torch.mv(ctx.plan.backward, grad.reshape(-1)), None
 
 
 class _SparseLinear(torch.autograd.Function):
@@ -292,21 +289,21 @@ class SparseEmbedding(EmbeddingTable):
         return torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1])
 
     def _plan_for(self, adj: Tensor) -> _Plan:
-        layout = self._current_layout()
         for plan in self._plans:
             if plan.adj is adj:
                 return plan
         d = self.embedding_dim
         crow, col, weight = adj.crow_indices(), adj.col_indices(), adj.values()
-        # adj is symmetric, so walking the edges (j, i) of each active entry (j, c) in sorted-slot
-        # order lists every product w_ij * value(j, c) -> output (i, c), already grouped by slot:
-        # that is the backward matrix in CSR as generated, and only the forward one needs a sort.
-        edge, owner = csr_segments(crow, layout.row)
-        out_pos = col[edge] * d + layout.col[owner]
+        # adj is symmetric, so walking the edges (j, i) of each active entry (j, c) slot by slot
+        # lists every product w_ij * value(j, c) -> output (i, c) grouped by slot: that is the
+        # backward matrix in CSR as generated, and only the forward one needs a sort.
+        row = self.positions.div(d, rounding_mode="floor")
+        edge, slot = csr_segments(crow, row)
+        out_pos = col[edge] * d + (self.positions - row * d)[slot]
         weight = weight[edge]
         index_dtype = _index_dtype(adj.size(0) * d, out_pos.numel())
         backward_crow = torch.zeros(self.nnz + 1, dtype=torch.long, device=col.device)
-        backward_crow[1:] = crow.diff()[layout.row].cumsum(0)
+        backward_crow[1:] = crow.diff()[row].cumsum(0)
         backward = torch.sparse_csr_tensor(
             backward_crow.to(index_dtype),
             out_pos.to(index_dtype),
@@ -314,8 +311,8 @@ class SparseEmbedding(EmbeddingTable):
             (self.nnz, adj.size(0) * d),
             check_invariants=False,
         )
-        forward = _csr_from_pairs(out_pos, layout.order[owner], weight, (adj.size(0) * d, self.nnz))
-        plan = _Plan(adj, forward, backward, layout.order)
+        forward = _csr_from_pairs(out_pos, slot, weight, (adj.size(0) * d, self.nnz))
+        plan = _Plan(adj, forward, backward)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
 
