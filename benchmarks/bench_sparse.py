@@ -8,6 +8,11 @@ and the amortised per-iteration cost at ``--update-interval`` is reported.
 
     python benchmarks/bench_sparse.py --dataset gowalla --root data --device cpu
 
+Each row also counts the operators one iteration calls (``operators_per_iteration``: aten calls, nested ones
+included) and, on CUDA, the kernels it launches (``kernels_per_iteration``): at a few milliseconds an
+iteration a GPU is bound by launches, so these counts predict the GPU's ranking of the backends, and they
+can be read on a CPU.
+
 ``--profile FILE`` also appends, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
 three iterations, most time first: where the backends' time goes.
 """
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import torch
 from common import base_parser, endless, machine, parse, sync, write_csv
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
@@ -73,6 +79,7 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         step()
         sync(device)
         update = time.perf_counter() - start - 2 * per_iter
+    counts = count_launches(step, device)
     if args.profile:  # after the timed update, which comes at a fixed iteration
         write_profile(step, device, args.profile, f"sparsity {sparsity}, backend {backend}")
     amortised = per_iter + update / args.update_interval
@@ -86,7 +93,21 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         "seconds_per_update": round(update, 2),
         "update_interval": args.update_interval,
         "seconds_per_epoch_amortised": round(amortised * len(batches), 1),
+        **counts,
     }
+
+
+def count_launches(step, device: torch.device) -> dict[str, int]:
+    """Operators called (and, on CUDA, kernels launched) by one iteration that is not an update."""
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
+        step()
+        sync(device)
+    events = prof.events()
+    counts = {"operators_per_iteration": sum(e.name.startswith("aten::") for e in events)}
+    if cuda:
+        counts["kernels_per_iteration"] = sum(e.device_type == DeviceType.CUDA for e in events)
+    return counts
 
 
 def write_profile(step, device: torch.device, path: str, title: str) -> None:
