@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,6 +11,8 @@ from torch import Tensor, nn
 from dslgraph.nn.base import Recommender, ScoreFn, check_count, linear_macs, score_in_blocks, table_density
 from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import bpr_loss, l2_penalty
+
+log = logging.getLogger(__name__)
 
 
 class ConvNCF(Recommender):
@@ -27,8 +31,11 @@ class ConvNCF(Recommender):
     (``reg_weight``). Every pair runs the whole CNN, so full ranking is costly (about 1.5M MACs
     per pair at the defaults) and is done in blocks of ``block_pairs`` pairs; the sampled protocol's
     ``score(users, items)`` runs the CNN on the candidates only. The paper pre-trains the tables
-    with MF-BPR; without it, a larger init than the usual 0.01 keeps the interaction maps from
-    vanishing. :attr:`dsl_targets` are both tables.
+    with MF-BPR; ``pretrain_steps`` does so within the same run: its first training iterations
+    score pairs by the dot product of their rows (MF-BPR, the CNN untouched), the later ones by the
+    CNN, so that under DSL the tables are still trained from scratch under their budget.
+    Evaluations always score with the CNN. Without pre-training, a larger init than the usual 0.01
+    keeps the interaction maps from vanishing. :attr:`dsl_targets` are both tables.
 
     Args:
         num_users (int): Number of users.
@@ -37,6 +44,9 @@ class ConvNCF(Recommender):
         channels (int, optional): Channels of every convolution. (default: :obj:`32`)
         std (float, optional): Std of the normal init of the tables. (default: :obj:`0.1`)
         block_pairs (int, optional): User-item pairs scored at once. (default: :obj:`4096`)
+        pretrain_steps (int, optional): Training iterations of MF-BPR on the tables before the
+            CNN takes over; counted in the model's state, so a resumed run goes on where it
+            stopped. (default: :obj:`0`)
     """
 
     batch_kind = "pairs"
@@ -51,10 +61,13 @@ class ConvNCF(Recommender):
         channels: int = 32,
         std: float = 0.1,
         block_pairs: int = 4096,
+        pretrain_steps: int = 0,
     ) -> None:
         super().__init__()
         if embedding_dim < 2 or embedding_dim & (embedding_dim - 1):
             raise ValueError(f"embedding_dim must be a power of two >= 2, got {embedding_dim}")
+        if pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs
@@ -66,6 +79,9 @@ class ConvNCF(Recommender):
             for layer in range(num_layers)
         )
         self.predict = nn.Linear(channels, 1)
+        self.pretrain_steps = pretrain_steps
+        if pretrain_steps:  # a buffer only then, so that checkpoints without pre-training still load
+            self.register_buffer("pretrained_steps", torch.zeros((), dtype=torch.long))
 
     def reset_parameters(self) -> None:
         for module in (self.user_embedding, self.item_embedding, *self.convs, self.predict):
@@ -89,12 +105,23 @@ class ConvNCF(Recommender):
     ) -> Tensor:
         """BPR loss of each positive against its negatives, plus L2 on the batch's embeddings."""
         items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
-        scores = self(users, items)
+        if self.pretraining():
+            self.pretrained_steps += 1
+            if int(self.pretrained_steps) == self.pretrain_steps:
+                log.info("ConvNCF: MF-BPR pre-training done after %d iterations", self.pretrain_steps)
+            user_rows = self.user_embedding(users)
+            scores = (user_rows.unsqueeze(1) * self.item_embedding(items)).sum(-1)
+        else:
+            scores = self(users, items)
         loss = bpr_loss(scores[:, :1], scores[:, 1:])
         if reg_weight:
             rows = [self.user_embedding(users), self.item_embedding(items).flatten(0, 1)]
             loss = loss + reg_weight * l2_penalty(torch.cat(rows), users.numel())
         return loss
+
+    def pretraining(self) -> bool:
+        """Whether the next training iteration is still one of MF-BPR pre-training."""
+        return self.training and self.pretrain_steps > 0 and int(self.pretrained_steps) < self.pretrain_steps
 
     @torch.no_grad()
     def scorer(self, graph) -> ScoreFn:

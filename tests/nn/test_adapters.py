@@ -244,6 +244,27 @@ def test_multvae_anneal_counter_resumes(small_data):
     assert resumed.beta() == 0.05  # 0.06 capped
 
 
+def test_convncf_pretrains_as_mf_then_trains_the_cnn(small_data):
+    model = make("convncf", pretrain_steps=2)
+    users, pos, neg = batch(model, small_data, "cpu")
+    user_rows, item_rows = model.user_embedding(users), model.item_embedding(torch.stack([pos, neg], 1))
+    dot = (user_rows.unsqueeze(1) * item_rows).sum(-1)
+    expected = torch.nn.functional.softplus(dot[:, 1] - dot[:, 0]).mean()
+    torch.testing.assert_close(model.loss(None, users, pos, neg), expected)  # MF-BPR, no CNN
+    model.eval()
+    model.loss(None, users, pos, neg)  # evaluation does not count
+    model.train()
+    resumed = make("convncf", pretrain_steps=2)
+    resumed.load_state_dict(model.state_dict())
+    for step in range(2):  # the second pre-training iteration, then the first of the CNN
+        resumed.zero_grad()
+        resumed.loss(None, users, pos, neg).backward()
+        assert (resumed.convs[0].weight.grad is None) == (step == 0)
+    assert int(resumed.pretrained_steps) == 2 and not resumed.pretraining()
+    with pytest.raises(ValueError, match="pretrain_steps"):
+        make("convncf", pretrain_steps=-1)
+
+
 def test_multvae_samples_only_in_training(small_data):
     model = make("multvae")
     rows = dense_rows(model.input_graph(small_data), torch.arange(4))
