@@ -36,7 +36,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "ultragcn": {"lr": 1e-3, "batch_size": 1024, "reg_weight": 0.0, "eval_every": 5},
     "neumf": {"lr": 1e-3, "batch_size": 512, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
               "protocol": "leave-one-out", "update_interval": 2000},
-    "convncf": {"lr": 1e-3, "batch_size": 512, "epochs": 200, "eval_every": 5,
+    "convncf": {"lr": 1e-2, "batch_size": 512, "epochs": 200, "eval_every": 5,
                 "protocol": "leave-one-out", "update_interval": 2000},
     "cdae": {"lr": 1e-2, "batch_size": 128, "reg_weight": 0.0, "epochs": 200, "eval_every": 5,
              "protocol": "held-out-users", "update_interval": 100},
