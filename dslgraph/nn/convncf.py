@@ -82,6 +82,8 @@ class ConvNCF(Recommender):
         self.pretrain_steps = pretrain_steps
         if pretrain_steps:  # a buffer only then, so that checkpoints without pre-training still load
             self.register_buffer("pretrained_steps", torch.zeros((), dtype=torch.long))
+        self._steps_read: int | None = None  # the buffer's value, read once (on CUDA a read syncs)
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_steps_read", None))
 
     def reset_parameters(self) -> None:
         for module in (self.user_embedding, self.item_embedding, *self.convs, self.predict):
@@ -107,7 +109,8 @@ class ConvNCF(Recommender):
         items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
         if self.pretraining():
             self.pretrained_steps += 1
-            if int(self.pretrained_steps) == self.pretrain_steps:
+            self._steps_read += 1
+            if self._steps_read == self.pretrain_steps:
                 log.info("ConvNCF: MF-BPR pre-training done after %d iterations", self.pretrain_steps)
             user_rows = self.user_embedding(users)
             scores = (user_rows.unsqueeze(1) * self.item_embedding(items)).sum(-1)
@@ -121,7 +124,11 @@ class ConvNCF(Recommender):
 
     def pretraining(self) -> bool:
         """Whether the next training iteration is still one of MF-BPR pre-training."""
-        return self.training and self.pretrain_steps > 0 and int(self.pretrained_steps) < self.pretrain_steps
+        if not (self.training and self.pretrain_steps):
+            return False
+        if self._steps_read is None:
+            self._steps_read = int(self.pretrained_steps)
+        return self._steps_read < self.pretrain_steps
 
     @torch.no_grad()
     def scorer(self, graph) -> ScoreFn:
