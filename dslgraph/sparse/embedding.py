@@ -219,11 +219,16 @@ class SparseEmbedding(EmbeddingTable):
         self._plans = []
         self._transposed = None
 
-    def _current_layout(self) -> _Layout:
+    def _drop_stale_caches(self) -> None:
+        """Drops the layout and plans if :attr:`positions` was edited in place or moved since."""
         key = (self.positions.data_ptr(), self.positions._version, self.positions.device)
-        if self._layout is None or self._cache_key != key:
+        if self._cache_key != key:
             self.positions_changed()
             self._cache_key = key
+
+    def _current_layout(self) -> _Layout:
+        self._drop_stale_caches()
+        if self._layout is None:
             sorted_pos, order = self.positions.sort()
             row = sorted_pos.div(self.embedding_dim, rounding_mode="floor")
             counts = torch.bincount(row, minlength=self.num_embeddings)
@@ -289,6 +294,7 @@ class SparseEmbedding(EmbeddingTable):
         return torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1])
 
     def _plan_for(self, adj: Tensor) -> _Plan:
+        self._drop_stale_caches()
         for plan in self._plans:
             if plan.adj is adj:
                 return plan

@@ -31,6 +31,20 @@ def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, den
     torch.testing.assert_close(table.values.grad, dense_grad[table.positions], atol=1e-7, rtol=1e-5)
 
 
+def test_propagation_follows_positions_edited_in_place(small_data):
+    """A plan built before an in-place edit of ``positions`` is not reused, even without
+    :meth:`positions_changed`."""
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    table.propagate(adj)  # builds and caches the plan
+    with torch.no_grad():
+        free = torch.ones(70 * 8, dtype=torch.bool)
+        free[table.positions] = False
+        table.positions[:5] = free.nonzero().squeeze(1)[:5]
+    expected = torch.sparse.mm(adj, table.to_dense())
+    torch.testing.assert_close(table.propagate(adj), expected, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("chunk_rows", [1, 7, 70, 1000])
 def test_dense_gradient_is_rebuilt_in_chunks(small_data, device, chunk_rows):
     sparse_model, dense_model = _twin_models(0.2, device)
