@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import platform
 from pathlib import Path
 
@@ -57,3 +58,13 @@ def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.de
     if args.threads:
         torch.set_num_threads(args.threads)
     return args, torch.device(args.device)
+
+
+def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE ...``: dslgraph settings given as JSON values, parsed into ``(key, value)`` pairs."""
+    parser.add_argument("--set", nargs="*", default=[], type=setting, metavar="KEY=VALUE", help=help)
+
+
+def setting(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value)

@@ -31,6 +31,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from common import add_settings_option  # noqa: E402
 
 from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import validate  # noqa: E402
@@ -114,13 +115,7 @@ def main() -> None:
     parser.add_argument("--optimizer-states", nargs="+", default=["reset"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="other dslgraph settings for every run, VALUE as JSON (e.g. lr=0.01)",
-    )
+    add_settings_option(parser, "other dslgraph settings for every run, VALUE as JSON (e.g. lr=0.01)")
     parser.add_argument(
         "--merge",
         nargs="*",
@@ -157,7 +152,7 @@ def main() -> None:
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
-    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    extra = dict(args.set)
     if args.same_budget and args.model not in SAME_BUDGET_MODELS:
         parser.error(f"--same-budget needs a model whose weights are its tables: {SAME_BUDGET_MODELS}")
     runs = [

@@ -14,8 +14,9 @@ avoids; docs/dsl.md).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+
+from common import add_settings_option
 
 from dslgraph.cli import run_training
 from dslgraph.config import validate
@@ -33,9 +34,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.8)
     parser.add_argument("--update-interval", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="other dslgraph settings, VALUE as JSON"
-    )
+    add_settings_option(parser, "other dslgraph settings, VALUE as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     counts: dict[str, list[int]] = {}
@@ -49,7 +48,7 @@ def main() -> None:
         return positions, score
 
     DynamicSparseLearning._grow = counting_grow
-    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+    extra = dict(args.set)
     settings = validate(
         {
             "model": args.model,
