@@ -107,19 +107,19 @@ class ConvNCF(Recommender):
     ) -> Tensor:
         """BPR loss of each positive against its negatives, plus L2 on the batch's embeddings."""
         items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
+        user_rows, item_rows = self.user_embedding(users), self.item_embedding(items)
         if self.pretraining():
             self.pretrained_steps += 1
             self._steps_read += 1
             if self._steps_read == self.pretrain_steps:
                 log.info("ConvNCF: MF-BPR pre-training done after %d iterations", self.pretrain_steps)
-            user_rows = self.user_embedding(users)
-            scores = (user_rows.unsqueeze(1) * self.item_embedding(items)).sum(-1)
+            scores = (user_rows.unsqueeze(1) * item_rows).sum(-1)
         else:
-            scores = self(users, items)
+            scores = self._interact(user_rows, item_rows)
         loss = bpr_loss(scores[:, :1], scores[:, 1:])
         if reg_weight:
-            rows = [self.user_embedding(users), self.item_embedding(items).flatten(0, 1)]
-            loss = loss + reg_weight * l2_penalty(torch.cat(rows), users.numel())
+            rows = torch.cat([user_rows, item_rows.flatten(0, 1)])
+            loss = loss + reg_weight * l2_penalty(rows, users.numel())
         return loss
 
     def pretraining(self) -> bool:
