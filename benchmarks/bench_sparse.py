@@ -97,25 +97,27 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     }
 
 
+def profiled(step, device: torch.device, iterations: int) -> profile:
+    """torch.profiler's record of ``iterations`` calls of ``step`` (with CUDA kernels on a GPU)."""
+    activities = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * (device.type == "cuda")
+    with profile(activities=activities) as prof:
+        for _ in range(iterations):
+            step()
+        sync(device)
+    return prof
+
+
 def count_launches(step, device: torch.device) -> dict[str, int]:
     """Operators called (and, on CUDA, kernels launched) by one iteration that is not an update."""
-    cuda = device.type == "cuda"
-    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
-        step()
-        sync(device)
-    events = prof.events()
+    events = profiled(step, device, 1).events()
     counts = {"operators_per_iteration": sum(e.name.startswith("aten::") for e in events)}
-    if cuda:
+    if device.type == "cuda":
         counts["kernels_per_iteration"] = sum(e.device_type == DeviceType.CUDA for e in events)
     return counts
 
 
 def write_profile(step, device: torch.device, path: str, title: str) -> None:
-    cuda = device.type == "cuda"
-    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:
-        for _ in range(3):
-            step()
-        sync(device)
+    prof = profiled(step, device, 3)
     table = prof.key_averages().table(sort_by=f"self_{device.type}_time_total", row_limit=30)
     with Path(path).open("a") as f:
         f.write(f"== {title}, 3 iterations\n{table}\n")
