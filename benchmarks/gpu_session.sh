@@ -4,6 +4,7 @@
 #   tests      the device-parametrised tests on CUDA (sparse tables, SparseLinear, DSL, metrics, models);
 #   speed      alone on the card: dslgraph vs a plain PyG LightGCN loop, the DSL backends (with an operator
 #              profile of each), SparseLinear vs masked;
+#   backends   the DSL backends alone (the part of speed that a change to the sparse table moves);
 #   sweep      side by side on the card (benchmarks/timed_runs.py gives each the epochs that fit): the Gowalla
 #              LightGCN sparsity sweep with the large-batch recipe (dense, DSL 50/80/90/95%, the static-mask
 #              ablation at 80%, the dense table of the 80% budget) and UltraGCN with its official preset;
@@ -59,8 +60,13 @@ if step speed; then
     echo "== speed ($(left)s left)"
     timeout 75 python benchmarks/bench_lightgcn.py --dataset "$DATASET" --root data \
         --device "$DEVICE" --iterations 20 --output "$OUT/lightgcn_speed.csv" 2>&1 | tail -4
+fi
+if step speed || step backends; then
+    echo "== backends ($(left)s left)"
     timeout 75 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
         --iterations 5 --output "$OUT/backends.csv" --profile "$OUT/backends_profile.txt" 2>&1 | tail -4
+fi
+if step speed; then
     timeout 30 python benchmarks/bench_sparse_linear.py --device "$DEVICE" \
         --output "$OUT/sparse_linear.csv" 2>&1 | tail -4
 fi
