@@ -12,10 +12,15 @@
 #              user-uniform sampler, side by side on the card, each over as many epochs as fit (the 0.180
 #              reproduction of issue #2: 0.1755 after 540 epochs on an H200 with edge sampling, still rising;
 #              batches of 8,192 and 16,384 learned alike per epoch);
+#   long       dense LightGCN against DSL at 50% and 80% with the recipe that reproduced the paper (user
+#              sampling), side by side and at equal epochs, as many as fit (#3's quality targets at the length
+#              where the dense run reaches the paper: 0.1852 after 1630 epochs; the 5th session's sweep
+#              stopped at 272, where DSL 50% was at 0.945x dense);
 #   ultragcn   UltraGCN with its official Gowalla preset alone on the card: its epoch time (the target,
 #              >= 0.184, needs ~480 epochs; the official log leaves the popularity plateau at epoch ~140).
 # Each step is capped so that the whole run ends in about BUDGET seconds; the quality steps share what the
-# tests and speed steps leave. The first H200 session ran "tests speed sweep" (docs/results.md).
+# tests and speed steps leave. The first H200 session ran "tests speed sweep", the second "tests backends
+# reproduce" (docs/results.md).
 # Results land in $OUT (the device tool's return folder; ./gpu-out elsewhere): tests.log, three speed CSVs,
 # backends_profile.txt, and runs.tar.gz (each run's metrics.json and log, timing.json); tabulate a sweep with
 # sweep_sparsity.py --collect.
@@ -83,6 +88,13 @@ if step sweep; then
     runs+=(--run static80 sweep "$dsl --sparsity 0.8 --static-mask")
     runs+=(--run dense-d13 sweep "$lightgcn --embedding-dim 13")
     runs+=(--run ultragcn ultragcn "$common --model ultragcn --threads 2")
+fi
+if step long; then
+    lightgcn="$common $RECIPE --sampling user --threads 4"
+    runs+=(--run dense long "$lightgcn")
+    for percent in 50 80; do
+        runs+=(--run "dsl$percent" long "$lightgcn --update-interval $UPDATE_INTERVAL --sparsity 0.$percent")
+    done
 fi
 if step reproduce; then  # the recipe, and the same at twice the batch (per epoch they learn alike, see above),
     # both with LightGCN's user-uniform sampler (+0.004 Recall@20 over edge sampling after 10, 20 and 30 epochs)

@@ -107,3 +107,30 @@ def test_collect_at_epoch(tmp_path):
     assert rows[sweep.SAME_BUDGET]["sparsity"] == 0.8  # 1 - 13 / 64, rounded
     with pytest.raises(SystemExit, match=r"dsl80: no evaluation at epoch 30 \(evaluated at \[10, 20\]\)"):
         sweep.collect([dense, dsl], at_epoch=30)
+
+
+def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
+    write_run(tmp_path / "a", [(10, 5.0, 0.15), (20, 10.0, 0.17)])
+    write_run(tmp_path / "b", [(10, 4.0, 0.12)])
+    out = tmp_path / "curves" / "recall"
+    script = BENCHMARKS / "plot_history.py"
+    runs = [f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}"]
+    done = subprocess.run(
+        [sys.executable, script, *runs, "--reference", "paper=0.18", "--out", out],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = out.with_suffix(".csv").read_text().splitlines()
+    assert lines == ["run,epoch,train_seconds,recall@20", "a,10,5.0,0.15", "a,20,10.0,0.17", "b,10,4.0,0.12"]
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    missing = subprocess.run(
+        [sys.executable, script, *runs, "--metric", "recall@50", "--out", out], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "a: no test recall@50" in missing.stderr
+    bad = subprocess.run(
+        [sys.executable, script, *runs, "--reference", "paper=high", "--out", out],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "paper: 'high' is not a number" in bad.stderr

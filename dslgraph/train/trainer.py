@@ -152,7 +152,7 @@ class Trainer:
     def train_epoch(self) -> float:
         """One pass over the training interactions; returns the mean loss."""
         self.model.train()
-        total, count = 0.0, 0
+        losses, sizes = [], []  # read once per epoch: .item() per iteration would wait for the GPU each time
         bar = tqdm(
             self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress
         )
@@ -165,11 +165,14 @@ class Trainer:
                 self.scheduler.step()
             for hook in self.hooks:
                 hook.step()
-            total += loss.item() * batch[0].numel()
-            count += batch[0].numel()
+            losses.append(loss.detach())
+            sizes.append(batch[0].numel())
+        if not losses:
+            return 0.0
+        total = float(torch.stack(losses).double().cpu() @ torch.tensor(sizes, dtype=torch.double))
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
-        return total / max(count, 1)
+        return total / sum(sizes)
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:

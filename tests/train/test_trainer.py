@@ -26,6 +26,20 @@ def test_training_learns_and_writes_outputs(small_data, tmp_path):
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
 
 
+def test_epoch_loss_is_the_mean_over_triples_and_a_diverged_one_fails(small_data, tmp_path):
+    trainer = _trainer(small_data, tmp_path, batch_size=50)
+    seen = []
+    loss = trainer.model.loss
+    trainer.model.loss = lambda *args, **kwargs: seen.append(loss(*args, **kwargs)) or seen[-1]
+    mean = trainer.train_epoch()
+    sizes = [users.numel() for users, *_ in trainer.batches]
+    assert len(set(sizes)) > 1  # the last batch is smaller: the mean weighs each loss by its batch
+    assert mean == pytest.approx(sum(l.item() * n for l, n in zip(seen, sizes)) / sum(sizes))
+    trainer.model.loss = lambda *args, **kwargs: loss(*args, **kwargs) * float("nan")
+    with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1; lower the lr"):
+        trainer.train_epoch()
+
+
 def test_resume_continues_identically(small_data, tmp_path):
     full = _trainer(small_data, tmp_path / "a", epochs=4).fit()
     _trainer(small_data, tmp_path / "b", epochs=2).fit()

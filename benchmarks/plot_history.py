@@ -1,0 +1,92 @@
+"""A metric along training for several ``dslgraph train`` runs: one CSV table and one PNG plot.
+
+Each RUN is ``NAME=FOLDER`` (a run's output folder, holding its ``metrics.json``). The table has one row
+per (run, evaluated epoch) with the epoch, the training seconds so far and the metric; the plot draws the
+metric against the epoch, with each ``--reference NAME=VALUE`` as a horizontal line (a paper's number, a
+target):
+
+    python benchmarks/plot_history.py b16k=docs/results/gowalla/h200/reproduce-s7/b16k \\
+        b32k=docs/results/gowalla/h200/reproduce-s7/b32k --reference paper=0.1830 target=0.180 \\
+        --out docs/results/gowalla/h200/reproduce-s7/recall
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from common import write_csv  # noqa: E402
+
+
+def named(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def reference(text: str) -> tuple[str, float]:
+    name, value = named(text)
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number") from None
+
+
+def history(name: str, folder: Path, metric: str, split: str) -> list[dict]:
+    """The run's evaluations as table rows; fails naming the run where the metric is missing."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"{name}: no metrics.json in {folder}")
+    entries = json.loads(path.read_text()).get("history", [])
+    rows = [
+        {"run": name, "epoch": e["epoch"], "train_seconds": e["seconds"], metric: e[split][metric]}
+        for e in entries
+        if (e.get(split) or {}).get(metric) is not None
+    ]
+    if not rows:
+        raise SystemExit(f"{name}: no {split} {metric} in {path}")
+    return rows
+
+
+def plot(rows: list[dict], metric: str, references: list[tuple[str, float]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(row["run"] for row in rows):
+        points = [(row["epoch"], row[metric]) for row in rows if row["run"] == name]
+        ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+    for name, value in references:
+        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
+        ax.annotate(name, (0, value), xycoords=("axes fraction", "data"), va="bottom", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=named, metavar="NAME=FOLDER")
+    parser.add_argument("--metric", default="recall@20")
+    parser.add_argument("--split", default="test", choices=["test", "validation"])
+    parser.add_argument("--reference", nargs="*", default=[], type=reference, metavar="NAME=VALUE")
+    parser.add_argument("--out", required=True, help="path without suffix: OUT.csv and OUT.png are written")
+    args = parser.parse_args()
+    rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
+    out = Path(args.out)
+    write_csv(rows, out.with_suffix(".csv"))
+    plot(rows, args.metric, args.reference, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
