@@ -34,7 +34,7 @@ def test_epoch_loss_is_the_mean_over_triples_and_a_diverged_one_fails(small_data
     mean = trainer.train_epoch()
     sizes = [users.numel() for users, *_ in trainer.batches]
     assert len(set(sizes)) > 1  # the last batch is smaller: the mean weighs each loss by its batch
-    assert mean == pytest.approx(sum(l.item() * n for l, n in zip(seen, sizes)) / sum(sizes))
+    assert mean == pytest.approx(sum(value.item() * n for value, n in zip(seen, sizes)) / sum(sizes))
     trainer.model.loss = lambda *args, **kwargs: loss(*args, **kwargs) * float("nan")
     with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1; lower the lr"):
         trainer.train_epoch()
