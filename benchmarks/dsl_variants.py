@@ -12,6 +12,9 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
 * ``prefix``: every row is active on a prefix of its columns (widths drawn from an exponential law
   with the table's mean width), and prune-and-grow keeps it so: rows lose their tails and grow the
   columns right after their end, so users and items always share their first columns.
+* ``scaled-init``: a table's initial active values are multiplied by ``1 / sqrt(density)``, so that
+  each row starts with the norm a dense row would have (sparse initialisations that keep the
+  variance of a layer's output, as in the literature on sparse training from scratch).
 
 (The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
@@ -122,9 +125,23 @@ def use_prefix() -> None:
     DynamicSparseLearning.update = prefix_update
 
 
+def use_scaled_init() -> None:
+    from_dense = SparseEmbedding.from_dense.__func__
+
+    def scaled(cls, weight, density=None, generator=None, mask_init="random"):
+        table = from_dense(cls, weight, density, generator, mask_init)
+        if density is not None:
+            with torch.no_grad():
+                table.values.mul_(table.density() ** -0.5)
+        return table
+
+    SparseEmbedding.from_dense = classmethod(scaled)
+
+
 VARIANTS = {
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
+    "scaled-init": use_scaled_init,
 }
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
     inv_sqrt = deg.pow(-0.5)
     inv_sqrt[deg == 0] = 0
     value = inv_sqrt[row] * inv_sqrt[col]
-    adj = torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n)).coalesce()
+    adj = torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n), check_invariants=False).coalesce()
     return adj.to_sparse_csr()
 
 
@@ -88,4 +88,8 @@ def to_sparse_tensor(adj: Tensor):
 
 def interaction_csr(index: Tensor, num_users: int, num_items: int) -> Tensor:
     value = torch.ones(index.size(1))
-    return torch.sparse_coo_tensor(index, value, (num_users, num_items)).coalesce().to_sparse_csr()
+    return (
+        torch.sparse_coo_tensor(index, value, (num_users, num_items), check_invariants=False)
+        .coalesce()
+        .to_sparse_csr()
+    )
