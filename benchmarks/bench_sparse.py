@@ -1,7 +1,8 @@
 """Seconds per LightGCN training iteration (and epoch): genuinely sparse table vs dense-with-mask vs dense.
 
 For each sparsity the same model is trained with ``backend="sparse"`` (only active entries stored and
-propagated) and ``backend="masked"`` (the authors' dense weight times a mask), plus the dense model once.
+propagated), ``backend="compact"`` (stored the same way, propagated through a transient dense copy) and
+``backend="masked"`` (the authors' dense weight times a mask), plus the dense model once.
 Times are the mean of ``--iterations`` BPR iterations after ``--warmup`` (which also builds the sparse
 propagation plan); one DSL prune-and-grow update (with the plan rebuild it causes) is timed on its own,
 and the amortised per-iteration cost at ``--update-interval`` is reported.
@@ -13,12 +14,17 @@ included) and, on CUDA, the kernels it launches (``kernels_per_iteration``): at 
 iteration a GPU is bound by launches, so these counts predict the GPU's ranking of the backends, and they
 can be read on a CPU.
 
+Each row also records the bytes held between iterations: parameters with positions or masks plus optimizer
+state, gradients, and ``workspace_bytes`` (the sparse table's propagation plan, an index and a weight per
+multiply-add), and on CUDA the peak memory allocated during the timed iterations.
+
 ``--profile FILE`` also appends, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
 three iterations, most time first: where the backends' time goes.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -28,11 +34,13 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
+from dslgraph.metrics.cost import optimizer_state_bytes, parameter_bytes, tensor_bytes, workspace_bytes
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
 
 
 def measure(data, adj, device, sparsity, backend, args) -> dict:
+    gc.collect()  # the previous row's model, before this row's peak memory is measured
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     torch.manual_seed(0)
     model = LightGCN(num_users, num_items)
@@ -66,11 +74,16 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     for _ in range(args.warmup):
         step()
     sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(args.iterations):
         step()
     sync(device)
     per_iter = (time.perf_counter() - start) / args.iterations
+    memory = held_bytes(model, optimizer)
+    if device.type == "cuda":
+        memory["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
     update = 0.0
     if dsl is not None:
         sync(device)
@@ -94,6 +107,19 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         "update_interval": args.update_interval,
         "seconds_per_epoch_amortised": round(amortised * len(batches), 1),
         **counts,
+        **memory,
+    }
+
+
+def held_bytes(model, optimizer) -> dict[str, int]:
+    """What an iteration keeps allocated between iterations: parameters with their positions or
+    masks and optimizer state, their gradients, and the sparse tables' derived index structures
+    (the propagation plan). Activations, freed after each backward pass, are not included."""
+    gradients = [p.grad for p in model.parameters() if p.grad is not None]
+    return {
+        "parameter_and_state_bytes": parameter_bytes(model) + optimizer_state_bytes(optimizer),
+        "gradient_bytes": tensor_bytes(gradients),
+        "workspace_bytes": workspace_bytes(model),
     }
 
 
@@ -138,7 +164,7 @@ def main() -> None:
     print(rows[-1], flush=True)
     write_csv(rows, args.output)
     for sparsity in args.sparsities:
-        for backend in ("sparse", "masked"):
+        for backend in ("sparse", "compact", "masked"):
             rows.append(measure(data, adj, device, sparsity, backend, args))
             print(rows[-1], flush=True)
             write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured

@@ -3,7 +3,8 @@
 Reads every ``<folder>/**/metrics.json`` written by ``dslgraph train`` (or the sweeps), one row per run:
 the three MAC counts of a training iteration and a full-ranking inference (dense reference, what dslgraph's
 kernels execute, and the ideal count where every sparsified tensor costs its active entries, the paper's way)
-with their savings, and the bytes of parameters plus optimizer state against the dense reference.
+with their savings, the bytes of parameters plus optimizer state against the dense reference, and the bytes of
+the sparse tables' propagation plans (``workspace_bytes``, left empty for runs that predate it).
 
     python benchmarks/cost_table.py docs/results/ml-1m --out docs/results/ml-1m/cost
 """
@@ -19,7 +20,7 @@ from common import write_csv
 COLUMNS = (
     "model", "run", "sparsity", "train_macs_dense", "train_macs_executed", "train_macs_ideal",
     "training_savings", "ideal_training_savings", "inference_macs_dense", "inference_savings",
-    "ideal_inference_savings", "bytes", "dense_bytes", "bytes_ratio",
+    "ideal_inference_savings", "bytes", "dense_bytes", "bytes_ratio", "workspace_bytes",
 )  # fmt: skip
 
 
@@ -46,6 +47,7 @@ def row_for(path: Path) -> dict | None:
         "bytes": summary["parameter_bytes"] + summary["optimizer_state_bytes"],
         "dense_bytes": summary["dense_parameter_bytes"] + summary["dense_optimizer_state_bytes"],
         "bytes_ratio": round(summary["bytes_ratio"], 3),
+        "workspace_bytes": summary.get("workspace_bytes", ""),  # not in runs before the 8th session
     }
 
 

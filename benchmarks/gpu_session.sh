@@ -72,7 +72,7 @@ if step speed; then
 fi
 if step speed || step backends; then
     echo "== backends ($(left)s left)"
-    timeout 75 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
+    timeout 100 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
         --iterations 5 --output "$OUT/backends.csv" --profile "$OUT/backends_profile.txt" 2>&1 | tail -4
 fi
 if step speed; then

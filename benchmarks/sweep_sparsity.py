@@ -55,6 +55,7 @@ COLUMNS = [
     "active_entries",
     "parameter_bytes",
     "optimizer_state_bytes",
+    "workspace_bytes",
     "bytes_ratio",
     "train_macs_per_iteration",
     "dense_train_macs_per_iteration",
@@ -82,6 +83,7 @@ def row_for(summary: dict, settings: dict, mask: str) -> dict:
         "active_entries": sum(summary["active_entries"].values()) or "",
         "parameter_bytes": summary["parameter_bytes"],
         "optimizer_state_bytes": summary["optimizer_state_bytes"],
+        "workspace_bytes": summary.get("workspace_bytes", ""),  # not in runs before the 8th session
         "bytes_ratio": round(summary["bytes_ratio"], 3),
         "train_macs_per_iteration": int(summary["macs"]["train_iteration"]),
         "dense_train_macs_per_iteration": int(summary["dense_macs"]["train_iteration"]),

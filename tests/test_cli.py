@@ -69,6 +69,26 @@ def test_train_eval_recommend_on_lastfm(tmp_path, capsys, monkeypatch):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_compact_backend_trains_holds_no_plan_and_evaluates(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    runs = {}
+    for backend in ("sparse", "compact"):
+        out = tmp_path / backend
+        args = ["train", "--epochs", "3", "--lr", "0.01", "--embedding-dim", "8", "--sparsity", "0.8"]
+        args += ["--update-interval", "10", "--no-progress", "--device", "cpu"]  # two updates
+        assert main([*args, "--backend", backend, "--output", str(out)]) == 0
+        capsys.readouterr()
+        runs[backend] = json.loads((out / "metrics.json").read_text())
+    assert runs["sparse"]["workspace_bytes"] > 0 and runs["compact"]["workspace_bytes"] == 0
+    assert runs["compact"]["bytes_ratio"] == runs["sparse"]["bytes_ratio"] < 0.35
+    # the same masks, values and gradients (to float rounding): the two backends train alike
+    recall = runs["sparse"]["test"]["recall@20"]
+    assert recall > 0.05 and runs["compact"]["test"]["recall@20"] == pytest.approx(recall, rel=1e-3)
+    assert main(["eval", str(tmp_path / "compact" / "best.pt"), "--device", "cpu"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"]["recall@20"] == pytest.approx(runs["compact"]["test"]["recall@20"])
+
+
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
     assert main(["datasets"]) == 0

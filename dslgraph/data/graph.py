@@ -70,7 +70,14 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
     inv_sqrt[deg == 0] = 0
     value = inv_sqrt[row] * inv_sqrt[col]
     adj = torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n), check_invariants=False).coalesce()
-    return adj.to_sparse_csr()
+    adj = adj.to_sparse_csr()
+    if max(n, adj._nnz()) >= 2**31:
+        return adj
+    # int32 indices, which the CPU and CUDA sparse kernels take: with int64 ones every product
+    # first converts them (two copies of the graph's indices per product)
+    return torch.sparse_csr_tensor(
+        adj.crow_indices().int(), adj.col_indices().int(), adj.values(), adj.shape, check_invariants=False
+    )
 
 
 def to_sparse_tensor(adj: Tensor):
@@ -82,7 +89,10 @@ def to_sparse_tensor(adj: Tensor):
     from torch_sparse import SparseTensor
 
     return SparseTensor(
-        rowptr=adj.crow_indices(), col=adj.col_indices(), value=adj.values(), sparse_sizes=adj.shape
+        rowptr=adj.crow_indices().long(),
+        col=adj.col_indices().long(),
+        value=adj.values(),
+        sparse_sizes=adj.shape,
     )
 
 

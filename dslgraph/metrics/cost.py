@@ -5,7 +5,11 @@ three ways: ``"dense"`` (the same model with every tensor dense), ``"executed"``
 kernels run: a genuinely sparse table costs its active entries, a masked dense layer costs as
 much as a dense one) and ``"ideal"`` (every sparsified tensor costs only its active entries, as if
 sparse kernels existed for all of them). :func:`cost_report` puts them side by side with the
-bytes of parameters and optimizer state, and with the paper's naive count.
+bytes of parameters and optimizer state, and with the paper's naive count. ``workspace_bytes`` adds
+what ``bytes_ratio`` leaves out: the index structures a genuinely sparse table derives from its
+positions, above all its propagation plan (about ``16 P`` bytes: an index and a weight per
+multiply-add, forward and backward), which on a graph with many edges per row outweighs the table
+itself. Activations (``K + 1`` dense ``N x d`` layers) are counted for no backend.
 
 For LightGCN (one table of ``N = num_users + num_items`` rows and ``d`` columns, ``K`` propagation
 layers over a graph with ``nnz(A)`` stored entries, batch size ``B``):
@@ -47,6 +51,12 @@ def parameter_bytes(model: torch.nn.Module) -> int:
     return tensor_bytes(model.parameters()) + tensor_bytes(model.buffers())
 
 
+def workspace_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the index structures that sparse tables derive from their positions (above all the
+    propagation plan of a graph model's sparse table); a dense model holds none."""
+    return sum(m.workspace_bytes() for m in model.modules() if hasattr(m, "workspace_bytes"))
+
+
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes of every tensor the optimizer keeps per parameter (e.g. Adam's two moments)."""
     return sum(_state_bytes(state) for state in optimizer.state.values())
@@ -78,6 +88,7 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
         "dense_parameter_bytes": dense_param_bytes,
         "dense_optimizer_state_bytes": dense_state_bytes,
         "bytes_ratio": (param_bytes + state_bytes) / (dense_param_bytes + dense_state_bytes),
+        "workspace_bytes": workspace_bytes(model),
         "macs": macs["executed"],
         "ideal_macs": macs["ideal"],
         "dense_macs": dense,

@@ -67,7 +67,7 @@ class LightGCN(MessagePassing, Recommender):
         ego = self.embedding.to_dense()
         if self.num_layers == 0:
             return ego, ego
-        x = self.embedding.propagate(adj)
+        x = self.embedding.propagate(adj, ego)
         out = ego + x
         for _ in range(1, self.num_layers):
             x = self.propagate(adj, x=x)
@@ -115,15 +115,21 @@ class LightGCN(MessagePassing, Recommender):
     def macs(self, adj, batch_size: int, count: str = "executed") -> dict[str, float]:
         """MACs of a training iteration and a full-ranking inference (see :mod:`dslgraph.metrics.cost`).
 
-        A sparse table's first propagation costs its plan's entries in the ``"executed"`` and
-        ``"ideal"`` counts; every other step is dense by nature, so the two counts agree.
+        A sparse table's first propagation costs its plan's entries in the ``"ideal"`` count, and in
+        the ``"executed"`` one unless the table propagates through a dense copy; every other step is
+        dense by nature.
         """
         check_count(count)
         table = self.embedding
         sparse = count != "dense" and hasattr(table, "plan_entries")
         d, k = table.embedding_dim, self.num_layers
         n, graph_entries = table.num_embeddings, adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
-        first = (table.plan_entries(adj) if sparse else graph_entries * d) if k else 0
+        if not k:
+            first = 0
+        elif not sparse:
+            first = graph_entries * d
+        else:
+            first = table.plan_entries(adj) if count == "ideal" else table.propagation_macs(adj)
         later = max(k - 1, 0) * graph_entries * d
         mean = k * n * d + (table.nnz if sparse else n * d)
         propagation = first + later + mean

@@ -23,7 +23,7 @@ from dslgraph.sparse.table import EmbeddingTable
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("sparse", "masked")
+BACKENDS = ("sparse", "compact", "masked")
 GROWTH = ("gradient", "random", "momentum")
 OPTIMIZER_STATE = ("reset", "keep")
 DISTRIBUTIONS = ("uniform", "erk")
@@ -187,8 +187,8 @@ class DynamicSparseLearning:
     tables (:class:`~dslgraph.sparse.table.EmbeddingTable` and :class:`torch.nn.Embedding`) are
     replaced by genuinely sparse :class:`~dslgraph.sparse.SparseEmbedding` tables and
     :class:`torch.nn.Linear` layers whose weight is a target by :class:`~dslgraph.sparse.SparseLinear`
-    (``backend="sparse"``), or masked in place (``backend="masked"``); other parameters (biases,
-    convolution kernels) are always masked.
+    (``backend="sparse"`` or ``"compact"``), or masked in place (``backend="masked"``); other
+    parameters (biases, convolution kernels) are always masked.
     Create the optimizer afterwards, :meth:`attach` it, and call :meth:`step` after every
     ``optimizer.step()``. Every ``update_interval`` iterations each tensor prunes
     :math:`n = \lceil \rho_t \cdot nnz \rceil` active weights of smallest magnitude and grows ``n``
@@ -217,8 +217,12 @@ class DynamicSparseLearning:
             DSL authors') or ``"aligned"`` (every row's first columns, so that users and items share
             their active columns; see :func:`~dslgraph.sparse.embedding.initial_positions`). Other
             targets always start random. (default: :obj:`"random"`)
-        backend (str, optional): ``"sparse"`` or ``"masked"`` for embedding tables and linear
-            weights. (default: :obj:`"sparse"`)
+        backend (str, optional): ``"sparse"`` (only active entries stored, given optimizer state
+            and computed with), ``"compact"`` (stored and given optimizer state like ``"sparse"``,
+            but a graph model's tables propagate through a transient dense copy instead of a
+            cached plan: a dense layer's work, no plan to hold) or ``"masked"`` (a dense weight
+            times a mask, the DSL authors' way), for embedding tables and linear weights.
+            (default: :obj:`"sparse"`)
         skip_zero_gradient (bool, optional): Never grow an entry whose growth score (gradient or
             momentum) is zero, and prune only as many entries as can be grown otherwise. A model without
             propagation (UltraGCN) gives gradient only to the rows of the update's mini-batch, so
@@ -267,7 +271,7 @@ class DynamicSparseLearning:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-        if growth == "momentum" and backend == "sparse":
+        if growth == "momentum" and backend != "masked":
             raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
         self.model = model
         self.sparsity = sparsity
@@ -295,9 +299,9 @@ class DynamicSparseLearning:
         self._set_probe()
 
     def _replaces_module(self, name: str, obj) -> bool:
-        """Whether the sparse backend puts a genuinely sparse module in place of ``obj``'s module:
+        """Whether the backend puts a genuinely sparse module in place of ``obj``'s module:
         embedding tables, and linear layers whose weight is sparsified."""
-        if self.backend != "sparse":
+        if self.backend == "masked":
             return False
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             return True
@@ -308,8 +312,9 @@ class DynamicSparseLearning:
         replace = self._replaces_module(name, obj)
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             if replace:
+                propagation = "dense" if self.backend == "compact" else "planned"
                 table = SparseEmbedding.from_dense(
-                    obj.weight.detach(), density, self.generator, self.mask_init
+                    obj.weight.detach(), density, self.generator, self.mask_init, propagation
                 )
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.ops import csr_row_slice, csr_segments
+from dslgraph.sparse.ops import csr_row_slice, csr_segments, spmm
 from dslgraph.sparse.table import EmbeddingTable, init_table_
 
 
@@ -37,14 +37,34 @@ class _Plan:
 
 
 class _PlannedSpmv(torch.autograd.Function):
+    """``adj @ table`` as the plan's product, reshaped to ``shape`` inside the function so that
+    autograd records one node, not a view too (a GPU iteration is bound by per-operator costs)."""
+
     @staticmethod
-    def forward(ctx, values: Tensor, plan: _Plan) -> Tensor:
+    def forward(ctx, values: Tensor, plan: _Plan, shape: tuple[int, int]) -> Tensor:
         ctx.plan = plan
-        return torch.mv(plan.forward, values)
+        return torch.mv(plan.forward, values).view(shape)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return torch.mv(ctx.plan.backward, grad.reshape(-1)), None
+        return torch.mv(ctx.plan.backward, grad.reshape(-1)), None, None
+
+
+class _Scatter(torch.autograd.Function):
+    """The dense ``shape`` table holding ``values`` at flat ``positions``; backward gathers.
+
+    ``put_`` and ``take`` index the flat tensor directly: fewer operators per call than indexing a
+    flat view, and operators are what a GPU iteration of this size waits on."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, positions: Tensor, shape: tuple[int, int]) -> Tensor:
+        ctx.save_for_backward(positions)
+        return values.new_zeros(shape).put_(positions, values)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (positions,) = ctx.saved_tensors
+        return grad.take(positions), None, None
 
 
 class _SparseLinear(torch.autograd.Function):
@@ -102,6 +122,12 @@ class SparseEmbedding(EmbeddingTable):
         generator (torch.Generator, optional): Source of the random mask.
         mask_init (str, optional): ``"random"`` (uniformly random entries, DSL's) or ``"aligned"``
             (each row's first columns; see :func:`initial_positions`). (default: :obj:`"random"`)
+        propagation (str, optional): How :meth:`propagate` computes ``adj @ table``:
+            ``"planned"`` through a cached plan with work proportional to the active entries (but
+            an index and a weight per multiply-add to hold, see :meth:`workspace_bytes`), or
+            ``"dense"`` through a dense copy of the table made for the product and freed after it
+            (work and a transient tensor of the dense table's size, no plan).
+            (default: :obj:`"planned"`)
     """
 
     def __init__(
@@ -113,14 +139,18 @@ class SparseEmbedding(EmbeddingTable):
         std: float = 0.1,
         generator: torch.Generator | None = None,
         mask_init: str = "random",
+        propagation: str = "planned",
     ) -> None:
         super().__init__()
         check_density(density)
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {list(PROPAGATIONS)}, got {propagation!r}")
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init
         self.std = std
         self.mask_init = mask_init
+        self.propagation = propagation
         nnz = active_count(num_embeddings * embedding_dim, density)
         self.values = nn.Parameter(torch.empty(nnz))
         self.register_buffer("positions", torch.empty(nnz, dtype=torch.long))
@@ -140,6 +170,7 @@ class SparseEmbedding(EmbeddingTable):
         density: float | None = None,
         generator: torch.Generator | None = None,
         mask_init: str = "random",
+        propagation: str = "planned",
     ) -> SparseEmbedding:
         """A sparse table from a dense ``[N, d]`` tensor.
 
@@ -153,8 +184,10 @@ class SparseEmbedding(EmbeddingTable):
             positions = flat.nonzero().squeeze(1)
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
-            return cls._from_entries(positions, flat[positions], *weight.shape).to(weight.device)
-        table = cls(weight.size(0), weight.size(1), density, generator=generator, mask_init=mask_init)
+            table = cls._from_entries(positions, flat[positions], *weight.shape)
+            table.propagation = propagation
+            return table.to(weight.device)
+        table = cls(*weight.shape, density, generator=generator, mask_init=mask_init, propagation=propagation)
         with torch.no_grad():
             table.values.copy_(flat[table.positions])
         return table.to(weight.device)
@@ -239,8 +272,7 @@ class SparseEmbedding(EmbeddingTable):
 
     # ----------------------------------------------------------------- the seam
     def to_dense(self) -> Tensor:
-        flat = self.values.new_zeros(self.num_embeddings * self.embedding_dim)
-        out = flat.index_put((self.positions,), self.values).view(self.num_embeddings, self.embedding_dim)
+        out = _Scatter.apply(self.values, self.positions, (self.num_embeddings, self.embedding_dim))
         return self._watch(out, "identity", None)
 
     @property
@@ -258,12 +290,16 @@ class SparseEmbedding(EmbeddingTable):
         out = out.index_put((flat,), self.values[slot]).view(rows.numel(), self.embedding_dim)
         return self._watch(out, "rows", rows).view(*index.shape, self.embedding_dim)
 
-    def propagate(self, adj) -> Tensor:
-        """``adj @ table`` for a symmetric CSR ``adj``, with work proportional to the active entries."""
+    def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
+        """``adj @ table`` for a symmetric ``adj``: with work proportional to the active entries
+        (``propagation="planned"``, a CSR ``adj``), or through a transient dense copy (``dense_view``
+        if given: :meth:`to_dense`'s output, which the caller made anyway)."""
+        if self.propagation == "dense":
+            return spmm(adj, self.to_dense() if dense_view is None else dense_view)
         if not isinstance(adj, Tensor) or adj.layout != torch.sparse_csr:
             raise TypeError("SparseEmbedding.propagate needs a torch sparse CSR adjacency")
         plan = self._plan_for(adj)
-        out = _PlannedSpmv.apply(self.values, plan).view(self.num_embeddings, self.embedding_dim)
+        out = _PlannedSpmv.apply(self.values, plan, (self.num_embeddings, self.embedding_dim))
         return self._watch(out, "propagate", adj)
 
     def linear(self, x: Tensor) -> Tensor:
@@ -299,7 +335,8 @@ class SparseEmbedding(EmbeddingTable):
             if plan.adj is adj:
                 return plan
         d = self.embedding_dim
-        crow, col, weight = adj.crow_indices(), adj.col_indices(), adj.values()
+        # int64 while positions are computed: a plan can outgrow int32 where its graph does not
+        crow, col, weight = adj.crow_indices().long(), adj.col_indices().long(), adj.values()
         # adj is symmetric, so walking the edges (j, i) of each active entry (j, c) slot by slot
         # lists every product w_ij * value(j, c) -> output (i, c) grouped by slot: that is the
         # backward matrix in CSR as generated, and only the forward one needs a sort.
@@ -322,9 +359,37 @@ class SparseEmbedding(EmbeddingTable):
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
 
-    def plan_entries(self, adj: Tensor) -> int:
-        """Multiply-adds of one :meth:`propagate` (and of its backward) on ``adj``."""
-        return int(self._plan_for(adj).forward.values().numel())
+    def plan_entries(self, adj) -> int:
+        """Multiply-adds of a planned :meth:`propagate` (and of its backward) on ``adj``: the active
+        entries of each row times the row's edges, summed (the plan's size; nothing is built)."""
+        row = self.positions.div(self.embedding_dim, rounding_mode="floor")
+        row_pointers = adj.crow_indices() if isinstance(adj, Tensor) else adj.storage.rowptr()
+        return int(row_pointers.diff()[row].sum())
+
+    def propagation_macs(self, adj) -> int:
+        """Multiply-adds that :meth:`propagate` runs (and as many in its backward pass)."""
+        if self.propagation == "planned":
+            return self.plan_entries(adj)
+        graph_entries = adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
+        return graph_entries * self.embedding_dim
+
+    def workspace_bytes(self) -> int:
+        """Bytes of the index structures cached from :attr:`positions` (row layout, transposed
+        layout, propagation plan): derived state, not parameters, but memory the table holds.
+
+        The propagation plan dominates: an index and a weight per (graph edge, active entry),
+        forward and backward, so about ``16 P`` bytes for ``P`` = :meth:`plan_entries`.
+        """
+        self._drop_stale_caches()
+        tensors = []
+        if self._layout is not None:
+            tensors += [self._layout.order, self._layout.row, self._layout.col, self._layout.crow]
+        if self._transposed is not None:
+            tensors += self._transposed
+        for plan in self._plans:
+            for matrix in (plan.forward, plan.backward):
+                tensors += [matrix.crow_indices(), matrix.col_indices(), matrix.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     # ------------------------------------------------------------ growth gradient
     def _watch(self, out: Tensor, kind: str, context) -> Tensor:
@@ -360,7 +425,8 @@ class SparseEmbedding(EmbeddingTable):
             yield start, block
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, density={self.density():.3f}"
+        text = f"{self.num_embeddings}, {self.embedding_dim}, density={self.density():.3f}"
+        return text if self.propagation == "planned" else f"{text}, propagation={self.propagation!r}"
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.extra_repr()})"
@@ -383,6 +449,7 @@ def _index_dtype(largest_index: int, entries: int) -> torch.dtype:
 
 
 MASK_INITS = ("random", "aligned")
+PROPAGATIONS = ("planned", "dense")
 
 
 def initial_positions(

@@ -4,7 +4,9 @@ A model never touches ``table.weight`` for its own maths; it asks the table for
 
 * ``table(index)`` — dense rows for a batch (like :class:`torch.nn.Embedding`),
 * ``table.to_dense()`` — the whole ``[num_embeddings, embedding_dim]`` table,
-* ``table.propagate(adj)`` — ``adj @ table``, the first graph-propagation step.
+* ``table.propagate(adj, dense_view)`` — ``adj @ table``, the first graph-propagation step
+  (``dense_view``: what ``to_dense()`` returned, if the caller made it, for a table that
+  multiplies a dense copy to reuse).
 
 :class:`DenseEmbedding` does each the ordinary way; :class:`dslgraph.sparse.SparseEmbedding`
 stores only active entries and does the same maths with work proportional to them.
@@ -41,7 +43,7 @@ class EmbeddingTable(nn.Module):
     def forward(self, index: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def propagate(self, adj) -> Tensor:
+    def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -81,5 +83,5 @@ class DenseEmbedding(EmbeddingTable):
     def forward(self, index: Tensor) -> Tensor:
         return self.weight[index]
 
-    def propagate(self, adj) -> Tensor:
+    def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
         return spmm(adj, self.weight)

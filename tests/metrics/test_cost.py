@@ -37,3 +37,14 @@ def test_masked_table_saves_nothing_executed(small_data):
     report = _report(small_data, 0.8, backend="masked")
     assert report["bytes_ratio"] > 1  # the dense weight, its Adam moments and a byte of mask per entry
     assert report["training_savings"] == 0.0
+
+
+def test_planned_propagation_holds_a_plan_and_the_compact_table_does_not(small_data):
+    sparse, compact = _report(small_data, 0.8), _report(small_data, 0.8, backend="compact")
+    assert sparse["workspace_bytes"] > 0 and compact["workspace_bytes"] == 0
+    assert compact["bytes_ratio"] == sparse["bytes_ratio"]
+    # the compact table's first layer runs as many multiply-adds as the dense one; the ideal count
+    # is the same for both backends
+    assert compact["macs"]["train_iteration"] > sparse["macs"]["train_iteration"]
+    assert compact["ideal_macs"] == sparse["ideal_macs"]
+    assert _report(small_data, 0.0)["workspace_bytes"] == 0

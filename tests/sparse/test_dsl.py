@@ -21,7 +21,7 @@ def _train_steps(model, dsl, optimizer, adj, steps, seed=0):
         yield
 
 
-@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
 @pytest.mark.parametrize("growth", ["gradient", "random"])
 def test_active_count_is_constant_at_every_step(small_data, backend, growth):
     model = LightGCN(30, 40, embedding_dim=8)
@@ -32,7 +32,7 @@ def test_active_count_is_constant_at_every_step(small_data, backend, growth):
     expected = round(70 * 8 * 0.2)
     positions_seen = set()
     for _ in _train_steps(model, dsl, optimizer, adj, 40):
-        dense = model.embedding.to_dense() if backend == "sparse" else model.embedding.weight
+        dense = model.embedding.weight if backend == "masked" else model.embedding.to_dense()
         assert dsl.active_counts() == {"embedding": expected}
         assert int((dense != 0).sum()) <= expected
         positions_seen.add(tuple(sorted(dsl.targets[0].active_positions().tolist())))
@@ -171,16 +171,16 @@ def test_sparse_backend_makes_linear_weights_genuinely_sparse(bias_first):
     assert all(s.numel() == 64 for s in optimizer.state[layer.sparse_weight.values].values() if s.dim())
 
 
-@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
 def test_aligned_mask_init_gives_every_row_its_first_columns(small_data, backend):
     model = LightGCN(30, 40, embedding_dim=8)
     dsl = DynamicSparseLearning(
         model, 0.7, total_steps=10, mask_init="aligned", backend=backend, update_interval=3
     )
-    if backend == "sparse":
-        positions = model.embedding.positions
-    else:
+    if backend == "masked":
         positions = model.embedding.weight_mask.view(-1).nonzero().squeeze(1)
+    else:
+        positions = model.embedding.positions
     rows, cols = positions // 8, positions % 8
     width = torch.bincount(rows, minlength=70)
     assert int(width.sum()) == round(70 * 8 * 0.3) and set(width.tolist()) == {2, 3}

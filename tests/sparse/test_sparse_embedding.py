@@ -7,19 +7,20 @@ from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
 
 
-def _twin_models(density: float, device):
+def _twin_models(density: float, device, propagation: str = "planned"):
     """A LightGCN with a sparse table and one with the same entries as a dense table."""
     torch.manual_seed(0)
     sparse_model = LightGCN(30, 40, embedding_dim=8)
-    sparse_model.embedding = SparseEmbedding(70, 8, density)
+    sparse_model.embedding = SparseEmbedding(70, 8, density, propagation=propagation)
     dense_model = LightGCN(30, 40, embedding_dim=8)
     dense_model.embedding.weight.data.copy_(sparse_model.embedding.to_dense().detach())
     return sparse_model.to(device), dense_model.to(device)
 
 
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
 @pytest.mark.parametrize("density", [0.05, 0.3, 1.0])
-def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, density):
-    sparse_model, dense_model = _twin_models(density, device)
+def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, density, propagation):
+    sparse_model, dense_model = _twin_models(density, device, propagation)
     adj = propagation_graph(small_data).to(device)
     users, pos, neg = (torch.randint(n, (16,), device=device) for n in (30, 40, 40))
     pairs = torch.stack([users, pos])
@@ -45,9 +46,10 @@ def test_propagation_follows_positions_edited_in_place(small_data):
     torch.testing.assert_close(table.propagate(adj), expected, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 70, 1000])
-def test_dense_gradient_is_rebuilt_in_chunks(small_data, device, chunk_rows):
-    sparse_model, dense_model = _twin_models(0.2, device)
+def test_dense_gradient_is_rebuilt_in_chunks(small_data, device, chunk_rows, propagation):
+    sparse_model, dense_model = _twin_models(0.2, device, propagation)
     adj = propagation_graph(small_data).to(device)
     users, pos, neg = (
         torch.arange(10, device=device),
@@ -94,18 +96,47 @@ def test_bad_density(density):
         SparseEmbedding(10, 4, density)
 
 
-def test_masked_backend_matches_sparse_backend(small_data):
+def test_backends_start_from_the_same_table_and_scores(small_data):
     adj = propagation_graph(small_data)
     models = []
-    for backend in ("sparse", "masked"):
+    for backend in ("sparse", "compact", "masked"):
         torch.manual_seed(3)
         model = LightGCN(30, 40, embedding_dim=8)
         DynamicSparseLearning(model, 0.7, total_steps=10, backend=backend, seed=5)
         models.append(model)
-    sparse, masked = models
-    torch.testing.assert_close(sparse.embedding.to_dense(), masked.embedding.weight)
+    sparse, compact, masked = models
     pairs = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    torch.testing.assert_close(sparse(adj, pairs), masked(adj, pairs))
+    for model in (sparse, compact):
+        torch.testing.assert_close(model.embedding.to_dense(), masked.embedding.weight)
+        torch.testing.assert_close(model(adj, pairs), masked(adj, pairs))
+
+
+def test_workspace_is_the_plan_and_only_planned_propagation_holds_one(small_data):
+    adj = propagation_graph(small_data)
+    planned, dense = (SparseEmbedding(70, 8, 0.3, propagation=p) for p in ("planned", "dense"))
+    assert planned.workspace_bytes() == dense.workspace_bytes() == 0
+    planned.propagate(adj)
+    dense.propagate(adj)
+    entries = planned.plan_entries(adj)
+    # forward and backward CSR: an int32 index and a float32 weight per entry, plus row pointers
+    assert planned.workspace_bytes() >= 16 * entries
+    assert dense.workspace_bytes() == 0
+    assert planned.propagation_macs(adj) == entries < dense.propagation_macs(adj) == adj._nnz() * 8
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_dense_propagation_takes_a_sparse_tensor_adjacency(small_data):
+    from dslgraph.data import to_sparse_tensor
+
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, propagation="dense")
+    torch.testing.assert_close(table.propagate(to_sparse_tensor(adj)), table.propagate(adj))
+    assert table.plan_entries(to_sparse_tensor(adj)) == table.plan_entries(adj)
+
+
+def test_bad_propagation():
+    with pytest.raises(ValueError, match="propagation must be one of"):
+        SparseEmbedding(10, 4, 0.5, propagation="fused")
 
 
 def operators_per_iteration(adj, backend: str) -> int:

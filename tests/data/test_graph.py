@@ -1,0 +1,18 @@
+import torch
+
+from dslgraph.data import EDGE, propagation_graph
+
+
+def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(small_data):
+    adj = propagation_graph(small_data)
+    # int32 indices: sparse kernels would otherwise convert int64 ones on every product
+    assert adj.crow_indices().dtype == adj.col_indices().dtype == torch.int32
+    user, item = small_data[EDGE].edge_index
+    a = torch.zeros(70, 70)
+    a[user, item + 30] = 1.0
+    a = a + a.T
+    deg = a.sum(1)
+    inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
+    torch.testing.assert_close(adj.to_dense(), inv_sqrt[:, None] * a * inv_sqrt[None, :])
+    x = torch.randn(70, 4)
+    torch.testing.assert_close(torch.sparse.mm(adj, x), adj.to_dense() @ x)
