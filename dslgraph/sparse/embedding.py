@@ -335,26 +335,23 @@ class SparseEmbedding(EmbeddingTable):
             if plan.adj is adj:
                 return plan
         d = self.embedding_dim
-        # int64 while positions are computed: a plan can outgrow int32 where its graph does not
-        crow, col, weight = adj.crow_indices().long(), adj.col_indices().long(), adj.values()
+        # built in int32 wherever the plan's indices fit (half the memory and faster sorting)
+        index_dtype = _index_dtype(max(adj.size(0) * d, adj._nnz()), self.plan_entries(adj))
+        crow, col, weight = adj.crow_indices(), adj.col_indices().to(index_dtype), adj.values()
         # adj is symmetric, so walking the edges (j, i) of each active entry (j, c) slot by slot
         # lists every product w_ij * value(j, c) -> output (i, c) grouped by slot: that is the
         # backward matrix in CSR as generated, and only the forward one needs a sort.
-        row = self.positions.div(d, rounding_mode="floor")
-        edge, slot = csr_segments(crow, row)
-        out_pos = col[edge] * d + (self.positions - row * d)[slot]
+        positions = self.positions.to(index_dtype)
+        row = positions.div(d, rounding_mode="floor")
+        edge, slot = csr_segments(crow, row, index_dtype)
+        out_pos = col[edge] * d + (positions - row * d)[slot]
         weight = weight[edge]
-        index_dtype = _index_dtype(adj.size(0) * d, out_pos.numel())
         backward_crow = torch.zeros(self.nnz + 1, dtype=torch.long, device=col.device)
         backward_crow[1:] = crow.diff()[row].cumsum(0)
-        backward = torch.sparse_csr_tensor(
-            backward_crow.to(index_dtype),
-            out_pos.to(index_dtype),
-            weight,
-            (self.nnz, adj.size(0) * d),
-            check_invariants=False,
-        )
-        forward = _csr_from_pairs(out_pos, slot, weight, (adj.size(0) * d, self.nnz))
+        shape = (self.nnz, adj.size(0) * d)
+        backward_crow = backward_crow.to(index_dtype)
+        backward = torch.sparse_csr_tensor(backward_crow, out_pos, weight, shape, check_invariants=False)
+        forward = _csr_from_pairs(out_pos, slot, weight, shape[::-1])
         plan = _Plan(adj, forward, backward)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan

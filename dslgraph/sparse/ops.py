@@ -51,10 +51,11 @@ def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
     )
 
 
-def csr_segments(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """For CSR rows ``rows``: the entry positions of each, and which element of ``rows`` owns it."""
+def csr_segments(crow: Tensor, rows: Tensor, dtype: torch.dtype = torch.long) -> tuple[Tensor, Tensor]:
+    """For CSR rows ``rows``: the entry positions of each, and which element of ``rows`` owns it,
+    as ``dtype`` (int32 halves the memory where the counts fit)."""
     start = crow[rows]
     count = crow[rows + 1] - start
-    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), count)
-    first = count.cumsum(0) - count
-    return torch.arange(owner.numel(), device=rows.device) - first[owner] + start[owner], owner
+    owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device, dtype=dtype), count)
+    offset = (count.cumsum(0) - count - start).to(dtype)  # entry k of row r sits at k - first(r) + start(r)
+    return torch.arange(owner.numel(), device=rows.device, dtype=dtype) - offset[owner], owner

@@ -32,6 +32,26 @@ def test_sparse_table_matches_dense_scores_and_gradients(small_data, device, den
     torch.testing.assert_close(table.values.grad, dense_grad[table.positions], atol=1e-7, rtol=1e-5)
 
 
+def test_plan_with_int64_indices_matches_the_int32_one(small_data, monkeypatch):
+    """Graphs too large for int32 plan indices build the plan in int64; small ones never do."""
+    import dslgraph.sparse.embedding as embedding
+
+    adj = propagation_graph(small_data)
+    values = torch.randn(70 * 8 * 3 // 10)
+    plans = []
+    for wide in (False, True):
+        if wide:
+            monkeypatch.setattr(embedding, "_index_dtype", lambda *sizes: torch.long)
+        table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+        table.values.data.copy_(values)
+        plans.append(table._plan_for(adj))
+    narrow, wide = plans
+    assert narrow.forward.col_indices().dtype == torch.int32
+    assert wide.forward.col_indices().dtype == torch.long
+    for part in ("forward", "backward"):
+        torch.testing.assert_close(getattr(wide, part).to_dense(), getattr(narrow, part).to_dense())
+
+
 def test_propagation_follows_positions_edited_in_place(small_data):
     """A plan built before an in-place edit of ``positions`` is not reused, even without
     :meth:`positions_changed`."""

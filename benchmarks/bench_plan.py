@@ -1,0 +1,61 @@
+"""Seconds to build a sparse table's propagation plan, and the plan's bytes, per density.
+
+DSL rebuilds the plan after every prune-and-grow update (the positions change), so this is the part of an
+update's cost that grows with the graph. Each density builds the plan of a fresh random table of the dataset's
+size ``--repeats`` times (a new mask each time) and records the median.
+
+    python benchmarks/bench_plan.py --dataset gowalla --root data --device cpu --threads 2
+
+Run it against an older checkout with ``PYTHONPATH=<checkout>`` to compare.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+
+import torch
+from common import base_parser, machine, parse, sync, write_csv
+
+from dslgraph.data import load_dataset, propagation_graph
+from dslgraph.sparse import SparseEmbedding
+
+
+def main() -> None:
+    parser = base_parser(__doc__, "docs/benchmarks/plan_build.csv")
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 0.2, 0.1, 0.05])
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args, device = parse(parser)
+    adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
+    rows = []
+    for density in args.densities:
+        seconds, plan_bytes = [], 0
+        for seed in range(args.repeats):
+            generator = torch.Generator().manual_seed(seed)
+            table = SparseEmbedding(adj.size(0), args.dim, density, generator=generator).to(device)
+            gc.collect()
+            sync(device)
+            start = time.perf_counter()
+            table.propagate(adj)  # builds the plan, then one product with it
+            sync(device)
+            seconds.append(time.perf_counter() - start)
+            plan_bytes = table.workspace_bytes() if hasattr(table, "workspace_bytes") else ""
+        rows.append(
+            {
+                "dataset": args.dataset,
+                **machine(device),
+                "density": density,
+                "dim": args.dim,
+                "seconds_median": round(statistics.median(seconds), 3),
+                "seconds": " ".join(f"{s:.3f}" for s in seconds),
+                "workspace_bytes": plan_bytes,
+            }
+        )
+        print(rows[-1], flush=True)
+        write_csv(rows, args.output)
+
+
+if __name__ == "__main__":
+    main()
