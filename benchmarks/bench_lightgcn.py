@@ -1,5 +1,7 @@
 """Seconds per training epoch and per full-ranking evaluation: dslgraph's LightGCN vs a plain loop
 around PyG's ``torch_geometric.nn.models.LightGCN``, same data, batch size, device and negatives.
+dslgraph's side steps the optimizer it trains with (:func:`dslgraph.train.make_adam`, the fused Adam; since
+the 8th session), the plain loop ``torch.optim.Adam`` with its defaults, as a user of PyG would write it.
 
 An epoch is ``ceil(train interactions / batch)`` BPR iterations; to keep CPU runs short, the
 script times ``--iterations`` of them after ``--warmup`` and reports the mean per iteration times
@@ -23,6 +25,7 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
+from dslgraph.train import make_adam
 
 
 def time_iterations(step, batches, device, warmup: int, iterations: int) -> float:
@@ -90,7 +93,7 @@ def ours(data, device, dim, layers, lr, reg):
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     adj = propagation_graph(data).to(device)
     model = LightGCN(num_users, num_items, dim, layers).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_adam(model.parameters(), lr)  # what dslgraph trains with (the fused Adam)
     evaluator = RankingEvaluator.from_data(data, "test", ks=(20,), batch_size=2048, device=device)
 
     def step(users, pos, neg):

@@ -37,6 +37,7 @@ from dslgraph.data import EDGE, BPRBatches, load_dataset, propagation_graph
 from dslgraph.metrics.cost import optimizer_state_bytes, parameter_bytes, tensor_bytes, workspace_bytes
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
+from dslgraph.train import make_adam
 
 
 def measure(data, adj, device, sparsity, backend, args) -> dict:
@@ -58,7 +59,7 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
             backend=backend,
         )
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_adam(model.parameters(), 1e-3)
     if dsl is not None:
         dsl.attach(optimizer)
     it = endless(batches)

@@ -16,6 +16,7 @@ from common import base_parser, machine, parse, sync, write_csv
 from torch import nn
 
 from dslgraph.sparse import DynamicSparseLearning
+from dslgraph.train import make_adam
 
 
 def layer_bytes(layer: nn.Module, optimizer: torch.optim.Optimizer) -> int:
@@ -53,7 +54,7 @@ def main() -> None:
                 dsl = DynamicSparseLearning(
                     model, sparsity, 10**9, targets=[r"0\.weight"], update_interval=10**9, backend=backend
                 )
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            optimizer = make_adam(model.parameters(), 1e-3)
             train_step(model, x, optimizer, dsl)  # warm-up, and Adam's state exists from here on
             sync(device)
             times = []

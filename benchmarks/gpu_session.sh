@@ -74,6 +74,7 @@ if step speed || step backends; then
     echo "== backends ($(left)s left)"
     timeout 100 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
         --iterations 5 --output "$OUT/backends.csv" --profile "$OUT/backends_profile.txt" 2>&1 | tail -4
+    timeout 20 python benchmarks/bench_optimizer.py --device "$DEVICE" --output "$OUT/adam_step.csv" 2>&1 | tail -3
 fi
 if step speed; then
     timeout 30 python benchmarks/bench_sparse_linear.py --device "$DEVICE" \

@@ -17,7 +17,7 @@ from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.sparse import DynamicSparseLearning
-from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, resolve_device
+from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, make_adam, resolve_device
 from dslgraph.train.trainer import make_batches
 
 log = logging.getLogger("dslgraph")
@@ -178,7 +178,7 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
     data = load_data(settings)
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_adam(model.parameters(), config.lr)
     if dsl is not None:
         dsl.attach(optimizer)
     log.info("%r", model)

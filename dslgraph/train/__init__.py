@@ -2,7 +2,7 @@
 
 from dslgraph.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dslgraph.train.losses import bpr_loss, l2_penalty
-from dslgraph.train.trainer import TrainConfig, Trainer, resolve_device
+from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, resolve_device
 
 __all__ = [
     "CheckpointError",
@@ -11,6 +11,7 @@ __all__ = [
     "bpr_loss",
     "l2_penalty",
     "load_checkpoint",
+    "make_adam",
     "resolve_device",
     "save_checkpoint",
 ]

@@ -1,0 +1,43 @@
+"""Milliseconds per Adam step on an embedding table's worth of parameters: torch's default implementation
+(a loop over tensors), ``foreach`` and ``fused`` (:func:`dslgraph.train.make_adam`'s choice).
+
+Sizes default to LightGCN's Gowalla table dense (70,839 x 64) and at 80% sparsity (its active values).
+
+    python benchmarks/bench_optimizer.py --device cpu --threads 2
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from common import base_parser, machine, parse, sync, write_csv
+
+
+def main() -> None:
+    parser = base_parser(__doc__, "docs/benchmarks/adam_step.csv")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[70839 * 64, round(70839 * 64 * 0.2)])
+    parser.add_argument("--steps", type=int, default=20)
+    args, device = parse(parser)
+    rows = []
+    for size in args.sizes:
+        for variant in ("default", "foreach", "fused"):
+            param = torch.nn.Parameter(torch.randn(size, device=device))
+            param.grad = torch.randn(size, device=device)
+            options = {} if variant == "default" else {variant: True}
+            optimizer = torch.optim.Adam([param], lr=1e-3, **options)
+            for _ in range(3):  # creates the state
+                optimizer.step()
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                optimizer.step()
+            sync(device)
+            ms = (time.perf_counter() - start) / args.steps * 1000
+            rows.append({**machine(device), "parameters": size, "adam": variant, "ms_per_step": round(ms, 3)})
+            print(rows[-1], flush=True)
+    write_csv(rows, args.output)
+
+
+if __name__ == "__main__":
+    main()
