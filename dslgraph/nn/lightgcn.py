@@ -87,15 +87,15 @@ class LightGCN(MessagePassing, Recommender):
     ) -> Tensor:
         """BPR loss plus L2 on the batch's layer-0 embeddings (LightGCN's objective)."""
         ego, out = self._layers(adj)
-        user = out[users]
-        pos_score = (user * out[pos_items + self.num_users]).sum(-1)
-        neg_score = (user * out[neg_items + self.num_users]).sum(-1)
-        loss = bpr_loss(pos_score, neg_score)
+        # one gather for the three roles (one scatter back in the backward pass, not three
+        # table-sized ones summed): a GPU iteration of this size waits on its operators
+        rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])
+        user, pos, neg = out[rows].split([users.numel(), pos_items.numel(), neg_items.numel()])
+        loss = bpr_loss((user * pos).sum(-1), (user * neg).sum(-1))
         if reg_weight:
             # rows of the dense layer 0 the mean needed anyway: a sparse table's own row lookup
             # would cost a dozen more small operators (kernel launches, on a GPU) per iteration
-            rows = ego[torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])]
-            loss = loss + reg_weight * l2_penalty(rows, users.numel())
+            loss = loss + reg_weight * l2_penalty(ego[rows], users.numel())
         return loss
 
     @torch.no_grad()
