@@ -87,11 +87,6 @@ def check_count(count: str) -> None:
         raise ValueError(f"count must be one of {MAC_COUNTS}, got {count!r}")
 
 
-def candidate_scores(full: Tensor, items: Tensor | None) -> Tensor:
-    """``full`` ``[B, num_items]`` scores, or only the ``[B, C]`` candidates ``items`` of them."""
-    return full if items is None else full.gather(1, items)
-
-
 def active_fraction(module: nn.Module, attr: str = "weight") -> float:
     """The fraction of ``module.<attr>`` that is active: a sparse layer's density, its DSL mask's
     density, or 1 without a mask."""
