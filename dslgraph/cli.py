@@ -194,6 +194,12 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
+    log.info(
+        "parameters + optimizer state: %.1f MB (%.2fx dense); sparse tables' propagation plans: %.1f MB",
+        (report["parameter_bytes"] + report["optimizer_state_bytes"]) / 1e6,
+        report["bytes_ratio"],
+        report["workspace_bytes"] / 1e6,
+    )
     report["settings"] = settings
     summary.update(report)
     if output is not None:
