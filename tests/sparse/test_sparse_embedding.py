@@ -116,19 +116,25 @@ def test_bad_density(density):
         SparseEmbedding(10, 4, density)
 
 
-def test_backends_start_from_the_same_table_and_scores(small_data):
-    adj = propagation_graph(small_data)
+def test_every_backend_gives_the_same_scores_and_active_gradients(small_data, device):
+    adj = propagation_graph(small_data).to(device)
+    generator = torch.Generator().manual_seed(1)
+    users, pos, neg = (torch.randint(n, (16,), generator=generator).to(device) for n in (30, 40, 40))
     models = []
     for backend in ("sparse", "compact", "masked"):
         torch.manual_seed(3)
         model = LightGCN(30, 40, embedding_dim=8)
         DynamicSparseLearning(model, 0.7, total_steps=10, backend=backend, seed=5)
+        model.to(device).loss(adj, users, pos, neg).backward()
         models.append(model)
-    sparse, compact, masked = models
-    pairs = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    for model in (sparse, compact):
-        torch.testing.assert_close(model.embedding.to_dense(), masked.embedding.weight)
-        torch.testing.assert_close(model(adj, pairs), masked(adj, pairs))
+    masked = models[-1]
+    pairs = torch.stack([users, pos])
+    for model in models[:-1]:
+        table = model.embedding
+        torch.testing.assert_close(table.to_dense(), masked.embedding.weight)
+        torch.testing.assert_close(model(adj, pairs), masked(adj, pairs), atol=1e-6, rtol=1e-5)
+        masked_grad = masked.embedding.weight.grad.reshape(-1)[table.positions]
+        torch.testing.assert_close(table.values.grad, masked_grad, atol=1e-7, rtol=1e-5)
 
 
 def test_workspace_is_the_plan_and_only_planned_propagation_holds_one(small_data):
