@@ -104,7 +104,8 @@ class SparseEmbedding(EmbeddingTable):
 
     It implements the :class:`~dslgraph.sparse.table.EmbeddingTable` seam:
     :meth:`forward` looks up dense rows of a batch from the active entries of those rows,
-    :meth:`propagate` computes ``adj @ table`` with work ``nnz(adj) x`` active entries per row, and
+    :meth:`propagate` computes ``adj @ table`` with work ``nnz(adj) x`` active entries per row (or,
+    with ``propagation="dense"``, through a dense copy, holding no plan), and
     :meth:`to_dense` scatters the values into a dense tensor. For graph models that read
     ``embedding.weight`` directly, :attr:`weight` is the dense view (correct, but not sparse work).
 
