@@ -134,3 +134,37 @@ def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "paper: 'high' is not a number" in bad.stderr
+
+
+def run_script(name: str, *args: str) -> list[dict]:
+    """Runs ``benchmarks/<name>.py`` on the embedded LastFM split and returns its CSV rows."""
+    import csv
+
+    out = Path(args[args.index("--output") + 1])
+    subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args], check=True, capture_output=True)
+    with out.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_bench_sparse_records_each_backends_bytes(tmp_path):
+    args = ["--dataset", "lastfm", "--sparsities", "0.8", "--iterations", "1", "--warmup", "1"]
+    rows = run_script("bench_sparse", *args, "--output", str(tmp_path / "b.csv"))
+    by_backend = {row["backend"]: row for row in rows}
+    assert set(by_backend) == {"dense", "sparse", "compact", "masked"}
+    sparse, compact = by_backend["sparse"], by_backend["compact"]
+    assert (
+        int(sparse["workspace_bytes"])
+        > 0
+        == int(compact["workspace_bytes"])
+        == int(by_backend["masked"]["workspace_bytes"])
+    )
+    assert sparse["parameter_and_state_bytes"] == compact["parameter_and_state_bytes"]
+    assert int(compact["parameter_and_state_bytes"]) < int(by_backend["dense"]["parameter_and_state_bytes"])
+
+
+def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
+    args = ["--dataset", "lastfm", "--densities", "0.5", "0.2", "--repeats", "1"]
+    rows = run_script("bench_plan", *args, "--output", str(tmp_path / "p.csv"))
+    assert [float(row["density"]) for row in rows] == [0.5, 0.2]
+    assert int(rows[0]["workspace_bytes"]) > int(rows[1]["workspace_bytes"]) > 0
