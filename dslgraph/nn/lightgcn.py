@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
 from dslgraph.nn.base import Recommender, ScoreFn, check_count
-from dslgraph.sparse.ops import spmm
+from dslgraph.sparse.ops import graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
@@ -123,14 +123,14 @@ class LightGCN(MessagePassing, Recommender):
         table = self.embedding
         sparse = count != "dense" and hasattr(table, "plan_entries")
         d, k = table.embedding_dim, self.num_layers
-        n, graph_entries = table.num_embeddings, adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
+        n, stored = table.num_embeddings, graph_entries(adj)
         if not k:
             first = 0
         elif not sparse:
-            first = graph_entries * d
+            first = stored * d
         else:
             first = table.plan_entries(adj) if count == "ideal" else table.propagation_macs(adj)
-        later = max(k - 1, 0) * graph_entries * d
+        later = max(k - 1, 0) * stored * d
         mean = k * n * d + (table.nnz if sparse else n * d)
         propagation = first + later + mean
         head = 5 * batch_size * d  # three dot products of d, L2 on three rows
@@ -140,7 +140,7 @@ class LightGCN(MessagePassing, Recommender):
             "train_backward": propagation + head,
             "train_iteration": 2 * (propagation + head),
             # The dense table gradient a DSL growth step rebuilds, a block of rows at a time.
-            "update_step": graph_entries * d + n * d if sparse else 0,
+            "update_step": stored * d + n * d if sparse else 0,
             "inference_propagation": propagation,
             "inference_scoring": scoring,
             "inference": propagation + scoring,

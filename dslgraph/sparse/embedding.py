@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.ops import csr_row_slice, csr_segments, spmm
+from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_entries, spmm
 from dslgraph.sparse.table import EmbeddingTable, init_table_
 
 
@@ -185,9 +185,7 @@ class SparseEmbedding(EmbeddingTable):
             positions = flat.nonzero().squeeze(1)
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
-            table = cls._from_entries(positions, flat[positions], *weight.shape)
-            table.propagation = propagation
-            return table.to(weight.device)
+            return cls._from_entries(positions, flat[positions], *weight.shape, propagation).to(weight.device)
         table = cls(*weight.shape, density, generator=generator, mask_init=mask_init, propagation=propagation)
         with torch.no_grad():
             table.values.copy_(flat[table.positions])
@@ -203,8 +201,10 @@ class SparseEmbedding(EmbeddingTable):
         return cls._from_entries(row * dim + col, value, num_rows, dim).to(value.device)
 
     @classmethod
-    def _from_entries(cls, positions: Tensor, values: Tensor, num_rows: int, dim: int) -> SparseEmbedding:
-        table = cls(num_rows, dim, positions.numel() / (num_rows * dim))
+    def _from_entries(
+        cls, positions: Tensor, values: Tensor, num_rows: int, dim: int, propagation: str = "planned"
+    ) -> SparseEmbedding:
+        table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
         if table.nnz != positions.numel():
             raise ValueError("could not represent the entries at a rounded density")
         with torch.no_grad():
@@ -368,8 +368,7 @@ class SparseEmbedding(EmbeddingTable):
         """Multiply-adds that :meth:`propagate` runs (and as many in its backward pass)."""
         if self.propagation == "planned":
             return self.plan_entries(adj)
-        graph_entries = adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
-        return graph_entries * self.embedding_dim
+        return graph_entries(adj) * self.embedding_dim
 
     def workspace_bytes(self) -> int:
         """Bytes of the index structures cached from :attr:`positions` (row layout, transposed

@@ -42,6 +42,11 @@ def spmm(adj, x: Tensor) -> Tensor:
     return matmul(adj, x)
 
 
+def graph_entries(adj) -> int:
+    """Stored entries of a propagation matrix: a torch sparse tensor or a ``torch_sparse.SparseTensor``."""
+    return adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
+
+
 def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
     """Rows ``start:end`` of a CSR matrix as a new CSR matrix (torch CSR has no strided slicing)."""
     crow = adj.crow_indices()

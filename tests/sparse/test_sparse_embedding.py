@@ -163,6 +163,9 @@ def test_dense_propagation_takes_a_sparse_tensor_adjacency(small_data):
 def test_bad_propagation():
     with pytest.raises(ValueError, match="propagation must be one of"):
         SparseEmbedding(10, 4, 0.5, propagation="fused")
+    with pytest.raises(ValueError, match="propagation must be one of"):  # keeping a tensor's non-zeros
+        SparseEmbedding.from_dense(torch.eye(4), propagation="fused")
+    assert SparseEmbedding.from_dense(torch.eye(4), propagation="dense").propagation == "dense"
 
 
 def operators_per_iteration(adj, backend: str) -> int:
