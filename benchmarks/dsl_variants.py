@@ -128,8 +128,8 @@ def use_prefix() -> None:
 def use_scaled_init() -> None:
     from_dense = SparseEmbedding.from_dense.__func__
 
-    def scaled(cls, weight, density=None, generator=None, mask_init="random"):
-        table = from_dense(cls, weight, density, generator, mask_init)
+    def scaled(cls, weight, density=None, generator=None, mask_init="random", propagation="planned"):
+        table = from_dense(cls, weight, density, generator, mask_init, propagation)
         if density is not None:
             with torch.no_grad():
                 table.values.mul_(table.density() ** -0.5)

@@ -18,10 +18,11 @@
 #              stopped at 272, where DSL 50% was at 0.945x dense);
 #   ultragcn   UltraGCN with its official Gowalla preset alone on the card: its epoch time (the target,
 #              >= 0.184, needs ~480 epochs; the official log leaves the popularity plateau at epoch ~140).
-#   ultragcn-large  UltraGCN on Gowalla at 8x and 16x the official batch (4,096 and 8,192; ULTRAGCN_BATCHES picks)
-#              with lr and gamma scaled alike, side by side, each over as many epochs as fit: ~480 official epochs take ~34 min
-#              there (4.2 s each); at 8x / 16x the batch an epoch is 198 / 99 iterations (on ML-1M on the CPU the
-#              same scaling passed the official trajectory at every epoch, docs/results.md §3).
+#   ultragcn-large  UltraGCN on Gowalla at 8x and 16x the official batch (4,096 and 8,192; ULTRAGCN_BATCHES
+#              picks) with lr and gamma scaled alike, side by side, each over as many epochs as fit: ~480
+#              official epochs take ~34 min there (4.2 s each); at 8x / 16x the batch an epoch is 198 / 99
+#              iterations (on ML-1M on the CPU the same scaling passed the official trajectory at every epoch,
+#              docs/results.md §3).
 # Each step is capped so that the whole run ends in about BUDGET seconds; the quality steps share what the
 # tests and speed steps leave. The first H200 session ran "tests speed sweep", the second "tests backends
 # reproduce" (docs/results.md).

@@ -163,3 +163,15 @@ def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
     rows = run_script("bench_plan", *args, "--output", str(tmp_path / "p.csv"))
     assert [float(row["density"]) for row in rows] == [0.5, 0.2]
     assert int(rows[0]["workspace_bytes"]) > int(rows[1]["workspace_bytes"]) > 0
+
+
+@pytest.mark.parametrize("variant", ["prefix", "row-balanced", "scaled-init"])
+def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
+    """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--sparsity", "0.8", "--update-interval", "5"]
+    args += ["--no-progress", "--device", "cpu", "--output", str(tmp_path / "run")]
+    subprocess.run([sys.executable, str(BENCHMARKS / "dsl_variants.py"), variant, *args], check=True)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["sparsity"] == pytest.approx(
+        0.8, abs=1e-3
+    )
