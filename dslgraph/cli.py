@@ -17,7 +17,15 @@ from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.sparse import DynamicSparseLearning
-from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, make_adam, resolve_device
+from dslgraph.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+    load_model_state,
+    make_adam,
+    resolve_device,
+)
 from dslgraph.train.trainer import make_batches
 
 log = logging.getLogger("dslgraph")
@@ -25,6 +33,11 @@ log = logging.getLogger("dslgraph")
 TRAIN_FIELDS = (
     "epochs", "batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight",
     "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
+)  # fmt: skip
+
+#: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
+RESUMABLE = (
+    "epochs", "max_seconds", "device", "threads", "root", "eval_every", "eval_batch_size", "patience",
 )  # fmt: skip
 
 
@@ -36,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model (dense, or sparse with --sparsity)")
     train.add_argument("--config", help="JSON file of settings; command-line flags override it")
     train.add_argument("--output", help="folder for metrics.json and checkpoints")
-    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt and its settings")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
@@ -97,11 +110,16 @@ def _option(text: str) -> tuple[str, Any]:
         return name, value
 
 
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    values = load_config_file(args.config) if args.config else {}
+def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of ``base`` (e.g. those of the run being resumed), overridden by the config file's,
+    overridden by the flags given."""
+    values = dict(base or {}) | (load_config_file(args.config) if args.config else {})
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     if "options" in given:
-        given["options"] = values.get("options", {}) | dict(given["options"])
+        earlier = values.get("options", {})
+        if not isinstance(earlier, dict):
+            raise ConfigError(f"options must be an object of model arguments, got {earlier!r}")
+        given["options"] = earlier | dict(given["options"])
     values.update(given)
     return validate(values)
 
@@ -208,9 +226,21 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
     if args.resume and not args.output:
         raise ConfigError("--resume needs --output (the folder holding last.pt)")
+    if not args.resume:
+        settings = settings_from_args(args)
+    else:  # the resumed run's settings; flags may change only the RESUMABLE ones
+        checkpoint = Path(args.output) / "last.pt"
+        previous = validate(recorded_settings(load_checkpoint(checkpoint), checkpoint))
+        settings = settings_from_args(args, previous)
+        changed = [name for name in FIELDS if name not in RESUMABLE and settings[name] != previous[name]]
+        if changed:
+            name = changed[0]
+            raise ConfigError(
+                f"cannot resume from {checkpoint}: {name} was {previous[name]!r}, now {settings[name]!r} "
+                f"(a resumed run may change only {', '.join(RESUMABLE)})"
+            )
     summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
     print(
         json.dumps(
@@ -220,18 +250,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def restore(checkpoint: str, root: str | None, device: str):
-    """Rebuilds the model, data and graph input of a training checkpoint."""
-    state = load_checkpoint(checkpoint)
+def recorded_settings(state: dict[str, Any], checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The settings the CLI stored in the checkpoint ``state`` read from ``checkpoint``."""
     settings = state.get("metadata", {}).get("settings")
     if settings is None:
         raise CheckpointError(
             f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
         )
-    settings = validate(settings | ({"root": root} if root else {}))
+    return settings
+
+
+def restore(checkpoint: str, root: str | None, device: str):
+    """Rebuilds the model, data and graph input of a training checkpoint."""
+    state = load_checkpoint(checkpoint)
+    settings = validate(recorded_settings(state, checkpoint) | ({"root": root} if root else {}))
     data = load_data(settings)
     model, _ = build_model(settings, data, train_config(settings))
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, checkpoint)
     device = resolve_device(device)
     return model.to(device).eval(), data, model.input_graph(data).to(device), settings
 

@@ -102,7 +102,7 @@ FIELDS: dict[str, Field] = {
     "monitor": Field(str, None, optional=True),  # None: recall@K (hr@K for leave-one-out), K = ks[0]
     "patience": Field(int, 0, low=0),
     "val_ratio": Field(float, 0.0, low=0, high=1, high_open=True),
-    "seed": Field(int, 2020, low=0),
+    "seed": Field(int, 2020, low=0, high=2**64 - 1),  # the largest seed torch's generators take
     "device": Field(str, "auto", choices=("auto", "cpu", "cuda")),
     "max_seconds": Field(float, 0.0, low=0),
     "threads": Field(int, 0, low=0),

@@ -20,6 +20,9 @@ def test_validate_names_field_and_range():
         validate({"monitor": "recall@50"})
     with pytest.raises(ConfigError, match="rho_min"):
         validate({"rho0": 0.1, "rho_min": 0.2})
+    assert validate({"seed": 2**64 - 1})["seed"] == 2**64 - 1
+    with pytest.raises(ConfigError, match=r"seed must be an int in \[0, 18446744073709551615\]"):
+        validate({"seed": 2**64})
 
 
 def test_bad_cli_value_exits_with_message(capsys, tmp_path):
@@ -29,6 +32,9 @@ def test_bad_cli_value_exits_with_message(capsys, tmp_path):
     config.write_text('{"epochs": "ten"}')
     assert main(["train", "--config", str(config)]) == 2
     assert "epochs must be an int" in capsys.readouterr().err
+    config.write_text('{"options": [1]}')
+    assert main(["train", "--config", str(config), "--option", "a=1"]) == 2
+    assert "options must be an object of model arguments, got [1]" in capsys.readouterr().err
     config.write_text("{broken")
     assert main(["train", "--config", str(config)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
@@ -87,6 +93,20 @@ def test_compact_backend_trains_holds_no_plan_and_evaluates(tmp_path, capsys, mo
     assert main(["eval", str(tmp_path / "compact" / "best.pt"), "--device", "cpu"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test"]["recall@20"] == pytest.approx(runs["compact"]["test"]["recall@20"])
+
+
+def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 0
+    # as the README says, --output and --resume are enough; a flag may extend the run
+    assert main(["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"]) == 0
+    settings = json.loads((tmp_path / "run" / "metrics.json").read_text())["settings"]
+    assert (settings["embedding_dim"], settings["num_layers"], settings["epochs"]) == (8, 1, 2)
+    capsys.readouterr()
+    assert main(["train", "--output", out, "--resume", "--epochs", "3", "--num-layers", "2"]) == 2
+    assert "last.pt: num_layers was 1, now 2" in capsys.readouterr().err
 
 
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):

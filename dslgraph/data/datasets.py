@@ -194,6 +194,8 @@ class LightGCNDataset(RecommendationDataset):
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
         train, test = (read_adjacency_lists(path) for path in self.raw_paths)
+        if train.size(1) == 0:
+            raise DatasetFormatError(self.raw_paths[0], None, "no interaction listed (only users)")
         return train, test, *_num_nodes(train, test)
 
 
@@ -262,7 +264,11 @@ class LastFM(RecommendationDataset):
         if all((EMBEDDED_LASTFM / name).is_file() for name in self.raw_file_names):
             os.makedirs(self.raw_dir, exist_ok=True)
             for name in self.raw_file_names:
-                shutil.copyfile(EMBEDDED_LASTFM / name, osp.join(self.raw_dir, name))
+                # copied then renamed: a raw file that exists is complete (it is not copied again)
+                path = osp.join(self.raw_dir, name)
+                partial = osp.join(self.raw_dir, f".{name}.{os.getpid()}.tmp")
+                shutil.copyfile(EMBEDDED_LASTFM / name, partial)
+                os.replace(partial, path)
         else:
             super().download()
 

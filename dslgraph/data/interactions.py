@@ -250,6 +250,7 @@ class InteractionDataset(InMemoryDataset):
         for field in ("user", "item"):
             check_option(not frame[field].isna().any(), f"{field}_col", "free of missing ids", columns[field])
         if time_col is not None:
+            check_option(not frame["time"].isna().any(), "time_col", "free of missing times", time_col)
             frame["time"] = _numeric_time(frame["time"], time_col)
         if rating_threshold is not None:
             check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)

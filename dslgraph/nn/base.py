@@ -73,6 +73,8 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
         """Top-``k`` item ids for ``users``; ``exclude`` is a ``[2, E]`` index of pairs never recommended."""
+        if not 1 <= k <= self.num_items:
+            raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
         scores = self.scorer(graph)(users)
         if exclude is not None:
             pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
@@ -80,6 +82,19 @@ class Recommender(nn.Module):
             keep = pos[exclude[0]] >= 0
             scores[pos[exclude[0, keep]], exclude[1, keep]] = float("-inf")
         return scores.topk(k, dim=-1).indices
+
+
+def check_sizes(**sizes: int) -> None:
+    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not >= 1."""
+    for name, size in sizes.items():
+        if size < 1:
+            raise ValueError(f"{name} must be >= 1, got {size}")
+
+
+def check_probability(name: str, p: float) -> None:
+    """Raises a :class:`ValueError` unless the drop-out probability ``p`` (argument ``name``) is in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
 
 
 def check_count(count: str) -> None:

@@ -11,6 +11,8 @@ from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
     check_count,
+    check_probability,
+    check_sizes,
     decode,
     dense_rows,
     interaction_matrix,
@@ -64,8 +66,8 @@ class CDAE(Recommender):
         std: float = 0.01,
     ) -> None:
         super().__init__()
-        if not 0.0 <= corruption < 1.0:
-            raise ValueError(f"corruption must be in [0, 1), got {corruption}")
+        check_sizes(num_users=num_users, num_items=num_items, hidden_channels=hidden_channels)
+        check_probability("corruption", corruption)
         self.num_users = num_users
         self.num_items = num_items
         self.corruption = nn.Dropout(corruption)

@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, linear_macs, score_in_blocks, table_density
+from dslgraph.nn.base import (
+    Recommender,
+    ScoreFn,
+    check_count,
+    check_sizes,
+    linear_macs,
+    score_in_blocks,
+    table_density,
+)
 from dslgraph.sparse.table import DenseEmbedding
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
@@ -68,6 +76,7 @@ class ConvNCF(Recommender):
             raise ValueError(f"embedding_dim must be a power of two >= 2, got {embedding_dim}")
         if pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
+        check_sizes(num_users=num_users, num_items=num_items, channels=channels)
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs
@@ -88,6 +97,9 @@ class ConvNCF(Recommender):
     def reset_parameters(self) -> None:
         for module in (self.user_embedding, self.item_embedding, *self.convs, self.predict):
             module.reset_parameters()
+        if self.pretrain_steps:  # fresh tables are pre-trained again
+            self.pretrained_steps.zero_()
+            self._steps_read = None
 
     def _interact(self, user_rows: Tensor, item_rows: Tensor) -> Tensor:
         """Scores ``[B, C]`` of ``[B, d]`` user rows with ``[B, C, d]`` item rows."""

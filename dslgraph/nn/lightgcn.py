@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count
+from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes
 from dslgraph.sparse.ops import graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
@@ -48,6 +48,7 @@ class LightGCN(MessagePassing, Recommender):
         std: float = 0.1,
     ) -> None:
         super().__init__(aggr="add")
+        check_sizes(num_users=num_users, num_items=num_items)
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
         self.num_users = num_users
@@ -116,22 +117,24 @@ class LightGCN(MessagePassing, Recommender):
         """MACs of a training iteration and a full-ranking inference (see :mod:`dslgraph.metrics.cost`).
 
         A sparse table's first propagation costs its plan's entries in the ``"ideal"`` count, and in
-        the ``"executed"`` one unless the table propagates through a dense copy; every other step is
-        dense by nature.
+        the ``"executed"`` one unless the table propagates through a dense copy; in the ``"ideal"``
+        count a masked table's first propagation likewise costs its active entries' products only.
+        Every other step is dense by nature.
         """
         check_count(count)
         table = self.embedding
-        sparse = count != "dense" and hasattr(table, "plan_entries")
         d, k = table.embedding_dim, self.num_layers
         n, stored = table.num_embeddings, graph_entries(adj)
+        active = self._active_entries(adj, count)
+        sparse = active is not None
         if not k:
             first = 0
         elif not sparse:
             first = stored * d
         else:
-            first = table.plan_entries(adj) if count == "ideal" else table.propagation_macs(adj)
+            first = active[0]
         later = max(k - 1, 0) * stored * d
-        mean = k * n * d + (table.nnz if sparse else n * d)
+        mean = k * n * d + (active[1] if sparse else n * d)
         propagation = first + later + mean
         head = 5 * batch_size * d  # three dot products of d, L2 on three rows
         scoring = self.num_users * self.num_items * d
@@ -145,6 +148,23 @@ class LightGCN(MessagePassing, Recommender):
             "inference_scoring": scoring,
             "inference": propagation + scoring,
         }
+
+    def _active_entries(self, adj, count: str) -> tuple[int, int] | None:
+        """The first propagation's multiply-adds and the table's entries where ``count`` charges the
+        table by its active entries (a sparse table; a masked one in the ``"ideal"`` count), else ``None``."""
+        table = self.embedding
+        if count == "dense":
+            return None
+        if hasattr(table, "plan_entries"):
+            first = table.plan_entries(adj) if count == "ideal" else table.propagation_macs(adj)
+            return first, table.nnz
+        mask = getattr(table, "weight_mask", None)
+        if count != "ideal" or mask is None:
+            return None
+        # each active entry of row j is multiplied once per stored entry of column j (A is symmetric)
+        row_pointers = adj.crow_indices() if isinstance(adj, Tensor) else adj.storage.rowptr()
+        row_nnz = mask.sum(1)
+        return int((row_pointers.diff().to(row_nnz.device) * row_nnz).sum()), int(row_nnz.sum())
 
     def __repr__(self) -> str:
         return (

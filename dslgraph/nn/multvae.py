@@ -11,6 +11,8 @@ from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
     check_count,
+    check_probability,
+    check_sizes,
     decode,
     dense_rows,
     interaction_matrix,
@@ -64,8 +66,16 @@ class MultVAE(Recommender):
         total_anneal_steps: int = 200000,
     ) -> None:
         super().__init__()
-        if total_anneal_steps < 1:
-            raise ValueError(f"total_anneal_steps must be >= 1, got {total_anneal_steps}")
+        check_sizes(
+            num_users=num_users,
+            num_items=num_items,
+            hidden_channels=hidden_channels,
+            latent_dim=latent_dim,
+            total_anneal_steps=total_anneal_steps,
+        )
+        check_probability("dropout", dropout)
+        if anneal_cap < 0:
+            raise ValueError(f"anneal_cap must be >= 0, got {anneal_cap}")
         self.num_users = num_users
         self.num_items = num_items
         self.latent_dim = latent_dim

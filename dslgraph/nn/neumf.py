@@ -13,6 +13,8 @@ from dslgraph.nn.base import (
     ScoreFn,
     active_fraction,
     check_count,
+    check_probability,
+    check_sizes,
     linear_macs,
     score_in_blocks,
     table_density,
@@ -70,8 +72,11 @@ class NeuMF(Recommender):
         block_pairs: int = 2**20,
     ) -> None:
         super().__init__()
-        if len(mlp_layers) < 2 or mlp_layers[0] % 2:
-            raise ValueError(f"mlp_layers needs an even input width and >= 1 layer, got {list(mlp_layers)}")
+        if len(mlp_layers) < 2 or mlp_layers[0] % 2 or min(mlp_layers) < 1:
+            widths = list(mlp_layers)
+            raise ValueError(f"mlp_layers needs >= 2 positive widths, the first one even, got {widths}")
+        check_sizes(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
+        check_probability("dropout", dropout)
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs

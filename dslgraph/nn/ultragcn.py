@@ -16,7 +16,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, num_users_items
-from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count
+from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count, check_sizes
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.checkpoint import save_checkpoint
 
@@ -81,7 +81,8 @@ def item_neighbors(
     with :math:`g_i = \sum_j G_{ij}`, UltraGCN's item-item constraint weight. :math:`G` is built
     ``block_rows`` items at a time as a sparse product, so memory stays at one dense block of
     ``block_rows x num_items`` however large the catalogue. The item itself counts as a
-    neighbour (the official code's default) unless ``exclude_self``. Items with fewer than ``k``
+    neighbour (the official code's default) unless ``exclude_self``, which zeroes the diagonal of
+    :math:`G` before :math:`g` is summed (the official ``ii_diagonal_zero``). Items with fewer than ``k``
     co-occurring items get zero-weight padding.
 
     Returns:
@@ -95,6 +96,8 @@ def item_neighbors(
     r.data[:] = 1.0
     rt = r.T.tocsr()
     g = np.asarray(rt @ np.asarray(r.sum(axis=1)).ravel(), dtype=np.float64)  # row sums of R^T R
+    if exclude_self:  # the official code zeroes the diagonal (the item degrees) before summing rows
+        g -= np.asarray(r.sum(axis=0), dtype=np.float64).ravel()
     row_scale = torch.from_numpy(np.where(g > 0, np.sqrt(g + 1) / np.maximum(g, 1), 0.0)).float()
     col_scale = torch.from_numpy(1 / np.sqrt(g + 1)).float()
     neighbors = torch.empty(num_items, k, dtype=torch.long)
@@ -111,7 +114,8 @@ def item_neighbors(
 
 def _cache_key(train_index: Tensor, num_users: int, num_items: int, k: int, exclude_self: bool) -> str:
     digest = hashlib.sha1(train_index.contiguous().numpy().tobytes())
-    digest.update(f"{num_users},{num_items},{k},{exclude_self}".encode())
+    # "v2": caches with exclude_self written before its weights summed the diagonal-free rows are stale
+    digest.update(f"v2,{num_users},{num_items},{k},{exclude_self}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -172,10 +176,9 @@ class UltraGCN(Recommender):
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
-        if num_negatives < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
-        if num_neighbors < 0:
-            raise ValueError(f"num_neighbors must be >= 0, got {num_neighbors}")
+        check_sizes(num_users=num_users, num_items=num_items, num_negatives=num_negatives)
+        if not 0 <= num_neighbors < num_items:
+            raise ValueError(f"num_neighbors must be in [0, num_items={num_items}), got {num_neighbors}")
         self.num_users, self.num_items = num_users, num_items
         self.w1, self.w2, self.w3, self.w4 = w1, w2, w3, w4
         self.num_negatives = num_negatives

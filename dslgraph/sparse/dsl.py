@@ -312,6 +312,7 @@ class DynamicSparseLearning:
         replace = self._replaces_module(name, obj)
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             if replace:
+                _check_plain_lookup(name, obj)
                 propagation = "dense" if self.backend == "compact" else "planned"
                 table = SparseEmbedding.from_dense(
                     obj.weight.detach(), density, self.generator, self.mask_init, propagation
@@ -329,6 +330,16 @@ class DynamicSparseLearning:
 
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
         """Registers the optimizer (created after this controller) whose state DSL manages."""
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for target in self.targets:
+            params, _ = target.storage()
+            # an optimizer made before the controller holds the dense tensors it replaced: the
+            # sparse ones would silently never train
+            if any(p.requires_grad and id(p) not in held for p in params):
+                raise ValueError(
+                    f"the optimizer does not hold the parameters of DSL target {target.name!r}: "
+                    "create it after DynamicSparseLearning, from model.parameters()"
+                )
         self.optimizer = optimizer
         return self
 
@@ -361,6 +372,11 @@ class DynamicSparseLearning:
     @torch.no_grad()
     def update(self) -> dict:
         """One prune-and-grow round at the current iteration; returns what it did."""
+        if self.optimizer_state == "reset" and self.optimizer is None:
+            raise RuntimeError(
+                "optimizer_state='reset' zeroes the optimizer state of grown entries, but no optimizer "
+                "is attached: call attach(optimizer) before training (or use optimizer_state='keep')"
+            )
         rho = self.update_fraction()
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:
@@ -453,6 +469,20 @@ def _without_zero_growth(
         k = candidates.numel()
 
 
+def _check_plain_lookup(name: str, table: nn.Module) -> None:
+    """A :class:`SparseEmbedding` is a plain lookup: replacing an ``nn.Embedding`` that uses more
+    would silently drop it (a padding row would train, say)."""
+    if not isinstance(table, nn.Embedding):
+        return
+    defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
+    used = [option for option, default in defaults.items() if getattr(table, option) is not default]
+    if used:
+        raise ValueError(
+            f"{name!r} is an nn.Embedding with {', '.join(used)}, which a sparse table does not "
+            "implement: use backend='masked' or an embedding without them"
+        )
+
+
 def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
@@ -460,6 +490,8 @@ def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
 
 def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     """Maps names to the tables (modules) and parameters the patterns pick."""
+    if not patterns:
+        raise ValueError("targets is empty: name 'tables' and/or regular expressions of parameter names")
     selected: dict[str, object] = {}
     table_params: set[str] = set()
     sparse_linears = [name for name, module in model.named_modules() if isinstance(module, SparseLinear)]
@@ -503,6 +535,8 @@ def _densities(selected: dict[str, object], density: float, distribution: str) -
     dense: set[str] = set()
     while True:
         free = [n for n in selected if n not in dense]
+        if not free:  # density 1: the budget covers every tensor
+            return dict.fromkeys(selected, 1.0)
         scale = (budget - sum(numel[n] for n in dense)) / sum(raw[n] * numel[n] for n in free)
         over = [n for n in free if raw[n] * scale > 1]
         if not over:

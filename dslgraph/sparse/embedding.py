@@ -187,6 +187,7 @@ class SparseEmbedding(EmbeddingTable):
                 raise ValueError("weight has no non-zero entry to keep")
             return cls._from_entries(positions, flat[positions], *weight.shape, propagation).to(weight.device)
         table = cls(*weight.shape, density, generator=generator, mask_init=mask_init, propagation=propagation)
+        table = table.to(weight.dtype)  # a half or double table stays one
         with torch.no_grad():
             table.values.copy_(flat[table.positions])
         return table.to(weight.device)
@@ -205,6 +206,8 @@ class SparseEmbedding(EmbeddingTable):
         cls, positions: Tensor, values: Tensor, num_rows: int, dim: int, propagation: str = "planned"
     ) -> SparseEmbedding:
         table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
+        if values.is_floating_point():
+            table = table.to(values.dtype)
         if table.nnz != positions.numel():
             raise ValueError("could not represent the entries at a rounded density")
         with torch.no_grad():
@@ -417,8 +420,9 @@ class SparseEmbedding(EmbeddingTable):
                 elif kind == "linear":
                     block += grad[:, start:end].T @ context
                 else:
-                    hit = (context >= start) & (context < end)
-                    block.index_add_(0, context[hit] - start, grad[hit])
+                    rows = context.remainder(self.num_embeddings)  # a negative index counts from the end
+                    hit = (rows >= start) & (rows < end)
+                    block.index_add_(0, rows[hit] - start, grad[hit])
             yield start, block
 
     def extra_repr(self) -> str:

@@ -55,6 +55,7 @@ class SparseLinear(nn.Module):
         """Keeps a uniformly random ``density`` of ``linear``'s weight (its values as they are) and
         shares its bias parameter."""
         layer = cls(linear.in_features, linear.out_features, density, bias=False, generator=generator)
+        layer = layer.to(linear.weight.dtype)
         with torch.no_grad():
             layer.sparse_weight.values.copy_(
                 linear.weight.detach().reshape(-1).cpu()[layer.sparse_weight.positions]

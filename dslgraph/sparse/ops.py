@@ -59,8 +59,10 @@ def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
 def csr_segments(crow: Tensor, rows: Tensor, dtype: torch.dtype = torch.long) -> tuple[Tensor, Tensor]:
     """For CSR rows ``rows``: the entry positions of each, and which element of ``rows`` owns it,
     as ``dtype`` (int32 halves the memory where the counts fit)."""
-    start = crow[rows]
-    count = crow[rows + 1] - start
+    # indexing the N row starts and ends, not crow itself: an out-of-range row fails naming N, and a
+    # negative one counts from the end as it does for a dense table (crow[rows + 1] mixed up rows)
+    start = crow[:-1][rows]
+    count = crow[1:][rows] - start
     owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device, dtype=dtype), count)
     offset = (count.cumsum(0) - count - start).to(dtype)  # entry k of row r sits at k - first(r) + start(r)
     return torch.arange(owner.numel(), device=rows.device, dtype=dtype) - offset[owner], owner

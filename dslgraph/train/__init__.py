@@ -1,6 +1,6 @@
 """Losses, the training loop and checkpoints."""
 
-from dslgraph.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dslgraph.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from dslgraph.train.losses import bpr_loss, l2_penalty
 from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, resolve_device
 
@@ -11,6 +11,7 @@ __all__ = [
     "bpr_loss",
     "l2_penalty",
     "load_checkpoint",
+    "load_model_state",
     "make_adam",
     "resolve_device",
     "save_checkpoint",

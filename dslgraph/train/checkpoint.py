@@ -45,3 +45,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
     return state
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Loads the ``"model"`` entry of the checkpoint ``state`` read from ``path`` into ``model``; a
+    checkpoint of another model or dataset fails naming the file, not deep inside torch."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this model or dataset: {exc}") from exc

@@ -20,7 +20,7 @@ from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
-from dslgraph.train.checkpoint import load_checkpoint, save_checkpoint
+from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ class Trainer:
         config (TrainConfig): Settings.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted).
         device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"``. (default: :obj:`"auto"`)
-        hooks (list, optional): :class:`StepHook` objects run after each optimizer step.
+        hooks (list, optional): :class:`StepHook` objects run after each optimizer step; one with an
+            ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
         graph (optional): A prebuilt graph input (default: ``model.input_graph(data)``).
         metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there).
@@ -128,6 +129,9 @@ class Trainer:
         self.total_steps = config.epochs * len(self.batches)
         self.scheduler = self._make_scheduler()
         self.hooks = hooks or []
+        for hook in self.hooks:
+            if getattr(hook, "optimizer", False) is None:  # a DSL controller not yet given its optimizer
+                hook.attach(self.optimizer)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.epoch = 0
         self.train_seconds = 0.0
@@ -302,7 +306,7 @@ class Trainer:
             )
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])

@@ -98,6 +98,12 @@ def test_malformed_raw_file_names_file_and_line(tmp_path):
         Yelp2018(str(tmp_path))
 
 
+def test_training_file_without_interactions_fails_clearly(tmp_path):
+    place(tmp_path, "gowalla", {"train.txt": b"0\n1\n", "test.txt": b"0\n"})
+    with pytest.raises(DatasetFormatError, match=r"gowalla/raw/train\.txt: no interaction listed"):
+        Gowalla(str(tmp_path))
+
+
 @pytest.mark.parametrize(("option", "message"), [({"val_ratio": 1.0}, "val_ratio"), ({"seed": 0.5}, "seed")])
 def test_bad_options(tmp_path, option, message):
     with pytest.raises(ValueError, match=message):
@@ -138,6 +144,23 @@ def test_lastfm_default_root_copies_embedded(tmp_path, monkeypatch):
         "test": 10533,
         "density": 52668 / (1892 * 4489),
     }
+
+
+def test_lastfm_copy_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
+    embedded = tmp_path / "embedded"
+    embedded.mkdir()
+    (embedded / "data1.txt").write_bytes(b"1\t2\t10\n2\t1\t5\n")
+    (embedded / "test1.txt").write_bytes(b"1\t3\t1\n")
+    monkeypatch.setattr(datasets_module, "EMBEDDED_LASTFM", embedded)
+
+    def crash(source, target):
+        Path(target).write_bytes(Path(source).read_bytes()[:6])  # a line boundary: still parses
+        raise OSError("disk full")
+
+    monkeypatch.setattr(datasets_module.shutil, "copyfile", crash)
+    with pytest.raises(OSError, match="disk full"):
+        LastFM(str(tmp_path / "root"))
+    assert not (tmp_path / "root" / "lastfm" / "raw" / "data1.txt").exists()
 
 
 def test_lastfm_download_without_embedded_copy(tmp_path, monkeypatch):

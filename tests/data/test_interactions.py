@@ -132,6 +132,15 @@ def test_from_pandas_non_numeric_time():
         InteractionDataset.from_pandas(frame().assign(day="monday"), "u", "i", time_col="day")
 
 
+@pytest.mark.parametrize("missing", [float("nan"), pd.NaT])
+def test_from_pandas_missing_times(missing):
+    # a missing time must not pass for the latest (it would become the held-out interaction)
+    times = frame()["t"].astype(float) if missing is not pd.NaT else pd.to_datetime(frame()["t"], unit="D")
+    times.iloc[0] = missing
+    with pytest.raises(ValueError, match="time_col must be free of missing times, got 't'"):
+        InteractionDataset.from_pandas(frame().assign(t=times), "u", "i", time_col="t", split="leave-one-out")
+
+
 def test_from_pandas_empty_and_missing_ids():
     with pytest.raises(ValueError, match="df must be a non-empty DataFrame"):
         InteractionDataset.from_pandas(frame().iloc[:0], "u", "i")

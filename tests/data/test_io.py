@@ -45,6 +45,11 @@ def test_read_adjacency_lists_errors(tmp_path, content, line, message):
     assert info.value.line == line and info.value.path == path
 
 
+def test_read_adjacency_lists_of_users_only(tmp_path):
+    index = read_adjacency_lists(write(tmp_path, b"0\n1\n"))
+    assert index.dtype == torch.long and index.shape == (2, 0)
+
+
 @pytest.mark.parametrize("content", [b"", b"\n \r\n"])
 def test_empty_files(tmp_path, content):
     path = write(tmp_path, content)

@@ -48,3 +48,20 @@ def test_planned_propagation_holds_a_plan_and_the_compact_table_does_not(small_d
     assert compact["macs"]["train_iteration"] > sparse["macs"]["train_iteration"]
     assert compact["ideal_macs"] == sparse["ideal_macs"]
     assert _report(small_data, 0.0)["workspace_bytes"] == 0
+
+
+def test_masked_table_ideal_macs_count_its_active_entries(small_data):
+    model = LightGCN(30, 40, embedding_dim=16)  # 3 layers over 70 nodes
+    adj = propagation_graph(small_data)
+    dsl = DynamicSparseLearning(model, 0.8, 100, backend="masked", update_interval=10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    report = cost_report(model, adj, optimizer, 64, 10, dsl)
+    mask = model.embedding.weight_mask
+    # the first layer multiplies each active entry of row j once per stored entry of row j (A is
+    # symmetric); the layer mean adds the active entries of layer 0
+    first = int((adj.crow_indices().diff() * mask.sum(1)).sum())
+    nnz, stored, n, d, batch = int(mask.sum()), adj._nnz(), 70, 16, 64
+    forward = first + 2 * stored * d + 3 * n * d + nnz + 5 * batch * d
+    growth = (stored * d + n * d) / 10  # the dense gradient of a growth step, every 10 iterations
+    assert report["ideal_macs"]["train_iteration"] == pytest.approx(2 * forward + growth)
+    assert report["ideal_training_savings"] > 0 and report["training_savings"] == 0.0

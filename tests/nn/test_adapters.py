@@ -287,3 +287,41 @@ def test_bad_arguments_and_repr():
         text = repr(make(name))
         assert "\n" not in text and text.startswith(type(make(name)).__name__)
     assert math.isclose(NeuMF(3, 4).dropout.p, 0.2)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: NeuMF(3, 4, dropout=1.0), "dropout"),
+        (lambda: NeuMF(3, 4, dropout=-0.1), "dropout"),
+        (lambda: NeuMF(3, 4, mlp_layers=(8, -4)), "mlp_layers"),
+        (lambda: NeuMF(3, 4, embedding_dim=0), "embedding_dim"),
+        (lambda: ConvNCF(3, 4, embedding_dim=8, channels=0), "channels"),
+        (lambda: CDAE(3, 4, hidden_channels=0), "hidden_channels"),
+        (lambda: CDAE(3, -4), "num_items"),
+        (lambda: MultVAE(3, 4, dropout=1.0), "dropout"),
+        (lambda: MultVAE(3, 4, latent_dim=-1), "latent_dim"),
+        (lambda: MultVAE(3, 4, hidden_channels=0), "hidden_channels"),
+        (lambda: MultVAE(3, 4, anneal_cap=-0.1), "anneal_cap"),
+    ],
+)
+def test_bad_sizes_and_probabilities_name_the_argument(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_recommend_rejects_k_beyond_the_catalogue(small_data):
+    model = make("cdae").eval()
+    graph = model.input_graph(small_data)
+    assert model.recommend(graph, torch.arange(3), k=NUM_ITEMS).shape == (3, NUM_ITEMS)
+    for k in (0, NUM_ITEMS + 1):
+        with pytest.raises(ValueError, match="k must be in"):
+            model.recommend(graph, torch.arange(3), k=k)
+
+
+def test_convncf_reset_parameters_restarts_pretraining(small_data):
+    model = make("convncf", pretrain_steps=1)
+    model.loss(None, *batch(model, small_data, "cpu"))
+    assert not model.pretraining()
+    model.reset_parameters()  # fresh tables: MF-BPR pre-training again
+    assert int(model.pretrained_steps) == 0 and model.pretraining()

@@ -53,6 +53,8 @@ def test_repr_and_bad_layers():
     assert "LightGCN(3, 4, dim=8, num_layers=2" in repr(LightGCN(3, 4, 8, 2))
     with pytest.raises(ValueError, match="num_layers"):
         LightGCN(3, 4, 8, -1)
+    with pytest.raises(ValueError, match="num_users"):
+        LightGCN(-1, 4, 8)  # the shared table would still have 3 rows
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")

@@ -21,10 +21,17 @@ def test_item_neighbors_match_dense_reference(small_data):
     torch.testing.assert_close(weights, expected_weights)
     picked = omega.gather(1, neighbors)  # ties may order differently; the weights must agree
     torch.testing.assert_close(picked, expected_weights)
-    _, no_self = item_neighbors(index, 30, 40, k=5, exclude_self=True)
+    no_self, no_self_weights = item_neighbors(index, 30, 40, k=5, exclude_self=True)
     assert not (no_self == torch.arange(40).unsqueeze(1)).any()
+    g.fill_diagonal_(0)  # the official ii_diagonal_zero: degrees of the graph without self-loops
+    deg = g.sum(1, keepdim=True)
+    omega = (g / deg * ((deg + 1) / (deg.T + 1)).sqrt()).nan_to_num()
+    torch.testing.assert_close(no_self_weights, omega.topk(5, dim=1).values)
+    torch.testing.assert_close(omega.gather(1, no_self), no_self_weights)
     with pytest.raises(ValueError, match="k \\(item neighbours\\) must be in"):
         item_neighbors(index, 30, 40, k=40)
+    with pytest.raises(ValueError, match="num_neighbors"):
+        UltraGCN(30, 40, num_neighbors=40)
 
 
 def test_loss_matches_the_formula(small_data):

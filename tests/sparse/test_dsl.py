@@ -198,6 +198,8 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, update_interval=0)
     with pytest.raises(ValueError, match="matches no parameter"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["decoder.weight"])
+    with pytest.raises(ValueError, match="targets is empty"):  # it sparsified nothing, silently
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=[])
     with pytest.raises(ValueError, match="mask_init must be one of"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, mask_init="diagonal")
     with pytest.raises(ValueError, match="schedule must be one of"):
@@ -295,3 +297,66 @@ def test_without_zero_growth_prunes_fewer_when_a_kept_entry_was_a_candidate():
     assert kept_pruned.tolist() == [0] and kept_grown.tolist() == [21]
     all_live = _without_zero_growth(active, pruned, grown, torch.tensor([5.0, 1.0, 3.0]))
     assert [t.tolist() for t in all_live] == [[0, 1, 2], [12, 21, 20]]
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_attach_rejects_an_optimizer_made_before_the_controller(backend):
+    torch.manual_seed(0)
+    model = _Custom()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, backend=backend)
+    if backend == "masked":  # the masked tensors are the ones the optimizer holds
+        assert dsl.attach(optimizer) is dsl
+    else:  # the optimizer holds the replaced dense table, so the sparse one would never train
+        with pytest.raises(ValueError, match="optimizer does not hold the parameters of DSL target 'emb'"):
+            dsl.attach(optimizer)
+
+
+def test_reset_without_an_attached_optimizer_fails_clearly():
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=1)
+    model(torch.arange(4)).sum().backward()
+    with pytest.raises(RuntimeError, match="no optimizer is attached"):
+        dsl.step()
+
+
+class _Params(nn.Module):
+    """Bare parameters whose ERK budgets all exceed 1 at density 1 (it divided by zero)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = (nn.Parameter(torch.randn(shape)) for shape in ((10, 25), (1, 11), (25,)))
+
+
+def test_erk_at_full_density_keeps_every_entry():
+    model = _Params()
+    dsl = DynamicSparseLearning(
+        model, 0.0, total_steps=10, targets=["a", "b", "c"], distribution="erk", backend="masked"
+    )
+    assert dsl.active_counts() == {"a": 250, "b": 11, "c": 25}
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_double_model_stays_double_and_matches_its_dense_twin(backend):
+    torch.manual_seed(0)
+    model = _Custom().double()
+    dense = _Custom().double()
+    dense.load_state_dict(model.state_dict())
+    DynamicSparseLearning(model, 0.5, total_steps=10, targets=["tables", r"mlp\.0\.weight"], backend=backend)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    with torch.no_grad():  # the dense twin holds the sparse model's weights, zeros included
+        dense.emb.weight.copy_(model.emb.weight)
+        dense.mlp[0].weight.copy_(model.mlp[0].weight)
+    index = torch.arange(50)
+    torch.testing.assert_close(model(index), dense(index), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "options", [{"padding_idx": 0}, {"max_norm": 1.0}, {"scale_grad_by_freq": True}, {"sparse": True}]
+)
+def test_embedding_options_a_sparse_table_would_drop_fail_clearly(options):
+    model = nn.Sequential(nn.Embedding(10, 4, **options))
+    with pytest.raises(ValueError, match=f"'0' is an nn.Embedding with {next(iter(options))}"):
+        DynamicSparseLearning(model, 0.5, total_steps=10)
+    if "sparse" not in options:  # a masked dense table keeps them
+        DynamicSparseLearning(model, 0.5, total_steps=10, backend="masked")

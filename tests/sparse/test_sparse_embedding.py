@@ -195,3 +195,30 @@ def test_sparse_iteration_calls_no_more_operators_than_masked(small_data):
     adj = propagation_graph(small_data)
     sparse, masked = (operators_per_iteration(adj, backend) for backend in ("sparse", "masked"))
     assert sparse <= masked, (sparse, masked)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_from_dense_keeps_the_dtype(dtype):
+    dense = torch.randn(20, 6, dtype=torch.float64).to(dtype)
+    for table in (SparseEmbedding.from_dense(dense, 0.5), SparseEmbedding.from_dense(dense * (dense > 0))):
+        assert table.values.dtype == dtype
+        kept = table.to_dense() != 0
+        assert torch.equal(table.to_dense()[kept], dense[kept])  # no float32 round trip
+
+
+def test_negative_and_out_of_range_rows():
+    """Rows count from the end like a dense table's (row -2 gave row N - 1), and a row past the end
+    fails naming the number of rows."""
+    dense_model = torch.nn.Embedding(20, 6)
+    table = SparseEmbedding.from_dense(dense_model.weight.detach(), 0.4)
+    with torch.no_grad():
+        dense_model.weight.copy_(table.to_dense())
+    index = torch.tensor([-2, -1, 0, 3, -20])
+    torch.testing.assert_close(table(index), dense_model.weight[index])
+    table.probing = True
+    (table(index) * torch.arange(30.0).view(5, 6)).sum().backward()
+    (dense_model.weight[index] * torch.arange(30.0).view(5, 6)).sum().backward()
+    rebuilt = torch.cat([block for _, block in table.dense_grad_chunks(7)])
+    torch.testing.assert_close(rebuilt, dense_model.weight.grad)
+    with pytest.raises(IndexError, match="size 20"):
+        table(torch.tensor([20]))

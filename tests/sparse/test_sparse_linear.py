@@ -64,3 +64,11 @@ def test_bad_inputs_fail_clearly():
         SparseLinear(4, 3, density=0.0)
     with pytest.raises(ValueError, match=r"shape \[B, 4\]"):
         SparseLinear(4, 3, density=0.5)(torch.randn(2, 5))
+
+
+def test_from_linear_keeps_a_double_weight_double():
+    dense = nn.Linear(12, 7).double()
+    sparse = SparseLinear.from_linear(dense, 1.0)
+    assert sparse.sparse_weight.values.dtype == torch.float64
+    x = torch.randn(4, 12, dtype=torch.float64)
+    torch.testing.assert_close(sparse(x), dense(x), rtol=1e-12, atol=1e-12)

@@ -5,6 +5,7 @@ import torch
 
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.nn import LightGCN
+from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
 
@@ -52,6 +53,16 @@ def test_resume_with_other_settings_fails(small_data, tmp_path):
     _trainer(small_data, tmp_path, epochs=1).fit()
     with pytest.raises(ValueError, match="lr was 0.01, now 0.02"):
         _trainer(small_data, tmp_path, epochs=2, lr=0.02).fit(resume=True)
+
+
+def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_path):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
+    wider = Trainer(LightGCN(30, 40, embedding_dim=16), small_data, config, tmp_path, "cpu")
+    with pytest.raises(
+        CheckpointError, match=r"(?s)last\.pt does not fit this model or dataset: .*size mismatch"
+    ):
+        wider.fit(resume=True)
 
 
 def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_path):
@@ -136,3 +147,15 @@ def test_sampled_protocol_is_evaluated_on_candidates(small_data):
     scores = model.scorer(graph)(users, candidates)
     expected = ((scores[:, 1:] >= scores[:, :1]).sum(1) < 5).double().mean()
     assert summary["test"]["hr@5"] == pytest.approx(float(expected))
+
+
+def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_path):
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)  # optimizer_state="reset"
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=2, progress=False)
+    trainer = Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+    before = model.embedding.values.detach().clone()
+    trainer.fit()  # resetting grown entries' state needs the optimizer: without it the update fails
+    assert dsl.optimizer is trainer.optimizer and dsl.updates
+    assert not torch.equal(before, model.embedding.values)
