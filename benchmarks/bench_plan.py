@@ -2,7 +2,9 @@
 
 DSL rebuilds the plan after every prune-and-grow update (the positions change), so this is the part of an
 update's cost that grows with the graph. Each density builds the plan of a fresh random table of the dataset's
-size ``--repeats`` times (a new mask each time) and records the median.
+size ``--repeats`` times (a new mask each time) and records the median, with the table's slots in position
+order (``sorted``: a fresh table) and in no order (``shuffled``: a table after updates, whose grown entries
+took the pruned ones' slots), as ``--slots`` says.
 
     python benchmarks/bench_plan.py --dataset gowalla --root data --device cpu --threads 2
 
@@ -27,34 +29,43 @@ def main() -> None:
     parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 0.2, 0.1, 0.05])
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slots", nargs="+", choices=["sorted", "shuffled"], default=["sorted", "shuffled"])
     args, device = parse(parser)
     adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
     rows = []
     for density in args.densities:
-        seconds, plan_bytes = [], 0
-        for seed in range(args.repeats):
-            generator = torch.Generator().manual_seed(seed)
-            table = SparseEmbedding(adj.size(0), args.dim, density, generator=generator).to(device)
-            gc.collect()
-            sync(device)
-            start = time.perf_counter()
-            table.propagate(adj)  # builds the plan, then one product with it
-            sync(device)
-            seconds.append(time.perf_counter() - start)
-            plan_bytes = table.workspace_bytes() if hasattr(table, "workspace_bytes") else ""
-        rows.append(
-            {
-                "dataset": args.dataset,
-                **machine(device),
-                "density": density,
-                "dim": args.dim,
-                "seconds_median": round(statistics.median(seconds), 3),
-                "seconds": " ".join(f"{s:.3f}" for s in seconds),
-                "workspace_bytes": plan_bytes,
-            }
-        )
-        print(rows[-1], flush=True)
-        write_csv(rows, args.output)
+        for slots in args.slots:
+            rows.append(measure(adj, density, slots, device, args))
+            print(rows[-1], flush=True)
+            write_csv(rows, args.output)
+
+
+def measure(adj, density: float, slots: str, device: torch.device, args) -> dict:
+    seconds, plan_bytes = [], 0
+    for seed in range(args.repeats):
+        generator = torch.Generator().manual_seed(seed)
+        table = SparseEmbedding(adj.size(0), args.dim, density, generator=generator)
+        if slots == "shuffled":
+            with torch.no_grad():
+                table.positions.copy_(table.positions[torch.randperm(table.nnz, generator=generator)])
+        table = table.to(device)
+        gc.collect()
+        sync(device)
+        start = time.perf_counter()
+        table.propagate(adj)  # builds the plan, then one product with it
+        sync(device)
+        seconds.append(time.perf_counter() - start)
+        plan_bytes = table.workspace_bytes() if hasattr(table, "workspace_bytes") else ""
+    return {
+        "dataset": args.dataset,
+        **machine(device),
+        "density": density,
+        "slots": slots,
+        "dim": args.dim,
+        "seconds_median": round(statistics.median(seconds), 3),
+        "seconds": " ".join(f"{s:.3f}" for s in seconds),
+        "workspace_bytes": plan_bytes,
+    }
 
 
 if __name__ == "__main__":

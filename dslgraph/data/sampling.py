@@ -46,7 +46,7 @@ class NegativeSampler:
                 return items
             items[bad] = torch.randint(self.num_items, (count,), generator=generator)
             bad[bad.clone()] = self.is_positive(expanded[bad], items[bad])
-        raise RuntimeError(
+        raise ValueError(  # the data's problem, reported as the CLI reports bad input
             f"could not draw negatives for {int(bad.sum())} (user, item) pairs in {self.max_rounds} rounds: "
             "some users have interacted with (almost) every item"
         )

@@ -65,4 +65,4 @@ def csr_segments(crow: Tensor, rows: Tensor, dtype: torch.dtype = torch.long) ->
     count = crow[1:][rows] - start
     owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device, dtype=dtype), count)
     offset = (count.cumsum(0) - count - start).to(dtype)  # entry k of row r sits at k - first(r) + start(r)
-    return torch.arange(owner.numel(), device=rows.device, dtype=dtype) - offset[owner], owner
+    return torch.arange(owner.numel(), device=rows.device, dtype=dtype) - offset.index_select(0, owner), owner

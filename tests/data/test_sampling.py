@@ -27,7 +27,7 @@ def test_negatives_are_never_training_positives():
 
 def test_user_with_every_item_fails_clearly():
     full = torch.stack([torch.zeros(4, dtype=torch.long), torch.arange(4)])
-    with pytest.raises(RuntimeError, match="every item"):
+    with pytest.raises(ValueError, match="every item"):
         NegativeSampler(full, 4, max_rounds=3).sample(torch.zeros(2, dtype=torch.long))
 
 

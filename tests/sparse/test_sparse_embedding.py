@@ -52,6 +52,27 @@ def test_plan_with_int64_indices_matches_the_int32_one(small_data, monkeypatch):
         torch.testing.assert_close(getattr(wide, part).to_dense(), getattr(narrow, part).to_dense())
 
 
+def test_plan_of_a_table_whose_slots_are_in_no_order(small_data):
+    """After updates, grown entries sit in pruned entries' slots, so slots are in no position order;
+    the plan (built column by column, then moved into row-major order) must still be the product
+    and its transpose."""
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        table.positions.copy_(
+            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
+        )
+    table.values.grad = None
+    out = table.propagate(adj)
+    torch.testing.assert_close(out, torch.sparse.mm(adj, table.to_dense().detach()), atol=1e-6, rtol=1e-5)
+    plan = table._plan_for(adj)
+    torch.testing.assert_close(plan.forward.to_dense(), plan.backward.to_dense().t())
+    grad = torch.randn(70, 8)
+    out.backward(grad)
+    expected = torch.sparse.mm(adj, grad).reshape(-1)[table.positions]  # adj is symmetric
+    torch.testing.assert_close(table.values.grad, expected, atol=1e-6, rtol=1e-5)
+
+
 def test_propagation_follows_positions_edited_in_place(small_data):
     """A plan built before an in-place edit of ``positions`` is not reused, even without
     :meth:`positions_changed`."""
