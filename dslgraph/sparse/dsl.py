@@ -381,7 +381,8 @@ class DynamicSparseLearning:
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:
             active = target.active_positions()
-            n = min(math.ceil(rho * active.numel()), active.numel())
+            # rounded first: 0.07 * 100 is 7.000000000000001 in floating point, whose ceil is 8
+            n = min(math.ceil(round(rho * active.numel(), 9)), active.numel())
             if n == 0 or active.numel() == target.numel:
                 continue
             pruned = target.active_magnitudes().topk(n, largest=False).indices  # smallest first

@@ -200,6 +200,7 @@ class Trainer:
         if resume:
             self.load(self._path("last.pt"))
         cfg = self.config
+        loss = None  # JSON null, where this call trained no epoch (NaN is not JSON)
         while self.epoch < cfg.epochs:
             started = time.perf_counter()
             loss = self.train_epoch()
@@ -214,10 +215,10 @@ class Trainer:
                 log.info("stopping after %.0fs (max_seconds); resume with resume=True", self.train_seconds)
                 break
         if not self.history or self.history[-1]["epoch"] != self.epoch:
-            self._record_evaluation(float("nan"))
+            self._record_evaluation(loss)
         return self.summary()
 
-    def _record_evaluation(self, loss: float) -> bool:
+    def _record_evaluation(self, loss: float | None) -> bool:
         """Evaluates, saves checkpoints and returns whether early stopping triggers."""
         entry: dict[str, Any] = {"epoch": self.epoch, "loss": loss, "seconds": round(self.train_seconds, 2)}
         started = time.perf_counter()

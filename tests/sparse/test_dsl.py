@@ -360,3 +360,16 @@ def test_embedding_options_a_sparse_table_would_drop_fail_clearly(options):
         DynamicSparseLearning(model, 0.5, total_steps=10)
     if "sparse" not in options:  # a masked dense table keeps them
         DynamicSparseLearning(model, 0.5, total_steps=10, backend="masked")
+
+
+def test_update_prunes_ceil_of_rho_times_nnz_exactly():
+    """0.07 x 100 is 7.000000000000001 in floating point: the update must prune 7 entries, not 8."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 20))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.07, growth="random"
+    )
+    dsl.attach(torch.optim.SGD(model.parameters(), lr=0.0))
+    model[0](torch.arange(10)).sum().backward()
+    dsl.step()
+    assert dsl.updates[0]["changed"] == {"0": 7}

@@ -117,6 +117,19 @@ def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
 
 
+def test_a_stop_between_evaluations_writes_strict_json(small_data, tmp_path):
+    """The evaluation a time-limited stop adds records the epoch's loss (it was NaN, which strict JSON
+    readers such as jq reject)."""
+    stopped = _trainer(small_data, tmp_path, epochs=4, eval_every=3, max_seconds=1e-9).fit()
+    assert stopped["history"][-1]["epoch"] == 1
+
+    def reject(constant):
+        raise ValueError(f"{constant} in metrics.json")
+
+    written = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=reject)
+    assert written["history"][-1]["loss"] > 0
+
+
 def test_held_out_users_are_never_trained_on(small_data, tmp_path):
     from dslgraph.data import held_out_users
     from dslgraph.nn import CDAE
