@@ -317,6 +317,8 @@ class DynamicSparseLearning:
                 table = SparseEmbedding.from_dense(
                     obj.weight.detach(), density, self.generator, self.mask_init, propagation
                 )
+                # reset_parameters() draws as the replaced table did (nn.Embedding: normal(0, 1))
+                table.init, table.std = getattr(obj, "init", "normal"), getattr(obj, "std", 1.0)
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)
             return _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init)

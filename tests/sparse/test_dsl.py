@@ -373,3 +373,14 @@ def test_update_prunes_ceil_of_rho_times_nnz_exactly():
     model[0](torch.arange(10)).sum().backward()
     dsl.step()
     assert dsl.updates[0]["changed"] == {"0": 7}
+
+
+def test_sparse_tables_reset_as_the_tables_they_replace():
+    """model.reset_parameters() after DSL draws a replaced table's values as the dense table did."""
+    lightgcn = LightGCN(30, 40, embedding_dim=8, init="xavier")
+    DynamicSparseLearning(lightgcn, 0.5, total_steps=1)
+    assert (lightgcn.embedding.init, lightgcn.embedding.std) == ("xavier", 0.1)
+    plain = torch.nn.Sequential(torch.nn.Embedding(300, 40))
+    DynamicSparseLearning(plain, 0.5, total_steps=1)
+    plain[0].reset_parameters(torch.Generator().manual_seed(0))
+    assert 0.9 < plain[0].values.std().item() < 1.1  # nn.Embedding's normal(0, 1), not normal(0, 0.1)
