@@ -4,7 +4,8 @@
 #   tests      the device-parametrised tests on CUDA (sparse tables, SparseLinear, DSL, metrics, models);
 #   speed      alone on the card: dslgraph vs a plain PyG LightGCN loop, the DSL backends (with an operator
 #              profile of each), SparseLinear vs masked;
-#   backends   the DSL backends alone (the part of speed that a change to the sparse table moves);
+#   backends   the DSL backends alone (the part of speed that a change to the sparse table moves), and the
+#              sparse table's plan rebuild per density;
 #   sweep      side by side on the card (benchmarks/timed_runs.py gives each the epochs that fit): the Gowalla
 #              LightGCN sparsity sweep with the large-batch recipe (dense, DSL 50/80/90/95%, the static-mask
 #              ablation at 80%, the dense table of the 80% budget) and UltraGCN with its official preset;
@@ -78,6 +79,8 @@ if step speed || step backends; then
     timeout 100 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
         --iterations 5 --output "$OUT/backends.csv" --profile "$OUT/backends_profile.txt" 2>&1 | tail -4
     timeout 20 python benchmarks/bench_optimizer.py --device "$DEVICE" --output "$OUT/adam_step.csv" 2>&1 | tail -3
+    timeout 40 python benchmarks/bench_plan.py --dataset "$DATASET" --root data --device "$DEVICE" \
+        --densities 0.5 0.2 0.05 --repeats 2 --output "$OUT/plan_build.csv" 2>&1 | tail -6
 fi
 if step speed; then
     timeout 30 python benchmarks/bench_sparse_linear.py --device "$DEVICE" \
