@@ -215,12 +215,20 @@ class Trainer:
                 log.info("stopping after %.0fs (max_seconds); resume with resume=True", self.train_seconds)
                 break
         if not self.history or self.history[-1]["epoch"] != self.epoch:
-            self._record_evaluation(loss)
+            self._record_evaluation(loss, scheduled=False)
         return self.summary()
 
-    def _record_evaluation(self, loss: float | None) -> bool:
-        """Evaluates, saves checkpoints and returns whether early stopping triggers."""
+    def _record_evaluation(self, loss: float | None, scheduled: bool = True) -> bool:
+        """Evaluates, saves checkpoints and returns whether early stopping triggers.
+
+        An evaluation off the ``eval_every`` schedule (a ``max_seconds`` stop's) is recorded and
+        checkpointed but neither picks the best epoch nor counts towards ``patience``, so that a run
+        stopped and resumed ends as the uninterrupted run does; its metrics stand in for the best
+        only while no scheduled evaluation has happened.
+        """
         entry: dict[str, Any] = {"epoch": self.epoch, "loss": loss, "seconds": round(self.train_seconds, 2)}
+        if not scheduled:
+            entry["scheduled"] = False
         started = time.perf_counter()
         if self.val_index is not None:
             entry["validation"] = self.evaluate("validation")
@@ -232,21 +240,21 @@ class Trainer:
             raise ValueError(f"monitor {self.config.monitor!r} is not among {sorted(entry[self.selection])}")
         log.info("epoch %d %s %s", self.epoch, self.selection, _fmt(entry[self.selection]))
         improved = self.best is None or value > self.best[self.selection][self.config.monitor]
-        if improved:
+        if scheduled and improved:
             self.best = entry
             self.bad_evals = 0
-        else:
+        elif scheduled:
             self.bad_evals += 1
         if self.output_dir is not None:
             state = self.state_dict()
             save_checkpoint(state, self._path("last.pt"))
-            if improved:
+            if improved and (scheduled or self.best is None):
                 save_checkpoint(state, self._path("best.pt"))
             self.write_summary()
         return bool(self.config.patience) and self.bad_evals >= self.config.patience
 
     def summary(self) -> dict[str, Any]:
-        best = self.best or {}
+        best = self.best or (self.history[-1] if self.history else {})
         return {
             "test": best.get("test", {}),
             "validation": best.get("validation"),

@@ -117,6 +117,20 @@ def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
 
 
+def test_a_stop_between_evaluations_changes_neither_best_epoch_nor_patience(small_data, tmp_path):
+    """With lr 0 every evaluation ties: had the stop's evaluation at epoch 1 counted, the resumed run's
+    first scheduled one (epoch 2) would not improve on it and patience 1 would stop the run there."""
+    settings = dict(epochs=4, eval_every=2, patience=1, lr=0.0)
+    whole = _trainer(small_data, tmp_path / "whole", **settings).fit()
+    _trainer(small_data, tmp_path / "split", **settings, max_seconds=1e-9).fit()
+    resumed = _trainer(small_data, tmp_path / "split", **settings).fit(resume=True)
+    assert [e["epoch"] for e in resumed["history"]] == [1, 2, 4] and resumed["history"][0][
+        "scheduled"
+    ] is False
+    for key in ("epochs", "best_epoch", "test"):
+        assert resumed[key] == whole[key], key
+
+
 def test_a_stop_between_evaluations_writes_strict_json(small_data, tmp_path):
     """The evaluation a time-limited stop adds records the epoch's loss (it was NaN, which strict JSON
     readers such as jq reject)."""
