@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
 from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes
-from dslgraph.sparse.ops import graph_entries, spmm
+from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
 
@@ -162,9 +162,8 @@ class LightGCN(MessagePassing, Recommender):
         if count != "ideal" or mask is None:
             return None
         # each active entry of row j is multiplied once per stored entry of column j (A is symmetric)
-        row_pointers = adj.crow_indices() if isinstance(adj, Tensor) else adj.storage.rowptr()
         row_nnz = mask.sum(1)
-        return int((row_pointers.diff().to(row_nnz.device) * row_nnz).sum()), int(row_nnz.sum())
+        return int((graph_degrees(adj).to(row_nnz.device) * row_nnz).sum()), int(row_nnz.sum())
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_entries, spmm
+from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
 from dslgraph.sparse.table import EmbeddingTable, init_table_
 
 
@@ -268,9 +268,7 @@ class SparseEmbedding(EmbeddingTable):
         if self._layout is None:
             sorted_pos, order = self.positions.sort()
             row = sorted_pos.div(self.embedding_dim, rounding_mode="floor")
-            counts = torch.bincount(row, minlength=self.num_embeddings)
-            crow = torch.zeros(self.num_embeddings + 1, dtype=torch.long, device=row.device)
-            crow[1:] = counts.cumsum(0)
+            crow = row_pointers(torch.bincount(row, minlength=self.num_embeddings))
             self._layout = _Layout(order, row, sorted_pos - row * self.embedding_dim, crow)
         return self._layout
 
@@ -327,8 +325,7 @@ class SparseEmbedding(EmbeddingTable):
         if self._transposed is None:
             # transposed CSR: the slots sorted by (column, row), counted per column
             order_t = (layout.col * self.num_embeddings + layout.row).argsort()
-            crow_t = torch.zeros(self.embedding_dim + 1, dtype=torch.long, device=values.device)
-            crow_t[1:] = torch.bincount(layout.col, minlength=self.embedding_dim).cumsum(0)
+            crow_t = row_pointers(torch.bincount(layout.col, minlength=self.embedding_dim))
             self._transposed = (crow_t, layout.row[order_t], layout.order[order_t])
         crow_t, row_t, slot_t = self._transposed
         return torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1])
@@ -351,10 +348,8 @@ class SparseEmbedding(EmbeddingTable):
         # index_select takes int32 indices as they are (indexing with [] converts them to int64)
         out_pos = col.index_select(0, edge).mul_(d).add_((positions - row * d).index_select(0, slot))
         weight = weight.index_select(0, edge)
-        backward_crow = torch.zeros(self.nnz + 1, dtype=torch.long, device=col.device)
-        backward_crow[1:] = crow.diff()[row].cumsum(0)
+        backward_crow = row_pointers(crow.diff()[row]).to(index_dtype)
         shape = (self.nnz, adj.size(0) * d)
-        backward_crow = backward_crow.to(index_dtype)
         backward = torch.sparse_csr_tensor(backward_crow, out_pos, weight, shape, check_invariants=False)
         del edge, slot
         forward = _forward_matrix(adj, self.positions, d, out_pos.numel(), index_dtype)
@@ -366,8 +361,7 @@ class SparseEmbedding(EmbeddingTable):
         """Multiply-adds of a planned :meth:`propagate` (and of its backward) on ``adj``: the active
         entries of each row times the row's edges, summed (the plan's size; nothing is built)."""
         row = self.positions.div(self.embedding_dim, rounding_mode="floor")
-        row_pointers = adj.crow_indices() if isinstance(adj, Tensor) else adj.storage.rowptr()
-        return int(row_pointers.diff()[row].sum())
+        return int(graph_degrees(adj)[row].sum())
 
     def propagation_macs(self, adj) -> int:
         """Multiply-adds that :meth:`propagate` runs (and as many in its backward pass)."""
@@ -465,14 +459,10 @@ def _forward_matrix(adj: Tensor, positions: Tensor, d: int, entries: int, index_
         torch.index_select(weight, 0, kept, out=weights[first:last])
         counts[c] = torch.bincount(row.index_select(0, kept), minlength=n)
         first = last
-    column_major_crow = torch.zeros(d * n + 1, dtype=torch.long, device=col.device)
-    column_major_crow[1:] = counts.view(-1).cumsum(0)
     old_row = torch.arange(d * n, device=col.device).view(d, n).t().reshape(-1)  # of row i * d + c
-    moved, _ = csr_segments(column_major_crow, old_row, index_dtype)
-    forward_crow = torch.zeros(d * n + 1, dtype=torch.long, device=col.device)
-    forward_crow[1:] = counts.t().reshape(-1).cumsum(0)
+    moved, _ = csr_segments(row_pointers(counts.view(-1)), old_row, index_dtype)
     return torch.sparse_csr_tensor(
-        forward_crow.to(index_dtype),
+        row_pointers(counts.t().reshape(-1)).to(index_dtype),
         slots.index_select(0, moved),
         weights.index_select(0, moved),
         (n * d, nnz),

@@ -47,6 +47,19 @@ def graph_entries(adj) -> int:
     return adj._nnz() if isinstance(adj, Tensor) else adj.nnz()
 
 
+def graph_degrees(adj) -> Tensor:
+    """Stored entries of each row of a CSR propagation matrix (a torch CSR tensor or a
+    ``torch_sparse.SparseTensor``)."""
+    return (adj.crow_indices() if isinstance(adj, Tensor) else adj.storage.rowptr()).diff()
+
+
+def row_pointers(counts: Tensor) -> Tensor:
+    """The int64 CSR row pointer of rows holding ``counts`` entries each."""
+    crow = counts.new_zeros(counts.numel() + 1, dtype=torch.long)
+    crow[1:] = counts.cumsum(0)
+    return crow
+
+
 def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
     """Rows ``start:end`` of a CSR matrix as a new CSR matrix (torch CSR has no strided slicing)."""
     crow = adj.crow_indices()
