@@ -241,6 +241,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"cannot resume from {checkpoint}: {name} was {previous[name]!r}, now {settings[name]!r} "
                 f"(a resumed run may change only {', '.join(RESUMABLE)})"
             )
+        if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
+            raise ConfigError(
+                f"cannot resume from {checkpoint} with other epochs ({previous['epochs']}, now "
+                f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
+                "after its last iteration"
+            )
     summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
     print(
         json.dumps(

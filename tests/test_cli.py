@@ -109,6 +109,16 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     assert "last.pt: num_layers was 1, now 2" in capsys.readouterr().err
 
 
+def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--sparsity", "0.5", "--static-mask", "--output", out, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--output", out, "--resume", "--epochs", "2"]) == 2
+    assert "last.pt with other epochs (1, now 2): a static mask's run" in capsys.readouterr().err
+
+
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
     assert main(["datasets"]) == 0

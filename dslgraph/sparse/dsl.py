@@ -434,11 +434,42 @@ class DynamicSparseLearning:
         total = sum(t.numel for t in self.targets)
         return 1.0 - sum(self.active_counts().values()) / total
 
+    def run_settings(self) -> dict:
+        """The settings that decide the masks, which a resumed controller must share (a run's length,
+        ``total_steps``, may change: ρ_t then follows the new length from the resumed iteration on)."""
+        return {
+            "sparsity": self.sparsity,
+            "update_interval": self.update_interval,
+            "schedule": self.schedule,
+            "rho0": self.rho0,
+            "rho_min": self.rho_min,
+            "t_end": self.t_end,
+            "growth": self.growth,
+            "optimizer_state": self.optimizer_state,
+        }
+
     def state_dict(self) -> dict:
-        """Iteration, RNG and update log; masks and positions live in the model's state dict."""
-        return {"iteration": self.iteration, "generator": self.generator.get_state(), "updates": self.updates}
+        """Iteration, RNG, update log and run settings; masks and positions live in the model's
+        state dict."""
+        return {
+            "iteration": self.iteration,
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+            "settings": self.run_settings(),
+            "total_steps": self.total_steps,
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores :meth:`state_dict`; refuses a state saved under other :meth:`run_settings`."""
+        ours = self.run_settings()
+        for key, saved in state.get("settings", {}).items():  # older states recorded none
+            if saved != ours.get(key):
+                raise ValueError(f"cannot resume this DSL controller: {key} was {saved!r}, now {ours[key]!r}")
+        if state.get("total_steps", self.total_steps) != self.total_steps:
+            log.warning(
+                "DSL resumed with total_steps %d (saved: %d): ρ_t follows the new length from iteration %d",
+                self.total_steps, state["total_steps"], state["iteration"],
+            )  # fmt: skip
         self.iteration = state["iteration"]
         self.generator.set_state(state["generator"])
         self.updates = list(state["updates"])

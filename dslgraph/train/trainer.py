@@ -153,6 +153,23 @@ class Trainer:
             raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {self.config.lr_schedule!r}")
         return None
 
+    def _cosine_over(self, length: int) -> None:
+        """Lays the resumed cosine learning rate out over ``length`` iterations from the current one
+        on, as DSL's ρ_t is (a resumed run may have other ``epochs``)."""
+        scheduler = self.scheduler
+        if scheduler.T_max == length:
+            return
+        log.warning(
+            "resumed with %d iterations in all (saved: %d): the cosine learning rate follows the new "
+            "length from iteration %d", length, scheduler.T_max, scheduler.last_epoch,
+        )  # fmt: skip
+        scheduler.T_max = length
+        progress = min(scheduler.last_epoch, length) / length
+        low = scheduler.eta_min
+        for group, base in zip(self.optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = low + (base - low) * (1 + math.cos(math.pi * progress)) / 2
+        scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
     def train_epoch(self) -> float:
         """One pass over the training interactions; returns the mean loss."""
         self.model.train()
@@ -319,6 +336,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+            self._cosine_over(max(self.total_steps, 1))
         self.epoch = state["epoch"]
         self.train_seconds = state["train_seconds"]
         self.history = state["history"]

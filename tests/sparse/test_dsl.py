@@ -246,6 +246,23 @@ def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
     assert without_times(full["history"]) == without_times(resumed["history"])
 
 
+def test_resume_refuses_a_controller_of_other_settings(caplog):
+    def controller(**overrides):
+        settings = dict(total_steps=100, update_interval=10, seed=0) | overrides
+        return DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), 0.8, **settings)
+
+    state = controller().state_dict()
+    with pytest.raises(ValueError, match="update_interval was 10, now 20"):
+        controller(update_interval=20).load_state_dict(state)
+    with pytest.raises(ValueError, match="schedule was 'cosine', now 'linear'"):
+        controller(schedule="linear").load_state_dict(state)
+    longer = controller(total_steps=200)  # a longer run: ρ_t follows its length from here on
+    longer.load_state_dict(state)
+    assert "total_steps 200 (saved: 100)" in caplog.text
+    del state["settings"]  # a state saved before settings were recorded loads unchecked
+    controller(update_interval=20).load_state_dict(state)
+
+
 class _DotModel(nn.Module):
     """Dot-product scores without propagation: only the batch's rows get a gradient."""
 

@@ -55,6 +55,17 @@ def test_resume_with_other_settings_fails(small_data, tmp_path):
         _trainer(small_data, tmp_path, epochs=2, lr=0.02).fit(resume=True)
 
 
+def test_a_longer_resumed_run_lays_its_cosine_learning_rate_over_the_new_length(small_data, tmp_path):
+    cosine = dict(lr_schedule="cosine", lr_min=1e-4)
+    _trainer(small_data, tmp_path, epochs=2, **cosine).fit()
+    longer = _trainer(small_data, tmp_path, epochs=4, **cosine)
+    longer.load(tmp_path / "last.pt")
+    half = 1e-4 + (0.01 - 1e-4) / 2  # iteration 2 of 4 epochs' worth: half way down the cosine
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(half)
+    longer.fit(resume=True)
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # not back up at 0.01
+
+
 def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_path):
     _trainer(small_data, tmp_path, epochs=1).fit()
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
