@@ -2,7 +2,10 @@
 
 Every dataset yields one :class:`~torch_geometric.data.HeteroData` in the layout of
 :mod:`dslgraph.data.graph`. Raw files live in ``root/<name>/raw/`` and may be placed there by hand
-(nothing is downloaded when they are present); ``root`` defaults to :func:`default_root`.
+(nothing is downloaded when they are present); ``root`` defaults to :func:`default_root`. The processed
+data is cached in ``root/<name>/processed/<options>/``, one folder per set of options that change it; as in
+PyG, a raw file replaced later is not noticed: pass ``force_reload=True``. A test interaction also listed
+in a training file is an error (it could never be retrieved, being excluded from the ranking as seen).
 
 Users and items keep the ids of the raw files (shifted to start at 0 where the files are 1-based), and
 their numbers are ``1 +`` the largest id in the raw files, as LightGCN-PyTorch counts them. Users or
@@ -25,6 +28,7 @@ import math
 import os
 import os.path as osp
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,6 +60,39 @@ EMBEDDED_LASTFM = Path(__file__).resolve().parents[2] / "datasets" / "lastfm" / 
 def default_root() -> str:
     """The default dataset folder: ``$DSLGRAPH_HOME`` if set, else ``~/.cache/dslgraph``."""
     return os.environ.get("DSLGRAPH_HOME") or osp.join(osp.expanduser("~"), ".cache", "dslgraph")
+
+
+def _download(url: str, folder: str) -> str:
+    """Downloads ``url`` into ``folder`` through a hidden temporary folder and returns the file's path.
+
+    PyG's :func:`~torch_geometric.data.download_url` writes the file in place, and a raw file that
+    exists is never downloaded again: a download cut short would be read as a complete file.
+    """
+    os.makedirs(folder, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".download-", dir=folder)
+    try:
+        path = download_url(url, partial)
+        target = osp.join(folder, osp.basename(path))
+        os.replace(path, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _check_disjoint(train: Tensor, test: Tensor, path: str, offset: int = 0) -> None:
+    """Raises a :class:`DatasetFormatError` on a test interaction also listed for training: excluded
+    from the ranking as already seen, it could never be retrieved, and would lower every metric."""
+    if test.size(1) == 0:
+        return
+    # pair ids without a user * num_items + item key, which ids of up to 15 digits would overflow
+    _, pair = torch.unique(torch.cat([train, test], dim=1), dim=1, return_inverse=True)
+    seen = torch.isin(pair[train.size(1) :], pair[: train.size(1)])
+    if seen.any():
+        user, item = (test[:, seen.nonzero()[0, 0]] + offset).tolist()
+        example = f"(user {user}, item {item})"
+        raise DatasetFormatError(
+            path, None, f"{int(seen.sum())} test interaction(s) also listed for training, e.g. {example}"
+        )
 
 
 def _num_nodes(*splits: Tensor) -> tuple[int, int]:
@@ -129,20 +166,23 @@ class RecommendationDataset(InMemoryDataset):
 
     @property
     def processed_dir(self) -> str:
-        return osp.join(self.root, self.name, "processed")
+        # One folder per set of options: PyG records the pre_transform a folder was processed with in
+        # one pre_transform.pt, which files of other options sharing the folder would overwrite.
+        options = "_".join(f"{key}{value}" for key, value in self.options().items())
+        return osp.join(self.root, self.name, "processed", options)
 
     def options(self) -> dict[str, float]:
-        """The options that change the processed data, encoded in the processed file name (the seed
-        only where a random split uses it, so that runs of other seeds share a fixed split's file)."""
+        """The options that change the processed data, encoded in the processed folder name (the seed
+        only where a random split uses it, so that runs of other seeds share a fixed split's folder)."""
         return {"val": self.val_ratio} | ({"seed": self.seed} if self.val_ratio > 0 else {})
 
     @property
     def processed_file_names(self) -> str:
-        return "data_" + "_".join(f"{key}{value}" for key, value in self.options().items()) + ".pt"
+        return "data.pt"
 
     def download(self) -> None:
         for name in self.raw_file_names:
-            download_url(f"{self.url}/{name}", self.raw_dir)
+            _download(f"{self.url}/{name}", self.raw_dir)
 
     def read(self, rng: np.random.Generator) -> RawSplit | tuple[Tensor, Tensor, int, int]:
         """Reads the raw files: the train and test ``[2, E]`` indices and the numbers of users and items
@@ -196,6 +236,7 @@ class LightGCNDataset(RecommendationDataset):
         train, test = (read_adjacency_lists(path) for path in self.raw_paths)
         if train.size(1) == 0:
             raise DatasetFormatError(self.raw_paths[0], None, "no interaction listed (only users)")
+        _check_disjoint(train, test, self.raw_paths[1])
         return train, test, *_num_nodes(train, test)
 
 
@@ -274,6 +315,7 @@ class LastFM(RecommendationDataset):
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
         train, test = (read_pairs(path, "\t", one_based=True, num_columns=3)[0] for path in self.raw_paths)
+        _check_disjoint(train, test, self.raw_paths[1], offset=1)
         return train, test, *_num_nodes(train, test)
 
 
@@ -329,14 +371,18 @@ class HoldoutDataset(RecommendationDataset):
 
 
 def _download_zip(url: str, raw_dir: str, folder: str) -> None:
-    """Downloads a zip archive into ``raw_dir`` and moves the files of its ``folder`` there."""
-    path = download_url(url, raw_dir)
-    extract_zip(path, raw_dir)
-    folder = osp.join(raw_dir, folder)
-    for name in os.listdir(folder):
-        shutil.move(osp.join(folder, name), osp.join(raw_dir, name))
-    os.rmdir(folder)
-    os.unlink(path)
+    """Downloads a zip archive and moves the files of its ``folder`` into ``raw_dir``, each complete
+    (the archive is downloaded and extracted in a hidden temporary folder; see :func:`_download`)."""
+    os.makedirs(raw_dir, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".download-", dir=raw_dir)
+    try:
+        path = download_url(url, partial)
+        extract_zip(path, partial)
+        folder = osp.join(partial, folder)
+        for name in os.listdir(folder):
+            os.replace(osp.join(folder, name), osp.join(raw_dir, name))
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _compact(

@@ -51,7 +51,7 @@ def test_citeulike_filters_renumbers_and_splits(tmp_path):
     assert set().union(*splits) == expected and sum(map(len, splits)) == len(expected)
     assert torch.bincount(store.edge_label_index[0]).tolist() == [1, 1, 2]  # round(0.2 * n)
     assert "time" not in store
-    assert Path(dataset.processed_paths[0]).name == "data_test0.2_val0.25_seed2.pt"
+    assert Path(dataset.processed_paths[0]).parent.name == "test0.2_val0.25_seed2"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_foursquare_filters_collapses_and_keeps_times(tmp_path):
     for index_key, time_key in [("edge_index", "time"), ("edge_label_index", "edge_label_time")]:
         got = [latest[(u, names[i])] for u, i in store[index_key].t().tolist()]
         assert got == store[time_key].tolist()
-    assert Path(dataset.processed_paths[0]).name == "data_cityNYC_test0.2_val0.0_seed0.pt"
+    assert Path(dataset.processed_paths[0]).parent.name == "cityNYC_test0.2_val0.0_seed0"
 
     held = leave_one_out(data, num_negatives=3)[EDGE]
     for user, item in held.edge_label_index.t().tolist():

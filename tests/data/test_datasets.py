@@ -1,5 +1,6 @@
 import io
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -66,18 +67,18 @@ def test_lightgcn_format(tmp_path, cls, newline):
     assert pairs(data[EDGE].edge_index) == {(0, 1), (0, 2), (1, 0), (2, 3), (2, 1), (2, 0)}
     assert pairs(data[EDGE].edge_label_index) == {(0, 3), (1, 2), (1, 4), (3, 0), (4, 1)}
     processed = tmp_path / cls.name / "processed"
-    assert Path(dataset.processed_paths[0]) == processed / "data_val0.0.pt"  # a fixed split: no seed
+    assert Path(dataset.processed_paths[0]) == processed / "val0.0" / "data.pt"  # a fixed split: no seed
     assert cls(str(tmp_path), seed=7).processed_paths == dataset.processed_paths
     seeded = cls(str(tmp_path), val_ratio=0.2, seed=7)
-    assert Path(seeded.processed_paths[0]) == processed / "data_val0.2_seed7.pt"
-    assert not list(processed.glob(".*.tmp"))  # written then renamed
+    assert Path(seeded.processed_paths[0]) == processed / "val0.2_seed7" / "data.pt"
+    assert not list(processed.glob("*/.*.tmp"))  # written then renamed
 
 
 def test_validation_split_is_seeded_and_reprocessed(tmp_path):
     train = b"".join(
         f"{u} ".encode() + b" ".join(str(i).encode() for i in range(u, u + 10)) + b"\n" for u in range(20)
     )
-    place(tmp_path, "gowalla", {"train.txt": train, "test.txt": b"0 1\n"})
+    place(tmp_path, "gowalla", {"train.txt": train, "test.txt": b"0 10\n"})
     plain = Gowalla(str(tmp_path))[0]
     store = Gowalla(str(tmp_path), val_ratio=0.2, seed=5)[0][EDGE]
     assert store.val_edge_label_index.size(1) == 40  # round(0.2 * 10) per user
@@ -88,8 +89,8 @@ def test_validation_split_is_seeded_and_reprocessed(tmp_path):
     other = Gowalla(str(tmp_path), val_ratio=0.2, seed=6)[0][EDGE]
     assert torch.equal(again.val_edge_label_index, store.val_edge_label_index)
     assert not torch.equal(other.val_edge_label_index, store.val_edge_label_index)
-    names = sorted(p.name for p in (tmp_path / "gowalla" / "processed").glob("data_*.pt"))
-    assert names == ["data_val0.0.pt", "data_val0.2_seed5.pt", "data_val0.2_seed6.pt"]
+    names = sorted(p.parent.name for p in (tmp_path / "gowalla" / "processed").glob("*/data.pt"))
+    assert names == ["val0.0", "val0.2_seed5", "val0.2_seed6"]
 
 
 def test_malformed_raw_file_names_file_and_line(tmp_path):
@@ -102,6 +103,78 @@ def test_training_file_without_interactions_fails_clearly(tmp_path):
     place(tmp_path, "gowalla", {"train.txt": b"0\n1\n", "test.txt": b"0\n"})
     with pytest.raises(DatasetFormatError, match=r"gowalla/raw/train\.txt: no interaction listed"):
         Gowalla(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("cls", "files", "message"),
+    [
+        (Gowalla, {"train.txt": b"0 1 2\n1 0\n", "test.txt": b"0 3\n1 0\n"}, r"\(user 1, item 0\)"),
+        (
+            LastFM,
+            {"data1.txt": b"1\t2\t10\n2\t1\t5\n", "test1.txt": b"1\t3\t1\n1\t2\t4\n"},
+            r"\(user 1, item 2\)",
+        ),
+    ],
+)
+def test_test_interaction_listed_for_training_fails_clearly(tmp_path, cls, files, message):
+    # Excluded from the ranking as seen, such a test item could never be retrieved.
+    place(tmp_path, cls.name, files)
+    test_file = cls.raw_file_names.fget(cls)[1]
+    expected = rf"{test_file}: 1 test interaction\(s\) also listed for training, e\.g\. {message}"
+    with pytest.raises(DatasetFormatError, match=expected):
+        cls(str(tmp_path))
+    assert not list((tmp_path / cls.name).glob("processed/*/data.pt"))
+
+
+class Tag:
+    """A pre_transform whose repr tells its settings apart, as PyG's transforms' do."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __call__(self, data):
+        data.tag = torch.tensor([self.value])
+        return data
+
+    def __repr__(self) -> str:
+        return f"Tag({self.value})"
+
+
+def test_pre_transform_is_recorded_per_processed_file(tmp_path):
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    Gowalla(str(tmp_path), pre_transform=Tag(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a split of other options is processed afresh: nothing to warn of
+        Gowalla(str(tmp_path), val_ratio=0.5, pre_transform=Tag(2))
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1))[0].tag.tolist() == [1]
+    with pytest.warns(UserWarning, match="pre_transform"):
+        stale = Gowalla(str(tmp_path), pre_transform=Tag(2))  # processed with Tag(1): PyG warns
+    assert stale[0].tag.tolist() == [1]
+    assert Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)[0].tag.tolist() == [2]
+
+
+def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
+    def cut_short(url: str, folder: str) -> str:
+        os.makedirs(folder, exist_ok=True)
+        Path(folder, url.rpartition("/")[2]).write_bytes(TRAIN[:9])  # "0 1 2\n1 0": still parses
+        raise ConnectionResetError("connection dropped")
+
+    monkeypatch.setattr(datasets_module, "download_url", cut_short)
+    with pytest.raises(ConnectionResetError):
+        Gowalla(str(tmp_path))
+    assert os.listdir(tmp_path / "gowalla" / "raw") == []
+
+
+def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
+    def cut_short(url: str, folder: str) -> str:
+        os.makedirs(folder, exist_ok=True)
+        Path(folder, "ml-100k.zip").write_bytes(b"PK\x03\x04")
+        raise ConnectionResetError("connection dropped")
+
+    monkeypatch.setattr(datasets_module, "download_url", cut_short)
+    with pytest.raises(ConnectionResetError):
+        MovieLens100K(str(tmp_path))
+    assert os.listdir(tmp_path / "ml-100k" / "raw") == []
 
 
 @pytest.mark.parametrize(("option", "message"), [({"val_ratio": 1.0}, "val_ratio"), ({"seed": 0.5}, "seed")])
@@ -200,7 +273,7 @@ def test_movielens_implicit_split(tmp_path):
     assert set().union(*splits) == kept and sum(map(len, splits)) == len(kept)
     assert torch.bincount(store.edge_label_index[0]).tolist() == [2] * 6  # round(0.25 * 6)
     assert (dataset[0]["user"].num_nodes, dataset[0]["item"].num_nodes) == (6, 10)
-    assert Path(dataset.processed_paths[0]).name == "data_rating3.0_test0.25_val0.2_seed1.pt"
+    assert Path(dataset.processed_paths[0]).parent.name == "rating3.0_test0.25_val0.2_seed1"
 
 
 def test_movielens_1m_format(tmp_path):
