@@ -55,6 +55,8 @@ def main() -> None:
                     model, sparsity, 10**9, targets=[r"0\.weight"], update_interval=10**9, backend=backend
                 )
             optimizer = make_adam(model.parameters(), 1e-3)
+            if dsl is not None:
+                dsl.attach(optimizer)
             train_step(model, x, optimizer, dsl)  # warm-up, and Adam's state exists from here on
             sync(device)
             times = []

@@ -91,6 +91,10 @@ class _TableTarget(_Target):
         with torch.no_grad():
             table.positions[pruned] = grown
             table.values[pruned] = 0
+            if table.values.grad is not None:
+                # the slot's gradient is the pruned weight's: an optimizer step after this update
+                # (dsl.step() called first) would start the grown weight from it instead of 0
+                table.values.grad[pruned] = 0
         table.positions_changed()
         if reset_state and optimizer is not None:
             _reset_state(optimizer, table.values, pruned)
@@ -120,6 +124,8 @@ class _MaskedTarget(_Target):
             flat[initial_positions(shape, active_count(self.numel, density), mask_init, generator)] = True
             module.register_buffer(mask_name, flat.view_as(param).to(param.device))
         self.mask_name = mask_name
+        self.grad: Tensor | None = None
+        self._hook = None
         self.apply_mask()
 
     @property
@@ -144,10 +150,9 @@ class _MaskedTarget(_Target):
         return self.param.detach().view(-1)[self.active_positions()].abs()
 
     def grad_chunks(self, chunk_rows: int):
-        grad = self.param.grad
-        if grad is None:
-            raise RuntimeError(f"{self.name!r} has no gradient at the DSL update step")
-        yield 0, grad.detach().reshape(-1).abs()
+        if self.grad is None:
+            raise RuntimeError(f"{self.name!r} received no gradient before the DSL update step")
+        yield 0, self.grad.reshape(-1).abs()
 
     def momentum(self, optimizer):
         state = optimizer.state.get(self.param, {}) if optimizer is not None else {}
@@ -169,7 +174,19 @@ class _MaskedTarget(_Target):
             _reset_state(optimizer, self.param, grown)
 
     def set_probe(self, on: bool) -> None:
-        pass  # the dense gradient is in .grad already
+        # the gradient is recorded as backward computes it, not read from .grad at the update:
+        # a zero_grad() between optimizer.step() and dsl.step() would leave zeros (or None) there
+        self.grad = None
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        if on:
+            self._hook = self.param.register_hook(self._record)
+
+    @torch.utils.hooks.unserializable_hook
+    def _record(self, grad: Tensor) -> None:
+        grad = grad.detach()
+        self.grad = grad.clone() if self.grad is None else self.grad.add_(grad)
 
 
 def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor) -> None:
@@ -288,6 +305,7 @@ class DynamicSparseLearning:
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
+        self._mask_hook = None
         self.iteration = 0
         self.updates: list[dict] = []
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
@@ -343,7 +361,17 @@ class DynamicSparseLearning:
                     "create it after DynamicSparseLearning, from model.parameters()"
                 )
         self.optimizer = optimizer
+        if self._mask_hook is not None:
+            self._mask_hook.remove()
+        # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
+        # comes first, or is forgotten: a dense gradient would otherwise make them active
+        self._mask_hook = optimizer.register_step_post_hook(lambda *_: self._apply_masks())
         return self
+
+    def _apply_masks(self) -> None:
+        for target in self.targets:
+            if isinstance(target, _MaskedTarget):
+                target.apply_mask()
 
     def is_update_step(self, iteration: int) -> bool:
         if iteration % self.update_interval:
@@ -358,10 +386,11 @@ class DynamicSparseLearning:
 
     def step(self) -> None:
         """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
+        if self.iteration == 0:
+            self._check_optimizer_for_updates()
         self.iteration += 1
-        for target in self.targets:
-            if isinstance(target, _MaskedTarget):
-                target.apply_mask()
+        if self._mask_hook is None:  # otherwise the optimizer's step did it
+            self._apply_masks()
         if self.is_update_step(self.iteration):
             self.update()
         self._set_probe()
@@ -371,14 +400,23 @@ class DynamicSparseLearning:
         horizon = self.t_end if self.t_end is not None else self.total_steps
         return update_fraction(self.schedule, self.iteration, horizon, self.rho0, self.rho_min)
 
-    @torch.no_grad()
-    def update(self) -> dict:
-        """One prune-and-grow round at the current iteration; returns what it did."""
+    def _check_optimizer_for_updates(self) -> None:
+        """Fails at the first step, not ΔT iterations later, where an update would need an optimizer."""
+        limit = self.t_end if self.t_end is not None else self.total_steps
+        if self.update_interval <= limit:
+            self._check_optimizer()
+
+    def _check_optimizer(self) -> None:
         if self.optimizer_state == "reset" and self.optimizer is None:
             raise RuntimeError(
                 "optimizer_state='reset' zeroes the optimizer state of grown entries, but no optimizer "
                 "is attached: call attach(optimizer) before training (or use optimizer_state='keep')"
             )
+
+    @torch.no_grad()
+    def update(self) -> dict:
+        """One prune-and-grow round at the current iteration; returns what it did."""
+        self._check_optimizer()
         rho = self.update_fraction()
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:

@@ -161,7 +161,7 @@ class SparseEmbedding(EmbeddingTable):
         self._layout: _Layout | None = None
         self._plans: list[_Plan] = []
         self._transposed: tuple[Tensor, Tensor, Tensor] | None = None
-        self.register_load_state_dict_post_hook(lambda module, _: module.positions_changed())
+        self.register_load_state_dict_post_hook(_positions_loaded)
         self.reset_parameters(generator)
 
     @classmethod
@@ -255,6 +255,13 @@ class SparseEmbedding(EmbeddingTable):
         self._layout = None
         self._plans = []
         self._transposed = None
+
+    def __getstate__(self) -> dict:
+        """Pickles (``torch.save(model)``, ``copy.deepcopy``) without the derived caches: the
+        propagation plan can outweigh the table many times over and is rebuilt on first use."""
+        state = self.__dict__.copy()
+        state.update(_cache_key=None, _layout=None, _plans=[], _transposed=None, _adjoints=[])
+        return state
 
     def _drop_stale_caches(self) -> None:
         """Drops the layout and plans if :attr:`positions` was edited in place or moved since."""
@@ -427,6 +434,12 @@ class SparseEmbedding(EmbeddingTable):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.extra_repr()})"
+
+
+def _positions_loaded(table: SparseEmbedding, incompatible_keys) -> None:
+    """Load-state-dict post-hook: the loaded positions invalidate the cached layout and plans. A
+    module-level function, not a lambda, so that ``torch.save(model)`` can pickle the hook."""
+    table.positions_changed()
 
 
 def _forward_matrix(adj: Tensor, positions: Tensor, d: int, entries: int, index_dtype: torch.dtype) -> Tensor:

@@ -401,3 +401,71 @@ def test_sparse_tables_reset_as_the_tables_they_replace():
     DynamicSparseLearning(plain, 0.5, total_steps=1)
     plain[0].reset_parameters(torch.Generator().manual_seed(0))
     assert 0.9 < plain[0].values.std().item() < 1.1  # nn.Embedding's normal(0, 1), not normal(0, 0.1)
+
+
+def _order_run(small_data, backend, order, steps=6, zero_grad="start"):
+    """LightGCN under DSL (ΔT = 5) with the calls of an iteration in ``order``; returns the model,
+    the controller and the positions of each step."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=5, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    g = torch.Generator().manual_seed(0)
+    positions = []
+    for _ in range(steps):
+        users, pos, neg = (torch.randint(n, (32,), generator=g) for n in (30, 40, 40))
+        if zero_grad == "start":
+            optimizer.zero_grad()
+        model.loss(adj, users, pos, neg).backward()
+        if order == "dsl_first":
+            dsl.step()
+            optimizer.step()
+        else:
+            optimizer.step()
+            if zero_grad != "start":  # the user zeroes right after the optimizer's step
+                optimizer.zero_grad(set_to_none=zero_grad == "none")
+            if order == "documented":
+                dsl.step()
+        positions.append(dsl.targets[0].active_positions().clone())
+    return model, dsl, positions
+
+
+@pytest.mark.parametrize("order", ["dsl_first", "forgotten"])
+def test_masked_weights_stay_zero_whatever_the_call_order(small_data, order):
+    """A masked table's dense gradient reaches inactive weights: the re-mask runs after every
+    optimizer step, not only in dsl.step() (before, both orders trained the whole table)."""
+    model, dsl, _ = _order_run(small_data, "masked", order)
+    weight = model.embedding.weight
+    assert int((weight != 0).sum()) <= dsl.active_counts()["embedding"]
+    assert not weight[~model.embedding.weight_mask].any()
+
+
+def test_grown_entries_start_at_zero_when_dsl_steps_before_the_optimizer(small_data):
+    """The slot of a grown entry held the pruned weight's gradient; an optimizer step after the
+    update applied it to the grown weight."""
+    model, dsl, positions = _order_run(small_data, "sparse", "dsl_first", steps=5)
+    grown = ~torch.isin(positions[-1], positions[-2])
+    assert grown.any()
+    assert not model.embedding.values[grown].any()
+
+
+@pytest.mark.parametrize("zero_grad", ["none", "zeros"])
+def test_masked_growth_does_not_read_a_gradient_zeroed_before_dsl_step(small_data, zero_grad):
+    """zero_grad() between optimizer.step() and dsl.step() left .grad None (an error) or zero
+    (growth by zero scores, silently); the gradient is now recorded during backward."""
+    _, _, expected = _order_run(small_data, "masked", "documented")
+    _, dsl, positions = _order_run(small_data, "masked", "documented", zero_grad=zero_grad)
+    assert len(dsl.updates) == 1
+    assert torch.equal(positions[-1], expected[-1])
+
+
+def test_missing_attach_fails_at_the_first_step():
+    """Without attach(), the default optimizer_state='reset' failed only at the first update, ΔT
+    (3000 by default) iterations into training."""
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10_000)
+    model(torch.arange(4)).sum().backward()
+    with pytest.raises(RuntimeError, match="no optimizer is attached"):
+        dsl.step()

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 import torch
 from torch_geometric.typing import WITH_TORCH_SPARSE
@@ -243,3 +245,20 @@ def test_negative_and_out_of_range_rows():
     torch.testing.assert_close(rebuilt, dense_model.weight.grad)
     with pytest.raises(IndexError, match="size 20"):
         table(torch.tensor([20]))
+
+
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
+def test_whole_model_pickles_without_its_propagation_plan(small_data, propagation):
+    """torch.save(model) failed on the lambda of the load-state-dict hook; the plan (derived, and
+    often larger than the table) is not pickled but rebuilt."""
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=8)
+    model.embedding = SparseEmbedding(70, 8, 0.5, propagation=propagation)
+    model.loss(adj, torch.arange(5), torch.arange(5), torch.arange(5)).backward()
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded.embedding._plans == []
+    assert torch.equal(loaded.embedding.to_dense(), model.embedding.to_dense())
+    torch.testing.assert_close(loaded.get_embedding(adj), model.get_embedding(adj))
