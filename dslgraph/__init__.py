@@ -1,9 +1,13 @@
 """dslgraph: Dynamic Sparse Learning for graph recommenders on PyTorch Geometric."""
 
 import logging
+import warnings
 
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+# torch says once per process that sparse CSR support is in beta; dslgraph's sparse layers are built and
+# tested on it, so the notice is silenced where dslgraph's own code triggers it
+warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning, r"dslgraph\.")
 
 __all__ = ["__version__"]

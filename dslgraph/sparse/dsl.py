@@ -190,10 +190,12 @@ class _MaskedTarget(_Target):
 
 
 def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor) -> None:
-    """Zeroes every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics)."""
-    for value in optimizer.state.get(param, {}).values():
+    """Restarts every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics):
+    zero, or Adagrad's ``initial_accumulator_value`` for its sum of squares."""
+    group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+    for key, value in optimizer.state.get(param, {}).items():
         if isinstance(value, Tensor) and value.shape == param.shape:
-            value.view(-1)[index] = 0
+            value.view(-1)[index] = group.get("initial_accumulator_value", 0) if key == "sum" else 0
 
 
 class DynamicSparseLearning:
@@ -328,6 +330,11 @@ class DynamicSparseLearning:
 
     def _sparsify(self, name: str, obj, density: float) -> _Target:
         replace = self._replaces_module(name, obj)
+        if isinstance(obj, SparseEmbedding):
+            raise ValueError(
+                f"{name!r} is already a sparse table: DynamicSparseLearning replaces a dense one by a "
+                "sparse one itself, once (one controller per model)"
+            )
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             if replace:
                 _check_plain_lookup(name, obj)

@@ -316,6 +316,17 @@ class SparseEmbedding(EmbeddingTable):
         (see :class:`~dslgraph.sparse.SparseLinear`), with work ``B x nnz`` forward and backward."""
         if x.dim() != 2 or x.size(1) != self.embedding_dim:
             raise ValueError(f"expected inputs of shape [B, {self.embedding_dim}], got {tuple(x.shape)}")
+        if x.device.type == "cpu" and self.values.dtype in (torch.float16, torch.bfloat16):
+            raise TypeError(
+                f"a sparse linear layer in {self.values.dtype} cannot run on the CPU: torch's sparse CSR "
+                "product has no float16 / bfloat16 CPU kernel (keep the model in float32 there, or use "
+                "DSL's backend='masked')"
+            )
+        if torch.is_autocast_enabled(
+            x.device.type
+        ):  # the CSR product has no autocast rule: the table's dtype
+            with torch.autocast(x.device.type, enabled=False):
+                return self.linear(x.to(self.values.dtype))
         out = _SparseLinear.apply(self.values, x, self)
         return self._watch(out, "linear", x.detach())
 
@@ -328,14 +339,16 @@ class SparseEmbedding(EmbeddingTable):
         layout = self._current_layout()
         shape = (self.num_embeddings, self.embedding_dim)
         if not transposed:
-            return torch.sparse_csr_tensor(layout.crow, layout.col, values[layout.order], shape)
+            return torch.sparse_csr_tensor(
+                layout.crow, layout.col, values[layout.order], shape, check_invariants=False
+            )
         if self._transposed is None:
             # transposed CSR: the slots sorted by (column, row), counted per column
             order_t = (layout.col * self.num_embeddings + layout.row).argsort()
             crow_t = row_pointers(torch.bincount(layout.col, minlength=self.embedding_dim))
             self._transposed = (crow_t, layout.row[order_t], layout.order[order_t])
         crow_t, row_t, slot_t = self._transposed
-        return torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1])
+        return torch.sparse_csr_tensor(crow_t, row_t, values[slot_t], shape[::-1], check_invariants=False)
 
     def _plan_for(self, adj: Tensor) -> _Plan:
         self._drop_stale_caches()

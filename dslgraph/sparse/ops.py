@@ -65,7 +65,11 @@ def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
     crow = adj.crow_indices()
     lo, hi = int(crow[start]), int(crow[end])
     return torch.sparse_csr_tensor(
-        crow[start : end + 1] - lo, adj.col_indices()[lo:hi], adj.values()[lo:hi], (end - start, adj.size(1))
+        crow[start : end + 1] - lo,
+        adj.col_indices()[lo:hi],
+        adj.values()[lo:hi],
+        (end - start, adj.size(1)),
+        check_invariants=False,
     )
 
 

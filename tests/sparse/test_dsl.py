@@ -469,3 +469,32 @@ def test_missing_attach_fails_at_the_first_step():
     model(torch.arange(4)).sum().backward()
     with pytest.raises(RuntimeError, match="no optimizer is attached"):
         dsl.step()
+
+
+def test_a_model_is_sparsified_once():
+    model = _Custom()
+    DynamicSparseLearning(model, 0.5, total_steps=10)
+    with pytest.raises(ValueError, match="'emb' is already a sparse table"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, seed=1)
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_reset_restarts_adagrad_at_its_initial_accumulator(backend):
+    """RigL's reset zeroed every state, Adagrad's sum of squares too, whose start is not 0."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend=backend)
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.01, initial_accumulator_value=0.25)
+    dsl.attach(optimizer)
+    before = dsl.targets[0].active_positions().clone()
+    for _ in _custom_steps(model, dsl, optimizer, 3):
+        pass
+    after = dsl.targets[0].active_positions()
+    params, _ = dsl.targets[0].storage()
+    accumulator = optimizer.state[params[0]]["sum"].view(-1)
+    if backend == "sparse":  # slot by slot: the slots whose positions changed
+        grown = after != before
+    else:  # positions of the dense table
+        grown = after[~torch.isin(after, before)]
+    assert grown.any() if grown.dtype == torch.bool else grown.numel() > 0
+    assert torch.equal(accumulator[grown], torch.full_like(accumulator[grown], 0.25))

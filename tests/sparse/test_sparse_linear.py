@@ -72,3 +72,20 @@ def test_from_linear_keeps_a_double_weight_double():
     assert sparse.sparse_weight.values.dtype == torch.float64
     x = torch.randn(4, 12, dtype=torch.float64)
     torch.testing.assert_close(sparse(x), dense(x), rtol=1e-12, atol=1e-12)
+
+
+def test_autocast_runs_the_sparse_product_in_the_table_dtype():
+    torch.manual_seed(0)
+    dense = nn.Linear(12, 7)
+    sparse = SparseLinear.from_linear(dense, 1.0)
+    x = torch.randn(4, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sparse(x)  # the CSR product has no bfloat16 CPU kernel: it failed deep inside torch
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, dense(x))
+
+
+def test_half_precision_on_the_cpu_fails_naming_the_way_out():
+    sparse = SparseLinear.from_linear(nn.Linear(12, 7).bfloat16(), 0.5)
+    with pytest.raises(TypeError, match="cannot run on the CPU: .* backend='masked'"):
+        sparse(torch.randn(4, 12, dtype=torch.bfloat16))
