@@ -79,11 +79,14 @@ def _download(url: str, folder: str) -> str:
     return target
 
 
-def _check_disjoint(train: Tensor, test: Tensor, path: str, offset: int = 0) -> None:
-    """Raises a :class:`DatasetFormatError` on a test interaction also listed for training: excluded
-    from the ranking as already seen, it could never be retrieved, and would lower every metric."""
-    if test.size(1) == 0:
-        return
+def _check_split(train: Tensor, test: Tensor, paths: list[str], offset: int = 0) -> None:
+    """Raises a :class:`DatasetFormatError` on a split file without interactions (a test file of users
+    only would evaluate nobody), and on a test interaction also listed for training: excluded from
+    the ranking as already seen, it could never be retrieved, and would lower every metric."""
+    for index, path in zip((train, test), paths):
+        if index.size(1) == 0:
+            raise DatasetFormatError(path, None, "no interaction listed (only users)")
+    path = paths[1]
     # pair ids without a user * num_items + item key, which ids of up to 15 digits would overflow
     _, pair = torch.unique(torch.cat([train, test], dim=1), dim=1, return_inverse=True)
     seen = torch.isin(pair[train.size(1) :], pair[: train.size(1)])
@@ -234,9 +237,7 @@ class LightGCNDataset(RecommendationDataset):
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
         train, test = (read_adjacency_lists(path) for path in self.raw_paths)
-        if train.size(1) == 0:
-            raise DatasetFormatError(self.raw_paths[0], None, "no interaction listed (only users)")
-        _check_disjoint(train, test, self.raw_paths[1])
+        _check_split(train, test, self.raw_paths)
         return train, test, *_num_nodes(train, test)
 
 
@@ -315,7 +316,7 @@ class LastFM(RecommendationDataset):
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
         train, test = (read_pairs(path, "\t", one_based=True, num_columns=3)[0] for path in self.raw_paths)
-        _check_disjoint(train, test, self.raw_paths[1], offset=1)
+        _check_split(train, test, self.raw_paths, offset=1)
         return train, test, *_num_nodes(train, test)
 
 

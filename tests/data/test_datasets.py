@@ -99,9 +99,11 @@ def test_malformed_raw_file_names_file_and_line(tmp_path):
         Yelp2018(str(tmp_path))
 
 
-def test_training_file_without_interactions_fails_clearly(tmp_path):
-    place(tmp_path, "gowalla", {"train.txt": b"0\n1\n", "test.txt": b"0\n"})
-    with pytest.raises(DatasetFormatError, match=r"gowalla/raw/train\.txt: no interaction listed"):
+@pytest.mark.parametrize("empty", ["train.txt", "test.txt"])
+def test_split_file_without_interactions_fails_clearly(tmp_path, empty):
+    files = {"train.txt": b"0 1\n1 2\n", "test.txt": b"0 3\n"} | {empty: b"0\n1\n"}
+    place(tmp_path, "gowalla", files)
+    with pytest.raises(DatasetFormatError, match=rf"gowalla/raw/{empty}: no interaction listed"):
         Gowalla(str(tmp_path))
 
 
