@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         if field.kind is bool:
-            train.add_argument(flag, action="store_const", const=True, default=None)
+            train.add_argument(flag, action="store_const", const=True, default=None, help=field.help or None)
         elif field.kind is list:
-            train.add_argument(flag, type=int if name == "ks" else str, nargs="+", default=None)
+            default = "" if field.default is None else f" (default {' '.join(map(str, field.default))})"
+            train.add_argument(
+                flag, type=int if name == "ks" else str, nargs="+", default=None, help=field.help + default
+            )
         elif field.kind is dict:
             train.add_argument(
                 "--option",
@@ -67,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                 help="a model argument NAME=VALUE (VALUE read as JSON when it parses), repeatable",
             )
         else:
-            train.add_argument(
-                flag, type=field.kind, default=None, help=f"{field.describe()} (default {field.default})"
-            )
+            default = "" if field.default is None else f" (default {field.default})"
+            help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
+            train.add_argument(flag, type=field.kind, default=None, help=help)
 
     evaluate = sub.add_parser("eval", help="evaluate a checkpoint on the test split")
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
@@ -92,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
+    # the user of a run; the tests silence the same two (pyproject.toml)
+    for note in ("Sparse CSR tensor support is in beta state", "Sparse invariant checks"):
+        warnings.filterwarnings("ignore", message=note)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
@@ -247,6 +255,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
                 "after its last iteration"
             )
+    if settings["root"] is not None:  # the checkpoint records it: eval and recommend may run from elsewhere
+        settings["root"] = os.path.abspath(settings["root"])
     summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
     print(
         json.dumps(

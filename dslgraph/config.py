@@ -66,10 +66,13 @@ class Field:
     low_open: bool = False
     high_open: bool = False
     optional: bool = False
+    help: str = ""  # what the value means, where its type and range do not say it
 
     def describe(self) -> str:
         if self.choices is not None:
             return f"one of {list(self.choices)}"
+        if self.kind not in (int, float):
+            return f"a {self.kind.__name__}"
         left = "(" if self.low_open else "["
         right = ")" if self.high_open else "]"
         low = "-inf" if self.low is None else self.low
@@ -80,7 +83,12 @@ class Field:
 
 FIELDS: dict[str, Field] = {
     "dataset": Field(str, "lastfm", choices=tuple(DATASETS)),
-    "root": Field(str, None, optional=True),
+    "root": Field(
+        str,
+        None,
+        optional=True,
+        help="the folder holding <dataset>/raw/ (default $DSLGRAPH_HOME, else ~/.cache/dslgraph)",
+    ),
     "model": Field(str, "lightgcn", choices=tuple(MODELS)),
     "protocol": Field(str, "full", choices=PROTOCOLS),
     "options": Field(dict, {}),
@@ -98,17 +106,42 @@ FIELDS: dict[str, Field] = {
     "reg_weight": Field(float, 1e-4, low=0),
     "eval_every": Field(int, 10, low=1),
     "eval_batch_size": Field(int, 2048, low=1),
-    "ks": Field(list, [20]),  # a list of positive ints
-    "monitor": Field(str, None, optional=True),  # None: recall@K (hr@K for leave-one-out), K = ks[0]
+    "ks": Field(list, [20], help="the cut-offs K of the metrics"),
+    "monitor": Field(
+        str,
+        None,
+        optional=True,
+        help="METRIC@K picking the best epoch (default recall@K, hr@K under leave-one-out; K the first of "
+        "ks)",
+    ),
     "patience": Field(int, 0, low=0),
-    "val_ratio": Field(float, 0.0, low=0, high=1, high_open=True),
+    "val_ratio": Field(
+        float,
+        0.0,
+        low=0,
+        high=1,
+        high_open=True,
+        help="the share held out for validation, which then picks the best epoch (0: the test split "
+        "picks it)",
+    ),
     "seed": Field(int, 2020, low=0, high=2**64 - 1),  # the largest seed torch's generators take
     "device": Field(str, "auto", choices=("auto", "cpu", "cuda")),
-    "max_seconds": Field(float, 0.0, low=0),
-    "threads": Field(int, 0, low=0),
+    "max_seconds": Field(
+        float,
+        0.0,
+        low=0,
+        help="stop at the end of the first epoch past this much training time (0: no limit)",
+    ),
+    "threads": Field(int, 0, low=0, help="torch's CPU threads (0: torch's default)"),
     # Dynamic Sparse Learning
     "sparsity": Field(float, 0.0, low=0, high=1, high_open=True),
-    "targets": Field(list, None, optional=True),  # DSL targets; None: the model's dsl_targets
+    "targets": Field(
+        list,
+        None,
+        optional=True,
+        help="what DSL sparsifies: 'tables' and regular expressions of parameter names (default: the "
+        "model's dsl_targets)",
+    ),
     "update_interval": Field(int, 3000, low=1),
     "schedule": Field(str, "cosine", choices=SCHEDULES),
     "rho0": Field(float, 0.5, low=0, high=1),
@@ -119,8 +152,10 @@ FIELDS: dict[str, Field] = {
     "distribution": Field(str, "uniform", choices=DISTRIBUTIONS),
     "mask_init": Field(str, "random", choices=MASK_INITS),
     "backend": Field(str, "sparse", choices=BACKENDS),
-    "skip_zero_gradient": Field(bool, False),
-    "static_mask": Field(bool, False),
+    "skip_zero_gradient": Field(
+        bool, False, help="grow only entries whose gradient is not zero (docs/dsl.md)"
+    ),
+    "static_mask": Field(bool, False, help="keep the initial mask (no prune and grow)"),
 }
 
 

@@ -13,7 +13,10 @@ import sys
 
 from dslgraph.cli import main
 
-DEFAULTS = "train --dataset lastfm --epochs 150 --eval-every 10 --update-interval 100 --output runs/lightgcn-lastfm".split()
+DEFAULTS = (
+    "train --dataset lastfm --epochs 150 --eval-every 10 --lr 0.01 --lr-schedule cosine --batch-size 1024 "
+    "--init xavier --update-interval 50 --output runs/lightgcn-lastfm"
+).split()
 
 if __name__ == "__main__":
     sys.exit(main(DEFAULTS + sys.argv[1:]))

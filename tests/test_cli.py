@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dslgraph.cli import main
+from dslgraph.cli import build_parser, main
 from dslgraph.config import ConfigError, validate
 
 
@@ -175,3 +175,59 @@ def test_every_model_trains_sparse_and_evaluates(model, extra, tmp_path, capsys,
     assert main(["eval", str(out / "best.pt"), "--device", "cpu"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test"][primary] == pytest.approx(metrics["test"][primary])
+
+
+def test_dataset_that_cannot_be_downloaded_fails_clearly_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from urllib.error import URLError
+
+    from dslgraph.data import datasets as datasets_module
+
+    def offline(url: str, folder: str) -> str:
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(datasets_module, "download_url", offline)
+    assert main(["train", "--dataset", "gowalla", "--root", str(tmp_path), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dslgraph train: error: Gowalla: train.txt, test.txt not in ")
+    assert "Traceback" not in err
+    # the failed attempt left no empty gowalla/raw/ for `dslgraph datasets` to list as on disk
+    assert main(["datasets", "--root", str(tmp_path)]) == 0
+    assert "gowalla" not in capsys.readouterr().out
+
+
+def test_train_help_says_what_text_settings_mean():
+    from dslgraph.config import FIELDS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    helps = {action.dest: action.help or "" for action in train._actions}
+    assert "DSLGRAPH_HOME" in helps["root"] and "inf" not in helps["root"]
+    assert "inf" not in helps["monitor"]
+    assert "0: no limit" in helps["max_seconds"]
+    assert FIELDS["root"].describe() == "a str"
+    with pytest.raises(ConfigError, match=r"root must be a str, got 5$"):
+        validate({"root": 5})
+
+
+@pytest.mark.slow
+def test_cli_output_is_free_of_torch_beta_notes(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--batch-size", "8192", "--sparsity", "0.5"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--no-progress", "--device", "cpu", "--output", str(tmp_path / "run")]) == 0
+    notes = ("Sparse CSR tensor support is in beta state", "Sparse invariant checks")
+    assert not [w for w in caught if str(w.message).startswith(notes)]
+
+
+@pytest.mark.slow
+def test_checkpoint_of_a_relative_root_evaluates_from_another_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    args = ["train", "--root", "data", "--epochs", "1", "--embedding-dim", "8", "--batch-size", "8192"]
+    assert main([*args, "--no-progress", "--device", "cpu", "--output", "run"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "project/run/best.pt", "--device", "cpu"]) == 0
+    assert not (tmp_path / "data").exists()
+    capsys.readouterr()

@@ -20,3 +20,14 @@ def test_example_settings_are_valid(script):
         dataset.replace("_", ""),
         {"movielens100k": "ml100k"}.get(dataset, ""),
     }
+
+
+@pytest.mark.parametrize("name", ["lightgcn_lastfm", "lightgcn_movielens100k"])
+def test_example_has_the_schedule_its_docstring_promises(name):
+    # both say: "the DSL authors' LightGCN schedule (Adam lr 1e-2, cosine to 1e-4, batch 1024, Xavier init)
+    # and ΔT = 50"
+    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
+    settings = settings_from_args(build_parser().parse_args(defaults))
+    promised = {"lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "batch_size": 1024, "init": "xavier"}
+    assert {key: settings[key] for key in promised} == promised
+    assert settings["update_interval"] == 50

@@ -4,6 +4,7 @@ from .datasets import (
     DATASETS,
     AmazonBook,
     CiteULike,
+    DatasetUnavailableError,
     Foursquare,
     Gowalla,
     HoldoutDataset,
@@ -71,6 +72,7 @@ __all__ = [
     # benchmark datasets
     "RecommendationDataset",
     "RawSplit",
+    "DatasetUnavailableError",
     "LightGCNDataset",
     "HoldoutDataset",
     "Gowalla",

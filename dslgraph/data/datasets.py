@@ -62,7 +62,7 @@ def default_root() -> str:
     return os.environ.get("DSLGRAPH_HOME") or osp.join(osp.expanduser("~"), ".cache", "dslgraph")
 
 
-def _download(url: str, folder: str) -> str:
+def _fetch(url: str, folder: str) -> str:
     """Downloads ``url`` into ``folder`` through a hidden temporary folder and returns the file's path.
 
     PyG's :func:`~torch_geometric.data.download_url` writes the file in place, and a raw file that
@@ -101,6 +101,10 @@ def _check_split(train: Tensor, test: Tensor, paths: list[str], offset: int = 0)
 def _num_nodes(*splits: Tensor) -> tuple[int, int]:
     num_users, num_items = (torch.cat(splits, dim=1).max(dim=1).values + 1).tolist()
     return num_users, num_items
+
+
+class DatasetUnavailableError(FileNotFoundError):
+    """A dataset's raw files are not on disk and could not be downloaded."""
 
 
 class RawSplit(NamedTuple):
@@ -183,9 +187,36 @@ class RecommendationDataset(InMemoryDataset):
     def processed_file_names(self) -> str:
         return "data.pt"
 
+    @property
+    def sources(self) -> list[str]:
+        """The URLs :meth:`download` fetches the raw files from."""
+        return [f"{self.url}/{name}" for name in self.raw_file_names]
+
     def download(self) -> None:
-        for name in self.raw_file_names:
-            _download(f"{self.url}/{name}", self.raw_dir)
+        for url in self.sources:
+            _fetch(url, self.raw_dir)
+
+    def _download(self) -> None:
+        # PyG's download step, failing with what to place where rather than with urllib's traceback.
+        missing = [name for name, path in zip(self.raw_file_names, self.raw_paths) if not osp.isfile(path)]
+        if not missing:
+            return
+        folders = (self.root, osp.dirname(self.raw_dir), self.raw_dir)
+        created = [folder for folder in folders if not osp.isdir(folder)]
+        try:
+            super()._download()
+        except OSError as exc:  # urllib's URLError and HTTPError among them
+            # folders made for the download only, removed so that nothing looks like a dataset on disk
+            for folder in reversed(created):
+                if osp.isdir(folder) and not os.listdir(folder):
+                    os.rmdir(folder)
+            archive = " (the files of the zip archive, extracted)" if self.sources[0].endswith(".zip") else ""
+            raise DatasetUnavailableError(
+                f"{type(self).__name__}: {', '.join(missing)} not in {self.raw_dir}, and downloading "
+                f"{', '.join(self.sources)} failed ({exc}). Place the raw files{archive} in that folder, or "
+                f"point root (--root; default $DSLGRAPH_HOME or ~/.cache/dslgraph) at the folder holding "
+                f"{self.name}/raw/"
+            ) from exc
 
     def read(self, rng: np.random.Generator) -> RawSplit | tuple[Tensor, Tensor, int, int]:
         """Reads the raw files: the train and test ``[2, E]`` indices and the numbers of users and items
@@ -373,7 +404,7 @@ class HoldoutDataset(RecommendationDataset):
 
 def _download_zip(url: str, raw_dir: str, folder: str) -> None:
     """Downloads a zip archive and moves the files of its ``folder`` into ``raw_dir``, each complete
-    (the archive is downloaded and extracted in a hidden temporary folder; see :func:`_download`)."""
+    (the archive is downloaded and extracted in a hidden temporary folder; see :func:`_fetch`)."""
     os.makedirs(raw_dir, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".download-", dir=raw_dir)
     try:
@@ -453,8 +484,12 @@ class MovieLens(HoldoutDataset):
     def options(self) -> dict[str, float]:
         return {"rating": self.rating_threshold, **super().options()}
 
+    @property
+    def sources(self) -> list[str]:
+        return [f"{self.url}/{self.name}.zip"]
+
     def download(self) -> None:
-        _download_zip(f"{self.url}/{self.name}.zip", self.raw_dir, self.name)
+        _download_zip(self.sources[0], self.raw_dir, self.name)
 
     def read_interactions(self) -> tuple[Tensor, Tensor, int, int]:
         index, values = read_pairs(self.raw_paths[0], self.sep, one_based=True, num_columns=4)
@@ -650,6 +685,10 @@ class Foursquare(HoldoutDataset):
 
     def options(self) -> dict[str, Any]:
         return {"city": self.city, **super().options()}
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.url]
 
     def download(self) -> None:
         _download_zip(self.url, self.raw_dir, "dataset_tsmc2014")

@@ -3,6 +3,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
+from urllib.error import URLError
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from dslgraph.data import (
     EDGE,
     AmazonBook,
     DatasetFormatError,
+    DatasetUnavailableError,
     Gowalla,
     LastFM,
     MovieLens1M,
@@ -161,10 +163,11 @@ def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
         Path(folder, url.rpartition("/")[2]).write_bytes(TRAIN[:9])  # "0 1 2\n1 0": still parses
         raise ConnectionResetError("connection dropped")
 
+    place(tmp_path, "gowalla", {"test.txt": TEST})  # the raw folder exists: it is kept
     monkeypatch.setattr(datasets_module, "download_url", cut_short)
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DatasetUnavailableError, match=r"train\.txt not in .*\(connection dropped\)"):
         Gowalla(str(tmp_path))
-    assert os.listdir(tmp_path / "gowalla" / "raw") == []
+    assert os.listdir(tmp_path / "gowalla" / "raw") == ["test.txt"]
 
 
 def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
@@ -173,8 +176,9 @@ def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
         Path(folder, "ml-100k.zip").write_bytes(b"PK\x03\x04")
         raise ConnectionResetError("connection dropped")
 
+    os.makedirs(tmp_path / "ml-100k" / "raw")  # existing: kept, and left empty
     monkeypatch.setattr(datasets_module, "download_url", cut_short)
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DatasetUnavailableError, match=r"\(connection dropped\)"):
         MovieLens100K(str(tmp_path))
     assert os.listdir(tmp_path / "ml-100k" / "raw") == []
 
@@ -303,6 +307,39 @@ def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
     assert urls == ["https://files.grouplens.org/datasets/movielens/ml-100k.zip"]
     assert sorted(os.listdir(tmp_path / "ml-100k" / "raw")) == ["README", "u.data"]
     assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 24
+
+
+def offline_download(url: str, folder: str) -> str:
+    raise URLError("[Errno -2] Name or service not known")
+
+
+@pytest.mark.parametrize(
+    "cls, missing, source",
+    [
+        (Gowalla, "train.txt, test.txt", "LightGCN-PyTorch/master/data/gowalla/train.txt"),
+        (MovieLens100K, "u.data", "movielens/ml-100k.zip"),
+    ],
+)
+def test_failed_download_says_what_to_place_where(tmp_path, monkeypatch, cls, missing, source):
+    monkeypatch.setattr(datasets_module, "download_url", offline_download)
+    root = tmp_path / "typo"
+    with pytest.raises(DatasetUnavailableError) as failure:
+        cls(str(root))
+    message = str(failure.value)
+    assert f"{missing} not in {root / cls.name / 'raw'}" in message
+    assert source in message and "Name or service not known" in message
+    assert "--root" in message and f"{cls.name}/raw/" in message
+    assert isinstance(failure.value, FileNotFoundError)
+    # the folders made for the download are gone: nothing looks like a dataset on disk
+    assert not root.exists()
+
+
+def test_failed_download_keeps_folders_that_were_there(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets_module, "download_url", offline_download)
+    place(tmp_path, "gowalla", {"train.txt": TRAIN})
+    with pytest.raises(DatasetUnavailableError, match=r"test\.txt not in"):
+        Gowalla(str(tmp_path))
+    assert os.listdir(tmp_path / "gowalla" / "raw") == ["train.txt"]
 
 
 def test_registry_and_load_dataset(tmp_path):
