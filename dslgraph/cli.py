@@ -94,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = None) -> int:
+    """An example script's entry point: ``dslgraph`` with the script's ``defaults``, which the flags in
+    ``argv`` (default: the command line's) override; ``--help`` shows the script's ``doc`` and
+    defaults before the flags."""
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(f"{(doc or '').strip()}\n\nThis script runs: dslgraph {' '.join(defaults)} [FLAG ...]\n")
+    return main(defaults + argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to

@@ -7,9 +7,9 @@ Flags override the defaults (docs/models.md); README "Examples" says where data 
 
 import sys
 
-from dslgraph.cli import main
+from dslgraph.cli import run_example
 
 DEFAULTS = "train --model convncf --dataset ml-1m --output runs/convncf-ml-1m".split()
 
 if __name__ == "__main__":
-    sys.exit(main(DEFAULTS + sys.argv[1:]))
+    sys.exit(run_example(DEFAULTS, __doc__))

@@ -15,7 +15,7 @@ and ``--resume`` continues it.
 
 import sys
 
-from dslgraph.cli import main
+from dslgraph.cli import run_example
 
 DEFAULTS = (
     "train --dataset gowalla --batch-size 16384 --lr 0.01 --lr-schedule cosine --init xavier --sampling user "
@@ -23,4 +23,4 @@ DEFAULTS = (
 ).split()
 
 if __name__ == "__main__":
-    sys.exit(main(DEFAULTS + sys.argv[1:]))
+    sys.exit(run_example(DEFAULTS, __doc__))

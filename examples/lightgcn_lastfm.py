@@ -11,7 +11,7 @@ and ``--resume`` continues it.
 
 import sys
 
-from dslgraph.cli import main
+from dslgraph.cli import run_example
 
 DEFAULTS = (
     "train --dataset lastfm --epochs 150 --eval-every 10 --lr 0.01 --lr-schedule cosine --batch-size 1024 "
@@ -19,4 +19,4 @@ DEFAULTS = (
 ).split()
 
 if __name__ == "__main__":
-    sys.exit(main(DEFAULTS + sys.argv[1:]))
+    sys.exit(run_example(DEFAULTS, __doc__))

@@ -11,9 +11,9 @@ and ``--resume`` continues it.
 
 import sys
 
-from dslgraph.cli import main
+from dslgraph.cli import run_example
 
 DEFAULTS = "train --dataset ml-100k --epochs 100 --eval-every 5 --lr 0.01 --lr-schedule cosine --batch-size 1024 --init xavier --update-interval 50 --output runs/lightgcn-ml-100k".split()
 
 if __name__ == "__main__":
-    sys.exit(main(DEFAULTS + sys.argv[1:]))
+    sys.exit(run_example(DEFAULTS, __doc__))

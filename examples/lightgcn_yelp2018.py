@@ -9,9 +9,9 @@ and ``--resume`` continues it.
 
 import sys
 
-from dslgraph.cli import main
+from dslgraph.cli import run_example
 
 DEFAULTS = "train --dataset yelp2018 --epochs 1000 --eval-every 20 --update-interval 3000 --output runs/lightgcn-yelp2018".split()
 
 if __name__ == "__main__":
-    sys.exit(main(DEFAULTS + sys.argv[1:]))
+    sys.exit(run_example(DEFAULTS, __doc__))

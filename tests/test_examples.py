@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dslgraph.cli import build_parser, settings_from_args
+from dslgraph.cli import build_parser, run_example, settings_from_args
 
 SCRIPTS = sorted(
     p for p in (Path(__file__).parents[1] / "examples").glob("*.py") if p.name != "custom_gnn_dsl.py"
@@ -31,3 +31,13 @@ def test_example_has_the_schedule_its_docstring_promises(name):
     promised = {"lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "batch_size": 1024, "init": "xavier"}
     assert {key: settings[key] for key in promised} == promised
     assert settings["update_interval"] == 50
+
+
+def test_example_help_shows_the_script_and_its_defaults(capsys):
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_gowalla.py"))
+    with pytest.raises(SystemExit):
+        run_example(script["DEFAULTS"], script["__doc__"], ["--help"])
+    shown = capsys.readouterr().out
+    assert shown.startswith("LightGCN on Gowalla with the recipe that reproduced the paper")
+    assert "This script runs: dslgraph train --dataset gowalla --batch-size 16384" in shown
+    assert "--epochs" in shown  # then the flags that override it
