@@ -250,8 +250,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     else:  # the resumed run's settings; flags may change only the RESUMABLE ones
         checkpoint = Path(args.output) / "last.pt"
-        previous = validate(recorded_settings(load_checkpoint(checkpoint), checkpoint))
+        state = load_checkpoint(checkpoint)
+        previous = validate(recorded_settings(state, checkpoint))
         settings = settings_from_args(args, previous)
+        if state["epoch"] >= settings["epochs"]:  # resuming would rewrite metrics.json without training
+            raise ConfigError(
+                f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
+                "epochs (pass a larger --epochs to train on)"
+            )
         changed = [name for name in FIELDS if name not in RESUMABLE and settings[name] != previous[name]]
         if changed:
             name = changed[0]

@@ -107,6 +107,10 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     capsys.readouterr()
     assert main(["train", "--output", out, "--resume", "--epochs", "3", "--num-layers", "2"]) == 2
     assert "last.pt: num_layers was 1, now 2" in capsys.readouterr().err
+    written = (tmp_path / "run" / "metrics.json").read_text()
+    assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
+    assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.json").read_text() == written
 
 
 def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypatch):
