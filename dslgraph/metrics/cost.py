@@ -23,7 +23,9 @@ layers 2..K (fwd, bwd)    ``nnz(A) d`` each                     ``nnz(A) d`` eac
 layer mean                ``(K+1) N d``                         ``K N d + nnz(E)``
 BPR scores + L2           ``5 B d``                             ``5 B d``
 growth step (every ΔT)    —                                     ``nnz(A) d + N d`` (dense gradient,
-                                                                rebuilt a block of rows at a time)
+                                                                rebuilt a block of rows at a time;
+                                                                ``N d`` for ``backend="compact"``,
+                                                                whose dense copy's gradient holds it)
 inference                 ``K nnz(A) d + U I d`` (scoring)      ``P + (K-1) nnz(A) d + U I d``
 ========================  ====================================  ===================================
 

@@ -138,12 +138,17 @@ class LightGCN(MessagePassing, Recommender):
         propagation = first + later + mean
         head = 5 * batch_size * d  # three dot products of d, L2 on three rows
         scoring = self.num_users * self.num_items * d
+        # The dense table gradient a DSL growth step rebuilds, a block of rows at a time: the adjoint
+        # of the planned first layer (``nnz(A) d``) plus the layer-0 gradient (``N d`` adds). A table
+        # propagated through a dense copy records that copy's gradient, which already holds the first
+        # layer's adjoint: its update executes no propagation product.
+        through_copy = count == "executed" and getattr(table, "propagation", "planned") == "dense"
+        update = (0 if through_copy else stored * d) + n * d
         return {
             "train_forward": propagation + head,
             "train_backward": propagation + head,
             "train_iteration": 2 * (propagation + head),
-            # The dense table gradient a DSL growth step rebuilds, a block of rows at a time.
-            "update_step": stored * d + n * d if sparse else 0,
+            "update_step": update if sparse else 0,
             "inference_propagation": propagation,
             "inference_scoring": scoring,
             "inference": propagation + scoring,

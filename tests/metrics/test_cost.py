@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dslgraph.data import propagation_graph
 from dslgraph.metrics.cost import cost_report
@@ -65,3 +66,44 @@ def test_masked_table_ideal_macs_count_its_active_entries(small_data):
     growth = (stored * d + n * d) / 10  # the dense gradient of a growth step, every 10 iterations
     assert report["ideal_macs"]["train_iteration"] == pytest.approx(2 * forward + growth)
     assert report["ideal_training_savings"] > 0 and report["training_savings"] == 0.0
+
+
+class _SparseProductMacs(TorchDispatchMode):
+    """Multiply-adds of the sparse CSR products actually executed (nnz x dense columns)."""
+
+    def __init__(self):
+        super().__init__()
+        self.macs = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        sparse = [t for t in tensors if t.layout == torch.sparse_csr]
+        if sparse and func.overloadpacket.__name__ in ("mm", "addmm", "_sparse_addmm", "mv", "addmv"):
+            dense = [t for t in tensors if t.layout == torch.strided and t.dim() > 0][-1]
+            self.macs += sparse[0]._nnz() * (dense.size(1) if dense.dim() == 2 else 1)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_update_step_macs_are_the_products_an_update_runs(small_data, backend):
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=16)
+    adj = propagation_graph(small_data)
+    dsl = DynamicSparseLearning(model, 0.8, 100, backend=backend, update_interval=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    batch = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
+    counter = _SparseProductMacs()
+    for step in range(2):
+        optimizer.zero_grad()
+        model.loss(adj, *batch).backward()
+        optimizer.step()
+        if step == 1:
+            with counter:  # the prune-and-grow round: it rebuilds the dense gradient
+                dsl.step()
+        else:
+            dsl.step()
+    assert len(dsl.updates) == 1
+    n, d = 70, 16
+    # the update's products, plus the N d adds of the layer-0 gradient the count charges too
+    assert model.macs(adj, 64)["update_step"] == counter.macs + n * d
