@@ -72,15 +72,24 @@ class Recommender(nn.Module):
 
     @torch.no_grad()
     def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
-        """Top-``k`` item ids for ``users``; ``exclude`` is a ``[2, E]`` index of pairs never recommended."""
+        """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
+        ``[2, E]`` index of pairs never recommended."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
+        outside = users[(users < 0) | (users >= self.num_users)]
+        if outside.numel():  # a negative id would silently index from the end of the user table
+            bad = outside[:5].tolist()
+            raise ValueError(f"users must be ids in [0, num_users={self.num_users}), got {bad}")
         scores = self.scorer(graph)(users)
         if exclude is not None:
+            # through the distinct users, so that every row of a repeated user gets its exclusions
+            distinct, row_of = users.unique(return_inverse=True)
             pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
-            pos[users] = torch.arange(users.numel(), device=users.device)
+            pos[distinct] = torch.arange(distinct.numel(), device=users.device)
             keep = pos[exclude[0]] >= 0
-            scores[pos[exclude[0, keep]], exclude[1, keep]] = float("-inf")
+            excluded = torch.zeros(distinct.numel(), self.num_items, dtype=torch.bool, device=users.device)
+            excluded[pos[exclude[0, keep]], exclude[1, keep]] = True
+            scores = scores.masked_fill(excluded[row_of], float("-inf"))
         return scores.topk(k, dim=-1).indices
 
 

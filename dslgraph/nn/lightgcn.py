@@ -65,6 +65,12 @@ class LightGCN(MessagePassing, Recommender):
 
     def _layers(self, adj) -> tuple[Tensor, Tensor]:
         """The layer-0 table as a dense tensor (the layer mean needs it whole) and the final embeddings."""
+        if isinstance(adj, Tensor) and adj.layout == torch.strided:
+            # PyG's LightGCN takes an edge index; this one the normalised graph, built once per dataset
+            raise TypeError(
+                "LightGCN takes the normalised graph model.input_graph(data) (a sparse CSR "
+                f"[num_users + num_items]^2 tensor), not a dense tensor of shape {list(adj.shape)}"
+            )
         ego = self.embedding.to_dense()
         if self.num_layers == 0:
             return ego, ego

@@ -97,15 +97,19 @@ class NeuMF(Recommender):
         """The user and item halves :math:`W_u, W_i` of the first MLP layer's weight."""
         return self.mlp[0].weight.split(self.mlp_user.embedding_dim, dim=1)
 
-    def _fuse(self, user_part: Tensor, item_part: Tensor, gmf_user: Tensor, gmf_item: Tensor) -> Tensor:
+    def _fuse(
+        self, user_part: Tensor, item_part: Tensor, gmf_user: Tensor, gmf_item: Tensor, drop: bool = True
+    ) -> Tensor:
         r"""Logits ``[B, C]`` from the ``[B, .]`` user parts and the ``[B, C, .]`` (or broadcast
         ``[C, .]``) item parts. The output layer is split like the first one, so the GMF branch is
         one dot product per pair: :math:`h^\top [p \odot q; \phi] = (h_g \odot p)^\top q + h_m^\top \phi`.
+        Without ``drop`` no dropout is applied, even in training mode.
         """
+        dropout = self.dropout if drop else nn.Identity()
         # In-place ReLUs: full ranking is bound by the memory traffic of [B, C, .] activations.
-        h = self.dropout((user_part.unsqueeze(1) + item_part).relu_())
+        h = dropout((user_part.unsqueeze(1) + item_part).relu_())
         for layer in self.mlp[1:]:
-            h = self.dropout(layer(h).relu_())
+            h = dropout(layer(h).relu_())
         h_gmf, h_mlp = self.predict.weight.split([gmf_user.size(-1), h.size(-1)], dim=1)
         gmf = torch.matmul(gmf_item, (gmf_user * h_gmf).unsqueeze(-1)).squeeze(-1)
         return gmf + h @ h_mlp.squeeze(0) + self.predict.bias
@@ -136,7 +140,8 @@ class NeuMF(Recommender):
 
     @torch.no_grad()
     def scorer(self, graph) -> ScoreFn:
-        """``score(users, items=None)``: logits with both first-layer halves computed once per table."""
+        """``score(users, items=None)``: logits with both first-layer halves computed once per table;
+        never with dropout, so a model still in training mode recommends as it evaluates."""
         w_user, w_item = self._first_halves()
         user_part = table_product(self.mlp_user, w_user)
         item_part = table_product(self.mlp_item, w_item) + self.mlp[0].bias
@@ -144,8 +149,10 @@ class NeuMF(Recommender):
 
         def pairs(users: Tensor, items: Tensor | None) -> Tensor:
             if items is None:  # [I, .] item sides broadcast against the block's users
-                return self._fuse(user_part[users], item_part, gmf_user[users], gmf_item)
-            return self._fuse(user_part[users], item_part[items], gmf_user[users], gmf_item[items])
+                return self._fuse(user_part[users], item_part, gmf_user[users], gmf_item, drop=False)
+            return self._fuse(
+                user_part[users], item_part[items], gmf_user[users], gmf_item[items], drop=False
+            )
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:

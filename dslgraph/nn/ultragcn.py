@@ -216,6 +216,12 @@ class UltraGCN(Recommender):
         log.info("cached UltraGCN item neighbours in %s", path)
         return neighbors, weights
 
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """Dot products of ``[B]`` users with ``[B]`` or ``[B, C]`` items (same shape as ``items``)."""
+        flat = items.view(users.numel(), -1)
+        scores = (self.user_embedding(users).unsqueeze(1) * self.item_embedding(flat)).sum(-1)
+        return scores.view(items.shape)
+
     def loss(
         self,
         graph: UltraGCNGraph,

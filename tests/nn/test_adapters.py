@@ -325,3 +325,31 @@ def test_convncf_reset_parameters_restarts_pretraining(small_data):
     assert not model.pretraining()
     model.reset_parameters()  # fresh tables: MF-BPR pre-training again
     assert int(model.pretrained_steps) == 0 and model.pretraining()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_recommend_excludes_training_items_of_a_repeated_user(name, small_data):
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    train = small_data[EDGE].edge_index
+    users = torch.tensor([2, 2, 5, 2])
+    top = model.recommend(graph, users, k=10, exclude=train)
+    seen = set(zip(train[0].tolist(), train[1].tolist()))
+    assert not any((u, i) in seen for u, row in zip(users.tolist(), top.tolist()) for i in row)
+    assert torch.equal(top[0], top[1]) and torch.equal(top[0], top[3])
+
+
+@pytest.mark.parametrize("user", [-1, NUM_USERS])
+def test_recommend_rejects_unknown_users(user, small_data):
+    model = make("multvae").eval()
+    with pytest.raises(ValueError, match="users must be ids in"):
+        model.recommend(model.input_graph(small_data), torch.tensor([0, user]), k=3)
+
+
+def test_neumf_scores_without_dropout_in_training_mode(small_data):
+    model = make("neumf", dropout=0.5).train()  # e.g. recommend() called right after a training step
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    scores = model.scorer(graph)(users)
+    torch.testing.assert_close(model.scorer(graph)(users), scores)
+    torch.testing.assert_close(model.eval().scorer(graph)(users), scores)

@@ -68,3 +68,9 @@ def test_sparse_tensor_adjacency_gives_same_embeddings_and_gradients(small_data)
     model.loss(to_sparse_tensor(adj), users, pos, neg).backward()
     torch.testing.assert_close(model.get_embedding(to_sparse_tensor(adj)), model.get_embedding(adj))
     torch.testing.assert_close(model.embedding.weight.grad, grad)
+
+
+def test_an_edge_index_instead_of_the_graph_fails_naming_what_to_pass(small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    with pytest.raises(TypeError, match=r"model.input_graph\(data\)"):
+        model.get_embedding(small_data[EDGE].edge_index)  # PyG's LightGCN takes an edge index

@@ -91,3 +91,11 @@ def test_trains_dense_and_under_dsl(small_data, backend, tmp_path):
         assert train["dense"] > train["executed"] == train["ideal"]
     else:  # a masked table is squared whole
         assert train["dense"] == train["executed"] > train["ideal"]
+
+
+def test_forward_scores_pairs_like_the_scorer(small_data):
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, std=0.1)
+    score = model.scorer(model.input_graph(small_data))
+    users, items = torch.tensor([0, 5]), torch.tensor([[1, 2, 3], [4, 5, 6]])
+    torch.testing.assert_close(model(users, items), score(users, items))
+    torch.testing.assert_close(model(users, items[:, 0]), score(users, items[:, :1]).squeeze(1))
