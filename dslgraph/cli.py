@@ -36,6 +36,11 @@ TRAIN_FIELDS = (
     "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
 )  # fmt: skip
 
+#: The settings that act only under DSL (``sparsity > 0``).
+DSL_FIELDS = (
+    "targets", "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth", "optimizer_state",
+    "distribution", "mask_init", "backend", "skip_zero_gradient", "static_mask",
+)  # fmt: skip
 #: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
 RESUMABLE = (
     "epochs", "max_seconds", "device", "threads", "root", "eval_every", "eval_batch_size", "patience",
@@ -158,6 +163,9 @@ def build_model(
         arguments["cache_dir"] = os.path.join(root, settings["dataset"], "processed")
     model = cls(num_users, num_items, **arguments)
     if settings["sparsity"] == 0:
+        unused = [name for name in DSL_FIELDS if settings[name] != FIELDS[name].default]
+        if unused:
+            log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
         return model, None
     total_steps = config.epochs * len(make_batches(model, data, config))
     # A static mask is DSL whose first update would come after the last iteration.

@@ -123,6 +123,13 @@ def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypa
     assert "last.pt with other epochs (1, now 2): a static mask's run" in capsys.readouterr().err
 
 
+def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--targets", "embedding", "--backend", "masked", "--no-progress"]) == 0
+    assert "targets, backend only act(s) under DSL; without --sparsity the model is dense" in caplog.text
+
+
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
     assert main(["datasets"]) == 0
