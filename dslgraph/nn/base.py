@@ -133,14 +133,18 @@ def linear_macs(layer: nn.Linear | SparseLinear | nn.Conv2d, rows: int, count: s
     return rows * layer.weight.numel() * fraction  # each row / output position uses every weight once
 
 
-def per_user_macs(per_user: float, batch_size: int, num_users: int) -> dict[str, float]:
+def per_user_macs(
+    per_user: float, batch_size: int, num_users: int, input_layer: float = 0.0
+) -> dict[str, float]:
     """The MAC counts of a model that runs each user's row once: ``batch_size`` users per training
-    iteration (backward ≈ 2 x forward) and every user for a full ranking."""
+    iteration and every user for a full ranking. Backward runs two products per linear layer (the
+    gradients of its weight and of its input) except one for the first, ``input_layer`` MACs a user,
+    whose input (the interaction row) needs no gradient."""
     forward = batch_size * per_user
     return {
         "per_user": per_user,
         "train_forward": forward,
-        "train_iteration": 3 * forward,
+        "train_iteration": 3 * forward - batch_size * input_layer,
         "inference": num_users * per_user,
     }
 

@@ -115,11 +115,13 @@ class CDAE(Recommender):
     def macs(self, graph, batch_size: int, count: str = "executed") -> dict[str, float]:
         r"""MACs per user: encoder :math:`IK` plus decoder :math:`KI` (the dense row is multiplied
         as it is; ``"ideal"`` charges the active weights only). Training runs :math:`B` users, full
-        ranking all :math:`U`; ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward).
+        ranking all :math:`U`; backward runs two products for the decoder, one for the encoder (see
+        :func:`~dslgraph.nn.base.per_user_macs`).
         """
         check_count(count)
-        per_user = linear_macs(self.encoder, 1, count) + linear_macs(self.decoder, 1, count)
-        return per_user_macs(per_user, batch_size, self.num_users)
+        encoder = linear_macs(self.encoder, 1, count)
+        per_user = encoder + linear_macs(self.decoder, 1, count)
+        return per_user_macs(per_user, batch_size, self.num_users, input_layer=encoder)
 
     def __repr__(self) -> str:
         return (

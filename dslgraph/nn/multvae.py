@@ -150,11 +150,12 @@ class MultVAE(Recommender):
         r"""MACs per user: the four linear layers, :math:`I \cdot 600 + 600 \cdot 400 + 200 \cdot 600
         + 600 \cdot I` at the defaults (``"ideal"`` charges the active weights only; normalisation,
         sampling and softmax are not counted). Training runs :math:`B` users, full ranking all
-        :math:`U`; ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward).
+        :math:`U`; backward runs two products per layer but one for the first (see
+        :func:`~dslgraph.nn.base.per_user_macs`).
         """
         check_count(count)
-        per_user = sum(linear_macs(layer, 1, count) for layer in self._linears())
-        return per_user_macs(per_user, batch_size, self.num_users)
+        layers = [linear_macs(layer, 1, count) for layer in self._linears()]
+        return per_user_macs(sum(layers), batch_size, self.num_users, input_layer=layers[0])
 
     def __repr__(self) -> str:
         return (
