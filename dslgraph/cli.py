@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -48,11 +49,13 @@ RESUMABLE = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dslgraph", description=__doc__)
+    # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
+    parser = argparse.ArgumentParser(prog="dslgraph", description=__doc__, allow_abbrev=False)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(sub.add_parser, allow_abbrev=False)
 
-    train = sub.add_parser("train", help="train a model (dense, or sparse with --sparsity)")
+    train = add_command("train", help="train a model (dense, or sparse with --sparsity)")
     train.add_argument("--config", help="JSON file of settings; command-line flags override it")
     train.add_argument("--output", help="folder for metrics.json and checkpoints")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt and its settings")
@@ -80,20 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
             help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
             train.add_argument(flag, type=field.kind, default=None, help=help)
 
-    evaluate = sub.add_parser("eval", help="evaluate a checkpoint on the test split")
+    evaluate = add_command("eval", help="evaluate a checkpoint on the test split")
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     evaluate.add_argument("--root", help="dataset folder (default: the one used for training)")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate.add_argument("--ks", type=int, nargs="+", default=None)
 
-    recommend = sub.add_parser("recommend", help="top-k items for users from a checkpoint")
+    recommend = add_command("recommend", help="top-k items for users from a checkpoint")
     recommend.add_argument("checkpoint")
     recommend.add_argument("--users", type=int, nargs="+", required=True, help="0-based user ids")
     recommend.add_argument("-k", type=int, default=10)
     recommend.add_argument("--root")
     recommend.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
-    datasets = sub.add_parser("datasets", help="statistics of the datasets (downloads named ones if needed)")
+    datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
     datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
     datasets.add_argument("--root")
     return parser

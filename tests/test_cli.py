@@ -130,6 +130,12 @@ def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, 
     assert "targets, backend only act(s) under DSL; without --sparsity the model is dense" in caplog.text
 
 
+def test_an_abbreviated_flag_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--epoch", "2"])  # argparse would take it for --epochs
+    assert "unrecognized arguments: --epoch" in capsys.readouterr().err
+
+
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
     assert main(["datasets"]) == 0

@@ -73,7 +73,8 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
         """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
-        ``[2, E]`` index of pairs never recommended."""
+        ``[2, E]`` index of pairs never recommended while the user has other items: a user with
+        fewer than ``k`` items left gets excluded ones at the end of the row."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
         outside = users[(users < 0) | (users >= self.num_users)]
