@@ -5,7 +5,9 @@ propagated), ``backend="compact"`` (stored the same way, propagated through a tr
 ``backend="masked"`` (the authors' dense weight times a mask), plus the dense model once.
 Times are the mean of ``--iterations`` BPR iterations after ``--warmup`` (which also builds the sparse
 propagation plan); one DSL prune-and-grow update (with the plan rebuild it causes) is timed on its own,
-and the amortised per-iteration cost at ``--update-interval`` is reported.
+and the amortised per-iteration cost at ``--update-interval`` is reported. The update is one sample (two
+iterations less twice the mean iteration): an update shorter than the iterations' spread reads as noise,
+negative included.
 
     python benchmarks/bench_sparse.py --dataset gowalla --root data --device cpu
 
