@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from dslgraph.config import FIELDS, ConfigError, load_config_file, model_arguments, validate
-from dslgraph.data import DATASETS, EDGE, dataset_statistics, default_root, load_dataset
+from dslgraph.data import DATASETS, EDGE, data_fingerprint, dataset_statistics, default_root, load_dataset
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.sparse import DynamicSparseLearning
@@ -25,6 +26,7 @@ from dslgraph.train import (
     Trainer,
     load_checkpoint,
     load_model_state,
+    locked_output,
     make_adam,
     resolve_device,
 )
@@ -124,6 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"dslgraph {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"dslgraph {args.command}: interrupted{_resumable(args)}", file=sys.stderr)
+        return 130
+
+
+def _resumable(args: argparse.Namespace) -> str:
+    """How an interrupted ``train`` continues: from the last.pt of its last evaluation, if it wrote one."""
+    if args.command != "train" or not args.output:
+        return ""
+    last = Path(args.output) / "last.pt"
+    try:
+        epoch = load_checkpoint(last)["epoch"]
+    except CheckpointError:
+        return f"; {last} was not written yet, so there is nothing to resume"
+    return f"; {last} holds epoch {epoch}: continue with --output {args.output} --resume"
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -218,11 +235,19 @@ def train_config(settings: dict[str, Any], progress: bool = True) -> TrainConfig
     )
 
 
-def run_training(settings: dict[str, Any], output: str | None, resume: bool = False, progress: bool = True):
-    """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary."""
+def run_training(
+    settings: dict[str, Any],
+    output: str | None,
+    resume: bool = False,
+    progress: bool = True,
+    fingerprint: str | None = None,
+):
+    """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary.
+    ``fingerprint`` is the resumed checkpoint's :func:`~dslgraph.data.data_fingerprint`, if it has one."""
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     data = load_data(settings)
+    check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt")
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
     optimizer = make_adam(model.parameters(), config.lr)
@@ -237,7 +262,7 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
         settings["device"],
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
-        metadata={"settings": settings},
+        metadata={"settings": settings, "data_fingerprint": data_fingerprint(data)},
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
@@ -257,12 +282,19 @@ def run_training(settings: dict[str, Any], output: str | None, resume: bool = Fa
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise ConfigError("--resume needs --output (the folder holding last.pt)")
+    with locked_output(args.output) if args.output else contextlib.nullcontext():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    fingerprint = None
     if not args.resume:
         settings = settings_from_args(args)
     else:  # the resumed run's settings; flags may change only the RESUMABLE ones
         checkpoint = Path(args.output) / "last.pt"
         state = load_checkpoint(checkpoint)
-        previous = validate(recorded_settings(state, checkpoint))
+        previous = recorded_settings(state, checkpoint)
+        fingerprint = state["metadata"].get("data_fingerprint")
         settings = settings_from_args(args, previous)
         if state["epoch"] >= settings["epochs"]:  # resuming would rewrite metrics.json without training
             raise ConfigError(
@@ -284,7 +316,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
     if settings["root"] is not None:  # the checkpoint records it: eval and recommend may run from elsewhere
         settings["root"] = os.path.abspath(settings["root"])
-    summary = run_training(settings, args.output, args.resume, progress=not args.no_progress)
+    summary = run_training(settings, args.output, args.resume, not args.no_progress, fingerprint)
     print(
         json.dumps(
             {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}
@@ -293,21 +325,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def recorded_settings(state: dict[str, Any], checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The settings the CLI stored in the checkpoint ``state`` read from ``checkpoint``."""
-    settings = state.get("metadata", {}).get("settings")
-    if settings is None:
+def recorded_settings(
+    state: dict[str, Any], checkpoint: str | os.PathLike, root: str | None = None
+) -> dict[str, Any]:
+    """The settings the CLI stored in the checkpoint ``state`` read from ``checkpoint``, validated (with
+    ``root`` in place of the recorded one when given)."""
+    metadata = state.get("metadata")
+    settings = metadata.get("settings") if isinstance(metadata, dict) else None
+    if not isinstance(settings, dict):
         raise CheckpointError(
             f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
         )
-    return settings
+    try:
+        return validate(settings | ({"root": root} if root else {}))
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} records settings this version of dslgraph does not take: {exc}"
+        ) from exc
+
+
+def check_fingerprint(data, fingerprint: str | None, checkpoint: str | os.PathLike) -> None:
+    """Fails where ``data`` is not the data of the checkpoint that recorded ``fingerprint`` (checkpoints
+    older than fingerprints record none, and pass)."""
+    if fingerprint is not None and fingerprint != data_fingerprint(data):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on other interactions than the dataset now holds (users, "
+            "items or a split's interactions changed since, or --root names another copy); pass --root with "
+            "the data it was trained on"
+        )
 
 
 def restore(checkpoint: str, root: str | None, device: str):
     """Rebuilds the model, data and graph input of a training checkpoint."""
     state = load_checkpoint(checkpoint)
-    settings = validate(recorded_settings(state, checkpoint) | ({"root": root} if root else {}))
+    settings = recorded_settings(state, checkpoint, root)
     data = load_data(settings)
+    check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint)
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
     device = resolve_device(device)

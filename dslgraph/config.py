@@ -262,6 +262,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         values = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8 text
+        raise ConfigError(f"config file {path} could not be read as JSON text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(values, dict):

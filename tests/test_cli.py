@@ -1,9 +1,11 @@
 import json
+import shutil
 
 import pytest
 
 from dslgraph.cli import build_parser, main
 from dslgraph.config import ConfigError, validate
+from dslgraph.train import Trainer, save_checkpoint
 
 
 def test_validate_names_field_and_range():
@@ -248,3 +250,62 @@ def test_checkpoint_of_a_relative_root_evaluates_from_another_folder(tmp_path, m
     assert main(["eval", "project/run/best.pt", "--device", "cpu"]) == 0
     assert not (tmp_path / "data").exists()
     capsys.readouterr()
+
+
+def test_a_checkpoint_of_changed_data_is_refused_by_eval_recommend_and_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 0
+    changed = tmp_path / "changed" / "lastfm" / "raw"
+    shutil.copytree(tmp_path / "data" / "lastfm" / "raw", changed)
+    test = changed / "test1.txt"
+    test.write_text("".join(test.read_text().splitlines(keepends=True)[:-100]))  # the same users and items
+    capsys.readouterr()
+    root = ["--root", str(tmp_path / "changed"), "--device", "cpu"]
+    assert main(["eval", f"{out}/best.pt", *root]) == 2
+    assert "best.pt was trained on other interactions than the dataset now holds" in capsys.readouterr().err
+    assert main(["recommend", f"{out}/best.pt", "--users", "0", *root]) == 2
+    assert main(["train", "--output", out, "--resume", "--epochs", "2", *root]) == 2
+    assert "last.pt was trained on other interactions" in capsys.readouterr().err
+    assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 0  # the data it was trained on
+
+
+def test_ctrl_c_exits_with_a_line_that_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    epochs = []
+    train_epoch = Trainer.train_epoch
+
+    def interrupted_in_epoch_2(self):
+        epochs.append(self.epoch)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 130
+    assert f"interrupted; {out}/last.pt holds epoch 1: continue with --output {out} --resume" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
+
+
+def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_them(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["train", "--output", str(tmp_path / "file")]) == 2  # before any data is loaded
+    assert "output folder" in capsys.readouterr().err
+    config = tmp_path / "c.json"
+    config.write_bytes(b"\xff\xfe{}")
+    assert main(["train", "--config", str(config)]) == 2
+    assert f"config file {config} could not be read as JSON text" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path)]) == 2
+    assert f"config file {tmp_path} could not be read" in capsys.readouterr().err
+    state = {"model": {}, "optimizer": {}, "epoch": 1, "config": {}, "metadata": {"settings": {"newer": 1}}}
+    save_checkpoint(state, tmp_path / "best.pt")
+    assert main(["eval", str(tmp_path / "best.pt")]) == 2
+    assert (
+        "best.pt records settings this version of dslgraph does not take: unknown setting(s) ['newer']"
+        in (capsys.readouterr().err)
+    )

@@ -23,6 +23,7 @@ from .datasets import (
 )
 from .graph import (
     EDGE,
+    data_fingerprint,
     interaction_csr,
     make_interaction_data,
     num_users_items,
@@ -45,6 +46,7 @@ from .sampling import BPRBatches, NegativeSampler
 __all__ = [
     # graph layout
     "EDGE",
+    "data_fingerprint",
     "make_interaction_data",
     "num_users_items",
     "propagation_graph",

@@ -15,6 +15,8 @@ LightGCN-style models propagate over.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -103,3 +105,16 @@ def interaction_csr(index: Tensor, num_users: int, num_items: int) -> Tensor:
         .coalesce()
         .to_sparse_csr()
     )
+
+
+def data_fingerprint(data: HeteroData) -> str:
+    """A digest of the numbers of users and items and of every split's interactions: a checkpoint records
+    it, so that data that changed since training is noticed rather than silently evaluated or trained on."""
+    digest = hashlib.sha1(str(num_users_items(data)).encode())
+    store = data[EDGE]
+    for key in ("edge_index", "edge_label_index", "val_edge_label_index"):
+        index = store.get(key)
+        if index is not None:
+            digest.update(key.encode())
+            digest.update(index.to(torch.long).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

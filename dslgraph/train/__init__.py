@@ -1,6 +1,12 @@
 """Losses, the training loop and checkpoints."""
 
-from dslgraph.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from dslgraph.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+    locked_output,
+    save_checkpoint,
+)
 from dslgraph.train.losses import bpr_loss, l2_penalty
 from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, resolve_device
 
@@ -12,6 +18,7 @@ __all__ = [
     "l2_penalty",
     "load_checkpoint",
     "load_model_state",
+    "locked_output",
     "make_adam",
     "resolve_device",
     "save_checkpoint",

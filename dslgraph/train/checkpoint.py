@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: output folders go unlocked
+    fcntl = None
 
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
 
@@ -31,10 +38,14 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Reads a checkpoint written by :func:`save_checkpoint`, with errors that name the problem."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; name the best.pt or last.pt in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only: a checkpoint holds tensors and plain values only, and a foreign pickle named best.pt
+        # must not run code when read
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
         raise CheckpointError(
             f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc})"
@@ -54,3 +65,32 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | 
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not fit this model or dataset: {exc}") from exc
+
+
+@contextlib.contextmanager
+def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
+    """Creates the output folder ``folder`` and holds it for one run: a ``folder`` that is a file or cannot
+    be written to fails here, before any training, and so does a second run writing to it at once (its
+    checkpoints and metrics.json would overwrite the first one's). The lock goes with the process, however
+    it ends."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"output folder {folder} is a file; --output must name a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a")  # noqa: SIM115 (held until the run ends)
+    except OSError as exc:
+        raise CheckpointError(
+            f"output folder {folder} cannot be used ({exc.strerror or exc}); --output must name a folder "
+            "that can be written to"
+        ) from exc
+    with handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise CheckpointError(
+                    f"output folder {folder} is in use by another dslgraph run; wait for it to end or pass "
+                    "another --output"
+                ) from exc
+        yield folder

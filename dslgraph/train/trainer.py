@@ -263,11 +263,13 @@ class Trainer:
         elif scheduled:
             self.bad_evals += 1
         if self.output_dir is not None:
+            # last.pt goes last: a run stopped before it resumes from the previous one and writes best.pt and
+            # metrics.json again, where a last.pt ahead of them would leave them behind for good
             state = self.state_dict()
-            save_checkpoint(state, self._path("last.pt"))
             if improved and (scheduled or self.best is None):
                 save_checkpoint(state, self._path("best.pt"))
             self.write_summary()
+            save_checkpoint(state, self._path("last.pt"))
         return bool(self.config.patience) and self.bad_evals >= self.config.patience
 
     def summary(self) -> dict[str, Any]:
@@ -288,7 +290,7 @@ class Trainer:
     def write_summary(self, extra: dict[str, Any] | None = None) -> Path:
         summary = self.summary() | (extra or {})
         path = self._path("metrics.json")
-        tmp = path.with_name(".metrics.json.tmp")
+        tmp = path.with_name(f".metrics.json.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(summary, indent=2, default=str))
         os.replace(tmp, path)
         return path

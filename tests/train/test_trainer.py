@@ -1,12 +1,21 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import dslgraph.train.trainer as trainer_module
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
-from dslgraph.train import CheckpointError, TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from dslgraph.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+    locked_output,
+    save_checkpoint,
+)
 
 
 def _trainer(data, out, epochs=4, **overrides):
@@ -197,3 +206,58 @@ def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_
     trainer.fit()  # resetting grown entries' state needs the optimizer: without it the update fails
     assert dsl.optimizer is trainer.optimizer and dsl.updates
     assert not torch.equal(before, model.embedding.values)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_between_checkpoint_writes_leaves_a_best_pt_that_the_resume_completes(
+    small_data, tmp_path, monkeypatch
+):
+    writes = []
+    save = trainer_module.save_checkpoint
+
+    def crash_at_the_second_write_of_epoch_2(state, path):
+        writes.append(state["epoch"])
+        if writes.count(2) == 2:
+            raise Crash  # as a kill would, between best.pt and last.pt
+        return save(state, path)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", crash_at_the_second_write_of_epoch_2)
+    with pytest.raises(Crash):
+        _trainer(small_data, tmp_path, epochs=2, lr=0.03).fit()
+    monkeypatch.undo()
+    summary = _trainer(small_data, tmp_path, epochs=2, lr=0.03).fit(resume=True)
+    assert summary["best_epoch"] == 2  # the crash came while epoch 2 was saved as the best
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["best_epoch"] == load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+
+
+def test_a_checkpoint_that_is_a_folder_or_a_foreign_pickle_fails_without_running_it(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder; name the best.pt or last.pt in it"):
+        load_checkpoint(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "ran",))
+
+    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "config": {}, "x": Payload()}, tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(tmp_path / "best.pt")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CheckpointError, match="is a file"), locked_output(tmp_path / "file"):
+        pass
+    with locked_output(tmp_path / "run") as folder:
+        assert folder.is_dir()
+        with (
+            pytest.raises(CheckpointError, match="in use by another dslgraph run"),
+            locked_output(tmp_path / "run"),
+        ):
+            pass
+    with locked_output(tmp_path / "run"):  # free again once the first run ended
+        pass
