@@ -268,4 +268,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    if isinstance(values.get("root"), str):  # a relative root is the config file's, wherever it is run from
+        values["root"] = str(path.parent / values["root"])
+    return values

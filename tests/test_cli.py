@@ -138,6 +138,16 @@ def test_an_abbreviated_flag_is_refused(capsys):
     assert "unrecognized arguments: --epoch" in capsys.readouterr().err
 
 
+def test_a_relative_root_in_a_config_file_is_the_file_folder_s(tmp_path, monkeypatch):
+    from dslgraph.config import load_config_file
+
+    (tmp_path / "exp").mkdir()
+    config = tmp_path / "exp" / "c.json"
+    config.write_text('{"root": "data", "epochs": 2}')
+    monkeypatch.chdir(tmp_path)
+    assert load_config_file("exp/c.json") == {"root": "exp/data", "epochs": 2}
+
+
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
     assert main(["datasets"]) == 0

@@ -93,4 +93,7 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
                     f"output folder {folder} is in use by another dslgraph run; wait for it to end or pass "
                     "another --output"
                 ) from exc
+            # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
+            for partial in folder.glob(".*.tmp-*"):
+                partial.unlink(missing_ok=True)
         yield folder

@@ -259,5 +259,6 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
             locked_output(tmp_path / "run"),
         ):
             pass
-    with locked_output(tmp_path / "run"):  # free again once the first run ended
-        pass
+    (tmp_path / "run" / ".last.pt.tmp-123").write_bytes(b"half")  # a run killed while saving
+    with locked_output(tmp_path / "run"):  # free again once the first run ended, and its leftover gone
+        assert not list((tmp_path / "run").glob(".*.tmp-*"))
