@@ -247,7 +247,7 @@ def run_training(
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     data = load_data(settings)
-    check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt")
+    current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt")
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
     optimizer = make_adam(model.parameters(), config.lr)
@@ -262,7 +262,7 @@ def run_training(
         settings["device"],
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
-        metadata={"settings": settings, "data_fingerprint": data_fingerprint(data)},
+        metadata={"settings": settings, "data_fingerprint": current},
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
@@ -344,15 +344,17 @@ def recorded_settings(
         ) from exc
 
 
-def check_fingerprint(data, fingerprint: str | None, checkpoint: str | os.PathLike) -> None:
+def check_fingerprint(data, fingerprint: str | None, checkpoint: str | os.PathLike) -> str:
     """Fails where ``data`` is not the data of the checkpoint that recorded ``fingerprint`` (checkpoints
-    older than fingerprints record none, and pass)."""
-    if fingerprint is not None and fingerprint != data_fingerprint(data):
+    older than fingerprints record none, and pass); returns ``data``'s fingerprint."""
+    current = data_fingerprint(data)
+    if fingerprint is not None and fingerprint != current:
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on other interactions than the dataset now holds (users, "
             "items or a split's interactions changed since, or --root names another copy); pass --root with "
             "the data it was trained on"
         )
+    return current
 
 
 def restore(checkpoint: str, root: str | None, device: str):

@@ -21,6 +21,7 @@ applies those protocols.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -29,7 +30,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,20 +63,28 @@ def default_root() -> str:
     return os.environ.get("DSLGRAPH_HOME") or osp.join(osp.expanduser("~"), ".cache", "dslgraph")
 
 
-def _fetch(url: str, folder: str) -> str:
-    """Downloads ``url`` into ``folder`` through a hidden temporary folder and returns the file's path.
+@contextlib.contextmanager
+def _download_folder(folder: str) -> Iterator[str]:
+    """A hidden temporary folder inside ``folder`` (created if missing) to download into, removed after.
 
     PyG's :func:`~torch_geometric.data.download_url` writes the file in place, and a raw file that
-    exists is never downloaded again: a download cut short would be read as a complete file.
+    exists is never downloaded again: a download cut short would be read as a complete file, so files
+    are moved into ``folder`` only once complete.
     """
     os.makedirs(folder, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".download-", dir=folder)
     try:
+        yield partial
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _fetch(url: str, folder: str) -> str:
+    """Downloads ``url`` into ``folder``, the file whole or not at all; returns its path."""
+    with _download_folder(folder) as partial:
         path = download_url(url, partial)
         target = osp.join(folder, osp.basename(path))
         os.replace(path, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -404,17 +413,13 @@ class HoldoutDataset(RecommendationDataset):
 
 def _download_zip(url: str, raw_dir: str, folder: str) -> None:
     """Downloads a zip archive and moves the files of its ``folder`` into ``raw_dir``, each complete
-    (the archive is downloaded and extracted in a hidden temporary folder; see :func:`_fetch`)."""
-    os.makedirs(raw_dir, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=".download-", dir=raw_dir)
-    try:
+    (the archive is downloaded and extracted in a :func:`_download_folder`)."""
+    with _download_folder(raw_dir) as partial:
         path = download_url(url, partial)
         extract_zip(path, partial)
         folder = osp.join(partial, folder)
         for name in os.listdir(folder):
             os.replace(osp.join(folder, name), osp.join(raw_dir, name))
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _compact(

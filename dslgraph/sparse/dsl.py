@@ -380,11 +380,16 @@ class DynamicSparseLearning:
             if isinstance(target, _MaskedTarget):
                 target.apply_mask()
 
+    @property
+    def horizon(self) -> int:
+        """:math:`T` of the schedule and the last iteration an update may come at: ``t_end``, else
+        ``total_steps``."""
+        return self.t_end if self.t_end is not None else self.total_steps
+
     def is_update_step(self, iteration: int) -> bool:
         if iteration % self.update_interval:
             return False
-        limit = self.t_end if self.t_end is not None else self.total_steps
-        return 0 < iteration <= limit
+        return 0 < iteration <= self.horizon
 
     def _set_probe(self) -> None:
         probe = self.is_update_step(self.iteration + 1)
@@ -393,8 +398,8 @@ class DynamicSparseLearning:
 
     def step(self) -> None:
         """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
-        if self.iteration == 0:
-            self._check_optimizer_for_updates()
+        if self.iteration == 0 and self.is_update_step(self.update_interval):
+            self._check_optimizer()  # at the first step, not ΔT iterations later at the first update
         self.iteration += 1
         if self._mask_hook is None:  # otherwise the optimizer's step did it
             self._apply_masks()
@@ -404,14 +409,7 @@ class DynamicSparseLearning:
 
     def update_fraction(self) -> float:
         """ρ_t, the fraction of each tensor's active entries that an update at this iteration moves."""
-        horizon = self.t_end if self.t_end is not None else self.total_steps
-        return update_fraction(self.schedule, self.iteration, horizon, self.rho0, self.rho_min)
-
-    def _check_optimizer_for_updates(self) -> None:
-        """Fails at the first step, not ΔT iterations later, where an update would need an optimizer."""
-        limit = self.t_end if self.t_end is not None else self.total_steps
-        if self.update_interval <= limit:
-            self._check_optimizer()
+        return update_fraction(self.schedule, self.iteration, self.horizon, self.rho0, self.rho_min)
 
     def _check_optimizer(self) -> None:
         if self.optimizer_state == "reset" and self.optimizer is None:

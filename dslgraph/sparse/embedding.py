@@ -322,9 +322,8 @@ class SparseEmbedding(EmbeddingTable):
                 "product has no float16 / bfloat16 CPU kernel (keep the model in float32 there, or use "
                 "DSL's backend='masked')"
             )
-        if torch.is_autocast_enabled(
-            x.device.type
-        ):  # the CSR product has no autocast rule: the table's dtype
+        # the CSR product has no autocast rule: it runs in the table's dtype
+        if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return self.linear(x.to(self.values.dtype))
         out = _SparseLinear.apply(self.values, x, self)

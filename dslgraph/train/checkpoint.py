@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,23 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not a dslgraph checkpoint."""
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Writes ``state`` to ``path`` through a temporary file and an atomic rename."""
+def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
+    :func:`locked_output` clears after a crash) and renaming it: a crash leaves the old file whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(state, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Writes ``state`` to ``path`` through a temporary file and an atomic rename."""
+    return write_then_rename(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -20,7 +20,7 @@ from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
-from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint, write_then_rename
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +289,8 @@ class Trainer:
 
     def write_summary(self, extra: dict[str, Any] | None = None) -> Path:
         summary = self.summary() | (extra or {})
-        path = self._path("metrics.json")
-        tmp = path.with_name(f".metrics.json.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(summary, indent=2, default=str))
-        os.replace(tmp, path)
-        return path
+        text = json.dumps(summary, indent=2, default=str)
+        return write_then_rename(self._path("metrics.json"), lambda tmp: tmp.write_text(text))
 
     def _path(self, name: str) -> Path:
         if self.output_dir is None:
