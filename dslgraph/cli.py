@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="JSON file of settings; command-line flags override it")
     train.add_argument("--output", help="folder for metrics.json and checkpoints")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt and its settings")
+    train.add_argument(
+        "--overwrite", action="store_true", help="start afresh in an OUTPUT that holds an earlier run's files"
+    )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
@@ -279,24 +282,48 @@ def run_training(
     return summary
 
 
+#: What a run writes to its output folder.
+RUN_FILES = ("last.pt", "best.pt", "metrics.json")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise ConfigError("--resume needs --output (the folder holding last.pt)")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --output and --overwrite starts afresh: give one")
     with locked_output(args.output) if args.output else contextlib.nullcontext():
         return _train(args)
+
+
+def _clear_earlier_run(output: Path, overwrite: bool) -> None:
+    """Refuses a fresh run into ``output`` where an earlier run left its files (it would overwrite them
+    one by one, mixing both runs until the new one ends), or, with ``overwrite``, removes them."""
+    earlier = [name for name in RUN_FILES if (output / name).exists()]
+    if earlier and not overwrite:
+        raise ConfigError(
+            f"output folder {output} holds an earlier run ({', '.join(earlier)}): continue it with --resume, "
+            "start afresh with --overwrite, or pass another --output"
+        )
+    for name in earlier:
+        (output / name).unlink()
+        log.info("removed the earlier run's %s", output / name)
 
 
 def _train(args: argparse.Namespace) -> int:
     fingerprint = None
     if not args.resume:
         settings = settings_from_args(args)
+        if args.output:
+            _clear_earlier_run(Path(args.output), args.overwrite)
     else:  # the resumed run's settings; flags may change only the RESUMABLE ones
         checkpoint = Path(args.output) / "last.pt"
         state = load_checkpoint(checkpoint)
         previous = recorded_settings(state, checkpoint)
         fingerprint = state["metadata"].get("data_fingerprint")
         settings = settings_from_args(args, previous)
-        if state["epoch"] >= settings["epochs"]:  # resuming would rewrite metrics.json without training
+        finished = state["epoch"] >= settings["epochs"]
+        if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):
+            # resuming would rewrite metrics.json without training
             raise ConfigError(
                 f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
                 "epochs (pass a larger --epochs to train on)"
@@ -323,6 +350,19 @@ def _train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _summary_missing(output: str) -> bool:
+    """Whether a finished run in ``output`` was stopped before writing its final ``metrics.json`` (the one
+    with the cost report): resuming it then only writes that."""
+    path = Path(output) / "metrics.json"
+    try:
+        missing = "parameter_bytes" not in json.loads(path.read_text())
+    except (OSError, ValueError):
+        missing = True
+    if missing:
+        log.info("%s lacks the finished run's cost report: writing it", path)
+    return missing
 
 
 def recorded_settings(

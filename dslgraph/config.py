@@ -176,7 +176,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     for name, field in FIELDS.items():
         value = values.get(name, defaults.get(name, field.default))
         out[name] = None if value is None and field.optional else _check(name, field, value)
-    overridden = {arg for name, arg in MODEL_ARGUMENTS.items() if values.get(name) is not None}
+    given = _hoist_model_arguments(values, out)
+    overridden = {arg for name, arg in MODEL_ARGUMENTS.items() if name in given}
     preset_options = {k: v for k, v in preset.get("options", {}).items() if k not in overridden}
     out["options"] = preset_options | out["options"]
     _check_model_arguments(out)
@@ -208,6 +209,25 @@ MODEL_ARGUMENTS = {
     "init": "init",
     "init_std": "std",
 }
+
+
+def _hoist_model_arguments(values: dict[str, Any], out: dict[str, Any]) -> set[str]:
+    """Moves a model argument of :data:`MODEL_ARGUMENTS` given in ``options`` to its top-level setting
+    of ``out`` (one place for each, whichever way it was given); returns the top-level names given."""
+    given = {name for name in MODEL_ARGUMENTS if values.get(name) is not None}
+    out["options"] = dict(out["options"])
+    for name, arg in MODEL_ARGUMENTS.items():
+        if arg not in out["options"]:
+            continue
+        value = out["options"].pop(arg)
+        if name in given and value != values[name]:
+            raise ConfigError(
+                f"{name} is given twice, as {name}={values[name]!r} and as options.{arg}={value!r}; "
+                "give it once"
+            )
+        out[name] = _check(f"options.{arg}", FIELDS[name], value)
+        given.add(name)
+    return given
 
 
 def model_arguments(settings: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,33 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     assert (tmp_path / "run" / "metrics.json").read_text() == written
 
 
+def test_fresh_run_into_a_used_folder_is_refused_unless_overwritten(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    args += ["--output", str(run), "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    written = {name: (run / name).read_bytes() for name in ("last.pt", "best.pt", "metrics.json")}
+    capsys.readouterr()
+    assert main([*args, "--sparsity", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run (last.pt, best.pt, metrics.json): continue it with --resume" in err
+    assert {name: (run / name).read_bytes() for name in written} == written
+    assert main([*args, "--resume", "--overwrite"]) == 2
+    assert main([*args, "--sparsity", "0.5", "--overwrite"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["settings"]["sparsity"] == 0.5
+
+    # a finished run stopped before its final metrics.json (the one with the cost report): --resume
+    # writes that file and trains no further
+    summary = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({k: summary[k] for k in ("test", "epochs", "history")}))
+    capsys.readouterr()
+    assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 0
+    rewritten = json.loads((run / "metrics.json").read_text())
+    assert rewritten["bytes_ratio"] == summary["bytes_ratio"] and rewritten["history"] == summary["history"]
+    assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 2  # now complete
+
+
 def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     out = str(tmp_path / "run")
@@ -174,6 +201,20 @@ def test_model_arguments_and_presets_are_validated():
         validate({"model": "neumf", "monitor": "recall@20"})
     with pytest.raises(ConfigError, match="protocol must be one of"):
         validate({"protocol": "k-fold"})
+
+
+def test_model_argument_given_in_options_is_the_top_level_setting():
+    # one place for each model argument: options.embedding_dim is embedding_dim, and saying it twice
+    # differently fails instead of one silently winning
+    settings = validate({"options": {"embedding_dim": 32}})
+    assert settings["embedding_dim"] == 32 and "embedding_dim" not in settings["options"]
+    preset = validate({"model": "ultragcn", "dataset": "gowalla", "options": {"std": 0.1}})
+    assert (preset["init_std"], preset["options"].get("std")) == (0.1, None)
+    assert validate({"embedding_dim": 32, "options": {"embedding_dim": 32}})["embedding_dim"] == 32
+    with pytest.raises(ConfigError, match=r"embedding_dim is given twice, as embedding_dim=16 and as "):
+        validate({"embedding_dim": 16, "options": {"embedding_dim": 32}})
+    with pytest.raises(ConfigError, match=r"options.std must be a float in \(0, inf\], got -1.0"):
+        validate({"options": {"std": -1.0}})
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import logging
 import math
@@ -42,7 +43,15 @@ from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extr
 
 from .graph import EDGE, make_interaction_data, num_users_items
 from .interactions import _collapse, _renumber, check_option, holdout_mask
-from .io import DatasetFormatError, _check_duplicates, _check_ids, _tokenize, read_adjacency_lists, read_pairs
+from .io import (
+    DatasetFormatError,
+    _check_duplicates,
+    _check_ids,
+    _tokenize,
+    read_adjacency_lists,
+    read_pairs,
+    write_then_rename,
+)
 from .protocols import apply_protocol, check_protocol
 
 log = logging.getLogger(__name__)
@@ -258,10 +267,7 @@ class RecommendationDataset(InMemoryDataset):
         if self.pre_transform is not None:
             data = self.pre_transform(data)
         # written then renamed: runs started side by side may process the same files at once
-        path = self.processed_paths[0]
-        partial = osp.join(osp.dirname(path), f".{osp.basename(path)}.{os.getpid()}.tmp")
-        self.save([data], partial)
-        os.replace(partial, path)
+        write_then_rename(self.processed_paths[0], lambda partial: self.save([data], str(partial)))
 
 
 class LightGCNDataset(RecommendationDataset):
@@ -344,13 +350,10 @@ class LastFM(RecommendationDataset):
 
     def download(self) -> None:
         if all((EMBEDDED_LASTFM / name).is_file() for name in self.raw_file_names):
-            os.makedirs(self.raw_dir, exist_ok=True)
             for name in self.raw_file_names:
                 # copied then renamed: a raw file that exists is complete (it is not copied again)
-                path = osp.join(self.raw_dir, name)
-                partial = osp.join(self.raw_dir, f".{name}.{os.getpid()}.tmp")
-                shutil.copyfile(EMBEDDED_LASTFM / name, partial)
-                os.replace(partial, path)
+                copy = functools.partial(shutil.copyfile, EMBEDDED_LASTFM / name)
+                write_then_rename(osp.join(self.raw_dir, name), copy)
         else:
             super().download()
 

@@ -9,12 +9,14 @@ Two formats are supported:
 
 Files are tokenised with numpy over the whole byte buffer (no per-token Python loop), yet every
 malformed input raises a :class:`DatasetFormatError` naming the file, the 1-based line number and
-the problem. Blank lines are ignored; ``\\r\\n`` line endings are accepted.
+the problem. Blank lines are ignored; ``\\r\\n`` line endings are accepted. Files are written whole
+or not at all by :func:`write_then_rename` (processed datasets here, checkpoints in :mod:`dslgraph.train`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,3 +269,18 @@ def read_pairs(
     _check_range(tokens, item, first + 1, num_items, "item", offset)
     _check_duplicates(tokens, user, item, first + 1, offset)
     return torch.from_numpy(np.stack([user, item])), torch.from_numpy(values[:, 2:].astype(np.float64))
+
+
+def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
+    :func:`~dslgraph.train.locked_output` clears after a crash) and renaming it: a crash leaves the old
+    file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

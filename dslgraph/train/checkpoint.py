@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dslgraph.data.io import write_then_rename
 
 try:
     import fcntl
@@ -20,20 +22,6 @@ REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not a dslgraph checkpoint."""
-
-
-def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
-    :func:`locked_output` clears after a crash) and renaming it: a crash leaves the old file whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -73,7 +73,7 @@ def test_lightgcn_format(tmp_path, cls, newline):
     assert cls(str(tmp_path), seed=7).processed_paths == dataset.processed_paths
     seeded = cls(str(tmp_path), val_ratio=0.2, seed=7)
     assert Path(seeded.processed_paths[0]) == processed / "val0.2_seed7" / "data.pt"
-    assert not list(processed.glob("*/.*.tmp"))  # written then renamed
+    assert not list(processed.glob("*/.*.tmp-*"))  # written then renamed
 
 
 def test_validation_split_is_seeded_and_reprocessed(tmp_path):
