@@ -186,7 +186,8 @@ def build_model(
         arguments["cache_dir"] = os.path.join(root, settings["dataset"], "processed")
     model = cls(num_users, num_items, **arguments)
     if settings["sparsity"] == 0:
-        unused = [name for name in DSL_FIELDS if settings[name] != FIELDS[name].default]
+        defaults = validate({"model": settings["model"], "dataset": settings["dataset"]})  # presets' too
+        unused = [name for name in DSL_FIELDS if settings[name] != defaults[name]]
         if unused:
             log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
         return model, None

@@ -1,5 +1,7 @@
+import csv
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +140,6 @@ def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
 
 def run_script(name: str, *args: str) -> list[dict]:
     """Runs ``benchmarks/<name>.py`` on the embedded LastFM split and returns its CSV rows."""
-    import csv
-
     out = Path(args[args.index("--output") + 1])
     subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args], check=True, capture_output=True)
     with out.open() as f:
@@ -179,3 +179,48 @@ def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["sparsity"] == pytest.approx(
         0.8, abs=1e-3
     )
+
+
+@pytest.mark.parametrize(
+    "model, size", [("neumf", "--embedding-dim=8"), ("cdae", "--option=hidden_channels=8")]
+)
+def test_cost_table_recount_reproduces_a_runs_macs(model, size, tmp_path, caplog):
+    """``--recount`` rebuilds a run of this version to exactly the MACs it recorded and leaves its
+    metrics.json as it is; a record of an older count gets the current one, one of another model keeps its
+    own."""
+    from dslgraph.cli import main as dslgraph
+
+    cost_table = load("cost_table")
+    root, runs = tmp_path / "data", tmp_path / "results"
+    args = ["train", "--model", model, size, "--epochs", "1", "--sparsity", "0.5", "--root", str(root)]
+    assert dslgraph([*args, "--no-progress", "--device", "cpu", "--output", str(runs / "now")]) == 0
+    recorded = (runs / "now" / "metrics.json").read_text()
+    summary = json.loads(recorded)
+    summary["settings"]["root"] = "/elsewhere/data"  # as written on another machine
+    older = summary | {"macs": summary["macs"] | {"train_iteration": summary["macs"]["train_iteration"] + 7}}
+    other = summary | {"active_entries": {}}
+    for name, record in (("older", older), ("other", other)):
+        (runs / name).mkdir()
+        (runs / name / "metrics.json").write_text(json.dumps(record))
+
+    def table(*flags: str) -> dict[str, dict]:
+        cost_table.main([str(runs), "--out", str(tmp_path / "cost"), *flags])
+        with (tmp_path / "cost.csv").open() as f:
+            return {row["run"]: row for row in csv.DictReader(f)}
+
+    rebuilt = cost_table.recount(summary["settings"], str(root))
+    assert rebuilt == {key: summary[key] for key in rebuilt}  # MACs, savings and active entries, exactly
+    as_recorded = table()
+    caplog.set_level(logging.INFO, logger="cost_table")
+    recounted = table("--recount", "--root", str(root))
+    assert recounted["now"] == as_recorded["now"]
+    assert (runs / "now" / "metrics.json").read_text() == recorded
+    assert recounted["older"] == as_recorded["now"] | {"run": "older"}
+    assert int(as_recorded["older"]["train_macs_executed"]) == int(summary["macs"]["train_iteration"]) + 7
+    assert (
+        f"older: recounted MACs differ from metrics.json: train {int(summary['macs']['train_iteration']) + 7}"
+        in caplog.text
+    )
+    assert recounted["other"] == as_recorded["other"]
+    assert "other: the rebuilt model is not the recorded one (active entries {} vs {" in caplog.text
+    assert "now:" not in caplog.text

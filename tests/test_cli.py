@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from dslgraph.cli import build_parser, main
+from dslgraph.cli import build_model, build_parser, load_data, main, train_config
 from dslgraph.config import ConfigError, validate
 from dslgraph.train import Trainer, save_checkpoint
 
@@ -157,6 +157,10 @@ def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, 
     args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
     assert main([*args, "--targets", "embedding", "--backend", "masked", "--no-progress"]) == 0
     assert "targets, backend only act(s) under DSL; without --sparsity the model is dense" in caplog.text
+    caplog.clear()  # a model's own DSL defaults (CDAE's update interval of 100) are not the user's settings
+    settings = validate({"model": "cdae", "options": {"hidden_channels": 8}})
+    build_model(settings, load_data(settings), train_config(settings))
+    assert settings["update_interval"] == 100 and "only act(s) under DSL" not in caplog.text
 
 
 def test_an_abbreviated_flag_is_refused(capsys):
