@@ -14,7 +14,6 @@ from dslgraph.sparse.embedding import (
     MASK_INITS,
     SparseEmbedding,
     active_count,
-    check_density,
     initial_positions,
 )
 from dslgraph.sparse.linear import SparseLinear
@@ -76,6 +75,8 @@ class _TableTarget(_Target):
         return self.table.values.detach().abs()
 
     def grad_chunks(self, chunk_rows: int):
+        if not self.table.recorded_gradient:
+            raise _no_gradient(self.name)
         d = self.table.embedding_dim
         for first_row, block in self.table.dense_grad_chunks(chunk_rows):
             yield first_row * d, block.reshape(-1).abs()
@@ -151,7 +152,7 @@ class _MaskedTarget(_Target):
 
     def grad_chunks(self, chunk_rows: int):
         if self.grad is None:
-            raise RuntimeError(f"{self.name!r} received no gradient before the DSL update step")
+            raise _no_gradient(self.name)
         yield 0, self.grad.reshape(-1).abs()
 
     def momentum(self, optimizer):
@@ -187,6 +188,13 @@ class _MaskedTarget(_Target):
     def _record(self, grad: Tensor) -> None:
         grad = grad.detach()
         self.grad = grad.clone() if self.grad is None else self.grad.add_(grad)
+
+
+def _no_gradient(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"{name!r} received no gradient before the DSL update step: gradient growth needs the loss "
+        "of every update iteration to use every target (or use growth='random')"
+    )
 
 
 def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor) -> None:
@@ -273,7 +281,8 @@ class DynamicSparseLearning:
         chunk_rows: int = 4096,
         seed: int = 0,
     ) -> None:
-        check_density(1.0 - sparsity)
+        if not 0.0 <= sparsity < 1.0:  # e.g. 80 meant as a percentage
+            raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
         _check_choice("schedule", schedule, SCHEDULES)
         _check_choice("growth", growth, GROWTH)
         _check_choice("optimizer_state", optimizer_state, OPTIMIZER_STATE)
@@ -315,8 +324,44 @@ class DynamicSparseLearning:
         # modules that get replaced first, so that masks of their other parameters (a linear
         # layer's bias) are registered on the replacement
         replaced_first = sorted(selected, key=lambda name: not self._replaces_module(name, selected[name]))
+        for name in replaced_first:  # all checked before the model changes
+            self._check_target(name, selected[name])
         self.targets = [self._sparsify(name, selected[name], densities[name]) for name in replaced_first]
         self._set_probe()
+
+    def _check_target(self, name: str, obj) -> None:
+        """Refuses a target that sparsifying would get silently wrong."""
+        if isinstance(obj, nn.Module):  # a table, named by its module
+            module, module_name, attr = obj, name, "weight"
+        else:
+            module_name, _, attr = name.rpartition(".")
+            module = self.model.get_submodule(module_name)
+        param_name = f"{module_name}.{attr}" if module_name else attr
+        weight = getattr(module, attr)
+        if not weight.requires_grad:
+            raise ValueError(
+                f"{param_name!r} is frozen (requires_grad=False), and DSL regrows only weights that "
+                "train: leave it out of targets (name the others by regular expression)"
+            )
+        if hasattr(module, f"{attr}_mask"):
+            raise ValueError(
+                f"{param_name!r} is already masked: DynamicSparseLearning sparsifies a model once "
+                "(one controller per model)"
+            )
+        if not self._replaces_module(name, obj):
+            return
+        if module is self.model:
+            raise ValueError(
+                f"the model is itself the {type(module).__name__} that DSL would replace by a sparse "
+                "module: wrap it (torch.nn.Sequential(model)) or use backend='masked'"
+            )
+        shared = [n for n, p in self.model.named_parameters(remove_duplicate=False) if p is weight]
+        if len(shared) > 1:
+            raise ValueError(
+                f"{param_name!r} is shared as {shared}: a sparse module in place of one would untie "
+                "them (the others would keep training the dense tensor); use backend='masked', which "
+                "masks the shared tensor in place"
+            )
 
     def _replaces_module(self, name: str, obj) -> bool:
         """Whether the backend puts a genuinely sparse module in place of ``obj``'s module:

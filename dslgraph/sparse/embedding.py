@@ -415,6 +415,11 @@ class SparseEmbedding(EmbeddingTable):
     def clear_probe(self) -> None:
         self._adjoints = []
 
+    @property
+    def recorded_gradient(self) -> bool:
+        """Whether a use of the table was differentiated while :attr:`probing`."""
+        return bool(self._adjoints)
+
     def dense_grad_chunks(self, chunk_rows: int) -> Iterator[tuple[int, Tensor]]:
         """Yields ``(first_row, grad)`` blocks of the gradient a dense table would have received.
 

@@ -192,8 +192,9 @@ def test_aligned_mask_init_gives_every_row_its_first_columns(small_data, backend
 
 
 def test_bad_settings_fail_clearly():
-    with pytest.raises(ValueError, match="density must be in"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 1.0, total_steps=10)
+    for sparsity in (1.0, 80, -0.1):  # 80: a percentage
+        with pytest.raises(ValueError, match=rf"sparsity must be a fraction in \[0, 1\), got {sparsity}"):
+            DynamicSparseLearning(LightGCN(3, 4, 8), sparsity, total_steps=10)
     with pytest.raises(ValueError, match="update_interval"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, update_interval=0)
     with pytest.raises(ValueError, match="matches no parameter"):
@@ -476,6 +477,10 @@ def test_a_model_is_sparsified_once():
     DynamicSparseLearning(model, 0.5, total_steps=10)
     with pytest.raises(ValueError, match="'emb' is already a sparse table"):
         DynamicSparseLearning(model, 0.5, total_steps=10, seed=1)
+    masked = _Custom()  # a second masked controller kept the first's masks, ignoring its own sparsity
+    DynamicSparseLearning(masked, 0.5, total_steps=10, backend="masked")
+    with pytest.raises(ValueError, match="'emb.weight' is already masked"):
+        DynamicSparseLearning(masked, 0.8, total_steps=10, backend="masked")
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
@@ -496,3 +501,66 @@ def test_reset_restarts_adagrad_at_its_initial_accumulator(backend):
     grown = (after != before).nonzero() if backend == "sparse" else after[~torch.isin(after, before)]
     assert grown.numel() > 0
     assert torch.equal(accumulator[grown], torch.full_like(accumulator[grown], 0.25))
+
+
+class _Tied(nn.Module):
+    """A table whose weight is also the output layer's (weight tying)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.out = nn.Linear(8, 50, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, index):
+        return self.out(self.emb(index))
+
+
+class _SharedTable(nn.Module):
+    """One table for users and items, registered under both names."""
+
+    def __init__(self):
+        super().__init__()
+        self.user = nn.Embedding(50, 8)
+        self.item = self.user
+
+
+@pytest.mark.parametrize("model", [_Tied, _SharedTable])
+def test_a_shared_weight_is_refused_where_a_sparse_module_would_untie_it(model):
+    """The sparse table replaced one module; the other kept training the dense weight, untied, silently."""
+    with pytest.raises(ValueError, match=r"'(emb|user)\.weight' is shared as .*backend='masked'"):
+        DynamicSparseLearning(model(), 0.5, total_steps=10)
+    tied = _Tied()
+    DynamicSparseLearning(tied, 0.5, total_steps=10, backend="masked")  # masked in place: still tied
+    assert tied.out.weight is tied.emb.weight and int((tied.emb.weight != 0).sum()) == 200
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("target", ["tables", r"mlp\.0\.weight", r"mlp\.0\.bias"])
+def test_a_frozen_target_is_refused(backend, target):
+    """A frozen table became a trainable sparse one (sparse backend) or failed registering a hook."""
+    model = _Custom()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"'(emb|mlp\.0)\.(weight|bias)' is frozen"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, targets=target, backend=backend)
+
+
+@pytest.mark.parametrize("model,target", [(nn.Embedding(10, 4), "tables"), (nn.Linear(10, 4), "weight")])
+def test_a_model_that_is_itself_the_replaced_module_is_refused(model, target):
+    """The sparse module was added as a child named '' while the model trained its dense weight."""
+    with pytest.raises(ValueError, match=f"the model is itself the {type(model).__name__}"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, targets=target)
+    DynamicSparseLearning(nn.Sequential(model), 0.5, total_steps=10, targets=r"0\.weight")
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_target_the_update_iteration_did_not_use_is_named(backend):
+    """A sparse table failed with 'set probing=True before the backward pass', naming no table."""
+    model = _DotModel()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=1, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    model.user(torch.arange(5)).sum().backward()  # the item table takes no part
+    optimizer.step()
+    with pytest.raises(RuntimeError, match="'item' received no gradient before the DSL update step"):
+        dsl.step()
