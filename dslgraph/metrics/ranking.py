@@ -138,6 +138,11 @@ class RankingEvaluator:
         """The number of users with at least one target, *i.e.* the users every metric averages over."""
         return self.users.numel()
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The keys of the dictionary a call returns, *e.g.* ``('recall@20', 'ndcg@20', ...)``."""
+        return tuple(f"{m}@{k}" for m in self.metrics for k in self.ks)
+
     def _compress(self, indices: list[Tensor]) -> tuple[Tensor, Tensor]:
         if not indices:
             return torch.zeros(self.num_users + 1, dtype=torch.long), torch.empty(0, dtype=torch.long)
@@ -168,7 +173,7 @@ class RankingEvaluator:
         max_k = self.ks[-1]
         discount = 1.0 / torch.arange(2, max_k + 2, dtype=torch.float64).log2()
         idcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
-        sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64) for m in self.metrics for k in self.ks}
+        sums = {name: torch.zeros((), dtype=torch.float64) for name in self.metric_names}
 
         batches = self.users.split(self.batch_size)
         for users in tqdm(batches, desc="evaluating", unit="batch", disable=not self.progress):
@@ -176,6 +181,8 @@ class RankingEvaluator:
             if scores.shape != (users.numel(), self.num_items):
                 expected = (users.numel(), self.num_items)
                 raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
+            if not scores.is_floating_point():  # seen items get -inf, which an integer tensor cannot hold
+                raise ValueError(f"score_fn must return floating-point scores, got {scores.dtype}")
             device = scores.device
             target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
             users = users.to(device)
@@ -190,8 +197,10 @@ class RankingEvaluator:
             top_key = torch.arange(users.numel(), device=device).view(-1, 1) * self.num_items + top_item
             # Every batch user has a target, so target_key is non-empty.
             found = torch.searchsorted(target_key, top_key).clamp_(max=target_key.numel() - 1)
-            # An excluded item can only be a target if the splits overlap; it is never recommended.
-            hit = (target_key[found] == top_key) & (top_score != float("-inf"))
+            # An excluded item can only be a target if the splits overlap; it is never recommended. A NaN
+            # score (topk ranks it first) is never a hit either: it counts against the model, as ties do in
+            # the sampled protocol.
+            hit = (target_key[found] == top_key) & (top_score > float("-inf"))
 
             hit = hit.to(torch.float64)
             hits = hit.cumsum(1).cpu()

@@ -118,6 +118,11 @@ class SampledRankingEvaluator:
         return self.users.numel()
 
     @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The keys of the dictionary a call returns, *e.g.* ``('hr@10', 'hr@20', 'ndcg@10', 'ndcg@20')``."""
+        return tuple(f"{m}@{k}" for m in SAMPLED_METRICS for k in self.ks)
+
+    @property
     def num_candidates(self) -> int:
         """The number of items ranked per user: the positive and its negatives."""
         return self._candidates[torch.device("cpu")].size(1)
@@ -136,7 +141,7 @@ class SampledRankingEvaluator:
                 in column 0, then the negatives), both on :attr:`device`, to ``[B, C]`` scores on any
                 device.
         """
-        sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64) for m in SAMPLED_METRICS for k in self.ks}
+        sums = {name: torch.zeros((), dtype=torch.float64) for name in self.metric_names}
         candidates = self._candidates_on(self.device)
         for start in range(0, self.num_eval_users, self.batch_size):
             users = self.users[start : start + self.batch_size]

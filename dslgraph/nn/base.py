@@ -77,10 +77,24 @@ class Recommender(nn.Module):
         fewer than ``k`` items left gets excluded ones at the end of the row."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
+        if not isinstance(users, Tensor) or users.dim() != 1 or users.is_floating_point():
+            raise ValueError(f"users must be a 1-D tensor of integer ids, got {users!r}")
         outside = users[(users < 0) | (users >= self.num_users)]
         if outside.numel():  # a negative id would silently index from the end of the user table
             bad = outside[:5].tolist()
             raise ValueError(f"users must be ids in [0, num_users={self.num_users}), got {bad}")
+        if exclude is not None:
+            # a transposed [E, 2] index would silently exclude the wrong pairs, a wrong id another user's
+            if exclude.dim() != 2 or exclude.size(0) != 2:
+                raise ValueError(
+                    f"exclude must be a [2, E] index of (user, item) pairs, got {list(exclude.shape)}"
+                )
+            if exclude.numel() and (
+                exclude.min() < 0 or exclude[0].max() >= self.num_users or exclude[1].max() >= self.num_items
+            ):
+                raise ValueError(
+                    f"exclude holds ids outside users [0, {self.num_users}) / items [0, {self.num_items})"
+                )
         scores = self.scorer(graph)(users)
         if exclude is not None:
             # through the distinct users, so that every row of a repeated user gets its exclusions

@@ -26,7 +26,15 @@ log = logging.getLogger(__name__)
 
 
 class Recommender(Protocol):
-    """What the trainer asks of a model (see :mod:`dslgraph.nn.base`)."""
+    """What the trainer asks of a model (see :mod:`dslgraph.nn.base`).
+
+    A :class:`torch.nn.Module` with ``loss(graph, *batch, reg_weight=...)``, a scalar, and
+    ``scorer(graph)``, which returns ``score(users)``: fresh ``[B, num_items]`` scores (the evaluator
+    overwrites seen items' in place), and ``score(users, items)``, ``[B, C]`` scores of candidates,
+    where the data carries sampled negatives. The rest is optional: ``batch_kind`` (default
+    ``"pairs"``), ``num_negatives`` (1), ``exclude_positives`` (True) and ``input_graph(data)``
+    (default: :func:`~dslgraph.data.propagation_graph`; ``None`` for a model that needs no graph).
+    """
 
     batch_kind: str
     num_negatives: int
@@ -50,7 +58,7 @@ class StepHook(Protocol):
 
 @dataclass
 class TrainConfig:
-    """Plain training settings (validated by :func:`dslgraph.config.validate_train_config` for the CLI).
+    """Plain training settings (validated by :func:`dslgraph.config.validate` for the CLI).
 
     ``selection`` says which split picks the best epoch: ``"validation"`` when the data has one,
     otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol).
@@ -88,7 +96,7 @@ class Trainer:
     continues from ``last.pt`` exactly where it stopped (RNG states included).
 
     Args:
-        model: A :class:`~dslgraph.nn.base.Recommender`.
+        model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`Recommender` lists.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
         config (TrainConfig): Settings.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted).
@@ -122,7 +130,7 @@ class Trainer:
         self.val_index = store.get("val_edge_label_index")
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
-        self.graph = graph.to(self.device)
+        self.graph = graph.to(self.device) if hasattr(graph, "to") else graph
         self.optimizer = optimizer or make_adam(self.model.parameters(), config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batches = make_batches(self.model, data, config, self.generator, self.device)
@@ -138,7 +146,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
-        self._evaluators: dict[str, RankingEvaluator] = {}
+        self._evaluators: dict[str, RankingEvaluator | SampledRankingEvaluator] = {}
+        # bad ks or monitor fail here, not after the first eval_every epochs of training
+        reported = self._evaluator(self.selection).metric_names
+        if config.monitor not in reported:
+            raise ValueError(f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}")
+        if self.val_index is not None:
+            self._evaluator("test")
 
     @property
     def selection(self) -> str:
@@ -202,6 +216,10 @@ class Trainer:
             raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
         if split == "validation" and self.val_index is None:
             raise ValueError("the data has no validation split; load it with val_ratio > 0")
+        self.model.eval()
+        return self._evaluator(split)(self.model.scorer(self.graph))
+
+    def _evaluator(self, split: str) -> RankingEvaluator | SampledRankingEvaluator:
         if split not in self._evaluators:
             name = "val" if split == "validation" else "test"
             sampled = f"{name}_negatives" in self.data[EDGE]
@@ -209,8 +227,7 @@ class Trainer:
             self._evaluators[split] = evaluator.from_data(
                 self.data, name, ks=self.config.ks, batch_size=self.config.eval_batch_size, device=self.device
             )
-        self.model.eval()
-        return self._evaluators[split](self.model.scorer(self.graph))
+        return self._evaluators[split]
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains until ``config.epochs``, early stopping, or ``config.max_seconds``; returns the summary."""
@@ -252,9 +269,7 @@ class Trainer:
         entry["test"] = self.evaluate("test")
         entry["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.history.append(entry)
-        value = entry[self.selection].get(self.config.monitor)
-        if value is None:
-            raise ValueError(f"monitor {self.config.monitor!r} is not among {sorted(entry[self.selection])}")
+        value = entry[self.selection][self.config.monitor]
         log.info("epoch %d %s %s", self.epoch, self.selection, _fmt(entry[self.selection]))
         improved = self.best is None or value > self.best[self.selection][self.config.monitor]
         if scheduled and improved:

@@ -207,3 +207,21 @@ def test_out_of_range_ids_rejected(split):
     _, _, test, _, _ = split
     with pytest.raises(ValueError, match="outside"):
         RankingEvaluator(NUM_USERS - 10, NUM_ITEMS, test)
+
+
+def test_nan_scores_are_never_hits():
+    """topk ranks a NaN first: a diverged model's NaN scores must not count as hits (they did, with
+    full marks), but take their place in the list, against the model."""
+    target = torch.tensor([[0, 0], [1, 3]])
+    evaluator = RankingEvaluator(1, 5, target, ks=(1, 2))
+    scores = torch.tensor([[0.0, float("nan"), 0.5, 0.4, 0.1]])
+    result = evaluator(lambda users: scores.clone())
+    assert result["hr@1"] == 0.0 and result["recall@2"] == 0.0  # top-2: the NaN item 1, then item 2
+    assert evaluator.metric_names == tuple(result)
+
+
+def test_integer_scores_fail_naming_the_dtype(split):
+    _, _, test, _, _ = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test)
+    with pytest.raises(ValueError, match="floating-point scores, got torch.int64"):
+        evaluator(lambda users: torch.ones(users.numel(), NUM_ITEMS, dtype=torch.long))

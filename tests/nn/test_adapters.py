@@ -346,6 +346,30 @@ def test_recommend_rejects_unknown_users(user, small_data):
         model.recommend(model.input_graph(small_data), torch.tensor([0, user]), k=3)
 
 
+@pytest.mark.parametrize("users", [[0, 1], torch.tensor(0), torch.tensor([[0, 1]]), torch.tensor([0.0])])
+def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
+    model = make("cdae").eval()  # a list failed comparing it with 0; a 0-dim tensor deep in the model
+    with pytest.raises(ValueError, match="users must be a 1-D tensor of integer ids"):
+        model.recommend(model.input_graph(small_data), users, k=3)
+
+
+@pytest.mark.parametrize(
+    ("exclude", "match"),
+    [
+        (lambda train: train.T[:50], r"\[2, E\] index"),  # pairs as rows: silently ignored, it was
+        (lambda train: train[0], r"\[2, E\] index"),
+        (lambda train: torch.tensor([[-1], [0]]), "outside"),  # excluded item 0 of user 29
+        (lambda train: torch.tensor([[0], [NUM_ITEMS]]), "outside"),
+    ],
+)
+def test_recommend_rejects_a_bad_exclude_index(exclude, match, small_data):
+    model = make("cdae").eval()
+    with pytest.raises(ValueError, match=match):
+        model.recommend(
+            model.input_graph(small_data), torch.tensor([0, 29]), 3, exclude(small_data[EDGE].edge_index)
+        )
+
+
 def test_neumf_scores_without_dropout_in_training_mode(small_data):
     model = make("neumf", dropout=0.5).train()  # e.g. recommend() called right after a training step
     graph = model.input_graph(small_data)

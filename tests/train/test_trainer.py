@@ -12,6 +12,7 @@ from dslgraph.train import (
     CheckpointError,
     TrainConfig,
     Trainer,
+    bpr_loss,
     load_checkpoint,
     locked_output,
     save_checkpoint,
@@ -194,6 +195,40 @@ def test_sampled_protocol_is_evaluated_on_candidates(small_data):
     scores = model.scorer(graph)(users, candidates)
     expected = ((scores[:, 1:] >= scores[:, :1]).sum(1) < 5).double().mean()
     assert summary["test"]["hr@5"] == pytest.approx(float(expected))
+
+
+class MatrixFactorization(torch.nn.Module):
+    """A model that needs no graph input, with only what the trainer's Recommender protocol requires."""
+
+    def __init__(self):
+        super().__init__()
+        self.users, self.items = torch.nn.Embedding(30, 8), torch.nn.Embedding(40, 8)
+
+    def input_graph(self, data):
+        return None
+
+    def loss(self, graph, users, pos, neg, reg_weight=0.0):
+        user = self.users(users)
+        return bpr_loss((user * self.items(pos)).sum(-1), (user * self.items(neg)).sum(-1))
+
+    def scorer(self, graph):
+        return lambda users, items=None: self.users(users) @ self.items.weight.T
+
+
+def test_a_custom_model_without_a_graph_input_trains(small_data):
+    summary = Trainer(MatrixFactorization(), small_data, TrainConfig(epochs=1, progress=False)).fit()
+    assert summary["epochs"] == 1 and 0 < summary["test"]["recall@20"] <= 1
+
+
+def test_a_monitor_or_cutoff_the_evaluation_cannot_report_fails_before_training(small_data):
+    from dslgraph.data import leave_one_out
+
+    data = leave_one_out(small_data, num_negatives=10, seed=0)  # HR and NDCG over 11 candidates
+    model = LightGCN(30, 40, embedding_dim=8)
+    with pytest.raises(ValueError, match=r"monitor 'recall@20' is not among .*'hr@5'"):
+        Trainer(model, data, TrainConfig(ks=(5,), progress=False))  # recall@20: the default monitor
+    with pytest.raises(ValueError, match=r"ks must be .* in \[1, 11\]"):
+        Trainer(model, data, TrainConfig(ks=(20,), monitor="hr@20", progress=False))
 
 
 def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_path):
