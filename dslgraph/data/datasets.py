@@ -503,6 +503,12 @@ class MovieLens(HoldoutDataset):
         index, values = read_pairs(self.raw_paths[0], self.sep, one_based=True, num_columns=4)
         num_users, num_items = _num_nodes(index)
         keep = values[:, 0] >= self.rating_threshold
+        check_option(
+            bool(keep.any()),
+            "rating_threshold",
+            f"at most the largest rating in {self.raw_paths[0]}, {float(values[:, 0].max())}",
+            self.rating_threshold,
+        )
         return index[:, keep], values[keep, 1].long(), num_users, num_items
 
 

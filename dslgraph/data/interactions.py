@@ -160,12 +160,19 @@ class InteractionDataset(InMemoryDataset):
     def from_csv(cls, path: str | os.PathLike, sep: str = ",", **kwargs: Any) -> InteractionDataset:
         """Reads a delimited text file with a header row and builds the dataset with :meth:`from_pandas`.
 
+        User and item ids are read as text, and as numbers only where every id of the column is a
+        number written plainly: ``007`` and ``7`` stay two ids, and ``007`` keeps its zeros.
+
         Args:
             path: The file to read.
             sep: The field separator. (default: ``","``)
             **kwargs: The arguments of :meth:`from_pandas`.
         """
-        return cls.from_pandas(pd.read_csv(path, sep=sep), **kwargs)
+        id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
+        df = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(id_columns, str))
+        for column in set(id_columns) & set(df.columns):
+            df[column] = _ids_from_text(df[column])
+        return cls.from_pandas(df, **kwargs)
 
     @classmethod
     def from_pandas(
@@ -219,6 +226,8 @@ class InteractionDataset(InMemoryDataset):
         check_option(split in SPLITS, "split", f"one of {SPLITS}", split)
         check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        # None would draw another split on every call
+        check_option(isinstance(seed, int | np.integer), "seed", "an integer", seed)
         for field, value in (
             ("min_user_interactions", min_user_interactions),
             ("min_item_interactions", min_item_interactions),
@@ -247,10 +256,14 @@ class InteractionDataset(InMemoryDataset):
         frame = df[[c for c in columns.values() if c is not None]].rename(
             columns={column: field for field, column in columns.items() if column is not None}
         )
-        for field in ("user", "item"):
-            check_option(not frame[field].isna().any(), f"{field}_col", "free of missing ids", columns[field])
+        for field, what in (("user", "ids"), ("item", "ids"), ("time", "times")):
+            missing = frame[field].isna().to_numpy() if field in frame else None
+            if missing is not None and missing.any():
+                raise ValueError(
+                    f"{field}_col must be free of missing {what}, got {columns[field]!r} "
+                    f"(first missing at index {frame.index[missing.argmax()]!r})"
+                )
         if time_col is not None:
-            check_option(not frame["time"].isna().any(), "time_col", "free of missing times", time_col)
             frame["time"] = _numeric_time(frame["time"], time_col)
         if rating_threshold is not None:
             check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)
@@ -297,6 +310,15 @@ def _numeric_time(column: pd.Series, name: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):
         return column.astype("int64")
     check_option(pd.api.types.is_numeric_dtype(column), "time_col", "a numeric or datetime column", name)
+    return column
+
+
+def _ids_from_text(column: pd.Series) -> pd.Series:
+    """The ids as numbers if each one is its number's own text (no leading zeros, signs or exponents),
+    else as text: pandas' reading of ``007`` as ``7`` would rename that id or merge it with ``7``."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().all() and (numbers.astype(str) == column.str.strip()).all():
+        return numbers
     return column
 
 

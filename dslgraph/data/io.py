@@ -81,7 +81,10 @@ class _Tokens:
     def parse(self) -> np.ndarray:
         """All tokens as numbers (int64 if they all are short integers, else float64)."""
         integral = self.flagged(_NOT_DIGIT).size == 0 and (self.end - self.start).max() <= _MAX_INT64_DIGITS
-        values = np.fromstring(self.raw, dtype=np.int64 if integral else np.float64, sep=" ")
+        try:
+            values = np.fromstring(self.raw, dtype=np.int64 if integral else np.float64, sep=" ")
+        except ValueError:  # numpy 2 raises on a token it cannot read ("-", "1.2.3"); numpy 1 stops there
+            values = np.empty(0)
         if values.size != self.start.size:
             bad = next((k for k in range(self.start.size) if not _is_float(self.text(k))), values.size)
             raise self.error(bad, f"{self.text(bad)!r} is not a number")

@@ -229,10 +229,11 @@ def held_out_users(
     r"""The held-out-users protocol of `"Variational Autoencoders for Collaborative Filtering"
     <https://arxiv.org/abs/1802.05814>`_ (Mult-VAE), also used for CDAE.
 
-    Test (and validation) users are drawn at random among the users with at least two interactions;
-    all other users keep all their interactions in ``edge_index`` and are the only ones to train on
-    (``data['user'].train_mask``). Each held-out user's interactions are split at random: a ``fold_in``
-    fraction stays in ``edge_index`` as the fold-in input that models read at evaluation time (and that
+    Test (and validation) users are drawn at random among the users with at least two interactions,
+    leaving at least one user with interactions to train on; all other users keep all their interactions
+    in ``edge_index`` and are the only ones to train on (``data['user'].train_mask``). Each held-out
+    user's interactions are split at random: a ``fold_in`` fraction stays in ``edge_index`` as the
+    fold-in input that models read at evaluation time (and that
     :class:`~dslgraph.metrics.RankingEvaluator` excludes from the ranking), the rest
     (:math:`\min(\max(\mathrm{round}((1 - \text{fold\_in}) \cdot n), 1), n - 1)` of :math:`n`) becomes
     ``edge_label_index`` for test users and ``val_edge_label_index`` for validation users.
@@ -258,6 +259,14 @@ def held_out_users(
         num_test + num_val <= eligible.numel(),
         "num_test_users + num_val_users",
         f"at most the {eligible.numel()} users with >= 2 interactions",
+        num_test + num_val,
+    )
+    # Else nobody trains: the trainer would find no batch (or fail with no word of these options).
+    active = int((counts > 0).sum())
+    check_option(
+        num_test + num_val < active,
+        "num_test_users + num_val_users",
+        f"fewer than the {active} users with interactions (one must be left to train on)",
         num_test + num_val,
     )
     rng = np.random.default_rng(seed)

@@ -282,6 +282,16 @@ def test_movielens_implicit_split(tmp_path):
     assert Path(dataset.processed_paths[0]).parent.name == "rating3.0_test0.25_val0.2_seed1"
 
 
+def test_movielens_threshold_above_every_rating(tmp_path):
+    # else an empty dataset, processed and cached without a word
+    place(tmp_path, "ml-100k", {"u.data": U_DATA})
+    with pytest.raises(
+        ValueError, match=r"rating_threshold must be at most the largest rating in .*u\.data, 5\.0"
+    ):
+        MovieLens100K(str(tmp_path), rating_threshold=6)
+    assert not list((tmp_path / "ml-100k").glob("processed/*/data.pt"))
+
+
 def test_movielens_1m_format(tmp_path):
     place(tmp_path, "ml-1m", {"ratings.dat": U_DATA.replace(b"\t", b"::")})
     data = MovieLens1M(str(tmp_path))[0]

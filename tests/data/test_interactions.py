@@ -107,6 +107,16 @@ def test_from_csv(tmp_path):
     assert dataset[0][EDGE].edge_label_index.size(1) == 2
 
 
+def test_from_csv_keeps_ids_as_written(tmp_path):
+    # read as numbers, "007" would become user 7 and be merged with "7"
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item\n007,1\n7,1\n0007,2\n12,2\n")
+    dataset = InteractionDataset.from_csv(path)
+    assert dataset.user_ids.tolist() == ["0007", "007", "12", "7"]
+    assert dataset.item_ids.tolist() == [1, 2]  # plain numbers stay numbers
+    assert dataset.user_index("007").tolist() == [1]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -116,6 +126,8 @@ def test_from_csv(tmp_path):
         ({"split": "temporal"}, "time_col must be set for split='temporal'"),
         ({"test_ratio": 0.0}, r"test_ratio must be in \(0, 1\)"),
         ({"val_ratio": 1.0}, r"val_ratio must be in \[0, 1\)"),
+        ({"seed": None}, "seed must be an integer, got None"),
+        ({"seed": 0.5}, "seed must be an integer, got 0.5"),
         ({"min_user_interactions": -1}, "min_user_interactions must be an integer >= 0"),
         ({"rating_threshold": 4}, "rating_col must be a column name when rating_threshold is given"),
         ({"rating_col": "r", "rating_threshold": 9}, "no interaction is left"),
@@ -146,3 +158,13 @@ def test_from_pandas_empty_and_missing_ids():
         InteractionDataset.from_pandas(frame().iloc[:0], "u", "i")
     with pytest.raises(ValueError, match="user_col must be free of missing ids"):
         InteractionDataset.from_pandas(frame().assign(u=[None, "a", "b", "c", "d", "e", "f"]), "u", "i")
+
+
+def test_missing_id_names_its_row(tmp_path):
+    # in a file of a million rows, the column alone does not say where to look
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item\na,x\nb,y\nc,\n")
+    with pytest.raises(
+        ValueError, match=r"item_col must be free of missing ids, got 'item' \(first missing at index 2\)"
+    ):
+        InteractionDataset.from_csv(path)

@@ -80,6 +80,8 @@ def test_read_pairs_multichar_separator(tmp_path):
         (b"1\t2\t3\n0\t3\t4\n", 2, "id 0 in a file with 1-based ids"),
         (b"1\t2\t3\n1\tb\t3\n", 2, "expected a non-negative integer id, got 'b'"),
         (b"1\t2\tx\n", 1, "'x' is not a number"),
+        (b"1\t2\t3\n1\t3\t-\n", 2, "'-' is not a number"),  # characters of numbers, not a number
+        (b"1\t2\t1.2.3\n", 1, "'1.2.3' is not a number"),
         (b"1\t2\t1e999\n", 1, "not a finite number"),
         (b"1\t2\t3\n2\t2\t3\n1\t2\t4\n", 3, "duplicate interaction (user 1, item 2), first seen on line 1"),
         (b"1\t2\t3\n1\t6\t3\n", 2, "item id 6 is out of range: 5 items declared (ids 1..5)"),

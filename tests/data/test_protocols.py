@@ -188,10 +188,18 @@ def test_held_out_users_fold_in():
 
 
 def test_held_out_users_two_interactions_keep_one_each():
-    index = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 0, 1, 2]])
-    out = held_out_users(make_interaction_data(2, 3, index, index[:, :0]), num_test_users=2)
-    assert torch.bincount(out[EDGE].edge_index[0]).tolist() == [1, 2]
+    index = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 2, 0]])  # user 2 is left to train on
+    out = held_out_users(make_interaction_data(3, 3, index, index[:, :0]), num_test_users=2)
+    assert torch.bincount(out[EDGE].edge_index[0]).tolist() == [1, 2, 1]
     assert torch.bincount(out[EDGE].edge_label_index[0]).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("options", [{"num_test_users": 2}, {"num_test_users": 0.1, "num_val_users": 0.1}])
+def test_held_out_users_leave_a_user_to_train_on(options):
+    # Both users held out, training would have no batch.
+    index = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 0, 1, 2]])
+    with pytest.raises(ValueError, match=r"fewer than the 2 users with interactions \(one must be left"):
+        held_out_users(make_interaction_data(3, 3, index, index[:, :0]), **options)
 
 
 @pytest.mark.parametrize(
