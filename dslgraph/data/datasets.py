@@ -250,15 +250,8 @@ class RecommendationDataset(InMemoryDataset):
             train, val = train[:, ~mask], train[:, mask]
             if train_time is not None:
                 train_time, val_time = train_time[~mask], train_time[mask]
-        data = make_interaction_data(num_users, num_items, train, test, val)
-        if train_time is not None:
-            for key, time in (
-                ("time", train_time),
-                ("edge_label_time", test_time),
-                ("val_edge_label_time", val_time),
-            ):
-                if time is not None:
-                    data[EDGE][key] = time
+        times = (train_time, test_time, val_time)
+        data = make_interaction_data(num_users, num_items, train, test, val, times)
         log.info("%s: %s", self.__class__.__name__, dataset_statistics(data))
         for kind, row in (("users", 0), ("items", 1)):
             cold = int((~torch.isin(test[row].unique(), train[row])).sum())

@@ -6,7 +6,9 @@ Every dataset in :mod:`dslgraph.data` yields a :class:`~torch_geometric.data.Het
 * ``data['user', 'to', 'item'].edge_index``: the training interactions (row 0 users, row 1 items, 0-based);
 * ``data['user', 'to', 'item'].edge_label_index``: the test interactions (as in PyG's ``AmazonBook``);
 * ``data['user', 'to', 'item'].val_edge_label_index``: the validation interactions, present only when a
-  validation split was requested.
+  validation split was requested;
+* ``time``, ``edge_label_time`` and ``val_edge_label_time`` of the same store: the ``[E]`` timestamps of
+  those three splits, present where the source had timestamps.
 
 :func:`propagation_graph` turns the training edges into the homogeneous symmetric-normalised graph
 :math:`D^{-1/2} A D^{-1/2}` over ``num_users + num_items`` nodes (items offset by ``num_users``) that
@@ -22,6 +24,12 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 EDGE = ("user", "to", "item")
+#: The (train, test, validation) splits' index attributes and the attributes of their timestamps.
+SPLITS = (
+    ("edge_index", "time"),
+    ("edge_label_index", "edge_label_time"),
+    ("val_edge_label_index", "val_edge_label_time"),
+)
 
 
 def make_interaction_data(
@@ -30,13 +38,18 @@ def make_interaction_data(
     train: Tensor,
     test: Tensor,
     val: Tensor | None = None,
+    times: tuple[Tensor | None, Tensor | None, Tensor | None] | None = None,
 ) -> HeteroData:
-    """Packs ``[2, E]`` user-item index tensors into the :class:`HeteroData` layout of this module."""
-    for name, index in (("train", train), ("test", test), ("val", val)):
+    """Packs ``[2, E]`` user-item index tensors into the :class:`HeteroData` layout of this module, with
+    the ``(train, test, val)`` split's ``[E]`` timestamps ``times`` where given."""
+    times = times or (None, None, None)
+    for name, index, time in zip(("train", "test", "val"), (train, test, val), times):
         if index is None:
             continue
         if index.dim() != 2 or index.size(0) != 2:
             raise ValueError(f"{name} interactions must have shape [2, E], got {tuple(index.shape)}")
+        if time is not None and time.shape != (index.size(1),):
+            raise ValueError(f"{name} timestamps must have shape [{index.size(1)}], got {tuple(time.shape)}")
         if index.numel() and (index.min() < 0 or index[0].max() >= num_users or index[1].max() >= num_items):
             raise ValueError(
                 f"{name} interactions hold ids outside users [0, {num_users}) / items [0, {num_items})"
@@ -48,6 +61,9 @@ def make_interaction_data(
     data[EDGE].edge_label_index = test.long()
     if val is not None:
         data[EDGE].val_edge_label_index = val.long()
+    for (_, key), index, time in zip(SPLITS, (train, test, val), times):
+        if index is not None and time is not None:
+            data[EDGE][key] = time
     return data
 
 

@@ -205,7 +205,10 @@ class InteractionDataset(InMemoryDataset):
             user_col: The column of user ids. (default: ``"user"``)
             item_col: The column of item ids. (default: ``"item"``)
             rating_col: The column of ratings, needed by ``rating_threshold``. (default: :obj:`None`)
-            time_col: The column of timestamps (numbers or datetimes). (default: :obj:`None`)
+            time_col: The column of timestamps (numbers or datetimes), kept in the data as each
+                split's ``time`` / ``edge_label_time`` / ``val_edge_label_time``, so that a protocol
+                applied later (:func:`~dslgraph.data.leave_one_out`) holds out the latest interactions.
+                (default: :obj:`None`)
             rating_threshold: If given, keep only ratings ``>=`` this value. (default: :obj:`None`)
             min_user_interactions: The k-core minimum per user. (default: :obj:`0`)
             min_item_interactions: The k-core minimum per item. (default: :obj:`0`)
@@ -273,25 +276,25 @@ class InteractionDataset(InMemoryDataset):
             raise ValueError("no interaction is left after rating_threshold and the k-core filter")
 
         index, user_ids, item_ids = _renumber(frame)
-        time = (
-            torch.from_numpy(frame["time"].to_numpy(copy=True))
-            if time_col is not None and split != "random"
-            else None
-        )
+        time = torch.from_numpy(frame["time"].to_numpy(copy=True)) if time_col is not None else None
+        by_time = None if split == "random" else time  # what picks the held-out interactions
 
         rng = np.random.default_rng(seed)
         if split == "leave-one-out":
-            test_mask = leave_one_out_mask(index[0], rng, time)
+            test_mask = leave_one_out_mask(index[0], rng, by_time)
         else:
-            test_mask = holdout_mask(index[0], test_ratio, rng, time)
+            test_mask = holdout_mask(index[0], test_ratio, rng, by_time)
         train, test = index[:, ~test_mask], index[:, test_mask]
+        times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
         val = None
         if val_ratio > 0:
-            train_time = None if time is None else time[~test_mask]
-            val_mask = holdout_mask(train[0], val_ratio, rng, train_time)
+            val_mask = holdout_mask(train[0], val_ratio, rng, None if by_time is None else times[0])
             train, val = train[:, ~val_mask], train[:, val_mask]
+            if time is not None:
+                times = (times[0][~val_mask], times[1], times[0][val_mask])
 
-        data = make_interaction_data(len(user_ids), len(item_ids), train, test, val)
+        # the timestamps go with the data: a protocol applied later holds out the latest by them
+        data = make_interaction_data(len(user_ids), len(item_ids), train, test, val, times)
         log.info(
             "interactions: %d users, %d items, %d train / %d val / %d test",
             len(user_ids),

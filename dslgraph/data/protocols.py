@@ -36,18 +36,11 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from .graph import EDGE, make_interaction_data, num_users_items
+from .graph import EDGE, SPLITS, make_interaction_data, num_users_items
 from .interactions import Seed, _holdout_latest, check_option, leave_one_out_mask
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
 """The evaluation protocols :func:`apply_protocol` understands."""
-
-# Each split's index attribute and the attribute of its timestamps.
-_SPLITS = (
-    ("edge_index", "time"),
-    ("edge_label_index", "edge_label_time"),
-    ("val_edge_label_index", "val_edge_label_time"),
-)
 
 
 def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
@@ -59,7 +52,7 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
     store = data[EDGE]
     _, num_items = num_users_items(data)
     indices, times = [], []
-    for index_key, time_key in _SPLITS:
+    for index_key, time_key in SPLITS:
         if index_key not in store:
             continue
         index = store[index_key].detach().long().cpu()
@@ -90,7 +83,7 @@ def _split(
     masks = [train, test] + ([] if val is None else [val])
     out = make_interaction_data(*num_users_items(data), *(index[:, mask] for mask in masks))
     if time is not None:
-        for (_, time_key), mask in zip(_SPLITS, masks):
+        for (_, time_key), mask in zip(SPLITS, masks):
             out[EDGE][time_key] = time[mask]
     return out
 

@@ -63,6 +63,21 @@ def test_from_pandas_remaps_ids_and_collapses_duplicates():
         dataset.item_index(["x", "w"])
 
 
+def test_from_pandas_keeps_timestamps_for_a_later_protocol():
+    from dslgraph.data import leave_one_out
+
+    df = pd.DataFrame({"u": [0] * 4 + [1] * 4, "i": [0, 1, 2, 3, 0, 1, 2, 4], "t": [5, 1, 7, 2, 3, 9, 4, 6]})
+    data = InteractionDataset.from_pandas(df, "u", "i", time_col="t", test_ratio=0.25, val_ratio=0.5)[0]
+    store = data[EDGE]
+    for index_key, time_key in (("edge_index", "time"), ("edge_label_index", "edge_label_time")):
+        given = {(u, i): t for u, i, t in zip(df["u"], df["i"], df["t"])}
+        assert [given[tuple(pair)] for pair in store[index_key].t().tolist()] == store[time_key].tolist()
+    assert store.val_edge_label_time.numel() == store.val_edge_label_index.size(1)
+    # leave-one-out over all splits holds out each user's latest interaction, as the time says
+    latest = leave_one_out(data, num_negatives=1)[EDGE].edge_label_index
+    assert pairs(latest) == {(0, 2), (1, 1)}
+
+
 def test_from_pandas_rating_threshold_and_temporal_split():
     dataset = InteractionDataset.from_pandas(
         frame(), "u", "i", rating_col="r", time_col="t", rating_threshold=4, split="temporal", test_ratio=0.5
