@@ -157,8 +157,10 @@ class InteractionDataset(InMemoryDataset):
         return _lookup(self.item_ids, ids, "item")
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, sep: str = ",", **kwargs: Any) -> InteractionDataset:
-        """Reads a delimited text file with a header row and builds the dataset with :meth:`from_pandas`.
+    def from_csv(
+        cls, path: str | os.PathLike, sep: str = ",", names: list[str] | None = None, **kwargs: Any
+    ) -> InteractionDataset:
+        """Reads a delimited text file and builds the dataset with :meth:`from_pandas`.
 
         User and item ids are read as text, and as numbers only where every id of the column is a
         number written plainly: ``007`` and ``7`` stay two ids, and ``007`` keeps its zeros.
@@ -166,10 +168,16 @@ class InteractionDataset(InMemoryDataset):
         Args:
             path: The file to read.
             sep: The field separator. (default: ``","``)
+            names: The columns' names of a file without a header row, *e.g.*
+                ``["user", "item", "rating", "time"]`` with ``sep="\\t"`` for MovieLens ``u.data``.
+                (default: :obj:`None`: the first row names them)
             **kwargs: The arguments of :meth:`from_pandas`.
         """
         id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
-        df = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(id_columns, str))
+        try:
+            df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} could not be read as {sep!r}-separated text: {exc}") from exc
         for column in set(id_columns) & set(df.columns):
             df[column] = _ids_from_text(df[column])
         return cls.from_pandas(df, **kwargs)

@@ -132,6 +132,17 @@ def test_from_csv_keeps_ids_as_written(tmp_path):
     assert dataset.user_index("007").tolist() == [1]
 
 
+def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
+    path = tmp_path / "u.data"  # MovieLens-100K's layout: no header, tab-separated
+    path.write_text("1\t10\t5\t100\n1\t11\t3\t101\n2\t10\t4\t102\n2\t12\t4\t103\n")
+    names = ["user", "item", "rating", "time"]
+    data = InteractionDataset.from_csv(path, sep="\t", names=names, time_col="time", split="leave-one-out")[0]
+    assert pairs(data[EDGE].edge_label_index) == {(0, 1), (1, 2)}  # the latest of each user
+    path.write_text("user,item\n1,2\n3,4,5,6\n")
+    with pytest.raises(ValueError, match=r"u.data could not be read as ','-separated text: .*line 3"):
+        InteractionDataset.from_csv(path)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
