@@ -51,6 +51,10 @@ class RankingEvaluator:
         \mathrm{NDCG@K}(u) = \frac{\sum_{i=1}^{K} \mathbb{1}[r_i \in T_u] / \log_2(i + 1)}
         {\sum_{i=1}^{\min(|T_u|, K)} 1 / \log_2(i + 1)}
 
+    Tied scores are ordered as :func:`torch.topk` returns them, as in the LightGCN code, RecBole and
+    PyG: a model that scores many items alike (e.g. a constant) can be credited hits by that order.
+    A NaN score is never a hit.
+
     Args:
         num_users (int): The number of users.
         num_items (int): The number of items (every one of them is ranked).

@@ -28,6 +28,12 @@ class LightGCN(MessagePassing, Recommender):
     :class:`~dslgraph.sparse.SparseEmbedding` can replace it: the first propagation then runs on
     the active entries only; later layers are dense by nature (a sum of sparse rows is dense).
 
+    Unlike PyG's :class:`~torch_geometric.nn.models.LightGCN`, which takes an ``edge_index`` over one
+    id space (items offset by the number of users), it takes the normalised graph
+    (:func:`~dslgraph.data.propagation_graph`) and 0-based item ids, as every model of
+    :mod:`dslgraph.nn`: ``forward(graph, edge_label_index)``, ``recommend(graph, users, k, exclude)``.
+    Its embeddings and scores equal PyG's for the same table and graph.
+
     Args:
         num_users (int): Number of users.
         num_items (int): Number of items.
