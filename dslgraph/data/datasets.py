@@ -172,7 +172,7 @@ class RecommendationDataset(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
-        check_option(isinstance(seed, int), "seed", "an integer", seed)
+        check_option(isinstance(seed, int | np.integer), "seed", "an integer", seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
         super().__init__(

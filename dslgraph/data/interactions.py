@@ -243,7 +243,7 @@ class InteractionDataset(InMemoryDataset):
             ("min_user_interactions", min_user_interactions),
             ("min_item_interactions", min_item_interactions),
         ):
-            check_option(isinstance(value, int) and value >= 0, field, "an integer >= 0", value)
+            check_option(isinstance(value, int | np.integer) and value >= 0, field, "an integer >= 0", value)
         check_option(
             split != "temporal" or time_col is not None, "time_col", "set for split='temporal'", None
         )

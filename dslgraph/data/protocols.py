@@ -171,7 +171,7 @@ def leave_one_out(
         seed: The seed of every random choice. (default: :obj:`0`)
     """
     check_option(
-        isinstance(num_negatives, int) and num_negatives >= 1,
+        isinstance(num_negatives, int | np.integer) and num_negatives >= 1,
         "num_negatives",
         "an integer >= 1",
         num_negatives,
@@ -199,7 +199,7 @@ def _num_users(value: int | float, available: int, field: str, minimum: int) -> 
     least one user then)."""
     if isinstance(value, float) and 0 < value < 1:
         count = max(round(value * available), 1)
-    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    elif isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0:
         count = value
     else:
         raise ValueError(f"{field} must be an integer >= 0 or a fraction in (0, 1), got {value!r}")

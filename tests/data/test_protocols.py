@@ -150,6 +150,7 @@ def test_leave_one_out_too_few_negatives():
         leave_one_out(data, num_negatives=2)
     negatives = leave_one_out(data, num_negatives=1)[EDGE].test_negatives
     assert negatives[0].tolist() == [3] and negatives[1].item() in (2, 3)
+    assert torch.equal(leave_one_out(data, num_negatives=np.int64(1))[EDGE].test_negatives, negatives)
 
 
 @pytest.mark.parametrize(
