@@ -106,16 +106,18 @@ def recounted(summary: dict, model: str, run: str, root: str) -> dict:
     return summary | {key: rebuilt[key] for key in (*MAC_FIELDS, *SAVINGS)}
 
 
-def row_for(path: Path, root: str | None = None) -> dict | None:
-    """The table's row of the run of ``path``, its MACs recounted with the data under ``root`` when given."""
+def row_for(path: Path, folder: Path | None = None, root: str | None = None) -> dict | None:
+    """The table's row of the run of ``path``, named by its folder's path under ``folder``, its MACs
+    recounted with the data under ``root`` when given."""
     summary = json.loads(path.read_text())
     if "dense_macs" not in summary:
         return None
     # runs of a sweep sit in <model>/runs/<run>/; older summaries do not record the model's name
     in_sweep = path.parent.parent.name == "runs"
-    folder = path.parts[-4] if in_sweep else path.parent.name
-    model = summary.get("settings", {}).get("model", folder)
-    run = f"{folder}/{path.parent.name}" if in_sweep else path.parent.name
+    named = path.parts[-4] if in_sweep else path.parent.name
+    model = summary.get("settings", {}).get("model", named)
+    run = path.parent.relative_to(folder) if folder is not None else Path(path.parent.name)
+    run = "/".join(part for part in run.parts if part != "runs") or path.parent.name
     if root is not None:
         summary = recounted(summary, model, run, root)
     return {
@@ -147,9 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", default="data", help="the datasets' folder for --recount (default data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    paths = sorted(p for folder in args.folders for p in Path(folder).glob("**/metrics.json"))
     root = args.root if args.recount else None
-    rows = [row for row in (row_for(path, root) for path in paths) if row is not None]
+    runs = sorted((path, Path(top)) for top in args.folders for path in Path(top).glob("**/metrics.json"))
+    rows = [row for row in (row_for(path, folder, root) for path, folder in runs) if row is not None]
     if not rows:
         raise SystemExit(f"no metrics.json with cost accounting under {args.folders}")
     write_csv(rows, f"{args.out}.csv")
