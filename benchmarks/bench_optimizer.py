@@ -1,5 +1,6 @@
 """Milliseconds per Adam step on an embedding table's worth of parameters: torch's default implementation
-(a loop over tensors), ``foreach`` and ``fused`` (:func:`dslgraph.train.make_adam`'s choice).
+(on the CPU a loop over tensors; on CUDA torch's default is ``foreach``, so those two rows time the same
+code), ``foreach`` and ``fused`` (:func:`dslgraph.train.make_adam`'s choice).
 
 Sizes default to LightGCN's Gowalla table dense (70,839 x 64) and at 80% sparsity (its active values).
 

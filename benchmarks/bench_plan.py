@@ -1,4 +1,5 @@
-"""Seconds to build a sparse table's propagation plan, and the plan's bytes, per density.
+"""Seconds to build a sparse table's propagation plan and run one product with it, and the plan's bytes,
+per density.
 
 DSL rebuilds the plan after every prune-and-grow update (the positions change), so this is the part of an
 update's cost that grows with the graph. Each density builds the plan of a fresh random table of the dataset's

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import platform
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -31,6 +34,18 @@ def endless(batches):
     """The batches of epoch after epoch, for timing more iterations than one epoch has."""
     while True:
         yield from batches
+
+
+def drawn(batches, device: torch.device) -> tuple[Iterator, float]:
+    """``endless(batches)``, and the seconds its first epoch took to draw before its first batch (the
+    shuffle, the epoch's negatives, their transfer to ``device``): work an epoch does once, which a mean
+    over iterations leaves out."""
+    it = endless(batches)
+    sync(device)
+    start = time.perf_counter()
+    first = next(it)
+    sync(device)
+    return itertools.chain([first], it), time.perf_counter() - start
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:

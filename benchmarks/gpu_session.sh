@@ -2,10 +2,11 @@
 # The GPU checks of issues #2-#4 as one prepared command for a lent GPU machine (one H100 / H200, at most
 # 10 minutes a command, no torch-sparse there). STEPS picks, in this order, from:
 #   tests      the device-parametrised tests on CUDA (sparse tables, SparseLinear, DSL, metrics, models);
-#   speed      alone on the card: dslgraph vs a plain PyG LightGCN loop, the DSL backends (with an operator
-#              profile of each), SparseLinear vs masked;
-#   backends   the DSL backends alone (the part of speed that a change to the sparse table moves), and the
-#              sparse table's plan rebuild per density;
+#   speed      alone on the card: dslgraph vs a plain PyG LightGCN loop, what backends runs, SparseLinear vs
+#              masked;
+#   backends   the DSL backends alone (with an operator profile of each; the part of speed that a change to
+#              the sparse table moves), the Adam step's variants, and the sparse table's plan rebuild per
+#              density;
 #   sweep      side by side on the card (benchmarks/timed_runs.py gives each the epochs that fit): the Gowalla
 #              LightGCN sparsity sweep with the large-batch recipe (dense, DSL 50/80/90/95%, the static-mask
 #              ablation at 80%, the dense table of the 80% budget) and UltraGCN with its official preset;
@@ -27,9 +28,9 @@
 # Each step is capped so that the whole run ends in about BUDGET seconds; the quality steps share what the
 # tests and speed steps leave. The first H200 session ran "tests speed sweep", the second "tests backends
 # reproduce" (docs/results.md).
-# Results land in $OUT (the device tool's return folder; ./gpu-out elsewhere): tests.log, three speed CSVs,
-# backends_profile.txt, and runs.tar.gz (each run's metrics.json and log, timing.json); tabulate a sweep with
-# sweep_sparsity.py --collect.
+# Results land in $OUT (the device tool's return folder; ./gpu-out elsewhere): tests.log, the speed and
+# backends CSVs (lightgcn_speed, backends, adam_step, plan_build, sparse_linear), backends_profile.txt, and
+# runs.tar.gz (each run's metrics.json and log, timing.json); tabulate a sweep with sweep_sparsity.py --collect.
 #
 # With the device tool, from the repository root (the Gowalla files travel through the data/ link):
 #   run(command="bash benchmarks/gpu_session.sh", timeout_s=600,

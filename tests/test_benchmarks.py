@@ -4,9 +4,11 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared `common`, as when run from there
@@ -156,6 +158,37 @@ def test_bench_sparse_records_each_backends_bytes(tmp_path):
     assert workspace["sparse"] > 0 and workspace["compact"] == workspace["masked"] == workspace["dense"] == 0
     stored = {backend: int(row["parameter_and_state_bytes"]) for backend, row in by_backend.items()}
     assert stored["sparse"] == stored["compact"] < stored["dense"] < stored["masked"]
+
+
+@pytest.mark.slow
+def test_bench_sparse_counts_and_profiles_iterations_without_an_update(tmp_path):
+    """With few iterations the DSL's next update fell among the iterations counted and profiled after the
+    timed one (its prune is the only ``topk``); there is one update only."""
+    args = ["--dataset", "lastfm", "--sparsities", "0.8", "--iterations", "1", "--warmup", "1"]
+    profile = tmp_path / "profile.txt"
+    rows = run_script("bench_sparse", *args, "--profile", str(profile), "--output", str(tmp_path / "b.csv"))
+    assert "aten::topk" not in profile.read_text()
+    operators = {row["backend"]: int(row["operators_per_iteration"]) for row in rows}
+    assert max(operators.values()) - min(operators.values()) < 20  # an update calls hundreds more
+
+
+def test_bench_lightgcn_epoch_counts_drawing_its_batches():
+    """An epoch draws its shuffle and negatives before its first batch; the iterations' mean leaves that out,
+    so it is timed on its own and added to the epoch."""
+    bench_lightgcn = load("bench_lightgcn")
+
+    class Batches:
+        def __len__(self):
+            return 4
+
+        def __iter__(self):
+            time.sleep(0.2)  # the epoch's sampling
+            yield from [()] * 4
+
+    per_iteration, sampling = bench_lightgcn.time_iterations(
+        lambda: None, Batches(), torch.device("cpu"), warmup=1, iterations=2
+    )
+    assert sampling >= 0.2 > 100 * per_iteration
 
 
 def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
