@@ -159,6 +159,11 @@ def main() -> None:
     for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):
         if any(flag in run.flags for run in runs):
             parser.error(f"{flag} is set by this script; leave it out of FLAGS")
+    # dslgraph train refuses an output folder an earlier run wrote to: said here, not in the runs' logs
+    folders = [folder for run in runs for folder in (out / "probe" / run.name, out / run.name)]
+    used = [str(folder) for folder in folders if folder.exists()]
+    if used:
+        parser.error(f"{', '.join(used)} hold earlier runs; pass another --out")
 
     for run in runs:
         run.start(out / "probe", args.probe_epochs, eval_every=1)
