@@ -258,6 +258,17 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             )
 
 
+def check_settings(values: dict[str, Any]) -> None:
+    """Checks the settings of :data:`FIELDS` among ``values`` (others are left alone), one at a time:
+    what :class:`~dslgraph.train.TrainConfig` built from Python goes through."""
+    for name, value in values.items():
+        if name in FIELDS and not (value is None and FIELDS[name].optional):
+            _check(name, FIELDS[name], list(value) if name == "ks" and isinstance(value, tuple) else value)
+    ks = values.get("ks")
+    if ks is not None and (not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks)):
+        raise ConfigError(f"ks must be a non-empty list of positive integers, got {ks!r}")
+
+
 def _check(name: str, field: Field, value: Any) -> Any:
     if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -80,6 +80,14 @@ class TrainConfig:
     max_seconds: float = 0.0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        from dslgraph.config import check_settings  # config imports the models, which import this package
+
+        settings = asdict(self)
+        if settings["lr"] == 0:  # a run that updates nothing is fine from Python (the CLI wants lr > 0)
+            del settings["lr"]
+        check_settings(settings)
+
 
 class Trainer:
     """Trains a recommender of :mod:`dslgraph.nn` on a :class:`HeteroData` interaction graph.

@@ -297,3 +297,17 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
     (tmp_path / "run" / ".last.pt.tmp-123").write_bytes(b"half")  # a run killed while saving
     with locked_output(tmp_path / "run"):  # free again once the first run ended, and its leftover gone
         assert not list((tmp_path / "run").glob(".*.tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"eval_every": 0}, r"eval_every must be an int in \[1, inf\], got 0"),  # a ZeroDivisionError later
+        ({"ks": ()}, "ks must be a non-empty list of positive integers"),
+        ({"lr_schedule": "step"}, r"lr_schedule must be one of \['none', 'cosine'\]"),
+        ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\]"),
+    ],
+)
+def test_train_config_built_from_python_is_checked(setting, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)
