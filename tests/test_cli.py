@@ -2,6 +2,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from dslgraph.cli import build_model, build_parser, load_data, main, train_config
 from dslgraph.config import ConfigError, validate
@@ -113,6 +114,25 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
     assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.json").read_text() == written
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_sparse_run_on_cuda_resumes_evaluates_and_recommends(tmp_path, capsys, monkeypatch):
+    # the README's --max-seconds / --resume split on a GPU: last.pt is mapped to the device on resume
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    args += ["--sparsity", "0.8", "--update-interval", "3", "--no-progress", "--device", "cuda"]
+    assert main([*args, "--output", out]) == 0
+    assert main(["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["device"].startswith("cuda")
+    capsys.readouterr()
+    assert main(["eval", f"{out}/last.pt", "--device", "cuda"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["test"]["recall@20"] == pytest.approx(metrics["history"][-1]["test"]["recall@20"])
+    assert main(["recommend", f"{out}/last.pt", "--users", "0", "5", "-k", "3", "--device", "cuda"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"0", "5"}
 
 
 def test_fresh_run_into_a_used_folder_is_refused_unless_overwritten(tmp_path, capsys, monkeypatch):

@@ -74,7 +74,8 @@ class Recommender(nn.Module):
     def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
         """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
         ``[2, E]`` index of pairs never recommended while the user has other items: a user with
-        fewer than ``k`` items left gets excluded ones at the end of the row."""
+        fewer than ``k`` items left gets excluded ones at the end of the row. ``users`` and ``exclude`` may be
+        on any device; the ids come back on the model's."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
         if not isinstance(users, Tensor) or users.dim() != 1 or users.is_floating_point():
@@ -95,8 +96,13 @@ class Recommender(nn.Module):
                 raise ValueError(
                     f"exclude holds ids outside users [0, {self.num_users}) / items [0, {self.num_items})"
                 )
+        # ids and exclusions go where the model is: CPU ones would meet its CSR rows (CDAE, Mult-VAE)
+        # and its scores on a GPU
+        device = next(self.parameters()).device
+        users = users.to(device)
         scores = self.scorer(graph)(users)
         if exclude is not None:
+            exclude = exclude.to(device)
             # through the distinct users, so that every row of a repeated user gets its exclusions
             distinct, row_of = users.unique(return_inverse=True)
             pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)

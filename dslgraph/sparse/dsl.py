@@ -559,7 +559,8 @@ class DynamicSparseLearning:
                 self.total_steps, state["total_steps"], state["iteration"],
             )  # fmt: skip
         self.iteration = state["iteration"]
-        self.generator.set_state(state["generator"])
+        # a checkpoint mapped to a GPU (Trainer.load) brings the CPU generator's state there too
+        self.generator.set_state(state["generator"].cpu())
         self.updates = list(state["updates"])
         for target in self.targets:
             if isinstance(target, _TableTarget):

@@ -367,7 +367,9 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+            # one state per GPU of the saving host: a host with fewer GPUs restores those it has
+            saved = state["cuda_rng"][: torch.cuda.device_count()]
+            torch.cuda.set_rng_state_all([s.cpu() for s in saved])
         log.info("resumed from %s at epoch %d", path, self.epoch)
 
 

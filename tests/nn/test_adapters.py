@@ -328,10 +328,10 @@ def test_convncf_reset_parameters_restarts_pretraining(small_data):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_recommend_excludes_training_items_of_a_repeated_user(name, small_data):
-    model = make(name).eval()
-    graph = model.input_graph(small_data)
-    train = small_data[EDGE].edge_index
+def test_recommend_excludes_training_items_of_a_repeated_user(name, small_data, device):
+    model = make(name, device).eval()
+    graph = model.input_graph(small_data).to(device)
+    train = small_data[EDGE].edge_index  # ids and exclusions on the CPU, as a caller holds them
     users = torch.tensor([2, 2, 5, 2])
     top = model.recommend(graph, users, k=10, exclude=train)
     seen = set(zip(train[0].tolist(), train[1].tolist()))

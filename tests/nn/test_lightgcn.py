@@ -38,10 +38,10 @@ def test_gradient_matches_autograd_on_dense_matrix(small_data):
     torch.testing.assert_close(model.embedding.weight.grad, weight.grad)
 
 
-def test_recommend_excludes_training_items(small_data):
-    adj = propagation_graph(small_data)
-    model = LightGCN(30, 40, embedding_dim=8)
-    train = small_data[EDGE].edge_index
+def test_recommend_excludes_training_items(small_data, device):
+    adj = propagation_graph(small_data).to(device)
+    model = LightGCN(30, 40, embedding_dim=8).to(device)
+    train = small_data[EDGE].edge_index  # ids and exclusions on the CPU, as a caller holds them
     users = torch.arange(30)
     top = model.recommend(adj, users, k=5, exclude=train)
     seen = set(zip(train[0].tolist(), train[1].tolist()))

@@ -72,7 +72,7 @@ def test_neighbors_are_cached_atomically(small_data, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
-def test_trains_dense_and_under_dsl(small_data, backend, tmp_path):
+def test_trains_dense_and_under_dsl(small_data, backend, tmp_path, device):
     torch.manual_seed(0)
     model = UltraGCN(30, 40, embedding_dim=8, num_negatives=5, num_neighbors=3, std=0.1)
     config = TrainConfig(epochs=3, batch_size=64, lr=0.01, eval_every=1, progress=False)
@@ -82,7 +82,7 @@ def test_trains_dense_and_under_dsl(small_data, backend, tmp_path):
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     dsl.attach(optimizer)
     counts = dsl.active_counts()
-    trainer = Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl], optimizer=optimizer)
+    trainer = Trainer(model, small_data, config, tmp_path, device, hooks=[dsl], optimizer=optimizer)
     summary = trainer.fit()
     assert dsl.active_counts() == counts and len(dsl.updates) > 0
     assert summary["test"]["recall@20"] >= 0 and summary["epochs"] == 3

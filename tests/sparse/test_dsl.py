@@ -13,7 +13,7 @@ from dslgraph.train import TrainConfig, Trainer
 def _train_steps(model, dsl, optimizer, adj, steps, seed=0):
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        users, pos, neg = (torch.randint(n, (32,), generator=g) for n in (30, 40, 40))
+        users, pos, neg = (torch.randint(n, (32,), generator=g).to(adj.device) for n in (30, 40, 40))
         optimizer.zero_grad()
         model.loss(adj, users, pos, neg).backward()
         optimizer.step()
@@ -23,12 +23,12 @@ def _train_steps(model, dsl, optimizer, adj, steps, seed=0):
 
 @pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
 @pytest.mark.parametrize("growth", ["gradient", "random"])
-def test_active_count_is_constant_at_every_step(small_data, backend, growth):
-    model = LightGCN(30, 40, embedding_dim=8)
+def test_active_count_is_constant_at_every_step(small_data, backend, growth, device):
+    model = LightGCN(30, 40, embedding_dim=8).to(device)
     dsl = DynamicSparseLearning(model, 0.8, total_steps=40, update_interval=3, backend=backend, growth=growth)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
-    adj = propagation_graph(small_data)
+    adj = propagation_graph(small_data).to(device)
     expected = round(70 * 8 * 0.2)
     positions_seen = set()
     for _ in _train_steps(model, dsl, optimizer, adj, 40):
@@ -74,12 +74,12 @@ def test_prune_smallest_and_grow_largest_gradient(small_data):
 
 
 @pytest.mark.parametrize("mode,expect_zero", [("reset", True), ("keep", False)])
-def test_optimizer_state_of_grown_entries(small_data, mode, expect_zero):
-    model = LightGCN(30, 40, embedding_dim=8)
+def test_optimizer_state_of_grown_entries(small_data, mode, expect_zero, device):
+    model = LightGCN(30, 40, embedding_dim=8).to(device)
     dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=4, optimizer_state=mode)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
-    adj = propagation_graph(small_data)
+    adj = propagation_graph(small_data).to(device)
     table = model.embedding
     before = table.positions.clone()
     for _ in _train_steps(model, dsl, optimizer, adj, 4):
@@ -209,19 +209,19 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, growth="momentum")
 
 
-def test_momentum_growth_on_masked_backend(small_data):
-    model = LightGCN(30, 40, embedding_dim=8)
+def test_momentum_growth_on_masked_backend(small_data, device):
+    model = LightGCN(30, 40, embedding_dim=8).to(device)
     dsl = DynamicSparseLearning(
         model, 0.5, total_steps=6, update_interval=3, growth="momentum", backend="masked"
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
-    for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
+    for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data).to(device), 6):
         assert dsl.active_counts() == {"embedding": 280}
     assert len(dsl.updates) == 2
 
 
-def _sparse_run(data, out, epochs, resume=False):
+def _sparse_run(data, out, epochs, resume=False, device="cpu"):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=8)
     config = TrainConfig(epochs=4, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=1)
@@ -229,7 +229,7 @@ def _sparse_run(data, out, epochs, resume=False):
     dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, seed=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
-    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl], optimizer=optimizer)
+    trainer = Trainer(model, data, config, out, device, hooks=[dsl], optimizer=optimizer)
     trainer.config.epochs = epochs
     return trainer.fit(resume=resume), model
 
@@ -245,6 +245,19 @@ def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
         return [{k: v for k, v in entry.items() if not k.endswith("seconds")} for entry in history]
 
     assert without_times(full["history"]) == without_times(resumed["history"])
+
+
+def test_a_run_on_the_device_resumes_with_its_controller(small_data, tmp_path, device):
+    # built on the CPU and moved by the trainer, as the CLI does; the resume maps last.pt to the device
+    full, full_model = _sparse_run(small_data, tmp_path / "full", 4, device=device)
+    _sparse_run(small_data, tmp_path / "split", 2, device=device)
+    resumed, resumed_model = _sparse_run(small_data, tmp_path / "split", 4, resume=True, device=device)
+    assert resumed_model.embedding.positions.device.type == device.type
+    assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
+    # a GPU's sparse products may round differently from run to run: close, not equal
+    losses = [[entry["loss"] for entry in run["history"]] for run in (full, resumed)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    assert resumed_model.embedding.nnz == full_model.embedding.nnz
 
 
 def test_resume_refuses_a_controller_of_other_settings(caplog):

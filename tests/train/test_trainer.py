@@ -59,6 +59,19 @@ def test_resume_continues_identically(small_data, tmp_path):
     assert strip(full["history"]) == strip(resumed["history"])
 
 
+def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_path, monkeypatch):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["cuda_rng"] = [torch.full((16,), i, dtype=torch.uint8) for i in range(2)]  # saved on two GPUs
+    save_checkpoint(state, tmp_path / "last.pt")
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)  # torch's indexes GPU 1 and fails
+    _trainer(small_data, tmp_path, epochs=2).load(tmp_path / "last.pt")
+    assert len(restored) == 1 and torch.equal(restored[0], state["cuda_rng"][0])
+
+
 def test_resume_with_other_settings_fails(small_data, tmp_path):
     _trainer(small_data, tmp_path, epochs=1).fit()
     with pytest.raises(ValueError, match="lr was 0.01, now 0.02"):
