@@ -481,9 +481,13 @@ class DynamicSparseLearning:
             grown, score = self._grow(target, active[keep], n)
             if self.skip_zero_gradient and score is not None:
                 pruned, grown = _without_zero_growth(active, pruned, grown, score)
+            record["changed"][target.name] = int(grown.numel())
+            # a pruned entry grown back at once never left: it keeps its value and optimizer state,
+            # as in the DSL authors' code and RigL, instead of restarting at 0
+            regrown = torch.isin(grown, active[pruned])
+            pruned, grown = pruned[~torch.isin(active[pruned], grown)], grown[~regrown]
             if grown.numel():
                 target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
-            record["changed"][target.name] = int(grown.numel())
         self.updates.append(record)
         log.debug("DSL update at iteration %d: rho=%.4f %s", self.iteration, rho, record["changed"])
         return record

@@ -406,6 +406,32 @@ def test_update_prunes_ceil_of_rho_times_nnz_exactly():
     assert dsl.updates[0]["changed"] == {"0": 7}
 
 
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_pruned_entry_grown_back_keeps_its_value_and_optimizer_state(backend):
+    """Pruned and regrown in one update, an entry never left (the DSL authors' masks, RigL): it keeps
+    its value and, even under optimizer_state="reset", its moments."""
+    model = torch.nn.Sequential(torch.nn.Embedding(1, 4))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5, backend=backend
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0)  # values stay as set
+    dsl.attach(optimizer)
+    target = dsl.targets[0]
+    weak, strong = target.active_positions().tolist()
+    (param,), _ = target.storage()
+    index = torch.arange(2) if backend == "sparse" else target.active_positions()  # slots, or positions
+    with torch.no_grad():
+        param.view(-1)[index] = torch.tensor([0.1, 1.0])
+    scale = torch.ones(4)
+    scale[weak] = 10.0  # the pruned entry has the largest gradient, so it is grown back at once
+    (model[0](torch.zeros(1, dtype=torch.long)).squeeze(0) * scale).sum().backward()
+    optimizer.step()
+    dsl.step()
+    assert target.active_positions().tolist() == [weak, strong]
+    assert param.view(-1)[index[0]].item() == pytest.approx(0.1)
+    assert optimizer.state[param]["exp_avg"].view(-1)[index[0]].item() == pytest.approx(1.0)
+
+
 def test_sparse_tables_reset_as_the_tables_they_replace():
     """model.reset_parameters() after DSL draws a replaced table's values as the dense table did."""
     lightgcn = LightGCN(30, 40, embedding_dim=8, init="xavier")
