@@ -187,8 +187,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         )
     if out["rho_min"] > out["rho0"]:
         raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
-    if not out["ks"] or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in out["ks"]):
-        raise ConfigError(f"ks must be a non-empty list of positive integers, got {out['ks']!r}")
+    _check_ks(out["ks"])
     if out["monitor"] is None:
         metric = "hr" if out["protocol"] == "leave-one-out" else "recall"
         out["monitor"] = f"{metric}@{out['ks'][0]}"
@@ -264,8 +263,12 @@ def check_settings(values: dict[str, Any]) -> None:
     for name, value in values.items():
         if name in FIELDS and not (value is None and FIELDS[name].optional):
             _check(name, FIELDS[name], list(value) if name == "ks" and isinstance(value, tuple) else value)
-    ks = values.get("ks")
-    if ks is not None and (not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks)):
+    if values.get("ks") is not None:
+        _check_ks(values["ks"])
+
+
+def _check_ks(ks) -> None:
+    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
         raise ConfigError(f"ks must be a non-empty list of positive integers, got {ks!r}")
 
 

@@ -128,7 +128,7 @@ def data_fingerprint(data: HeteroData) -> str:
     it, so that data that changed since training is noticed rather than silently evaluated or trained on."""
     digest = hashlib.sha1(str(num_users_items(data)).encode())
     store = data[EDGE]
-    for key in ("edge_index", "edge_label_index", "val_edge_label_index"):
+    for key, _ in SPLITS:
         index = store.get(key)
         if index is not None:
             digest.update(key.encode())

@@ -80,12 +80,10 @@ def _split(
 ) -> HeteroData:
     """The :class:`HeteroData` whose test (and validation) splits are the masked merged interactions."""
     train = ~test if val is None else ~(test | val)
-    masks = [train, test] + ([] if val is None else [val])
-    out = make_interaction_data(*num_users_items(data), *(index[:, mask] for mask in masks))
-    if time is not None:
-        for (_, time_key), mask in zip(SPLITS, masks):
-            out[EDGE][time_key] = time[mask]
-    return out
+    masks = [train, test, val]
+    splits = [None if mask is None else index[:, mask] for mask in masks]
+    times = None if time is None else tuple(None if mask is None else time[mask] for mask in masks)
+    return make_interaction_data(*num_users_items(data), *splits, times)
 
 
 def sample_negatives(

@@ -331,6 +331,11 @@ class DynamicSparseLearning:
 
     def _check_target(self, name: str, obj) -> None:
         """Refuses a target that sparsifying would get silently wrong."""
+        if isinstance(obj, SparseEmbedding):
+            raise ValueError(
+                f"{name!r} is already a sparse table: DynamicSparseLearning replaces a dense one by a "
+                "sparse one itself, once (one controller per model)"
+            )
         if isinstance(obj, nn.Module):  # a table, named by its module
             module, module_name, attr = obj, name, "weight"
         else:
@@ -375,11 +380,6 @@ class DynamicSparseLearning:
 
     def _sparsify(self, name: str, obj, density: float) -> _Target:
         replace = self._replaces_module(name, obj)
-        if isinstance(obj, SparseEmbedding):
-            raise ValueError(
-                f"{name!r} is already a sparse table: DynamicSparseLearning replaces a dense one by a "
-                "sparse one itself, once (one controller per model)"
-            )
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             if replace:
                 _check_plain_lookup(name, obj)

@@ -17,10 +17,11 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
+from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
-from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint, write_then_rename
+from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 
 log = logging.getLogger(__name__)
 
