@@ -23,6 +23,7 @@ from typing import Any
 from dslgraph.data.datasets import DATASETS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
+from dslgraph.metrics import METRICS, SAMPLED_METRICS
 from dslgraph.nn import MODELS
 from dslgraph.nn.ultragcn import PRESETS as ULTRAGCN_PRESETS
 from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, MASK_INITS, OPTIMIZER_STATE
@@ -124,7 +125,13 @@ FIELDS: dict[str, Field] = {
         help="the share held out for validation, which then picks the best epoch (0: the test split "
         "picks it)",
     ),
-    "seed": Field(int, 2020, low=0, high=2**64 - 1),  # the largest seed torch's generators take
+    "seed": Field(  # the largest seed torch's generators take
+        int,
+        2020,
+        low=0,
+        high=2**64 - 1,
+        help="seeds initialisation, sampling and masks, and the random splits of datasets and protocols",
+    ),
     "device": Field(str, "auto", choices=("auto", "cpu", "cuda")),
     "max_seconds": Field(
         float,
@@ -192,7 +199,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         metric = "hr" if out["protocol"] == "leave-one-out" else "recall"
         out["monitor"] = f"{metric}@{out['ks'][0]}"
     metric, _, k = out["monitor"].partition("@")
-    metrics = ("hr", "ndcg") if out["protocol"] == "leave-one-out" else ("recall", "ndcg", "precision", "hr")
+    metrics = SAMPLED_METRICS if out["protocol"] == "leave-one-out" else METRICS
     if metric not in metrics or not k.isdigit() or int(k) not in out["ks"]:
         raise ConfigError(
             f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={out['ks']} under protocol "

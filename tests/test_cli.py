@@ -21,6 +21,7 @@ def test_validate_names_field_and_range():
         validate({"update_interval": 0})
     with pytest.raises(ConfigError, match="monitor must be"):
         validate({"monitor": "recall@50"})
+    assert validate({"model": "multvae", "monitor": "capped_recall@20"})["monitor"] == "capped_recall@20"
     with pytest.raises(ConfigError, match="rho_min"):
         validate({"rho0": 0.1, "rho_min": 0.2})
     assert validate({"seed": 2**64 - 1})["seed"] == 2**64 - 1

@@ -6,14 +6,18 @@ and only users with at least one target interaction are averaged over.
 For a user :math:`u` with target set :math:`T_u` and top-:math:`K` list :math:`R_u`:
 
 * ``recall@K`` :math:`= |R_u \cap T_u| / |T_u|`;
+* ``capped_recall@K`` :math:`= |R_u \cap T_u| / \min(K, |T_u|)`, the recall of Liang et al. (2018) that the
+  Mult-VAE and DSL authors report under the held-out-users protocol (it reaches 1 when the top
+  :math:`K` are all targets, however many targets a user has);
 * ``precision@K`` :math:`= |R_u \cap T_u| / K`;
 * ``hr@K`` (hit ratio) :math:`= \mathbb{1}[|R_u \cap T_u| > 0]`;
 * ``ndcg@K`` as in :class:`RankingEvaluator`.
 
 These are the definitions of PyG's :class:`~torch_geometric.metrics.LinkPredRecall`,
 :class:`~torch_geometric.metrics.LinkPredPrecision`, :class:`~torch_geometric.metrics.LinkPredHitRatio`
-and :class:`~torch_geometric.metrics.LinkPredNDCG`. Users are processed in batches, each batch in a
-single vectorised top-:math:`\max K` pass shared by all cut-offs.
+and :class:`~torch_geometric.metrics.LinkPredNDCG` (``capped_recall`` has no PyG counterpart).
+Users are processed in batches, each batch in a single vectorised top-:math:`\max K` pass shared by
+all cut-offs.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dslgraph.sparse.ops import csr_segments
 
 logger = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr")
+METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr", "capped_recall")
 """The metric names :class:`RankingEvaluator` understands."""
 
 ScoreFn = Callable[[Tensor], Tensor]
@@ -43,9 +47,9 @@ class RankingEvaluator:
 
     The interaction indices are compressed once, so the same evaluator can be called every epoch.
     Calling it with a score function returns a dictionary such as
-    ``{'recall@20': ..., 'ndcg@20': ..., 'precision@20': ..., 'hr@20': ...}``; the number of users
-    averaged over is :attr:`num_eval_users`. NDCG uses binary relevance and an ideal ranking that
-    places all :math:`\min(|T_u|, K)` reachable targets first:
+    ``{'recall@20': ..., 'ndcg@20': ..., 'precision@20': ..., 'hr@20': ..., 'capped_recall@20': ...}``;
+    the number of users averaged over is :attr:`num_eval_users`. NDCG uses binary relevance and an
+    ideal ranking that places all :math:`\min(|T_u|, K)` reachable targets first:
 
     .. math::
         \mathrm{NDCG@K}(u) = \frac{\sum_{i=1}^{K} \mathbb{1}[r_i \in T_u] / \log_2(i + 1)}
@@ -63,8 +67,8 @@ class RankingEvaluator:
             items are removed from each user's ranking, *e.g.* the training (and validation) edges.
             (default: :obj:`None`)
         ks (Sequence[int], optional): The cut-offs :math:`K`. (default: :obj:`(20,)`)
-        metrics (Sequence[str], optional): A subset of ``('recall', 'ndcg', 'precision', 'hr')``.
-            (default: all four)
+        metrics (Sequence[str], optional): A subset of :obj:`METRICS`, ``('recall', 'ndcg',
+            'precision', 'hr', 'capped_recall')``. (default: all of them)
         batch_size (int, optional): The number of users scored at once; peak memory is about
             ``batch_size * num_items`` scores. (default: :obj:`1024`)
         device (torch.device or str, optional): The device user-id batches are created on and handed
@@ -217,6 +221,7 @@ class RankingEvaluator:
                     "precision": hits_k / k,
                     "hr": (hits_k > 0).to(torch.float64),
                     "ndcg": dcg[:, k - 1] / idcg[n_t.clamp(max=k)],
+                    "capped_recall": hits_k / n_t.clamp(max=k),
                 }
                 for m in self.metrics:
                     sums[f"{m}@{k}"] += per_user[m].sum()

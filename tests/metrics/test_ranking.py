@@ -45,7 +45,7 @@ def reference_metrics(scores, target, exclude, ks):
     result = {}
     for k in ks:
         rows = reference_topk(scores, target, exclude, k).values()
-        recall, ndcg, precision, hr = [], [], [], []
+        recall, ndcg, precision, hr, capped = [], [], [], [], []
         for top, items in rows:
             rel = [int(i) in items for i in top]
             hits = sum(rel)
@@ -55,7 +55,8 @@ def reference_metrics(scores, target, exclude, ks):
             ndcg.append(dcg / idcg)
             precision.append(hits / k)
             hr.append(float(hits > 0))
-        for name, values in zip(METRICS, (recall, ndcg, precision, hr), strict=True):
+            capped.append(hits / min(k, len(items)))
+        for name, values in zip(METRICS, (recall, ndcg, precision, hr, capped), strict=True):
             result[f"{name}@{k}"] = float(np.mean(values))
     return result
 
@@ -225,3 +226,14 @@ def test_integer_scores_fail_naming_the_dtype(split):
     evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test)
     with pytest.raises(ValueError, match="floating-point scores, got torch.int64"):
         evaluator(lambda users: torch.ones(users.numel(), NUM_ITEMS, dtype=torch.long))
+
+
+def test_capped_recall_divides_by_k_when_a_user_has_more_targets():
+    """Liang et al.'s recall: a top-K list of targets scores 1 however many targets the user has."""
+    target = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 2, 0, 4]])  # user 0: 3 targets, user 1: 2
+    evaluator = RankingEvaluator(2, 6, target, ks=(2,))
+    scores = torch.tensor([[5.0, 4.0, 0.0, 3.0, 0.0, 0.0], [5.0, 0.0, 0.0, 0.0, 1.0, 4.0]])
+    result = evaluator(lambda users: scores[users].clone())
+    # User 0: top-2 = items 0, 1, both targets; user 1: top-2 = items 0, 5, one of its two targets.
+    assert result["capped_recall@2"] == pytest.approx((2 / 2 + 1 / 2) / 2)
+    assert result["recall@2"] == pytest.approx((2 / 3 + 1 / 2) / 2)
