@@ -3,6 +3,7 @@ idea about why sparse tables trail a dense one (docs/results.md §2, "what does 
 
     python benchmarks/dsl_variants.py row-balanced train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py prefix train --dataset lastfm --sparsity 0.8 ...
+    python benchmarks/dsl_variants.py degree-init train --dataset lastfm --sparsity 0.8 ...
 
 Everything after the variant name is a ``dslgraph`` command line. Variants:
 
@@ -15,6 +16,10 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
 * ``scaled-init``: a table's initial active values are multiplied by ``1 / sqrt(density)``, so that
   each row starts with the norm a dense row would have (sparse initialisations that keep the
   variance of a layer's output, as in the literature on sparse training from scratch).
+* ``degree-init``: the initial mask gives each row of LightGCN's table (users, then items) a number of
+  active entries proportional to ``(degree + 1) ** 0.5`` (clipped to [1, d], the table's count kept),
+  at random columns: the allocation DSL itself learns, where active entries follow a node's degree
+  (docs/results.md §2), given from the start.
 
 (The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
@@ -26,7 +31,9 @@ import sys
 
 import torch
 
+import dslgraph.cli
 from dslgraph.cli import main
+from dslgraph.data import EDGE, num_users_items
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
 from dslgraph.sparse.embedding import prefix_positions
 from dslgraph.sparse.table import init_table_
@@ -58,7 +65,7 @@ def row_balanced_update(dsl: DynamicSparseLearning) -> dict:
             row, k = (torch.arange(d) < per_row[start : start + r, None]).nonzero(as_tuple=True)
             grown.append((row + start) * d + best[row, k])
         # pruned slots and grown positions are both listed row by row, with equal counts per row
-        target.replace(pruned, torch.cat(grown), dsl.optimizer, dsl.optimizer_state == "reset")
+        dsl.replace_entries(target, pruned, torch.cat(grown))
         record["changed"][target.name] = int(pruned.numel())
     dsl.updates.append(record)
     return record
@@ -114,7 +121,7 @@ def prefix_update(dsl: DynamicSparseLearning) -> dict:
             best_pos = torch.cat([best_pos, top.indices + start * d])
             keep = best_score.topk(min(n, best_score.numel())).indices
             best_score, best_pos = best_score[keep], best_pos[keep]
-        target.replace(pruned, best_pos, dsl.optimizer, dsl.optimizer_state == "reset")
+        dsl.replace_entries(target, pruned, best_pos)
         record["changed"][target.name] = n
     dsl.updates.append(record)
     return record
@@ -138,7 +145,63 @@ def use_scaled_init() -> None:
     SparseEmbedding.from_dense = classmethod(scaled)
 
 
+DEGREE_EXPONENT = 0.5
+
+
+def degree_counts(degree: torch.Tensor, total: int, cols: int) -> torch.Tensor:
+    """Per-row counts proportional to ``(degree + 1) ** DEGREE_EXPONENT``, clipped to [1, cols],
+    summing to ``total`` (the scale found by bisection, the remainder to the largest fractions)."""
+    weight = (degree.double() + 1) ** DEGREE_EXPONENT
+    low, high = 0.0, total / weight.min().item()
+    for _ in range(100):
+        scale = (low + high) / 2
+        low, high = (scale, high) if (scale * weight).clamp(1, cols).floor().sum() <= total else (low, scale)
+    raw = (low * weight).clamp(1, cols)
+    counts = raw.floor().long()
+    room = torch.where(counts < cols, raw - counts, torch.full_like(raw, -1.0))
+    counts[room.topk(total - int(counts.sum())).indices] += 1
+    return counts
+
+
+def use_degree_init() -> None:
+    degree = {}
+    load_data, from_dense = dslgraph.cli.load_data, SparseEmbedding.from_dense.__func__
+
+    def load_and_count(settings):
+        data = load_data(settings)
+        num_users, num_items = num_users_items(data)
+        users, items = data[EDGE].edge_index
+        degree["rows"] = torch.cat(
+            [torch.bincount(users, minlength=num_users), torch.bincount(items, minlength=num_items)]
+        )
+        return data
+
+    def allocated(cls, weight, density=None, generator=None, mask_init="random", propagation="planned"):
+        table = from_dense(cls, weight, density, generator, mask_init, propagation)
+        if density is None:
+            return table
+        rows, cols = weight.shape
+        if rows != degree["rows"].numel():
+            raise SystemExit(
+                f"degree-init needs one table of users and items ({degree['rows'].numel()} rows), got {rows}"
+            )
+        counts = degree_counts(degree["rows"], table.nnz, cols)
+        order = torch.rand(rows, cols, generator=generator).argsort(dim=1)
+        chosen = torch.arange(cols) < counts.unsqueeze(1)
+        mask = torch.zeros(rows, cols, dtype=torch.bool).scatter_(1, order, chosen)
+        positions = mask.view(-1).nonzero().squeeze(1)
+        with torch.no_grad():
+            table.positions.copy_(positions)
+            table.values.copy_(weight.reshape(-1)[positions])
+        table.positions_changed()
+        return table
+
+    dslgraph.cli.load_data = load_and_count
+    SparseEmbedding.from_dense = classmethod(allocated)
+
+
 VARIANTS = {
+    "degree-init": use_degree_init,
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
     "scaled-init": use_scaled_init,

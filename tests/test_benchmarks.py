@@ -202,7 +202,7 @@ def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
     )  # the slots' order changes no size
 
 
-@pytest.mark.parametrize("variant", ["prefix", "row-balanced", "scaled-init"])
+@pytest.mark.parametrize("variant", ["degree-init", "prefix", "row-balanced", "scaled-init"])
 def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
@@ -212,6 +212,37 @@ def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["sparsity"] == pytest.approx(
         0.8, abs=1e-3
     )
+
+
+def test_row_balanced_variant_keeps_an_entry_pruned_and_grown_back(monkeypatch):
+    """As in the engine (tests/sparse/test_dsl.py): an entry pruned and regrown in one update keeps its
+    value and optimizer state (the variant once restarted it at 0)."""
+    from dslgraph.sparse import DynamicSparseLearning
+
+    monkeypatch.setattr(DynamicSparseLearning, "update", load("dsl_variants").row_balanced_update)
+    model = torch.nn.Sequential(torch.nn.Embedding(1, 4))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0)  # values stay as set
+    dsl.attach(optimizer)
+    target = dsl.targets[0]
+    weak, strong = target.active_positions().tolist()
+    with torch.no_grad():
+        target.table.values.copy_(torch.tensor([0.1, 1.0]))
+    scale = torch.ones(4)
+    scale[weak] = 10.0  # the pruned entry has the largest gradient, so it is grown back at once
+    (model[0](torch.zeros(1, dtype=torch.long)).squeeze(0) * scale).sum().backward()
+    optimizer.step()
+    dsl.step()
+    assert dsl.updates[0]["changed"] == {"0": 1}  # the variant's update ran
+    assert target.active_positions().tolist() == [weak, strong]
+    assert target.table.values[0].item() == pytest.approx(0.1)
+    assert optimizer.state[target.table.values]["exp_avg"][0].item() == pytest.approx(1.0)
+
+
+def test_degree_counts_follow_degree_and_keep_the_total():
+    counts = load("dsl_variants").degree_counts(torch.tensor([0, 3, 8, 99, 10_000]), total=40, cols=16)
+    assert int(counts.sum()) == 40
+    assert counts.tolist() == sorted(counts.tolist()) and counts.min() >= 1 and counts.max() == 16
 
 
 @pytest.mark.parametrize(

@@ -482,15 +482,21 @@ class DynamicSparseLearning:
             if self.skip_zero_gradient and score is not None:
                 pruned, grown = _without_zero_growth(active, pruned, grown, score)
             record["changed"][target.name] = int(grown.numel())
-            # a pruned entry grown back at once never left: it keeps its value and optimizer state,
-            # as in the DSL authors' code and RigL, instead of restarting at 0
-            regrown = torch.isin(grown, active[pruned])
-            pruned, grown = pruned[~torch.isin(active[pruned], grown)], grown[~regrown]
-            if grown.numel():
-                target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
+            self.replace_entries(target, pruned, grown)
         self.updates.append(record)
         log.debug("DSL update at iteration %d: rho=%.4f %s", self.iteration, rho, record["changed"])
         return record
+
+    def replace_entries(self, target: _Target, pruned: Tensor, grown: Tensor) -> None:
+        """Moves ``target``'s active entries at indices ``pruned`` (into its active positions) to the
+        flat positions ``grown`` (as many), which start at 0 with the optimizer state
+        :attr:`optimizer_state` says. A pruned entry grown back at once never left: it keeps its value
+        and optimizer state, as in the DSL authors' code and RigL, instead of restarting at 0."""
+        active = target.active_positions()
+        regrown = torch.isin(grown, active[pruned])
+        pruned, grown = pruned[~torch.isin(active[pruned], grown)], grown[~regrown]
+        if grown.numel():
+            target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
 
     def _grow(self, target: _Target, kept: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
         """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones),
