@@ -20,6 +20,8 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   active entries proportional to ``(degree + 1) ** 0.5`` (clipped to [1, d], the table's count kept),
   at random columns: the allocation DSL itself learns, where active entries follow a node's degree
   (docs/results.md §2), given from the start.
+* ``degree-prefix``: the same counts on each row's first columns (a mixed-dimension table: a row's
+  width grows with its degree, and users and items share their first columns).
 
 (The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
@@ -163,7 +165,7 @@ def degree_counts(degree: torch.Tensor, total: int, cols: int) -> torch.Tensor:
     return counts
 
 
-def use_degree_init() -> None:
+def use_degree_init(prefix: bool = False) -> None:
     degree = {}
     load_data, from_dense = dslgraph.cli.load_data, SparseEmbedding.from_dense.__func__
 
@@ -186,10 +188,13 @@ def use_degree_init() -> None:
                 f"degree-init needs one table of users and items ({degree['rows'].numel()} rows), got {rows}"
             )
         counts = degree_counts(degree["rows"], table.nnz, cols)
-        order = torch.rand(rows, cols, generator=generator).argsort(dim=1)
-        chosen = torch.arange(cols) < counts.unsqueeze(1)
-        mask = torch.zeros(rows, cols, dtype=torch.bool).scatter_(1, order, chosen)
-        positions = mask.view(-1).nonzero().squeeze(1)
+        if prefix:
+            positions = prefix_positions(counts, cols)
+        else:
+            order = torch.rand(rows, cols, generator=generator).argsort(dim=1)
+            chosen = torch.arange(cols) < counts.unsqueeze(1)
+            mask = torch.zeros(rows, cols, dtype=torch.bool).scatter_(1, order, chosen)
+            positions = mask.view(-1).nonzero().squeeze(1)
         with torch.no_grad():
             table.positions.copy_(positions)
             table.values.copy_(weight.reshape(-1)[positions])
@@ -202,6 +207,7 @@ def use_degree_init() -> None:
 
 VARIANTS = {
     "degree-init": use_degree_init,
+    "degree-prefix": lambda: use_degree_init(prefix=True),
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
     "scaled-init": use_scaled_init,

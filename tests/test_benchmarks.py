@@ -202,7 +202,7 @@ def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
     )  # the slots' order changes no size
 
 
-@pytest.mark.parametrize("variant", ["degree-init", "prefix", "row-balanced", "scaled-init"])
+@pytest.mark.parametrize("variant", ["degree-init", "degree-prefix", "prefix", "row-balanced", "scaled-init"])
 def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
