@@ -288,3 +288,27 @@ def test_cost_table_recount_reproduces_a_runs_macs(model, size, tmp_path, caplog
     assert recounted["other"] == as_recorded["other"]
     assert "other: the rebuilt model is not the recorded one (active entries {} vs {" in caplog.text
     assert "now:" not in caplog.text
+
+
+def test_degree_analysis_counts_every_active_entry_once(tmp_path):
+    """A LightGCN table holds users then items: the two sides' counts add up to the table's active entries,
+    and their degree bands to its rows."""
+    from dslgraph.cli import main as dslgraph
+
+    degree_analysis = load("degree_analysis")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--sparsity", "0.8", "--update-interval", "5"]
+    args += ["--root", str(tmp_path / "data"), "--no-progress", "--device", "cpu"]
+    args += ["--output", str(tmp_path / "run")]
+    assert dslgraph(args) == 0
+    out = tmp_path / "degree.json"
+    degree_analysis.main([str(tmp_path / "run" / "best.pt"), "--output", str(out)])
+    result = json.loads(out.read_text())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    sides = result["tables"]["embedding"]
+    assert (
+        sides["user"]["active_entries"] + sides["item"]["active_entries"]
+        == metrics["active_entries"]["embedding"]
+    )
+    for side in sides.values():
+        assert sum(band["rows"] for band in side["by_degree"]) == side["rows"]
+        assert -1 <= side["spearman"] <= 1

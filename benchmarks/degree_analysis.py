@@ -1,0 +1,124 @@
+"""Where DSL put a sparse table's active entries: entries per row against the row's degree.
+
+Rebuilds the model of a ``dslgraph train`` checkpoint (``best.pt`` or ``last.pt``, on the data it recorded;
+``--root`` where the data now lives elsewhere) and, for every sparse table, counts each row's active entries
+and the training interactions of the user or item the row belongs to. Per side it writes the Spearman
+correlation of the two, the mean count of the rows of degree ≤ ``--low`` and ≥ ``--high``, the rows with
+no active entry, and the mean count per degree band, as JSON.
+
+    python benchmarks/degree_analysis.py runs/lastfm-s0.8/best.pt --output docs/results/lastfm-degree/s.json
+
+A table of ``num_users + num_items`` rows (LightGCN's) holds users then items; one of ``num_users`` or
+``num_items`` rows is that side's (UltraGCN's, NeuMF's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+from scipy.stats import spearmanr
+
+from dslgraph.cli import restore
+from dslgraph.data.graph import EDGE
+from dslgraph.sparse import SparseEmbedding
+
+log = logging.getLogger("degree_analysis")
+
+#: Lower edges of the degree bands of the per-band means (the last band is open).
+BANDS = (0, 1, 3, 5, 10, 20, 50, 100)
+
+
+def side_rows(table: SparseEmbedding, num_users: int, num_items: int) -> dict[str, slice]:
+    """Which rows of ``table`` are users' and which items' (see the module docs)."""
+    rows = table.num_embeddings
+    if rows == num_users + num_items:
+        return {"user": slice(0, num_users), "item": slice(num_users, rows)}
+    if num_users == num_items:
+        raise ValueError(f"a table of {rows} rows is the users' or the items': both sides have {rows}")
+    if rows in (num_users, num_items):
+        return {"user" if rows == num_users else "item": slice(0, rows)}
+    raise ValueError(f"a table of {rows} rows is not one of {num_users} users and {num_items} items")
+
+
+def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) -> dict[str, object]:
+    """Active entries per row (``entries``) against ``degree``, for one side of one table."""
+    entries, degree = entries.double(), degree.double()
+    bands = []
+    for start, end in zip(BANDS, (*BANDS[1:], None)):
+        inside = (degree >= start) if end is None else (degree >= start) & (degree < end)
+        if inside.any():
+            band = f"{start}+" if end is None else str(start) if end == start + 1 else f"{start}-{end - 1}"
+            bands.append(
+                {"degree": band, "rows": int(inside.sum()), "mean_entries": entries[inside].mean().item()}
+            )
+    return {
+        "rows": entries.numel(),
+        "active_entries": int(entries.sum()),
+        "mean_entries": entries.mean().item(),
+        "spearman": float(spearmanr(degree.numpy(), entries.numpy()).statistic),
+        f"mean_entries_degree_le_{low}": entries[degree <= low].mean().item(),
+        f"rows_degree_le_{low}": int((degree <= low).sum()),
+        f"mean_entries_degree_ge_{high}": entries[degree >= high].mean().item(),
+        f"rows_degree_ge_{high}": int((degree >= high).sum()),
+        "empty_rows": int((entries == 0).sum()),
+        "by_degree": bands,
+    }
+
+
+def analyse(checkpoint: str, root: str | None, low: int, high: int) -> dict[str, object]:
+    model, data, _, settings = restore(checkpoint, root, "cpu")
+    num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
+    edges = data[EDGE].edge_index
+    degrees = {
+        "user": torch.bincount(edges[0], minlength=num_users),
+        "item": torch.bincount(edges[1], minlength=num_items),
+    }
+    tables = {}
+    for name, table in model.named_modules():
+        if not isinstance(table, SparseEmbedding):
+            continue
+        rows = table.positions.div(table.embedding_dim, rounding_mode="floor")
+        per_row = torch.bincount(rows, minlength=table.num_embeddings)
+        tables[name] = {
+            side: summarise(per_row[part], degrees[side], low, high)
+            for side, part in side_rows(table, num_users, num_items).items()
+        }
+        for side, summary in tables[name].items():
+            log.info("%s, %s rows: %s", name, side, {k: v for k, v in summary.items() if k != "by_degree"})
+    if not tables:
+        raise SystemExit(f"{checkpoint} holds no sparse table (was it trained with --sparsity?)")
+    return {
+        "checkpoint": str(checkpoint),
+        "model": settings["model"],
+        "dataset": settings["dataset"],
+        "sparsity": settings["sparsity"],
+        "seed": settings["seed"],
+        "degree": "training interactions",
+        "tables": tables,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoint", help="a best.pt / last.pt written by dslgraph train")
+    parser.add_argument("--root", default=None, help="the datasets' folder, where not the recorded one")
+    parser.add_argument("--low", type=int, default=2, help="mean entries of degree <= LOW (default 2)")
+    parser.add_argument("--high", type=int, default=20, help="and of degree >= HIGH (default 20)")
+    parser.add_argument("--output", required=True, help="the JSON to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(1)  # counting, not training
+    result = analyse(args.checkpoint, args.root, args.low, args.high)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
