@@ -20,8 +20,8 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   active entries proportional to ``(degree + 1) ** 0.5`` (clipped to [1, d], the table's count kept),
   at random columns: the allocation DSL itself learns, where active entries follow a node's degree
   (docs/results.md §2), given from the start.
-* ``degree-prefix``: the same counts on each row's first columns (a mixed-dimension table: a row's
-  width grows with its degree, and users and items share their first columns).
+  (The same counts on each row's first columns, which the 12th session's runs tried as a variant
+  ``degree-prefix``, are now an option: ``--mask-init degree``.)
 
 (The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
@@ -37,7 +37,7 @@ import dslgraph.cli
 from dslgraph.cli import main
 from dslgraph.data import EDGE, num_users_items
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
-from dslgraph.sparse.embedding import prefix_positions
+from dslgraph.sparse.embedding import degree_widths, prefix_positions
 from dslgraph.sparse.table import init_table_
 
 
@@ -137,8 +137,10 @@ def use_prefix() -> None:
 def use_scaled_init() -> None:
     from_dense = SparseEmbedding.from_dense.__func__
 
-    def scaled(cls, weight, density=None, generator=None, mask_init="random", propagation="planned"):
-        table = from_dense(cls, weight, density, generator, mask_init, propagation)
+    def scaled(
+        cls, weight, density=None, generator=None, mask_init="random", propagation="planned", row_degree=None
+    ):
+        table = from_dense(cls, weight, density, generator, mask_init, propagation, row_degree)
         if density is not None:
             with torch.no_grad():
                 table.values.mul_(table.density() ** -0.5)
@@ -147,25 +149,7 @@ def use_scaled_init() -> None:
     SparseEmbedding.from_dense = classmethod(scaled)
 
 
-DEGREE_EXPONENT = 0.5
-
-
-def degree_counts(degree: torch.Tensor, total: int, cols: int) -> torch.Tensor:
-    """Per-row counts proportional to ``(degree + 1) ** DEGREE_EXPONENT``, clipped to [1, cols],
-    summing to ``total`` (the scale found by bisection, the remainder to the largest fractions)."""
-    weight = (degree.double() + 1) ** DEGREE_EXPONENT
-    low, high = 0.0, total / weight.min().item()
-    for _ in range(100):
-        scale = (low + high) / 2
-        low, high = (scale, high) if (scale * weight).clamp(1, cols).floor().sum() <= total else (low, scale)
-    raw = (low * weight).clamp(1, cols)
-    counts = raw.floor().long()
-    room = torch.where(counts < cols, raw - counts, torch.full_like(raw, -1.0))
-    counts[room.topk(total - int(counts.sum())).indices] += 1
-    return counts
-
-
-def use_degree_init(prefix: bool = False) -> None:
+def use_degree_init() -> None:
     degree = {}
     load_data, from_dense = dslgraph.cli.load_data, SparseEmbedding.from_dense.__func__
 
@@ -178,8 +162,10 @@ def use_degree_init(prefix: bool = False) -> None:
         )
         return data
 
-    def allocated(cls, weight, density=None, generator=None, mask_init="random", propagation="planned"):
-        table = from_dense(cls, weight, density, generator, mask_init, propagation)
+    def allocated(
+        cls, weight, density=None, generator=None, mask_init="random", propagation="planned", row_degree=None
+    ):
+        table = from_dense(cls, weight, density, generator, mask_init, propagation, row_degree)
         if density is None:
             return table
         rows, cols = weight.shape
@@ -187,14 +173,11 @@ def use_degree_init(prefix: bool = False) -> None:
             raise SystemExit(
                 f"degree-init needs one table of users and items ({degree['rows'].numel()} rows), got {rows}"
             )
-        counts = degree_counts(degree["rows"], table.nnz, cols)
-        if prefix:
-            positions = prefix_positions(counts, cols)
-        else:
-            order = torch.rand(rows, cols, generator=generator).argsort(dim=1)
-            chosen = torch.arange(cols) < counts.unsqueeze(1)
-            mask = torch.zeros(rows, cols, dtype=torch.bool).scatter_(1, order, chosen)
-            positions = mask.view(-1).nonzero().squeeze(1)
+        counts = degree_widths(degree["rows"], table.nnz, cols)
+        order = torch.rand(rows, cols, generator=generator).argsort(dim=1)
+        chosen = torch.arange(cols) < counts.unsqueeze(1)
+        mask = torch.zeros(rows, cols, dtype=torch.bool).scatter_(1, order, chosen)
+        positions = mask.view(-1).nonzero().squeeze(1)
         with torch.no_grad():
             table.positions.copy_(positions)
             table.values.copy_(weight.reshape(-1)[positions])
@@ -207,7 +190,6 @@ def use_degree_init(prefix: bool = False) -> None:
 
 VARIANTS = {
     "degree-init": use_degree_init,
-    "degree-prefix": lambda: use_degree_init(prefix=True),
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
     "scaled-init": use_scaled_init,

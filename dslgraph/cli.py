@@ -19,6 +19,7 @@ from dslgraph.config import FIELDS, ConfigError, load_config_file, model_argumen
 from dslgraph.data import DATASETS, EDGE, data_fingerprint, dataset_statistics, default_root, load_dataset
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
+from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import (
     CheckpointError,
@@ -211,6 +212,7 @@ def build_model(
         backend=settings["backend"],
         skip_zero_gradient=settings["skip_zero_gradient"],
         seed=settings["seed"],
+        row_degrees=table_row_degrees(model, data) if settings["mask_init"] == "degree" else None,
     )
     return model, dsl
 

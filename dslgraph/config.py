@@ -157,7 +157,13 @@ FIELDS: dict[str, Field] = {
     "growth": Field(str, "gradient", choices=GROWTH),
     "optimizer_state": Field(str, "reset", choices=OPTIMIZER_STATE),
     "distribution": Field(str, "uniform", choices=DISTRIBUTIONS),
-    "mask_init": Field(str, "random", choices=MASK_INITS),
+    "mask_init": Field(
+        str,
+        "random",
+        choices=MASK_INITS,
+        help="embedding tables' first mask: random entries (DSL's), every row's first columns (aligned), "
+        "or as many first columns as a row's degree asks (degree)",
+    ),
     "backend": Field(str, "sparse", choices=BACKENDS),
     "skip_zero_gradient": Field(
         bool, False, help="grow only entries whose gradient is not zero (docs/dsl.md)"

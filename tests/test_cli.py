@@ -6,6 +6,8 @@ import torch
 
 from dslgraph.cli import build_model, build_parser, load_data, main, train_config
 from dslgraph.config import ConfigError, validate
+from dslgraph.nn.base import table_row_degrees
+from dslgraph.sparse import SparseEmbedding
 from dslgraph.train import Trainer, save_checkpoint
 
 
@@ -171,6 +173,23 @@ def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypa
     capsys.readouterr()
     assert main(["train", "--output", out, "--resume", "--epochs", "2"]) == 2
     assert "last.pt with other epochs (1, now 2): a static mask's run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["lightgcn", "ultragcn", "neumf"])
+def test_mask_init_degree_gives_each_table_its_rows_degrees(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    settings = validate(
+        {"model": model, "sparsity": 0.8, "mask_init": "degree", "embedding_dim": 8, "epochs": 1}
+    )
+    data = load_data(settings)
+    built, dsl = build_model(settings, data, train_config(settings))
+    degrees = table_row_degrees(built, data)
+    tables = [target for target in dsl.targets if isinstance(getattr(target, "table", None), SparseEmbedding)]
+    assert tables and all(target.name in degrees for target in tables)  # under the names DSL gives them
+    for target in tables:
+        table, degree = target.table, degrees[target.name]
+        width = torch.bincount(table.positions // table.embedding_dim, minlength=table.num_embeddings)
+        assert width[degree.argmax()] == width.max() and width[degree.argmin()] == width.min()
 
 
 def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, monkeypatch):

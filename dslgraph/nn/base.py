@@ -170,6 +170,31 @@ def per_user_macs(
     }
 
 
+def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
+    """The training degree of the user or item behind each row of every embedding table of ``model``,
+    keyed by the table's module name (``row_degrees`` of :class:`~dslgraph.sparse.DynamicSparseLearning`
+    for ``mask_init="degree"``).
+
+    A table of ``num_users + num_items`` rows (LightGCN's) holds users then items; one of
+    ``num_users`` or ``num_items`` rows is that side's (UltraGCN's, NeuMF's). A table of any other
+    size, or of a size both sides share, gets no entry.
+    """
+    num_users, num_items = num_users_items(data)
+    users, items = data[EDGE].edge_index.cpu()
+    user_degree = torch.bincount(users, minlength=num_users)
+    item_degree = torch.bincount(items, minlength=num_items)
+    by_rows = {num_users + num_items: torch.cat([user_degree, item_degree])}
+    if num_users != num_items:
+        by_rows |= {num_users: user_degree, num_items: item_degree}
+    degrees = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (EmbeddingTable, nn.Embedding)):
+            rows = module.num_embeddings
+            if rows in by_rows:
+                degrees[name] = by_rows[rows]
+    return degrees
+
+
 def interaction_matrix(data: HeteroData) -> Tensor:
     """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor."""
     return interaction_csr(data[EDGE].edge_index, *num_users_items(data))

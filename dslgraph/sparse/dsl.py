@@ -113,7 +113,14 @@ class _MaskedTarget(_Target):
     """
 
     def __init__(
-        self, name: str, module: nn.Module, attr: str, density: float, generator, mask_init: str = "random"
+        self,
+        name: str,
+        module: nn.Module,
+        attr: str,
+        density: float,
+        generator,
+        mask_init: str = "random",
+        row_degree: Tensor | None = None,
     ) -> None:
         self.name, self.module, self.attr = name, module, attr
         param = getattr(module, attr)
@@ -122,7 +129,8 @@ class _MaskedTarget(_Target):
         if not hasattr(module, mask_name):
             flat = torch.zeros(self.numel, dtype=torch.bool)
             shape = tuple(param.shape) if param.dim() == 2 else (1, self.numel)
-            flat[initial_positions(shape, active_count(self.numel, density), mask_init, generator)] = True
+            nnz = active_count(self.numel, density)
+            flat[initial_positions(shape, nnz, mask_init, generator, row_degree)] = True
             module.register_buffer(mask_name, flat.view_as(param).to(param.device))
         self.mask_name = mask_name
         self.grad: Tensor | None = None
@@ -241,9 +249,14 @@ class DynamicSparseLearning:
         distribution (str, optional): ``"uniform"`` density per tensor or ``"erk"``
             (Erdős-Rényi-kernel budgets, same total). (default: :obj:`"uniform"`)
         mask_init (str, optional): Initial mask of embedding tables: ``"random"`` entries (the
-            DSL authors') or ``"aligned"`` (every row's first columns, so that users and items share
-            their active columns; see :func:`~dslgraph.sparse.embedding.initial_positions`). Other
-            targets always start random. (default: :obj:`"random"`)
+            DSL authors'), ``"aligned"`` (every row's first columns, so that users and items share
+            their active columns) or ``"degree"`` (every row's first columns, more of them for rows
+            of higher degree, from :obj:`row_degrees`; see
+            :func:`~dslgraph.sparse.embedding.initial_positions`). Other targets always start random.
+            (default: :obj:`"random"`)
+        row_degrees (dict, optional): For ``mask_init="degree"``, one ``[rows]`` tensor of degrees per
+            embedding table, keyed by the table's module name (what
+            :func:`~dslgraph.nn.base.table_row_degrees` gives for a model and its data).
         backend (str, optional): ``"sparse"`` (only active entries stored, given optimizer state
             and computed with), ``"compact"`` (stored and given optimizer state like ``"sparse"``,
             but a graph model's tables propagate through a transient dense copy instead of a
@@ -280,6 +293,7 @@ class DynamicSparseLearning:
         skip_zero_gradient: bool = False,
         chunk_rows: int = 4096,
         seed: int = 0,
+        row_degrees: dict[str, Tensor] | None = None,
     ) -> None:
         if not 0.0 <= sparsity < 1.0:  # e.g. 80 meant as a percentage
             raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
@@ -312,6 +326,7 @@ class DynamicSparseLearning:
         self.optimizer_state = optimizer_state
         self.backend = backend
         self.mask_init = mask_init
+        self.row_degrees = dict(row_degrees or {})
         self.skip_zero_gradient = skip_zero_gradient
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
@@ -353,6 +368,14 @@ class DynamicSparseLearning:
                 f"{param_name!r} is already masked: DynamicSparseLearning sparsifies a model once "
                 "(one controller per model)"
             )
+        if self.mask_init == "degree" and isinstance(obj, (EmbeddingTable, nn.Embedding)):
+            degree = self.row_degrees.get(name)
+            if degree is None or degree.shape != weight.shape[:1]:
+                got = "none" if degree is None else f"shape {tuple(degree.shape)}"
+                raise ValueError(
+                    f"mask_init='degree' needs row_degrees[{name!r}], one degree per row of its "
+                    f"{weight.shape[0]} rows, got {got} (dslgraph.nn.base.table_row_degrees gives them)"
+                )
         if not self._replaces_module(name, obj):
             return
         if module is self.model:
@@ -381,17 +404,18 @@ class DynamicSparseLearning:
     def _sparsify(self, name: str, obj, density: float) -> _Target:
         replace = self._replaces_module(name, obj)
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
+            row_degree = self.row_degrees.get(name) if self.mask_init == "degree" else None
             if replace:
                 _check_plain_lookup(name, obj)
                 propagation = "dense" if self.backend == "compact" else "planned"
                 table = SparseEmbedding.from_dense(
-                    obj.weight.detach(), density, self.generator, self.mask_init, propagation
+                    obj.weight.detach(), density, self.generator, self.mask_init, propagation, row_degree
                 )
                 # reset_parameters() draws as the replaced table did (nn.Embedding: normal(0, 1))
                 table.init, table.std = getattr(obj, "init", "normal"), getattr(obj, "std", 1.0)
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)
-            return _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init)
+            return _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init, row_degree)
         module_name, _, attr = name.rpartition(".")
         module = self.model.get_submodule(module_name)
         if replace:

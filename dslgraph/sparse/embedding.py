@@ -121,8 +121,10 @@ class SparseEmbedding(EmbeddingTable):
             masked. (default: :obj:`"normal"`)
         std (float, optional): Std of the normal init. (default: :obj:`0.1`)
         generator (torch.Generator, optional): Source of the random mask.
-        mask_init (str, optional): ``"random"`` (uniformly random entries, DSL's) or ``"aligned"``
-            (each row's first columns; see :func:`initial_positions`). (default: :obj:`"random"`)
+        mask_init (str, optional): ``"random"`` (uniformly random entries, DSL's), ``"aligned"``
+            (each row's first columns) or ``"degree"`` (each row's first columns, more for rows of
+            higher ``row_degree``); see :func:`initial_positions`. (default: :obj:`"random"`)
+        row_degree (torch.Tensor, optional): One degree per row, for ``mask_init="degree"``.
         propagation (str, optional): How :meth:`propagate` computes ``adj @ table``:
             ``"planned"`` through a cached plan with work proportional to the active entries (but
             an index and a weight per multiply-add to hold, see :meth:`workspace_bytes`), or
@@ -141,6 +143,7 @@ class SparseEmbedding(EmbeddingTable):
         generator: torch.Generator | None = None,
         mask_init: str = "random",
         propagation: str = "planned",
+        row_degree: Tensor | None = None,
     ) -> None:
         super().__init__()
         check_density(density)
@@ -151,6 +154,7 @@ class SparseEmbedding(EmbeddingTable):
         self.init = init
         self.std = std
         self.mask_init = mask_init
+        self.row_degree = row_degree
         self.propagation = propagation
         nnz = active_count(num_embeddings * embedding_dim, density)
         self.values = nn.Parameter(torch.empty(nnz))
@@ -172,11 +176,12 @@ class SparseEmbedding(EmbeddingTable):
         generator: torch.Generator | None = None,
         mask_init: str = "random",
         propagation: str = "planned",
+        row_degree: Tensor | None = None,
     ) -> SparseEmbedding:
         """A sparse table from a dense ``[N, d]`` tensor.
 
         With ``density`` it keeps that fraction of the entries, chosen as ``mask_init`` says (DSL's
-        initial mask); without, it keeps exactly the non-zero entries.
+        initial mask; ``row_degree`` for ``"degree"``); without, it keeps exactly the non-zero entries.
         """
         if weight.dim() != 2:
             raise ValueError(f"weight must be 2-D, got shape {tuple(weight.shape)}")
@@ -186,7 +191,14 @@ class SparseEmbedding(EmbeddingTable):
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
             return cls._from_entries(positions, flat[positions], *weight.shape, propagation).to(weight.device)
-        table = cls(*weight.shape, density, generator=generator, mask_init=mask_init, propagation=propagation)
+        table = cls(
+            *weight.shape,
+            density,
+            generator=generator,
+            mask_init=mask_init,
+            propagation=propagation,
+            row_degree=row_degree,
+        )
         table = table.to(weight.dtype)  # a half or double table stays one
         with torch.no_grad():
             table.values.copy_(flat[table.positions])
@@ -235,7 +247,7 @@ class SparseEmbedding(EmbeddingTable):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draws a mask at the table's density (as :attr:`mask_init` says) and initial values for it."""
         shape = (self.num_embeddings, self.embedding_dim)
-        positions = initial_positions(shape, self.values.numel(), self.mask_init, generator)
+        positions = initial_positions(shape, self.values.numel(), self.mask_init, generator, self.row_degree)
         dense = init_table_(torch.empty(self.num_embeddings, self.embedding_dim), self.init, self.std)
         with torch.no_grad():
             self.positions.copy_(positions)
@@ -505,12 +517,19 @@ def _index_dtype(largest_index: int, entries: int) -> torch.dtype:
     return torch.int32 if max(largest_index, entries) < 2**31 else torch.long
 
 
-MASK_INITS = ("random", "aligned")
+MASK_INITS = ("random", "aligned", "degree")
 PROPAGATIONS = ("planned", "dense")
+
+DEGREE_EXPONENT = 0.5
+"""``mask_init="degree"`` gives row :math:`r` a width proportional to :math:`(d_r + 1)^{0.5}`."""
 
 
 def initial_positions(
-    shape: tuple[int, int], nnz: int, mask_init: str, generator: torch.Generator | None = None
+    shape: tuple[int, int],
+    nnz: int,
+    mask_init: str,
+    generator: torch.Generator | None = None,
+    row_degree: Tensor | None = None,
 ) -> Tensor:
     """Sorted flat positions of ``nnz`` active entries of a ``[rows, cols]`` table.
 
@@ -519,16 +538,43 @@ def initial_positions(
     of that width to start from, where any user's and item's active columns overlap fully, while a
     random mask at density δ gives them only ``δ² · cols`` shared columns on average. (Gradient
     growth cannot open a column that is zero in every row, so DSL then reallocates entries between
-    rows within those columns.)
+    rows within those columns.) ``"degree"``: every row active on its first columns too, but as many
+    as :func:`degree_widths` gives its ``row_degree`` (the interactions of the user or item the row
+    belongs to): a mixed-dimension table, wider for busier rows, as DSL's updates make it.
     """
     rows, cols = shape
     if mask_init == "random":
         return torch.randperm(rows * cols, generator=generator)[:nnz].sort().values
-    if mask_init != "aligned":
+    if mask_init == "aligned":
+        width = torch.full((rows,), nnz // rows)
+        width[torch.randperm(rows, generator=generator)[: nnz - int(width.sum())]] += 1
+        return prefix_positions(width, cols)
+    if mask_init != "degree":
         raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
-    width = torch.full((rows,), nnz // rows)
-    width[torch.randperm(rows, generator=generator)[: nnz - int(width.sum())]] += 1
-    return prefix_positions(width, cols)
+    if row_degree is None or row_degree.shape != (rows,):
+        got = "none" if row_degree is None else f"shape {tuple(row_degree.shape)}"
+        raise ValueError(f"mask_init='degree' needs one degree per row of the {rows}-row table, got {got}")
+    return prefix_positions(degree_widths(row_degree, nnz, cols), cols)
+
+
+def degree_widths(degree: Tensor, nnz: int, cols: int) -> Tensor:
+    """Row widths proportional to ``(degree + 1) ** DEGREE_EXPONENT``, clipped to ``[1, cols]`` (to
+    ``[0, cols]`` where there are fewer entries than rows), that sum to exactly ``nnz``: the scale
+    is found by bisection and the rounding remainder goes to the rows with the largest fractions."""
+    weight = (degree.detach().cpu().double().clamp(min=0) + 1) ** DEGREE_EXPONENT
+    least = 1 if nnz >= weight.numel() else 0
+    low, high = 0.0, cols / weight.min().item()  # at ``high`` every row is full
+    for _ in range(100):
+        scale = (low + high) / 2
+        if (scale * weight).clamp(least, cols).floor().sum() <= nnz:
+            low = scale
+        else:
+            high = scale
+    raw = (low * weight).clamp(least, cols)
+    width = raw.floor().long()
+    fraction = torch.where(width < cols, raw - width, torch.full_like(raw, -1.0))
+    width[fraction.topk(nnz - int(width.sum())).indices] += 1
+    return width
 
 
 def prefix_positions(width: Tensor, cols: int) -> Tensor:

@@ -6,7 +6,9 @@ from torch import nn
 
 from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import LightGCN
+from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
+from dslgraph.sparse.embedding import degree_widths
 from dslgraph.train import TrainConfig, Trainer
 
 
@@ -189,6 +191,70 @@ def test_aligned_mask_init_gives_every_row_its_first_columns(small_data, backend
     dsl.attach(optimizer)
     for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
         assert dsl.active_counts() == {"embedding": 168}
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_degree_mask_init_gives_busier_rows_more_first_columns(small_data, backend):
+    model = LightGCN(30, 40, embedding_dim=8)
+    degrees = table_row_degrees(model, small_data)
+    dsl = DynamicSparseLearning(
+        model,
+        0.7,
+        total_steps=10,
+        mask_init="degree",
+        backend=backend,
+        update_interval=3,
+        row_degrees=degrees,
+    )
+    if backend == "masked":
+        positions = model.embedding.weight_mask.view(-1).nonzero().squeeze(1)
+    else:
+        positions = model.embedding.positions
+    rows, cols = positions // 8, positions % 8
+    width = torch.bincount(rows, minlength=70)
+    assert int(width.sum()) == round(70 * 8 * 0.3)
+    assert torch.equal(cols, torch.cat([torch.arange(int(w)) for w in width]))  # each row's first columns
+    degree = degrees["embedding"]
+    lower = degree.unsqueeze(1) < degree.unsqueeze(0)  # [i, j]: row i has the lower degree
+    assert (width.unsqueeze(1) <= width.unsqueeze(0))[lower].all()  # never narrower for a busier row
+    assert width.min() >= 1  # no row left out
+    assert width.max() > width.min()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    for _ in _train_steps(model, dsl, optimizer, propagation_graph(small_data), 6):
+        assert dsl.active_counts() == {"embedding": 168}
+
+
+def test_degree_widths_keep_the_count_and_the_bounds():
+    degree = torch.tensor([0, 3, 8, 99, 10_000])
+    width = degree_widths(degree, 40, 16)
+    assert int(width.sum()) == 40 and width.tolist() == sorted(width.tolist())
+    assert width.min() >= 1 and width.max() == 16
+    assert int(degree_widths(degree, 3, 16).sum()) == 3  # fewer entries than rows: some rows get none
+
+
+def test_degree_mask_init_without_degrees_names_the_table(small_data):
+    with pytest.raises(
+        ValueError, match=r"row_degrees\['embedding'\], one degree per row of its 70 rows, got none"
+    ):
+        DynamicSparseLearning(LightGCN(30, 40, 8), 0.5, total_steps=10, mask_init="degree")
+    wrong = {"embedding": torch.ones(30, dtype=torch.long)}
+    with pytest.raises(ValueError, match=r"got shape \(30,\)"):
+        DynamicSparseLearning(LightGCN(30, 40, 8), 0.5, total_steps=10, mask_init="degree", row_degrees=wrong)
+    with pytest.raises(ValueError, match="one degree per row of the 70-row table, got none"):
+        SparseEmbedding(70, 8, 0.5, mask_init="degree")
+
+
+def test_table_row_degrees_map_rows_to_users_and_items(small_data):
+    users, items = small_data[EDGE].edge_index
+    lightgcn = table_row_degrees(LightGCN(30, 40, 8), small_data)
+    expected = torch.cat([torch.bincount(users, minlength=30), torch.bincount(items, minlength=40)])
+    assert list(lightgcn) == ["embedding"] and torch.equal(lightgcn["embedding"], expected)
+    two_tables = nn.ModuleDict(
+        {"user": nn.Embedding(30, 4), "item": nn.Embedding(40, 4), "other": nn.Embedding(7, 4)}
+    )
+    degrees = table_row_degrees(two_tables, small_data)
+    assert set(degrees) == {"user", "item"} and torch.equal(degrees["item"], expected[30:])
 
 
 def test_bad_settings_fail_clearly():
