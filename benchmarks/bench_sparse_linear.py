@@ -9,6 +9,7 @@ python benchmarks/bench_sparse_linear.py --threads 2
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -71,7 +72,7 @@ def main() -> None:
                     "sparsity": sparsity,
                     "backend": backend,
                     **machine(device),
-                    "median_seconds_per_step": round(sorted(times)[len(times) // 2], 5),
+                    "median_seconds_per_step": round(statistics.median(times), 5),
                     "bytes_weight_and_adam": layer_bytes(model[0], optimizer),
                 }
             )

@@ -1,9 +1,10 @@
 """A metric along training for several ``dslgraph train`` runs: one CSV table and one PNG plot.
 
 Each RUN is ``NAME=FOLDER`` (a run's output folder, holding its ``metrics.json``). The table has one row
-per (run, evaluated epoch) with the epoch, the training seconds so far and the metric; the plot draws the
-metric against the epoch, with each ``--reference NAME=VALUE`` as a horizontal line (a paper's number, a
-target):
+per (run, evaluated epoch) with the epoch, the training seconds so far and the metric on ``--split``, in a
+column that names both (``test_recall@20``); the plot draws the metric against the epoch, its axis named
+the same way (``test recall@20``), with each ``--reference NAME=VALUE`` as a horizontal line (a paper's
+number, a target):
 
     python benchmarks/plot_history.py b16k=docs/results/gowalla/h200/reproduce-s7/b16k \\
         b32k=docs/results/gowalla/h200/reproduce-s7/b32k --reference paper=0.1830 target=0.180 \\
@@ -38,14 +39,20 @@ def reference(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{name}: {value!r} is not a number") from None
 
 
+def column(split: str, metric: str) -> str:
+    """The table's column of ``metric`` read from ``split`` (a run with a validation split has both)."""
+    return f"{split}_{metric}"
+
+
 def history(name: str, folder: Path, metric: str, split: str) -> list[dict]:
     """The run's evaluations as table rows; fails naming the run where the metric is missing."""
     path = folder / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{name}: no metrics.json in {folder}")
     entries = json.loads(path.read_text()).get("history", [])
+    key = column(split, metric)
     rows = [
-        {"run": name, "epoch": e["epoch"], "train_seconds": e["seconds"], metric: e[split][metric]}
+        {"run": name, "epoch": e["epoch"], "train_seconds": e["seconds"], key: e[split][metric]}
         for e in entries
         if (e.get(split) or {}).get(metric) is not None
     ]
@@ -54,16 +61,16 @@ def history(name: str, folder: Path, metric: str, split: str) -> list[dict]:
     return rows
 
 
-def plot(rows: list[dict], metric: str, references: list[tuple[str, float]], path: Path) -> None:
+def plot(rows: list[dict], split: str, metric: str, references: list[tuple[str, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in dict.fromkeys(row["run"] for row in rows):
-        points = [(row["epoch"], row[metric]) for row in rows if row["run"] == name]
+        points = [(row["epoch"], row[column(split, metric)]) for row in rows if row["run"] == name]
         ax.plot(*zip(*points), marker="o", markersize=3, label=name)
     for name, value in references:
         ax.axhline(value, linestyle="--", linewidth=1, color="grey")
         ax.annotate(name, (0, value), xycoords=("axes fraction", "data"), va="bottom", fontsize=8)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"{split} {metric}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -84,7 +91,7 @@ def main() -> None:
     rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
     out = Path(args.out)
     write_csv(rows, out.with_suffix(".csv"))
-    plot(rows, args.metric, args.reference, out.with_suffix(".png"))
+    plot(rows, args.split, args.metric, args.reference, out.with_suffix(".png"))
     print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
 
 

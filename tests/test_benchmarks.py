@@ -1,11 +1,13 @@
 import csv
 import importlib.util
+import itertools
 import json
 import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -126,8 +128,17 @@ def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     lines = out.with_suffix(".csv").read_text().splitlines()
-    assert lines == ["run,epoch,train_seconds,recall@20", "a,10,5.0,0.15", "a,20,10.0,0.17", "b,10,4.0,0.12"]
+    assert lines == [
+        "run,epoch,train_seconds,test_recall@20",
+        "a,10,5.0,0.15",
+        "a,20,10.0,0.17",
+        "b,10,4.0,0.12",
+    ]
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    no_validation = subprocess.run(
+        [sys.executable, script, *runs, "--split", "validation", "--out", out], capture_output=True, text=True
+    )
+    assert no_validation.returncode != 0 and "a: no validation recall@20" in no_validation.stderr
     missing = subprocess.run(
         [sys.executable, script, *runs, "--metric", "recall@50", "--out", out], capture_output=True, text=True
     )
@@ -138,6 +149,22 @@ def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "paper: 'high' is not a number" in bad.stderr
+
+
+def test_plot_history_names_the_split_it_read(tmp_path, monkeypatch):
+    """A run with a validation split has both splits' metrics at every evaluation: the table and the plot
+    say which one they show."""
+    summary_path = write_run(tmp_path / "a", [(10, 5.0, 0.15)]) / "metrics.json"
+    summary = json.loads(summary_path.read_text())
+    summary["history"][0]["validation"] = {"recall@20": 0.2}
+    summary_path.write_text(json.dumps(summary))
+    plot_history = load("plot_history")
+    rows = plot_history.history("a", tmp_path / "a", "recall@20", "validation")
+    assert rows == [{"run": "a", "epoch": 10, "train_seconds": 5.0, "validation_recall@20": 0.2}]
+    closed = []
+    monkeypatch.setattr(plot_history.plt, "close", closed.append)  # the figure, once drawn and saved
+    plot_history.plot(rows, "validation", "recall@20", [], tmp_path / "a.png")
+    assert closed[0].axes[0].get_ylabel() == "validation recall@20"
 
 
 def run_script(name: str, *args: str) -> list[dict]:
@@ -214,29 +241,50 @@ def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     )
 
 
-def test_row_balanced_variant_keeps_an_entry_pruned_and_grown_back(monkeypatch):
-    """As in the engine (tests/sparse/test_dsl.py): an entry pruned and regrown in one update keeps its
-    value and optimizer state (the variant once restarted it at 0)."""
+@pytest.mark.parametrize("variant", ["row-balanced", "prefix"])
+def test_dsl_variants_keep_an_entry_pruned_and_grown_back(variant, monkeypatch):
+    """As under the engine's own update (tests/sparse/test_dsl.py), an entry that a variant prunes and
+    grows back in one update never left: it keeps its value and, under optimizer_state="reset", its
+    moments."""
     from dslgraph.sparse import DynamicSparseLearning
 
-    monkeypatch.setattr(DynamicSparseLearning, "update", load("dsl_variants").row_balanced_update)
+    dsl_variants = load("dsl_variants")
+    update = {"row-balanced": dsl_variants.row_balanced_update, "prefix": dsl_variants.prefix_update}
+    monkeypatch.setattr(DynamicSparseLearning, "update", update[variant])
     model = torch.nn.Sequential(torch.nn.Embedding(1, 4))
     dsl = DynamicSparseLearning(model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.0)  # values stay as set
     dsl.attach(optimizer)
-    target = dsl.targets[0]
-    weak, strong = target.active_positions().tolist()
+    table = model[0]
     with torch.no_grad():
-        target.table.values.copy_(torch.tensor([0.1, 1.0]))
-    scale = torch.ones(4)
-    scale[weak] = 10.0  # the pruned entry has the largest gradient, so it is grown back at once
-    (model[0](torch.zeros(1, dtype=torch.long)).squeeze(0) * scale).sum().backward()
+        table.positions.copy_(torch.tensor([0, 1]))  # a prefix, as the prefix variant keeps its rows
+        table.values.copy_(torch.tensor([1.0, 0.1]))
+    table.positions_changed()
+    # both variants prune column 1 (the weaker entry, the row's tail) and grow it back: it has the
+    # largest gradient and is the column right after the row's new end
+    scale = torch.tensor([1.0, 10.0, 1.0, 1.0])
+    (table(torch.zeros(1, dtype=torch.long)).squeeze(0) * scale).sum().backward()
     optimizer.step()
     dsl.step()
-    assert dsl.updates[0]["changed"] == {"0": 1}  # the variant's update ran
-    assert target.active_positions().tolist() == [weak, strong]
-    assert target.table.values[0].item() == pytest.approx(0.1)
-    assert optimizer.state[target.table.values]["exp_avg"][0].item() == pytest.approx(1.0)
+    assert dsl.updates[0]["changed"] == {"0": 1}
+    assert table.positions.tolist() == [0, 1]
+    assert table.values[1].item() == pytest.approx(0.1)
+    assert optimizer.state[table.values]["exp_avg"][1].item() == pytest.approx(1.0)
+
+
+def test_bench_sparse_linear_records_the_median_of_an_even_number_of_timings(tmp_path, monkeypatch):
+    """Of two timings, 1 s and 3 s, the median is 2 s (the mean of the middle two), not the upper one."""
+    bench = load("bench_sparse_linear")
+    clock = itertools.cycle([0.0, 1.0, 0.0, 3.0])  # (start, end) of each timed step
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    out = tmp_path / "linear.csv"
+    args = ["--items", "20", "--hidden", "4", "--batches", "2", "--sparsities", "0.5", "--repeats", "2"]
+    monkeypatch.setattr(sys, "argv", ["bench_sparse_linear.py", *args, "--output", str(out)])
+    bench.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [row["backend"] for row in rows] == ["dense", "masked", "sparse"]
+    assert {float(row["median_seconds_per_step"]) for row in rows} == {2.0}
 
 
 @pytest.mark.parametrize(
