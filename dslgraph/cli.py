@@ -15,7 +15,15 @@ from typing import Any
 
 import torch
 
-from dslgraph.config import FIELDS, ConfigError, load_config_file, model_arguments, validate
+from dslgraph.config import (
+    FIELDS,
+    MODEL_DEFAULTS,
+    PRESETS,
+    ConfigError,
+    load_config_file,
+    model_arguments,
+    validate,
+)
 from dslgraph.data import DATASETS, EDGE, data_fingerprint, dataset_statistics, default_root, load_dataset
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
@@ -49,6 +57,8 @@ DSL_FIELDS = (
 RESUMABLE = (
     "epochs", "max_seconds", "device", "threads", "root", "eval_every", "eval_batch_size", "patience",
 )  # fmt: skip
+#: The settings whose default some models (or UltraGCN's presets) replace by their own.
+MODEL_SPECIFIC = {name for defaults in (*MODEL_DEFAULTS.values(), *PRESETS.values()) for name in defaults}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         else:
             default = "" if field.default is None else f" (default {field.default})"
+            if default and name in MODEL_SPECIFIC:  # `--model cdae --help` would otherwise show lightgcn's
+                default = f" (default {field.default}; --model may set its own: docs/models.md)"
             help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
             train.add_argument(flag, type=field.kind, default=None, help=help)
 

@@ -309,17 +309,29 @@ def test_dataset_that_cannot_be_downloaded_fails_clearly_and_leaves_no_folder(tm
     assert "gowalla" not in capsys.readouterr().out
 
 
+def _train_helps() -> dict[str, str]:
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    return {action.dest: action.help or "" for action in train._actions}
+
+
 def test_train_help_says_what_text_settings_mean():
     from dslgraph.config import FIELDS
 
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    helps = {action.dest: action.help or "" for action in train._actions}
+    helps = _train_helps()
     assert "DSLGRAPH_HOME" in helps["root"] and "inf" not in helps["root"]
     assert "inf" not in helps["monitor"]
     assert "0: no limit" in helps["max_seconds"]
     assert FIELDS["root"].describe() == "a str"
     with pytest.raises(ConfigError, match=r"root must be a str, got 5$"):
         validate({"root": 5})
+
+
+def test_train_help_does_not_give_lightgcns_defaults_as_every_models():
+    # `python examples/cdae_ml1m.py --help` showed "--batch-size (default 2048)" for a run at 128
+    helps = _train_helps()
+    for name in ("epochs", "batch_size", "lr", "protocol", "update_interval"):
+        assert "docs/models.md" in helps[name], name
+    assert "docs/models.md" not in helps["sparsity"] and "docs/models.md" not in helps["seed"]
 
 
 @pytest.mark.slow

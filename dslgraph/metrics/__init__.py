@@ -1,5 +1,6 @@
 """Evaluation of recommenders: full-ranking and sampled top-K metrics, and cost (MACs, bytes) accounting."""
 
+from dslgraph.metrics.cost import cost_report
 from dslgraph.metrics.ranking import (
     METRICS,
     RankingEvaluator,
@@ -20,4 +21,5 @@ __all__ = [
     "most_popular_scores",
     "SAMPLED_METRICS",
     "SampledRankingEvaluator",
+    "cost_report",
 ]
