@@ -255,7 +255,10 @@ class Trainer:
                 log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
                 break
             if cfg.max_seconds and self.train_seconds >= cfg.max_seconds:
-                log.info("stopping after %.0fs (max_seconds); resume with resume=True", self.train_seconds)
+                log.info(
+                    "stopping after %.0fs (max_seconds); resume with fit(resume=True) (CLI: --resume)",
+                    self.train_seconds,
+                )
                 break
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)
