@@ -8,8 +8,7 @@ no active entry, and the mean count per degree band, as JSON.
 
     python benchmarks/degree_analysis.py runs/lastfm-s0.8/best.pt --output docs/results/lastfm-degree/s.json
 
-A table of ``num_users + num_items`` rows (LightGCN's) holds users then items; one of ``num_users`` or
-``num_items`` rows is that side's (UltraGCN's, NeuMF's).
+Which rows are users' and which items' follows :func:`dslgraph.nn.base.table_sides`.
 """
 
 from __future__ import annotations
@@ -23,25 +22,14 @@ import torch
 from scipy.stats import spearmanr
 
 from dslgraph.cli import restore
-from dslgraph.data.graph import EDGE
+from dslgraph.data.graph import num_users_items
+from dslgraph.nn.base import node_degrees, table_sides
 from dslgraph.sparse import SparseEmbedding
 
 log = logging.getLogger("degree_analysis")
 
 #: Lower edges of the degree bands of the per-band means (the last band is open).
 BANDS = (0, 1, 3, 5, 10, 20, 50, 100)
-
-
-def side_rows(table: SparseEmbedding, num_users: int, num_items: int) -> dict[str, slice]:
-    """Which rows of ``table`` are users' and which items' (see the module docs)."""
-    rows = table.num_embeddings
-    if rows == num_users + num_items:
-        return {"user": slice(0, num_users), "item": slice(num_users, rows)}
-    if num_users == num_items:
-        raise ValueError(f"a table of {rows} rows is the users' or the items': both sides have {rows}")
-    if rows in (num_users, num_items):
-        return {"user" if rows == num_users else "item": slice(0, rows)}
-    raise ValueError(f"a table of {rows} rows is not one of {num_users} users and {num_items} items")
 
 
 def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) -> dict[str, object]:
@@ -71,21 +59,23 @@ def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) 
 
 def analyse(checkpoint: str, root: str | None, low: int, high: int) -> dict[str, object]:
     model, data, _, settings = restore(checkpoint, root, "cpu")
-    num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
-    edges = data[EDGE].edge_index
-    degrees = {
-        "user": torch.bincount(edges[0], minlength=num_users),
-        "item": torch.bincount(edges[1], minlength=num_items),
-    }
+    num_users, num_items = num_users_items(data)
+    degree = node_degrees(data)
+    degrees = {"user": degree[:num_users], "item": degree[num_users:]}
     tables = {}
     for name, table in model.named_modules():
         if not isinstance(table, SparseEmbedding):
             continue
         rows = table.positions.div(table.embedding_dim, rounding_mode="floor")
         per_row = torch.bincount(rows, minlength=table.num_embeddings)
+        sides = table_sides(table.num_embeddings, num_users, num_items)
+        if not sides:
+            raise ValueError(
+                f"{name}: a table of {table.num_embeddings} rows is not one of {num_users} users and "
+                f"{num_items} items, nor one side's (where both sides have as many)"
+            )
         tables[name] = {
-            side: summarise(per_row[part], degrees[side], low, high)
-            for side, part in side_rows(table, num_users, num_items).items()
+            side: summarise(per_row[part], degrees[side], low, high) for side, part in sides.items()
         }
         for side, summary in tables[name].items():
             log.info("%s, %s rows: %s", name, side, {k: v for k, v in summary.items() if k != "by_degree"})

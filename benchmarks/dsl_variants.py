@@ -35,7 +35,7 @@ import torch
 
 import dslgraph.cli
 from dslgraph.cli import main
-from dslgraph.data import EDGE, num_users_items
+from dslgraph.nn.base import node_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
 from dslgraph.sparse.embedding import degree_widths, prefix_positions
 from dslgraph.sparse.table import init_table_
@@ -155,11 +155,7 @@ def use_degree_init() -> None:
 
     def load_and_count(settings):
         data = load_data(settings)
-        num_users, num_items = num_users_items(data)
-        users, items = data[EDGE].edge_index
-        degree["rows"] = torch.cat(
-            [torch.bincount(users, minlength=num_users), torch.bincount(items, minlength=num_items)]
-        )
+        degree["rows"] = node_degrees(data)
         return data
 
     def allocated(

@@ -170,28 +170,40 @@ def per_user_macs(
     }
 
 
-def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
-    """The training degree of the user or item behind each row of every embedding table of ``model``,
-    keyed by the table's module name (``row_degrees`` of :class:`~dslgraph.sparse.DynamicSparseLearning`
-    for ``mask_init="degree"``).
+def node_degrees(data: HeteroData) -> Tensor:
+    """The training degree of every node, users first, then items (LightGCN's table order)."""
+    num_users, num_items = num_users_items(data)
+    users, items = data[EDGE].edge_index.cpu()
+    return torch.cat([torch.bincount(users, minlength=num_users), torch.bincount(items, minlength=num_items)])
+
+
+def table_sides(rows: int, num_users: int, num_items: int) -> dict[str, slice]:
+    """Which rows of a table of ``rows`` rows are users' (``"user"``) and which items' (``"item"``).
 
     A table of ``num_users + num_items`` rows (LightGCN's) holds users then items; one of
     ``num_users`` or ``num_items`` rows is that side's (UltraGCN's, NeuMF's). A table of any other
-    size, or of a size both sides share, gets no entry.
+    size, or of a size both sides share, gets ``{}``.
     """
+    if rows == num_users + num_items:
+        return {"user": slice(0, num_users), "item": slice(num_users, rows)}
+    if num_users != num_items and rows in (num_users, num_items):
+        return {"user" if rows == num_users else "item": slice(0, rows)}
+    return {}
+
+
+def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
+    """The training degree of the user or item behind each row of every embedding table of ``model``
+    whose rows :func:`table_sides` places, keyed by the table's module name (``row_degrees`` of
+    :class:`~dslgraph.sparse.DynamicSparseLearning` for ``mask_init="degree"``)."""
     num_users, num_items = num_users_items(data)
-    users, items = data[EDGE].edge_index.cpu()
-    user_degree = torch.bincount(users, minlength=num_users)
-    item_degree = torch.bincount(items, minlength=num_items)
-    by_rows = {num_users + num_items: torch.cat([user_degree, item_degree])}
-    if num_users != num_items:
-        by_rows |= {num_users: user_degree, num_items: item_degree}
+    degree = node_degrees(data)
+    nodes = {"user": slice(0, num_users), "item": slice(num_users, num_users + num_items)}
     degrees = {}
     for name, module in model.named_modules():
         if isinstance(module, (EmbeddingTable, nn.Embedding)):
-            rows = module.num_embeddings
-            if rows in by_rows:
-                degrees[name] = by_rows[rows]
+            sides = table_sides(module.num_embeddings, num_users, num_items)
+            if sides:
+                degrees[name] = torch.cat([degree[nodes[side]] for side in sides])
     return degrees
 
 
