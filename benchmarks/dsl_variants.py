@@ -4,6 +4,7 @@ idea about why sparse tables trail a dense one (docs/results.md §2, "what does 
     python benchmarks/dsl_variants.py row-balanced train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py prefix train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py degree-init train --dataset lastfm --sparsity 0.8 ...
+    python benchmarks/dsl_variants.py degree-exponent=0.25 train --dataset lastfm --mask-init degree ...
 
 Everything after the variant name is a ``dslgraph`` command line. Variants:
 
@@ -22,6 +23,9 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   (docs/results.md §2), given from the start.
   (The same counts on each row's first columns, which the 12th session's runs tried as a variant
   ``degree-prefix``, are now an option: ``--mask-init degree``.)
+* ``degree-exponent=A``: ``--mask-init degree`` (and ``degree-init``) with widths proportional to
+  ``(degree + 1) ** A`` instead of ``** 0.5`` (``A = 0`` is the aligned mask's equal widths; larger
+  ``A`` gives busy rows more of the budget).
 
 (The aligned initial mask these experiments started from is now an option: ``--mask-init aligned``.)
 """
@@ -34,6 +38,7 @@ import sys
 import torch
 
 import dslgraph.cli
+import dslgraph.sparse.embedding
 from dslgraph.cli import main
 from dslgraph.nn.base import node_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
@@ -191,8 +196,23 @@ VARIANTS = {
     "scaled-init": use_scaled_init,
 }
 
+
+def use_degree_exponent(value: str) -> None:
+    try:
+        exponent = float(value)
+    except ValueError:
+        raise SystemExit(f"degree-exponent=A needs a number A, got {value!r}") from None
+    if not math.isfinite(exponent) or exponent < 0:
+        raise SystemExit(f"degree-exponent=A needs a finite A >= 0, got {value!r}")
+    dslgraph.sparse.embedding.DEGREE_EXPONENT = exponent  # read by degree_widths at each call
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in VARIANTS:
-        sys.exit(f"usage: dsl_variants.py {{{','.join(VARIANTS)}}} <dslgraph command line>")
-    VARIANTS[sys.argv[1]]()
+    variant, _, value = sys.argv[1].partition("=") if len(sys.argv) > 1 else ("", "", "")
+    if variant == "degree-exponent":
+        use_degree_exponent(value)
+    elif variant in VARIANTS:
+        VARIANTS[variant]()
+    else:
+        sys.exit(f"usage: dsl_variants.py {{{','.join(VARIANTS)},degree-exponent=A}} <dslgraph command line>")
     sys.exit(main(sys.argv[2:]))

@@ -64,9 +64,14 @@ MODEL_SPECIFIC = {name for defaults in (*MODEL_DEFAULTS.values(), *PRESETS.value
 def build_parser() -> argparse.ArgumentParser:
     # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
     parser = argparse.ArgumentParser(prog="dslgraph", description=__doc__, allow_abbrev=False)
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+    parser.add_argument("--log-level", default="INFO", choices=levels)
+    # also after the subcommand (an example script's flags all come after its `train`); SUPPRESS
+    # keeps the top-level value where the subcommand does not give one
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_command = functools.partial(sub.add_parser, allow_abbrev=False)
+    add_command = functools.partial(sub.add_parser, allow_abbrev=False, parents=[common])
 
     train = add_command("train", help="train a model (dense, or sparse with --sparsity)")
     train.add_argument("--config", help="JSON file of settings; command-line flags override it")
@@ -243,7 +248,7 @@ def load_data(settings: dict[str, Any]):
         protocol=protocol,
         protocol_options=options,
         val_ratio=val_ratio if protocol == "full" else 0.0,
-        seed=settings["seed"],
+        seed=settings["seed"] if settings["split_seed"] is None else settings["split_seed"],
     )
 
 

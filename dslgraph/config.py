@@ -130,7 +130,17 @@ FIELDS: dict[str, Field] = {
         2020,
         low=0,
         high=2**64 - 1,
-        help="seeds initialisation, sampling and masks, and the random splits of datasets and protocols",
+        help="seeds initialisation, sampling and masks, and the random splits of datasets and protocols "
+        "unless split_seed is given",
+    ),
+    "split_seed": Field(
+        int,
+        None,
+        low=0,
+        high=2**64 - 1,
+        optional=True,
+        help="seeds the random splits of datasets and protocols alone (default: seed), so that runs of "
+        "several seeds can share one split",
     ),
     "device": Field(str, "auto", choices=("auto", "cpu", "cuda")),
     "max_seconds": Field(

@@ -241,6 +241,22 @@ def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     )
 
 
+def test_dsl_variant_degree_exponent_sets_the_widths_law(monkeypatch):
+    from dslgraph.sparse import embedding
+
+    monkeypatch.setattr(embedding, "DEGREE_EXPONENT", embedding.DEGREE_EXPONENT)  # restored afterwards
+    dsl_variants = load("dsl_variants")
+    degree = torch.tensor([0, 3, 15, 99])
+    square_root = embedding.degree_widths(degree, 20, 16).tolist()
+    dsl_variants.use_degree_exponent("0")  # every row as wide as the next
+    assert embedding.degree_widths(degree, 20, 16).tolist() == [5, 5, 5, 5] != square_root
+    dsl_variants.use_degree_exponent("1")
+    assert embedding.degree_widths(degree, 20, 16).tolist() == [1, 1, 2, 16]  # (d + 1) x 0.18, clipped
+    for bad in ("x", "-1", "nan"):
+        with pytest.raises(SystemExit, match="degree-exponent=A needs"):
+            dsl_variants.use_degree_exponent(bad)
+
+
 @pytest.mark.parametrize("variant", ["row-balanced", "prefix"])
 def test_dsl_variants_keep_an_entry_pruned_and_grown_back(variant, monkeypatch):
     """As under the engine's own update (tests/sparse/test_dsl.py), an entry that a variant prunes and

@@ -209,6 +209,33 @@ def test_an_abbreviated_flag_is_refused(capsys):
     assert "unrecognized arguments: --epoch" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, level",
+    [
+        (["--log-level", "DEBUG", "datasets"], "DEBUG"),
+        (["datasets", "--log-level", "ERROR"], "ERROR"),  # where an example script's flags go
+        (["--log-level", "DEBUG", "train", "--log-level", "WARNING"], "WARNING"),
+        (["eval", "best.pt"], "INFO"),
+    ],
+)
+def test_log_level_is_taken_before_or_after_the_subcommand(argv, level):
+    assert build_parser().parse_args(argv).log_level == level
+
+
+def test_split_seed_holds_the_split_while_seed_changes(tmp_path):
+    raw = tmp_path / "ml-100k" / "raw"
+    raw.mkdir(parents=True)
+    rows = (f"{u}\t{i}\t5\t{u * 100 + i}\n" for u in range(1, 9) for i in range(1, 13))
+    (raw / "u.data").write_text("".join(rows))
+
+    def test_pairs(**seeds) -> set:
+        data = load_data(validate({"dataset": "ml-100k", "root": str(tmp_path)} | seeds))
+        return set(map(tuple, data["user", "to", "item"].edge_label_index.t().tolist()))
+
+    assert test_pairs(seed=1) != test_pairs(seed=2)  # a split drawn with the run's seed
+    assert test_pairs(seed=1, split_seed=5) == test_pairs(seed=2, split_seed=5) == test_pairs(seed=5)
+
+
 def test_a_relative_root_in_a_config_file_is_the_file_folder_s(tmp_path, monkeypatch):
     from dslgraph.config import load_config_file
 
@@ -307,6 +334,11 @@ def test_dataset_that_cannot_be_downloaded_fails_clearly_and_leaves_no_folder(tm
     # the failed attempt left no empty gowalla/raw/ for `dslgraph datasets` to list as on disk
     assert main(["datasets", "--root", str(tmp_path)]) == 0
     assert "gowalla" not in capsys.readouterr().out
+    # nor the folders above a root that did not exist (a config file's relative root among them)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "c.json").write_text('{"root": "a/b", "dataset": "gowalla", "epochs": 1}')
+    assert main(["train", "--config", str(tmp_path / "exp" / "c.json")]) == 2
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["c.json"]
 
 
 def _train_helps() -> dict[str, str]:

@@ -219,13 +219,16 @@ class RecommendationDataset(InMemoryDataset):
         missing = [name for name, path in zip(self.raw_file_names, self.raw_paths) if not osp.isfile(path)]
         if not missing:
             return
-        folders = (self.root, osp.dirname(self.raw_dir), self.raw_dir)
-        created = [folder for folder in folders if not osp.isdir(folder)]
+        created = []  # raw_dir and every missing folder above it (root's parents too), deepest first
+        folder = osp.abspath(self.raw_dir)
+        while not osp.isdir(folder) and osp.dirname(folder) != folder:
+            created.append(folder)
+            folder = osp.dirname(folder)
         try:
             super()._download()
         except OSError as exc:  # urllib's URLError and HTTPError among them
             # folders made for the download only, removed so that nothing looks like a dataset on disk
-            for folder in reversed(created):
+            for folder in created:
                 if osp.isdir(folder) and not os.listdir(folder):
                     os.rmdir(folder)
             archive = " (the files of the zip archive, extracted)" if self.sources[0].endswith(".zip") else ""
