@@ -18,6 +18,9 @@
 #              sampling), side by side and at equal epochs, as many as fit (#3's quality targets at the length
 #              where the dense run reaches the paper: 0.1852 after 1630 epochs; the 5th session's sweep
 #              stopped at 272, where DSL 50% was at 0.945x dense);
+#   degree     DSL at 80% and 90% from a random and from the degree mask (--mask-init degree), side by side and
+#              at equal epochs with the recipe of `long` (on CPU, 30 epochs: 0.1264 from the degree mask at 80%
+#              against 0.1206 from a random one and 0.1416 dense; docs/results.md §2);
 #   ultragcn   UltraGCN with its official Gowalla preset alone on the card: its epoch time (the target,
 #              >= 0.184, needs ~480 epochs; the official log leaves the popularity plateau at epoch ~140).
 #   ultragcn-large  UltraGCN on Gowalla at 8x and 16x the official batch (4,096 and 8,192; ULTRAGCN_BATCHES
@@ -106,6 +109,13 @@ if step long; then
     runs+=(--run dense long "$lightgcn")
     for percent in 50 80; do
         runs+=(--run "dsl$percent" long "$lightgcn --update-interval $UPDATE_INTERVAL --sparsity 0.$percent")
+    done
+fi
+if step degree; then
+    lightgcn="$common $RECIPE --sampling user --threads 4 --update-interval $UPDATE_INTERVAL"
+    for percent in 80 90; do
+        runs+=(--run "random$percent" degree "$lightgcn --sparsity 0.$percent")
+        runs+=(--run "degree$percent" degree "$lightgcn --sparsity 0.$percent --mask-init degree")
     done
 fi
 if step reproduce; then  # the recipe, and the same at twice the batch (per epoch they learn alike, see above),
