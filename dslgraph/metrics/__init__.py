@@ -1,6 +1,6 @@
 """Evaluation of recommenders: full-ranking and sampled top-K metrics, and cost (MACs, bytes) accounting."""
 
-from dslgraph.metrics.cost import cost_report
+from dslgraph.metrics.cost import cost_report, memory_report
 from dslgraph.metrics.ranking import (
     METRICS,
     RankingEvaluator,
@@ -22,4 +22,5 @@ __all__ = [
     "SAMPLED_METRICS",
     "SampledRankingEvaluator",
     "cost_report",
+    "memory_report",
 ]

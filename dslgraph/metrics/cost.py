@@ -64,24 +64,17 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return sum(_state_bytes(state) for state in optimizer.state.values())
 
 
-def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:
-    """Sparsity, active entries, bytes and MACs of a trained model, with its dense reference.
-
-    The dense reference is the same model with every sparsified tensor dense and Adam's two moments
-    per weight; ``naive_savings`` scales the dense count by the density (the paper's way of
-    counting). A DSL growth step's cost (``update_step``) is amortised over ``dsl.update_interval``.
-    """
-    macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
-    if dsl is not None:
-        for counted in macs.values():
-            counted["train_iteration"] += counted.get("update_step", 0) / dsl.update_interval
+def memory_report(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl=None) -> dict[str, Any]:
+    """Sparsity, active entries and bytes of parameters and optimizer state of any model (a model of
+    your own too), with its dense reference: the same model with every tensor ``dsl`` sparsified
+    dense and Adam's two moments per weight. ``workspace_bytes`` is what sparse tables derive from
+    their positions (above all a propagation plan)."""
     param_bytes, state_bytes = parameter_bytes(model), optimizer_state_bytes(optimizer)
     entries, kept_param_bytes, kept_state_bytes = _sparsified_storage(optimizer, dsl)
     # The dense reference: 4-byte weights and Adam's two 4-byte moments per sparsified entry.
     dense_param_bytes = param_bytes - kept_param_bytes + 4 * entries
     dense_state_bytes = state_bytes - kept_state_bytes + 8 * entries
     density = 1.0 if dsl is None else 1.0 - dsl.achieved_sparsity()
-    dense = macs["dense"]
     return {
         "sparsity": 1.0 - density,
         "active_entries": dsl.active_counts() if dsl is not None else {},
@@ -91,6 +84,32 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
         "dense_optimizer_state_bytes": dense_state_bytes,
         "bytes_ratio": (param_bytes + state_bytes) / (dense_param_bytes + dense_state_bytes),
         "workspace_bytes": workspace_bytes(model),
+    }
+
+
+def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:
+    """:func:`memory_report` plus the MACs of a trained model and of its dense reference.
+
+    The MACs are the model's own count, ``model.macs(graph, batch_size, count)`` (every model of
+    :mod:`dslgraph.nn` has it; see :meth:`~dslgraph.nn.base.Recommender.macs`); ``naive_savings``
+    scales the dense count by the density (the paper's way of counting). A DSL growth step's cost
+    (``update_step``) is amortised over ``dsl.update_interval``.
+    """
+    if not callable(getattr(model, "macs", None)):
+        raise TypeError(
+            f"cost_report counts MACs with model.macs(graph, batch_size, count), which the models of "
+            f"dslgraph.nn have and {type(model).__name__} has not: implement it (see "
+            "dslgraph.nn.base.Recommender.macs), or call dslgraph.metrics.memory_report(model, "
+            "optimizer, dsl) for the bytes alone"
+        )
+    macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
+    if dsl is not None:
+        for counted in macs.values():
+            counted["train_iteration"] += counted.get("update_step", 0) / dsl.update_interval
+    report = memory_report(model, optimizer, dsl)
+    dense = macs["dense"]
+    return {
+        **report,
         "macs": macs["executed"],
         "ideal_macs": macs["ideal"],
         "dense_macs": dense,
@@ -98,7 +117,7 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
         "inference_savings": 1 - macs["executed"]["inference"] / dense["inference"],
         "ideal_training_savings": 1 - macs["ideal"]["train_iteration"] / dense["train_iteration"],
         "ideal_inference_savings": 1 - macs["ideal"]["inference"] / dense["inference"],
-        "naive_savings": 1 - density,
+        "naive_savings": report["sparsity"],
         "steps_per_epoch": steps_per_epoch,
     }
 

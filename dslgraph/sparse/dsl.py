@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -332,6 +333,8 @@ class DynamicSparseLearning:
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
         self._mask_hook = None
+        self._steps_unseen = 0  # steps of the attached optimizer since the last step()
+        self._steps_since_update = 0  # and since the last update
         self.iteration = 0
         self.updates: list[dict] = []
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
@@ -374,7 +377,9 @@ class DynamicSparseLearning:
                 got = "none" if degree is None else f"shape {tuple(degree.shape)}"
                 raise ValueError(
                     f"mask_init='degree' needs row_degrees[{name!r}], one degree per row of its "
-                    f"{weight.shape[0]} rows, got {got} (dslgraph.nn.base.table_row_degrees gives them)"
+                    f"{weight.shape[0]} rows, got {got} (dslgraph.nn.base.table_row_degrees gives them "
+                    "for a table of num_users + num_items rows, or of num_users or num_items rows when "
+                    "the two differ; for any other table, count the interactions of each row's node)"
                 )
         if not self._replaces_module(name, obj):
             return
@@ -425,7 +430,8 @@ class DynamicSparseLearning:
         return _MaskedTarget(name, module, attr, density, self.generator)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
-        """Registers the optimizer (created after this controller) whose state DSL manages."""
+        """Registers the optimizer (created after this controller) whose state DSL manages: required
+        before training, and again for an optimizer created later (a new learning-rate phase)."""
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for target in self.targets:
             params, _ = target.storage()
@@ -441,8 +447,14 @@ class DynamicSparseLearning:
             self._mask_hook.remove()
         # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
         # comes first, or is forgotten: a dense gradient would otherwise make them active
-        self._mask_hook = optimizer.register_step_post_hook(lambda *_: self._apply_masks())
+        self._mask_hook = optimizer.register_step_post_hook(lambda *_: self._optimizer_stepped())
+        self._steps_unseen = self._steps_since_update = 0
         return self
+
+    def _optimizer_stepped(self) -> None:
+        self._apply_masks()
+        self._steps_unseen += 1
+        self._steps_since_update += 1
 
     def _apply_masks(self) -> None:
         for target in self.targets:
@@ -470,21 +482,38 @@ class DynamicSparseLearning:
         if self.iteration == 0 and self.is_update_step(self.update_interval):
             self._check_optimizer()  # at the first step, not ΔT iterations later at the first update
         self.iteration += 1
-        if self._mask_hook is None:  # otherwise the optimizer's step did it
+        # the attached optimizer's step re-masked; another optimizer's (one created later and not
+        # attached) did not, and would leave masked weights active until the next update
+        if not self._steps_unseen:
             self._apply_masks()
+        self._steps_unseen = 0
         if self.is_update_step(self.iteration):
+            self._check_optimizer_stepped()
             self.update()
         self._set_probe()
+
+    def _check_optimizer_stepped(self) -> None:
+        if not self._steps_since_update:
+            warnings.warn(
+                f"the optimizer attached to DSL has not stepped since the last update (iteration "
+                f"{self.iteration}): if the loop steps another optimizer, dsl.attach() it, since DSL "
+                "resets or reads the optimizer state of grown entries in the attached one (a GradScaler "
+                "that skipped these steps is harmless)",
+                stacklevel=3,
+            )
+        self._steps_since_update = 0
 
     def update_fraction(self) -> float:
         """ρ_t, the fraction of each tensor's active entries that an update at this iteration moves."""
         return update_fraction(self.schedule, self.iteration, self.horizon, self.rho0, self.rho_min)
 
     def _check_optimizer(self) -> None:
-        if self.optimizer_state == "reset" and self.optimizer is None:
+        # under either optimizer_state: attach() is what refuses an optimizer created before the
+        # controller, whose stale dense tensors would train while the sparse ones never do
+        if self.optimizer is None:
             raise RuntimeError(
-                "optimizer_state='reset' zeroes the optimizer state of grown entries, but no optimizer "
-                "is attached: call attach(optimizer) before training (or use optimizer_state='keep')"
+                "no optimizer is attached: create it after DynamicSparseLearning, from "
+                "model.parameters(), and call dsl.attach(optimizer) before training"
             )
 
     @torch.no_grad()

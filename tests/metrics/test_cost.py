@@ -3,6 +3,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dslgraph.data import propagation_graph
+from dslgraph.metrics import memory_report
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
@@ -107,3 +108,20 @@ def test_update_step_macs_are_the_products_an_update_runs(small_data, backend):
     n, d = 70, 16
     # the update's products, plus the N d adds of the layer-0 gradient the count charges too
     assert model.macs(adj, 64)["update_step"] == counter.macs + n * d
+
+
+def test_a_model_of_ones_own_gets_its_bytes_and_a_clear_error_for_macs():
+    """cost_report on a model without ``macs`` failed with an AttributeError; the bytes it reports
+    need no MAC count."""
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 4))
+    dsl = DynamicSparseLearning(model, 0.8, 100, targets=["tables", r"1\.weight"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    model(torch.arange(10)).sum().backward()
+    optimizer.step()
+    report = memory_report(model, optimizer, dsl)
+    assert report["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert report["dense_parameter_bytes"] == 4 * (50 * 8 + 8 * 4 + 4)
+    assert report["bytes_ratio"] < 0.5
+    with pytest.raises(TypeError, match=r"Sequential has not: .*memory_report"):
+        cost_report(model, None, optimizer, 64, 10, dsl)

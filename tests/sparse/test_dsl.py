@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -229,6 +230,14 @@ def test_degree_mask_init_without_degrees_names_the_table(small_data):
         SparseEmbedding(70, 8, 0.5, mask_init="degree")
 
 
+def test_degree_mask_init_says_which_tables_table_row_degrees_places():
+    """With as many users as items, table_row_degrees cannot tell a user table from an item table and
+    leaves both out; the error said it gives them."""
+    model = nn.ModuleDict({"user": nn.Embedding(30, 4), "item": nn.Embedding(30, 4)})
+    with pytest.raises(ValueError, match="or num_items rows when the two differ"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, mask_init="degree", row_degrees={})
+
+
 def test_table_row_degrees_map_rows_to_users_and_items(small_data):
     users, items = small_data[EDGE].edge_index
     lightgcn = table_row_degrees(LightGCN(30, 40, 8), small_data)
@@ -450,8 +459,10 @@ def test_update_prunes_ceil_of_rho_times_nnz_exactly():
     dsl = DynamicSparseLearning(
         model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.07, growth="random"
     )
-    dsl.attach(torch.optim.SGD(model.parameters(), lr=0.0))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
     model[0](torch.arange(10)).sum().backward()
+    optimizer.step()
     dsl.step()
     assert dsl.updates[0]["changed"] == {"0": 7}
 
@@ -559,6 +570,38 @@ def test_missing_attach_fails_at_the_first_step():
     model(torch.arange(4)).sum().backward()
     with pytest.raises(RuntimeError, match="no optimizer is attached"):
         dsl.step()
+
+
+def test_keep_without_attach_fails_at_the_first_step():
+    """optimizer_state='keep' ran without attach(), so nothing refused an optimizer made before the
+    controller: it trained the replaced dense table and the sparse one never trained, silently (the
+    error of the 'reset' case even suggested 'keep' as the way out)."""
+    model = _Custom()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)  # before the controller: stale
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=5, optimizer_state="keep")
+    model(torch.arange(4)).sum().backward()
+    optimizer.step()
+    with pytest.raises(RuntimeError, match=r"no optimizer is attached: create it after"):
+        dsl.step()
+
+
+def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
+    """A second optimizer (a new learning-rate phase) stepped without attach(): its dense steps left
+    masked weights active until the next update, and DSL reset the state of grown entries in the
+    first optimizer, silently."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=3, backend="masked")
+    dsl.attach(torch.optim.Adam(model.parameters(), lr=0.01))
+    second = torch.optim.Adam(model.parameters(), lr=0.01)
+    with pytest.warns(UserWarning, match=r"has not stepped since the last update \(iteration 3\)"):
+        for _ in _custom_steps(model, dsl, second, 3):
+            assert not model.emb.weight[~model.emb.weight_mask].any()
+    dsl.attach(second)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in _custom_steps(model, dsl, second, 3):
+            pass
 
 
 def test_a_model_is_sparsified_once():
