@@ -4,8 +4,10 @@ Every dataset yields one :class:`~torch_geometric.data.HeteroData` in the layout
 :mod:`dslgraph.data.graph`. Raw files live in ``root/<name>/raw/`` and may be placed there by hand
 (nothing is downloaded when they are present); ``root`` defaults to :func:`default_root`. The processed
 data is cached in ``root/<name>/processed/<options>/``, one folder per set of options that change it; as in
-PyG, a raw file replaced later is not noticed: pass ``force_reload=True``. A test interaction also listed
-in a training file is an error (it could never be retrieved, being excluded from the ranking as seen).
+PyG, a raw file replaced later is not noticed: pass ``force_reload=True``. A processed file that cannot be
+read (cut short or damaged outside dslgraph, which writes it then renames it) is processed again, with a
+warning. A test interaction also listed in a training file is an error (it could never be retrieved, being
+excluded from the ranking as seen).
 
 Users and items keep the ids of the raw files (shifted to start at 0 where the files are 1-based), and
 their numbers are ``1 +`` the largest id in the raw files, as LightGCN-PyTorch counts them. Users or
@@ -31,6 +33,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -172,18 +175,29 @@ class RecommendationDataset(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
-        check_option(isinstance(seed, int | np.integer), "seed", "an integer", seed)
+        check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
         super().__init__(
             default_root() if root is None else root, transform, pre_transform, force_reload=force_reload
         )
-        self.load(self.processed_paths[0], data_cls=HeteroData)
+        path = self.processed_paths[0]
+        try:
+            self.load(path, data_cls=HeteroData)
+        except Exception as exc:  # a cache of the raw files: one that cannot be read is made again
+            first_line = next(iter(str(exc).splitlines()), "")  # torch's messages run to paragraphs
+            warnings.warn(
+                f"{path} could not be read ({type(exc).__name__}: {first_line}); re-processing", stacklevel=2
+            )
+            self._reprocess()
         if self.timed and "time" not in self._data[EDGE]:
             log.info("%s: re-processing a file saved without timestamps", self.__class__.__name__)
-            self._download()
-            self.process()
-            self.load(self.processed_paths[0], data_cls=HeteroData)
+            self._reprocess()
+
+    def _reprocess(self) -> None:
+        self._download()
+        self.process()
+        self.load(self.processed_paths[0], data_cls=HeteroData)
 
     @property
     def raw_dir(self) -> str:
@@ -207,12 +221,13 @@ class RecommendationDataset(InMemoryDataset):
 
     @property
     def sources(self) -> list[str]:
-        """The URLs :meth:`download` fetches the raw files from."""
+        """The URLs :meth:`download` fetches the raw files from, one per raw file."""
         return [f"{self.url}/{name}" for name in self.raw_file_names]
 
     def download(self) -> None:
-        for url in self.sources:
-            _fetch(url, self.raw_dir)
+        for name, url in zip(self.raw_file_names, self.sources):
+            if not osp.isfile(osp.join(self.raw_dir, name)):  # a file placed by hand is kept
+                _fetch(url, self.raw_dir)
 
     def _download(self) -> None:
         # PyG's download step, failing with what to place where rather than with urllib's traceback.
@@ -232,9 +247,10 @@ class RecommendationDataset(InMemoryDataset):
                 if osp.isdir(folder) and not os.listdir(folder):
                     os.rmdir(folder)
             archive = " (the files of the zip archive, extracted)" if self.sources[0].endswith(".zip") else ""
+            urls = [url for name, url in zip(self.raw_file_names, self.sources) if name in missing]
             raise DatasetUnavailableError(
                 f"{type(self).__name__}: {', '.join(missing)} not in {self.raw_dir}, and downloading "
-                f"{', '.join(self.sources)} failed ({exc}). Place the raw files{archive} in that folder, or "
+                f"{', '.join(urls)} failed ({exc}). Place the raw files{archive} in that folder, or "
                 f"point root (--root; default $DSLGRAPH_HOME or ~/.cache/dslgraph) at the folder holding "
                 f"{self.name}/raw/"
             ) from exc

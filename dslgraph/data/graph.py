@@ -48,6 +48,8 @@ def make_interaction_data(
             continue
         if index.dim() != 2 or index.size(0) != 2:
             raise ValueError(f"{name} interactions must have shape [2, E], got {tuple(index.shape)}")
+        if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:  # .long() would cut
+            raise ValueError(f"{name} interactions must be integer ids, got {index.dtype}")
         if time is not None and time.shape != (index.size(1),):
             raise ValueError(f"{name} timestamps must have shape [{index.size(1)}], got {tuple(time.shape)}")
         if index.numel() and (index.min() < 0 or index[0].max() >= num_users or index[1].max() >= num_items):

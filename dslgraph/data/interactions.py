@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -163,7 +164,8 @@ class InteractionDataset(InMemoryDataset):
         """Reads a delimited text file and builds the dataset with :meth:`from_pandas`.
 
         User and item ids are read as text, and as numbers only where every id of the column is a
-        number written plainly: ``007`` and ``7`` stay two ids, and ``007`` keeps its zeros.
+        number written plainly: ``007`` and ``7`` stay two ids, and ``007`` keeps its zeros. A
+        ``time_col`` written as text is read as ISO 8601 times (``2020-01-31``, ``2020-01-31T12:00:00Z``).
 
         Args:
             path: The file to read.
@@ -180,7 +182,13 @@ class InteractionDataset(InMemoryDataset):
             raise ValueError(f"{path} could not be read as {sep!r}-separated text: {exc}") from exc
         for column in set(id_columns) & set(df.columns):
             df[column] = _ids_from_text(df[column])
-        return cls.from_pandas(df, **kwargs)
+        time_col = kwargs.get("time_col")
+        if time_col in df.columns and not pd.api.types.is_numeric_dtype(df[time_col]):
+            df[time_col] = _times_from_text(df[time_col], path, time_col)
+        try:
+            return cls.from_pandas(df, **kwargs)
+        except ValueError as exc:  # its messages name the column and the row, not the file
+            raise ValueError(f"{path}: {exc}") from exc
 
     @classmethod
     def from_pandas(
@@ -238,7 +246,7 @@ class InteractionDataset(InMemoryDataset):
         check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
         # None would draw another split on every call
-        check_option(isinstance(seed, int | np.integer), "seed", "an integer", seed)
+        check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
         for field, value in (
             ("min_user_interactions", min_user_interactions),
             ("min_item_interactions", min_item_interactions),
@@ -267,7 +275,7 @@ class InteractionDataset(InMemoryDataset):
         frame = df[[c for c in columns.values() if c is not None]].rename(
             columns={column: field for field, column in columns.items() if column is not None}
         )
-        for field, what in (("user", "ids"), ("item", "ids"), ("time", "times")):
+        for field, what in (("user", "ids"), ("item", "ids"), ("rating", "ratings"), ("time", "times")):
             missing = frame[field].isna().to_numpy() if field in frame else None
             if missing is not None and missing.any():
                 raise ValueError(
@@ -293,6 +301,16 @@ class InteractionDataset(InMemoryDataset):
         else:
             test_mask = holdout_mask(index[0], test_ratio, rng, by_time)
         train, test = index[:, ~test_mask], index[:, test_mask]
+        if test.size(1) == 0:  # evaluated, it would read as every metric 0
+            if split == "leave-one-out":
+                why = "leave-one-out holds out one interaction of each user with two or more; none has two"
+            else:
+                why = (
+                    f"min(round({test_ratio} * n), n - 1) of a user's n interactions are held out, 0 for "
+                    f"every user here (the most active has {int(torch.bincount(index[0]).max())}); raise "
+                    "test_ratio"
+                )
+            warnings.warn(f"the test split is empty: {why}", stacklevel=2)
         times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
         val = None
         if val_ratio > 0:
@@ -322,6 +340,19 @@ def _numeric_time(column: pd.Series, name: str) -> pd.Series:
         return column.astype("int64")
     check_option(pd.api.types.is_numeric_dtype(column), "time_col", "a numeric or datetime column", name)
     return column
+
+
+def _times_from_text(column: pd.Series, path: str | os.PathLike, name: str) -> pd.Series:
+    """Times written as text (ISO 8601: ``2020-01-31``, ``2020-01-31 12:00:00+01:00``) as UTC datetimes."""
+    times = pd.to_datetime(column, format="ISO8601", utc=True, errors="coerce")
+    bad = times.isna() & column.notna()
+    if bad.any():
+        row = bad.idxmax()
+        raise ValueError(
+            f"{path}: time_col {name!r} must hold numbers or ISO 8601 times, got {column[row]!r} "
+            f"at index {row!r}"
+        )
+    return times
 
 
 def _ids_from_text(column: pd.Series) -> pd.Series:

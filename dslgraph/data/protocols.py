@@ -160,7 +160,8 @@ def leave_one_out(
     held out for validation. ``edge_label_index`` then holds exactly one column per evaluated user,
     sorted by user, and ``test_negatives`` the ``[num_test_users, num_negatives]`` items ranked against
     it: drawn uniformly, without repeats, among the items the user interacted with in *no* split
-    (``val_negatives`` likewise, drawn independently). Users with one interaction only train.
+    (``val_negatives`` likewise, drawn independently). Users with one interaction only train; without
+    a user of two or more, a :class:`ValueError` is raised.
 
     Args:
         data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
@@ -176,6 +177,10 @@ def leave_one_out(
     )
     check_option(isinstance(validation, bool), "validation", "True or False", validation)
     index, time = merge_interactions(data)
+    if not (torch.bincount(index[0]) >= 2).any():  # nobody would be evaluated: every metric would read 0
+        raise ValueError(
+            "leave_one_out needs a user with at least two interactions; every user has at most one"
+        )
     rng = np.random.default_rng(seed)
     test = leave_one_out_mask(index[0], rng, time)
     val = None
@@ -305,6 +310,7 @@ def apply_protocol(data: HeteroData, protocol: str = "full", seed: int = 0, **op
         **options: The further arguments of the protocol's function, e.g. ``num_negatives``.
     """
     check_protocol(protocol, options)
+    check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
     if protocol == "full":
         return data
     return _PROTOCOL_FUNCTIONS[protocol](data, seed=seed, **options)

@@ -183,7 +183,14 @@ def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "ml-100k" / "raw") == []
 
 
-@pytest.mark.parametrize(("option", "message"), [({"val_ratio": 1.0}, "val_ratio"), ({"seed": 0.5}, "seed")])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"val_ratio": 1.0}, "val_ratio"),
+        ({"seed": 0.5}, "seed"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+    ],
+)
 def test_bad_options(tmp_path, option, message):
     with pytest.raises(ValueError, match=message):
         Gowalla(str(tmp_path), **option)
@@ -347,9 +354,42 @@ def test_failed_download_says_what_to_place_where(tmp_path, monkeypatch, cls, mi
 def test_failed_download_keeps_folders_that_were_there(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets_module, "download_url", offline_download)
     place(tmp_path, "gowalla", {"train.txt": TRAIN})
-    with pytest.raises(DatasetUnavailableError, match=r"test\.txt not in"):
+    with pytest.raises(DatasetUnavailableError, match=r"test\.txt not in") as failure:
         Gowalla(str(tmp_path))
+    assert "gowalla/train.txt" not in str(failure.value)  # only the missing file was looked for
     assert os.listdir(tmp_path / "gowalla" / "raw") == ["train.txt"]
+
+
+def test_download_keeps_a_raw_file_placed_by_hand(tmp_path, monkeypatch):
+    urls = []
+
+    def fake_download(url: str, folder: str) -> str:
+        urls.append(url)
+        path = os.path.join(folder, url.rpartition("/")[2])
+        Path(path).write_bytes(b"0 0\n1 1\n" if path.endswith("train.txt") else TEST)
+        return path
+
+    place(tmp_path, "gowalla", {"train.txt": TRAIN})
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    Gowalla(str(tmp_path))
+    assert [url.rpartition("/")[2] for url in urls] == ["test.txt"]
+    assert (tmp_path / "gowalla" / "raw" / "train.txt").read_bytes() == TRAIN
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_unreadable_processed_file_is_processed_again(tmp_path, damage):
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path)).processed_paths[0])
+    whole = path.read_bytes()
+    path.write_bytes(
+        {"garbage": b"not a torch file", "truncated": whole[: len(whole) // 2], "empty": b""}[damage]
+    )
+    with pytest.warns(UserWarning, match=r"data\.pt could not be read .*; re-processing"):
+        data = Gowalla(str(tmp_path))[0]
+    assert data[EDGE].edge_index.size(1) == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the file was made again: read as it is from now on
+        Gowalla(str(tmp_path))
 
 
 def test_registry_and_load_dataset(tmp_path):

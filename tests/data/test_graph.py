@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from dslgraph.data import EDGE, propagation_graph
+from dslgraph.data import EDGE, make_interaction_data, propagation_graph
 
 
 def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(small_data):
@@ -16,3 +17,10 @@ def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(
     torch.testing.assert_close(adj.to_dense(), inv_sqrt[:, None] * a * inv_sqrt[None, :])
     x = torch.randn(70, 4)
     torch.testing.assert_close(torch.sparse.mm(adj, x), adj.to_dense() @ x)
+
+
+def test_make_interaction_data_refuses_float_ids():
+    # .long() would silently cut 1.5 to 1
+    train = torch.tensor([[0.0, 1.5], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="train interactions must be integer ids, got torch.float32"):
+        make_interaction_data(2, 2, train, torch.tensor([[0], [1]]))

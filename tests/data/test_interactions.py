@@ -152,8 +152,9 @@ def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
         ({"split": "temporal"}, "time_col must be set for split='temporal'"),
         ({"test_ratio": 0.0}, r"test_ratio must be in \(0, 1\)"),
         ({"val_ratio": 1.0}, r"val_ratio must be in \[0, 1\)"),
-        ({"seed": None}, "seed must be an integer, got None"),
-        ({"seed": 0.5}, "seed must be an integer, got 0.5"),
+        ({"seed": None}, "seed must be an integer >= 0, got None"),
+        ({"seed": 0.5}, "seed must be an integer >= 0, got 0.5"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"min_user_interactions": -1}, "min_user_interactions must be an integer >= 0"),
         ({"rating_threshold": 4}, "rating_col must be a column name when rating_threshold is given"),
         ({"rating_col": "r", "rating_threshold": 9}, "no interaction is left"),
@@ -191,6 +192,48 @@ def test_missing_id_names_its_row(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_text("user,item\na,x\nb,y\nc,\n")
     with pytest.raises(
-        ValueError, match=r"item_col must be free of missing ids, got 'item' \(first missing at index 2\)"
+        ValueError,
+        match=r"ratings.csv: item_col must be free of missing ids, got 'item' \(first missing at index 2\)",
     ):
         InteractionDataset.from_csv(path)
+
+
+def test_from_pandas_missing_rating_is_an_error():
+    # NaN >= threshold is False: the row would be dropped without a word
+    ratings = frame()["r"].astype(float)
+    ratings.iloc[1] = float("nan")
+    with pytest.raises(
+        ValueError, match=r"rating_col must be free of missing ratings, got 'r' \(first missing at index 1"
+    ):
+        InteractionDataset.from_pandas(
+            frame().assign(r=ratings), "u", "i", rating_col="r", rating_threshold=4
+        )
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [("random", r"round\(0.2 \* n\), n - 1\).*most active has 2"), ("leave-one-out", "none has two")],
+)
+def test_from_pandas_empty_test_split_warns(split, message):
+    # evaluated, an empty test split reads as every metric 0
+    df = pd.DataFrame({"user": [0, 0, 1, 1, 2], "item": [0, 1, 1, 2, 0]})
+    if split == "leave-one-out":
+        df = df.drop_duplicates("user")
+    with pytest.warns(UserWarning, match=f"the test split is empty: .*{message}"):
+        data = InteractionDataset.from_pandas(df, split=split)[0]
+    assert data[EDGE].edge_label_index.size(1) == 0
+
+
+def test_from_csv_reads_iso_times_and_names_the_file_of_a_bad_one(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "user,item,day\na,x,2020-01-03\na,y,2020-01-01T12:00:00Z\nb,x,2020-01-02\nb,y,2020-01-05\n"
+    )
+    dataset = InteractionDataset.from_csv(path, time_col="day", split="leave-one-out")
+    assert pairs(dataset[0][EDGE].edge_label_index) == {(0, 0), (1, 1)}  # the latest of each user
+    path.write_text("user,item,day\na,x,2020-01-03\na,y,yesterday\n")
+    with pytest.raises(
+        ValueError,
+        match=r"ratings.csv: time_col 'day' must hold numbers or ISO 8601 times, got 'yesterday' at index 1",
+    ):
+        InteractionDataset.from_csv(path, time_col="day")

@@ -325,3 +325,16 @@ def test_real_ml_1m_lcf_leave_one_out(tmp_path):
     assert not torch.isin(candidates, seen).any()
     assert (store.test_negatives.sort(dim=1).values.diff(dim=1) > 0).all()
     assert store.edge_index.size(1) + 6022 == index.size(1)
+
+
+def test_leave_one_out_without_a_user_of_two_interactions_fails():
+    # nobody would be evaluated, and every metric would read 0
+    index = torch.tensor([[0, 1, 2], [0, 1, 1]])
+    data = make_interaction_data(3, 4, index[:, :2], index[:, 2:])
+    with pytest.raises(ValueError, match="leave_one_out needs a user with at least two interactions"):
+        leave_one_out(data, num_negatives=1)
+
+
+def test_apply_protocol_negative_seed_names_the_field(small_data):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        apply_protocol(small_data, "leave-one-out", seed=-1)
