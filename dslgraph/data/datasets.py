@@ -45,7 +45,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
 
 from .graph import EDGE, make_interaction_data, num_users_items
-from .interactions import _collapse, _renumber, check_option, holdout_mask
+from .interactions import _collapse, _renumber, check_option, check_seed, holdout_mask
 from .io import (
     DatasetFormatError,
     _check_duplicates,
@@ -175,7 +175,7 @@ class RecommendationDataset(InMemoryDataset):
         force_reload: bool = False,
     ) -> None:
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
-        check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
+        check_seed(seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
         super().__init__(

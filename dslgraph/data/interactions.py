@@ -87,6 +87,12 @@ def check_option(condition: bool, field: str, allowed: str, value: Any) -> None:
         raise ValueError(f"{field} must be {allowed}, got {value!r}")
 
 
+def check_seed(seed: Any) -> None:
+    """A split's seed: an integer >= 0 (numpy's generators take no other; ``None`` would draw another
+    split on every call)."""
+    check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
+
+
 def _k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
     """Drops users and items with too few interactions, repeatedly, until none is left to drop."""
     while True:
@@ -183,11 +189,11 @@ class InteractionDataset(InMemoryDataset):
         for column in set(id_columns) & set(df.columns):
             df[column] = _ids_from_text(df[column])
         time_col = kwargs.get("time_col")
-        if time_col in df.columns and not pd.api.types.is_numeric_dtype(df[time_col]):
-            df[time_col] = _times_from_text(df[time_col], path, time_col)
         try:
+            if time_col in df.columns and not pd.api.types.is_numeric_dtype(df[time_col]):
+                df[time_col] = _times_from_text(df[time_col], time_col)
             return cls.from_pandas(df, **kwargs)
-        except ValueError as exc:  # its messages name the column and the row, not the file
+        except ValueError as exc:  # the messages name the column and the row, not the file
             raise ValueError(f"{path}: {exc}") from exc
 
     @classmethod
@@ -245,8 +251,7 @@ class InteractionDataset(InMemoryDataset):
         check_option(split in SPLITS, "split", f"one of {SPLITS}", split)
         check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
-        # None would draw another split on every call
-        check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
+        check_seed(seed)
         for field, value in (
             ("min_user_interactions", min_user_interactions),
             ("min_item_interactions", min_item_interactions),
@@ -342,15 +347,14 @@ def _numeric_time(column: pd.Series, name: str) -> pd.Series:
     return column
 
 
-def _times_from_text(column: pd.Series, path: str | os.PathLike, name: str) -> pd.Series:
+def _times_from_text(column: pd.Series, name: str) -> pd.Series:
     """Times written as text (ISO 8601: ``2020-01-31``, ``2020-01-31 12:00:00+01:00``) as UTC datetimes."""
     times = pd.to_datetime(column, format="ISO8601", utc=True, errors="coerce")
     bad = times.isna() & column.notna()
     if bad.any():
         row = bad.idxmax()
         raise ValueError(
-            f"{path}: time_col {name!r} must hold numbers or ISO 8601 times, got {column[row]!r} "
-            f"at index {row!r}"
+            f"time_col {name!r} must hold numbers or ISO 8601 times, got {column[row]!r} at index {row!r}"
         )
     return times
 

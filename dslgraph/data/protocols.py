@@ -37,7 +37,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from .graph import EDGE, SPLITS, make_interaction_data, num_users_items
-from .interactions import Seed, _holdout_latest, check_option, leave_one_out_mask
+from .interactions import Seed, _holdout_latest, check_option, check_seed, leave_one_out_mask
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
 """The evaluation protocols :func:`apply_protocol` understands."""
@@ -310,7 +310,7 @@ def apply_protocol(data: HeteroData, protocol: str = "full", seed: int = 0, **op
         **options: The further arguments of the protocol's function, e.g. ``num_negatives``.
     """
     check_protocol(protocol, options)
-    check_option(isinstance(seed, int | np.integer) and seed >= 0, "seed", "an integer >= 0", seed)
+    check_seed(seed)
     if protocol == "full":
         return data
     return _PROTOCOL_FUNCTIONS[protocol](data, seed=seed, **options)
