@@ -41,7 +41,10 @@ def make_interaction_data(
     times: tuple[Tensor | None, Tensor | None, Tensor | None] | None = None,
 ) -> HeteroData:
     """Packs ``[2, E]`` user-item index tensors into the :class:`HeteroData` layout of this module, with
-    the ``(train, test, val)`` split's ``[E]`` timestamps ``times`` where given."""
+    the ``(train, test, val)`` split's ``[E]`` timestamps ``times`` where given.
+
+    Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, and
+    a test or validation pair that is a training pair too."""
     times = times or (None, None, None)
     for name, index, time in zip(("train", "test", "val"), (train, test, val), times):
         if index is None:
@@ -56,6 +59,7 @@ def make_interaction_data(
             raise ValueError(
                 f"{name} interactions hold ids outside users [0, {num_users}) / items [0, {num_items})"
             )
+    _check_pairs(num_items, train, test, val)
     data = HeteroData()
     data["user"].num_nodes = num_users
     data["item"].num_nodes = num_items
@@ -67,6 +71,36 @@ def make_interaction_data(
         if index is not None and time is not None:
             data[EDGE][key] = time
     return data
+
+
+def _check_pairs(num_items: int, train: Tensor, test: Tensor, val: Tensor | None) -> None:
+    """Refuses a pair given twice in one split (it would weigh twice in the graph and the metrics), and
+    a test or validation pair that is also a training pair (ranking leaves out training items, so it
+    could never be hit)."""
+    keys = {}
+    for name, index in zip(("train", "test", "val"), (train, test, val)):
+        if index is None:
+            continue
+        key = index[0].long() * num_items + index[1].long()
+        unique, counts = torch.unique(key, return_counts=True)
+        if unique.numel() < key.numel():
+            pair = unique[counts > 1][0].item()
+            raise ValueError(
+                f"{name} interactions hold the pair (user {pair // num_items}, item {pair % num_items}) "
+                f"more than once; {int((counts - 1).sum())} repeated pair(s) in all"
+            )
+        keys[name] = unique
+    for name in ("test", "val"):
+        if name not in keys:
+            continue
+        seen = torch.isin(keys[name], keys["train"])
+        if seen.any():
+            pair = keys[name][seen][0].item()
+            raise ValueError(
+                f"{int(seen.sum())} {name} interaction(s) are training interactions too, e.g. (user "
+                f"{pair // num_items}, item {pair % num_items}): ranking leaves out a user's training "
+                "items, so they could never be hit"
+            )
 
 
 def num_users_items(data: HeteroData) -> tuple[int, int]:

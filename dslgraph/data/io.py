@@ -276,10 +276,11 @@ def read_pairs(
 
 def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
-    :func:`~dslgraph.train.locked_output` clears after a crash) and renaming it: a crash leaves the old
-    file whole."""
+    :func:`~dslgraph.train.locked_output` clears after a crash, and so does the next write of ``path``
+    once process PID has ended) and renaming it: a crash leaves the old file whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -287,3 +288,20 @@ def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Removes the temporary files of ``path`` that processes killed while writing it left behind (a
+    dataset's ``data.pt`` has no run lock to clear them); those of running processes are theirs."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+        return
+    for partial in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = partial.name.rpartition("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            partial.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):  # another user's process, or no process id
+            continue

@@ -699,6 +699,11 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
             names = [n for n, _ in model.named_parameters()]
             raise ValueError(f"target {pattern!r} matches no parameter; parameters are {names}")
         for name in hits:
+            if isinstance(model.get_parameter(name), nn.parameter.UninitializedParameter):
+                raise ValueError(
+                    f"{name!r} is not initialised yet (a lazy layer, such as PyG's Linear(-1, ...)): run "
+                    "the model on one batch before building DynamicSparseLearning, so that it has a shape"
+                )
             if name in table_params:
                 selected[name.rpartition(".")[0]] = model.get_submodule(name.rpartition(".")[0])
             else:

@@ -24,3 +24,24 @@ def test_make_interaction_data_refuses_float_ids():
     train = torch.tensor([[0.0, 1.5], [0.0, 1.0]])
     with pytest.raises(ValueError, match="train interactions must be integer ids, got torch.float32"):
         make_interaction_data(2, 2, train, torch.tensor([[0], [1]]))
+
+
+def test_make_interaction_data_refuses_repeated_pairs():
+    train = torch.tensor([[0, 1, 0], [1, 0, 1]])
+    repeated = r"train interactions hold the pair \(user 0, item 1\) more than once"
+    with pytest.raises(ValueError, match=repeated):
+        make_interaction_data(2, 2, train, torch.tensor([[1], [1]]))
+    test = torch.tensor([[1, 1], [1, 1]])
+    with pytest.raises(ValueError, match="test interactions hold the pair"):
+        make_interaction_data(2, 2, train[:, :2], test)
+
+
+def test_make_interaction_data_refuses_evaluation_pairs_seen_in_training():
+    train = torch.tensor([[0, 1], [1, 0]])
+    seen = r"1 test interaction\(s\) are training interactions too, e\.g\. \(user 1"
+    with pytest.raises(ValueError, match=seen):
+        make_interaction_data(2, 2, train, torch.tensor([[1, 1], [0, 1]]))
+    with pytest.raises(ValueError, match="1 val interaction"):
+        make_interaction_data(2, 2, train, torch.tensor([[1], [1]]), val=torch.tensor([[0], [1]]))
+    data = make_interaction_data(2, 2, train, torch.tensor([[1], [1]]), val=torch.tensor([[0], [0]]))
+    assert data[EDGE].val_edge_label_index.tolist() == [[0], [0]]

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -5,6 +8,7 @@ import pytest
 import torch
 
 from dslgraph.data import DatasetFormatError, read_adjacency_lists, read_pairs
+from dslgraph.data.io import write_then_rename
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 
@@ -116,3 +120,18 @@ def test_gowalla_train_parses_fast():
     elapsed = time.perf_counter() - start
     assert index.shape == (2, 810_128)
     assert elapsed < 2.0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="processes are probed with os.kill(pid, 0) on POSIX only")
+def test_write_then_rename_clears_partials_of_ended_processes(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    path = tmp_path / "data.pt"
+    killed = tmp_path / f".data.pt.tmp-{ended.pid}"  # what a process killed while writing leaves
+    running = tmp_path / f".data.pt.tmp-{os.getppid()}"  # a process writing it now
+    other = tmp_path / ".other.pt.tmp-1"
+    for partial in (killed, running, other):
+        partial.write_bytes(b"half")
+    write_then_rename(path, lambda tmp: tmp.write_bytes(b"whole"))
+    assert path.read_bytes() == b"whole"
+    assert not killed.exists() and running.exists() and other.exists()

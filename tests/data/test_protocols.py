@@ -60,8 +60,9 @@ def check_disjoint_cover(store, index):
 
 def test_merge_interactions_dedupes_and_keeps_latest_time():
     train = torch.tensor([[1, 0, 1], [2, 3, 0]])
-    test = torch.tensor([[1, 0], [2, 1]])  # (1, 2) also in training
-    data = make_interaction_data(2, 4, train, test)
+    data = make_interaction_data(2, 4, train, torch.tensor([[0], [1]]))
+    # a HeteroData of one's own may repeat a pair across splits (make_interaction_data refuses it)
+    data[EDGE].edge_label_index = torch.tensor([[1, 0], [2, 1]])  # (1, 2) also in training
     data[EDGE].time = torch.tensor([5, 1, 2])
     data[EDGE].edge_label_time = torch.tensor([9, 3])
     index, time = merge_interactions(data)

@@ -268,6 +268,17 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, growth="momentum")
 
 
+def test_lazy_layer_target_fails_naming_it():
+    from torch_geometric.nn import Linear
+
+    model = nn.Sequential(nn.Embedding(10, 8), Linear(-1, 4))
+    with pytest.raises(ValueError, match=r"'1.weight' is not initialised yet .* run the model on one batch"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, targets=["tables", r"1\.weight"])
+    model(torch.tensor([0, 1]))  # the advice works
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, targets=["tables", r"1\.weight"])
+    assert dsl.active_counts()["1.weight"] == 16
+
+
 def test_momentum_growth_on_masked_backend(small_data, device):
     model = LightGCN(30, 40, embedding_dim=8).to(device)
     dsl = DynamicSparseLearning(
