@@ -126,17 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = None) -> int:
-    """An example script's entry point: ``dslgraph`` with the script's ``defaults``, which the flags in
-    ``argv`` (default: the command line's) override; ``--help`` shows the script's ``doc`` and
+    """An example script's entry point: ``dslgraph`` with the script's ``defaults``, under the ``--config``
+    file and the flags in ``argv`` (default: the command line's) as the library's own defaults are; a
+    resumed run takes its checkpoint's settings instead. ``--help`` shows the script's ``doc`` and
     defaults before the flags."""
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):
         print(f"{(doc or '').strip()}\n\nThis script runs: dslgraph {' '.join(defaults)} [FLAG ...]\n")
-    return main(defaults + argv)
+    script = build_parser().parse_args(defaults)
+    output = ["--output", script.output] if script.output else []
+    return main([script.command, *output, *argv], given_settings(script))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) -> int:
+    """``dslgraph`` with the arguments ``argv`` (default: the command line's); ``defaults`` are settings that
+    a fresh ``train`` takes where its config file and flags give none (an example script's)."""
     args = build_parser().parse_args(argv)
+    args.defaults = defaults or {}
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
     # the user of a run; the tests silence the same two (pyproject.toml)
     for note in ("Sparse CSR tensor support is in beta state", "Sparse invariant checks"):
@@ -174,16 +180,24 @@ def _option(text: str) -> tuple[str, Any]:
         return name, value
 
 
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags in ``args`` give, unvalidated."""
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    if "options" in given:
+        given["options"] = dict(given["options"])
+    return given
+
+
 def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of ``base`` (e.g. those of the run being resumed), overridden by the config file's,
     overridden by the flags given."""
     values = dict(base or {}) | (load_config_file(args.config) if args.config else {})
-    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    given = given_settings(args)
     if "options" in given:
         earlier = values.get("options", {})
         if not isinstance(earlier, dict):
             raise ConfigError(f"options must be an object of model arguments, got {earlier!r}")
-        given["options"] = earlier | dict(given["options"])
+        given["options"] = earlier | given["options"]
     values.update(given)
     return validate(values)
 
@@ -204,10 +218,6 @@ def build_model(
         arguments["cache_dir"] = os.path.join(root, settings["dataset"], "processed")
     model = cls(num_users, num_items, **arguments)
     if settings["sparsity"] == 0:
-        defaults = validate({"model": settings["model"], "dataset": settings["dataset"]})  # presets' too
-        unused = [name for name in DSL_FIELDS if settings[name] != defaults[name]]
-        if unused:
-            log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
         return model, None
     total_steps = config.epochs * len(make_batches(model, data, config))
     # A static mask is DSL whose first update would come after the last iteration.
@@ -269,6 +279,7 @@ def run_training(
     ``fingerprint`` is the resumed checkpoint's :func:`~dslgraph.data.data_fingerprint`, if it has one."""
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
+    device = resolve_device(settings["device"])  # no CUDA fails before the data is downloaded and processed
     data = load_data(settings)
     current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt")
     config = train_config(settings, progress)
@@ -282,7 +293,7 @@ def run_training(
         data,
         config,
         output,
-        settings["device"],
+        device,
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
         metadata={"settings": settings, "data_fingerprint": current},
@@ -315,6 +326,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args)
 
 
+def _warn_dsl_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Names the DSL settings a dense run was given, other than its model's and dataset's presets and an
+    example script's ``defaults`` (which set them for ``--sparsity`` to use)."""
+    if settings["sparsity"] > 0:
+        return
+    preset = validate({"model": settings["model"], "dataset": settings["dataset"]} | defaults)
+    unused = [name for name in DSL_FIELDS if settings[name] != preset[name]]
+    if unused:
+        log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
+
+
 def _clear_earlier_run(output: Path, overwrite: bool) -> None:
     """Refuses a fresh run into ``output`` where an earlier run left its files (it would overwrite them
     one by one, mixing both runs until the new one ends), or, with ``overwrite``, removes them."""
@@ -332,7 +354,8 @@ def _clear_earlier_run(output: Path, overwrite: bool) -> None:
 def _train(args: argparse.Namespace) -> int:
     fingerprint = None
     if not args.resume:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, args.defaults)
+        _warn_dsl_settings_unused(settings, args.defaults)
         if args.output:
             _clear_earlier_run(Path(args.output), args.overwrite)
     else:  # the resumed run's settings; flags may change only the RESUMABLE ones
@@ -421,11 +444,11 @@ def restore(checkpoint: str, root: str | None, device: str):
     """Rebuilds the model, data and graph input of a training checkpoint."""
     state = load_checkpoint(checkpoint)
     settings = recorded_settings(state, checkpoint, root)
+    device = resolve_device(device)
     data = load_data(settings)
     check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint)
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
-    device = resolve_device(device)
     return model.to(device).eval(), data, model.input_graph(data).to(device), settings
 
 

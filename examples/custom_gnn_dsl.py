@@ -18,10 +18,19 @@ from dslgraph.sparse import DynamicSparseLearning
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--sparsity", type=float, default=0.8)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    parser.add_argument(
+        "--sparsity",
+        type=float,
+        default=0.8,
+        help="fraction of the table's entries kept inactive, in [0, 1) (default 0.8)",
+    )
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
 
     data = LastFM()[0]
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)

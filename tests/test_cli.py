@@ -4,7 +4,8 @@ import shutil
 import pytest
 import torch
 
-from dslgraph.cli import build_model, build_parser, load_data, main, train_config
+import dslgraph.cli as cli_module
+from dslgraph.cli import build_model, build_parser, load_data, main, run_example, train_config
 from dslgraph.config import ConfigError, validate
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import SparseEmbedding
@@ -198,9 +199,15 @@ def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, 
     assert main([*args, "--targets", "embedding", "--backend", "masked", "--no-progress"]) == 0
     assert "targets, backend only act(s) under DSL; without --sparsity the model is dense" in caplog.text
     caplog.clear()  # a model's own DSL defaults (CDAE's update interval of 100) are not the user's settings
-    settings = validate({"model": "cdae", "options": {"hidden_channels": 8}})
-    build_model(settings, load_data(settings), train_config(settings))
-    assert settings["update_interval"] == 100 and "only act(s) under DSL" not in caplog.text
+    cdae = ["--model", "cdae", "--option", "hidden_channels=8", "--output", str(tmp_path / "cdae")]
+    assert main(["train", "--epochs", "1", "--batch-size", "8192", *cdae, "--no-progress"]) == 0
+    assert "only act(s) under DSL" not in caplog.text
+    # nor are an example script's (lightgcn_lastfm.py's ΔT = 50 for --sparsity to use)
+    script = ["train", "--update-interval", "50", "--output", str(tmp_path / "script")]
+    assert run_example(script, None, [*args[1:], "--no-progress"]) == 0
+    assert "only act(s) under DSL" not in caplog.text
+    assert main([*args, "--update-interval", "50", "--no-progress"]) == 0
+    assert "update_interval only act(s) under DSL" in caplog.text
 
 
 def test_an_abbreviated_flag_is_refused(capsys):
@@ -448,3 +455,28 @@ def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_the
         "best.pt records settings this version of dslgraph does not take: unknown setting(s) ['newer']"
         in (capsys.readouterr().err)
     )
+
+
+def test_a_run_that_fails_before_writing_leaves_no_output_folder_behind(tmp_path, capsys):
+    out = tmp_path / "runs" / "new"
+    assert main(["train", "--output", str(out), "--resume"]) == 2
+    assert f"checkpoint {out}/last.pt does not exist" in capsys.readouterr().err
+    assert main(["train", "--output", str(out), "--epochs", "0"]) == 2
+    assert list(tmp_path.iterdir()) == []  # it left runs/new/.lock, made for a run that never started
+    (tmp_path / "mine").mkdir()
+    assert main(["train", "--output", str(tmp_path / "mine"), "--resume"]) == 2
+    assert (tmp_path / "mine").is_dir()  # a folder it did not make stays
+
+
+def test_cuda_asked_for_without_one_fails_before_the_data_is_loaded(tmp_path, capsys, monkeypatch):
+    def load_data(settings):
+        raise AssertionError("the data was loaded (downloaded, processed) for a run that cannot start")
+
+    monkeypatch.setattr(cli_module, "load_data", load_data)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "cuda"]) == 2
+    assert "device 'cuda' was asked for but torch sees no CUDA device" in capsys.readouterr().err
+    state = {"model": {}, "optimizer": {}, "epoch": 1, "config": {}, "metadata": {"settings": validate({})}}
+    save_checkpoint(state, tmp_path / "best.pt")
+    assert main(["eval", str(tmp_path / "best.pt"), "--device", "cuda"]) == 2
+    assert "device 'cuda' was asked for" in capsys.readouterr().err

@@ -1,4 +1,7 @@
+import functools
+import json
 import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,38 @@ def test_example_help_shows_the_script_and_its_defaults(capsys):
     assert shown.startswith("LightGCN on Gowalla with the recipe that reproduced the paper")
     assert "This script runs: dslgraph train --dataset gowalla --batch-size 16384" in shown
     assert "--epochs" in shown  # then the flags that override it
+
+
+def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_settings(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
+    run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
+    small = {"epochs": 1, "lr": 0.005, "embedding_dim": 8, "num_layers": 1, "batch_size": 8192}
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    assert run(["--config", "small.json", "--no-progress", "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "runs" / "lightgcn-lastfm" / "metrics.json").read_text())
+    # the script's --epochs 150 and --lr 0.01 overrode the file; what it leaves out is the script's
+    assert metrics["epochs"] == 1 and metrics["settings"]["lr"] == 0.005
+    assert metrics["settings"]["init"] == "xavier"
+    # the script's --lr 0.01 was refused as a change of the run's lr, and its --epochs 150 trained 149 more
+    assert run(["--resume", "--epochs", "2", "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "runs" / "lightgcn-lastfm" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["settings"]["lr"] == 0.005
+    assert run(["--resume", "--no-progress"]) == 2
+    assert "it has trained 2 of 2 epochs" in capsys.readouterr().err
+
+
+def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, monkeypatch):
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    shown = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal's width
+    assert "Plugging DSL into your own GNN recommender" in shown and "in [0, 1) (default 0.8)" in shown
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "-1"])
+    with pytest.raises(SystemExit):
+        main()  # DSL's "total_steps must be >= 1, got -21" named no flag
+    assert "--epochs must be at least 1, got -1" in capsys.readouterr().err

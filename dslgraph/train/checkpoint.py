@@ -61,17 +61,31 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | 
         raise CheckpointError(f"checkpoint {path} does not fit this model or dataset: {exc}") from exc
 
 
+def make_output_folder(folder: str | os.PathLike) -> Path:
+    """Creates the folder a run writes its checkpoints to: one that is a file or cannot be written to fails
+    here, before any training, not at the first checkpoint."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"output folder {folder} is a file; name a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"output folder {folder} cannot be made ({exc.strerror or exc})") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"output folder {folder} cannot be written to")
+    return folder
+
+
 @contextlib.contextmanager
 def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
     """Creates the output folder ``folder`` and holds it for one run: a ``folder`` that is a file or cannot
     be written to fails here, before any training, and so does a second run writing to it at once (its
     checkpoints and metrics.json would overwrite the first one's). The lock goes with the process, however
-    it ends."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"output folder {folder} is a file; --output must name a folder")
+    it ends. A run that fails before writing to a folder it made (bad settings, data that cannot be loaded,
+    nothing to resume) removes it again."""
+    made = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]
+    folder = make_output_folder(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / ".lock", "a")  # noqa: SIM115 (held until the run ends)
     except OSError as exc:
         raise CheckpointError(
@@ -90,4 +104,12 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
             # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
             for partial in folder.glob(".*.tmp-*"):
                 partial.unlink(missing_ok=True)
-        yield folder
+        try:
+            yield folder
+        except BaseException:
+            if made and [path.name for path in folder.iterdir()] == [".lock"]:
+                (folder / ".lock").unlink()
+                with contextlib.suppress(OSError):  # a folder another process wrote to meanwhile stays
+                    for path in made:
+                        path.rmdir()
+            raise

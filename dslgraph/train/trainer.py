@@ -21,7 +21,7 @@ from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
-from dslgraph.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dslgraph.train.checkpoint import load_checkpoint, load_model_state, make_output_folder, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class Trainer:
         model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`Recommender` lists.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
         config (TrainConfig): Settings.
-        output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted).
+        output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted); made
+            here, where one that is a file or cannot be written to fails.
         device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"``. (default: :obj:`"auto"`)
         hooks (list, optional): :class:`StepHook` objects run after each optimizer step; one with an
             ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's.
@@ -149,7 +150,7 @@ class Trainer:
         for hook in self.hooks:
             if getattr(hook, "optimizer", False) is None:  # a DSL controller not yet given its optimizer
                 hook.attach(self.optimizer)
-        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.output_dir = make_output_folder(output_dir) if output_dir is not None else None
         self.epoch = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -346,7 +347,8 @@ class Trainer:
         """Restores everything :meth:`state_dict` saved, checking the run's settings match."""
         state = load_checkpoint(path, map_location=self.device)
         ours = asdict(self.config)
-        for key in ("batch_size", "sampling", "lr", "lr_schedule", "reg_weight", "seed"):
+        # monitor picked the saved best epoch; the cosine schedule is restored with its saved lr_min
+        for key in ("batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight", "seed", "monitor"):
             if state["config"].get(key) != ours[key]:
                 raise ValueError(
                     f"cannot resume from {path}: {key} was {state['config'].get(key)!r}, now {ours[key]!r}"

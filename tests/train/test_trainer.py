@@ -1,4 +1,6 @@
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from dslgraph.train import (
     locked_output,
     save_checkpoint,
 )
+from dslgraph.train.checkpoint import make_output_folder
 
 
 def _trainer(data, out, epochs=4, **overrides):
@@ -72,10 +75,19 @@ def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_pa
     assert len(restored) == 1 and torch.equal(restored[0], state["cuda_rng"][0])
 
 
-def test_resume_with_other_settings_fails(small_data, tmp_path):
-    _trainer(small_data, tmp_path, epochs=1).fit()
-    with pytest.raises(ValueError, match="lr was 0.01, now 0.02"):
-        _trainer(small_data, tmp_path, epochs=2, lr=0.02).fit(resume=True)
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"lr": 0.02}, "lr was 0.01, now 0.02"),
+        # a KeyError after the first resumed epoch: the saved best epoch has no recall@10 to compare with
+        ({"ks": (10,), "monitor": "recall@10"}, "monitor was 'recall@20', now 'recall@10'"),
+        ({"lr_schedule": "cosine", "lr_min": 1e-3}, "lr_min was 0.0001, now 0.001"),  # silently 1e-4
+    ],
+)
+def test_resume_with_other_settings_fails(small_data, tmp_path, setting, message):
+    _trainer(small_data, tmp_path, epochs=1, lr_schedule=setting.get("lr_schedule", "none")).fit()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _trainer(small_data, tmp_path, epochs=2, **setting).fit(resume=True)
 
 
 def test_a_longer_resumed_run_lays_its_cosine_learning_rate_over_the_new_length(small_data, tmp_path):
@@ -310,6 +322,17 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
     (tmp_path / "run" / ".last.pt.tmp-123").write_bytes(b"half")  # a run killed while saving
     with locked_output(tmp_path / "run"):  # free again once the first run ended, and its leftover gone
         assert not list((tmp_path / "run").glob(".*.tmp-*"))
+
+
+def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CheckpointError, match="output folder .*file is a file"):
+        _trainer(small_data, tmp_path / "file")  # it failed at the first checkpoint, after eval_every epochs
+    with pytest.raises(CheckpointError, match=r"output folder .*run cannot be made \(Not a directory\)"):
+        _trainer(small_data, tmp_path / "file" / "run")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # read-only, which root cannot make a folder
+    with pytest.raises(CheckpointError, match="output folder .*run cannot be written to"):
+        make_output_folder(tmp_path / "run")
 
 
 @pytest.mark.parametrize(
