@@ -106,17 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
             help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
             train.add_argument(flag, type=field.kind, default=None, help=help)
 
-    evaluate = add_command("eval", help="evaluate a checkpoint on the test split")
+    evaluate = add_command(
+        "eval",
+        help="evaluate a checkpoint on the test split",
+        description='Prints one JSON line to stdout: {"test": {"<metric>@<K>": value, ...}}, the metrics of '
+        "the run's protocol.",
+    )
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     evaluate.add_argument("--root", help="dataset folder (default: the one used for training)")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    evaluate.add_argument("--ks", type=int, nargs="+", default=None)
+    evaluate.add_argument("--ks", type=int, nargs="+", default=None, help="cut-offs K (default: the run's)")
 
-    recommend = add_command("recommend", help="top-k items for users from a checkpoint")
-    recommend.add_argument("checkpoint")
+    recommend = add_command(
+        "recommend",
+        help="top-k items for users from a checkpoint",
+        description='Prints one JSON line to stdout: {"<user id>": [item id, ...], ...}, each user\'s k '
+        "items best first, never one of its training items while others are left. Ids are the dataset's "
+        "0-based indices, as dslgraph numbers its users and items.",
+    )
+    recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     recommend.add_argument("--users", type=int, nargs="+", required=True, help="0-based user ids")
-    recommend.add_argument("-k", type=int, default=10)
-    recommend.add_argument("--root")
+    recommend.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    recommend.add_argument("--root", help="dataset folder (default: the one used for training)")
     recommend.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
@@ -471,6 +482,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ValueError(f"--users must be ids in [0, {model.num_users}), got {args.users}")
     if not 1 <= args.k <= model.num_items:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
+    untrained = sorted(set(args.users) - set(data[EDGE].edge_index[0].unique().tolist()))
+    if untrained:  # their scores come from initial weights (LightGCN), or what all users share (CDAE)
+        log.warning(
+            "user(s) %s have no training interactions: their recommendations are not personal", untrained
+        )
     device = next(model.parameters()).device
     top = model.recommend(graph, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
     print(json.dumps({str(u): items for u, items in zip(args.users, top.tolist())}))
@@ -498,3 +514,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "recommend": cmd_recommend, "datasets": cmd_datasets}
+
+
+if __name__ == "__main__":  # `python -m dslgraph.cli` (as `python -m dslgraph`) ran nothing and exited 0
+    sys.exit(main())

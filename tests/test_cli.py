@@ -480,3 +480,37 @@ def test_cuda_asked_for_without_one_fails_before_the_data_is_loaded(tmp_path, ca
     save_checkpoint(state, tmp_path / "best.pt")
     assert main(["eval", str(tmp_path / "best.pt"), "--device", "cuda"]) == 2
     assert "device 'cuda' was asked for" in capsys.readouterr().err
+
+
+def test_recommend_warns_about_users_without_training_data(tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    caplog.clear()
+    # LastFM's user 107 has test interactions only: its items came from its initial embedding, unannounced
+    assert main(["recommend", f"{out}/best.pt", "--users", "107", "0", "-k", "3", "--device", "cpu"]) == 0
+    recommended = json.loads(capsys.readouterr().out)
+    assert list(recommended) == ["107", "0"] and all(len(items) == 3 for items in recommended.values())
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warned == ["user(s) [107] have no training interactions: their recommendations are not personal"]
+
+
+@pytest.mark.parametrize("command", ["eval", "recommend"])
+def test_eval_and_recommend_help_says_what_they_print(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "Prints one JSON line to stdout" in " ".join(capsys.readouterr().out.split())
+
+
+def test_python_m_dslgraph_cli_runs_the_command_line(monkeypatch, capsys):
+    import runpy
+    import sys
+    import warnings
+
+    monkeypatch.setattr(sys, "argv", ["dslgraph", "--help"])  # it ran nothing and exited 0
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as exited:
+        warnings.simplefilter("ignore", RuntimeWarning)  # this test module imported dslgraph.cli already
+        runpy.run_module("dslgraph.cli", run_name="__main__")
+    assert exited.value.code == 0 and "usage: dslgraph" in capsys.readouterr().out

@@ -51,7 +51,36 @@ class Recommender(nn.Module):
 
     def input_graph(self, data: HeteroData):
         """The graph input of :meth:`loss` and :meth:`scorer`; by default the normalised graph."""
+        self.check_data(data)
         return propagation_graph(data)
+
+    def check_data(self, data: HeteroData) -> None:
+        """Raises a :class:`ValueError` unless ``data`` has the model's numbers of users and items (a
+        graph of other sizes failed deep in a product, or was silently taken by models that index it)."""
+        sizes = num_users_items(data)
+        if sizes != (self.num_users, self.num_items):
+            raise ValueError(
+                f"the data has {sizes[0]} users and {sizes[1]} items, the model was built for "
+                f"{self.num_users} and {self.num_items}"
+            )
+
+    def check_pairs(self, users: Tensor, items: Tensor | None = None, candidates: bool = False) -> None:
+        """Raises a :class:`ValueError` unless ``users`` is a ``[B]`` tensor of the model's user ids and
+        ``items``, if given, a ``[B]`` or ``[B, C]`` tensor of its item ids (``[B, C]`` only, with
+        ``candidates``): a negative id would silently index from the end of a table, an id past
+        the end of LightGCN's table (users, then items) another node's row, and items of another
+        length would be paired with other users."""
+        if not is_index(users) or users.dim() != 1:
+            raise ValueError(f"users must be a 1-D tensor of integer ids, got {describe(users)}")
+        check_ids("users", users, self.num_users)
+        if items is None:
+            return
+        check_ids("items", items, self.num_items)
+        if items.dim() not in ((2,) if candidates else (1, 2)) or items.size(0) != users.numel():
+            shape = "[B, C]" if candidates else "[B] or [B, C]"
+            raise ValueError(
+                f"items must have shape {shape} for B = {users.numel()} users, got {list(items.shape)}"
+            )
 
     def loss(self, graph, *batch: Tensor, reg_weight: float = 0.0) -> Tensor:
         raise NotImplementedError
@@ -78,17 +107,12 @@ class Recommender(nn.Module):
         on any device; the ids come back on the model's."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
-        if not isinstance(users, Tensor) or users.dim() != 1 or users.is_floating_point():
-            raise ValueError(f"users must be a 1-D tensor of integer ids, got {users!r}")
-        outside = users[(users < 0) | (users >= self.num_users)]
-        if outside.numel():  # a negative id would silently index from the end of the user table
-            bad = outside[:5].tolist()
-            raise ValueError(f"users must be ids in [0, num_users={self.num_users}), got {bad}")
+        self.check_pairs(users)
         if exclude is not None:
             # a transposed [E, 2] index would silently exclude the wrong pairs, a wrong id another user's
-            if exclude.dim() != 2 or exclude.size(0) != 2:
+            if not is_index(exclude) or exclude.dim() != 2 or exclude.size(0) != 2:
                 raise ValueError(
-                    f"exclude must be a [2, E] index of (user, item) pairs, got {list(exclude.shape)}"
+                    f"exclude must be a [2, E] index of (user, item) pairs, got {describe(exclude)}"
                 )
             if exclude.numel() and (
                 exclude.min() < 0 or exclude[0].max() >= self.num_users or exclude[1].max() >= self.num_items
@@ -112,6 +136,30 @@ class Recommender(nn.Module):
             excluded[pos[exclude[0, keep]], exclude[1, keep]] = True
             scores = scores.masked_fill(excluded[row_of], float("-inf"))
         return scores.topk(k, dim=-1).indices
+
+
+def is_index(ids) -> bool:
+    """Whether ``ids`` is a tensor of integer ids (not floats, complex numbers or a boolean mask)."""
+    return isinstance(ids, Tensor) and not (
+        ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool
+    )
+
+
+def describe(value) -> str:
+    """A tensor's dtype and shape (its values may be many), or another value's repr, for an error message."""
+    return (
+        f"a {value.dtype} tensor of shape {list(value.shape)}" if isinstance(value, Tensor) else repr(value)
+    )
+
+
+def check_ids(name: str, ids: Tensor, bound: int) -> None:
+    """Raises a :class:`ValueError` naming ``name`` unless ``ids`` is a tensor of integer ids in
+    ``[0, bound)``."""
+    if not is_index(ids):
+        raise ValueError(f"{name} must be a tensor of integer ids, got {describe(ids)}")
+    outside = ids[(ids < 0) | (ids >= bound)]
+    if outside.numel():
+        raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}")
 
 
 def check_sizes(**sizes: int) -> None:

@@ -81,6 +81,7 @@ class CDAE(Recommender):
 
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
+        self.check_data(data)
         return interaction_matrix(data)
 
     def encode(self, rows: Tensor, user_rows: Tensor) -> Tensor:
@@ -89,6 +90,7 @@ class CDAE(Recommender):
 
     def forward(self, rows: Tensor, users: Tensor) -> Tensor:
         """Logits ``[B, num_items]`` of the uncorrupted ``rows`` of ``users``."""
+        self.check_pairs(users)
         return self.decoder(self.encode(rows, self.user_embedding(users)))
 
     def loss(self, graph: Tensor, users: Tensor, reg_weight: float = 0.0) -> Tensor:
@@ -107,6 +109,7 @@ class CDAE(Recommender):
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             hidden = self.encode(dense_rows(graph, users), self.user_embedding(users))
             return decode(self.decoder, hidden, items)
 

@@ -111,6 +111,7 @@ class ConvNCF(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Scores of ``[B]`` users with ``[B]`` or ``[B, C]`` items (same shape as ``items``)."""
+        self.check_pairs(users, items)
         flat = items.view(users.numel(), -1)
         return self._interact(self.user_embedding(users), self.item_embedding(flat)).view(items.shape)
 
@@ -153,6 +154,7 @@ class ConvNCF(Recommender):
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             return score_in_blocks(pairs, users, items, self.num_items, self.block_pairs)
 
         return score

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes
+from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe
 from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
@@ -54,7 +54,7 @@ class LightGCN(MessagePassing, Recommender):
         std: float = 0.1,
     ) -> None:
         super().__init__(aggr="add")
-        check_sizes(num_users=num_users, num_items=num_items)
+        check_sizes(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
         self.num_users = num_users
@@ -92,8 +92,14 @@ class LightGCN(MessagePassing, Recommender):
 
     def forward(self, adj, edge_label_index: Tensor) -> Tensor:
         """Scores of the ``[2, E]`` user-item pairs in ``edge_label_index`` (0-based item ids)."""
+        pairs = edge_label_index
+        if not isinstance(pairs, Tensor) or pairs.dim() != 2 or len(pairs) != 2:
+            raise ValueError(
+                f"edge_label_index must be a [2, E] index of (user, item) pairs, got {describe(pairs)}"
+            )
+        self.check_pairs(*pairs)
         out = self.get_embedding(adj)
-        return (out[edge_label_index[0]] * out[edge_label_index[1] + self.num_users]).sum(-1)
+        return (out[pairs[0]] * out[pairs[1] + self.num_users]).sum(-1)
 
     def loss(
         self, adj, users: Tensor, pos_items: Tensor, neg_items: Tensor, reg_weight: float = 1e-4
@@ -119,6 +125,7 @@ class LightGCN(MessagePassing, Recommender):
         user_emb, item_emb = out[: self.num_users], out[self.num_users :]
 
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             if items is None:
                 return user_emb[users] @ item_emb.T
             return (user_emb[users].unsqueeze(1) * item_emb[items]).sum(-1)

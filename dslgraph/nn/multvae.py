@@ -74,7 +74,7 @@ class MultVAE(Recommender):
             total_anneal_steps=total_anneal_steps,
         )
         check_probability("dropout", dropout)
-        if anneal_cap < 0:
+        if not anneal_cap >= 0:  # NaN too: it would make every loss NaN
             raise ValueError(f"anneal_cap must be >= 0, got {anneal_cap}")
         self.num_users = num_users
         self.num_items = num_items
@@ -105,6 +105,7 @@ class MultVAE(Recommender):
 
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
+        self.check_data(data)
         return interaction_matrix(data)
 
     def beta(self) -> float:
@@ -141,6 +142,7 @@ class MultVAE(Recommender):
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             mu, _ = self.encode(dense_rows(graph, users), corrupt=False)
             return decode(self.decoder[-1], self.decoder[:-1](mu), items)
 

@@ -116,6 +116,11 @@ class NeuMF(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Logits of ``[B]`` users with ``[B]`` or ``[B, C]`` items (same shape as ``items``)."""
+        self.check_pairs(users, items)
+        return self._logits(users, items)
+
+    def _logits(self, users: Tensor, items: Tensor) -> Tensor:
+        # forward without its check of the ids, which on a GPU would wait for the device every iteration
         flat = items.view(users.numel(), -1)
         w_user, w_item = self._first_halves()
         user_part = self.mlp_user(users) @ w_user.T
@@ -128,7 +133,7 @@ class NeuMF(Recommender):
     ) -> Tensor:
         """Binary cross-entropy over each positive and its negatives, plus L2 on the batch's rows."""
         items = torch.cat([pos_items.view(-1, 1), neg_items.view(users.numel(), -1)], dim=1)
-        logits = self(users, items)
+        logits = self._logits(users, items)
         labels = torch.zeros_like(logits)
         labels[:, 0] = 1.0
         loss = F.binary_cross_entropy_with_logits(logits, labels)
@@ -156,6 +161,7 @@ class NeuMF(Recommender):
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             return score_in_blocks(pairs, users, items, self.num_items, self.block_pairs)
 
         return score

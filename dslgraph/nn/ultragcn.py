@@ -176,7 +176,9 @@ class UltraGCN(Recommender):
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
-        check_sizes(num_users=num_users, num_items=num_items, num_negatives=num_negatives)
+        check_sizes(
+            num_users=num_users, num_items=num_items, embedding_dim=embedding_dim, num_negatives=num_negatives
+        )
         if not 0 <= num_neighbors < num_items:
             raise ValueError(f"num_neighbors must be in [0, num_items={num_items}), got {num_neighbors}")
         self.num_users, self.num_items = num_users, num_items
@@ -194,6 +196,7 @@ class UltraGCN(Recommender):
         self.item_embedding.reset_parameters()
 
     def input_graph(self, data: HeteroData) -> UltraGCNGraph:
+        self.check_data(data)
         num_users, num_items = num_users_items(data)
         train_index = data[EDGE].edge_index
         beta_user, beta_item = constraint_betas(train_index, num_users, num_items)
@@ -218,6 +221,7 @@ class UltraGCN(Recommender):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         """Dot products of ``[B]`` users with ``[B]`` or ``[B, C]`` items (same shape as ``items``)."""
+        self.check_pairs(users, items)
         flat = items.view(users.numel(), -1)
         scores = (self.user_embedding(users).unsqueeze(1) * self.item_embedding(flat)).sum(-1)
         return scores.view(items.shape)
@@ -257,6 +261,7 @@ class UltraGCN(Recommender):
         user_emb, item_emb = self.user_embedding.to_dense(), self.item_embedding.to_dense()
 
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
+            self.check_pairs(users, items, candidates=True)
             if items is None:
                 return user_emb[users] @ item_emb.T
             return (user_emb[users].unsqueeze(1) * item_emb[items]).sum(-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is a folder; name the best.pt or last.pt in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # torch would read it as a legacy pickle and advise weights_only=False, which runs any code in it
+        raise CheckpointError(
+            f"checkpoint {path} could not be read: it is not the zip archive torch.save writes "
+            "(another file, or a truncated copy)"
+        )
     try:
         # weights_only: a checkpoint holds tensors and plain values only, and a foreign pickle named best.pt
         # must not run code when read

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dslgraph.data import EDGE
+from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.nn.base import dense_rows
 from dslgraph.nn.cdae import CDAE
 from dslgraph.nn.convncf import ConvNCF
@@ -303,6 +303,7 @@ def test_bad_arguments_and_repr():
         (lambda: MultVAE(3, 4, latent_dim=-1), "latent_dim"),
         (lambda: MultVAE(3, 4, hidden_channels=0), "hidden_channels"),
         (lambda: MultVAE(3, 4, anneal_cap=-0.1), "anneal_cap"),
+        (lambda: MultVAE(3, 4, anneal_cap=float("nan")), "anneal_cap"),  # every loss was NaN
     ],
 )
 def test_bad_sizes_and_probabilities_name_the_argument(build, match):
@@ -346,7 +347,10 @@ def test_recommend_rejects_unknown_users(user, small_data):
         model.recommend(model.input_graph(small_data), torch.tensor([0, user]), k=3)
 
 
-@pytest.mark.parametrize("users", [[0, 1], torch.tensor(0), torch.tensor([[0, 1]]), torch.tensor([0.0])])
+@pytest.mark.parametrize(
+    "users",
+    [[0, 1], torch.tensor(0), torch.tensor([[0, 1]]), torch.tensor([0.0]), torch.tensor([True, False])],
+)
 def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
     model = make("cdae").eval()  # a list failed comparing it with 0; a 0-dim tensor deep in the model
     with pytest.raises(ValueError, match="users must be a 1-D tensor of integer ids"):
@@ -360,6 +364,8 @@ def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
         (lambda train: train[0], r"\[2, E\] index"),
         (lambda train: torch.tensor([[-1], [0]]), "outside"),  # excluded item 0 of user 29
         (lambda train: torch.tensor([[0], [NUM_ITEMS]]), "outside"),
+        (lambda train: train.float(), r"\[2, E\] index"),  # failed deep in torch's indexing
+        (lambda train: train.tolist(), r"\[2, E\] index"),
     ],
 )
 def test_recommend_rejects_a_bad_exclude_index(exclude, match, small_data):
@@ -392,3 +398,52 @@ def test_training_macs_are_the_products_an_iteration_runs(small_data, cls):
     with FlopCounterMode(display=False) as counter:
         model.loss(graph, users).backward()
     assert counter.get_total_flops() / 2 == model.macs(graph, 16, "dense")["train_iteration"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(
+    ("users", "items", "match"),
+    [
+        ([-1], None, r"users must be ids in \[0, num_users=30\), got \[-1\]"),  # the last user's scores
+        ([NUM_USERS], None, "users must be ids in"),
+        ([0.0], None, "users must be a 1-D tensor of integer ids"),
+        ([0], [[2, -1]], r"items must be ids in \[0, num_items=40\), got \[-1\]"),  # the last item's
+        ([0], [[NUM_ITEMS]], "items must be ids in"),
+        ([0, 1], [2, 3], r"items must have shape \[B, C\] for B = 2 users"),
+        ([0, 1], [[2, 3]], r"items must have shape \[B, C\] for B = 2 users"),
+    ],
+)
+def test_scores_refuse_ids_outside_the_tables_and_other_shapes(name, users, items, match, small_data):
+    model = make(name).eval()
+    score = model.scorer(model.input_graph(small_data))
+    with pytest.raises(ValueError, match=match):
+        score(torch.tensor(users), None if items is None else torch.tensor(items))
+
+
+@pytest.mark.parametrize("name", ["neumf", "convncf"])
+@pytest.mark.parametrize(
+    ("users", "items", "match"),
+    [
+        ([-1], [0], "users must be ids in"),
+        ([0], [-1], "items must be ids in"),  # scored the last item, silently
+        ([0], [NUM_ITEMS], "items must be ids in"),
+        ([0, 1], [2, 3, 4, 5], r"items must have shape \[B\] or \[B, C\]"),  # paired as [2, 2], silently
+    ],
+)
+def test_forward_refuses_ids_outside_the_tables_and_other_shapes(name, users, items, match):
+    with pytest.raises(ValueError, match=match):
+        make(name)(torch.tensor(users), torch.tensor(items))
+
+
+def test_cdae_forward_refuses_users_outside_the_table():
+    with pytest.raises(ValueError, match="users must be ids in"):
+        make("cdae")(torch.zeros(1, NUM_ITEMS), torch.tensor([-1]))  # the last user's vector, silently
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("sizes", [(NUM_USERS, NUM_ITEMS + 1), (NUM_USERS - 1, NUM_ITEMS)])
+def test_the_graph_of_data_of_other_sizes_is_refused(name, sizes):
+    """CDAE and MultVAE failed deep in a product, NeuMF and ConvNCF took it silently."""
+    data = make_interaction_data(*sizes, torch.tensor([[0, 1], [1, 2]]), torch.tensor([[0], [0]]))
+    with pytest.raises(ValueError, match=rf"the data has {sizes[0]} users and {sizes[1]} items, the model"):
+        make(name).input_graph(data)

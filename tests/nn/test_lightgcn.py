@@ -55,6 +55,8 @@ def test_repr_and_bad_layers():
         LightGCN(3, 4, 8, -1)
     with pytest.raises(ValueError, match="num_users"):
         LightGCN(-1, 4, 8)  # the shared table would still have 3 rows
+    with pytest.raises(ValueError, match="embedding_dim must be >= 1, got 0"):
+        LightGCN(3, 4, 0)
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
@@ -74,3 +76,32 @@ def test_an_edge_index_instead_of_the_graph_fails_naming_what_to_pass(small_data
     model = LightGCN(30, 40, embedding_dim=8)
     with pytest.raises(TypeError, match=r"model.input_graph\(data\)"):
         model.get_embedding(small_data[EDGE].edge_index)  # PyG's LightGCN takes an edge index
+
+
+@pytest.mark.parametrize(
+    ("pairs", "match"),
+    [
+        ([[0], [-1]], "items must be ids in"),  # scored user 29 as the item
+        ([[30], [0]], "users must be ids in"),  # scored item 0 as the user
+        ([[0], [40]], "items must be ids in"),  # failed naming index 70 of a 70-row table
+        ([0, 1], r"edge_label_index must be a \[2, E\] index"),  # scored one pair, as a 0-dim tensor
+        ([[0.0], [1.0]], "users must be a 1-D tensor of integer ids"),
+    ],
+)
+def test_forward_refuses_ids_outside_the_table_sides(pairs, match, small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    with pytest.raises(ValueError, match=match):
+        model(propagation_graph(small_data), torch.tensor(pairs))
+    score = model.scorer(propagation_graph(small_data))
+    with pytest.raises(ValueError, match="users must be ids in"):
+        score(torch.tensor([30]))  # the first item's scores
+    with pytest.raises(ValueError, match=r"items must have shape \[B, C\]"):
+        score(torch.tensor([0, 1]), torch.tensor([2, 3]))  # broadcast to [2, 2], silently
+
+
+def test_the_graph_of_data_of_other_sizes_is_refused(small_data):
+    model = LightGCN(30, 41, embedding_dim=8)  # failed multiplying a 70 x 70 graph with a 71-row table
+    with pytest.raises(
+        ValueError, match="the data has 30 users and 40 items, the model was built for 30 and 41"
+    ):
+        model.input_graph(small_data)

@@ -99,3 +99,15 @@ def test_forward_scores_pairs_like_the_scorer(small_data):
     users, items = torch.tensor([0, 5]), torch.tensor([[1, 2, 3], [4, 5, 6]])
     torch.testing.assert_close(model(users, items), score(users, items))
     torch.testing.assert_close(model(users, items[:, 0]), score(users, items[:, :1]).squeeze(1))
+
+
+def test_bad_inputs_fail_naming_them(small_data):
+    with pytest.raises(ValueError, match="embedding_dim must be >= 1, got 0"):
+        UltraGCN(30, 40, embedding_dim=0, num_negatives=2, num_neighbors=3)
+    model = UltraGCN(31, 40, embedding_dim=8, num_negatives=2, num_neighbors=3)
+    with pytest.raises(ValueError, match="the data has 30 users and 40 items, the model was built for 31"):
+        model.input_graph(small_data)  # taken silently
+    with pytest.raises(ValueError, match="items must be ids in"):
+        model(torch.tensor([0]), torch.tensor([-1]))  # the last item's score
+    with pytest.raises(ValueError, match=r"items must have shape \[B\] or \[B, C\] for B = 2"):
+        model(torch.tensor([0, 1]), torch.tensor([1, 2, 3, 4]))  # paired as [2, 2]

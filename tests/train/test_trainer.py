@@ -141,6 +141,14 @@ def test_checkpoint_is_atomic_and_validated(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.parametrize("text", [b"not a checkpoint", b'{"test": {"recall@20": 0.1}}'])
+def test_a_file_that_is_no_checkpoint_fails_naming_what_it_is_not(text, tmp_path):
+    (tmp_path / "metrics.json").write_bytes(text)  # e.g. `dslgraph eval run/metrics.json`
+    with pytest.raises(CheckpointError, match="not the zip archive torch.save writes") as caught:
+        load_checkpoint(tmp_path / "metrics.json")
+    assert "weights_only" not in str(caught.value)  # torch's advice to unpickle it, code and all
+
+
 def test_failed_write_keeps_old_checkpoint(tmp_path, monkeypatch):
     path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
 
