@@ -22,6 +22,8 @@ default (the DSL authors' choice for the model); users pass their own ``targets`
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -163,10 +165,23 @@ def check_ids(name: str, ids: Tensor, bound: int) -> None:
 
 
 def check_sizes(**sizes: int) -> None:
-    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not >= 1."""
+    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not an integer >= 1."""
     for name, size in sizes.items():
-        if size < 1:
-            raise ValueError(f"{name} must be >= 1, got {size}")
+        if not is_count(size) or size < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {size!r}")
+
+
+def is_count(value) -> bool:
+    """Whether ``value`` is an integer (a Python or NumPy one, not a bool or a float such as 1.5)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_weights(**weights: float) -> None:
+    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not a finite
+    number >= 0 (a loss weight)."""
+    for name, weight in weights.items():
+        if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
 
 
 def check_probability(name: str, p: float) -> None:

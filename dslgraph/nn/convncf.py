@@ -76,7 +76,7 @@ class ConvNCF(Recommender):
             raise ValueError(f"embedding_dim must be a power of two >= 2, got {embedding_dim}")
         if pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
-        check_sizes(num_users=num_users, num_items=num_items, channels=channels)
+        check_sizes(num_users=num_users, num_items=num_items, channels=channels, block_pairs=block_pairs)
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs

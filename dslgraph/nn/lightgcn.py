@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe
+from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe, is_count
 from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.losses import bpr_loss, l2_penalty
@@ -55,8 +55,8 @@ class LightGCN(MessagePassing, Recommender):
     ) -> None:
         super().__init__(aggr="add")
         check_sizes(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
-        if num_layers < 0:
-            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        if not is_count(num_layers) or num_layers < 0:
+            raise ValueError(f"num_layers must be an integer >= 0, got {num_layers!r}")
         self.num_users = num_users
         self.num_items = num_items
         self.num_layers = num_layers

@@ -16,7 +16,15 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, num_users_items
-from dslgraph.nn.base import Recommender, ScoreFn, active_fraction, check_count, check_sizes
+from dslgraph.nn.base import (
+    Recommender,
+    ScoreFn,
+    active_fraction,
+    check_count,
+    check_sizes,
+    check_weights,
+    is_count,
+)
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.checkpoint import save_checkpoint
 
@@ -179,7 +187,10 @@ class UltraGCN(Recommender):
         check_sizes(
             num_users=num_users, num_items=num_items, embedding_dim=embedding_dim, num_negatives=num_negatives
         )
-        if not 0 <= num_neighbors < num_items:
+        check_weights(
+            w1=w1, w2=w2, w3=w3, w4=w4, negative_weight=negative_weight, gamma=gamma, lambda_=lambda_
+        )
+        if not is_count(num_neighbors) or not 0 <= num_neighbors < num_items:
             raise ValueError(f"num_neighbors must be in [0, num_items={num_items}), got {num_neighbors}")
         self.num_users, self.num_items = num_users, num_items
         self.w1, self.w2, self.w3, self.w4 = w1, w2, w3, w4

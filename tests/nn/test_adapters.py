@@ -304,6 +304,9 @@ def test_bad_arguments_and_repr():
         (lambda: MultVAE(3, 4, hidden_channels=0), "hidden_channels"),
         (lambda: MultVAE(3, 4, anneal_cap=-0.1), "anneal_cap"),
         (lambda: MultVAE(3, 4, anneal_cap=float("nan")), "anneal_cap"),  # every loss was NaN
+        (lambda: NeuMF(3, 4, block_pairs=0), "block_pairs"),  # scored one pair a block
+        (lambda: ConvNCF(3, 4, embedding_dim=8, block_pairs=-1), "block_pairs"),
+        (lambda: CDAE(3, 4, hidden_channels=2.5), r"hidden_channels must be an integer >= 1, got 2\.5"),
     ],
 )
 def test_bad_sizes_and_probabilities_name_the_argument(build, match):

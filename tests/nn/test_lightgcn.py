@@ -55,8 +55,10 @@ def test_repr_and_bad_layers():
         LightGCN(3, 4, 8, -1)
     with pytest.raises(ValueError, match="num_users"):
         LightGCN(-1, 4, 8)  # the shared table would still have 3 rows
-    with pytest.raises(ValueError, match="embedding_dim must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
         LightGCN(3, 4, 0)
+    with pytest.raises(ValueError, match=r"num_layers must be an integer >= 0, got 1\.5"):
+        LightGCN(3, 4, 8, 1.5)  # failed in forward
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")

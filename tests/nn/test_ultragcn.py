@@ -102,8 +102,12 @@ def test_forward_scores_pairs_like_the_scorer(small_data):
 
 
 def test_bad_inputs_fail_naming_them(small_data):
-    with pytest.raises(ValueError, match="embedding_dim must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
         UltraGCN(30, 40, embedding_dim=0, num_negatives=2, num_neighbors=3)
+    for weight in ("w1", "negative_weight", "gamma", "lambda_"):  # a negative one turned a term around
+        for value in (-1.0, float("nan")):
+            with pytest.raises(ValueError, match=f"{weight} must be a finite number >= 0, got {value}"):
+                UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, **{weight: value})
     model = UltraGCN(31, 40, embedding_dim=8, num_negatives=2, num_neighbors=3)
     with pytest.raises(ValueError, match="the data has 30 users and 40 items, the model was built for 31"):
         model.input_graph(small_data)  # taken silently
