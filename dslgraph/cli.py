@@ -342,7 +342,8 @@ def _warn_dsl_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]
     example script's ``defaults`` (which set them for ``--sparsity`` to use)."""
     if settings["sparsity"] > 0:
         return
-    preset = validate({"model": settings["model"], "dataset": settings["dataset"]} | defaults)
+    given = {name: value for name, value in defaults.items() if name in DSL_FIELDS}
+    preset = validate({"model": settings["model"], "dataset": settings["dataset"]} | given)
     unused = [name for name in DSL_FIELDS if settings[name] != preset[name]]
     if unused:
         log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
