@@ -150,8 +150,10 @@ def to_sparse_tensor(adj: Tensor):
     )
 
 
-def interaction_csr(index: Tensor, num_users: int, num_items: int) -> Tensor:
-    value = torch.ones(index.size(1))
+def interaction_csr(
+    index: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    value = torch.ones(index.size(1), dtype=dtype)
     return (
         torch.sparse_coo_tensor(index, value, (num_users, num_items), check_invariants=False)
         .coalesce()

@@ -54,7 +54,13 @@ class Recommender(nn.Module):
     def input_graph(self, data: HeteroData):
         """The graph input of :meth:`loss` and :meth:`scorer`; by default the normalised graph."""
         self.check_data(data)
-        return propagation_graph(data)
+        return propagation_graph(data, self.float_dtype())
+
+    def float_dtype(self) -> torch.dtype:
+        """The dtype of the model's floating-point parameters, which its graph input takes (after
+        ``model.double()`` too)."""
+        floats = (p.dtype for p in self.parameters() if p.is_floating_point())
+        return next(floats, torch.get_default_dtype())
 
     def check_data(self, data: HeteroData) -> None:
         """Raises a :class:`ValueError` unless ``data`` has the model's numbers of users and items (a
@@ -270,9 +276,9 @@ def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
     return degrees
 
 
-def interaction_matrix(data: HeteroData) -> Tensor:
+def interaction_matrix(data: HeteroData, dtype: torch.dtype = torch.float32) -> Tensor:
     """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor."""
-    return interaction_csr(data[EDGE].edge_index, *num_users_items(data))
+    return interaction_csr(data[EDGE].edge_index, *num_users_items(data), dtype)
 
 
 def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:

@@ -82,7 +82,7 @@ class CDAE(Recommender):
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
         self.check_data(data)
-        return interaction_matrix(data)
+        return interaction_matrix(data, self.float_dtype())
 
     def encode(self, rows: Tensor, user_rows: Tensor) -> Tensor:
         """Latent codes :math:`z_u` of ``[B, num_items]`` (possibly corrupted) rows."""

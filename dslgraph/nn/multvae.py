@@ -106,7 +106,7 @@ class MultVAE(Recommender):
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
         self.check_data(data)
-        return interaction_matrix(data)
+        return interaction_matrix(data, self.float_dtype())
 
     def beta(self) -> float:
         """The KL weight :math:`\\beta_t` of the next training step."""

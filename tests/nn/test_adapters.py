@@ -450,3 +450,15 @@ def test_the_graph_of_data_of_other_sizes_is_refused(name, sizes):
     data = make_interaction_data(*sizes, torch.tensor([[0, 1], [1, 2]]), torch.tensor([[0], [0]]))
     with pytest.raises(ValueError, match=rf"the data has {sizes[0]} users and {sizes[1]} items, the model"):
         make(name).input_graph(data)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_double_precision_model_takes_its_graph_in_double(name, small_data):
+    # CDAE's and MultVAE's float32 interaction matrix failed "mat1 and mat2 must have the same dtype"
+    single, double = make(name).eval(), make(name).double().eval()
+    graph = double.input_graph(small_data)
+    scores = double.scorer(graph)(torch.arange(4))
+    assert scores.dtype == torch.float64
+    expected = single.scorer(single.input_graph(small_data))(torch.arange(4))
+    torch.testing.assert_close(scores.float(), expected, rtol=1e-4, atol=1e-5)
+    double.train().loss(graph, *batch(double, small_data, "cpu")).backward()

@@ -107,3 +107,16 @@ def test_the_graph_of_data_of_other_sizes_is_refused(small_data):
         ValueError, match="the data has 30 users and 40 items, the model was built for 30 and 41"
     ):
         model.input_graph(small_data)
+
+
+def test_a_double_precision_model_takes_its_graph_in_double(small_data):
+    torch.manual_seed(0)
+    single = LightGCN(30, 40, 8)
+    double = LightGCN(30, 40, 8)
+    double.load_state_dict(single.state_dict())
+    double = double.double()
+    graph = double.input_graph(small_data)  # a float32 graph failed "expected scalar type Double"
+    assert graph.dtype == torch.float64
+    scores = double.scorer(graph)(torch.arange(4))
+    expected = single.scorer(single.input_graph(small_data))(torch.arange(4))
+    torch.testing.assert_close(scores.float(), expected, rtol=1e-4, atol=1e-5)
