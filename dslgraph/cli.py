@@ -63,7 +63,8 @@ MODEL_SPECIFIC = {name for defaults in (*MODEL_DEFAULTS.values(), *PRESETS.value
 
 def build_parser() -> argparse.ArgumentParser:
     # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
-    parser = argparse.ArgumentParser(prog="dslgraph", description=__doc__, allow_abbrev=False)
+    description = __doc__.replace("``", "")  # the docstring's reST quotes, not for a terminal
+    parser = argparse.ArgumentParser(prog="dslgraph", description=description, allow_abbrev=False)
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     parser.add_argument("--log-level", default="INFO", choices=levels)
     # also after the subcommand (an example script's flags all come after its `train`); SUPPRESS

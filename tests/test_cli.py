@@ -513,4 +513,6 @@ def test_python_m_dslgraph_cli_runs_the_command_line(monkeypatch, capsys):
     with warnings.catch_warnings(), pytest.raises(SystemExit) as exited:
         warnings.simplefilter("ignore", RuntimeWarning)  # this test module imported dslgraph.cli already
         runpy.run_module("dslgraph.cli", run_name="__main__")
-    assert exited.value.code == 0 and "usage: dslgraph" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert exited.value.code == 0 and "usage: dslgraph" in shown
+    assert "Command line: dslgraph train |" in shown  # the module docstring without its reST ``quotes``
