@@ -51,7 +51,7 @@ def make_interaction_data(
             continue
         if index.dim() != 2 or index.size(0) != 2:
             raise ValueError(f"{name} interactions must have shape [2, E], got {tuple(index.shape)}")
-        if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:  # .long() would cut
+        if not is_index(index):  # .long() would cut 1.5 to 1
             raise ValueError(f"{name} interactions must be integer ids, got {index.dtype}")
         if time is not None and time.shape != (index.size(1),):
             raise ValueError(f"{name} timestamps must have shape [{index.size(1)}], got {tuple(time.shape)}")
@@ -71,6 +71,13 @@ def make_interaction_data(
         if index is not None and time is not None:
             data[EDGE][key] = time
     return data
+
+
+def is_index(ids) -> bool:
+    """Whether ``ids`` is a tensor of integer ids (not floats, complex numbers or a boolean mask)."""
+    return isinstance(ids, Tensor) and not (
+        ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool
+    )
 
 
 def _check_pairs(num_items: int, train: Tensor, test: Tensor, val: Tensor | None) -> None:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE, interaction_csr, num_users_items, propagation_graph
+from dslgraph.data.graph import EDGE, interaction_csr, is_index, num_users_items, propagation_graph
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments
@@ -144,13 +144,6 @@ class Recommender(nn.Module):
             excluded[pos[exclude[0, keep]], exclude[1, keep]] = True
             scores = scores.masked_fill(excluded[row_of], float("-inf"))
         return scores.topk(k, dim=-1).indices
-
-
-def is_index(ids) -> bool:
-    """Whether ``ids`` is a tensor of integer ids (not floats, complex numbers or a boolean mask)."""
-    return isinstance(ids, Tensor) and not (
-        ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool
-    )
 
 
 def describe(value) -> str:
