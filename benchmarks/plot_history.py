@@ -3,8 +3,8 @@
 Each RUN is ``NAME=FOLDER`` (a run's output folder, holding its ``metrics.json``). The table has one row
 per (run, evaluated epoch) with the epoch, the training seconds so far and the metric on ``--split``, in a
 column that names both (``test_recall@20``); the plot draws the metric against the epoch, its axis named
-the same way (``test recall@20``), with each ``--reference NAME=VALUE`` as a horizontal line (a paper's
-number, a target):
+the same way (``test recall@20``), with each ``--reference NAME=VALUE`` as a horizontal line named in the legend
+(a paper's number, a target):
 
     python benchmarks/plot_history.py b16k=docs/results/gowalla/h200/reproduce-s7/b16k \\
         b32k=docs/results/gowalla/h200/reproduce-s7/b32k --reference paper=0.1830 target=0.180 \\
@@ -14,6 +14,7 @@ number, a target):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -66,9 +67,8 @@ def plot(rows: list[dict], split: str, metric: str, references: list[tuple[str, 
     for name in dict.fromkeys(row["run"] for row in rows):
         points = [(row["epoch"], row[column(split, metric)]) for row in rows if row["run"] == name]
         ax.plot(*zip(*points), marker="o", markersize=3, label=name)
-    for name, value in references:
-        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
-        ax.annotate(name, (0, value), xycoords=("axes fraction", "data"), va="bottom", fontsize=8)
+    for (name, value), style in zip(references, itertools.cycle(["--", ":", "-."])):
+        ax.axhline(value, linestyle=style, linewidth=1, color="grey", label=f"{name} {value:g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{split} {metric}")
     ax.grid(alpha=0.3)
