@@ -169,11 +169,13 @@ def interaction_csr(
 
 
 def data_fingerprint(data: HeteroData) -> str:
-    """A digest of the numbers of users and items and of every split's interactions: a checkpoint records
-    it, so that data that changed since training is noticed rather than silently evaluated or trained on."""
+    """A digest of the numbers of users and items, of every split's interactions and of the sampled
+    negatives of :func:`~dslgraph.data.protocols.leave_one_out`, where present: a checkpoint records it, so
+    that data that changed since training is noticed rather than silently evaluated or trained on."""
     digest = hashlib.sha1(str(num_users_items(data)).encode())
     store = data[EDGE]
-    for key, _ in SPLITS:
+    # the negatives decide the sampled metrics (and the best epoch) as much as the splits do
+    for key in (*(index_key for index_key, _ in SPLITS), "test_negatives", "val_negatives"):
         index = store.get(key)
         if index is not None:
             digest.update(key.encode())

@@ -23,14 +23,15 @@ all cut-offs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.data.graph import EDGE, interaction_csr, num_users_items
+from dslgraph.data.graph import EDGE, interaction_csr, is_index, num_users_items
 from dslgraph.sparse.ops import csr_segments
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,16 @@ METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr", "capped_recall"
 
 ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
+
+
+def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
+    """The cut-offs ``ks`` as a tuple, checked to be integers in ``[1, upper]`` (``name`` labels the bound
+    in the message); ``2.5`` or a bare ``3`` fails naming them rather than becoming ``2`` or a TypeError."""
+    values = tuple(ks) if isinstance(ks, Iterable) and not isinstance(ks, (str, Tensor)) else ()
+    integers = all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in values)
+    if not values or not integers or min(values) < 1 or max(values) > upper:
+        raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")
+    return tuple(int(k) for k in values)
 
 
 class RankingEvaluator:
@@ -90,9 +101,7 @@ class RankingEvaluator:
         device: torch.device | str | None = None,
         progress: bool = False,
     ) -> None:
-        ks = tuple(int(k) for k in ks)
-        if not ks or min(ks) < 1 or max(ks) > num_items:
-            raise ValueError(f"ks must be non-empty integers in [1, num_items={num_items}], got {ks}")
+        ks = check_ks(ks, num_items, "num_items=")
         unknown = sorted(set(metrics) - set(METRICS))
         if unknown or not metrics:
             raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {tuple(metrics)}")
@@ -111,8 +120,8 @@ class RankingEvaluator:
         self.device = torch.device(device) if device is not None else target_index.device
         self.progress = progress
 
-        target_crow, target_col = self._compress([target_index])
-        exclude_crow, exclude_col = self._compress(list(exclude_index))
+        target_crow, target_col = self._compress([target_index], "target_index")
+        exclude_crow, exclude_col = self._compress(list(exclude_index), "exclude_index")
         num_targets = target_crow.diff()
         self.users = torch.nonzero(num_targets).view(-1).to(self.device)
         # Per device: (target crow, target col, exclusion crow, exclusion col, |T_u| of all users).
@@ -151,7 +160,12 @@ class RankingEvaluator:
         """The keys of the dictionary a call returns, *e.g.* ``('recall@20', 'ndcg@20', ...)``."""
         return tuple(f"{m}@{k}" for m in self.metrics for k in self.ks)
 
-    def _compress(self, indices: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def _compress(self, indices: list[Tensor], name: str) -> tuple[Tensor, Tensor]:
+        for index in indices:
+            # a [E, 2] or boolean index would otherwise fail deep in torch.sparse, or pass as other ids
+            if not (is_index(index) and index.dim() == 2 and index.size(0) == 2):
+                got = f"{tuple(index.shape)} {index.dtype}" if isinstance(index, Tensor) else type(index)
+                raise ValueError(f"{name} must be a [2, E] tensor of integer (user, item) ids, got {got}")
         if not indices:
             return torch.zeros(self.num_users + 1, dtype=torch.long), torch.empty(0, dtype=torch.long)
         index = torch.cat([i.detach().long().cpu() for i in indices], dim=1)

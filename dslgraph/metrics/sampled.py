@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE
-from dslgraph.metrics.ranking import mean_over_users
+from dslgraph.data.graph import EDGE, is_index
+from dslgraph.metrics.ranking import check_ks, mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
 """The metric names :class:`SampledRankingEvaluator` reports."""
@@ -66,12 +66,10 @@ class SampledRankingEvaluator:
             raise ValueError(
                 f"negatives must have shape [U={test_index.size(1)}, N >= 1], got {tuple(negatives.shape)}"
             )
-        if test_index.is_floating_point() or negatives.is_floating_point():
+        if not (is_index(test_index) and is_index(negatives)):  # a boolean mask would pass as ids 0 and 1
             raise ValueError("test_index and negatives must hold integer ids")
         num_candidates = negatives.size(1) + 1
-        ks = tuple(int(k) for k in ks)
-        if not ks or min(ks) < 1 or max(ks) > num_candidates:
-            raise ValueError(f"ks must be non-empty integers in [1, {num_candidates}], got {ks}")
+        ks = check_ks(ks, num_candidates)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         positive = test_index[1].view(-1, 1).long().cpu()

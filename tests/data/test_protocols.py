@@ -11,6 +11,7 @@ from dslgraph.data import (
     MovieLens1MLCF,
     MovieLens100K,
     apply_protocol,
+    data_fingerprint,
     held_out_users,
     leave_one_out,
     load_dataset,
@@ -118,6 +119,22 @@ def test_leave_one_out_holds_out_latest_with_validation():
         ("val_edge_label_index", "val_edge_label_time"),
     ]:
         assert [lookup[tuple(p)] for p in store[index_key].t().tolist()] == store[time_key].tolist()
+
+
+@pytest.mark.parametrize("key", ["test_negatives", "val_negatives"])
+def test_fingerprint_covers_the_sampled_negatives(key):
+    """The same splits ranked against other negatives give other sampled metrics, so a checkpoint's
+    fingerprint must tell them apart (a resume or an eval would otherwise mix the two)."""
+    data, _, _ = timed_data()  # timestamps pick the held-out items, the seed only the negatives
+    out, again, redrawn = (leave_one_out(data, 4, validation=True, seed=seed) for seed in (0, 0, 1))
+    for split in ("edge_index", "edge_label_index", "val_edge_label_index"):
+        assert torch.equal(redrawn[EDGE][split], out[EDGE][split])
+    assert data_fingerprint(again) == data_fingerprint(out)
+
+    changed = out.clone()
+    changed[EDGE][key] = redrawn[EDGE][key]
+    assert not torch.equal(changed[EDGE][key], out[EDGE][key])
+    assert data_fingerprint(changed) != data_fingerprint(out)
 
 
 @pytest.mark.parametrize(("available", "num_negatives"), [(6, 3), (200, 3)])  # permutation / rejection

@@ -194,6 +194,9 @@ def test_most_popular_scores(split):
     [
         ({"ks": (0,)}, "ks"),
         ({"ks": (NUM_ITEMS + 1,)}, "ks"),
+        ({"ks": (2.5,)}, r"ks must be non-empty integers .*got \(2\.5,\)"),  # was read as K = 2
+        ({"ks": 3}, "ks must be non-empty integers"),  # was a TypeError: 'int' object is not iterable
+        ({"ks": (True,)}, "ks must be"),
         ({"metrics": ("mrr",)}, "metrics"),
         ({"batch_size": 0}, "batch_size"),
     ],
@@ -202,6 +205,24 @@ def test_invalid_arguments(split, kwargs, match):
     _, _, test, _, _ = split
     with pytest.raises(ValueError, match=match):
         RankingEvaluator(NUM_USERS, NUM_ITEMS, test, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda test, train: (test.t(), train), "target_index"),  # [E, 2] pairs
+        (lambda test, train: (test[0], train), "target_index"),
+        (lambda test, train: (test.bool(), train), "target_index"),  # read as ids 0 and 1 before
+        (lambda test, train: (test.float(), train), "target_index"),
+        (lambda test, train: (test, train.t()), "exclude_index"),
+        (lambda test, train: (test, [train, train.double()]), "exclude_index"),
+    ],
+)
+def test_malformed_indices_fail_naming_the_argument(split, make, name):
+    train, _, test, _, _ = split
+    target, exclude = make(test, train)
+    with pytest.raises(ValueError, match=rf"{name} must be a \[2, E\] tensor of integer"):
+        RankingEvaluator(NUM_USERS, NUM_ITEMS, target, exclude)
 
 
 def test_out_of_range_ids_rejected(split):

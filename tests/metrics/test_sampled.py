@@ -97,8 +97,11 @@ def test_score_fn_gets_users_and_candidates(sampled):
         (lambda t, n: SampledRankingEvaluator(t, n[:-1]), r"negatives must have shape \[U=40, N >= 1\]"),
         (lambda t, n: SampledRankingEvaluator(t, n[:, :0]), "negatives must have shape"),
         (lambda t, n: SampledRankingEvaluator(t, n.float()), "integer ids"),
+        (lambda t, n: SampledRankingEvaluator(t.bool(), n), "integer ids"),
+        (lambda t, n: SampledRankingEvaluator(t, n > 30), "integer ids"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(0,)), r"ks must be non-empty integers in \[1, 21\]"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(22,)), "ks must be"),
+        (lambda t, n: SampledRankingEvaluator(t, n, ks=(2.5,)), "ks must be"),
         (lambda t, n: SampledRankingEvaluator(t, n, batch_size=0), "batch_size must be >= 1"),
         (
             lambda t, n: SampledRankingEvaluator(t, torch.cat([t[1:].t(), n[:, 1:]], dim=1)),
