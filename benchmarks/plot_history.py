@@ -3,8 +3,8 @@
 Each RUN is ``NAME=FOLDER`` (a run's output folder, holding its ``metrics.json``). The table has one row
 per (run, evaluated epoch) with the epoch, the training seconds so far and the metric on ``--split``, in a
 column that names both (``test_recall@20``); the plot draws the metric against the epoch, its axis named
-the same way (``test recall@20``), with each ``--reference NAME=VALUE`` as a horizontal line named in the legend
-(a paper's number, a target):
+the same way (``test recall@20``), with each ``--reference NAME=VALUE`` as a horizontal line named in the
+legend (a paper's number, a target):
 
     python benchmarks/plot_history.py b16k=docs/results/gowalla/h200/reproduce-s7/b16k \\
         b32k=docs/results/gowalla/h200/reproduce-s7/b32k --reference paper=0.1830 target=0.180 \\
