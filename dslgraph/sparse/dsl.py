@@ -586,10 +586,12 @@ class DynamicSparseLearning:
         return 1.0 - sum(self.active_counts().values()) / total
 
     def run_settings(self) -> dict:
-        """The settings that decide the masks, which a resumed controller must share (a run's length,
-        ``total_steps``, may change: ρ_t then follows the new length from the resumed iteration on)."""
+        """The settings that decide the masks and the layout of the sparse state, which a resumed
+        controller must share (a run's length, ``total_steps``, may change: ρ_t then follows the new
+        length from the resumed iteration on)."""
         return {
             "sparsity": self.sparsity,
+            "backend": self.backend,
             "update_interval": self.update_interval,
             "schedule": self.schedule,
             "rho0": self.rho0,

@@ -37,7 +37,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is a folder; name the best.pt or last.pt in it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if not zipfile.is_zipfile(path):
+    try:
+        with open(path, "rb") as handle:  # zipfile.is_zipfile(path) reads an unreadable file as no zip
+            is_zip = zipfile.is_zipfile(handle)
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} could not be read ({exc.strerror or exc})") from exc
+    if not is_zip:
         # torch would read it as a legacy pickle and advise weights_only=False, which runs any code in it
         raise CheckpointError(
             f"checkpoint {path} could not be read: it is not the zip archive torch.save writes "

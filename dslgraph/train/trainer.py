@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -21,7 +22,13 @@ from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
-from dslgraph.train.checkpoint import load_checkpoint, load_model_state, make_output_folder, save_checkpoint
+from dslgraph.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+    make_output_folder,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -344,8 +351,12 @@ class Trainer:
         }
 
     def load(self, path: str | os.PathLike) -> None:
-        """Restores everything :meth:`state_dict` saved, checking the run's settings match."""
+        """Restores everything :meth:`state_dict` saved, checking the run's settings match; a checkpoint
+        that fails to load leaves the trainer as it was (model, optimizer, hooks, RNGs and counters)."""
         state = load_checkpoint(path, map_location=self.device)
+        missing = [key for key in self.state_dict() if key not in state and key != "metadata"]
+        if missing:
+            raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
         ours = asdict(self.config)
         # monitor picked the saved best epoch; the cosine schedule is restored with its saved lr_min
         for key in ("batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight", "seed", "monitor"):
@@ -358,6 +369,22 @@ class Trainer:
                 f"cannot resume from {path}: it has {len(state['hooks'])} step hooks (DSL), now "
                 f"{len(self.hooks)}; pass the same --sparsity"
             )
+        # restored one part after another, any of which may fail (a tensor of another shape, a foreign
+        # RNG state): the state before goes back in place then, kept serialised on the CPU, not as a copy
+        # in GPU memory
+        before = io.BytesIO()
+        torch.save(self.state_dict(), before)
+        try:
+            self._restore(state, path)
+        except BaseException as exc:
+            before.seek(0)
+            self._restore(torch.load(before, map_location=self.device, weights_only=True), path)
+            if isinstance(exc, CheckpointError) or not isinstance(exc, Exception):
+                raise
+            raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
+        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+    def _restore(self, state: dict[str, Any], path: str | os.PathLike) -> None:
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         load_model_state(self.model, state, path)
@@ -376,7 +403,6 @@ class Trainer:
             # one state per GPU of the saving host: a host with fewer GPUs restores those it has
             saved = state["cuda_rng"][: torch.cuda.device_count()]
             torch.cuda.set_rng_state_all([s.cpu() for s in saved])
-        log.info("resumed from %s at epoch %d", path, self.epoch)
 
 
 def make_batches(

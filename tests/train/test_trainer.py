@@ -1,3 +1,5 @@
+import copy
+import functools
 import json
 import os
 import re
@@ -355,3 +357,125 @@ def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, 
 def test_train_config_built_from_python_is_checked(setting, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**setting)
+
+
+def _dsl_trainer(data, out, epochs=2, embedding_dim=8):
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=embedding_dim)
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=0.01, lr_schedule="cosine", progress=False, seed=3)
+    steps = epochs * -(-data[EDGE].edge_index.size(1) // 64)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, seed=2)
+    return Trainer(model, data, config, out, "cpu", hooks=[dsl])
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _break_model(state):
+    state["model"]["embedding.values"] = torch.zeros(3)  # another model's table: fails after the DSL state
+
+
+def _break_optimizer(state):
+    state["optimizer"]["param_groups"][0]["params"] = [0, 1]  # fails after the model
+
+
+def _break_generator(state):
+    state["generator"] = torch.zeros(3, dtype=torch.uint8)  # fails after the model, optimizer and counters
+
+
+def _drop_hooks(state):
+    del state["hooks"]  # a KeyError before
+
+
+@pytest.mark.parametrize("damage", [_break_model, _break_optimizer, _break_generator, _drop_hooks])
+def test_a_failed_load_leaves_the_trainer_as_it_was(small_data, tmp_path, damage):
+    _dsl_trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    damage(state)
+    save_checkpoint(state, tmp_path / "broken.pt")
+    trainer = _dsl_trainer(small_data, tmp_path)
+    trainer.train_epoch()  # with optimizer state, an lr down the cosine and a controller past iteration 0
+    before = copy.deepcopy(trainer.state_dict())
+    with pytest.raises(CheckpointError, match="broken.pt"):
+        trainer.load(tmp_path / "broken.pt")
+    after = trainer.state_dict()
+    for key in before:
+        assert _same(before[key], after[key]), key
+    assert trainer.scheduler.get_last_lr() == before["scheduler"]["_last_lr"]
+    trainer.fit()  # and it trains on from where it was
+
+
+def test_a_checkpoint_that_cannot_be_opened_fails_saying_so(tmp_path, monkeypatch):
+    path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "last.pt")
+    real_open = open
+
+    def denied(file, *args, **kwargs):  # chmod 000 would not stop root, who runs the tests in containers
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(CheckpointError, match=r"last\.pt could not be read \(Permission denied\)") as caught:
+        load_checkpoint(path)
+    assert "zip archive" not in str(caught.value)  # it is one: it could not be opened
+
+
+def test_a_checkpoint_of_another_dsl_backend_fails_naming_it(small_data, tmp_path):
+    def trainer(out, backend):
+        torch.manual_seed(0)
+        model = LightGCN(30, 40, embedding_dim=8)
+        dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3, backend=backend)
+        config = TrainConfig(epochs=2, batch_size=64, lr=0.01, progress=False, seed=3)
+        return Trainer(model, small_data, config, out, "cpu", hooks=[dsl])
+
+    trainer(tmp_path, "masked").fit()
+    with pytest.raises(ValueError, match=r"last\.pt: .*backend was 'masked', now 'sparse'"):
+        trainer(tmp_path / "sparse", "sparse").load(tmp_path / "last.pt")  # named its keys, not the backend
+
+
+def _model_run(data, out, model_name, backend, growth, epochs, resume=False):
+    from dslgraph.nn import CDAE, MultVAE
+
+    torch.manual_seed(0)
+    models = {
+        "lightgcn": lambda: LightGCN(30, 40, embedding_dim=8),
+        "cdae": lambda: CDAE(30, 40, hidden_channels=8),  # dropout corruption: the global RNG
+        "multvae": lambda: MultVAE(30, 40, hidden_channels=8, latent_dim=4),  # and reparametrisation noise
+    }
+    model = models[model_name]()
+    config = TrainConfig(epochs=4, batch_size=8, lr=0.01, eval_every=1, progress=False, seed=1)
+    steps = 4 * len(trainer_module.make_batches(model, data, config))
+    dsl = DynamicSparseLearning(
+        model, 0.5, steps, list(model.dsl_targets), update_interval=3, growth=growth, backend=backend, seed=2
+    )
+    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl])
+    trainer.config.epochs = epochs
+    return trainer.fit(resume=resume), model
+
+
+@pytest.mark.parametrize(
+    ("model_name", "backend", "growth"),
+    [
+        ("lightgcn", "compact", "gradient"),
+        ("lightgcn", "masked", "random"),  # the controller's RNG
+        ("cdae", "sparse", "gradient"),
+        ("multvae", "sparse", "gradient"),
+    ],
+)
+def test_resume_reproduces_the_whole_run_of_each_backend_and_batch_kind(
+    small_data, tmp_path, model_name, backend, growth
+):
+    run = functools.partial(_model_run, small_data, model_name=model_name, backend=backend, growth=growth)
+    full, full_model = run(tmp_path / "full", epochs=4)
+    run(tmp_path / "split", epochs=2)
+    resumed, resumed_model = run(tmp_path / "split", epochs=4, resume=True)
+    strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h]  # noqa: E731
+    assert strip(full["history"]) == strip(resumed["history"])
+    assert _same(full_model.state_dict(), resumed_model.state_dict())
