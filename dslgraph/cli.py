@@ -162,8 +162,13 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, CheckpointError, ValueError) as exc:
         print(f"dslgraph {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, a full disk or a folder not writable while saving: named, and
+        # a run stopped by it says where it can go on from, as after Ctrl-C
+        resumable = "" if isinstance(exc, FileNotFoundError) else _resumable(args)
+        print(f"dslgraph {args.command}: error: {exc}{resumable}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dslgraph {args.command}: interrupted{_resumable(args)}", file=sys.stderr)

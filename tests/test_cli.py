@@ -438,6 +438,27 @@ def test_ctrl_c_exits_with_a_line_that_says_how_to_resume(tmp_path, capsys, monk
     assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
 
 
+def test_a_disk_error_while_saving_fails_naming_it_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    saves = []
+    save = torch.save
+
+    def full_disk_at_the_second_evaluation(obj, f, *args, **kwargs):
+        if "last.pt" in str(f) or "best.pt" in str(f):  # a checkpoint (through its temporary file)
+            saves.append(f)
+            if len(saves) > 2:  # epoch 1 wrote best.pt and last.pt
+                raise OSError(28, "No space left on device", str(f))
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk_at_the_second_evaluation)
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 2  # a traceback before
+    err = capsys.readouterr().err
+    assert "dslgraph train: error: [Errno 28] No space left on device" in err
+    assert f"{out}/last.pt holds epoch 1: continue with --output {out} --resume" in err
+
+
 def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_them(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["train", "--output", str(tmp_path / "file")]) == 2  # before any data is loaded
