@@ -17,7 +17,8 @@
 #   long       dense LightGCN against DSL at 50% and 80% with the recipe that reproduced the paper (user
 #              sampling), side by side and at equal epochs, as many as fit (#3's quality targets at the length
 #              where the dense run reaches the paper: 0.1852 after 1630 epochs; the 5th session's sweep
-#              stopped at 272, where DSL 50% was at 0.945x dense);
+#              stopped at 272, where DSL 50% was at 0.945x dense); 80% from the degree mask, the best 80%
+#              start on every dataset tried (LONG_MASK=random for the paper's random one);
 #   degree     DSL at 80% and 90% from a random and from the degree mask (--mask-init degree), side by side and
 #              at equal epochs with the recipe of `long` (on CPU, 30 epochs: 0.1264 from the degree mask at 80%
 #              against 0.1206 from a random one and 0.1416 dense; docs/results.md §2);
@@ -52,6 +53,7 @@ RECIPE="${RECIPE:---batch-size 16384 --lr 0.01 --lr-schedule cosine --init xavie
 UPDATE_INTERVAL="${UPDATE_INTERVAL:-50}"  # one prune-and-grow round per epoch at this batch size, as on CPU
 # ultragcn-large: the batches to run side by side (alone, one run gets the whole card: about twice the epochs)
 ULTRAGCN_BATCHES="${ULTRAGCN_BATCHES:-4096 8192}"
+LONG_MASK="${LONG_MASK:-degree}"  # long: the initial mask of its 80% run
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # runs from the checkout even where the install below fails
 mkdir -p "$OUT"
@@ -107,9 +109,9 @@ fi
 if step long; then
     lightgcn="$common $RECIPE --sampling user --threads 4"
     runs+=(--run dense long "$lightgcn")
-    for percent in 50 80; do
-        runs+=(--run "dsl$percent" long "$lightgcn --update-interval $UPDATE_INTERVAL --sparsity 0.$percent")
-    done
+    dsl="$lightgcn --update-interval $UPDATE_INTERVAL"
+    runs+=(--run dsl50 long "$dsl --sparsity 0.5")
+    runs+=(--run "dsl80-$LONG_MASK" long "$dsl --sparsity 0.8 --mask-init $LONG_MASK")
 fi
 if step degree; then
     lightgcn="$common $RECIPE --sampling user --threads 4 --update-interval $UPDATE_INTERVAL"
