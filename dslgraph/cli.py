@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from dslgraph.config import (
@@ -24,7 +26,15 @@ from dslgraph.config import (
     model_arguments,
     validate,
 )
-from dslgraph.data import DATASETS, EDGE, data_fingerprint, dataset_statistics, default_root, load_dataset
+from dslgraph.data import (
+    DATASETS,
+    EDGE,
+    data_fingerprint,
+    dataset_statistics,
+    default_root,
+    load_dataset,
+    load_file,
+)
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.nn.base import table_row_degrees
@@ -55,8 +65,11 @@ DSL_FIELDS = (
 )  # fmt: skip
 #: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
 RESUMABLE = (
-    "epochs", "max_seconds", "device", "threads", "root", "eval_every", "eval_batch_size", "patience",
+    "epochs", "max_seconds", "device", "threads", "root", "data_file", "eval_every", "eval_batch_size",
+    "patience",
 )  # fmt: skip
+#: The settings that are objects (``--option`` / ``--data-option NAME=VALUE``, one flag a name).
+DICT_FIELDS = {name for name, field in FIELDS.items() if field.kind is dict}
 #: The settings whose default some models (or UltraGCN's presets) replace by their own.
 MODEL_SPECIFIC = {name for defaults in (*MODEL_DEFAULTS.values(), *PRESETS.values()) for name in defaults}
 
@@ -91,14 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
             train.add_argument(
                 flag, type=int if name == "ks" else str, nargs="+", default=None, help=field.help + default
             )
-        elif field.kind is dict:
+        elif field.kind is dict:  # options: --option NAME=VALUE; data_options: --data-option NAME=VALUE
+            what = "a model argument " if name == "options" else ""
             train.add_argument(
-                "--option",
+                flag.removesuffix("s"),
                 dest=name,
                 type=_option,
                 action="append",
                 default=None,
-                help="a model argument NAME=VALUE (VALUE read as JSON when it parses), repeatable",
+                metavar="NAME=VALUE",
+                help=f"{what}NAME=VALUE (VALUE read as JSON when it parses), repeatable"
+                + (f": {field.help}" if field.help else ""),
             )
         else:
             default = "" if field.default is None else f" (default {field.default})"
@@ -115,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     evaluate.add_argument("--root", help="dataset folder (default: the one used for training)")
+    evaluate.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate.add_argument("--ks", type=int, nargs="+", default=None, help="cut-offs K (default: the run's)")
 
@@ -123,12 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="top-k items for users from a checkpoint",
         description='Prints one JSON line to stdout: {"<user id>": [item id, ...], ...}, each user\'s k '
         "items best first, never one of its training items while others are left. Ids are the dataset's "
-        "0-based indices, as dslgraph numbers its users and items.",
+        "0-based indices, as dslgraph numbers its users and items; for a run on a --data-file, the file's "
+        "own ids.",
     )
     recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
-    recommend.add_argument("--users", type=int, nargs="+", required=True, help="0-based user ids")
+    recommend.add_argument(
+        "--users", nargs="+", required=True, help="0-based user ids; for a --data-file run, the file's own"
+    )
     recommend.add_argument("-k", type=int, default=10, help="items per user (default 10)")
     recommend.add_argument("--root", help="dataset folder (default: the one used for training)")
+    recommend.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
     recommend.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
@@ -190,7 +211,7 @@ def _resumable(args: argparse.Namespace) -> str:
 def _option(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--option must be NAME=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     try:
         return name, json.loads(value)
     except json.JSONDecodeError:
@@ -200,8 +221,8 @@ def _option(text: str) -> tuple[str, Any]:
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the flags in ``args`` give, unvalidated."""
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    if "options" in given:
-        given["options"] = dict(given["options"])
+    for name in DICT_FIELDS & set(given):
+        given[name] = dict(given[name])
     return given
 
 
@@ -210,11 +231,11 @@ def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = N
     overridden by the flags given."""
     values = dict(base or {}) | (load_config_file(args.config) if args.config else {})
     given = given_settings(args)
-    if "options" in given:
-        earlier = values.get("options", {})
+    for name in DICT_FIELDS & set(given):  # a flag adds to the object of the config file or base
+        earlier = values.get(name, {})
         if not isinstance(earlier, dict):
-            raise ConfigError(f"options must be an object of model arguments, got {earlier!r}")
-        given["options"] = earlier | given["options"]
+            raise ConfigError(f"{name} must be an object of NAME: VALUE, got {earlier!r}")
+        given[name] = earlier | given[name]
     values.update(given)
     return validate(values)
 
@@ -230,7 +251,7 @@ def build_model(
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     cls = MODELS[settings["model"]]
     arguments = model_arguments(settings)
-    if cls is UltraGCN and "cache_dir" not in arguments:
+    if cls is UltraGCN and "cache_dir" not in arguments and settings["data_file"] is None:
         root = settings["root"] or default_root()
         arguments["cache_dir"] = os.path.join(root, settings["dataset"], "processed")
     model = cls(num_users, num_items, **arguments)
@@ -262,21 +283,23 @@ def build_model(
 
 
 def load_data(settings: dict[str, Any]):
-    """The dataset (with its validation split and evaluation protocol) that ``settings`` name."""
+    """The dataset (with its validation split and evaluation protocol) that ``settings`` name, or the
+    interactions of their ``data_file``."""
     protocol, val_ratio = settings["protocol"], settings["val_ratio"]
     options = {}
     if protocol == "leave-one-out":
         options = {"validation": val_ratio > 0}
     elif protocol == "held-out-users":
         options = {"num_val_users": val_ratio if val_ratio > 0 else 0}  # a count of 0, or a fraction
-    return load_dataset(
-        settings["dataset"],
-        settings["root"],
-        protocol=protocol,
-        protocol_options=options,
-        val_ratio=val_ratio if protocol == "full" else 0.0,
-        seed=settings["seed"] if settings["split_seed"] is None else settings["split_seed"],
-    )
+    common = {
+        "protocol": protocol,
+        "protocol_options": options,
+        "val_ratio": val_ratio if protocol == "full" else 0.0,
+        "seed": settings["seed"] if settings["split_seed"] is None else settings["split_seed"],
+    }
+    if settings["data_file"] is not None:
+        return load_file(settings["data_file"], **common, **settings["data_options"])
+    return load_dataset(settings["dataset"], settings["root"], **common)
 
 
 def train_config(settings: dict[str, Any], progress: bool = True) -> TrainConfig:
@@ -349,7 +372,7 @@ def _warn_dsl_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]
     if settings["sparsity"] > 0:
         return
     given = {name: value for name, value in defaults.items() if name in DSL_FIELDS}
-    preset = validate({"model": settings["model"], "dataset": settings["dataset"]} | given)
+    preset = validate({name: settings[name] for name in ("model", "dataset", "data_file")} | given)
     unused = [name for name in DSL_FIELDS if settings[name] != preset[name]]
     if unused:
         log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
@@ -402,8 +425,9 @@ def _train(args: argparse.Namespace) -> int:
                 f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
                 "after its last iteration"
             )
-    if settings["root"] is not None:  # the checkpoint records it: eval and recommend may run from elsewhere
-        settings["root"] = os.path.abspath(settings["root"])
+    for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
+        if settings[name] is not None:
+            settings[name] = os.path.abspath(settings[name])
     summary = run_training(settings, args.output, args.resume, not args.no_progress, fingerprint)
     print(
         json.dumps(
@@ -427,10 +451,10 @@ def _summary_missing(output: str) -> bool:
 
 
 def recorded_settings(
-    state: dict[str, Any], checkpoint: str | os.PathLike, root: str | None = None
+    state: dict[str, Any], checkpoint: str | os.PathLike, **overrides: str | None
 ) -> dict[str, Any]:
     """The settings the CLI stored in the checkpoint ``state`` read from ``checkpoint``, validated (with
-    ``root`` in place of the recorded one when given)."""
+    the ``overrides`` that are not :obj:`None`, e.g. ``root``, in place of the recorded ones)."""
     metadata = state.get("metadata")
     settings = metadata.get("settings") if isinstance(metadata, dict) else None
     if not isinstance(settings, dict):
@@ -438,7 +462,7 @@ def recorded_settings(
             f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
         )
     try:
-        return validate(settings | ({"root": root} if root else {}))
+        return validate(settings | {name: value for name, value in overrides.items() if value is not None})
     except ConfigError as exc:
         raise CheckpointError(
             f"checkpoint {checkpoint} records settings this version of dslgraph does not take: {exc}"
@@ -458,10 +482,11 @@ def check_fingerprint(data, fingerprint: str | None, checkpoint: str | os.PathLi
     return current
 
 
-def restore(checkpoint: str, root: str | None, device: str):
-    """Rebuilds the model, data and graph input of a training checkpoint."""
+def restore(checkpoint: str, root: str | None, device: str, data_file: str | None = None):
+    """Rebuilds the model, data and graph input of a training checkpoint (``root`` or ``data_file``, where
+    given, in place of the recorded ones)."""
     state = load_checkpoint(checkpoint)
-    settings = recorded_settings(state, checkpoint, root)
+    settings = recorded_settings(state, checkpoint, root=root, data_file=data_file)
     device = resolve_device(device)
     data = load_data(settings)
     check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint)
@@ -471,7 +496,7 @@ def restore(checkpoint: str, root: str | None, device: str):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, data, graph, settings = restore(args.checkpoint, args.root, args.device)
+    model, data, graph, settings = restore(args.checkpoint, args.root, args.device, args.data_file)
     ks = tuple(args.ks or settings["ks"])
     metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
@@ -483,21 +508,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, data, graph, _ = restore(args.checkpoint, args.root, args.device)
-    users = torch.tensor(args.users)
-    if users.min() < 0 or users.max() >= model.num_users:
-        raise ValueError(f"--users must be ids in [0, {model.num_users}), got {args.users}")
+    model, data, graph, _ = restore(args.checkpoint, args.root, args.device, args.data_file)
+    raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
+    users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids))
     if not 1 <= args.k <= model.num_items:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
-    untrained = sorted(set(args.users) - set(data[EDGE].edge_index[0].unique().tolist()))
+    trained = set(data[EDGE].edge_index[0].unique().tolist())
+    untrained = [given for given, user in zip(args.users, users.tolist()) if user not in trained]
     if untrained:  # their scores come from initial weights (LightGCN), or what all users share (CDAE)
         log.warning(
-            "user(s) %s have no training interactions: their recommendations are not personal", untrained
+            "user(s) %s have no training interactions: their recommendations are not personal",
+            ", ".join(untrained),
         )
     device = next(model.parameters()).device
     top = model.recommend(graph, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
-    print(json.dumps({str(u): items for u, items in zip(args.users, top.tolist())}))
+    items = top.tolist() if raw_item_ids is None else raw_item_ids[top.numpy()].tolist()
+    print(json.dumps(dict(zip(args.users, items))))
     return 0
+
+
+def user_indices(given: list[str], num_users: int, raw_ids: np.ndarray | None = None) -> np.ndarray:
+    """The indices of the users ``given`` on the command line: 0-based indices, or where the data keeps
+    its file's own ids (``raw_ids``, :func:`~dslgraph.data.load_file`), those ids."""
+    if raw_ids is None:
+        try:
+            users = np.array([int(user) for user in given])
+        except ValueError:
+            raise ValueError(f"--users must be integer ids in [0, {num_users}), got {given}") from None
+        if users.min() < 0 or users.max() >= num_users:
+            raise ValueError(f"--users must be ids in [0, {num_users}), got {given}")
+        return users
+    query = pd.Series(given)
+    if pd.api.types.is_numeric_dtype(raw_ids):  # the file's ids were numbers: 7 is "7" on the command line
+        query = pd.to_numeric(query, errors="coerce")
+    users = pd.Index(raw_ids).get_indexer(query)
+    if (users < 0).any():
+        unknown = [user for user, index in zip(given, users) if index < 0]
+        raise ValueError(f"--users {unknown} are not user ids of the data file (its own ids, as in the file)")
+    return users
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

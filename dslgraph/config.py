@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dslgraph.data.datasets import DATASETS
+from dslgraph.data.datasets import DATASETS, READ_OPTIONS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
 from dslgraph.metrics import METRICS, SAMPLED_METRICS
@@ -83,7 +83,21 @@ class Field:
 
 
 FIELDS: dict[str, Field] = {
-    "dataset": Field(str, "lastfm", choices=tuple(DATASETS)),
+    "dataset": Field(
+        str, "lastfm", choices=(*DATASETS, "file"), help="a named dataset, or 'file' (data_file's)"
+    ),
+    "data_file": Field(
+        str,
+        None,
+        optional=True,
+        help="a delimited text file of one's own interactions (a header row naming its user and item "
+        "columns), read instead of a named dataset; implies dataset 'file'",
+    ),
+    "data_options": Field(
+        dict,
+        {},
+        help=f"how data_file is read and split: any of {list(READ_OPTIONS)} (docs: InteractionDataset)",
+    ),
     "root": Field(
         str,
         None,
@@ -191,6 +205,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown}; known settings are {sorted(FIELDS)}")
+    if values.get("data_file") is not None and "dataset" not in values:
+        values = values | {"dataset": "file"}
     model = _check("model", FIELDS["model"], values.get("model", FIELDS["model"].default))
     dataset = _check("dataset", FIELDS["dataset"], values.get("dataset", FIELDS["dataset"].default))
     preset = PRESETS.get((model, dataset), {})
@@ -208,6 +224,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"targets must be a list of 'tables' or regular expressions, got {out['targets']!r}"
         )
+    _check_data_file(out)
     if out["rho_min"] > out["rho0"]:
         raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
     _check_ks(out["ks"])
@@ -280,6 +297,23 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             )
 
 
+def _check_data_file(settings: dict[str, Any]) -> None:
+    """``data_file`` goes with dataset ``'file'`` and ``data_options`` with ``data_file``, and only there."""
+    if (settings["dataset"] == "file") != (settings["data_file"] is not None):
+        raise ConfigError(
+            "dataset 'file' reads data_file and only it does: give data_file alone (or with dataset 'file'), "
+            f"or a named dataset alone; got dataset {settings['dataset']!r}, data_file "
+            f"{settings['data_file']!r}"
+        )
+    if settings["data_options"] and settings["data_file"] is None:
+        raise ConfigError(
+            f"data_options set how data_file is read, and there is none: {settings['data_options']!r}"
+        )
+    unknown = sorted(set(settings["data_options"]) - set(READ_OPTIONS))
+    if unknown:
+        raise ConfigError(f"data_options {unknown} unknown; they are among {list(READ_OPTIONS)}")
+
+
 def check_settings(values: dict[str, Any]) -> None:
     """Checks the settings of :data:`FIELDS` among ``values`` (others are left alone), one at a time:
     what :class:`~dslgraph.train.TrainConfig` built from Python goes through."""
@@ -326,6 +360,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
     values = {key.replace("-", "_"): value for key, value in values.items()}
-    if isinstance(values.get("root"), str):  # a relative root is the config file's, wherever it is run from
-        values["root"] = str(path.parent / values["root"])
+    for name in ("root", "data_file"):  # relative to the config file's folder, wherever it is run from
+        if isinstance(values.get(name), str):
+            values[name] = str(path.parent / values[name])
     return values

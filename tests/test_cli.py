@@ -1,12 +1,15 @@
 import json
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import dslgraph.cli as cli_module
 from dslgraph.cli import build_model, build_parser, load_data, main, run_example, train_config
 from dslgraph.config import ConfigError, validate
+from dslgraph.data import EDGE
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import SparseEmbedding
 from dslgraph.train import Trainer, save_checkpoint
@@ -41,7 +44,7 @@ def test_bad_cli_value_exits_with_message(capsys, tmp_path):
     assert "epochs must be an int" in capsys.readouterr().err
     config.write_text('{"options": [1]}')
     assert main(["train", "--config", str(config), "--option", "a=1"]) == 2
-    assert "options must be an object of model arguments, got [1]" in capsys.readouterr().err
+    assert "options must be an object of NAME: VALUE, got [1]" in capsys.readouterr().err
     config.write_text("{broken")
     assert main(["train", "--config", str(config)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
@@ -251,6 +254,8 @@ def test_a_relative_root_in_a_config_file_is_the_file_folder_s(tmp_path, monkeyp
     config.write_text('{"root": "data", "epochs": 2}')
     monkeypatch.chdir(tmp_path)
     assert load_config_file("exp/c.json") == {"root": "exp/data", "epochs": 2}
+    config.write_text('{"data_file": "mine.csv"}')
+    assert load_config_file("exp/c.json") == {"data_file": "exp/mine.csv"}
 
 
 def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
@@ -515,7 +520,67 @@ def test_recommend_warns_about_users_without_training_data(tmp_path, capsys, cap
     recommended = json.loads(capsys.readouterr().out)
     assert list(recommended) == ["107", "0"] and all(len(items) == 3 for items in recommended.values())
     warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
-    assert warned == ["user(s) [107] have no training interactions: their recommendations are not personal"]
+    assert warned == ["user(s) 107 have no training interactions: their recommendations are not personal"]
+
+
+def write_interactions(path, user_ids, item_ids, seed=0):
+    """A tab-separated file of 600 interactions of 40 users and 90 items with the given ids."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, 40, 600), rng.integers(0, 90, 600)
+    frame = pd.DataFrame({"uid": user_ids[users], "movie": item_ids[items]})
+    frame.to_csv(path, sep="\t", index=False)
+
+
+@pytest.mark.parametrize("numeric", [False, True])
+def test_a_data_file_trains_evaluates_and_recommends_by_its_own_ids(numeric, tmp_path, capsys):
+    user_ids = np.arange(1000, 1040) if numeric else np.array([f"user-{u:02d}" for u in range(40)])
+    item_ids = np.arange(5000, 5090) if numeric else np.array([f"i{i}" for i in range(90)])
+    write_interactions(tmp_path / "mine.tsv", user_ids, item_ids)
+    out = str(tmp_path / "run")
+    read = ["--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"', "--data-option"]
+    read += ["user_col=uid", "--data-option", "item_col=movie"]
+    args = ["train", *read, "--epochs", "2", "--embedding-dim", "8", "--sparsity", "0.5", "--device", "cpu"]
+    assert main([*args, "--output", out, "--no-progress"]) == 0
+    trained = json.loads(capsys.readouterr().out)["test"]
+    assert main(["eval", f"{out}/best.pt"]) == 0
+    assert json.loads(capsys.readouterr().out)["test"] == trained
+
+    given = [str(user_ids[3]), str(user_ids[17])]
+    assert main(["recommend", f"{out}/best.pt", "--users", *given, "-k", "5"]) == 0
+    recommended = json.loads(capsys.readouterr().out)
+    assert list(recommended) == given
+    data = load_data(validate({"data_file": str(tmp_path / "mine.tsv"), "data_options": {
+        "sep": "\t", "user_col": "uid", "item_col": "movie"}}))  # fmt: skip
+    train_items = {(u, i) for u, i in data[EDGE].edge_index.t().tolist()}
+    for user, items in recommended.items():
+        assert len(items) == 5 and set(items) <= set(item_ids.tolist())  # the file's ids (numbers or text)
+        index = data["user"].raw_ids.tolist().index(type(user_ids[0].item())(user))
+        item_index = [data["item"].raw_ids.tolist().index(item) for item in items]
+        assert not {(index, i) for i in item_index} & train_items  # never a training item of the user
+
+    assert main(["recommend", f"{out}/best.pt", "--users", given[0], "no-such-user"]) == 2
+    assert "--users ['no-such-user'] are not user ids of the data file" in capsys.readouterr().err
+    (tmp_path / "mine.tsv").rename(tmp_path / "moved.tsv")  # a moved file is named again
+    assert main(["eval", f"{out}/best.pt"]) == 2
+    assert "mine.tsv does not exist" in capsys.readouterr().err
+    assert main(["eval", f"{out}/best.pt", "--data-file", str(tmp_path / "moved.tsv")]) == 0
+    resume = ["train", "--output", out, "--resume", "--epochs", "3", "--no-progress"]
+    assert main([*resume, "--data-file", str(tmp_path / "moved.tsv")]) == 0
+
+
+def test_a_data_file_goes_with_dataset_file_and_its_read_options(tmp_path, capsys):
+    assert validate({"data_file": "mine.csv"})["dataset"] == "file"
+    assert validate({"dataset": "file", "data_file": "mine.csv"})["dataset"] == "file"
+    for values, match in [
+        ({"dataset": "file"}, "dataset 'file' reads data_file and only it does"),
+        ({"dataset": "gowalla", "data_file": "mine.csv"}, "got dataset 'gowalla', data_file 'mine.csv'"),
+        ({"data_options": {"sep": ";"}}, "data_options set how data_file is read, and there is none"),
+        ({"data_file": "x.csv", "data_options": {"delimiter": ";"}}, r"data_options \['delimiter'\] unknown"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            validate(values)
+    assert main(["train", "--data-file", str(tmp_path / "none.csv"), "--device", "cpu"]) == 2
+    assert f"data file {tmp_path / 'none.csv'} does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["eval", "recommend"])

@@ -2,6 +2,7 @@
 
 from .datasets import (
     DATASETS,
+    READ_OPTIONS,
     AmazonBook,
     CiteULike,
     DatasetUnavailableError,
@@ -20,6 +21,7 @@ from .datasets import (
     dataset_statistics,
     default_root,
     load_dataset,
+    load_file,
 )
 from .graph import (
     EDGE,
@@ -60,6 +62,8 @@ __all__ = [
     "holdout_mask",
     "leave_one_out_mask",
     "InteractionDataset",
+    "READ_OPTIONS",
+    "load_file",
     # evaluation protocols
     "PROTOCOLS",
     "apply_protocol",

@@ -45,7 +45,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
 
 from .graph import EDGE, make_interaction_data, num_users_items
-from .interactions import _collapse, _renumber, check_option, check_seed, holdout_mask
+from .interactions import InteractionDataset, _collapse, _renumber, check_option, check_seed, holdout_mask
 from .io import (
     DatasetFormatError,
     _check_duplicates,
@@ -768,6 +768,48 @@ def load_dataset(
     seed = options.pop("seed", kwargs.get("seed", 0))
     check_protocol(protocol, options)
     return apply_protocol(DATASETS[name](root, **kwargs)[0], protocol, seed, **options)
+
+
+#: The arguments of :meth:`InteractionDataset.from_csv` (and of the :meth:`~InteractionDataset.from_pandas` it
+#: calls) that say how :func:`load_file` reads a file; the split's seed and validation share are its own.
+READ_OPTIONS = (
+    "sep", "names", "user_col", "item_col", "rating_col", "time_col", "rating_threshold",
+    "min_user_interactions", "min_item_interactions", "split", "test_ratio",
+)  # fmt: skip
+
+
+def load_file(
+    path: str | os.PathLike,
+    protocol: str = "full",
+    protocol_options: dict[str, Any] | None = None,
+    val_ratio: float = 0.0,
+    seed: int = 0,
+    **read_options: Any,
+) -> HeteroData:
+    """Loads one's own interactions from a delimited text file, as :func:`load_dataset` loads a named
+    dataset: read and split by :meth:`InteractionDataset.from_csv`, then re-split by ``protocol``.
+
+    The file's own user and item ids are kept beside the 0-based indices dslgraph gives them, as the
+    arrays ``data["user"].raw_ids`` and ``data["item"].raw_ids`` (index ``i``'s original id at ``[i]``).
+
+    Args:
+        path: The file: a header row naming the columns (or ``read_options["names"]``), one interaction a row.
+        protocol: One of :data:`~dslgraph.data.protocols.PROTOCOLS`. (default: ``"full"``)
+        protocol_options: The arguments of the protocol's function. (default: :obj:`None`)
+        val_ratio: The validation share of :meth:`~InteractionDataset.from_pandas`. (default: :obj:`0.0`)
+        seed: The seed of the file's split and of the protocol's. (default: :obj:`0`)
+        **read_options: Any of :data:`READ_OPTIONS`, e.g. ``sep="\t"``, ``user_col="user_id"``.
+    """
+    unknown = sorted(set(read_options) - set(READ_OPTIONS))
+    check_option(not unknown, "read options", f"among {list(READ_OPTIONS)}", unknown)
+    options = dict(protocol_options or {})
+    check_protocol(protocol, options)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"data file {path} does not exist")
+    dataset = InteractionDataset.from_csv(path, val_ratio=val_ratio, seed=seed, **read_options)
+    data = apply_protocol(dataset[0], protocol, seed, **options)
+    data["user"].raw_ids, data["item"].raw_ids = dataset.user_ids, dataset.item_ids
+    return data
 
 
 def dataset_statistics(data: HeteroData) -> dict[str, int | float]:
