@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -169,7 +170,8 @@ class _MaskedTarget(_Target):
         if "exp_avg" in state:
             return state["exp_avg"].abs().view(-1)
         if "momentum_buffer" in state and state["momentum_buffer"] is not None:
-            return state["momentum_buffer"].abs().view(-1)
+            # SGD keeps a sparse buffer for the sparse gradients of nn.Embedding(sparse=True)
+            return state["momentum_buffer"].to_dense().abs().view(-1)
         raise ValueError(f"momentum growth needs an optimizer with momentum state for {self.name!r}")
 
     def replace(self, pruned, grown, optimizer, reset_state):
@@ -195,7 +197,7 @@ class _MaskedTarget(_Target):
 
     @torch.utils.hooks.unserializable_hook
     def _record(self, grad: Tensor) -> None:
-        grad = grad.detach()
+        grad = grad.detach().to_dense()  # nn.Embedding(sparse=True) sends a sparse one
         self.grad = grad.clone() if self.grad is None else self.grad.add_(grad)
 
 
@@ -210,8 +212,11 @@ def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor)
     """Restarts every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics):
     zero, or Adagrad's ``initial_accumulator_value`` for its sum of squares."""
     group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
-    for key, value in optimizer.state.get(param, {}).items():
+    state = optimizer.state.get(param, {})
+    for key, value in state.items():
         if isinstance(value, Tensor) and value.shape == param.shape:
+            if value.layout != torch.strided:  # SGD's momentum of nn.Embedding(sparse=True)
+                value = state[key] = value.to_dense()
             value.view(-1)[index] = group.get("initial_accumulator_value", 0) if key == "sum" else 0
 
 
@@ -304,6 +309,11 @@ class DynamicSparseLearning:
         _check_choice("distribution", distribution, DISTRIBUTIONS)
         _check_choice("mask_init", mask_init, MASK_INITS)
         _check_choice("backend", backend, BACKENDS)
+        integers = {"update_interval": update_interval, "total_steps": total_steps, "chunk_rows": chunk_rows}
+        if t_end is not None:
+            integers["t_end"] = t_end
+        for field, value in integers.items():
+            _check_int(field, value)
         if update_interval < 1:
             raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
         if total_steps < 1:
@@ -383,6 +393,7 @@ class DynamicSparseLearning:
                 )
         if not self._replaces_module(name, obj):
             return
+        _check_plain_lookup(name, obj)
         if module is self.model:
             raise ValueError(
                 f"the model is itself the {type(module).__name__} that DSL would replace by a sparse "
@@ -411,7 +422,6 @@ class DynamicSparseLearning:
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             row_degree = self.row_degrees.get(name) if self.mask_init == "degree" else None
             if replace:
-                _check_plain_lookup(name, obj)
                 propagation = "dense" if self.backend == "compact" else "planned"
                 table = SparseEmbedding.from_dense(
                     obj.weight.detach(), density, self.generator, self.mask_init, propagation, row_degree
@@ -676,6 +686,12 @@ def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
         raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
 
 
+def _check_int(field: str, value) -> None:
+    # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{field} must be an int, got {value!r}")
+
+
 def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     """Maps names to the tables (modules) and parameters the patterns pick."""
     if not patterns:
@@ -710,11 +726,17 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
                 selected[name.rpartition(".")[0]] = model.get_submodule(name.rpartition(".")[0])
             else:
                 selected[name] = model.get_parameter(name)
-    return selected
+    # a tensor tied under two names (an input embedding and an output layer) is one target: a mask
+    # for each name would leave active only the entries both masks keep
+    first_name: dict[int, str] = {}
+    for name, obj in selected.items():
+        first_name.setdefault(id(obj.weight if isinstance(obj, nn.Module) else obj), name)
+    return {name: selected[name] for name in first_name.values()}
 
 
 def _shape(obj) -> tuple[int, ...]:
-    return tuple(obj.weight.shape) if isinstance(obj, nn.Module) else tuple(obj.shape)
+    # a scalar counts as (1,): ERK's (rows + cols) / numel would give it 0, and the budgets a division by 0
+    return tuple(obj.weight.shape) if isinstance(obj, nn.Module) else tuple(obj.shape) or (1,)
 
 
 def _densities(selected: dict[str, object], density: float, distribution: str) -> dict[str, float]:

@@ -82,6 +82,8 @@ class SparseLinear(nn.Module):
         return self.sparse_weight.to_dense()
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.layout != torch.strided:  # interaction rows as a sparse COO or CSR tensor, as nn.Linear takes
+            x = x.to_dense()
         out = self.sparse_weight.linear(x.reshape(-1, x.size(-1)))
         if self.bias is not None:
             out = out + self.bias

@@ -707,3 +707,81 @@ def test_a_target_the_update_iteration_did_not_use_is_named(backend):
     optimizer.step()
     with pytest.raises(RuntimeError, match="'item' received no gradient before the DSL update step"):
         dsl.step()
+
+
+class _TiedTables(nn.Module):
+    """Two tables holding one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.user, self.item = nn.Embedding(50, 8), nn.Embedding(50, 8)
+        self.item.weight = self.user.weight
+
+
+class _OutputFirst(nn.Module):
+    """An output layer registered before the table whose weight it shares."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(8, 50, bias=False)
+        self.emb = nn.Embedding(50, 8)
+        self.emb.weight = self.out.weight
+
+
+@pytest.mark.parametrize(
+    "model,targets", [(_TiedTables, "tables"), (_OutputFirst, ["tables", r"out\.weight"])]
+)
+def test_a_tied_weight_selected_twice_is_masked_once(model, targets):
+    """Each name got a mask of its own: the weight kept only the entries both masks left active
+    (about 100 of 200) while the controller counted 400."""
+    tied = model()
+    dsl = DynamicSparseLearning(tied, 0.5, total_steps=10, targets=targets, backend="masked")
+    assert len(dsl.targets) == 1 and sum(dsl.active_counts().values()) == 200
+    assert int((tied.get_parameter(next(n for n, _ in tied.named_parameters())) != 0).sum()) == 200
+
+
+def test_a_refused_embedding_leaves_the_model_as_it_was():
+    """The first table was already replaced by a sparse one when the second was refused."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Embedding(10, 4, padding_idx=0))
+    with pytest.raises(ValueError, match="'1' is an nn.Embedding with padding_idx"):
+        DynamicSparseLearning(model, 0.5, total_steps=10)
+    assert type(model[0]) is nn.Embedding
+
+
+@pytest.mark.parametrize("growth", ["gradient", "momentum"])
+def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
+    """nn.Embedding(sparse=True) sends sparse gradients (and SGD keeps a sparse momentum): gradient and
+    momentum growth failed reading them ('reshape is not implemented for sparse tensors')."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, growth=growth, backend="masked")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    dsl.attach(optimizer)
+    for _ in range(4):
+        optimizer.zero_grad()
+        model(torch.arange(12)).pow(2).sum().backward()
+        optimizer.step()
+        dsl.step()
+        assert dsl.active_counts() == {"0": 40} and int((model[0].weight != 0).sum()) <= 40
+    assert len(dsl.updates) == 2 and all(u["changed"] for u in dsl.updates)
+
+
+@pytest.mark.parametrize("sparsity,active", [(0.0, 250), (0.5, 124)])
+def test_erk_gives_a_scalar_parameter_its_entry(sparsity, active):
+    """A 0-d parameter's ERK weight was (rows + cols) / numel = 0: at density 1 a division by zero,
+    below it a budget of 0 that the count's minimum of one then exceeded."""
+    model = nn.Module()
+    model.a, model.s = nn.Parameter(torch.randn(10, 25)), nn.Parameter(torch.tensor(1.0))
+    dsl = DynamicSparseLearning(model, sparsity, total_steps=10, targets=["a", "s"], distribution="erk")
+    assert dsl.active_counts() == {"a": active, "s": 1}
+
+
+@pytest.mark.parametrize(
+    "setting", [{"update_interval": 2.5}, {"update_interval": True}, {"total_steps": 10.5}, {"t_end": 5.5},
+                {"chunk_rows": 2.5}],
+)  # fmt: skip
+def test_non_integer_counts_fail_naming_the_setting(setting):
+    """update_interval=2.5 passed the checks and updated every 5 iterations (True: every one)."""
+    arguments = {"total_steps": 10, **setting}
+    with pytest.raises(ValueError, match=f"{next(iter(setting))} must be an int"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, **arguments)

@@ -89,3 +89,12 @@ def test_half_precision_on_the_cpu_fails_naming_the_way_out():
     sparse = SparseLinear.from_linear(nn.Linear(12, 7).bfloat16(), 0.5)
     with pytest.raises(TypeError, match="cannot run on the CPU: .* backend='masked'"):
         sparse(torch.randn(4, 12, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_takes_sparse_inputs_as_nn_linear_does(layout):
+    """Interaction rows given as a sparse tensor failed inside reshape ('not implemented for sparse')."""
+    sparse, dense = _twins(0.5, "cpu")
+    x = torch.randn(4, 12).relu()
+    rows = x.to_sparse() if layout == torch.sparse_coo else x.to_sparse_csr()
+    torch.testing.assert_close(sparse(rows), dense(rows), atol=1e-6, rtol=1e-5)
