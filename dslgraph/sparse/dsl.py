@@ -347,6 +347,8 @@ class DynamicSparseLearning:
         self._steps_since_update = 0  # and since the last update
         self.iteration = 0
         self.updates: list[dict] = []
+        if not isinstance(targets, (str, Sequence)):  # None, or one pattern not in a list
+            raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
         densities = _densities(selected, 1.0 - sparsity, distribution)
         # modules that get replaced first, so that masks of their other parameters (a linear
@@ -696,6 +698,8 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     """Maps names to the tables (modules) and parameters the patterns pick."""
     if not patterns:
         raise ValueError("targets is empty: name 'tables' and/or regular expressions of parameter names")
+    if not all(isinstance(pattern, str) for pattern in patterns):
+        raise ValueError(f"targets must be 'tables' and/or regular expressions (strings), got {patterns!r}")
     selected: dict[str, object] = {}
     table_params: set[str] = set()
     sparse_linears = [name for name, module in model.named_modules() if isinstance(module, SparseLinear)]
@@ -711,7 +715,10 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
             if not selected:
                 raise ValueError("targets include 'tables' but the model has no embedding table")
             continue
-        regex = re.compile(pattern)
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"target {pattern!r} is not a regular expression: {exc}") from None
         hits = [n for n, _ in model.named_parameters() if regex.fullmatch(n)]
         if not hits:
             names = [n for n, _ in model.named_parameters()]

@@ -260,6 +260,13 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["decoder.weight"])
     with pytest.raises(ValueError, match="targets is empty"):  # it sparsified nothing, silently
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=[])
+    # a TypeError ("'NoneType' object is not iterable") and a bare re.error before
+    with pytest.raises(ValueError, match="targets must be 'tables' and/or regular expressions, got None"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=None)
+    with pytest.raises(ValueError, match=r"targets must be .*\(strings\), got \['tables', 3\]"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["tables", 3])
+    with pytest.raises(ValueError, match=r"target 'embedding\(' is not a regular expression"):
+        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["embedding("])
     with pytest.raises(ValueError, match="mask_init must be one of"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, mask_init="diagonal")
     with pytest.raises(ValueError, match="schedule must be one of"):
