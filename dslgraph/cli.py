@@ -231,6 +231,8 @@ def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = N
     overridden by the flags given."""
     values = dict(base or {}) | (load_config_file(args.config) if args.config else {})
     given = given_settings(args)
+    if "data_file" in given and "dataset" not in given:  # a flag's file replaces a script's dataset
+        values.pop("dataset", None)
     for name in DICT_FIELDS & set(given):  # a flag adds to the object of the config file or base
         earlier = values.get(name, {})
         if not isinstance(earlier, dict):
@@ -321,7 +323,7 @@ def run_training(
         torch.set_num_threads(settings["threads"])
     device = resolve_device(settings["device"])  # no CUDA fails before the data is downloaded and processed
     data = load_data(settings)
-    current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt")
+    current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt", settings["data_file"])
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
     optimizer = make_adam(model.parameters(), config.lr)
@@ -461,6 +463,11 @@ def recorded_settings(
         raise CheckpointError(
             f"checkpoint {checkpoint} does not record its settings; it was not written by the CLI"
         )
+    if overrides.get("data_file") is not None and settings.get("data_file") is None:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on dataset {settings.get('dataset')!r}, not on a data "
+            "file: --data-file does not apply (--root names where that dataset is)"
+        )
     try:
         return validate(settings | {name: value for name, value in overrides.items() if value is not None})
     except ConfigError as exc:
@@ -469,14 +476,20 @@ def recorded_settings(
         ) from exc
 
 
-def check_fingerprint(data, fingerprint: str | None, checkpoint: str | os.PathLike) -> str:
-    """Fails where ``data`` is not the data of the checkpoint that recorded ``fingerprint`` (checkpoints
-    older than fingerprints record none, and pass); returns ``data``'s fingerprint."""
+def check_fingerprint(
+    data, fingerprint: str | None, checkpoint: str | os.PathLike, data_file: str | None = None
+) -> str:
+    """Fails where ``data`` (read from ``data_file``, where given) is not the data of the checkpoint that
+    recorded ``fingerprint`` (checkpoints older than fingerprints record none, and pass); returns ``data``'s
+    fingerprint."""
     current = data_fingerprint(data)
     if fingerprint is not None and fingerprint != current:
+        flag, source = (
+            ("--root", "the dataset") if data_file is None else ("--data-file", f"data file {data_file}")
+        )
         raise CheckpointError(
-            f"checkpoint {checkpoint} was trained on other interactions than the dataset now holds (users, "
-            "items or a split's interactions changed since, or --root names another copy); pass --root with "
+            f"checkpoint {checkpoint} was trained on other interactions than {source} now holds (users, "
+            f"items or a split's interactions changed since, or {flag} names another copy); pass {flag} with "
             "the data it was trained on"
         )
     return current
@@ -489,7 +502,7 @@ def restore(checkpoint: str, root: str | None, device: str, data_file: str | Non
     settings = recorded_settings(state, checkpoint, root=root, data_file=data_file)
     device = resolve_device(device)
     data = load_data(settings)
-    check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint)
+    check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint, settings["data_file"])
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
     return model.to(device).eval(), data, model.input_graph(data).to(device), settings

@@ -583,6 +583,27 @@ def test_a_data_file_goes_with_dataset_file_and_its_read_options(tmp_path, capsy
     assert f"data file {tmp_path / 'none.csv'} does not exist" in capsys.readouterr().err
 
 
+def test_a_changed_data_file_is_refused_naming_data_file(tmp_path, capsys):
+    path = tmp_path / "mine.tsv"
+    write_interactions(path, np.arange(40), np.arange(90))
+    out = str(tmp_path / "run")
+    args = ["train", "--data-file", str(path), "--data-option", 'sep="\\t"', "--data-option", "user_col=uid"]
+    args += ["--data-option", "item_col=movie", "--epochs", "1", "--embedding-dim", "8", "--device", "cpu"]
+    assert main([*args, "--output", out, "--no-progress"]) == 0
+    with path.open("a") as file:
+        file.write("40\t0\n40\t1\n")
+    capsys.readouterr()
+    assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err  # it said "pass --root", which a data file's run does not read
+    assert f"than data file {path} now holds" in err and "pass --data-file with the data" in err
+
+
+def test_a_data_file_given_to_a_named_dataset_s_checkpoint_is_refused_naming_the_flag():
+    state = {"metadata": {"settings": {"dataset": "lastfm"}}}  # it said the checkpoint's settings were bad
+    with pytest.raises(cli_module.CheckpointError, match="trained on dataset 'lastfm', not on a data file"):
+        cli_module.recorded_settings(state, "best.pt", data_file="mine.csv")
+
+
 @pytest.mark.parametrize("command", ["eval", "recommend"])
 def test_eval_and_recommend_help_says_what_they_print(command, capsys):
     with pytest.raises(SystemExit):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dslgraph.cli import build_parser, run_example, settings_from_args
+from dslgraph.cli import build_parser, given_settings, run_example, settings_from_args
 
 SCRIPTS = sorted(
     p for p in (Path(__file__).parents[1] / "examples").glob("*.py") if p.name != "custom_gnn_dsl.py"
@@ -66,6 +66,16 @@ def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_s
     assert metrics["epochs"] == 2 and metrics["settings"]["lr"] == 0.005
     assert run(["--resume", "--no-progress"]) == 2
     assert "it has trained 2 of 2 epochs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["lightgcn_lastfm", "neumf_ml1m"])
+def test_an_example_s_dataset_yields_to_a_data_file_flag(name):
+    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
+    script = given_settings(build_parser().parse_args(defaults))
+    settings = settings_from_args(build_parser().parse_args(["train", "--data-file", "mine.csv"]), script)
+    assert settings["dataset"] == "file" and settings["data_file"] == "mine.csv"
+    del script["dataset"]
+    assert {name: settings[name] for name in script} == script  # the rest of the script's settings stay
 
 
 def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, monkeypatch):

@@ -181,9 +181,17 @@ class InteractionDataset(InMemoryDataset):
                 (default: :obj:`None`: the first row names them)
             **kwargs: The arguments of :meth:`from_pandas`.
         """
+        check_option(sep is None or (isinstance(sep, str) and sep != ""), "sep", "a non-empty string", sep)
         id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
         try:
             df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str))
+            # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing
+            present = [column for column in dict.fromkeys(id_columns) if column in df.columns]
+            if present:
+                ids = pd.read_csv(
+                    path, sep=sep, names=names, usecols=present, dtype=str, keep_default_na=False
+                )
+                df[present] = ids.where(ids != "")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} could not be read as {sep!r}-separated text: {exc}") from exc
         for column in set(id_columns) & set(df.columns):
@@ -249,8 +257,14 @@ class InteractionDataset(InMemoryDataset):
         """
         check_option(isinstance(df, pd.DataFrame), "df", "a pandas DataFrame", type(df).__name__)
         check_option(split in SPLITS, "split", f"one of {SPLITS}", split)
-        check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
-        check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        check_option(_is_number(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
+        check_option(_is_number(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        check_option(
+            rating_threshold is None or _is_number(rating_threshold),
+            "rating_threshold",
+            "a number",
+            rating_threshold,
+        )
         check_seed(seed)
         for field, value in (
             ("min_user_interactions", min_user_interactions),
@@ -269,7 +283,10 @@ class InteractionDataset(InMemoryDataset):
         columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": time_col}
         for field, column in columns.items():
             check_option(
-                column is None or column in df.columns, f"{field}_col", f"one of {list(df.columns)}", column
+                (column is None and field in ("rating", "time")) or column in df.columns,
+                f"{field}_col",
+                f"one of {list(df.columns)}",
+                column,
             )
         chosen = [column for column in columns.values() if column is not None]
         check_option(
@@ -338,6 +355,11 @@ class InteractionDataset(InMemoryDataset):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(users={len(self.user_ids)}, items={len(self.item_ids)})"
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (a JSON ``.2`` read as text is not)."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
 def _numeric_time(column: pd.Series, name: str) -> pd.Series:

@@ -130,6 +130,9 @@ def test_from_csv_keeps_ids_as_written(tmp_path):
     assert dataset.user_ids.tolist() == ["0007", "007", "12", "7"]
     assert dataset.item_ids.tolist() == [1, 2]  # plain numbers stay numbers
     assert dataset.user_index("007").tolist() == [1]
+    path.write_text("user,item\nNA,None\nNA,null\nann,None\n")  # pandas reads these as missing values
+    dataset = InteractionDataset.from_csv(path)
+    assert dataset.user_ids.tolist() == ["NA", "ann"] and dataset.item_ids.tolist() == ["None", "null"]
 
 
 def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
@@ -159,11 +162,22 @@ def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
         ({"rating_threshold": 4}, "rating_col must be a column name when rating_threshold is given"),
         ({"rating_col": "r", "rating_threshold": 9}, "no interaction is left"),
         ({"time_col": "i", "split": "temporal"}, "user_col/item_col/rating_col/time_col must be distinct"),
+        # as --data-option gives them: null, and a JSON-less .2 or "4" read as text
+        ({"user_col": None}, r"user_col must be one of \['u', 'i', 't', 'r'\], got None"),
+        ({"test_ratio": ".2"}, r"test_ratio must be in \(0, 1\), got '.2'"),
+        ({"rating_col": "r", "rating_threshold": "4"}, "rating_threshold must be a number, got '4'"),
     ],
 )
 def test_from_pandas_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         InteractionDataset.from_pandas(frame(), **{"user_col": "u", "item_col": "i", **kwargs})
+
+
+@pytest.mark.parametrize("sep", [1, ""])
+def test_from_csv_bad_separator(sep, tmp_path):
+    (tmp_path / "u.csv").write_text("user,item\n1,2\n")
+    with pytest.raises(ValueError, match=f"sep must be a non-empty string, got {sep!r}"):
+        InteractionDataset.from_csv(tmp_path / "u.csv", sep=sep)
 
 
 def test_from_pandas_non_numeric_time():
