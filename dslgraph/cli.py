@@ -290,7 +290,7 @@ def load_data(settings: dict[str, Any]):
     protocol, val_ratio = settings["protocol"], settings["val_ratio"]
     options = {}
     if protocol == "leave-one-out":
-        options = {"validation": val_ratio > 0}
+        options = {"validation": val_ratio > 0, "num_negatives": settings["eval_negatives"]}
     elif protocol == "held-out-users":
         options = {"num_val_users": val_ratio if val_ratio > 0 else 0}  # a count of 0, or a fraction
     common = {

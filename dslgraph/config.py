@@ -107,6 +107,12 @@ FIELDS: dict[str, Field] = {
     "model": Field(str, "lightgcn", choices=tuple(MODELS)),
     "protocol": Field(str, "full", choices=PROTOCOLS),
     "options": Field(dict, {}),
+    "eval_negatives": Field(
+        int,
+        100,
+        low=1,
+        help="the sampled negatives each test (and validation) item is ranked among under leave-one-out",
+    ),
     # model arguments most models share; None means the model's own default
     "embedding_dim": Field(int, None, low=1, optional=True),
     "num_layers": Field(int, None, low=0, high=10, optional=True),
@@ -225,6 +231,10 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             f"targets must be a list of 'tables' or regular expressions, got {out['targets']!r}"
         )
     _check_data_file(out)
+    if out["protocol"] != "leave-one-out" and out["eval_negatives"] != FIELDS["eval_negatives"].default:
+        raise ConfigError(
+            f"eval_negatives acts under protocol 'leave-one-out' only, not {out['protocol']!r}: leave it out"
+        )
     if out["rho_min"] > out["rho0"]:
         raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
     _check_ks(out["ks"])

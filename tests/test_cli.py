@@ -568,6 +568,22 @@ def test_a_data_file_trains_evaluates_and_recommends_by_its_own_ids(numeric, tmp
     assert main([*resume, "--data-file", str(tmp_path / "moved.tsv")]) == 0
 
 
+def test_eval_negatives_sets_the_leave_one_out_negatives(tmp_path, capsys):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))  # too few items for 100 negatives
+    out = str(tmp_path / "run")
+    args = ["train", "--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"', "--data-option"]
+    args += ["user_col=uid", "--data-option", "item_col=movie", "--model", "neumf", "--epochs", "1"]
+    args += ["--embedding-dim", "8", "--device", "cpu", "--no-progress", "--output", out]
+    assert main(args) == 2
+    assert "lower num_negatives (CLI: --eval-negatives)" in capsys.readouterr().err
+    assert main([*args, "--eval-negatives", "20"]) == 0
+    settings = validate(json.loads((tmp_path / "run" / "metrics.json").read_text())["settings"])
+    assert load_data(settings)[EDGE].test_negatives.size(1) == 20
+    assert main(["eval", f"{out}/best.pt"]) == 0  # the recorded setting draws the same negatives again
+    with pytest.raises(ConfigError, match="eval_negatives acts under protocol 'leave-one-out' only"):
+        validate({"eval_negatives": 20})
+
+
 def test_a_data_file_goes_with_dataset_file_and_its_read_options(tmp_path, capsys):
     assert validate({"data_file": "mine.csv"})["dataset"] == "file"
     assert validate({"dataset": "file", "data_file": "mine.csv"})["dataset"] == "file"

@@ -113,7 +113,8 @@ def sample_negatives(
         user = users[short[0]]
         raise ValueError(
             f"num_negatives={num_negatives} exceeds the {available[short[0]]} items user {user} never "
-            f"interacted with ({short.size} evaluated user(s) are short); lower num_negatives"
+            f"interacted with ({short.size} evaluated user(s) are short); lower num_negatives (CLI: "
+            "--eval-negatives)"
         )
     ranks = _distinct_ranks(available, num_negatives, rng)
     # The r-th unseen item of a user is r + #{k : s_k - k <= r} for its sorted seen items s_0 < s_1 < ...
