@@ -91,7 +91,8 @@ def test_from_pandas_rating_threshold_and_temporal_split():
 def test_from_pandas_k_core_iterates():
     df = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3, 4], "item": [10, 20, 10, 20, 10, 30, 30]})
     # Item 30 (2 users) survives the first pass but loses user 4, then user 3 and item 30 go.
-    dataset = InteractionDataset.from_pandas(df, min_user_interactions=2, min_item_interactions=2)
+    with pytest.warns(UserWarning, match="the test split is empty"):  # two interactions a user
+        dataset = InteractionDataset.from_pandas(df, min_user_interactions=2, min_item_interactions=2)
     assert dataset.user_ids.tolist() == [1, 2]
     assert dataset.item_ids.tolist() == [10, 20]
 
@@ -126,12 +127,14 @@ def test_from_csv_keeps_ids_as_written(tmp_path):
     # read as numbers, "007" would become user 7 and be merged with "7"
     path = tmp_path / "ratings.csv"
     path.write_text("user,item\n007,1\n7,1\n0007,2\n12,2\n")
-    dataset = InteractionDataset.from_csv(path)
+    with pytest.warns(UserWarning, match="the test split is empty"):  # one interaction a user
+        dataset = InteractionDataset.from_csv(path)
     assert dataset.user_ids.tolist() == ["0007", "007", "12", "7"]
     assert dataset.item_ids.tolist() == [1, 2]  # plain numbers stay numbers
     assert dataset.user_index("007").tolist() == [1]
     path.write_text("user,item\nNA,None\nNA,null\nann,None\n")  # pandas reads these as missing values
-    dataset = InteractionDataset.from_csv(path)
+    with pytest.warns(UserWarning, match="the test split is empty"):
+        dataset = InteractionDataset.from_csv(path)
     assert dataset.user_ids.tolist() == ["NA", "ann"] and dataset.item_ids.tolist() == ["None", "null"]
 
 
