@@ -612,6 +612,12 @@ def test_a_changed_data_file_is_refused_naming_data_file(tmp_path, capsys):
     assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 2
     err = capsys.readouterr().err  # it said "pass --root", which a data file's run does not read
     assert f"than data file {path} now holds" in err and "pass --data-file with the data" in err
+    write_interactions(path, np.arange(40), np.arange(90))  # as trained on: accepted again
+    assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 0
+    write_interactions(path, np.arange(40), np.arange(90) + 1000)  # other names, in the same order
+    capsys.readouterr()
+    assert main(["recommend", f"{out}/best.pt", "--users", "3", "--device", "cpu"]) == 2  # named 1000+ items
+    assert f"than data file {path} now holds" in capsys.readouterr().err
 
 
 def test_a_data_file_given_to_a_named_dataset_s_checkpoint_is_refused_naming_the_flag():

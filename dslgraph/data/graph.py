@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -169,9 +171,10 @@ def interaction_csr(
 
 
 def data_fingerprint(data: HeteroData) -> str:
-    """A digest of the numbers of users and items, of every split's interactions and of the sampled
-    negatives of :func:`~dslgraph.data.protocols.leave_one_out`, where present: a checkpoint records it, so
-    that data that changed since training is noticed rather than silently evaluated or trained on."""
+    """A digest of the numbers of users and items, of every split's interactions, of the sampled
+    negatives of :func:`~dslgraph.data.protocols.leave_one_out` and of the file's own ids of
+    :func:`~dslgraph.data.load_file`, where present: a checkpoint records it, so that data that changed
+    since training is noticed rather than silently evaluated or trained on."""
     digest = hashlib.sha1(str(num_users_items(data)).encode())
     store = data[EDGE]
     # the negatives decide the sampled metrics (and the best epoch) as much as the splits do
@@ -180,4 +183,9 @@ def data_fingerprint(data: HeteroData) -> str:
         if index is not None:
             digest.update(key.encode())
             digest.update(index.to(torch.long).contiguous().cpu().numpy().tobytes())
+    for node in ("user", "item"):  # renamed ids in the same order would give other names to the same rows
+        ids = data[node].get("raw_ids")
+        if ids is not None:
+            digest.update(node.encode())
+            digest.update(pd.util.hash_array(np.asarray(ids, dtype=object)).tobytes())
     return digest.hexdigest()[:16]
