@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an OUTPUT that holds an earlier run's files"
     )
-    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.add_argument(
+        "--no-progress", action="store_true", help="hide progress bars (shown only when stderr is a terminal)"
+    )
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         if field.kind is bool:
@@ -342,12 +344,12 @@ def run_training(
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
-    log.info(
-        "parameters + optimizer state: %.1f MB (%.2fx dense); sparse tables' propagation plans: %.1f MB",
-        (report["parameter_bytes"] + report["optimizer_state_bytes"]) / 1e6,
-        report["bytes_ratio"],
-        report["workspace_bytes"] / 1e6,
-    )
+    message = "parameters + optimizer state: %.1f MB (%.2fx dense)"
+    values = [(report["parameter_bytes"] + report["optimizer_state_bytes"]) / 1e6, report["bytes_ratio"]]
+    if report["workspace_bytes"]:  # propagation plans of graph models, row layouts of any sparse tensor
+        message += "; index caches of sparse tensors: %.1f MB"
+        values.append(report["workspace_bytes"] / 1e6)
+    log.info(message, *values)
     report["settings"] = settings
     summary.update(report)
     if output is not None:
@@ -430,7 +432,9 @@ def _train(args: argparse.Namespace) -> int:
     for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:
             settings[name] = os.path.abspath(settings[name])
-    summary = run_training(settings, args.output, args.resume, not args.no_progress, fingerprint)
+    # a bar redrawn with carriage returns is noise in a log file: bars only on a terminal
+    progress = not args.no_progress and sys.stderr.isatty()
+    summary = run_training(settings, args.output, args.resume, progress, fingerprint)
     print(
         json.dumps(
             {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}

@@ -213,6 +213,25 @@ def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, 
     assert "update_interval only act(s) under DSL" in caplog.text
 
 
+def test_memory_line_names_index_caches_only_where_sparse_tensors_hold_some(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    caplog.set_level("INFO")
+    args = ["train", "--epochs", "1", "--batch-size", "8192", "--no-progress", "--device", "cpu"]
+    assert main([*args, "--embedding-dim", "8", "--output", str(tmp_path / "dense")]) == 0
+    assert "parameters + optimizer state" in caplog.text and "MB;" not in caplog.text
+    caplog.clear()  # CDAE propagates no graph: its sparse encoder's caches are row layouts, not plans
+    cdae = ["--model", "cdae", "--option", "hidden_channels=8", "--sparsity", "0.5"]
+    assert main([*args, *cdae, "--output", str(tmp_path / "cdae")]) == 0
+    assert "index caches of sparse tensors" in caplog.text and "propagation plans" not in caplog.text
+
+
+def test_progress_bars_stay_out_of_a_stderr_that_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--batch-size", "8192", "--device", "cpu"]
+    assert main([*args, "--output", str(tmp_path / "run")]) == 0
+    assert "it/s" not in capsys.readouterr().err
+
+
 def test_an_abbreviated_flag_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--epoch", "2"])  # argparse would take it for --epochs
@@ -562,7 +581,7 @@ def test_a_data_file_trains_evaluates_and_recommends_by_its_own_ids(numeric, tmp
     assert "--users ['no-such-user'] are not user ids of the data file" in capsys.readouterr().err
     (tmp_path / "mine.tsv").rename(tmp_path / "moved.tsv")  # a moved file is named again
     assert main(["eval", f"{out}/best.pt"]) == 2
-    assert "mine.tsv does not exist" in capsys.readouterr().err
+    assert "mine.tsv does not exist (where a checkpoint's file moved, eval, recommend" in capsys.readouterr().err
     assert main(["eval", f"{out}/best.pt", "--data-file", str(tmp_path / "moved.tsv")]) == 0
     resume = ["train", "--output", out, "--resume", "--epochs", "3", "--no-progress"]
     assert main([*resume, "--data-file", str(tmp_path / "moved.tsv")]) == 0

@@ -805,7 +805,11 @@ def load_file(
     options = dict(protocol_options or {})
     check_protocol(protocol, options)
     if not osp.isfile(path):
-        raise FileNotFoundError(f"data file {path} does not exist")
+        # a checkpoint records the path it was trained on: the CLI's way to a file that has moved since
+        raise FileNotFoundError(
+            f"data file {path} does not exist (where a checkpoint's file moved, eval, recommend and train "
+            "--resume take --data-file)"
+        )
     dataset = InteractionDataset.from_csv(path, val_ratio=val_ratio, seed=seed, **read_options)
     data = apply_protocol(dataset[0], protocol, seed, **options)
     data["user"].raw_ids, data["item"].raw_ids = dataset.user_ids, dataset.item_ids
