@@ -798,7 +798,7 @@ def load_file(
         protocol_options: The arguments of the protocol's function. (default: :obj:`None`)
         val_ratio: The validation share of :meth:`~InteractionDataset.from_pandas`. (default: :obj:`0.0`)
         seed: The seed of the file's split and of the protocol's. (default: :obj:`0`)
-        **read_options: Any of :data:`READ_OPTIONS`, e.g. ``sep="\t"``, ``user_col="user_id"``.
+        **read_options: Any of :data:`READ_OPTIONS`, e.g. ``sep="\\t"``, ``user_col="user_id"``.
     """
     unknown = sorted(set(read_options) - set(READ_OPTIONS))
     check_option(not unknown, "read options", f"among {list(READ_OPTIONS)}", unknown)
