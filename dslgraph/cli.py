@@ -157,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
     datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
     datasets.add_argument("--root")
+    datasets.add_argument("--data-file", help="a file of one's own interactions, as train reads it (alone)")
+    datasets.add_argument(
+        "--data-option",
+        dest="data_options",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="how --data-file is read, as for train (repeatable)",
+    )
     return parser
 
 
@@ -566,6 +576,12 @@ def user_indices(given: list[str], num_users: int, raw_ids: np.ndarray | None = 
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    if args.data_file is not None or args.data_options:
+        if args.names:
+            raise ConfigError(f"--data-file is listed alone; leave out the dataset names {args.names}")
+        settings = validate({"data_file": args.data_file, "data_options": dict(args.data_options)})
+        rows = [(os.path.basename(args.data_file), load_data(settings))]  # split as train splits it
+        return _print_statistics(rows, f"(file: {os.path.abspath(args.data_file)})")
     root = args.root or default_root()
     names = args.names or [
         name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()
@@ -573,15 +589,22 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in DATASETS]
     if unknown:
         raise ValueError(f"unknown dataset(s) {unknown}; known: {list(DATASETS)}")
+    return _print_statistics(
+        [(name, load_dataset(name, root)) for name in names], f"(root: {os.path.abspath(root)})"
+    )
+
+
+def _print_statistics(datasets: list[tuple[str, Any]], footer: str) -> int:
+    """Prints a table of :func:`~dslgraph.data.dataset_statistics` of each (name, data), then ``footer``."""
     header = ("dataset", "users", "items", "train", "val", "test", "density")
     rows = [header]
-    for name in names:
-        stats = dataset_statistics(load_dataset(name, root))
+    for name, data in datasets:
+        stats = dataset_statistics(data)
         rows.append((name, *(f"{stats[k]:.5f}" if k == "density" else str(stats[k]) for k in header[1:])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
-    print(f"(root: {os.path.abspath(root)})")
+    print(footer)
     return 0
 
 

@@ -284,6 +284,21 @@ def test_datasets_lists_lastfm(tmp_path, capsys, monkeypatch):
     assert "lastfm" in out and "1892" in out and "42135" in out
 
 
+def test_datasets_gives_a_data_file_s_statistics(tmp_path, capsys):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    read = ["--data-option", 'sep="\\t"', "--data-option", "user_col=uid", "--data-option", "item_col=movie"]
+    assert main(["datasets", "--data-file", str(tmp_path / "mine.tsv"), *read]) == 0
+    header, row, footer = capsys.readouterr().out.splitlines()
+    data = load_data(validate({"data_file": str(tmp_path / "mine.tsv"), "data_options": {
+        "sep": "\t", "user_col": "uid", "item_col": "movie"}}))  # fmt: skip
+    stats = [data["user"].num_nodes, data["item"].num_nodes, data[EDGE].edge_index.size(1)]
+    assert row.split()[:4] == ["mine.tsv", *map(str, stats)] and footer.startswith("(file: ")
+    assert main(["datasets", "lastfm", "--data-file", str(tmp_path / "mine.tsv")]) == 2
+    assert "--data-file is listed alone" in capsys.readouterr().err
+    assert main(["datasets", "--data-option", "sep=;"]) == 2
+    assert "data_options set how data_file is read, and there is none" in capsys.readouterr().err
+
+
 def test_model_arguments_and_presets_are_validated():
     with pytest.raises(ConfigError, match="num_layers is not an argument of model 'neumf'"):
         validate({"model": "neumf", "num_layers": 3})
