@@ -23,7 +23,6 @@ all cut-offs.
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -31,7 +30,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.data.graph import EDGE, interaction_csr, is_index, num_users_items
+from dslgraph.data.graph import EDGE, interaction_csr, is_count, is_pair_index, num_users_items
 from dslgraph.sparse.ops import csr_segments
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
     """The cut-offs ``ks`` as a tuple, checked to be integers in ``[1, upper]`` (``name`` labels the bound
     in the message); ``2.5`` or a bare ``3`` fails naming them rather than becoming ``2`` or a TypeError."""
     values = tuple(ks) if isinstance(ks, Iterable) and not isinstance(ks, (str, Tensor)) else ()
-    integers = all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in values)
+    integers = all(is_count(k) for k in values)
     if not values or not integers or min(values) < 1 or max(values) > upper:
         raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")
     return tuple(int(k) for k in values)
@@ -163,7 +162,7 @@ class RankingEvaluator:
     def _compress(self, indices: list[Tensor], name: str) -> tuple[Tensor, Tensor]:
         for index in indices:
             # a [E, 2] or boolean index would otherwise fail deep in torch.sparse, or pass as other ids
-            if not (is_index(index) and index.dim() == 2 and index.size(0) == 2):
+            if not is_pair_index(index):
                 got = f"{tuple(index.shape)} {index.dtype}" if isinstance(index, Tensor) else type(index)
                 raise ValueError(f"{name} must be a [2, E] tensor of integer (user, item) ids, got {got}")
         if not indices:

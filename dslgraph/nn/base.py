@@ -30,7 +30,15 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE, interaction_csr, is_index, num_users_items, propagation_graph
+from dslgraph.data.graph import (
+    EDGE,
+    interaction_csr,
+    is_count,
+    is_index,
+    is_pair_index,
+    num_users_items,
+    propagation_graph,
+)
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments
@@ -118,7 +126,7 @@ class Recommender(nn.Module):
         self.check_pairs(users)
         if exclude is not None:
             # a transposed [E, 2] index would silently exclude the wrong pairs, a wrong id another user's
-            if not is_index(exclude) or exclude.dim() != 2 or exclude.size(0) != 2:
+            if not is_pair_index(exclude):
                 raise ValueError(
                     f"exclude must be a [2, E] index of (user, item) pairs, got {describe(exclude)}"
                 )
@@ -168,11 +176,6 @@ def check_sizes(**sizes: int) -> None:
     for name, size in sizes.items():
         if not is_count(size) or size < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {size!r}")
-
-
-def is_count(value) -> bool:
-    """Whether ``value`` is an integer (a Python or NumPy one, not a bool or a float such as 1.5)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_weights(**weights: float) -> None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE, num_users_items
+from dslgraph.data.graph import EDGE, is_count, num_users_items
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -23,7 +23,6 @@ from dslgraph.nn.base import (
     check_count,
     check_sizes,
     check_weights,
-    is_count,
 )
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 from dslgraph.train.checkpoint import save_checkpoint

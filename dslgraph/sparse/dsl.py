@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -12,6 +11,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from dslgraph.data.graph import is_count
 from dslgraph.sparse.embedding import (
     MASK_INITS,
     SparseEmbedding,
@@ -690,7 +690,7 @@ def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
 
 def _check_int(field: str, value) -> None:
     # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_count(value):
         raise ValueError(f"{field} must be an int, got {value!r}")
 
 

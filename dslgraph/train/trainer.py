@@ -354,7 +354,8 @@ class Trainer:
         """Restores everything :meth:`state_dict` saved, checking the run's settings match; a checkpoint
         that fails to load leaves the trainer as it was (model, optimizer, hooks, RNGs and counters)."""
         state = load_checkpoint(path, map_location=self.device)
-        missing = [key for key in self.state_dict() if key not in state and key != "metadata"]
+        current = self.state_dict()
+        missing = [key for key in current if key not in state and key != "metadata"]
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
         ours = asdict(self.config)
@@ -373,7 +374,7 @@ class Trainer:
         # RNG state): the state before goes back in place then, kept serialised on the CPU, not as a copy
         # in GPU memory
         before = io.BytesIO()
-        torch.save(self.state_dict(), before)
+        torch.save(current, before)
         try:
             self._restore(state, path)
         except BaseException as exc:
