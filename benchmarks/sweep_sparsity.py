@@ -45,6 +45,7 @@ COLUMNS = [
     "protocol",
     "sparsity",
     "mask",
+    "mask_init",
     "optimizer_state",
     "epochs",
     "best_epoch",
@@ -74,6 +75,8 @@ def row_for(summary: dict, settings: dict, mask: str) -> dict:
         "protocol": settings["protocol"],
         "sparsity": settings["sparsity"],
         "mask": mask,
+        # runs before the 12th session recorded no mask_init: theirs was random
+        "mask_init": settings.get("mask_init", "random") if settings["sparsity"] else "",
         "optimizer_state": settings["optimizer_state"] if settings["sparsity"] else "",
         "epochs": summary["epochs"],
         "best_epoch": summary["best_epoch"],
@@ -276,6 +279,15 @@ def plot(rows: list[dict], path: Path) -> None:
         )
         if len(points) > 1 or mask == "dynamic":
             ax.plot(*zip(*points), style, label=label)
+    for r in rows:  # an initial mask other than the paper's random one is named at its point
+        if r["mask"] == "dynamic" and r["mask_init"] not in ("random", ""):
+            ax.annotate(
+                f"{r['mask_init']} mask",
+                (r["sparsity"], r[metric]),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(4, 4),
+            )
     dense = [r[metric] for r in rows if r["mask"] == "dense"]
     if dense:
         ax.axhline(dense[0], color="grey", lw=0.8, label="dense")

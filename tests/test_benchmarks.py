@@ -111,6 +111,10 @@ def test_collect_at_epoch(tmp_path):
     dense_row = rows["dense"]
     assert (dense_row["epochs"], dense_row["best_epoch"], dense_row["train_seconds"]) == (20, 20, 10.0)
     assert rows[sweep.SAME_BUDGET]["sparsity"] == 0.8  # 1 - 13 / 64, rounded
+    assert [rows[mask]["mask_init"] for mask in ("dense", "dynamic")] == ["", "random"]  # a run without one
+    degree = write_run(tmp_path / "dsl80-degree", [(20, 16.0, 0.15)], sparsity=0.8, mask_init="degree")
+    assert [row["mask_init"] for row in sweep.collect([dense, degree])] == ["", "degree"]
+    sweep.plot(sweep.collect([dense, dsl, degree]), tmp_path / "plot.png")  # a named degree-mask point plots
     with pytest.raises(SystemExit, match=r"dsl80: no evaluation at epoch 30 \(evaluated at \[10, 20\]\)"):
         sweep.collect([dense, dsl], at_epoch=30)
 
