@@ -31,7 +31,8 @@
 #              docs/results.md §3). The 15th session ran 8,192 alone: 0.1851 by epoch 168 at 0.80 s an epoch.
 # Each step is capped so that the whole run ends in about BUDGET seconds; the quality steps share what the
 # tests and speed steps leave. The first H200 session ran "tests speed sweep", the second "tests backends
-# reproduce", the third "ultragcn-large" (ULTRAGCN_BATCHES=8192), then "tests backends" (docs/results.md).
+# reproduce", the third "ultragcn-large" (ULTRAGCN_BATCHES=8192), then "tests backends", the fourth "long"
+# (BUDGET=550: 1,340 epochs planned, the DSL runs stopped at ~1,145; docs/results.md §2).
 # Results land in $OUT (the device tool's return folder; ./gpu-out elsewhere): tests.log, the speed and
 # backends CSVs (lightgcn_speed, backends, adam_step, plan_build, sparse_linear), backends_profile.txt, and
 # runs.tar.gz (each run's metrics.json and log, timing.json); tabulate a sweep with sweep_sparsity.py --collect.

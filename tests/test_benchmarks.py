@@ -65,15 +65,22 @@ def write_run(folder: Path, history: list[tuple[int, float, float]], **settings)
 def test_timed_runs_plans_from_the_probe(tmp_path):
     timed_runs = load("timed_runs")
     run = timed_runs.Run("dense", "sweep", [])
-    write_run(tmp_path / "dense", [(1, 3.0, 0.1), (2, 4.0, 0.2), (3, 5.0, 0.3)])
+    write_run(tmp_path / "dense", [(5, 7.0, 0.3)])  # evaluated once, after 5 epochs and 7 s of training
+    seconds = [3.0, 4.0, 5.0, 6.0, 7.0]  # the first epoch's warm-up, then 1 s an epoch
+    lines = [
+        f"2026-11-27 05:27:42,002 INFO dslgraph.train.trainer: epoch {e + 1} loss 0.52926 ({t:.1f}s)"
+        for e, t in enumerate(seconds)
+    ]
+    lines.insert(3, "2026-11-27 05:27:42,387 INFO dslgraph.train.trainer: epoch 3 test recall@20=0.0901")
+    (tmp_path / "dense.log").write_text("\n".join(lines) + "\n")
     run.process = subprocess.Popen([sys.executable, "-c", ""])
     run.process.wait()
     run.wall = 20.0
     cost = timed_runs.costs(run, tmp_path)
-    # the last epoch (1 s) past the first one's warm-up; 3 evaluations of 0.5 s; 20 - 5 - 1.5 s else
-    assert cost == {"epoch_seconds": 1.0, "eval_seconds": 0.5, "other_seconds": 13.5}
-    # 100 s: 13.5 s start-up, 11 evaluations (5.5 s), 81 epochs of 1 s
-    assert timed_runs.epochs_that_fit(cost, 100.0) == 81
+    # 1 s an epoch past the first one's warm-up; one evaluation of 0.5 s; 20 - 7 - 0.5 s else
+    assert cost == {"epoch_seconds": 1.0, "eval_seconds": 0.5, "other_seconds": 12.5}
+    # 100 s: 12.5 s start-up, 11 evaluations (5.5 s), 82 epochs of 1 s
+    assert timed_runs.epochs_that_fit(cost, 100.0) == 82
     assert timed_runs.epochs_that_fit(cost, 10.0) == 0
 
 
