@@ -167,7 +167,7 @@ class RecommendationDataset(InMemoryDataset):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: str | os.PathLike | None = None,
         val_ratio: float = 0.0,
         seed: int = 0,
         transform: Callable | None = None,
@@ -178,9 +178,9 @@ class RecommendationDataset(InMemoryDataset):
         check_seed(seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
-        super().__init__(
-            default_root() if root is None else root, transform, pre_transform, force_reload=force_reload
-        )
+        # PyG expands ``~`` in a str root only: a Path's named a folder of the working directory
+        root = os.fspath(default_root() if root is None else root)
+        super().__init__(root, transform, pre_transform, force_reload=force_reload)
         path = self.processed_paths[0]
         try:
             self.load(path, data_cls=HeteroData)
@@ -195,8 +195,14 @@ class RecommendationDataset(InMemoryDataset):
             self._reprocess()
 
     def _reprocess(self) -> None:
-        self._download()
-        self.process()
+        # PyG's processing step, which records the pre_transform the new file is made with: the replaced
+        # file's record would warn of this pre_transform at every load, and pass the replaced one silently
+        force_reload, self.force_reload = self.force_reload, True
+        try:
+            self._download()
+            self._process()
+        finally:
+            self.force_reload = force_reload
         self.load(self.processed_paths[0], data_cls=HeteroData)
 
     @property
@@ -398,7 +404,7 @@ class HoldoutDataset(RecommendationDataset):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: str | os.PathLike | None = None,
         test_ratio: float = 0.2,
         val_ratio: float = 0.0,
         seed: int = 0,
@@ -484,7 +490,7 @@ class MovieLens(HoldoutDataset):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: str | os.PathLike | None = None,
         rating_threshold: float = 4.0,
         test_ratio: float = 0.2,
         val_ratio: float = 0.0,
@@ -692,7 +698,7 @@ class Foursquare(HoldoutDataset):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: str | os.PathLike | None = None,
         city: str = "NYC",
         test_ratio: float = 0.2,
         val_ratio: float = 0.0,
@@ -742,7 +748,7 @@ DATASETS: dict[str, type[RecommendationDataset]] = {
 
 def load_dataset(
     name: str = "lastfm",
-    root: str | None = None,
+    root: str | os.PathLike | None = None,
     protocol: str = "full",
     protocol_options: dict[str, Any] | None = None,
     **kwargs,

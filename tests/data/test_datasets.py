@@ -392,6 +392,29 @@ def test_unreadable_processed_file_is_processed_again(tmp_path, damage):
         Gowalla(str(tmp_path))
 
 
+def test_a_file_processed_again_records_its_pre_transform(tmp_path):
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path), pre_transform=Tag(1)).processed_paths[0])
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="could not be read"):
+        assert Gowalla(str(tmp_path), pre_transform=Tag(2))[0].tag.tolist() == [2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned that the file was made with Tag(1)
+        Gowalla(str(tmp_path), pre_transform=Tag(2))
+    with pytest.warns(UserWarning, match="pre_transform"):  # loaded the Tag(2) file without a word
+        Gowalla(str(tmp_path), pre_transform=Tag(1))
+
+
+def test_root_may_be_a_path_starting_at_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    place(tmp_path / "data", "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    dataset = Gowalla(Path("~") / "data")  # looked in a folder "~" of the working directory
+    assert dataset.root == str(tmp_path / "data")
+    assert dataset[0][EDGE].edge_index.size(1) == 6
+    assert not (tmp_path / "~").exists()
+
+
 def test_registry_and_load_dataset(tmp_path):
     assert sorted(DATASETS) == sorted(
         [
