@@ -15,6 +15,7 @@ or not at all by :func:`write_then_rename` (processed datasets here, checkpoints
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -277,17 +278,31 @@ def read_pairs(
 def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
     :func:`~dslgraph.train.locked_output` clears after a crash, and so does the next write of ``path``
-    once process PID has ended) and renaming it: a crash leaves the old file whole."""
+    once process PID has ended) and renaming it: a crash leaves the old file whole. The file is flushed
+    to disk before the rename and the directory after it, so that a power loss leaves the old file or
+    the new one, not an empty one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
+        _fsync(tmp, os.O_RDONLY if os.name == "posix" else os.O_RDWR)  # Windows flushes written handles only
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    # The rename is durable once the directory is: POSIX opens one to fsync it, Windows cannot
+    with contextlib.suppress(OSError):
+        _fsync(path.parent, os.O_RDONLY)
     return path
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_stale_partials(path: Path) -> None:

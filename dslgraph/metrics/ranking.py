@@ -182,15 +182,21 @@ class RankingEvaluator:
             self._index[device] = tuple(t.to(device) for t in self._index[torch.device("cpu")])
         return self._index[device]
 
-    @torch.no_grad()
     def __call__(self, score_fn: ScoreFn) -> dict[str, float]:
         r"""Evaluates a score function and returns the metrics averaged over :attr:`num_eval_users`.
 
         Args:
             score_fn (Callable): Maps a ``[B]`` tensor of user ids to their ``[B, num_items]`` scores
-                on any device. The returned tensor is overwritten in place (seen items set to
-                :math:`-\infty`), so it must not be a view of data that is still needed.
+                on any device. Seen items are set to :math:`-\infty` in the returned tensor itself
+                when it is one of its own; a view of another tensor (an expanded popularity row, rows
+                of a stored score matrix), one with a zero stride or a parameter is copied first. A
+                tensor that the function keeps and returns whole is overwritten.
         """
+        return self._evaluate(score_fn, own_scores=False)
+
+    @torch.no_grad()
+    def _evaluate(self, score_fn: ScoreFn, own_scores: bool) -> dict[str, float]:
+        """:meth:`__call__`; ``own_scores``: the scores are the evaluator's own, written unchecked."""
         max_k = self.ks[-1]
         discount = 1.0 / torch.arange(2, max_k + 2, dtype=torch.float64).log2()
         idcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
@@ -204,6 +210,8 @@ class RankingEvaluator:
                 raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
             if not scores.is_floating_point():  # seen items get -inf, which an integer tensor cannot hold
                 raise ValueError(f"score_fn must return floating-point scores, got {scores.dtype}")
+            if not own_scores and _shares_memory(scores):
+                scores = scores.clone(memory_format=torch.contiguous_format)
             device = scores.device
             target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
             users = users.to(device)
@@ -263,13 +271,26 @@ class RankingEvaluator:
             out = buffer[: users.numel()]
             return torch.mm(user_emb[users.to(user_emb.device)], item_t, out=out)
 
-        return self(score_fn)
+        return self._evaluate(score_fn, own_scores=True)  # the buffer is written every batch anyway
 
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(num_eval_users={self.num_eval_users}, "
             f"num_items={self.num_items}, ks={self.ks}, metrics={self.metrics})"
         )
+
+
+def _shares_memory(scores: Tensor) -> bool:
+    """Whether writing into ``scores`` could change more than these scores: a view of another tensor
+    (an expanded row, a slice, a parameter's view), overlapping memory (a zero stride) or a tensor
+    autograd tracks or a model holds (a parameter). Checking is free, unlike copying every batch: what a
+    model's product or concatenation returns is a tensor of its own, written in place."""
+    return (
+        scores._base is not None
+        or 0 in scores.stride()
+        or scores.requires_grad
+        or isinstance(scores, torch.nn.Parameter)
+    )
 
 
 def evaluate_ranking(

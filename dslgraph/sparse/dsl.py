@@ -208,16 +208,63 @@ def _no_gradient(name: str) -> RuntimeError:
     )
 
 
+def _zero(group: dict, param: Tensor, index: Tensor) -> float:
+    return 0
+
+
+#: Where torch's optimizers start each per-element state, as a function of the parameter group, the
+#: parameter and the flat index being restarted: 0 for moments and previous gradients (Adam, AdamW,
+#: NAdam, RAdam, Adamax, SparseAdam, SGD, RMSprop, Adadelta, Adafactor's vector variance, Rprop's
+#: ``prev``), Adagrad's ``initial_accumulator_value``, Rprop's ``lr`` (a step size of 0 never moves
+#: again) and, for ASGD's average, the parameter itself.
+_INITIAL_STATE = {
+    **dict.fromkeys(
+        (
+            "exp_avg",
+            "exp_avg_sq",
+            "max_exp_avg_sq",
+            "exp_inf",
+            "momentum_buffer",
+            "square_avg",
+            "grad_avg",
+            "acc_delta",
+            "prev",
+            "variance",
+        ),
+        _zero,
+    ),
+    "sum": lambda group, param, index: group.get("initial_accumulator_value", 0),
+    "step_size": lambda group, param, index: float(group["lr"]),  # float() reads a tensor lr too
+    "ax": lambda group, param, index: param.detach().view(-1)[index],
+}
+_warned_states: set[tuple[str, str]] = set()
+
+
 def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor) -> None:
-    """Restarts every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics):
-    zero, or Adagrad's ``initial_accumulator_value`` for its sum of squares."""
+    """Restarts every per-element optimizer state of ``param`` at flat ``index`` (RigL's semantics) at
+    the value the optimizer starts it at (:data:`_INITIAL_STATE`). A state of that shape this table
+    does not know (another library's optimizer) is zeroed, with a warning once per optimizer class and
+    key, since 0 is right for moments but not for every state."""
     group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
     state = optimizer.state.get(param, {})
     for key, value in state.items():
-        if isinstance(value, Tensor) and value.shape == param.shape:
-            if value.layout != torch.strided:  # SGD's momentum of nn.Embedding(sparse=True)
-                value = state[key] = value.to_dense()
-            value.view(-1)[index] = group.get("initial_accumulator_value", 0) if key == "sum" else 0
+        if not (isinstance(value, Tensor) and value.shape == param.shape):
+            continue  # a scalar (step, ASGD's eta and mu) or a factored state, not one per element
+        if value.layout != torch.strided:  # SGD's momentum of nn.Embedding(sparse=True)
+            value = state[key] = value.to_dense()
+        initial = _INITIAL_STATE.get(key)
+        if initial is None:
+            name = type(optimizer).__name__
+            if (name, key) not in _warned_states:
+                _warned_states.add((name, key))
+                log.warning(
+                    "optimizer_state='reset' zeroes %s's state %r of grown entries, a state it does not "
+                    "know the initial value of; use optimizer_state='keep' if 0 is wrong for it",
+                    name,
+                    key,
+                )
+            initial = _zero
+        value.view(-1)[index] = initial(group, param, index)
 
 
 class DynamicSparseLearning:
@@ -250,8 +297,10 @@ class DynamicSparseLearning:
         t_end (int, optional): No updates after this iteration (RigL); ``None`` updates to the end
             like the DSL authors. (default: :obj:`None`)
         growth (str, optional): ``"gradient"``, ``"random"`` or ``"momentum"``. (default: :obj:`"gradient"`)
-        optimizer_state (str, optional): ``"reset"`` zeroes the optimizer state of grown weights
-            (RigL); ``"keep"`` never touches it (the DSL authors' code). (default: :obj:`"reset"`)
+        optimizer_state (str, optional): ``"reset"`` restarts the optimizer state of grown weights
+            where the optimizer starts it (RigL: zero moments, Adagrad's initial accumulator, Rprop's
+            initial step size); ``"keep"`` never touches it (the DSL authors' code).
+            (default: :obj:`"reset"`)
         distribution (str, optional): ``"uniform"`` density per tensor or ``"erk"``
             (Erdős-Rényi-kernel budgets, same total). (default: :obj:`"uniform"`)
         mask_init (str, optional): Initial mask of embedding tables: ``"random"`` entries (the
@@ -767,8 +816,19 @@ def _densities(selected: dict[str, object], density: float, distribution: str) -
 
 
 def _random_excluding(numel: int, excluded: Tensor, n: int, generator: torch.Generator) -> Tensor:
-    """``n`` distinct positions in ``[0, numel)`` drawn uniformly, none in sorted ``excluded``."""
+    """``n`` distinct positions in ``[0, numel)`` drawn uniformly, none in sorted ``excluded`` (distinct)."""
+    free = numel - excluded.numel()
+    if n > free:
+        raise ValueError(f"cannot draw {n} distinct positions out of the {free} of {numel} not excluded")
     excluded = excluded.cpu()
+    if excluded.numel() + n > numel // 2:
+        # Rejection would mostly redraw excluded or chosen positions, for thousands of rounds near a
+        # full tensor (density 0.999): permute the free positions instead, in memory of the order of
+        # ``excluded`` and the result. Below this the draws are the rejection's of earlier versions.
+        mask = torch.ones(numel, dtype=torch.bool)
+        mask[excluded] = False
+        positions = mask.nonzero().squeeze(1)
+        return positions[torch.randperm(free, generator=generator)[:n]]
     chosen = torch.empty(0, dtype=torch.long)
     while chosen.numel() < n:
         draw = torch.randint(numel, (2 * (n - chosen.numel()) + 16,), generator=generator)

@@ -1,4 +1,6 @@
+import errno
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -135,3 +137,40 @@ def test_write_then_rename_clears_partials_of_ended_processes(tmp_path):
     write_then_rename(path, lambda tmp: tmp.write_bytes(b"whole"))
     assert path.read_bytes() == b"whole"
     assert not killed.exists() and running.exists() and other.exists()
+
+
+def test_write_then_rename_flushes_the_file_before_the_rename(tmp_path, monkeypatch):
+    """Renamed without an fsync, the file could be empty after a power loss: the rename may reach the
+    disk before the data."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    path = write_then_rename(tmp_path / "metrics.json", lambda tmp: tmp.write_text("{}"))
+    assert path.read_text() == "{}"
+    file = os.stat(path).st_ino
+    assert events[:2] == [("fsync", file), ("replace", file)]
+    if os.name == "posix":  # the directory, so that the rename itself survives
+        assert events[2:] == [("fsync", os.stat(tmp_path).st_ino)]
+
+
+def test_write_then_rename_goes_on_where_a_directory_cannot_be_flushed(tmp_path, monkeypatch):
+    """Windows cannot open a directory to fsync it, and some file systems refuse to: the file is written."""
+    fsync = os.fsync
+
+    def refusing_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", refusing_fsync)
+    assert write_then_rename(tmp_path / "f.txt", lambda tmp: tmp.write_text("x")).read_text() == "x"

@@ -258,3 +258,23 @@ def test_capped_recall_divides_by_k_when_a_user_has_more_targets():
     # User 0: top-2 = items 0, 1, both targets; user 1: top-2 = items 0, 5, one of its two targets.
     assert result["capped_recall@2"] == pytest.approx((2 / 2 + 1 / 2) / 2)
     assert result["recall@2"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_scores_the_score_function_does_not_own_are_copied_before_excluding(split):
+    """A popularity baseline returning one expanded row had -inf written through the row (every user's
+    seen items at once, for every later batch), and a row of a stored score matrix was overwritten."""
+    train, val, test, user_emb, item_emb = split
+    popularity = torch.bincount(train[1], minlength=NUM_ITEMS).float()
+    row = popularity.clone()
+    table = user_emb @ item_emb.t()
+    stored = table.clone()
+    for batch_size, shared, materialised in [
+        (16, lambda users: row.expand(users.numel(), -1), lambda users: popularity.repeat(users.numel(), 1)),
+        (1, lambda users: stored[users.item()].unsqueeze(0), lambda users: table[users]),  # a view
+        (16, lambda users: torch.nn.Parameter(table[users]), lambda users: table[users]),
+    ]:
+        evaluator = RankingEvaluator(
+            NUM_USERS, NUM_ITEMS, test, [train, val], ks=(5, 10), batch_size=batch_size
+        )
+        assert evaluator(shared) == evaluator(materialised)
+    assert torch.equal(row, popularity) and torch.equal(stored, table)

@@ -9,6 +9,7 @@ from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import LightGCN
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
+from dslgraph.sparse.dsl import _random_excluding, _reset_state
 from dslgraph.sparse.embedding import degree_widths
 from dslgraph.train import TrainConfig, Trainer
 
@@ -653,6 +654,120 @@ def test_reset_restarts_adagrad_at_its_initial_accumulator(backend):
     assert torch.equal(accumulator[grown], torch.full_like(accumulator[grown], 0.25))
 
 
+def _grown_after_first_update(model, dsl, optimizer, backend):
+    """Three steps of ``_Custom`` (the first update) and the flat storage indices of the grown entries:
+    slots whose position changed for a sparse table, the new positions for a masked one."""
+    before = dsl.targets[0].active_positions().clone()
+    for _ in _custom_steps(model, dsl, optimizer, 3):
+        pass
+    after = dsl.targets[0].active_positions()
+    grown = (
+        (after != before).nonzero().squeeze(1) if backend == "sparse" else after[~torch.isin(after, before)]
+    )
+    assert grown.numel() > 0
+    (param,), _ = dsl.targets[0].storage()
+    return param, grown
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_reset_restarts_rprop_step_sizes_at_the_learning_rate(backend):
+    """Rprop's step size was zeroed with the moments: clamped to its 1e-6 floor, a grown entry barely
+    moved, where a fresh one moves by lr at its first step."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend=backend)
+    optimizer = torch.optim.Rprop(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    param, grown = _grown_after_first_update(model, dsl, optimizer, backend)
+    state = optimizer.state[param]
+    assert torch.equal(state["step_size"].view(-1)[grown], torch.full((grown.numel(),), 0.01))
+    assert not state["prev"].view(-1)[grown].any()
+    optimizer.zero_grad()
+    model(torch.arange(50)).pow(2).mean().backward()  # every row: every grown entry has a gradient
+    optimizer.step()
+    dsl.step()  # iteration 4, no update
+    moving = param.grad.view(-1)[grown] != 0
+    assert moving.sum() > 0
+    step = param.detach().view(-1)[grown][moving].abs()  # the entries were 0
+    assert torch.allclose(step, torch.full_like(step, 0.01))
+
+
+def test_reset_restarts_asgd_average_at_the_parameter():
+    """ASGD's ``ax`` averages the parameter: it restarts at the parameter's value, not at 0."""
+    param = nn.Parameter(torch.arange(1.0, 7.0))
+    optimizer = torch.optim.ASGD([param], lr=0.1, t0=0)
+    param.grad = torch.ones(6)
+    optimizer.step()
+    state = optimizer.state[param]
+    eta, mu = state["eta"].clone(), state["mu"].clone()
+    _reset_state(optimizer, param, torch.tensor([1, 4]))
+    assert torch.equal(state["ax"][[1, 4]], param.detach()[[1, 4]])
+    assert torch.equal(state["eta"], eta) and torch.equal(state["mu"], mu)  # scalars, left alone
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True),
+        lambda p: torch.optim.AdamW(p, lr=0.01),
+        lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9, centered=True),
+        lambda p: torch.optim.Adadelta(p),
+        lambda p: torch.optim.Adamax(p),
+        lambda p: torch.optim.NAdam(p),
+        lambda p: torch.optim.RAdam(p),
+        lambda p: torch.optim.ASGD(p, lr=0.01, t0=0),
+        lambda p: torch.optim.Rprop(p, lr=0.01),
+    ],
+    ids=["adam-amsgrad", "adamw", "sgd", "rmsprop", "adadelta", "adamax", "nadam", "radam", "asgd", "rprop"],
+)
+def test_reset_knows_the_states_of_torch_optimizers(make, caplog):
+    """Every per-element state of torch's optimizers restarts without the unknown-state warning; moments
+    restart at 0 (Adam's unchanged: exp_avg, exp_avg_sq and max_exp_avg_sq)."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend="masked")
+    optimizer = make(model.parameters())
+    dsl.attach(optimizer)
+    with caplog.at_level("WARNING", logger="dslgraph.sparse.dsl"):
+        param, grown = _grown_after_first_update(model, dsl, optimizer, "masked")
+    assert "does not know" not in caplog.text
+    for key, value in optimizer.state[param].items():
+        if key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg",
+                   "acc_delta", "exp_inf", "prev", "ax"):  # fmt: skip
+            assert not value.view(-1)[grown].any(), key  # ASGD's ax: the grown entries' value, 0
+
+
+class _Traced(torch.optim.SGD):
+    """SGD with a per-element state of its own, which starts at 1."""
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p].setdefault("trace", torch.ones_like(p))
+        return loss
+
+
+def test_reset_warns_once_of_a_state_it_does_not_know(caplog, monkeypatch):
+    """An unknown per-element state was zeroed silently: it still is zeroed, but named once."""
+    monkeypatch.setattr("dslgraph.sparse.dsl._warned_states", set(), raising=False)
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend="masked")
+    optimizer = _Traced(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    with caplog.at_level("WARNING", logger="dslgraph.sparse.dsl"):
+        param, grown = _grown_after_first_update(model, dsl, optimizer, "masked")
+        trace = optimizer.state[param]["trace"].view(-1)
+        assert not trace[grown].any() and trace.sum() == trace.numel() - grown.numel()
+        for _ in _custom_steps(model, dsl, optimizer, 3):  # a second update warns no more
+            pass
+    assert len(dsl.updates) == 2
+    warned = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
+    assert len(warned) == 1 and "_Traced's state 'trace'" in warned[0]
+
+
 class _Tied(nn.Module):
     """A table whose weight is also the output layer's (weight tying)."""
 
@@ -792,3 +907,52 @@ def test_non_integer_counts_fail_naming_the_setting(setting):
     arguments = {"total_steps": 10, **setting}
     with pytest.raises(ValueError, match=f"{next(iter(setting))} must be an int"):
         DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, **arguments)
+
+
+def test_random_growth_finds_the_one_free_position():
+    excluded = torch.cat([torch.arange(417), torch.arange(418, 1000)])
+    generator = torch.Generator().manual_seed(0)
+    assert _random_excluding(1000, excluded, 1, generator).tolist() == [417]
+
+
+def test_random_growth_near_a_full_tensor_draws_from_the_free_positions(monkeypatch):
+    """At density 0.999 the rejection loop ran thousands of rounds, each redrawing mostly excluded or
+    already chosen positions (3 s here, minutes for a Gowalla table): past half the tensor it must not
+    draw by rejection (``torch.randint``) at all."""
+    generator = torch.Generator().manual_seed(0)
+    excluded = torch.randperm(50_000, generator=generator)[:24_975].sort().values
+
+    def rejection(*args, **kwargs):
+        raise AssertionError("drew by rejection near a full tensor")
+
+    monkeypatch.setattr(torch, "randint", rejection)
+    grown = _random_excluding(50_000, excluded, 24_975, generator)
+    assert grown.unique().numel() == 24_975 and not torch.isin(grown, excluded).any()
+
+
+@pytest.mark.parametrize(
+    "numel,num_excluded,n", [(1000, 100, 50), (1000, 400, 300), (1000, 900, 90), (50, 0, 50)]
+)
+def test_random_growth_draws_distinct_free_positions(numel, num_excluded, n):
+    generator = torch.Generator().manual_seed(1)
+    excluded = torch.randperm(numel, generator=generator)[:num_excluded].sort().values
+    grown = _random_excluding(numel, excluded, n, generator)
+    assert grown.numel() == n and grown.unique().numel() == n
+    assert not torch.isin(grown, excluded).any() and grown.min() >= 0 and grown.max() < numel
+
+
+@pytest.mark.parametrize("num_excluded", [2, 8])  # by rejection, and by permuting the free positions
+def test_random_growth_is_uniform_over_the_free_positions(num_excluded):
+    generator = torch.Generator().manual_seed(2)
+    counts = torch.zeros(10)
+    for _ in range(2000):
+        counts[_random_excluding(10, torch.arange(num_excluded), 1, generator)] += 1
+    free = counts[num_excluded:]
+    expected = 2000 / free.numel()
+    assert free.sum() == 2000 and (free - expected).abs().max() < 0.2 * expected
+
+
+def test_random_growth_of_more_positions_than_are_free_fails_clearly():
+    """It looped for ever, drawing from positions that could never be enough."""
+    with pytest.raises(ValueError, match="cannot draw 3 distinct positions out of the 2 of 10 not excluded"):
+        _random_excluding(10, torch.arange(8), 3, torch.Generator().manual_seed(0))
