@@ -22,6 +22,7 @@ from dslgraph.config import (
     MODEL_DEFAULTS,
     PRESETS,
     ConfigError,
+    did_you_mean,
     load_config_file,
     model_arguments,
     validate,
@@ -63,6 +64,11 @@ DSL_FIELDS = (
     "targets", "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth", "optimizer_state",
     "distribution", "mask_init", "backend", "skip_zero_gradient", "static_mask",
 )  # fmt: skip
+#: The DSL settings that act only when the mask changes (not under ``static_mask``).
+PRUNE_AND_GROW_FIELDS = (
+    "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth", "optimizer_state",
+    "skip_zero_gradient",
+)  # fmt: skip
 #: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
 RESUMABLE = (
     "epochs", "max_seconds", "device", "threads", "root", "data_file", "eval_every", "eval_batch_size",
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels)
     sub = parser.add_subparsers(dest="command", required=True)
     add_command = functools.partial(sub.add_parser, allow_abbrev=False, parents=[common])
+    parser.commands = sub.choices  # each subcommand's parser, for an error that names its flags
 
     train = add_command("train", help="train a model (dense, or sparse with --sparsity)")
     train.add_argument("--config", help="JSON file of settings; command-line flags override it")
@@ -186,7 +193,13 @@ def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = N
 def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) -> int:
     """``dslgraph`` with the arguments ``argv`` (default: the command line's); ``defaults`` are settings that
     a fresh ``train`` takes where its config file and flags give none (an example script's)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse's own error would not say which flag was meant
+        command = parser.commands[args.command]
+        flags = [flag for action in command._actions for flag in action.option_strings]
+        hint = did_you_mean([arg.partition("=")[0] for arg in unknown if arg.startswith("--")], flags)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     args.defaults = defaults or {}
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
     # the user of a run; the tests silence the same two (pyproject.toml)
@@ -380,16 +393,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args)
 
 
-def _warn_dsl_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """Names the DSL settings a dense run was given, other than its model's and dataset's presets and an
-    example script's ``defaults`` (which set them for ``--sparsity`` to use)."""
-    if settings["sparsity"] > 0:
-        return
-    given = {name: value for name, value in defaults.items() if name in DSL_FIELDS}
+def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Names the settings a run was given that do not act in it (DSL's in a dense run, prune and grow's
+    under a static mask, lr_min without the cosine schedule, sampling for a model trained on batches of
+    users), other than its model's and dataset's presets and an example script's ``defaults`` (which set
+    them for a flag such as ``--sparsity`` to use)."""
+    unused = {}  # why: the names
+    if settings["sparsity"] == 0:
+        unused["only act(s) under DSL; without --sparsity the model is dense"] = DSL_FIELDS
+    elif settings["static_mask"]:
+        unused["only act(s) when DSL changes the mask; --static-mask keeps the initial one"] = (
+            PRUNE_AND_GROW_FIELDS
+        )
+    if settings["lr_schedule"] != "cosine":
+        unused["only acts under --lr-schedule cosine"] = ("lr_min",)
+    if MODELS[settings["model"]].batch_kind == "users":
+        unused[f"only acts on models trained on (user, item) pairs, not {settings['model']}"] = ("sampling",)
+    checked = {name for names in unused.values() for name in names}
+    given = {name: value for name, value in defaults.items() if name in checked}
     preset = validate({name: settings[name] for name in ("model", "dataset", "data_file")} | given)
-    unused = [name for name in DSL_FIELDS if settings[name] != preset[name]]
-    if unused:
-        log.warning("%s only act(s) under DSL; without --sparsity the model is dense", ", ".join(unused))
+    for why, names in unused.items():
+        names = [name for name in names if settings[name] != preset[name]]
+        if names:
+            log.warning("%s %s", ", ".join(names), why)
 
 
 def _clear_earlier_run(output: Path, overwrite: bool) -> None:
@@ -410,7 +436,7 @@ def _train(args: argparse.Namespace) -> int:
     fingerprint = None
     if not args.resume:
         settings = settings_from_args(args, args.defaults)
-        _warn_dsl_settings_unused(settings, args.defaults)
+        _warn_settings_unused(settings, args.defaults)
         if args.output:
             _clear_earlier_run(Path(args.output), args.overwrite)
     else:  # the resumed run's settings; flags may change only the RESUMABLE ones
@@ -418,7 +444,14 @@ def _train(args: argparse.Namespace) -> int:
         state = load_checkpoint(checkpoint)
         previous = recorded_settings(state, checkpoint)
         fingerprint = state["metadata"].get("data_fingerprint")
-        settings = settings_from_args(args, previous)
+        try:
+            settings = settings_from_args(args, previous)
+        except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
+            raw = (load_config_file(args.config) if args.config else {}) | given_settings(args)
+            _refuse_changed_settings(
+                checkpoint, previous, {k: v for k, v in raw.items() if k not in DICT_FIELDS}
+            )
+            raise
         finished = state["epoch"] >= settings["epochs"]
         if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):
             # resuming would rewrite metrics.json without training
@@ -426,13 +459,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
                 "epochs (pass a larger --epochs to train on)"
             )
-        changed = [name for name in FIELDS if name not in RESUMABLE and settings[name] != previous[name]]
-        if changed:
-            name = changed[0]
-            raise ConfigError(
-                f"cannot resume from {checkpoint}: {name} was {previous[name]!r}, now {settings[name]!r} "
-                f"(a resumed run may change only {', '.join(RESUMABLE)})"
-            )
+        _refuse_changed_settings(checkpoint, previous, settings)
         if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
             raise ConfigError(
                 f"cannot resume from {checkpoint} with other epochs ({previous['epochs']}, now "
@@ -451,6 +478,22 @@ def _train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _refuse_changed_settings(checkpoint: Path, previous: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Fails where ``settings`` (all, or some) change one of the resumed run's ``previous`` settings beyond
+    RESUMABLE."""
+    changed = [
+        name
+        for name in FIELDS
+        if name in settings and name not in RESUMABLE and settings[name] != previous[name]
+    ]
+    if changed:
+        name = changed[0]
+        raise ConfigError(
+            f"cannot resume from {checkpoint}: {name} was {previous[name]!r}, now {settings[name]!r} "
+            f"(a resumed run may change only {', '.join(RESUMABLE)})"
+        )
 
 
 def _summary_missing(output: str) -> bool:

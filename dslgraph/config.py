@@ -13,6 +13,8 @@ Settings a user leaves out come, in this order, from the preset of the (model, d
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import json
 import math
@@ -75,7 +77,7 @@ class Field:
         if self.kind not in (int, float):
             return f"a {self.kind.__name__}"
         left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
+        right = ")" if self.high_open or self.high is None else "]"  # inf is no value a field takes
         low = "-inf" if self.low is None else self.low
         high = "inf" if self.high is None else self.high
         article = "an" if self.kind is int else "a"
@@ -143,7 +145,8 @@ FIELDS: dict[str, Field] = {
         high=1,
         high_open=True,
         help="the share held out for validation, which then picks the best epoch (0: the test split "
-        "picks it)",
+        "picks it); under leave-one-out any value > 0 holds out one more interaction per user, under "
+        "held-out-users this share of the users",
     ),
     "seed": Field(  # the largest seed torch's generators take
         int,
@@ -169,7 +172,8 @@ FIELDS: dict[str, Field] = {
         low=0,
         help="stop at the end of the first epoch past this much training time (0: no limit)",
     ),
-    "threads": Field(int, 0, low=0, help="torch's CPU threads (0: torch's default)"),
+    # past some thousands, OpenMP fails to start them or crashes the process with no message
+    "threads": Field(int, 0, low=0, high=1024, help="torch's CPU threads (0: torch's default)"),
     # Dynamic Sparse Learning
     "sparsity": Field(float, 0.0, low=0, high=1, high_open=True),
     "targets": Field(
@@ -210,7 +214,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Returns every field of :data:`FIELDS`, defaults filled in, after checking ``values``."""
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {unknown}; known settings are {sorted(FIELDS)}")
+        hint = did_you_mean(unknown, FIELDS)
+        raise ConfigError(f"unknown setting(s) {unknown}{hint}; known settings are {sorted(FIELDS)}")
     if values.get("data_file") is not None and "dataset" not in values:
         values = values | {"dataset": "file"}
     model = _check("model", FIELDS["model"], values.get("model", FIELDS["model"].default))
@@ -226,9 +231,11 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     preset_options = {k: v for k, v in preset.get("options", {}).items() if k not in overridden}
     out["options"] = preset_options | out["options"]
     _check_model_arguments(out)
-    if out["targets"] is not None and not all(isinstance(t, str) and t for t in out["targets"]):
+    # an empty list would silently stand for the model's own targets
+    targets = out["targets"]
+    if targets is not None and (not targets or not all(isinstance(t, str) and t for t in targets)):
         raise ConfigError(
-            f"targets must be a list of 'tables' or regular expressions, got {out['targets']!r}"
+            f"targets must be a non-empty list of 'tables' or regular expressions, got {out['targets']!r}"
         )
     _check_data_file(out)
     if out["protocol"] != "leave-one-out" and out["eval_negatives"] != FIELDS["eval_negatives"].default:
@@ -237,13 +244,18 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         )
     if out["rho_min"] > out["rho0"]:
         raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
+    if out["lr_schedule"] == "cosine" and out["lr_min"] > out["lr"]:  # the cosine would raise the lr
+        raise ConfigError(
+            f"lr_min ({out['lr_min']}) must not exceed lr ({out['lr']}) under lr_schedule 'cosine', which "
+            "anneals lr down to lr_min"
+        )
     _check_ks(out["ks"])
     if out["monitor"] is None:
         metric = "hr" if out["protocol"] == "leave-one-out" else "recall"
         out["monitor"] = f"{metric}@{out['ks'][0]}"
     metric, _, k = out["monitor"].partition("@")
     metrics = SAMPLED_METRICS if out["protocol"] == "leave-one-out" else METRICS
-    if metric not in metrics or not k.isdigit() or int(k) not in out["ks"]:
+    if metric not in metrics or k not in map(str, out["ks"]):  # not '020', nor other digits than 0-9
         raise ConfigError(
             f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={out['ks']} under protocol "
             f"{out['protocol']!r}, got {out['monitor']!r}"
@@ -292,7 +304,8 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
     for name, value in model_arguments(settings).items():
         if name not in accepted:
             raise ConfigError(
-                f"{name} is not an argument of model {settings['model']!r}; it takes {sorted(accepted)}"
+                f"{name} is not an argument of model {settings['model']!r}{did_you_mean([name], accepted)}; "
+                f"it takes {sorted(accepted)}"
             )
         default = accepted[name]
         if isinstance(default, float) and type(value) is int:
@@ -305,6 +318,17 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
                 f"{name} of model {settings['model']!r} must be a {type(default).__name__} "
                 f"(like its default {default!r}), got {value!r}"
             )
+        if sequences and default and any(type(v) is not type(default[0]) for v in value):
+            raise ConfigError(
+                f"{name} of model {settings['model']!r} must be a list of {type(default[0]).__name__} "
+                f"(like its default {list(default)!r}), got {value!r}"
+            )
+
+
+def did_you_mean(names: list[str], known) -> str:
+    """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names``, or ``""``."""
+    close = [match for name in names for match in difflib.get_close_matches(name, known, n=1)]
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
 
 
 def _check_data_file(settings: dict[str, Any]) -> None:
@@ -360,7 +384,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Reads a JSON object of settings (keys as in :data:`FIELDS`, dashes allowed)."""
     path = Path(path)
     try:
-        values = json.loads(path.read_text())
+        values = json.loads(path.read_text(), object_pairs_hook=functools.partial(_unique_keys, path, ""))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8 text
@@ -369,8 +393,19 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
-    values = {key.replace("-", "_"): value for key, value in values.items()}
+    spelt = " (with a dash and with an underscore)"
+    values = _unique_keys(path, spelt, [(key.replace("-", "_"), value) for key, value in values.items()])
     for name in ("root", "data_file"):  # relative to the config file's folder, wherever it is run from
         if isinstance(values.get(name), str):
             values[name] = str(path.parent / values[name])
     return values
+
+
+def _unique_keys(path: Path, how: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of the ``pairs`` of config file ``path``, refused where it names a key twice (``how``)
+    instead of keeping the last silently as json does."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ConfigError(f"config file {path} names {twice} more than once{how}; give each once")
+    return dict(pairs)

@@ -31,6 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if not 0 <= args.sparsity < 1:  # nan too
+        parser.error(f"--sparsity must be in [0, 1), got {args.sparsity}")
 
     data = LastFM()[0]
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)

@@ -8,7 +8,7 @@ import torch
 
 import dslgraph.cli as cli_module
 from dslgraph.cli import build_model, build_parser, load_data, main, run_example, train_config
-from dslgraph.config import ConfigError, validate
+from dslgraph.config import FIELDS, ConfigError, validate
 from dslgraph.data import EDGE
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import SparseEmbedding
@@ -33,6 +33,80 @@ def test_validate_names_field_and_range():
     assert validate({"seed": 2**64 - 1})["seed"] == 2**64 - 1
     with pytest.raises(ConfigError, match=r"seed must be an int in \[0, 18446744073709551615\]"):
         validate({"seed": 2**64})
+
+
+def test_ranges_shown_leave_out_inf_which_no_setting_takes():
+    assert FIELDS["epochs"].describe() == "an int in [1, inf)"
+    assert FIELDS["lr"].describe() == "a float in (0, inf)"
+    with pytest.raises(ConfigError, match=r"lr must be a float in \(0, inf\), got inf"):
+        validate({"lr": float("inf")})
+
+
+def test_threads_are_bounded_below_what_crashes_openmp():
+    # --threads 100000 ended the process with a segmentation fault and no message
+    assert validate({"threads": 1024})["threads"] == 1024
+    with pytest.raises(ConfigError, match=r"threads must be an int in \[0, 1024\], got 100000"):
+        validate({"threads": 100000})
+
+
+@pytest.mark.parametrize("monitor", ["recall@020", "recall@²"])
+def test_monitor_must_spell_k_as_ks_does(monitor):
+    # "recall@020" passed and failed after the data was loaded; "recall@²" failed in int() naming no setting
+    with pytest.raises(ConfigError, match=r"monitor must be '<recall\|"):
+        validate({"monitor": monitor})
+
+
+def test_cosine_schedule_refuses_an_lr_min_above_lr():
+    with pytest.raises(
+        ConfigError, match=r"lr_min \(0.0001\) must not exceed lr \(1e-05\) under lr_schedule"
+    ):
+        validate({"lr": 1e-5, "lr_schedule": "cosine"})  # the learning rate rose to lr_min
+    assert validate({"lr": 1e-5, "lr_schedule": "cosine", "lr_min": 0.0})["lr_min"] == 0.0
+    assert validate({"lr": 1e-5})["lr_schedule"] == "none"  # lr_min acts only under the cosine
+
+
+def test_empty_targets_are_refused_not_taken_for_the_model_s():
+    with pytest.raises(ConfigError, match=r"targets must be a non-empty list .*, got \[\]"):
+        validate({"sparsity": 0.5, "targets": []})
+
+
+def test_a_misspelt_setting_flag_or_model_argument_names_the_one_meant(capsys):
+    with pytest.raises(
+        ConfigError, match=r"unknown setting\(s\) \['spasity'\] \(did you mean 'sparsity'\?\)"
+    ):
+        validate({"spasity": 0.5})
+    with pytest.raises(
+        ConfigError, match=r"embeding_dim is not an argument of model 'lightgcn' \(did you mean"
+    ):
+        validate({"options": {"embeding_dim": 8}})
+    with pytest.raises(SystemExit):
+        main(["eval", "best.pt", "--k", "5"])
+    assert (
+        "dslgraph eval: error: unrecognized arguments: --k 5 (did you mean '--ks'?)"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_model_argument_list_of_another_element_type_is_refused():
+    # NeuMF failed in torch.empty with a TypeError traceback
+    with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int .*16.5\]"):
+        validate({"model": "neumf", "options": {"mlp_layers": [32, 16.5]}})
+    settings = validate({"model": "neumf", "options": {"mlp_layers": [32, 16]}})
+    assert settings["options"]["mlp_layers"] == [32, 16]
+
+
+def test_a_config_file_naming_a_setting_twice_is_refused(tmp_path):
+    from dslgraph.config import load_config_file
+
+    config = tmp_path / "c.json"
+    for text, twice in [
+        ('{"epochs": 1, "epochs": 2}', "'epochs'"),  # json keeps the last silently
+        ('{"num-layers": 2, "num_layers": 3}', "'num_layers'"),
+        ('{"options": {"std": 0.1, "std": 0.2}}', "'std'"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=rf"config file {config} names \[{twice}\] more than once"):
+            load_config_file(config)
 
 
 def test_bad_cli_value_exits_with_message(capsys, tmp_path):
@@ -117,6 +191,9 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     capsys.readouterr()
     assert main(["train", "--output", out, "--resume", "--epochs", "3", "--num-layers", "2"]) == 2
     assert "last.pt: num_layers was 1, now 2" in capsys.readouterr().err
+    # not "embedding_dim is not an argument of model 'cdae'", which the recorded settings give
+    assert main(["train", "--output", out, "--resume", "--epochs", "3", "--model", "cdae"]) == 2
+    assert "last.pt: model was 'lightgcn', now 'cdae'" in capsys.readouterr().err
     written = (tmp_path / "run" / "metrics.json").read_text()
     assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
     assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
@@ -211,6 +288,25 @@ def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, 
     assert "only act(s) under DSL" not in caplog.text
     assert main([*args, "--update-interval", "50", "--no-progress"]) == 0
     assert "update_interval only act(s) under DSL" in caplog.text
+
+
+def test_settings_that_do_not_act_in_a_run_are_named_in_a_warning(caplog):
+    def warned(**values) -> str:
+        caplog.clear()
+        cli_module._warn_settings_unused(validate(values), {})
+        return caplog.text
+
+    static = {"sparsity": 0.5, "static_mask": True}
+    assert "update_interval, growth only act(s) when DSL changes the mask" in warned(
+        **static, update_interval=7, growth="random"
+    )
+    assert "only act(s)" not in warned(**static, mask_init="degree")  # the initial mask's settings act
+    assert "lr_min only acts under --lr-schedule cosine" in warned(lr_min=0.0)
+    assert "lr_min" not in warned(lr_min=0.0, lr_schedule="cosine")
+    assert "sampling only acts on models trained on (user, item) pairs, not cdae" in warned(
+        model="cdae", sampling="user"
+    )
+    assert warned(model="cdae") == warned(sampling="user") == ""
 
 
 def test_memory_line_names_index_caches_only_where_sparse_tensors_hold_some(tmp_path, caplog, monkeypatch):
@@ -330,7 +426,7 @@ def test_model_argument_given_in_options_is_the_top_level_setting():
     assert validate({"embedding_dim": 32, "options": {"embedding_dim": 32}})["embedding_dim"] == 32
     with pytest.raises(ConfigError, match=r"embedding_dim is given twice, as embedding_dim=16 and as "):
         validate({"embedding_dim": 16, "options": {"embedding_dim": 32}})
-    with pytest.raises(ConfigError, match=r"options.std must be a float in \(0, inf\], got -1.0"):
+    with pytest.raises(ConfigError, match=r"options.std must be a float in \(0, inf\), got -1.0"):
         validate({"options": {"std": -1.0}})
 
 

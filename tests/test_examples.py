@@ -89,3 +89,7 @@ def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, 
     with pytest.raises(SystemExit):
         main()  # DSL's "total_steps must be >= 1, got -21" named no flag
     assert "--epochs must be at least 1, got -1" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--sparsity", "1.5"])
+    with pytest.raises(SystemExit):
+        main()  # a ValueError traceback from DynamicSparseLearning
+    assert "--sparsity must be in [0, 1), got 1.5" in capsys.readouterr().err

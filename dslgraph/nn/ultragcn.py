@@ -191,6 +191,8 @@ class UltraGCN(Recommender):
         )
         if not is_count(num_neighbors) or not 0 <= num_neighbors < num_items:
             raise ValueError(f"num_neighbors must be in [0, num_items={num_items}), got {num_neighbors}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ValueError(f"cache_dir must be a folder's path, got {cache_dir!r}")
         self.num_users, self.num_items = num_users, num_items
         self.w1, self.w2, self.w3, self.w4 = w1, w2, w3, w4
         self.num_negatives = num_negatives

@@ -108,6 +108,8 @@ def test_bad_inputs_fail_naming_them(small_data):
         for value in (-1.0, float("nan")):
             with pytest.raises(ValueError, match=f"{weight} must be a finite number >= 0, got {value}"):
                 UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, **{weight: value})
+    with pytest.raises(ValueError, match="cache_dir must be a folder's path, got 5"):
+        UltraGCN(30, 40, embedding_dim=8, cache_dir=5)  # `--option cache_dir=5`: a TypeError when caching
     model = UltraGCN(31, 40, embedding_dim=8, num_negatives=2, num_neighbors=3)
     with pytest.raises(ValueError, match="the data has 30 users and 40 items, the model was built for 31"):
         model.input_graph(small_data)  # taken silently

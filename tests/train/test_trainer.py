@@ -348,10 +348,10 @@ def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, 
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"eval_every": 0}, r"eval_every must be an int in \[1, inf\], got 0"),  # a ZeroDivisionError later
+        ({"eval_every": 0}, r"eval_every must be an int in \[1, inf\), got 0"),  # a ZeroDivisionError later
         ({"ks": ()}, "ks must be a non-empty list of positive integers"),
         ({"lr_schedule": "step"}, r"lr_schedule must be one of \['none', 'cosine'\]"),
-        ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\]"),
+        ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\)"),
     ],
 )
 def test_train_config_built_from_python_is_checked(setting, message):
