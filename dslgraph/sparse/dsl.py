@@ -589,7 +589,9 @@ class DynamicSparseLearning:
             n = min(math.ceil(round(rho * active.numel(), 9)), active.numel())
             if n == 0 or active.numel() == target.numel:
                 continue
-            pruned = target.active_magnitudes().topk(n, largest=False).indices  # smallest first
+            magnitudes = target.active_magnitudes()
+            _check_finite(magnitudes, "weights", target.name, self.iteration)
+            pruned = magnitudes.topk(n, largest=False).indices  # smallest first
             keep = torch.ones(active.numel(), dtype=torch.bool, device=active.device)
             keep[pruned] = False
             grown, score = self._grow(target, active[keep], n)
@@ -625,6 +627,9 @@ class DynamicSparseLearning:
         best_score = kept.new_empty(0, dtype=torch.float32)
         best_pos = kept.new_empty(0)
         for offset, score in chunks:
+            _check_finite(
+                score, "gradients" if self.growth == "gradient" else "momenta", target.name, self.iteration
+            )
             score = score.clone().float()
             lo, hi = torch.searchsorted(
                 kept, torch.tensor([offset, offset + score.numel()], device=kept.device)
@@ -813,6 +818,16 @@ def _densities(selected: dict[str, object], density: float, distribution: str) -
         if not over:
             return {n: 1.0 if n in dense else raw[n] * scale for n in selected}
         dense.update(over)
+
+
+def _check_finite(values: Tensor, what: str, name: str, iteration: int) -> None:
+    """Refuses to rank NaN or infinite ``values``: ``topk`` puts NaN first, so NaN gradients would be grown
+    before every other entry and NaN weights never pruned, and the run would train on."""
+    if not torch.isfinite(values).all():
+        raise FloatingPointError(
+            f"DSL update at iteration {iteration}: {name!r} has non-finite {what} (training diverged: a "
+            "lower learning rate, or a loss that cannot overflow)"
+        )
 
 
 def _random_excluding(numel: int, excluded: Tensor, n: int, generator: torch.Generator) -> Tensor:

@@ -956,3 +956,30 @@ def test_random_growth_of_more_positions_than_are_free_fails_clearly():
     """It looped for ever, drawing from positions that could never be enough."""
     with pytest.raises(ValueError, match="cannot draw 3 distinct positions out of the 2 of 10 not excluded"):
         _random_excluding(10, torch.arange(8), 3, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("poison", ["gradient", "weight"])
+def test_an_update_refuses_non_finite_weights_or_gradients(backend, poison):
+    """topk puts NaN first: NaN gradients were grown before every other entry, NaN weights never pruned."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 20))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=1, backend=backend)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    scale = torch.ones(10, 20)
+    inactive = torch.ones(200, dtype=torch.bool)
+    inactive[dsl.targets[0].active_positions()] = False
+    scale.view(-1)[inactive.nonzero()[0]] = math.nan  # on an inactive entry, which the step leaves at 0
+    loss = (
+        (model[0](torch.arange(10)) * scale).sum()
+        if poison == "gradient"
+        else model[0](torch.arange(10)).sum()
+    )
+    loss.backward()
+    optimizer.step()
+    if poison == "weight":
+        with torch.no_grad():
+            next(model.parameters()).view(-1).add_(math.nan)  # every stored value, active ones included
+    with pytest.raises(FloatingPointError, match=f"iteration 1: '0' has non-finite {poison}s"):
+        dsl.step()
