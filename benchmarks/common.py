@@ -81,5 +81,12 @@ def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def setting(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    return key, json.loads(value)
+    """``KEY=VALUE`` with VALUE as JSON, or as text where it is no JSON (``mask_init=aligned``), as
+    ``dslgraph train --option`` reads it."""
+    key, equals, value = text.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from common import add_settings_option  # noqa: E402
 
 from dslgraph.cli import run_training  # noqa: E402
-from dslgraph.config import validate  # noqa: E402
+from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
 
 SAME_BUDGET = "dense, same budget"
@@ -124,7 +124,9 @@ def main() -> None:
     parser.add_argument("--optimizer-states", nargs="+", default=["reset"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    add_settings_option(parser, "other dslgraph settings for every run, VALUE as JSON (e.g. lr=0.01)")
+    add_settings_option(
+        parser, "other dslgraph settings for every run, VALUE as JSON or text (e.g. lr=0.01 mask_init=degree)"
+    )
     parser.add_argument(
         "--merge",
         nargs="*",
@@ -171,7 +173,7 @@ def main() -> None:
     ]
     runs += [(s, "static", "reset") for s in args.static]
     runs += [(s, SAME_BUDGET, "reset") for s in args.same_budget]
-    rows = []
+    planned = []  # every run's settings checked before the first one trains
     for sparsity, mask, state in runs:
         common = {
             "model": args.model,
@@ -185,11 +187,18 @@ def main() -> None:
             "device": args.device,
             **extra,
         }
-        if mask == SAME_BUDGET:
-            full_dim = validate(common)["embedding_dim"] or default_dim(args.model)
-            settings = validate(common | {"embedding_dim": max(1, round(full_dim * (1 - sparsity)))})
-        else:
-            settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
+        try:
+            if mask == SAME_BUDGET:
+                full_dim = validate(common)["embedding_dim"] or default_dim(args.model)
+                settings = validate(common | {"embedding_dim": max(1, round(full_dim * (1 - sparsity)))})
+            else:
+                full_dim = None
+                settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
+        except ConfigError as exc:
+            parser.error(str(exc))
+        planned.append((sparsity, mask, state, settings, full_dim))
+    rows = []
+    for sparsity, mask, state, settings, full_dim in planned:
         name = f"{re.sub('[^a-z]+', '-', mask)}-s{sparsity}-{state}"
         summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))

@@ -6,7 +6,7 @@ the update's mini-batch gives no gradient, picked only to fill the quota (what `
 avoids; docs/dsl.md).
 
     python benchmarks/zero_gradient_growth.py --model ultragcn --dataset lastfm --update-interval 10 \\
-        --set mask_init='"aligned"'
+        --set mask_init=aligned
     python benchmarks/zero_gradient_growth.py --model cdae --dataset ml-1m-lcf --root data \
         --update-interval 10
 """
@@ -19,7 +19,7 @@ import logging
 from common import add_settings_option
 
 from dslgraph.cli import run_training
-from dslgraph.config import validate
+from dslgraph.config import ConfigError, validate
 from dslgraph.sparse.dsl import DynamicSparseLearning
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.8)
     parser.add_argument("--update-interval", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
-    add_settings_option(parser, "other dslgraph settings, VALUE as JSON")
+    add_settings_option(parser, "other dslgraph settings, VALUE as JSON or text")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     counts: dict[str, list[int]] = {}
@@ -48,21 +48,21 @@ def main() -> None:
         return positions, score
 
     DynamicSparseLearning._grow = counting_grow
-    extra = dict(args.set)
-    settings = validate(
-        {
-            "model": args.model,
-            "dataset": args.dataset,
-            "root": args.root,
-            "epochs": args.epochs,
-            "eval_every": args.epochs,
-            "sparsity": args.sparsity,
-            "update_interval": args.update_interval,
-            "threads": args.threads,
-            "device": "cpu",
-            **extra,
-        }
-    )
+    given = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "root": args.root,
+        "epochs": args.epochs,
+        "eval_every": args.epochs,
+        "sparsity": args.sparsity,
+        "update_interval": args.update_interval,
+        "threads": args.threads,
+        "device": "cpu",
+    }
+    try:
+        settings = validate(given | dict(args.set))
+    except ConfigError as exc:
+        parser.error(str(exc))
     run_training(settings, None, progress=False)
     for name, (grown, zero) in counts.items():
         print(f"{args.model} {name}: {grown} grown, {zero} with zero gradient ({zero / max(grown, 1):.0%})")

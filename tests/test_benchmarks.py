@@ -381,3 +381,22 @@ def test_degree_analysis_counts_every_active_entry_once(tmp_path):
     for side in sides.values():
         assert sum(band["rows"] for band in side["by_degree"]) == side["rows"]
         assert -1 <= side["spearman"] <= 1
+
+
+def test_set_takes_json_or_text_and_a_bad_setting_fails_before_any_run(tmp_path):
+    common = load("common")
+    assert common.setting("lr=0.01") == ("lr", 0.01)
+    assert common.setting("mask_init=degree") == ("mask_init", "degree")  # a JSON string needed quotes
+    assert common.setting('targets=["tables"]') == ("targets", ["tables"])
+    script = BENCHMARKS / "sweep_sparsity.py"
+    for given, error in [
+        ("lr", "expected KEY=VALUE, got 'lr'"),
+        ("sparsty=0.5", "unknown setting(s) ['sparsty'] (did you mean 'sparsity'?)"),  # a traceback before
+    ]:
+        done = subprocess.run(
+            [sys.executable, script, "--sparsities", "0", "--set", given, "--out", tmp_path],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and error in done.stderr.splitlines()[-1], done.stderr
+    assert not (tmp_path / "runs").exists()
