@@ -12,20 +12,27 @@ class NegativeSampler:
     """Draws items uniformly at random that are not training positives of the user.
 
     Membership is tested against the sorted keys ``user * num_items + item`` of the training
-    interactions with :func:`torch.searchsorted`; collisions are redrawn until none remain, so a
-    whole epoch of negatives is drawn in a handful of vectorised passes.
+    interactions with :func:`torch.searchsorted`; collisions are redrawn, so a whole epoch of
+    negatives is drawn in a handful of vectorised passes. Draws still colliding after
+    ``max_rounds`` redraws (users whose items cover most of the catalogue) are made directly among
+    the user's other items, so they stay uniform; a user with every item has no negative to draw
+    and raises a :class:`ValueError`.
 
     Args:
         train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
         num_items (int): Number of items.
-        max_rounds (int, optional): Redraw rounds before giving up on a user whose items cover
-            (almost) the whole catalogue. (default: :obj:`100`)
+        max_rounds (int, optional): Redraw rounds before the remaining draws are made directly.
+            (default: :obj:`100`)
     """
 
     def __init__(self, train_index: Tensor, num_items: int, max_rounds: int = 100) -> None:
         self.num_items = num_items
         self.max_rounds = max_rounds
         self.keys = torch.unique(train_index[0] * num_items + train_index[1])
+        # key k of a user with sorted items s_0 < s_1 < ... less its rank among them: user * num_items
+        # + the number of the user's non-positive items below s_k (sorted, as the keys are)
+        first = torch.searchsorted(self.keys, self.keys // num_items * num_items)
+        self.free_below = self.keys - (torch.arange(self.keys.numel()) - first)
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         keys = users * self.num_items + items
@@ -46,10 +53,24 @@ class NegativeSampler:
                 return items
             items[bad] = torch.randint(self.num_items, (count,), generator=generator)
             bad[bad.clone()] = self.is_positive(expanded[bad], items[bad])
-        raise ValueError(  # the data's problem, reported as the CLI reports bad input
-            f"could not draw negatives for {int(bad.sum())} (user, item) pairs in {self.max_rounds} rounds: "
-            "some users have interacted with (almost) every item"
-        )
+        if bad.any():
+            items[bad] = self._draw_free(expanded[bad], generator)
+        return items
+
+    def _draw_free(self, users: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One uniform draw among each user's non-positive items: the r-th of them is item
+        r + #{k : s_k - k <= r} for the user's sorted positives s_0 < s_1 < ..."""
+        start = users * self.num_items
+        first = torch.searchsorted(self.keys, start)
+        free = self.num_items - (torch.searchsorted(self.keys, start + self.num_items) - first)
+        if (free == 0).any():  # the data's problem, reported as the CLI reports bad input
+            raise ValueError(
+                f"cannot draw a negative for user {int(users[free == 0][0])}: it has interacted with every "
+                "item; drop such users from the training data"
+            )
+        rank = (torch.rand(users.shape, generator=generator, dtype=torch.float64) * free).long()
+        rank = torch.minimum(rank, free - 1)
+        return rank + torch.searchsorted(self.free_below, start + rank, right=True) - first
 
 
 class BPRBatches:

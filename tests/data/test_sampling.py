@@ -31,6 +31,34 @@ def test_user_with_every_item_fails_clearly():
         NegativeSampler(full, 4, max_rounds=3).sample(torch.zeros(2, dtype=torch.long))
 
 
+def test_users_with_few_items_left_get_uniform_negatives():
+    # user 0 has 98 of 100 items: redraws alone gave up on about 1 in 8 of its draws and stopped training
+    items = torch.cat([torch.arange(1, 99), torch.tensor([0, 50, 99])])
+    train = torch.stack([torch.tensor([0] * 98 + [1] * 3), items])
+    sampler = NegativeSampler(train, 100)
+    users = torch.tensor([0, 1, 2]).repeat(3000)
+    negatives = sampler.sample(users, generator=torch.Generator().manual_seed(0))
+    assert not sampler.is_positive(users, negatives).any()
+    counts = torch.bincount(negatives[users == 0], minlength=100)
+    assert counts[[0, 99]].sum() == 3000 and counts[[0, 99]].min() > 1300
+    # the direct draw alone (no redraw): uniform over each user's other items, ids 0 and 99 included
+    direct = NegativeSampler(train, 100, max_rounds=0).sample(users, 20, torch.Generator().manual_seed(1))
+    assert not sampler.is_positive(users.view(-1, 1).expand_as(direct), direct).any()
+    for user, free in ((1, 97), (2, 100)):
+        counts = torch.bincount(direct[users == user].view(-1), minlength=100)
+        assert (counts > 0).sum() == free and counts.max() < 2 * 60000 / free  # about 620 / 600 each
+        assert counts[counts > 0].min() > 60000 / free / 2
+
+
+def test_user_sampling_weighs_users_then_their_items_equally():
+    train = torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7, 9, 0, 9]])
+    batches = BPRBatches(train, 10, 11, torch.Generator().manual_seed(0), mode="user")
+    users, items, _ = (torch.cat(parts) for parts in zip(*[t for _ in range(3000) for t in batches]))
+    assert (torch.bincount(users, minlength=3) - 11000).abs().max() < 600  # 11,000 each, sd 86
+    per_item = torch.bincount(items[users == 1], minlength=10)[[1, 2, 3, 4, 5, 6, 7, 9]]
+    assert per_item.min() > 1100 and per_item.max() < 1650  # 1,375 each, sd 35
+
+
 @pytest.mark.parametrize("mode", ["edge", "user"])
 def test_epoch_covers_the_training_size(mode):
     train = _train()
