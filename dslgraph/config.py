@@ -238,6 +238,14 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             f"targets must be a non-empty list of 'tables' or regular expressions, got {out['targets']!r}"
         )
     _check_data_file(out)
+    if out["protocol"] == "held-out-users" and not MODELS[model].folds_in:
+        folding = sorted(name for name, cls in MODELS.items() if cls.folds_in)
+        raise ConfigError(
+            f"model {model!r} cannot be evaluated under protocol 'held-out-users': it scores a user by an "
+            "embedding trained on that user, and held-out users are never trained on (their scores would be "
+            f"those of untrained embeddings); use protocol 'full' or 'leave-one-out', or a model that folds "
+            f"users in: {folding}"
+        )
     if out["protocol"] != "leave-one-out" and out["eval_negatives"] != FIELDS["eval_negatives"].default:
         raise ConfigError(
             f"eval_negatives acts under protocol 'leave-one-out' only, not {out['protocol']!r}: leave it out"

@@ -65,6 +65,17 @@ def test_cosine_schedule_refuses_an_lr_min_above_lr():
     assert validate({"lr": 1e-5})["lr_schedule"] == "none"  # lr_min acts only under the cosine
 
 
+@pytest.mark.parametrize("model", ["neumf", "convncf", "ultragcn"])
+def test_held_out_users_are_refused_for_models_that_cannot_fold_them_in(model):
+    """Their held-out users were scored with embeddings never trained: metrics of noise, no error."""
+    with pytest.raises(
+        ConfigError, match=f"model '{model}' cannot be evaluated under protocol 'held-out-users'"
+    ):
+        validate({"model": model, "protocol": "held-out-users"})
+    for folding in ("lightgcn", "cdae", "multvae"):
+        assert validate({"model": folding, "protocol": "held-out-users"})["protocol"] == "held-out-users"
+
+
 def test_empty_targets_are_refused_not_taken_for_the_model_s():
     with pytest.raises(ConfigError, match=r"targets must be a non-empty list .*, got \[\]"):
         validate({"sparsity": 0.5, "targets": []})

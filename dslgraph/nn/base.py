@@ -11,6 +11,10 @@ loss for a batch and a score function for evaluation, and counts its own multipl
 * ``batch_kind = "users"``: batches are ``(users,)``; the model reads each user's training row
   from its graph input (CDAE, MultVAE).
 
+:attr:`folds_in` says whether the model scores a user it never trained on from that user's
+interactions (its graph input's row, or propagation over its edges): what the held-out-users protocol
+evaluates. Models that score users by a trained embedding alone do not.
+
 ``loss(graph, *batch, reg_weight=...)`` is called with the graph input of :meth:`input_graph`,
 and ``scorer(graph)`` returns ``score(users, items=None)``: ``[B, num_items]`` scores of every
 item, or ``[B, C]`` scores of the candidate items ``items`` (``[B, C]``), which the sampled
@@ -58,6 +62,7 @@ class Recommender(nn.Module):
     num_negatives: int = 1
     exclude_positives: bool = True
     dsl_targets: tuple[str, ...] = ("tables",)
+    folds_in: bool = False
 
     def input_graph(self, data: HeteroData):
         """The graph input of :meth:`loss` and :meth:`scorer`; by default the normalised graph."""

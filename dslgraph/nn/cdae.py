@@ -56,6 +56,7 @@ class CDAE(Recommender):
 
     batch_kind = "users"
     dsl_targets = ("tables", r"encoder\.weight")
+    folds_in = True  # reads the user's row
 
     def __init__(
         self,

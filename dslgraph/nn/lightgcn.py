@@ -45,6 +45,8 @@ class LightGCN(MessagePassing, Recommender):
         std (float, optional): Std of the normal init. (default: :obj:`0.1`)
     """
 
+    folds_in = True  # a user's propagated embedding gathers the items of its edges
+
     def __init__(
         self,
         num_users: int,

@@ -54,6 +54,7 @@ class MultVAE(Recommender):
 
     batch_kind = "users"
     dsl_targets = (r".*",)
+    folds_in = True  # reads the user's row
 
     def __init__(
         self,
