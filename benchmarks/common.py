@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import json
 import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+from dslgraph.cli import name_value
 
 
 def sync(device: torch.device) -> None:
@@ -76,17 +77,5 @@ def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.de
 
 
 def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--set KEY=VALUE ...``: dslgraph settings given as JSON values, parsed into ``(key, value)`` pairs."""
-    parser.add_argument("--set", nargs="*", default=[], type=setting, metavar="KEY=VALUE", help=help)
-
-
-def setting(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE as JSON, or as text where it is no JSON (``mask_init=aligned``), as
-    ``dslgraph train --option`` reads it."""
-    key, equals, value = text.partition("=")
-    if not key or not equals:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    """``--set KEY=VALUE ...``: dslgraph settings, VALUE as JSON or text, parsed into ``(key, value)``."""
+    parser.add_argument("--set", nargs="*", default=[], type=name_value, metavar="KEY=VALUE", help=help)

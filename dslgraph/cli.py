@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
             train.add_argument(
                 flag.removesuffix("s"),
                 dest=name,
-                type=_option,
+                type=name_value,
                 action="append",
                 default=None,
                 metavar="NAME=VALUE",
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument(
         "--data-option",
         dest="data_options",
-        type=_option,
+        type=name_value,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -233,7 +233,9 @@ def _resumable(args: argparse.Namespace) -> str:
     return f"; {last} holds epoch {epoch}: continue with --output {args.output} --resume"
 
 
-def _option(text: str) -> tuple[str, Any]:
+def name_value(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` of ``--option`` (and of the benchmarks' ``--set``): VALUE as JSON, or as text where it
+    is no JSON (``mask_init=aligned``)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")

@@ -385,12 +385,12 @@ def test_degree_analysis_counts_every_active_entry_once(tmp_path):
 
 def test_set_takes_json_or_text_and_a_bad_setting_fails_before_any_run(tmp_path):
     common = load("common")
-    assert common.setting("lr=0.01") == ("lr", 0.01)
-    assert common.setting("mask_init=degree") == ("mask_init", "degree")  # a JSON string needed quotes
-    assert common.setting('targets=["tables"]') == ("targets", ["tables"])
+    assert common.name_value("lr=0.01") == ("lr", 0.01)
+    assert common.name_value("mask_init=degree") == ("mask_init", "degree")  # a JSON string needed quotes
+    assert common.name_value('targets=["tables"]') == ("targets", ["tables"])
     script = BENCHMARKS / "sweep_sparsity.py"
     for given, error in [
-        ("lr", "expected KEY=VALUE, got 'lr'"),
+        ("lr", "expected NAME=VALUE, got 'lr'"),
         ("sparsty=0.5", "unknown setting(s) ['sparsty'] (did you mean 'sparsity'?)"),  # a traceback before
     ]:
         done = subprocess.run(
