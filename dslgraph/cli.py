@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         if field.kind is bool:
-            train.add_argument(flag, action="store_const", const=True, default=None, help=field.help or None)
+            # --no-FLAG too: a config file's true is switched off from the command line
+            train.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=field.help or None
+            )
         elif field.kind is list:
             default = "" if field.default is None else f" (default {' '.join(map(str, field.default))})"
             train.add_argument(

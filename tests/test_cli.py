@@ -106,6 +106,18 @@ def test_a_model_argument_list_of_another_element_type_is_refused():
     assert settings["options"]["mlp_layers"] == [32, 16]
 
 
+def test_a_config_file_s_true_is_switched_off_by_a_no_flag(tmp_path):
+    """Bool flags could only switch on: a config file's "static_mask": true stayed for every run of it."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"sparsity": 0.5, "static_mask": True, "skip_zero_gradient": True}))
+    parse = build_parser().parse_args
+    given = cli_module.settings_from_args(parse(["train", "--config", str(config)]))
+    assert given["static_mask"] and given["skip_zero_gradient"]
+    off = ["train", "--config", str(config), "--no-static-mask", "--no-skip-zero-gradient"]
+    settings = cli_module.settings_from_args(parse(off))
+    assert not settings["static_mask"] and not settings["skip_zero_gradient"]
+
+
 def test_a_config_file_naming_a_setting_twice_is_refused(tmp_path):
     from dslgraph.config import load_config_file
 
