@@ -19,6 +19,9 @@
 #              where the dense run reaches the paper: 0.1852 after 1630 epochs; the 5th session's sweep
 #              stopped at 272, where DSL 50% was at 0.945x dense); 80% from the degree mask, the best 80%
 #              start on every dataset tried (LONG_MASK=random for the paper's random one);
+#   long-rest  the rest of #3's Gowalla table at that length, beside its own dense run: DSL 90% and 95% and
+#              the static-mask ablation at 80%, each from the LONG_MASK mask (the 16th session ran "long":
+#              dense 0.1835, DSL 50% 0.966x, DSL 80% 0.856x at epoch 1,072; docs/results.md §2);
 #   degree     DSL at 80% and 90% from a random and from the degree mask (--mask-init degree), side by side and
 #              at equal epochs with the recipe of `long` (on CPU, 30 epochs: 0.1264 from the degree mask at 80%
 #              against 0.1206 from a random one and 0.1416 dense; docs/results.md §2);
@@ -107,12 +110,19 @@ if step sweep; then
     runs+=(--run dense-d13 sweep "$lightgcn --embedding-dim 13")
     runs+=(--run ultragcn ultragcn "$common --model ultragcn --threads 2")
 fi
-if step long; then
+if step long || step long-rest; then  # one group: every run at the same epochs as its dense reference
     lightgcn="$common $RECIPE --sampling user --threads 4"
     runs+=(--run dense long "$lightgcn")
     dsl="$lightgcn --update-interval $UPDATE_INTERVAL"
-    runs+=(--run dsl50 long "$dsl --sparsity 0.5")
-    runs+=(--run "dsl80-$LONG_MASK" long "$dsl --sparsity 0.8 --mask-init $LONG_MASK")
+    if step long; then
+        runs+=(--run dsl50 long "$dsl --sparsity 0.5")
+        runs+=(--run "dsl80-$LONG_MASK" long "$dsl --sparsity 0.8 --mask-init $LONG_MASK")
+    fi
+    if step long-rest; then
+        runs+=(--run "dsl90-$LONG_MASK" long "$dsl --sparsity 0.9 --mask-init $LONG_MASK")
+        runs+=(--run "dsl95-$LONG_MASK" long "$dsl --sparsity 0.95 --mask-init $LONG_MASK")
+        runs+=(--run "static80-$LONG_MASK" long "$lightgcn --sparsity 0.8 --mask-init $LONG_MASK --static-mask")
+    fi
 fi
 if step degree; then
     lightgcn="$common $RECIPE --sampling user --threads 4 --update-interval $UPDATE_INTERVAL"
