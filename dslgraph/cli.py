@@ -453,9 +453,11 @@ def _train(args: argparse.Namespace) -> int:
             settings = settings_from_args(args, previous)
         except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
             raw = (load_config_file(args.config) if args.config else {}) | given_settings(args)
-            _refuse_changed_settings(
-                checkpoint, previous, {k: v for k, v in raw.items() if k not in DICT_FIELDS}
-            )
+            options = raw.get("options") if isinstance(raw.get("options"), dict) else {}
+            # a model argument that is also a setting (embedding_dim) may come as --option too
+            changed = {k: v for k, v in options.items() if k in FIELDS}
+            changed |= {k: v for k, v in raw.items() if k not in DICT_FIELDS}
+            _refuse_changed_settings(checkpoint, previous, changed)
             raise
         finished = state["epoch"] >= settings["epochs"]
         if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):

@@ -217,6 +217,9 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     # not "embedding_dim is not an argument of model 'cdae'", which the recorded settings give
     assert main(["train", "--output", out, "--resume", "--epochs", "3", "--model", "cdae"]) == 2
     assert "last.pt: model was 'lightgcn', now 'cdae'" in capsys.readouterr().err
+    # a setting given as a model argument: not "embedding_dim is given twice"
+    assert main(["train", "--output", out, "--resume", "--epochs", "3", "--option", "embedding_dim=16"]) == 2
+    assert "last.pt: embedding_dim was 8, now 16" in capsys.readouterr().err
     written = (tmp_path / "run" / "metrics.json").read_text()
     assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
     assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
