@@ -5,6 +5,7 @@ import warnings
 
 # Imported here, as PyG does, so that ``import dslgraph`` is enough for ``dslgraph.data.LastFM(...)``.
 from dslgraph import data, metrics, nn, sparse, train
+from dslgraph.cli import load_run
 
 __version__ = "0.1.0"
 
@@ -13,4 +14,4 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # tested on it, so the notice is silenced where dslgraph's own code triggers it
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning, r"dslgraph\.")
 
-__all__ = ["__version__", "data", "metrics", "nn", "sparse", "train"]
+__all__ = ["__version__", "data", "load_run", "metrics", "nn", "sparse", "train"]

@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -559,9 +559,28 @@ def check_fingerprint(
     return current
 
 
-def restore(checkpoint: str, root: str | None, device: str, data_file: str | None = None):
-    """Rebuilds the model, data and graph input of a training checkpoint (``root`` or ``data_file``, where
-    given, in place of the recorded ones)."""
+class LoadedRun(NamedTuple):
+    """A trained run, as :func:`load_run` rebuilds it."""
+
+    model: torch.nn.Module  # in eval mode, on the device asked for
+    data: Any  # the HeteroData it was trained and evaluated on
+    graph: Any  # the model's graph input (``model.input_graph(data)``), on the same device
+    settings: dict[str, Any]  # the run's validated settings
+
+
+def load_run(
+    checkpoint: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    device: str = "cpu",
+    data_file: str | os.PathLike | None = None,
+) -> LoadedRun:
+    """Rebuilds the model, data and graph input of a checkpoint that ``dslgraph train`` wrote (``best.pt`` or
+    ``last.pt``), as ``dslgraph eval`` and ``recommend`` do: to score or recommend from Python. ``root`` or
+    ``data_file``, where given, replace the recorded ones (the data moved); data that changed since training
+    is refused (the checkpoint's fingerprint)."""
+    checkpoint = os.fspath(checkpoint)
+    root = None if root is None else os.fspath(root)
+    data_file = None if data_file is None else os.fspath(data_file)
     state = load_checkpoint(checkpoint)
     settings = recorded_settings(state, checkpoint, root=root, data_file=data_file)
     device = resolve_device(device)
@@ -569,11 +588,11 @@ def restore(checkpoint: str, root: str | None, device: str, data_file: str | Non
     check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint, settings["data_file"])
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
-    return model.to(device).eval(), data, model.input_graph(data).to(device), settings
+    return LoadedRun(model.to(device).eval(), data, model.input_graph(data).to(device), settings)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, data, graph, settings = restore(args.checkpoint, args.root, args.device, args.data_file)
+    model, data, graph, settings = load_run(args.checkpoint, args.root, args.device, args.data_file)
     ks = tuple(args.ks or settings["ks"])
     metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
@@ -585,7 +604,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, data, graph, _ = restore(args.checkpoint, args.root, args.device, args.data_file)
+    model, data, graph, _ = load_run(args.checkpoint, args.root, args.device, args.data_file)
     raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
     users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids))
     if not 1 <= args.k <= model.num_items:

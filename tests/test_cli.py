@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+import dslgraph
 import dslgraph.cli as cli_module
 from dslgraph.cli import build_model, build_parser, load_data, main, run_example, train_config
 from dslgraph.config import FIELDS, ConfigError, validate
@@ -177,6 +178,11 @@ def test_train_eval_recommend_on_lastfm(tmp_path, capsys, monkeypatch):
     assert main(["recommend", str(out / "best.pt"), "--users", "0", "5", "-k", "3", "--device", "cpu"]) == 0
     recs = json.loads(capsys.readouterr().out)
     assert set(recs) == {"0", "5"} and all(len(items) == 3 for items in recs.values())
+    # the same from Python, as the README shows it
+    run = dslgraph.load_run(out / "best.pt")
+    assert run.settings["sparsity"] == 0.8 and not run.model.training
+    top = run.model.recommend(run.graph, torch.tensor([0, 5]), 3, exclude=run.data[EDGE].edge_index)
+    assert top.tolist() == [recs["0"], recs["5"]]
     assert main(["recommend", str(out / "best.pt"), "--users", "99999"]) == 2
     assert main(["eval", str(tmp_path / "nope.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
