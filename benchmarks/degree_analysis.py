@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from scipy.stats import spearmanr
 
-from dslgraph.cli import restore
+from dslgraph.cli import load_run
 from dslgraph.data.graph import num_users_items
 from dslgraph.nn.base import node_degrees, table_sides
 from dslgraph.sparse import SparseEmbedding
@@ -58,7 +58,7 @@ def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) 
 
 
 def analyse(checkpoint: str, root: str | None, low: int, high: int) -> dict[str, object]:
-    model, data, _, settings = restore(checkpoint, root, "cpu")
+    model, data, _, settings = load_run(checkpoint, root, "cpu")
     num_users, num_items = num_users_items(data)
     degree = node_degrees(data)
     degrees = {"user": degree[:num_users], "item": degree[num_users:]}
