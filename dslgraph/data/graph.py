@@ -93,6 +93,22 @@ def is_count(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def unseen_rank_keys(keys: Tensor, num_items: int) -> Tensor:
+    """For the sorted keys ``user * num_items + item`` of seen pairs, each key less its rank among its
+    user's keys: ``user * num_items`` + the number of the user's unseen items below the item (sorted, as
+    the keys are). :func:`nth_unseen_items` reads them."""
+    first = torch.searchsorted(keys, keys // num_items * num_items)
+    return keys - (torch.arange(keys.numel(), device=keys.device) - first)
+
+
+def nth_unseen_items(shifted: Tensor, first: Tensor, users: Tensor, ranks: Tensor, num_items: int) -> Tensor:
+    """The ``ranks``-th unseen items of ``users`` (0-based ranks, broadcast with ``users``): the r-th
+    unseen item of a user with sorted seen items s_0 < s_1 < ... is r + #{k : s_k - k <= r}, counted in
+    :func:`unseen_rank_keys`'s ``shifted`` keys; ``first`` is the position of each user's first key
+    (its number of keys of earlier users)."""
+    return ranks + torch.searchsorted(shifted, users * num_items + ranks, right=True) - first
+
+
 def _check_pairs(num_items: int, train: Tensor, test: Tensor, val: Tensor | None) -> None:
     """Refuses a pair given twice in one split (it would weigh twice in the graph and the metrics), and
     a test or validation pair that is also a training pair (ranking leaves out training items, so it

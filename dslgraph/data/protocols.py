@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from .graph import EDGE, SPLITS, make_interaction_data, num_users_items
+from .graph import EDGE, SPLITS, make_interaction_data, nth_unseen_items, num_users_items, unseen_rank_keys
 from .interactions import Seed, _holdout_latest, check_option, check_seed, leave_one_out_mask
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
@@ -116,11 +116,10 @@ def sample_negatives(
             f"interacted with ({short.size} evaluated user(s) are short); lower num_negatives (CLI: "
             "--eval-negatives)"
         )
-    ranks = _distinct_ranks(available, num_negatives, rng)
-    # The r-th unseen item of a user is r + #{k : s_k - k <= r} for its sorted seen items s_0 < s_1 < ...
-    shifted = seen_user * num_items + seen_item - (np.arange(seen_user.size) - start[seen_user])
-    below = np.searchsorted(shifted, users[:, None] * num_items + ranks, side="right") - start[users, None]
-    return torch.from_numpy(ranks + below)
+    ranks = torch.from_numpy(_distinct_ranks(available, num_negatives, rng))
+    shifted = unseen_rank_keys(torch.from_numpy(seen_user * num_items + seen_item), num_items)
+    users = torch.from_numpy(users)[:, None]
+    return nth_unseen_items(shifted, torch.from_numpy(start)[users], users, ranks, num_items)
 
 
 def _distinct_ranks(available: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .graph import nth_unseen_items, unseen_rank_keys
+
 SAMPLING_MODES = ("edge", "user")
 
 
@@ -29,10 +31,7 @@ class NegativeSampler:
         self.num_items = num_items
         self.max_rounds = max_rounds
         self.keys = torch.unique(train_index[0] * num_items + train_index[1])
-        # key k of a user with sorted items s_0 < s_1 < ... less its rank among them: user * num_items
-        # + the number of the user's non-positive items below s_k (sorted, as the keys are)
-        first = torch.searchsorted(self.keys, self.keys // num_items * num_items)
-        self.free_below = self.keys - (torch.arange(self.keys.numel()) - first)
+        self.shifted = unseen_rank_keys(self.keys, num_items)  # for the direct draws of _draw_free
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         keys = users * self.num_items + items
@@ -58,8 +57,7 @@ class NegativeSampler:
         return items
 
     def _draw_free(self, users: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One uniform draw among each user's non-positive items: the r-th of them is item
-        r + #{k : s_k - k <= r} for the user's sorted positives s_0 < s_1 < ..."""
+        """One uniform draw among each user's non-positive items (:func:`nth_unseen_items`)."""
         start = users * self.num_items
         first = torch.searchsorted(self.keys, start)
         free = self.num_items - (torch.searchsorted(self.keys, start + self.num_items) - first)
@@ -70,7 +68,7 @@ class NegativeSampler:
             )
         rank = (torch.rand(users.shape, generator=generator, dtype=torch.float64) * free).long()
         rank = torch.minimum(rank, free - 1)
-        return rank + torch.searchsorted(self.free_below, start + rank, right=True) - first
+        return nth_unseen_items(self.shifted, first, users, rank, self.num_items)
 
 
 class BPRBatches:
