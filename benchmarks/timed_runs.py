@@ -100,7 +100,8 @@ def costs(run: Run, out: Path) -> dict | None:
     evals = [entry["eval_seconds"] for entry in summary["history"]]
     train = summary["train_seconds"]
     logged = [float(t) for t in EPOCH_LINE.findall((out / f"{run.name}.log").read_text(errors="replace"))]
-    steady = (logged[-1] - logged[0]) / (len(logged) - 1) if len(logged) > 1 else train
+    # a log without the epoch lines (another log level): the mean epoch, warm-up included
+    steady = (logged[-1] - logged[0]) / (len(logged) - 1) if len(logged) > 1 else train / summary["epochs"]
     return {
         "epoch_seconds": steady,
         "eval_seconds": sum(evals) / len(evals),

@@ -79,6 +79,8 @@ def test_timed_runs_plans_from_the_probe(tmp_path):
     cost = timed_runs.costs(run, tmp_path)
     # 1 s an epoch past the first one's warm-up; one evaluation of 0.5 s; 20 - 7 - 0.5 s else
     assert cost == {"epoch_seconds": 1.0, "eval_seconds": 0.5, "other_seconds": 12.5}
+    (tmp_path / "dense.log").write_text("")  # no epoch lines: 7 s over 5 epochs, not 7 s an epoch
+    assert timed_runs.costs(run, tmp_path)["epoch_seconds"] == 1.4
     # 100 s: 12.5 s start-up, 11 evaluations (5.5 s), 82 epochs of 1 s
     assert timed_runs.epochs_that_fit(cost, 100.0) == 82
     assert timed_runs.epochs_that_fit(cost, 10.0) == 0
