@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from dslgraph.cli import name_value
+from dslgraph.data.io import write_then_rename
 
 
 def sync(device: torch.device) -> None:
@@ -49,13 +50,33 @@ def drawn(batches, device: torch.device) -> tuple[Iterator, float]:
     return itertools.chain([first], it), time.perf_counter() - start
 
 
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+# Results land in docs/ and are compared across sessions: written beside and renamed, so that a benchmark
+# killed mid-write (a device command's time limit) leaves the previous table or plot whole.
+
+
+def write_csv(rows: list[dict], path: str | Path, columns: list[str] | None = None) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_then_rename(path, write)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_then_rename(path, lambda tmp: tmp.write_text(text))
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """``fig.savefig`` through a temporary file, in the format ``path``'s suffix names."""
+    write_then_rename(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".")))
 
 
 def base_parser(doc: str, output: str) -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ import json
 import logging
 from pathlib import Path
 
-from common import write_csv
+from common import markdown_table, write_csv, write_text
 
 from dslgraph.cli import build_model, load_data, train_config
 from dslgraph.config import validate
@@ -155,10 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit(f"no metrics.json with cost accounting under {args.folders}")
     write_csv(rows, f"{args.out}.csv")
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    Path(f"{args.out}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = markdown_table(rows, COLUMNS)
+    write_text(f"{args.out}.md", table)
+    print(table, end="")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 import torch
+from common import write_text
 from scipy.stats import spearmanr
 
 from dslgraph.cli import load_run
@@ -105,9 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)  # counting, not training
     result = analyse(args.checkpoint, args.root, args.low, args.high)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1) + "\n")
+    write_text(args.output, json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import write_csv  # noqa: E402
+from common import save_figure, write_csv  # noqa: E402
 
 
 def named(text: str) -> tuple[str, str]:
@@ -74,7 +74,7 @@ def plot(rows: list[dict], split: str, metric: str, references: list[tuple[str, 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -31,7 +31,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import add_settings_option  # noqa: E402
+from common import add_settings_option, markdown_table, save_figure, write_csv, write_text  # noqa: E402
 
 from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
@@ -267,13 +267,8 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def write_tables(rows: list[dict], out: Path) -> None:
-    with (out / "sweep.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    write_csv(rows, out / "sweep.csv", COLUMNS)
+    write_text(out / "sweep.md", markdown_table(rows, COLUMNS))
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -306,7 +301,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_title(f"{model} on {rows[0]['dataset']} ({protocol} protocol)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

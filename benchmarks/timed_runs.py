@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import write_text
+
 log = logging.getLogger("timed_runs")
 EVALUATIONS = 10  # per real run, besides the one at its last epoch
 EPOCH_LINE = re.compile(r"epoch \d+ loss \S+ \((\d+(?:\.\d+)?)s\)")  # the trainer's line after each epoch
@@ -198,7 +200,7 @@ def main() -> None:
     for run in started:
         plan[run.name] |= {"exit": run.process.returncode, "wall_seconds": round(run.wall, 1)}
     timing = {"budget": args.budget, "probe": probed, "plan": plan}
-    (out / "timing.json").write_text(json.dumps(timing, indent=1))
+    write_text(out / "timing.json", json.dumps(timing, indent=1))
     log.info("done: %s", json.dumps(plan))
 
 

@@ -402,3 +402,22 @@ def test_set_takes_json_or_text_and_a_bad_setting_fails_before_any_run(tmp_path)
         )
         assert done.returncode == 2 and error in done.stderr.splitlines()[-1], done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_result_tables_and_plots_are_written_whole_or_not_at_all(tmp_path):
+    common = load("common")
+    table = tmp_path / "sweep.csv"
+    common.write_csv([{"run": "dense", "recall@20": 0.18}], table)
+    before = table.read_text()
+    with pytest.raises(ValueError, match="fields not in fieldnames"):  # fails after the header is written
+        common.write_csv([{"run": "dsl"}, {"run": "x", "typo": 1}], table, ["run"])
+    assert table.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep.csv"]  # no partial file left beside it
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    common.save_figure(fig, tmp_path / "plot.png")  # the format comes from the name, not the temporary's
+    plt.close(fig)
+    assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")

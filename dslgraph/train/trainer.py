@@ -448,10 +448,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` means CUDA when available; asking for CUDA without one is an error."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device {str(device)!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             "device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r} does not exist: torch sees {torch.cuda.device_count()} CUDA devices"
         )
     return device
 

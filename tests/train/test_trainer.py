@@ -19,6 +19,7 @@ from dslgraph.train import (
     bpr_loss,
     load_checkpoint,
     locked_output,
+    resolve_device,
     save_checkpoint,
 )
 from dslgraph.train.checkpoint import make_output_folder
@@ -479,3 +480,14 @@ def test_resume_reproduces_the_whole_run_of_each_backend_and_batch_kind(
     strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h]  # noqa: E731
     assert strip(full["history"]) == strip(resumed["history"])
     assert _same(full_model.state_dict(), resumed_model.state_dict())
+
+
+def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monkeypatch):
+    with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use 'cpu', 'cuda'"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match="device 'cuda:2' does not exist: torch sees 2 CUDA devices"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
