@@ -92,7 +92,7 @@ class ConvNCF(Recommender):
         if pretrain_steps:  # a buffer only then, so that checkpoints without pre-training still load
             self.register_buffer("pretrained_steps", torch.zeros((), dtype=torch.long))
         self._steps_read: int | None = None  # the buffer's value, read once (on CUDA a read syncs)
-        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_steps_read", None))
+        self.register_load_state_dict_post_hook(_forget_steps_read)
 
     def reset_parameters(self) -> None:
         for module in (self.user_embedding, self.item_embedding, *self.convs, self.predict):
@@ -183,3 +183,9 @@ class ConvNCF(Recommender):
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
             f"dim={self.user_embedding.embedding_dim}, channels={self.predict.in_features})"
         )
+
+
+def _forget_steps_read(model: ConvNCF, incompatible_keys) -> None:
+    """Load-state-dict post-hook: the loaded ``pretrained_steps`` is read again at the next iteration.
+    A module-level function, not a lambda, so that ``torch.save(model)`` and pickling can store it."""
+    model._steps_read = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -60,6 +61,10 @@ class _Target:
     def storage(self) -> tuple[list[Tensor], list[Tensor]]:
         """The trainable tensors that hold this target and the buffers that say where it is active."""
         raise NotImplementedError
+
+    def frozen(self) -> bool:
+        """Whether the target was frozen (``requires_grad_(False)``) after the controller was built."""
+        return not any(param.requires_grad for param in self.storage()[0])
 
 
 class _TableTarget(_Target):
@@ -134,6 +139,12 @@ class _MaskedTarget(_Target):
             nnz = active_count(self.numel, density)
             flat[initial_positions(shape, nnz, mask_init, generator, row_degree)] = True
             module.register_buffer(mask_name, flat.view_as(param).to(param.device))
+            # a loaded mask must keep the budget (a sparse table of another sparsity fails on the size
+            # of its values), and loaded weights get masked (a dense state loaded with strict=False)
+            module.register_load_state_dict_pre_hook(
+                functools.partial(_check_loaded_mask, mask_name, int(flat.sum()))
+            )
+            module.register_load_state_dict_post_hook(functools.partial(_mask_loaded, attr, mask_name))
         self.mask_name = mask_name
         self.grad: Tensor | None = None
         self._hook = None
@@ -199,6 +210,35 @@ class _MaskedTarget(_Target):
     def _record(self, grad: Tensor) -> None:
         grad = grad.detach().to_dense()  # nn.Embedding(sparse=True) sends a sparse one
         self.grad = grad.clone() if self.grad is None else self.grad.add_(grad)
+
+
+def _check_loaded_mask(
+    mask_name: str,
+    active: int,
+    module: nn.Module,
+    state_dict: dict,
+    prefix: str,
+    local_metadata: dict,
+    strict: bool,
+    missing_keys: list,
+    unexpected_keys: list,
+    error_msgs: list,
+) -> None:
+    """Load-state-dict pre-hook of a masked module: refuses a mask with other than ``active`` entries."""
+    mask = state_dict.get(prefix + mask_name)
+    if isinstance(mask, Tensor) and mask.shape == getattr(module, mask_name).shape:
+        loaded = int(mask.count_nonzero())
+        if loaded != active:
+            error_msgs.append(
+                f"{prefix}{mask_name} holds {loaded} active entries, where this model's DSL controller "
+                f"keeps {active} (a checkpoint of another sparsity or distribution)"
+            )
+
+
+def _mask_loaded(attr: str, mask_name: str, module: nn.Module, incompatible_keys) -> None:
+    """Load-state-dict post-hook of a masked module: inactive weights stay zero whatever was loaded."""
+    with torch.no_grad():
+        getattr(module, attr).mul_(getattr(module, mask_name))
 
 
 def _no_gradient(name: str) -> RuntimeError:
@@ -536,7 +576,7 @@ class DynamicSparseLearning:
     def _set_probe(self) -> None:
         probe = self.is_update_step(self.iteration + 1)
         for target in self.targets:
-            target.set_probe(probe)
+            target.set_probe(probe and not target.frozen())  # a frozen tensor takes no gradient hook
 
     def step(self) -> None:
         """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
@@ -584,6 +624,10 @@ class DynamicSparseLearning:
         rho = self.update_fraction()
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:
+            if target.frozen():
+                # a frozen tensor keeps its values and mask: growth would zero entries that never train
+                # again, and it has no gradient to grow by
+                continue
             active = target.active_positions()
             # rounded first: 0.07 * 100 is 7.000000000000001 in floating point, whose ceil is 8
             n = min(math.ceil(round(rho * active.numel(), 9)), active.numel())

@@ -1,5 +1,7 @@
 """The Recommender contract for NeuMF, ConvNCF, CDAE and MultVAE on a tiny generated graph."""
 
+import copy as copy_module
+import io
 import math
 
 import pytest
@@ -462,3 +464,21 @@ def test_a_double_precision_model_takes_its_graph_in_double(name, small_data):
     expected = single.scorer(single.input_graph(small_data))(torch.arange(4))
     torch.testing.assert_close(scores.float(), expected, rtol=1e-4, atol=1e-5)
     double.train().loss(graph, *batch(double, small_data, "cpu")).backward()
+
+
+@pytest.mark.parametrize("backend", [None, "sparse", "masked"])
+@pytest.mark.parametrize("name", MODELS)
+def test_a_whole_model_pickles_and_copies(name, backend, small_data):
+    """torch.save(model) and pickle failed on ConvNCF's load-state-dict hook, a lambda."""
+    model = make(name)
+    if backend is not None:
+        DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend=backend)
+    graph = model.input_graph(small_data)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    users = torch.arange(NUM_USERS)
+    expected = model.eval().scorer(graph)(users)
+    for copy in (torch.load(buffer, weights_only=False), copy_module.deepcopy(model)):
+        torch.testing.assert_close(copy.eval().scorer(graph)(users), expected, rtol=0, atol=0)
+        copy.load_state_dict(model.state_dict())  # with the hooks that loading runs

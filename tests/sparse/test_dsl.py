@@ -1,3 +1,4 @@
+import io
 import math
 import warnings
 
@@ -983,3 +984,124 @@ def test_an_update_refuses_non_finite_weights_or_gradients(backend, poison):
             next(model.parameters()).view(-1).add_(math.nan)  # every stored value, active ones included
     with pytest.raises(FloatingPointError, match=f"iteration 1: '0' has non-finite {poison}s"):
         dsl.step()
+
+
+def _target_storage(dsl, name: str) -> list[torch.Tensor]:
+    """Copies of the values and the mask (positions) of the controller's target ``name``."""
+    target = next(t for t in dsl.targets if t.name == name)
+    params, buffers = target.storage()
+    return [t.detach().clone() for t in params + buffers]
+
+
+@pytest.mark.parametrize("growth", ["gradient", "random"])
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_a_target_frozen_after_the_controller_is_left_as_it_is(backend, growth):
+    """A table frozen mid-run failed 'received no gradient' (gradient growth), had entries zeroed that
+    never trained again (random growth), or failed registering a hook (masked backend)."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, targets=["tables", r"mlp\.0\.weight"], update_interval=2,
+        backend=backend, growth=growth,
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    model.emb.requires_grad_(False)
+    frozen = _target_storage(dsl, "emb")
+    for _ in _custom_steps(model, dsl, optimizer, 4):
+        pass
+    assert all(torch.equal(a, b) for a, b in zip(frozen, _target_storage(dsl, "emb")))
+    assert [list(update["changed"]) for update in dsl.updates] == [["mlp.0.weight"]] * 2
+    model.emb.requires_grad_(True)  # unfrozen, it takes part in the next update again
+    for _ in _custom_steps(model, dsl, optimizer, 2):
+        pass
+    assert set(dsl.updates[-1]["changed"]) == {"emb", "mlp.0.weight"}
+
+
+def _masked_custom(sparsity: float, seed: int) -> tuple[nn.Module, DynamicSparseLearning]:
+    torch.manual_seed(seed)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, sparsity, total_steps=10, targets=["tables", r"mlp\.0\.weight"], backend="masked", seed=seed
+    )
+    return model, dsl
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_masked_checkpoint_of_another_sparsity_is_refused(strict):
+    """It loaded silently: the controller then kept the checkpoint's budget, not its own (a sparse
+    table of another sparsity fails on the size of its values)."""
+    saved, _ = _masked_custom(0.5, seed=0)
+    model, _ = _masked_custom(0.8, seed=1)
+    with pytest.raises(RuntimeError, match="emb.weight_mask holds 200 active entries, where this model's"):
+        model.load_state_dict(saved.state_dict(), strict=strict)
+    same, _ = _masked_custom(0.5, seed=1)  # the same sparsity from other masks loads
+    same.load_state_dict(saved.state_dict())
+    index = torch.arange(50)
+    torch.testing.assert_close(same(index), saved(index), rtol=0, atol=0)
+
+
+def test_a_dense_state_loaded_loosely_into_a_masked_model_is_masked():
+    """strict=False loaded the dense weights whole: inactive entries ran non-zero until the next step."""
+    torch.manual_seed(0)
+    dense = _Custom()
+    model, dsl = _masked_custom(0.5, seed=1)
+    missing = model.load_state_dict(dense.state_dict(), strict=False).missing_keys
+    assert missing == ["emb.weight_mask", "mlp.0.weight_mask"]
+    for module in (model.emb, model.mlp[0]):
+        assert not module.weight[~module.weight_mask].any()
+    torch.testing.assert_close(model.emb.weight, dense.emb.weight * model.emb.weight_mask)
+    assert dsl.active_counts() == {"emb": 200, "mlp.0.weight": 64}
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_a_state_dict_loads_into_a_model_and_controller_built_afresh(small_data, backend):
+    """model.state_dict() -> torch.save -> a model and controller built again (other random masks and
+    values) -> load_state_dict: the same scores."""
+
+    def build(seed: int):
+        torch.manual_seed(seed)
+        model = LightGCN(30, 40, embedding_dim=8)
+        dsl = DynamicSparseLearning(model, 0.6, total_steps=10, update_interval=2, backend=backend, seed=seed)
+        return model, dsl
+
+    model, dsl = build(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    for _ in _train_steps(model, dsl, optimizer, adj, 4):
+        pass
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh, _ = build(1)
+    fresh.load_state_dict(torch.load(buffer))
+    pairs = small_data[EDGE].edge_label_index
+    assert not torch.equal(build(1)[0](adj, pairs), model(adj, pairs))  # the masks and values differed
+    torch.testing.assert_close(fresh(adj, pairs), model(adj, pairs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("optimizer_first", [True, False])
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_a_model_moved_to_double_trains_through_an_update(small_data, backend, optimizer_first):
+    """model.double() after the controller (and the optimizer, or before it): tables, optimizer
+    state and gradients follow, and prune-and-grow runs in float64."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend=backend)
+    pairs = small_data[EDGE].edge_label_index
+    single = model(propagation_graph(small_data), pairs).detach()
+    if optimizer_first:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.double()
+    if not optimizer_first:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = model.input_graph(small_data)
+    torch.testing.assert_close(model(adj, pairs).float(), single)
+    counts = dsl.active_counts()
+    for _ in _train_steps(model, dsl, optimizer, adj, 4):
+        pass
+    assert len(dsl.updates) == 2 and dsl.active_counts() == counts
+    state = [v for s in optimizer.state.values() for v in s.values() if v.is_floating_point() and v.dim()]
+    assert {t.dtype for t in [*model.parameters(), *state]} == {torch.float64}

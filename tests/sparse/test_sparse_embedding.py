@@ -262,3 +262,26 @@ def test_whole_model_pickles_without_its_propagation_plan(small_data, propagatio
     assert loaded.embedding._plans == []
     assert torch.equal(loaded.embedding.to_dense(), model.embedding.to_dense())
     torch.testing.assert_close(loaded.get_embedding(adj), model.get_embedding(adj))
+
+
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
+def test_gradcheck_of_scores_through_the_sparse_table(small_data, propagation):
+    """The hand-written backward passes (planned propagation, the dense view, row look-ups) against
+    finite differences in float64, through LightGCN's scores and the table's rows."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=4, num_layers=2)
+    model.embedding = SparseEmbedding(70, 4, 0.2, propagation=propagation)
+    model.double()
+    adj = model.input_graph(small_data)
+    pairs = torch.tensor([[0, 3, 29, 3], [0, 7, 39, 12]])
+    rows = torch.tensor([0, 69, 5, 5, -1])
+    values = model.embedding.values.detach().clone().requires_grad_()
+
+    def scores(values):
+        return torch.func.functional_call(model, {"embedding.values": values}, (adj, pairs))
+
+    def looked_up(values):
+        return torch.func.functional_call(model.embedding, {"values": values}, (rows,))
+
+    assert torch.autograd.gradcheck(scores, (values,))
+    assert torch.autograd.gradcheck(looked_up, (values,))

@@ -98,3 +98,16 @@ def test_takes_sparse_inputs_as_nn_linear_does(layout):
     x = torch.randn(4, 12).relu()
     rows = x.to_sparse() if layout == torch.sparse_coo else x.to_sparse_csr()
     torch.testing.assert_close(sparse(rows), dense(rows), atol=1e-6, rtol=1e-5)
+
+
+def test_gradcheck_of_weight_and_input():
+    """The CSR forward and the SDDMM / transposed-CSR backward against finite differences in float64."""
+    torch.manual_seed(0)
+    layer = SparseLinear(6, 5, density=0.4).double()
+    values = layer.sparse_weight.values.detach().clone().requires_grad_()
+    x = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+
+    def output(values, x):
+        return torch.func.functional_call(layer, {"sparse_weight.values": values}, (x,))
+
+    assert torch.autograd.gradcheck(output, (values, x))
