@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import torch
+from torch_geometric.data import HeteroData
 
 from dslgraph.config import (
     FIELDS,
@@ -54,6 +55,7 @@ from dslgraph.train.trainer import make_batches
 
 log = logging.getLogger("dslgraph")
 
+#: The settings that are :class:`~dslgraph.train.TrainConfig` fields (:func:`train_config`).
 TRAIN_FIELDS = (
     "epochs", "batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight",
     "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
@@ -74,6 +76,8 @@ RESUMABLE = (
     "epochs", "max_seconds", "device", "threads", "root", "data_file", "eval_every", "eval_batch_size",
     "patience",
 )  # fmt: skip
+#: What a run writes to its output folder.
+RUN_FILES = ("last.pt", "best.pt", "metrics.json")
 #: The settings that are objects (``--option`` / ``--data-option NAME=VALUE``, one flag a name).
 DICT_FIELDS = {name for name, field in FIELDS.items() if field.kind is dict}
 #: The settings whose default some models (or UltraGCN's presets) replace by their own.
@@ -81,8 +85,9 @@ MODEL_SPECIFIC = {name for defaults in (*MODEL_DEFAULTS.values(), *PRESETS.value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
+    """The ``dslgraph`` parser: its subcommands, and ``train``'s flags, one per setting of :data:`FIELDS`."""
     description = __doc__.replace("``", "")  # the docstring's reST quotes, not for a terminal
+    # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
     parser = argparse.ArgumentParser(prog="dslgraph", description=description, allow_abbrev=False)
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     parser.add_argument("--log-level", default="INFO", choices=levels)
@@ -104,6 +109,51 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-progress", action="store_true", help="hide progress bars (shown only when stderr is a terminal)"
     )
+    _add_setting_flags(train)
+
+    evaluate = add_command(
+        "eval",
+        help="evaluate a checkpoint on the test split",
+        description='Prints one JSON line to stdout: {"test": {"<metric>@<K>": value, ...}}, the metrics of '
+        "the run's protocol.",
+    )
+    evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
+    _add_restore_flags(evaluate)
+    evaluate.add_argument("--ks", type=int, nargs="+", default=None, help="cut-offs K (default: the run's)")
+
+    recommend = add_command(
+        "recommend",
+        help="top-k items for users from a checkpoint",
+        description='Prints one JSON line to stdout: {"<user id>": [item id, ...], ...}, each user\'s k '
+        "items best first, never one of its training items while others are left. Ids are the dataset's "
+        "0-based indices, as dslgraph numbers its users and items; for a run on a --data-file, the file's "
+        "own ids.",
+    )
+    recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
+    recommend.add_argument(
+        "--users", nargs="+", required=True, help="0-based user ids; for a --data-file run, the file's own"
+    )
+    recommend.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    _add_restore_flags(recommend)
+
+    datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
+    datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
+    datasets.add_argument("--root")
+    datasets.add_argument("--data-file", help="a file of one's own interactions, as train reads it (alone)")
+    datasets.add_argument(
+        "--data-option",
+        dest="data_options",
+        type=name_value,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="how --data-file is read, as for train (repeatable)",
+    )
+    return parser
+
+
+def _add_setting_flags(train: argparse.ArgumentParser) -> None:
+    """Adds ``train``'s flag for each setting of :data:`FIELDS` (``--name-with-dashes``), typed as it."""
     for name, field in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         if field.kind is bool:
@@ -135,49 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
             help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
             train.add_argument(flag, type=field.kind, default=None, help=help)
 
-    evaluate = add_command(
-        "eval",
-        help="evaluate a checkpoint on the test split",
-        description='Prints one JSON line to stdout: {"test": {"<metric>@<K>": value, ...}}, the metrics of '
-        "the run's protocol.",
-    )
-    evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
-    evaluate.add_argument("--root", help="dataset folder (default: the one used for training)")
-    evaluate.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    evaluate.add_argument("--ks", type=int, nargs="+", default=None, help="cut-offs K (default: the run's)")
 
-    recommend = add_command(
-        "recommend",
-        help="top-k items for users from a checkpoint",
-        description='Prints one JSON line to stdout: {"<user id>": [item id, ...], ...}, each user\'s k '
-        "items best first, never one of its training items while others are left. Ids are the dataset's "
-        "0-based indices, as dslgraph numbers its users and items; for a run on a --data-file, the file's "
-        "own ids.",
-    )
-    recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
-    recommend.add_argument(
-        "--users", nargs="+", required=True, help="0-based user ids; for a --data-file run, the file's own"
-    )
-    recommend.add_argument("-k", type=int, default=10, help="items per user (default 10)")
-    recommend.add_argument("--root", help="dataset folder (default: the one used for training)")
-    recommend.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
-    recommend.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-    datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
-    datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
-    datasets.add_argument("--root")
-    datasets.add_argument("--data-file", help="a file of one's own interactions, as train reads it (alone)")
-    datasets.add_argument(
-        "--data-option",
-        dest="data_options",
-        type=name_value,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="how --data-file is read, as for train (repeatable)",
-    )
-    return parser
+def _add_restore_flags(command: argparse.ArgumentParser) -> None:
+    """The flags of ``eval`` and ``recommend`` that say where :func:`load_run` finds a run's data and
+    which device it goes to."""
+    command.add_argument("--root", help="dataset folder (default: the one used for training)")
+    command.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = None) -> int:
@@ -237,8 +251,8 @@ def _resumable(args: argparse.Namespace) -> str:
 
 
 def name_value(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` of ``--option`` (and of the benchmarks' ``--set``): VALUE as JSON, or as text where it
-    is no JSON (``mask_init=aligned``)."""
+    """``NAME=VALUE`` of ``--option`` and ``--data-option`` (and of the benchmarks' ``--set``): VALUE as
+    JSON, or as text where it is no JSON (``mask_init=aligned``)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -273,7 +287,7 @@ def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = N
 
 
 def build_model(
-    settings: dict[str, Any], data, config: TrainConfig
+    settings: dict[str, Any], data: HeteroData, config: TrainConfig
 ) -> tuple[torch.nn.Module, DynamicSparseLearning | None]:
     """The model of ``settings`` and, when ``sparsity > 0``, its DSL controller (before the optimizer).
 
@@ -314,7 +328,7 @@ def build_model(
     return model, dsl
 
 
-def load_data(settings: dict[str, Any]):
+def load_data(settings: dict[str, Any]) -> HeteroData:
     """The dataset (with its validation split and evaluation protocol) that ``settings`` name, or the
     interactions of their ``data_file``."""
     protocol, val_ratio = settings["protocol"], settings["val_ratio"]
@@ -335,6 +349,7 @@ def load_data(settings: dict[str, Any]):
 
 
 def train_config(settings: dict[str, Any], progress: bool = True) -> TrainConfig:
+    """The :class:`TrainConfig` of validated ``settings``."""
     return TrainConfig(
         **{name: settings[name] for name in TRAIN_FIELDS}, ks=tuple(settings["ks"]), progress=progress
     )
@@ -346,7 +361,7 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     fingerprint: str | None = None,
-):
+) -> dict[str, Any]:
     """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary.
     ``fingerprint`` is the resumed checkpoint's :func:`~dslgraph.data.data_fingerprint`, if it has one."""
     if settings["threads"]:
@@ -383,10 +398,6 @@ def run_training(
     if output is not None:
         trainer.write_summary(report)
     return summary
-
-
-#: What a run writes to its output folder.
-RUN_FILES = ("last.pt", "best.pt", "metrics.json")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -438,41 +449,13 @@ def _clear_earlier_run(output: Path, overwrite: bool) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    fingerprint = None
-    if not args.resume:
-        settings = settings_from_args(args, args.defaults)
+    if args.resume:
+        settings, fingerprint = _resumed_settings(args)
+    else:
+        settings, fingerprint = settings_from_args(args, args.defaults), None
         _warn_settings_unused(settings, args.defaults)
         if args.output:
             _clear_earlier_run(Path(args.output), args.overwrite)
-    else:  # the resumed run's settings; flags may change only the RESUMABLE ones
-        checkpoint = Path(args.output) / "last.pt"
-        state = load_checkpoint(checkpoint)
-        previous = recorded_settings(state, checkpoint)
-        fingerprint = state["metadata"].get("data_fingerprint")
-        try:
-            settings = settings_from_args(args, previous)
-        except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
-            raw = (load_config_file(args.config) if args.config else {}) | given_settings(args)
-            options = raw.get("options") if isinstance(raw.get("options"), dict) else {}
-            # a model argument that is also a setting (embedding_dim) may come as --option too
-            changed = {k: v for k, v in options.items() if k in FIELDS}
-            changed |= {k: v for k, v in raw.items() if k not in DICT_FIELDS}
-            _refuse_changed_settings(checkpoint, previous, changed)
-            raise
-        finished = state["epoch"] >= settings["epochs"]
-        if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):
-            # resuming would rewrite metrics.json without training
-            raise ConfigError(
-                f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
-                "epochs (pass a larger --epochs to train on)"
-            )
-        _refuse_changed_settings(checkpoint, previous, settings)
-        if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
-            raise ConfigError(
-                f"cannot resume from {checkpoint} with other epochs ({previous['epochs']}, now "
-                f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
-                "after its last iteration"
-            )
     for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:
             settings[name] = os.path.abspath(settings[name])
@@ -485,6 +468,39 @@ def _train(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """The settings of the run in ``args.output`` that ``--resume`` continues, with the flags given (which
+    may change only the RESUMABLE ones), and the data fingerprint its checkpoint recorded, if any."""
+    checkpoint = Path(args.output) / "last.pt"
+    state = load_checkpoint(checkpoint)
+    previous = recorded_settings(state, checkpoint)
+    try:
+        settings = settings_from_args(args, previous)
+    except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
+        raw = (load_config_file(args.config) if args.config else {}) | given_settings(args)
+        options = raw.get("options") if isinstance(raw.get("options"), dict) else {}
+        # a model argument that is also a setting (embedding_dim) may come as --option too
+        changed = {k: v for k, v in options.items() if k in FIELDS}
+        changed |= {k: v for k, v in raw.items() if k not in DICT_FIELDS}
+        _refuse_changed_settings(checkpoint, previous, changed)
+        raise
+    finished = state["epoch"] >= settings["epochs"]
+    if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):
+        # resuming would rewrite metrics.json without training
+        raise ConfigError(
+            f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
+            "epochs (pass a larger --epochs to train on)"
+        )
+    _refuse_changed_settings(checkpoint, previous, settings)
+    if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
+        raise ConfigError(
+            f"cannot resume from {checkpoint} with other epochs ({previous['epochs']}, now "
+            f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
+            "after its last iteration"
+        )
+    return settings, state["metadata"].get("data_fingerprint")
 
 
 def _refuse_changed_settings(checkpoint: Path, previous: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -541,7 +557,7 @@ def recorded_settings(
 
 
 def check_fingerprint(
-    data, fingerprint: str | None, checkpoint: str | os.PathLike, data_file: str | None = None
+    data: HeteroData, fingerprint: str | None, checkpoint: str | os.PathLike, data_file: str | None = None
 ) -> str:
     """Fails where ``data`` (read from ``data_file``, where given) is not the data of the checkpoint that
     recorded ``fingerprint`` (checkpoints older than fingerprints record none, and pass); returns ``data``'s
@@ -563,7 +579,7 @@ class LoadedRun(NamedTuple):
     """A trained run, as :func:`load_run` rebuilds it."""
 
     model: torch.nn.Module  # in eval mode, on the device asked for
-    data: Any  # the HeteroData it was trained and evaluated on
+    data: HeteroData  # the interactions it was trained and evaluated on
     graph: Any  # the model's graph input (``model.input_graph(data)``), on the same device
     settings: dict[str, Any]  # the run's validated settings
 
@@ -663,7 +679,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     )
 
 
-def _print_statistics(datasets: list[tuple[str, Any]], footer: str) -> int:
+def _print_statistics(datasets: list[tuple[str, HeteroData]], footer: str) -> int:
     """Prints a table of :func:`~dslgraph.data.dataset_statistics` of each (name, data), then ``footer``."""
     header = ("dataset", "users", "items", "train", "val", "test", "density")
     rows = [header]

@@ -18,6 +18,7 @@ import functools
 import inspect
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,14 +232,26 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     preset_options = {k: v for k, v in preset.get("options", {}).items() if k not in overridden}
     out["options"] = preset_options | out["options"]
     _check_model_arguments(out)
+    _check_targets(out["targets"])
+    _check_data_file(out)
+    _check_combinations(out)
+    _check_ks(out["ks"])
+    out["monitor"] = _checked_monitor(out)
+    return out
+
+
+def _check_targets(targets: list | None) -> None:
     # an empty list would silently stand for the model's own targets
-    targets = out["targets"]
     if targets is not None and (not targets or not all(isinstance(t, str) and t for t in targets)):
         raise ConfigError(
-            f"targets must be a non-empty list of 'tables' or regular expressions, got {out['targets']!r}"
+            f"targets must be a non-empty list of 'tables' or regular expressions, got {targets!r}"
         )
-    _check_data_file(out)
-    if out["protocol"] == "held-out-users" and not MODELS[model].folds_in:
+
+
+def _check_combinations(settings: dict[str, Any]) -> None:
+    """Refuses settings that are each in range but do not go together."""
+    model, protocol = settings["model"], settings["protocol"]
+    if protocol == "held-out-users" and not MODELS[model].folds_in:
         folding = sorted(name for name, cls in MODELS.items() if cls.folds_in)
         raise ConfigError(
             f"model {model!r} cannot be evaluated under protocol 'held-out-users': it scores a user by an "
@@ -246,29 +259,34 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             f"those of untrained embeddings); use protocol 'full' or 'leave-one-out', or a model that folds "
             f"users in: {folding}"
         )
-    if out["protocol"] != "leave-one-out" and out["eval_negatives"] != FIELDS["eval_negatives"].default:
+    if protocol != "leave-one-out" and settings["eval_negatives"] != FIELDS["eval_negatives"].default:
         raise ConfigError(
-            f"eval_negatives acts under protocol 'leave-one-out' only, not {out['protocol']!r}: leave it out"
+            f"eval_negatives acts under protocol 'leave-one-out' only, not {protocol!r}: leave it out"
         )
-    if out["rho_min"] > out["rho0"]:
-        raise ConfigError(f"rho_min ({out['rho_min']}) must not exceed rho0 ({out['rho0']})")
-    if out["lr_schedule"] == "cosine" and out["lr_min"] > out["lr"]:  # the cosine would raise the lr
+    if settings["rho_min"] > settings["rho0"]:
+        raise ConfigError(f"rho_min ({settings['rho_min']}) must not exceed rho0 ({settings['rho0']})")
+    lr, lr_min = settings["lr"], settings["lr_min"]
+    if settings["lr_schedule"] == "cosine" and lr_min > lr:  # the cosine would raise the lr
         raise ConfigError(
-            f"lr_min ({out['lr_min']}) must not exceed lr ({out['lr']}) under lr_schedule 'cosine', which "
-            "anneals lr down to lr_min"
+            f"lr_min ({lr_min}) must not exceed lr ({lr}) under lr_schedule 'cosine', which anneals lr down "
+            "to lr_min"
         )
-    _check_ks(out["ks"])
-    if out["monitor"] is None:
-        metric = "hr" if out["protocol"] == "leave-one-out" else "recall"
-        out["monitor"] = f"{metric}@{out['ks'][0]}"
-    metric, _, k = out["monitor"].partition("@")
-    metrics = SAMPLED_METRICS if out["protocol"] == "leave-one-out" else METRICS
-    if metric not in metrics or k not in map(str, out["ks"]):  # not '020', nor other digits than 0-9
+
+
+def _checked_monitor(settings: dict[str, Any]) -> str:
+    """``monitor``, by default the protocol's main metric at the first of ``ks``, checked against what the
+    protocol's evaluator reports."""
+    monitor, protocol, ks = settings["monitor"], settings["protocol"], settings["ks"]
+    if monitor is None:
+        monitor = f"{'hr' if protocol == 'leave-one-out' else 'recall'}@{ks[0]}"
+    metric, _, k = monitor.partition("@")
+    metrics = SAMPLED_METRICS if protocol == "leave-one-out" else METRICS
+    if metric not in metrics or k not in map(str, ks):  # not '020', nor other digits than 0-9
         raise ConfigError(
-            f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={out['ks']} under protocol "
-            f"{out['protocol']!r}, got {out['monitor']!r}"
+            f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={ks} under protocol {protocol!r}, "
+            f"got {monitor!r}"
         )
-    return out
+    return monitor
 
 
 #: The top-level settings that are model constructor arguments when given, and their names there.
@@ -333,7 +351,7 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             )
 
 
-def did_you_mean(names: list[str], known) -> str:
+def did_you_mean(names: list[str], known: Iterable[str]) -> str:
     """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names``, or ``""``."""
     close = [match for name in names for match in difflib.get_close_matches(name, known, n=1)]
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""

@@ -216,7 +216,7 @@ class RecommendationDataset(InMemoryDataset):
         options = "_".join(f"{key}{value}" for key, value in self.options().items())
         return osp.join(self.root, self.name, "processed", options)
 
-    def options(self) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
         """The options that change the processed data, encoded in the processed folder name (the seed
         only where a random split uses it, so that runs of other seeds share a fixed split's folder)."""
         return {"val": self.val_ratio} | ({"seed": self.seed} if self.val_ratio > 0 else {})
@@ -416,7 +416,7 @@ class HoldoutDataset(RecommendationDataset):
         self.test_ratio = float(test_ratio)
         super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload)
 
-    def options(self) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
         return {"test": self.test_ratio, "val": self.val_ratio, "seed": self.seed}  # a random test split
 
     def read_interactions(self) -> tuple[Tensor, Tensor | None, int, int]:
@@ -507,7 +507,7 @@ class MovieLens(HoldoutDataset):
     def raw_file_names(self) -> list[str]:
         return [self.ratings_file]
 
-    def options(self) -> dict[str, float]:
+    def options(self) -> dict[str, Any]:
         return {"rating": self.rating_threshold, **super().options()}
 
     @property

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.data.graph import EDGE, is_count, num_users_items
+from dslgraph.data.io import write_then_rename
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -25,7 +26,6 @@ from dslgraph.nn.base import (
     check_weights,
 )
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
-from dslgraph.train.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,9 @@ class UltraGCN(Recommender):
             cached = torch.load(path)
             return cached["neighbors"], cached["weights"]
         neighbors, weights = item_neighbors(*args)
-        save_checkpoint({"neighbors": neighbors, "weights": weights}, path)  # atomic: write, then rename
+        cached = {"neighbors": neighbors, "weights": weights}
+        # written then renamed: runs started side by side may build the same cache at once
+        write_then_rename(path, lambda tmp: torch.save(cached, tmp))
         log.info("cached UltraGCN item neighbours in %s", path)
         return neighbors, weights
 

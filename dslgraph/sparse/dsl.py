@@ -569,6 +569,8 @@ class DynamicSparseLearning:
         return self.t_end if self.t_end is not None else self.total_steps
 
     def is_update_step(self, iteration: int) -> bool:
+        """Whether ``iteration`` (counted from 1) prunes and regrows: every ``update_interval``-th, up to
+        :attr:`horizon`."""
         if iteration % self.update_interval:
             return False
         return 0 < iteration <= self.horizon
@@ -689,9 +691,11 @@ class DynamicSparseLearning:
 
     # ----------------------------------------------------------------- reporting
     def active_counts(self) -> dict[str, int]:
+        """Active entries of each target, by name."""
         return {t.name: int(t.active_positions().numel()) for t in self.targets}
 
     def achieved_sparsity(self) -> float:
+        """Fraction of zero entries over all targets (the requested ``sparsity``, up to rounding)."""
         total = sum(t.numel for t in self.targets)
         return 1.0 - sum(self.active_counts().values()) / total
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
 from dslgraph.sparse.table import EmbeddingTable, init_table_
+
+if TYPE_CHECKING:
+    from torch_sparse import SparseTensor
+
+
+MASK_INITS = ("random", "aligned", "degree")
+PROPAGATIONS = ("planned", "dense")
+
+DEGREE_EXPONENT = 0.5
+"""``mask_init="degree"`` gives row :math:`r` a width proportional to :math:`(d_r + 1)^{0.5}`."""
 
 
 @dataclass
@@ -205,7 +216,7 @@ class SparseEmbedding(EmbeddingTable):
         return table.to(weight.device)
 
     @classmethod
-    def from_sparse_tensor(cls, tensor) -> SparseEmbedding:
+    def from_sparse_tensor(cls, tensor: SparseTensor) -> SparseEmbedding:
         """A sparse table holding the stored entries of a ``torch_sparse.SparseTensor``."""
         row, col, value = tensor.coo()
         if value is None:
@@ -228,7 +239,7 @@ class SparseEmbedding(EmbeddingTable):
         table.positions_changed()
         return table
 
-    def to_sparse_tensor(self):
+    def to_sparse_tensor(self) -> SparseTensor:
         """The table as a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
         from torch_geometric.typing import WITH_TORCH_SPARSE
 
@@ -442,20 +453,23 @@ class SparseEmbedding(EmbeddingTable):
         if not self._adjoints:
             raise RuntimeError("no gradient was recorded: set probing=True before the backward pass")
         for start in range(0, self.num_embeddings, chunk_rows):
-            end = min(start + chunk_rows, self.num_embeddings)
-            block = self.values.new_zeros(end - start, self.embedding_dim)
-            for kind, context, grad in self._adjoints:
-                if kind == "identity":
-                    block += grad[start:end]
-                elif kind == "propagate":
-                    block += torch.sparse.mm(csr_row_slice(context, start, end), grad)
-                elif kind == "linear":
-                    block += grad[:, start:end].T @ context
-                else:
-                    rows = context.remainder(self.num_embeddings)  # a negative index counts from the end
-                    hit = (rows >= start) & (rows < end)
-                    block.index_add_(0, rows[hit] - start, grad[hit])
-            yield start, block
+            yield start, self._dense_grad_block(start, min(start + chunk_rows, self.num_embeddings))
+
+    def _dense_grad_block(self, start: int, end: int) -> Tensor:
+        """Rows ``start:end`` of the dense gradient: each recorded use's adjoint, summed."""
+        block = self.values.new_zeros(end - start, self.embedding_dim)
+        for kind, context, grad in self._adjoints:
+            if kind == "identity":  # to_dense()
+                block += grad[start:end]
+            elif kind == "propagate":  # adj @ table, adj symmetric
+                block += torch.sparse.mm(csr_row_slice(context, start, end), grad)
+            elif kind == "linear":  # x @ table.T
+                block += grad[:, start:end].T @ context
+            else:  # "rows": forward(index)
+                rows = context.remainder(self.num_embeddings)  # a negative index counts from the end
+                hit = (rows >= start) & (rows < end)
+                block.index_add_(0, rows[hit] - start, grad[hit])
+        return block
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}, density={self.density():.3f}"
@@ -515,13 +529,6 @@ def _forward_matrix(adj: Tensor, positions: Tensor, d: int, entries: int, index_
 def _index_dtype(largest_index: int, entries: int) -> torch.dtype:
     """int32 CSR indices halve the plan's index memory wherever they fit."""
     return torch.int32 if max(largest_index, entries) < 2**31 else torch.long
-
-
-MASK_INITS = ("random", "aligned", "degree")
-PROPAGATIONS = ("planned", "dense")
-
-DEGREE_EXPONENT = 0.5
-"""``mask_init="degree"`` gives row :math:`r` a width proportional to :math:`(d_r + 1)^{0.5}`."""
 
 
 def initial_positions(
@@ -585,6 +592,7 @@ def prefix_positions(width: Tensor, cols: int) -> Tensor:
 
 
 def check_density(density: float) -> None:
+    """Refuses a density outside ``(0, 1]``, naming the sparsity it stands for."""
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1] (sparsity in [0, 1)), got density={density}")
 

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -407,7 +408,11 @@ class Trainer:
 
 
 def make_batches(
-    model, data: HeteroData, config: TrainConfig, generator: torch.Generator | None = None, device=None
+    model: torch.nn.Module,
+    data: HeteroData,
+    config: TrainConfig,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
 ) -> BPRBatches | UserBatches:
     """The epoch iterator ``model`` trains on (see :mod:`dslgraph.nn.base` for the batch kinds);
     users with ``data['user'].train_mask`` False are left out."""
@@ -432,7 +437,7 @@ def make_batches(
     )
 
 
-def make_adam(parameters, lr: float) -> torch.optim.Adam:
+def make_adam(parameters: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float) -> torch.optim.Adam:
     """Adam as dslgraph trains with it: the fused implementation (one pass over each tensor per step:
     5.5 against 37 ms for the default loop on a Gowalla-sized table on a 2-core CPU,
     ``benchmarks/bench_optimizer.py``), or the default one where this torch or these parameters do
