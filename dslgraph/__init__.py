@@ -3,11 +3,13 @@
 import logging
 import warnings
 
+# Set before the subpackages are imported: the CLI's --version reads it while this module is still loading;
+# pyproject.toml takes the package's version from here too.
+__version__ = "0.1.0"
+
 # Imported here, as PyG does, so that ``import dslgraph`` is enough for ``dslgraph.data.LastFM(...)``.
 from dslgraph import data, metrics, nn, sparse, train
 from dslgraph.cli import load_run
-
-__version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 # torch says once per process that sparse CSR support is in beta; dslgraph's sparse layers are built and

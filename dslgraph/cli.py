@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from dslgraph import __version__
 from dslgraph.config import (
     FIELDS,
     MODEL_DEFAULTS,
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     description = __doc__.replace("``", "")  # the docstring's reST quotes, not for a terminal
     # no abbreviations: a misspelt flag (--epoch) fails instead of silently meaning another (--epochs)
     parser = argparse.ArgumentParser(prog="dslgraph", description=description, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     parser.add_argument("--log-level", default="INFO", choices=levels)
     # also after the subcommand (an example script's flags all come after its `train`); SUPPRESS

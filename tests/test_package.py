@@ -1,12 +1,20 @@
 import ast
 import importlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
+
+import dslgraph
+from dslgraph.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -92,3 +100,167 @@ def test_modules_import_only_the_layers_below_them(layer):
         if _within(name, forbidden) and not _within(name, allowed)
     )
     assert found == []
+
+
+# Packaging: what `pip install dslgraph` gets, built from the files a clone has (the wheel and sdist hooks
+# take ~3 s together), not from whatever an editable install happens to see in the source tree.
+SOURCE_FILES = ["pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "CHANGELOG.md"]
+# the embedded LastFM split: its place in the wheel, and in the repository (pyproject.toml maps one to the
+# other)
+EMBEDDED = {
+    f"dslgraph/data/lastfm/{name}": f"datasets/lastfm/{name}"
+    for name in ("README.md", "raw/data1.txt", "raw/test1.txt")
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    source = tmp_path_factory.mktemp("source")
+    for name in SOURCE_FILES:
+        shutil.copy2(ROOT / name, source / name)
+    for folder in ("dslgraph", "datasets", "tests"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    # what a checkout that has run holds: byte-code caches, none of which may ship
+    (source / "dslgraph" / "__pycache__").mkdir()
+    (source / "dslgraph" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"stale")
+    out = tmp_path_factory.mktemp("dist")
+    hooks = (
+        f"from setuptools import build_meta as b; b.build_wheel({str(out)!r}); b.build_sdist({str(out)!r})"
+    )
+    done = subprocess.run([sys.executable, "-c", hooks], cwd=source, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"wheel": next(out.glob("*.whl")), "sdist": next(out.glob("*.tar.gz"))}
+
+
+def _python_files() -> list[str]:
+    return sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "dslgraph").rglob("*.py"))
+
+
+def test_wheel_holds_the_package_its_embedded_data_and_licences_and_nothing_else(built):
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        names = set(wheel.namelist())
+        for name, source in EMBEDDED.items():  # byte for byte: the LastFM files keep their CRLF line endings
+            assert wheel.read(name) == (ROOT / source).read_bytes(), name
+        metadata = wheel.read(f"dslgraph-{dslgraph.__version__}.dist-info/METADATA").decode()
+    info = f"dslgraph-{dslgraph.__version__}.dist-info/"
+    assert {n for n in names if not n.startswith(info)} == set(_python_files()) | set(EMBEDDED)
+    assert {f"{info}licenses/LICENSE", f"{info}licenses/datasets/lastfm/README.md"} <= names
+    assert f"\nVersion: {dslgraph.__version__}\n" in metadata
+    assert "\nLicense-Expression: MIT AND LicenseRef-HetRec2011-LastFM\n" in metadata
+
+
+def test_sdist_holds_the_package_its_data_and_licence_but_no_partial_test_suite(built):
+    with tarfile.open(built["sdist"]) as sdist:
+        names = {name.partition("/")[2] for name in sdist.getnames()}
+    assert set(_python_files()) | set(EMBEDDED.values()) | set(SOURCE_FILES) <= names
+    assert not [n for n in names if n.startswith("tests") or "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_installed_wheel_trains_offline_on_its_own_lastfm_copy(built, tmp_path):
+    # the LastFM split was read from the repository's datasets/ folder, which an installed wheel lacks: a
+    # non-editable install then tried to download it
+    site = tmp_path / "site"
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        wheel.extractall(site)  # a pure-Python wheel installed, less its scripts
+    code = (
+        "import json, dslgraph, dslgraph.data.datasets as d\n"
+        "def no_download(url, folder): raise RuntimeError('download attempted: ' + url)\n"
+        "d.download_url = no_download\n"
+        "print(json.dumps([dslgraph.__file__, d.dataset_statistics(d.load_dataset())]))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(site), "DSLGRAPH_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    location, statistics = json.loads(done.stdout.splitlines()[-1])
+    assert Path(location).is_relative_to(site)  # the wheel's copy, not the source tree's
+    assert (statistics["users"], statistics["items"], statistics["train"], statistics["test"]) == (
+        1892,
+        4489,
+        42135,
+        10533,
+    )
+
+
+def _requirements(metadata: str) -> dict[str, str | None]:
+    """Each Requires-Dist's import name and its extra (None for a dependency)."""
+    found = {}
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist: "):
+            name = re.match(r"[A-Za-z0-9._-]+", line.removeprefix("Requires-Dist: ")).group()
+            extra = re.search(r"extra == \"(\w+)\"", line)
+            found.setdefault(name.lower().replace("-", "_"), extra and extra.group(1))
+    return found
+
+
+def _third_party_imports() -> dict[str, bool]:
+    """Each third-party module dslgraph imports, and whether some module imports it at load time."""
+    imported: dict[str, bool] = {}
+    for path in (ROOT / "dslgraph").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in (
+                {name.partition(".")[0] for name in names} - set(sys.stdlib_module_names) - {"dslgraph"}
+            ):
+                imported[name] = imported.get(name, False) or id(node) in top_level
+    return imported
+
+
+def test_declared_dependencies_are_what_the_package_imports(built):
+    # matplotlib was a dependency that dslgraph never imported (it only draws the benchmarks' plots); an
+    # optional one (torch-sparse) must only be imported where it is used. networkx is declared though not
+    # imported: it is part of the stack dslgraph is made for (PyG's to_networkx on its graphs)
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        required = _requirements(wheel.read(f"dslgraph-{dslgraph.__version__}.dist-info/METADATA").decode())
+    imported = _third_party_imports()
+    dependencies = {name for name, extra in required.items() if extra is None}
+    assert dependencies == set(imported) - {"torch_sparse"} | {"networkx"}
+    assert required["torch_sparse"] == "sparse" and not imported["torch_sparse"]
+    assert required["matplotlib"] == "bench"
+
+
+@pytest.fixture
+def readme_blocks() -> dict[str, str]:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    return {next(line for line in block.splitlines() if "dslgraph" in line): block for block in blocks}
+
+
+def test_readme_dataset_snippet_runs_as_written(readme_blocks, tmp_path, monkeypatch):
+    # it read `val_edge_label_index` of a dataset made without a validation split: an AttributeError
+    (block,) = [block for first, block in readme_blocks.items() if "Gowalla(" in first]
+    raw = tmp_path / "data" / "gowalla" / "raw"  # Gowalla's own format, small
+    raw.mkdir(parents=True)
+    (raw / "train.txt").write_text(
+        "".join(f"{u} " + " ".join(str((u + i) % 30) for i in range(8)) + "\n" for u in range(20))
+    )
+    (raw / "test.txt").write_text("".join(f"{u} {(u + 8) % 30}\n" for u in range(20)))
+    monkeypatch.chdir(tmp_path)
+    scope = {"dslgraph": dslgraph}
+    exec(block, scope)
+    assert (
+        scope["adj"].layout == torch.sparse_csr
+        and scope["data"]["user", "to", "item"].val_edge_label_index.size(1) > 0
+    )
+
+
+def test_readme_load_run_snippet_runs_as_written(readme_blocks, tmp_path, monkeypatch):
+    (block,) = [block for first, block in readme_blocks.items() if "load_run" in block]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "home"))
+    train = ["train", "--epochs", "1", "--embedding-dim", "8", "--sparsity", "0.8", "--no-progress"]
+    assert main([*train, "--device", "cpu", "--output", "runs/sparse"]) == 0  # the README's run folder
+    scope: dict = {}
+    exec(block, scope)
+    assert scope["top"].shape == (3, 10)
+
+
+def test_cli_tells_its_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"dslgraph {dslgraph.__version__}\n"

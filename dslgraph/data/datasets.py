@@ -66,8 +66,17 @@ CITEULIKE_URL = "https://raw.githubusercontent.com/js05212/citeulike-t/master"
 # Dingqi Yang's TSMC2014 archive, linked from https://sites.google.com/site/yangdingqi/home/foursquare-dataset
 FOURSQUARE_URL = "http://www-public.imtbs-tsp.eu/~zhang_da/pub/dataset_tsmc2014.zip"
 
-# The LastFM split shipped in the source tree (absent from an installed wheel).
-EMBEDDED_LASTFM = Path(__file__).resolve().parents[2] / "datasets" / "lastfm" / "raw"
+# The LastFM split shipped with dslgraph, with its credit and terms beside it: the repository's
+# datasets/lastfm (a clone, an editable install), which a wheel carries as dslgraph/data/lastfm
+# (pyproject.toml maps it), so that an installed dslgraph trains offline as a clone does.
+EMBEDDED_LASTFM = next(
+    (
+        folder / "lastfm" / "raw"
+        for folder in (Path(__file__).resolve().parent, Path(__file__).resolve().parents[2] / "datasets")
+        if (folder / "lastfm" / "raw").is_dir()
+    ),
+    Path(__file__).resolve().parent / "lastfm" / "raw",  # neither: LastFM downloads its files
+)
 
 
 def default_root() -> str:
@@ -355,8 +364,9 @@ class LastFM(RecommendationDataset):
     derived from HetRec 2011 Last.fm listening counts.
 
     1,892 users (1,880 with an interaction), 4,489 items, 42,135 training and 10,533 test
-    interactions. The raw files are copied from the copy in the source tree when there is one,
-    else downloaded. See :class:`RecommendationDataset` for the arguments.
+    interactions. The raw files are copied from the copy shipped with dslgraph (``datasets/lastfm/``
+    of the repository, inside the package of a wheel), downloaded only where that copy is missing.
+    See :class:`RecommendationDataset` for the arguments.
     """
 
     name = "lastfm"
