@@ -622,7 +622,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, data, graph, _ = load_run(args.checkpoint, args.root, args.device, args.data_file)
+    model, data, graph, settings = load_run(args.checkpoint, args.root, args.device, args.data_file)
     raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
     users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids))
     if not 1 <= args.k <= model.num_items:
@@ -635,7 +635,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             ", ".join(untrained),
         )
     device = next(model.parameters()).device
-    top = model.recommend(graph, users.to(device), args.k, exclude=data[EDGE].edge_index.to(device)).cpu()
+    exclude = data[EDGE].edge_index.to(device)
+    # as many users scored at once as the run's evaluation scored
+    top = model.recommend(graph, users.to(device), args.k, exclude, settings["eval_batch_size"]).cpu()
     items = top.tolist() if raw_item_ids is None else raw_item_ids[top.numpy()].tolist()
     print(json.dumps(dict(zip(args.users, items))))
     return 0

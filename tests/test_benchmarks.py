@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -421,3 +422,35 @@ def test_result_tables_and_plots_are_written_whole_or_not_at_all(tmp_path):
     common.save_figure(fig, tmp_path / "plot.png")  # the format comes from the name, not the temporary's
     plt.close(fig)
     assert (tmp_path / "plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_scale_check_generates_distinct_pairs_with_heavy_tailed_degrees():
+    scale_check = load("scale_check")
+    user, item = scale_check.synthetic_interactions(500, 800, 20_000, min_degree=5, seed=0)
+    assert user.size == item.size == 20_000
+    assert np.unique(user * 800 + item).size == 20_000  # distinct pairs
+    user_degree, item_degree = np.bincount(user, minlength=500), np.bincount(item, minlength=800)
+    assert user_degree.min() >= 1 and item_degree.min() >= 1  # every user and item kept
+    for degree in (user_degree, item_degree):  # skewed: the busiest far above the mean
+        assert degree.max() > 3 * degree.mean() and np.median(degree) < degree.mean()
+    degrees = scale_check.power_law_degrees(1000, 50_000, 10, 1.5, 400, np.random.default_rng(0))
+    assert degrees.sum() == 50_000 and degrees.min() >= 10 and degrees.max() <= 400
+
+
+@pytest.mark.slow
+def test_scale_check_times_and_measures_every_stage(tmp_path):
+    args = ["--users", "300", "--items", "400", "--interactions", "12000", "--batch-size", "256"]
+    args += ["--batches", "2", "--backends", "sparse"]
+    rows = run_script("scale_check", *args, "--output", str(tmp_path / "s.csv"))
+    stages = [(row["backend"], row["stage"]) for row in rows]
+    setup = ["generate", "from_pandas", "amazon_book_files", "propagation_graph", "sampler"]
+    assert [stage for backend, stage in stages if backend == "-"] == [*setup, "sampler_epoch_draw"]
+    sparse = [stage for backend, stage in stages if backend == "sparse"]
+    assert sparse == [
+        "build", "epoch_draw", "first_batch", "train", "epoch_extrapolated", "update", "probed_iteration",
+        "after_update", "evaluate",
+    ]  # fmt: skip
+    measured = [row for row in rows if row["stage"] != "epoch_extrapolated"]
+    assert all(float(row["peak_mb_above_start"]) >= 0 and float(row["rss_mb_start"]) > 0 for row in measured)
+    evaluate = next(row for row in rows if row["stage"] == "evaluate")
+    assert evaluate["detail"].split(" users")[0].isdigit() and "workspace" in evaluate["detail"]

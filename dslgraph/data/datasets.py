@@ -117,8 +117,14 @@ def _check_split(train: Tensor, test: Tensor, paths: list[str], offset: int = 0)
         if index.size(1) == 0:
             raise DatasetFormatError(path, None, "no interaction listed (only users)")
     path = paths[1]
-    # pair ids without a user * num_items + item key, which ids of up to 15 digits would overflow
-    _, pair = torch.unique(torch.cat([train, test], dim=1), dim=1, return_inverse=True)
+    # pair ids without a user * num_items + item key, which ids of up to 15 digits would overflow: users
+    # and items numbered by rank among the distinct ones, which keeps the key below E^2. Not
+    # torch.unique(dim=1) over the pairs: its lexicographic sort of columns made reading an Amazon-book-sized
+    # split (3 M interactions) take 14 s on one CPU thread, 3 s without it
+    pairs = torch.cat([train, test], dim=1)
+    _, user = torch.unique(pairs[0], return_inverse=True)
+    items, item = torch.unique(pairs[1], return_inverse=True)
+    pair = user * items.numel() + item
     seen = torch.isin(pair[train.size(1) :], pair[: train.size(1)])
     if seen.any():
         user, item = (test[:, seen.nonzero()[0, 0]] + offset).tolist()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
 from .graph import nth_unseen_items, unseen_rank_keys
 
 SAMPLING_MODES = ("edge", "user")
+#: From this many membership tests on, :meth:`NegativeSampler.is_positive` sorts them first.
+SORTED_SEARCH_MIN = 2**16
 
 
 class NegativeSampler:
@@ -35,6 +39,16 @@ class NegativeSampler:
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         keys = users * self.num_items + items
+        if keys.numel() < SORTED_SEARCH_MIN:
+            return self._in_keys(keys)
+        # searched in sorted order, each binary search walking the memory the previous one cached: an
+        # epoch's 2.4 M draws against Amazon-book's 2.4 M training keys took 3.2 s in random order, 1.0
+        # sorted (sort included), on one CPU thread
+        sorted_keys, order = keys.reshape(-1).sort()
+        found = self._in_keys(sorted_keys)
+        return torch.empty_like(found).scatter_(0, order, found).view(keys.shape)
+
+    def _in_keys(self, keys: Tensor) -> Tensor:
         pos = torch.searchsorted(self.keys, keys).clamp_(max=self.keys.numel() - 1)
         return self.keys[pos] == keys
 
@@ -124,11 +138,17 @@ class BPRBatches:
         self.batch_size = batch_size
         self.num_negatives = num_negatives
         self.exclude_positives = exclude_positives
-        self.sampler = NegativeSampler(train_index, num_items)
+        self.num_items = num_items
         self.generator = generator
         self.device = device
         # unchecked negatives drawn where they are used (off the CPU only: CPU runs stay as they were)
         self.draw_on_device = not exclude_positives and torch.device(device or "cpu").type != "cpu"
+
+    @functools.cached_property
+    def sampler(self) -> NegativeSampler:
+        """The negative sampler, built at the first draw: counting an epoch's batches (``len``, as the CLI
+        does to lay out DSL's schedule) needs none (Amazon-book's: about a second and 100 MB)."""
+        return NegativeSampler(self.train_index, self.num_items)
 
     def __len__(self) -> int:
         return -(-self.train_index.size(1) // self.batch_size)
@@ -166,8 +186,8 @@ class BPRBatches:
             return self.sampler.sample(users, self.num_negatives, self.generator)
         shape = (users.numel(), self.num_negatives)
         if on_device is not None:
-            return torch.randint(self.sampler.num_items, shape, generator=on_device, device=on_device.device)
-        return torch.randint(self.sampler.num_items, shape, generator=self.generator)
+            return torch.randint(self.num_items, shape, generator=on_device, device=on_device.device)
+        return torch.randint(self.num_items, shape, generator=self.generator)
 
 
 class UserBatches:

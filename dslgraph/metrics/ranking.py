@@ -219,6 +219,9 @@ class RankingEvaluator:
             pos, row = csr_segments(exclude_crow, users)
             scores[row, exclude_col[pos]] = float("-inf")
             top_score, top_item = scores.topk(max_k, dim=1)
+            # the batch's [B, num_items] scores (750 MB for 2048 Amazon-book users) go before the next
+            # batch is scored: kept until `scores` is reassigned, two batches' would be held at once
+            del scores
 
             # A top item is a hit iff (batch row, item) is among the sorted keys of the batch's targets.
             pos, row = csr_segments(target_crow, users)

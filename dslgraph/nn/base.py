@@ -121,13 +121,18 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def recommend(self, graph, users: Tensor, k: int, exclude: Tensor | None = None) -> Tensor:
+    def recommend(
+        self, graph, users: Tensor, k: int, exclude: Tensor | None = None, batch_size: int = 2048
+    ) -> Tensor:
         """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
         ``[2, E]`` index of pairs never recommended while the user has other items: a user with
         fewer than ``k`` items left gets excluded ones at the end of the row. ``users`` and ``exclude`` may be
-        on any device; the ids come back on the model's."""
+        on any device; the ids come back on the model's. ``batch_size`` users are scored at once, so
+        that memory holds ``batch_size x num_items`` scores (twice that while excluding) however many
+        users are asked for (all of Amazon-book's 52,643 at once would be 19 GB)."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
+        check_sizes(batch_size=batch_size)
         self.check_pairs(users)
         if exclude is not None:
             # a transposed [E, 2] index would silently exclude the wrong pairs, a wrong id another user's
@@ -145,18 +150,20 @@ class Recommender(nn.Module):
         # and its scores on a GPU
         device = next(self.parameters()).device
         users = users.to(device)
-        scores = self.scorer(graph)(users)
+        score = self.scorer(graph)
         if exclude is not None:
-            exclude = exclude.to(device)
-            # through the distinct users, so that every row of a repeated user gets its exclusions
-            distinct, row_of = users.unique(return_inverse=True)
-            pos = torch.full((self.num_users,), -1, dtype=torch.long, device=users.device)
-            pos[distinct] = torch.arange(distinct.numel(), device=users.device)
-            keep = pos[exclude[0]] >= 0
-            excluded = torch.zeros(distinct.numel(), self.num_items, dtype=torch.bool, device=users.device)
-            excluded[pos[exclude[0, keep]], exclude[1, keep]] = True
-            scores = scores.masked_fill(excluded[row_of], float("-inf"))
-        return scores.topk(k, dim=-1).indices
+            # each user's excluded items as a CSR row: every row of a repeated user gets them
+            seen = interaction_csr(exclude.long().cpu(), self.num_users, self.num_items)
+            seen_crow, seen_col = seen.crow_indices().to(device), seen.col_indices().to(device)
+        top = []
+        for block in users.split(batch_size):
+            scores = score(block)
+            if exclude is not None:
+                entry, row = csr_segments(seen_crow, block)
+                scores = scores.index_put((row, seen_col[entry]), scores.new_tensor(float("-inf")))
+            top.append(scores.topk(k, dim=-1).indices)
+            del scores  # before the next block is scored, not once it is
+        return torch.cat(top) if top else torch.zeros(0, k, dtype=torch.long, device=device)
 
 
 def describe(value) -> str:

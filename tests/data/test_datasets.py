@@ -130,6 +130,27 @@ def test_test_interaction_listed_for_training_fails_clearly(tmp_path, cls, files
     assert not list((tmp_path / cls.name).glob("processed/*/data.pt"))
 
 
+def test_the_overlap_check_numbers_users_and_items_not_pair_columns(tmp_path, monkeypatch):
+    """Users and items are ranked apart (1-D uniques) to key the pairs: torch.unique(dim=1) sorted the
+    pairs as columns, 11 s of a 14 s read of Amazon-book's 3 M interactions. Ids of 15 digits, whose
+    user * num_items + item would overflow, are still told apart."""
+    unique = torch.unique
+
+    def one_dimensional(*args, **kwargs):
+        assert kwargs.get("dim") is None, "a unique over pair columns"
+        return unique(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", one_dimensional)
+    big = 10**15 - 1
+    train = f"{big} 1 {big - 1}\n{big - 1} 1\n".encode()
+    place(
+        tmp_path, "gowalla", {"train.txt": train, "test.txt": f"{big - 1} {big}\n{big} {big - 1}\n".encode()}
+    )
+    expected = rf"1 test interaction\(s\) also listed for training, e\.g\. \(user {big}, item {big - 1}\)"
+    with pytest.raises(DatasetFormatError, match=expected):
+        Gowalla(str(tmp_path))
+
+
 class Tag:
     """A pre_transform whose repr tells its settings apart, as PyG's transforms' do."""
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dslgraph.data import BPRBatches, NegativeSampler
+from dslgraph.data.sampling import SORTED_SEARCH_MIN
 
 
 def _train(num_users=50, num_items=30, per_user=12, seed=0):
@@ -23,6 +24,41 @@ def test_negatives_are_never_training_positives():
     many = sampler.sample(train[0], num_negatives=5)
     assert many.shape == (train.size(1), 5)
     assert not sampler.is_positive(train[0].view(-1, 1).expand_as(many), many).any()
+
+
+def test_many_membership_tests_are_searched_in_sorted_order(monkeypatch):
+    """An epoch's negatives are tested against the training keys in one search of millions of probes: in
+    sorted order each binary search walks memory the previous one cached (Amazon-book, one thread: 3.2 s
+    in random order, 1.0 s sorted), and the answers go back to the probes' own order."""
+    train = _train()
+    sampler = NegativeSampler(train, 30)
+    generator = torch.Generator().manual_seed(3)
+    users = torch.randint(50, (SORTED_SEARCH_MIN // 4, 1), generator=generator).expand(-1, 4)
+    items = torch.randint(30, users.shape, generator=generator)
+    positives = set(zip(train[0].tolist(), train[1].tolist()))
+    pairs = zip(users.reshape(-1).tolist(), items.reshape(-1).tolist())
+    expected = torch.tensor([pair in positives for pair in pairs]).view(users.shape)
+    searched, searchsorted = [], torch.searchsorted
+
+    def recording(sorted_sequence, values, **kwargs):
+        searched.append(values)
+        return searchsorted(sorted_sequence, values, **kwargs)
+
+    monkeypatch.setattr(torch, "searchsorted", recording)
+    assert torch.equal(sampler.is_positive(users, items), expected) and expected.any() and not expected.all()
+    assert len(searched) == 1 and bool((searched[0].diff() >= 0).all())
+
+
+def test_the_negative_sampler_is_built_at_the_first_draw():
+    """Counting an epoch's batches (the CLI does it to lay out DSL's schedule, before the trainer makes
+    its own batches) built a sampler over every training interaction, then threw it away: about a second
+    and 100 MB on Amazon-book."""
+    train = _train()
+    batches = BPRBatches(train, 30, batch_size=64, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == -(-train.size(1) // 64) and "sampler" not in vars(batches)
+    users, _, negatives = next(iter(batches))
+    assert isinstance(vars(batches)["sampler"], NegativeSampler)
+    assert not batches.sampler.is_positive(users, negatives).any()
 
 
 def test_user_with_every_item_fails_clearly():

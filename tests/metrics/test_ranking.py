@@ -1,4 +1,5 @@
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -278,3 +279,22 @@ def test_scores_the_score_function_does_not_own_are_copied_before_excluding(spli
         )
         assert evaluator(shared) == evaluator(materialised)
     assert torch.equal(row, popularity) and torch.equal(stored, table)
+
+
+def test_a_batchs_scores_are_freed_before_the_next_batch_is_scored(split):
+    """Peak memory is one batch of ``batch_size x num_items`` scores (750 MB for 2048 Amazon-book users),
+    not two: the evaluator held the previous batch's until the next one's came back."""
+    train, val, test, user_emb, item_emb = split
+    returned = []
+
+    def score_fn(users):
+        held = [ref for ref in returned if ref() is not None]
+        assert not held, "the previous batch's scores are still alive"
+        scores = user_emb[users] @ item_emb.t()
+        returned.append(weakref.ref(scores))
+        return scores
+
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, [train, val], batch_size=8)
+    result = evaluator(score_fn)
+    assert len(returned) == -(-evaluator.num_eval_users // 8) > 1
+    assert result == evaluator(dot_scores(user_emb, item_emb, "cpu"))

@@ -3,6 +3,7 @@
 import copy as copy_module
 import io
 import math
+import weakref
 
 import pytest
 import torch
@@ -343,6 +344,39 @@ def test_recommend_excludes_training_items_of_a_repeated_user(name, small_data, 
     seen = set(zip(train[0].tolist(), train[1].tolist()))
     assert not any((u, i) in seen for u, row in zip(users.tolist(), top.tolist()) for i in row)
     assert torch.equal(top[0], top[1]) and torch.equal(top[0], top[3])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_recommend_scores_batch_size_users_at_a_time(name, small_data, monkeypatch):
+    """All of Amazon-book's users at once were 19 GB of scores (and a 4.8 GB mask of their exclusions):
+    ``batch_size`` users are scored at a time, with the same recommendations."""
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    train = small_data[EDGE].edge_index
+    users = torch.tensor([2, 2, 5, 2, 0, 29, 7, 5, 11, 3])
+    whole = model.recommend(graph, users, k=10, exclude=train, batch_size=len(users))
+    scorer, scored, returned = model.scorer, [], []
+
+    def counting_scorer(graph):
+        score = scorer(graph)
+
+        def count(users, items=None):
+            assert all(ref() is None for ref in returned), "the previous block's scores are still held"
+            scored.append(users.numel())
+            scores = score(users, items)
+            returned.append(weakref.ref(scores))
+            return scores
+
+        return count
+
+    monkeypatch.setattr(model, "scorer", counting_scorer)
+    assert torch.equal(model.recommend(graph, users, k=10, exclude=train, batch_size=3), whole)
+    assert scored == [3, 3, 3, 1]
+    unexcluded = model.recommend(graph, users, k=10, batch_size=len(users))
+    assert torch.equal(model.recommend(graph, users, k=10, batch_size=4), unexcluded)
+    assert model.recommend(graph, users[:0], k=10, exclude=train, batch_size=3).shape == (0, 10)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        model.recommend(graph, users, k=10, batch_size=0)
 
 
 @pytest.mark.parametrize("user", [-1, NUM_USERS])
