@@ -1,12 +1,15 @@
 import functools
 import json
+import re
 import runpy
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
-from dslgraph.cli import build_parser, given_settings, run_example, settings_from_args
+from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
+from dslgraph.data import EDGE
 
 SCRIPTS = sorted(
     p for p in (Path(__file__).parents[1] / "examples").glob("*.py") if p.name != "custom_gnn_dsl.py"
@@ -23,6 +26,8 @@ def test_example_settings_are_valid(script):
         dataset.replace("_", ""),
         {"movielens100k": "ml100k"}.get(dataset, ""),
     }
+    # README "Examples": a run writes runs/<model>-<dataset>/metrics.json
+    assert build_parser().parse_args(defaults).output == f"runs/{model}-{settings['dataset']}"
 
 
 @pytest.mark.parametrize("name", ["lightgcn_lastfm", "lightgcn_movielens100k"])
@@ -93,3 +98,28 @@ def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, 
     with pytest.raises(SystemExit):
         main()  # a ValueError traceback from DynamicSparseLearning
     assert "--sparsity must be in [0, 1), got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["neumf", "convncf", "cdae", "multvae"])
+def test_an_ml1m_example_reads_ratings_dat_as_its_docstring_says(tmp_path, model):
+    # ml-1m keeps ratings >= 4, and the DSL paper counts all 1,000,209: the docstring says which and how
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{model}_ml1m.py"))
+    raw = tmp_path / "ml-1m" / "raw"
+    raw.mkdir(parents=True)
+    ratings = [
+        (user, item, (user + item) % 5 + 1, 1000 * user + item)
+        for user in range(1, 7)
+        for item in range(user, user + 8)  # 13 items: each user has 5 to draw evaluation negatives from
+    ]
+    (raw / "ratings.dat").write_text("".join("::".join(map(str, row)) + "\n" for row in ratings))
+    doc = " ".join(script["__doc__"].split())
+    every_rating = shlex.split(re.search(r"``(--data-file [^`]*)``", doc)[1].replace("ROOT", str(tmp_path)))
+    few = ["--eval-negatives", "2"] if model in ("neumf", "convncf") else []  # leave-one-out's
+    kept = {}
+    for flags in (["--root", str(tmp_path)], every_rating):
+        args = build_parser().parse_args(["train", *flags, *few])
+        store = load_data(
+            settings_from_args(args, given_settings(build_parser().parse_args(script["DEFAULTS"])))
+        )[EDGE]
+        kept[flags[0]] = store.edge_index.size(1) + store.edge_label_index.size(1)
+    assert kept == {"--root": sum(rating >= 4 for *_, rating, _ in ratings), "--data-file": len(ratings)}

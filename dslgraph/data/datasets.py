@@ -7,7 +7,8 @@ data is cached in ``root/<name>/processed/<options>/``, one folder per set of op
 PyG, a raw file replaced later is not noticed: pass ``force_reload=True``. A processed file that cannot be
 read (cut short or damaged outside dslgraph, which writes it then renames it) is processed again, with a
 warning. A test interaction also listed in a training file is an error (it could never be retrieved, being
-excluded from the ranking as seen).
+excluded from the ranking as seen), and so is a raw file ending mid-line, as a copy cut short does, in the
+formats that read a line cut short as a valid one (adjacency lists, LastFM, MovieLens).
 
 Users and items keep the ids of the raw files (shifted to start at 0 where the files are 1-based), and
 their numbers are ``1 +`` the largest id in the raw files, as LightGCN-PyTorch counts them. Users or
@@ -132,6 +133,28 @@ def _check_split(train: Tensor, test: Tensor, paths: list[str], offset: int = 0)
         raise DatasetFormatError(
             path, None, f"{int(seen.sum())} test interaction(s) also listed for training, e.g. {example}"
         )
+
+
+def _check_whole(path: str, source: str) -> None:
+    """Raises a :class:`DatasetFormatError` naming the last line of a raw file that does not end with a line
+    break. Every published file of the datasets that call this ends with one, and their formats read a line
+    cut short (an interrupted copy) as a shorter valid one: a lost item of an adjacency list, a digit of a
+    timestamp or of a listening count."""
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return  # the reader names an empty file
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        line = file.read().count(b"\n") + 1
+    raise DatasetFormatError(
+        path,
+        line,
+        f"the file ends mid-line (no line break after its last line), as a copy cut short does: get it again "
+        f"from {source}, or end it with a line break if it is whole",
+    )
 
 
 def _num_nodes(*splits: Tensor) -> tuple[int, int]:
@@ -315,6 +338,8 @@ class LightGCNDataset(RecommendationDataset):
         return ["train.txt", "test.txt"]
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
+        for path, source in zip(self.raw_paths, self.sources):
+            _check_whole(path, source)
         train, test = (read_adjacency_lists(path) for path in self.raw_paths)
         _check_split(train, test, self.raw_paths)
         return train, test, *_num_nodes(train, test)
@@ -392,6 +417,8 @@ class LastFM(RecommendationDataset):
             super().download()
 
     def read(self, rng: np.random.Generator) -> tuple[Tensor, Tensor, int, int]:
+        for path, source in zip(self.raw_paths, self.sources):
+            _check_whole(path, source)
         train, test = (read_pairs(path, "\t", one_based=True, num_columns=3)[0] for path in self.raw_paths)
         _check_split(train, test, self.raw_paths, offset=1)
         return train, test, *_num_nodes(train, test)
@@ -534,6 +561,7 @@ class MovieLens(HoldoutDataset):
         _download_zip(self.sources[0], self.raw_dir, self.name)
 
     def read_interactions(self) -> tuple[Tensor, Tensor, int, int]:
+        _check_whole(self.raw_paths[0], self.sources[0])
         index, values = read_pairs(self.raw_paths[0], self.sep, one_based=True, num_columns=4)
         num_users, num_items = _num_nodes(index)
         keep = values[:, 0] >= self.rating_threshold

@@ -183,13 +183,21 @@ class InteractionDataset(InMemoryDataset):
         """
         check_option(sep is None or (isinstance(sep, str) and sep != ""), "sep", "a non-empty string", sep)
         id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
+        # pandas' C parser takes one-character separators only: it would warn that it falls back to Python's
+        engine = "c" if sep is not None and len(sep) == 1 else "python"
         try:
-            df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str))
+            df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str), engine=engine)
             # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing
             present = [column for column in dict.fromkeys(id_columns) if column in df.columns]
             if present:
                 ids = pd.read_csv(
-                    path, sep=sep, names=names, usecols=present, dtype=str, keep_default_na=False
+                    path,
+                    sep=sep,
+                    names=names,
+                    usecols=present,
+                    dtype=str,
+                    keep_default_na=False,
+                    engine=engine,
                 )
                 df[present] = ids.where(ids != "")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

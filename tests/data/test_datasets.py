@@ -101,6 +101,28 @@ def test_malformed_raw_file_names_file_and_line(tmp_path):
         Yelp2018(str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("cls", "file", "cut", "line", "source"),
+    [
+        (Gowalla, "train.txt", TRAIN[:-5], 3, "LightGCN-PyTorch/master/data/gowalla/train.txt"),
+        (MovieLens1MLCF, "test.txt", b"0 3\r\n1 2 4\r\n3 0\r\n4 1", 4, "UltraGCN/main/data/ml-1m/test.txt"),
+        (LastFM, "data1.txt", b"1\t2\t10\r\n2\t1\t2", 2, "LightGCN-PyTorch/master/data/lastfm/data1.txt"),
+        (MovieLens100K, "u.data", b"1\t1\t5\t881250949\n1\t2\t4\t89171", 2, "movielens/ml-100k.zip"),
+    ],
+)
+def test_raw_file_cut_mid_line_names_file_line_and_source(tmp_path, cls, file, cut, line, source):
+    # an adjacency list cut after "2 3" of "2 3 1 0", a count cut from 25 to 2 or a timestamp that lost digits
+    # read as valid lines: only the missing line break tells the file was cut short
+    files = {"train.txt": TRAIN, "test.txt": TEST, "data1.txt": b"3\t3\t1\r\n", "test1.txt": b"1\t3\t1\r\n"}
+    place(tmp_path, cls.name, {name: files.get(name) for name in cls.raw_file_names.fget(cls)} | {file: cut})
+    expected = rf"{cls.name}/raw/{file}, line {line}: the file ends mid-line .*get it again from \S*{source}"
+    with pytest.raises(DatasetFormatError, match=expected):
+        cls(str(tmp_path))
+    assert not list((tmp_path / cls.name).glob("processed/*/data.pt"))
+    (tmp_path / cls.name / "raw" / file).write_bytes(cut + b"\n")
+    cls(str(tmp_path))  # the same lines ending with a line break are read
+
+
 @pytest.mark.parametrize("empty", ["train.txt", "test.txt"])
 def test_split_file_without_interactions_fails_clearly(tmp_path, empty):
     files = {"train.txt": b"0 1\n1 2\n", "test.txt": b"0 3\n"} | {empty: b"0\n1\n"}

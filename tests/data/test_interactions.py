@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,6 +149,24 @@ def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
     path.write_text("user,item\n1,2\n3,4,5,6\n")
     with pytest.raises(ValueError, match=r"u.data could not be read as ','-separated text: .*line 3"):
         InteractionDataset.from_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("sep", "text"),
+    [
+        ("::", "user::item::rating\n1::10::5\n1::11::3\n2::10::4\n2::12::4\n"),
+        (None, "user;item\n1;10\n1;11\n2;10\n2;12\n"),
+    ],
+)
+def test_from_csv_takes_a_separator_of_pandas_python_parser_without_a_warning(tmp_path, sep, text):
+    # MovieLens-1M's ratings.dat is "::"-separated, and sep=None sniffs the separator: pandas' C parser takes
+    # neither, and pandas warned twice (a ParserWarning for each read) that it fell back to its Python parser
+    path = tmp_path / "ratings.dat"
+    path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = InteractionDataset.from_csv(path, sep=sep, split="leave-one-out")[0]
+    assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 4
 
 
 @pytest.mark.parametrize(
