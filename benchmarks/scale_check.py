@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from common import machine
+from common import machine, write_csv
 
 from dslgraph.cli import build_model
 from dslgraph.config import validate
@@ -203,7 +203,7 @@ def setup_stages(stages: Stages, args, root: Path) -> None:
     config = TrainConfig(batch_size=args.batch_size, epochs=1, progress=False)
     with stages.stage("-", "sampler", "BPRBatches + NegativeSampler (make_batches)"):
         batches = make_batches(None, data, config, torch.Generator().manual_seed(0))
-        # built here either way: at construction before the 17th session, at first use since
+        # BPRBatches builds it at its first draw: built here, so that this stage measures it
         sampler = batches.sampler
         del sampler
     with stages.stage("-", "sampler_epoch_draw", "an epoch's shuffle and negatives (first batch)"):
@@ -365,11 +365,8 @@ def write_rows(rows: list[dict], path: Path, append: bool) -> None:
             earlier = list(csv.DictReader(f))
         fields = list(dict.fromkeys([*(earlier[0] if earlier else {}), *fields]))
         rows = earlier + rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    # written beside and renamed (write_csv): killed mid-write, an --append run would lose the earlier rows
+    write_csv(rows, path, fields)
 
 
 if __name__ == "__main__":

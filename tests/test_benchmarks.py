@@ -454,3 +454,38 @@ def test_scale_check_times_and_measures_every_stage(tmp_path):
     assert all(float(row["peak_mb_above_start"]) >= 0 and float(row["rss_mb_start"]) > 0 for row in measured)
     evaluate = next(row for row in rows if row["stage"] == "evaluate")
     assert evaluate["detail"].split(" users")[0].isdigit() and "workspace" in evaluate["detail"]
+
+
+def test_scale_check_appends_its_rows_whole_or_not_at_all(tmp_path, monkeypatch):
+    # --append rewrites the earlier rows with the new ones: a run killed mid-write (a device command's time
+    # limit) truncated docs/benchmarks/amazon_scale_cpu.csv and lost the earlier rows with it
+    scale_check = load("scale_check")
+    path = tmp_path / "scale.csv"
+    scale_check.write_rows([{"backend": "dense", "stage": "build", "seconds": 1.5}], path, append=False)
+    before = path.read_text()
+
+    def killed(self, rows):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(KeyboardInterrupt):
+        scale_check.write_rows([{"backend": "sparse", "stage": "build", "detail": "x"}], path, append=True)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scale.csv"]  # no partial file left beside it
+    monkeypatch.undo()
+    scale_check.write_rows([{"backend": "sparse", "stage": "build", "detail": "x"}], path, append=True)
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["backend"], row["seconds"], row["detail"]) for row in rows] == [
+        ("dense", "1.5", ""),
+        ("sparse", "", "x"),
+    ]
+
+
+def test_timed_runs_starts_without_loading_torch():
+    # its budget's deadline is set once it has started: seconds of torch / PyG imports would go uncounted
+    heavy = "{'torch', 'torch_geometric', 'dslgraph'}"
+    code = f"import sys, timed_runs; print(sorted({heavy} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -577,8 +577,11 @@ class DynamicSparseLearning:
 
     def _set_probe(self) -> None:
         probe = self.is_update_step(self.iteration + 1)
+        # a frozen tensor takes no gradient hook; unfrozen before the update, it still has no gradient to
+        # grow by at that update
+        self._unprobed = {target.name for target in self.targets if probe and target.frozen()}
         for target in self.targets:
-            target.set_probe(probe and not target.frozen())  # a frozen tensor takes no gradient hook
+            target.set_probe(probe and target.name not in self._unprobed)
 
     def step(self) -> None:
         """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
@@ -626,9 +629,9 @@ class DynamicSparseLearning:
         rho = self.update_fraction()
         record = {"iteration": self.iteration, "rho": rho, "changed": {}}
         for target in self.targets:
-            if target.frozen():
+            if target.frozen() or (self.growth == "gradient" and target.name in self._unprobed):
                 # a frozen tensor keeps its values and mask: growth would zero entries that never train
-                # again, and it has no gradient to grow by
+                # again, and it has no gradient to grow by (nor has one unfrozen since the last step)
                 continue
             active = target.active_positions()
             # rounded first: 0.07 * 100 is 7.000000000000001 in floating point, whose ceil is 8

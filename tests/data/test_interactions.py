@@ -169,6 +169,26 @@ def test_from_csv_takes_a_separator_of_pandas_python_parser_without_a_warning(tm
     assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 4
 
 
+@pytest.mark.parametrize(("sep", "engine"), [(",", "c"), ("\t", "c"), (r"\s+", "c"), ("::", "python")])
+def test_from_csv_leaves_to_pandas_c_parser_the_separators_it_takes(tmp_path, monkeypatch, sep, engine):
+    # the C parser reads r"\s+" (any run of whitespace) too, ten times as fast as the Python one: forcing
+    # the Python parser on it slowed a whitespace-separated file down without changing what was read
+    pairs = [("1", "10"), ("1", "11"), ("2", "10"), ("2", "12")]
+    path = tmp_path / "ratings.txt"
+    written = sep.replace(r"\s+", " \t ")  # what r"\s+" stands for, not the pattern itself
+    path.write_text("".join(written.join(row) + "\n" for row in [("user", "item"), *pairs]))
+    engines, read_csv = [], pd.read_csv
+
+    def recording(*args, **kwargs):
+        engines.append(kwargs.get("engine"))
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", recording)
+    data = InteractionDataset.from_csv(path, sep=sep, split="leave-one-out")[0]
+    assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == len(pairs)
+    assert engines and set(engines) == {engine}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

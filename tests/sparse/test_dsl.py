@@ -1018,6 +1018,32 @@ def test_a_target_frozen_after_the_controller_is_left_as_it_is(backend, growth):
     assert set(dsl.updates[-1]["changed"]) == {"emb", "mlp.0.weight"}
 
 
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_a_target_unfrozen_just_before_an_update_waits_for_the_next_one(backend):
+    """Unfrozen between the step before an update and the update's iteration, a table had taken no gradient
+    hook: gradient growth failed 'received no gradient' instead of leaving it to the next update."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, targets=["tables", r"mlp\.0\.weight"], update_interval=2,
+        backend=backend, growth="gradient",
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    model.emb.requires_grad_(False)
+    for _ in _custom_steps(model, dsl, optimizer, 1):
+        pass
+    model.emb.requires_grad_(True)  # at the end of an epoch, say: the next iteration updates
+    frozen = _target_storage(dsl, "emb")
+    for _ in _custom_steps(model, dsl, optimizer, 1):
+        pass
+    assert [list(update["changed"]) for update in dsl.updates] == [["mlp.0.weight"]]
+    assert torch.equal(frozen[-1], _target_storage(dsl, "emb")[-1])  # its positions (mask) unchanged
+    for _ in _custom_steps(model, dsl, optimizer, 2):
+        pass
+    assert set(dsl.updates[-1]["changed"]) == {"emb", "mlp.0.weight"}
+
+
 def _masked_custom(sparsity: float, seed: int) -> tuple[nn.Module, DynamicSparseLearning]:
     torch.manual_seed(seed)
     model = _Custom()
