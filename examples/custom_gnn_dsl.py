@@ -4,7 +4,7 @@ DynamicSparseLearning replaces the model's ``torch.nn.Embedding`` by a genuinely
 active entries stored and given Adam state); the model keeps reading ``embedding.weight``, which
 the sparse table provides as a dense view. Call ``dsl.step()`` after every ``optimizer.step()``.
 
-Usage: python examples/custom_gnn_dsl.py [--epochs 20] [--sparsity 0.8]
+Usage: python examples/custom_gnn_dsl.py [--epochs 20] [--sparsity 0.8] [--root DIR] [--threads N]
 """
 
 import argparse
@@ -28,13 +28,19 @@ def main() -> None:
         default=0.8,
         help="fraction of the table's entries kept inactive, in [0, 1) (default 0.8)",
     )
+    parser.add_argument("--root", help="folder holding lastfm/raw (default: dslgraph's data folder)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     if not 0 <= args.sparsity < 1:  # nan too
         parser.error(f"--sparsity must be in [0, 1), got {args.sparsity}")
+    if args.threads < 0:
+        parser.error(f"--threads must be at least 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    data = LastFM()[0]
+    data = LastFM(root=args.root)[0]
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     user, item = data[EDGE].edge_index
     edge_index = torch.cat([torch.stack([user, item + num_users]), torch.stack([item + num_users, user])], 1)

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+import dslgraph.data
 from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
 from dslgraph.data import EDGE
 
@@ -123,3 +125,22 @@ def test_an_ml1m_example_reads_ratings_dat_as_its_docstring_says(tmp_path, model
         )[EDGE]
         kept[flags[0]] = store.edge_index.size(1) + store.edge_label_index.size(1)
     assert kept == {"--root": sum(rating >= 4 for *_, rating, _ in ratings), "--data-file": len(ratings)}
+
+
+def test_the_custom_gnn_example_reads_lastfm_from_root_with_its_threads(tmp_path, monkeypatch):
+    class Read(Exception):
+        pass
+
+    def lastfm(root=None):
+        raise Read(root, torch.get_num_threads())
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(dslgraph.data, "LastFM", lastfm)  # imported by the script from here
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--root", str(tmp_path), "--threads", "1"])
+    try:
+        with pytest.raises(Read) as read:
+            main()
+    finally:
+        torch.set_num_threads(threads)
+    assert read.value.args == (str(tmp_path), 1)
