@@ -35,7 +35,12 @@ class NegativeSampler:
         self.num_items = num_items
         self.max_rounds = max_rounds
         self.keys = torch.unique(train_index[0] * num_items + train_index[1])
-        self.shifted = unseen_rank_keys(self.keys, num_items)  # for the direct draws of _draw_free
+
+    @functools.cached_property
+    def shifted(self) -> Tensor:
+        """The keys :func:`nth_unseen_items` reads, made at the first direct draw of :meth:`_draw_free`
+        (most samplers never make one)."""
+        return unseen_rank_keys(self.keys, self.num_items)
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         keys = users * self.num_items + items
