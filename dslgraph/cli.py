@@ -634,10 +634,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "user(s) %s have no training interactions: their recommendations are not personal",
             ", ".join(untrained),
         )
-    device = next(model.parameters()).device
-    exclude = data[EDGE].edge_index.to(device)
-    # as many users scored at once as the run's evaluation scored
-    top = model.recommend(graph, users.to(device), args.k, exclude, settings["eval_batch_size"]).cpu()
+    # users and exclusions go where recommend() needs them (the exclusions' rows are made on the CPU); as
+    # many users scored at once as the run's evaluation scored
+    top = model.recommend(graph, users, args.k, data[EDGE].edge_index, settings["eval_batch_size"]).cpu()
     items = top.tolist() if raw_item_ids is None else raw_item_ids[top.numpy()].tolist()
     print(json.dumps(dict(zip(args.users, items))))
     return 0
