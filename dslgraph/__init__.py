@@ -1,19 +1,43 @@
 """dslgraph: Dynamic Sparse Learning for graph recommenders on PyTorch Geometric."""
 
+from __future__ import annotations
+
+import importlib
 import logging
 import warnings
+from typing import TYPE_CHECKING, Any
 
-# Set before the subpackages are imported: the CLI's --version reads it while this module is still loading;
-# pyproject.toml takes the package's version from here too.
+# The package's one version: pyproject.toml and the CLI's --version read it here.
 __version__ = "0.1.0"
-
-# Imported here, as PyG does, so that ``import dslgraph`` is enough for ``dslgraph.data.LastFM(...)``.
-from dslgraph import data, metrics, nn, sparse, train
-from dslgraph.cli import load_run
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 # torch says once per process that sparse CSR support is in beta; dslgraph's sparse layers are built and
 # tested on it, so the notice is silenced where dslgraph's own code triggers it
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning, r"dslgraph\.")
+
+# loaded at first use; cli and config are not in __all__, but were attributes once `import dslgraph` had run
+_SUBMODULES = ("cli", "config", "data", "metrics", "nn", "sparse", "train")
+
+if TYPE_CHECKING:
+    from dslgraph import data, metrics, nn, sparse, train
+    from dslgraph.cli import load_run
+
+
+def __getattr__(name: str) -> Any:
+    # The subpackages load at first use, not here: `import dslgraph.nn` runs this module first, and would
+    # otherwise load every layer above nn (the trainer, the CLI). A plain `import dslgraph` is still enough
+    # for `dslgraph.data.LastFM(...)`, as with PyG.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "load_run":
+        from dslgraph.cli import load_run
+
+        return load_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ["__version__", "data", "load_run", "metrics", "nn", "sparse", "train"]

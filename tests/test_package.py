@@ -68,20 +68,30 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-# STYLE.md: data -> model -> train loop <-> DSL engine -> metrics. Models use the losses of dslgraph.train,
-# nothing else of it; the sparse storage and the DSL engine know no model and no trainer; datasets hold
-# no torch.nn modules. Each layer: (forbidden modules, exceptions among them).
+# STYLE.md: data -> model -> train loop <-> DSL engine -> metrics. The sparse storage and the DSL engine know
+# no model and no trainer; models and metrics know neither each other nor the trainer (the models' losses
+# live in dslgraph.nn.losses); datasets hold no torch.nn modules. Each layer: (forbidden modules, exceptions
+# among them).
 LAYERS = {
-    "dslgraph/nn": (("dslgraph.train", "dslgraph.cli", "dslgraph.config"), ("dslgraph.train.losses",)),
+    "dslgraph/nn": (("dslgraph.train", "dslgraph.metrics", "dslgraph.cli", "dslgraph.config"), ()),
     "dslgraph/sparse": (
         ("dslgraph.nn", "dslgraph.train", "dslgraph.metrics", "dslgraph.cli", "dslgraph.config"),
         (),
     ),
     "dslgraph/data": (
-        ("torch.nn", "dslgraph.nn", "dslgraph.sparse", "dslgraph.train", "dslgraph.metrics"),
+        (
+            "torch.nn",
+            "dslgraph.nn",
+            "dslgraph.sparse",
+            "dslgraph.train",
+            "dslgraph.metrics",
+            "dslgraph.cli",
+            "dslgraph.config",
+        ),
         (),
     ),
     "dslgraph/metrics": (("dslgraph.nn", "dslgraph.train", "dslgraph.cli", "dslgraph.config"), ()),
+    "dslgraph/train": (("dslgraph.cli",), ()),
 }
 
 
@@ -100,6 +110,85 @@ def test_modules_import_only_the_layers_below_them(layer):
         if _within(name, forbidden) and not _within(name, allowed)
     )
     assert found == []
+
+
+# statements whose dslgraph modules are checked: each package alone, and the top-level package's names
+STATEMENTS = [
+    *(f"import {layer.replace('/', '.')}" for layer in sorted(LAYERS)),
+    "import dslgraph",
+    "import dslgraph; dslgraph.load_run",
+    "from dslgraph import sparse",
+]
+
+
+@pytest.fixture(scope="module")
+def loaded_by() -> dict[str, list[str]]:
+    """The dslgraph modules loaded by each of :data:`STATEMENTS`, each run with no dslgraph module loaded. One
+    process runs them all, so that torch and PyG (~10 s on 2 CPU cores) are imported once."""
+    code = (
+        "import json, sys\n"
+        "found = {}\n"
+        "for statement in json.loads(sys.argv[1]):\n"
+        "    ours = lambda: sorted(m for m in sys.modules if m == 'dslgraph' or m.startswith('dslgraph.'))\n"
+        "    for name in ours():\n"
+        "        del sys.modules[name]\n"
+        "    exec(statement, {})\n"
+        "    found[statement] = ours()\n"
+        "print(json.dumps(found))\n"
+    )
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(STATEMENTS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_importing_a_layer_loads_no_layer_above_it(layer, loaded_by):
+    # the models imported the losses from dslgraph.train.losses, which ran dslgraph/train/__init__.py (the
+    # trainer, checkpoints, the metrics); and dslgraph/__init__.py loaded every subpackage and the CLI
+    # before `import dslgraph.nn` reached nn
+    forbidden, allowed = LAYERS[layer]
+    package = layer.replace("/", ".")
+    loaded = loaded_by[f"import {package}"]
+    assert package in loaded
+    assert [name for name in loaded if _within(name, forbidden) and not _within(name, allowed)] == []
+
+
+def test_import_dslgraph_loads_its_subpackages_at_first_use(loaded_by):
+    assert loaded_by["import dslgraph"] == ["dslgraph"]
+    assert "dslgraph.cli" in loaded_by["import dslgraph; dslgraph.load_run"]
+    assert "dslgraph.sparse" in loaded_by["from dslgraph import sparse"]
+
+
+def test_no_module_imports_a_private_name_of_another():
+    # dslgraph.data.datasets imported _collapse and _renumber of dslgraph.data.interactions and _tokenize,
+    # _check_ids and _check_duplicates of dslgraph.data.io; dslgraph.data.protocols _holdout_latest
+    found = sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / "dslgraph").rglob("*.py")
+        for name in _imports(path)
+        if _within(name, ("dslgraph",)) and re.fullmatch(r"_(?!_)\w*", name.rpartition(".")[2])
+    )
+    assert found == []
+
+
+def test_no_two_modules_define_a_public_name_alike():
+    # dslgraph.nn.base.Recommender, the models' base class, and dslgraph.train.trainer.Recommender, the
+    # protocol of what the trainer asks of a model, were two unrelated classes of one name
+    defined: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "dslgraph").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef) and not node.name.startswith("_"):
+                defined.setdefault(node.name, []).append(path.relative_to(ROOT).as_posix())
+    assert {name: paths for name, paths in defined.items() if len(paths) > 1} == {}
 
 
 # Packaging: what `pip install dslgraph` gets, built from the files a clone has (the wheel and sdist hooks

@@ -46,13 +46,18 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
 
 from .graph import EDGE, make_interaction_data, num_users_items
-from .interactions import InteractionDataset, _collapse, _renumber, check_option, check_seed, holdout_mask
+from .interactions import (
+    InteractionDataset,
+    check_option,
+    check_seed,
+    collapse_interactions,
+    holdout_mask,
+    renumber_interactions,
+)
 from .io import (
     DatasetFormatError,
-    _check_duplicates,
-    _check_ids,
-    _tokenize,
     read_adjacency_lists,
+    read_count_lists,
     read_pairs,
     write_then_rename,
 )
@@ -491,12 +496,12 @@ def _compact(
 ) -> tuple[Tensor, Tensor | None, int, int]:
     """Collapses repeated ``(user, item)`` rows (keeping the latest ``time``, if any), applies the k-core
     filter and renumbers the remaining users and items ``0 .. n-1`` in the order of their raw ids."""
-    frame = _collapse(frame, min_user, min_item)
+    frame = collapse_interactions(frame, min_user, min_item)
     if frame.empty:
         raise DatasetFormatError(
             path, None, f"no interaction is left after the {min_user}/{min_item}-core filter"
         )
-    index, user_ids, item_ids = _renumber(frame)
+    index, user_ids, item_ids = renumber_interactions(frame)
     timed = "time" in frame.columns
     time = torch.from_numpy(frame["time"].to_numpy(np.int64, copy=True)) if timed else None
     return index, time, len(user_ids), len(item_ids)
@@ -599,29 +604,6 @@ class MovieLens1M(MovieLens):
     ratings_file = "ratings.dat"
 
 
-def _read_count_lists(path: str | os.PathLike) -> Tensor:
-    """Reads a file of one user per line, ``count item item ...`` (0-based item ids), as a ``[2, E]``
-    index; the user of a line is its 0-based line number."""
-    tokens = _tokenize(path)
-    _check_ids(tokens, np.ones(tokens.start.size, dtype=bool))
-    ids = tokens.parse().astype(np.int64)
-    first = tokens.line_starts()
-    listed = np.diff(np.r_[first, ids.size]) - 1
-    bad = np.flatnonzero(ids[first] != listed)
-    if bad.size:
-        k = bad[0]
-        raise tokens.error(int(first[k]), f"the line declares {ids[first[k]]} items but lists {listed[k]}")
-    is_item = np.ones(ids.size, dtype=bool)
-    is_item[first] = False
-    item_index = np.flatnonzero(is_item)
-    user = tokens.line[item_index] - 1
-    item = ids[item_index]
-    if item.size == 0:
-        raise DatasetFormatError(path, None, "no interaction listed")
-    _check_duplicates(tokens, user, item, item_index, 0)
-    return torch.from_numpy(np.stack([user, item]))
-
-
 class CiteULike(HoldoutDataset):
     """The CiteULike-t user libraries of `"Collaborative Topic Regression with Social Regularization for
     Tag Recommendation" <https://www.ijcai.org/Proceedings/13/Papers/385.pdf>`_ (Wang, Chen and Li, IJCAI
@@ -643,7 +625,7 @@ class CiteULike(HoldoutDataset):
         return ["users.dat"]
 
     def read_interactions(self) -> tuple[Tensor, None, int, int]:
-        user, item = _read_count_lists(self.raw_paths[0]).numpy()
+        user, item = read_count_lists(self.raw_paths[0]).numpy()
         frame = pd.DataFrame({"user": user, "item": item})
         return _compact(frame, self.min_user_interactions, 0, self.raw_paths[0])
 

@@ -29,9 +29,7 @@ SPLITS = ("random", "leave-one-out", "temporal")
 Seed = int | np.random.Generator
 
 
-def _holdout_latest(
-    user: Tensor, num_holdout: Tensor, key: Tensor | None, rng: np.random.Generator
-) -> Tensor:
+def holdout_latest(user: Tensor, num_holdout: Tensor, key: Tensor | None, rng: np.random.Generator) -> Tensor:
     """Marks, for every user ``u``, the ``num_holdout[u]`` interactions with the largest ``key``.
 
     Ties in ``key`` (or everything, without ``key``) are broken at random.
@@ -64,7 +62,7 @@ def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None
         raise ValueError(f"ratio must be in [0, 1), got {ratio}")
     counts = torch.bincount(user)
     num_holdout = torch.minimum(torch.round(ratio * counts).long(), (counts - 1).clamp(min=0))
-    return _holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+    return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
 
 
 def leave_one_out_mask(user: Tensor, seed: Seed = 0, time: Tensor | None = None) -> Tensor:
@@ -78,7 +76,7 @@ def leave_one_out_mask(user: Tensor, seed: Seed = 0, time: Tensor | None = None)
         time: The ``[E]`` timestamps. (default: :obj:`None`)
     """
     num_holdout = (torch.bincount(user) >= 2).long()
-    return _holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+    return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
 
 
 def check_option(condition: bool, field: str, allowed: str, value: Any) -> None:
@@ -104,7 +102,7 @@ def _k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
         frame = frame[keep]
 
 
-def _collapse(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
+def collapse_interactions(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
     """One row per ``(user, item)`` pair (the latest where the frame has a ``time`` column), then the
     k-core filter."""
     if "time" in frame.columns:
@@ -112,7 +110,7 @@ def _collapse(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame
     return _k_core(frame.drop_duplicates(["user", "item"], keep="last"), min_user, min_item)
 
 
-def _renumber(frame: pd.DataFrame) -> tuple[Tensor, np.ndarray, np.ndarray]:
+def renumber_interactions(frame: pd.DataFrame) -> tuple[Tensor, np.ndarray, np.ndarray]:
     """The ``[2, E]`` index of the frame's users and items renumbered ``0 .. n-1``, and their raw ids."""
     user, user_ids = _factorize(frame["user"])
     item, item_ids = _factorize(frame["item"])
@@ -318,11 +316,11 @@ class InteractionDataset(InMemoryDataset):
         if rating_threshold is not None:
             check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)
             frame = frame[frame["rating"] >= rating_threshold]
-        frame = _collapse(frame, min_user_interactions, min_item_interactions)
+        frame = collapse_interactions(frame, min_user_interactions, min_item_interactions)
         if frame.empty:
             raise ValueError("no interaction is left after rating_threshold and the k-core filter")
 
-        index, user_ids, item_ids = _renumber(frame)
+        index, user_ids, item_ids = renumber_interactions(frame)
         time = torch.from_numpy(frame["time"].to_numpy(copy=True)) if time_col is not None else None
         by_time = None if split == "random" else time  # what picks the held-out interactions
 

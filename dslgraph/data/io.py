@@ -1,11 +1,13 @@
 """Strict, vectorised readers for the raw interaction files of recommendation benchmarks.
 
-Two formats are supported:
+Three formats are supported:
 
 * adjacency lists (LightGCN / NGCF ``train.txt``/``test.txt``): one line per user,
   ``user item item ...``, whitespace separated, 0-based ids (:func:`read_adjacency_lists`);
 * pair files: one interaction per line, ``user<sep>item[<sep>value ...]`` as in LastFM ``data1.txt``
-  or MovieLens ``u.data``/``ratings.dat`` (:func:`read_pairs`).
+  or MovieLens ``u.data``/``ratings.dat`` (:func:`read_pairs`);
+* count lists (CiteULike ``users.dat``): line ``u`` is user ``u``'s ``count item item ...``
+  (:func:`read_count_lists`).
 
 Files are tokenised with numpy over the whole byte buffer (no per-token Python loop), yet every
 malformed input raises a :class:`DatasetFormatError` naming the file, the 1-based line number and
@@ -209,6 +211,29 @@ def read_adjacency_lists(
     item = ids[item_index]
     _check_range(tokens, item, item_index, num_items, "item", 0)
     user = np.repeat(users, np.diff(np.r_[first, tokens.start.size]) - 1)
+    _check_duplicates(tokens, user, item, item_index, 0)
+    return torch.from_numpy(np.stack([user, item]))
+
+
+def read_count_lists(path: str | os.PathLike) -> Tensor:
+    """Reads a file of one user per line, ``count item item ...`` (0-based item ids; CiteULike's
+    ``users.dat``), as a ``[2, E]`` index; the user of a line is its 0-based line number."""
+    tokens = _tokenize(path)
+    _check_ids(tokens, np.ones(tokens.start.size, dtype=bool))
+    ids = tokens.parse().astype(np.int64)
+    first = tokens.line_starts()
+    listed = np.diff(np.r_[first, ids.size]) - 1
+    bad = np.flatnonzero(ids[first] != listed)
+    if bad.size:
+        k = bad[0]
+        raise tokens.error(int(first[k]), f"the line declares {ids[first[k]]} items but lists {listed[k]}")
+    is_item = np.ones(ids.size, dtype=bool)
+    is_item[first] = False
+    item_index = np.flatnonzero(is_item)
+    user = tokens.line[item_index] - 1
+    item = ids[item_index]
+    if item.size == 0:
+        raise DatasetFormatError(path, None, "no interaction listed")
     _check_duplicates(tokens, user, item, item_index, 0)
     return torch.from_numpy(np.stack([user, item]))
 

@@ -37,7 +37,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from .graph import EDGE, SPLITS, make_interaction_data, nth_unseen_items, num_users_items, unseen_rank_keys
-from .interactions import Seed, _holdout_latest, check_option, check_seed, leave_one_out_mask
+from .interactions import Seed, check_option, check_seed, holdout_latest, leave_one_out_mask
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
 """The evaluation protocols :func:`apply_protocol` understands."""
@@ -273,7 +273,7 @@ def held_out_users(
     held = (role[index[0]] > 0).nonzero().view(-1)
     num_targets = torch.round((1 - fold_in) * counts).long().clamp(min=1).minimum(counts - 1)
     target = torch.zeros(index.size(1), dtype=torch.bool)
-    target[held[_holdout_latest(index[0, held], num_targets, None, rng)]] = True
+    target[held[holdout_latest(index[0, held], num_targets, None, rng)]] = True
     edge_role = role[index[0]]
     val = target & (edge_role == 2) if num_val else None
     out = _split(data, index, time, target & (edge_role == 1), val)

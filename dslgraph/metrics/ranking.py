@@ -31,7 +31,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.data.graph import EDGE, interaction_csr, is_count, is_pair_index, num_users_items
-from dslgraph.sparse.ops import csr_segments
+from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)
 
@@ -210,14 +210,11 @@ class RankingEvaluator:
                 raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
             if not scores.is_floating_point():  # seen items get -inf, which an integer tensor cannot hold
                 raise ValueError(f"score_fn must return floating-point scores, got {scores.dtype}")
-            if not own_scores and _shares_memory(scores):
-                scores = scores.clone(memory_format=torch.contiguous_format)
             device = scores.device
             target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
             users = users.to(device)
 
-            pos, row = csr_segments(exclude_crow, users)
-            scores[row, exclude_col[pos]] = float("-inf")
+            scores = exclude_entries(scores, exclude_crow, exclude_col, users, copy_shared=not own_scores)
             top_score, top_item = scores.topk(max_k, dim=1)
             # the batch's [B, num_items] scores (750 MB for 2048 Amazon-book users) go before the next
             # batch is scored: kept until `scores` is reassigned, two batches' would be held at once
@@ -281,19 +278,6 @@ class RankingEvaluator:
             f"{self.__class__.__name__}(num_eval_users={self.num_eval_users}, "
             f"num_items={self.num_items}, ks={self.ks}, metrics={self.metrics})"
         )
-
-
-def _shares_memory(scores: Tensor) -> bool:
-    """Whether writing into ``scores`` could change more than these scores: a view of another tensor
-    (an expanded row, a slice, a parameter's view), overlapping memory (a zero stride) or a tensor
-    autograd tracks or a model holds (a parameter). Checking is free, unlike copying every batch: what a
-    model's product or concatenation returns is a tensor of its own, written in place."""
-    return (
-        scores._base is not None
-        or 0 in scores.stride()
-        or scores.requires_grad
-        or isinstance(scores, torch.nn.Parameter)
-    )
 
 
 def evaluate_ranking(

@@ -1,9 +1,11 @@
-"""Recommender models: message-passing modules and adapters over swappable embedding tables."""
+"""Recommender models: message-passing modules and adapters over swappable embedding tables, and their
+losses."""
 
 from dslgraph.nn.base import Recommender
 from dslgraph.nn.cdae import CDAE
 from dslgraph.nn.convncf import ConvNCF
 from dslgraph.nn.lightgcn import LightGCN
+from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.nn.multvae import MultVAE
 from dslgraph.nn.neumf import NeuMF
 from dslgraph.nn.ultragcn import UltraGCN, item_neighbors
@@ -31,4 +33,6 @@ __all__ = [
     "CDAE",
     "MultVAE",
     "MODELS",
+    "bpr_loss",
+    "l2_penalty",
 ]

@@ -45,7 +45,7 @@ from dslgraph.data.graph import (
 )
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
-from dslgraph.sparse.ops import csr_segments
+from dslgraph.sparse.ops import csr_segments, exclude_entries
 from dslgraph.sparse.table import EmbeddingTable
 
 ScoreFn = Callable[..., Tensor]
@@ -126,10 +126,10 @@ class Recommender(nn.Module):
     ) -> Tensor:
         """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
         ``[2, E]`` index of pairs never recommended while the user has other items: a user with
-        fewer than ``k`` items left gets excluded ones at the end of the row. ``users`` and ``exclude`` may be
-        on any device; the ids come back on the model's. ``batch_size`` users are scored at once, so
-        that memory holds ``batch_size x num_items`` scores (twice that while excluding) however many
-        users are asked for (all of Amazon-book's 52,643 at once would be 19 GB)."""
+        fewer than ``k`` items left gets excluded ones at the end of the row. ``users`` and ``exclude`` may
+        be on any device; the ids come back on the model's. ``batch_size`` users are scored at once, so
+        that memory holds ``batch_size x num_items`` scores (the exclusions are written into them, not into
+        a copy) however many users are asked for (all of Amazon-book's 52,643 at once would be 19 GB)."""
         if not 1 <= k <= self.num_items:
             raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
         check_sizes(batch_size=batch_size)
@@ -159,8 +159,7 @@ class Recommender(nn.Module):
         for block in users.split(batch_size):
             scores = score(block)
             if exclude is not None:
-                entry, row = csr_segments(seen_crow, block)
-                scores = scores.index_put((row, seen_col[entry]), scores.new_tensor(float("-inf")))
+                scores = exclude_entries(scores, seen_crow, seen_col, block)
             top.append(scores.topk(k, dim=-1).indices)
             del scores  # before the next block is scored, not once it is
         return torch.cat(top) if top else torch.zeros(0, k, dtype=torch.long, device=device)

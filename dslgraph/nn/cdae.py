@@ -19,8 +19,8 @@ from dslgraph.nn.base import (
     linear_macs,
     per_user_macs,
 )
+from dslgraph.nn.losses import l2_penalty
 from dslgraph.sparse.table import DenseEmbedding
-from dslgraph.train.losses import l2_penalty
 
 
 class CDAE(Recommender):

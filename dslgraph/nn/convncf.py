@@ -17,8 +17,8 @@ from dslgraph.nn.base import (
     score_in_blocks,
     table_density,
 )
+from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.sparse.table import DenseEmbedding
-from dslgraph.train.losses import bpr_loss, l2_penalty
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from torch_geometric.nn import MessagePassing
 
 from dslgraph.data.graph import is_count
 from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe
+from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
-from dslgraph.train.losses import bpr_loss, l2_penalty
 
 
 class LightGCN(MessagePassing, Recommender):

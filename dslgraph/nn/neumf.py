@@ -20,8 +20,8 @@ from dslgraph.nn.base import (
     table_density,
     table_product,
 )
+from dslgraph.nn.losses import l2_penalty
 from dslgraph.sparse.table import DenseEmbedding
-from dslgraph.train.losses import l2_penalty
 
 
 class NeuMF(Recommender):

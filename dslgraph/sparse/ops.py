@@ -1,4 +1,4 @@
-"""Sparse-dense matrix products used by propagation, on CPU and CUDA with plain torch."""
+"""Sparse-dense matrix products used by propagation, and CSR row helpers, on CPU and CUDA with plain torch."""
 
 from __future__ import annotations
 
@@ -83,3 +83,31 @@ def csr_segments(crow: Tensor, rows: Tensor, dtype: torch.dtype = torch.long) ->
     owner = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device, dtype=dtype), count)
     offset = (count.cumsum(0) - count - start).to(dtype)  # entry k of row r sits at k - first(r) + start(r)
     return torch.arange(owner.numel(), device=rows.device, dtype=dtype) - offset.index_select(0, owner), owner
+
+
+def exclude_entries(
+    scores: Tensor, crow: Tensor, col: Tensor, rows: Tensor, copy_shared: bool = True
+) -> Tensor:
+    """``scores`` (``[B, N]``, row ``b`` for CSR row ``rows[b]``) with :math:`-\\infty` at the columns each
+    CSR row holds (``crow``, ``col``: its row pointer and column indices on ``scores``' device): the items
+    a ranking excludes. Written into ``scores`` itself, so that a batch of scores is held once, unless
+    ``copy_shared`` and writing there could change more than these scores (a view, a zero stride, a
+    parameter): then into a copy. Use the returned tensor."""
+    if copy_shared and _shares_memory(scores):
+        scores = scores.clone(memory_format=torch.contiguous_format)
+    entry, row = csr_segments(crow, rows)
+    scores[row, col[entry]] = float("-inf")
+    return scores
+
+
+def _shares_memory(scores: Tensor) -> bool:
+    """Whether writing into ``scores`` could change more than these scores: a view of another tensor
+    (an expanded row, a slice, a parameter's view), overlapping memory (a zero stride) or a tensor
+    autograd tracks or a model holds (a parameter). Checking is free, unlike copying every batch: what a
+    model's product or concatenation returns is a tensor of its own, written in place."""
+    return (
+        scores._base is not None
+        or 0 in scores.stride()
+        or scores.requires_grad
+        or isinstance(scores, torch.nn.Parameter)
+    )

@@ -1,5 +1,6 @@
-"""Losses, the training loop and checkpoints."""
+"""The training loop and checkpoints; the models' losses (:mod:`dslgraph.nn.losses`) re-exported."""
 
+from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.train.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -7,7 +8,6 @@ from dslgraph.train.checkpoint import (
     locked_output,
     save_checkpoint,
 )
-from dslgraph.train.losses import bpr_loss, l2_penalty
 from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, resolve_device
 
 __all__ = [

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from dslgraph.config import check_settings
 from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
@@ -34,8 +35,8 @@ from dslgraph.train.checkpoint import (
 log = logging.getLogger(__name__)
 
 
-class Recommender(Protocol):
-    """What the trainer asks of a model (see :mod:`dslgraph.nn.base`).
+class TrainableModel(Protocol):
+    """What the trainer asks of a model (every :class:`dslgraph.nn.base.Recommender` offers it).
 
     A :class:`torch.nn.Module` with ``loss(graph, *batch, reg_weight=...)``, a scalar, and
     ``scorer(graph)``, which returns ``score(users)``: fresh ``[B, num_items]`` scores (the evaluator
@@ -90,8 +91,6 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        from dslgraph.config import check_settings  # config imports the models, which import this package
-
         settings = asdict(self)
         if settings["lr"] == 0:  # a run that updates nothing is fine from Python (the CLI wants lr > 0)
             del settings["lr"]
@@ -113,7 +112,7 @@ class Trainer:
     continues from ``last.pt`` exactly where it stopped (RNG states included).
 
     Args:
-        model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`Recommender` lists.
+        model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`TrainableModel` lists.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
         config (TrainConfig): Settings.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted); made

@@ -415,6 +415,39 @@ def test_recommend_rejects_a_bad_exclude_index(exclude, match, small_data):
         )
 
 
+def test_recommend_excludes_in_the_scorers_own_scores_and_copies_shared_ones(small_data):
+    """recommend wrote the exclusions into a copy of every block's scores (twice a block's memory): it
+    writes into the scores the scorer returns, as the ranking evaluator does, and copies only scores a
+    write could spread from (a row of a stored score matrix)."""
+    model = make("cdae").eval()
+    graph = model.input_graph(small_data)
+    train = small_data[EDGE].edge_index
+    users = torch.tensor([2, 5, 2])
+    stored = model.scorer(graph)(torch.arange(NUM_USERS))
+    kept = stored.clone()
+    returned = []
+
+    def own(graph):
+        def score(users, items=None):
+            returned.append(stored[users])  # indexed by a tensor: a tensor of its own
+            return returned[-1]
+
+        return score
+
+    def shared(graph):
+        return lambda users, items=None: stored[users.item()].unsqueeze(0)  # a view of a stored row
+
+    expected = model.recommend(graph, users, k=10, exclude=train)
+    model.scorer = own
+    assert torch.equal(model.recommend(graph, users, k=10, exclude=train), expected)
+    (scores,) = returned
+    seen = scores == float("-inf")
+    assert seen.sum() == sum(int((train[0] == user).sum()) for user in users.tolist()) > 0
+    model.scorer = shared
+    assert torch.equal(model.recommend(graph, users, k=10, exclude=train, batch_size=1), expected)
+    assert torch.equal(stored, kept)
+
+
 def test_neumf_scores_without_dropout_in_training_mode(small_data):
     model = make("neumf", dropout=0.5).train()  # e.g. recommend() called right after a training step
     graph = model.input_graph(small_data)

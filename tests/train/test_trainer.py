@@ -234,7 +234,7 @@ def test_sampled_protocol_is_evaluated_on_candidates(small_data):
 
 
 class MatrixFactorization(torch.nn.Module):
-    """A model that needs no graph input, with only what the trainer's Recommender protocol requires."""
+    """A model that needs no graph input, with only what the trainer's TrainableModel protocol requires."""
 
     def __init__(self):
         super().__init__()
