@@ -6,7 +6,8 @@ and the training interactions of the user or item the row belongs to. Per side i
 correlation of the two, the mean count of the rows of degree ≤ ``--low`` and ≥ ``--high``, the rows with
 no active entry, and the mean count per degree band, as JSON.
 
-    python benchmarks/degree_analysis.py runs/lastfm-s0.8/best.pt --output docs/results/lastfm-degree/s.json
+    python benchmarks/degree_analysis.py runs/lastfm-s0.8/best.pt \\
+        --output docs/results/lastfm-degree/degree.json
 
 Which rows are users' and which items' follows :func:`dslgraph.nn.base.table_sides`.
 """

@@ -1,4 +1,4 @@
-"""UltraGCN on Gowalla with the recipe that reproduced the paper (Recall@20 0.1862, NDCG@20 0.1580).
+"""UltraGCN on Gowalla with the recipe that met the reproduction target (paper: Recall@20 0.1862, NDCG@20 0.1580).
 
 Usage: python examples/ultragcn_gowalla.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 

@@ -1,0 +1,298 @@
+"""The documentation against the repository: every path and test it names exists, and every command line it
+gives uses flags (and, where written out in full, values) that its command takes."""
+
+import argparse
+import ast
+import functools
+import importlib.util
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from dslgraph.cli import build_parser, settings_from_args
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT_FOLDERS = ("examples", "benchmarks")
+
+# A path inside the repository: a top-level folder of it, then anything a file or folder name holds, brace
+# alternatives ({a,b}) and placeholders (<model>, *) included; never the tail of another path
+# (../shared/datasets).
+PATH = re.compile(
+    r"(?<![\w/.~<$-])((?:docs|benchmarks|examples|tests|dslgraph|datasets)/[\w./{},*<>-]*[\w*}>])(?:::\s*(\w+))?"
+)
+# a test named without its file: `test_` and a sentence (not a setting such as `test_ratio`)
+TEST_NAME = re.compile(r"`(test_[a-z0-9]+(?:_[a-z0-9]+){2,})`")
+# ... of owner/repo: a path in another repository (UltraGCN's published logs)
+OTHER_REPOSITORY = re.compile(r"`?\s+of\s+[\w-]+/[\w-]+")
+OUTPUT_FLAGS = ("--output", "--out")
+COMMAND = re.compile(r"(?:dslgraph|python (?:benchmarks|examples)/\w+\.py)\s.*")
+# a word standing for a value in a command (S, N, ROOT, <the same command>, ...), not a value itself
+PLACEHOLDER = re.compile(r"\.\.\.|…|[<>$|\[\]]|^[A-Z]+(?:\.\w+)?$")
+
+
+def documents() -> list[tuple[str, str]]:
+    """(name, text) of the README, docs/*.md, the CHANGELOG and the docstrings of the scripts."""
+    texts = [
+        ("README.md", (ROOT / "README.md").read_text()),
+        ("CHANGELOG.md", (ROOT / "CHANGELOG.md").read_text()),
+    ]
+    texts += [(f"docs/{p.name}", p.read_text()) for p in sorted((ROOT / "docs").glob("*.md"))]
+    for folder in SCRIPT_FOLDERS:
+        for path in sorted((ROOT / folder).glob("*.py")):
+            texts.append((f"{folder}/{path.name}", ast.get_docstring(ast.parse(path.read_text())) or ""))
+    return texts
+
+
+def expand_braces(path: str) -> list[str]:
+    match = re.search(r"\{([^{}]*)\}", path)
+    if match is None:
+        return [path]
+    return [
+        expanded
+        for choice in match.group(1).split(",")
+        for expanded in expand_braces(path[: match.start()] + choice + path[match.end() :])
+    ]
+
+
+@functools.cache
+def _wheel_folders() -> dict[str, Path]:
+    """The folders a wheel lays out elsewhere than the repository (pyproject's package-dir), by wheel path."""
+    # read without tomllib, which Python 3.10 lacks
+    (line,) = re.findall(r"^package-dir = \{.*\}$", (ROOT / "pyproject.toml").read_text(), flags=re.M)
+    pairs = re.findall(r'"([\w.]+)" = "([\w./-]+)"', line)
+    return {package.replace(".", "/"): ROOT / folder for package, folder in pairs}
+
+
+def resolves(path: str) -> bool:
+    """``path`` names a file or folder of the repository; a placeholder (``<model>``, ``*``, a lone
+    capital letter or ``NAME``: the ``S`` of ``sS-dt50``) stands for a part of a name and must match one,
+    and an output prefix (``--out .../cost``) names the files it begins (``cost.md``)."""
+    path = path.rstrip("/")
+    wheel = _wheel_folders()
+    if path in wheel:
+        return wheel[path].is_dir()
+    if (ROOT / path).exists() or list((ROOT / path).parent.glob(f"{glob_escape((ROOT / path).name)}.*")):
+        return True
+    pattern = re.sub(r"<[^<>]*>|\bNAME\b|(?<![A-Z])[A-Z](?![A-Za-z])", "*", path)
+    if (pattern == path and "*" not in path) or not re.sub(r"[*./-]", "", pattern):
+        return False
+    return any(ROOT.glob(pattern)) or any(ROOT.glob(pattern + ".*"))
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def named_paths(name: str, text: str) -> list[tuple[str, str | None]]:
+    """The repository paths (and ``::test`` ids) ``text`` names; a script's usage lines may name the outputs
+    it would write, which need not exist."""
+    found = []
+    for match in PATH.finditer(text):
+        if OTHER_REPOSITORY.match(text, match.end()):
+            continue
+        before = text[max(0, match.start() - 12) : match.start()].split()
+        if name.startswith(SCRIPT_FOLDERS) and before and before[-1] in OUTPUT_FLAGS:
+            continue
+        found += [(path, match.group(2)) for path in expand_braces(match.group(1))]
+    return found
+
+
+def _tests_of(path: Path) -> set[str]:
+    return set(re.findall(r"^\s*def (test_\w+)\(", path.read_text(), flags=re.M))
+
+
+def missing_paths(texts: list[tuple[str, str]]) -> tuple[list[str], int]:
+    every_test = set().union(*(_tests_of(path) for path in (ROOT / "tests").rglob("test_*.py")))
+    missing, checked = [], 0
+    for name, text in texts:
+        for path, test in named_paths(name, text):
+            checked += 1
+            if not resolves(path):
+                missing.append(f"{name}: {path}")
+            elif test and test not in _tests_of(ROOT / path):
+                missing.append(f"{name}: {path}::{test} (no such test)")
+        for test in TEST_NAME.findall(text):
+            checked += 1
+            if test not in every_test:
+                missing.append(f"{name}: {test} (no such test)")
+    return missing, checked
+
+
+def test_every_path_and_test_the_docs_name_exists():
+    missing, checked = missing_paths(documents())
+    assert missing == []
+    assert checked > 300  # the docs name ~430 (with repeats): the pattern still finds them
+
+
+def test_the_path_check_reports_what_is_missing():
+    text = (
+        "`docs/results/lastfm-seeds/s0.5-seed1` `docs/results/{lastfm,nope}/sweep.csv` "
+        "`docs/results/lastfm-regrow/sS-dt50` `docs/results/lastfm-regrow/sS-dt99` "
+        "`tests/test_docs.py::test_the_path_check_reports_what_is_missing` "
+        "`tests/test_docs.py::\n  test_nothing` "  # an id broken across lines
+        "`test_the_path_check_reports_what_is_missing` `test_nothing_at_all` "
+        "`docs/results/ml-1m/cost` `benchmarks/nope.md` of someone/elsewhere"
+    )
+    missing, checked = missing_paths([("docs/x.md", text)])
+    assert checked == 10
+    assert missing == [
+        "docs/x.md: docs/results/nope/sweep.csv",
+        "docs/x.md: docs/results/lastfm-regrow/sS-dt99",
+        "docs/x.md: tests/test_docs.py::test_nothing (no such test)",
+        "docs/x.md: test_nothing_at_all (no such test)",
+    ]
+
+
+def command_lines(text: str) -> list[str]:
+    """The ``dslgraph ...`` and ``python benchmarks|examples/X.py ...`` command lines of ``text``: in code
+    blocks (continued lines joined, comments dropped), in inline code and on a docstring's indented lines."""
+    lines = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S):
+        # a comment may give the command a step ran: "# = dslgraph train ... \" and "#     --lr ..."
+        lines += [re.sub(r"^#\s*=?\s*", "", line) for line in re.sub(r"\\\n#?\s*", " ", block).splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    lines += re.findall(r"`([^`]+)`", prose.replace("\n", " "))
+    indented = re.findall(r"^(?: {4,}|Usage: )(.*)$", re.sub(r"\\\n\s*", " ", prose), flags=re.M)
+    commands = []
+    for line in lines + indented:
+        line = re.sub(r"(^|\s)#(\s.*)?$", "", line.strip()).strip()
+        for part in re.split(r"&&|;|=\s*(?=dslgraph|python)", line):
+            match = COMMAND.match(part.strip())
+            if match:
+                commands.append(match.group(0))
+    return commands
+
+
+class _Parsed(Exception):
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+
+
+def script_parser(script: str, monkeypatch) -> argparse.ArgumentParser | None:
+    """The argument parser ``script``'s ``main`` builds, taken when it parses (nothing of the script runs);
+    None for an example that runs ``dslgraph train`` (``run_example``)."""
+    path = ROOT / script
+    if "run_example(" in path.read_text():
+        return None
+    spec = importlib.util.spec_from_file_location(f"docs_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.syspath_prepend(str(path.parent))  # the benchmarks import their `common`
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+
+    def parsed(self, *args, **kwargs):
+        raise _Parsed(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parsed)
+        with pytest.raises(_Parsed) as caught:
+            module.main()
+    return caught.value.parser
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings}
+
+
+def _takes_a_value(parser: argparse.ArgumentParser, word: str) -> bool:
+    return any(word in action.option_strings and action.nargs != 0 for action in parser._actions)
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+Problem = tuple[str, str, str]  # document, command line, what is wrong
+
+
+def command_problems(commands: list[tuple[str, str]], monkeypatch) -> tuple[list[Problem], int, int]:
+    """Flags no parser of the command takes; for ``dslgraph train`` lines written out in full (no
+    placeholder), what its parser or the settings' validation refuse. Returns the problems, the count of
+    commands and of full ones."""
+    subcommands, parsers = _subcommands(), {}
+    problems, full = [], 0
+    for name, line in commands:
+        try:
+            words = shlex.split(line)
+        except ValueError:  # an apostrophe of the prose after the command
+            words = line.split()
+        is_train = False
+        if words[0] == "dslgraph":
+            command = next((i for i, word in enumerate(words) if word in subcommands), len(words))
+            top = [word for word in words[1:command] if word.startswith("-")]
+            named = any(PLACEHOLDER.search(word) for word in words[1:])  # `dslgraph ...`: the CLI named
+            if not top and command == len(words) and not named or set(top) - _options(build_parser()):
+                problems.append((name, line, f"no dslgraph command or flag {words[1:2]}"))
+            if command == len(words):
+                continue
+            parser, arguments, is_train = (
+                subcommands[words[command]],
+                words[command + 1 :],
+                words[command] == "train",
+            )
+        elif re.fullmatch(r"\w+/[A-Z]+\.py", words[1]):  # python examples/X.py: any of them
+            continue
+        elif not (ROOT / words[1]).is_file():
+            problems.append((name, line, f"no script {words[1]}"))
+            continue
+        elif words[1] == "benchmarks/dsl_variants.py":  # VARIANT train FLAGS: a dslgraph command line
+            if "train" not in words:
+                continue
+            parser, arguments, is_train = subcommands["train"], words[words.index("train") + 1 :], True
+        else:
+            if words[1] not in parsers:
+                parsers[words[1]] = script_parser(words[1], monkeypatch)
+            parser, arguments = parsers[words[1]], words[2:]
+            if parser is None:  # an example script: dslgraph train with the script's defaults
+                parser, is_train = subcommands["train"], True
+        flags = {word.strip("[]").split("=")[0] for word in arguments}
+        unknown = sorted(
+            f for f in flags if re.fullmatch(r"--[a-z][a-z0-9-]*", f) and f not in _options(parser)
+        )
+        if unknown:
+            problems.append((name, line, f"unknown flags {unknown}"))
+        if not is_train or unknown or any(PLACEHOLDER.search(word) for word in arguments):
+            continue
+        if {"-h", "--help"} & flags or arguments and _takes_a_value(parser, arguments[-1]):
+            continue  # help, or a flag named (`dslgraph train --output` holds its folder)
+        full += 1
+        try:
+            settings = parser.parse_args(arguments)
+            if not settings.resume and not settings.config:
+                settings_from_args(settings)
+        except (SystemExit, ValueError) as error:
+            problems.append((name, line, f"refused: {error}"))
+    return problems, len(commands), full
+
+
+def test_every_command_line_of_the_docs_takes_its_flags(monkeypatch, capsys):
+    commands = [(name, line) for name, text in documents() for line in command_lines(text)]
+    problems, checked, full = command_problems(commands, monkeypatch)
+    assert problems == [], capsys.readouterr().err
+    assert checked > 150 and full > 40  # the docs give ~190, ~60 train lines in full: the pattern finds them
+
+
+def test_the_command_check_reports_unknown_flags_and_refused_values(monkeypatch, capsys):
+    text = (
+        "```bash\ndslgraph train --dataset lastfm --sparsity 0.8 \\\n"
+        "    --lr-decay 0.5   # a renamed flag\n```\n"
+        "`dslgraph train --sampling users --epochs 1`, `dslgraph trian --epochs 1`,\n"
+        "`dslgraph train --sparsity S --epochs 1` and\n"
+        "    python benchmarks/most_popular.py --datasets lastfm --top 5\n"
+        "`python examples/lightgcn_lastfm.py --epochs 1 --init xavier`"
+    )
+    commands = [("docs/x.md", line) for line in command_lines(text)]
+    problems, checked, full = command_problems(commands, monkeypatch)
+    capsys.readouterr()
+    assert (checked, full) == (6, 2)
+    assert [what.split(":")[0] for _, _, what in problems] == [
+        "unknown flags ['--lr-decay']",
+        "refused",
+        "no dslgraph command or flag ['trian']",
+        "unknown flags ['--top']",
+    ]
+    assert "sampling" in problems[1][2]
