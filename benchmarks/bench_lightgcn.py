@@ -94,7 +94,7 @@ def pyg_loop(data, device, dim, layers, lr, reg):
 def ours(data, device, dim, layers, lr, reg):
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     adj = propagation_graph(data).to(device)
-    model = LightGCN(num_users, num_items, dim, layers).to(device)
+    model = LightGCN(num_users, num_items, embedding_dim=dim, num_layers=layers).to(device)
     optimizer = make_adam(model.parameters(), lr)  # what dslgraph trains with (the fused Adam)
     evaluator = RankingEvaluator.from_data(data, "test", ks=(20,), batch_size=2048, device=device)
 

@@ -18,6 +18,7 @@ import functools
 import inspect
 import json
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     _check_targets(out["targets"])
     _check_data_file(out)
     _check_combinations(out)
-    _check_ks(out["ks"])
+    out["ks"] = _check_ks(out["ks"])
     out["monitor"] = _checked_monitor(out)
     return out
 
@@ -379,14 +380,25 @@ def check_settings(values: dict[str, Any]) -> None:
     what :class:`~dslgraph.train.TrainConfig` built from Python goes through."""
     for name, value in values.items():
         if name in FIELDS and not (value is None and FIELDS[name].optional):
-            _check(name, FIELDS[name], list(value) if name == "ks" and isinstance(value, tuple) else value)
-    if values.get("ks") is not None:
-        _check_ks(values["ks"])
+            if name == "ks" and _is_sequence(value):
+                value = list(value)
+            _check(name, FIELDS[name], value)
+            if name == "ks":
+                _check_ks(value)
 
 
-def _check_ks(ks) -> None:
-    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
+def _is_sequence(value: Any) -> bool:
+    """A tuple, an array (``np.arange(5, 25, 5)``) or another iterable of values, not text."""
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict))
+
+
+def _check_ks(ks: list) -> list[int]:
+    """The cut-offs as plain ints: NumPy's integers (``np.arange(5, 25, 5)``) pass, to go on as ints,
+    which JSON (``metrics.json``, a run's settings) writes as numbers; ``np.int64(10)`` as ``"10"`` or
+    not at all."""
+    if not ks or any(not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1 for k in ks):
         raise ConfigError(f"ks must be a non-empty list of positive integers, got {ks!r}")
+    return [int(k) for k in ks]
 
 
 def _check(name: str, field: Field, value: Any) -> Any:

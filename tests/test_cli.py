@@ -16,6 +16,14 @@ from dslgraph.sparse import SparseEmbedding
 from dslgraph.train import Trainer, save_checkpoint
 
 
+def test_validate_takes_numpy_integers_for_ks_as_ints():
+    ks = validate({"ks": list(np.arange(10, 30, 10)), "monitor": "ndcg@20"})["ks"]
+    assert ks == [10, 20] and all(type(k) is int for k in ks)  # json.dumps refuses np.int64
+    for bad in ([np.float64(10.0)], [True], [0], []):
+        with pytest.raises(ConfigError, match="ks must be a non-empty list of positive integers"):
+            validate({"ks": bad})
+
+
 def test_validate_names_field_and_range():
     assert validate({})["dataset"] == "lastfm"
     with pytest.raises(ConfigError, match=r"sparsity must be a float in \[0, 1\), got 1.0"):

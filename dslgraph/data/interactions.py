@@ -186,9 +186,10 @@ class InteractionDataset(InMemoryDataset):
         engine = "c" if sep is not None and (len(sep) == 1 or sep == r"\s+") else "python"
         try:
             df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str), engine=engine)
-            # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing
+            # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing.
+            # Where pandas found none among the ids, every id was read as written: most files are read once
             present = [column for column in dict.fromkeys(id_columns) if column in df.columns]
-            if present:
+            if present and df[present].isna().any(axis=None):
                 ids = pd.read_csv(
                     path,
                     sep=sep,

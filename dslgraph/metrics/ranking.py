@@ -67,7 +67,10 @@ class RankingEvaluator:
 
     Tied scores are ordered as :func:`torch.topk` returns them, as in the LightGCN code, RecBole and
     PyG: a model that scores many items alike (e.g. a constant) can be credited hits by that order.
-    A NaN score is never a hit.
+    Every cut-off reads one top-:math:`\max K` list, so each top :math:`K` is a prefix of it and
+    ``recall@10 <= recall@20`` always; which tied items make the top 10 can then depend on
+    :math:`\max K` (``topk(10)`` and the first 10 of ``topk(20)`` may differ), so ``@10`` of two
+    evaluations with other ``ks`` is the same only where scores do not tie. A NaN score is never a hit.
 
     Args:
         num_users (int): The number of users.

@@ -62,6 +62,7 @@ class CDAE(Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         hidden_channels: int = 50,
         corruption: float = 0.5,
         std: float = 0.01,

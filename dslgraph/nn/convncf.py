@@ -65,6 +65,7 @@ class ConvNCF(Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         embedding_dim: int = 64,
         channels: int = 32,
         std: float = 0.1,

@@ -33,7 +33,9 @@ class LightGCN(MessagePassing, Recommender):
     id space (items offset by the number of users), it takes the normalised graph
     (:func:`~dslgraph.data.propagation_graph`) and 0-based item ids, as every model of
     :mod:`dslgraph.nn`: ``forward(graph, edge_label_index)``, ``recommend(graph, users, k, exclude)``.
-    Its embeddings and scores equal PyG's for the same table and graph.
+    Its embeddings and scores equal PyG's for the same table and graph. Its constructor takes the numbers
+    of users and items where PyG's takes ``num_nodes``, and every other argument by keyword: PyG's
+    ``LightGCN(70, 64, 3)`` fails here rather than building 70 users and 64 items of dimension 3.
 
     Args:
         num_users (int): Number of users.
@@ -51,6 +53,7 @@ class LightGCN(MessagePassing, Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         embedding_dim: int = 64,
         num_layers: int = 3,
         init: str = "normal",

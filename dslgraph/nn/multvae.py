@@ -60,6 +60,7 @@ class MultVAE(Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         hidden_channels: int = 600,
         latent_dim: int = 200,
         dropout: float = 0.5,

@@ -65,6 +65,7 @@ class NeuMF(Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         embedding_dim: int = 16,
         mlp_layers: Sequence[int] = (32, 32, 16, 8),
         dropout: float = 0.2,

@@ -169,6 +169,7 @@ class UltraGCN(Recommender):
         self,
         num_users: int,
         num_items: int,
+        *,
         embedding_dim: int = 64,
         w1: float = 1e-6,
         w2: float = 1.0,

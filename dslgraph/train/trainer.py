@@ -95,6 +95,7 @@ class TrainConfig:
         if settings["lr"] == 0:  # a run that updates nothing is fine from Python (the CLI wants lr > 0)
             del settings["lr"]
         check_settings(settings)
+        self.ks = tuple(int(k) for k in self.ks)  # np.int64 ks as ints, which metrics.json writes as numbers
 
 
 class Trainer:

@@ -140,6 +140,29 @@ def test_from_csv_keeps_ids_as_written(tmp_path):
     assert dataset.user_ids.tolist() == ["NA", "ann"] and dataset.item_ids.tolist() == ["None", "null"]
 
 
+# missing ratings are pandas' business, not the ids'
+@pytest.mark.parametrize("ratings", [["5", "3", "4", "4"], ["NA", "3", "4", ""]])
+def test_from_csv_reads_a_file_once_where_no_id_reads_as_missing(tmp_path, monkeypatch, ratings):
+    # every file was read a second time, its id columns as text with pandas' missing values off, though only
+    # a file with an id pandas reads as missing ("NA", "null", an empty field) reads otherwise that way
+    path = tmp_path / "ratings.csv"
+    rows = zip(["1", "1", "2", "2"], ["10", "11", "10", "12"], ratings, strict=True)
+    path.write_text("user,item,rating\n" + "".join(",".join(row) + "\n" for row in rows))
+    calls, read_csv = [], pd.read_csv
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return read_csv(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", recording)
+    dataset = InteractionDataset.from_csv(path, split="leave-one-out")
+    assert len(calls) == 1 and dataset.user_ids.tolist() == [1, 2]
+    path.write_text(path.read_text().replace("\n1,", "\nNA,"))  # user "NA": read again to tell it from ""
+    calls.clear()
+    dataset = InteractionDataset.from_csv(path, split="leave-one-out")
+    assert len(calls) == 2 and dataset.user_ids.tolist() == ["2", "NA"]
+
+
 def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
     path = tmp_path / "u.data"  # MovieLens-100K's layout: no header, tab-separated
     path.write_text("1\t10\t5\t100\n1\t11\t3\t101\n2\t10\t4\t102\n2\t12\t4\t103\n")

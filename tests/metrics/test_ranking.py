@@ -298,3 +298,28 @@ def test_a_batchs_scores_are_freed_before_the_next_batch_is_scored(split):
     result = evaluator(score_fn)
     assert len(returned) == -(-evaluator.num_eval_users // 8) > 1
     assert result == evaluator(dot_scores(user_emb, item_emb, "cpu"))
+
+
+def test_every_k_reads_one_ranking_when_scores_tie():
+    """All cut-offs come from one top-max(K) pass (LightGCN's and RecBole's way), so the top K for each K is a
+    prefix of the same list and recall@K never falls as K grows; ``topk(k)`` for each K on its own would pick
+    other tied items than the first k of ``topk(max K)``."""
+    gen = torch.Generator().manual_seed(0)
+    num_users, num_items, ks = 40, 200, (1, 5, 10, 20, 50)
+    scores = torch.randint(0, 3, (num_users, num_items), generator=gen).float()  # a third of each row ties
+    is_target = torch.rand(num_users, num_items, generator=gen) < 0.2
+    assert is_target.any(1).all()  # every user is evaluated, and scored in one batch
+    top = scores.topk(max(ks), dim=1).indices
+    hits = is_target.gather(1, top).cumsum(1).double()  # each user's hits in every prefix of the one list
+    on_its_own = {k: is_target.gather(1, scores.topk(k, dim=1).indices).sum(1).double() for k in ks}
+    assert any(not torch.equal(on_its_own[k], hits[:, k - 1]) for k in ks)  # else the test tells nothing
+
+    evaluator = RankingEvaluator(num_users, num_items, is_target.nonzero().t(), ks=ks)
+    result = evaluator(lambda users: scores[users].clone())
+    num_targets = is_target.sum(1)
+    for k in ks:
+        assert result[f"recall@{k}"] == pytest.approx(float((hits[:, k - 1] / num_targets).mean()))
+        assert result[f"hr@{k}"] == pytest.approx(float((hits[:, k - 1] > 0).double().mean()))
+    for metric in ("recall", "hr"):
+        values = [result[f"{metric}@{k}"] for k in ks]
+        assert values == sorted(values)

@@ -50,15 +50,15 @@ def test_recommend_excludes_training_items(small_data, device):
 
 
 def test_repr_and_bad_layers():
-    assert "LightGCN(3, 4, dim=8, num_layers=2" in repr(LightGCN(3, 4, 8, 2))
+    assert "LightGCN(3, 4, dim=8, num_layers=2" in repr(LightGCN(3, 4, embedding_dim=8, num_layers=2))
     with pytest.raises(ValueError, match="num_layers"):
-        LightGCN(3, 4, 8, -1)
+        LightGCN(3, 4, embedding_dim=8, num_layers=-1)
     with pytest.raises(ValueError, match="num_users"):
-        LightGCN(-1, 4, 8)  # the shared table would still have 3 rows
+        LightGCN(-1, 4, embedding_dim=8)  # the shared table would still have 3 rows
     with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
-        LightGCN(3, 4, 0)
+        LightGCN(3, 4, embedding_dim=0)
     with pytest.raises(ValueError, match=r"num_layers must be an integer >= 0, got 1\.5"):
-        LightGCN(3, 4, 8, 1.5)  # failed in forward
+        LightGCN(3, 4, embedding_dim=8, num_layers=1.5)  # failed in forward
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
@@ -111,8 +111,8 @@ def test_the_graph_of_data_of_other_sizes_is_refused(small_data):
 
 def test_a_double_precision_model_takes_its_graph_in_double(small_data):
     torch.manual_seed(0)
-    single = LightGCN(30, 40, 8)
-    double = LightGCN(30, 40, 8)
+    single = LightGCN(30, 40, embedding_dim=8)
+    double = LightGCN(30, 40, embedding_dim=8)
     double.load_state_dict(single.state_dict())
     double = double.double()
     graph = double.input_graph(small_data)  # a float32 graph failed "expected scalar type Double"

@@ -101,7 +101,9 @@ def test_cosine_schedule_and_t_end():
     assert update_fraction("cosine", 100, 100, 0.5, 0.005) == pytest.approx(0.005)
     assert update_fraction("linear", 50, 100, 0.5, 0.0) == pytest.approx(0.25)
     assert update_fraction("constant", 70, 100, 0.3, 0.0) == pytest.approx(0.3)
-    dsl = DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=100, update_interval=10, t_end=30)
+    dsl = DynamicSparseLearning(
+        LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=100, update_interval=10, t_end=30
+    )
     assert [t for t in range(1, 101) if dsl.is_update_step(t)] == [10, 20, 30]
 
 
@@ -224,10 +226,12 @@ def test_degree_mask_init_without_degrees_names_the_table(small_data):
     with pytest.raises(
         ValueError, match=r"row_degrees\['embedding'\], one degree per row of its 70 rows, got none"
     ):
-        DynamicSparseLearning(LightGCN(30, 40, 8), 0.5, total_steps=10, mask_init="degree")
+        DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), 0.5, total_steps=10, mask_init="degree")
     wrong = {"embedding": torch.ones(30, dtype=torch.long)}
     with pytest.raises(ValueError, match=r"got shape \(30,\)"):
-        DynamicSparseLearning(LightGCN(30, 40, 8), 0.5, total_steps=10, mask_init="degree", row_degrees=wrong)
+        DynamicSparseLearning(
+            LightGCN(30, 40, embedding_dim=8), 0.5, total_steps=10, mask_init="degree", row_degrees=wrong
+        )
     with pytest.raises(ValueError, match="one degree per row of the 70-row table, got none"):
         SparseEmbedding(70, 8, 0.5, mask_init="degree")
 
@@ -242,7 +246,7 @@ def test_degree_mask_init_says_which_tables_table_row_degrees_places():
 
 def test_table_row_degrees_map_rows_to_users_and_items(small_data):
     users, items = small_data[EDGE].edge_index
-    lightgcn = table_row_degrees(LightGCN(30, 40, 8), small_data)
+    lightgcn = table_row_degrees(LightGCN(30, 40, embedding_dim=8), small_data)
     expected = torch.cat([torch.bincount(users, minlength=30), torch.bincount(items, minlength=40)])
     assert list(lightgcn) == ["embedding"] and torch.equal(lightgcn["embedding"], expected)
     two_tables = nn.ModuleDict(
@@ -255,26 +259,28 @@ def test_table_row_degrees_map_rows_to_users_and_items(small_data):
 def test_bad_settings_fail_clearly():
     for sparsity in (1.0, 80, -0.1):  # 80: a percentage
         with pytest.raises(ValueError, match=rf"sparsity must be a fraction in \[0, 1\), got {sparsity}"):
-            DynamicSparseLearning(LightGCN(3, 4, 8), sparsity, total_steps=10)
+            DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), sparsity, total_steps=10)
     with pytest.raises(ValueError, match="update_interval"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, update_interval=0)
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, update_interval=0)
     with pytest.raises(ValueError, match="matches no parameter"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["decoder.weight"])
+        DynamicSparseLearning(
+            LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=["decoder.weight"]
+        )
     with pytest.raises(ValueError, match="targets is empty"):  # it sparsified nothing, silently
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=[])
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=[])
     # a TypeError ("'NoneType' object is not iterable") and a bare re.error before
     with pytest.raises(ValueError, match="targets must be 'tables' and/or regular expressions, got None"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=None)
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=None)
     with pytest.raises(ValueError, match=r"targets must be .*\(strings\), got \['tables', 3\]"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["tables", 3])
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=["tables", 3])
     with pytest.raises(ValueError, match=r"target 'embedding\(' is not a regular expression"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, targets=["embedding("])
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=["embedding("])
     with pytest.raises(ValueError, match="mask_init must be one of"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, mask_init="diagonal")
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, mask_init="diagonal")
     with pytest.raises(ValueError, match="schedule must be one of"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, schedule="step")
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, schedule="step")
     with pytest.raises(ValueError, match="momentum"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, total_steps=10, growth="momentum")
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, growth="momentum")
 
 
 def test_lazy_layer_target_fails_naming_it():
@@ -907,7 +913,7 @@ def test_non_integer_counts_fail_naming_the_setting(setting):
     """update_interval=2.5 passed the checks and updated every 5 iterations (True: every one)."""
     arguments = {"total_steps": 10, **setting}
     with pytest.raises(ValueError, match=f"{next(iter(setting))} must be an int"):
-        DynamicSparseLearning(LightGCN(3, 4, 8), 0.5, **arguments)
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, **arguments)
 
 
 def test_random_growth_finds_the_one_free_position():

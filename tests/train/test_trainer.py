@@ -5,6 +5,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -346,11 +347,24 @@ def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, 
         make_output_folder(tmp_path / "run")
 
 
+def test_numpy_ks_are_taken_and_written_as_numbers(small_data, tmp_path):
+    # ks=np.arange(...) was refused; kept as np.int64, metrics.json (json's default=str) would hold "5"
+    trainer = _trainer(small_data, tmp_path, epochs=1, ks=np.arange(5, 15, 5), monitor="recall@5")
+    assert trainer.config.ks == (5, 10) and all(type(k) is int for k in trainer.config.ks)
+    trainer.fit()
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["config"]["ks"] == [5, 10]
+    assert {"recall@5", "recall@10"} <= set(written["test"])
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
         ({"eval_every": 0}, r"eval_every must be an int in \[1, inf\), got 0"),  # a ZeroDivisionError later
         ({"ks": ()}, "ks must be a non-empty list of positive integers"),
+        ({"ks": np.array([5.0, 10.0])}, r"ks must be a non-empty list of positive integers, got \[np"),
+        ({"ks": (np.True_,)}, "ks must be a non-empty list of positive integers"),
+        ({"ks": 20}, "ks must be a list, got 20"),
         ({"lr_schedule": "step"}, r"lr_schedule must be one of \['none', 'cosine'\]"),
         ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\)"),
     ],
