@@ -7,7 +7,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -361,9 +361,9 @@ class DynamicSparseLearning:
         skip_zero_gradient (bool, optional): Never grow an entry whose growth score (gradient or
             momentum) is zero, and prune only as many entries as can be grown otherwise. A model without
             propagation (UltraGCN) gives gradient only to the rows of the update's mini-batch, so
-            gradient growth would fill most of its slots with entries the loss ignores, picked by how
-            ``topk`` breaks ties; they stay at zero until pruned again. (default: :obj:`False`, the DSL
-            authors' and RigL's growth of exactly ``n``)
+            gradient growth would fill most of its slots with entries the loss ignores (all of gradient
+            0: the lowest flat positions among them); they stay at zero until pruned again.
+            (default: :obj:`False`, the DSL authors' and RigL's growth of exactly ``n``)
         chunk_rows (int, optional): Rows of dense gradient materialised at once during growth.
             (default: :obj:`4096`)
         seed (int, optional): Seed of masks and random growth. (default: :obj:`0`)
@@ -665,7 +665,8 @@ class DynamicSparseLearning:
 
     def _grow(self, target: _Target, kept: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
         """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones),
-        with their growth scores (``None`` for random growth)."""
+        with their growth scores (``None`` for random growth). Gradient and momentum growth take the
+        largest scores, the lowest positions first among equal ones (:func:`_largest`)."""
         kept = kept.sort().values
         if self.growth == "random":
             return _random_excluding(target.numel, kept, n, self.generator).to(kept.device), None
@@ -673,24 +674,11 @@ class DynamicSparseLearning:
             chunks = [(0, target.momentum(self.optimizer))]
         else:
             chunks = target.grad_chunks(self.chunk_rows)
-        best_score = kept.new_empty(0, dtype=torch.float32)
-        best_pos = kept.new_empty(0)
-        for offset, score in chunks:
-            _check_finite(
-                score, "gradients" if self.growth == "gradient" else "momenta", target.name, self.iteration
-            )
-            score = score.clone().float()
-            lo, hi = torch.searchsorted(
-                kept, torch.tensor([offset, offset + score.numel()], device=kept.device)
-            )
-            score[kept[lo:hi] - offset] = -math.inf
-            top = score.topk(min(n, score.numel()))
-            best_score = torch.cat([best_score, top.values])
-            best_pos = torch.cat([best_pos, top.indices + offset])
-            if best_score.numel() > n:
-                keep_top = best_score.topk(n).indices
-                best_score, best_pos = best_score[keep_top], best_pos[keep_top]
-        return best_pos, best_score
+        what = "gradients" if self.growth == "gradient" else "momenta"
+        checked = (
+            (offset, _check_finite(score, what, target.name, self.iteration)) for offset, score in chunks
+        )
+        return _largest(checked, kept, n)
 
     # ----------------------------------------------------------------- reporting
     def active_counts(self) -> dict[str, int]:
@@ -765,7 +753,8 @@ def _without_zero_growth(
 
     Pruning fewer leaves ``pruned[k:]`` active, so grown positions among them no longer count."""
     positive = score > 0
-    live = grown[positive][score[positive].argsort(descending=True)]
+    # stable: among equal scores, the lower position first, as growth chose them
+    live = grown[positive][score[positive].argsort(descending=True, stable=True)]
     k = min(pruned.numel(), live.numel())
     while True:
         candidates = live[~torch.isin(live, active[pruned[k:]])]
@@ -871,14 +860,75 @@ def _densities(selected: dict[str, object], density: float, distribution: str) -
         dense.update(over)
 
 
-def _check_finite(values: Tensor, what: str, name: str, iteration: int) -> None:
-    """Refuses to rank NaN or infinite ``values``: ``topk`` puts NaN first, so NaN gradients would be grown
-    before every other entry and NaN weights never pruned, and the run would train on."""
+def _check_finite(values: Tensor, what: str, name: str, iteration: int) -> Tensor:
+    """Refuses to rank NaN or infinite ``values`` (returned as they are): ``topk`` puts NaN first, so NaN
+    gradients would be grown before every other entry and NaN weights never pruned, and the run would
+    train on."""
     if not torch.isfinite(values).all():
         raise FloatingPointError(
             f"DSL update at iteration {iteration}: {name!r} has non-finite {what} (training diverged: a "
             "lower learning rate, or a loss that cannot overflow)"
         )
+    return values
+
+
+def _largest(chunks: Iterable[tuple[int, Tensor]], excluded: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The flat positions of the ``n`` largest scores outside sorted ``excluded``, in increasing order, and
+    their scores; among equal scores the lowest positions win, so the choice is the same however the
+    scores are cut into chunks (the masked backend's one, a sparse table's blocks of rows).
+
+    ``chunks`` are ``(first flat position, scores)`` pairs in increasing order of position, together
+    covering the tensor, with at least ``n`` positions not excluded. One chunk and at most ``2n`` other
+    candidates exist at once: candidates pile up until they pass ``2n`` and are then cut to the ``n``
+    best, whose worst score is from then on a threshold that a later chunk's entry must beat to become
+    a candidate at all (an equal one comes at a higher position, and loses). A ``topk`` of the best so
+    far and each block instead cost seconds an update at Amazon-book's size (36 blocks, ``n`` ≈ 0.93 M).
+    """
+    scores: list[Tensor] = []
+    positions: list[Tensor] = []
+    count = 0
+    threshold = -math.inf
+    for offset, score in chunks:
+        # a copy, whose excluded entries become -inf; float64 stays float64 (in float32, distinct
+        # gradients could tie)
+        score = score.to(torch.promote_types(score.dtype, torch.float32), copy=True)
+        lo, hi = torch.searchsorted(
+            excluded, torch.tensor([offset, offset + score.numel()], device=excluded.device)
+        )
+        score[excluded[lo:hi] - offset] = -math.inf
+        if score.numel() - int(hi - lo) > 2 * n:
+            # more free entries than a cut would keep (a masked tensor's one chunk): cut the chunk
+            # itself rather than gather all of it first
+            index, _ = _best(score, n)
+        else:
+            index = (score > threshold).nonzero().squeeze(1)
+        scores.append(score[index])
+        positions.append(index + offset)
+        count += index.numel()
+        if count > 2 * n:
+            best, where = _joined(scores), _joined(positions)
+            index, threshold = _best(best, n)
+            scores, positions, count = [best[index]], [where[index]], n
+    best, where = _joined(scores), _joined(positions)
+    if count > n:
+        index, _ = _best(best, n)
+        best, where = best[index], where[index]
+    return where, best
+
+
+def _best(score: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The indices of the ``n`` largest of ``score``, more than ``n`` of them finite (the lowest indices
+    among equal ones), in increasing order, and the ``n``-th largest score."""
+    threshold = score.kthvalue(score.numel() - n + 1).values
+    take = score > threshold
+    tied = (score == threshold).nonzero().squeeze(1)
+    take[tied[: n - int(take.sum())]] = True
+    return take.nonzero().squeeze(1), threshold
+
+
+def _joined(parts: list[Tensor]) -> Tensor:
+    # torch.cat copies even one tensor
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _random_excluding(numel: int, excluded: Tensor, n: int, generator: torch.Generator) -> Tensor:

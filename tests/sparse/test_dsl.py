@@ -10,7 +10,8 @@ from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import LightGCN
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
-from dslgraph.sparse.dsl import _random_excluding, _reset_state
+from dslgraph.sparse import dsl as dsl_module
+from dslgraph.sparse.dsl import _largest, _random_excluding, _reset_state
 from dslgraph.sparse.embedding import degree_widths
 from dslgraph.train import TrainConfig, Trainer
 
@@ -963,6 +964,95 @@ def test_random_growth_of_more_positions_than_are_free_fails_clearly():
     """It looped for ever, drawing from positions that could never be enough."""
     with pytest.raises(ValueError, match="cannot draw 3 distinct positions out of the 2 of 10 not excluded"):
         _random_excluding(10, torch.arange(8), 3, torch.Generator().manual_seed(0))
+
+
+def _reference_largest(score: torch.Tensor, excluded: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``n`` positions of largest score outside ``excluded`` in one dense sort: score descending,
+    then position ascending (a stable sort of positions already in order), as a sorted tensor."""
+    score = score.clone()
+    score[excluded] = -math.inf
+    return score.sort(descending=True, stable=True).indices[:n].sort().values
+
+
+def _chunked(score: torch.Tensor, size: int) -> list[tuple[int, torch.Tensor]]:
+    return [(start, score[start : start + size]) for start in range(0, score.numel(), size)]
+
+
+@pytest.mark.parametrize("n", [150, 300])  # the whole tensor's one chunk: cut before or after gathering
+@pytest.mark.parametrize("size", [1, 7, 64, 600])
+@pytest.mark.parametrize("scores", ["distinct", "tied"])
+def test_largest_takes_the_n_best_whatever_the_chunks(n, size, scores):
+    """Blocks smaller than n, scores equal across blocks: the choice is a dense sort's, the lowest
+    positions first among equal scores, however the scores come in chunks."""
+    generator = torch.Generator().manual_seed(0)
+    if scores == "distinct":
+        score = torch.randperm(600, generator=generator).float()
+    else:  # a few values, each in every block; n ends inside a run of equal scores
+        score = torch.randint(4, (600,), generator=generator).float()
+    excluded = torch.randperm(600, generator=generator)[:100].sort().values
+    positions, best = _largest(_chunked(score, size), excluded, n)
+    expected = _reference_largest(score, excluded, n)
+    assert torch.equal(positions, expected)
+    assert torch.equal(best, score[expected])
+    if scores == "distinct":  # topk's own choice where it has no ties to break
+        free = score.clone()
+        free[excluded] = -math.inf
+        assert torch.equal(positions, free.topk(n).indices.sort().values)
+
+
+def test_largest_cuts_its_candidates_about_once_per_n_of_them(monkeypatch):
+    """The running top-n ended every block in a topk of the best so far plus the block: 70 topk calls
+    over 36 blocks at Amazon-book's size. Candidates are now cut once they pass 2n, and a cut's threshold
+    keeps most of the later blocks out: a few cuts, never more than the blocks' free entries over n."""
+    cuts = []
+    best = dsl_module._best
+
+    def counted(score, n):
+        cuts.append(score.numel())
+        return best(score, n)
+
+    monkeypatch.setattr(dsl_module, "_best", counted)
+    generator = torch.Generator().manual_seed(1)
+    score = torch.rand(20_000, generator=generator)
+    excluded = torch.randperm(20_000, generator=generator)[:4_000].sort().values
+    positions, _ = _largest(_chunked(score, 64), excluded, 1_000)  # 313 blocks of 64, n > a block
+    assert torch.equal(positions, _reference_largest(score, excluded, 1_000))
+    assert 1 <= len(cuts) <= 16_000 // 1_000
+    assert max(cuts) <= 2 * 1_000 + 64  # at most 2n candidates and one block
+
+
+@pytest.mark.parametrize(
+    "backend,chunk_rows", [("sparse", 3), ("sparse", 4096), ("compact", 3), ("masked", 3)]
+)
+def test_gradient_growth_takes_the_largest_gradients_lowest_position_first(backend, chunk_rows, device):
+    """Every backend and chunking grows the entries a dense sort of the gradient picks: distinct
+    gradients of the rows the loss reads, then, among the rows it leaves at zero, the lowest positions.
+    Growth never picks a kept entry and the count stays."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(40, 8))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.75,
+        backend=backend, chunk_rows=chunk_rows,
+    )  # fmt: skip
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # values stay as they are
+    dsl.attach(optimizer)
+    target = dsl.targets[0]
+    active = target.active_positions().cpu()
+    magnitude = target.active_magnitudes().cpu()
+    n = 120  # of 160 active; blocks of 3 rows hold 24 entries
+    kept = active[magnitude.argsort()[n:]]
+    coefficient = (torch.randperm(80) + 1.0).view(10, 8) * torch.tensor([1.0, -1.0]).repeat(4)
+    (model[0](torch.arange(10, device=device)) * coefficient.to(device)).sum().backward()  # rows 10-39: 0
+    optimizer.step()
+    dsl.step()
+    gradient = torch.zeros(40, 8)
+    gradient[:10] = coefficient.abs()
+    grown = _reference_largest(gradient.view(-1), kept.sort().values, n)
+    assert (gradient.view(-1)[grown] == 0).sum() > 0  # the choice reaches into the zeros
+    after = target.active_positions().cpu()
+    assert after.numel() == 160
+    assert torch.equal(after.sort().values, torch.cat([kept, grown]).sort().values)
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
