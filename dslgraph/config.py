@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dslgraph.data.datasets import DATASETS, READ_OPTIONS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
@@ -335,10 +337,12 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
                 f"it takes {sorted(accepted)}"
             )
         default = accepted[name]
-        if isinstance(default, float) and type(value) is int:
-            value = float(value)
-            if name in settings["options"]:
-                settings["options"][name] = value
+        if isinstance(default, (tuple, list)) and default and _is_sequence(value):
+            value = [_plain(v, type(default[0])) for v in value]
+        elif default is not None:
+            value = _plain(value, type(default))
+        if name in settings["options"]:
+            settings["options"][name] = value
         sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))
         if default is not None and type(value) is not type(default) and not sequences:
             raise ConfigError(
@@ -375,16 +379,21 @@ def _check_data_file(settings: dict[str, Any]) -> None:
         raise ConfigError(f"data_options {unknown} unknown; they are among {list(READ_OPTIONS)}")
 
 
-def check_settings(values: dict[str, Any]) -> None:
-    """Checks the settings of :data:`FIELDS` among ``values`` (others are left alone), one at a time:
-    what :class:`~dslgraph.train.TrainConfig` built from Python goes through."""
+def check_settings(values: dict[str, Any], **fields: Field) -> dict[str, Any]:
+    """Checks the settings of :data:`FIELDS` (or of ``fields``, which stand in for them) among ``values``,
+    one at a time, and returns ``values`` with them as plain values (``np.int64(5)`` as ``5``, ``ks`` as a
+    list of ints); others are left alone. What :class:`~dslgraph.train.TrainConfig` built from Python goes
+    through."""
+    fields = FIELDS | fields
+    out = dict(values)
     for name, value in values.items():
-        if name in FIELDS and not (value is None and FIELDS[name].optional):
+        if name in fields and not (value is None and fields[name].optional):
             if name == "ks" and _is_sequence(value):
                 value = list(value)
-            _check(name, FIELDS[name], value)
+            out[name] = _check(name, fields[name], value)
             if name == "ks":
-                _check_ks(value)
+                out[name] = _check_ks(value)
+    return out
 
 
 def _is_sequence(value: Any) -> bool:
@@ -402,8 +411,7 @@ def _check_ks(ks: list) -> list[int]:
 
 
 def _check(name: str, field: Field, value: Any) -> Any:
-    if field.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    value = _plain(value, field.kind)
     if not isinstance(value, field.kind) or (field.kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
     if field.choices is not None and value not in field.choices:
@@ -415,6 +423,23 @@ def _check(name: str, field: Field, value: Any) -> Any:
         too_high = field.high is not None and (value >= field.high if field.high_open else value > field.high)
         if too_low or too_high:
             raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
+    return value
+
+
+def _plain(value: Any, kind: type) -> Any:
+    """``value`` as the Python ``kind`` where it is one by value: an integer (NumPy's too, not a bool) as an
+    int, a real number (an integer, NumPy's float32) as a float, NumPy's bool as a bool, NumPy's text as a
+    str; anything else as it is, for the caller to refuse. NumPy scalars pass into JSON (``metrics.json``,
+    a run's settings) as strings and into checkpoints as objects that ``torch.load(weights_only=True)``
+    refuses, so none goes on."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value) if kind is bool else value
+    if kind is int and isinstance(value, numbers.Integral):
+        return int(value)
+    if kind is float and isinstance(value, numbers.Real):
+        return float(value)
+    if kind is str and isinstance(value, str):
+        return str(value)
     return value
 
 

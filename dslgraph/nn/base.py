@@ -182,25 +182,31 @@ def check_ids(name: str, ids: Tensor, bound: int) -> None:
         raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}")
 
 
-def check_sizes(**sizes: int) -> None:
-    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not an integer >= 1."""
+def check_sizes(**sizes: int) -> tuple[int, ...]:
+    """Raises a :class:`ValueError` naming the first of the keyword arguments that is not an integer >= 1;
+    returns them, in order, as Python ints. NumPy's integers pass, to go on as ints: a product of
+    ``np.int32`` sizes overflows (the MACs of scoring 60,000 users against 50,000 items came out negative)."""
     for name, size in sizes.items():
         if not is_count(size) or size < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {size!r}")
+    return tuple(int(size) for size in sizes.values())
 
 
-def check_weights(**weights: float) -> None:
+def check_weights(**weights: float) -> tuple[float, ...]:
     """Raises a :class:`ValueError` naming the first of the keyword arguments that is not a finite
-    number >= 0 (a loss weight)."""
+    number >= 0 (a loss weight); returns them, in order, as Python floats (NumPy's numbers pass)."""
     for name, weight in weights.items():
         if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
+    return tuple(float(weight) for weight in weights.values())
 
 
-def check_probability(name: str, p: float) -> None:
-    """Raises a :class:`ValueError` unless the drop-out probability ``p`` (argument ``name``) is in [0, 1)."""
+def check_probability(name: str, p: float) -> float:
+    """Raises a :class:`ValueError` unless the drop-out probability ``p`` (argument ``name``) is in [0, 1);
+    returns it as a Python float (NumPy's pass)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {p}")
+    return float(p)
 
 
 def check_count(count: str) -> None:

@@ -68,8 +68,10 @@ class CDAE(Recommender):
         std: float = 0.01,
     ) -> None:
         super().__init__()
-        check_sizes(num_users=num_users, num_items=num_items, hidden_channels=hidden_channels)
-        check_probability("corruption", corruption)
+        num_users, num_items, hidden_channels = check_sizes(
+            num_users=num_users, num_items=num_items, hidden_channels=hidden_channels
+        )
+        corruption = check_probability("corruption", corruption)
         self.num_users = num_users
         self.num_items = num_items
         self.corruption = nn.Dropout(corruption)

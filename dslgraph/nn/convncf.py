@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dslgraph.data.graph import is_count
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -73,11 +74,14 @@ class ConvNCF(Recommender):
         pretrain_steps: int = 0,
     ) -> None:
         super().__init__()
-        if embedding_dim < 2 or embedding_dim & (embedding_dim - 1):
+        if not is_count(embedding_dim) or embedding_dim < 2 or embedding_dim & (embedding_dim - 1):
             raise ValueError(f"embedding_dim must be a power of two >= 2, got {embedding_dim}")
-        if pretrain_steps < 0:
-            raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
-        check_sizes(num_users=num_users, num_items=num_items, channels=channels, block_pairs=block_pairs)
+        if not is_count(pretrain_steps) or pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be an integer >= 0, got {pretrain_steps!r}")
+        embedding_dim, pretrain_steps = int(embedding_dim), int(pretrain_steps)
+        num_users, num_items, channels, block_pairs = check_sizes(
+            num_users=num_users, num_items=num_items, channels=channels, block_pairs=block_pairs
+        )
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs

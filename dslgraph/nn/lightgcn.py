@@ -60,12 +60,14 @@ class LightGCN(MessagePassing, Recommender):
         std: float = 0.1,
     ) -> None:
         super().__init__(aggr="add")
-        check_sizes(num_users=num_users, num_items=num_items, embedding_dim=embedding_dim)
+        num_users, num_items, embedding_dim = check_sizes(
+            num_users=num_users, num_items=num_items, embedding_dim=embedding_dim
+        )
         if not is_count(num_layers) or num_layers < 0:
             raise ValueError(f"num_layers must be an integer >= 0, got {num_layers!r}")
         self.num_users = num_users
         self.num_items = num_items
-        self.num_layers = num_layers
+        self.num_layers = int(num_layers)
         self.embedding: EmbeddingTable = DenseEmbedding(num_users + num_items, embedding_dim, init, std)
 
     def reset_parameters(self) -> None:

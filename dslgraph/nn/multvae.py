@@ -68,20 +68,20 @@ class MultVAE(Recommender):
         total_anneal_steps: int = 200000,
     ) -> None:
         super().__init__()
-        check_sizes(
+        num_users, num_items, hidden_channels, latent_dim, total_anneal_steps = check_sizes(
             num_users=num_users,
             num_items=num_items,
             hidden_channels=hidden_channels,
             latent_dim=latent_dim,
             total_anneal_steps=total_anneal_steps,
         )
-        check_probability("dropout", dropout)
+        dropout = check_probability("dropout", dropout)
         if not anneal_cap >= 0:  # NaN too: it would make every loss NaN
             raise ValueError(f"anneal_cap must be >= 0, got {anneal_cap}")
         self.num_users = num_users
         self.num_items = num_items
         self.latent_dim = latent_dim
-        self.anneal_cap = anneal_cap
+        self.anneal_cap = float(anneal_cap)
         self.total_anneal_steps = total_anneal_steps
         self.dropout = nn.Dropout(dropout)
         self.encoder = nn.Sequential(

@@ -76,10 +76,10 @@ class NeuMF(Recommender):
         if len(mlp_layers) < 2 or mlp_layers[0] % 2 or min(mlp_layers) < 1:
             widths = list(mlp_layers)
             raise ValueError(f"mlp_layers needs >= 2 positive widths, the first one even, got {widths}")
-        check_sizes(
+        num_users, num_items, embedding_dim, block_pairs = check_sizes(
             num_users=num_users, num_items=num_items, embedding_dim=embedding_dim, block_pairs=block_pairs
         )
-        check_probability("dropout", dropout)
+        dropout = check_probability("dropout", dropout)
         self.num_users = num_users
         self.num_items = num_items
         self.block_pairs = block_pairs

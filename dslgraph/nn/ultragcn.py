@@ -184,10 +184,10 @@ class UltraGCN(Recommender):
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
-        check_sizes(
+        num_users, num_items, embedding_dim, num_negatives = check_sizes(
             num_users=num_users, num_items=num_items, embedding_dim=embedding_dim, num_negatives=num_negatives
         )
-        check_weights(
+        w1, w2, w3, w4, negative_weight, gamma, lambda_ = check_weights(
             w1=w1, w2=w2, w3=w3, w4=w4, negative_weight=negative_weight, gamma=gamma, lambda_=lambda_
         )
         if not is_count(num_neighbors) or not 0 <= num_neighbors < num_items:
@@ -199,7 +199,7 @@ class UltraGCN(Recommender):
         self.num_negatives = num_negatives
         self.negative_weight = negative_weight
         self.gamma, self.lambda_ = gamma, lambda_
-        self.num_neighbors = num_neighbors
+        self.num_neighbors = int(num_neighbors)
         self.cache_dir = cache_dir
         self.user_embedding: EmbeddingTable = DenseEmbedding(num_users, embedding_dim, "normal", std)
         self.item_embedding: EmbeddingTable = DenseEmbedding(num_items, embedding_dim, "normal", std)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import numbers
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -390,7 +392,7 @@ class DynamicSparseLearning:
         seed: int = 0,
         row_degrees: dict[str, Tensor] | None = None,
     ) -> None:
-        if not 0.0 <= sparsity < 1.0:  # e.g. 80 meant as a percentage
+        if not (_is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
             raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
         _check_choice("schedule", schedule, SCHEDULES)
         _check_choice("growth", growth, GROWTH)
@@ -398,16 +400,21 @@ class DynamicSparseLearning:
         _check_choice("distribution", distribution, DISTRIBUTIONS)
         _check_choice("mask_init", mask_init, MASK_INITS)
         _check_choice("backend", backend, BACKENDS)
-        integers = {"update_interval": update_interval, "total_steps": total_steps, "chunk_rows": chunk_rows}
+        # NumPy's numbers go on as Python's: run_settings() goes into checkpoints, which a resume loads with
+        # weights_only=True (it refuses NumPy scalars), and torch's manual_seed refuses np.int64
+        update_interval = _check_int("update_interval", update_interval)
+        total_steps = _check_int("total_steps", total_steps)
+        chunk_rows = _check_int("chunk_rows", chunk_rows)
+        seed = _check_int("seed", seed)
         if t_end is not None:
-            integers["t_end"] = t_end
-        for field, value in integers.items():
-            _check_int(field, value)
+            t_end = _check_int("t_end", t_end)
+        if not isinstance(skip_zero_gradient, bool | np.bool_):  # "no" grew as True does
+            raise ValueError(f"skip_zero_gradient must be True or False, got {skip_zero_gradient!r}")
         if update_interval < 1:
             raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-        if not 0.0 <= rho_min <= rho0 <= 1.0:
+        if not (_is_real(rho0) and _is_real(rho_min) and 0.0 <= rho_min <= rho0 <= 1.0):
             raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0}, rho_min={rho_min}")
         if t_end is not None and not 0 < t_end <= total_steps:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
@@ -416,18 +423,18 @@ class DynamicSparseLearning:
         if growth == "momentum" and backend != "masked":
             raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
         self.model = model
-        self.sparsity = sparsity
+        self.sparsity = float(sparsity)
         self.total_steps = total_steps
         self.update_interval = update_interval
         self.schedule = schedule
-        self.rho0, self.rho_min = rho0, rho_min
+        self.rho0, self.rho_min = float(rho0), float(rho_min)
         self.t_end = t_end
         self.growth = growth
         self.optimizer_state = optimizer_state
         self.backend = backend
         self.mask_init = mask_init
         self.row_degrees = dict(row_degrees or {})
-        self.skip_zero_gradient = skip_zero_gradient
+        self.skip_zero_gradient = bool(skip_zero_gradient)
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
@@ -782,10 +789,18 @@ def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
         raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
 
 
-def _check_int(field: str, value) -> None:
+def _check_int(field: str, value) -> int:
+    """``value`` as a Python int (NumPy's integers too)."""
     # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one
     if not is_count(value):
         raise ValueError(f"{field} must be an int, got {value!r}")
+    return int(value)
+
+
+def _is_real(value) -> bool:
+    """Whether ``value`` is a real number (NumPy's too) and not a bool: text failed the range checks with a
+    TypeError."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:

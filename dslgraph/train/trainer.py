@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.config import check_settings
+from dslgraph.config import FIELDS, Field, check_settings
 from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
@@ -71,7 +71,8 @@ class TrainConfig:
     """Plain training settings (validated by :func:`dslgraph.config.validate` for the CLI).
 
     ``selection`` says which split picks the best epoch: ``"validation"`` when the data has one,
-    otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol).
+    otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol). NumPy scalars (``np.int64(5)`` from
+    a grid) are taken where Python's numbers are, and kept as Python's.
     """
 
     epochs: int = 1000
@@ -91,11 +92,14 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        settings = asdict(self)
-        if settings["lr"] == 0:  # a run that updates nothing is fine from Python (the CLI wants lr > 0)
-            del settings["lr"]
-        check_settings(settings)
-        self.ks = tuple(int(k) for k in self.ks)  # np.int64 ks as ints, which metrics.json writes as numbers
+        # kept as the plain values checked (np.int64(5) as 5): metrics.json and checkpoints, which a resume
+        # loads with weights_only=True, take no NumPy scalar; a run that updates nothing is fine from Python
+        # (the CLI wants lr > 0)
+        checked = check_settings(
+            asdict(self), lr=replace(FIELDS["lr"], low_open=False), progress=Field(bool, True)
+        )
+        for name, value in checked.items():
+            setattr(self, name, tuple(value) if name == "ks" else value)
 
 
 class Trainer:

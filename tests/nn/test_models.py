@@ -1,10 +1,15 @@
 """What every model of ``dslgraph.nn.MODELS`` shares."""
 
 import inspect
+import re
 
+import numpy as np
 import pytest
+import torch
 
-from dslgraph.nn import MODELS
+from dslgraph.data import make_interaction_data
+from dslgraph.nn import MODELS, LightGCN
+from dslgraph.nn.base import check_sizes, check_weights
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -18,3 +23,58 @@ def test_only_the_numbers_of_users_and_items_are_positional(name):
     assert set(kinds.values()) == {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
     with pytest.raises(TypeError, match="takes 3 positional arguments but 4 were given"):
         cls(70, 64, 3)
+
+
+def _numpy(value):
+    """``value`` as the NumPy scalar a grid of settings gives (``np.int32`` overflows soonest)."""
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        return np.int32(value)
+    return np.float32(value) if isinstance(value, float) else value
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_numpy_numbers_are_taken_and_kept_as_python_ones(name):
+    # ConvNCF(embedding_dim=np.int64(8)) failed with an AttributeError; the others kept np.int32 sizes
+    cls = MODELS[name]
+    defaults = {p.name: p.default for p in inspect.signature(cls).parameters.values()}
+    given = {
+        arg: _numpy(default) for arg, default in defaults.items() if arg not in ("num_users", "num_items")
+    }
+    given.pop("std", None)  # the normal init's, which no constructor checks (left as given)
+    model = cls(np.int32(30), np.int32(40), **given)
+    kept = {
+        f"{module_name}.{attr}": value
+        for module_name, module in model.named_modules()
+        for attr, value in vars(module).items()
+        if isinstance(value, np.generic)
+    }
+    assert not kept and type(model.num_users) is int
+
+
+def test_numpy_int32_sizes_do_not_overflow_in_macs():
+    # 60,000 x 50,000 x 8 scoring MACs in np.int32 came out as -1,766,236,256
+    users, items = 60_000, 50_000
+    index = torch.stack([torch.arange(100), torch.arange(100)])
+    data = make_interaction_data(users, items, index[:, 10:], index[:, :10])
+    macs = [
+        model.macs(model.input_graph(data), 64)["inference"]
+        for model in (
+            LightGCN(np.int32(users), np.int32(items), embedding_dim=8),
+            LightGCN(users, items, embedding_dim=8),
+        )
+    ]
+    assert macs[0] == macs[1] > users * items * 8
+
+
+def test_size_and_weight_checks_return_python_numbers_and_keep_their_messages():
+    assert check_sizes(a=np.int32(2), b=3) == (2, 3) and type(check_sizes(a=np.int64(2))[0]) is int
+    assert (
+        check_weights(w=np.float32(0.5), v=1) == (0.5, 1.0) and type(check_weights(w=np.int8(1))[0]) is float
+    )
+    for bad in (np.float64(2.0), np.True_, np.int64(0)):
+        with pytest.raises(ValueError, match=rf"^size must be an integer >= 1, got {re.escape(repr(bad))}$"):
+            check_sizes(size=bad)
+    with pytest.raises(ValueError, match=r"^w must be a finite number >= 0, got np.float64\(nan\)$"):
+        check_weights(w=np.float64("nan"))

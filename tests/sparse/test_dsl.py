@@ -2,6 +2,7 @@ import io
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -282,6 +283,49 @@ def test_bad_settings_fail_clearly():
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, schedule="step")
     with pytest.raises(ValueError, match="momentum"):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, growth="momentum")
+
+
+def test_numpy_numbers_are_taken_and_kept_as_python_ones():
+    # np.int64 ints passed and were kept (manual_seed refused np.int64 seeds), and checkpoints then held NumPy
+    # scalars in run_settings(), which torch.load(weights_only=True) refuses
+    dsl = DynamicSparseLearning(
+        LightGCN(3, 4, embedding_dim=8),
+        np.float32(0.5),
+        np.int64(10),
+        update_interval=np.int32(3),
+        rho0=np.float64(0.5),
+        rho_min=np.int64(0),
+        t_end=np.int64(9),
+        chunk_rows=np.int32(2),
+        seed=np.int64(1),
+        skip_zero_gradient=np.True_,
+    )
+    settings = dsl.run_settings() | {"total_steps": dsl.total_steps, "chunk_rows": dsl.chunk_rows}
+    assert settings["sparsity"] == 0.5 and settings["rho_min"] == 0.0 and settings["t_end"] == 9
+    assert all(type(value) in (int, float, str) for value in settings.values()), settings
+    assert dsl.skip_zero_gradient is True
+    buffer = io.BytesIO()
+    torch.save(dsl.state_dict(), buffer)
+    buffer.seek(0)
+    dsl.load_state_dict(torch.load(buffer, weights_only=True))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"update_interval": np.float64(3.0)}, r"update_interval must be an int, got np.float64\(3.0\)"),
+        ({"seed": 1.5}, r"seed must be an int, got 1.5"),
+        ({"t_end": np.True_}, r"t_end must be an int, got np.True_"),
+        ({"sparsity": "0.8"}, r"sparsity must be a fraction in \[0, 1\), got 0.8"),  # a TypeError before
+        ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got 80.0"),
+        ({"rho0": "1"}, r"need 0 <= rho_min <= rho0 <= 1, got rho0=1, rho_min=0.005"),
+        ({"skip_zero_gradient": "no"}, r"skip_zero_gradient must be True or False, got 'no'"),  # grew as True
+    ],
+)
+def test_a_wrong_number_is_refused_naming_it(setting, message):
+    settings = {"sparsity": 0.5, "total_steps": 10} | setting
+    with pytest.raises(ValueError, match=message):
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), **settings)
 
 
 def test_lazy_layer_target_fails_naming_it():

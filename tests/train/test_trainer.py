@@ -3,6 +3,7 @@ import functools
 import json
 import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -355,6 +356,83 @@ def test_numpy_ks_are_taken_and_written_as_numbers(small_data, tmp_path):
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["config"]["ks"] == [5, 10]
     assert {"recall@5", "recall@10"} <= set(written["test"])
+
+
+NUMBER_SETTINGS = [
+    ("model", "num_users", 30, int),
+    ("model", "num_items", 40, int),
+    ("model", "embedding_dim", 8, int),
+    ("model", "num_layers", 2, int),
+    ("config", "epochs", 1, int),
+    ("config", "batch_size", 64, int),
+    ("config", "lr", 0.01, float),
+    ("config", "lr_min", 1e-4, float),
+    ("config", "reg_weight", 1e-4, float),
+    ("config", "eval_every", 1, int),
+    ("config", "eval_batch_size", 16, int),
+    ("config", "patience", 3, int),
+    ("config", "seed", 3, int),
+    ("config", "max_seconds", 3600.0, float),
+    ("config", "progress", False, bool),
+    ("dsl", "sparsity", 0.5, float),
+    ("dsl", "total_steps", 8, int),  # two epochs of 4 batches
+    ("dsl", "update_interval", 3, int),
+    ("dsl", "rho0", 0.5, float),
+    ("dsl", "rho_min", 0.01, float),
+    ("dsl", "t_end", 7, int),
+    ("dsl", "chunk_rows", 8, int),
+    ("dsl", "seed", 2, int),
+    ("dsl", "skip_zero_gradient", False, bool),
+]
+
+
+def _number_run(data, out, settings, epochs=None, resume=False) -> Trainer:
+    """A LightGCN run with DSL and a cosine learning rate, of the (where, name) -> value ``settings``."""
+    given = {where: {} for where in ("model", "config", "dsl")}
+    for where, name in settings:
+        given[where][name] = settings[where, name]
+    torch.manual_seed(0)
+    model = LightGCN(**given["model"])
+    dsl = DynamicSparseLearning(model, **given["dsl"])
+    config = TrainConfig(lr_schedule="cosine", **given["config"] | ({"epochs": epochs} if epochs else {}))
+    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl])
+    trainer.fit(resume=resume)
+    return trainer
+
+
+@pytest.mark.parametrize(("int_type", "float_type"), [(np.int64, np.float64), (np.int32, np.float32)])
+def test_numpy_settings_run_write_and_resume_as_python_numbers(small_data, tmp_path, int_type, float_type):
+    # epochs=np.int64 was refused; lr=np.float64 and DSL's sparsity=np.float64 were kept, and the checkpoint
+    # held NumPy scalars, which torch.load(weights_only=True) refuses: the run could not resume
+    numpy = {bool: np.bool_, int: int_type, float: float_type}
+    settings = {(where, name): numpy[kind](value) for where, name, value, kind in NUMBER_SETTINGS}
+    trainer = _number_run(small_data, tmp_path / "numpy", settings)
+    assert len(trainer.batches) == 4  # total_steps of two epochs
+    kept = {
+        "model": vars(trainer.model) | vars(trainer.model.embedding),
+        "config": asdict(trainer.config),
+        "dsl": vars(trainer.hooks[0]),
+    }
+    kept["model"]["embedding_dim"] = trainer.model.embedding.embedding_dim
+    for where, name, _, kind in NUMBER_SETTINGS:
+        if (where, name) != ("dsl", "seed"):  # which seeds the controller's generator and is not kept
+            assert type(kept[where][name]) is kind, (where, name, kept[where][name])
+    written = json.loads((tmp_path / "numpy" / "metrics.json").read_text())
+    for where, name, _, kind in NUMBER_SETTINGS:
+        if where == "config":  # numbers, not the strings of json's default=str
+            assert type(written["config"][name]) is kind and written["config"][name] == settings[where, name]
+    state = load_checkpoint(tmp_path / "numpy" / "last.pt")  # weights_only=True
+    assert state["hooks"][0]["settings"]["sparsity"] == 0.5
+    resumed = _number_run(small_data, tmp_path / "numpy", settings, epochs=int_type(2), resume=True)
+    assert resumed.epoch == 2 and [entry["epoch"] for entry in resumed.history] == [1, 2]
+    assert [update["iteration"] for update in resumed.hooks[0].updates] == [3, 6]  # one in each epoch
+    # the run is the one of the same values given as Python's numbers
+    plain = {(where, name): kind(settings[where, name]) for where, name, _, kind in NUMBER_SETTINGS}
+    _number_run(small_data, tmp_path / "plain", plain)
+    reference = _number_run(small_data, tmp_path / "plain", plain, epochs=2, resume=True)
+    strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h]  # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
+    assert _same(resumed.model.state_dict(), reference.model.state_dict())
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,127 @@
+"""NumPy scalars as settings (``epochs=np.int64(5)`` from a grid): taken where Python's number is, and
+passed on as Python's, which JSON writes as numbers and ``torch.load(weights_only=True)`` reads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dslgraph.config import FIELDS, ConfigError, check_settings, validate
+
+#: A valid value of every int setting, and of every float one (exact in float32).
+INTS = {
+    "eval_negatives": 100,  # its default: other values act under leave-one-out only
+    "embedding_dim": 8,
+    "num_layers": 2,
+    "epochs": 5,
+    "batch_size": 64,
+    "eval_every": 2,
+    "eval_batch_size": 128,
+    "patience": 3,
+    "seed": 7,
+    "split_seed": 8,
+    "threads": 1,
+    "update_interval": 50,
+    "t_end": 100,
+}
+FLOATS = {
+    "init_std": 0.25,
+    "lr": 0.5,
+    "lr_min": 0.125,
+    "reg_weight": 0.25,
+    "val_ratio": 0.25,
+    "max_seconds": 2.5,
+    "sparsity": 0.75,
+    "rho0": 0.5,
+    "rho_min": 0.25,
+}
+BOOLS = {"skip_zero_gradient": True, "static_mask": True}
+
+
+def numpy_free(value) -> bool:
+    """Whether ``value`` holds no NumPy scalar, in its containers neither."""
+    if isinstance(value, dict):
+        return all(map(numpy_free, value.values()))
+    if isinstance(value, (list, tuple)):
+        return all(map(numpy_free, value))
+    return not isinstance(value, np.generic)
+
+
+def test_the_tables_cover_every_number_setting():
+    for kind, table in ((int, INTS), (float, FLOATS), (bool, BOOLS)):
+        assert set(table) == {name for name, field in FIELDS.items() if field.kind is kind}
+
+
+@pytest.mark.parametrize("numpy_type", [np.int64, np.int32, np.uint8])
+@pytest.mark.parametrize("name", sorted(INTS))
+def test_numpy_integers_are_taken_as_ints(name, numpy_type):
+    value = validate({name: numpy_type(INTS[name])})[name]
+    assert type(value) is int and value == INTS[name]
+
+
+@pytest.mark.parametrize("numpy_type", [np.float64, np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("name", sorted(FLOATS))
+def test_numpy_reals_are_taken_as_floats(name, numpy_type):
+    # an integer in range: 1, or 0 where the range ends below 1 or rho_min would exceed rho0
+    integral = 0 if name in ("val_ratio", "sparsity", "rho_min") else 1
+    given = FLOATS[name] if np.issubdtype(numpy_type, np.floating) else integral
+    settings = validate({name: numpy_type(given)})
+    assert type(settings[name]) is float and settings[name] == given
+    assert numpy_free(settings)  # a model argument (init_std) too, in the model's options
+
+
+@pytest.mark.parametrize("name", sorted(BOOLS))
+def test_numpy_bools_are_taken_as_bools(name):
+    assert validate({name: np.True_})[name] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        # as the Python values are refused: a float, however integral, and a bool are no int
+        ("epochs", np.float64(2.5), r"epochs must be an int in \[1, inf\), got np.float64\(2.5\)"),
+        ("epochs", np.float64(5.0), r"epochs must be an int in \[1, inf\), got np.float64\(5.0\)"),
+        ("epochs", np.True_, r"epochs must be an int in \[1, inf\), got np.True_"),
+        ("epochs", np.int64(0), r"epochs must be an int in \[1, inf\), got 0$"),
+        ("seed", np.int64(-1), r"seed must be an int in \[0, 18446744073709551615\], got -1$"),
+        ("sparsity", np.float32(1.0), r"sparsity must be a float in \[0, 1\), got 1.0$"),
+        ("lr", np.float64("nan"), r"lr must be a float in \(0, inf\), got nan$"),
+        ("lr", np.True_, r"lr must be a float in \(0, inf\), got np.True_"),
+        ("static_mask", np.int64(1), r"static_mask must be a bool, got np.int64\(1\)"),
+        ("model", np.str_("lightgnc"), r"model must be one of \["),
+    ],
+)
+def test_wrong_numpy_values_are_refused_as_python_ones_are(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate({name: value})
+
+
+def test_model_options_take_numpy_numbers_as_their_defaults_types():
+    settings = validate(
+        {
+            "model": "neumf",
+            "embedding_dim": np.int64(8),
+            "options": {
+                "dropout": np.float32(0.25),
+                "block_pairs": np.int64(64),
+                "mlp_layers": np.arange(32, 7, -8),
+            },
+        }
+    )
+    assert settings["options"] == {"dropout": 0.25, "block_pairs": 64, "mlp_layers": [32, 24, 16, 8]}
+    assert numpy_free(settings) and settings["embedding_dim"] == 8
+    json.dumps(settings)  # np.int64 is no JSON number
+    with pytest.raises(
+        ConfigError, match=r"block_pairs of model 'neumf' must be a int .*got np.float64\(64.0\)"
+    ):
+        validate({"model": "neumf", "options": {"block_pairs": np.float64(64.0)}})
+    with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int"):
+        validate({"model": "neumf", "options": {"mlp_layers": np.array([32.0, 8.0])}})
+
+
+def test_check_settings_returns_plain_values_and_leaves_others_alone():
+    given = {"epochs": np.int64(3), "lr": np.float32(0.5), "ks": np.arange(5, 15, 5), "progress": np.False_}
+    checked = check_settings(given)
+    assert checked == {"epochs": 3, "lr": 0.5, "ks": [5, 10], "progress": np.False_}  # progress: no setting
+    assert type(checked["epochs"]) is int and type(checked["lr"]) is float and type(checked["ks"][0]) is int
+    assert type(given["epochs"]) is np.int64  # the caller's mapping is not changed
