@@ -79,13 +79,12 @@ class Field:
         if self.choices is not None:
             return f"one of {list(self.choices)}"
         if self.kind not in (int, float):
-            return f"a {self.kind.__name__}"
+            return with_article(self.kind.__name__)
         left = "(" if self.low_open else "["
         right = ")" if self.high_open or self.high is None else "]"  # inf is no value a field takes
         low = "-inf" if self.low is None else self.low
         high = "inf" if self.high is None else self.high
-        article = "an" if self.kind is int else "a"
-        return f"{article} {self.kind.__name__} in {left}{low}, {high}{right}"
+        return f"{with_article(self.kind.__name__)} in {left}{low}, {high}{right}"
 
 
 FIELDS: dict[str, Field] = {
@@ -346,7 +345,7 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
         sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))
         if default is not None and type(value) is not type(default) and not sequences:
             raise ConfigError(
-                f"{name} of model {settings['model']!r} must be a {type(default).__name__} "
+                f"{name} of model {settings['model']!r} must be {with_article(type(default).__name__)} "
                 f"(like its default {default!r}), got {value!r}"
             )
         if sequences and default and any(type(v) is not type(default[0]) for v in value):
@@ -354,6 +353,11 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
                 f"{name} of model {settings['model']!r} must be a list of {type(default[0]).__name__} "
                 f"(like its default {list(default)!r}), got {value!r}"
             )
+
+
+def with_article(noun: str) -> str:
+    """``noun`` after its indefinite article: ``an int``, ``a float``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def did_you_mean(names: list[str], known: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dslgraph.config import FIELDS, ConfigError, check_settings, validate
+from dslgraph.config import FIELDS, ConfigError, check_settings, validate, with_article
 
 #: A valid value of every int setting, and of every float one (exact in float32).
 INTS = {
@@ -112,11 +112,33 @@ def test_model_options_take_numpy_numbers_as_their_defaults_types():
     assert numpy_free(settings) and settings["embedding_dim"] == 8
     json.dumps(settings)  # np.int64 is no JSON number
     with pytest.raises(
-        ConfigError, match=r"block_pairs of model 'neumf' must be a int .*got np.float64\(64.0\)"
+        ConfigError, match=r"block_pairs of model 'neumf' must be an int .*got np.float64\(64.0\)"
     ):
         validate({"model": "neumf", "options": {"block_pairs": np.float64(64.0)}})
     with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int"):
         validate({"model": "neumf", "options": {"mlp_layers": np.array([32.0, 8.0])}})
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "value", "message"),
+    [
+        # "must be a int" before
+        ("neumf", "block_pairs", 1.5, "block_pairs of model 'neumf' must be an int (like its default"),
+        ("ultragcn", "w1", "small", "w1 of model 'ultragcn' must be a float (like its default"),
+        ("neumf", "mlp_layers", 5, "mlp_layers of model 'neumf' must be a tuple (like its default"),
+    ],
+)
+def test_a_model_argument_of_the_wrong_type_is_refused_naming_its_type(model, option, value, message):
+    with pytest.raises(ConfigError) as error:
+        validate({"model": model, "options": {option: value}})
+    assert str(error.value).startswith(message), error.value
+
+
+def test_with_article_gives_each_type_name_its_article():
+    names = ["int", "float", "bool", "str", "list", "tuple", "dict", "object"]
+    assert [with_article(name) for name in names] == [
+        "an int", "a float", "a bool", "a str", "a list", "a tuple", "a dict", "an object"
+    ]  # fmt: skip
 
 
 def test_check_settings_returns_plain_values_and_leaves_others_alone():

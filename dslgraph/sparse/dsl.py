@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dslgraph.data.graph import is_count
 from dslgraph.sparse.embedding import (
     MASK_INITS,
     SparseEmbedding,
@@ -394,14 +393,14 @@ class DynamicSparseLearning:
     ) -> None:
         if not (_is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
             raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
-        _check_choice("schedule", schedule, SCHEDULES)
-        _check_choice("growth", growth, GROWTH)
-        _check_choice("optimizer_state", optimizer_state, OPTIMIZER_STATE)
-        _check_choice("distribution", distribution, DISTRIBUTIONS)
-        _check_choice("mask_init", mask_init, MASK_INITS)
-        _check_choice("backend", backend, BACKENDS)
-        # NumPy's numbers go on as Python's: run_settings() goes into checkpoints, which a resume loads with
-        # weights_only=True (it refuses NumPy scalars), and torch's manual_seed refuses np.int64
+        # NumPy's numbers and text go on as Python's: run_settings() goes into checkpoints, which a resume
+        # loads with weights_only=True (it refuses NumPy scalars), and torch's manual_seed refuses np.int64
+        schedule = _check_choice("schedule", schedule, SCHEDULES)
+        growth = _check_choice("growth", growth, GROWTH)
+        optimizer_state = _check_choice("optimizer_state", optimizer_state, OPTIMIZER_STATE)
+        distribution = _check_choice("distribution", distribution, DISTRIBUTIONS)
+        mask_init = _check_choice("mask_init", mask_init, MASK_INITS)
+        backend = _check_choice("backend", backend, BACKENDS)
         update_interval = _check_int("update_interval", update_interval)
         total_steps = _check_int("total_steps", total_steps)
         chunk_rows = _check_int("chunk_rows", chunk_rows)
@@ -784,15 +783,19 @@ def _check_plain_lookup(name: str, table: nn.Module) -> None:
         )
 
 
-def _check_choice(field: str, value: str, allowed: Sequence[str]) -> None:
+def _check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
+    """``value``, one of ``allowed``, as a Python str (NumPy's ``np.str_`` too)."""
     if value not in allowed:
         raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
+    return str(value)
 
 
 def _check_int(field: str, value) -> int:
     """``value`` as a Python int (NumPy's integers too)."""
-    # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one
-    if not is_count(value):
+    # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one. The test of
+    # dslgraph.data.graph.is_count, written out: importing dslgraph.data loads PyG and pandas, which DSL on a
+    # plain torch model does without (more than half of `import dslgraph.sparse`'s time)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise ValueError(f"{field} must be an int, got {value!r}")
     return int(value)
 

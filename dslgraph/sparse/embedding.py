@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
-from dslgraph.sparse.table import EmbeddingTable, init_table_
+from dslgraph.sparse.table import EmbeddingTable, check_std, init_table_
 
 if TYPE_CHECKING:
     from torch_sparse import SparseTensor
@@ -163,7 +163,7 @@ class SparseEmbedding(EmbeddingTable):
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init
-        self.std = std
+        self.std = check_std(std)
         self.mask_init = mask_init
         self.row_degree = row_degree
         self.propagation = propagation

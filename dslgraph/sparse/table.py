@@ -14,6 +14,9 @@ stores only active entries and does the same maths with work proportional to the
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +32,16 @@ def init_table_(weight: Tensor, init: str, std: float) -> Tensor:
     if init == "xavier":
         return nn.init.xavier_uniform_(weight)
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+def check_std(std: float) -> float:
+    """Refuses a normal-init ``std`` that is not a finite number > 0 and returns it as a Python float
+    (NumPy's pass): 0 would start an all-zero table, which a dot-product model never moves off zero (every
+    gradient is a product with zero); a negative std, nan or text failed only in ``nn.init.normal_``, inf
+    filled the table with infinities, and a NumPy std was kept in the table's attributes."""
+    if isinstance(std, bool) or not (isinstance(std, numbers.Real) and math.isfinite(std) and std > 0):
+        raise ValueError(f"std must be a finite number > 0, got {std!r}")
+    return float(std)
 
 
 class EmbeddingTable(nn.Module):
@@ -70,7 +83,7 @@ class DenseEmbedding(EmbeddingTable):
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init
-        self.std = std
+        self.std = check_std(std)
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
         self.reset_parameters()
 

@@ -299,10 +299,19 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
         chunk_rows=np.int32(2),
         seed=np.int64(1),
         skip_zero_gradient=np.True_,
+        # np.str_ choices were kept too
+        schedule=np.str_("linear"),
+        growth=np.str_("random"),
+        optimizer_state=np.str_("keep"),
+        distribution=np.str_("erk"),
+        mask_init=np.str_("aligned"),
+        backend=np.str_("compact"),
     )
     settings = dsl.run_settings() | {"total_steps": dsl.total_steps, "chunk_rows": dsl.chunk_rows}
     assert settings["sparsity"] == 0.5 and settings["rho_min"] == 0.0 and settings["t_end"] == 9
+    assert settings["backend"] == "compact" and dsl.mask_init == "aligned"
     assert all(type(value) in (int, float, str) for value in settings.values()), settings
+    assert type(dsl.mask_init) is str
     assert dsl.skip_zero_gradient is True
     buffer = io.BytesIO()
     torch.save(dsl.state_dict(), buffer)

@@ -383,6 +383,12 @@ NUMBER_SETTINGS = [
     ("dsl", "chunk_rows", 8, int),
     ("dsl", "seed", 2, int),
     ("dsl", "skip_zero_gradient", False, bool),
+    ("dsl", "schedule", "linear", str),  # np.str_ choices were kept, into the checkpoint's settings
+    ("dsl", "growth", "random", str),
+    ("dsl", "optimizer_state", "keep", str),
+    ("dsl", "distribution", "erk", str),
+    ("dsl", "mask_init", "aligned", str),
+    ("dsl", "backend", "compact", str),
 ]
 
 
@@ -404,7 +410,7 @@ def _number_run(data, out, settings, epochs=None, resume=False) -> Trainer:
 def test_numpy_settings_run_write_and_resume_as_python_numbers(small_data, tmp_path, int_type, float_type):
     # epochs=np.int64 was refused; lr=np.float64 and DSL's sparsity=np.float64 were kept, and the checkpoint
     # held NumPy scalars, which torch.load(weights_only=True) refuses: the run could not resume
-    numpy = {bool: np.bool_, int: int_type, float: float_type}
+    numpy = {bool: np.bool_, int: int_type, float: float_type, str: np.str_}
     settings = {(where, name): numpy[kind](value) for where, name, value, kind in NUMBER_SETTINGS}
     trainer = _number_run(small_data, tmp_path / "numpy", settings)
     assert len(trainer.batches) == 4  # total_steps of two epochs
@@ -415,7 +421,7 @@ def test_numpy_settings_run_write_and_resume_as_python_numbers(small_data, tmp_p
     }
     kept["model"]["embedding_dim"] = trainer.model.embedding.embedding_dim
     for where, name, _, kind in NUMBER_SETTINGS:
-        if (where, name) != ("dsl", "seed"):  # which seeds the controller's generator and is not kept
+        if (where, name) not in (("dsl", "seed"), ("dsl", "distribution")):  # used, not kept
             assert type(kept[where][name]) is kind, (where, name, kept[where][name])
     written = json.loads((tmp_path / "numpy" / "metrics.json").read_text())
     for where, name, _, kind in NUMBER_SETTINGS:
