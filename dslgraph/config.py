@@ -345,8 +345,8 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
         sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))
         if default is not None and type(value) is not type(default) and not sequences:
             raise ConfigError(
-                f"{name} of model {settings['model']!r} must be {with_article(type(default).__name__)} "
-                f"(like its default {default!r}), got {value!r}"
+                f"{name} of model {settings['model']!r} must be {_described(default)} "
+                f"(like its default {_shown(default)}), got {value!r}"
             )
         if sequences and default and any(type(v) is not type(default[0]) for v in value):
             raise ConfigError(
@@ -364,6 +364,17 @@ def did_you_mean(names: list[str], known: Iterable[str]) -> str:
     """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names``, or ``""``."""
     close = [match for name in names for match in difflib.get_close_matches(name, known, n=1)]
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def _described(default: Any) -> str:
+    """What a model argument of this default takes, as the settings (JSON) spell it: a list for a tuple."""
+    if isinstance(default, (tuple, list)):
+        return f"a list of {type(default[0]).__name__}" if default else "a list"
+    return with_article(type(default).__name__)
+
+
+def _shown(default: Any) -> str:
+    return repr(list(default)) if isinstance(default, tuple) else repr(default)
 
 
 def _check_data_file(settings: dict[str, Any]) -> None:

@@ -125,7 +125,8 @@ def test_model_options_take_numpy_numbers_as_their_defaults_types():
         # "must be a int" before
         ("neumf", "block_pairs", 1.5, "block_pairs of model 'neumf' must be an int (like its default"),
         ("ultragcn", "w1", "small", "w1 of model 'ultragcn' must be a float (like its default"),
-        ("neumf", "mlp_layers", 5, "mlp_layers of model 'neumf' must be a tuple (like its default"),
+        # "must be a tuple (like its default (32, 32, 16, 8))" before, where the settings take a list
+        ("neumf", "mlp_layers", 5, "mlp_layers of model 'neumf' must be a list of int (like its default [32"),
     ],
 )
 def test_a_model_argument_of_the_wrong_type_is_refused_naming_its_type(model, option, value, message):
