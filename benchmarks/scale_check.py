@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 from common import machine, write_csv
 
-from dslgraph.cli import build_model
+from dslgraph.cli import build_model, train_config
 from dslgraph.config import validate
 from dslgraph.data import EDGE, AmazonBook, InteractionDataset, propagation_graph
 from dslgraph.train import Trainer, make_adam
@@ -243,9 +243,7 @@ def backend_stages(stages: Stages, args, data, backend: str) -> None:
         }
     )
     with stages.stage(backend, "build", "build_model (+ DSL), fused Adam, Trainer"):
-        config = TrainConfig(
-            epochs=1, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, progress=False
-        )
+        config = train_config(settings, progress=False)
         model, dsl = build_model(settings, data, config)
         optimizer = make_adam(model.parameters(), config.lr)
         if dsl is not None:
