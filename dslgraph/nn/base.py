@@ -27,7 +27,6 @@ default (the DSL authors' choice for the model); users pass their own ``targets`
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import torch
@@ -46,7 +45,7 @@ from dslgraph.data.graph import (
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments, exclude_entries
-from dslgraph.sparse.table import EmbeddingTable
+from dslgraph.sparse.table import EmbeddingTable, is_real
 
 ScoreFn = Callable[..., Tensor]
 
@@ -196,7 +195,7 @@ def check_weights(**weights: float) -> tuple[float, ...]:
     """Raises a :class:`ValueError` naming the first of the keyword arguments that is not a finite
     number >= 0 (a loss weight); returns them, in order, as Python floats (NumPy's numbers pass)."""
     for name, weight in weights.items():
-        if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight >= 0):
+        if not (is_real(weight) and math.isfinite(weight) and weight >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {weight!r}")
     return tuple(float(weight) for weight in weights.values())
 
@@ -204,8 +203,8 @@ def check_weights(**weights: float) -> tuple[float, ...]:
 def check_probability(name: str, p: float) -> float:
     """Raises a :class:`ValueError` unless the drop-out probability ``p`` (argument ``name``) is in [0, 1);
     returns it as a Python float (NumPy's pass)."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {p}")
+    if not (is_real(p) and 0.0 <= p < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1), got {p!r}")
     return float(p)
 
 

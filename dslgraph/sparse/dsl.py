@@ -22,7 +22,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
-from dslgraph.sparse.table import EmbeddingTable
+from dslgraph.sparse.table import EmbeddingTable, is_real
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ class DynamicSparseLearning:
         seed: int = 0,
         row_degrees: dict[str, Tensor] | None = None,
     ) -> None:
-        if not (_is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
+        if not (is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
             raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
         # NumPy's numbers and text go on as Python's: run_settings() goes into checkpoints, which a resume
         # loads with weights_only=True (it refuses NumPy scalars), and torch's manual_seed refuses np.int64
@@ -413,7 +413,7 @@ class DynamicSparseLearning:
             raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-        if not (_is_real(rho0) and _is_real(rho_min) and 0.0 <= rho_min <= rho0 <= 1.0):
+        if not (is_real(rho0) and is_real(rho_min) and 0.0 <= rho_min <= rho0 <= 1.0):
             raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0}, rho_min={rho_min}")
         if t_end is not None and not 0 < t_end <= total_steps:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
@@ -798,12 +798,6 @@ def _check_int(field: str, value) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise ValueError(f"{field} must be an int, got {value!r}")
     return int(value)
-
-
-def _is_real(value) -> bool:
-    """Whether ``value`` is a real number (NumPy's too) and not a bool: text failed the range checks with a
-    TypeError."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:

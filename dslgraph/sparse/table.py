@@ -34,12 +34,18 @@ def init_table_(weight: Tensor, init: str, std: float) -> Tensor:
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number (NumPy's too) and not a bool: ``True`` as a weight, a probability
+    or a density is a mistake, not 1, and text failed range checks with a TypeError."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_std(std: float) -> float:
     """Refuses a normal-init ``std`` that is not a finite number > 0 and returns it as a Python float
     (NumPy's pass): 0 would start an all-zero table, which a dot-product model never moves off zero (every
     gradient is a product with zero); a negative std, nan or text failed only in ``nn.init.normal_``, inf
     filled the table with infinities, and a NumPy std was kept in the table's attributes."""
-    if isinstance(std, bool) or not (isinstance(std, numbers.Real) and math.isfinite(std) and std > 0):
+    if not (is_real(std) and math.isfinite(std) and std > 0):
         raise ValueError(f"std must be a finite number > 0, got {std!r}")
     return float(std)
 

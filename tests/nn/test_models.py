@@ -9,7 +9,7 @@ import torch
 
 from dslgraph.data import make_interaction_data
 from dslgraph.nn import MODELS, LightGCN
-from dslgraph.nn.base import check_sizes, check_weights
+from dslgraph.nn.base import check_probability, check_sizes, check_weights
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -78,3 +78,16 @@ def test_size_and_weight_checks_return_python_numbers_and_keep_their_messages():
             check_sizes(size=bad)
     with pytest.raises(ValueError, match=r"^w must be a finite number >= 0, got np.float64\(nan\)$"):
         check_weights(w=np.float64("nan"))
+    assert check_probability("dropout", np.float32(0.25)) == 0.25
+
+
+@pytest.mark.parametrize("bad", [True, False, "0.5", None])
+def test_weights_and_probabilities_refuse_bools_and_text(bad):
+    # a bool is an int to Python: True passed as a weight of 1 and False as a drop-out of 0; text failed the
+    # probability's range check with a TypeError
+    with pytest.raises(ValueError, match=rf"^w must be a finite number >= 0, got {re.escape(repr(bad))}$"):
+        check_weights(w=bad)
+    with pytest.raises(
+        ValueError, match=rf"^dropout must be a number in \[0, 1\), got {re.escape(repr(bad))}$"
+    ):
+        check_probability("dropout", bad)
