@@ -45,3 +45,33 @@ def test_make_interaction_data_refuses_evaluation_pairs_seen_in_training():
         make_interaction_data(2, 2, train, torch.tensor([[1], [1]]), val=torch.tensor([[0], [1]]))
     data = make_interaction_data(2, 2, train, torch.tensor([[1], [1]]), val=torch.tensor([[0], [0]]))
     assert data[EDGE].val_edge_label_index.tolist() == [[0], [0]]
+
+
+def test_propagation_graph_by_hand():
+    # users u0 (items 0, 1), u1 (item 0), u2 (none); nodes u0, u1, u2, i0, i1 with degrees 2, 1, 0, 2, 1:
+    # D^-1/2 A D^-1/2 weighs (u0, i0) 1/sqrt(2 * 2), (u0, i1) and (u1, i0) 1/sqrt(2 * 1), in both
+    # directions; no self-loop, and the isolated u2 has a zero row
+    train = torch.tensor([[0, 0, 1], [0, 1, 0]])
+    adj = propagation_graph(make_interaction_data(3, 2, train, train[:, :0]))
+    r = 2**-0.5
+    expected = torch.tensor(
+        [
+            [0.0, 0.0, 0.0, 0.5, r],
+            [0.0, 0.0, 0.0, r, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.5, r, 0.0, 0.0, 0.0],
+            [r, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    torch.testing.assert_close(adj.to_dense(), expected)
+
+
+@pytest.mark.parametrize(("split", "pair"), [("train", [[2], [0]]), ("test", [[0], [3]])])
+def test_make_interaction_data_refuses_ids_one_past_the_last(split, pair):
+    # 2 users and 3 items: user id 2 and item id 3 are the first ids outside the tables
+    train, test = torch.tensor([[0, 1], [0, 1]]), torch.tensor([[1], [2]])
+    given = {"train": train, "test": test, split: torch.tensor(pair)}
+    with pytest.raises(
+        ValueError, match=rf"{split} interactions hold ids outside users \[0, 2\) / items \[0, 3\)"
+    ):
+        make_interaction_data(2, 3, given["train"], given["test"])

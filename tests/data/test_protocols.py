@@ -111,6 +111,9 @@ def test_leave_one_out_holds_out_latest_with_validation():
     counts = torch.bincount(index[0], minlength=NUM_USERS)
     assert store.val_edge_label_index[0].tolist() == (counts >= 3).nonzero().view(-1).tolist()
     assert store.val_negatives.shape == (store.val_edge_label_index.size(1), 4)
+    seen = pairs(index)  # the validation target, the test target and the training items of any split
+    for user, row in zip(store.val_edge_label_index[0].tolist(), store.val_negatives.tolist()):
+        assert not any((user, item) in seen for item in row)
     # Times follow their interactions.
     lookup = {tuple(pair): int(t) for pair, t in zip(index.t().tolist(), time)}
     for index_key, time_key in [
@@ -356,3 +359,28 @@ def test_leave_one_out_without_a_user_of_two_interactions_fails():
 def test_apply_protocol_negative_seed_names_the_field(small_data):
     with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         apply_protocol(small_data, "leave-one-out", seed=-1)
+
+
+def test_held_out_users_keep_one_fold_in_interaction_whatever_fold_in():
+    # fold_in=0.1 asks round(0.9 n) targets: 2 of user 0's 2 and 3 of user 1's 3, which would leave them
+    # nothing to fold in; the n - 1 cap keeps one of user 0's and one of user 1's
+    index = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 2, 0]])  # user 2 (one interaction) trains
+    out = held_out_users(make_interaction_data(3, 3, index, index[:, :0]), num_test_users=2, fold_in=0.1)
+    assert torch.bincount(out[EDGE].edge_label_index[0]).tolist() == [1, 2]
+    assert torch.bincount(out[EDGE].edge_index[0]).tolist() == [1, 1, 1]
+
+
+def test_held_out_users_are_drawn_at_random_and_split_at_random():
+    """The seed picks the held-out users, and their interactions are split at random even where the data
+    has timestamps (Mult-VAE's protocol): not the latest ones, as leave_one_out takes."""
+    data, index, time = timed_data()
+    masks = [held_out_users(data, num_test_users=5, seed=seed)["user"].train_mask for seed in range(3)]
+    assert not torch.equal(masks[0], masks[1]) or not torch.equal(masks[0], masks[2])
+    store = held_out_users(data, num_test_users=20, fold_in=0.5, seed=0)[EDGE]
+    targets = pairs(store.edge_label_index)
+    latest = set()
+    for user in set(store.edge_label_index[0].tolist()):
+        own = (index[0] == user).nonzero().view(-1)
+        count = sum(u == user for u, _ in targets)
+        latest |= pairs(index[:, own[time[own].argsort(descending=True)[:count]]])
+    assert targets != latest

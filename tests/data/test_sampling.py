@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dslgraph.data import BPRBatches, NegativeSampler
-from dslgraph.data.sampling import SORTED_SEARCH_MIN
+from dslgraph.data.sampling import SORTED_SEARCH_MIN, UserBatches
 
 
 def _train(num_users=50, num_items=30, per_user=12, seed=0):
@@ -150,3 +150,62 @@ def test_unchecked_negatives_stay_on_the_cpu_generator_for_cpu_runs():
     torch.randperm(600, generator=reference)  # the epoch's shuffle
     expected = [torch.randint(30, (min(64, 600 - s), 7), generator=reference) for s in range(0, 600, 64)]
     assert all(torch.equal(a, b) for a, b in zip(drawn, expected))
+
+
+def _epoch(batches):
+    return [torch.cat(parts) for parts in zip(*batches)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # one negative each, drawn for the whole epoch
+        {"num_negatives": 3},  # checked negatives, drawn batch by batch
+        {"num_negatives": 3, "exclude_positives": False},  # unchecked, on a per-epoch generator
+    ],
+)
+def test_an_epoch_is_decided_by_the_generator_state_alone(options):
+    """A run resumed from a checkpoint restores the generator's state only: the next epoch must then be
+    the one the uninterrupted run draws (its own reshuffle, its own negatives), whatever else used
+    torch's global random state in between."""
+    generator = torch.Generator().manual_seed(0)
+    batches = BPRBatches(_train(), 30, batch_size=64, generator=generator, **options)
+    batches.draw_on_device = not batches.exclude_positives  # the GPU's per-epoch device generator, on the CPU
+    first = _epoch(batches)
+    state = generator.get_state()
+    resumed = BPRBatches(_train(), 30, batch_size=64, generator=torch.Generator().set_state(state), **options)
+    resumed.draw_on_device = batches.draw_on_device
+    with torch.random.fork_rng():  # the other tests' global random state stays as it was
+        torch.manual_seed(1)
+        second = _epoch(batches)
+        torch.manual_seed(2)
+        again = _epoch(resumed)
+    assert all(torch.equal(a, b) for a, b in zip(again, second))
+    # each epoch shuffles the interactions anew and draws new negatives
+    assert not torch.equal(first[0], second[0]) and not torch.equal(first[2], second[2])
+
+
+def test_many_checked_negatives_are_never_training_positives():
+    train = _train()
+    batches = BPRBatches(train, 30, 64, torch.Generator().manual_seed(0), num_negatives=5)
+    users, _, negatives = _epoch(batches)
+    assert negatives.shape == (train.size(1), 5)
+    positives = set(zip(train[0].tolist(), train[1].tolist()))
+    assert not any((u, i) in positives for u, row in zip(users.tolist(), negatives.tolist()) for i in row)
+
+
+def test_user_sampling_skips_users_without_training_items():
+    # user 1 has no training interaction: picking it read the previous user's last item as its positive
+    train = torch.tensor([[0, 0, 2, 2, 2], [0, 1, 1, 2, 3]])
+    batches = BPRBatches(train, 5, 5, torch.Generator().manual_seed(0), mode="user")
+    users, items, _ = (torch.cat(parts) for parts in zip(*[t for _ in range(200) for t in batches]))
+    assert set(users.tolist()) == {0, 2}
+    assert set(zip(users.tolist(), items.tolist())) == set(zip(train[0].tolist(), train[1].tolist()))
+
+
+def test_user_batches_reshuffle_every_user_once_per_epoch():
+    users = torch.arange(10, 30)
+    batches = UserBatches(users, batch_size=6, generator=torch.Generator().manual_seed(0))
+    epochs = [torch.cat([batch for (batch,) in batches]) for _ in range(2)]
+    assert len(batches) == 4 and all(sorted(epoch.tolist()) == users.tolist() for epoch in epochs)
+    assert not torch.equal(epochs[0], users) and not torch.equal(epochs[0], epochs[1])

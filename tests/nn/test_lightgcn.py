@@ -3,7 +3,7 @@ import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
-from dslgraph.data import EDGE, propagation_graph, to_sparse_tensor
+from dslgraph.data import EDGE, make_interaction_data, propagation_graph, to_sparse_tensor
 from dslgraph.nn import LightGCN
 
 
@@ -120,3 +120,26 @@ def test_a_double_precision_model_takes_its_graph_in_double(small_data):
     scores = double.scorer(graph)(torch.arange(4))
     expected = single.scorer(single.input_graph(small_data))(torch.arange(4))
     torch.testing.assert_close(scores.float(), expected, rtol=1e-4, atol=1e-5)
+
+
+def _two_users_two_items():
+    """User 0 has items 0 and 1, user 1 item 0: degrees 2, 1 (users) and 2, 1 (items)."""
+    train = torch.tensor([[0, 0, 1], [0, 1, 0]])
+    return make_interaction_data(2, 2, train, train[:, :0])
+
+
+def test_embeddings_and_scores_by_hand():
+    # D^-1/2 A D^-1/2 weighs (u0, i0) 1/sqrt(2 * 2) = 1/2, (u0, i1) and (u1, i0) 1/sqrt(2 * 1) = 1/sqrt(2).
+    # With the table E = (u0, u1, i0, i1) = (1, 2, 3, 4), one propagation gives
+    # u0: 3/2 + 4/sqrt(2), u1: 3/sqrt(2), i0: 1/2 + 2/sqrt(2), i1: 1/sqrt(2).
+    data, r = _two_users_two_items(), 2**-0.5
+    table = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    propagated = torch.tensor([[1.5 + 4 * r], [3 * r], [0.5 + 2 * r], [r]])
+    for layers, expected in ((0, table), (1, (table + propagated) / 2)):  # the mean of layers 0..K
+        model = LightGCN(2, 2, embedding_dim=1, num_layers=layers)
+        model.embedding.weight.data.copy_(table)
+        graph = model.input_graph(data)
+        torch.testing.assert_close(model.get_embedding(graph), expected)
+        scores = expected[:2] @ expected[2:].T  # users' rows against items' rows
+        torch.testing.assert_close(model.scorer(graph)(torch.arange(2)), scores)
+        torch.testing.assert_close(model(graph, torch.tensor([[0, 1], [1, 0]])), scores[[0, 1], [1, 0]])

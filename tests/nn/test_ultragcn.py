@@ -1,12 +1,15 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dslgraph.data import EDGE
+from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.nn import UltraGCN, item_neighbors
 from dslgraph.nn.ultragcn import constraint_betas
 from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import TrainConfig, Trainer
+from dslgraph.train.trainer import make_batches
 
 
 def test_item_neighbors_match_dense_reference(small_data):
@@ -21,7 +24,8 @@ def test_item_neighbors_match_dense_reference(small_data):
     torch.testing.assert_close(weights, expected_weights)
     picked = omega.gather(1, neighbors)  # ties may order differently; the weights must agree
     torch.testing.assert_close(picked, expected_weights)
-    no_self, no_self_weights = item_neighbors(index, 30, 40, k=5, exclude_self=True)
+    # in blocks of 7 rows, as above: each block zeroes its own rows' diagonal entries
+    no_self, no_self_weights = item_neighbors(index, 30, 40, k=5, exclude_self=True, block_rows=7)
     assert not (no_self == torch.arange(40).unsqueeze(1)).any()
     g.fill_diagonal_(0)  # the official ii_diagonal_zero: degrees of the graph without self-loops
     deg = g.sum(1, keepdim=True)
@@ -117,3 +121,88 @@ def test_bad_inputs_fail_naming_them(small_data):
         model(torch.tensor([0]), torch.tensor([-1]))  # the last item's score
     with pytest.raises(ValueError, match=r"items must have shape \[B\] or \[B, C\] for B = 2"):
         model(torch.tensor([0, 1]), torch.tensor([1, 2, 3, 4]))  # paired as [2, 2]
+
+
+def _three_users_four_items():
+    """User 0 has items 0, 1, 2; user 1 has item 0; user 2 and item 3 have no training interaction."""
+    train = torch.tensor([[0, 0, 0, 1], [0, 1, 2, 0]])
+    return make_interaction_data(3, 4, train, torch.tensor([[2], [3]]))
+
+
+def test_constraint_betas_by_hand():
+    # user degrees 3, 1, 0: beta_u = sqrt(d + 1) / d = 2/3, sqrt(2), and 0 for a user never trained on
+    # item degrees 2, 1, 1, 0: beta_i = 1 / sqrt(d + 1) = 1/sqrt(3), 1/sqrt(2), 1/sqrt(2), 1
+    beta_user, beta_item = constraint_betas(_three_users_four_items()[EDGE].edge_index, 3, 4)
+    torch.testing.assert_close(beta_user, torch.tensor([2 / 3, 2**0.5, 0.0]))
+    torch.testing.assert_close(beta_item, torch.tensor([3**-0.5, 2**-0.5, 2**-0.5, 1.0]))
+
+
+def test_loss_weighs_positives_and_negatives_by_hand():
+    """With zero embeddings every logit is 0 and log(sigmoid(0)) = -log 2, so the loss is log 2 times the
+    summed constraint weights; distinct w1..w4 tell each weight's place (the defaults have w1 = w3 and
+    w2 = w4, and the formula test reads the betas from constraint_betas itself)."""
+    model = UltraGCN(
+        3, 4, embedding_dim=2, w1=0.1, w2=0.2, w3=0.3, w4=0.4, negative_weight=5.0, num_neighbors=0
+    )
+    for table in (model.user_embedding, model.item_embedding):
+        table.weight.data.zero_()
+    graph = model.input_graph(_three_users_four_items())
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([[2, 3], [1, 3]])
+    bu0, bu1 = 2 / 3, 2**0.5  # beta_u of users 0 and 1 (test_constraint_betas_by_hand)
+    bi = [3**-0.5, 2**-0.5, 2**-0.5, 1.0]
+    positives = (0.1 + 0.2 * bu0 * bi[1]) + (0.1 + 0.2 * bu1 * bi[0])
+    negatives = ((0.3 + 0.4 * bu0 * bi[2]) + (0.3 + 0.4 * bu0 * bi[3])) / 2  # a mean over each user's N_u
+    negatives += ((0.3 + 0.4 * bu1 * bi[1]) + (0.3 + 0.4 * bu1 * bi[3])) / 2
+    expected = math.log(2) * (positives + 5.0 * negatives)
+    torch.testing.assert_close(model.loss(graph, users, pos, neg), torch.tensor(expected))
+
+
+def test_l2_term_is_half_gamma_times_the_squared_norm():
+    model = UltraGCN(
+        3, 4, embedding_dim=1, w1=0, w2=0, w3=0, w4=0, negative_weight=0, gamma=1.0, num_neighbors=0
+    )
+    model.user_embedding.weight.data.fill_(1.0)
+    model.item_embedding.weight.data.fill_(2.0)
+    graph = model.input_graph(_three_users_four_items())
+    loss = model.loss(graph, torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]]))
+    # every constraint weight is 0; squared norm 3 * 1^2 + 4 * 2^2 = 19, halved
+    torch.testing.assert_close(loss, torch.tensor(9.5))
+
+
+def test_item_item_term_pairs_each_neighbour_with_its_weight(small_data):
+    """The item-item term alone (every other weight 0): -lambda * sum_j omega_ij log sigmoid(e_u . e_j)
+    over the positive item's neighbours j, each logit with its own neighbour's weight."""
+    model = UltraGCN(
+        30, 40, embedding_dim=4, w1=0, w2=0, w3=0, w4=0, negative_weight=0, gamma=0, lambda_=2.0,
+        num_neighbors=4, std=1.0,
+    )  # fmt: skip
+    graph = model.input_graph(small_data)
+    users, pos = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    loss = model.loss(graph, users, pos, torch.tensor([[6], [7], [8]]))
+    user_emb, item_emb = model.user_embedding.weight, model.item_embedding.weight
+    expected = 0.0
+    for user, item in zip(users.tolist(), pos.tolist()):
+        for j, omega in zip(graph.neighbors[item].tolist(), graph.neighbor_weights[item].tolist()):
+            expected -= 2.0 * omega * F.logsigmoid(user_emb[user] @ item_emb[j])
+    assert float(graph.neighbor_weights[pos].std()) > 0.01  # the weights differ: a mix-up shows
+    torch.testing.assert_close(loss, expected)
+
+
+def test_item_neighbors_count_a_repeated_training_pair_once(small_data):
+    index = small_data[EDGE].edge_index
+    repeated = torch.cat([index, index[:, :5]], dim=1)  # R is binary: a repeat is the same interaction
+    for got, expected in zip(item_neighbors(repeated, 30, 40, k=5), item_neighbors(index, 30, 40, k=5)):
+        torch.testing.assert_close(got, expected)
+
+
+def test_training_negatives_are_drawn_unchecked_as_the_official_sampler_does(small_data):
+    # with hundreds of negatives per positive the few positives among them barely matter, and checking
+    # every draw would dominate an iteration
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=50, num_neighbors=3)
+    config = TrainConfig(epochs=1, batch_size=64, progress=False)
+    batches = make_batches(model, small_data, config, torch.Generator().manual_seed(0))
+    users, _, negatives = next(iter(batches))
+    assert negatives.shape == (users.numel(), 50)
+    train = small_data[EDGE].edge_index
+    positives = set(zip(train[0].tolist(), train[1].tolist()))
+    assert any((u, i) in positives for u, row in zip(users.tolist(), negatives.tolist()) for i in row)
