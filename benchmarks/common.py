@@ -64,6 +64,19 @@ def write_csv(rows: list[dict], path: str | Path, columns: list[str] | None = No
     write_then_rename(path, write)
 
 
+def write_rows(rows: list[dict], path: str | Path, append: bool) -> None:
+    """``rows`` as a CSV table at ``path``, after its earlier rows where ``append`` (columns united)."""
+    path = Path(path)
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    if append and path.exists():
+        with path.open(newline="") as f:
+            earlier = list(csv.DictReader(f))
+        fields = list(dict.fromkeys([*(earlier[0] if earlier else {}), *fields]))
+        rows = earlier + rows
+    # written beside and renamed (write_csv): killed mid-write, an --append run would lose the earlier rows
+    write_csv(rows, path, fields)
+
+
 def write_text(path: str | Path, text: str) -> None:
     write_then_rename(path, lambda tmp: tmp.write_text(text))
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import gc
 import os
 import re
@@ -52,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from common import machine, write_csv
+from common import machine, write_rows
 
 from dslgraph.cli import build_model, train_config
 from dslgraph.config import validate
@@ -354,17 +353,6 @@ def work(args: argparse.Namespace) -> None:
         for backend in args.backends:
             backend_stages(stages, args, data, backend)
     write_rows(stages.rows, Path(args.output), args.append)
-
-
-def write_rows(rows: list[dict], path: Path, append: bool) -> None:
-    fields = list(dict.fromkeys(key for row in rows for key in row))
-    if append and path.exists():
-        with path.open(newline="") as f:
-            earlier = list(csv.DictReader(f))
-        fields = list(dict.fromkeys([*(earlier[0] if earlier else {}), *fields]))
-        rows = earlier + rows
-    # written beside and renamed (write_csv): killed mid-write, an --append run would lose the earlier rows
-    write_csv(rows, path, fields)
 
 
 if __name__ == "__main__":

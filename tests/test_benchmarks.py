@@ -482,6 +482,22 @@ def test_scale_check_appends_its_rows_whole_or_not_at_all(tmp_path, monkeypatch)
     ]
 
 
+@pytest.mark.slow
+def test_read_csv_times_a_generated_file_and_appends(tmp_path):
+    out = tmp_path / "read.csv"
+    load("common").write_rows([{"label": "before", "ids": "integer", "run": 0}], out, append=False)
+    small = ["--lines", "3000", "--users", "40", "--items", "70", "--output", str(out)]
+    rows = run_script("read_csv", *small, "--runs", "1", "--ids", "text", "--label", "after", "--append")
+    assert [(row["label"], row["ids"], row["run"]) for row in rows] == [
+        ("before", "integer", "0"),
+        ("after", "text", "0"),
+    ]
+    # every one of the 40 users and 70 items is in the 3,000 uniform draws, as the call read them
+    assert (rows[1]["users"], rows[1]["items"]) == ("40", "70")
+    assert float(rows[1]["cpu_seconds"]) > 0 and int(rows[1]["peak_mb_above_imports"]) >= 0
+    assert Path(rows[1]["dslgraph"]) == Path(__file__).parents[1]  # the dslgraph it timed
+
+
 def test_timed_runs_starts_without_loading_torch():
     # its budget's deadline is set once it has started: seconds of torch / PyG imports would go uncounted
     heavy = "{'torch', 'torch_geometric', 'dslgraph'}"

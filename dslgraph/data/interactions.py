@@ -391,10 +391,18 @@ def _times_from_text(column: pd.Series, name: str) -> pd.Series:
 
 def _ids_from_text(column: pd.Series) -> pd.Series:
     """The ids as numbers if each one is its number's own text (no leading zeros, signs or exponents),
-    else as text: pandas' reading of ``007`` as ``7`` would rename that id or merge it with ``7``."""
-    numbers = pd.to_numeric(column, errors="coerce")
-    if numbers.notna().all() and (numbers.astype(str) == column.str.strip()).all():
-        return numbers
+    else as text: pandas' reading of ``007`` as ``7`` would rename that id or merge it with ``7``.
+
+    Each distinct text is checked and converted once, then spread to its rows: a file repeats every id
+    many times, and checking all 3 M rows of a column cost 7 CPU s, finding its distinct texts 1.5 s and
+    checking them a tenth of that (``docs/results.md`` §4, 19th session)."""
+    codes, texts = pd.factorize(column)
+    if (codes < 0).any():  # a missing id: kept as text, for from_pandas to refuse with its row
+        return column
+    texts = pd.Series(texts, dtype=object)
+    numbers = pd.to_numeric(texts, errors="coerce")
+    if numbers.notna().all() and (numbers.astype(str) == texts.str.strip()).all():
+        return pd.Series(numbers.to_numpy()[codes], index=column.index, name=column.name)
     return column
 
 

@@ -163,6 +163,64 @@ def test_from_csv_reads_a_file_once_where_no_id_reads_as_missing(tmp_path, monke
     assert len(calls) == 2 and dataset.user_ids.tolist() == ["2", "NA"]
 
 
+def row_by_row(column: pd.Series) -> pd.Series:
+    """What from_csv made of an id column before it checked each distinct text once: every row's text
+    converted to a number and back."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().all() and (numbers.astype(str) == column.str.strip()).all():
+        return numbers
+    return column
+
+
+@pytest.mark.parametrize(
+    ("users", "items"),
+    [
+        (["1", "2", "10", "-3", " 7", "7 ", "7"], ["5", "60", "700"]),  # " 7", "7 " and "7" are all user 7
+        (["007", "7", "0007", "12"], ["-0", "0", "5"]),  # text: "007" is not 7's text, nor "-0" 0's
+        (["1.5", "2.0", "3.25"], ["1.5", "2", "+7"]),
+        (["18446744073709551615", "1"], ["18446744073709551615", "-1", "3", "4", "5"]),  # uint64; text
+        (["ann", "7", "NA", "null"], ["1e3", "1000", "x"]),  # "NA"/"null": the second reading
+    ],
+)
+def test_from_csv_reads_ids_as_a_row_by_row_check_does(tmp_path, users, items):
+    # the ids' texts are checked once each, then spread to their rows: the ids, their order and the
+    # splits must be those of the row-by-row check
+    rng = np.random.default_rng(0)
+    rows = zip(rng.choice(users, 80), rng.choice(items, 80), strict=True)
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item\n" + "".join(f"{user},{item}\n" for user, item in rows))
+    dataset = InteractionDataset.from_csv(path, val_ratio=0.2, seed=5)
+    text = pd.read_csv(path, dtype=str, keep_default_na=False)
+    expected = InteractionDataset.from_pandas(text.apply(row_by_row), val_ratio=0.2, seed=5)
+    for got, want in ((dataset.user_ids, expected.user_ids), (dataset.item_ids, expected.item_ids)):
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    store, want = dataset[0][EDGE], expected[0][EDGE]
+    for key in ("edge_index", "edge_label_index", "val_edge_label_index"):
+        assert torch.equal(store[key], want[key])
+
+
+def test_from_csv_converts_each_distinct_id_once(tmp_path, monkeypatch):
+    # converting every row's text to a number and back took 7 s an id column of a 3 M-line file; its
+    # distinct ids are a few tens of thousands
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item\n1,10\n1,11\n2,10\n2,12\n2,11\n3,10\n")
+    sizes, to_numeric = [], pd.to_numeric
+
+    def recording(values, *args, **kwargs):
+        sizes.append(len(values))
+        return to_numeric(values, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "to_numeric", recording)
+    dataset = InteractionDataset.from_csv(path, split="leave-one-out")
+    assert sizes == [3, 3]
+    assert dataset.user_ids.tolist() == [1, 2, 3] and dataset.item_ids.tolist() == [10, 11, 12]
+    path.write_text("user,item\n1,10\n,11\n2,10\n")  # a missing id among numbers is still refused
+    with pytest.raises(
+        ValueError, match=r"user_col must be free of missing ids, got 'user' \(first missing at index 1\)"
+    ):
+        InteractionDataset.from_csv(path)
+
+
 def test_from_csv_without_a_header_and_unreadable_files(tmp_path):
     path = tmp_path / "u.data"  # MovieLens-100K's layout: no header, tab-separated
     path.write_text("1\t10\t5\t100\n1\t11\t3\t101\n2\t10\t4\t102\n2\t12\t4\t103\n")
