@@ -125,3 +125,37 @@ def test_a_model_of_ones_own_gets_its_bytes_and_a_clear_error_for_macs():
     assert report["bytes_ratio"] < 0.5
     with pytest.raises(TypeError, match=r"Sequential has not: .*memory_report"):
         cost_report(model, None, optimizer, 64, 10, dsl)
+
+
+def test_a_dense_lightgcns_macs_and_bytes_by_hand(small_data):
+    """LightGCN(30, 40, d=16, K=3) over A with nnz(A) stored entries, batch 64, as the table of
+    dslgraph.metrics.cost counts it: each layer nnz(A) d, the layer mean 4 N d, the BPR head 5 B d; the
+    backward pass as much again; scoring U I d."""
+    report = _report(small_data, 0.0)
+    nnz, n, d, batch = propagation_graph(small_data)._nnz(), 70, 16, 64
+    propagation = 3 * nnz * d + 4 * n * d
+    forward = propagation + 5 * batch * d
+    macs = report["dense_macs"]
+    assert macs["train_forward"] == macs["train_backward"] == forward
+    assert macs["train_iteration"] == 2 * forward
+    assert macs["inference"] == propagation + 30 * 40 * d
+    # 4-byte weights, and Adam's two 4-byte moments per weight (its step counter is no per-weight state)
+    assert report["parameter_bytes"] == 4 * n * d
+    assert report["optimizer_state_bytes"] == 2 * 4 * n * d
+
+
+def test_inference_savings_are_one_minus_the_executed_over_the_dense_count(small_data):
+    """A masked table executes every inference product dense: it saves nothing, while the ideal count
+    (only the first layer's products of active entries, and the layer mean's active entries) saves some."""
+    model = LightGCN(30, 40, embedding_dim=16)
+    adj = propagation_graph(small_data)
+    dsl = DynamicSparseLearning(model, 0.8, 100, backend="masked")
+    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, 10, dsl)
+    mask = model.embedding.weight_mask
+    first, active = int((adj.crow_indices().diff() * mask.sum(1)).sum()), int(mask.sum())
+    nnz, n, d, scoring = adj._nnz(), 70, 16, 30 * 40 * 16
+    dense = 3 * nnz * d + 4 * n * d + scoring
+    ideal = first + 2 * nnz * d + 3 * n * d + active + scoring
+    assert report["inference_savings"] == 0.0
+    assert report["ideal_inference_savings"] == pytest.approx(1 - ideal / dense)
+    assert 0 < report["ideal_inference_savings"] < report["naive_savings"]

@@ -281,6 +281,27 @@ def test_scores_the_score_function_does_not_own_are_copied_before_excluding(spli
     assert torch.equal(row, popularity) and torch.equal(stored, table)
 
 
+def test_a_zero_stride_frozen_parameter_or_grad_leaf_returned_whole_is_copied_before_excluding(split):
+    """None of these is the score function's own to overwrite, even returned whole: a detached expanded row
+    is no view (its ``_base`` is None) but has a zero stride, so one -inf would land in every user's row
+    (and in the row it expands); a frozen parameter and a leaf that requires grad are a model's weights."""
+    train, val, test, user_emb, item_emb = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, [train, val], ks=(5, 10), batch_size=NUM_USERS)
+    users = evaluator.users  # a single batch, so that one tensor can be returned whole
+    popularity = torch.bincount(train[1], minlength=NUM_ITEMS).float()
+    table = user_emb[users] @ item_emb.t()
+    for make in (
+        lambda: popularity.expand(users.numel(), -1).detach(),
+        lambda: torch.nn.Parameter(table.clone(), requires_grad=False),
+        lambda: table.clone().requires_grad_(),
+    ):
+        scores = make()
+        before = scores.detach().clone(memory_format=torch.contiguous_format)
+        expected = evaluator(lambda batch, before=before: before.clone())
+        assert evaluator(lambda batch, scores=scores: scores) == expected
+        assert torch.equal(scores.detach(), before)
+
+
 def test_a_batchs_scores_are_freed_before_the_next_batch_is_scored(split):
     """Peak memory is one batch of ``batch_size x num_items`` scores (750 MB for 2048 Amazon-book users),
     not two: the evaluator held the previous batch's until the next one's came back."""

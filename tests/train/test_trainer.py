@@ -12,6 +12,7 @@ import torch
 
 import dslgraph.train.trainer as trainer_module
 from dslgraph.data import EDGE, make_interaction_data
+from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import (
@@ -116,12 +117,16 @@ def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_p
         wider.fit(resume=True)
 
 
-def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_path):
-    store = small_data[EDGE]
-    data = make_interaction_data(
+def _validation_data(data):
+    """``data`` with its first 40 training interactions held out as the validation split."""
+    store = data[EDGE]
+    return make_interaction_data(
         30, 40, store.edge_index[:, 40:], store.edge_label_index, store.edge_index[:, :40]
     )
-    summary = _trainer(data, None, epochs=30, patience=2, lr=0.0).fit()
+
+
+def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_path):
+    summary = _trainer(_validation_data(small_data), None, epochs=30, patience=2, lr=0.0).fit()
     assert summary["selection"] == "validation" and summary["validation"] is not None
     assert summary["epochs"] == 3  # lr 0: no improvement after the first evaluation
 
@@ -157,7 +162,8 @@ def test_a_file_that_is_no_checkpoint_fails_naming_what_it_is_not(text, tmp_path
 def test_failed_write_keeps_old_checkpoint(tmp_path, monkeypatch):
     path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
 
-    def crash(*args, **kwargs):
+    def crash(state, file, *args, **kwargs):
+        Path(file).write_bytes(b"PK half")  # a write cut short: had it gone to c.pt, c.pt would be lost
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
@@ -589,3 +595,105 @@ def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monke
         resolve_device("cuda:2")
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def _scripted(trainer, validation, test):
+    """Makes ``trainer.evaluate`` report the given ``{metric: [value at epoch 1, 2, ...]}`` per split, so that
+    which epoch the trainer picks, stops at or checkpoints follows from these numbers alone."""
+
+    def evaluate(split="test"):
+        script = validation if split == "validation" else test
+        return {name: values[trainer.epoch - 1] for name, values in script.items()}
+
+    trainer.evaluate = evaluate
+    return trainer
+
+
+def test_the_best_epoch_is_the_validation_monitors_strict_maximum(small_data, tmp_path):
+    """The best epoch is picked on the validation split by the monitored metric; a later tie does not
+    replace it; the summary, metrics.json and best.pt are that epoch's, with its test numbers."""
+    validation = {"recall@20": [0.9, 0.1, 0.1, 0.1], "ndcg@20": [0.1, 0.3, 0.2, 0.3]}
+    test = {"recall@20": [0.9, 0.8, 0.7, 0.6], "ndcg@20": [0.5, 0.2, 0.9, 0.8]}
+    trainer = _trainer(_validation_data(small_data), tmp_path, epochs=4, monitor="ndcg@20", lr=0.0)
+    summary = _scripted(trainer, validation, test).fit()
+    # validation ndcg@20 peaks first at epoch 2 (0.3) and epoch 4 only ties it; recall@20 would pick
+    # epoch 1, test ndcg@20 epoch 3, the last evaluation epoch 4
+    assert summary["best_epoch"] == 2
+    assert summary["validation"] == {"recall@20": 0.1, "ndcg@20": 0.3}
+    assert summary["test"] == {"recall@20": 0.8, "ndcg@20": 0.2}
+    assert json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] == 2
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 4
+
+
+def test_patience_counts_evaluations_since_the_last_improvement(small_data):
+    # patience 2: epoch 3 improves on epoch 1, so epochs 4 and 5 are the two without gain (stop at 5,
+    # before epoch 6's 0.5); counted since epoch 1 instead, epochs 2 and 4 would stop the run at 4
+    validation = {"recall@20": [0.1, 0.0, 0.2, 0.0, 0.0, 0.5]}
+    trainer = _trainer(_validation_data(small_data), None, epochs=6, patience=2, lr=0.0)
+    summary = _scripted(trainer, validation, validation).fit()
+    assert summary["epochs"] == 5 and summary["best_epoch"] == 3
+
+
+def test_a_resumed_run_keeps_its_best_epoch_and_patience(small_data, tmp_path):
+    """Stopped after epoch 2 and resumed, the run stops where the whole one does: epoch 1 stays the best and
+    epoch 2 still counts against patience (3), so epochs 3 and 4 end the run before epoch 5's 0.9."""
+    validation = {"recall@20": [0.3, 0.1, 0.2, 0.1, 0.9]}
+    data = _validation_data(small_data)
+
+    def run(out, epochs):
+        return _scripted(_trainer(data, out, epochs=epochs, patience=3, lr=0.0), validation, validation)
+
+    whole = run(tmp_path / "whole", 5).fit()
+    assert whole["epochs"] == 4 and whole["best_epoch"] == 1
+    run(tmp_path / "split", 2).fit()
+    resumed = run(tmp_path / "split", 5).fit(resume=True)
+    assert resumed["epochs"] == 4 and resumed["best_epoch"] == 1
+
+
+def test_the_last_epoch_is_a_scheduled_evaluation(small_data):
+    # eval_every 2 over 3 epochs: epochs 2 and 3 are evaluated, and epoch 3 (the better) can be the best
+    validation = {"recall@20": [0.0, 0.1, 0.5]}
+    trainer = _trainer(_validation_data(small_data), None, epochs=3, eval_every=2, lr=0.0)
+    summary = _scripted(trainer, validation, validation).fit()
+    assert [entry["epoch"] for entry in summary["history"]] == [2, 3]
+    assert summary["best_epoch"] == 3 and "scheduled" not in summary["history"][-1]
+
+
+def test_validation_is_ranked_on_the_validation_split_with_training_items_excluded(small_data):
+    data = _validation_data(small_data)
+    trainer = _trainer(data, None, epochs=1)
+    trainer.fit()
+    scores = trainer.model.scorer(trainer.graph)
+    on_val = RankingEvaluator.from_data(data, "val", ks=(20,))(scores)
+    on_test = RankingEvaluator.from_data(data, "test", ks=(20,))(scores)
+    assert on_val != on_test  # else the test tells nothing
+    assert trainer.evaluate("validation") == on_val and trainer.evaluate("test") == on_test
+
+
+class DropoutMatrixFactorization(MatrixFactorization):
+    """A model of one's own whose scores go through dropout in training mode, as PyTorch modules' do."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropout = torch.nn.Dropout(0.5)
+
+    def scorer(self, graph):
+        return lambda users, items=None: self.dropout(self.users(users)) @ self.items.weight.T
+
+
+def test_evaluation_scores_the_model_in_eval_mode(small_data):
+    """The models of dslgraph.nn score alike in both modes, a model of one's own need not: evaluated in
+    training mode, right after an epoch, its metrics would be those of random dropout masks."""
+    torch.manual_seed(0)
+    model = DropoutMatrixFactorization()
+    trainer = Trainer(model, small_data, TrainConfig(epochs=1, progress=False), device="cpu")
+    trainer.train_epoch()
+    evaluations = []
+    for seed in (1, 2):
+        model.train()
+        torch.manual_seed(seed)
+        evaluations.append(trainer.evaluate())
+    model.eval()
+    expected = RankingEvaluator.from_data(small_data, ks=(20,))(model.scorer(None))
+    assert evaluations == [expected, expected]
