@@ -109,6 +109,42 @@ def test_cosine_schedule_and_t_end():
     assert [t for t in range(1, 101) if dsl.is_update_step(t)] == [10, 20, 30]
 
 
+@pytest.mark.parametrize(
+    ("schedule", "step", "expected"),
+    [
+        ("cosine", 25, 0.1 + 0.2 * (1 + math.sqrt(0.5))),  # cos(π/4)
+        ("linear", 25, 0.4),
+        ("cosine", 150, 0.1),  # past T, t is clipped to T: ρ_min, not the cosine's way back up
+        ("linear", 150, 0.1),  # nor the line on below ρ_min (here below 0)
+    ],
+)
+def test_update_fraction_between_and_past_the_ends(schedule, step, expected):
+    """ρ_0 = 0.5, ρ_min = 0.1, T = 100. The checks at 0, T/2 and T above leave a linear schedule run
+    backwards (equal at T/2) and an unclipped t (never past T there) unseen."""
+    assert update_fraction(schedule, step, 100, 0.5, 0.1) == pytest.approx(expected)
+
+
+def test_each_update_moves_ceil_of_rho_t_times_nnz_with_t_end_as_the_horizon():
+    """Each update's ρ_t is the cosine's at its iteration t with T = t_end (not total_steps, not t counted
+    in updates), and it moves ⌈ρ_t · nnz⌉ entries: nnz = 100, and no ρ_t · nnz here is a whole number."""
+    model = nn.Sequential(nn.Embedding(10, 20))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=100, update_interval=10, t_end=60, rho0=0.5, rho_min=0.033, growth="random"
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
+    for _ in range(100):
+        optimizer.step()
+        dsl.step()
+    iterations = [10, 20, 30, 40, 50, 60]
+    rho = [0.033 + 0.2335 * (1 + math.cos(math.pi * t / 60)) for t in iterations]
+    assert [update["iteration"] for update in dsl.updates] == iterations
+    assert [update["rho"] for update in dsl.updates] == pytest.approx(rho)
+    assert all(abs(r * 100 - round(r * 100)) > 0.01 for r in rho)  # a floor or a round would differ
+    assert [update["changed"]["0"] for update in dsl.updates] == [math.ceil(r * 100) for r in rho]
+    assert dsl.active_counts() == {"0": 100}
+
+
 class _Custom(nn.Module):
     """A user's own recommender: a plain nn.Embedding and an MLP."""
 
@@ -222,6 +258,24 @@ def test_degree_widths_keep_the_count_and_the_bounds():
     assert int(width.sum()) == 40 and width.tolist() == sorted(width.tolist())
     assert width.min() >= 1 and width.max() == 16
     assert int(degree_widths(degree, 3, 16).sum()) == 3  # fewer entries than rows: some rows get none
+    # as many entries as rows or more: every row keeps one, however far its weight is below the others'
+    assert degree_widths(torch.tensor([0, 0, 0, 10_000]), 8, 16).tolist() == [1, 1, 1, 5]
+
+
+def test_degree_widths_grow_as_the_square_root_of_degree_plus_one():
+    """Degrees 0, 3, 8, 15, 24 weigh 1, 2, 3, 4, 5: 15 entries give exactly those widths, in any row order."""
+    assert degree_widths(torch.tensor([0, 3, 8, 15, 24]), 15, 16).tolist() == [1, 2, 3, 4, 5]
+    assert degree_widths(torch.tensor([24, 0, 15, 3, 8]), 15, 16).tolist() == [5, 1, 4, 2, 3]
+
+
+def test_aligned_mask_gives_its_extra_columns_to_random_rows():
+    """168 entries over 70 rows: 2 columns each and a third for 28 rows drawn at random, not the first 28
+    (a LightGCN table's users, who would all start wider than every item)."""
+    table = SparseEmbedding(70, 8, 0.3, mask_init="aligned", generator=torch.Generator().manual_seed(0))
+    width = torch.bincount(table.positions // 8, minlength=70)
+    wide = (width == 3).nonzero().squeeze(1)
+    assert int(width.sum()) == 168 and wide.numel() == 28
+    assert wide.max() >= 30  # an item row among them
 
 
 def test_degree_mask_init_without_degrees_names_the_table(small_data):
@@ -360,6 +414,32 @@ def test_momentum_growth_on_masked_backend(small_data, device):
     assert len(dsl.updates) == 2
 
 
+def test_momentum_growth_takes_the_largest_first_moments_in_absolute_value():
+    """Momentum growth ranks inactive entries by |Adam's exp_avg| (a negative moment by its size, the
+    second moment not at all), after pruning the active entries of smallest |w| (weights of both signs)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5,
+        backend="masked", growth="momentum",
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0)  # values stay as they are
+    dsl.attach(optimizer)
+    weight = model[0].weight
+    active = dsl.targets[0].active_positions()
+    kept = active[weight.detach().view(-1)[active].abs().argsort()[10:]]  # 10 of the 20 pruned
+    model[0](torch.arange(10)).sum().backward()
+    optimizer.step()
+    moment = (torch.randperm(40) + 1.0) * torch.tensor([1.0, -1.0]).repeat(20)  # distinct sizes, both signs
+    optimizer.state[weight]["exp_avg"] = moment.view(10, 4).clone()
+    optimizer.state[weight]["exp_avg_sq"] = (41 - moment.abs()).view(10, 4)  # the reverse order
+    dsl.step()
+    free = moment.abs()
+    free[kept] = -math.inf
+    grown = free.topk(10).indices
+    assert torch.equal(dsl.targets[0].active_positions(), torch.cat([kept, grown]).sort().values)
+
+
 def _sparse_run(data, out, epochs, resume=False, device="cpu"):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=8)
@@ -414,6 +494,31 @@ def test_resume_refuses_a_controller_of_other_settings(caplog):
     assert "total_steps 200 (saved: 100)" in caplog.text
     del state["settings"]  # a state saved before settings were recorded loads unchecked
     controller(update_interval=20).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"sparsity": 0.5},
+        {"backend": "masked"},
+        {"rho0": 0.4},
+        {"rho_min": 0.01},
+        {"t_end": 50},
+        {"growth": "random"},
+        {"optimizer_state": "keep"},
+    ],
+)
+def test_resume_refuses_each_setting_that_decides_the_masks(setting):
+    """Each of run_settings() is checked on resume, not only the two named above."""
+
+    def controller(**overrides):
+        settings = dict(sparsity=0.8, total_steps=100, update_interval=10, seed=0) | overrides
+        return DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), **settings)
+
+    ((key, value),) = setting.items()
+    state = controller().state_dict()
+    with pytest.raises(ValueError, match=f"{key} was .*, now {value!r}"):
+        controller(**setting).load_state_dict(state)
 
 
 class _DotModel(nn.Module):
@@ -779,9 +884,13 @@ def test_reset_restarts_asgd_average_at_the_parameter():
         lambda p: torch.optim.RAdam(p),
         lambda p: torch.optim.ASGD(p, lr=0.01, t0=0),
         lambda p: torch.optim.Rprop(p, lr=0.01),
+        lambda p: torch.optim.Adafactor(p),  # factored row_var / col_var: not per element, left alone
     ],
-    ids=["adam-amsgrad", "adamw", "sgd", "rmsprop", "adadelta", "adamax", "nadam", "radam", "asgd", "rprop"],
-)
+    ids=[
+        "adam-amsgrad", "adamw", "sgd", "rmsprop", "adadelta", "adamax", "nadam", "radam", "asgd", "rprop",
+        "adafactor",
+    ],
+)  # fmt: skip
 def test_reset_knows_the_states_of_torch_optimizers(make, caplog):
     """Every per-element state of torch's optimizers restarts without the unknown-state warning; moments
     restart at 0 (Adam's unchanged: exp_avg, exp_avg_sq and max_exp_avg_sq)."""
@@ -934,19 +1043,27 @@ def test_a_refused_embedding_leaves_the_model_as_it_was():
 @pytest.mark.parametrize("growth", ["gradient", "momentum"])
 def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
     """nn.Embedding(sparse=True) sends sparse gradients (and SGD keeps a sparse momentum): gradient and
-    momentum growth failed reading them ('reshape is not implemented for sparse tensors')."""
+    momentum growth failed reading them ('reshape is not implemented for sparse tensors'). The loss
+    reaches inactive entries, so entries move and the reset restarts the sparse momentum at them."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
     dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, growth=growth, backend="masked")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     dsl.attach(optimizer)
+    coefficient = torch.randperm(48).view(12, 4) + 1.0
     for _ in range(4):
+        before = dsl.targets[0].active_positions()
         optimizer.zero_grad()
-        model(torch.arange(12)).pow(2).sum().backward()
+        (model(torch.arange(12)) * coefficient).sum().backward()
         optimizer.step()
         dsl.step()
         assert dsl.active_counts() == {"0": 40} and int((model[0].weight != 0).sum()) <= 40
+        after = dsl.targets[0].active_positions()
+        grown = after[~torch.isin(after, before)]
+        momentum = optimizer.state[model[0].weight]["momentum_buffer"].to_dense().view(-1)
+        assert not momentum[grown].any()
     assert len(dsl.updates) == 2 and all(u["changed"] for u in dsl.updates)
+    assert grown.numel() > 0  # the last update moved entries
 
 
 @pytest.mark.parametrize("sparsity,active", [(0.0, 250), (0.5, 124)])
@@ -1106,6 +1223,55 @@ def test_gradient_growth_takes_the_largest_gradients_lowest_position_first(backe
     after = target.active_positions().cpu()
     assert after.numel() == 160
     assert torch.equal(after.sort().values, torch.cat([kept, grown]).sort().values)
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_each_update_grows_by_its_own_iteration_gradient_only(backend):
+    """Two updates in a row: the second grows by the gradient of its own mini-batch (rows 10-19), not
+    by that gradient summed with the one recorded for the first update (rows 0-9)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(40, 8))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=2, update_interval=1, schedule="constant", rho0=0.5, backend=backend
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # values stay as they are
+    dsl.attach(optimizer)
+    target = dsl.targets[0]
+    for rows in (torch.arange(10), torch.arange(10, 20)):
+        kept = target.active_positions()[target.active_magnitudes().argsort()[80:]]  # n = 80 of 160
+        coefficient = (torch.randperm(80) + 1.0).view(10, 8)
+        optimizer.zero_grad()
+        (model[0](rows) * coefficient).sum().backward()
+        optimizer.step()
+        dsl.step()
+    gradient = torch.zeros(40, 8)
+    gradient[10:20] = coefficient
+    grown = _reference_largest(gradient.view(-1), kept.sort().values, 80)
+    assert torch.equal(target.active_positions().sort().values, torch.cat([kept, grown]).sort().values)
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_growth_sums_the_gradients_of_every_backward_pass_of_the_iteration(backend):
+    """Gradient accumulation (two micro-batches, one optimizer step): growth ranks the summed gradient,
+    as .grad holds it, not the last backward pass's alone."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(40, 8))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5, backend=backend
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
+    target = dsl.targets[0]
+    kept = target.active_positions()[target.active_magnitudes().argsort()[80:]]
+    gradient = torch.zeros(40, 8)
+    for rows in (torch.arange(10), torch.arange(10, 20)):
+        coefficient = (torch.randperm(80) + 1.0).view(10, 8)
+        (model[0](rows) * coefficient).sum().backward()
+        gradient[rows] = coefficient
+    optimizer.step()
+    dsl.step()
+    grown = _reference_largest(gradient.view(-1), kept.sort().values, 80)
+    assert torch.equal(target.active_positions().sort().values, torch.cat([kept, grown]).sort().values)
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
