@@ -313,6 +313,9 @@ class SparseEmbedding(EmbeddingTable):
 
     def forward(self, index: Tensor) -> Tensor:
         """Dense ``[*index.shape, d]`` rows ``index``, built from their active entries only."""
+        if index.dtype not in (torch.long, torch.int32):
+            # as torch.nn.Embedding: a bool or uint8 index would be read as a mask of the row pointer
+            raise TypeError(f"index must hold int64 or int32 row ids, got {index.dtype}")
         rows = index.reshape(-1)
         layout = self._current_layout()
         sorted_slot, batch_row = csr_segments(layout.crow, rows)

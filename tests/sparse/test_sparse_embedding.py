@@ -1,3 +1,4 @@
+import copy
 import io
 
 import pytest
@@ -7,6 +8,7 @@ from torch_geometric.typing import WITH_TORCH_SPARSE
 from dslgraph.data import propagation_graph
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
+from dslgraph.sparse.embedding import _index_dtype
 
 
 def _twin_models(density: float, device, propagation: str = "planned"):
@@ -124,6 +126,7 @@ def test_row_lookup_and_dense_round_trip():
     torch.testing.assert_close(table.to_dense(), dense)
     index = torch.tensor([3, 0, 3, 19])
     torch.testing.assert_close(table(index), dense[index])
+    torch.testing.assert_close(table(index.view(2, 2)), dense[index.view(2, 2)])  # [*index.shape, d]
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
@@ -285,3 +288,118 @@ def test_gradcheck_of_scores_through_the_sparse_table(small_data, propagation):
 
     assert torch.autograd.gradcheck(scores, (values,))
     assert torch.autograd.gradcheck(looked_up, (values,))
+
+
+def _shuffled_table(rows: int = 20, dim: int = 6, density: float = 0.4) -> SparseEmbedding:
+    """A table whose slots are in no position order, as after DSL updates (grown entries take pruned
+    entries' slots): slot order and sorted position differ."""
+    table = SparseEmbedding(rows, dim, density, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        table.positions.copy_(
+            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
+        )
+    assert not torch.equal(table.slot_order(), torch.arange(table.nnz))
+    return table
+
+
+def test_lookups_dense_view_and_csr_of_a_table_whose_slots_are_in_no_order():
+    """Each value belongs to its own position, whatever the slot order: the rows looked up, the
+    dense view, the CSR matrices, the SparseTensor, and the gradients of the values through each."""
+    table = _shuffled_table()
+    dense = torch.zeros(20 * 6).index_put_((table.positions,), table.values.detach()).view(20, 6)
+    index = torch.tensor([4, 0, 19, 4, -3])
+    torch.testing.assert_close(table(index), dense[index])
+    torch.testing.assert_close(table.to_dense(), dense)
+    values = table.values.detach()
+    torch.testing.assert_close(table.csr(values).to_dense(), dense)
+    torch.testing.assert_close(table.csr(values, transposed=True).to_dense(), dense.T)
+    weights = torch.randn(5, 6)
+    (table(index) * weights).sum().backward()
+    expected = torch.zeros(20, 6).index_add_(0, index.remainder(20), weights).view(-1)[table.positions]
+    torch.testing.assert_close(table.values.grad, expected)
+    table.values.grad = None
+    (table.to_dense() * torch.arange(120.0).view(20, 6)).sum().backward()
+    torch.testing.assert_close(table.values.grad, table.positions.float())
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_sparse_tensor_of_a_table_whose_slots_are_in_no_order():
+    table = _shuffled_table()
+    torch.testing.assert_close(table.to_sparse_tensor().to_dense(), table.to_dense().detach())
+
+
+def test_empty_last_rows_are_looked_up_as_zeros():
+    """Rows past the last active one have zero rows, also when counted from the end."""
+    dense = torch.zeros(10, 4)
+    dense[:6] = torch.randn(6, 4)
+    table = SparseEmbedding.from_dense(dense)
+    index = torch.tensor([9, -1, 5, -5, 7])
+    torch.testing.assert_close(table(index), dense[index])
+
+
+def test_planned_propagation_follows_the_graph_it_is_given(small_data):
+    """One plan is cached, for one graph: another graph gets its own product, not the cached one."""
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    first = propagation_graph(small_data)
+    second = torch.sparse_csr_tensor(
+        first.crow_indices(), first.col_indices(), first.values() * 2, first.shape
+    )
+    dense = table.to_dense().detach()
+    for adj in (first, second, first):
+        torch.testing.assert_close(table.propagate(adj), torch.sparse.mm(adj, dense), atol=1e-6, rtol=1e-5)
+
+
+def test_plan_entries_is_the_size_of_the_plan(small_data):
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    plan = table._plan_for(adj)
+    degree = adj.crow_indices().diff()
+    expected = sum(int(degree[p // 8]) for p in table.positions.tolist())
+    assert table.plan_entries(adj) == plan.forward._nnz() == plan.backward._nnz() == expected
+
+
+def test_plan_indices_are_int32_exactly_while_they_fit():
+    assert _index_dtype(2**31 - 1, 2**31 - 1) == torch.int32
+    assert _index_dtype(2**31, 0) == _index_dtype(0, 2**31) == torch.long
+
+
+def test_planned_propagation_refuses_an_adjacency_not_in_csr(small_data):
+    table = SparseEmbedding(70, 8, 0.3)
+    with pytest.raises(TypeError, match="needs a torch sparse CSR adjacency"):
+        table.propagate(propagation_graph(small_data).to_sparse_coo())
+
+
+def test_gradients_are_recorded_only_while_probing(small_data):
+    """Outside update steps nothing is recorded (each iteration would keep its output gradients)."""
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3)
+    x = torch.randn(3, 8)
+    uses = (table(torch.arange(5)), table.to_dense(), table.propagate(adj), table.linear(x))
+    sum(use.sum() for use in uses).backward()
+    assert not table.recorded_gradient
+
+
+def test_dense_propagation_refuses_an_adjacency_not_in_csr(small_data):
+    table = SparseEmbedding(70, 8, 0.3, propagation="dense")
+    with pytest.raises(TypeError, match="expected a sparse CSR adjacency, got layout torch.sparse_coo"):
+        table.propagate(propagation_graph(small_data).to_sparse_coo())
+
+
+def test_a_copy_of_a_probing_table_holds_no_recorded_gradient():
+    """The output gradients recorded for growth are as large as activations: a copy (pickle,
+    ``copy.deepcopy``) leaves them behind with the other derived state."""
+    table = SparseEmbedding(20, 6, 0.4)
+    table.probing = True
+    table(torch.arange(5)).sum().backward()
+    assert table.recorded_gradient
+    assert not copy.deepcopy(table).recorded_gradient
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int16, torch.float32])
+def test_rows_are_looked_up_by_integer_ids_only(dtype):
+    """As ``torch.nn.Embedding``: a bool or uint8 index failed as a mask of the row pointer ("the shape
+    of the mask [2] does not match"), other dtypes naming no table."""
+    table = SparseEmbedding(10, 4, 0.5)
+    torch.testing.assert_close(table(torch.tensor([1, 2], dtype=torch.int32)), table.to_dense()[[1, 2]])
+    with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
+        table(torch.tensor([1, 0], dtype=dtype))

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dslgraph.sparse import SparseLinear
+from dslgraph.sparse import SparseEmbedding, SparseLinear
 
 
 def _twins(density: float, device, bias: bool = True):
@@ -81,14 +81,17 @@ def test_autocast_runs_the_sparse_product_in_the_table_dtype():
     x = torch.randn(4, 12)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = sparse(x)  # the CSR product has no bfloat16 CPU kernel: it failed deep inside torch
-    assert out.dtype == torch.float32
+        from_half = sparse(x.bfloat16())  # what an autocast layer before it returns
+    assert out.dtype == from_half.dtype == torch.float32
     torch.testing.assert_close(out, dense(x))
+    torch.testing.assert_close(from_half, dense(x.bfloat16().float()))
 
 
-def test_half_precision_on_the_cpu_fails_naming_the_way_out():
-    sparse = SparseLinear.from_linear(nn.Linear(12, 7).bfloat16(), 0.5)
-    with pytest.raises(TypeError, match="cannot run on the CPU: .* backend='masked'"):
-        sparse(torch.randn(4, 12, dtype=torch.bfloat16))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_the_cpu_fails_naming_the_way_out(dtype):
+    sparse = SparseLinear.from_linear(nn.Linear(12, 7).to(dtype), 0.5)
+    with pytest.raises(TypeError, match=f"in {dtype} cannot run on the CPU: .* backend='masked'"):
+        sparse(torch.randn(4, 12, dtype=dtype))
 
 
 @pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
@@ -111,3 +114,90 @@ def test_gradcheck_of_weight_and_input():
         return torch.func.functional_call(layer, {"sparse_weight.values": values}, (x,))
 
     assert torch.autograd.gradcheck(output, (values, x))
+
+
+def _shuffled(layer: SparseLinear) -> SparseLinear:
+    """``layer`` with its weight's slots in no position order, as after DSL updates."""
+    table = layer.sparse_weight
+    with torch.no_grad():
+        table.positions.copy_(
+            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
+        )
+    assert not torch.equal(table.slot_order(), torch.arange(table.nnz))
+    return layer
+
+
+def test_weight_gradient_without_an_input_gradient_and_slots_in_no_order():
+    """The weight's gradient when the input needs none (a model's first layer), and both gradients of
+    a weight whose slots are in no position order: each active value gets its own entry's."""
+    layer = _shuffled(SparseLinear(12, 7, density=0.5, generator=torch.Generator().manual_seed(0)))
+    weight = layer.weight.detach().requires_grad_()
+    for needs_input_grad in (False, True):
+        layer.sparse_weight.values.grad, weight.grad = None, None
+        x = torch.randn(9, 12, requires_grad=needs_input_grad)
+        x_dense = x.detach().clone().requires_grad_(needs_input_grad)
+        out_weights = torch.randn(9, 7)
+        (layer(x) * out_weights).sum().backward()
+        ((x_dense @ weight.T + layer.bias) * out_weights).sum().backward()
+        expected = weight.grad.reshape(-1)[layer.sparse_weight.positions]
+        torch.testing.assert_close(layer.sparse_weight.values.grad, expected, atol=1e-6, rtol=1e-5)
+        if needs_input_grad:
+            torch.testing.assert_close(x.grad, x_dense.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_input_gradient_follows_a_change_of_positions():
+    """The transposed CSR (cached for the input's gradient) is rebuilt when the positions change."""
+    layer = SparseLinear(12, 7, density=0.5, bias=False, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 12, requires_grad=True)
+    layer(x).sum().backward()  # builds the transposed CSR
+    _shuffled(layer)
+    with torch.no_grad():
+        free = torch.ones(7 * 12, dtype=torch.bool)
+        free[layer.sparse_weight.positions] = False
+        layer.sparse_weight.positions[0] = free.nonzero()[0, 0]
+    x.grad = None
+    layer(x).sum().backward()
+    torch.testing.assert_close(x.grad, layer.weight.detach().sum(0).expand(4, 12))
+
+
+def test_a_dense_weight_in_the_last_columns_and_rows_only():
+    """Columns and rows with no active entry at the end of the weight: the CSR and its transpose
+    still have one row pointer per row (per column)."""
+    weight = torch.zeros(7, 12)
+    weight[:4, :6] = torch.randn(4, 6)
+    linear = nn.Linear(12, 7, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    layer = SparseLinear(12, 7, 1.0, bias=False)
+    layer.sparse_weight = SparseEmbedding.from_dense(weight)
+    x, x_dense = torch.randn(3, 12, requires_grad=True), None
+    x_dense = x.detach().clone().requires_grad_()
+    torch.testing.assert_close(layer(x), linear(x_dense))
+    layer(x).pow(2).sum().backward()
+    linear(x_dense).pow(2).sum().backward()
+    torch.testing.assert_close(x.grad, x_dense.grad)
+
+
+def test_reset_parameters_redraws_the_mask_and_zeroes_the_bias():
+    layer = SparseLinear(12, 7, density=0.3)
+    with torch.no_grad():
+        layer.bias.fill_(1.0)
+    layer.reset_parameters()
+    assert torch.equal(layer.bias, torch.zeros(7)) and layer.nnz == round(0.3 * 84)
+
+
+def test_from_linear_shares_the_bias_parameter():
+    dense = nn.Linear(12, 7)
+    assert SparseLinear.from_linear(dense, 0.5).bias is dense.bias
+    assert SparseLinear.from_linear(nn.Linear(12, 7, bias=False), 0.5).bias is None
+
+
+def test_workspace_counts_the_transposed_layout():
+    """The input's gradient caches the transposed CSR: a row pointer per input feature, and a row and
+    a slot per active entry (int64), held until the positions change."""
+    layer = SparseLinear(12, 7, density=0.5)
+    x = torch.randn(3, 12, requires_grad=True)
+    layer(x)
+    before = layer.sparse_weight.workspace_bytes()
+    layer(x).sum().backward()
+    assert layer.sparse_weight.workspace_bytes() - before == (12 + 1 + 2 * layer.nnz) * 8
