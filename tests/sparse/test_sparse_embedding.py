@@ -56,16 +56,12 @@ def test_plan_with_int64_indices_matches_the_int32_one(small_data, monkeypatch):
         torch.testing.assert_close(getattr(wide, part).to_dense(), getattr(narrow, part).to_dense())
 
 
-def test_plan_of_a_table_whose_slots_are_in_no_order(small_data):
+def test_plan_of_a_table_whose_slots_are_in_no_order(small_data, shuffle_slots):
     """After updates, grown entries sit in pruned entries' slots, so slots are in no position order;
     the plan (built column by column, then moved into row-major order) must still be the product
     and its transpose."""
     adj = propagation_graph(small_data)
-    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        table.positions.copy_(
-            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
-        )
+    table = shuffle_slots(SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0)))
     table.values.grad = None
     out = table.propagate(adj)
     torch.testing.assert_close(out, torch.sparse.mm(adj, table.to_dense().detach()), atol=1e-6, rtol=1e-5)
@@ -290,22 +286,10 @@ def test_gradcheck_of_scores_through_the_sparse_table(small_data, propagation):
     assert torch.autograd.gradcheck(looked_up, (values,))
 
 
-def _shuffled_table(rows: int = 20, dim: int = 6, density: float = 0.4) -> SparseEmbedding:
-    """A table whose slots are in no position order, as after DSL updates (grown entries take pruned
-    entries' slots): slot order and sorted position differ."""
-    table = SparseEmbedding(rows, dim, density, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        table.positions.copy_(
-            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
-        )
-    assert not torch.equal(table.slot_order(), torch.arange(table.nnz))
-    return table
-
-
-def test_lookups_dense_view_and_csr_of_a_table_whose_slots_are_in_no_order():
+def test_lookups_dense_view_and_csr_of_a_table_whose_slots_are_in_no_order(shuffle_slots):
     """Each value belongs to its own position, whatever the slot order: the rows looked up, the
     dense view, the CSR matrices, the SparseTensor, and the gradients of the values through each."""
-    table = _shuffled_table()
+    table = shuffle_slots(SparseEmbedding(20, 6, 0.4, generator=torch.Generator().manual_seed(0)))
     dense = torch.zeros(20 * 6).index_put_((table.positions,), table.values.detach()).view(20, 6)
     index = torch.tensor([4, 0, 19, 4, -3])
     torch.testing.assert_close(table(index), dense[index])
@@ -323,8 +307,8 @@ def test_lookups_dense_view_and_csr_of_a_table_whose_slots_are_in_no_order():
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
-def test_sparse_tensor_of_a_table_whose_slots_are_in_no_order():
-    table = _shuffled_table()
+def test_sparse_tensor_of_a_table_whose_slots_are_in_no_order(shuffle_slots):
+    table = shuffle_slots(SparseEmbedding(20, 6, 0.4, generator=torch.Generator().manual_seed(0)))
     torch.testing.assert_close(table.to_sparse_tensor().to_dense(), table.to_dense().detach())
 
 

@@ -116,21 +116,11 @@ def test_gradcheck_of_weight_and_input():
     assert torch.autograd.gradcheck(output, (values, x))
 
 
-def _shuffled(layer: SparseLinear) -> SparseLinear:
-    """``layer`` with its weight's slots in no position order, as after DSL updates."""
-    table = layer.sparse_weight
-    with torch.no_grad():
-        table.positions.copy_(
-            table.positions[torch.randperm(table.nnz, generator=torch.Generator().manual_seed(1))]
-        )
-    assert not torch.equal(table.slot_order(), torch.arange(table.nnz))
-    return layer
-
-
-def test_weight_gradient_without_an_input_gradient_and_slots_in_no_order():
+def test_weight_gradient_without_an_input_gradient_and_slots_in_no_order(shuffle_slots):
     """The weight's gradient when the input needs none (a model's first layer), and both gradients of
     a weight whose slots are in no position order: each active value gets its own entry's."""
-    layer = _shuffled(SparseLinear(12, 7, density=0.5, generator=torch.Generator().manual_seed(0)))
+    layer = SparseLinear(12, 7, density=0.5, generator=torch.Generator().manual_seed(0))
+    shuffle_slots(layer.sparse_weight)
     weight = layer.weight.detach().requires_grad_()
     for needs_input_grad in (False, True):
         layer.sparse_weight.values.grad, weight.grad = None, None
@@ -145,12 +135,12 @@ def test_weight_gradient_without_an_input_gradient_and_slots_in_no_order():
             torch.testing.assert_close(x.grad, x_dense.grad, atol=1e-6, rtol=1e-5)
 
 
-def test_input_gradient_follows_a_change_of_positions():
+def test_input_gradient_follows_a_change_of_positions(shuffle_slots):
     """The transposed CSR (cached for the input's gradient) is rebuilt when the positions change."""
     layer = SparseLinear(12, 7, density=0.5, bias=False, generator=torch.Generator().manual_seed(0))
     x = torch.randn(4, 12, requires_grad=True)
     layer(x).sum().backward()  # builds the transposed CSR
-    _shuffled(layer)
+    shuffle_slots(layer.sparse_weight)
     with torch.no_grad():
         free = torch.ones(7 * 12, dtype=torch.bool)
         free[layer.sparse_weight.positions] = False
