@@ -90,10 +90,48 @@ def test_score_fn_gets_users_and_candidates(sampled):
     assert torch.equal(items[:, 0], test_index[1]) and torch.equal(items[:, 1:], negatives)
 
 
+def test_every_column_counts_once_even_for_a_repeated_user(sampled):
+    """A user with two (positive, negatives) columns is averaged in twice: one hit and one miss make 0.5."""
+    _, negatives, _ = sampled
+    test_index = torch.tensor([[0, 0], [1, 2]])
+    candidates = torch.stack([negatives[0], negatives[0]])
+    candidates = candidates[:, ~torch.isin(candidates[0], torch.tensor([1, 2]))]
+    scores = torch.zeros(NUM_ITEMS)
+    scores[1] = 1.0  # item 1 beats every negative, item 2 ties all of them
+    evaluator = SampledRankingEvaluator(test_index, candidates, ks=(1,))
+    result = evaluator(lambda users, items: scores[items])
+    assert evaluator.num_eval_users == 2
+    assert result == {"hr@1": 0.5, "ndcg@1": 0.5}
+
+
+def test_ks_are_sorted_and_deduplicated(sampled):
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives, ks=(20, 5, 20))
+    assert evaluator.ks == (5, 20)
+    assert evaluator.metric_names == ("hr@5", "hr@20", "ndcg@5", "ndcg@20")
+
+
+def test_batches_are_made_on_the_given_device(sampled):
+    """``device`` is where user and candidate batches are created, whatever device ``test_index`` is on."""
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives, device="meta")
+    seen = []
+
+    def score_fn(users, items):
+        seen.append((users.device, items.device))
+        raise StopIteration  # meta tensors hold no values to rank: the devices are what this test reads
+
+    with pytest.raises(StopIteration):
+        evaluator(score_fn)
+    assert evaluator.device == torch.device("meta")
+    assert seen == [(torch.device("meta"), torch.device("meta"))]
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
         (lambda t, n: SampledRankingEvaluator(t[0], n), r"test_index must have shape \[2, U\]"),
+        (lambda t, n: SampledRankingEvaluator(t[[0, 1, 1]], n), r"shape \[2, U\], got \(3, 40\)"),
         (lambda t, n: SampledRankingEvaluator(t, n[:-1]), r"negatives must have shape \[U=40, N >= 1\]"),
         (lambda t, n: SampledRankingEvaluator(t, n[:, :0]), "negatives must have shape"),
         (lambda t, n: SampledRankingEvaluator(t, n.float()), "integer ids"),
