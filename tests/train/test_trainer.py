@@ -151,6 +151,15 @@ def test_checkpoint_is_atomic_and_validated(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_a_checkpoint_loads_onto_the_given_device_and_must_hold_a_dictionary(tmp_path):
+    state = {"model": {"w": torch.ones(2)}, "optimizer": {}, "epoch": 1, "config": {}}
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    assert load_checkpoint(path, map_location="meta")["model"]["w"].is_meta  # a CPU machine can map too
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")  # a tensor answers `"model" in` with a RuntimeError
+    with pytest.raises(CheckpointError, match="tensor.pt does not hold a dslgraph state dictionary"):
+        load_checkpoint(tmp_path / "tensor.pt")
+
+
 @pytest.mark.parametrize("text", [b"not a checkpoint", b'{"test": {"recall@20": 0.1}}'])
 def test_a_file_that_is_no_checkpoint_fails_naming_what_it_is_not(text, tmp_path):
     (tmp_path / "metrics.json").write_bytes(text)  # e.g. `dslgraph eval run/metrics.json`
