@@ -28,3 +28,14 @@ def test_std_is_a_finite_number_above_zero_kept_as_a_python_float(table):
 def test_a_model_refuses_a_wrong_std_through_its_table():
     with pytest.raises(ValueError, match=r"std must be a finite number > 0, got -0.1"):
         LightGCN(3, 4, embedding_dim=8, std=-0.1)
+
+
+@pytest.mark.parametrize(("rows", "dim"), [(0, 4), (3, 0), (-1, 4)])
+def test_a_dense_table_refuses_an_empty_shape_naming_it(rows, dim):
+    with pytest.raises(ValueError, match=rf"table shape must be positive, got \({rows}, {dim}\)"):
+        DenseEmbedding(rows, dim)
+
+
+def test_a_dense_table_reads_as_rows_then_columns():
+    table = DenseEmbedding(5, 3)
+    assert repr(table) == "DenseEmbedding(5, 3)" and table.weight.shape == (5, 3)
