@@ -52,6 +52,7 @@ from .interactions import (
     check_seed,
     collapse_interactions,
     holdout_mask,
+    is_number,
     renumber_interactions,
 )
 from .io import (
@@ -217,7 +218,7 @@ class RecommendationDataset(InMemoryDataset):
         pre_transform: Callable | None = None,
         force_reload: bool = False,
     ) -> None:
-        check_option(0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        check_option(is_number(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
         check_seed(seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
@@ -460,7 +461,7 @@ class HoldoutDataset(RecommendationDataset):
         pre_transform: Callable | None = None,
         force_reload: bool = False,
     ) -> None:
-        check_option(0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
+        check_option(is_number(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         self.test_ratio = float(test_ratio)
         super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload)
 
@@ -547,7 +548,12 @@ class MovieLens(HoldoutDataset):
         pre_transform: Callable | None = None,
         force_reload: bool = False,
     ) -> None:
-        check_option(math.isfinite(rating_threshold), "rating_threshold", "a finite number", rating_threshold)
+        check_option(
+            is_number(rating_threshold) and math.isfinite(rating_threshold),
+            "rating_threshold",
+            "a finite number",
+            rating_threshold,
+        )
         self.rating_threshold = float(rating_threshold)
         super().__init__(root, test_ratio, val_ratio, seed, transform, pre_transform, force_reload)
 

@@ -22,6 +22,7 @@ from dslgraph.data import (
     Yelp2018,
     dataset_statistics,
     load_dataset,
+    load_file,
 )
 from dslgraph.data import datasets as datasets_module
 
@@ -511,3 +512,97 @@ def test_real_ml_1m_lcf(tmp_path):
     link_shared(tmp_path, "ml-1m-ultragcn", "ml-1m-lcf", ["train.txt", "test.txt"])
     stats = dataset_statistics(MovieLens1MLCF(str(tmp_path))[0])
     assert (stats["users"], stats["items"], stats["train"], stats["test"]) == (6022, 3043, 796_244, 99_455)
+
+
+def test_processed_file_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A save cut short (disk full, a killed run) leaves the processed file as it was, not half a new one."""
+    from torch_geometric.io import fs
+
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path)).processed_paths[0])
+    whole = path.read_bytes()
+    torch_save = fs.torch_save
+
+    def cut_short(data, target):
+        torch_save(data, target)
+        Path(target).write_bytes(Path(target).read_bytes()[:100])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fs, "torch_save", cut_short)
+    with pytest.raises(OSError, match="disk full"):
+        Gowalla(str(tmp_path), force_reload=True)
+    assert path.read_bytes() == whole
+    assert not list(path.parent.glob(".*.tmp-*"))
+
+
+def test_movielens_keeps_users_and_items_of_low_ratings_as_isolated_nodes(tmp_path):
+    """Ids are MovieLens ids minus one, counted over every rating: a movie rated only below the threshold
+    (here 12, rated 1 by user 7) stays a node, so that the ids of the others do not move."""
+    place(tmp_path, "ml-100k", {"u.data": U_DATA + b"7\t12\t1\t880000999\n"})
+    data = MovieLens100K(str(tmp_path))[0]
+    assert (data["user"].num_nodes, data["item"].num_nodes) == (7, 12)
+    interactions = torch.cat([data[EDGE].edge_index, data[EDGE].edge_label_index], dim=1)
+    assert 6 not in interactions[0] and 11 not in interactions[1]
+
+
+@pytest.mark.parametrize(
+    ("cls", "option", "message"),
+    [
+        (Gowalla, {"val_ratio": -0.1}, r"val_ratio must be in \[0, 1\), got -0.1"),
+        (MovieLens100K, {"test_ratio": 0.0}, r"test_ratio must be in \(0, 1\), got 0.0"),
+        (MovieLens100K, {"test_ratio": 1.0}, r"test_ratio must be in \(0, 1\), got 1.0"),
+        (
+            MovieLens100K,
+            {"rating_threshold": float("nan")},
+            "rating_threshold must be a finite number, got nan",
+        ),
+        # as a JSON-less option arrives as text: a TypeError of "<=" named no option
+        (Gowalla, {"val_ratio": "0.2"}, r"val_ratio must be in \[0, 1\), got '0.2'"),
+        (MovieLens100K, {"test_ratio": "0.2"}, r"test_ratio must be in \(0, 1\), got '0.2'"),
+        (MovieLens100K, {"rating_threshold": "4"}, "rating_threshold must be a finite number, got '4'"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_read(tmp_path, monkeypatch, cls, option, message):
+    monkeypatch.setattr(datasets_module, "download_url", offline_download)
+    with pytest.raises(ValueError, match=message):
+        cls(str(tmp_path), **option)
+    assert not (tmp_path / cls.name).exists()
+
+
+def test_load_file_refuses_an_unknown_read_option_naming_the_known_ones(tmp_path):
+    """A misspelt read option (``--data-option usercol=...``) is named with the options there are, before
+    the file is read."""
+    path = tmp_path / "mine.csv"
+    path.write_text("u,i\n1,2\n1,3\n")
+    with pytest.raises(
+        ValueError, match=r"read options must be among \['sep', 'names', 'user_col'.*\], got \['usercol'\]"
+    ):
+        load_file(path, usercol="u", item_col="i")
+
+
+def test_downloaded_files_are_moved_into_the_raw_folder_not_copied(tmp_path, monkeypatch):
+    """A raw file that exists is never downloaded again, so it must appear whole: the downloaded (or
+    extracted) file is renamed into the raw folder, which cannot be cut short, where a copy could."""
+    inodes = {}
+
+    def fake_download(url: str, folder: str) -> str:
+        path = os.path.join(folder, url.rpartition("/")[2])
+        if url.endswith(".zip"):
+            with zipfile.ZipFile(path, "w") as archive:
+                archive.writestr("ml-100k/u.data", U_DATA)
+        else:
+            Path(path).write_bytes(TRAIN if path.endswith("train.txt") else TEST)
+            inodes[os.path.basename(path)] = os.stat(path).st_ino
+        return path
+
+    def recording_extract(path: str, folder: str) -> None:
+        extract_zip(path, folder)
+        inodes["u.data"] = os.stat(os.path.join(folder, "ml-100k", "u.data")).st_ino
+
+    extract_zip = datasets_module.extract_zip
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    monkeypatch.setattr(datasets_module, "extract_zip", recording_extract)
+    Gowalla(str(tmp_path))
+    MovieLens100K(str(tmp_path))
+    for name, folder in (("train.txt", "gowalla"), ("test.txt", "gowalla"), ("u.data", "ml-100k")):
+        assert os.stat(tmp_path / folder / "raw" / name).st_ino == inodes[name]

@@ -375,3 +375,66 @@ def test_from_csv_reads_iso_times_and_names_the_file_of_a_bad_one(tmp_path):
         match=r"ratings.csv: time_col 'day' must hold numbers or ISO 8601 times, got 'yesterday' at index 1",
     ):
         InteractionDataset.from_csv(path, time_col="day")
+
+
+def test_from_pandas_collapses_repeats_to_the_latest_time_not_the_last_row():
+    """A repeated pair keeps its latest time, wherever its rows stand in the table: the rows of a file
+    need not be in time order."""
+    df = pd.DataFrame({"user": [0, 0, 0, 0], "item": [5, 6, 5, 7], "t": [9, 2, 1, 3]})
+    data = InteractionDataset.from_pandas(df, time_col="t", split="leave-one-out")[0]
+    store = data[EDGE]
+    assert pairs(store.edge_label_index) == {(0, 0)}  # item 5, at time 9
+    assert store.edge_label_time.tolist() == [9]
+    assert sorted(store.time.tolist()) == [2, 3]
+
+
+def test_from_pandas_random_split_does_not_pick_by_time():
+    """split="random" with a time_col keeps the times but draws the held-out interactions at random: not
+    every user's latest ones, as "temporal" takes them."""
+    df = pd.DataFrame({"user": np.repeat(np.arange(10), 10), "item": np.tile(np.arange(10), 10)})
+    df["t"] = np.random.default_rng(1).permutation(len(df))
+    kwargs = {"time_col": "t", "test_ratio": 0.2, "seed": 4}
+    drawn = InteractionDataset.from_pandas(df, **kwargs)[0][EDGE]
+    latest = InteractionDataset.from_pandas(df, split="temporal", **kwargs)[0][EDGE]
+    assert torch.bincount(drawn.edge_label_index[0]).tolist() == [2] * 10
+    assert pairs(drawn.edge_label_index) != pairs(latest.edge_label_index)
+
+
+def test_from_pandas_temporal_validation_holds_out_the_latest_training_interactions():
+    """Under split="temporal" the validation split is chosen by time too: the latest of what the test
+    split left."""
+    df = pd.DataFrame({"user": [0] * 10 + [1] * 10, "item": list(range(10)) * 2, "t": list(range(20))})
+    df["t"] = np.random.default_rng(2).permutation(df["t"].to_numpy())
+    store = InteractionDataset.from_pandas(
+        df, time_col="t", split="temporal", test_ratio=0.2, val_ratio=0.25, seed=0
+    )[0][EDGE]
+    for user in (0, 1):
+        times = sorted(df.loc[df["user"] == user, "t"])
+        test = store.edge_label_time[store.edge_label_index[0] == user]
+        val = store.val_edge_label_time[store.val_edge_label_index[0] == user]
+        assert sorted(test.tolist()) == times[-2:]
+        assert sorted(val.tolist()) == times[-4:-2]  # round(0.25 * 8) of the 8 left
+
+
+def test_missing_id_names_its_row_label_not_its_position():
+    df = frame().set_index(pd.Index([10, 20, 30, 40, 50, 60, 70]))
+    df.loc[30, "i"] = None
+    with pytest.raises(
+        ValueError, match=r"item_col must be free of missing ids, got 'i' \(first missing at index 30\)"
+    ):
+        InteractionDataset.from_pandas(df, "u", "i")
+
+
+def test_from_csv_keeps_an_item_id_pandas_reads_as_missing(tmp_path):
+    """ "NA" is an item's id where only the item column holds one: the user column has nothing pandas
+    reads as missing."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item\n1,NA\n1,x\n2,NA\n2,y\n")
+    dataset = InteractionDataset.from_csv(path, split="leave-one-out")
+    assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == ["NA", "x", "y"]
+
+
+def test_from_pandas_seed_chooses_the_split():
+    df = pd.DataFrame({"user": np.repeat(np.arange(20), 10), "item": np.tile(np.arange(10), 20)})
+    splits = [InteractionDataset.from_pandas(df, seed=seed)[0][EDGE].edge_label_index for seed in (0, 1)]
+    assert not torch.equal(*splits)
