@@ -815,3 +815,211 @@ def test_python_m_dslgraph_cli_runs_the_command_line(monkeypatch, capsys):
     shown = capsys.readouterr().out
     assert exited.value.code == 0 and "usage: dslgraph" in shown
     assert "Command line: dslgraph train |" in shown  # the module docstring without its reST ``quotes``
+
+
+def test_targets_given_replace_the_model_s_dsl_targets(small_data):
+    common = {"model": "neumf", "protocol": "full", "sparsity": 0.5, "embedding_dim": 8, "batch_size": 64}
+
+    def sparsified(**values) -> list[str]:
+        settings = validate(common | values)
+        return [
+            target.name for target in build_model(settings, small_data, train_config(settings))[1].targets
+        ]
+
+    assert sparsified() == ["mlp_user", "mlp_item"]  # NeuMF's own: its MLP tables
+    assert sparsified(targets=["tables"]) == ["gmf_user", "gmf_item", "mlp_user", "mlp_item"]
+
+
+def test_a_static_mask_has_no_update_within_the_run(small_data):
+    values = {"sparsity": 0.5, "embedding_dim": 8, "epochs": 2, "batch_size": 64, "update_interval": 2}
+    for static, updates in ((False, True), (True, False)):
+        settings = validate(values | {"static_mask": static})
+        dsl = build_model(settings, small_data, train_config(settings))[1]
+        steps = range(1, dsl.total_steps + 1)  # the last included: a mask changed there is the one evaluated
+        assert any(dsl.is_update_step(step) for step in steps) == updates
+
+
+def test_ultragcn_caches_its_neighbours_under_a_named_dataset_s_folder_only(small_data, tmp_path):
+    """A named dataset's UltraGCN caches in <root>/<dataset>/processed; a data file's run writes nothing
+    into the datasets' root (there is no folder of 'file' there)."""
+    common = {"model": "ultragcn", "embedding_dim": 8, "root": str(tmp_path)}
+    named = validate(common | {"dataset": "lastfm"})
+    model = build_model(named, small_data, train_config(named))[0]
+    assert model.cache_dir == str(tmp_path / "lastfm" / "processed")
+    own = validate(common | {"data_file": "mine.tsv"})
+    assert build_model(own, small_data, train_config(own))[0].cache_dir is None
+
+
+def test_threads_are_set_before_the_data_is_loaded(monkeypatch):
+    threads = []
+
+    def load_data(settings):
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(cli_module, "load_data", load_data)
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    assert main(["train", "--threads", "3", "--device", "cpu"]) == 2
+    assert main(["train", "--device", "cpu"]) == 2  # 0: torch's own number, left alone
+    assert threads == [3]
+
+
+def test_resume_without_an_output_folder_is_refused_naming_it(capsys):
+    assert main(["train", "--resume"]) == 2
+    assert (
+        "dslgraph train: error: --resume needs --output (the folder holding last.pt)"
+        in capsys.readouterr().err
+    )
+
+
+def test_overwrite_removes_the_earlier_run_s_files_before_training(tmp_path, monkeypatch, capsys):
+    """Removed first, so that a new run stopped early leaves none of the earlier run's files to mix with."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "best.pt", "metrics.json"):
+        (run / name).write_text("earlier")
+    left = []
+
+    def run_training(settings, output, *args, **kwargs):
+        left.extend(sorted(path.name for path in run.iterdir() if not path.name.startswith(".")))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "run_training", run_training)
+    assert main(["train", "--output", str(run), "--overwrite", "--device", "cpu"]) == 130
+    assert left == []
+
+
+def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tmp_path):
+    previous = validate({"epochs": 2})
+    changed = {
+        "epochs": 5, "max_seconds": 10.0, "device": "cpu", "threads": 2, "root": "elsewhere",
+        "eval_every": 1, "eval_batch_size": 64, "patience": 3,
+    }  # fmt: skip
+    for name, value in changed.items():  # README "Usage": only these may change
+        cli_module._refuse_changed_settings(tmp_path / "last.pt", previous, previous | {name: value})
+    for name, value in {"lr": 0.5, "seed": 1, "sparsity": 0.5, "ks": [10]}.items():
+        with pytest.raises(ConfigError, match=f"last.pt: {name} was"):
+            cli_module._refuse_changed_settings(tmp_path / "last.pt", previous, previous | {name: value})
+
+
+def test_user_indices_take_ids_in_range_only():
+    assert cli_module.user_indices(["0", "4"], 5).tolist() == [0, 4]
+    for given in (["-1"], ["5"]):  # -1 would have been the last user, by NumPy's indexing
+        with pytest.raises(ValueError, match=rf"--users must be ids in \[0, 5\), got \['{given[0]}'\]"):
+            cli_module.user_indices(given, 5)
+
+
+def test_name_value_refuses_a_value_without_a_name():
+    import argparse
+
+    assert cli_module.name_value("hidden_channels=8") == ("hidden_channels", 8)
+    with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=VALUE, got '=8'"):
+        cli_module.name_value("=8")
+
+
+def test_an_option_flag_adds_to_the_config_file_s_options(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": "cdae", "options": {"hidden_channels": 8}}))
+    args = build_parser().parse_args(["train", "--config", str(config), "--option", "corruption=0.25"])
+    assert cli_module.settings_from_args(args)["options"] == {"hidden_channels": 8, "corruption": 0.25}
+
+
+def test_ks_flag_gives_integer_cut_offs():
+    args = build_parser().parse_args(["train", "--ks", "10", "20"])
+    assert cli_module.settings_from_args(args)["ks"] == [10, 20]
+
+
+def test_datasets_refuses_an_unknown_name(capsys):
+    assert main(["datasets", "netflix"]) == 2
+    assert (
+        "dslgraph datasets: error: unknown dataset(s) ['netflix']; known: ['lastfm'"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_relative_data_file_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    """The checkpoint records the path: eval and recommend may run from another folder."""
+    recorded = {}
+
+    def run_training(settings, *args, **kwargs):
+        recorded.update(settings)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "run_training", run_training)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data-file", "mine.tsv", "--root", "data"]) == 130
+    assert recorded["data_file"] == str(tmp_path / "mine.tsv") and recorded["root"] == str(tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"model": "neumf", "eval_negatives": 5},  # leave-one-out: one more interaction a user for validation
+        {"model": "cdae", "protocol": "held-out-users"},  # this share of the users
+        {},  # full: this share of each user's interactions
+    ],
+)
+def test_val_ratio_makes_a_validation_split_under_each_protocol_and_loses_no_interaction(values, tmp_path):
+    raw = tmp_path / "ml-100k" / "raw"
+    raw.mkdir(parents=True)
+    keep = np.random.default_rng(0).random((20, 30)) < 0.3
+    rows = [f"{u + 1}\t{i + 1}\t5\t{u * 100 + i}\n" for u, i in zip(*np.nonzero(keep))]
+    (raw / "u.data").write_text("".join(rows))
+    for val_ratio in (0.0, 0.25):
+        data = load_data(
+            validate({"dataset": "ml-100k", "root": str(tmp_path), "val_ratio": val_ratio} | values)
+        )
+        store = data[EDGE]
+        assert ("val_edge_label_index" in store) == (val_ratio > 0)
+        splits = [
+            store.edge_index,
+            store.edge_label_index,
+            store.get("val_edge_label_index", torch.empty(2, 0)),
+        ]
+        assert sum(split.size(1) for split in splits) == len(rows)
+
+
+def test_datasets_prints_a_table_of_aligned_columns(tmp_path, capsys):
+    write_interactions(tmp_path / "my-own-interactions.tsv", np.arange(40), np.arange(90))
+    read = ["--data-option", 'sep="\\t"', "--data-option", "user_col=uid", "--data-option", "item_col=movie"]
+    assert main(["datasets", "--data-file", str(tmp_path / "my-own-interactions.tsv"), *read]) == 0
+    header, row, _ = capsys.readouterr().out.splitlines()
+    assert len(header) == len(row) and header.split()[-1] == "density"  # right-aligned, each column's widest
+    assert header.index("users") + len("users") == row.index(row.split()[1]) + len(row.split()[1])
+
+
+def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(tmp_path, capsys, monkeypatch):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    out = str(tmp_path / "run")
+    read = ["--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"', "--data-option"]
+    read += ["user_col=uid", "--data-option", "item_col=movie"]
+    args = ["train", *read, "--epochs", "1", "--embedding-dim", "8", "--eval-batch-size", "7"]
+    assert main([*args, "--device", "cpu", "--output", out, "--no-progress"]) == 0
+    configs = []
+
+    class Trainer(cli_module.Trainer):
+        def __init__(self, model, data, config, **kwargs):
+            configs.append(config)
+            super().__init__(model, data, config, **kwargs)
+
+    monkeypatch.setattr(cli_module, "Trainer", Trainer)
+    capsys.readouterr()
+    assert main(["eval", f"{out}/best.pt", "--ks", "5", "10"]) == 0
+    assert {name.partition("@")[2] for name in json.loads(capsys.readouterr().out)["test"]} == {"5", "10"}
+    assert configs[0].eval_batch_size == 7  # as many users at once as the run's evaluation scored
+    item_ids = sorted(cli_module.load_run(f"{out}/best.pt").data["item"].raw_ids.tolist())
+    assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(len(item_ids))]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["3"]) == item_ids  # every item, best first
+    for k in (0, len(item_ids) + 1):
+        assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(k)]) == 2
+        assert f"-k must be in [1, {len(item_ids)}], got {k}" in capsys.readouterr().err
+
+
+def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, capsys):
+    """A file not found is no run stopped midway (a full disk is): the error names the file and ends there."""
+    missing = tmp_path / "none.tsv"
+    assert main(["train", "--data-file", str(missing), "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dslgraph train: error: data file {missing} does not exist")
+    assert err.endswith(
+        "take --data-file)"
+    )  # not "; .../last.pt was not written yet, so there is nothing to resume"

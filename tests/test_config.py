@@ -148,3 +148,83 @@ def test_check_settings_returns_plain_values_and_leaves_others_alone():
     assert checked == {"epochs": 3, "lr": 0.5, "ks": [5, 10], "progress": np.False_}  # progress: no setting
     assert type(checked["epochs"]) is int and type(checked["lr"]) is float and type(checked["ks"][0]) is int
     assert type(given["epochs"]) is np.int64  # the caller's mapping is not changed
+
+
+def test_a_setting_given_as_null_is_refused_unless_it_may_be_left_unset():
+    """A config file's ``"epochs": null`` fails naming the setting, not later in the trainer; settings whose
+    default is "unset" (the model's own ``embedding_dim``) take null."""
+    with pytest.raises(ConfigError, match=r"epochs must be an int in \[1, inf\), got None$"):
+        validate({"epochs": None})
+    with pytest.raises(ConfigError, match=r"epochs must be an int in \[1, inf\), got None$"):
+        check_settings({"epochs": None})
+    assert validate({"embedding_dim": None})["embedding_dim"] is None
+    assert check_settings({"embedding_dim": None}) == {"embedding_dim": None}
+
+
+def test_a_bool_is_no_int_setting_nor_int_model_argument():
+    # True == 1 in Python: "epochs": true would have trained one epoch
+    with pytest.raises(ConfigError, match=r"epochs must be an int in \[1, inf\), got True$"):
+        validate({"epochs": True})
+    with pytest.raises(ConfigError, match=r"block_pairs of model 'neumf' must be an int .*got True$"):
+        validate({"model": "neumf", "options": {"block_pairs": True}})
+
+
+def test_an_open_lower_bound_refuses_the_bound_and_a_closed_one_takes_it():
+    for name in ("lr", "init_std"):  # (0, inf): a learning rate or a spread of 0 trains nothing
+        with pytest.raises(ConfigError, match=rf"{name} must be a float in \(0, inf\), got 0.0$"):
+            validate({name: 0.0})
+    assert validate({"reg_weight": 0.0, "lr_min": 0.0})["reg_weight"] == 0.0  # [0, inf)
+
+
+def test_bounds_between_settings_take_equal_values():
+    """rho_min "must not exceed" rho0 nor lr_min lr: equal ones (a constant fraction, a flat cosine) pass."""
+    assert validate({"rho0": 0.3, "rho_min": 0.3})["rho_min"] == 0.3
+    assert validate({"lr": 0.01, "lr_min": 0.01, "lr_schedule": "cosine"})["lr_min"] == 0.01
+
+
+def test_the_default_monitor_is_at_the_first_of_ks():
+    assert validate({"ks": [10, 20]})["monitor"] == "recall@10"
+    assert validate({"model": "neumf", "ks": [5, 10]})["monitor"] == "hr@5"
+
+
+def test_eval_negatives_is_refused_under_every_protocol_but_leave_one_out():
+    with pytest.raises(
+        ConfigError, match="eval_negatives acts under protocol 'leave-one-out' only, not 'held"
+    ):
+        validate({"model": "cdae", "protocol": "held-out-users", "eval_negatives": 20})
+    assert validate({"protocol": "leave-one-out", "eval_negatives": 20})["eval_negatives"] == 20
+
+
+def test_a_target_that_is_an_empty_pattern_is_refused():
+    # the empty regular expression matches every parameter name: DSL would sparsify the whole model
+    with pytest.raises(ConfigError, match=r"targets must be a non-empty list .*, got \['tables', ''\]"):
+        validate({"sparsity": 0.5, "targets": ["tables", ""]})
+
+
+def test_a_model_argument_given_overrides_the_preset_s():
+    settings = validate({"model": "ultragcn", "dataset": "gowalla", "options": {"num_negatives": 20}})
+    assert settings["options"]["num_negatives"] == 20
+    assert settings["options"]["negative_weight"] == 300.0  # the preset's others stay
+
+
+def test_numpy_text_is_taken_as_a_python_str():
+    settings = validate({"model": np.str_("cdae"), "sampling": np.str_("user")})
+    assert type(settings["model"]) is str and type(settings["sampling"]) is str
+
+
+def test_a_config_file_that_is_missing_or_no_json_object_is_refused_naming_it(tmp_path):
+    from dslgraph.config import load_config_file
+
+    with pytest.raises(ConfigError, match=rf"config file {tmp_path / 'none.json'} does not exist$"):
+        load_config_file(tmp_path / "none.json")
+    config = tmp_path / "c.json"
+    config.write_text('[{"epochs": 2}]')
+    with pytest.raises(ConfigError, match=rf"config file {config} must hold a JSON object of settings$"):
+        load_config_file(config)
+
+
+def test_text_given_for_a_list_is_refused_quoting_it_not_its_characters():
+    with pytest.raises(ConfigError, match=r"ks must be a list, got '20'$"):
+        check_settings({"ks": "20"})  # as TrainConfig(ks="20") checks it
+    with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int .*got '32'$"):
+        validate({"model": "neumf", "options": {"mlp_layers": "32"}})
