@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dslgraph.checks import is_count
 from dslgraph.data.datasets import DATASETS, READ_OPTIONS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
@@ -420,7 +421,7 @@ def _check_ks(ks: list) -> list[int]:
     """The cut-offs as plain ints: NumPy's integers (``np.arange(5, 25, 5)``) pass, to go on as ints,
     which JSON (``metrics.json``, a run's settings) writes as numbers; ``np.int64(10)`` as ``"10"`` or
     not at all."""
-    if not ks or any(not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1 for k in ks):
+    if not ks or any(not is_count(k) or k < 1 for k in ks):
         raise ConfigError(f"ks must be a non-empty list of positive integers, got {ks!r}")
     return [int(k) for k in ks]
 

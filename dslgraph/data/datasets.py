@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
 
+from ..checks import is_real
 from .graph import EDGE, make_interaction_data, num_users_items
 from .interactions import (
     InteractionDataset,
@@ -52,7 +53,6 @@ from .interactions import (
     check_seed,
     collapse_interactions,
     holdout_mask,
-    is_number,
     renumber_interactions,
 )
 from .io import (
@@ -218,7 +218,7 @@ class RecommendationDataset(InMemoryDataset):
         pre_transform: Callable | None = None,
         force_reload: bool = False,
     ) -> None:
-        check_option(is_number(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        check_option(is_real(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
         check_seed(seed)
         self.val_ratio = float(val_ratio)
         self.seed = seed
@@ -461,7 +461,7 @@ class HoldoutDataset(RecommendationDataset):
         pre_transform: Callable | None = None,
         force_reload: bool = False,
     ) -> None:
-        check_option(is_number(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
+        check_option(is_real(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         self.test_ratio = float(test_ratio)
         super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload)
 
@@ -549,7 +549,7 @@ class MovieLens(HoldoutDataset):
         force_reload: bool = False,
     ) -> None:
         check_option(
-            is_number(rating_threshold) and math.isfinite(rating_threshold),
+            is_real(rating_threshold) and math.isfinite(rating_threshold),
             "rating_threshold",
             "a finite number",
             rating_threshold,

@@ -18,7 +18,6 @@ LightGCN-style models propagate over.
 from __future__ import annotations
 
 import hashlib
-import numbers
 
 import numpy as np
 import pandas as pd
@@ -86,11 +85,6 @@ def is_index(ids) -> bool:
 def is_pair_index(index) -> bool:
     """Whether ``index`` is a ``[2, E]`` tensor of integer (user, item) ids (not ``[E, 2]``, not a mask)."""
     return is_index(index) and index.dim() == 2 and index.size(0) == 2
-
-
-def is_count(value) -> bool:
-    """Whether ``value`` is an integer (a Python or NumPy one, not a bool or a float such as 1.5)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def unseen_rank_keys(keys: Tensor, num_items: int) -> Tensor:

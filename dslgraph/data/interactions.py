@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
+from ..checks import is_real
 from .graph import make_interaction_data
 
 log = logging.getLogger(__name__)
@@ -265,10 +266,10 @@ class InteractionDataset(InMemoryDataset):
         """
         check_option(isinstance(df, pd.DataFrame), "df", "a pandas DataFrame", type(df).__name__)
         check_option(split in SPLITS, "split", f"one of {SPLITS}", split)
-        check_option(is_number(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
-        check_option(is_number(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
+        check_option(is_real(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
+        check_option(is_real(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
         check_option(
-            rating_threshold is None or is_number(rating_threshold),
+            rating_threshold is None or is_real(rating_threshold),
             "rating_threshold",
             "a number",
             rating_threshold,
@@ -363,11 +364,6 @@ class InteractionDataset(InMemoryDataset):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(users={len(self.user_ids)}, items={len(self.item_ids)})"
-
-
-def is_number(value: Any) -> bool:
-    """Whether ``value`` is a real number (a JSON ``.2`` read as text is not)."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
 def _numeric_time(column: pd.Series, name: str) -> pd.Series:

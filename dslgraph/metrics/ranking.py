@@ -30,7 +30,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.data.graph import EDGE, interaction_csr, is_count, is_pair_index, num_users_items
+from dslgraph.checks import is_count
+from dslgraph.data.graph import EDGE, interaction_csr, is_pair_index, num_users_items
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)

@@ -33,10 +33,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from dslgraph.checks import is_count, is_real
 from dslgraph.data.graph import (
     EDGE,
     interaction_csr,
-    is_count,
     is_index,
     is_pair_index,
     num_users_items,
@@ -45,7 +45,7 @@ from dslgraph.data.graph import (
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments, exclude_entries
-from dslgraph.sparse.table import EmbeddingTable, is_real
+from dslgraph.sparse.table import EmbeddingTable
 
 ScoreFn = Callable[..., Tensor]
 

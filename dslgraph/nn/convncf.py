@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dslgraph.data.graph import is_count
+from dslgraph.checks import is_count
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,

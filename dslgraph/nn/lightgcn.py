@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from dslgraph.data.graph import is_count
+from dslgraph.checks import is_count
 from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe
 from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE, is_count, num_users_items
+from dslgraph.checks import is_count
+from dslgraph.data.graph import EDGE, num_users_items
 from dslgraph.data.io import write_then_rename
 from dslgraph.nn.base import (
     Recommender,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import numbers
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dslgraph.checks import is_count, is_real
 from dslgraph.sparse.embedding import (
     MASK_INITS,
     SparseEmbedding,
@@ -22,7 +22,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
-from dslgraph.sparse.table import EmbeddingTable, is_real
+from dslgraph.sparse.table import EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -792,10 +792,8 @@ def _check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
 
 def _check_int(field: str, value) -> int:
     """``value`` as a Python int (NumPy's integers too)."""
-    # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one. The test of
-    # dslgraph.data.graph.is_count, written out: importing dslgraph.data loads PyG and pandas, which DSL on a
-    # plain torch model does without (more than half of `import dslgraph.sparse`'s time)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+    # update_interval=2.5 passed the range checks and updated every 5 iterations, True every one
+    if not is_count(value):
         raise ValueError(f"{field} must be an int, got {value!r}")
     return int(value)
 

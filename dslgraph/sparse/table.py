@@ -15,11 +15,11 @@ stores only active entries and does the same maths with work proportional to the
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor, nn
 
+from dslgraph.checks import is_real
 from dslgraph.sparse.ops import spmm
 
 INITS = ("normal", "xavier")
@@ -32,12 +32,6 @@ def init_table_(weight: Tensor, init: str, std: float) -> Tensor:
     if init == "xavier":
         return nn.init.xavier_uniform_(weight)
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
-
-
-def is_real(value) -> bool:
-    """Whether ``value`` is a real number (NumPy's too) and not a bool: ``True`` as a weight, a probability
-    or a density is a mistake, not 1, and text failed range checks with a TypeError."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_std(std: float) -> float:
