@@ -213,12 +213,12 @@ def check_count(count: str) -> None:
         raise ValueError(f"count must be one of {MAC_COUNTS}, got {count!r}")
 
 
-def active_fraction(module: nn.Module, attr: str = "weight") -> float:
-    """The fraction of ``module.<attr>`` that is active: a sparse layer's density, its DSL mask's
+def active_fraction(module: nn.Module) -> float:
+    """The fraction of ``module.weight`` that is active: a sparse layer's density, its DSL mask's
     density, or 1 without a mask."""
-    if isinstance(module, SparseLinear) and attr == "weight":
+    if isinstance(module, SparseLinear):
         return module.density()
-    mask = getattr(module, f"{attr}_mask", None)
+    mask = getattr(module, "weight_mask", None)
     return 1.0 if mask is None else float(mask.float().mean())
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from dslgraph.checks import is_real
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -76,8 +77,9 @@ class MultVAE(Recommender):
             total_anneal_steps=total_anneal_steps,
         )
         dropout = check_probability("dropout", dropout)
-        if not anneal_cap >= 0:  # NaN too: it would make every loss NaN
-            raise ValueError(f"anneal_cap must be >= 0, got {anneal_cap}")
+        # NaN would make every loss NaN; text failed the comparison with a TypeError; True is no cap of 1
+        if not (is_real(anneal_cap) and anneal_cap >= 0):
+            raise ValueError(f"anneal_cap must be a number >= 0, got {anneal_cap!r}")
         self.num_users = num_users
         self.num_items = num_items
         self.latent_dim = latent_dim

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dslgraph.checks import is_count
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -73,9 +74,14 @@ class NeuMF(Recommender):
         block_pairs: int = 2**20,
     ) -> None:
         super().__init__()
-        if len(mlp_layers) < 2 or mlp_layers[0] % 2 or min(mlp_layers) < 1:
-            widths = list(mlp_layers)
-            raise ValueError(f"mlp_layers needs >= 2 positive widths, the first one even, got {widths}")
+        # a float width failed deep in torch.empty, a single int in len(): both with a TypeError
+        iterable = isinstance(mlp_layers, Iterable) and not isinstance(mlp_layers, str)
+        widths = list(mlp_layers) if iterable else []
+        if len(widths) < 2 or not all(is_count(w) and w >= 1 for w in widths) or widths[0] % 2:
+            raise ValueError(
+                f"mlp_layers needs >= 2 positive integer widths, the first one even, got {mlp_layers!r}"
+            )
+        mlp_layers = [int(width) for width in widths]
         num_users, num_items, embedding_dim, block_pairs = check_sizes(
             num_users=num_users, num_items=num_items, embedding_dim=embedding_dim, block_pairs=block_pairs
         )

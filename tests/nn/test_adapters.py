@@ -200,6 +200,7 @@ def test_convncf_default_architecture():
     assert len(model.convs) == 6 and model.convs[0].in_channels == 1
     per_pair = 64 * 64 + 1024 * 32 * 4 + (256 + 64 + 16 + 4 + 1) * 32 * 32 * 4 + 32
     assert model.macs(None, 1, "dense")["per_pair"] == per_pair
+    assert model.macs(None, 5, "dense")["train_forward"] == 5 * 2 * per_pair  # each positive and negative
     scores = model(torch.tensor([0, 1]), torch.tensor([[2, 3, 4], [5, 6, 7]]))
     assert scores.shape == (2, 3)
 
@@ -310,6 +311,13 @@ def test_bad_arguments_and_repr():
         (lambda: NeuMF(3, 4, block_pairs=0), "block_pairs"),  # scored one pair a block
         (lambda: ConvNCF(3, 4, embedding_dim=8, block_pairs=-1), "block_pairs"),
         (lambda: CDAE(3, 4, hidden_channels=2.5), r"hidden_channels must be an integer >= 1, got 2\.5"),
+        (lambda: NeuMF(3, 4, mlp_layers=(8,)), "mlp_layers"),  # no MLP layer to fuse
+        (lambda: NeuMF(3, 4, mlp_layers=(8, 0)), "mlp_layers"),  # an MLP branch of width 0
+        (lambda: NeuMF(3, 4, mlp_layers=(32, 16.5)), r"integer widths.*16\.5"),  # TypeError in torch.empty
+        (lambda: NeuMF(3, 4, mlp_layers=8), "mlp_layers needs >= 2"),  # TypeError in len()
+        (lambda: ConvNCF(3, 4, embedding_dim=1), "power of two >= 2"),  # no convolution to read
+        (lambda: MultVAE(3, 4, anneal_cap="0.2"), "anneal_cap"),  # TypeError in the comparison
+        (lambda: MultVAE(3, 4, anneal_cap=True), "anneal_cap"),
     ],
 )
 def test_bad_sizes_and_probabilities_name_the_argument(build, match):
@@ -403,6 +411,7 @@ def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
         (lambda train: train[0], r"\[2, E\] index"),
         (lambda train: torch.tensor([[-1], [0]]), "outside"),  # excluded item 0 of user 29
         (lambda train: torch.tensor([[0], [NUM_ITEMS]]), "outside"),
+        (lambda train: torch.tensor([[NUM_USERS], [0]]), "outside"),
         (lambda train: train.float(), r"\[2, E\] index"),  # failed deep in torch's indexing
         (lambda train: train.tolist(), r"\[2, E\] index"),
     ],
@@ -448,8 +457,11 @@ def test_recommend_excludes_in_the_scorers_own_scores_and_copies_shared_ones(sma
     assert torch.equal(stored, kept)
 
 
-def test_neumf_scores_without_dropout_in_training_mode(small_data):
-    model = make("neumf", dropout=0.5).train()  # e.g. recommend() called right after a training step
+@pytest.mark.parametrize("name", MODELS)
+def test_scores_without_dropout_in_training_mode(name, small_data):
+    """A model still in training mode (recommend() right after a training step) scores as it evaluates:
+    no dropout (NeuMF), the uncorrupted row (CDAE), no input dropout and the mean code (MultVAE)."""
+    model = make(name).train()
     graph = model.input_graph(small_data)
     users = torch.arange(NUM_USERS)
     scores = model.scorer(graph)(users)
@@ -549,3 +561,264 @@ def test_a_whole_model_pickles_and_copies(name, backend, small_data):
     for copy in (torch.load(buffer, weights_only=False), copy_module.deepcopy(model)):
         torch.testing.assert_close(copy.eval().scorer(graph)(users), expected, rtol=0, atol=0)
         copy.load_state_dict(model.state_dict())  # with the hooks that loading runs
+
+
+def pair_batch(model, data):
+    """A training batch of ``model`` (pairs) and its ``[B, 1 + K]`` items, the positive first."""
+    users, pos, neg = batch(model, data, "cpu")
+    return (users, pos, neg), torch.cat([pos.view(-1, 1), neg.view(users.numel(), -1)], dim=1)
+
+
+def test_neumf_loss_is_bce_of_the_positive_and_l2_on_all_four_tables(small_data):
+    """Binary cross-entropy with label 1 on the positive and 0 on its negatives, plus ``reg_weight`` x
+    L2 (1/2B sum of squares) on the batch's rows of the GMF and MLP user and item tables."""
+    model = make("neumf").eval()  # no dropout: the logits are forward's
+    (users, pos, neg), items = pair_batch(model, small_data)
+    logits = model(users, items)
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    torch.testing.assert_close(model.loss(None, users, pos, neg), bce)
+    rows = [model.gmf_user(users), model.mlp_user(users), model.gmf_item(items), model.mlp_item(items)]
+    penalty = sum(r.pow(2).sum() for r in rows) / (2 * users.numel())
+    torch.testing.assert_close(model.loss(None, users, pos, neg, reg_weight=0.5), bce + 0.5 * penalty)
+
+
+def test_neumf_drops_out_after_every_mlp_layer_in_training_only():
+    """Dropout follows each MLP layer (the first one's split user + item parts included) in training,
+    and none runs in evaluation."""
+    model = make("neumf", dropout=0.5)
+    calls = []
+    model.dropout.register_forward_hook(lambda module, args, out: calls.append(module.training))
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([[3, 4], [5, 6], [7, 8]])
+    model.train()
+    assert not torch.equal(model(users, items), model(users, items))
+    assert calls == [True] * 2 * len(model.mlp)
+    model.eval()
+    torch.testing.assert_close(model(users, items), model(users, items))
+
+
+def test_neumf_macs_charge_sparse_tables_and_masked_layers(small_data):
+    """Genuinely sparse MLP tables make full ranking's table products cost their active entries when
+    executed; masked first and output layers cost their active weights under ``"ideal"`` only."""
+    model = make("neumf")  # GMF tables of 4 columns, MLP tables of 4, MLP 8 -> 8 -> 4
+    DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend="sparse")
+    DynamicSparseLearning(model, 0.5, 10, targets=[r"mlp\.0\.weight", r"predict\.weight"], backend="masked")
+    rho_u, rho_i = (t.nnz / t.to_dense().numel() for t in (model.mlp_user, model.mlp_item))
+    rho_first, rho_out = (float(m.weight_mask.float().mean()) for m in (model.mlp[0], model.predict))
+    assert all(0 < rho < 1 for rho in (rho_u, rho_i, rho_first, rho_out))
+    first, d, per_pair = 4 * 8, 4, 4 + 8 * 4 + 4
+    executed = model.macs(None, 10, "executed")
+    tables = NUM_USERS * (first * rho_u + d) + NUM_ITEMS * first * rho_i
+    assert executed["inference_tables"] == pytest.approx(tables)
+    assert executed["train_forward"] == pytest.approx(10 * (first + d) + 50 * (first + per_pair))
+    ideal = model.macs(None, 10, "ideal")
+    per_pair = 4 + 8 * 4 + 4 * rho_out
+    user, item = first * rho_first * rho_u + d * rho_out, first * rho_first * rho_i
+    assert ideal["train_forward"] == pytest.approx(10 * user + 50 * (item + per_pair))
+    assert ideal["inference"] == pytest.approx(
+        NUM_USERS * user + NUM_ITEMS * item + NUM_USERS * NUM_ITEMS * per_pair
+    )
+
+
+def test_convncf_scores_a_cnn_over_the_outer_product():
+    """The score of (u, i) reads the ReLU convolutions of :math:`E = p_u q_i^T` (user rows, item
+    columns) with the output layer, pair by pair as the paper writes it."""
+    model = make("convncf").eval()
+    users, items = torch.tensor([0, 5, 9]), torch.tensor([[1, 2], [3, 4], [5, 39]])
+    expected = torch.empty(items.shape)
+    for b, u in enumerate(users):
+        for c, i in enumerate(items[b]):
+            x = torch.outer(model.user_embedding(u), model.item_embedding(i))[None, None]
+            for conv in model.convs:
+                x = torch.relu(torch.nn.functional.conv2d(x, conv.weight, conv.bias, stride=2))
+            expected[b, c] = model.predict(x.flatten())
+    torch.testing.assert_close(model(users, items), expected)
+
+
+def test_convncf_ideal_macs_charge_the_products_of_two_active_entries():
+    """Under ``"ideal"`` an entry of the outer product costs only where both tables' entries are active,
+    :math:`d^2 \\rho_P \\rho_Q`; executed, the rows looked up are dense and it costs :math:`d^2`."""
+    model = make("convncf")  # d = 8
+    dense = model.macs(None, 1, "dense")["per_pair"]
+    DynamicSparseLearning(model, 0.6, 10, targets=model.dsl_targets)
+    rho_p, rho_q = (t.nnz / t.to_dense().numel() for t in (model.user_embedding, model.item_embedding))
+    assert model.macs(None, 1, "executed")["per_pair"] == dense
+    assert model.macs(None, 1, "ideal")["per_pair"] == pytest.approx(dense - 64 + 64 * rho_p * rho_q)
+
+
+def test_convncf_loss_is_bpr_plus_l2_on_the_batchs_user_and_item_rows(small_data):
+    model = make("convncf").eval()
+    (users, pos, neg), items = pair_batch(model, small_data)
+    scores = model(users, items)
+    bpr = torch.nn.functional.softplus(scores[:, 1] - scores[:, 0]).mean()
+    torch.testing.assert_close(model.loss(None, users, pos, neg), bpr)
+    rows = torch.cat([model.user_embedding(users), model.item_embedding(items).flatten(0, 1)])
+    penalty = rows.pow(2).sum() / (2 * users.numel())
+    torch.testing.assert_close(model.loss(None, users, pos, neg, reg_weight=0.5), bpr + 0.5 * penalty)
+
+
+def test_convncf_loading_a_state_rereads_its_pretraining_count(small_data):
+    """A model that has counted its pre-training steps takes a loaded state's count (a checkpoint from
+    before the end of pre-training goes back to MF-BPR), not the count it read before."""
+    model = make("convncf", pretrain_steps=1)
+    start = copy_module.deepcopy(model.state_dict())
+    model.loss(None, *batch(model, small_data, "cpu"))
+    assert not model.pretraining()
+    model.load_state_dict(start)
+    assert model.pretraining()
+
+
+def test_cdae_loss_and_forward_by_hand(small_data):
+    """Logits :math:`W'^T \\sigma(W^T y_u + V_u + b) + b'`; the loss sums the binary cross-entropy over
+    the items and averages over the users, plus ``reg_weight`` x L2 on the batch's user vectors."""
+    model = make("cdae").eval()  # no corruption
+    graph = model.input_graph(small_data)
+    users = torch.tensor([1, 4, 4, 20])
+    rows, vectors = dense_rows(graph, users), model.user_embedding(users)
+    logits = model.decoder(torch.sigmoid(model.encoder(rows) + vectors))
+    torch.testing.assert_close(model(rows, users), logits)
+    probs = torch.sigmoid(logits)
+    bce = -(rows * probs.log() + (1 - rows) * (1 - probs).log()).sum() / users.numel()
+    torch.testing.assert_close(model.loss(graph, users), bce)
+    penalty = vectors.pow(2).sum() / (2 * users.numel())
+    torch.testing.assert_close(model.loss(graph, users, reg_weight=0.5), bce + 0.5 * penalty)
+
+
+def test_cdae_corrupts_the_rows_it_encodes_in_training_only(small_data):
+    """In training each entry of the encoded row is dropped with probability ``corruption`` and the rest
+    scaled by 1 / (1 - corruption); evaluation encodes the row as it is."""
+    model = make("cdae", corruption=0.25)
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    rows = dense_rows(graph, users)
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.train().loss(graph, users)
+    (corrupted,) = seen
+    kept = corrupted[rows == 1]
+    assert set(corrupted[rows == 0].tolist()) == {0.0}
+    assert ((kept == 0) | torch.isclose(kept, torch.tensor(1 / 0.75))).all()
+    assert 0.1 < float((kept == 0).float().mean()) < 0.4
+    model.eval().loss(graph, users)
+    torch.testing.assert_close(seen[1], rows)
+
+
+def test_multvae_loss_is_nll_plus_the_annealed_kl_by_hand(small_data):
+    """Multinomial NLL (summed over items, averaged over users) plus β_t KL(q || N(0, I)), β_t =
+    min(cap, t / T) with t the training steps before this one: the first step has no KL term."""
+    model = make("multvae", total_anneal_steps=2, anneal_cap=0.8)
+    graph = model.input_graph(small_data)
+    users = torch.arange(8)
+    rows = dense_rows(graph, users)
+    for step, beta in enumerate([0.0, 0.5, 0.8]):
+        torch.manual_seed(step)  # the same dropout and sample as the loss draws
+        logits, mu, logvar = model(rows)
+        nll = -(torch.log_softmax(logits, 1) * rows).sum() / 8
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / 8
+        torch.manual_seed(step)
+        torch.testing.assert_close(model.loss(graph, users), nll + beta * kl)
+
+
+def test_multvae_scores_by_hand(small_data):
+    """In evaluation: :math:`\\mu, \\log\\sigma^2` from a tanh MLP of the L2-normalised row, logits from a
+    tanh MLP of :math:`\\mu` (no sample)."""
+    model = make("multvae").eval()
+    rows = dense_rows(model.input_graph(small_data), torch.arange(6))
+    enc1, _, enc2 = model.encoder
+    dec1, _, dec2 = model.decoder
+    h = enc2(torch.tanh(enc1(rows / rows.norm(dim=1, keepdim=True))))
+    mu, logvar = h[:, :4], h[:, 4:]
+    logits = dec2(torch.tanh(dec1(mu)))
+    for got, expected in zip(model(rows), (logits, mu, logvar)):
+        torch.testing.assert_close(got, expected)
+
+
+def test_multvae_samples_z_with_the_encoded_variance():
+    """In training :math:`z \\sim \\mathcal{N}(\\mu, \\mathrm{diag}\\,e^{\\log\\sigma^2})`: the
+    encoder's second half is the log-variance, not the log of the standard deviation."""
+    torch.manual_seed(0)
+    model = MultVAE(NUM_USERS, NUM_ITEMS, hidden_channels=16, latent_dim=4, dropout=0.0)
+    with torch.no_grad():
+        model.encoder[-1].bias[4:] += 1.0  # variances well away from 1, where both readings agree
+    rows = torch.zeros(20000, NUM_ITEMS)
+    rows[:, :5] = 1.0
+    mu, logvar = model.encode(rows[:1], corrupt=False)
+    codes = []
+    model.decoder.register_forward_pre_hook(lambda module, args: codes.append(args[0]))
+    model.train()(rows)
+    torch.testing.assert_close(codes[0].mean(0), mu[0], atol=0.1, rtol=0)
+    torch.testing.assert_close(codes[0].var(0), logvar[0].exp(), rtol=0.1, atol=0)
+
+
+def test_multvae_encodes_the_l2_normalised_row_dropped_out_in_training_only(small_data):
+    model = make("multvae")  # dropout 0.5
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    unit = torch.nn.functional.normalize(dense_rows(graph, users), dim=1)
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.eval().loss(graph, users)
+    torch.testing.assert_close(seen[0], unit)
+    model.train().loss(graph, users)
+    kept = seen[1] != 0
+    torch.testing.assert_close(seen[1][kept], 2 * unit[kept])  # scaled by 1 / (1 - p)
+    assert 0.3 < float(kept[unit != 0].float().mean()) < 0.7
+
+
+def test_multvae_initialises_as_the_paper_and_reset_restarts_annealing(small_data):
+    """Weights Xavier-uniform, biases N(0, 0.001^2), genuinely sparse layers' active weights too after
+    reset_parameters, which also restarts the KL schedule."""
+
+    def check_init(model):
+        for layer in model._linears():
+            bound = math.sqrt(6 / (layer.in_features + layer.out_features))
+            assert 0.8 * bound < float(layer.weight.detach().abs().max()) <= bound
+            assert 0 < float(layer.bias.detach().abs().max()) < 0.005
+
+    model = make("multvae")
+    check_init(model)
+    model.loss(model.input_graph(small_data), torch.arange(4))
+    DynamicSparseLearning(model, 0.5, 10, targets=[r".*weight"], backend="sparse")
+    model.reset_parameters()
+    assert all(isinstance(layer, SparseLinear) for layer in model._linears())
+    check_init(model)
+    assert int(model.anneal_step) == 0 and model.beta() == 0.0
+
+
+@pytest.mark.parametrize("cls", [MultVAE, CDAE])
+def test_inference_macs_are_the_products_full_ranking_runs(small_data, cls):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = cls(30, 40).eval()
+    graph = model.input_graph(small_data)
+    with FlopCounterMode(display=False) as counter:
+        model.scorer(graph)(torch.arange(30))
+    assert counter.get_total_flops() / 2 == model.macs(graph, 16, "dense")["inference"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_masked_layers_execute_dense(name, small_data):
+    """A masked (``backend="masked"``) layer runs as a dense product: ``"executed"`` charges it in full,
+    only ``"ideal"`` its active weights."""
+    model = make(name)
+    graph = model.input_graph(small_data)
+    dense = model.macs(graph, 16, "dense")
+    DynamicSparseLearning(model, 0.5, 10, targets=[r"(?!.*embedding|gmf|mlp_).*weight"], backend="masked")
+    assert any(hasattr(module, "weight_mask") for module in model.modules())
+    assert model.macs(graph, 16, "executed") == dense
+    assert model.macs(graph, 16, "ideal")["inference"] < dense["inference"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_folds_in_says_whether_scores_follow_the_users_interactions(name, small_data):
+    """``folds_in`` (what lets the held-out-users protocol pick a model) is true exactly for the models
+    whose scores of a user follow that user's interactions in the graph input, not a trained vector alone."""
+    model = make(name).eval()
+    train = small_data[EDGE].edge_index
+    user0 = train[0] == 0  # user 0's training items become its test items
+    fewer = make_interaction_data(NUM_USERS, NUM_ITEMS, train[:, ~user0], train[:, user0])
+    users = torch.tensor([0])
+    scores = [model.scorer(model.input_graph(data))(users) for data in (small_data, fewer)]
+    assert model.folds_in == (not torch.allclose(*scores))
