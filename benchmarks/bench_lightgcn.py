@@ -7,8 +7,9 @@ An epoch is ``ceil(train interactions / batch)`` BPR iterations; to keep CPU run
 script times ``--iterations`` of them after ``--warmup`` and reports the mean per iteration times
 the iterations per epoch (``--iterations 0`` times the rest of the first epoch), plus the seconds the epoch
 spends drawing its batches before the first one (``sampling_seconds_per_epoch``: shuffle, negatives,
-transfer; once per epoch, so not in the mean). Evaluation is one full-ranking
-pass (all users with test items, training items excluded, Recall/NDCG@20) timed end to end.
+transfer; once per epoch, so not in the mean, also where the timed iterations cross into the next epoch;
+the negative sampler's build, once per run, in neither). Evaluation is one full-ranking pass (all users with
+test items, training items excluded, Recall/NDCG@20) timed end to end, after an untimed one.
 With ``--train-epochs E`` both are then trained for E whole epochs on the same batches and their
 final Recall/NDCG@20 is reported (a quality check of the same protocol, not a timing).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import base_parser, drawn, machine, parse, sync, write_csv
+from common import Epochs, base_parser, machine, parse, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
@@ -31,17 +32,24 @@ from dslgraph.train import make_adam
 
 
 def time_iterations(step, batches, device, warmup: int, iterations: int) -> tuple[float, float]:
-    """Mean seconds per training iteration, and the seconds the epoch took to draw its batches."""
-    it, sampling = drawn(batches, device)
+    """Mean seconds per training iteration, and the seconds the first epoch took to draw its batches (a
+    later epoch's draw that falls among the timed iterations is left out of their mean)."""
+    epochs = Epochs(batches, device)
     for _ in range(warmup):
-        step(*next(it))
+        step(*next(epochs))
     sync(device)
     count = iterations or len(batches) - warmup
+    if count < 1:
+        raise ValueError(
+            f"--iterations 0 times the rest of the first epoch, but --warmup {warmup} takes all of its "
+            f"{len(batches)} iterations"
+        )
+    drawing = epochs.drawing
     start = time.perf_counter()
     for _ in range(count):
-        step(*next(it))
+        step(*next(epochs))
     sync(device)
-    return (time.perf_counter() - start) / count, sampling
+    return (time.perf_counter() - start - (epochs.drawing - drawing)) / count, epochs.draws[0]
 
 
 def pyg_loop(data, device, dim, layers, lr, reg):
@@ -118,6 +126,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--train-epochs", type=int, default=0)
     args, device = parse(parser)
+    if args.warmup < 0 or args.iterations < 0 or args.train_epochs < 0:
+        parser.error("need --warmup, --iterations and --train-epochs >= 0")
     data = load_dataset(args.dataset, args.root)
     rows = []
     for name, build in (("pyg-loop", pyg_loop), ("dslgraph", ours)):

@@ -8,7 +8,10 @@ propagation plan); one DSL prune-and-grow update (with the plan rebuild it cause
 and the amortised per-iteration cost at ``--update-interval`` is reported. The update is one sample (two
 iterations less twice the mean iteration): an update shorter than the iterations' spread reads as noise,
 negative included. It is the only update: the iterations counted and profiled after it have none. The
-amortised epoch also counts the seconds an epoch spends drawing its batches (shuffle, negatives, transfer).
+amortised epoch also counts the seconds an epoch spends drawing its batches (shuffle, negatives, transfer),
+which the timed iterations and the update leave out where an epoch starts among them. The backends at one
+sparsity train the same model on the same batches: the loss of their first iteration (``first_loss``) must
+agree, or the script stops.
 
     python benchmarks/bench_sparse.py --dataset gowalla --root data --device cpu
 
@@ -32,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import base_parser, drawn, machine, parse, sync, write_csv
+from common import Epochs, agree, base_parser, machine, parse, sync, write_csv
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
@@ -69,37 +72,40 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
     optimizer = make_adam(model.parameters(), 1e-3)
     if dsl is not None:
         dsl.attach(optimizer)
-    it, sampling = drawn(batches, device)
+    epochs = Epochs(batches, device)
 
-    def step():
-        users, pos, neg = next(it)
+    def step() -> torch.Tensor:
+        users, pos, neg = next(epochs)
         optimizer.zero_grad()
-        model.loss(adj, users, pos, neg).backward()
+        loss = model.loss(adj, users, pos, neg)
+        loss.backward()
         optimizer.step()
         if dsl is not None:
             dsl.step()
+        return loss.detach()
 
-    for _ in range(args.warmup):
+    def seconds(iterations: int) -> float:
+        """Seconds of ``iterations`` calls of ``step``, without a draw of an epoch among them."""
+        sync(device)
+        drawing, start = epochs.drawing, time.perf_counter()
+        for _ in range(iterations):
+            step()
+        sync(device)
+        return time.perf_counter() - start - (epochs.drawing - drawing)
+
+    first_loss = float(step())  # the backends' models must agree here (main checks)
+    for _ in range(args.warmup - 1):
         step()
-    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(args.iterations):
-        step()
-    sync(device)
-    per_iter = (time.perf_counter() - start) / args.iterations
+    per_iter = seconds(args.iterations) / args.iterations
     memory = held_bytes(model, optimizer)
     if device.type == "cuda":
         memory["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
     update = 0.0
     if dsl is not None:
-        sync(device)
-        start = time.perf_counter()
-        step()  # the update, then one more iteration to pay for the plan rebuild it caused
-        step()
-        sync(device)
-        update = time.perf_counter() - start - 2 * per_iter
+        # the update, then one more iteration to pay for the plan rebuild it caused
+        update = seconds(2) - 2 * per_iter
     counts = count_launches(step, device)
     if args.profile:  # after the timed update, which comes at a fixed iteration
         write_profile(step, device, args.profile, f"sparsity {sparsity}, backend {backend}")
@@ -113,7 +119,8 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         "seconds_per_iteration": round(per_iter, 4),
         "seconds_per_update": round(update, 2),
         "update_interval": args.update_interval,
-        "seconds_per_epoch_amortised": round(amortised * len(batches) + sampling, 1),
+        "seconds_per_epoch_amortised": round(amortised * len(batches) + epochs.draws[0], 1),
+        "first_loss": first_loss,
         **counts,
         **memory,
     }
@@ -176,6 +183,8 @@ def main() -> None:
     for sparsity in args.sparsities:
         for backend in ("sparse", "compact", "masked"):
             rows.append(measure(data, adj, device, sparsity, backend, args))
+            losses = {row["backend"]: row["first_loss"] for row in rows if row["sparsity"] == sparsity}
+            agree(f"the first loss at sparsity {sparsity}", losses)
             print(rows[-1], flush=True)
             write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured
 

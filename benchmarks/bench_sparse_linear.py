@@ -2,7 +2,9 @@
 MultVAE's widest layer, ``n_items -> 600`` on ML-1M's 3,706 items, three ways: a dense
 ``nn.Linear``, the same layer with a DSL mask (``backend="masked"``, the DSL authors' way) and a
 :class:`~dslgraph.sparse.SparseLinear` (``backend="sparse"``); plus the bytes of weight + mask or
-positions + Adam state of each. Inputs are random multi-hot rows at ML-1M's density (~4.5%).
+positions + Adam state of each. Inputs are random multi-hot rows at ML-1M's density (~4.5%). Each figure
+is the median of ``--repeats`` steps after one warm-up step, whose loss the masked and sparse layers of a
+sparsity must agree on (the same weights), or the script stops.
 
 python benchmarks/bench_sparse_linear.py --threads 2
 """
@@ -13,7 +15,7 @@ import statistics
 import time
 
 import torch
-from common import base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, machine, parse, sync, write_csv
 from torch import nn
 
 from dslgraph.sparse import DynamicSparseLearning
@@ -26,12 +28,16 @@ def layer_bytes(layer: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def train_step(model: nn.Module, x: torch.Tensor, optimizer, dsl: DynamicSparseLearning | None) -> None:
+def train_step(
+    model: nn.Module, x: torch.Tensor, optimizer, dsl: DynamicSparseLearning | None
+) -> torch.Tensor:
     optimizer.zero_grad()
-    model(x).tanh().sum().backward()
+    loss = model(x).tanh().sum()
+    loss.backward()
     optimizer.step()
     if dsl is not None:
         dsl.step()
+    return loss.detach()
 
 
 def main() -> None:
@@ -47,6 +53,7 @@ def main() -> None:
     for batch in args.batches:
         generator = torch.Generator().manual_seed(0)
         x = (torch.rand(batch, args.items, generator=generator) < 0.045).float().to(device)
+        losses: dict[float, dict[str, torch.Tensor]] = {}  # per sparsity, each backend's first loss
         for sparsity, backend in settings:
             torch.manual_seed(0)
             model = nn.Sequential(nn.Linear(args.items, args.hidden)).to(device)
@@ -58,7 +65,9 @@ def main() -> None:
             optimizer = make_adam(model.parameters(), 1e-3)
             if dsl is not None:
                 dsl.attach(optimizer)
-            train_step(model, x, optimizer, dsl)  # warm-up, and Adam's state exists from here on
+            # warm-up, and Adam's state exists from here on; masked and sparse start from the same weights
+            losses.setdefault(sparsity, {})[backend] = train_step(model, x, optimizer, dsl)
+            agree(f"the first loss at batch {batch}, sparsity {sparsity}", losses[sparsity])
             sync(device)
             times = []
             for _ in range(args.repeats):

@@ -1,4 +1,5 @@
-"""Seconds for one propagation layer (forward + backward) with torch's CSR kernel vs torch-sparse.
+"""Seconds for one propagation layer (forward + backward) with torch's CSR kernel vs torch-sparse: the mean of
+``--repeats`` after one warm-up, whose products must agree.
 
 python benchmarks/bench_spmm.py --dataset gowalla --root data
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, machine, parse, sync, write_csv
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import load_dataset, propagation_graph, to_sparse_tensor
@@ -24,9 +25,12 @@ def main() -> None:
     if WITH_TORCH_SPARSE:
         kernels["torch_sparse SparseTensor"] = to_sparse_tensor(adj)
     x = torch.randn(adj.size(0), 64, device=device, requires_grad=True)
-    rows = []
+    rows, products = [], {}
     for name, matrix in kernels.items():
-        spmm(matrix, x).sum().backward()  # warm-up (torch-sparse caches its transpose)
+        out = spmm(matrix, x)  # warm-up (torch-sparse caches its transpose)
+        out.sum().backward()
+        products[name] = out.detach()
+        agree("the product", products)
         sync(device)
         start = time.perf_counter()
         for _ in range(args.repeats):

@@ -1,7 +1,8 @@
 """Seconds per UltraGCN batch for the negatives' logits (forward + backward; the bulk of the N + K + 1
 logits per positive) two ways: gathering ``[B, N, d]`` item rows, or one ``[B, I]`` product of the users
 with every item, then a gather (what ``dslgraph.nn.UltraGCN`` does). Random tables of the shapes of the
-official presets.
+official presets. Each figure is the mean of ``--repeats`` after one warm-up, whose logits the two ways must
+agree on.
 
 python benchmarks/bench_ultragcn_logits.py --threads 2
 """
@@ -12,7 +13,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, machine, parse, sync, write_csv
 
 # (name, batch B, negatives N, items I, dim d) of the official ML-1M and Gowalla configurations
 SHAPES = (("ml-1m", 1024, 200, 3043, 128), ("gowalla", 512, 1500, 40981, 64))
@@ -34,8 +35,12 @@ def main() -> None:
         users = torch.randn(batch, dim, generator=generator).to(device).requires_grad_()
         items = torch.randn(num_items, dim, generator=generator).to(device).requires_grad_()
         index = torch.randint(num_items, (batch, negatives), generator=generator).to(device)
+        computed = {}
         for route in ("gather", "product"):
-            F.logsigmoid(-logits(route, users, items, index)).sum().backward()  # warm-up
+            out = logits(route, users, items, index)  # warm-up
+            F.logsigmoid(-out).sum().backward()
+            computed[route] = out.detach()
+            agree(f"the {name} logits", computed)
             sync(device)
             start = time.perf_counter()
             for _ in range(args.repeats):

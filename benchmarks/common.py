@@ -32,22 +32,63 @@ def machine(device: torch.device) -> dict[str, object]:
     return {"device": str(device), "hardware": name, "threads": torch.get_num_threads()}
 
 
-def endless(batches):
-    """The batches of epoch after epoch, for timing more iterations than one epoch has."""
-    while True:
-        yield from batches
+class Epochs:
+    """The batches of epoch after epoch, each epoch's draw before its first batch (the shuffle, the epoch's
+    negatives, their transfer to ``device``) timed on its own (``draws``): work an epoch does once, which a
+    time per iteration leaves out and a time per epoch adds once. The first epoch is drawn here."""
+
+    def __init__(self, batches, device: torch.device) -> None:
+        # a BPRBatches builds its negative sampler at its first draw: a run's setup, not an epoch's work
+        getattr(batches, "sampler", None)
+        self.batches, self.device = batches, device
+        self.draws: list[float] = []
+        epochs = self._endless()
+        self._batches = itertools.chain([next(epochs)], epochs)
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self):
+        return next(self._batches)
+
+    @property
+    def drawing(self) -> float:
+        """Seconds spent drawing so far, all epochs together: a timed span subtracts what fell into it."""
+        return sum(self.draws)
+
+    def _endless(self) -> Iterator:
+        while True:
+            sync(self.device)
+            start = time.perf_counter()
+            epoch = iter(self.batches)
+            first = next(epoch)
+            sync(self.device)
+            self.draws.append(time.perf_counter() - start)
+            yield first
+            yield from epoch
 
 
-def drawn(batches, device: torch.device) -> tuple[Iterator, float]:
-    """``endless(batches)``, and the seconds its first epoch took to draw before its first batch (the
-    shuffle, the epoch's negatives, their transfer to ``device``): work an epoch does once, which a mean
-    over iterations leaves out."""
-    it = endless(batches)
-    sync(device)
-    start = time.perf_counter()
-    first = next(it)
-    sync(device)
-    return itertools.chain([first], it), time.perf_counter() - start
+def agree(
+    what: str, results: dict[str, torch.Tensor | float], rtol: float = 1e-4, atol: float = 1e-6
+) -> None:
+    """Stops a benchmark whose variants, given the same inputs, do not compute the same thing: each of
+    ``results`` (a variant's name -> its result) must be the first one's to within ``rtol`` of its largest
+    magnitude (sums taken in another order differ most, relatively, where they cancel) plus ``atol``."""
+    (first, expected), *others = results.items()
+    expected = torch.as_tensor(expected).double()
+    for name, result in others:
+        result = torch.as_tensor(result).double()
+        if result.shape != expected.shape:
+            difference = f"shape {tuple(result.shape)} against {tuple(expected.shape)}"
+        else:
+            largest = (result - expected).abs().max().item()
+            if largest <= rtol * expected.abs().max().item() + atol:
+                continue
+            difference = f"largest difference {largest:.3g}"
+        raise RuntimeError(
+            f"{what}: {name} does not compute what {first} does ({difference}); "
+            "its timing would compare different work"
+        )
 
 
 # Results land in docs/ and are compared across sessions: written beside and renamed, so that a benchmark

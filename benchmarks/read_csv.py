@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import write_rows
+from common import machine, write_rows
 
 MB = 1024  # ru_maxrss is in kB on Linux
 
@@ -59,6 +59,7 @@ def worker(path: str) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
     row = {
         "dslgraph": str(Path(dslgraph.__file__).parents[1]),
+        **machine(torch.device("cpu")),  # the seconds of one machine compare with its own only
         "users": len(dataset.user_ids),
         "items": len(dataset.item_ids),
         "cpu_seconds": round(cpu, 2),

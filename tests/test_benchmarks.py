@@ -1,4 +1,5 @@
 import csv
+import functools
 import importlib.util
 import itertools
 import json
@@ -199,6 +200,8 @@ def test_bench_sparse_records_each_backends_bytes(tmp_path):
     assert workspace["sparse"] > 0 and workspace["compact"] == workspace["masked"] == workspace["dense"] == 0
     stored = {backend: int(row["parameter_and_state_bytes"]) for backend, row in by_backend.items()}
     assert stored["sparse"] == stored["compact"] < stored["dense"] < stored["masked"]
+    losses = {backend: float(row["first_loss"]) for backend, row in by_backend.items()}
+    assert losses["sparse"] == pytest.approx(losses["compact"]) == pytest.approx(losses["masked"])
 
 
 @pytest.mark.slow
@@ -213,23 +216,54 @@ def test_bench_sparse_counts_and_profiles_iterations_without_an_update(tmp_path)
     assert max(operators.values()) - min(operators.values()) < 20  # an update calls hundreds more
 
 
-def test_bench_lightgcn_epoch_counts_drawing_its_batches():
+class Clock:
+    """A ``time.perf_counter`` that the code under test moves on by the seconds it says its work takes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bench_lightgcn_times_epoch_draws_apart_from_iterations(monkeypatch):
     """An epoch draws its shuffle and negatives before its first batch; the iterations' mean leaves that out,
-    so it is timed on its own and added to the epoch."""
+    also where the timed iterations cross into the next epoch, so it is timed on its own and added to the
+    epoch once. The negative sampler, built at the first draw, is a run's setup, not an epoch's work."""
     bench_lightgcn = load("bench_lightgcn")
+    clock = Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
 
     class Batches:
         def __len__(self):
-            return 4
+            return 3
+
+        @functools.cached_property
+        def sampler(self):
+            clock.now += 100.0
+            return "sampler"
 
         def __iter__(self):
-            time.sleep(0.2)  # the epoch's sampling
-            yield from [()] * 4
+            assert self.sampler == "sampler"
+            clock.now += 8.0  # the epoch's shuffle and negatives
+            yield from [()] * 3
 
+    def step():
+        clock.now += 1.0
+
+    # 1 warm-up iteration, then 4 timed ones: the last 2 in the second epoch, after its draw
     per_iteration, sampling = bench_lightgcn.time_iterations(
-        lambda: None, Batches(), torch.device("cpu"), warmup=1, iterations=2
+        step, Batches(), torch.device("cpu"), warmup=1, iterations=4
     )
-    assert sampling >= 0.2 > 100 * per_iteration
+    assert (per_iteration, sampling) == (1.0, 8.0)
+    with pytest.raises(ValueError, match="--warmup 3 takes all of its 3 iterations"):
+        bench_lightgcn.time_iterations(step, Batches(), torch.device("cpu"), warmup=3, iterations=0)
+    done = subprocess.run(
+        [sys.executable, BENCHMARKS / "bench_lightgcn.py", "--iterations", "-1"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "need --warmup, --iterations and --train-epochs >= 0" in done.stderr
 
 
 def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
@@ -241,6 +275,60 @@ def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
     assert (
         plan_bytes[0] == plan_bytes[1] > plan_bytes[2] == plan_bytes[3] > 0
     )  # the slots' order changes no size
+
+
+def test_bench_plan_times_no_first_build_of_the_process(tmp_path, monkeypatch):
+    """A process's first build also pays for its kernels' first launches (on an H200 10x a later one): an
+    untimed build comes first, so that no density's median holds it."""
+    from dslgraph.sparse import SparseEmbedding
+
+    bench_plan = load("bench_plan")
+    clock, built = Clock(), []
+
+    def propagate(table, adj):
+        built.append(table.density())
+        clock.now += 10.0 if len(built) == 1 else 1.0
+
+    monkeypatch.setattr(SparseEmbedding, "propagate", propagate)
+    monkeypatch.setattr(bench_plan, "time", SimpleNamespace(perf_counter=clock))
+    out = tmp_path / "p.csv"
+    args = ["--dataset", "lastfm", "--densities", "0.5", "0.2", "--repeats", "2", "--slots", "sorted"]
+    monkeypatch.setattr(sys, "argv", ["bench_plan.py", *args, "--output", str(out)])
+    bench_plan.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["density"], row["seconds"], row["seconds_median"]) for row in rows] == [
+        ("0.5", "1.000 1.000", "1.0"),
+        ("0.2", "1.000 1.000", "1.0"),
+    ]
+    assert len(built) == 5 and built[0] == pytest.approx(0.5, abs=1e-3)  # the warm-up: the largest plan
+
+
+def test_benchmarks_refuse_to_time_variants_that_compute_different_things():
+    common = load("common")
+    common.agree("the first loss", {"sparse": 0.6925, "masked": 0.69250001, "compact": torch.tensor(0.6925)})
+    common.agree("logits", {"gather": torch.tensor([-30.0, 0.0]), "product": torch.tensor([-30.0, 2e-3])})
+    with pytest.raises(
+        RuntimeError, match=r"the first loss: masked does not compute what sparse does \(larg"
+    ):
+        common.agree("the first loss", {"sparse": 0.6925, "masked": 0.7})
+    with pytest.raises(
+        RuntimeError, match=r"logits: product does not .* \(shape \(3, 2\) against \(2, 3\)\)"
+    ):
+        common.agree("logits", {"gather": torch.ones(2, 3), "product": torch.ones(3, 2)})
+
+
+def test_bench_ultragcn_logits_checks_both_routes_compute_the_same_logits(tmp_path, monkeypatch):
+    bench = load("bench_ultragcn_logits")
+    monkeypatch.setattr(bench, "SHAPES", (("tiny", 4, 3, 10, 8),))
+    out = tmp_path / "u.csv"
+    monkeypatch.setattr(sys, "argv", ["bench_ultragcn_logits.py", "--repeats", "1", "--output", str(out)])
+    bench.main()
+    assert [row.split(",")[1] for row in out.read_text().splitlines()[1:]] == ["gather", "product"]
+    logits = bench.logits
+    monkeypatch.setattr(bench, "logits", lambda route, *args: logits(route, *args) * (route == "gather"))
+    with pytest.raises(RuntimeError, match="the tiny logits: product does not compute what gather does"):
+        bench.main()
 
 
 @pytest.mark.parametrize("variant", ["degree-init", "prefix", "row-balanced", "scaled-init"])
@@ -496,6 +584,7 @@ def test_read_csv_times_a_generated_file_and_appends(tmp_path):
     assert (rows[1]["users"], rows[1]["items"]) == ("40", "70")
     assert float(rows[1]["cpu_seconds"]) > 0 and int(rows[1]["peak_mb_above_imports"]) >= 0
     assert Path(rows[1]["dslgraph"]) == Path(__file__).parents[1]  # the dslgraph it timed
+    assert (rows[1]["device"], rows[1]["threads"]) == ("cpu", "1") and rows[1]["hardware"]  # where it timed
 
 
 def test_timed_runs_starts_without_loading_torch():
