@@ -4,14 +4,19 @@ gives uses flags (and, where written out in full, values) that its command takes
 import argparse
 import ast
 import functools
+import importlib
 import importlib.util
+import inspect
+import pkgutil
 import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+import dslgraph
 from dslgraph.cli import build_parser, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,3 +301,147 @@ def test_the_command_check_reports_unknown_flags_and_refused_values(monkeypatch,
         "unknown flags ['--top']",
     ]
     assert "sampling" in problems[1][2]
+
+
+# an argument of a docstring's "Args:" section: `name (type): text` (PyG's style) or `name: text`, and the
+# default its text names, `(default: :obj:`3000`)` or `(default: ``"NYC"``)`
+ARG_ENTRY = re.compile(r"^    (\*{0,2}\w+(?:, \w+)*)(?: \([^)]*\))?:(?:\s|$)")
+DOCUMENTED_DEFAULT = re.compile(r"\(defaults?: (?::obj:)?`+([^`]*)`+")
+
+
+def documented_arguments(doc: str) -> dict[str, str]:
+    """The entries of ``doc``'s "Args:" section: the argument name(s) of each, and its text."""
+    lines = inspect.cleandoc(doc).splitlines()
+    if "Args:" not in lines:
+        return {}
+    entries: dict[str, str] = {}
+    current = None
+    for line in lines[lines.index("Args:") + 1 :]:
+        if line and not line.startswith(" "):  # the next section (Returns:, ...)
+            break
+        match = ARG_ENTRY.match(line)
+        if match:
+            current = match.group(1)
+            entries[current] = line[match.end() :]
+        elif current is not None:
+            entries[current] += " " + line.strip()
+    return entries
+
+
+def docstring_problems(label: str, doc: str, signature: inspect.Signature) -> tuple[list[str], int]:
+    """The arguments ``doc`` documents that ``signature`` lacks, and the defaults it states (as Python
+    literals) that differ from the signature's. Returns the problems and the count of defaults compared."""
+    problems, compared = [], 0
+    for names, text in documented_arguments(doc).items():
+        names = [name.lstrip("*") for name in names.split(", ")]
+        stated = DOCUMENTED_DEFAULT.search(text)
+        # `w1, w2 (float): ... (defaults: :obj:`1e-6, 1`)`: one default a name
+        defaults = stated and (stated.group(1).split(",") if len(names) > 1 else [stated.group(1)])
+        for i, name in enumerate(names):
+            if name not in signature.parameters:
+                problems.append(f"{label}: documents {name!r}, which it does not take")
+                continue
+            if not defaults or i >= len(defaults):
+                continue
+            try:
+                value = ast.literal_eval(defaults[i].strip())
+            except (ValueError, SyntaxError):  # not a literal: `model.input_graph(data)`, `2**20`
+                continue
+            actual = signature.parameters[name].default
+            compared += 1
+            same = actual is not inspect.Parameter.empty and value == actual
+            if not same or isinstance(value, bool) != isinstance(actual, bool):
+                problems.append(f"{label}: {name} documented as {value!r}, the default is {actual!r}")
+    return problems, compared
+
+
+def documented_callables() -> list[tuple[str, str, inspect.Signature]]:
+    """(label, docstring, signature) of every public class (its constructor), method and function of
+    dslgraph."""
+    found = []
+    for module in pkgutil.walk_packages(dslgraph.__path__, "dslgraph."):
+        if module.name == "dslgraph.__main__":  # runs the CLI when imported
+            continue
+        namespace = vars(importlib.import_module(module.name))
+        for name, obj in namespace.items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.name:
+                continue
+            if inspect.isfunction(obj):
+                found.append((f"{module.name}.{name}", obj.__doc__, obj))
+            elif inspect.isclass(obj):
+                found.append((f"{module.name}.{name}", obj.__doc__, obj.__init__))
+                for method_name, method in vars(obj).items():
+                    method = getattr(method, "__func__", method)  # a classmethod's or staticmethod's
+                    if inspect.isfunction(method) and not method_name.startswith("_"):
+                        found.append((f"{module.name}.{name}.{method_name}", method.__doc__, method))
+    return [(label, doc, inspect.signature(fn)) for label, doc, fn in found if doc]
+
+
+def test_every_documented_argument_and_default_matches_the_signature():
+    problems, compared = [], 0
+    for label, doc, signature in documented_callables():
+        found, count = docstring_problems(label, doc, signature)
+        problems += found
+        compared += count
+    assert problems == []
+    assert compared > 100  # the docstrings state ~140 literal defaults: the pattern still finds them
+
+
+def test_the_docstring_check_reports_wrong_defaults_and_unknown_arguments():
+    def documented(rho0: float = 0.5, *, growth: str = "gradient", w1: float = 1e-6, w2: float = 1.0,
+                   flag: bool = False, size: int = 2**20) -> None:  # fmt: skip
+        """A function.
+
+        Args:
+            rho0 (float, optional): Initial update fraction. (default: :obj:`0.4`)
+            growth: How weights grow,
+                over two lines. (default: ``"random"``)
+            w1, w2 (float, optional): Weights. (defaults: :obj:`1e-6, 2`)
+            flag (bool, optional): A flag. (default: :obj:`0`)
+            size (int, optional): Not a literal. (default: :obj:`2**20`)
+            chunk_rows (int, optional): Gone. (default: :obj:`4096`)
+
+        Returns:
+            nothing (default: :obj:`1`)
+        """
+
+    problems, compared = docstring_problems("f", documented.__doc__, inspect.signature(documented))
+    assert compared == 5
+    assert problems == [
+        "f: rho0 documented as 0.4, the default is 0.5",
+        "f: growth documented as 'random', the default is 'gradient'",
+        "f: w2 documented as 2, the default is 1.0",
+        "f: flag documented as 0, the default is False",
+        "f: documents 'chunk_rows', which it does not take",
+    ]
+
+
+def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():
+    """README's "DSL in your own model" block, run as written, with its placeholders (``MyGNN(...)``,
+    ``loss``, ``loader``, ``epochs``, ``batches_per_epoch``) given: a table and an MLP, two small epochs."""
+    (section,) = re.findall(r"### DSL in your own model\n(.*?)\n##", (ROOT / "README.md").read_text(), re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+    class MyGNN(torch.nn.Module):
+        def __init__(self, _placeholder):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(30, 8)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+
+    def loss(model, batch):
+        return model.mlp(model.embedding(batch)).square().mean()
+
+    generator = torch.Generator().manual_seed(0)
+    namespace = {
+        "torch": torch,
+        "MyGNN": MyGNN,
+        "loss": loss,
+        "epochs": 2,
+        "batches_per_epoch": 4,
+        "loader": [torch.randint(30, (16,), generator=generator) for _ in range(8)],
+    }
+    exec(code.replace("update_interval=3000", "update_interval=3"), namespace)
+    model, dsl = namespace["model"], namespace["dsl"]
+    assert type(model.embedding).__name__ == "SparseEmbedding"
+    assert [type(layer).__name__ for layer in model.mlp[::2]] == ["SparseLinear", "SparseLinear"]
+    assert dsl.iteration == 8 and [update["iteration"] for update in dsl.updates] == [3, 6]

@@ -710,6 +710,7 @@ class DynamicSparseLearning:
             "t_end": self.t_end,
             "growth": self.growth,
             "optimizer_state": self.optimizer_state,
+            "skip_zero_gradient": self.skip_zero_gradient,
         }
 
     def state_dict(self) -> dict:

@@ -364,7 +364,7 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
     settings = dsl.run_settings() | {"total_steps": dsl.total_steps, "chunk_rows": dsl.chunk_rows}
     assert settings["sparsity"] == 0.5 and settings["rho_min"] == 0.0 and settings["t_end"] == 9
     assert settings["backend"] == "compact" and dsl.mask_init == "aligned"
-    assert all(type(value) in (int, float, str) for value in settings.values()), settings
+    assert all(type(value) in (bool, int, float, str) for value in settings.values()), settings
     assert type(dsl.mask_init) is str
     assert dsl.skip_zero_gradient is True
     buffer = io.BytesIO()
@@ -506,6 +506,7 @@ def test_resume_refuses_a_controller_of_other_settings(caplog):
         {"t_end": 50},
         {"growth": "random"},
         {"optimizer_state": "keep"},
+        {"skip_zero_gradient": True},  # it decides which entries grow, and how many are pruned
     ],
 )
 def test_resume_refuses_each_setting_that_decides_the_masks(setting):
