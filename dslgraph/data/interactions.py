@@ -59,8 +59,7 @@ def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None
         seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
         time: The ``[E]`` timestamps. (default: :obj:`None`)
     """
-    if not 0 <= ratio < 1:
-        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    check_option(is_real(ratio) and 0 <= ratio < 1, "ratio", "a number in [0, 1)", ratio)
     counts = torch.bincount(user)
     num_holdout = torch.minimum(torch.round(ratio * counts).long(), (counts - 1).clamp(min=0))
     return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
