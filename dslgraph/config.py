@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dslgraph.checks import is_count
+from dslgraph.checks import is_count, is_sequence
 from dslgraph.data.datasets import DATASETS, READ_OPTIONS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
@@ -337,7 +337,7 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
                 f"it takes {sorted(accepted)}"
             )
         default = accepted[name]
-        if isinstance(default, (tuple, list)) and default and _is_sequence(value):
+        if isinstance(default, (tuple, list)) and default and is_sequence(value):
             value = [_plain(v, type(default[0])) for v in value]
         elif default is not None:
             value = _plain(value, type(default))
@@ -404,17 +404,12 @@ def check_settings(values: dict[str, Any], **fields: Field) -> dict[str, Any]:
     out = dict(values)
     for name, value in values.items():
         if name in fields and not (value is None and fields[name].optional):
-            if name == "ks" and _is_sequence(value):
+            if name == "ks" and is_sequence(value):
                 value = list(value)
             out[name] = _check(name, fields[name], value)
             if name == "ks":
                 out[name] = _check_ks(value)
     return out
-
-
-def _is_sequence(value: Any) -> bool:
-    """A tuple, an array (``np.arange(5, 25, 5)``) or another iterable of values, not text."""
-    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict))
 
 
 def _check_ks(ks: list) -> list[int]:

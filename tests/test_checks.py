@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dslgraph.checks import is_count, is_real
+from dslgraph.checks import is_count, is_real, is_sequence
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,20 @@ from dslgraph.checks import is_count, is_real
 )
 def test_counts_and_real_numbers(value, count, real):
     assert (is_count(value), is_real(value)) == (count, real)
+
+
+@pytest.mark.parametrize(
+    ("value", "sequence"),
+    [
+        ([10, 20], True),
+        ((10,), True),
+        (np.arange(5, 25, 5), True),
+        (range(3), True),
+        ("20", False),  # text: its characters are no values
+        (b"\x14", False),  # bytes: an iterable of codes, 20 here
+        ({10: "a"}, False),  # a dict: its keys
+        (20, False),
+    ],
+)
+def test_sequences_of_values(value, sequence):
+    assert is_sequence(value) == sequence

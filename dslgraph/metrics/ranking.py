@@ -23,14 +23,14 @@ all cut-offs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.checks import is_count
+from dslgraph.checks import is_count, is_sequence
 from dslgraph.data.graph import EDGE, interaction_csr, is_pair_index, num_users_items
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
@@ -46,7 +46,7 @@ ScoreFn = Callable[[Tensor], Tensor]
 def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
     """The cut-offs ``ks`` as a tuple, checked to be integers in ``[1, upper]`` (``name`` labels the bound
     in the message); ``2.5`` or a bare ``3`` fails naming them rather than becoming ``2`` or a TypeError."""
-    values = tuple(ks) if isinstance(ks, Iterable) and not isinstance(ks, (str, Tensor)) else ()
+    values = tuple(ks) if is_sequence(ks) and not isinstance(ks, Tensor) else ()
     integers = all(is_count(k) for k in values)
     if not values or not integers or min(values) < 1 or max(values) > upper:
         raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")

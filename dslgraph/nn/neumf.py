@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dslgraph.checks import is_count
+from dslgraph.checks import is_count, is_sequence
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -75,8 +75,7 @@ class NeuMF(Recommender):
     ) -> None:
         super().__init__()
         # a float width failed deep in torch.empty, a single int in len(): both with a TypeError
-        iterable = isinstance(mlp_layers, Iterable) and not isinstance(mlp_layers, str)
-        widths = list(mlp_layers) if iterable else []
+        widths = list(mlp_layers) if is_sequence(mlp_layers) else []
         if len(widths) < 2 or not all(is_count(w) and w >= 1 for w in widths) or widths[0] % 2:
             raise ValueError(
                 f"mlp_layers needs >= 2 positive integer widths, the first one even, got {mlp_layers!r}"
