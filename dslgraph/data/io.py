@@ -102,16 +102,32 @@ def _is_float(token: str) -> bool:
     return True
 
 
+def _first_empty_field(raw: bytes, sep: str) -> tuple[int, str] | None:
+    """The byte offset of a file's first empty field between ``sep`` separators, and how it is empty."""
+    encoded = sep.encode()
+    raw = b"\n" + raw + b"\n"  # the file's first and last lines like any other; offsets shift by 1
+    found = []
+    for pattern, shift, where in (
+        (encoded * 2, 0, f"two {sep!r} in a row"),
+        (b"\n" + encoded, 1, f"a line starting with {sep!r}"),
+        (encoded + b"\n", 0, f"a line ending with {sep!r}"),
+        (encoded + b"\r\n", 0, f"a line ending with {sep!r}"),
+    ):
+        pos = raw.find(pattern)
+        if pos >= 0:
+            found.append((pos + shift - 1, where))
+    return min(found, key=lambda entry: entry[0], default=None)
+
+
 def _tokenize(path: str | os.PathLike, sep: str | None = None) -> _Tokens:
     path = Path(path)
     raw = path.read_bytes()
     if sep is not None and not sep.isspace():
-        encoded = sep.encode()
-        pos = raw.find(encoded * 2)
-        if pos >= 0:
-            line = raw.count(b"\n", 0, pos) + 1
-            raise DatasetFormatError(path, line, f"empty field (two {sep!r} in a row)")
-        raw = raw.replace(encoded, b" ")
+        empty = _first_empty_field(raw, sep)
+        if empty is not None:
+            pos, where = empty
+            raise DatasetFormatError(path, raw.count(b"\n", 0, pos) + 1, f"empty field ({where})")
+        raw = raw.replace(sep.encode(), b" ")
     buf = np.frombuffer(raw, dtype=np.uint8)
     edge = np.diff(np.r_[0, (~_WHITESPACE[buf]).view(np.int8), 0])
     start = np.flatnonzero(edge == 1)

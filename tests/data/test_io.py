@@ -104,11 +104,23 @@ def test_read_pairs_errors(tmp_path, content, line, message):
 
 
 @pytest.mark.parametrize(
-    ("content", "line"), [(b"1::2::3::4\n1::::3::4\n", 2), (b"::::3::4\n1::2::3::4\n", 1)]
+    ("content", "line", "where"),
+    [
+        (b"1::2::3::4\n1::::3::4\n", 2, "two '::' in a row"),
+        (b"::::3::4\n1::2::3::4\n", 1, "two '::' in a row"),  # the file's very first fields
+        (b"1::2::3::4\n::2::3::4\n", 2, "a line starting with '::'"),
+        (b"::2::3::4\n1::2::3::4\n", 1, "a line starting with '::'"),
+        (b"1::2::3::4\n1::2::3::\n", 2, "a line ending with '::'"),
+        (b"1::2::3::4\r\n1::2::3::\r\n", 2, "a line ending with '::'"),
+        (b"1::2::3::4\n1::2::3::", 2, "a line ending with '::'"),  # no newline at the end
+        # the first empty field in the file is named, whichever way it is empty
+        (b"1::2::3::4\n1::2::3::\n1::::3::4\n::2::3::4\n", 2, "a line ending with '::'"),
+    ],
 )
-def test_read_pairs_empty_field(tmp_path, content, line):
-    path = write(tmp_path, content)  # the second: the file's very first fields are empty
-    with pytest.raises(DatasetFormatError, match=rf"line {line}: empty field"):
+def test_read_pairs_empty_field(tmp_path, content, line, where):
+    # a field-count error would hide what is wrong: "expected 4 fields, got 3"
+    path = write(tmp_path, content)
+    with pytest.raises(DatasetFormatError, match=rf"line {line}: empty field \({where}\)"):
         read_pairs(path, "::")
 
 
