@@ -49,6 +49,7 @@ from ..checks import is_real
 from .graph import EDGE, make_interaction_data, num_users_items
 from .interactions import (
     InteractionDataset,
+    check_held_out,
     check_option,
     check_seed,
     collapse_interactions,
@@ -289,6 +290,16 @@ class RecommendationDataset(InMemoryDataset):
         while not osp.isdir(folder) and osp.dirname(folder) != folder:
             created.append(folder)
             folder = osp.dirname(folder)
+        # a root that is a file, or a raw folder linked to one moved away, failed as a download that
+        # could not make the folder ("File exists", for files that are missing)
+        blocking = next((path for path in reversed(created) if osp.lexists(path)), None)
+        if blocking is not None:
+            broken = osp.islink(blocking) and not osp.exists(blocking)
+            what = f"a broken link (to {os.readlink(blocking)})" if broken else "a file"
+            raise DatasetUnavailableError(
+                f"{type(self).__name__}: {blocking} is {what}, not a folder; the raw files "
+                f"{', '.join(self.raw_file_names)} go in {self.raw_dir}"
+            )
         try:
             super()._download()
         except OSError as exc:  # urllib's URLError and HTTPError among them
@@ -316,6 +327,7 @@ class RecommendationDataset(InMemoryDataset):
         val = val_time = None
         if self.val_ratio > 0:
             mask = holdout_mask(train[0], self.val_ratio, rng)
+            check_held_out(mask, train[0], self.val_ratio, "val_ratio")
             train, val = train[:, ~mask], train[:, mask]
             if train_time is not None:
                 train_time, val_time = train_time[~mask], train_time[mask]
@@ -476,6 +488,7 @@ class HoldoutDataset(RecommendationDataset):
     def read(self, rng: np.random.Generator) -> RawSplit:
         index, time, num_users, num_items = self.read_interactions()
         test = holdout_mask(index[0], self.test_ratio, rng)
+        check_held_out(test, index[0], self.test_ratio, "test_ratio")
         if time is None:
             return RawSplit(index[:, ~test], index[:, test], num_users, num_items)
         return RawSplit(index[:, ~test], index[:, test], num_users, num_items, time[~test], time[test])

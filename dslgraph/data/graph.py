@@ -134,6 +134,19 @@ def _check_pairs(num_items: int, train: Tensor, test: Tensor, val: Tensor | None
 
 
 def num_users_items(data: HeteroData) -> tuple[int, int]:
+    """The numbers of users and items of ``data``. Raises a :class:`ValueError` naming what ``data`` lacks of
+    this module's layout: PyG's own ``AmazonBook`` names its types ``('user', 'rates', 'book')``, and
+    failed with ``int() argument must be ... not 'NoneType'``."""
+    node_types, edge_types = getattr(data, "node_types", []), getattr(data, "edge_types", [])
+    missing = [node for node in ("user", "item") if node not in node_types or data[node].num_nodes is None]
+    if EDGE not in edge_types or "edge_index" not in data[EDGE]:
+        missing.append(f"{EDGE}.edge_index")
+    if missing:
+        raise ValueError(
+            f"data must have the layout of dslgraph.data.graph (num_nodes of 'user' and 'item', the "
+            f"training interactions in {EDGE}.edge_index), lacks {', '.join(map(str, missing))}; it has "
+            f"node types {node_types} and edge types {edge_types}"
+        )
     return int(data["user"].num_nodes), int(data["item"].num_nodes)
 
 

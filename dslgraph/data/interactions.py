@@ -65,6 +65,24 @@ def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None
     return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
 
 
+def check_held_out(mask: Tensor, user: Tensor, ratio: float, field: str) -> None:
+    """Raises a :class:`ValueError` naming ``field`` where :func:`holdout_mask` held out none of the ``[E]``
+    interactions of ``user`` at a ``ratio`` above 0: an empty split, evaluated, reads as every metric 0 (a
+    validation split's would pick the first epoch as the best and stop early). The benchmark datasets
+    raise it, as a warning would be lost once the split is cached; :meth:`InteractionDataset.from_pandas`,
+    which splits anew at every call, warns."""
+    if ratio > 0 and not mask.any():
+        raise ValueError(f"{field}={ratio} holds out no interaction: {_none_held_out(user, ratio, field)}")
+
+
+def _none_held_out(user: Tensor, ratio: float, field: str) -> str:
+    most = int(torch.bincount(user).max()) if user.numel() else 0
+    return (
+        f"min(round({ratio} * n), n - 1) of a user's n interactions are held out, 0 for every user here "
+        f"(the most active has {most}); raise {field}"
+    )
+
+
 def leave_one_out_mask(user: Tensor, seed: Seed = 0, time: Tensor | None = None) -> Tensor:
     """A boolean mask holding out one interaction of every user that has at least two.
 
@@ -335,16 +353,15 @@ class InteractionDataset(InMemoryDataset):
             if split == "leave-one-out":
                 why = "leave-one-out holds out one interaction of each user with two or more; none has two"
             else:
-                why = (
-                    f"min(round({test_ratio} * n), n - 1) of a user's n interactions are held out, 0 for "
-                    f"every user here (the most active has {int(torch.bincount(index[0]).max())}); raise "
-                    "test_ratio"
-                )
+                why = _none_held_out(index[0], test_ratio, "test_ratio")
             warnings.warn(f"the test split is empty: {why}", stacklevel=2)
         times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
         val = None
         if val_ratio > 0:
             val_mask = holdout_mask(train[0], val_ratio, rng, None if by_time is None else times[0])
+            if not val_mask.any():  # asked for, it would pick the first epoch as the best and stop early
+                why = _none_held_out(train[0], val_ratio, "val_ratio")
+                warnings.warn(f"the validation split is empty: {why}", stacklevel=2)
             train, val = train[:, ~val_mask], train[:, val_mask]
             if time is not None:
                 times = (times[0][~val_mask], times[1], times[0][val_mask])

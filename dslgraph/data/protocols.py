@@ -49,8 +49,8 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
     Returns the ``[2, E]`` index and the ``[E]`` timestamps, or :obj:`None` when a split of ``data``
     has no timestamps. A pair found more than once keeps its latest time.
     """
+    _, num_items = num_users_items(data)  # first: data[EDGE] would add that type to data of another layout
     store = data[EDGE]
-    _, num_items = num_users_items(data)
     indices, times = [], []
     for index_key, time_key in SPLITS:
         if index_key not in store:
@@ -161,7 +161,7 @@ def leave_one_out(
     sorted by user, and ``test_negatives`` the ``[num_test_users, num_negatives]`` items ranked against
     it: drawn uniformly, without repeats, among the items the user interacted with in *no* split
     (``val_negatives`` likewise, drawn independently). Users with one interaction only train; without
-    a user of two or more, a :class:`ValueError` is raised.
+    a user of two or more (of three or more, with ``validation``), a :class:`ValueError` is raised.
 
     Args:
         data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
@@ -180,6 +180,11 @@ def leave_one_out(
     if not (torch.bincount(index[0]) >= 2).any():  # nobody would be evaluated: every metric would read 0
         raise ValueError(
             "leave_one_out needs a user with at least two interactions; every user has at most one"
+        )
+    if validation and not (torch.bincount(index[0]) >= 3).any():  # an empty validation split: every metric 0
+        raise ValueError(
+            "leave_one_out(validation=True) needs a user with at least three interactions (one to train on, "
+            "one to test, one to validate); every user has at most two"
         )
     rng = np.random.default_rng(seed)
     test = leave_one_out_mask(index[0], rng, time)

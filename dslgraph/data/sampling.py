@@ -7,11 +7,34 @@ import functools
 import torch
 from torch import Tensor
 
-from .graph import nth_unseen_items, unseen_rank_keys
+from ..checks import is_count
+from .graph import is_pair_index, nth_unseen_items, unseen_rank_keys
 
 SAMPLING_MODES = ("edge", "user")
 #: From this many membership tests on, :meth:`NegativeSampler.is_positive` sorts them first.
 SORTED_SEARCH_MIN = 2**16
+
+
+def check_train_index(train_index: Tensor, num_items: int) -> None:
+    """Raises a :class:`ValueError` unless ``train_index`` is a ``[2, E]`` integer tensor of users >= 0 and
+    items in ``[0, num_items)``: the key ``user * num_items + item`` of an item past ``num_items`` is
+    another user's, which then never gets that item as a negative (and a float index failed in
+    :func:`torch.bincount`)."""
+    if not (is_count(num_items) and num_items >= 1):
+        raise ValueError(f"num_items must be an integer >= 1, got {num_items!r}")
+    if not is_pair_index(train_index):
+        got = (
+            f"{tuple(train_index.shape)} {train_index.dtype}"
+            if isinstance(train_index, Tensor)
+            else type(train_index)
+        )
+        raise ValueError(f"train_index must be a [2, E] tensor of integer (user, item) ids, got {got}")
+    if train_index.numel() and (train_index.min() < 0 or train_index[1].max() >= num_items):
+        raise ValueError(
+            f"train_index must hold users >= 0 and items in [0, num_items={num_items}), got users "
+            f"{int(train_index[0].min())}..{int(train_index[0].max())}, items "
+            f"{int(train_index[1].min())}..{int(train_index[1].max())}"
+        )
 
 
 class NegativeSampler:
@@ -32,9 +55,12 @@ class NegativeSampler:
     """
 
     def __init__(self, train_index: Tensor, num_items: int, max_rounds: int = 100) -> None:
+        check_train_index(train_index, num_items)
         self.num_items = num_items
         self.max_rounds = max_rounds
-        self.keys = torch.unique(train_index[0] * num_items + train_index[1])
+        # int64 keys: int32 ids of 30,000 users by 100,000 items wrapped past 2**31, and were then looked up
+        # against int64 ones that never matched (positives drawn as negatives)
+        self.keys = torch.unique(train_index[0].long() * num_items + train_index[1].long())
 
     @functools.cached_property
     def shifted(self) -> Tensor:
@@ -43,7 +69,7 @@ class NegativeSampler:
         return unseen_rank_keys(self.keys, self.num_items)
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
-        keys = users * self.num_items + items
+        keys = users.long() * self.num_items + items.long()
         if keys.numel() < SORTED_SEARCH_MIN:
             return self._in_keys(keys)
         # searched in sorted order, each binary search walking the memory the previous one cached: an
@@ -61,6 +87,7 @@ class NegativeSampler:
         self, users: Tensor, num_negatives: int = 1, generator: torch.Generator | None = None
     ) -> Tensor:
         """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items."""
+        users = users.long()
         shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
         expanded = users if num_negatives == 1 else users.view(-1, 1).expand(shape)
         items = torch.randint(self.num_items, shape, generator=generator)
@@ -128,12 +155,15 @@ class BPRBatches:
         num_negatives: int = 1,
         exclude_positives: bool = True,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if num_negatives < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if not (is_count(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not (is_count(num_negatives) and num_negatives >= 1):
+            raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")
         if mode not in SAMPLING_MODES:
             raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
+        check_train_index(train_index, num_items)
+        if train_index.size(1) == 0:  # an epoch of no batch would train nothing, its loss reported as 0
+            raise ValueError("train_index holds no interaction to train on")
         self.mode = mode
         self.train_index = train_index[:, train_index[0].argsort(stable=True)]
         self.user_ptr = torch.cat(
@@ -212,8 +242,8 @@ class UserBatches:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not (is_count(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if users.numel() == 0:
             raise ValueError("no user to train on")
         self.users = users

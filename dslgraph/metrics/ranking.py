@@ -31,7 +31,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.checks import is_count, is_sequence
-from dslgraph.data.graph import EDGE, interaction_csr, is_pair_index, num_users_items
+from dslgraph.data.graph import EDGE, interaction_csr, is_index, is_pair_index, num_users_items
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,16 @@ def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
     if not values or not integers or min(values) < 1 or max(values) > upper:
         raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")
     return tuple(int(k) for k in values)
+
+
+def _count(value, name: str) -> int:
+    """``value`` as an integer >= 0: a Python or NumPy integer, or a 0-dim integer tensor
+    (``index.max() + 1``); 3.0 (a count read from JSON) failed deep in :func:`torch.sparse_coo_tensor`."""
+    if isinstance(value, Tensor) and value.dim() == 0 and is_index(value):
+        value = int(value)
+    if not (is_count(value) and value >= 0):
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 class RankingEvaluator:
@@ -104,12 +114,14 @@ class RankingEvaluator:
         device: torch.device | str | None = None,
         progress: bool = False,
     ) -> None:
+        num_users, num_items = _count(num_users, "num_users"), _count(num_items, "num_items")
         ks = check_ks(ks, num_items, "num_items=")
-        unknown = sorted(set(metrics) - set(METRICS))
-        if unknown or not metrics:
-            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {tuple(metrics)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # a bare "recall" was read as its letters, and reported as ('r', 'e', 'c', 'a', 'l', 'l')
+        names = tuple(metrics) if is_sequence(metrics) else ()
+        if not names or set(names) - set(METRICS):
+            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {metrics!r}")
+        if not (is_count(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if exclude_index is None:
             exclude_index = []
         elif isinstance(exclude_index, Tensor):
@@ -118,7 +130,7 @@ class RankingEvaluator:
         self.num_users = num_users
         self.num_items = num_items
         self.ks = tuple(sorted(set(ks)))
-        self.metrics = tuple(m for m in METRICS if m in metrics)
+        self.metrics = tuple(m for m in METRICS if m in names)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else target_index.device
         self.progress = progress
@@ -139,6 +151,7 @@ class RankingEvaluator:
         interactions; the ``'val'`` split (``val_edge_label_index``) excludes the training ones.
         Remaining keyword arguments go to :class:`RankingEvaluator`.
         """
+        num_users, num_items = num_users_items(data)
         store = data[EDGE]
         if split == "test":
             target = store.edge_label_index
@@ -151,7 +164,7 @@ class RankingEvaluator:
             target, exclude = store.val_edge_label_index, [store.edge_index]
         else:
             raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-        return cls(*num_users_items(data), target, exclude, **kwargs)
+        return cls(num_users, num_items, target, exclude, **kwargs)
 
     @property
     def num_eval_users(self) -> int:
@@ -209,6 +222,8 @@ class RankingEvaluator:
         batches = self.users.split(self.batch_size)
         for users in tqdm(batches, desc="evaluating", unit="batch", disable=not self.progress):
             scores = score_fn(users)
+            if not isinstance(scores, Tensor):  # a NumPy array failed reading its missing is_floating_point
+                raise ValueError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")
             if scores.shape != (users.numel(), self.num_items):
                 expected = (users.numel(), self.num_items)
                 raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")

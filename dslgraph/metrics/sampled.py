@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dslgraph.data.graph import EDGE, is_index
+from dslgraph.checks import is_count
+from dslgraph.data.graph import EDGE, is_index, num_users_items
 from dslgraph.metrics.ranking import check_ks, mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
@@ -68,10 +69,14 @@ class SampledRankingEvaluator:
             )
         if not (is_index(test_index) and is_index(negatives)):  # a boolean mask would pass as ids 0 and 1
             raise ValueError("test_index and negatives must hold integer ids")
+        for name, ids in (("test_index", test_index), ("negatives", negatives)):
+            # an id of -1 (a padding value) indexed the last user's or item's embedding, without a word
+            if ids.numel() and ids.min() < 0:
+                raise ValueError(f"{name} must hold ids >= 0, got {int(ids.min())}")
         num_candidates = negatives.size(1) + 1
         ks = check_ks(ks, num_candidates)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not (is_count(batch_size) and batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         positive = test_index[1].view(-1, 1).long().cpu()
         negatives = negatives.long().cpu()
         clash = (negatives == positive).any(dim=1).nonzero().view(-1)
@@ -101,6 +106,7 @@ class SampledRankingEvaluator:
         }
         if split not in keys:
             raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        num_users_items(data)  # data of another layout named as such, before data[EDGE] adds that type to it
         store = data[EDGE]
         missing = [key for key in keys[split] if key not in store]
         if missing:
@@ -145,6 +151,8 @@ class SampledRankingEvaluator:
             users = self.users[start : start + self.batch_size]
             items = candidates[start : start + self.batch_size]
             scores = score_fn(users, items)
+            if not isinstance(scores, Tensor):  # a NumPy array failed in its sum(dim=1)
+                raise ValueError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")
             if scores.shape != items.shape:
                 raise ValueError(
                     f"score_fn must return shape {tuple(items.shape)}, got {tuple(scores.shape)}"

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -96,6 +97,21 @@ def test_validation_split_is_seeded_and_reprocessed(tmp_path):
     assert names == ["val0.0", "val0.2_seed5", "val0.2_seed6"]
 
 
+def test_ratio_that_holds_out_nothing_fails_naming_it(tmp_path):
+    # round(0.04 * 10) is 0 for every user: an empty validation split would pick the first epoch as the best
+    train = b"".join(
+        f"{u} ".encode() + b" ".join(str(i).encode() for i in range(u, u + 10)) + b"\n" for u in range(20)
+    )
+    place(tmp_path, "gowalla", {"train.txt": train, "test.txt": b"0 10\n"})
+    with pytest.raises(ValueError, match=r"val_ratio=0.04 holds out no interaction: .*most active has 10"):
+        Gowalla(str(tmp_path), val_ratio=0.04)
+    assert Gowalla(str(tmp_path), val_ratio=0.06)[0][EDGE].val_edge_label_index.size(1) == 20
+    place(tmp_path, "ml-100k", {"u.data": U_DATA})  # 10 ratings a user
+    with pytest.raises(ValueError, match=r"test_ratio=0.04 holds out no interaction: .*raise test_ratio"):
+        MovieLens100K(str(tmp_path), rating_threshold=1, test_ratio=0.04)
+    assert [path.parent.name for path in tmp_path.glob("*/processed/*/data.pt")] == ["val0.06_seed0"]
+
+
 def test_malformed_raw_file_names_file_and_line(tmp_path):
     place(tmp_path, "yelp2018", {"train.txt": b"0 1\n1 2 x\n", "test.txt": b"0 2\n"})
     with pytest.raises(DatasetFormatError, match=r"yelp2018/raw/train\.txt, line 2: .*'x'"):
@@ -108,7 +124,7 @@ def test_malformed_raw_file_names_file_and_line(tmp_path):
         (Gowalla, "train.txt", TRAIN[:-5], 3, "LightGCN-PyTorch/master/data/gowalla/train.txt"),
         (MovieLens1MLCF, "test.txt", b"0 3\r\n1 2 4\r\n3 0\r\n4 1", 4, "UltraGCN/main/data/ml-1m/test.txt"),
         (LastFM, "data1.txt", b"1\t2\t10\r\n2\t1\t2", 2, "LightGCN-PyTorch/master/data/lastfm/data1.txt"),
-        (MovieLens100K, "u.data", b"1\t1\t5\t881250949\n1\t2\t4\t89171", 2, "movielens/ml-100k.zip"),
+        (MovieLens100K, "u.data", b"1\t1\t5\t8812\n1\t3\t4\t8813\n1\t2\t4\t89", 3, "movielens/ml-100k.zip"),
     ],
 )
 def test_raw_file_cut_mid_line_names_file_line_and_source(tmp_path, cls, file, cut, line, source):
@@ -212,6 +228,21 @@ def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError, match=r"train\.txt not in .*\(connection dropped\)"):
         Gowalla(str(tmp_path))
     assert os.listdir(tmp_path / "gowalla" / "raw") == ["test.txt"]
+
+
+def test_root_that_is_a_file_or_a_broken_raw_link_is_named(tmp_path, monkeypatch):
+    # both failed as a download that could not make the folder: "Not a directory", "File exists"
+    monkeypatch.setattr(datasets_module, "download_url", lambda url, folder: pytest.fail("downloaded"))
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(
+        DatasetUnavailableError, match=re.escape(f"{tmp_path / 'file'} is a file, not a folder")
+    ):
+        Gowalla(str(tmp_path / "file" / "sub"))
+    (tmp_path / "gowalla").mkdir()
+    os.symlink(tmp_path / "moved", tmp_path / "gowalla" / "raw")
+    link = re.escape(f"gowalla/raw is a broken link (to {tmp_path / 'moved'}), not a folder; the raw files")
+    with pytest.raises(DatasetUnavailableError, match=rf"{link} train\.txt, test\.txt go in "):
+        Gowalla(str(tmp_path))
 
 
 def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):

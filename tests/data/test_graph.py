@@ -1,7 +1,9 @@
 import pytest
 import torch
+from torch_geometric.data import HeteroData
 
-from dslgraph.data import EDGE, make_interaction_data, propagation_graph
+from dslgraph.data import EDGE, dataset_statistics, leave_one_out, make_interaction_data, propagation_graph
+from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator
 
 
 def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(small_data):
@@ -17,6 +19,36 @@ def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(
     torch.testing.assert_close(adj.to_dense(), inv_sqrt[:, None] * a * inv_sqrt[None, :])
     x = torch.randn(70, 4)
     torch.testing.assert_close(torch.sparse.mm(adj, x), adj.to_dense() @ x)
+
+
+def pyg_amazon_book_like() -> HeteroData:
+    """The layout of PyG's own AmazonBook: other node and edge type names, the same attribute names."""
+    data = HeteroData()
+    data["user"].num_nodes, data["book"].num_nodes = 3, 4
+    data["user", "rates", "book"].edge_index = torch.tensor([[0, 1], [1, 2]])
+    data["user", "rates", "book"].edge_label_index = torch.tensor([[0, 2], [3, 0]])
+    return data
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        propagation_graph,
+        dataset_statistics,
+        leave_one_out,
+        RankingEvaluator.from_data,
+        SampledRankingEvaluator.from_data,
+    ],
+)
+def test_data_of_another_layout_is_named_as_such(use):
+    # failed with "int() argument must be ... not 'NoneType'", or an AttributeError of edge_label_index
+    data = pyg_amazon_book_like()
+    layout = (
+        r"data must have the layout of dslgraph.data.graph .* lacks item, \('user', 'to', 'item'\).edge_index"
+    )
+    with pytest.raises(ValueError, match=rf"{layout}; it has node types \['user', 'book'\]"):
+        use(data)
+    assert data.edge_types == [("user", "rates", "book")]  # no empty ('user', 'to', 'item') added to it
 
 
 def test_make_interaction_data_refuses_float_ids():

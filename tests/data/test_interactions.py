@@ -186,14 +186,14 @@ def row_by_row(column: pd.Series) -> pd.Series:
 )
 def test_from_csv_reads_ids_as_a_row_by_row_check_does(tmp_path, users, items):
     # the ids' texts are checked once each, then spread to their rows: the ids, their order and the
-    # splits must be those of the row-by-row check
+    # splits must be those of the row-by-row check (val_ratio 0.4 holds out one of two pairs, 0.2 none)
     rng = np.random.default_rng(0)
     rows = zip(rng.choice(users, 80), rng.choice(items, 80), strict=True)
     path = tmp_path / "ratings.csv"
     path.write_text("user,item\n" + "".join(f"{user},{item}\n" for user, item in rows))
-    dataset = InteractionDataset.from_csv(path, val_ratio=0.2, seed=5)
+    dataset = InteractionDataset.from_csv(path, val_ratio=0.4, seed=5)
     text = pd.read_csv(path, dtype=str, keep_default_na=False)
-    expected = InteractionDataset.from_pandas(text.apply(row_by_row), val_ratio=0.2, seed=5)
+    expected = InteractionDataset.from_pandas(text.apply(row_by_row), val_ratio=0.4, seed=5)
     for got, want in ((dataset.user_ids, expected.user_ids), (dataset.item_ids, expected.item_ids)):
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
     store, want = dataset[0][EDGE], expected[0][EDGE]
@@ -362,6 +362,15 @@ def test_from_pandas_empty_test_split_warns(split, message):
     with pytest.warns(UserWarning, match=f"the test split is empty: .*{message}"):
         data = InteractionDataset.from_pandas(df, split=split)[0]
     assert data[EDGE].edge_label_index.size(1) == 0
+
+
+def test_from_pandas_validation_ratio_that_holds_out_nothing_warns():
+    # asked for, an empty validation split would pick the first epoch as the best, without a word
+    df = pd.DataFrame({"user": [0] * 6 + [1] * 6, "item": list(range(6)) * 2})
+    with pytest.warns(UserWarning, match=r"validation split is empty: .*0.1 \* n.*most active has 5"):
+        InteractionDataset.from_pandas(df, test_ratio=0.2, val_ratio=0.1)
+    data = InteractionDataset.from_pandas(df, test_ratio=0.2, val_ratio=0.2)[0]
+    assert data[EDGE].val_edge_label_index.size(1) == 2
 
 
 def test_from_csv_reads_iso_times_and_names_the_file_of_a_bad_one(tmp_path):

@@ -356,6 +356,16 @@ def test_leave_one_out_without_a_user_of_two_interactions_fails():
         leave_one_out(data, num_negatives=1)
 
 
+def test_leave_one_out_validation_without_a_user_of_three_interactions_fails():
+    # the validation split was empty: every validation metric read 0, and the first epoch was the best
+    train, test = torch.tensor([[0, 0, 1, 1, 2], [0, 1, 2, 3, 4]]), torch.tensor([[2], [5]])
+    with pytest.raises(ValueError, match=r"validation=True\) needs a user with at least three interactions"):
+        leave_one_out(make_interaction_data(3, 6, train, test), num_negatives=1, validation=True)
+    train = torch.cat([train, torch.tensor([[2], [3]])], dim=1)  # user 2 has three
+    store = leave_one_out(make_interaction_data(3, 6, train, test), num_negatives=1, validation=True)[EDGE]
+    assert store.val_edge_label_index[0].tolist() == [2]
+
+
 def test_apply_protocol_negative_seed_names_the_field(small_data):
     with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         apply_protocol(small_data, "leave-one-out", seed=-1)

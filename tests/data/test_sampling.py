@@ -115,6 +115,35 @@ def test_bad_batch_options():
         BPRBatches(_train(), 30, batch_size=0)
     with pytest.raises(ValueError, match="sampling mode"):
         BPRBatches(_train(), 30, batch_size=4, mode="item")
+    # were TypeErrors of range() and expand()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 2.5"):
+        BPRBatches(_train(), 30, batch_size=2.5)
+    with pytest.raises(ValueError, match="num_negatives must be an integer >= 1, got 2.0"):
+        BPRBatches(_train(), 30, batch_size=4, num_negatives=2.0)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 2.5"):
+        UserBatches(torch.arange(3), batch_size=2.5)
+
+
+@pytest.mark.parametrize("mode", ["edge", "user"])
+def test_bad_training_interactions_fail_naming_them(mode):
+    train = _train()
+    # an epoch of no batch (edge mode) trained nothing and reported a loss of 0; user mode failed in randint
+    with pytest.raises(ValueError, match="train_index holds no interaction to train on"):
+        BPRBatches(train[:, :0], 30, batch_size=4, mode=mode)
+    with pytest.raises(
+        ValueError, match=r"train_index must be a \[2, E\] tensor of integer .* torch.float32"
+    ):
+        BPRBatches(train.float(), 30, batch_size=4, mode=mode)  # failed in torch.bincount
+    with pytest.raises(ValueError, match=r"items in \[0, num_items=20\), got users 0..49, items 0..29"):
+        BPRBatches(train, 20, batch_size=4, mode=mode)
+    with pytest.raises(ValueError, match="num_items must be an integer >= 1, got 0"):
+        NegativeSampler(train[:, :0], 0)
+
+
+def test_an_item_past_num_items_is_refused_not_read_as_another_users():
+    # key 0 * 5 + 7 is user 1's item 2, which user 1 would then never get as a negative
+    with pytest.raises(ValueError, match=r"items in \[0, num_items=5\), got users 0..0, items 1..7"):
+        NegativeSampler(torch.tensor([[0, 0], [1, 7]]), 5)
 
 
 def _unchecked_epoch(device, seed, on_device=None):
@@ -209,3 +238,16 @@ def test_user_batches_reshuffle_every_user_once_per_epoch():
     epochs = [torch.cat([batch for (batch,) in batches]) for _ in range(2)]
     assert len(batches) == 4 and all(sorted(epoch.tolist()) == users.tolist() for epoch in epochs)
     assert not torch.equal(epochs[0], users) and not torch.equal(epochs[0], epochs[1])
+
+
+@pytest.mark.parametrize("max_rounds", [100, 0])  # redrawn, or drawn directly among the user's other items
+def test_int32_ids_are_keyed_without_overflow(max_rounds):
+    # user 30,000 * 100,000 items wrapped past 2**31 in int32: looked up with int64 ids, its positives were
+    # not found, and the direct draw read the keys of some other user
+    train = torch.tensor([[30_000, 30_000, 29_999], [5, 6, 99_999]], dtype=torch.int32)
+    sampler = NegativeSampler(train, 100_000, max_rounds=max_rounds)
+    assert sampler.is_positive(train[0].long(), train[1].long()).all()
+    users = torch.full((2_000,), 30_000, dtype=torch.int32)
+    negatives = sampler.sample(users, generator=torch.Generator().manual_seed(0))
+    assert negatives.min() >= 0 and negatives.max() < 100_000
+    assert not sampler.is_positive(users.long(), negatives).any()

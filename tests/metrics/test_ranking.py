@@ -199,13 +199,35 @@ def test_most_popular_scores(split):
         ({"ks": 3}, "ks must be non-empty integers"),  # was a TypeError: 'int' object is not iterable
         ({"ks": (True,)}, "ks must be"),
         ({"metrics": ("mrr",)}, "metrics"),
+        ({"metrics": "recall"}, r"metrics must be .*, got 'recall'"),  # was reported as its letters
         ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, r"batch_size must be an integer >= 1, got 2\.5"),  # was a TypeError of split
+        # 60.0 users or 90.0 items were a TypeError of torch.sparse_coo_tensor
+        ({"num_users": float(NUM_USERS)}, r"num_users must be an integer >= 0, got 60\.0"),
+        ({"num_items": float(NUM_ITEMS)}, r"num_items must be an integer >= 0, got 90\.0"),
+        ({"num_users": True}, "num_users must be an integer"),
     ],
 )
 def test_invalid_arguments(split, kwargs, match):
     _, _, test, _, _ = split
+    kwargs = {"num_users": NUM_USERS, "num_items": NUM_ITEMS} | kwargs
     with pytest.raises(ValueError, match=match):
-        RankingEvaluator(NUM_USERS, NUM_ITEMS, test, **kwargs)
+        RankingEvaluator(target_index=test, **kwargs)
+
+
+def test_counts_given_as_integer_tensors_are_taken(split):
+    train, _, test, _, _ = split
+    num_users, num_items = torch.tensor(NUM_USERS), torch.tensor(NUM_ITEMS)  # e.g. index.max() + 1
+    evaluator = RankingEvaluator(num_users, num_items, test, train, ks=(5,))
+    assert (evaluator.num_users, evaluator.num_items) == (NUM_USERS, NUM_ITEMS)
+    assert type(evaluator.num_items) is int
+
+
+def test_scores_that_are_no_tensor_fail_naming_the_type(split):
+    _, _, test, _, _ = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test)
+    with pytest.raises(ValueError, match="score_fn must return a torch.Tensor, got ndarray"):
+        evaluator(lambda users: np.zeros((users.numel(), NUM_ITEMS)))
 
 
 @pytest.mark.parametrize(

@@ -140,10 +140,19 @@ def test_batches_are_made_on_the_given_device(sampled):
         (lambda t, n: SampledRankingEvaluator(t, n.float()), "integer ids"),
         (lambda t, n: SampledRankingEvaluator(t.bool(), n), "integer ids"),
         (lambda t, n: SampledRankingEvaluator(t, n > 30), "integer ids"),
+        (
+            lambda t, n: SampledRankingEvaluator(t, n.where(n != n[0, 0], -1)),
+            "negatives must hold ids >= 0, got -1",
+        ),
+        (lambda t, n: SampledRankingEvaluator(t - 1, n), "test_index must hold ids >= 0, got -1"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(0,)), r"ks must be non-empty integers in \[1, 21\]"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(22,)), "ks must be"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(2.5,)), "ks must be"),
-        (lambda t, n: SampledRankingEvaluator(t, n, batch_size=0), "batch_size must be >= 1"),
+        (lambda t, n: SampledRankingEvaluator(t, n, batch_size=0), "batch_size must be an integer >= 1"),
+        (
+            lambda t, n: SampledRankingEvaluator(t, n, batch_size=2.5),
+            "batch_size must be an integer >= 1, got 2.5",
+        ),
         (
             lambda t, n: SampledRankingEvaluator(t, torch.cat([t[1:].t(), n[:, 1:]], dim=1)),
             "user 0's positive item .* is among its negatives",
@@ -154,6 +163,13 @@ def test_bad_arguments(sampled, build, message):
     test_index, negatives, _ = sampled
     with pytest.raises(ValueError, match=message):
         build(test_index, negatives)
+
+
+def test_scores_that_are_no_tensor_fail_naming_the_type(sampled):
+    test_index, negatives, scores = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives)
+    with pytest.raises(ValueError, match="score_fn must return a torch.Tensor, got ndarray"):
+        evaluator(lambda users, items: table_scores(scores)(users, items).numpy())
 
 
 def test_bad_score_shape(sampled):
