@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from dslgraph.checks import is_count, is_real
 from dslgraph.sparse.embedding import (
@@ -22,7 +23,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
-from dslgraph.sparse.table import EmbeddingTable
+from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,10 @@ class _MaskedTarget(_Target):
             self.param.mul_(self.mask)
 
     def active_positions(self) -> Tensor:
-        return self.mask.view(-1).nonzero().squeeze(1)
+        return self.mask.reshape(-1).nonzero().squeeze(1)
 
     def active_magnitudes(self) -> Tensor:
-        return self.param.detach().view(-1)[self.active_positions()].abs()
+        return self.param.detach().reshape(-1)[self.active_positions()].abs()
 
     def grad_chunks(self, chunk_rows: int):
         if self.grad is None:
@@ -180,19 +181,17 @@ class _MaskedTarget(_Target):
     def momentum(self, optimizer):
         state = optimizer.state.get(self.param, {}) if optimizer is not None else {}
         if "exp_avg" in state:
-            return state["exp_avg"].abs().view(-1)
+            return state["exp_avg"].abs().reshape(-1)
         if "momentum_buffer" in state and state["momentum_buffer"] is not None:
             # SGD keeps a sparse buffer for the sparse gradients of nn.Embedding(sparse=True)
-            return state["momentum_buffer"].to_dense().abs().view(-1)
+            return state["momentum_buffer"].to_dense().abs().reshape(-1)
         raise ValueError(f"momentum growth needs an optimizer with momentum state for {self.name!r}")
 
     def replace(self, pruned, grown, optimizer, reset_state):
-        positions = self.active_positions()[pruned]
-        flat_mask = self.mask.view(-1)
-        flat_mask[positions] = False
-        flat_mask[grown] = True
+        _put(self.mask, self.active_positions()[pruned], False)
+        _put(self.mask, grown, True)
         with torch.no_grad():
-            self.param.view(-1)[grown] = 0
+            _put(self.param, grown, 0)
         self.apply_mask()
         if reset_state and optimizer is not None:
             _reset_state(optimizer, self.param, grown)
@@ -211,6 +210,16 @@ class _MaskedTarget(_Target):
     def _record(self, grad: Tensor) -> None:
         grad = grad.detach().to_dense()  # nn.Embedding(sparse=True) sends a sparse one
         self.grad = grad.clone() if self.grad is None else self.grad.add_(grad)
+
+
+def _put(tensor: Tensor, index: Tensor, value) -> None:
+    """Writes ``value`` in place at the row-major flat positions ``index`` of ``tensor`` (positions,
+    masks and gradients are read row-major), whatever its strides: ``view(-1)`` fails on a
+    channels_last convolution kernel or a transposed parameter."""
+    if tensor.is_contiguous():
+        tensor.view(-1)[index] = value
+    else:
+        tensor[torch.unravel_index(index, tensor.shape)] = value
 
 
 def _check_loaded_mask(
@@ -276,7 +285,7 @@ _INITIAL_STATE = {
     ),
     "sum": lambda group, param, index: group.get("initial_accumulator_value", 0),
     "step_size": lambda group, param, index: float(group["lr"]),  # float() reads a tensor lr too
-    "ax": lambda group, param, index: param.detach().view(-1)[index],
+    "ax": lambda group, param, index: param.detach().reshape(-1)[index],
 }
 _warned_states: set[tuple[str, str]] = set()
 
@@ -305,7 +314,7 @@ def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor)
                     key,
                 )
             initial = _zero
-        value.view(-1)[index] = initial(group, param, index)
+        _put(value, index, initial(group, param, index))
 
 
 class DynamicSparseLearning:
@@ -392,7 +401,7 @@ class DynamicSparseLearning:
         row_degrees: dict[str, Tensor] | None = None,
     ) -> None:
         if not (is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
-            raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity}")
+            raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity!r}")
         # NumPy's numbers and text go on as Python's: run_settings() goes into checkpoints, which a resume
         # loads with weights_only=True (it refuses NumPy scalars), and torch's manual_seed refuses np.int64
         schedule = _check_choice("schedule", schedule, SCHEDULES)
@@ -414,7 +423,7 @@ class DynamicSparseLearning:
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
         if not (is_real(rho0) and is_real(rho_min) and 0.0 <= rho_min <= rho0 <= 1.0):
-            raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0}, rho_min={rho_min}")
+            raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0!r}, rho_min={rho_min!r}")
         if t_end is not None and not 0 < t_end <= total_steps:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
         if chunk_rows < 1:
@@ -468,6 +477,14 @@ class DynamicSparseLearning:
             module = self.model.get_submodule(module_name)
         param_name = f"{module_name}.{attr}" if module_name else attr
         weight = getattr(module, attr)
+        if not isinstance(weight, nn.Parameter):
+            # a table's weight computed by a parametrization (weight norm, pruning): masking or replacing it
+            # would act on a tensor recomputed at every use, never on what trains
+            params = [f"{module_name}.{p}" if module_name else p for p, _ in module.named_parameters()]
+            raise ValueError(
+                f"{param_name!r} is computed (a parametrization, weight norm or pruning), not a "
+                f"parameter: name the parameter it is computed from, among {params}, as a target instead"
+            )
         if not weight.requires_grad:
             raise ValueError(
                 f"{param_name!r} is frozen (requires_grad=False), and DSL regrows only weights that "
@@ -490,12 +507,12 @@ class DynamicSparseLearning:
                 )
         if not self._replaces_module(name, obj):
             return
-        _check_plain_lookup(name, obj)
         if module is self.model:
             raise ValueError(
                 f"the model is itself the {type(module).__name__} that DSL would replace by a sparse "
                 "module: wrap it (torch.nn.Sequential(model)) or use backend='masked'"
             )
+        _check_replaceable(module_name, module)
         shared = [n for n, p in self.model.named_parameters(remove_duplicate=False) if p is weight]
         if len(shared) > 1:
             raise ValueError(
@@ -546,17 +563,22 @@ class DynamicSparseLearning:
             # sparse ones would silently never train
             if any(p.requires_grad and id(p) not in held for p in params):
                 raise ValueError(
-                    f"the optimizer does not hold the parameters of DSL target {target.name!r}: "
-                    "create it after DynamicSparseLearning, from model.parameters()"
+                    f"the optimizer does not hold the parameters of DSL target {target.name!r}: DSL "
+                    "manages one optimizer, which holds every target (not one optimizer per part of "
+                    "the model); create it after DynamicSparseLearning, from model.parameters() (one "
+                    "made before holds the dense tensors that the controller replaced)"
                 )
         self.optimizer = optimizer
         if self._mask_hook is not None:
             self._mask_hook.remove()
-        # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
-        # comes first, or is forgotten: a dense gradient would otherwise make them active
-        self._mask_hook = optimizer.register_step_post_hook(lambda *_: self._optimizer_stepped())
+        self._hook_optimizer()
         self._steps_unseen = self._steps_since_update = 0
         return self
+
+    def _hook_optimizer(self) -> None:
+        # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
+        # comes first, or is forgotten: a dense gradient would otherwise make them active
+        self._mask_hook = self.optimizer.register_step_post_hook(lambda *_: self._optimizer_stepped())
 
     def _optimizer_stepped(self) -> None:
         self._apply_masks()
@@ -591,8 +613,10 @@ class DynamicSparseLearning:
 
     def step(self) -> None:
         """Call after ``optimizer.step()``: re-masks, and prunes/regrows on update iterations."""
-        if self.iteration == 0 and self.is_update_step(self.update_interval):
-            self._check_optimizer()  # at the first step, not ΔT iterations later at the first update
+        # at every step, not only before an update: a run with none (ΔT past its horizon, or resumed
+        # after the last) would otherwise train the dense tensors of an optimizer made before the
+        # controller, silently, while the sparse ones never train
+        self._check_optimizer()
         self.iteration += 1
         # the attached optimizer's step re-masked; another optimizer's (one created later and not
         # attached) did not, and would leave masked weights active until the next update
@@ -744,6 +768,19 @@ class DynamicSparseLearning:
                 target.table.positions_changed()
         self._set_probe()
 
+    def __getstate__(self) -> dict:
+        # the handle of a hook an optimizer does not pickle (torch's keep no hooks)
+        return {**self.__dict__, "_mask_hook": None}
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickles (``copy.deepcopy``, ``torch.load``) with its hooks in place: a copy of an optimizer
+        or a parameter leaves them behind, so the copy's optimizer steps would go unseen (and masked
+        weights unmasked until ``step()``) and a masked target would record no growth gradient."""
+        self.__dict__.update(state)
+        if self.optimizer is not None:
+            self._hook_optimizer()
+        self._set_probe()
+
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(sparsity={self.sparsity}, targets={[t.name for t in self.targets]}, "
@@ -770,17 +807,44 @@ def _without_zero_growth(
         k = candidates.numel()
 
 
-def _check_plain_lookup(name: str, table: nn.Module) -> None:
-    """A :class:`SparseEmbedding` is a plain lookup: replacing an ``nn.Embedding`` that uses more
-    would silently drop it (a padding row would train, say)."""
-    if not isinstance(table, nn.Embedding):
-        return
-    defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
-    used = [option for option, default in defaults.items() if getattr(table, option) is not default]
+#: The methods of each class the sparse and compact backends replace that the sparse module in its
+#: place implements (a subclass that overrides one would lose the override).
+_REPLACED_METHODS = {
+    nn.Embedding: ("forward",),
+    nn.Linear: ("forward",),
+    DenseEmbedding: ("forward", "to_dense", "propagate"),
+}
+
+
+def _check_replaceable(name: str, module: nn.Module) -> None:
+    """A :class:`SparseEmbedding` is a plain lookup and a :class:`SparseLinear` a plain product:
+    replacing a module that does more would silently drop it (a padding row would train, a subclass's
+    own ``forward``, a parametrization or a hook would no longer run)."""
+    used = []
+    if isinstance(module, nn.Embedding):
+        defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
+        used += [option for option, default in defaults.items() if getattr(module, option) is not default]
+    for base, methods in _REPLACED_METHODS.items():
+        if isinstance(module, base):
+            own = [m for m in methods if getattr(type(module), m) is not getattr(base, m)]
+            used += [f"its own {m}()" for m in own]
+    if parametrize.is_parametrized(module):
+        used.append("a parametrization")
+    hooks = {
+        "forward pre-hooks": module._forward_pre_hooks,
+        "forward hooks": module._forward_hooks,
+        "backward hooks": module._backward_hooks,
+        "backward pre-hooks": module._backward_pre_hooks,
+    }
+    used += [kind for kind, registered in hooks.items() if registered]
     if used:
+        cls = type(module)
+        kind = f"an nn.{cls.__name__}" if cls in (nn.Embedding, nn.Linear) else f"a {cls.__name__}"
+        replacement = "linear layer" if isinstance(module, nn.Linear) else "table"
         raise ValueError(
-            f"{name!r} is an nn.Embedding with {', '.join(used)}, which a sparse table does not "
-            "implement: use backend='masked' or an embedding without them"
+            f"{name!r} is {kind} with {', '.join(used)}, which a sparse {replacement} in its place "
+            "does not implement: use backend='masked' (which masks the module in place) or a module "
+            "without them"
         )
 
 
@@ -812,7 +876,9 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
         if any(name.startswith(f"{layer}.") for layer in sparse_linears):
             continue  # a SparseLinear's weight is a layer's weight, not an embedding table
         if isinstance(module, (EmbeddingTable, nn.Embedding)):
-            table_params.update(f"{name}.{p}" if name else p for p, _ in module.named_parameters())
+            # its weight alone: what a parametrization, weight norm or torch's pruning computes it from
+            # (weight_orig) is a parameter of its own, masked where it is
+            table_params.add(f"{name}.weight" if name else "weight")
             if TABLES in patterns:
                 selected[name] = module
     for pattern in patterns:
@@ -834,8 +900,11 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
                     f"{name!r} is not initialised yet (a lazy layer, such as PyG's Linear(-1, ...)): run "
                     "the model on one batch before building DynamicSparseLearning, so that it has a shape"
                 )
-            if name in table_params:
-                selected[name.rpartition(".")[0]] = model.get_submodule(name.rpartition(".")[0])
+            owner_name = name.rpartition(".")[0]
+            owner = model.get_submodule(owner_name)
+            # a SparseLinear's values too, as its table: masking them would sparsify a model again
+            if name in table_params or isinstance(owner, SparseEmbedding):
+                selected[owner_name] = owner
             else:
                 selected[name] = model.get_parameter(name)
     # a tensor tied under two names (an input embedding and an output layer) is one target: a mask
@@ -968,4 +1037,19 @@ def _random_excluding(numel: int, excluded: Tensor, n: int, generator: torch.Gen
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+    parent = model.get_submodule(parent_name) if parent_name else model
+    # a reference held outside the module tree (a plain list, a variable taken before the controller)
+    # would go on running the replaced module, whose parameters the optimizer no longer holds
+    getattr(parent, child).register_forward_pre_hook(functools.partial(_replaced_module_called, name))
+    setattr(parent, child, module)
+
+
+def _replaced_module_called(name: str, module: nn.Module, args) -> None:
+    """Forward pre-hook of a module DSL replaced by a sparse one: refuses to run it."""
+    raise RuntimeError(
+        f"the {type(module).__name__} {name!r}, which DynamicSparseLearning replaced by a sparse module, "
+        "was called: something holds it outside the model's module tree (a plain list or dict, a variable "
+        "taken before the controller, another model), where it would run dense, apart from the sparse "
+        f"module the model trains; use nn.ModuleList / nn.ModuleDict, or read model.{name} after building "
+        "the controller (and copy.deepcopy a module to keep dense before building it)"
+    )

@@ -176,6 +176,7 @@ class SparseEmbedding(EmbeddingTable):
         self._layout: _Layout | None = None
         self._plans: list[_Plan] = []
         self._transposed: tuple[Tensor, Tensor, Tensor] | None = None
+        self.register_load_state_dict_pre_hook(_check_loaded_positions)
         self.register_load_state_dict_post_hook(_positions_loaded)
         self.reset_parameters(generator)
 
@@ -480,6 +481,32 @@ class SparseEmbedding(EmbeddingTable):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.extra_repr()})"
+
+
+def _check_loaded_positions(
+    table: SparseEmbedding,
+    state_dict: dict,
+    prefix: str,
+    local_metadata: dict,
+    strict: bool,
+    missing_keys: list,
+    unexpected_keys: list,
+    error_msgs: list,
+) -> None:
+    """Load-state-dict pre-hook: refuses positions that are not distinct entries of this table. A
+    checkpoint of a table with more rows (or columns) and as many active entries loaded without a word,
+    its values then read as other entries, and its positions past the end failed only when used."""
+    positions = state_dict.get(prefix + "positions")
+    if not isinstance(positions, Tensor) or positions.shape != table.positions.shape or positions.is_meta:
+        return  # torch names a missing key or another size; a meta tensor holds no positions to check
+    shape = f"{table.num_embeddings} x {table.embedding_dim}"
+    if positions.min() < 0 or positions.max() >= table.num_embeddings * table.embedding_dim:
+        error_msgs.append(
+            f"{prefix}positions hold entries outside this {shape} table (a checkpoint of a table of "
+            "another shape)"
+        )
+    elif positions.unique().numel() != positions.numel():
+        error_msgs.append(f"{prefix}positions hold an entry of this {shape} table more than once")
 
 
 def _positions_loaded(table: SparseEmbedding, incompatible_keys) -> None:

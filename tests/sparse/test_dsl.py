@@ -1,11 +1,15 @@
+import copy
 import io
 import math
+import pickle
+import re
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import LightGCN
@@ -379,9 +383,11 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
         ({"update_interval": np.float64(3.0)}, r"update_interval must be an int, got np.float64\(3.0\)"),
         ({"seed": 1.5}, r"seed must be an int, got 1.5"),
         ({"t_end": np.True_}, r"t_end must be an int, got np.True_"),
-        ({"sparsity": "0.8"}, r"sparsity must be a fraction in \[0, 1\), got 0.8"),  # a TypeError before
-        ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got 80.0"),
-        ({"rho0": "1"}, r"need 0 <= rho_min <= rho0 <= 1, got rho0=1, rho_min=0.005"),
+        ({"sparsity": "0.8"}, r"sparsity must be a fraction in \[0, 1\), got '0.8'"),  # a TypeError before
+        ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got np.float64\(80.0\)"),
+        # a tensor (the value a sweep read from a tensor) was named as 0.800000011920929, in [0, 1)
+        ({"sparsity": torch.tensor(0.8)}, r"sparsity must be a fraction in \[0, 1\), got tensor\(0.8000\)"),
+        ({"rho0": "1"}, r"need 0 <= rho_min <= rho0 <= 1, got rho0='1', rho_min=0.005"),
         ({"skip_zero_gradient": "no"}, r"skip_zero_gradient must be True or False, got 'no'"),  # grew as True
     ],
 )
@@ -588,6 +594,19 @@ def test_attach_rejects_an_optimizer_made_before_the_controller(backend):
             dsl.attach(optimizer)
 
 
+def test_attach_names_one_optimizer_for_every_target():
+    """A loop with an optimizer per part of the model (SparseAdam for the table, Adam for the rest)
+    was told to create its optimizer after the controller, which it had done."""
+    model = nn.Sequential(nn.Embedding(10, 4, sparse=True), nn.Linear(4, 1))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, targets=["tables", r"1\.weight"], backend="masked"
+    )
+    for part in model:
+        optimizer = (torch.optim.SparseAdam if part is model[0] else torch.optim.Adam)(part.parameters())
+        with pytest.raises(ValueError, match="DSL manages one optimizer, which holds every target"):
+            dsl.attach(optimizer)
+
+
 def test_reset_without_an_attached_optimizer_fails_clearly():
     model = _Custom()
     dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=1)
@@ -771,6 +790,22 @@ def test_keep_without_attach_fails_at_the_first_step():
         dsl.step()
 
 
+@pytest.mark.parametrize("resumed", [False, True])
+def test_missing_attach_fails_in_a_run_without_updates(resumed):
+    """The first step checked attach() only when an update was to come: with ΔT past the run's length
+    (the default 3000 on a small dataset), or a run resumed at its last iteration, an optimizer made
+    before the controller trained the replaced dense table and the sparse one never trained, silently."""
+    model = _Custom()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)  # before the controller: stale
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=100, update_interval=3000 if not resumed else 10)
+    if resumed:
+        dsl.load_state_dict({**dsl.state_dict(), "iteration": 100})
+    model(torch.arange(4)).sum().backward()
+    optimizer.step()
+    with pytest.raises(RuntimeError, match="no optimizer is attached"):
+        dsl.step()
+
+
 def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
     """A second optimizer (a new learning-rate phase) stepped without attach(): its dense steps left
     masked weights active until the next update, and DSL reset the state of grown entries in the
@@ -790,6 +825,28 @@ def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
             pass
 
 
+@pytest.mark.parametrize("copy_with", ["pickle", "deepcopy"])
+@pytest.mark.filterwarnings("error:the optimizer attached to DSL")
+def test_a_copied_controller_trains_its_copy_through_an_update(copy_with):
+    """Pickling an attached controller failed on its optimizer hook's lambda, and a deep copy's
+    optimizer (torch's pickle no hooks) stepped unseen: masked weights stayed active until step()
+    and the update warned that the optimizer had not stepped. Copied between the step before an
+    update and that update, a masked target had lost its gradient probe and the update failed."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend="masked")
+    dsl.attach(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    next(_custom_steps(model, dsl, dsl.optimizer, 1))  # the next iteration updates
+    copied = pickle.loads(pickle.dumps(dsl)) if copy_with == "pickle" else copy.deepcopy(dsl)
+    model, optimizer = copied.model, copied.optimizer
+    model(torch.randint(50, (16,))).pow(2).mean().backward()
+    optimizer.step()
+    assert not model.emb.weight[~model.emb.weight_mask].any()  # re-masked by the optimizer's step
+    copied.step()
+    assert copied.updates[-1]["changed"]["emb"] > 0
+    assert dsl.iteration == 1 and not dsl.updates  # the original is left as it was
+
+
 def test_a_model_is_sparsified_once():
     model = _Custom()
     DynamicSparseLearning(model, 0.5, total_steps=10)
@@ -799,6 +856,55 @@ def test_a_model_is_sparsified_once():
     DynamicSparseLearning(masked, 0.5, total_steps=10, backend="masked")
     with pytest.raises(ValueError, match="'emb.weight' is already masked"):
         DynamicSparseLearning(masked, 0.8, total_steps=10, backend="masked")
+    # a regular expression reaching a SparseLinear's values masked them, sparsifying the layer twice
+    layered = _Custom()
+    DynamicSparseLearning(layered, 0.5, total_steps=10, targets=r"mlp\.0\.weight")
+    with pytest.raises(ValueError, match="'mlp.0.sparse_weight' is already a sparse table"):
+        DynamicSparseLearning(layered, 0.5, total_steps=10, targets=r"mlp\..*")
+
+
+class _Kernel(nn.Module):
+    """A 4-D weight, as a convolution kernel, read elementwise (the same gradient in any memory format)."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernel = nn.Parameter(torch.randn(4, 3, 2, 2))
+
+    def forward(self, x):
+        return (self.kernel * x).pow(2).sum()
+
+
+@pytest.mark.parametrize("growth, make", [("gradient", "adam"), ("random", "asgd"), ("momentum", "sgd")])
+def test_a_channels_last_target_trains_as_a_contiguous_one(growth, make):
+    """A masked target in channels_last memory format (model.to(memory_format=torch.channels_last), before
+    or after the controller: the mask follows) failed its first update in view(-1)."""
+    optimizers = {
+        "adam": lambda params: torch.optim.Adam(params, lr=0.1),
+        "asgd": lambda params: torch.optim.ASGD(params, lr=0.1),  # a state read from the parameter
+        "sgd": lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),
+    }
+    runs = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = _Kernel()
+        dsl = DynamicSparseLearning(
+            model, 0.5, total_steps=8, update_interval=2, targets="kernel", growth=growth, backend="masked"
+        )
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            assert not model.kernel.is_contiguous() and not model.kernel_mask.is_contiguous()
+        optimizer = optimizers[make](model.parameters())
+        dsl.attach(optimizer)
+        x = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+        for _ in range(8):
+            optimizer.zero_grad()
+            model(x).backward()
+            optimizer.step()
+            dsl.step()
+        runs.append((model.kernel.detach().contiguous(), model.kernel_mask.contiguous()))
+        assert not model.kernel[~model.kernel_mask].any() and int(model.kernel_mask.sum()) == 24
+    assert torch.equal(runs[0][1], runs[1][1])
+    torch.testing.assert_close(runs[0][0], runs[1][0])
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
@@ -1039,6 +1145,131 @@ def test_a_refused_embedding_leaves_the_model_as_it_was():
     with pytest.raises(ValueError, match="'1' is an nn.Embedding with padding_idx"):
         DynamicSparseLearning(model, 0.5, total_steps=10)
     assert type(model[0]) is nn.Embedding
+
+
+class _ScaledLinear(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) * 10
+
+
+class _ScaledEmbedding(nn.Embedding):
+    def forward(self, index):
+        return super().forward(index) * 10
+
+
+def _hooked(module, hook):
+    getattr(module, hook)(lambda *args: None)
+    return module
+
+
+@pytest.mark.parametrize(
+    "layer, target, message",
+    [
+        (lambda: _ScaledEmbedding(6, 4), "tables", "'0' is a _ScaledEmbedding with its own forward()"),
+        (lambda: _ScaledLinear(6, 4), r"0\.weight", "'0' is a _ScaledLinear with its own forward()"),
+        (
+            lambda: _hooked(nn.Embedding(6, 4), "register_forward_pre_hook"),
+            "tables",
+            "'0' is an nn.Embedding with forward pre-hooks",
+        ),
+        (
+            lambda: _hooked(nn.Linear(6, 4), "register_forward_hook"),
+            r"0\.weight",
+            "'0' is an nn.Linear with forward hooks, which a sparse linear layer",
+        ),
+    ],
+    ids=["subclassed-table", "subclassed-linear", "table-pre-hook", "linear-hook"],
+)
+def test_a_module_doing_more_than_a_lookup_or_product_is_not_replaced(layer, target, message):
+    """A subclass's own forward (or a hook) was dropped with the module DSL replaced: the model's
+    output changed tenfold at sparsity 0, silently. The masked backend keeps the module."""
+    torch.manual_seed(0)
+    model = nn.Sequential(layer())
+    index = torch.arange(6) if target == "tables" else torch.eye(6)
+    before = model(index).detach()
+    with pytest.raises(ValueError, match=re.escape(message) + r".*use backend='masked'"):
+        DynamicSparseLearning(model, 0.0, total_steps=10, targets=target)
+    DynamicSparseLearning(model, 0.0, total_steps=10, targets=target, backend="masked")
+    torch.testing.assert_close(model(index), before)
+
+
+def test_a_linear_subclass_without_its_own_forward_is_still_replaced():
+    """nn.MultiheadAttention's out_proj is an nn.Linear subclass that only marks it: it computes
+    what a SparseLinear does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.MultiheadAttention(4, 2))
+    query = torch.randn(3, 1, 4)
+    before = model[0](query, query, query)[0].detach()
+    DynamicSparseLearning(model, 0.0, total_steps=10, targets=r"0\.out_proj\.weight")
+    assert isinstance(model[0].out_proj, SparseLinear)
+    torch.testing.assert_close(model[0](query, query, query)[0], before)
+
+
+class _ListedLayers(nn.Module):
+    """A model that calls its layers through a plain list, outside its module tree."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.lin = nn.Embedding(6, 4), nn.Linear(4, 1)
+        self.layers = [self.emb, self.lin]
+
+    def forward(self, index):
+        return self.layers[1](self.layers[0](index))
+
+
+@pytest.mark.parametrize("target, name", [("tables", "emb"), (r"lin\.weight", "lin")])
+def test_a_replaced_module_called_through_a_reference_fails_naming_it(target, name):
+    """A model calling its table or layer through a plain list ran the replaced dense module, which
+    the optimizer no longer held: nothing trained, silently (gradient growth failed ΔT iterations
+    later, blaming the loss)."""
+    model = _ListedLayers()
+    DynamicSparseLearning(model, 0.5, total_steps=10, targets=target)
+    with pytest.raises(
+        RuntimeError, match=f"'{name}', which DynamicSparseLearning replaced .* model.{name} after"
+    ):
+        model(torch.arange(6))
+    model.layers = [model.emb, model.lin]  # read after the controller
+    model(torch.arange(6)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+class _Double(nn.Module):
+    def forward(self, weight):
+        return 2 * weight
+
+
+@pytest.mark.parametrize(
+    "compute, original",
+    [
+        (
+            lambda table: nn.utils.parametrize.register_parametrization(table, "weight", _Double()),
+            "0.parametrizations.weight.original",
+        ),
+        (lambda table: prune.identity(table, "weight"), "0.weight_orig"),
+    ],
+    ids=["parametrize", "prune"],
+)
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_computed_table_weight_is_refused_naming_its_original(compute, original, backend):
+    """A table's parametrized (or pruned) weight is recomputed at every use: the sparse backend replaced
+    the table and dropped the parametrization, silently; the masked one masked the recomputed tensor and
+    then blamed the optimizer. Naming the original as a target masks what trains (it was a crash, or,
+    for torch's pruning, the table replaced without its mask)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(6, 4))
+    compute(model[0])
+    with pytest.raises(ValueError, match=rf"'0\.weight' is computed .*\['{re.escape(original)}'\]"):
+        DynamicSparseLearning(model, 0.5, total_steps=10, backend=backend)
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=4, update_interval=2, targets=re.escape(original), backend=backend
+    )
+    dsl.attach(torch.optim.Adam(model.parameters(), lr=0.1))
+    for _ in range(4):
+        dsl.optimizer.zero_grad()
+        model(torch.arange(6)).pow(2).sum().backward()
+        dsl.optimizer.step()
+        dsl.step()
+    assert int((model[0].weight != 0).sum()) == 12 == dsl.active_counts()[original]
 
 
 @pytest.mark.parametrize("growth", ["gradient", "momentum"])

@@ -369,6 +369,23 @@ def test_dense_propagation_refuses_an_adjacency_not_in_csr(small_data):
         table.propagate(propagation_graph(small_data).to_sparse_coo())
 
 
+def test_positions_of_another_table_fail_to_load():
+    """A checkpoint of a table with twice the rows at half the density holds as many entries: it loaded
+    without a word, lookups read some of its values as other entries and the dense view failed with
+    an IndexError."""
+    larger, table = SparseEmbedding(100, 8, 0.5), SparseEmbedding(50, 8, 1.0)
+    with pytest.raises(RuntimeError, match="positions hold entries outside this 50 x 8 table"):
+        SparseEmbedding(50, 8, 1.0).load_state_dict(larger.state_dict())
+    repeated = table.state_dict()
+    repeated["positions"] = repeated["positions"].clone()
+    repeated["positions"][1] = repeated["positions"][0]
+    with pytest.raises(RuntimeError, match="positions hold an entry of this 50 x 8 table more than once"):
+        SparseEmbedding(50, 8, 1.0).load_state_dict(repeated)
+    shuffled = SparseEmbedding(50, 8, 1.0)
+    shuffled.load_state_dict({**table.state_dict(), "positions": table.positions.flip(0)})
+    torch.testing.assert_close(shuffled.to_dense(), table.to_dense().flip(0).flip(1))
+
+
 def test_a_copy_of_a_probing_table_holds_no_recorded_gradient():
     """The output gradients recorded for growth are as large as activations: a copy (pickle,
     ``copy.deepcopy``) leaves them behind with the other derived state."""
