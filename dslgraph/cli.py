@@ -32,6 +32,7 @@ from dslgraph.config import (
 from dslgraph.data import (
     DATASETS,
     EDGE,
+    READ_OPTIONS,
     data_fingerprint,
     dataset_statistics,
     default_root,
@@ -77,6 +78,8 @@ RESUMABLE = (
     "epochs", "max_seconds", "device", "threads", "root", "data_file", "eval_every", "eval_batch_size",
     "patience",
 )  # fmt: skip
+#: The read options of a data file that leave some of its users and items out.
+FILTER_OPTIONS = ("rating_threshold", "min_user_interactions", "min_item_interactions")
 #: What a run writes to its output folder.
 RUN_FILES = ("last.pt", "best.pt", "metrics.json")
 #: The settings that are objects (``--option`` / ``--data-option NAME=VALUE``, one flag a name).
@@ -217,7 +220,14 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
     if unknown:  # argparse's own error would not say which flag was meant
         command = parser.commands[args.command]
         flags = [flag for action in command._actions for flag in action.option_strings]
-        hint = did_you_mean([arg.partition("=")[0] for arg in unknown if arg.startswith("--")], flags)
+        given = [arg.partition("=")[0] for arg in unknown if arg.startswith("--")]
+        # --sep, --user-col, ...: read options, which did_you_mean would take for --seed, ...
+        read = [name for name in (flag[2:].replace("-", "_") for flag in given) if name in READ_OPTIONS]
+        if read and "--data-option" in flags:
+            options = ", ".join(f"{name}=VALUE" for name in read)
+            hint = f" (read options of --data-file go in --data-option: {options})"
+        else:
+            hint = did_you_mean(given, flags)
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     args.defaults = defaults or {}
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, ValueError) as exc:
+    except (ConfigError, CheckpointError, ValueError, FloatingPointError) as exc:  # the last: a diverged loss
         print(f"dslgraph {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a missing file, a full disk or a folder not writable while saving: named, and
@@ -248,7 +258,10 @@ def _resumable(args: argparse.Namespace) -> str:
     try:
         epoch = load_checkpoint(last)["epoch"]
     except CheckpointError:
-        return f"; {last} was not written yet, so there is nothing to resume"
+        # a run stopped in its first evaluation wrote best.pt and metrics.json, which a new run must overwrite
+        written = any((Path(args.output) / name).exists() for name in RUN_FILES)
+        afresh = " (start afresh with --overwrite)" if written else ""
+        return f"; {last} was not written yet, so there is nothing to resume{afresh}"
     return f"; {last} holds epoch {epoch}: continue with --output {args.output} --resume"
 
 
@@ -275,10 +288,10 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
 def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of ``base`` (e.g. those of the run being resumed), overridden by the config file's,
     overridden by the flags given."""
-    values = dict(base or {}) | (load_config_file(args.config) if args.config else {})
+    config = load_config_file(args.config) if args.config else {}
+    values = _other_data_left_out(dict(base or {}), config) | config
     given = given_settings(args)
-    if "data_file" in given and "dataset" not in given:  # a flag's file replaces a script's dataset
-        values.pop("dataset", None)
+    values = _other_data_left_out(values, given)
     for name in DICT_FIELDS & set(given):  # a flag adds to the object of the config file or base
         earlier = values.get(name, {})
         if not isinstance(earlier, dict):
@@ -286,6 +299,17 @@ def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = N
         given[name] = earlier | given[name]
     values.update(given)
     return validate(values)
+
+
+def _other_data_left_out(values: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the data that ``over``, the settings overriding them, replace: a data file
+    replaces a named dataset (a script's), and a named dataset a data file and its read options (a config
+    file's, which no flag could unset)."""
+    if "data_file" in over and "dataset" not in over:
+        return {name: value for name, value in values.items() if name != "dataset"}
+    if over.get("dataset", "file") != "file" and "data_file" not in over:
+        return {name: value for name, value in values.items() if name not in ("data_file", "data_options")}
+    return values
 
 
 def build_model(
@@ -373,6 +397,14 @@ def run_training(
     current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt", settings["data_file"])
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
+    if dsl is not None and not settings["static_mask"] and dsl.update_interval > dsl.horizon:
+        # the default ΔT of 3000 outlasts a few epochs of a small file: the run would be a static mask's
+        log.warning(
+            "update_interval %d exceeds the %d iterations DSL updates within (t_end, else epochs x batches "
+            "an epoch): the mask never changes, as under --static-mask; lower --update-interval",
+            dsl.update_interval,
+            dsl.horizon,
+        )
     optimizer = make_adam(model.parameters(), config.lr)
     if dsl is not None:
         dsl.attach(optimizer)
@@ -441,9 +473,11 @@ def _clear_earlier_run(output: Path, overwrite: bool) -> None:
     one by one, mixing both runs until the new one ends), or, with ``overwrite``, removes them."""
     earlier = [name for name in RUN_FILES if (output / name).exists()]
     if earlier and not overwrite:
+        # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
+        resume = "continue it with --resume" if "last.pt" in earlier else "it wrote no last.pt to resume from"
         raise ConfigError(
-            f"output folder {output} holds an earlier run ({', '.join(earlier)}): continue it with --resume, "
-            "start afresh with --overwrite, or pass another --output"
+            f"output folder {output} holds an earlier run ({', '.join(earlier)}): {resume}; start afresh "
+            "with --overwrite, or pass another --output"
         )
     for name in earlier:
         (output / name).unlink()
@@ -459,8 +493,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.output:
             _clear_earlier_run(Path(args.output), args.overwrite)
     for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
-        if settings[name] is not None:
-            settings[name] = os.path.abspath(settings[name])
+        if settings[name] is not None:  # ~ too, which the shell leaves in --root=~/data
+            settings[name] = os.path.abspath(os.path.expanduser(settings[name]))
     # a bar redrawn with carriage returns is noise in a log file: bars only on a terminal
     progress = not args.no_progress and sys.stderr.isatty()
     summary = run_training(settings, args.output, args.resume, progress, fingerprint)
@@ -624,7 +658,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     model, data, graph, settings = load_run(args.checkpoint, args.root, args.device, args.data_file)
     raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
-    users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids))
+    # a user of the file may be one that these left out
+    filters = [name for name in FILTER_OPTIONS if settings["data_options"].get(name) is not None]
+    users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids, filters))
     if not 1 <= args.k <= model.num_items:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
     trained = set(data[EDGE].edge_index[0].unique().tolist())
@@ -642,9 +678,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def user_indices(given: list[str], num_users: int, raw_ids: np.ndarray | None = None) -> np.ndarray:
+def user_indices(
+    given: list[str], num_users: int, raw_ids: np.ndarray | None = None, filters: list[str] | None = None
+) -> np.ndarray:
     """The indices of the users ``given`` on the command line: 0-based indices, or where the data keeps
-    its file's own ids (``raw_ids``, :func:`~dslgraph.data.load_file`), those ids."""
+    its file's own ids (``raw_ids``, :func:`~dslgraph.data.load_file`), those ids; an unknown one is said
+    to be absent from the file, or left out by the read options ``filters`` where the run had some."""
     if raw_ids is None:
         try:
             users = np.array([int(user) for user in given])
@@ -659,7 +698,10 @@ def user_indices(given: list[str], num_users: int, raw_ids: np.ndarray | None = 
     users = pd.Index(raw_ids).get_indexer(query)
     if (users < 0).any():
         unknown = [user for user, index in zip(given, users) if index < 0]
-        raise ValueError(f"--users {unknown} are not user ids of the data file (its own ids, as in the file)")
+        dropped = f", or its {' and '.join(filters)} left them out" if filters else ""
+        raise ValueError(
+            f"--users {unknown} are not user ids of the data file (its own ids, as in the file){dropped}"
+        )
     return users
 
 

@@ -174,7 +174,8 @@ FIELDS: dict[str, Field] = {
         float,
         0.0,
         low=0,
-        help="stop at the end of the first epoch past this much training time (0: no limit)",
+        help="stop at the end of the first epoch past this much training time of the command, which a "
+        "resumed run has anew (0: no limit)",
     ),
     # past some thousands, OpenMP fails to start them or crashes the process with no message
     "threads": Field(int, 0, low=0, high=1024, help="torch's CPU threads (0: torch's default)"),
@@ -218,7 +219,9 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Returns every field of :data:`FIELDS`, defaults filled in, after checking ``values``."""
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        hint = did_you_mean(unknown, FIELDS)
+        # sep, user_col, ...: how data_file is read, which did_you_mean would take for seed, ...
+        read = [name for name in unknown if name in READ_OPTIONS]
+        hint = f" ({read} go in data_options)" if read else did_you_mean(unknown, FIELDS)
         raise ConfigError(f"unknown setting(s) {unknown}{hint}; known settings are {sorted(FIELDS)}")
     if values.get("data_file") is not None and "dataset" not in values:
         values = values | {"dataset": "file"}
@@ -239,6 +242,13 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     _check_data_file(out)
     _check_combinations(out)
     out["ks"] = _check_ks(out["ks"])
+    candidates = out["eval_negatives"] + 1
+    if out["protocol"] == "leave-one-out" and max(out["ks"]) > candidates:  # else refused once data is loaded
+        raise ConfigError(
+            f"ks {out['ks']} must not exceed {candidates} under protocol 'leave-one-out', which ranks each "
+            f"test item among itself and eval_negatives={out['eval_negatives']} sampled items; lower ks or "
+            "raise eval_negatives"
+        )
     out["monitor"] = _checked_monitor(out)
     return out
 
@@ -392,7 +402,8 @@ def _check_data_file(settings: dict[str, Any]) -> None:
         )
     unknown = sorted(set(settings["data_options"]) - set(READ_OPTIONS))
     if unknown:
-        raise ConfigError(f"data_options {unknown} unknown; they are among {list(READ_OPTIONS)}")
+        hint = did_you_mean(unknown, READ_OPTIONS)
+        raise ConfigError(f"data_options {unknown} unknown{hint}; they are among {list(READ_OPTIONS)}")
 
 
 def check_settings(values: dict[str, Any], **fields: Field) -> dict[str, Any]:
@@ -432,8 +443,11 @@ def _check(name: str, field: Field, value: Any) -> Any:
             raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
         too_low = field.low is not None and (value <= field.low if field.low_open else value < field.low)
         too_high = field.high is not None and (value >= field.high if field.high_open else value > field.high)
+        # a share given as a percentage (--sparsity 80)
+        percent = too_high and field.high == 1 and 1 < value <= 100
+        hint = f" (a fraction: {value / 100:g} for {value:g}%)" if percent else ""
         if too_low or too_high:
-            raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
+            raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
     return value
 
 
@@ -464,14 +478,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8 text
         raise ConfigError(f"config file {path} could not be read as JSON text: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+        yaml = path.suffix in (".yaml", ".yml")  # dslgraph depends on no YAML reader
+        hint = " (YAML is not read: write the settings as a JSON object)" if yaml else ""
+        raise ConfigError(f"config file {path} is not valid JSON{hint}: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
     spelt = " (with a dash and with an underscore)"
     values = _unique_keys(path, spelt, [(key.replace("-", "_"), value) for key, value in values.items()])
     for name in ("root", "data_file"):  # relative to the config file's folder, wherever it is run from
-        if isinstance(values.get(name), str):
-            values[name] = str(path.parent / values[name])
+        if isinstance(values.get(name), str):  # ~ as PyG's datasets take it: no shell expands it here
+            values[name] = str(path.parent / Path(values[name]).expanduser())
     return values
 
 

@@ -107,6 +107,14 @@ def test_a_misspelt_setting_flag_or_model_argument_names_the_one_meant(capsys):
     )
 
 
+def test_a_read_option_given_as_a_flag_or_setting_is_sent_to_data_options(capsys):
+    with pytest.raises(ConfigError, match=r"\['sep'\] go in data_options\)"):  # was: did you mean 'seed'?
+        validate({"data_file": "mine.csv", "sep": ";"})
+    with pytest.raises(SystemExit):
+        main(["train", "--data-file", "mine.csv", "--test-ratio", "0.1"])  # was: did you mean '--val-ratio'?
+    assert "(read options of --data-file go in --data-option: test_ratio=VALUE)" in capsys.readouterr().err
+
+
 def test_a_model_argument_list_of_another_element_type_is_refused():
     # NeuMF failed in torch.empty with a TypeError traceback
     with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int .*16.5\]"):
@@ -762,6 +770,7 @@ def test_a_data_file_goes_with_dataset_file_and_its_read_options(tmp_path, capsy
         ({"dataset": "gowalla", "data_file": "mine.csv"}, "got dataset 'gowalla', data_file 'mine.csv'"),
         ({"data_options": {"sep": ";"}}, "data_options set how data_file is read, and there is none"),
         ({"data_file": "x.csv", "data_options": {"delimiter": ";"}}, r"data_options \['delimiter'\] unknown"),
+        ({"data_file": "x.csv", "data_options": {"user_column": "u"}}, r"\(did you mean 'user_col'\?\)"),
     ]:
         with pytest.raises(ConfigError, match=match):
             validate(values)
@@ -953,7 +962,7 @@ def test_a_relative_data_file_is_recorded_as_an_absolute_path(tmp_path, monkeypa
 @pytest.mark.parametrize(
     "values",
     [
-        {"model": "neumf", "eval_negatives": 5},  # leave-one-out: one more interaction a user for validation
+        {"model": "neumf", "eval_negatives": 5, "ks": [5]},  # leave-one-out: one more interaction a user
         {"model": "cdae", "protocol": "held-out-users"},  # this share of the users
         {},  # full: this share of each user's interactions
     ],
@@ -1023,3 +1032,102 @@ def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, 
     assert err.endswith(
         "take --data-file)"
     )  # not "; .../last.pt was not written yet, so there is nothing to resume"
+    assert main(["train", "--data-file", str(tmp_path)]) == 2  # was said not to exist
+    assert f"data file {tmp_path} is a folder; name the file of interactions in it" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_last_pt_is_not_sent_to_resume(tmp_path, capsys, monkeypatch):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    save = torch.save
+
+    def interrupted_between_best_and_last(obj, f, *args, **kwargs):
+        if "last.pt" in str(f):  # Ctrl-C in the first evaluation, after best.pt and metrics.json
+            raise KeyboardInterrupt
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", interrupted_between_best_and_last)
+    out = tmp_path / "run"
+    args = ["train", "--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"']
+    args += ["--data-option", "user_col=uid", "--data-option", "item_col=movie", "--epochs", "1"]
+    args += ["--embedding-dim", "8", "--output", str(out), "--no-progress", "--device", "cpu"]
+    assert main(args) == 130
+    assert "nothing to resume (start afresh with --overwrite)" in capsys.readouterr().err
+    assert sorted(path.name for path in out.iterdir()) == [".lock", "best.pt", "metrics.json"]
+    monkeypatch.setattr(torch, "save", save)
+    assert main(args) == 2
+    err = capsys.readouterr().err  # it said "continue it with --resume", which found no last.pt
+    assert "(best.pt, metrics.json): it wrote no last.pt to resume from; start afresh with --overwrite" in err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_recommend_says_a_user_of_the_file_may_be_one_its_filters_left_out(tmp_path, capsys):
+    path = tmp_path / "mine.csv"
+    write_interactions(path, np.array([f"u{u}" for u in range(40)]), np.arange(90))
+    with path.open("a") as file:
+        file.write("lonely\t3\n")  # a user of one interaction, which min_user_interactions=2 leaves out
+    out = tmp_path / "run"
+    args = ["train", "--data-file", str(path), "--data-option", 'sep="\\t"', "--data-option", "user_col=uid"]
+    args += ["--data-option", "item_col=movie", "--data-option", "min_user_interactions=2", "--epochs", "1"]
+    assert (
+        main([*args, "--embedding-dim", "8", "--output", str(out), "--no-progress", "--device", "cpu"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["recommend", str(out / "best.pt"), "--users", "lonely", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err  # it said the file had no such user
+    assert "--users ['lonely'] are not user ids of the data file" in err
+    assert "or its min_user_interactions left them out" in err
+    with pytest.raises(ValueError, match=r"in the file\)$"):  # a run without filters: absent from the file
+        cli_module.user_indices(["lonely"], 2, np.array(["u0", "u1"]))
+
+
+def test_a_named_dataset_and_a_data_file_replace_each_other_over_the_settings_before(tmp_path):
+    config = tmp_path / "mine.json"
+    config.write_text('{"data_file": "mine.csv", "data_options": {"sep": ";"}, "epochs": 3}')
+    args = build_parser().parse_args(["train", "--config", str(config), "--dataset", "lastfm"])
+    settings = cli_module.settings_from_args(args)  # was refused: no flag could unset the file's data_file
+    assert (settings["dataset"], settings["data_file"], settings["data_options"]) == ("lastfm", None, {})
+    assert settings["epochs"] == 3
+    args = build_parser().parse_args(["train", "--config", str(config)])
+    assert cli_module.settings_from_args(args)["data_file"] == str(tmp_path / "mine.csv")
+    # an example script's dataset (the base) gives way to the config file's data_file, as to --data-file's
+    settings = cli_module.settings_from_args(args, {"dataset": "ml-1m", "epochs": 200})  # was refused
+    assert (settings["dataset"], settings["data_file"], settings["epochs"]) == (
+        "file",
+        str(tmp_path / "mine.csv"),
+        3,
+    )
+
+
+def test_a_data_file_flag_may_start_at_the_home_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    args = ["train", "--data-file=~/mine.tsv", "--data-option", 'sep="\\t"', "--data-option", "user_col=uid"]
+    args += ["--data-option", "item_col=movie", "--epochs", "1", "--embedding-dim", "8", "--device", "cpu"]
+    assert main([*args, "--no-progress"]) == 0  # the shell leaves ~ after "=": it was CWD/~/mine.tsv
+
+
+def test_a_diverged_training_loss_fails_with_a_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    monkeypatch.setattr(
+        dslgraph.nn.LightGCN, "loss", lambda *args, **kwargs: torch.tensor(float("nan"), requires_grad=True)
+    )
+    args = ["train", "--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"']
+    args += ["--data-option", "user_col=uid", "--data-option", "item_col=movie", "--epochs", "1"]
+    assert main([*args, "--embedding-dim", "8", "--no-progress", "--device", "cpu"]) == 2  # was raised
+    assert (
+        "dslgraph train: error: training loss became nan in epoch 1; lower the lr" in capsys.readouterr().err
+    )
+
+
+def test_a_dsl_run_too_short_for_one_update_is_named_in_a_warning(tmp_path, caplog):
+    write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
+    args = ["train", "--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"']
+    args += ["--data-option", "user_col=uid", "--data-option", "item_col=movie", "--epochs", "2"]
+    args += ["--embedding-dim", "8", "--batch-size", "100", "--sparsity", "0.5", "--no-progress"]
+    assert main(args) == 0  # 2 epochs of 5 batches under the default ΔT of 3000: a static mask, silently
+    assert "update_interval 3000 exceeds the 10 iterations DSL updates within" in caplog.text
+    caplog.clear()
+    assert main([*args, "--update-interval", "10"]) == 0
+    assert "exceeds the" not in caplog.text
+    assert main([*args, "--static-mask"]) == 0  # that one asks for no update
+    assert "exceeds the" not in caplog.text

@@ -228,3 +228,41 @@ def test_text_given_for_a_list_is_refused_quoting_it_not_its_characters():
         check_settings({"ks": "20"})  # as TrainConfig(ks="20") checks it
     with pytest.raises(ConfigError, match=r"mlp_layers of model 'neumf' must be a list of int .*got '32'$"):
         validate({"model": "neumf", "options": {"mlp_layers": "32"}})
+
+
+def test_ks_beyond_the_leave_one_out_candidates_are_refused_before_the_data_is_loaded():
+    assert validate({"protocol": "leave-one-out", "eval_negatives": 19})["ks"] == [20]
+    # was refused by the evaluator, after the data was read and split: ks must be ... in [1, 11]
+    with pytest.raises(ConfigError, match=r"ks \[20\] must not exceed 11 under .*eval_negatives=10"):
+        validate({"protocol": "leave-one-out", "eval_negatives": 10})
+    assert validate({"ks": [500], "monitor": "recall@500"})["ks"] == [500]  # full ranking: the items bound it
+
+
+def test_a_config_file_s_paths_may_start_at_the_home_folder(tmp_path, monkeypatch):
+    from dslgraph.config import load_config_file
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = tmp_path / "exp.json"
+    config.write_text('{"data_file": "~/mine.csv", "root": "~/data"}')  # no shell expands them
+    assert load_config_file(config) == {
+        "data_file": str(tmp_path / "home" / "mine.csv"),  # was tmp_path/~/mine.csv
+        "root": str(tmp_path / "home" / "data"),
+    }
+
+
+def test_a_yaml_config_file_is_refused_saying_json_is_read(tmp_path):
+    from dslgraph.config import load_config_file
+
+    config = tmp_path / "exp.yaml"
+    config.write_text("epochs: 2\nsparsity: 0.8\n")  # was: not valid JSON: Expecting value: line 1 column 1
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml is not valid JSON \(YAML is not read: write the settings as"
+    ):
+        load_config_file(config)
+
+
+def test_a_share_given_as_a_percentage_is_refused_with_the_fraction_meant():
+    with pytest.raises(ConfigError, match=r"got 80.0 \(a fraction: 0.8 for 80%\)$"):
+        validate({"sparsity": 80})
+    with pytest.raises(ConfigError, match=r"val_ratio must be a float in \[0, 1\), got 1.0$"):
+        validate({"val_ratio": 1})  # 1 is no percentage: the share's open bound

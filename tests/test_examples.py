@@ -116,7 +116,7 @@ def test_an_ml1m_example_reads_ratings_dat_as_its_docstring_says(tmp_path, model
     (raw / "ratings.dat").write_text("".join("::".join(map(str, row)) + "\n" for row in ratings))
     doc = " ".join(script["__doc__"].split())
     every_rating = shlex.split(re.search(r"``(--data-file [^`]*)``", doc)[1].replace("ROOT", str(tmp_path)))
-    few = ["--eval-negatives", "2"] if model in ("neumf", "convncf") else []  # leave-one-out's
+    few = ["--eval-negatives", "2", "--ks", "3"] if model in ("neumf", "convncf") else []  # leave-one-out's
     kept = {}
     for flags in (["--root", str(tmp_path)], every_rating):
         args = build_parser().parse_args(["train", *flags, *few])

@@ -855,6 +855,8 @@ def load_file(
     check_option(not unknown, "read options", f"among {list(READ_OPTIONS)}", unknown)
     options = dict(protocol_options or {})
     check_protocol(protocol, options)
+    if osp.isdir(path):
+        raise ValueError(f"data file {path} is a folder; name the file of interactions in it")
     if not osp.isfile(path):
         # a checkpoint records the path it was trained on: the CLI's way to a file that has moved since
         raise FileNotFoundError(

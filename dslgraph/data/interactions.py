@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
-from ..checks import is_real
+from ..checks import is_real, is_sequence
 from .graph import make_interaction_data
 
 log = logging.getLogger(__name__)
@@ -193,35 +193,38 @@ class InteractionDataset(InMemoryDataset):
             path: The file to read.
             sep: The field separator. (default: ``","``)
             names: The columns' names of a file without a header row, *e.g.*
-                ``["user", "item", "rating", "time"]`` with ``sep="\\t"`` for MovieLens ``u.data``.
-                (default: :obj:`None`: the first row names them)
+                ``["user", "item", "rating", "time"]`` with ``sep="\\t"`` for MovieLens ``u.data``; fewer
+                names than fields name the first ones. (default: :obj:`None`: the first row names them)
             **kwargs: The arguments of :meth:`from_pandas`.
         """
         check_option(sep is None or (isinstance(sep, str) and sep != ""), "sep", "a non-empty string", sep)
+        # pandas reads the text "user,item" as the names "u", "s", "e", ... and fails on their repeats
+        check_option(
+            names is None or (is_sequence(names) and all(isinstance(name, str) for name in names)),
+            "names",
+            "a list of column names",
+            names,
+        )
         id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
         # pandas' C parser takes one-character separators and r"\s+" (any whitespace) only: for the others
         # it would warn that it falls back to Python's, about 10 times slower
         engine = "c" if sep is not None and (len(sep) == 1 or sep == r"\s+") else "python"
+        # index_col=False: pandas would otherwise make the first field of rows one longer than the header (a
+        # separator at the end of each row) their index, and read the item ids as the users'
+        layout = {"sep": sep, "names": names, "index_col": False, "engine": engine}
         try:
-            df = pd.read_csv(path, sep=sep, names=names, dtype=dict.fromkeys(id_columns, str), engine=engine)
+            df = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), **layout)
             # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing.
             # Where pandas found none among the ids, every id was read as written: most files are read once
             present = [column for column in dict.fromkeys(id_columns) if column in df.columns]
             if present and df[present].isna().any(axis=None):
-                ids = pd.read_csv(
-                    path,
-                    sep=sep,
-                    names=names,
-                    usecols=present,
-                    dtype=str,
-                    keep_default_na=False,
-                    engine=engine,
-                )
+                ids = pd.read_csv(path, usecols=present, dtype=str, keep_default_na=False, **layout)
                 df[present] = ids.where(ids != "")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} could not be read as {sep!r}-separated text: {exc}") from exc
         for column in set(id_columns) & set(df.columns):
             df[column] = _ids_from_text(df[column])
+        _check_columns(df, path, sep, names, id_columns)
         time_col = kwargs.get("time_col")
         try:
             if time_col in df.columns and not pd.api.types.is_numeric_dtype(df[time_col]):
@@ -382,6 +385,31 @@ class InteractionDataset(InMemoryDataset):
         return f"{self.__class__.__name__}(users={len(self.user_ids)}, items={len(self.item_ids)})"
 
 
+def _check_columns(
+    df: pd.DataFrame, path: str | os.PathLike, sep: str | None, names: list[str] | None, id_columns: list[str]
+) -> None:
+    """Refuses what :meth:`InteractionDataset.from_csv` read into ``df`` where the file's layout and the
+    options disagree: one column (another separator), or a row that repeats the header (files joined with
+    theirs, or ``names`` given for a file with a header row)."""
+    if len(df.columns) == 1 and names is None:  # names given, pandas fails on the missing fields itself
+        raise ValueError(
+            f"{path}: its first line {df.columns[0]!r} is one field when split by sep={sep!r}; pass the "
+            "file's separator as sep (e.g. '\\t' or ';'), or remove any line above its header row"
+        )
+    # ids read as numbers hold no header text: a file of numbers pays for no comparison of its rows
+    text = [column for column in id_columns if column in df.columns and df[column].dtype.kind not in "iuf"]
+    if len(text) == 2:
+        user, item = (df[column].to_numpy() for column in id_columns)  # NumPy's ==: 3x faster than pandas'
+        header = (user == id_columns[0]) & (item == id_columns[1])
+        if header.any():
+            row = df.index[header.argmax()]
+            raise ValueError(
+                f"{path}: the row at index {row!r} repeats the header (user {id_columns[0]!r}, item "
+                f"{id_columns[1]!r}): files joined with their header rows, or names given for a file that "
+                "has one; remove that row"
+            )
+
+
 def _numeric_time(column: pd.Series, name: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):
         return column.astype("int64")
@@ -390,8 +418,14 @@ def _numeric_time(column: pd.Series, name: str) -> pd.Series:
 
 
 def _times_from_text(column: pd.Series, name: str) -> pd.Series:
-    """Times written as text (ISO 8601: ``2020-01-31``, ``2020-01-31 12:00:00+01:00``) as UTC datetimes."""
+    """Times written as text (ISO 8601: ``2020-01-31``, ``2020-01-31 12:00:00+01:00``) as UTC datetimes, or
+    as numbers where more of them read as numbers."""
     times = pd.to_datetime(column, format="ISO8601", utc=True, errors="coerce")
+    numbers = pd.to_numeric(column, errors="coerce")
+    # a column of numbers that pandas read as text for one that is none: that one is the bad value, not
+    # the first number (which no ISO 8601 reading takes)
+    if numbers.notna().sum() > times.notna().sum():
+        times = numbers
     bad = times.isna() & column.notna()
     if bad.any():
         row = bad.idxmax()

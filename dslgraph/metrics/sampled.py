@@ -74,7 +74,7 @@ class SampledRankingEvaluator:
             if ids.numel() and ids.min() < 0:
                 raise ValueError(f"{name} must hold ids >= 0, got {int(ids.min())}")
         num_candidates = negatives.size(1) + 1
-        ks = check_ks(ks, num_candidates)
+        ks = check_ks(ks, num_candidates, "candidates (1 + negatives)=")
         if not (is_count(batch_size) and batch_size >= 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         positive = test_index[1].view(-1, 1).long().cpu()

@@ -252,10 +252,14 @@ class Trainer:
         return self._evaluators[split]
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Trains until ``config.epochs``, early stopping, or ``config.max_seconds``; returns the summary."""
+        """Trains until ``config.epochs``, early stopping, or ``config.max_seconds`` of training in this call;
+        returns the summary."""
         if resume:
             self.load(self._path("last.pt"))
         cfg = self.config
+        # max_seconds is this call's budget: a run it stopped, resumed under the same one, trains on for as
+        # long again (against the time it has trained in all, it would stop after one more epoch)
+        budget_start = self.train_seconds
         loss = None  # JSON null, where this call trained no epoch (NaN is not JSON)
         while self.epoch < cfg.epochs:
             started = time.perf_counter()
@@ -267,10 +271,10 @@ class Trainer:
             if due and self._record_evaluation(loss):
                 log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
                 break
-            if cfg.max_seconds and self.train_seconds >= cfg.max_seconds:
+            if cfg.max_seconds and self.train_seconds - budget_start >= cfg.max_seconds:
                 log.info(
                     "stopping after %.0fs (max_seconds); resume with fit(resume=True) (CLI: --resume)",
-                    self.train_seconds,
+                    self.train_seconds - budget_start,
                 )
                 break
         if not self.history or self.history[-1]["epoch"] != self.epoch:

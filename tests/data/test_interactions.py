@@ -449,3 +449,46 @@ def test_from_pandas_seed_chooses_the_split():
     df = pd.DataFrame({"user": np.repeat(np.arange(20), 10), "item": np.tile(np.arange(10), 20)})
     splits = [InteractionDataset.from_pandas(df, seed=seed)[0][EDGE].edge_label_index for seed in (0, 1)]
     assert not torch.equal(*splits)
+
+
+def test_from_csv_reads_rows_ending_in_a_separator_under_their_own_columns(tmp_path):
+    path = tmp_path / "export.csv"  # a spreadsheet's export: a separator ends every row, not the header
+    path.write_text("user,item,rating\n1,10,5,\n1,11,3,\n2,10,4,\n2,12,4,\n")
+    dataset = InteractionDataset.from_csv(path, split="leave-one-out")
+    # pandas made the users an index and read the items as users, the ratings as items
+    assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == [10, 11, 12]
+    path.write_text("1\t10\t5\n1\t11\t3\n2\t10\t4\n2\t12\t4\n")  # fewer names than fields: the first ones
+    with pytest.warns(pd.errors.ParserWarning, match="Length of header or names does not match"):
+        dataset = InteractionDataset.from_csv(path, sep="\t", names=["user", "item"], split="leave-one-out")
+    assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == [10, 11, 12]
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "row"),
+    [
+        ("user,item\na,x\na,y\nuser,item\nb,x\nb,y\n", None, 2),  # two files joined with their headers
+        ("user,item\na,x\na,y\nb,x\n", ["user", "item"], 0),  # names given for a file that has a header
+    ],
+    ids=["joined", "names"],
+)
+def test_from_csv_refuses_a_row_that_repeats_the_header(tmp_path, text, names, row):
+    path = tmp_path / "joined.csv"
+    path.write_text(text)  # was read as one more user 'user' with one more item 'item'
+    with pytest.raises(ValueError, match=rf"joined.csv: the row at index {row} repeats the header"):
+        InteractionDataset.from_csv(path, names=names)
+
+
+def test_from_csv_names_the_separator_of_a_header_it_does_not_split(tmp_path):
+    path = tmp_path / "ratings.tsv"
+    path.write_text("user\titem\na\tx\nb\ty\n")
+    with pytest.raises(ValueError, match=r"ratings.tsv: its first line 'user\\titem' is one field .*sep=','"):
+        InteractionDataset.from_csv(path)  # was: user_col must be one of ['user\titem']
+    with pytest.raises(ValueError, match="names must be a list of column names, got 'user,item'"):
+        InteractionDataset.from_csv(path, names="user,item")  # was pandas': Duplicate names are not allowed
+
+
+def test_from_csv_names_the_time_that_is_no_number_in_a_column_of_numbers(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,time\na,x,1600000000\na,y,yesterday\nb,x,1600000002\n")
+    with pytest.raises(ValueError, match="got 'yesterday' at index 1"):  # was: got '1600000000' at index 0
+        InteractionDataset.from_csv(path, time_col="time")

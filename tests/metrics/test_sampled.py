@@ -145,7 +145,10 @@ def test_batches_are_made_on_the_given_device(sampled):
             "negatives must hold ids >= 0, got -1",
         ),
         (lambda t, n: SampledRankingEvaluator(t - 1, n), "test_index must hold ids >= 0, got -1"),
-        (lambda t, n: SampledRankingEvaluator(t, n, ks=(0,)), r"ks must be non-empty integers in \[1, 21\]"),
+        (
+            lambda t, n: SampledRankingEvaluator(t, n, ks=(0,)),
+            r"ks must be non-empty integers in \[1, candidates \(1 \+ negatives\)=21\]",
+        ),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(22,)), "ks must be"),
         (lambda t, n: SampledRankingEvaluator(t, n, ks=(2.5,)), "ks must be"),
         (lambda t, n: SampledRankingEvaluator(t, n, batch_size=0), "batch_size must be an integer >= 1"),

@@ -280,7 +280,7 @@ def test_a_monitor_or_cutoff_the_evaluation_cannot_report_fails_before_training(
     model = LightGCN(30, 40, embedding_dim=8)
     with pytest.raises(ValueError, match=r"monitor 'recall@20' is not among .*'hr@5'"):
         Trainer(model, data, TrainConfig(ks=(5,), progress=False))  # recall@20: the default monitor
-    with pytest.raises(ValueError, match=r"ks must be .* in \[1, 11\]"):
+    with pytest.raises(ValueError, match=r"ks must be .* in \[1, candidates \(1 \+ negatives\)=11\]"):
         Trainer(model, data, TrainConfig(ks=(20,), monitor="hr@20", progress=False))
 
 
@@ -706,3 +706,12 @@ def test_evaluation_scores_the_model_in_eval_mode(small_data):
     model.eval()
     expected = RankingEvaluator.from_data(small_data, ks=(20,))(model.scorer(None))
     assert evaluations == [expected, expected]
+
+
+def test_a_run_resumed_under_its_max_seconds_trains_for_as_long_again(small_data, tmp_path, monkeypatch):
+    clock = iter(range(10**6))  # every reading a second later: an epoch trains for 1 s
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    assert _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit()["epochs"] == 2
+    # the same budget again (docs/results.md's recipe: "the same with --resume"); against the 2 s trained in
+    # all, the resumed run stopped after one epoch
+    assert _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit(resume=True)["epochs"] == 4
