@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dslgraph.checks import is_count
+
 
 def tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
@@ -102,6 +104,12 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
             "dslgraph.nn.base.Recommender.macs), or call dslgraph.metrics.memory_report(model, "
             "optimizer, dsl) for the bytes alone"
         )
+    # a negative or fractional batch gave negative or fractional MACs (a model of one's own is counted too)
+    if not (is_count(batch_size) and batch_size >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not (is_count(steps_per_epoch) and steps_per_epoch >= 0):
+        raise ValueError(f"steps_per_epoch must be an integer >= 0, got {steps_per_epoch!r}")
+    batch_size, steps_per_epoch = int(batch_size), int(steps_per_epoch)  # np.int32 ones overflow
     macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
     if dsl is not None:
         for counted in macs.values():

@@ -129,8 +129,8 @@ class Recommender(nn.Module):
         be on any device; the ids come back on the model's. ``batch_size`` users are scored at once, so
         that memory holds ``batch_size x num_items`` scores (the exclusions are written into them, not into
         a copy) however many users are asked for (all of Amazon-book's 52,643 at once would be 19 GB)."""
-        if not 1 <= k <= self.num_items:
-            raise ValueError(f"k must be in [1, num_items={self.num_items}], got {k}")
+        if not (is_count(k) and 1 <= k <= self.num_items):  # 2.0 and True failed inside topk
+            raise ValueError(f"k must be an integer in [1, num_items={self.num_items}], got {k!r}")
         check_sizes(batch_size=batch_size)
         self.check_pairs(users)
         if exclude is not None:
@@ -169,6 +169,53 @@ def describe(value) -> str:
     return (
         f"a {value.dtype} tensor of shape {list(value.shape)}" if isinstance(value, Tensor) else repr(value)
     )
+
+
+def check_graph(graph, shape: tuple[int, int], name: str, sparse_tensor: bool = False) -> None:
+    """Raises unless ``graph`` is a sparse CSR tensor of ``shape``, the graph input ``input_graph`` builds
+    (with ``sparse_tensor``, a ``torch_sparse.SparseTensor`` of that size too): the ``HeteroData`` itself,
+    an edge index or another dataset's graph failed deep inside torch (an attribute missing, shapes that
+    cannot be multiplied). Reads the shape only, so it costs no wait for a GPU."""
+    if isinstance(graph, Tensor) and graph.layout == torch.sparse_csr:
+        size = tuple(graph.shape)
+    elif sparse_tensor and callable(getattr(graph, "sparse_sizes", None)):
+        size = tuple(graph.sparse_sizes())
+    else:
+        got = describe(graph) if isinstance(graph, Tensor) else f"a {type(graph).__name__}"
+        if isinstance(graph, Tensor) and graph.layout != torch.strided:
+            got = f"{got} in layout {graph.layout}"
+        raise TypeError(
+            f"{name} takes the graph model.input_graph(data) builds, a sparse CSR {list(shape)} tensor, "
+            f"not {got}"
+        )
+    if size != shape:
+        raise ValueError(
+            f"the graph is {list(size)}, {name} was built for a {list(shape)} one: pass the "
+            "model.input_graph(data) of the data it was built for"
+        )
+
+
+def check_rows(rows: Tensor, num_items: int, num_users: int | None = None, sparse: bool = False) -> None:
+    """Raises a :class:`ValueError` unless ``rows`` is a floating-point ``[B, num_items]`` tensor of
+    interaction rows, ``B = num_users`` where given (dense, or also sparse CSR with ``sparse``): rows
+    of another width failed deep in a product, and one row for several users was silently broadcast."""
+    layouts = (torch.strided, torch.sparse_csr) if sparse else (torch.strided,)
+    if (
+        not isinstance(rows, Tensor)
+        or rows.layout not in layouts
+        or not rows.is_floating_point()
+        or rows.dim() != 2
+        or rows.size(1) != num_items
+        or (num_users is not None and rows.size(0) != num_users)
+    ):
+        users = "B" if num_users is None else num_users
+        layout = " (dense or sparse CSR)" if sparse else ""
+        got = describe(rows) if isinstance(rows, Tensor) else repr(rows)
+        if isinstance(rows, Tensor) and rows.layout != torch.strided:
+            got = f"{got} in layout {rows.layout}"
+        raise ValueError(
+            f"rows must be a floating-point [{users}, num_items={num_items}] tensor{layout}, got {got}"
+        )
 
 
 def check_ids(name: str, ids: Tensor, bound: int) -> None:
@@ -211,6 +258,14 @@ def check_probability(name: str, p: float) -> float:
 def check_count(count: str) -> None:
     if count not in MAC_COUNTS:
         raise ValueError(f"count must be one of {MAC_COUNTS}, got {count!r}")
+
+
+def check_macs(count: str, batch_size: int) -> int:
+    """Checks the arguments of a model's ``macs``; returns ``batch_size`` as a Python int. A negative or
+    fractional batch gave negative or fractional MACs, an ``np.int32`` one overflowed (UltraGCN's
+    8,192 users against 50,000 items)."""
+    check_count(count)
+    return check_sizes(batch_size=batch_size)[0]
 
 
 def active_fraction(module: nn.Module) -> float:

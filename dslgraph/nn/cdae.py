@@ -10,8 +10,10 @@ from torch_geometric.data import HeteroData
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
-    check_count,
+    check_graph,
+    check_macs,
     check_probability,
+    check_rows,
     check_sizes,
     decode,
     dense_rows,
@@ -95,6 +97,7 @@ class CDAE(Recommender):
     def forward(self, rows: Tensor, users: Tensor) -> Tensor:
         """Logits ``[B, num_items]`` of the uncorrupted ``rows`` of ``users``."""
         self.check_pairs(users)
+        check_rows(rows, self.num_items, users.numel(), sparse=True)
         return self.decoder(self.encode(rows, self.user_embedding(users)))
 
     def loss(self, graph: Tensor, users: Tensor, reg_weight: float = 0.0) -> Tensor:
@@ -110,6 +113,7 @@ class CDAE(Recommender):
     @torch.no_grad()
     def scorer(self, graph: Tensor) -> ScoreFn:
         """``score(users, items=None)``: decoder logits of the users' uncorrupted rows."""
+        check_graph(graph, (self.num_users, self.num_items), "CDAE")
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
@@ -125,7 +129,7 @@ class CDAE(Recommender):
         ranking all :math:`U`; backward runs two products for the decoder, one for the encoder (see
         :func:`~dslgraph.nn.base.per_user_macs`).
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
         encoder = linear_macs(self.encoder, 1, count)
         per_user = encoder + linear_macs(self.decoder, 1, count)
         return per_user_macs(per_user, batch_size, self.num_users, input_layer=encoder)

@@ -12,7 +12,7 @@ from dslgraph.checks import is_count
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
-    check_count,
+    check_macs,
     check_sizes,
     linear_macs,
     score_in_blocks,
@@ -170,7 +170,7 @@ class ConvNCF(Recommender):
         the output layer. Training runs :math:`B(1+K)` pairs, full ranking :math:`UI`;
         ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward).
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
         d = self.user_embedding.embedding_dim
         outer = d * d * table_density(self.user_embedding, count) * table_density(self.item_embedding, count)
         convs = sum(linear_macs(conv, (d >> (i + 1)) ** 2, count) for i, conv in enumerate(self.convs))

@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
 from dslgraph.checks import is_count
-from dslgraph.nn.base import Recommender, ScoreFn, check_count, check_sizes, describe
+from dslgraph.nn.base import Recommender, ScoreFn, check_graph, check_macs, check_sizes, describe
 from dslgraph.nn.losses import bpr_loss, l2_penalty
 from dslgraph.sparse.ops import graph_degrees, graph_entries, spmm
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
@@ -79,12 +79,7 @@ class LightGCN(MessagePassing, Recommender):
 
     def _layers(self, adj) -> tuple[Tensor, Tensor]:
         """The layer-0 table as a dense tensor (the layer mean needs it whole) and the final embeddings."""
-        if isinstance(adj, Tensor) and adj.layout == torch.strided:
-            # PyG's LightGCN takes an edge index; this one the normalised graph, built once per dataset
-            raise TypeError(
-                "LightGCN takes the normalised graph model.input_graph(data) (a sparse CSR "
-                f"[num_users + num_items]^2 tensor), not a dense tensor of shape {list(adj.shape)}"
-            )
+        self._check_graph(adj)
         ego = self.embedding.to_dense()
         if self.num_layers == 0:
             return ego, ego
@@ -94,6 +89,11 @@ class LightGCN(MessagePassing, Recommender):
             x = self.propagate(adj, x=x)
             out = out + x
         return ego, out / (self.num_layers + 1)
+
+    def _check_graph(self, adj) -> None:
+        # PyG's LightGCN takes an edge index; this one the normalised graph, built once per dataset
+        nodes = self.num_users + self.num_items
+        check_graph(adj, (nodes, nodes), "LightGCN", sparse_tensor=True)
 
     def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
         return spmm(adj_t, x)
@@ -148,7 +148,8 @@ class LightGCN(MessagePassing, Recommender):
         count a masked table's first propagation likewise costs its active entries' products only.
         Every other step is dense by nature.
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
+        self._check_graph(adj)
         table = self.embedding
         d, k = table.embedding_dim, self.num_layers
         n, stored = table.num_embeddings, graph_entries(adj)
@@ -161,7 +162,8 @@ class LightGCN(MessagePassing, Recommender):
         else:
             first = active[0]
         later = max(k - 1, 0) * stored * d
-        mean = k * n * d + (active[1] if sparse else n * d)
+        # without a layer the table is the final embedding: no sum and no division
+        mean = (k * n * d + (active[1] if sparse else n * d)) if k else 0
         propagation = first + later + mean
         head = 5 * batch_size * d  # three dot products of d, L2 on three rows
         scoring = self.num_users * self.num_items * d
@@ -170,7 +172,7 @@ class LightGCN(MessagePassing, Recommender):
         # propagated through a dense copy records that copy's gradient, which already holds the first
         # layer's adjoint: its update executes no propagation product.
         through_copy = count == "executed" and getattr(table, "propagation", "planned") == "dense"
-        update = (0 if through_copy else stored * d) + n * d
+        update = (0 if through_copy or not k else stored * d) + n * d
         return {
             "train_forward": propagation + head,
             "train_backward": propagation + head,

@@ -11,8 +11,10 @@ from dslgraph.checks import is_real
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
-    check_count,
+    check_graph,
+    check_macs,
     check_probability,
+    check_rows,
     check_sizes,
     decode,
     dense_rows,
@@ -125,6 +127,7 @@ class MultVAE(Recommender):
 
     def forward(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Logits ``[B, num_items]``, mean and log-variance; :math:`z` is sampled only in training."""
+        check_rows(rows, self.num_items)
         mu, logvar = self.encode(rows)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return self.decoder(z), mu, logvar
@@ -143,6 +146,7 @@ class MultVAE(Recommender):
     @torch.no_grad()
     def scorer(self, graph: Tensor) -> ScoreFn:
         """``score(users, items=None)``: decoder logits from the mean code of the users' rows."""
+        check_graph(graph, (self.num_users, self.num_items), "MultVAE")
 
         @torch.no_grad()
         def score(users: Tensor, items: Tensor | None = None) -> Tensor:
@@ -159,7 +163,7 @@ class MultVAE(Recommender):
         :math:`U`; backward runs two products per layer but one for the first (see
         :func:`~dslgraph.nn.base.per_user_macs`).
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
         layers = [linear_macs(layer, 1, count) for layer in self._linears()]
         return per_user_macs(sum(layers), batch_size, self.num_users, input_layer=layers[0])
 

@@ -13,7 +13,7 @@ from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
     active_fraction,
-    check_count,
+    check_macs,
     check_probability,
     check_sizes,
     linear_macs,
@@ -187,7 +187,7 @@ class NeuMF(Recommender):
         only when genuinely sparse). ``"ideal"`` scales each product by the active fractions of the
         tables and layers in it. ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward).
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
         d, h_last = self.gmf_user.embedding_dim, self.mlp[-1].out_features
         ideal = count == "ideal"
         first_w = self.mlp_user.embedding_dim * self.mlp[0].out_features

@@ -22,7 +22,7 @@ from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
     active_fraction,
-    check_count,
+    check_macs,
     check_sizes,
     check_weights,
 )
@@ -127,6 +127,22 @@ def _cache_key(train_index: Tensor, num_users: int, num_items: int, k: int, excl
     return digest.hexdigest()[:16]
 
 
+def _read_cache(path: Path, shape: tuple[int, int]) -> tuple[Tensor, Tensor] | None:
+    """The ``shape`` neighbours and weights cached in ``path``, or ``None`` (with a warning) where the file
+    cannot be read or holds something else: a derived file is built again, where a truncated one failed
+    every later run inside torch.load."""
+    try:
+        cached = torch.load(path, weights_only=True)
+        neighbors, weights = cached["neighbors"], cached["weights"]
+        if tuple(neighbors.shape) == tuple(weights.shape) == shape and not neighbors.is_floating_point():
+            return neighbors, weights
+        problem = "neighbours of another shape"
+    except Exception as exc:  # torch raises several types for corrupt files; a foreign one lacks the keys
+        problem = f"{exc.__class__.__name__}: {exc}"
+    log.warning("UltraGCN neighbour cache %s could not be used (%s); building it again", path, problem)
+    return None
+
+
 class UltraGCN(Recommender):
     r"""The UltraGCN model from `"UltraGCN: Ultra Simplification of Graph Convolutional Networks for
     Recommendation" <https://arxiv.org/abs/2110.15114>`_ (Mao et al., CIKM 2021).
@@ -213,12 +229,16 @@ class UltraGCN(Recommender):
         self.check_data(data)
         num_users, num_items = num_users_items(data)
         train_index = data[EDGE].edge_index
-        beta_user, beta_item = constraint_betas(train_index, num_users, num_items)
+        # in the model's dtype, as every model's graph input (float32 weights capped a double model)
+        dtype = self.float_dtype()
+        beta_user, beta_item = (
+            beta.to(dtype) for beta in constraint_betas(train_index, num_users, num_items)
+        )
         if self.num_neighbors == 0:
-            empty = torch.empty(num_items, 0)
+            empty = torch.empty(num_items, 0, dtype=dtype)
             return UltraGCNGraph(beta_user, beta_item, empty.long(), empty)
         neighbors, weights = self._cached_neighbors(train_index, num_users, num_items)
-        return UltraGCNGraph(beta_user, beta_item, neighbors, weights)
+        return UltraGCNGraph(beta_user, beta_item, neighbors, weights.to(dtype))
 
     def _cached_neighbors(self, train_index: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
         args = (train_index, num_users, num_items, self.num_neighbors)
@@ -226,8 +246,9 @@ class UltraGCN(Recommender):
             return item_neighbors(*args)
         path = Path(self.cache_dir) / f"ultragcn_neighbors_{_cache_key(*args, False)}.pt"
         if path.exists():
-            cached = torch.load(path)
-            return cached["neighbors"], cached["weights"]
+            cached = _read_cache(path, (num_items, self.num_neighbors))
+            if cached is not None:
+                return cached
         neighbors, weights = item_neighbors(*args)
         cached = {"neighbors": neighbors, "weights": weights}
         # written then renamed: runs started side by side may build the same cache at once
@@ -291,7 +312,7 @@ class UltraGCN(Recommender):
         for its active entries only. The backward pass of the product is two products of the
         same size. Scoring all items multiplies the dense tables.
         """
-        check_count(count)
+        batch_size = check_macs(count, batch_size)
         products = batch_size * self.num_items * self.user_embedding.embedding_dim
         stored = sum(self._stored(table, count) for table in (self.user_embedding, self.item_embedding))
         stored = stored if self.gamma else 0

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -19,7 +21,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.config import FIELDS, Field, check_settings
-from dslgraph.data.graph import EDGE, num_users_items, propagation_graph
+from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
@@ -127,7 +129,8 @@ class Trainer:
             ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
         graph (optional): A prebuilt graph input (default: ``model.input_graph(data)``).
-        metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there).
+        metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there): plain
+            values, tensors, and lists, tuples and dicts of them, which a checkpoint reads back.
     """
 
     def __init__(
@@ -142,12 +145,13 @@ class Trainer:
         graph=None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self.metadata = metadata or {}
+        self.metadata = check_metadata(metadata or {})
         self.device = resolve_device(device)
         self.config = config
         self.model = model.to(self.device)
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
+        self.data_fingerprint = data_fingerprint(data)  # a resume on other interactions is refused
         store = data[EDGE]
         self.val_index = store.get("val_edge_label_index")
         if graph is None:
@@ -357,16 +361,33 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": asdict(self.config),
             "metadata": self.metadata,
+            "data_fingerprint": self.data_fingerprint,
+            "optimizer_class": type(self.optimizer).__name__,
         }
 
     def load(self, path: str | os.PathLike) -> None:
-        """Restores everything :meth:`state_dict` saved, checking the run's settings match; a checkpoint
-        that fails to load leaves the trainer as it was (model, optimizer, hooks, RNGs and counters)."""
+        """Restores everything :meth:`state_dict` saved, checking the run's settings, data and optimizer
+        class match; a checkpoint that fails to load leaves the trainer as it was (model, optimizer, hooks,
+        RNGs and counters)."""
         state = load_checkpoint(path, map_location=self.device)
         current = self.state_dict()
-        missing = [key for key in current if key not in state and key != "metadata"]
+        # checkpoints written before the data fingerprint and the optimizer's name were recorded still resume
+        optional = ("metadata", "data_fingerprint", "optimizer_class")
+        missing = [key for key in current if key not in state and key not in optional]
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
+        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint:
+            # a table of the same size (LightGCN's for 40 users and 30 items, or 30 and 40) loaded silently
+            raise CheckpointError(
+                f"cannot resume from {path}: it was trained on other interactions (users, items or a "
+                "split's interactions differ); pass the data it was trained on"
+            )
+        optimizer = type(self.optimizer).__name__
+        if state.get("optimizer_class", optimizer) != optimizer:
+            # another optimizer's state loaded without a word, and its first step failed (KeyError: 'betas')
+            raise CheckpointError(
+                f"cannot resume from {path}: it was trained with {state['optimizer_class']}, now {optimizer}"
+            )
         ours = asdict(self.config)
         # monitor picked the saved best epoch; the cosine schedule is restored with its saved lr_min
         for key in ("batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight", "seed", "monitor"):
@@ -413,6 +434,26 @@ class Trainer:
             # one state per GPU of the saving host: a host with fewer GPUs restores those it has
             saved = state["cuda_rng"][: torch.cuda.device_count()]
             torch.cuda.set_rng_state_all([s.cpu() for s in saved])
+
+
+def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Returns ``metadata`` if a checkpoint holding it reads back, else raises a :class:`ValueError` naming
+    what it holds that does not: a ``Path`` or a NumPy number was saved in every checkpoint, and the run's
+    ``last.pt`` then failed to load (``weights_only``) at the resume."""
+    buffer = io.BytesIO()
+    torch.save(metadata, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a {found[1]}" if found else "what it holds"
+        raise ValueError(
+            "metadata must hold only what a checkpoint reads back (None, bools, Python numbers, text, "
+            f"tensors, and lists, tuples and dicts of them), not {what}: its checkpoints could not be "
+            "resumed; convert it (str(path), int(n))"
+        ) from None
+    return metadata
 
 
 def make_batches(

@@ -110,6 +110,39 @@ def test_update_step_macs_are_the_products_an_update_runs(small_data, backend):
     assert model.macs(adj, 64)["update_step"] == counter.macs + n * d
 
 
+def test_a_lightgcn_without_layers_costs_its_head_and_scoring_only(small_data):
+    """With num_layers=0 the table is the final embedding: no layer mean (charged N d), and the dense
+    gradient of a growth step is the table's own (charged an adjoint of a layer it never ran)."""
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=16, num_layers=0)
+    macs = model.macs(adj, 64, "dense")
+    assert macs["train_forward"] == 5 * 64 * 16
+    assert macs["inference"] == 30 * 40 * 16
+    DynamicSparseLearning(model, 0.8, 100)
+    assert model.macs(adj, 64)["train_forward"] == 5 * 64 * 16
+    assert model.macs(adj, 64)["update_step"] == 70 * 16
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "steps_per_epoch", "match"),
+    [
+        (-64, 10, "batch_size must be an integer >= 1, got -64"),  # negative MACs and savings from them
+        (2.5, 10, r"batch_size must be an integer >= 1, got 2\.5"),
+        (64, -1, "steps_per_epoch must be an integer >= 0, got -1"),  # written to metrics.json as given
+        (64, None, "steps_per_epoch must be an integer >= 0, got None"),
+    ],
+)
+def test_cost_report_refuses_a_batch_or_epoch_that_is_no_count(
+    small_data, batch_size, steps_per_epoch, match
+):
+    model = LightGCN(30, 40, embedding_dim=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=match):
+        cost_report(model, propagation_graph(small_data), optimizer, batch_size, steps_per_epoch)
+    with pytest.raises(TypeError, match=r"model.input_graph\(data\) builds, .*not a HeteroData"):
+        cost_report(model, small_data, optimizer, 64, 10)  # 'HeteroData' has no attribute 'nnz'
+
+
 def test_a_model_of_ones_own_gets_its_bytes_and_a_clear_error_for_macs():
     """cost_report on a model without ``macs`` failed with an AttributeError; the bytes it reports
     need no MAC count."""

@@ -8,7 +8,7 @@ import weakref
 import pytest
 import torch
 
-from dslgraph.data import EDGE, make_interaction_data
+from dslgraph.data import EDGE, make_interaction_data, propagation_graph
 from dslgraph.nn.base import dense_rows
 from dslgraph.nn.cdae import CDAE
 from dslgraph.nn.convncf import ConvNCF
@@ -325,13 +325,39 @@ def test_bad_sizes_and_probabilities_name_the_argument(build, match):
         build()
 
 
-def test_recommend_rejects_k_beyond_the_catalogue(small_data):
+def test_recommend_rejects_k_beyond_the_catalogue_or_not_an_integer(small_data):
     model = make("cdae").eval()
     graph = model.input_graph(small_data)
     assert model.recommend(graph, torch.arange(3), k=NUM_ITEMS).shape == (3, NUM_ITEMS)
-    for k in (0, NUM_ITEMS + 1):
-        with pytest.raises(ValueError, match="k must be in"):
+    for k in (0, NUM_ITEMS + 1, 2.0, True):  # 2.0 and True failed inside topk with a TypeError
+        with pytest.raises(ValueError, match=r"k must be an integer in \[1, num_items=40\]"):
             model.recommend(graph, torch.arange(3), k=k)
+
+
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_a_row_model_refuses_the_data_or_another_graph_and_rows_of_another_width(name, small_data):
+    model = make(name).eval()
+    with pytest.raises(TypeError, match=r"model.input_graph\(data\) builds, .*not a HeteroData"):
+        model.recommend(small_data, torch.arange(3), 5)  # 'HeteroData' has no attribute 'crow_indices'
+    with pytest.raises(ValueError, match=r"the graph is \[70, 70\], .* built for a \[30, 40\] one"):
+        model.scorer(propagation_graph(small_data))  # mat1 and mat2 shapes cannot be multiplied
+    rows = dense_rows(model.input_graph(small_data), torch.arange(3))
+    forward = (lambda r: model(r, torch.arange(3))) if name == "cdae" else model
+    for bad in (rows[:, :10], rows.long(), rows[0]):  # failed inside torch
+        with pytest.raises(ValueError, match=r"rows must be a floating-point \[.*, num_items=40\] tensor"):
+            forward(bad)
+
+
+def test_cdae_refuses_rows_of_another_number_of_users(small_data):
+    model = make("cdae").eval()
+    rows = dense_rows(model.input_graph(small_data), torch.arange(3))
+    for bad_rows, users in ((rows[:1], torch.arange(3)), (rows, torch.arange(1))):  # broadcast silently
+        with pytest.raises(ValueError, match=r"rows must be a floating-point \[\d, num_items=40\]"):
+            model(bad_rows, users)
+    graph = model.input_graph(small_data)
+    torch.testing.assert_close(
+        model(graph, torch.arange(NUM_USERS)), model.scorer(graph)(torch.arange(NUM_USERS))
+    )
 
 
 def test_convncf_reset_parameters_restarts_pretraining(small_data):

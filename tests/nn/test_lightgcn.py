@@ -101,6 +101,20 @@ def test_forward_refuses_ids_outside_the_table_sides(pairs, match, small_data):
         score(torch.tensor([0, 1]), torch.tensor([2, 3]))  # broadcast to [2, 2], silently
 
 
+def test_the_data_or_the_graph_of_another_dataset_is_refused_naming_input_graph(small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    with pytest.raises(TypeError, match=r"model.input_graph\(data\) builds, .*not a HeteroData"):
+        model.recommend(small_data, torch.tensor([0]), 5)  # 'HeteroData' has no attribute 'storage'
+    store = small_data[EDGE]
+    wider = propagation_graph(make_interaction_data(30, 50, store.edge_index, store.edge_label_index))
+    message = r"the graph is \[80, 80\], LightGCN was built for a \[70, 70\] one"
+    with pytest.raises(ValueError, match=message):
+        model(wider, torch.tensor([[0], [1]]))  # mat1 and mat2 shapes cannot be multiplied (80x80 and 70x8)
+    if WITH_TORCH_SPARSE:
+        with pytest.raises(ValueError, match=message):
+            model.get_embedding(to_sparse_tensor(wider))
+
+
 def test_the_graph_of_data_of_other_sizes_is_refused(small_data):
     model = LightGCN(30, 41, embedding_dim=8)  # failed multiplying a 70 x 70 graph with a 71-row table
     with pytest.raises(

@@ -91,3 +91,22 @@ def test_weights_and_probabilities_refuse_bools_and_text(bad):
         ValueError, match=rf"^dropout must be a number in \[0, 1\), got {re.escape(repr(bad))}$"
     ):
         check_probability("dropout", bad)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_macs_refuse_a_batch_size_that_is_no_positive_integer_and_take_numpy_ones(name):
+    # a negative or fractional batch gave negative or fractional MACs; np.int32(8192) overflowed UltraGCN's
+    users, items = 60_000, 50_000
+    index = torch.stack([torch.arange(100), torch.arange(100)])
+    data = make_interaction_data(users, items, index[:, 10:], index[:, :10])
+    options = {"ultragcn": {"num_neighbors": 0}, "multvae": {"hidden_channels": 8, "latent_dim": 4}}.get(
+        name, {}
+    )
+    model = MODELS[name](users, items, **options)
+    graph = model.input_graph(data)
+    for batch_size in (0, -64, 2.5, True):
+        with pytest.raises(
+            ValueError, match=f"batch_size must be an integer >= 1, got {re.escape(repr(batch_size))}"
+        ):
+            model.macs(graph, batch_size)
+    assert model.macs(graph, np.int32(8192)) == model.macs(graph, 8192)

@@ -75,6 +75,24 @@ def test_neighbors_are_cached_atomically(small_data, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_a_cache_that_cannot_be_used_is_built_again(small_data, tmp_path, caplog):
+    model = UltraGCN(30, 40, num_negatives=2, num_neighbors=3, cache_dir=tmp_path)
+    first = model.input_graph(small_data)
+    (cached,) = tmp_path.glob("ultragcn_neighbors_*.pt")
+    whole = cached.read_bytes()
+    for damage in (
+        lambda: cached.write_bytes(whole[: len(whole) // 2]),  # failed every run inside torch.load
+        lambda: torch.save({"neighbors": first.neighbors}, cached),  # KeyError: 'weights'
+        lambda: torch.save({"neighbors": first.neighbors[:5], "weights": first.neighbor_weights[:5]}, cached),
+    ):
+        damage()
+        graph = model.input_graph(small_data)
+        torch.testing.assert_close(graph.neighbors, first.neighbors)
+        torch.testing.assert_close(graph.neighbor_weights, first.neighbor_weights)
+        assert "could not be used" in caplog.text
+        assert torch.load(cached)["neighbors"].shape == (40, 3)  # written again
+
+
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
 def test_trains_dense_and_under_dsl(small_data, backend, tmp_path, device):
     torch.manual_seed(0)
@@ -206,3 +224,13 @@ def test_training_negatives_are_drawn_unchecked_as_the_official_sampler_does(sma
     train = small_data[EDGE].edge_index
     positives = set(zip(train[0].tolist(), train[1].tolist()))
     assert any((u, i) in positives for u, row in zip(users.tolist(), negatives.tolist()) for i in row)
+
+
+def test_a_double_precision_model_takes_its_graph_in_double(small_data):
+    model = UltraGCN(30, 40, embedding_dim=4, num_neighbors=3).double()
+    graph = model.input_graph(small_data)  # the weights stayed float32
+    assert graph.beta_user.dtype == graph.beta_item.dtype == graph.neighbor_weights.dtype == torch.float64
+    assert (
+        UltraGCN(30, 40, num_neighbors=0).double().input_graph(small_data).neighbor_weights.dtype
+        == torch.float64
+    )

@@ -117,6 +117,44 @@ def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_p
         wider.fit(resume=True)
 
 
+def test_resume_on_other_data_or_with_another_optimizer_fails_naming_the_checkpoint(small_data, tmp_path):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    store = small_data[EDGE]
+    swapped = make_interaction_data(40, 30, store.edge_index.flip(0), store.edge_label_index.flip(0))
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
+    other = Trainer(LightGCN(40, 30, embedding_dim=8), swapped, config, tmp_path, "cpu")
+    with pytest.raises(CheckpointError, match=r"last\.pt: it was trained on other interactions"):
+        other.fit(resume=True)  # its table of 70 rows loaded silently
+    model = LightGCN(30, 40, embedding_dim=8)
+    sgd = Trainer(
+        model, small_data, config, tmp_path, "cpu", optimizer=torch.optim.SGD(model.parameters(), lr=0.01)
+    )
+    with pytest.raises(CheckpointError, match=r"last\.pt: it was trained with Adam, now SGD"):
+        sgd.fit(resume=True)  # loaded, then its first step failed: KeyError 'momentum'
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["data_fingerprint"], state["optimizer_class"]  # a checkpoint written before they were
+    save_checkpoint(state, tmp_path / "last.pt")
+    assert _trainer(small_data, tmp_path, epochs=2).fit(resume=True)["epochs"] == 2
+
+
+@pytest.mark.parametrize(("value", "named"), [(Path("data"), "pathlib"), (np.int64(3), "numpy")])
+def test_metadata_a_checkpoint_cannot_read_back_is_refused_before_training(
+    small_data, tmp_path, value, named
+):
+    config = TrainConfig(epochs=1, batch_size=64, progress=False)
+    with pytest.raises(
+        ValueError, match=rf"metadata must hold only what a checkpoint reads back.*not a {named}"
+    ):
+        # saved in every checkpoint, then the resume failed: "Weights only load failed"
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, tmp_path, "cpu", metadata={"x": value})
+    metadata = {"root": "data", "sizes": (1, 2.5), "ok": None}
+    trainer = Trainer(
+        LightGCN(30, 40, embedding_dim=8), small_data, config, tmp_path, "cpu", metadata=metadata
+    )
+    trainer.fit()
+    assert load_checkpoint(tmp_path / "last.pt")["metadata"] == metadata
+
+
 def _validation_data(data):
     """``data`` with its first 40 training interactions held out as the validation split."""
     store = data[EDGE]
