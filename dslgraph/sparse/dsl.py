@@ -428,6 +428,11 @@ class DynamicSparseLearning:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if skip_zero_gradient and growth == "random":  # it did nothing, silently
+            raise ValueError(
+                "skip_zero_gradient=True skips entries whose growth score (gradient or momentum) is zero, "
+                "and growth='random' scores none: leave it out, or grow by 'gradient' or 'momentum'"
+            )
         if growth == "momentum" and backend != "masked":
             raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
         self.model = model
@@ -456,8 +461,10 @@ class DynamicSparseLearning:
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
         densities = _densities(selected, 1.0 - sparsity, distribution)
         # modules that get replaced first, so that masks of their other parameters (a linear
-        # layer's bias) are registered on the replacement
-        replaced_first = sorted(selected, key=lambda name: not self._replaces_module(name, selected[name]))
+        # layer's bias) are registered on the replacement; in that order under every backend, since
+        # the masks and random growth are drawn target by target from one generator (the masked
+        # backend's own order gave a model's biases and later weights other masks from the same seed)
+        replaced_first = sorted(selected, key=lambda name: not self._is_module_target(name, selected[name]))
         for name in replaced_first:  # all checked before the model changes
             self._check_target(name, selected[name])
         self.targets = [self._sparsify(name, selected[name], densities[name]) for name in replaced_first]
@@ -522,10 +529,12 @@ class DynamicSparseLearning:
             )
 
     def _replaces_module(self, name: str, obj) -> bool:
-        """Whether the backend puts a genuinely sparse module in place of ``obj``'s module:
+        """Whether the backend puts a genuinely sparse module in place of ``obj``'s module."""
+        return self.backend != "masked" and self._is_module_target(name, obj)
+
+    def _is_module_target(self, name: str, obj) -> bool:
+        """Whether ``obj`` is what the sparse and compact backends replace by a sparse module:
         embedding tables, and linear layers whose weight is sparsified."""
-        if self.backend == "masked":
-            return False
         if isinstance(obj, (EmbeddingTable, nn.Embedding)):
             return True
         module_name, _, attr = name.rpartition(".")
@@ -618,6 +627,14 @@ class DynamicSparseLearning:
         # controller, silently, while the sparse ones never train
         self._check_optimizer()
         self.iteration += 1
+        if self.iteration == self.total_steps + 1 and self.t_end is None:
+            # total_steps given as epochs, or as the batches of one epoch, stopped every update after it
+            warnings.warn(
+                f"DSL stepped past total_steps={self.total_steps}, the last iteration it updates the masks "
+                "at: give total_steps as the run's number of optimizer steps (epochs x batches per epoch), "
+                "and t_end to stop updating earlier",
+                stacklevel=2,
+            )
         # the attached optimizer's step re-masked; another optimizer's (one created later and not
         # attached) did not, and would leave masked weights active until the next update
         if not self._steps_unseen:
@@ -670,7 +687,7 @@ class DynamicSparseLearning:
                 continue
             magnitudes = target.active_magnitudes()
             _check_finite(magnitudes, "weights", target.name, self.iteration)
-            pruned = magnitudes.topk(n, largest=False).indices  # smallest first
+            pruned = _smallest(magnitudes, active, n)
             keep = torch.ones(active.numel(), dtype=torch.bool, device=active.device)
             keep[pruned] = False
             grown, score = self._grow(target, active[keep], n)
@@ -994,6 +1011,20 @@ def _largest(chunks: Iterable[tuple[int, Tensor]], excluded: Tensor, n: int) -> 
         index, _ = _best(best, n)
         best, where = best[index], where[index]
     return where, best
+
+
+def _smallest(magnitudes: Tensor, positions: Tensor, n: int) -> Tensor:
+    """The indices of the ``n`` smallest ``magnitudes``, smallest first, the lowest ``positions`` first
+    among equal ones: ``topk`` breaks ties its own way in the order it is given, which is slot order in
+    a sparse table and position order in a masked tensor, so equal weights (zeros: a zero-initialised
+    table, grown entries the loss never reached) were pruned differently by each backend."""
+    threshold = magnitudes.kthvalue(n).values
+    tied = (magnitudes == threshold).nonzero().squeeze(1)
+    below = (magnitudes < threshold).nonzero().squeeze(1)
+    tied = tied[positions[tied].argsort()[: n - below.numel()]]
+    chosen = torch.cat([below, tied])
+    chosen = chosen[positions[chosen].argsort()]
+    return chosen[magnitudes[chosen].argsort(stable=True)]
 
 
 def _best(score: Tensor, n: int) -> tuple[Tensor, Tensor]:

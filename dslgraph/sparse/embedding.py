@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -88,8 +89,10 @@ class _SparseLinear(torch.autograd.Function):
         weight = table.csr(values)
         ctx.save_for_backward(values, x)
         ctx.table, ctx.weight, ctx.order = table, weight, table.slot_order()
-        # a contiguous x.T: 3x faster on CPU at batch 500, density 0.5 (bench_sparse_linear.py shapes)
-        return torch.sparse.mm(weight, x.t().contiguous()).t()
+        # a contiguous x.T: 3x faster on CPU at batch 500, density 0.5 (bench_sparse_linear.py shapes);
+        # the output contiguous, as nn.Linear's: its transpose failed .view() and made dropout and
+        # randn_like draw in another order than after the dense layer, from the same seed
+        return torch.sparse.mm(weight, x.t().contiguous()).t().contiguous()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -203,18 +206,16 @@ class SparseEmbedding(EmbeddingTable):
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
             return cls._from_entries(positions, flat[positions], *weight.shape, propagation).to(weight.device)
-        table = cls(
-            *weight.shape,
-            density,
-            generator=generator,
-            mask_init=mask_init,
-            propagation=propagation,
-            row_degree=row_degree,
+        check_density(density)
+        positions = initial_positions(
+            tuple(weight.shape), active_count(flat.numel(), density), mask_init, generator, row_degree
         )
+        with _drawn_aside():
+            table = cls(
+                *weight.shape, density, mask_init=mask_init, propagation=propagation, row_degree=row_degree
+            )
         table = table.to(weight.dtype)  # a half or double table stays one
-        with torch.no_grad():
-            table.values.copy_(flat[table.positions])
-        return table.to(weight.device)
+        return table._hold(positions, flat[positions]).to(weight.device)
 
     @classmethod
     def from_sparse_tensor(cls, tensor: SparseTensor) -> SparseEmbedding:
@@ -229,16 +230,22 @@ class SparseEmbedding(EmbeddingTable):
     def _from_entries(
         cls, positions: Tensor, values: Tensor, num_rows: int, dim: int, propagation: str = "planned"
     ) -> SparseEmbedding:
-        table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
+        with _drawn_aside():
+            table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
         if values.is_floating_point():
             table = table.to(values.dtype)
         if table.nnz != positions.numel():
             raise ValueError("could not represent the entries at a rounded density")
+        return table._hold(positions, values)
+
+    def _hold(self, positions: Tensor, values: Tensor) -> SparseEmbedding:
+        """Holds ``values`` at the flat ``positions`` (one of each per active entry) instead of its
+        own; returns the table."""
         with torch.no_grad():
-            table.positions.copy_(positions.cpu())
-            table.values.copy_(values.detach().cpu())
-        table.positions_changed()
-        return table
+            self.positions.copy_(positions)
+            self.values.copy_(values.detach())
+        self.positions_changed()
+        return self
 
     def to_sparse_tensor(self) -> SparseTensor:
         """The table as a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
@@ -619,6 +626,14 @@ def prefix_positions(width: Tensor, cols: int) -> Tensor:
     ``width[r]`` columns."""
     row = torch.repeat_interleave(torch.arange(width.numel()), width)
     return row * cols + torch.arange(row.numel()) - (width.cumsum(0) - width)[row]
+
+
+def _drawn_aside() -> contextlib.AbstractContextManager:
+    """Where a table made to hold given entries is constructed: the mask and values its constructor
+    draws are replaced, so they come from a copy of the global random stream, which goes on as if the
+    table had not been made (a DSL controller's sparse backend otherwise drew dropout, and everything
+    after it, other than its masked backend from the same seed)."""
+    return torch.random.fork_rng(devices=[])
 
 
 def check_density(density: float) -> None:

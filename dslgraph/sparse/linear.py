@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dslgraph.sparse.embedding import SparseEmbedding
+from dslgraph.sparse.embedding import (
+    SparseEmbedding,
+    _drawn_aside,
+    active_count,
+    check_density,
+    initial_positions,
+)
 
 
 class SparseLinear(nn.Module):
@@ -54,12 +60,15 @@ class SparseLinear(nn.Module):
     ) -> SparseLinear:
         """Keeps a uniformly random ``density`` of ``linear``'s weight (its values as they are) and
         shares its bias parameter."""
-        layer = cls(linear.in_features, linear.out_features, density, bias=False, generator=generator)
+        check_density(density)
+        shape = (linear.out_features, linear.in_features)
+        positions = initial_positions(
+            shape, active_count(linear.weight.numel(), density), "random", generator
+        )
+        with _drawn_aside():
+            layer = cls(linear.in_features, linear.out_features, density, bias=False)
         layer = layer.to(linear.weight.dtype)
-        with torch.no_grad():
-            layer.sparse_weight.values.copy_(
-                linear.weight.detach().reshape(-1).cpu()[layer.sparse_weight.positions]
-            )
+        layer.sparse_weight._hold(positions, linear.weight.detach().reshape(-1).cpu()[positions])
         layer = layer.to(linear.weight.device)
         layer.bias = linear.bias
         return layer

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from dslgraph.data import EDGE, propagation_graph
-from dslgraph.nn import LightGCN
+from dslgraph.nn import LightGCN, MultVAE, NeuMF
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
 from dslgraph.sparse import dsl as dsl_module
@@ -359,7 +359,7 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
         skip_zero_gradient=np.True_,
         # np.str_ choices were kept too
         schedule=np.str_("linear"),
-        growth=np.str_("random"),
+        growth=np.str_("gradient"),
         optimizer_state=np.str_("keep"),
         distribution=np.str_("erk"),
         mask_init=np.str_("aligned"),
@@ -1678,3 +1678,119 @@ def test_a_model_moved_to_double_trains_through_an_update(small_data, backend, o
     assert len(dsl.updates) == 2 and dsl.active_counts() == counts
     state = [v for s in optimizer.state.values() for v in s.values() if v.is_floating_point() and v.dim()]
     assert {t.dtype for t in [*model.parameters(), *state]} == {torch.float64}
+
+
+def test_every_backend_draws_the_same_masks_for_a_bias_between_weights():
+    """The masked backend drew masks in the model's parameter order (weight, bias, weight), the
+    others with the replaced layers first: every mask after the first weight's differed, from one seed."""
+    masks = {}
+    for backend in ("sparse", "compact", "masked"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 4))
+        dsl = DynamicSparseLearning(model, 0.5, 10, targets=[r".*"], backend=backend, growth="random")
+        masks[backend] = {t.name: t.active_positions().sort().values for t in dsl.targets}
+    assert masks["sparse"].keys() == masks["masked"].keys() == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    for name, mask in masks["sparse"].items():
+        assert torch.equal(mask, masks["compact"][name]) and torch.equal(mask, masks["masked"][name]), name
+
+
+def test_building_the_controller_leaves_the_global_random_stream_as_it_was():
+    """The sparse and compact backends drew a value for every entry of each replaced table and linear
+    layer, and then replaced them: dropout and everything drawn after the controller differed from the
+    masked backend's, from one seed."""
+    drawn = []
+    for backend in ("sparse", "compact", "masked"):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Embedding(20, 8), nn.Linear(8, 6))
+        state = torch.get_rng_state()
+        DynamicSparseLearning(model, 0.5, 10, targets=["tables", r"1\.weight"], backend=backend)
+        assert torch.equal(torch.get_rng_state(), state), backend
+        drawn.append(torch.rand(3))
+    assert torch.equal(drawn[0], drawn[2])
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_equal_weights_are_pruned_lowest_position_first(backend):
+    """Among equal magnitudes (a zero-initialised table, grown entries the loss never reached), `topk`
+    pruned the ones its own implementation picks in slot order (sparse) or position order (masked):
+    the backends' masks parted from the first update on."""
+    torch.manual_seed(0)
+    model = nn.Embedding(10, 4)
+    nn.init.zeros_(model.weight)
+    model = nn.Sequential(model)
+    dsl = DynamicSparseLearning(
+        model, 0.5, 12, update_interval=3, schedule="constant", rho0=0.25, backend=backend, seed=3
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # every weight stays 0
+    dsl.attach(optimizer)
+    scale = torch.arange(1.0, 5.0)
+    for step in range(12):
+        before = dsl.targets[0].active_positions().sort().values
+        optimizer.zero_grad()
+        (model(torch.tensor([step % 10, 9 - step % 10])) * scale).sum().backward()
+        optimizer.step()
+        dsl.step()
+        if dsl.is_update_step(step + 1):
+            after = dsl.targets[0].active_positions()
+            assert torch.isin(before[5:], after).all()  # the five lowest are the ones pruned
+    assert len(dsl.updates) == 4
+
+
+@pytest.mark.parametrize(
+    "make,batch_size",
+    [
+        (lambda: NeuMF(30, 40, embedding_dim=8, mlp_layers=(16, 8), dropout=0.5), 32),
+        (lambda: MultVAE(30, 40, hidden_channels=16, latent_dim=6, dropout=0.5), 8),  # batches of users
+    ],
+    ids=["neumf", "multvae"],
+)
+def test_every_backend_trains_an_adapter_alike_from_one_seed(small_data, make, batch_size):
+    """The DSL authors' targets (NeuMF's MLP-branch tables, every weight and bias of Mult-VAE) gave
+    other losses under the sparse backend than under the masked one: their masks were drawn in another
+    order, the sparse tables' construction drew from the global stream, and a sparse linear layer's
+    transposed output made Mult-VAE's z draw its noise in another order."""
+    runs = {}
+    for backend in ("sparse", "compact", "masked"):
+        torch.manual_seed(0)
+        model = make()
+        config = TrainConfig(epochs=2, batch_size=batch_size, lr=0.01, eval_every=1, progress=False, seed=1)
+        targets = list(model.dsl_targets)
+        dsl = DynamicSparseLearning(model, 0.7, 100, targets=targets, update_interval=3, backend=backend)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        dsl.attach(optimizer)
+        history = Trainer(model, small_data, config, hooks=[dsl], optimizer=optimizer).fit()["history"]
+        masks = {t.name: t.active_positions().sort().values for t in dsl.targets}
+        runs[backend] = [entry["loss"] for entry in history], masks, len(dsl.updates)
+    losses, masks, updates = runs["sparse"]
+    assert updates >= 2
+    for backend in ("compact", "masked"):
+        torch.testing.assert_close(runs[backend][0], losses, rtol=1e-5, atol=0)
+        assert all(torch.equal(runs[backend][1][name], mask) for name, mask in masks.items()), backend
+
+
+@pytest.mark.parametrize("t_end", [None, 4])
+def test_stepping_past_total_steps_warns_once_without_t_end(t_end):
+    """total_steps given as a number of epochs stopped every update after that many iterations, silently."""
+    model = nn.Sequential(nn.Embedding(10, 4))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=6, update_interval=2, t_end=t_end, growth="random")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(10):
+            optimizer.zero_grad()
+            model(torch.tensor([step])).sum().backward()
+            optimizer.step()
+            dsl.step()
+            past = [str(w.message) for w in caught if "stepped past" in str(w.message)]
+            assert len(past) == (step >= 6 and t_end is None)
+    assert past == [] or "total_steps=6" in past[0]
+    assert [update["iteration"] for update in dsl.updates] == [2, 4, 6][: 3 if t_end is None else 2]
+
+
+def test_skip_zero_gradient_under_random_growth_is_refused():
+    """Random growth has no score to skip zeros of: the option was taken and did nothing."""
+    with pytest.raises(ValueError, match=r"skip_zero_gradient=True .* growth='random' scores none"):
+        DynamicSparseLearning(
+            LightGCN(3, 4, embedding_dim=8), 0.5, 10, growth="random", skip_zero_gradient=True
+        )

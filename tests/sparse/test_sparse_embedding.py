@@ -404,3 +404,22 @@ def test_rows_are_looked_up_by_integer_ids_only(dtype):
     torch.testing.assert_close(table(torch.tensor([1, 2], dtype=torch.int32)), table.to_dense()[[1, 2]])
     with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
         table(torch.tensor([1, 0], dtype=dtype))
+
+
+@pytest.mark.parametrize("density", [None, 0.5])
+def test_from_dense_draws_no_values_from_the_global_stream(density):
+    """The constructor drew a value (and, for the entries given, a mask) for every entry, which
+    from_dense then replaced: whatever ran after it drew other numbers than without it. A mask drawn
+    without a generator is still drawn from the global stream (two tables get two masks)."""
+    weight = torch.randn(20, 6) * (torch.rand(20, 6) < 0.3)
+    torch.manual_seed(0)
+    tables = [SparseEmbedding.from_dense(weight, density) for _ in range(2)]
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    if density is not None:
+        masks = [torch.randperm(120)[:60].sort().values for _ in range(2)]
+        assert [torch.equal(t.positions, m) for t, m in zip(tables, masks)] == [True, True]
+        assert not torch.equal(masks[0], masks[1])
+    assert torch.equal(torch.rand(3), after)
+    for table in tables:
+        torch.testing.assert_close(table.to_dense(), weight * (table.to_dense() != 0))

@@ -191,3 +191,31 @@ def test_workspace_counts_the_transposed_layout():
     before = layer.sparse_weight.workspace_bytes()
     layer(x).sum().backward()
     assert layer.sparse_weight.workspace_bytes() - before == (12 + 1 + 2 * layer.nnz) * 8
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_output_is_laid_out_as_nn_linear_s(bias):
+    """The output was the transpose of the CSR product's: `.view()` of it failed, and dropout or
+    `randn_like` of it drew their numbers in another order than after an nn.Linear."""
+    sparse, dense = _twins(0.5, "cpu", bias=bias)
+    x = torch.randn(5, 12)
+    out = sparse(x)
+    assert out.is_contiguous() and out.stride() == dense(x).stride()
+    torch.testing.assert_close(out.view(-1), dense(x).view(-1), atol=1e-6, rtol=1e-5)
+    torch.manual_seed(0)
+    noise = torch.randn_like(out)
+    torch.manual_seed(0)
+    torch.testing.assert_close(noise, torch.randn_like(dense(x)))
+
+
+def test_from_linear_draws_the_mask_alone_from_the_global_stream():
+    """The layer's constructor drew Xavier values for every entry, then replaced them by the linear
+    layer's: whatever ran after from_linear drew other numbers than after the masked backend's mask."""
+    dense = nn.Linear(12, 7)
+    torch.manual_seed(0)
+    layer = SparseLinear.from_linear(dense, 0.5)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.randperm(84)[: layer.nnz].sort().values, layer.sparse_weight.positions)
+    assert torch.equal(torch.rand(3), after)
+    torch.testing.assert_close(layer.weight, dense.weight * (layer.weight != 0))
