@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from dslgraph.checks import is_real
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
-from dslgraph.sparse.table import EmbeddingTable, check_std, init_table_
+from dslgraph.sparse.table import EmbeddingTable, check_shape, check_std, init_table_
 
 if TYPE_CHECKING:
     from torch_sparse import SparseTensor
@@ -160,6 +161,7 @@ class SparseEmbedding(EmbeddingTable):
         row_degree: Tensor | None = None,
     ) -> None:
         super().__init__()
+        check_shape(num_embeddings, embedding_dim)
         check_density(density)
         if propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {list(PROPAGATIONS)}, got {propagation!r}")
@@ -214,15 +216,24 @@ class SparseEmbedding(EmbeddingTable):
             table = cls(
                 *weight.shape, density, mask_init=mask_init, propagation=propagation, row_degree=row_degree
             )
-        table = table.to(weight.dtype)  # a half or double table stays one
+        if weight.is_floating_point():  # a half or double table stays one; integer weights give float values
+            table = table.to(weight.dtype)
         return table._hold(positions, flat[positions]).to(weight.device)
 
     @classmethod
     def from_sparse_tensor(cls, tensor: SparseTensor) -> SparseEmbedding:
-        """A sparse table holding the stored entries of a ``torch_sparse.SparseTensor``."""
-        row, col, value = tensor.coo()
+        """A sparse table holding the stored entries of a ``torch_sparse.SparseTensor`` (an entry
+        stored more than once holds their sum, as ``tensor.to_dense()`` does)."""
+        if not hasattr(tensor, "coo") or not hasattr(tensor, "sparse_sizes"):
+            raise TypeError(f"expected a torch_sparse.SparseTensor, got {type(tensor).__name__}")
+        # a repeated entry was kept twice: the table then held one position in two slots
+        row, col, value = tensor.coalesce("sum").coo()
         if value is None:
             raise ValueError("the SparseTensor has no values")
+        if value.dim() != 1:
+            raise ValueError(
+                f"the SparseTensor must hold one value per entry, got values of shape {tuple(value.shape)}"
+            )
         num_rows, dim = tensor.sparse_sizes()
         return cls._from_entries(row * dim + col, value, num_rows, dim).to(value.device)
 
@@ -337,10 +348,22 @@ class SparseEmbedding(EmbeddingTable):
         """``adj @ table`` for a symmetric ``adj``: with work proportional to the active entries
         (``propagation="planned"``, a CSR ``adj``), or through a transient dense copy (``dense_view``
         if given: :meth:`to_dense`'s output, which the caller made anyway)."""
+        self._check_cpu_kernel(self.values.device, "a sparse table's propagation", "a DenseEmbedding")
+        shape = (self.num_embeddings, self.num_embeddings)
+        if (adj.size(0), adj.size(1)) != shape:
+            # a symmetric [N, N] graph over the table's rows; another failed inside the plan's indexing
+            raise ValueError(
+                f"the graph is [{adj.size(0)}, {adj.size(1)}], this table needs a {list(shape)} one"
+            )
         if self.propagation == "dense":
             return spmm(adj, self.to_dense() if dense_view is None else dense_view)
         if not isinstance(adj, Tensor) or adj.layout != torch.sparse_csr:
             raise TypeError("SparseEmbedding.propagate needs a torch sparse CSR adjacency")
+        if adj.dtype != self.values.dtype:
+            # the plan holds the graph's weights: addmv named no input
+            raise TypeError(
+                f"the graph holds {adj.dtype} weights, the table {self.values.dtype}: convert one"
+            )
         plan = self._plan_for(adj)
         out = _PlannedSpmv.apply(self.values, plan, (self.num_embeddings, self.embedding_dim))
         return self._watch(out, "propagate", adj)
@@ -350,18 +373,22 @@ class SparseEmbedding(EmbeddingTable):
         (see :class:`~dslgraph.sparse.SparseLinear`), with work ``B x nnz`` forward and backward."""
         if x.dim() != 2 or x.size(1) != self.embedding_dim:
             raise ValueError(f"expected inputs of shape [B, {self.embedding_dim}], got {tuple(x.shape)}")
-        if x.device.type == "cpu" and self.values.dtype in (torch.float16, torch.bfloat16):
-            raise TypeError(
-                f"a sparse linear layer in {self.values.dtype} cannot run on the CPU: torch's sparse CSR "
-                "product has no float16 / bfloat16 CPU kernel (keep the model in float32 there, or use "
-                "DSL's backend='masked')"
-            )
+        self._check_cpu_kernel(x.device, "a sparse linear layer", "DSL's backend='masked'")
         # the CSR product has no autocast rule: it runs in the table's dtype
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return self.linear(x.to(self.values.dtype))
         out = _SparseLinear.apply(self.values, x, self)
         return self._watch(out, "linear", x.detach())
+
+    def _check_cpu_kernel(self, device: torch.device, what: str, instead: str) -> None:
+        """Refuses a float16 / bfloat16 product on the CPU, which failed inside torch with
+        ``"addmv_out_sparse_csr_impl_mkl" not implemented for 'Half'``."""
+        if device.type == "cpu" and self.values.dtype in (torch.float16, torch.bfloat16):
+            raise TypeError(
+                f"{what} in {self.values.dtype} cannot run on the CPU: torch's sparse CSR product has no "
+                f"float16 / bfloat16 CPU kernel (keep the model in float32 there, or use {instead})"
+            )
 
     def slot_order(self) -> Tensor:
         """The slot of each entry of :meth:`csr` (its values are ``values[slot_order()]``)."""
@@ -595,8 +622,11 @@ def initial_positions(
         return prefix_positions(width, cols)
     if mask_init != "degree":
         raise ValueError(f"mask_init must be one of {list(MASK_INITS)}, got {mask_init!r}")
-    if row_degree is None or row_degree.shape != (rows,):
-        got = "none" if row_degree is None else f"shape {tuple(row_degree.shape)}"
+    if not isinstance(row_degree, Tensor) or row_degree.shape != (rows,) or not row_degree.isfinite().all():
+        if not isinstance(row_degree, Tensor):  # a list failed with "'list' object has no attribute 'shape'"
+            got = "none" if row_degree is None else f"a {type(row_degree).__name__}, not a tensor"
+        else:  # a nan degree failed with "Overflow when unpacking long long"
+            got = f"shape {tuple(row_degree.shape)}" if row_degree.shape != (rows,) else "non-finite degrees"
         raise ValueError(f"mask_init='degree' needs one degree per row of the {rows}-row table, got {got}")
     return prefix_positions(degree_widths(row_degree, nnz, cols), cols)
 
@@ -638,8 +668,8 @@ def _drawn_aside() -> contextlib.AbstractContextManager:
 
 def check_density(density: float) -> None:
     """Refuses a density outside ``(0, 1]``, naming the sparsity it stands for."""
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1] (sparsity in [0, 1)), got density={density}")
+    if not (is_real(density) and 0.0 < density <= 1.0):  # True was density 1, text a TypeError
+        raise ValueError(f"density must be in (0, 1] (sparsity in [0, 1)), got density={density!r}")
 
 
 def active_count(numel: int, density: float) -> int:

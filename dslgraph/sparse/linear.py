@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dslgraph.checks import is_count
 from dslgraph.sparse.embedding import (
     SparseEmbedding,
     _drawn_aside,
@@ -47,6 +48,11 @@ class SparseLinear(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        if not (is_count(in_features) and is_count(out_features) and in_features >= 1 and out_features >= 1):
+            raise ValueError(
+                "in_features and out_features must be positive integers, "
+                f"got {in_features!r} and {out_features!r}"
+            )
         self.in_features = in_features
         self.out_features = out_features
         self.sparse_weight = SparseEmbedding(

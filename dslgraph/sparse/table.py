@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dslgraph.checks import is_real
+from dslgraph.checks import is_count, is_real
 from dslgraph.sparse.ops import spmm
 
 INITS = ("normal", "xavier")
@@ -42,6 +42,18 @@ def check_std(std: float) -> float:
     if not (is_real(std) and math.isfinite(std) and std > 0):
         raise ValueError(f"std must be a finite number > 0, got {std!r}")
     return float(std)
+
+
+def check_shape(num_embeddings: int, embedding_dim: int) -> None:
+    """Refuses a table shape that is not two integers >= 1: a zero, negative or fractional size failed
+    inside torch (``randperm``, ``empty``) with an error that did not name the table's shape."""
+    if not (
+        is_count(num_embeddings) and is_count(embedding_dim) and num_embeddings >= 1 and embedding_dim >= 1
+    ):
+        raise ValueError(
+            f"table shape must be positive integers, got ({num_embeddings!r}, {embedding_dim!r}) "
+            "(num_embeddings, embedding_dim)"
+        )
 
 
 class EmbeddingTable(nn.Module):
@@ -78,8 +90,7 @@ class DenseEmbedding(EmbeddingTable):
         self, num_embeddings: int, embedding_dim: int, init: str = "normal", std: float = 0.1
     ) -> None:
         super().__init__()
-        if num_embeddings < 1 or embedding_dim < 1:
-            raise ValueError(f"table shape must be positive, got ({num_embeddings}, {embedding_dim})")
+        check_shape(num_embeddings, embedding_dim)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.init = init

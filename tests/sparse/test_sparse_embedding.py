@@ -132,6 +132,113 @@ def test_sparse_tensor_round_trip():
     torch.testing.assert_close(back.to_dense(), table.to_dense())
 
 
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_from_sparse_tensor_sums_an_entry_stored_twice():
+    from torch_sparse import SparseTensor
+
+    # an uncoalesced SparseTensor: the table kept one position in two slots and showed only the last value
+    tensor = SparseTensor(
+        row=torch.tensor([0, 1, 0]),
+        col=torch.tensor([1, 2, 1]),
+        value=torch.tensor([1.0, 4.0, 2.0]),
+        sparse_sizes=(2, 3),
+    )
+    table = SparseEmbedding.from_sparse_tensor(tensor)
+    assert table.nnz == 2
+    torch.testing.assert_close(table.to_dense(), torch.tensor([[0.0, 3.0, 0.0], [0.0, 0.0, 4.0]]))
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_from_sparse_tensor_refuses_vector_values_and_other_tensors():
+    from torch_sparse import SparseTensor
+
+    tensor = SparseTensor(
+        row=torch.tensor([0]), col=torch.tensor([1]), value=torch.ones(1, 2), sparse_sizes=(2, 3)
+    )
+    with pytest.raises(ValueError, match=r"one value per entry, got values of shape \(1, 2\)"):
+        SparseEmbedding.from_sparse_tensor(tensor)
+    with pytest.raises(TypeError, match="expected a torch_sparse.SparseTensor, got Tensor"):
+        SparseEmbedding.from_sparse_tensor(torch.eye(3).to_sparse())
+
+
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
+@pytest.mark.parametrize("shape", [(3, 7), (7, 3), (9, 9)])
+def test_propagate_refuses_a_graph_of_another_shape_naming_it(propagation, shape):
+    # the planned table failed inside its plan (IndexError, "shape '[7, 5]' is invalid"); the dense one
+    # multiplied a rectangular graph whose backward, as a symmetric product, could not be right
+    table = SparseEmbedding(7, 5, 0.4, propagation=propagation)
+    adj = torch.rand(shape).to_sparse_csr()
+    with pytest.raises(
+        ValueError, match=rf"the graph is \[{shape[0]}, {shape[1]}\], this table needs a \[7, 7\] one"
+    ):
+        table.propagate(adj)
+
+
+def test_planned_propagate_refuses_a_graph_in_another_dtype():
+    # a .double() table on the float graph failed in addmv naming no input
+    table = SparseEmbedding(7, 5, 0.4).double()
+    with pytest.raises(TypeError, match="the graph holds torch.float32 weights, the table torch.float64"):
+        table.propagate(torch.eye(7).to_sparse_csr())
+    torch.testing.assert_close(
+        table.propagate(torch.eye(7, dtype=torch.float64).to_sparse_csr()), table.to_dense()
+    )
+
+
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_propagate_on_the_cpu_is_refused_naming_the_dtype(propagation, dtype):
+    # failed inside torch: "addmv_out_sparse_csr_impl_mkl" not implemented for 'Half'
+    table = SparseEmbedding(6, 4, 0.5, propagation=propagation).to(dtype)
+    adj = torch.eye(6, dtype=dtype).to_sparse_csr()
+    with pytest.raises(TypeError, match=rf"propagation in {dtype} cannot run on the CPU"):
+        table.propagate(adj)
+    assert table(torch.tensor([1, 5])).dtype == dtype  # lookups need no sparse product
+
+
+def test_planned_propagate_matches_dense_maths_and_gradcheck_on_an_awkward_graph():
+    """An isolated node, a self-loop, unnormalised weights, int32 and int64 indices: float64 gradcheck."""
+    torch.manual_seed(0)
+    dense = torch.rand(6, 6, dtype=torch.float64) * (torch.rand(6, 6) < 0.5)
+    dense = dense + dense.T
+    dense[2], dense[:, 2], dense[4, 4] = 0.0, 0.0, 3.0
+    table = SparseEmbedding(6, 4, 0.5).double()
+    for index_dtype in (torch.long, torch.int32):
+        csr = dense.to_sparse_csr()
+        adj = torch.sparse_csr_tensor(
+            csr.crow_indices().to(index_dtype), csr.col_indices().to(index_dtype), csr.values(), (6, 6)
+        )
+        torch.testing.assert_close(table.propagate(adj), dense @ table.to_dense())
+        values = table.values.detach().clone().requires_grad_()
+        plan = table._plan_for(adj)
+        from dslgraph.sparse.embedding import _PlannedSpmv
+
+        assert torch.autograd.gradcheck(lambda v, plan=plan: _PlannedSpmv.apply(v, plan, (6, 4)), (values,))
+
+
+@pytest.mark.parametrize(("density", "shown"), [(True, "True"), ("0.5", "'0.5'")])
+def test_a_density_that_is_not_a_number_is_refused(density, shown):
+    # True was taken as density 1 and text failed with "'<' not supported between 'float' and 'str'"
+    with pytest.raises(ValueError, match=rf"density must be in \(0, 1\] .*got density={shown}"):
+        SparseEmbedding(4, 3, density)
+
+
+@pytest.mark.parametrize(
+    ("row_degree", "got"),
+    [([1, 2, 3], "a list, not a tensor"), (torch.tensor([float("nan"), 2.0, 3.0]), "non-finite degrees")],
+)
+def test_degree_mask_refuses_degrees_that_are_not_a_finite_tensor(row_degree, got):
+    # a list failed with "'list' object has no attribute 'shape'", a nan with "Overflow when unpacking"
+    with pytest.raises(ValueError, match=f"needs one degree per row of the 3-row table, got {got}"):
+        SparseEmbedding(3, 4, 0.5, mask_init="degree", row_degree=row_degree)
+
+
+def test_from_dense_at_a_density_takes_integer_weights_as_float():
+    # without a density integer weights gave float values; with one, nn.Module.to(torch.int64) failed
+    table = SparseEmbedding.from_dense(torch.arange(1, 13).view(4, 3), density=0.5)
+    assert table.values.dtype == torch.float32
+    torch.testing.assert_close(table.values, (table.positions + 1).float(), check_stride=False)
+
+
 @pytest.mark.parametrize("density", [0.0, -0.1, 1.5])
 def test_bad_density(density):
     with pytest.raises(ValueError, match="density must be in"):

@@ -219,3 +219,10 @@ def test_from_linear_draws_the_mask_alone_from_the_global_stream():
     assert torch.equal(torch.randperm(84)[: layer.nnz].sort().values, layer.sparse_weight.positions)
     assert torch.equal(torch.rand(3), after)
     torch.testing.assert_close(layer.weight, dense.weight * (layer.weight != 0))
+
+
+@pytest.mark.parametrize(("in_features", "out_features"), [(5, 0), (0, 3), (5.0, 3), (-1, 3)])
+def test_sparse_linear_refuses_a_bad_size_naming_it(in_features, out_features):
+    # (5, 0) failed inside torch: "output with shape [1] doesn't match the broadcast shape [0]"
+    with pytest.raises(ValueError, match="in_features and out_features must be positive integers"):
+        SparseLinear(in_features, out_features, 0.5)

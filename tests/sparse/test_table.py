@@ -30,10 +30,12 @@ def test_a_model_refuses_a_wrong_std_through_its_table():
         LightGCN(3, 4, embedding_dim=8, std=-0.1)
 
 
-@pytest.mark.parametrize(("rows", "dim"), [(0, 4), (3, 0), (-1, 4)])
-def test_a_dense_table_refuses_an_empty_shape_naming_it(rows, dim):
-    with pytest.raises(ValueError, match=rf"table shape must be positive, got \({rows}, {dim}\)"):
-        DenseEmbedding(rows, dim)
+@pytest.mark.parametrize("build", [DenseEmbedding, lambda rows, dim: SparseEmbedding(rows, dim, 0.5)])
+@pytest.mark.parametrize(("rows", "dim"), [(0, 4), (3, 0), (-1, 4), (4.0, 2), (3, 2.5)])
+def test_a_table_refuses_an_empty_or_fractional_shape_naming_it(build, rows, dim):
+    # the sparse table failed inside torch ("output with shape [1] doesn't match", randperm's TypeError)
+    with pytest.raises(ValueError, match=rf"table shape must be positive integers, got \({rows}, {dim}\)"):
+        build(rows, dim)
 
 
 def test_a_dense_table_reads_as_rows_then_columns():
