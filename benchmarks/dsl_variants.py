@@ -136,6 +136,17 @@ def prefix_update(dsl: DynamicSparseLearning) -> dict:
 
 def use_prefix() -> None:
     SparseEmbedding.reset_parameters = prefix_reset
+    from_dense = SparseEmbedding.from_dense.__func__
+
+    def prefixed(cls, weight, density=None, *args, **kwargs):
+        table = from_dense(cls, weight, density, *args, **kwargs)
+        if density is not None:  # DSL's initial mask: from_dense draws its own, not by reset_parameters
+            prefix_reset(table)
+            with torch.no_grad():  # the values the dense table holds there, as from_dense keeps
+                table.values.copy_(weight.detach().reshape(-1).to(table.values)[table.positions])
+        return table
+
+    SparseEmbedding.from_dense = classmethod(prefixed)
     DynamicSparseLearning.update = prefix_update
 
 

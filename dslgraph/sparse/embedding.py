@@ -212,7 +212,7 @@ class SparseEmbedding(EmbeddingTable):
         positions = initial_positions(
             tuple(weight.shape), active_count(flat.numel(), density), mask_init, generator, row_degree
         )
-        with _drawn_aside():
+        with drawn_aside():
             table = cls(
                 *weight.shape, density, mask_init=mask_init, propagation=propagation, row_degree=row_degree
             )
@@ -241,7 +241,7 @@ class SparseEmbedding(EmbeddingTable):
     def _from_entries(
         cls, positions: Tensor, values: Tensor, num_rows: int, dim: int, propagation: str = "planned"
     ) -> SparseEmbedding:
-        with _drawn_aside():
+        with drawn_aside():
             table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
         if values.is_floating_point():
             table = table.to(values.dtype)
@@ -658,7 +658,7 @@ def prefix_positions(width: Tensor, cols: int) -> Tensor:
     return row * cols + torch.arange(row.numel()) - (width.cumsum(0) - width)[row]
 
 
-def _drawn_aside() -> contextlib.AbstractContextManager:
+def drawn_aside() -> contextlib.AbstractContextManager:
     """Where a table made to hold given entries is constructed: the mask and values its constructor
     draws are replaced, so they come from a copy of the global random stream, which goes on as if the
     table had not been made (a DSL controller's sparse backend otherwise drew dropout, and everything

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from dslgraph.checks import is_count
 from dslgraph.sparse.embedding import (
     SparseEmbedding,
-    _drawn_aside,
+    drawn_aside,
     active_count,
     check_density,
     initial_positions,
@@ -71,7 +71,7 @@ class SparseLinear(nn.Module):
         positions = initial_positions(
             shape, active_count(linear.weight.numel(), density), "random", generator
         )
-        with _drawn_aside():
+        with drawn_aside():
             layer = cls(linear.in_features, linear.out_features, density, bias=False)
         layer = layer.to(linear.weight.dtype)
         layer.sparse_weight._hold(positions, linear.weight.detach().reshape(-1).cpu()[positions])
