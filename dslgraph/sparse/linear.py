@@ -8,9 +8,9 @@ from torch import Tensor, nn
 from dslgraph.checks import is_count
 from dslgraph.sparse.embedding import (
     SparseEmbedding,
-    drawn_aside,
     active_count,
     check_density,
+    drawn_aside,
     initial_positions,
 )
 
