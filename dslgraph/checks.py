@@ -7,12 +7,27 @@ on a plain torch model) must not load ``dslgraph.data``, which loads PyG and pan
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Iterable
 
 
 def is_count(value) -> bool:
     """Whether ``value`` is an integer (a Python or NumPy one, not a bool or a float such as 1.5)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_count(value, name: str, minimum: int = 0) -> int:
+    """``value`` as a Python int >= ``minimum``, else a :class:`ValueError` naming ``name``: a Python or NumPy
+    integer, or a 0-dim integer tensor or array (a count computed as ``index.max() + 1``); not a bool, nor a
+    float such as 3.0 (a count read from JSON), which failed deep inside torch."""
+    boolean = isinstance(value, bool) or "bool" in str(getattr(value, "dtype", ""))
+    try:
+        count = None if boolean or getattr(value, "ndim", 0) else operator.index(value)
+    except TypeError:  # 3.0, or a float tensor
+        count = None
+    if count is None or count < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return count
 
 
 def is_sequence(value) -> bool:

@@ -394,7 +394,7 @@ def run_training(
         torch.set_num_threads(settings["threads"])
     device = resolve_device(settings["device"])  # no CUDA fails before the data is downloaded and processed
     data = load_data(settings)
-    current = check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt", settings["data_file"])
+    check_fingerprint(data, fingerprint, Path(output or ".") / "last.pt", settings["data_file"])
     config = train_config(settings, progress)
     model, dsl = build_model(settings, data, config)
     if dsl is not None and not settings["static_mask"] and dsl.update_interval > dsl.horizon:
@@ -417,7 +417,7 @@ def run_training(
         device,
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
-        metadata={"settings": settings, "data_fingerprint": current},
+        metadata={"settings": settings},  # the trainer records the data's fingerprint
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
@@ -536,7 +536,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
             f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
             "after its last iteration"
         )
-    return settings, state["metadata"].get("data_fingerprint")
+    return settings, recorded_fingerprint(state)
 
 
 def _refuse_changed_settings(checkpoint: Path, previous: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -592,14 +592,18 @@ def recorded_settings(
         ) from exc
 
 
+def recorded_fingerprint(state: dict[str, Any]) -> str | None:
+    """The data fingerprint a checkpoint of ``dslgraph train`` recorded: the trainer's, else (checkpoints of
+    versions whose trainer recorded none) the CLI's copy in its metadata, else none."""
+    return state.get("data_fingerprint") or state["metadata"].get("data_fingerprint")
+
+
 def check_fingerprint(
     data: HeteroData, fingerprint: str | None, checkpoint: str | os.PathLike, data_file: str | None = None
-) -> str:
+) -> None:
     """Fails where ``data`` (read from ``data_file``, where given) is not the data of the checkpoint that
-    recorded ``fingerprint`` (checkpoints older than fingerprints record none, and pass); returns ``data``'s
-    fingerprint."""
-    current = data_fingerprint(data)
-    if fingerprint is not None and fingerprint != current:
+    recorded ``fingerprint`` (checkpoints older than fingerprints record none, and pass)."""
+    if fingerprint is not None and fingerprint != data_fingerprint(data):
         flag, source = (
             ("--root", "the dataset") if data_file is None else ("--data-file", f"data file {data_file}")
         )
@@ -608,7 +612,6 @@ def check_fingerprint(
             f"items or a split's interactions changed since, or {flag} names another copy); pass {flag} with "
             "the data it was trained on"
         )
-    return current
 
 
 class LoadedRun(NamedTuple):
@@ -637,7 +640,7 @@ def load_run(
     settings = recorded_settings(state, checkpoint, root=root, data_file=data_file)
     device = resolve_device(device)
     data = load_data(settings)
-    check_fingerprint(data, state["metadata"].get("data_fingerprint"), checkpoint, settings["data_file"])
+    check_fingerprint(data, recorded_fingerprint(state), checkpoint, settings["data_file"])
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
     return LoadedRun(model.to(device).eval(), data, model.input_graph(data).to(device), settings)

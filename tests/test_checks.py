@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
-from dslgraph.checks import is_count, is_real, is_sequence
+from dslgraph.checks import as_count, is_count, is_real, is_sequence
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,18 @@ def test_counts_and_real_numbers(value, count, real):
 )
 def test_sequences_of_values(value, sequence):
     assert is_sequence(value) == sequence
+
+
+@pytest.mark.parametrize("value", [3, np.int32(3), np.array(3), torch.tensor(3)])
+def test_a_count_may_come_as_a_0_dim_integer_tensor(value):
+    # index.max() + 1 is a tensor; RankingEvaluator took it and NegativeSampler refused it
+    assert as_count(value, "num_items", minimum=1) == 3
+    assert type(as_count(value, "num_items")) is int
+
+
+@pytest.mark.parametrize(
+    "value", [3.0, torch.tensor(3.0), torch.tensor([3]), torch.tensor(True), True, np.bool_(True), "3", 0]
+)
+def test_what_is_no_count_is_named(value):
+    with pytest.raises(ValueError, match="num_items must be an integer >= 1, got "):
+        as_count(value, "num_items", minimum=1)

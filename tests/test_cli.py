@@ -598,6 +598,13 @@ def test_a_checkpoint_of_changed_data_is_refused_by_eval_recommend_and_resume(tm
     assert main(["train", "--output", out, "--resume", "--epochs", "2", *root]) == 2
     assert "last.pt was trained on other interactions" in capsys.readouterr().err
     assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 0  # the data it was trained on
+    state = torch.load(f"{out}/best.pt", weights_only=False)
+    assert "data_fingerprint" not in state["metadata"]  # one copy: the trainer's
+    # checkpoints of versions whose trainer recorded no fingerprint kept the CLI's in their metadata
+    state["metadata"]["data_fingerprint"] = state.pop("data_fingerprint")
+    torch.save(state, tmp_path / "older.pt")
+    assert main(["eval", str(tmp_path / "older.pt"), *root]) == 2
+    assert "older.pt was trained on other interactions" in capsys.readouterr().err
 
 
 def test_ctrl_c_exits_with_a_line_that_says_how_to_resume(tmp_path, capsys, monkeypatch):

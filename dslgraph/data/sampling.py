@@ -7,7 +7,7 @@ import functools
 import torch
 from torch import Tensor
 
-from ..checks import is_count
+from ..checks import as_count, is_count
 from .graph import is_pair_index, nth_unseen_items, unseen_rank_keys
 
 SAMPLING_MODES = ("edge", "user")
@@ -15,13 +15,12 @@ SAMPLING_MODES = ("edge", "user")
 SORTED_SEARCH_MIN = 2**16
 
 
-def check_train_index(train_index: Tensor, num_items: int) -> None:
+def check_train_index(train_index: Tensor, num_items: int) -> int:
     """Raises a :class:`ValueError` unless ``train_index`` is a ``[2, E]`` integer tensor of users >= 0 and
     items in ``[0, num_items)``: the key ``user * num_items + item`` of an item past ``num_items`` is
     another user's, which then never gets that item as a negative (and a float index failed in
-    :func:`torch.bincount`)."""
-    if not (is_count(num_items) and num_items >= 1):
-        raise ValueError(f"num_items must be an integer >= 1, got {num_items!r}")
+    :func:`torch.bincount`). Returns ``num_items`` as a Python int (it may come as ``index.max() + 1``)."""
+    num_items = as_count(num_items, "num_items", minimum=1)
     if not is_pair_index(train_index):
         got = (
             f"{tuple(train_index.shape)} {train_index.dtype}"
@@ -35,6 +34,7 @@ def check_train_index(train_index: Tensor, num_items: int) -> None:
             f"{int(train_index[0].min())}..{int(train_index[0].max())}, items "
             f"{int(train_index[1].min())}..{int(train_index[1].max())}"
         )
+    return num_items
 
 
 class NegativeSampler:
@@ -55,8 +55,7 @@ class NegativeSampler:
     """
 
     def __init__(self, train_index: Tensor, num_items: int, max_rounds: int = 100) -> None:
-        check_train_index(train_index, num_items)
-        self.num_items = num_items
+        self.num_items = num_items = check_train_index(train_index, num_items)
         self.max_rounds = max_rounds
         # int64 keys: int32 ids of 30,000 users by 100,000 items wrapped past 2**31, and were then looked up
         # against int64 ones that never matched (positives drawn as negatives)
@@ -161,7 +160,7 @@ class BPRBatches:
             raise ValueError(f"num_negatives must be an integer >= 1, got {num_negatives!r}")
         if mode not in SAMPLING_MODES:
             raise ValueError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
-        check_train_index(train_index, num_items)
+        num_items = check_train_index(train_index, num_items)
         if train_index.size(1) == 0:  # an epoch of no batch would train nothing, its loss reported as 0
             raise ValueError("train_index holds no interaction to train on")
         self.mode = mode

@@ -30,8 +30,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.checks import is_count, is_sequence
-from dslgraph.data.graph import EDGE, interaction_csr, is_index, is_pair_index, num_users_items
+from dslgraph.checks import as_count, is_count, is_sequence
+from dslgraph.data.graph import EDGE, interaction_csr, is_pair_index, num_users_items
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)
@@ -51,16 +51,6 @@ def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
     if not values or not integers or min(values) < 1 or max(values) > upper:
         raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")
     return tuple(int(k) for k in values)
-
-
-def _count(value, name: str) -> int:
-    """``value`` as an integer >= 0: a Python or NumPy integer, or a 0-dim integer tensor
-    (``index.max() + 1``); 3.0 (a count read from JSON) failed deep in :func:`torch.sparse_coo_tensor`."""
-    if isinstance(value, Tensor) and value.dim() == 0 and is_index(value):
-        value = int(value)
-    if not (is_count(value) and value >= 0):
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
 
 
 class RankingEvaluator:
@@ -114,7 +104,7 @@ class RankingEvaluator:
         device: torch.device | str | None = None,
         progress: bool = False,
     ) -> None:
-        num_users, num_items = _count(num_users, "num_users"), _count(num_items, "num_items")
+        num_users, num_items = as_count(num_users, "num_users"), as_count(num_items, "num_items")
         ks = check_ks(ks, num_items, "num_items=")
         # a bare "recall" was read as its letters, and reported as ('r', 'e', 'c', 'a', 'l', 'l')
         names = tuple(metrics) if is_sequence(metrics) else ()

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from dslgraph.checks import is_count, is_real
+from dslgraph.checks import as_count, is_count, is_real
 from dslgraph.data.graph import (
     EDGE,
     interaction_csr,
@@ -231,11 +231,9 @@ def check_ids(name: str, ids: Tensor, bound: int) -> None:
 def check_sizes(**sizes: int) -> tuple[int, ...]:
     """Raises a :class:`ValueError` naming the first of the keyword arguments that is not an integer >= 1;
     returns them, in order, as Python ints. NumPy's integers pass, to go on as ints: a product of
-    ``np.int32`` sizes overflows (the MACs of scoring 60,000 users against 50,000 items came out negative)."""
-    for name, size in sizes.items():
-        if not is_count(size) or size < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {size!r}")
-    return tuple(int(size) for size in sizes.values())
+    ``np.int32`` sizes overflows (the MACs of scoring 60,000 users against 50,000 items came out negative),
+    and so do 0-dim integer tensors (``index.max() + 1``)."""
+    return tuple(as_count(size, name, minimum=1) for name, size in sizes.items())
 
 
 def check_weights(**weights: float) -> tuple[float, ...]:

@@ -146,6 +146,14 @@ def test_an_item_past_num_items_is_refused_not_read_as_another_users():
         NegativeSampler(torch.tensor([[0, 0], [1, 7]]), 5)
 
 
+def test_num_items_may_be_counted_from_the_index():
+    train = _train()
+    num_items = train[1].max() + 1  # a 0-dim tensor, as RankingEvaluator takes it
+    assert NegativeSampler(train, num_items).num_items == int(num_items)
+    batches = BPRBatches(train, num_items, batch_size=4)
+    assert type(batches.num_items) is int
+
+
 def _unchecked_epoch(device, seed, on_device=None):
     generator = torch.Generator().manual_seed(seed)
     batches = BPRBatches(_train(), 30, 64, generator, device, num_negatives=7, exclude_positives=False)

@@ -53,6 +53,14 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones(name):
     assert not kept and type(model.num_users) is int
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sizes_counted_from_an_index_are_taken_as_python_ints(name):
+    # num_users = index[0].max() + 1 is a 0-dim tensor: refused, where RankingEvaluator took it
+    model = MODELS[name](torch.tensor(30), torch.tensor(40))
+    assert (type(model.num_users), type(model.num_items)) == (int, int)
+    assert (model.num_users, model.num_items) == (30, 40)
+
+
 def test_numpy_int32_sizes_do_not_overflow_in_macs():
     # 60,000 x 50,000 x 8 scoring MACs in np.int32 came out as -1,766,236,256
     users, items = 60_000, 50_000
