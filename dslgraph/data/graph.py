@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from ..checks import as_count
+
 EDGE = ("user", "to", "item")
 #: The (train, test, validation) splits' index attributes and the attributes of their timestamps.
 SPLITS = (
@@ -47,20 +49,14 @@ def make_interaction_data(
 
     Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, and
     a test or validation pair that is a training pair too."""
+    num_users, num_items = as_count(num_users, "num_users", 1), as_count(num_items, "num_items", 1)
     times = times or (None, None, None)
     for name, index, time in zip(("train", "test", "val"), (train, test, val), times):
         if index is None:
             continue
-        if index.dim() != 2 or index.size(0) != 2:
-            raise ValueError(f"{name} interactions must have shape [2, E], got {tuple(index.shape)}")
-        if not is_index(index):  # .long() would cut 1.5 to 1
-            raise ValueError(f"{name} interactions must be integer ids, got {index.dtype}")
+        check_pair_index(f"{name} interactions", index, num_items, num_users)  # .long() would cut 1.5 to 1
         if time is not None and time.shape != (index.size(1),):
             raise ValueError(f"{name} timestamps must have shape [{index.size(1)}], got {tuple(time.shape)}")
-        if index.numel() and (index.min() < 0 or index[0].max() >= num_users or index[1].max() >= num_items):
-            raise ValueError(
-                f"{name} interactions hold ids outside users [0, {num_users}) / items [0, {num_items})"
-            )
     _check_pairs(num_items, train, test, val)
     data = HeteroData()
     data["user"].num_nodes = num_users
@@ -85,6 +81,26 @@ def is_index(ids) -> bool:
 def is_pair_index(index) -> bool:
     """Whether ``index`` is a ``[2, E]`` tensor of integer (user, item) ids (not ``[E, 2]``, not a mask)."""
     return is_index(index) and index.dim() == 2 and index.size(0) == 2
+
+
+def check_pair_index(name: str, index, num_items: int, num_users: int | None = None) -> None:
+    """Raises a :class:`ValueError` naming ``name`` unless ``index`` is a ``[2, E]`` tensor of integer (user,
+    item) ids with items in ``[0, num_items)`` and users in ``[0, num_users)`` (``>= 0`` where
+    ``num_users`` is None): an item past ``num_items`` is another user's in a key ``user * num_items +
+    item``, and an ``[E, 2]`` or boolean index fails deep in torch or passes as other ids."""
+    if not is_pair_index(index):
+        got = f"{tuple(index.shape)} {index.dtype}" if isinstance(index, Tensor) else type(index).__name__
+        raise ValueError(f"{name} must be a [2, E] tensor of integer (user, item) ids, got {got}")
+    if not index.numel():
+        return
+    users, items = index[0], index[1]
+    past_users = num_users is not None and users.max() >= num_users
+    if past_users or users.min() < 0 or items.min() < 0 or items.max() >= num_items:
+        bound = "users >= 0" if num_users is None else f"users in [0, num_users={num_users})"
+        raise ValueError(
+            f"{name} must hold {bound} and items in [0, num_items={num_items}), got users "
+            f"{int(users.min())}..{int(users.max())}, items {int(items.min())}..{int(items.max())}"
+        )
 
 
 def unseen_rank_keys(keys: Tensor, num_items: int) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..checks import as_count, is_count
-from .graph import is_pair_index, nth_unseen_items, unseen_rank_keys
+from .graph import check_pair_index, nth_unseen_items, unseen_rank_keys
 
 SAMPLING_MODES = ("edge", "user")
 #: From this many membership tests on, :meth:`NegativeSampler.is_positive` sorts them first.
@@ -21,19 +21,7 @@ def check_train_index(train_index: Tensor, num_items: int) -> int:
     another user's, which then never gets that item as a negative (and a float index failed in
     :func:`torch.bincount`). Returns ``num_items`` as a Python int (it may come as ``index.max() + 1``)."""
     num_items = as_count(num_items, "num_items", minimum=1)
-    if not is_pair_index(train_index):
-        got = (
-            f"{tuple(train_index.shape)} {train_index.dtype}"
-            if isinstance(train_index, Tensor)
-            else type(train_index)
-        )
-        raise ValueError(f"train_index must be a [2, E] tensor of integer (user, item) ids, got {got}")
-    if train_index.numel() and (train_index.min() < 0 or train_index[1].max() >= num_items):
-        raise ValueError(
-            f"train_index must hold users >= 0 and items in [0, num_items={num_items}), got users "
-            f"{int(train_index[0].min())}..{int(train_index[0].max())}, items "
-            f"{int(train_index[1].min())}..{int(train_index[1].max())}"
-        )
+    check_pair_index("train_index", train_index, num_items)
     return num_items
 
 

@@ -31,7 +31,7 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.checks import as_count, is_count, is_sequence
-from dslgraph.data.graph import EDGE, interaction_csr, is_pair_index, num_users_items
+from dslgraph.data.graph import EDGE, check_pair_index, interaction_csr, num_users_items
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)
@@ -168,19 +168,10 @@ class RankingEvaluator:
 
     def _compress(self, indices: list[Tensor], name: str) -> tuple[Tensor, Tensor]:
         for index in indices:
-            # a [E, 2] or boolean index would otherwise fail deep in torch.sparse, or pass as other ids
-            if not is_pair_index(index):
-                got = f"{tuple(index.shape)} {index.dtype}" if isinstance(index, Tensor) else type(index)
-                raise ValueError(f"{name} must be a [2, E] tensor of integer (user, item) ids, got {got}")
+            check_pair_index(name, index, self.num_items, self.num_users)
         if not indices:
             return torch.zeros(self.num_users + 1, dtype=torch.long), torch.empty(0, dtype=torch.long)
         index = torch.cat([i.detach().long().cpu() for i in indices], dim=1)
-        if index.numel() and (
-            index.min() < 0 or index[0].max() >= self.num_users or index[1].max() >= self.num_items
-        ):
-            raise ValueError(
-                f"interactions hold ids outside users [0, {self.num_users}) / items [0, {self.num_items})"
-            )
         csr = interaction_csr(index, self.num_users, self.num_items)  # duplicates merged, rows sorted
         return csr.crow_indices(), csr.col_indices()
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import HeteroData
@@ -54,7 +55,9 @@ def test_data_of_another_layout_is_named_as_such(use):
 def test_make_interaction_data_refuses_float_ids():
     # .long() would silently cut 1.5 to 1
     train = torch.tensor([[0.0, 1.5], [0.0, 1.0]])
-    with pytest.raises(ValueError, match="train interactions must be integer ids, got torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"train interactions must be a \[2, E\] tensor of integer .* torch.float32"
+    ):
         make_interaction_data(2, 2, train, torch.tensor([[0], [1]]))
 
 
@@ -104,6 +107,16 @@ def test_make_interaction_data_refuses_ids_one_past_the_last(split, pair):
     train, test = torch.tensor([[0, 1], [0, 1]]), torch.tensor([[1], [2]])
     given = {"train": train, "test": test, split: torch.tensor(pair)}
     with pytest.raises(
-        ValueError, match=rf"{split} interactions hold ids outside users \[0, 2\) / items \[0, 3\)"
+        ValueError,
+        match=rf"{split} interactions must hold users in \[0, num_users=2\) and items in \[0, num_items=3\)",
     ):
         make_interaction_data(2, 3, given["train"], given["test"])
+
+
+def test_make_interaction_data_checks_its_counts():
+    train, test = torch.tensor([[0, 1], [0, 1]]), torch.tensor([[1], [2]])
+    data = make_interaction_data(torch.tensor(2), np.int32(3), train, test)  # index.max() + 1 passes
+    assert (data["user"].num_nodes, data["item"].num_nodes) == (2, 3)
+    assert type(data["user"].num_nodes) is int
+    with pytest.raises(ValueError, match="num_items must be an integer >= 1, got 3.0"):
+        make_interaction_data(2, 3.0, train, test)  # stored as is, a float count of nodes

@@ -250,7 +250,9 @@ def test_malformed_indices_fail_naming_the_argument(split, make, name):
 
 def test_out_of_range_ids_rejected(split):
     _, _, test, _, _ = split
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(
+        ValueError, match=rf"target_index must hold users in \[0, num_users={NUM_USERS - 10}\)"
+    ):
         RankingEvaluator(NUM_USERS - 10, NUM_ITEMS, test)
 
 
