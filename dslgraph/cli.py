@@ -651,7 +651,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ks = tuple(args.ks or settings["ks"])
     metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
-        epochs=1, ks=ks, monitor=f"{metric}@{ks[0]}", eval_batch_size=settings["eval_batch_size"]
+        epochs=1,
+        ks=ks,
+        monitor=f"{metric}@{ks[0]}",
+        eval_batch_size=settings["eval_batch_size"],
+        progress=sys.stderr.isatty(),  # a bar over the users, on a terminal only (as train's)
     )
     trainer = Trainer(model, data, config, device=args.device, graph=graph)
     print(json.dumps({"test": trainer.evaluate("test")}))

@@ -513,7 +513,7 @@ def test_dataset_that_cannot_be_downloaded_fails_clearly_and_leaves_no_folder(tm
 
     from dslgraph.data import datasets as datasets_module
 
-    def offline(url: str, folder: str) -> str:
+    def offline(url: str, folder: str, log: bool = True) -> str:
         raise URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(datasets_module, "download_url", offline)
@@ -1022,6 +1022,7 @@ def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(tmp_pat
     assert main(["eval", f"{out}/best.pt", "--ks", "5", "10"]) == 0
     assert {name.partition("@")[2] for name in json.loads(capsys.readouterr().out)["test"]} == {"5", "10"}
     assert configs[0].eval_batch_size == 7  # as many users at once as the run's evaluation scored
+    assert not configs[0].progress  # no evaluation bar where stderr is no terminal (as train's bars)
     item_ids = sorted(cli_module.load_run(f"{out}/best.pt").data["item"].raw_ids.tolist())
     assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(len(item_ids))]) == 0
     assert sorted(json.loads(capsys.readouterr().out)["3"]) == item_ids  # every item, best first

@@ -3,12 +3,14 @@
 Every dataset yields one :class:`~torch_geometric.data.HeteroData` in the layout of
 :mod:`dslgraph.data.graph`. Raw files live in ``root/<name>/raw/`` and may be placed there by hand
 (nothing is downloaded when they are present); ``root`` defaults to :func:`default_root`. The processed
-data is cached in ``root/<name>/processed/<options>/``, one folder per set of options that change it; as in
-PyG, a raw file replaced later is not noticed: pass ``force_reload=True``. A processed file that cannot be
-read (cut short or damaged outside dslgraph, which writes it then renames it) is processed again, with a
-warning. A test interaction also listed in a training file is an error (it could never be retrieved, being
-excluded from the ranking as seen), and so is a raw file ending mid-line, as a copy cut short does, in the
-formats that read a line cut short as a valid one (adjacency lists, LastFM, MovieLens).
+data is cached in ``root/<name>/processed/<options>/``, one folder per set of options that change it. Unlike
+in PyG, a raw file replaced later (another size or modification time than the one processed,
+``raw_files.json``) is noticed and the data processed again, with a warning; ``force_reload=True`` processes
+it again in any case. A processed file that cannot be read (cut short or damaged outside dslgraph, which
+writes it then renames it) is processed again, with a warning. A test interaction also listed in a training
+file is an error (it could never be retrieved, being excluded from the ranking as seen), and so is a raw file
+ending mid-line, as a copy cut short does, in the formats that read a line cut short as a valid one
+(adjacency lists, LastFM, MovieLens).
 
 Users and items keep the ids of the raw files (shifted to start at 0 where the files are 1-based), and
 their numbers are ``1 +`` the largest id in the raw files, as LightGCN-PyTorch counts them. Users or
@@ -28,6 +30,7 @@ import contextlib
 import csv
 import functools
 import io
+import json
 import logging
 import math
 import os
@@ -44,6 +47,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url, extract_zip
+from torch_geometric.data.dataset import _repr, files_exist  # how PyG records a pre_transform
+from torch_geometric.io import fs
 
 from ..checks import is_real
 from .graph import EDGE, make_interaction_data, num_users_items
@@ -65,7 +70,7 @@ from .io import (
 )
 from .protocols import apply_protocol, check_protocol
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 LIGHTGCN_URL = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data"
 ULTRAGCN_URL = "https://raw.githubusercontent.com/xue-pai/UltraGCN/main/data"
@@ -108,13 +113,32 @@ def _download_folder(folder: str) -> Iterator[str]:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _fetch(url: str, folder: str) -> str:
+def _fetch(url: str, folder: str, log: bool = True) -> str:
     """Downloads ``url`` into ``folder``, the file whole or not at all; returns its path."""
     with _download_folder(folder) as partial:
-        path = download_url(url, partial)
+        path = download_url(url, partial, log=log)
         target = osp.join(folder, osp.basename(path))
         os.replace(path, target)
     return target
+
+
+def _save_record(record: str, path: Path) -> None:
+    fs.torch_save(record, str(path))
+
+
+def _changed_raw_files(path: str, stamp: dict[str, list[int]]) -> list[str]:
+    """The raw files whose size or modification time differ from those recorded in ``path`` when the data was
+    processed (all of them where the record cannot be read); none where there is no record (a folder
+    processed before dslgraph kept one)."""
+    if not osp.exists(path):
+        return []
+    try:
+        recorded = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        recorded = {}
+    return [name for name, value in stamp.items() if recorded.get(name) != value]
 
 
 def _check_split(train: Tensor, test: Tensor, paths: list[str], offset: int = 0) -> None:
@@ -203,6 +227,8 @@ class RecommendationDataset(InMemoryDataset):
         pre_transform: A function/transform applied to the data object before saving it.
             (default: :obj:`None`)
         force_reload: Whether to re-process the dataset. (default: :obj:`False`)
+        log: Whether to log the processing and the data's statistics (and print the downloads, as PyG
+            does). (default: :obj:`True`)
     """
 
     name: str
@@ -218,6 +244,7 @@ class RecommendationDataset(InMemoryDataset):
         transform: Callable | None = None,
         pre_transform: Callable | None = None,
         force_reload: bool = False,
+        log: bool = True,
     ) -> None:
         check_option(is_real(val_ratio) and 0 <= val_ratio < 1, "val_ratio", "in [0, 1)", val_ratio)
         check_seed(seed)
@@ -225,7 +252,7 @@ class RecommendationDataset(InMemoryDataset):
         self.seed = seed
         # PyG expands ``~`` in a str root only: a Path's named a folder of the working directory
         root = os.fspath(default_root() if root is None else root)
-        super().__init__(root, transform, pre_transform, force_reload=force_reload)
+        super().__init__(root, transform, pre_transform, log=log, force_reload=force_reload)
         path = self.processed_paths[0]
         try:
             self.load(path, data_cls=HeteroData)
@@ -236,7 +263,7 @@ class RecommendationDataset(InMemoryDataset):
             )
             self._reprocess()
         if self.timed and "time" not in self._data[EDGE]:
-            log.info("%s: re-processing a file saved without timestamps", self.__class__.__name__)
+            logger.info("%s: re-processing a file saved without timestamps", self.__class__.__name__)
             self._reprocess()
 
     def _reprocess(self) -> None:
@@ -249,6 +276,59 @@ class RecommendationDataset(InMemoryDataset):
         finally:
             self.force_reload = force_reload
         self.load(self.processed_paths[0], data_cls=HeteroData)
+
+    def _process(self) -> None:
+        # PyG's processing step, but with its records of the pre_transform and pre_filter a folder was
+        # processed with written then renamed as data.pt is: PyG writes them in place, and one cut short (a
+        # run killed while writing it, or read by a run processing the same folder at once) failed every
+        # later load inside torch.load. One that cannot be read is made again with the data; "Processing..."
+        # is logged, not printed.
+        records = {"pre_transform": self.pre_transform, "pre_filter": self.pre_filter}
+        unreadable = False
+        for name, value in records.items():
+            path = osp.join(self.processed_dir, f"{name}.pt")
+            if self.force_reload or not osp.exists(path):
+                continue
+            try:
+                recorded = torch.load(path, weights_only=True)
+            except Exception as exc:  # torch raises several types for corrupt files
+                warnings.warn(f"{path} could not be read ({type(exc).__name__}); re-processing", stacklevel=5)
+                unreadable = True
+                continue
+            if recorded != _repr(value):
+                warnings.warn(
+                    f"The `{name}` argument differs from the one used in the pre-processed version of this "
+                    f"dataset ({self.processed_dir}); pass `force_reload=True` to process it again with this "
+                    "one",
+                    stacklevel=5,
+                )
+        stamp, stamp_path = self._raw_stamp(), osp.join(self.processed_dir, "raw_files.json")
+        if not (self.force_reload or unreadable) and files_exist(self.processed_paths):
+            changed = _changed_raw_files(stamp_path, stamp)
+            if not changed:
+                return
+            # PyG keeps a processed file made from raw files replaced since, and trains on the old data
+            logger.warning(
+                "%s: %s changed since %s was processed (size or modification time); re-processing",
+                type(self).__name__,
+                ", ".join(changed),
+                self.processed_dir,
+            )
+        if self.log:
+            logger.info("%s: processing the raw files of %s", type(self).__name__, self.raw_dir)
+        os.makedirs(self.processed_dir, exist_ok=True)
+        self.process()
+        for name, value in records.items():
+            write_then_rename(
+                osp.join(self.processed_dir, f"{name}.pt"), functools.partial(_save_record, _repr(value))
+            )
+        # the stamp of the files before they were read: one replaced while processing is processed again
+        write_then_rename(stamp_path, lambda tmp: tmp.write_text(json.dumps(stamp)))
+
+    def _raw_stamp(self) -> dict[str, list[int]]:
+        """Each raw file's size and modification time, which replacing the file changes."""
+        stats = {name: os.stat(path) for name, path in zip(self.raw_file_names, self.raw_paths)}
+        return {name: [stat.st_size, stat.st_mtime_ns] for name, stat in stats.items()}
 
     @property
     def raw_dir(self) -> str:
@@ -278,7 +358,7 @@ class RecommendationDataset(InMemoryDataset):
     def download(self) -> None:
         for name, url in zip(self.raw_file_names, self.sources):
             if not osp.isfile(osp.join(self.raw_dir, name)):  # a file placed by hand is kept
-                _fetch(url, self.raw_dir)
+                _fetch(url, self.raw_dir, self.log)
 
     def _download(self) -> None:
         # PyG's download step, failing with what to place where rather than with urllib's traceback.
@@ -333,11 +413,14 @@ class RecommendationDataset(InMemoryDataset):
                 train_time, val_time = train_time[~mask], train_time[mask]
         times = (train_time, test_time, val_time)
         data = make_interaction_data(num_users, num_items, train, test, val, times)
-        log.info("%s: %s", self.__class__.__name__, dataset_statistics(data))
-        for kind, row in (("users", 0), ("items", 1)):
-            cold = int((~torch.isin(test[row].unique(), train[row])).sum())
-            if cold:
-                log.info("%s: %d test %s have no training interaction", self.__class__.__name__, cold, kind)
+        if self.log:
+            logger.info("%s: %s", self.__class__.__name__, dataset_statistics(data))
+            for kind, row in (("users", 0), ("items", 1)):
+                cold = int((~torch.isin(test[row].unique(), train[row])).sum())
+                if cold:
+                    logger.info(
+                        "%s: %d test %s have no training interaction", self.__class__.__name__, cold, kind
+                    )
         if self.pre_transform is not None:
             data = self.pre_transform(data)
         # written then renamed: runs started side by side may process the same files at once
@@ -461,6 +544,8 @@ class HoldoutDataset(RecommendationDataset):
         pre_transform: A function/transform applied to the data object before saving it.
             (default: :obj:`None`)
         force_reload: Whether to re-process the dataset. (default: :obj:`False`)
+        log: Whether to log the processing and the data's statistics (and print the downloads, as PyG
+            does). (default: :obj:`True`)
     """
 
     def __init__(
@@ -472,10 +557,11 @@ class HoldoutDataset(RecommendationDataset):
         transform: Callable | None = None,
         pre_transform: Callable | None = None,
         force_reload: bool = False,
+        log: bool = True,
     ) -> None:
         check_option(is_real(test_ratio) and 0 < test_ratio < 1, "test_ratio", "in (0, 1)", test_ratio)
         self.test_ratio = float(test_ratio)
-        super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload)
+        super().__init__(root, val_ratio, seed, transform, pre_transform, force_reload, log)
 
     def options(self) -> dict[str, Any]:
         return {"test": self.test_ratio, "val": self.val_ratio, "seed": self.seed}  # a random test split
@@ -494,12 +580,12 @@ class HoldoutDataset(RecommendationDataset):
         return RawSplit(index[:, ~test], index[:, test], num_users, num_items, time[~test], time[test])
 
 
-def _download_zip(url: str, raw_dir: str, folder: str) -> None:
+def _download_zip(url: str, raw_dir: str, folder: str, log: bool = True) -> None:
     """Downloads a zip archive and moves the files of its ``folder`` into ``raw_dir``, each complete
     (the archive is downloaded and extracted in a :func:`_download_folder`)."""
     with _download_folder(raw_dir) as partial:
-        path = download_url(url, partial)
-        extract_zip(path, partial)
+        path = download_url(url, partial, log=log)
+        extract_zip(path, partial, log=log)
         folder = osp.join(partial, folder)
         for name in os.listdir(folder):
             os.replace(osp.join(folder, name), osp.join(raw_dir, name))
@@ -544,6 +630,8 @@ class MovieLens(HoldoutDataset):
         pre_transform: A function/transform applied to the data object before saving it.
             (default: :obj:`None`)
         force_reload: Whether to re-process the dataset. (default: :obj:`False`)
+        log: Whether to log the processing and the data's statistics (and print the downloads, as PyG
+            does). (default: :obj:`True`)
     """
 
     sep: str
@@ -560,6 +648,7 @@ class MovieLens(HoldoutDataset):
         transform: Callable | None = None,
         pre_transform: Callable | None = None,
         force_reload: bool = False,
+        log: bool = True,
     ) -> None:
         check_option(
             is_real(rating_threshold) and math.isfinite(rating_threshold),
@@ -568,7 +657,7 @@ class MovieLens(HoldoutDataset):
             rating_threshold,
         )
         self.rating_threshold = float(rating_threshold)
-        super().__init__(root, test_ratio, val_ratio, seed, transform, pre_transform, force_reload)
+        super().__init__(root, test_ratio, val_ratio, seed, transform, pre_transform, force_reload, log)
 
     @property
     def raw_file_names(self) -> list[str]:
@@ -582,7 +671,7 @@ class MovieLens(HoldoutDataset):
         return [f"{self.url}/{self.name}.zip"]
 
     def download(self) -> None:
-        _download_zip(self.sources[0], self.raw_dir, self.name)
+        _download_zip(self.sources[0], self.raw_dir, self.name, self.log)
 
     def read_interactions(self) -> tuple[Tensor, Tensor, int, int]:
         _check_whole(self.raw_paths[0], self.sources[0])
@@ -732,6 +821,8 @@ class Foursquare(HoldoutDataset):
         pre_transform: A function/transform applied to the data object before saving it.
             (default: :obj:`None`)
         force_reload: Whether to re-process the dataset. (default: :obj:`False`)
+        log: Whether to log the processing and the data's statistics (and print the downloads, as PyG
+            does). (default: :obj:`True`)
     """
 
     name = "foursquare"
@@ -751,10 +842,11 @@ class Foursquare(HoldoutDataset):
         transform: Callable | None = None,
         pre_transform: Callable | None = None,
         force_reload: bool = False,
+        log: bool = True,
     ) -> None:
         check_option(city in self.cities, "city", f"one of {self.cities}", city)
         self.city = city
-        super().__init__(root, test_ratio, val_ratio, seed, transform, pre_transform, force_reload)
+        super().__init__(root, test_ratio, val_ratio, seed, transform, pre_transform, force_reload, log)
 
     @property
     def raw_file_names(self) -> list[str]:
@@ -768,7 +860,7 @@ class Foursquare(HoldoutDataset):
         return [self.url]
 
     def download(self) -> None:
-        _download_zip(self.url, self.raw_dir, "dataset_tsmc2014")
+        _download_zip(self.url, self.raw_dir, "dataset_tsmc2014", self.log)
 
     def read_interactions(self) -> tuple[Tensor, Tensor, int, int]:
         frame = _read_checkins(self.raw_paths[0])

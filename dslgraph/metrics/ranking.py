@@ -201,7 +201,7 @@ class RankingEvaluator:
         sums = {name: torch.zeros((), dtype=torch.float64) for name in self.metric_names}
 
         batches = self.users.split(self.batch_size)
-        for users in tqdm(batches, desc="evaluating", unit="batch", disable=not self.progress):
+        for users in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not self.progress):
             scores = score_fn(users)
             if not isinstance(scores, Tensor):  # a NumPy array failed reading its missing is_floating_point
                 raise ValueError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")

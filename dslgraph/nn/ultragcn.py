@@ -242,14 +242,17 @@ class UltraGCN(Recommender):
 
     def _cached_neighbors(self, train_index: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
         args = (train_index, num_users, num_items, self.num_neighbors)
-        if self.cache_dir is None:
-            return item_neighbors(*args)
-        path = Path(self.cache_dir) / f"ultragcn_neighbors_{_cache_key(*args, False)}.pt"
-        if path.exists():
-            cached = _read_cache(path, (num_items, self.num_neighbors))
+        path = None
+        if self.cache_dir is not None:
+            path = Path(self.cache_dir) / f"ultragcn_neighbors_{_cache_key(*args, False)}.pt"
+            cached = _read_cache(path, (num_items, self.num_neighbors)) if path.exists() else None
             if cached is not None:
                 return cached
+        # 49 s on Gowalla on one CPU thread, before the first epoch and its bar: said, not silent
+        log.info("finding the %d nearest of %d items for each item (UltraGCN's R^T R)", args[3], num_items)
         neighbors, weights = item_neighbors(*args)
+        if path is None:
+            return neighbors, weights
         cached = {"neighbors": neighbors, "weights": weights}
         # written then renamed: runs started side by side may build the same cache at once
         write_then_rename(path, lambda tmp: torch.save(cached, tmp))

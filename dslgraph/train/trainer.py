@@ -249,9 +249,16 @@ class Trainer:
         if split not in self._evaluators:
             name = "val" if split == "validation" else "test"
             sampled = f"{name}_negatives" in self.data[EDGE]
+            # full ranking scores every item for every user (a bar, as an epoch has); 100 candidates each, no
+            options = {} if sampled else {"progress": self.config.progress}
             evaluator = SampledRankingEvaluator if sampled else RankingEvaluator
             self._evaluators[split] = evaluator.from_data(
-                self.data, name, ks=self.config.ks, batch_size=self.config.eval_batch_size, device=self.device
+                self.data,
+                name,
+                ks=self.config.ks,
+                batch_size=self.config.eval_batch_size,
+                device=self.device,
+                **options,
             )
         return self._evaluators[split]
 

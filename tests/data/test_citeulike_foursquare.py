@@ -87,7 +87,7 @@ def test_citeulike_nobody_left(tmp_path):
 def test_citeulike_download(tmp_path, monkeypatch):
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, url.rpartition("/")[2])
@@ -208,7 +208,7 @@ def test_foursquare_download_extracts_zip(tmp_path, monkeypatch):
     content, _ = checkins()
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         os.makedirs(folder, exist_ok=True)
         buffer = io.BytesIO()

@@ -218,7 +218,7 @@ def test_pre_transform_is_recorded_per_processed_file(tmp_path):
 
 
 def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
-    def cut_short(url: str, folder: str) -> str:
+    def cut_short(url: str, folder: str, log: bool = True) -> str:
         os.makedirs(folder, exist_ok=True)
         Path(folder, url.rpartition("/")[2]).write_bytes(TRAIN[:9])  # "0 1 2\n1 0": still parses
         raise ConnectionResetError("connection dropped")
@@ -232,7 +232,7 @@ def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
 
 def test_root_that_is_a_file_or_a_broken_raw_link_is_named(tmp_path, monkeypatch):
     # both failed as a download that could not make the folder: "Not a directory", "File exists"
-    monkeypatch.setattr(datasets_module, "download_url", lambda url, folder: pytest.fail("downloaded"))
+    monkeypatch.setattr(datasets_module, "download_url", lambda url, folder, log: pytest.fail("downloaded"))
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(
         DatasetUnavailableError, match=re.escape(f"{tmp_path / 'file'} is a file, not a folder")
@@ -246,7 +246,7 @@ def test_root_that_is_a_file_or_a_broken_raw_link_is_named(tmp_path, monkeypatch
 
 
 def test_zip_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
-    def cut_short(url: str, folder: str) -> str:
+    def cut_short(url: str, folder: str, log: bool = True) -> str:
         os.makedirs(folder, exist_ok=True)
         Path(folder, "ml-100k.zip").write_bytes(b"PK\x03\x04")
         raise ConnectionResetError("connection dropped")
@@ -274,7 +274,7 @@ def test_bad_options(tmp_path, option, message):
 def test_lightgcn_download(tmp_path, monkeypatch):
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, url.rpartition("/")[2])
@@ -326,7 +326,7 @@ def test_lastfm_copy_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
 def test_lastfm_download_without_embedded_copy(tmp_path, monkeypatch):
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, url.rpartition("/")[2])
@@ -382,7 +382,7 @@ def test_movielens_1m_format(tmp_path):
 def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         os.makedirs(folder, exist_ok=True)
         buffer = io.BytesIO()
@@ -400,7 +400,7 @@ def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
     assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 24
 
 
-def offline_download(url: str, folder: str) -> str:
+def offline_download(url: str, folder: str, log: bool = True) -> str:
     raise URLError("[Errno -2] Name or service not known")
 
 
@@ -437,7 +437,7 @@ def test_failed_download_keeps_folders_that_were_there(tmp_path, monkeypatch):
 def test_download_keeps_a_raw_file_placed_by_hand(tmp_path, monkeypatch):
     urls = []
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         urls.append(url)
         path = os.path.join(folder, url.rpartition("/")[2])
         Path(path).write_bytes(b"0 0\n1 1\n" if path.endswith("train.txt") else TEST)
@@ -566,6 +566,69 @@ def test_processed_file_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert not list(path.parent.glob(".*.tmp-*"))
 
 
+@pytest.mark.parametrize("record", ["pre_transform.pt", "pre_filter.pt"])
+def test_a_record_of_the_pre_transform_cut_short_is_made_again(tmp_path, record):
+    """PyG wrote the records in place: one cut short failed every later load inside torch.load."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path), pre_transform=Tag(1)).processed_dir) / record
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.warns(UserWarning, match=rf"{re.escape(record)} could not be read .*; re-processing"):
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1))[0].tag.tolist() == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # made again, with the data
+        Gowalla(str(tmp_path), pre_transform=Tag(1))
+
+
+def test_records_of_the_pre_transform_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from torch_geometric.io import fs
+
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path), pre_transform=Tag(1)).processed_dir) / "pre_transform.pt"
+    torch_save = fs.torch_save
+
+    def cut_short(data, target):
+        torch_save(data, target)
+        if "pre_transform" in str(target):
+            Path(target).write_bytes(Path(target).read_bytes()[:50])
+            raise OSError("disk full")
+
+    monkeypatch.setattr(fs, "torch_save", cut_short)
+    with pytest.raises(OSError, match="disk full"):
+        Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == "Tag(1)"
+    assert not list(path.parent.glob(".*.tmp-*"))
+
+
+def test_a_raw_file_replaced_after_processing_is_processed_again(tmp_path, caplog):
+    """PyG keeps the processed file of the replaced raw files: a run trained on the old interactions."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    assert Gowalla(str(tmp_path))[0][EDGE].edge_index.size(1) == 6
+    train = tmp_path / "gowalla" / "raw" / "train.txt"
+    train.write_bytes(TRAIN.replace(b"2 3 1 0\n", b"2 3 1\n"))  # another user 2 no longer visited item 0
+    with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
+        assert Gowalla(str(tmp_path))[0][EDGE].edge_index.size(1) == 5
+    assert "train.txt changed since" in caplog.text and "re-processing" in caplog.text
+    caplog.clear()
+    Gowalla(str(tmp_path), log=False)
+    assert not caplog.records  # the new stamp recorded: read as it is
+    stat = train.stat()  # the same size, written again: its time tells it apart
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
+        Gowalla(str(tmp_path), log=False)
+    assert "train.txt changed since" in caplog.text
+
+
+def test_log_false_keeps_processing_quiet_as_in_pyg(tmp_path, caplog):
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    with caplog.at_level("INFO", logger="dslgraph.data.datasets"):
+        Gowalla(str(tmp_path), log=False)
+        assert not caplog.records
+        Gowalla(str(tmp_path), force_reload=True)
+    assert "Gowalla: processing the raw files of" in caplog.text
+    assert "'users': 5" in caplog.text
+
+
 def test_movielens_keeps_users_and_items_of_low_ratings_as_isolated_nodes(tmp_path):
     """Ids are MovieLens ids minus one, counted over every rating: a movie rated only below the threshold
     (here 12, rated 1 by user 7) stays a node, so that the ids of the others do not move."""
@@ -616,7 +679,7 @@ def test_downloaded_files_are_moved_into_the_raw_folder_not_copied(tmp_path, mon
     extracted) file is renamed into the raw folder, which cannot be cut short, where a copy could."""
     inodes = {}
 
-    def fake_download(url: str, folder: str) -> str:
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
         path = os.path.join(folder, url.rpartition("/")[2])
         if url.endswith(".zip"):
             with zipfile.ZipFile(path, "w") as archive:
@@ -626,8 +689,8 @@ def test_downloaded_files_are_moved_into_the_raw_folder_not_copied(tmp_path, mon
             inodes[os.path.basename(path)] = os.stat(path).st_ino
         return path
 
-    def recording_extract(path: str, folder: str) -> None:
-        extract_zip(path, folder)
+    def recording_extract(path: str, folder: str, log: bool = True) -> None:
+        extract_zip(path, folder, log)
         inodes["u.data"] = os.stat(os.path.join(folder, "ml-100k", "u.data")).st_ino
 
     extract_zip = datasets_module.extract_zip

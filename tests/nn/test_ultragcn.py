@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,7 +73,32 @@ def test_neighbors_are_cached_atomically(small_data, tmp_path):
     (cached,) = tmp_path.glob("ultragcn_neighbors_*.pt")
     torch.save({"neighbors": first.neighbors * 0, "weights": first.neighbor_weights}, cached)
     assert (model.input_graph(small_data).neighbors == 0).all()  # read from the cache
-    assert not list(tmp_path.glob(".*tmp"))
+    assert not list(tmp_path.glob(".*.tmp-*"))  # write_then_rename's temporary files: ".NAME.tmp-PID"
+
+
+def test_neighbours_found_are_logged_and_cached_ones_are_not_found_again(small_data, tmp_path, caplog):
+    model = UltraGCN(30, 40, num_negatives=2, num_neighbors=3, cache_dir=tmp_path)
+    with caplog.at_level("INFO", logger="dslgraph.nn.ultragcn"):
+        model.input_graph(small_data)
+        assert "finding the 3 nearest of 40 items for each item" in caplog.text
+        caplog.clear()
+        model.input_graph(small_data)
+    assert "finding" not in caplog.text
+
+
+def test_a_cache_cut_short_while_written_leaves_no_file_to_read(small_data, tmp_path, monkeypatch):
+    import dslgraph.nn.ultragcn as ultragcn_module
+
+    def cut_short(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    model = UltraGCN(30, 40, num_negatives=2, num_neighbors=3, cache_dir=tmp_path)
+    monkeypatch.setattr(ultragcn_module.torch, "save", cut_short)
+    with pytest.raises(OSError, match="disk full"):
+        model.input_graph(small_data)
+    monkeypatch.undo()
+    assert not list(tmp_path.iterdir())  # neither a cache to read next time nor a temporary file
 
 
 def test_a_cache_that_cannot_be_used_is_built_again(small_data, tmp_path, caplog):

@@ -753,3 +753,12 @@ def test_a_run_resumed_under_its_max_seconds_trains_for_as_long_again(small_data
     # the same budget again (docs/results.md's recipe: "the same with --resume"); against the 2 s trained in
     # all, the resumed run stopped after one epoch
     assert _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit(resume=True)["epochs"] == 4
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_full_ranking_evaluation_shows_progress_as_an_epoch_does(small_data, capsys, progress):
+    """Scoring every item for every user takes as long as an epoch on a large catalogue: it had no bar."""
+    _trainer(small_data, None, epochs=1, progress=progress, eval_batch_size=8).fit()
+    err = capsys.readouterr().err
+    assert ("epoch 1" in err) == progress
+    assert ("evaluating" in err) == progress
