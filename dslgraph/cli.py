@@ -630,9 +630,20 @@ def load_run(
     data_file: str | os.PathLike | None = None,
 ) -> LoadedRun:
     """Rebuilds the model, data and graph input of a checkpoint that ``dslgraph train`` wrote (``best.pt`` or
-    ``last.pt``), as ``dslgraph eval`` and ``recommend`` do: to score or recommend from Python. ``root`` or
-    ``data_file``, where given, replace the recorded ones (the data moved); data that changed since training
-    is refused (the checkpoint's fingerprint)."""
+    ``last.pt``), as ``dslgraph eval`` and ``recommend`` do: to score or recommend from Python. Data that
+    changed since training is refused (the checkpoint's fingerprint).
+
+    Args:
+        checkpoint (str): The ``best.pt`` or ``last.pt`` of a run's ``--output`` folder.
+        root (str, optional): The datasets' folder, where it moved (default: the one the run recorded).
+        device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"`` (the GPU where there is one), where the
+            model and graph go. (default: :obj:`"cpu"`)
+        data_file (str, optional): A ``--data-file`` run's file, where it moved (default: the one recorded).
+
+    Returns:
+        A :class:`LoadedRun`: ``.model`` (in eval mode), ``.data`` (the run's ``HeteroData``), ``.graph``
+        (the model's graph input, ``model.input_graph(data)``) and ``.settings`` (the run's settings).
+    """
     checkpoint = os.fspath(checkpoint)
     root = None if root is None else os.fspath(root)
     data_file = None if data_file is None else os.fspath(data_file)

@@ -445,3 +445,24 @@ def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():
     assert type(model.embedding).__name__ == "SparseEmbedding"
     assert [type(layer).__name__ for layer in model.mlp[::2]] == ["SparseLinear", "SparseLinear"]
     assert dsl.iteration == 8 and [update["iteration"] for update in dsl.updates] == [3, 6]
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    # README: "The second command is what CI runs (`.ci/run`, ...)"; .ci/run gives it "verbatim"
+    (quickstart,) = re.findall(r"## Quickstart\n(.*?)\n##", (ROOT / "README.md").read_text(), re.S)
+    (block,) = re.findall(r"```bash\n(.*?)```", quickstart, flags=re.S)
+    commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2 and commands[1].endswith("python -m pytest -q")
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_public_function_and_class_has_a_docstring_for_help():
+    # dslgraph.data.interaction_csr, exported, showed help() its signature alone
+    packages = [dslgraph] + [getattr(dslgraph, name) for name in dslgraph.__all__]
+    undocumented = []
+    for module in filter(inspect.ismodule, packages):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not (obj.__doc__ or "").strip():
+                undocumented.append(f"{module.__name__}.{name}")
+    assert undocumented == []

@@ -212,6 +212,9 @@ def to_sparse_tensor(adj: Tensor):
 def interaction_csr(
     index: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32
 ) -> Tensor:
+    """The ``[num_users, num_items]`` CSR matrix of the interactions ``index`` (``[2, E]``: users in row 0,
+    items in row 1), a one of ``dtype`` at each pair (a pair given twice sums to two): the graph input of
+    CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude."""
     value = torch.ones(index.size(1), dtype=dtype)
     return (
         torch.sparse_coo_tensor(index, value, (num_users, num_items), check_invariants=False)
