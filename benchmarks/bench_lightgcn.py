@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import Epochs, base_parser, machine, parse, sync, write_csv
+from common import Epochs, base_parser, count, machine, parse, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
@@ -121,7 +121,7 @@ def ours(data, device, dim, layers, lr, reg):
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/lightgcn_speed.csv")
-    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--batch-size", type=count, default=2048)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--train-epochs", type=int, default=0)

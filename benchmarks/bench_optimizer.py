@@ -14,13 +14,13 @@ from __future__ import annotations
 import time
 
 import torch
-from common import agree, base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, sync, write_csv
 
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/adam_step.csv")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[70839 * 64, round(70839 * 64 * 0.2)])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sizes", type=count, nargs="+", default=[70839 * 64, round(70839 * 64 * 0.2)])
+    parser.add_argument("--steps", type=count, default=20)
     args, device = parse(parser)
     rows = []
     for size in args.sizes:

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import Epochs, agree, base_parser, machine, parse, sync, write_csv
+from common import Epochs, agree, base_parser, count, machine, parse, sync, write_csv
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
@@ -166,7 +166,7 @@ def write_profile(step, device: torch.device, path: str, title: str) -> None:
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/sparse_backends.csv")
-    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--batch-size", type=count, default=2048)
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
     parser.add_argument("--update-interval", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=2)

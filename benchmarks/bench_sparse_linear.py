@@ -15,7 +15,7 @@ import statistics
 import time
 
 import torch
-from common import agree, base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, sync, write_csv
 from torch import nn
 
 from dslgraph.sparse import DynamicSparseLearning
@@ -42,11 +42,11 @@ def train_step(
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/sparse_linear_cpu.csv")
-    parser.add_argument("--items", type=int, default=3706)
-    parser.add_argument("--hidden", type=int, default=600)
-    parser.add_argument("--batches", type=int, nargs="+", default=[16, 500])
+    parser.add_argument("--items", type=count, default=3706)
+    parser.add_argument("--hidden", type=count, default=600)
+    parser.add_argument("--batches", type=count, nargs="+", default=[16, 500])
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.8, 0.9])
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=count, default=20)
     args, device = parse(parser)
     settings = [(0.0, "dense")] + [(s, b) for s in args.sparsities for b in ("masked", "sparse")]
     rows = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import agree, base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, sync, write_csv
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import load_dataset, propagation_graph, to_sparse_tensor
@@ -18,7 +18,7 @@ from dslgraph.sparse import spmm
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/spmm_backends.csv")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=count, default=5)
     args, device = parse(parser)
     adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
     kernels = {"torch CSR": adj}

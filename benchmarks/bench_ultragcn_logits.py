@@ -13,7 +13,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import agree, base_parser, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, sync, write_csv
 
 # (name, batch B, negatives N, items I, dim d) of the official ML-1M and Gowalla configurations
 SHAPES = (("ml-1m", 1024, 200, 3043, 128), ("gowalla", 512, 1500, 40981, 64))
@@ -27,7 +27,7 @@ def logits(route: str, users: torch.Tensor, items: torch.Tensor, index: torch.Te
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/ultragcn_logits_cpu.csv")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=count, default=5)
     args, device = parse(parser)
     rows = []
     for name, batch, negatives, num_items, dim in SHAPES:

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 
 from dslgraph.cli import name_value
+from dslgraph.data import DATASETS
 from dslgraph.data.io import write_then_rename
+from dslgraph.train import resolve_device
 
 
 def sync(device: torch.device) -> None:
@@ -136,19 +138,36 @@ def save_figure(fig, path: str | Path) -> None:
 def base_parser(doc: str, output: str) -> argparse.ArgumentParser:
     """The options every benchmark takes: dataset, root, device, threads and the CSV to write."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="gowalla")
+    parser.add_argument("--dataset", default="gowalla", choices=sorted(DATASETS))
     parser.add_argument("--root", default=None)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--output", default=output)
     return parser
 
 
+def count(text: str) -> int:
+    """An argparse ``type``: an integer of at least 1 (repeats, steps, sizes), refused as the options are
+    parsed, not by a division by zero or a median of nothing once the data has loaded."""
+    value = int(text)  # not a number: argparse's "invalid count value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1, got {value}")
+    return value
+
+
 def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.device]:
+    """The options of ``parser``'s command line and the device; a bad one is an argument error, not an
+    error from inside torch after the data has loaded (``cuda`` without one, threads below 0)."""
     args = parser.parse_args()
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 (torch's default) or more, got {args.threads}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(f"--device: {exc}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    return args, torch.device(args.device)
+    return args, device
 
 
 def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -150,7 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = args.root if args.recount else None
-    runs = sorted((path, Path(top)) for top in args.folders for path in Path(top).glob("**/metrics.json"))
+    found = {}  # each run once, named under the first folder holding it (a folder given twice, or nested)
+    for top in map(Path, args.folders):
+        paths = sorted(top.glob("**/metrics.json"))
+        if not paths:  # a misspelt folder: the table would lack its runs silently
+            raise SystemExit(f"{top}: no metrics.json in it or below (not a folder of dslgraph train runs)")
+        for path in paths:
+            found.setdefault(path.resolve(), (path, top))
+    runs = sorted(found.values())
     rows = [row for row in (row_for(path, folder, root) for path, folder in runs) if row is not None]
     if not rows:
         raise SystemExit(f"no metrics.json with cost accounting under {args.folders}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 
 import torch
 from common import write_text
@@ -33,6 +34,11 @@ log = logging.getLogger("degree_analysis")
 BANDS = (0, 1, 3, 5, 10, 20, 50, 100)
 
 
+def mean(values: torch.Tensor) -> float | None:
+    """The mean of ``values``; None (JSON null) for none, where torch's NaN would make the JSON invalid."""
+    return values.mean().item() if values.numel() else None
+
+
 def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) -> dict[str, object]:
     """Active entries per row (``entries``) against ``degree``, for one side of one table."""
     entries, degree = entries.double(), degree.double()
@@ -44,14 +50,16 @@ def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) 
             bands.append(
                 {"degree": band, "rows": int(inside.sum()), "mean_entries": entries[inside].mean().item()}
             )
+    # undefined (NaN) where every row has as many entries (an aligned mask never updated)
+    rho = float(spearmanr(degree.numpy(), entries.numpy()).statistic)
     return {
         "rows": entries.numel(),
         "active_entries": int(entries.sum()),
         "mean_entries": entries.mean().item(),
-        "spearman": float(spearmanr(degree.numpy(), entries.numpy()).statistic),
-        f"mean_entries_degree_le_{low}": entries[degree <= low].mean().item(),
+        "spearman": rho if math.isfinite(rho) else None,
+        f"mean_entries_degree_le_{low}": mean(entries[degree <= low]),
         f"rows_degree_le_{low}": int((degree <= low).sum()),
-        f"mean_entries_degree_ge_{high}": entries[degree >= high].mean().item(),
+        f"mean_entries_degree_ge_{high}": mean(entries[degree >= high]),
         f"rows_degree_ge_{high}": int((degree >= high).sum()),
         "empty_rows": int((entries == 0).sum()),
         "by_degree": bands,

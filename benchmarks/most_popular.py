@@ -11,7 +11,7 @@ import argparse
 
 from common import write_csv
 
-from dslgraph.data import EDGE, load_dataset
+from dslgraph.data import DATASETS, EDGE, PROTOCOLS, load_dataset
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator, most_popular_scores
 
 
@@ -19,8 +19,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--datasets", nargs="+", default=["lastfm"])
-    parser.add_argument("--protocols", nargs="+", default=["full"])
+    # named when parsed, not by the loader once the datasets before a misspelt one have loaded
+    parser.add_argument("--datasets", nargs="+", default=["lastfm"], choices=sorted(DATASETS))
+    parser.add_argument("--protocols", nargs="+", default=["full"], choices=PROTOCOLS)
     parser.add_argument("--seed", type=int, default=2020, help="the seed the training runs use")
     parser.add_argument("--root", default=None)
     parser.add_argument("--output", default="docs/results/most_popular.csv")

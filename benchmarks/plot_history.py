@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -88,11 +89,25 @@ def main() -> None:
     parser.add_argument("--reference", nargs="*", default=[], type=reference, metavar="NAME=VALUE")
     parser.add_argument("--out", required=True, help="path without suffix: OUT.csv and OUT.png are written")
     args = parser.parse_args()
+    names = [name for name, _ in args.runs]
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:  # the two runs' evaluations would be drawn as one line
+        parser.error(f"the run name {twice!r} is given twice: name each run differently")
+    if args.out.endswith(("/", os.sep)) or Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a folder: give a path without suffix (FOLDER/NAME)")
     rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
-    out = Path(args.out)
-    write_csv(rows, out.with_suffix(".csv"))
-    plot(rows, args.split, args.metric, args.reference, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
+    table, figure = outputs(args.out)
+    write_csv(rows, table)
+    plot(rows, args.split, args.metric, args.reference, figure)
+    print(f"wrote {table} and {figure}")
+
+
+def outputs(out: str) -> tuple[Path, Path]:
+    """``OUT.csv`` and ``OUT.png``: a dot in ``out`` stays in the name (``recall-0.5`` is no ``.5`` file),
+    and a ``.csv`` or ``.png`` given is not doubled."""
+    path = Path(out)
+    stem = path.stem if path.suffix in (".csv", ".png") else path.name
+    return path.with_name(f"{stem}.csv"), path.with_name(f"{stem}.png")
 
 
 if __name__ == "__main__":

@@ -87,14 +87,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker)
+    small = next((name for name in ("lines", "users", "items", "runs") if getattr(args, name) < 1), None)
+    if small is not None:  # checked before the file is generated (seconds at the default size)
+        parser.error(f"--{small} must be at least 1, got {getattr(args, small)}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "interactions.csv"
         write_file(path, args.lines, args.users, args.items, args.ids, args.seed)
         for run in range(args.runs):
             done = subprocess.run(
-                [sys.executable, __file__, "--worker", str(path)], capture_output=True, text=True, check=True
+                [sys.executable, __file__, "--worker", str(path)], capture_output=True, text=True
             )
+            if done.returncode:  # its error, which capture_output holds, not CalledProcessError's exit status
+                raise SystemExit(
+                    f"run {run}: the worker failed (exit {done.returncode}):\n{done.stderr.strip()}"
+                )
             row = {"label": args.label, "lines": args.lines, "ids": args.ids, "run": run}
             rows.append({**row, **json.loads(done.stdout.splitlines()[-1])})
             print(rows[-1], flush=True)

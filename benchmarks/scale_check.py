@@ -54,8 +54,9 @@ import torch
 from common import machine, write_rows
 
 from dslgraph.cli import build_model, train_config
-from dslgraph.config import validate
+from dslgraph.config import ConfigError, validate
 from dslgraph.data import EDGE, AmazonBook, InteractionDataset, propagation_graph
+from dslgraph.sparse.dsl import BACKENDS
 from dslgraph.train import Trainer, make_adam
 from dslgraph.train.trainer import TrainConfig, make_batches
 
@@ -225,9 +226,10 @@ class FirstBatches:
             yield batch
 
 
-def backend_stages(stages: Stages, args, data, backend: str) -> None:
+def backend_settings(args: argparse.Namespace, backend: str) -> dict:
+    """The settings ``dslgraph train`` would validate for the stages of ``backend``."""
     sparsity = 0.0 if backend == "dense" else args.sparsity
-    settings = validate(
+    return validate(
         {
             "dataset": "amazon-book",
             "epochs": 1,
@@ -241,6 +243,10 @@ def backend_stages(stages: Stages, args, data, backend: str) -> None:
             "device": "cpu",
         }
     )
+
+
+def backend_stages(stages: Stages, args, data, backend: str) -> None:
+    settings = backend_settings(args, backend)
     with stages.stage(backend, "build", "build_model (+ DSL), fused Adam, Trainer"):
         config = train_config(settings, progress=False)
         model, dsl = build_model(settings, data, config)
@@ -314,7 +320,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="folder for the raw files (default: a temporary one)")
     parser.add_argument("--skip-setup", action="store_true", help="reuse --root's processed files")
-    parser.add_argument("--backends", nargs="*", default=["dense", "sparse", "masked"])
+    parser.add_argument(
+        "--backends", nargs="*", default=["dense", "sparse", "masked"], choices=["dense", *BACKENDS]
+    )
     parser.add_argument("--sparsity", type=float, default=0.8)
     parser.add_argument("--batch-size", type=int, default=16_384)
     parser.add_argument("--eval-batch-size", type=int, default=2048)
@@ -327,6 +335,14 @@ def main() -> None:
     if args.worker:
         work(args)
         return
+    # checked here: a worker would fail on them only after the setup's minutes
+    if args.batches < 1:
+        parser.error(f"--batches must be at least 1, got {args.batches}")
+    for backend in args.backends:
+        try:
+            backend_settings(args, backend)
+        except ConfigError as exc:
+            parser.error(str(exc))
     # each part in a process of its own: memory one part freed would otherwise be another's to reuse
     with contextlib.ExitStack() as stack:
         if args.root is None:
@@ -343,7 +359,8 @@ def main() -> None:
 
 def work(args: argparse.Namespace) -> None:
     """The setup stages, or those of ``args.backends``, in this process; the rows go to ``args.output``."""
-    torch.set_num_threads(args.threads)
+    if args.threads:  # 0: torch's default, as dslgraph train's --threads
+        torch.set_num_threads(args.threads)
     root = Path(args.root)
     stages = Stages({**machine(torch.device("cpu")), "batch_size": args.batch_size})
     if not args.skip_setup:

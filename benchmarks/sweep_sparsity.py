@@ -14,7 +14,10 @@ under the leave-one-out protocol, against sparsity).
 
 ``--collect RUN ...`` tabulates and plots runs that ``dslgraph train`` made one by one instead (in parallel,
 resumed, on a GPU): each RUN folder's ``metrics.json`` says its settings; a dense run narrower than the widest
-one counts as the same-budget baseline of sparsity ``1 - width / widest``.
+one counts as the same-budget baseline of sparsity ``1 - width / widest``. A sweep into an ``--out`` whose
+``runs/`` holds an earlier sweep's runs is refused, as ``dslgraph train`` refuses an earlier run's folder:
+``--overwrite`` starts them afresh; to finish them, resume each with ``dslgraph train --resume`` and
+``--collect`` them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from common import add_settings_option, markdown_table, save_figure, write_csv, write_text  # noqa: E402
 
-from dslgraph.cli import run_training  # noqa: E402
+from dslgraph.cli import RUN_FILES, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
 
@@ -129,14 +132,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--merge",
-        nargs="*",
+        nargs="+",
         default=[],
         metavar="DIR",
         help="only merge the sweep.csv of these folders into --out (tables and plot)",
     )
     parser.add_argument(
         "--collect",
-        nargs="*",
+        nargs="+",
         default=[],
         metavar="RUN",
         help="only tabulate and plot these finished dslgraph train output folders into --out",
@@ -149,17 +152,36 @@ def main() -> None:
         help="with --collect: each run's evaluation at epoch N instead of its best (runs cut short)",
     )
     parser.add_argument("--out", default="docs/results/lastfm")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh where --out/runs holds an earlier sweep's runs (as dslgraph train --overwrite)",
+    )
     args = parser.parse_args()
+    if args.merge and args.collect:
+        parser.error("--merge and --collect each make the tables on their own: give one of them")
+    if args.at_epoch is not None and not args.collect:
+        parser.error("--at-epoch picks an evaluation of each --collect run: it needs --collect RUN ...")
+    if args.overwrite and (args.merge or args.collect):
+        parser.error("--overwrite is for the runs a sweep trains; --collect and --merge train none")
+    if not (args.merge or args.collect or args.sparsities or args.static or args.same_budget):
+        parser.error(
+            "nothing to train: give --sparsities, --static or --same-budget (or --collect / --merge)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.merge:
-        rows = [row for folder in args.merge for row in read_rows(Path(folder) / "sweep.csv")]
+        folders = given_once([Path(folder) for folder in args.merge], "--merge")
+        rows = [row for folder in folders for row in read_rows(folder / "sweep.csv")]
+        if not rows:
+            raise SystemExit(f"nothing to merge: the sweep.csv of {', '.join(args.merge)} hold no rows")
+        out.mkdir(parents=True, exist_ok=True)
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
     if args.collect:
         rows = collect([Path(run) for run in args.collect], args.at_epoch)
+        out.mkdir(parents=True, exist_ok=True)
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
@@ -196,10 +218,25 @@ def main() -> None:
                 settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
         except ConfigError as exc:
             parser.error(str(exc))
-        planned.append((sparsity, mask, state, settings, full_dim))
-    rows = []
-    for sparsity, mask, state, settings, full_dim in planned:
         name = f"{re.sub('[^a-z]+', '-', mask)}-s{sparsity}-{state}"
+        if name in (other[0] for other in planned):  # one folder trained twice, its row counted twice
+            parser.error(f"the run {name} is asked for twice (a sparsity listed twice?)")
+        planned.append((name, sparsity, mask, settings, full_dim))
+    # a rerun would train over an earlier sweep's runs file by file, leaving folders of both where it stops
+    earlier = [out / "runs" / name for name, *_ in planned if held_run(out / "runs" / name)]
+    if earlier and not args.overwrite:
+        parser.error(
+            f"{', '.join(map(str, earlier))} hold(s) an earlier sweep's runs: start afresh with --overwrite, "
+            "or pass another --out (to finish them instead: dslgraph train --output RUN --resume, then "
+            "--collect)"
+        )
+    for folder in earlier:
+        for file in RUN_FILES:
+            (folder / file).unlink(missing_ok=True)
+        logging.info("%s: removed the earlier run's files", folder)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, sparsity, mask, settings, full_dim in planned:
         summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))
         if mask == SAME_BUDGET:  # a sparsity-s budget, spent on a dense table of the smaller width
@@ -209,10 +246,43 @@ def main() -> None:
     plot(rows, out / "quality_vs_sparsity.png")
 
 
+def held_run(folder: Path) -> bool:
+    """Whether ``folder`` holds files of a ``dslgraph train`` run."""
+    return any((folder / name).exists() for name in RUN_FILES)
+
+
+def given_once(folders: list[Path], flag: str) -> list[Path]:
+    """``folders``, refused where one is given twice (also as another path): its rows would count twice."""
+    seen = {}
+    for folder in folders:
+        if folder.resolve() in seen:
+            raise SystemExit(f"{folder}: given twice to {flag} (as {seen[folder.resolve()]} before)")
+        seen[folder.resolve()] = folder
+    return folders
+
+
+def finished_summary(run: Path) -> dict:
+    """The ``metrics.json`` of the finished ``dslgraph train`` run in ``run``, refused naming the folder where
+    there is none or where the run has not finished: its file then holds no settings and no cost report, and
+    a table without the run would compare the others silently (its dense baseline, its widest run)."""
+    path = run / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(
+            f"{run}: no metrics.json (not a dslgraph train output folder, or a run not evaluated)"
+        )
+    summary = json.loads(path.read_text())
+    if "settings" not in summary:
+        raise SystemExit(
+            f"{run}: its run has not finished (metrics.json holds no settings yet): let it end, or finish it "
+            f"with dslgraph train --output {run} --resume"
+        )
+    return summary
+
+
 def collect(runs: list[Path], at_epoch: int | None = None) -> list[dict]:
     """The rows of finished runs, told apart by their recorded settings; with ``at_epoch``, each run's
     evaluation at that epoch stands for the run."""
-    summaries = [json.loads((run / "metrics.json").read_text()) for run in runs]
+    summaries = [finished_summary(run) for run in given_once(runs, "--collect")]
     if at_epoch is not None:
         summaries = [at(summary, at_epoch, run) for summary, run in zip(summaries, runs)]
 
@@ -256,6 +326,8 @@ def default_dim(model: str) -> int:
 
 
 def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise SystemExit(f"{path.parent}: no sweep.csv (--merge takes folders that a sweep wrote as --out)")
     with path.open() as f:
         rows = list(csv.DictReader(f))
     for row in rows:

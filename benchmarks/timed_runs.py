@@ -163,6 +163,9 @@ def main() -> None:
     runs = [Run(name, group, shlex.split(flags)) for name, group, flags in args.run]
     if len({run.name for run in runs}) < len(runs):
         parser.error("--run NAMEs must differ")
+    for run in runs:  # OUT/NAME is its folder: "probe" is the probe runs' folder, a path would nest
+        if run.name in ("", ".", "..", "probe") or os.sep in run.name or "/" in run.name:
+            parser.error(f"--run NAME {run.name!r} cannot be a run's folder name in --out (nor 'probe')")
     if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 2:
         parser.error("need --budget > 0, 0 <= --margin < 1 and --probe-epochs >= 2")
     for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):

@@ -130,6 +130,210 @@ def test_collect_at_epoch(tmp_path):
         sweep.collect([dense, dsl], at_epoch=30)
 
 
+def refusal(main, monkeypatch, capsys, argv: list[str]) -> str:
+    """What ``main`` says when it refuses ``argv``: an argument error's line, or its SystemExit message."""
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code != 0
+    return f"{stopped.value.code}\n{capsys.readouterr().err}"
+
+
+def test_collect_names_a_folder_it_cannot_tabulate(tmp_path):
+    # a folder without metrics.json failed with FileNotFoundError, a run still training (or killed) with
+    # KeyError: 'settings'; a table leaving it out would compare the other runs without saying so
+    sweep = load("sweep_sparsity")
+    dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="empty: no metrics.json"):
+        sweep.collect([dense, tmp_path / "empty"])
+    training = write_run(tmp_path / "training", [(10, 5.0, 0.15)])
+    summary = json.loads((training / "metrics.json").read_text())
+    del summary["settings"]  # what the trainer writes at each evaluation, before the run's end
+    (training / "metrics.json").write_text(json.dumps(summary))
+    with pytest.raises(
+        SystemExit, match=f"training: its run has not finished .* --output {training} --resume"
+    ):
+        sweep.collect([dense, training], at_epoch=10)
+    with pytest.raises(SystemExit, match="dense: given twice to --collect"):  # its row was counted twice
+        sweep.collect([dense, tmp_path / "." / "dense"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--collect"], "--collect: expected at least one argument"),  # an empty $RUNS: a full sweep trained
+        (["--merge"], "--merge: expected at least one argument"),
+        (["--merge", "a", "--collect", "b"], "--merge and --collect each make the tables on their own"),
+        (["--at-epoch", "3", "--sparsities", "0"], "--at-epoch picks an evaluation of each --collect run"),
+        (["--collect", "a", "--overwrite"], "--overwrite is for the runs a sweep trains"),
+        (["--sparsities", "--static"], "nothing to train"),  # an IndexError in the plot, after --out made
+        (["--sparsities", "0.5", "0.5", "--static"], "the run dynamic-s0.5-reset is asked for twice"),
+        (["--merge", "old", "old/../old"], "old/../old: given twice to --merge (as old before)"),
+        (["--merge", "nothing"], "nothing: no sweep.csv"),  # FileNotFoundError
+        (["--merge", "old"], "nothing to merge: the sweep.csv of old hold no rows"),  # IndexError in the plot
+    ],
+)
+def test_sweep_refuses_options_that_make_nothing_or_conflict(tmp_path, monkeypatch, capsys, argv, message):
+    sweep = load("sweep_sparsity")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "sweep.csv").write_text(",".join(sweep.COLUMNS) + "\n")
+    monkeypatch.setattr(sweep, "run_training", None)  # nothing trains
+    said = refusal(sweep.main, monkeypatch, capsys, ["sweep_sparsity.py", *argv, "--out", "out"])
+    assert message in said
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_into_an_earlier_sweeps_out_is_refused_unless_overwrite(tmp_path, monkeypatch, capsys):
+    # a rerun trained over the earlier runs' folders file by file: stopped part-way, a folder held both runs
+    sweep = load("sweep_sparsity")
+    earlier = write_run(tmp_path / "runs" / "dynamic-s0.5-reset", [(10, 5.0, 0.15)], sparsity=0.5)
+    (earlier / "last.pt").write_text("")
+    argv = ["sweep_sparsity.py", "--sparsities", "0.5", "--static", "--epochs", "1", "--out", str(tmp_path)]
+    monkeypatch.setattr(sweep, "run_training", None)
+    said = refusal(sweep.main, monkeypatch, capsys, argv)
+    assert f"{earlier} hold(s) an earlier sweep's runs: start afresh with --overwrite" in said
+    assert sorted(p.name for p in earlier.iterdir()) == ["last.pt", "metrics.json"]
+
+    def started(settings, output, progress):
+        assert (output, settings["sparsity"]) == (str(earlier), 0.5)
+        assert list(Path(output).iterdir()) == []  # the earlier run's files gone before this one trains
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_training", started)
+    monkeypatch.setattr(sys, "argv", [*argv, "--overwrite"])
+    with pytest.raises(KeyboardInterrupt):
+        sweep.main()
+
+
+def test_plot_history_refuses_a_name_given_twice_and_a_folder_as_out(tmp_path, monkeypatch, capsys):
+    plot_history = load("plot_history")
+    a, b = write_run(tmp_path / "a", [(10, 5.0, 0.15)]), write_run(tmp_path / "b", [(10, 4.0, 0.12)])
+    out = str(tmp_path / "o")
+    said = refusal(
+        plot_history.main, monkeypatch, capsys, ["plot_history.py", f"x={a}", f"x={b}", "--out", out]
+    )
+    assert "the run name 'x' is given twice" in said  # was one line through both runs' points
+    for folder in (f"{tmp_path}/new/", str(tmp_path)):  # was written as new.csv / <tmp_path>.csv beside it
+        said = refusal(plot_history.main, monkeypatch, capsys, ["plot_history.py", f"a={a}", "--out", folder])
+        assert f"--out {folder} is a folder" in said
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("out, name", [("recall-0.5", "recall-0.5"), ("run.v2", "run.v2"), ("r.png", "r")])
+def test_plot_history_keeps_a_dot_in_out(tmp_path, out, name):
+    # with_suffix took ".5" of recall-0.5 for a suffix and wrote recall-0.csv
+    table, figure = load("plot_history").outputs(str(tmp_path / out))
+    assert (table, figure) == (tmp_path / f"{name}.csv", tmp_path / f"{name}.png")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backends", "sprase"], "invalid choice: 'sprase'"),
+        (["--sparsity", "80"], "sparsity must be a float in [0, 1)"),
+        (["--backends", "dense", "--batch-size", "0"], "batch_size must be an int in [1, inf)"),
+        (["--batches", "0"], "--batches must be at least 1, got 0"),  # a division by zero after the setup
+    ],
+)
+def test_scale_check_refuses_bad_settings_before_its_setup(monkeypatch, capsys, argv, message):
+    scale_check = load("scale_check")
+    monkeypatch.setattr(scale_check.subprocess, "run", None)  # was: minutes of setup, then the worker's error
+    assert message in refusal(scale_check.main, monkeypatch, capsys, ["scale_check.py", *argv])
+
+
+def test_read_csv_refuses_no_runs_and_shows_its_workers_error(tmp_path, monkeypatch, capsys):
+    read_csv = load("read_csv")
+    output = tmp_path / "read.csv"
+    monkeypatch.setattr(read_csv, "write_file", None)  # nothing generated
+    said = refusal(
+        read_csv.main, monkeypatch, capsys, ["read_csv.py", "--runs", "0", "--output", str(output)]
+    )
+    assert "--runs must be at least 1, got 0" in said  # was an IndexError after generating the file
+    monkeypatch.setattr(read_csv, "write_file", lambda *args: None)
+    failed = subprocess.CompletedProcess(
+        [], 1, "", "Traceback ...\nAttributeError: no attribute 'from_csv'\n"
+    )
+    monkeypatch.setattr(read_csv.subprocess, "run", lambda *args, **kwargs: failed)
+    said = refusal(read_csv.main, monkeypatch, capsys, ["read_csv.py", "--output", str(output)])
+    # was CalledProcessError's exit status, the worker's error captured and dropped
+    assert (
+        "run 0: the worker failed (exit 1):\nTraceback ...\nAttributeError: no attribute 'from_csv'" in said
+    )
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "gowala"], "argument --dataset: invalid choice: 'gowala'"),  # the loader's ValueError
+        (["--device", "gpu"], "--device: device 'gpu' is not a torch device"),
+        (
+            ["--threads", "-1"],
+            "--threads must be 0 (torch's default) or more, got -1",
+        ),  # torch's RuntimeError
+    ],
+)
+def test_benchmark_options_are_checked_when_parsed(monkeypatch, capsys, argv, message):
+    common = load("common")
+    parse = functools.partial(common.parse, common.base_parser("a benchmark", "out.csv"))
+    assert message in refusal(parse, monkeypatch, capsys, ["bench.py", *argv])
+
+
+@pytest.mark.parametrize(
+    "name, option",
+    [
+        ("bench_spmm", "--repeats"),
+        ("bench_ultragcn_logits", "--repeats"),
+        ("bench_plan", "--repeats"),
+        ("bench_sparse_linear", "--repeats"),
+        ("bench_optimizer", "--steps"),
+    ],
+)
+def test_benchmark_counts_are_checked_when_parsed(monkeypatch, capsys, name, option):
+    # 0 was a division by zero, or a median of nothing, once the data had loaded and the warm-up had run
+    main = load(name).main
+    said = refusal(main, monkeypatch, capsys, [f"{name}.py", option, "0"])
+    assert f"argument {option}: expected an integer of at least 1, got 0" in said
+    assert "invalid count value: 'two'" in refusal(main, monkeypatch, capsys, [f"{name}.py", option, "two"])
+
+
+def test_benchmark_asked_for_cuda_without_one_says_so(monkeypatch, capsys):
+    common = load("common")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    parse = functools.partial(common.parse, common.base_parser("a benchmark", "out.csv"))
+    # was torch's "Torch not compiled with CUDA enabled" once the data had loaded
+    said = refusal(parse, monkeypatch, capsys, ["bench.py", "--device", "cuda"])
+    assert "--device: device 'cuda' was asked for but torch sees no CUDA device" in said
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--dataset", "lastfm", "--device", "auto"])
+    args, device = parse()
+    assert (args.dataset, device) == ("lastfm", torch.device("cpu"))
+
+
+def test_most_popular_refuses_a_misspelt_dataset_before_loading_any(monkeypatch, capsys):
+    most_popular = load("most_popular")
+    monkeypatch.setattr(most_popular, "load_dataset", None)  # was loaded up to the misspelt one
+    for argv, message in [
+        (["--datasets", "lastfm", "ml100k"], "argument --datasets: invalid choice: 'ml100k'"),
+        (["--protocols", "loo"], "argument --protocols: invalid choice: 'loo'"),
+    ]:
+        assert message in refusal(most_popular.main, monkeypatch, capsys, ["most_popular.py", *argv])
+
+
+def test_cost_table_names_a_folder_without_runs_and_counts_a_run_once(tmp_path, monkeypatch):
+    cost_table = load("cost_table")
+    monkeypatch.setattr(cost_table, "row_for", lambda path, folder, root: {"run": path.parent.name})
+    monkeypatch.setattr(cost_table, "markdown_table", lambda rows, columns: f"{[r['run'] for r in rows]}\n")
+    write_run(tmp_path / "sweep" / "runs" / "dense", [(10, 5.0, 0.15)])
+    out = str(tmp_path / "cost")
+    with pytest.raises(SystemExit, match="swep: no metrics.json in it or below"):  # was left out silently
+        cost_table.main([str(tmp_path / "sweep"), str(tmp_path / "swep"), "--out", out])
+    # a folder and one inside it (or one folder twice): each run's row once, not once per folder
+    cost_table.main([str(tmp_path / "sweep"), str(tmp_path / "sweep" / "runs"), "--out", out])
+    assert (tmp_path / "cost.md").read_text() == "['dense']\n"
+
+
 def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
     write_run(tmp_path / "a", [(10, 5.0, 0.15), (20, 10.0, 0.17)])
     write_run(tmp_path / "b", [(10, 4.0, 0.12)])
@@ -594,3 +798,29 @@ def test_timed_runs_starts_without_loading_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["probe", "a/b", ".."])
+def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkeypatch, capsys, name):
+    # a run named probe trained into OUT/probe, among the probe runs' folders; a/b into a folder of OUT/a
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs.Run, "start", None)  # nothing runs
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path), "--run", name, "g", "--dataset lastfm"]
+    assert f"--run NAME {name!r} cannot be a run's folder name" in refusal(
+        timed_runs.main, monkeypatch, capsys, argv
+    )
+
+
+def test_degree_analysis_writes_valid_json_where_no_row_is_in_a_band():
+    # no row of degree <= --low (every user has trained on something): NaN, which JSON readers refuse
+    summary = load("degree_analysis").summarise(
+        torch.tensor([3, 1, 2]), torch.tensor([4, 8, 30]), low=2, high=20
+    )
+    assert (summary["mean_entries_degree_le_2"], summary["rows_degree_le_2"]) == (None, 0)
+    assert summary["mean_entries_degree_ge_20"] == 2.0
+    json.dumps(summary, allow_nan=False)
+    equal = load("degree_analysis").summarise(
+        torch.tensor([2, 2, 2]), torch.tensor([4, 8, 30]), low=5, high=20
+    )
+    assert equal["spearman"] is None  # every row as many entries: no rank correlation
+    json.dumps(equal, allow_nan=False)
