@@ -24,9 +24,12 @@ from dslgraph.config import (
     MODEL_DEFAULTS,
     PRESETS,
     ConfigError,
+    check_settings,
     did_you_mean,
     load_config_file,
     model_arguments,
+    model_parameters,
+    recbole_name,
     validate,
 )
 from dslgraph.data import (
@@ -124,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     _add_restore_flags(evaluate)
-    evaluate.add_argument("--ks", type=int, nargs="+", default=None, help="cut-offs K (default: the run's)")
+    evaluate.add_argument(
+        "--ks", type=cut_off, nargs="+", default=None, help="cut-offs K (default: the run's)"
+    )
 
     recommend = add_command(
         "recommend",
@@ -132,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Prints one JSON line to stdout: {"<user id>": [item id, ...], ...}, each user\'s k '
         "items best first, never one of its training items while others are left. Ids are the dataset's "
         "0-based indices, as dslgraph numbers its users and items; for a run on a --data-file, the file's "
-        "own ids.",
+        "own ids. A user given twice is listed once.",
     )
     recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
     recommend.add_argument(
@@ -169,7 +174,11 @@ def _add_setting_flags(train: argparse.ArgumentParser) -> None:
         elif field.kind is list:
             default = "" if field.default is None else f" (default {' '.join(map(str, field.default))})"
             train.add_argument(
-                flag, type=int if name == "ks" else str, nargs="+", default=None, help=field.help + default
+                flag,
+                type=cut_off if name == "ks" else str,
+                nargs="+",
+                default=None,
+                help=field.help + default,
             )
         elif field.kind is dict:  # options: --option NAME=VALUE; data_options: --data-option NAME=VALUE
             what = "a model argument " if name == "options" else ""
@@ -196,7 +205,7 @@ def _add_restore_flags(command: argparse.ArgumentParser) -> None:
     which device it goes to."""
     command.add_argument("--root", help="dataset folder (default: the one used for training)")
     command.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
-    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument("--device", default="auto", type=device_name, help=FIELDS["device"].describe())
 
 
 def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = None) -> int:
@@ -226,6 +235,8 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
         if read and "--data-option" in flags:
             options = ", ".join(f"{name}=VALUE" for name in read)
             hint = f" (read options of --data-file go in --data-option: {options})"
+        elif "--option" in flags and (arguments := _model_arguments_given_as_flags(given, flags)):
+            hint = f" (model arguments go in --option: {' '.join(arguments)})"
         else:
             hint = did_you_mean(given, flags)
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
@@ -248,6 +259,21 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
     except KeyboardInterrupt:
         print(f"dslgraph {args.command}: interrupted{_resumable(args)}", file=sys.stderr)
         return 130
+
+
+def _model_arguments_given_as_flags(given: list[str], flags: list[str]) -> list[str]:
+    """``--option NAME=VALUE`` for each flag of ``given`` that names an argument of some model (as it is
+    spelt, or as RecBole spells it) and no flag of ``flags``: ``--latent-dim`` is ``--option
+    latent_dim=VALUE``."""
+    arguments = {name for model in MODELS for name in model_parameters(model)}
+    meant = []
+    for flag in given:
+        name = flag[2:].replace("-", "_")
+        if recbole_name(flag, flags) is None and (
+            ours := name if name in arguments else recbole_name(name, arguments)
+        ):
+            meant.append(f"--option {ours}=VALUE")
+    return meant
 
 
 def _resumable(args: argparse.Namespace) -> str:
@@ -275,6 +301,24 @@ def name_value(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
+
+
+def cut_off(text: str) -> int:
+    """A K of ``--ks``: an integer, several of them given apart (``--ks 10 20``, not RecBole's ``10,20``)."""
+    try:
+        return int(text)
+    except ValueError:
+        several = [k.strip() for k in text.strip("[]()").split(",")]
+        apart = f" (several go apart: --ks {' '.join(several)})" if "," in text else ""
+        raise argparse.ArgumentTypeError(f"expected an integer cut-off K, got {text!r}{apart}") from None
+
+
+def device_name(text: str) -> str:
+    """``--device`` of ``eval`` and ``recommend``, checked as ``train``'s."""
+    try:
+        return check_settings({"device": text})["device"]
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -437,6 +481,8 @@ def run_training(
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise ConfigError("--resume needs --output (the folder holding last.pt)")
+    if args.overwrite and not args.output:  # a run without --output writes nothing to overwrite
+        raise ConfigError("--overwrite needs --output (the folder whose earlier run it replaces)")
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --output and --overwrite starts afresh: give one")
     with locked_output(args.output) if args.output else contextlib.nullcontext():
@@ -457,6 +503,8 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
         )
     if settings["lr_schedule"] != "cosine":
         unused["only acts under --lr-schedule cosine"] = ("lr_min",)
+    if settings["data_file"] is not None:
+        unused["only acts for a named dataset, not a --data-file"] = ("root",)
     if MODELS[settings["model"]].batch_kind == "users":
         unused[f"only acts on models trained on (user, item) pairs, not {settings['model']}"] = ("sampling",)
     checked = {name for names in unused.values() for name in names}
@@ -511,7 +559,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     may change only the RESUMABLE ones), and the data fingerprint its checkpoint recorded, if any."""
     checkpoint = Path(args.output) / "last.pt"
     state = load_checkpoint(checkpoint)
-    previous = recorded_settings(state, checkpoint)
+    previous = recorded_settings(state, checkpoint, root=args.root)
     try:
         settings = settings_from_args(args, previous)
     except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
@@ -583,6 +631,11 @@ def recorded_settings(
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on dataset {settings.get('dataset')!r}, not on a data "
             "file: --data-file does not apply (--root names where that dataset is)"
+        )
+    if overrides.get("root") is not None and settings.get("data_file") is not None:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on data file {settings['data_file']}, not on a named "
+            "dataset: --root does not apply (--data-file names where that file is)"
         )
     try:
         return validate(settings | {name: value for name, value in overrides.items() if value is not None})
@@ -678,11 +731,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
     # a user of the file may be one that these left out
     filters = [name for name in FILTER_OPTIONS if settings["data_options"].get(name) is not None]
-    users = torch.from_numpy(user_indices(args.users, model.num_users, raw_user_ids, filters))
+    users = user_indices(args.users, model.num_users, raw_user_ids, filters)
     if not 1 <= args.k <= model.num_items:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
+    # the output holds one entry a user, keyed by its id as the data spells it ("3" for 03): a user given
+    # again (a list of users with repeats, from a log) is listed once, where it came first
+    first = np.sort(np.unique(users, return_index=True)[1])
+    ids = [str(user) for user in (users if raw_user_ids is None else raw_user_ids[users]).tolist()]
+    if len(first) < len(users):
+        repeated = dict.fromkeys(user for user in ids if ids.count(user) > 1)
+        log.warning("user(s) %s given more than once: listed once", ", ".join(repeated))
+    users, ids = torch.from_numpy(users[first]), [ids[i] for i in first]
     trained = set(data[EDGE].edge_index[0].unique().tolist())
-    untrained = [given for given, user in zip(args.users, users.tolist()) if user not in trained]
+    untrained = [given for given, user in zip(ids, users.tolist()) if user not in trained]
     if untrained:  # their scores come from initial weights (LightGCN), or what all users share (CDAE)
         log.warning(
             "user(s) %s have no training interactions: their recommendations are not personal",
@@ -692,7 +753,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     # many users scored at once as the run's evaluation scored
     top = model.recommend(graph, users, args.k, data[EDGE].edge_index, settings["eval_batch_size"]).cpu()
     items = top.tolist() if raw_item_ids is None else raw_item_ids[top.numpy()].tolist()
-    print(json.dumps(dict(zip(args.users, items))))
+    print(json.dumps(dict(zip(ids, items))))
     return 0
 
 
@@ -731,12 +792,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         rows = [(os.path.basename(args.data_file), load_data(settings))]  # split as train splits it
         return _print_statistics(rows, f"(file: {os.path.abspath(args.data_file)})")
     root = args.root or default_root()
-    names = args.names or [
+    names = list(dict.fromkeys(args.names)) or [  # a name given twice, listed once
         name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()
     ]
     unknown = [name for name in names if name not in DATASETS]
     if unknown:
-        raise ValueError(f"unknown dataset(s) {unknown}; known: {list(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset(s) {unknown}{did_you_mean(unknown, DATASETS)}; known: {list(DATASETS)}"
+        )
     return _print_statistics(
         [(name, load_dataset(name, root)) for name in names], f"(root: {os.path.abspath(root)})"
     )

@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import numbers
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,7 @@ class Field:
     low: float | None = None
     high: float | None = None
     choices: tuple | None = None
+    pattern: str | None = None  # what a text value matches whole; its choices then only show it
     low_open: bool = False
     high_open: bool = False
     optional: bool = False
@@ -169,7 +171,8 @@ FIELDS: dict[str, Field] = {
         help="seeds the random splits of datasets and protocols alone (default: seed), so that runs of "
         "several seeds can share one split",
     ),
-    "device": Field(str, "auto", choices=("auto", "cpu", "cuda")),
+    # cuda:N as torch names one GPU of several
+    "device": Field(str, "auto", choices=("auto", "cpu", "cuda", "cuda:N"), pattern=r"auto|cpu|cuda(:\d+)?"),
     "max_seconds": Field(
         float,
         0.0,
@@ -219,9 +222,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Returns every field of :data:`FIELDS`, defaults filled in, after checking ``values``."""
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        # sep, user_col, ...: how data_file is read, which did_you_mean would take for seed, ...
-        read = [name for name in unknown if name in READ_OPTIONS]
-        hint = f" ({read} go in data_options)" if read else did_you_mean(unknown, FIELDS)
+        hint = _unknown_settings_hint(unknown, values.get("model", FIELDS["model"].default))
         raise ConfigError(f"unknown setting(s) {unknown}{hint}; known settings are {sorted(FIELDS)}")
     if values.get("data_file") is not None and "dataset" not in values:
         values = values | {"dataset": "file"}
@@ -251,6 +252,38 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
         )
     out["monitor"] = _checked_monitor(out)
     return out
+
+
+#: What ``dslgraph train`` takes as flags only: where and how a run goes, not what it trains.
+COMMAND_LINE_ONLY = ("config", "output", "resume", "overwrite", "no_progress")
+
+
+def _unknown_settings_hint(unknown: list[str], model: Any) -> str:
+    """What the ``unknown`` settings may stand for: read options of data_file, arguments of ``model`` (as
+    RecBole's flat config files give them, which go in options here), RecBole's names of settings, or the
+    settings spelt closest; ``""`` where none."""
+    arguments = model_parameters(model) if isinstance(model, str) and model in MODELS else {}
+    # sep, user_col, ...: how data_file is read, which did_you_mean would take for seed, ...
+    read = [name for name in unknown if name in READ_OPTIONS]
+    flags = ["--" + name.replace("_", "-") for name in unknown if name in COMMAND_LINE_ONLY]
+    rest = [name for name in unknown if name not in READ_OPTIONS and name not in COMMAND_LINE_ONLY]
+    options = {
+        name: argument
+        for name in rest
+        if recbole_name(name, FIELDS) is None
+        and (argument := name if name in arguments else recbole_name(name, arguments))
+    }
+    parts = [f"{read} go in data_options"] if read else []
+    if flags:
+        parts.append(f"{', '.join(flags)}: flags of dslgraph train, not settings")
+    if options:
+        given = [
+            f"--option {argument}=VALUE" + ("" if argument == name else f" (RecBole's {name})")
+            for name, argument in options.items()
+        ]
+        parts.append(f"arguments of model {model!r} go in options: {' '.join(given)}")
+    parts += _meanings([name for name in rest if name not in options], FIELDS)
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _check_targets(targets: list | None) -> None:
@@ -338,8 +371,7 @@ def model_arguments(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _check_model_arguments(settings: dict[str, Any]) -> None:
     """Checks that every model argument is one the model takes, with its default's type."""
-    parameters = inspect.signature(MODELS[settings["model"]]).parameters
-    accepted = {name: p.default for name, p in parameters.items() if name not in ("num_users", "num_items")}
+    accepted = model_parameters(settings["model"])
     for name, value in model_arguments(settings).items():
         if name not in accepted:
             raise ConfigError(
@@ -366,15 +398,81 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             )
 
 
+def model_parameters(model: str) -> dict[str, Any]:
+    """The arguments of ``model``'s constructor that settings may give, with their defaults."""
+    parameters = inspect.signature(MODELS[model]).parameters
+    return {name: p.default for name, p in parameters.items() if name not in ("num_users", "num_items")}
+
+
 def with_article(noun: str) -> str:
     """``noun`` after its indefinite article: ``an int``, ``a float``."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+#: RecBole's names of settings and model arguments (the keys of its config files) that dslgraph names
+#: otherwise, and which spelling alone leads nowhere or astray (train_batch_size is closest to
+#: eval_batch_size, data_path to data_options); of several, the first that the command or model takes
+#: (mlp_hidden_size is NeuMF's mlp_layers and Mult-VAE's hidden_channels).
+RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("lr",),
+    "train_batch_size": ("batch_size",),
+    "embedding_size": ("embedding_dim",),
+    "topk": ("ks",),
+    "valid_metric": ("monitor",),
+    "eval_step": ("eval_every",),
+    "stopping_step": ("patience",),
+    "n_layers": ("num_layers",),
+    "data_path": ("root",),
+    "gpu_id": ("device",),
+    "use_gpu": ("device",),
+    "mf_embedding_size": ("embedding_dim",),
+    "mlp_embedding_size": ("embedding_dim",),
+    "mlp_hidden_size": ("mlp_layers", "hidden_channels"),
+    "dropout_prob": ("dropout",),
+    "latent_dimension": ("latent_dim",),
+    "corruption_ratio": ("corruption",),
+    "cnn_channels": ("channels",),
+    "negative_num": ("num_negatives",),
+    "ii_neighbor_num": ("num_neighbors",),
+    "lambda": ("lambda_",),
+}
+
+
+def recbole_name(name: str, known: Iterable[str]) -> str | None:
+    """The name among ``known`` of what RecBole names ``name`` (:data:`RECBOLE_NAMES`), spelt as a flag
+    where ``name`` is one (``--learning-rate``: ``--lr``), or :obj:`None`."""
+    flag = name.startswith("--")
+    for ours in RECBOLE_NAMES.get(name.removeprefix("--").replace("-", "_"), ()):
+        spelt = "--" + ours.replace("_", "-") if flag else ours
+        if spelt in known:
+            return spelt
+    return None
+
+
+def _meanings(names: list[str], known: Iterable[str]) -> list[str]:
+    """What the unknown ``names`` may have meant among ``known``: RecBole's names of them, then the names
+    spelt closest."""
+    known = list(known)
+    recbole = {name: ours for name in names if (ours := recbole_name(name, known))}
+    close = [
+        match
+        for name in names
+        if name not in recbole
+        for match in difflib.get_close_matches(name, known, n=1)
+    ]
+    parts = []
+    if recbole:
+        parts.append(f"RecBole's {', '.join(f'{name!r} is {ours!r}' for name, ours in recbole.items())} here")
+    if close:
+        parts.append(f"did you mean {', '.join(map(repr, close))}?")
+    return parts
+
+
 def did_you_mean(names: list[str], known: Iterable[str]) -> str:
-    """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names``, or ``""``."""
-    close = [match for name in names for match in difflib.get_close_matches(name, known, n=1)]
-    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names`` (`` (RecBole's
+    'learning_rate' is 'lr' here)`` for RecBole's names of them, :data:`RECBOLE_NAMES`), or ``""``."""
+    parts = _meanings(names, known)
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _described(default: Any) -> str:
@@ -436,7 +534,11 @@ def _check(name: str, field: Field, value: Any) -> Any:
     value = _plain(value, field.kind)
     if not isinstance(value, field.kind) or (field.kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
-    if field.choices is not None and value not in field.choices:
+    if field.pattern is not None:
+        allowed = re.fullmatch(field.pattern, value, re.ASCII) is not None
+    else:
+        allowed = field.choices is None or value in field.choices
+    if not allowed:
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):

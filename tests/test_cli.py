@@ -1139,3 +1139,94 @@ def test_a_dsl_run_too_short_for_one_update_is_named_in_a_warning(tmp_path, capl
     assert "exceeds the" not in caplog.text
     assert main([*args, "--static-mask"]) == 0  # that one asks for no update
     assert "exceeds the" not in caplog.text
+
+
+def train_on_a_file(tmp_path, user_ids=None, *extra):
+    """The output folder of a 1-epoch run on a small data file of ``user_ids`` (default 40 numbers)."""
+    user_ids = np.arange(1000, 1040) if user_ids is None else user_ids
+    write_interactions(tmp_path / "mine.tsv", user_ids, np.arange(90))
+    out = str(tmp_path / "run")
+    args = ["train", "--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"']
+    args += ["--data-option", "user_col=uid", "--data-option", "item_col=movie", "--epochs", "1"]
+    assert main([*args, "--embedding-dim", "8", "--output", out, "--no-progress", *extra]) == 0
+    return out
+
+
+def test_recommend_lists_a_user_given_twice_once_under_its_own_id_and_says_so(tmp_path, capsys, caplog):
+    out = train_on_a_file(tmp_path)
+    capsys.readouterr()
+    caplog.clear()
+    assert main(["recommend", f"{out}/best.pt", "--users", "1005", "1003", "01005", "-k", "3"]) == 0
+    recommended = json.loads(capsys.readouterr().out)  # was {"1005": ..., "1003": ..., "01005": ...}
+    assert list(recommended) == ["1005", "1003"] and all(len(items) == 3 for items in recommended.values())
+    assert "user(s) 1005 given more than once: listed once" in caplog.text  # was collapsed silently
+    caplog.clear()
+    assert main(["recommend", f"{out}/best.pt", "--users", "1005", "1003", "-k", "3"]) == 0
+    assert json.loads(capsys.readouterr().out) == recommended and "more than once" not in caplog.text
+
+
+def test_overwrite_without_an_output_folder_is_refused_naming_it(capsys):
+    assert main(["train", "--overwrite", "--epochs", "1"]) == 2  # was ignored
+    assert "--overwrite needs --output (the folder whose earlier run it replaces)" in capsys.readouterr().err
+
+
+def test_root_for_a_data_file_s_run_is_refused_naming_the_flag(tmp_path, capsys, caplog):
+    out = train_on_a_file(tmp_path, None, "--root", str(tmp_path / "data"))
+    assert "root only acts for a named dataset, not a --data-file" in caplog.text  # was taken silently
+    capsys.readouterr()
+    for command in (
+        ["eval", f"{out}/best.pt"],
+        ["recommend", f"{out}/best.pt", "--users", "1003"],
+        ["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"],
+    ):
+        assert main([*command, "--root", str(tmp_path / "data")]) == 2  # were ignored
+        assert "not on a named dataset: --root does not apply (--data-file names" in capsys.readouterr().err
+
+
+def test_a_recbole_name_or_a_model_argument_given_as_a_flag_names_the_flag_meant(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--learning-rate", "0.01", "--topk", "10", "--epoch", "3"])
+    err = capsys.readouterr().err
+    assert "(RecBole's '--learning-rate' is '--lr', '--topk' is '--ks' here; did you mean '--epochs'?)" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--train-batch-size", "512"])  # did you mean '--eval-batch-size'?
+    assert "(RecBole's '--train-batch-size' is '--batch-size' here)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "multvae", "--latent-dim", "100", "--dropout-prob", "0.2"])
+    err = capsys.readouterr().err
+    assert "(model arguments go in --option: --option latent_dim=VALUE --option dropout=VALUE)" in err
+    with pytest.raises(SystemExit):
+        main(["eval", "best.pt", "--topk", "5"])
+    assert "(RecBole's '--topk' is '--ks' here)" in capsys.readouterr().err
+
+
+def test_ks_written_with_commas_are_refused_showing_them_apart(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "best.pt", "--ks", "10,20"])
+    assert (
+        "expected an integer cut-off K, got '10,20' (several go apart: --ks 10 20)" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "--ks", "[5, 10]"])
+    assert "(several go apart: --ks 5 10)" in capsys.readouterr().err
+    assert build_parser().parse_args(["eval", "best.pt", "--ks", "5", "10"]).ks == [5, 10]
+
+
+def test_a_gpu_of_several_is_named_as_torch_names_it(capsys):
+    assert validate({"device": "cuda:1"})["device"] == "cuda:1"  # was refused, as the Trainer takes it
+    assert build_parser().parse_args(["eval", "best.pt", "--device", "cuda:0"]).device == "cuda:0"
+    for bad in ("gpu", "mps", "cuda:", "cuda:x", "CPU"):
+        with pytest.raises(ConfigError, match=r"device must be one of \['auto', 'cpu', 'cuda', 'cuda:N'\]"):
+            validate({"device": bad})
+    with pytest.raises(SystemExit):
+        main(["recommend", "best.pt", "--users", "0", "--device", "gpu"])
+    assert "argument --device: device must be one of" in capsys.readouterr().err
+
+
+def test_datasets_lists_a_name_given_twice_once_and_names_the_one_meant(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path))
+    assert main(["datasets", "lastfm", "lastfm"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split()[0] for row in rows[1:-1]] == ["lastfm"]  # was read and listed twice
+    assert main(["datasets", "ml100k"]) == 2
+    assert "unknown dataset(s) ['ml100k'] (did you mean 'ml-100k'?)" in capsys.readouterr().err

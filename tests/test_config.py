@@ -266,3 +266,51 @@ def test_a_share_given_as_a_percentage_is_refused_with_the_fraction_meant():
         validate({"sparsity": 80})
     with pytest.raises(ConfigError, match=r"val_ratio must be a float in \[0, 1\), got 1.0$"):
         validate({"val_ratio": 1})  # 1 is no percentage: the share's open bound
+
+
+@pytest.mark.parametrize(
+    "recbole, ours",
+    [
+        ("learning_rate", "lr"),
+        ("topk", "ks"),
+        ("train_batch_size", "batch_size"),  # was: did you mean 'eval_batch_size'?
+        ("embedding_size", "embedding_dim"),
+        ("eval_step", "eval_every"),
+        ("stopping_step", "patience"),
+        ("n_layers", "num_layers"),
+        ("valid_metric", "monitor"),
+        ("data_path", "root"),  # was: did you mean 'data_options'?
+    ],
+)
+def test_recbole_s_name_of_a_setting_is_answered_with_dslgraph_s(recbole, ours):
+    with pytest.raises(
+        ConfigError, match=rf"\['{recbole}'\] \(RecBole's '{recbole}' is '{ours}' here\); known"
+    ):
+        validate({recbole: 1})
+
+
+def test_unknown_settings_are_each_given_what_they_may_mean():
+    with pytest.raises(
+        ConfigError,
+        match=r"\['epoch', 'learning_rate', 'sep'\] \(\['sep'\] go in data_options; RecBole's "
+        r"'learning_rate' is 'lr' here; did you mean 'epochs'\?\)",  # sep's hint was the only one
+    ):
+        validate({"epoch": 3, "learning_rate": 0.1, "sep": ","})
+    # a model argument at the top level, as RecBole's flat config files give it
+    with pytest.raises(
+        ConfigError,
+        match=r"\(arguments of model 'multvae' go in options: --option dropout=VALUE \(RecBole's "
+        r"dropout_prob\) --option latent_dim=VALUE\)",
+    ):
+        validate({"model": "multvae", "dropout_prob": 0.2, "latent_dim": 100})
+    with pytest.raises(ConfigError, match=r"\(RecBole's 'mlp_hidden_size' is 'hidden_channels' here\)"):
+        validate({"model": "multvae", "options": {"mlp_hidden_size": [600]}})
+    with pytest.raises(ConfigError, match=r"\(RecBole's 'mlp_hidden_size' is 'mlp_layers' here\)"):
+        validate({"model": "neumf", "options": {"mlp_hidden_size": [64, 32]}})
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['q'\]; known"):
+        validate({"model": ["not", "a", "name"], "q": 1})  # no model to look the name up in
+
+
+def test_a_flag_of_train_in_a_config_file_is_named_as_a_flag():
+    with pytest.raises(ConfigError, match=r"\['epoch', 'output'\] \(--output: flags of dslgraph train, not"):
+        validate({"output": "runs/x", "epoch": 3})  # was: unknown, with no word

@@ -517,7 +517,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            "device 'cuda' was asked for but torch sees no CUDA device; use --device cpu or auto"
+            f"device {str(device)!r} was asked for but torch sees no CUDA device; use --device cpu or auto"
         )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(

@@ -636,6 +636,9 @@ def test_resume_reproduces_the_whole_run_of_each_backend_and_batch_kind(
 def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monkeypatch):
     with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use 'cpu', 'cuda'"):
         resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device 'cuda:0' was asked for but torch sees no CUDA device"):
+        resolve_device("cuda:0")  # named as given (it said 'cuda')
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(ValueError, match="device 'cuda:2' does not exist: torch sees 2 CUDA devices"):
