@@ -51,9 +51,10 @@ from torch_geometric.data.dataset import _repr, files_exist  # how PyG records a
 from torch_geometric.io import fs
 
 from ..checks import is_real
-from .graph import EDGE, make_interaction_data, num_users_items
+from .graph import EDGE, check_numbering, make_interaction_data, num_users_items
 from .interactions import (
     InteractionDataset,
+    NumberedTransform,
     check_held_out,
     check_option,
     check_seed,
@@ -209,7 +210,7 @@ class RawSplit(NamedTuple):
     test_time: Tensor | None = None
 
 
-class RecommendationDataset(InMemoryDataset):
+class RecommendationDataset(NumberedTransform, InMemoryDataset):
     """Base class of the benchmark datasets: a train/test split of user-item interactions.
 
     Subclasses set :attr:`name` (the folder under ``root`` and the :data:`DATASETS` key) and
@@ -422,7 +423,14 @@ class RecommendationDataset(InMemoryDataset):
                         "%s: %d test %s have no training interaction", self.__class__.__name__, cold, kind
                     )
         if self.pre_transform is not None:
-            data = self.pre_transform(data)
+            transformed = self.pre_transform(data)
+            if not isinstance(transformed, HeteroData):  # saved as the dataset: failed inside PyG's save
+                raise ValueError(
+                    f"pre_transform {self.pre_transform!r} must return the HeteroData it is given, got a "
+                    f"{type(transformed).__name__}; one that splits the data (RandomLinkSplit) goes in "
+                    "transform"
+                )
+            data = check_numbering(data, transformed, "pre_transform", self.pre_transform)
         # written then renamed: runs started side by side may process the same files at once
         write_then_rename(self.processed_paths[0], lambda partial: self.save([data], str(partial)))
 

@@ -18,12 +18,13 @@ LightGCN-style models propagate over.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
+from torch_geometric.data import Data, HeteroData
 
 from ..checks import as_count
 
@@ -153,17 +154,75 @@ def num_users_items(data: HeteroData) -> tuple[int, int]:
     """The numbers of users and items of ``data``. Raises a :class:`ValueError` naming what ``data`` lacks of
     this module's layout: PyG's own ``AmazonBook`` names its types ``('user', 'rates', 'book')``, and
     failed with ``int() argument must be ... not 'NoneType'``."""
-    node_types, edge_types = getattr(data, "node_types", []), getattr(data, "edge_types", [])
+    layout = (
+        f"data must have the layout of dslgraph.data.graph (num_nodes of 'user' and 'item', the training "
+        f"interactions in {EDGE}.edge_index)"
+    )
+    if not isinstance(data, HeteroData):
+        # PyG's RandomLinkSplit returns a (train, val, test) tuple, and to_homogeneous() a Data: both failed
+        # as a HeteroData lacking every node type
+        hint = {
+            tuple: " (PyG's RandomLinkSplit returns a (train, val, test) tuple)",
+            Data: " (HeteroData.to_homogeneous() merges users and items into one id space)",
+        }.get(type(data), "")
+        raise ValueError(f"{layout}, a HeteroData; got a {type(data).__name__}{hint}")
+    node_types, edge_types = data.node_types, data.edge_types
     missing = [node for node in ("user", "item") if node not in node_types or data[node].num_nodes is None]
     if EDGE not in edge_types or "edge_index" not in data[EDGE]:
         missing.append(f"{EDGE}.edge_index")
     if missing:
+        # the store's keys tell a transform's work apart: T.ToSparseTensor() replaces edge_index by adj_t
+        keys = f", and {EDGE} holds {sorted(data[EDGE].keys())}" if EDGE in edge_types else ""
         raise ValueError(
-            f"data must have the layout of dslgraph.data.graph (num_nodes of 'user' and 'item', the "
-            f"training interactions in {EDGE}.edge_index), lacks {', '.join(map(str, missing))}; it has "
-            f"node types {node_types} and edge types {edge_types}"
+            f"{layout}, lacks {', '.join(map(str, missing))}; it has node types {node_types} and edge types "
+            f"{edge_types}{keys}"
         )
     return int(data["user"].num_nodes), int(data["item"].num_nodes)
+
+
+def check_interaction_splits(data: HeteroData) -> None:
+    """Raises a :class:`ValueError` where ``data``'s ``edge_label_index`` is not the test interactions of
+    this module's layout but a labelled link-prediction split, as PyG's ``RandomLinkSplit`` and
+    ``LinkNeighborLoader`` make it (an ``edge_label`` beside it; the sampled negatives among its pairs, or
+    the training edges themselves): ranked as test interactions, it was evaluated without a word. And
+    where ``data`` is a subgraph a PyG loader sampled (``n_id`` on its nodes): its nodes are renumbered,
+    its ``edge_label_index`` is not, and names other users and items."""
+    sampled = [node for node in ("user", "item") if "n_id" in data[node]]
+    if sampled:
+        raise ValueError(
+            f"data is a subgraph sampled by a PyG loader (n_id on its {' and '.join(sampled)} nodes): its "
+            "nodes are renumbered, but not its test and validation interactions, whose ids would name other "
+            "users and items; pass the dataset's data as loaded"
+        )
+    store = data[EDGE]
+    if "edge_label" in store:
+        raise ValueError(
+            f"data[{EDGE}] holds edge_label: its edge_label_index is a labelled link-prediction split "
+            "(PyG's RandomLinkSplit or LinkNeighborLoader: supervision edges, negatives among them), not "
+            "the test interactions of dslgraph.data.graph's layout; pass the dataset's data as loaded "
+            "(val_ratio > 0 for a validation split)"
+        )
+
+
+def check_numbering(
+    data: HeteroData, transformed: HeteroData, argument: str, transform: Callable
+) -> HeteroData:
+    """Returns ``transformed`` unless ``transform`` changed the number of users or items of ``data``, which
+    it raises a :class:`ValueError` for, naming it: PyG's transforms that drop nodes (RemoveIsolatedNodes,
+    LargestConnectedComponents) renumber ``edge_index`` but not the test and validation splits, whose ids
+    then name other users and items (silently, wherever they stay in range)."""
+    changed = [
+        f"{node}s {data[node].num_nodes} -> {transformed[node].num_nodes}"
+        for node in ("user", "item")
+        if node in transformed.node_types and transformed[node].num_nodes != data[node].num_nodes
+    ]
+    if changed:
+        raise ValueError(
+            f"{argument} {transform!r} changed the numbers of nodes ({', '.join(changed)}): it renumbers the "
+            "training edges but not edge_label_index (the test split) nor val_edge_label_index, whose ids "
+            "would name other users and items; a transform must keep every user and item"
+        )
+    return transformed
 
 
 def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
 from ..checks import is_real, is_sequence
-from .graph import make_interaction_data
+from .graph import check_numbering, make_interaction_data
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,18 @@ def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return pd.factorize(column, sort=False)
 
 
-class InteractionDataset(InMemoryDataset):
+class NumberedTransform:
+    """Mixed into an :class:`~torch_geometric.data.InMemoryDataset` of one :class:`HeteroData`: ``dataset[i]``
+    refuses a ``transform`` that changes the numbers of users or items (:func:`check_numbering`)."""
+
+    def __getitem__(self, idx):
+        data = super().__getitem__(idx)
+        if self.transform is None or not isinstance(data, HeteroData):  # a slice, RandomLinkSplit's tuple
+            return data
+        return check_numbering(self._data, data, "transform", self.transform)
+
+
+class InteractionDataset(NumberedTransform, InMemoryDataset):
     """A user-item interaction dataset built in memory from a table, with ids of any type.
 
     Users and items are renumbered ``0 .. n-1`` (sorted by original id where the ids are comparable);

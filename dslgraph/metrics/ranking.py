@@ -31,7 +31,13 @@ from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
 from dslgraph.checks import as_count, is_count, is_sequence
-from dslgraph.data.graph import EDGE, check_pair_index, interaction_csr, num_users_items
+from dslgraph.data.graph import (
+    EDGE,
+    check_interaction_splits,
+    check_pair_index,
+    interaction_csr,
+    num_users_items,
+)
 from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 logger = logging.getLogger(__name__)
@@ -142,6 +148,7 @@ class RankingEvaluator:
         Remaining keyword arguments go to :class:`RankingEvaluator`.
         """
         num_users, num_items = num_users_items(data)
+        check_interaction_splits(data)
         store = data[EDGE]
         if split == "test":
             target = store.edge_label_index

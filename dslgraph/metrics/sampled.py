@@ -25,7 +25,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.checks import is_count
-from dslgraph.data.graph import EDGE, is_index, num_users_items
+from dslgraph.data.graph import EDGE, check_interaction_splits, is_index, num_users_items
 from dslgraph.metrics.ranking import check_ks, mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
@@ -107,6 +107,7 @@ class SampledRankingEvaluator:
         if split not in keys:
             raise ValueError(f"split must be 'test' or 'val', got {split!r}")
         num_users_items(data)  # data of another layout named as such, before data[EDGE] adds that type to it
+        check_interaction_splits(data)
         store = data[EDGE]
         missing = [key for key in keys[split] if key not in store]
         if missing:

@@ -8,6 +8,7 @@ from urllib.error import URLError
 
 import pytest
 import torch
+import torch_geometric.transforms as T
 
 from dslgraph.data import (
     DATASETS,
@@ -215,6 +216,46 @@ def test_pre_transform_is_recorded_per_processed_file(tmp_path):
         stale = Gowalla(str(tmp_path), pre_transform=Tag(2))  # processed with Tag(1): PyG warns
     assert stale[0].tag.tolist() == [1]
     assert Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)[0].tag.tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    "transform", [T.RemoveIsolatedNodes(), T.Compose([T.ToUndirected(), T.RemoveIsolatedNodes()])]
+)
+def test_a_transform_that_renumbers_users_or_items_is_named(tmp_path, transform):
+    # user 4 and item 4 occur only in the test split (user 3 in neither): RemoveIsolatedNodes dropped them
+    # and renumbered edge_index, leaving the test split's ids to name other users and items
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    dataset = Gowalla(str(tmp_path), transform=transform)
+    expected = (
+        rf"transform {re.escape(repr(transform))} changed the numbers of nodes \(users 5 -> 3, items 5 -> 4\)"
+    )
+    with pytest.raises(ValueError, match=expected):
+        dataset[0]
+    with pytest.raises(
+        ValueError, match=r"pre_transform RemoveIsolatedNodes\(\) changed the numbers of nodes"
+    ):
+        Gowalla(str(tmp_path), val_ratio=0.5, pre_transform=T.RemoveIsolatedNodes())
+
+
+def test_pyg_transforms_that_keep_the_layout_apply(tmp_path):
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    plain = Gowalla(str(tmp_path))[0]
+    data = Gowalla(str(tmp_path), transform=T.Compose([T.ToUndirected(), T.ToDevice("cpu")]))[0]
+    assert torch.equal(data[EDGE].edge_label_index, plain[EDGE].edge_label_index)
+    assert torch.equal(data["item", "rev_to", "user"].edge_index, plain[EDGE].edge_index.flip(0))
+    # PyG's link-prediction tutorials unpack RandomLinkSplit's (train, val, test) from dataset[0]
+    train, val, test = Gowalla(str(tmp_path), transform=T.RandomLinkSplit(edge_types=EDGE))[0]
+    assert "edge_label" in train[EDGE]
+
+
+def test_a_pre_transform_must_return_one_heterodata(tmp_path):
+    # RandomLinkSplit as pre_transform failed inside PyG's save: 'tuple' object has no attribute 'to_dict'
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    split = T.RandomLinkSplit(edge_types=EDGE)
+    with pytest.raises(
+        ValueError, match=r"pre_transform RandomLinkSplit\(.*\) must return the HeteroData .* tuple"
+    ):
+        Gowalla(str(tmp_path), pre_transform=split)
 
 
 def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):

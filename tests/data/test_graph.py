@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 import torch
+import torch_geometric.transforms as T
 from torch_geometric.data import HeteroData
+from torch_geometric.loader import NeighborLoader
 
 from dslgraph.data import EDGE, dataset_statistics, leave_one_out, make_interaction_data, propagation_graph
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator
@@ -50,6 +52,47 @@ def test_data_of_another_layout_is_named_as_such(use):
     with pytest.raises(ValueError, match=rf"{layout}; it has node types \['user', 'book'\]"):
         use(data)
     assert data.edge_types == [("user", "rates", "book")]  # no empty ('user', 'to', 'item') added to it
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (
+            lambda data: T.RandomLinkSplit(edge_types=EDGE)(data),
+            r"got a tuple \(PyG's RandomLinkSplit returns",
+        ),
+        (lambda data: data.to_homogeneous(), r"got a Data \(HeteroData.to_homogeneous\(\) merges users"),
+    ],
+)
+@pytest.mark.parametrize("use", [propagation_graph, RankingEvaluator.from_data])
+def test_data_that_is_no_heterodata_is_named(small_data, make, hint, use):
+    # failed as a HeteroData lacking user, item and the edges: "it has node types [] and edge types []"
+    with pytest.raises(ValueError, match=rf"layout of dslgraph.data.graph .* a HeteroData; {hint}"):
+        use(make(small_data))
+
+
+def test_data_without_edge_index_names_what_its_edges_hold(small_data):
+    # T.ToSparseTensor() replaces edge_index by adj_t
+    with pytest.raises(ValueError, match=r"lacks \('user', 'to', 'item'\).edge_index; .* holds \['adj_t',"):
+        propagation_graph(T.ToSparseTensor()(small_data))
+
+
+@pytest.mark.parametrize("negatives", [True, False])
+@pytest.mark.parametrize("evaluator", [RankingEvaluator, SampledRankingEvaluator])
+def test_a_link_prediction_split_is_not_taken_for_the_test_split(small_data, negatives, evaluator):
+    # RandomLinkSplit's edge_label_index (training edges, with or without negatives) was ranked as the
+    # test interactions without a word
+    train, _, _ = T.RandomLinkSplit(edge_types=EDGE, add_negative_train_samples=negatives)(small_data)
+    with pytest.raises(ValueError, match=r"holds edge_label: its edge_label_index is a labelled link-predic"):
+        evaluator.from_data(train)
+    propagation_graph(train)  # its training edges are still a graph to propagate over
+
+
+def test_a_subgraph_a_pyg_loader_sampled_is_not_taken_for_the_data(small_data):
+    # its nodes renumbered but not edge_label_index: test ids in range named other users and items
+    loader = NeighborLoader(T.ToUndirected()(small_data), [-1], input_nodes=("user", torch.arange(3)))
+    with pytest.raises(ValueError, match=r"a subgraph sampled by a PyG loader \(n_id on its user and item"):
+        RankingEvaluator.from_data(next(iter(loader)))
 
 
 def test_make_interaction_data_refuses_float_ids():

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch_geometric.transforms as T
 
 from dslgraph.data import EDGE, InteractionDataset, holdout_mask, leave_one_out_mask
 
@@ -492,3 +493,18 @@ def test_from_csv_names_the_time_that_is_no_number_in_a_column_of_numbers(tmp_pa
     path.write_text("user,item,time\na,x,1600000000\na,y,yesterday\nb,x,1600000002\n")
     with pytest.raises(ValueError, match="got 'yesterday' at index 1"):  # was: got '1600000000' at index 0
         InteractionDataset.from_csv(path, time_col="time")
+
+
+def test_a_transform_that_renumbers_users_or_items_is_named():
+    # items z and w are only ever last (test) items: RemoveIsolatedNodes renumbered the training edges alone
+    interactions = pd.DataFrame(
+        {"u": ["a", "a", "a", "b", "b"], "i": ["x", "y", "z", "x", "w"], "t": range(5)}
+    )
+    options = dict(split="leave-one-out", time_col="t")
+    dataset = InteractionDataset.from_pandas(
+        interactions, "u", "i", **options, transform=T.RemoveIsolatedNodes()
+    )
+    with pytest.raises(ValueError, match=r"transform RemoveIsolatedNodes\(\) changed .* \(items 4 -> 2\)"):
+        dataset[0]
+    dataset = InteractionDataset.from_pandas(interactions, "u", "i", **options, transform=T.ToUndirected())
+    assert torch.equal(dataset[0][EDGE].edge_index, dataset._data[EDGE].edge_index)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
 from dslgraph.data import EDGE, make_interaction_data
@@ -33,6 +34,15 @@ def _trainer(data, out, epochs=4, **overrides):
     settings = dict(epochs=epochs, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3) | overrides
     config = TrainConfig(**settings)
     return Trainer(LightGCN(30, 40, embedding_dim=8), data, config, out, "cpu")
+
+
+@pytest.mark.parametrize("part", [0, None])
+def test_data_split_by_random_link_split_is_refused_before_training(small_data, part):
+    # its training part was trained on and evaluated against its own edges (and negatives) as the test split
+    split = T.RandomLinkSplit(edge_types=EDGE)(small_data)
+    message = "holds edge_label" if part == 0 else r"got a tuple \(PyG's RandomLinkSplit"
+    with pytest.raises(ValueError, match=message):
+        _trainer(split if part is None else split[part], None)
 
 
 def test_training_learns_and_writes_outputs(small_data, tmp_path):
