@@ -637,12 +637,24 @@ class DynamicSparseLearning:
             )
         # the attached optimizer's step re-masked; another optimizer's (one created later and not
         # attached) did not, and would leave masked weights active until the next update
-        if not self._steps_unseen:
+        stepped = self._steps_unseen > 0
+        if not stepped:
             self._apply_masks()
         self._steps_unseen = 0
         if self.is_update_step(self.iteration):
             self._check_optimizer_stepped()
-            self.update()
+            if stepped:
+                self.update()
+            else:
+                # a GradScaler skips the step of an iteration whose gradients hold inf or NaN: those
+                # cannot be ranked (the update failed as if training had diverged), and the step that
+                # did not happen moves nothing
+                warnings.warn(
+                    f"DSL skipped its update at iteration {self.iteration}: the attached optimizer did not "
+                    "step at this iteration (a GradScaler skips the steps whose gradients are inf or NaN); "
+                    "the masks are kept until the next update",
+                    stacklevel=2,
+                )
         self._set_probe()
 
     def _check_optimizer_stepped(self) -> None:
@@ -784,6 +796,39 @@ class DynamicSparseLearning:
             if isinstance(target, _TableTarget):
                 target.table.positions_changed()
         self._set_probe()
+
+    @torch.no_grad()
+    def dense_state_dict(self) -> dict[str, Tensor]:
+        """The model's ``state_dict`` in the layout it had before this controller, to serve the trained
+        model with its own class built without DSL (or to train it on dense): each sparse table's and
+        sparse linear layer's ``values`` and ``positions`` become its dense ``weight``, zero at inactive
+        entries, and the masks of masked targets are left out."""
+        tables = {id(target.table) for target in self.targets if isinstance(target, _TableTarget)}
+        masks: dict[int, list[str]] = {}
+        for target in self.targets:
+            if isinstance(target, _MaskedTarget):
+                masks.setdefault(id(target.module), []).append(target.mask_name)
+        dense: dict[str, tuple[str, Tensor] | None] = {}  # key of the sparse state: what replaces it
+        for name, module in self.model.named_modules(remove_duplicate=False):
+            prefix = f"{name}." if name else ""
+            if isinstance(module, SparseLinear) and id(module.sparse_weight) in tables:
+                dense[f"{prefix}sparse_weight.values"] = (f"{prefix}weight", module.weight)
+                dense[f"{prefix}sparse_weight.positions"] = None
+            elif (
+                isinstance(module, SparseEmbedding)
+                and id(module) in tables
+                and f"{prefix}values" not in dense  # not a SparseLinear's table, visited after its layer
+            ):
+                dense[f"{prefix}values"] = (f"{prefix}weight", module.to_dense())
+                dense[f"{prefix}positions"] = None
+            for mask_name in masks.get(id(module), ()):
+                dense[f"{prefix}{mask_name}"] = None
+        state = {}
+        for key, value in self.model.state_dict().items():
+            replacement = dense.get(key, (key, value))
+            if replacement is not None:
+                state[replacement[0]] = replacement[1]
+        return state
 
     def __getstate__(self) -> dict:
         # the handle of a hook an optimizer does not pickle (torch's keep no hooks)

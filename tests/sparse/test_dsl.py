@@ -825,6 +825,54 @@ def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
             pass
 
 
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_an_update_at_a_step_a_grad_scaler_skipped_is_skipped(backend):
+    """A GradScaler skips the optimizer step of an iteration whose gradients overflowed: DSL's update at
+    that iteration ranked the inf gradients and failed with a FloatingPointError saying that training
+    had diverged, ending a run that the scaler was built to carry on."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    scaler = torch.amp.GradScaler("cpu")
+    counts = dsl.active_counts()
+    for iteration in range(1, 7):
+        optimizer.zero_grad()
+        loss = model(torch.randint(50, (16,))).pow(2).mean()
+        scaler.scale(loss * (float("inf") if iteration == 3 else 1)).backward()
+        scaler.step(optimizer)  # skipped at iteration 3
+        scaler.update()
+        if iteration == 3:
+            with pytest.warns(UserWarning, match="DSL skipped its update at iteration 3"):
+                dsl.step()
+        else:
+            dsl.step()
+        assert dsl.active_counts() == counts
+    assert [record["iteration"] for record in dsl.updates] == [6]
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_dense_state_dict_loads_into_the_model_built_without_dsl(backend):
+    """A DSL-trained model's state holds values and positions (or masks) where its own class has a
+    dense weight: serving it with that class meant rebuilding every table and layer by hand."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, update_interval=2, targets=["tables", r"mlp\..*"], backend=backend
+    )
+    dsl.attach(torch.optim.Adam(model.parameters(), lr=0.01))
+    for _ in _custom_steps(model, dsl, dsl.optimizer, 3):
+        pass
+    plain = _Custom()
+    plain.load_state_dict(dsl.dense_state_dict())  # strict: the keys are the dense model's
+    assert torch.equal(plain.emb.weight, model.emb.weight)
+    assert torch.equal(plain.mlp[0].weight, model.mlp[0].weight)
+    assert int(plain.emb.weight.count_nonzero()) <= dsl.active_counts()["emb"]  # grown ones may be 0
+    index = torch.arange(50)
+    torch.testing.assert_close(plain(index), model(index))
+
+
 @pytest.mark.parametrize("copy_with", ["pickle", "deepcopy"])
 @pytest.mark.filterwarnings("error:the optimizer attached to DSL")
 def test_a_copied_controller_trains_its_copy_through_an_update(copy_with):
