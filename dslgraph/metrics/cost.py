@@ -38,6 +38,7 @@ DSL are masked, so their executed MACs equal the dense ones; only the ideal coun
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -62,20 +63,29 @@ def workspace_bytes(model: torch.nn.Module) -> int:
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of every tensor the optimizer keeps per parameter (e.g. Adam's two moments)."""
+    """Bytes of every tensor the optimizer keeps per weight (e.g. Adam's two moments; not its step
+    counters, one number per parameter tensor)."""
     return sum(_state_bytes(state) for state in optimizer.state.values())
 
 
 def memory_report(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl=None) -> dict[str, Any]:
     """Sparsity, active entries and bytes of parameters and optimizer state of any model (a model of
     your own too), with its dense reference: the same model with every tensor ``dsl`` sparsified
-    dense and Adam's two moments per weight. ``workspace_bytes`` is what sparse tables derive from
-    their positions (above all a propagation plan)."""
+    dense, in its own dtype, with as much optimizer state per weight as the optimizer holds per active
+    entry (Adam's two moments once it has stepped; none under plain SGD, or for a frozen tensor).
+    ``workspace_bytes`` is what sparse tables derive from their positions (above all a propagation
+    plan)."""
+    if not isinstance(getattr(optimizer, "state", None), Mapping):  # failed on None.state
+        raise TypeError(
+            "optimizer must be the torch.optim.Optimizer that trains the model (the bytes of its state are "
+            f"counted), got {type(optimizer).__name__}"
+        )
     param_bytes, state_bytes = parameter_bytes(model), optimizer_state_bytes(optimizer)
-    entries, kept_param_bytes, kept_state_bytes = _sparsified_storage(optimizer, dsl)
-    # The dense reference: 4-byte weights and Adam's two 4-byte moments per sparsified entry.
-    dense_param_bytes = param_bytes - kept_param_bytes + 4 * entries
-    dense_state_bytes = state_bytes - kept_state_bytes + 8 * entries
+    kept, dense = _sparsified_storage(optimizer, dsl)
+    # the dense reference holds the sparsified tensors dense, and as much optimizer state per weight
+    # as they hold per active entry (a float64 table's moments take 16 bytes a weight, SGD's none)
+    dense_param_bytes = param_bytes - kept[0] + dense[0]
+    dense_state_bytes = state_bytes - kept[1] + dense[1]
     density = 1.0 if dsl is None else 1.0 - dsl.achieved_sparsity()
     return {
         "sparsity": 1.0 - density,
@@ -130,16 +140,22 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
     }
 
 
-def _sparsified_storage(optimizer, dsl) -> tuple[int, int, int]:
-    """Dense entries of the tensors DSL sparsified, and the parameter and optimizer-state bytes
-    those tensors take now."""
-    entries = param_bytes = state_bytes = 0
+def _sparsified_storage(optimizer, dsl) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The parameter and optimizer-state bytes the tensors DSL sparsified take now, and those they
+    would take dense: each weight in its tensor's dtype, and each per-entry state tensor (Adam's
+    moments) grown from the active entries to all of them."""
+    kept, dense = [0, 0], [0, 0]
     for target in dsl.targets if dsl is not None else ():
         params, buffers = target.storage()
-        entries += target.numel
-        param_bytes += tensor_bytes(params) + tensor_bytes(buffers)
-        state_bytes += sum(_state_bytes(optimizer.state.get(param, {})) for param in params)
-    return entries, param_bytes, state_bytes
+        kept[0] += tensor_bytes(params) + tensor_bytes(buffers)
+        for param in params:
+            dense[0] += target.numel * param.element_size()
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, Tensor) and value.dim() > 0:
+                    kept[1] += value.numel() * value.element_size()
+                    per_entry = value.shape == param.shape
+                    dense[1] += (target.numel if per_entry else value.numel()) * value.element_size()
+    return tuple(kept), tuple(dense)
 
 
 def _state_bytes(state: dict) -> int:

@@ -192,3 +192,60 @@ def test_inference_savings_are_one_minus_the_executed_over_the_dense_count(small
     assert report["inference_savings"] == 0.0
     assert report["ideal_inference_savings"] == pytest.approx(1 - ideal / dense)
     assert 0 < report["ideal_inference_savings"] < report["naive_savings"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_the_dense_reference_holds_weights_and_moments_in_the_models_dtype(dtype):
+    """The dense reference took 4-byte weights and 8 bytes of Adam state per sparsified entry: a float64
+    model's masked table, which saves nothing, reported 2x dense; a bfloat16 one reported a saving."""
+    dense_bytes = (50 * 8 + 8 * 4 + 4) * torch.empty((), dtype=dtype).element_size()
+    for backend in ("sparse", "masked"):
+        model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 4)).to(dtype)
+        dsl = DynamicSparseLearning(model, 0.5, 100, targets=["tables"], backend=backend)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        dsl.attach(optimizer)
+        model(torch.arange(10)).sum().backward()
+        optimizer.step()
+        report = memory_report(model, optimizer, dsl)
+        assert report["dense_parameter_bytes"] == dense_bytes
+        assert (
+            report["dense_optimizer_state_bytes"] == 2 * dense_bytes
+        )  # Adam's moments in the weights' dtype
+        mask = 50 * 8  # a byte per weight
+        if backend == "masked":
+            assert report["bytes_ratio"] == pytest.approx((3 * dense_bytes + mask) / (3 * dense_bytes))
+
+
+@pytest.mark.parametrize("case", ["adam before its first step", "sgd", "frozen table"])
+def test_the_dense_reference_holds_the_optimizer_state_the_optimizer_keeps(case):
+    """Adam's two moments were charged to the dense reference whatever the optimizer kept: a masked
+    table under SGD, before Adam's first step, or frozen, reported a saving it does not have."""
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 4))
+    dsl = DynamicSparseLearning(model, 0.8, 100, targets=["tables"], backend="masked")
+    optimizer = (
+        torch.optim.SGD(model.parameters(), lr=0.01)
+        if case == "sgd"
+        else torch.optim.Adam(model.parameters())
+    )
+    dsl.attach(optimizer)
+    if case != "adam before its first step":
+        model[0].requires_grad_(case != "frozen table")
+        model(torch.arange(10)).sum().backward()
+        optimizer.step()
+    report = memory_report(model, optimizer, dsl)
+    state = 2 * 4 * (8 * 4 + 4) if case == "frozen table" else 0  # the linear layer's moments
+    assert report["optimizer_state_bytes"] == report["dense_optimizer_state_bytes"] == state
+    dense = 4 * (50 * 8 + 8 * 4 + 4) + state
+    assert report["bytes_ratio"] == pytest.approx((dense + 400) / dense)  # the mask's byte a weight
+
+
+@pytest.mark.parametrize("optimizer", [None, "parameters"])
+def test_memory_report_refuses_what_is_no_optimizer(optimizer):
+    """memory_report(model, None) or (model, model.parameters()) failed with "'NoneType' object has no
+    attribute 'state'"."""
+    model = torch.nn.Linear(3, 2)
+    optimizer = model.parameters() if optimizer else None
+    with pytest.raises(
+        TypeError, match=r"optimizer must be the torch.optim.Optimizer .*, got (NoneType|generator)"
+    ):
+        memory_report(model, optimizer)
