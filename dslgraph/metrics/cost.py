@@ -105,7 +105,9 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
     The MACs are the model's own count, ``model.macs(graph, batch_size, count)`` (every model of
     :mod:`dslgraph.nn` has it; see :meth:`~dslgraph.nn.base.Recommender.macs`); ``naive_savings``
     scales the dense count by the density (the paper's way of counting). A DSL growth step's cost
-    (``update_step``) is amortised over ``dsl.update_interval``.
+    (``update_step``) is spread over the run's iterations as the run makes them: one per ``update_interval``
+    up to ``t_end`` (else ``total_steps``), none under a static mask (whose first update would come after
+    the last iteration).
     """
     if not callable(getattr(model, "macs", None)):
         raise TypeError(
@@ -123,7 +125,8 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
     macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
     if dsl is not None:
         for counted in macs.values():
-            counted["train_iteration"] += counted.get("update_step", 0) / dsl.update_interval
+            updates = dsl.horizon // dsl.update_interval  # is_update_step's iterations
+            counted["train_iteration"] += counted.get("update_step", 0) * updates / dsl.total_steps
     report = memory_report(model, optimizer, dsl)
     dense = macs["dense"]
     return {

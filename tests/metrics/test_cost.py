@@ -249,3 +249,22 @@ def test_memory_report_refuses_what_is_no_optimizer(optimizer):
         TypeError, match=r"optimizer must be the torch.optim.Optimizer .*, got (NoneType|generator)"
     ):
         memory_report(model, optimizer)
+
+
+@pytest.mark.parametrize(
+    ("update_interval", "t_end", "updates"),
+    [(10, None, 10), (30, None, 3), (10, 50, 5), (101, None, 0)],  # 101: a static mask's, after the last
+)
+def test_growth_steps_are_counted_as_the_run_makes_them(small_data, update_interval, t_end, updates):
+    # spread over update_interval, a run with t_end or a static mask was charged updates it never ran
+    model = LightGCN(30, 40, embedding_dim=16)
+    adj = propagation_graph(small_data)
+    dsl = DynamicSparseLearning(
+        model, 0.8, 100, backend="masked", update_interval=update_interval, t_end=t_end
+    )
+    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, 10, dsl)
+    for count, macs in (("dense", report["dense_macs"]), ("executed", report["macs"])):
+        step = model.macs(adj, 64, count)
+        assert macs["train_iteration"] == pytest.approx(
+            step["train_iteration"] + step["update_step"] * updates / 100
+        )
