@@ -144,3 +144,13 @@ def test_the_custom_gnn_example_reads_lastfm_from_root_with_its_threads(tmp_path
     finally:
         torch.set_num_threads(threads)
     assert read.value.args == (str(tmp_path), 1)
+
+
+def test_the_custom_gnn_example_serves_the_dense_copy_it_trained(tmp_path, monkeypatch, capsys):
+    # dsl.dense_state_dict() into PyG's LightGCN built without DSL: the same recall as the trained one
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "1", "--root", str(tmp_path)])
+    main()
+    said = capsys.readouterr().out
+    trained = re.search(r"epoch 1: recall@20=(\S+)", said)[1]
+    assert f"dense copy to serve: recall@20={trained}" in said
