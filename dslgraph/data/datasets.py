@@ -27,6 +27,7 @@ applies those protocols.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import functools
 import io
@@ -423,7 +424,8 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
                         "%s: %d test %s have no training interaction", self.__class__.__name__, cold, kind
                     )
         if self.pre_transform is not None:
-            transformed = self.pre_transform(data)
+            # a copy, as dataset[i] gives transform: one that drops nodes in place left nothing to compare
+            transformed = self.pre_transform(copy.copy(data))
             if not isinstance(transformed, HeteroData):  # saved as the dataset: failed inside PyG's save
                 raise ValueError(
                     f"pre_transform {self.pre_transform!r} must return the HeteroData it is given, got a "

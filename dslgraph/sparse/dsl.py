@@ -454,6 +454,7 @@ class DynamicSparseLearning:
         self._mask_hook = None
         self._steps_unseen = 0  # steps of the attached optimizer since the last step()
         self._steps_since_update = 0  # and since the last update
+        self._found_inf = None  # a GradScaler's word to a fused optimizer on its last step (see step())
         self.iteration = 0
         self.updates: list[dict] = []
         if not isinstance(targets, (str, Sequence)):  # None, or one pattern not in a list
@@ -582,6 +583,7 @@ class DynamicSparseLearning:
             self._mask_hook.remove()
         self._hook_optimizer()
         self._steps_unseen = self._steps_since_update = 0
+        self._found_inf = None
         return self
 
     def _hook_optimizer(self) -> None:
@@ -593,6 +595,9 @@ class DynamicSparseLearning:
         self._apply_masks()
         self._steps_unseen += 1
         self._steps_since_update += 1
+        # a GradScaler calls the step of an optimizer that scales for itself (torch's fused Adam, as
+        # make_adam builds it) even where it skips it, and tells it in found_inf, which it then deletes
+        self._found_inf = getattr(self.optimizer, "found_inf", None)
 
     def _apply_masks(self) -> None:
         for target in self.targets:
@@ -640,10 +645,10 @@ class DynamicSparseLearning:
         stepped = self._steps_unseen > 0
         if not stepped:
             self._apply_masks()
-        self._steps_unseen = 0
+        found_inf, self._steps_unseen, self._found_inf = self._found_inf, 0, None
         if self.is_update_step(self.iteration):
             self._check_optimizer_stepped()
-            if stepped:
+            if stepped and not (found_inf is not None and found_inf.item()):  # read here only: a sync
                 self.update()
             else:
                 # a GradScaler skips the step of an iteration whose gradients hold inf or NaN: those

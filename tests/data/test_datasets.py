@@ -237,6 +237,18 @@ def test_a_transform_that_renumbers_users_or_items_is_named(tmp_path, transform)
         Gowalla(str(tmp_path), val_ratio=0.5, pre_transform=T.RemoveIsolatedNodes())
 
 
+def test_a_pre_transform_that_drops_nodes_in_place_is_named(tmp_path):
+    # a function changing the data it is given (a transform's forward, skipping BaseTransform's copy) was
+    # compared with itself, and the test split saved with ids naming other users and items
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+
+    def drop_isolated(data):
+        return T.RemoveIsolatedNodes().forward(data)
+
+    with pytest.raises(ValueError, match=r"changed the numbers of nodes \(users 5 -> 3, items 5 -> 4\)"):
+        Gowalla(str(tmp_path), pre_transform=drop_isolated)
+
+
 def test_pyg_transforms_that_keep_the_layout_apply(tmp_path):
     place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
     plain = Gowalla(str(tmp_path))[0]

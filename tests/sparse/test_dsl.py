@@ -825,15 +825,17 @@ def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
             pass
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
-def test_an_update_at_a_step_a_grad_scaler_skipped_is_skipped(backend):
+def test_an_update_at_a_step_a_grad_scaler_skipped_is_skipped(backend, fused):
     """A GradScaler skips the optimizer step of an iteration whose gradients overflowed: DSL's update at
     that iteration ranked the inf gradients and failed with a FloatingPointError saying that training
-    had diverged, ending a run that the scaler was built to carry on."""
+    had diverged, ending a run that the scaler was built to carry on. A fused Adam (make_adam's) is
+    stepped all the same, told by the scaler to skip (its found_inf): the update failed there still."""
     torch.manual_seed(0)
     model = _Custom()
     dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend=backend)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, fused=fused)
     dsl.attach(optimizer)
     scaler = torch.amp.GradScaler("cpu")
     counts = dsl.active_counts()
