@@ -36,9 +36,9 @@ from torch_geometric.data import HeteroData
 from dslgraph.checks import as_count, is_count, is_real
 from dslgraph.data.graph import (
     EDGE,
+    check_pair_index,
     interaction_csr,
     is_index,
-    is_pair_index,
     num_users_items,
     propagation_graph,
 )
@@ -135,16 +135,7 @@ class Recommender(nn.Module):
         self.check_pairs(users)
         if exclude is not None:
             # a transposed [E, 2] index would silently exclude the wrong pairs, a wrong id another user's
-            if not is_pair_index(exclude):
-                raise ValueError(
-                    f"exclude must be a [2, E] index of (user, item) pairs, got {describe(exclude)}"
-                )
-            if exclude.numel() and (
-                exclude.min() < 0 or exclude[0].max() >= self.num_users or exclude[1].max() >= self.num_items
-            ):
-                raise ValueError(
-                    f"exclude holds ids outside users [0, {self.num_users}) / items [0, {self.num_items})"
-                )
+            check_pair_index("exclude", exclude, self.num_items, self.num_users)
         # ids and exclusions go where the model is: CPU ones would meet its CSR rows (CDAE, Mult-VAE)
         # and its scores on a GPU
         device = next(self.parameters()).device

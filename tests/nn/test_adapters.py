@@ -433,13 +433,16 @@ def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
 @pytest.mark.parametrize(
     ("exclude", "match"),
     [
-        (lambda train: train.T[:50], r"\[2, E\] index"),  # pairs as rows: silently ignored, it was
-        (lambda train: train[0], r"\[2, E\] index"),
-        (lambda train: torch.tensor([[-1], [0]]), "outside"),  # excluded item 0 of user 29
-        (lambda train: torch.tensor([[0], [NUM_ITEMS]]), "outside"),
-        (lambda train: torch.tensor([[NUM_USERS], [0]]), "outside"),
-        (lambda train: train.float(), r"\[2, E\] index"),  # failed deep in torch's indexing
-        (lambda train: train.tolist(), r"\[2, E\] index"),
+        (
+            lambda train: train.T[:50],
+            r"\[2, E\] tensor of integer",
+        ),  # pairs as rows: silently ignored, it was
+        (lambda train: train[0], r"\[2, E\] tensor of integer"),
+        (lambda train: torch.tensor([[-1], [0]]), "must hold users in"),  # excluded item 0 of user 29
+        (lambda train: torch.tensor([[0], [NUM_ITEMS]]), "must hold users in"),
+        (lambda train: torch.tensor([[NUM_USERS], [0]]), "must hold users in"),
+        (lambda train: train.float(), r"\[2, E\] tensor of integer"),  # failed deep in torch's indexing
+        (lambda train: train.tolist(), r"\[2, E\] tensor of integer"),
     ],
 )
 def test_recommend_rejects_a_bad_exclude_index(exclude, match, small_data):
