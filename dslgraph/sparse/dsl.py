@@ -691,7 +691,8 @@ class DynamicSparseLearning:
         """One prune-and-grow round at the current iteration; returns what it did."""
         self._check_optimizer()
         rho = self.update_fraction()
-        record = {"iteration": self.iteration, "rho": rho, "changed": {}}
+        # changed: the n entries pruned and grown; moved: those of them not grown straight back where pruned
+        record = {"iteration": self.iteration, "rho": rho, "changed": {}, "moved": {}}
         for target in self.targets:
             if target.frozen() or (self.growth == "gradient" and target.name in self._unprobed):
                 # a frozen tensor keeps its values and mask: growth would zero entries that never train
@@ -711,21 +712,29 @@ class DynamicSparseLearning:
             if self.skip_zero_gradient and score is not None:
                 pruned, grown = _without_zero_growth(active, pruned, grown, score)
             record["changed"][target.name] = int(grown.numel())
-            self.replace_entries(target, pruned, grown)
+            record["moved"][target.name] = self.replace_entries(target, pruned, grown)
         self.updates.append(record)
-        log.debug("DSL update at iteration %d: rho=%.4f %s", self.iteration, rho, record["changed"])
+        log.debug(
+            "DSL update at iteration %d: rho=%.4f changed %s, moved %s",
+            self.iteration,
+            rho,
+            record["changed"],
+            record["moved"],
+        )
         return record
 
-    def replace_entries(self, target: _Target, pruned: Tensor, grown: Tensor) -> None:
+    def replace_entries(self, target: _Target, pruned: Tensor, grown: Tensor) -> int:
         """Moves ``target``'s active entries at indices ``pruned`` (into its active positions) to the
         flat positions ``grown`` (as many), which start at 0 with the optimizer state
         :attr:`optimizer_state` says. A pruned entry grown back at once never left: it keeps its value
-        and optimizer state, as in the DSL authors' code and RigL, instead of restarting at 0."""
+        and optimizer state, as in the DSL authors' code and RigL, instead of restarting at 0. Returns the
+        number of entries that moved."""
         active = target.active_positions()
         regrown = torch.isin(grown, active[pruned])
         pruned, grown = pruned[~torch.isin(active[pruned], grown)], grown[~regrown]
         if grown.numel():
             target.replace(pruned, grown, self.optimizer, self.optimizer_state == "reset")
+        return int(grown.numel())
 
     def _grow(self, target: _Target, kept: Tensor, n: int) -> tuple[Tensor, Tensor | None]:
         """Flat positions of ``n`` entries to grow, none of them in ``kept`` (the still-active ones),

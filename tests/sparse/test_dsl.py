@@ -558,9 +558,11 @@ def test_skip_zero_gradient_grows_only_rows_the_loss_sees(backend, skip):
     model.loss(users, items).backward()
     optimizer.step()
     dsl.step()
-    grown_rows = {p // 8 for p in set(user.active_positions().tolist()) - before}
+    moved_in = set(user.active_positions().tolist()) - before
+    grown_rows = {p // 8 for p in moved_in}
     assert dsl.active_counts() == {"user": 200, "item": 80}
     changed = dsl.updates[-1]["changed"]["user"]
+    assert dsl.updates[-1]["moved"]["user"] == len(moved_in)  # changed less those grown back at once
     if skip:  # the batch's 10 rows have 40 inactive entries, all with a gradient: the rest stays
         assert grown_rows and max(grown_rows) < 10
         assert changed < 100
