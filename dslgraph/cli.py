@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -739,8 +740,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     first = np.sort(np.unique(users, return_index=True)[1])
     ids = [str(user) for user in (users if raw_user_ids is None else raw_user_ids[users]).tolist()]
     if len(first) < len(users):
-        repeated = dict.fromkeys(user for user in ids if ids.count(user) > 1)
-        log.warning("user(s) %s given more than once: listed once", ", ".join(repeated))
+        # counted once each (ids.count per id was quadratic in a list piped from a log)
+        repeated = [user for user, count in Counter(ids).items() if count > 1]
+        more = f" ({len(repeated)} in all)" if len(repeated) > 10 else ""
+        log.warning("user(s) %s%s given more than once: listed once", ", ".join(repeated[:10]), more)
     users, ids = torch.from_numpy(users[first]), [ids[i] for i in first]
     trained = set(data[EDGE].edge_index[0].unique().tolist())
     untrained = [given for given, user in zip(ids, users.tolist()) if user not in trained]

@@ -1163,6 +1163,10 @@ def test_recommend_lists_a_user_given_twice_once_under_its_own_id_and_says_so(tm
     caplog.clear()
     assert main(["recommend", f"{out}/best.pt", "--users", "1005", "1003", "-k", "3"]) == 0
     assert json.loads(capsys.readouterr().out) == recommended and "more than once" not in caplog.text
+    many = [str(user) for user in range(1000, 1012)] * 2  # repeats piped from a log: ten named at most
+    assert main(["recommend", f"{out}/best.pt", "--users", *many, "-k", "3"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 12
+    assert f"user(s) {', '.join(many[:10])} (12 in all) given more than once" in caplog.text
 
 
 def test_overwrite_without_an_output_folder_is_refused_naming_it(capsys):
