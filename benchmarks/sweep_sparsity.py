@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from common import add_settings_option, markdown_table, save_figure, write_csv, write_text  # noqa: E402
 
-from dslgraph.cli import RUN_FILES, run_training  # noqa: E402
+from dslgraph.cli import clear_earlier_run, earlier_run_files, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
 
@@ -223,7 +223,7 @@ def main() -> None:
             parser.error(f"the run {name} is asked for twice (a sparsity listed twice?)")
         planned.append((name, sparsity, mask, settings, full_dim))
     # a rerun would train over an earlier sweep's runs file by file, leaving folders of both where it stops
-    earlier = [out / "runs" / name for name, *_ in planned if held_run(out / "runs" / name)]
+    earlier = [out / "runs" / name for name, *_ in planned if earlier_run_files(out / "runs" / name)]
     if earlier and not args.overwrite:
         parser.error(
             f"{', '.join(map(str, earlier))} hold(s) an earlier sweep's runs: start afresh with --overwrite, "
@@ -231,9 +231,7 @@ def main() -> None:
             "--collect)"
         )
     for folder in earlier:
-        for file in RUN_FILES:
-            (folder / file).unlink(missing_ok=True)
-        logging.info("%s: removed the earlier run's files", folder)
+        clear_earlier_run(folder, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, sparsity, mask, settings, full_dim in planned:
@@ -244,11 +242,6 @@ def main() -> None:
         logging.info("%s: %s", name, json.dumps(rows[-1]))
         write_tables(rows, out)
     plot(rows, out / "quality_vs_sparsity.png")
-
-
-def held_run(folder: Path) -> bool:
-    """Whether ``folder`` holds files of a ``dslgraph train`` run."""
-    return any((folder / name).exists() for name in RUN_FILES)
 
 
 def given_once(folders: list[Path], flag: str) -> list[Path]:

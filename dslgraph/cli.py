@@ -286,8 +286,7 @@ def _resumable(args: argparse.Namespace) -> str:
         epoch = load_checkpoint(last)["epoch"]
     except CheckpointError:
         # a run stopped in its first evaluation wrote best.pt and metrics.json, which a new run must overwrite
-        written = any((Path(args.output) / name).exists() for name in RUN_FILES)
-        afresh = " (start afresh with --overwrite)" if written else ""
+        afresh = " (start afresh with --overwrite)" if earlier_run_files(Path(args.output)) else ""
         return f"; {last} was not written yet, so there is nothing to resume{afresh}"
     return f"; {last} holds epoch {epoch}: continue with --output {args.output} --resume"
 
@@ -517,10 +516,15 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
             log.warning("%s %s", ", ".join(names), why)
 
 
-def _clear_earlier_run(output: Path, overwrite: bool) -> None:
+def earlier_run_files(output: Path) -> list[str]:
+    """The files of :data:`RUN_FILES` that an earlier run left in ``output``."""
+    return [name for name in RUN_FILES if (output / name).exists()]
+
+
+def clear_earlier_run(output: Path, overwrite: bool) -> None:
     """Refuses a fresh run into ``output`` where an earlier run left its files (it would overwrite them
     one by one, mixing both runs until the new one ends), or, with ``overwrite``, removes them."""
-    earlier = [name for name in RUN_FILES if (output / name).exists()]
+    earlier = earlier_run_files(output)
     if earlier and not overwrite:
         # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
         resume = "continue it with --resume" if "last.pt" in earlier else "it wrote no last.pt to resume from"
@@ -540,7 +544,7 @@ def _train(args: argparse.Namespace) -> int:
         settings, fingerprint = settings_from_args(args, args.defaults), None
         _warn_settings_unused(settings, args.defaults)
         if args.output:
-            _clear_earlier_run(Path(args.output), args.overwrite)
+            clear_earlier_run(Path(args.output), args.overwrite)
     for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:  # ~ too, which the shell leaves in --root=~/data
             settings[name] = os.path.abspath(os.path.expanduser(settings[name]))
