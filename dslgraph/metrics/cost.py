@@ -153,13 +153,19 @@ def _sparsified_storage(optimizer, dsl) -> tuple[tuple[int, int], tuple[int, int
         kept[0] += tensor_bytes(params) + tensor_bytes(buffers)
         for param in params:
             dense[0] += target.numel * param.element_size()
-            for value in optimizer.state.get(param, {}).values():
-                if isinstance(value, Tensor) and value.dim() > 0:
-                    kept[1] += value.numel() * value.element_size()
-                    per_entry = value.shape == param.shape
-                    dense[1] += (target.numel if per_entry else value.numel()) * value.element_size()
+            state = _per_weight_state(optimizer.state.get(param, {}))
+            kept[1] += tensor_bytes(state)
+            for value in state:
+                per_entry = value.shape == param.shape
+                dense[1] += (target.numel if per_entry else value.numel()) * value.element_size()
     return tuple(kept), tuple(dense)
 
 
+def _per_weight_state(state: dict) -> list[Tensor]:
+    """The tensors of a parameter's optimizer ``state`` that it keeps per weight (Adam's moments), not its
+    0-dim step counter."""
+    return [v for v in state.values() if isinstance(v, Tensor) and v.dim() > 0]
+
+
 def _state_bytes(state: dict) -> int:
-    return tensor_bytes(v for v in state.values() if isinstance(v, Tensor) and v.dim() > 0)
+    return tensor_bytes(_per_weight_state(state))
