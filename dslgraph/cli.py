@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -741,11 +740,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be in [1, {model.num_items}], got {args.k}")
     # the output holds one entry a user, keyed by its id as the data spells it ("3" for 03): a user given
     # again (a list of users with repeats, from a log) is listed once, where it came first
-    first = np.sort(np.unique(users, return_index=True)[1])
+    _, first, counts = np.unique(users, return_index=True, return_counts=True)
+    order = first.argsort()  # the order given
+    first, counts = first[order], counts[order]
     ids = [str(user) for user in (users if raw_user_ids is None else raw_user_ids[users]).tolist()]
-    if len(first) < len(users):
-        # counted once each (ids.count per id was quadratic in a list piped from a log)
-        repeated = [user for user, count in Counter(ids).items() if count > 1]
+    if (counts > 1).any():
+        repeated = [ids[i] for i in first[counts > 1]]
         more = f" ({len(repeated)} in all)" if len(repeated) > 10 else ""
         log.warning("user(s) %s%s given more than once: listed once", ", ".join(repeated[:10]), more)
     users, ids = torch.from_numpy(users[first]), [ids[i] for i in first]
