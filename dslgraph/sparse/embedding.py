@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -10,9 +9,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from dslgraph.checks import is_real
+from dslgraph.checks import as_count, is_real
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
-from dslgraph.sparse.table import EmbeddingTable, check_shape, check_std, init_table_
+from dslgraph.sparse.table import INITS, EmbeddingTable, check_index, check_shape, check_std, init_table_
 
 if TYPE_CHECKING:
     from torch_sparse import SparseTensor
@@ -159,21 +158,30 @@ class SparseEmbedding(EmbeddingTable):
         mask_init: str = "random",
         propagation: str = "planned",
         row_degree: Tensor | None = None,
+        _entries: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         super().__init__()
-        check_shape(num_embeddings, embedding_dim)
+        self.num_embeddings, self.embedding_dim = check_shape(num_embeddings, embedding_dim)
         check_density(density)
-        if propagation not in PROPAGATIONS:
-            raise ValueError(f"propagation must be one of {list(PROPAGATIONS)}, got {propagation!r}")
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
+        for option, value, choices in (
+            ("init", init, INITS),
+            ("mask_init", mask_init, MASK_INITS),
+            ("propagation", propagation, PROPAGATIONS),
+        ):
+            if value not in choices:
+                raise ValueError(f"{option} must be one of {list(choices)}, got {value!r}")
         self.init = init
         self.std = check_std(std)
         self.mask_init = mask_init
         self.row_degree = row_degree
         self.propagation = propagation
-        nnz = active_count(num_embeddings * embedding_dim, density)
-        self.values = nn.Parameter(torch.empty(nnz))
+        if _entries is None:
+            nnz, dtype = active_count(self.num_embeddings * self.embedding_dim, density), None
+        else:  # the from_* constructors' (positions, values): no mask and values drawn to be replaced
+            nnz = _entries[0].numel()
+            # a half or double table stays one; integer weights give float values
+            dtype = _entries[1].dtype if _entries[1].is_floating_point() else None
+        self.values = nn.Parameter(torch.empty(nnz, dtype=dtype))
         self.register_buffer("positions", torch.empty(nnz, dtype=torch.long))
         self.probing = False
         self._adjoints: list[tuple[str, object, Tensor]] = []
@@ -181,9 +189,15 @@ class SparseEmbedding(EmbeddingTable):
         self._layout: _Layout | None = None
         self._plans: list[_Plan] = []
         self._transposed: tuple[Tensor, Tensor, Tensor] | None = None
+        self.register_state_dict_post_hook(_record_shape)
         self.register_load_state_dict_pre_hook(_check_loaded_positions)
         self.register_load_state_dict_post_hook(_positions_loaded)
-        self.reset_parameters(generator)
+        if _entries is None:
+            self.reset_parameters(generator)
+        else:
+            with torch.no_grad():
+                self.positions.copy_(_entries[0])
+                self.values.copy_(_entries[1])
 
     @classmethod
     def from_dense(
@@ -200,25 +214,25 @@ class SparseEmbedding(EmbeddingTable):
         With ``density`` it keeps that fraction of the entries, chosen as ``mask_init`` says (DSL's
         initial mask; ``row_degree`` for ``"degree"``); without, it keeps exactly the non-zero entries.
         """
+        if not isinstance(weight, Tensor):
+            raise TypeError(f"weight must be a tensor, got {type(weight).__name__}")
         if weight.dim() != 2:
             raise ValueError(f"weight must be 2-D, got shape {tuple(weight.shape)}")
+        if weight.layout != torch.strided:  # a torch sparse COO / CSR tensor: reshape failed inside torch
+            weight = weight.to_dense()
         flat = weight.detach().reshape(-1).cpu()
         if density is None:
             positions = flat.nonzero().squeeze(1)
             if positions.numel() == 0:
                 raise ValueError("weight has no non-zero entry to keep")
-            return cls._from_entries(positions, flat[positions], *weight.shape, propagation).to(weight.device)
-        check_density(density)
-        positions = initial_positions(
-            tuple(weight.shape), active_count(flat.numel(), density), mask_init, generator, row_degree
-        )
-        with drawn_aside():
-            table = cls(
-                *weight.shape, density, mask_init=mask_init, propagation=propagation, row_degree=row_degree
+            density = positions.numel() / flat.numel()
+        else:
+            check_density(density)
+            positions = initial_positions(
+                tuple(weight.shape), active_count(flat.numel(), density), mask_init, generator, row_degree
             )
-        if weight.is_floating_point():  # a half or double table stays one; integer weights give float values
-            table = table.to(weight.dtype)
-        return table._hold(positions, flat[positions]).to(weight.device)
+        options = {"mask_init": mask_init, "propagation": propagation, "row_degree": row_degree}
+        return cls(*weight.shape, density, **options, _entries=(positions, flat[positions])).to(weight.device)
 
     @classmethod
     def from_sparse_tensor(cls, tensor: SparseTensor) -> SparseEmbedding:
@@ -235,28 +249,10 @@ class SparseEmbedding(EmbeddingTable):
                 f"the SparseTensor must hold one value per entry, got values of shape {tuple(value.shape)}"
             )
         num_rows, dim = tensor.sparse_sizes()
-        return cls._from_entries(row * dim + col, value, num_rows, dim).to(value.device)
-
-    @classmethod
-    def _from_entries(
-        cls, positions: Tensor, values: Tensor, num_rows: int, dim: int, propagation: str = "planned"
-    ) -> SparseEmbedding:
-        with drawn_aside():
-            table = cls(num_rows, dim, positions.numel() / (num_rows * dim), propagation=propagation)
-        if values.is_floating_point():
-            table = table.to(values.dtype)
-        if table.nnz != positions.numel():
-            raise ValueError("could not represent the entries at a rounded density")
-        return table._hold(positions, values)
-
-    def _hold(self, positions: Tensor, values: Tensor) -> SparseEmbedding:
-        """Holds ``values`` at the flat ``positions`` (one of each per active entry) instead of its
-        own; returns the table."""
-        with torch.no_grad():
-            self.positions.copy_(positions)
-            self.values.copy_(values.detach())
-        self.positions_changed()
-        return self
+        if value.numel() == 0:  # failed as density=0.0, or a ZeroDivisionError for a table of no rows
+            raise ValueError(f"the [{num_rows}, {dim}] SparseTensor stores no entry to keep")
+        density = value.numel() / (num_rows * dim)
+        return cls(num_rows, dim, density, _entries=(row * dim + col, value)).to(value.device)
 
     def to_sparse_tensor(self) -> SparseTensor:
         """The table as a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
@@ -332,9 +328,7 @@ class SparseEmbedding(EmbeddingTable):
 
     def forward(self, index: Tensor) -> Tensor:
         """Dense ``[*index.shape, d]`` rows ``index``, built from their active entries only."""
-        if index.dtype not in (torch.long, torch.int32):
-            # as torch.nn.Embedding: a bool or uint8 index would be read as a mask of the row pointer
-            raise TypeError(f"index must hold int64 or int32 row ids, got {index.dtype}")
+        check_index(index)  # a bool or uint8 index would be read as a mask of the row pointer
         rows = index.reshape(-1)
         layout = self._current_layout()
         sorted_slot, batch_row = csr_segments(layout.crow, rows)
@@ -378,6 +372,10 @@ class SparseEmbedding(EmbeddingTable):
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return self.linear(x.to(self.values.dtype))
+        if x.dtype != self.values.dtype:
+            # as nn.Linear; torch's CSR product said "expected scalar type Double but found Float", or that
+            # it is "not implemented for 'Long'"
+            raise TypeError(f"the inputs are {x.dtype}, the weight {self.values.dtype}: convert one")
         out = _SparseLinear.apply(self.values, x, self)
         return self._watch(out, "linear", x.detach())
 
@@ -490,6 +488,8 @@ class SparseEmbedding(EmbeddingTable):
         """
         if not self._adjoints:
             raise RuntimeError("no gradient was recorded: set probing=True before the backward pass")
+        # a negative chunk_rows yielded no block, as if the gradient were empty; 0 failed in range()
+        chunk_rows = as_count(chunk_rows, "chunk_rows", 1)
         for start in range(0, self.num_embeddings, chunk_rows):
             yield start, self._dense_grad_block(start, min(start + chunk_rows, self.num_embeddings))
 
@@ -527,14 +527,25 @@ def _check_loaded_positions(
     unexpected_keys: list,
     error_msgs: list,
 ) -> None:
-    """Load-state-dict pre-hook: refuses positions that are not distinct entries of this table. A
+    """Load-state-dict pre-hook: refuses a checkpoint of a table of another shape (as its metadata says,
+    where it has :func:`_record_shape`'s), and positions that are not distinct entries of this table. A
     checkpoint of a table with more rows (or columns) and as many active entries loaded without a word,
     its values then read as other entries, and its positions past the end failed only when used."""
+    shape = f"{table.num_embeddings} x {table.embedding_dim}"
+    saved = local_metadata.get("table_shape")
+    if saved is not None and tuple(saved) != (table.num_embeddings, table.embedding_dim):
+        # a 6 x 3 table's entries are all entries of a 3 x 6 one: they loaded, each read as another
+        error_msgs.append(
+            f"{prefix}values and positions are of a {saved[0]} x {saved[1]} table, not this {shape} one"
+        )
+        return
     positions = state_dict.get(prefix + "positions")
     if not isinstance(positions, Tensor) or positions.shape != table.positions.shape or positions.is_meta:
         return  # torch names a missing key or another size; a meta tensor holds no positions to check
-    shape = f"{table.num_embeddings} x {table.embedding_dim}"
-    if positions.min() < 0 or positions.max() >= table.num_embeddings * table.embedding_dim:
+    if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
+        # copied into the int64 buffer: 2.5 became 2, and float32 rounds positions past 2**24
+        error_msgs.append(f"{prefix}positions must hold integers, got {positions.dtype}")
+    elif positions.min() < 0 or positions.max() >= table.num_embeddings * table.embedding_dim:
         error_msgs.append(
             f"{prefix}positions hold entries outside this {shape} table (a checkpoint of a table of "
             "another shape)"
@@ -543,9 +554,18 @@ def _check_loaded_positions(
         error_msgs.append(f"{prefix}positions hold an entry of this {shape} table more than once")
 
 
+def _record_shape(table: SparseEmbedding, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict post-hook: the table's shape, beside its version in the state dictionary's metadata, for
+    :func:`_check_loaded_positions` (its values and positions do not say it). A module-level function, not
+    a lambda, so that ``torch.save(model)`` can pickle the hook."""
+    local_metadata["table_shape"] = (table.num_embeddings, table.embedding_dim)
+
+
 def _positions_loaded(table: SparseEmbedding, incompatible_keys) -> None:
     """Load-state-dict post-hook: the loaded positions invalidate the cached layout and plans. A
     module-level function, not a lambda, so that ``torch.save(model)`` can pickle the hook."""
+    if table.positions.dtype != torch.long:  # load_state_dict(assign=True) put in the int32 tensor given
+        table.positions = table.positions.long()  # which lookups and the dense view cannot index with
     table.positions_changed()
 
 
@@ -656,14 +676,6 @@ def prefix_positions(width: Tensor, cols: int) -> Tensor:
     ``width[r]`` columns."""
     row = torch.repeat_interleave(torch.arange(width.numel()), width)
     return row * cols + torch.arange(row.numel()) - (width.cumsum(0) - width)[row]
-
-
-def drawn_aside() -> contextlib.AbstractContextManager:
-    """Where a table made to hold given entries is constructed: the mask and values its constructor
-    draws are replaced, so they come from a copy of the global random stream, which goes on as if the
-    table had not been made (a DSL controller's sparse backend otherwise drew dropout, and everything
-    after it, other than its masked backend from the same seed)."""
-    return torch.random.fork_rng(devices=[])
 
 
 def check_density(density: float) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dslgraph.checks import is_count
+from dslgraph.checks import as_count
 from dslgraph.sparse.embedding import (
     SparseEmbedding,
     active_count,
     check_density,
-    drawn_aside,
     initial_positions,
 )
 
@@ -46,19 +45,15 @@ class SparseLinear(nn.Module):
         density: float,
         bias: bool = True,
         generator: torch.Generator | None = None,
+        _entries: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if not (is_count(in_features) and is_count(out_features) and in_features >= 1 and out_features >= 1):
-            raise ValueError(
-                "in_features and out_features must be positive integers, "
-                f"got {in_features!r} and {out_features!r}"
-            )
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = as_count(in_features, "in_features", 1)
+        self.out_features = as_count(out_features, "out_features", 1)
         self.sparse_weight = SparseEmbedding(
-            out_features, in_features, density, "xavier", generator=generator
+            self.out_features, self.in_features, density, "xavier", generator=generator, _entries=_entries
         )
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
 
     @classmethod
     def from_linear(
@@ -71,10 +66,8 @@ class SparseLinear(nn.Module):
         positions = initial_positions(
             shape, active_count(linear.weight.numel(), density), "random", generator
         )
-        with drawn_aside():
-            layer = cls(linear.in_features, linear.out_features, density, bias=False)
-        layer = layer.to(linear.weight.dtype)
-        layer.sparse_weight._hold(positions, linear.weight.detach().reshape(-1).cpu()[positions])
+        entries = (positions, linear.weight.detach().reshape(-1).cpu()[positions])
+        layer = cls(linear.in_features, linear.out_features, density, bias=False, _entries=entries)
         layer = layer.to(linear.weight.device)
         layer.bias = linear.bias
         return layer
@@ -99,6 +92,8 @@ class SparseLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.layout != torch.strided:  # interaction rows as a sparse COO or CSR tensor, as nn.Linear takes
             x = x.to_dense()
+        if x.dim() == 0 or x.size(-1) != self.in_features:  # named [B, in_features] for x flattened to 2-D
+            raise ValueError(f"expected inputs of shape [..., {self.in_features}], got {tuple(x.shape)}")
         out = self.sparse_weight.linear(x.reshape(-1, x.size(-1)))
         if self.bias is not None:
             out = out + self.bias

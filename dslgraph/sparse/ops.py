@@ -34,6 +34,9 @@ def spmm(adj, x: Tensor) -> Tensor:
     if isinstance(adj, Tensor):
         if adj.layout != torch.sparse_csr:
             raise TypeError(f"expected a sparse CSR adjacency, got layout {adj.layout}")
+        # "expected scalar type Double but found Float" named neither; autocast converts both itself
+        if adj.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f"the graph holds {adj.dtype} weights, the features {x.dtype}: convert one")
         if x.requires_grad:
             return _SymmetricSpmm.apply(adj, x)
         return torch.sparse.mm(adj, x)

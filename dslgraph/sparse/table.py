@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dslgraph.checks import is_count, is_real
+from dslgraph.checks import as_count, is_real
 from dslgraph.sparse.ops import spmm
 
 INITS = ("normal", "xavier")
@@ -44,16 +44,19 @@ def check_std(std: float) -> float:
     return float(std)
 
 
-def check_shape(num_embeddings: int, embedding_dim: int) -> None:
-    """Refuses a table shape that is not two integers >= 1: a zero, negative or fractional size failed
-    inside torch (``randperm``, ``empty``) with an error that did not name the table's shape."""
-    if not (
-        is_count(num_embeddings) and is_count(embedding_dim) and num_embeddings >= 1 and embedding_dim >= 1
-    ):
-        raise ValueError(
-            f"table shape must be positive integers, got ({num_embeddings!r}, {embedding_dim!r}) "
-            "(num_embeddings, embedding_dim)"
-        )
+def check_shape(num_embeddings: int, embedding_dim: int) -> tuple[int, int]:
+    """The table shape as two Python ints >= 1, else a :class:`ValueError` naming the size: a zero,
+    negative or fractional size failed inside torch (``randperm``, ``empty``) with an error that did not
+    name the table's shape, a 0-dim tensor (``index.max() + 1``) was refused, and a NumPy size was kept
+    in the table's attributes (``np.int32`` rows times columns overflowed past 2**31 entries)."""
+    return as_count(num_embeddings, "num_embeddings", 1), as_count(embedding_dim, "embedding_dim", 1)
+
+
+def check_index(index: Tensor) -> None:
+    """Refuses row ids that are not an int64 or int32 tensor, as :class:`torch.nn.Embedding` does: indexing
+    with a bool or uint8 tensor reads it as a mask of the rows."""
+    if index.dtype not in (torch.long, torch.int32):
+        raise TypeError(f"index must hold int64 or int32 row ids, got {index.dtype}")
 
 
 class EmbeddingTable(nn.Module):
@@ -90,12 +93,10 @@ class DenseEmbedding(EmbeddingTable):
         self, num_embeddings: int, embedding_dim: int, init: str = "normal", std: float = 0.1
     ) -> None:
         super().__init__()
-        check_shape(num_embeddings, embedding_dim)
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
+        self.num_embeddings, self.embedding_dim = check_shape(num_embeddings, embedding_dim)
         self.init = init
         self.std = check_std(std)
-        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
+        self.weight = nn.Parameter(torch.empty(self.num_embeddings, self.embedding_dim))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -105,6 +106,7 @@ class DenseEmbedding(EmbeddingTable):
         return self.weight
 
     def forward(self, index: Tensor) -> Tensor:
+        check_index(index)  # a bool index was taken as a mask of the rows, which a SparseEmbedding refuses
         return self.weight[index]
 
     def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:

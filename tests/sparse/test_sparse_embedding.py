@@ -1,13 +1,14 @@
 import copy
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import propagation_graph
 from dslgraph.nn import LightGCN
-from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding
+from dslgraph.sparse import DenseEmbedding, DynamicSparseLearning, SparseEmbedding, SparseLinear
 from dslgraph.sparse.embedding import _index_dtype
 
 
@@ -481,8 +482,12 @@ def test_positions_of_another_table_fail_to_load():
     without a word, lookups read some of its values as other entries and the dense view failed with
     an IndexError."""
     larger, table = SparseEmbedding(100, 8, 0.5), SparseEmbedding(50, 8, 1.0)
-    with pytest.raises(RuntimeError, match="positions hold entries outside this 50 x 8 table"):
+    with pytest.raises(
+        RuntimeError, match="values and positions are of a 100 x 8 table, not this 50 x 8 one"
+    ):
         SparseEmbedding(50, 8, 1.0).load_state_dict(larger.state_dict())
+    with pytest.raises(RuntimeError, match="positions hold entries outside this 50 x 8 table"):
+        SparseEmbedding(50, 8, 1.0).load_state_dict(dict(larger.state_dict()))  # no metadata naming its shape
     repeated = table.state_dict()
     repeated["positions"] = repeated["positions"].clone()
     repeated["positions"][1] = repeated["positions"][0]
@@ -503,14 +508,18 @@ def test_a_copy_of_a_probing_table_holds_no_recorded_gradient():
     assert not copy.deepcopy(table).recorded_gradient
 
 
+@pytest.mark.parametrize("build", [DenseEmbedding, lambda rows, dim: SparseEmbedding(rows, dim, 0.5)])
 @pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int16, torch.float32])
-def test_rows_are_looked_up_by_integer_ids_only(dtype):
+def test_rows_are_looked_up_by_integer_ids_only(build, dtype):
     """As ``torch.nn.Embedding``: a bool or uint8 index failed as a mask of the row pointer ("the shape
-    of the mask [2] does not match"), other dtypes naming no table."""
-    table = SparseEmbedding(10, 4, 0.5)
+    of the mask [2] does not match"), other dtypes naming no table; the dense table took a bool index of
+    its length as a mask of its rows, where the sparse one refused it."""
+    table = build(10, 4)
     torch.testing.assert_close(table(torch.tensor([1, 2], dtype=torch.int32)), table.to_dense()[[1, 2]])
     with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
         table(torch.tensor([1, 0], dtype=dtype))
+    with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
+        table(torch.arange(10).remainder(2).to(dtype))  # as long as the table: a mask of its rows
 
 
 @pytest.mark.parametrize("density", [None, 0.5])
@@ -530,3 +539,131 @@ def test_from_dense_draws_no_values_from_the_global_stream(density):
     assert torch.equal(torch.rand(3), after)
     for table in tables:
         torch.testing.assert_close(table.to_dense(), weight * (table.to_dense() != 0))
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_a_huge_sparse_tensor_holding_few_entries_becomes_a_table_of_those_entries():
+    """The table was first built at random and then given the entries: a random mask over, and a dense
+    table of, every one of its 10^11 entries (800 GB to draw), where it holds three."""
+    from torch_sparse import SparseTensor
+
+    tensor = SparseTensor(
+        row=torch.tensor([0, 5, 999_999]),
+        col=torch.tensor([7, 0, 99_999]),
+        value=torch.tensor([1.0, 2.0, 3.0]),
+        sparse_sizes=(10**6, 10**5),
+    )
+    table = SparseEmbedding.from_sparse_tensor(tensor)
+    assert table.nnz == 3 and (table.num_embeddings, table.embedding_dim) == (10**6, 10**5)
+    torch.testing.assert_close(table(torch.tensor([999_999]))[0, -1], torch.tensor(3.0))
+    back = table.to_sparse_tensor()
+    assert back.sparse_sizes() == (10**6, 10**5) and torch.equal(back.storage.value(), tensor.storage.value())
+
+
+def test_tables_made_from_given_entries_draw_no_table_to_replace(monkeypatch):
+    """from_dense, from_sparse_tensor and from_linear hold the entries they are given: they drew a mask
+    and values for the whole table first (a dense table's worth of memory and a random permutation of
+    every entry), then wrote over them."""
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("a table to replace was drawn")
+
+    monkeypatch.setattr(SparseEmbedding, "reset_parameters", drawn)
+    weight = torch.randn(20, 6, dtype=torch.float64) * (torch.rand(20, 6) < 0.3)
+    for table in (SparseEmbedding.from_dense(weight), SparseEmbedding.from_dense(weight, 0.5)):
+        assert table.values.dtype == torch.float64
+        torch.testing.assert_close(table.to_dense(), weight * (table.to_dense() != 0))
+    dense = torch.nn.Linear(12, 7)
+    layer = SparseLinear.from_linear(dense, 0.5)
+    assert layer.nnz == 42 and layer.bias is dense.bias
+    torch.testing.assert_close(layer.weight, dense.weight.detach() * (layer.weight != 0))
+    if WITH_TORCH_SPARSE:
+        back = SparseEmbedding.from_sparse_tensor(SparseEmbedding.from_dense(weight).to_sparse_tensor())
+        torch.testing.assert_close(back.to_dense(), weight)
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+@pytest.mark.parametrize("shape", [(3, 4), (0, 4)])
+def test_a_sparse_tensor_storing_no_entry_is_refused_naming_it(shape):
+    """An empty SparseTensor failed as "density must be in (0, 1] ... got density=0.0", one of no rows with
+    a ZeroDivisionError."""
+    from torch_sparse import SparseTensor
+
+    empty = SparseTensor(
+        row=torch.tensor([], dtype=torch.long),
+        col=torch.tensor([], dtype=torch.long),
+        value=torch.tensor([]),
+        sparse_sizes=shape,
+    )
+    with pytest.raises(ValueError, match=rf"the \[{shape[0]}, 4\] SparseTensor stores no entry to keep"):
+        SparseEmbedding.from_sparse_tensor(empty)
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_from_dense_takes_a_torch_sparse_weight_and_refuses_other_objects(layout):
+    """A torch sparse weight failed inside torch ("reshape is not implemented for sparse tensors"), a
+    NumPy array with "'numpy.ndarray' object has no attribute 'dim'"."""
+    weight = torch.randn(6, 5) * (torch.rand(6, 5) < 0.4)
+    given = weight.to_sparse(layout=layout)
+    torch.testing.assert_close(SparseEmbedding.from_dense(given).to_dense(), weight)
+    torch.manual_seed(0)
+    table = SparseEmbedding.from_dense(given, 0.5)
+    torch.manual_seed(0)
+    torch.testing.assert_close(table.to_dense(), SparseEmbedding.from_dense(weight, 0.5).to_dense())
+    with pytest.raises(TypeError, match="weight must be a tensor, got ndarray"):
+        SparseEmbedding.from_dense(weight.numpy())
+
+
+def test_a_checkpoint_of_a_table_of_another_shape_with_as_many_entries_fails_to_load():
+    """A 3 x 6 table's values and positions are entries of a 6 x 3 one too: they loaded without a word,
+    each value then read as another entry (a SparseLinear without bias loaded its transpose's weight). The
+    shape goes into the state dictionary's metadata, which torch.save keeps."""
+    table = SparseEmbedding(3, 6, 0.5)
+    buffer = io.BytesIO()
+    torch.save(table.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer)
+    with pytest.raises(RuntimeError, match="values and positions are of a 3 x 6 table, not this 6 x 3 one"):
+        SparseEmbedding(6, 3, 0.5).load_state_dict(state)
+    same = SparseEmbedding(3, 6, 0.5)
+    same.load_state_dict(state)
+    torch.testing.assert_close(same.to_dense(), table.to_dense())
+    with pytest.raises(RuntimeError, match="sparse_weight.values and positions are of a 4 x 6 table"):
+        SparseLinear(4, 6, 0.5, bias=False).load_state_dict(SparseLinear(6, 4, 0.5, bias=False).state_dict())
+    SparseEmbedding(6, 3, 0.5).load_state_dict(dict(state))  # a state without metadata: positions are checked
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bool])
+def test_positions_that_are_not_integers_fail_to_load(dtype):
+    """They were copied into the int64 buffer: 2.5 read as entry 2, and float positions past 2**24 rounded
+    to other entries, without a word."""
+    table = SparseEmbedding(10, 4, 0.5)
+    state = {**table.state_dict(), "positions": table.positions.to(dtype)}
+    with pytest.raises(RuntimeError, match=f"positions must hold integers, got {dtype}"):
+        SparseEmbedding(10, 4, 0.5).load_state_dict(state)
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -3, 2.5])
+def test_dense_gradient_chunks_of_a_row_count_below_one_are_refused(chunk_rows):
+    """A negative chunk_rows yielded no block at all, as if the dense gradient were empty; 0 and 2.5 failed
+    in range()."""
+    table = SparseEmbedding(20, 6, 0.4)
+    table.probing = True
+    table(torch.arange(5)).sum().backward()
+    with pytest.raises(ValueError, match=f"chunk_rows must be an integer >= 1, got {chunk_rows}"):
+        list(table.dense_grad_chunks(chunk_rows))
+    assert [start for start, _ in table.dense_grad_chunks(np.int64(8))] == [0, 8, 16]
+
+
+def test_a_table_on_the_meta_device_loads_its_entries_with_assign():
+    """torch's way to load a large model without drawing it first (built on the meta device, loaded with
+    ``assign=True``); int32 positions were then assigned as they were, and the dense view failed with
+    "put_(): Expected a long tensor for index, but got Int"."""
+    table = SparseEmbedding(10, 4, 0.5)
+    for positions in (table.positions, table.positions.int()):
+        with torch.device("meta"):
+            loaded = SparseEmbedding(10, 4, 0.5)
+        loaded.load_state_dict({**table.state_dict(), "positions": positions}, assign=True)
+        assert loaded.positions.dtype == torch.long
+        torch.testing.assert_close(loaded.to_dense(), table.to_dense())
+        torch.testing.assert_close(loaded(torch.tensor([3, 9])), table(torch.tensor([3, 9])))

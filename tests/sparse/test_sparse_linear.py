@@ -1,3 +1,6 @@
+import re
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -62,8 +65,19 @@ def test_positions_change_rebuilds_the_product():
 def test_bad_inputs_fail_clearly():
     with pytest.raises(ValueError, match="density must be in"):
         SparseLinear(4, 3, density=0.0)
-    with pytest.raises(ValueError, match=r"shape \[B, 4\]"):
-        SparseLinear(4, 3, density=0.5)(torch.randn(2, 5))
+    layer = SparseLinear(4, 3, density=0.5)
+    # the shape of x flattened to 2-D was named ("[B, 4], got (6, 5)"), a 0-dim x failed with an IndexError
+    for x in (torch.randn(2, 5), torch.randn(2, 3, 5), torch.tensor(1.0)):
+        with pytest.raises(ValueError, match=rf"shape \[\.\.\., 4\], got {re.escape(str(tuple(x.shape)))}"):
+            layer(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.long])
+def test_inputs_of_another_dtype_are_refused_naming_both(dtype):
+    """As nn.Linear refuses them: torch's CSR product said "expected scalar type Double but found Float",
+    or for integer inputs "addmm_out_sparse_csr_impl_mkl" not implemented for 'Long'."""
+    with pytest.raises(TypeError, match=f"the inputs are {dtype}, the weight torch.float32: convert one"):
+        SparseLinear(4, 3, density=0.5)(torch.ones(2, 4, dtype=dtype))
 
 
 def test_from_linear_keeps_a_double_weight_double():
@@ -221,8 +235,25 @@ def test_from_linear_draws_the_mask_alone_from_the_global_stream():
     torch.testing.assert_close(layer.weight, dense.weight * (layer.weight != 0))
 
 
-@pytest.mark.parametrize(("in_features", "out_features"), [(5, 0), (0, 3), (5.0, 3), (-1, 3)])
-def test_sparse_linear_refuses_a_bad_size_naming_it(in_features, out_features):
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "message"),
+    [
+        (5, 0, "out_features must be an integer >= 1, got 0"),
+        (0, 3, "in_features must be an integer >= 1, got 0"),
+    ]
+    + [
+        (5.0, 3, r"in_features must be an integer >= 1, got 5\.0"),
+        (-1, 3, "in_features must be an integer >= 1"),
+    ],
+)
+def test_sparse_linear_refuses_a_bad_size_naming_it(in_features, out_features, message):
     # (5, 0) failed inside torch: "output with shape [1] doesn't match the broadcast shape [0]"
-    with pytest.raises(ValueError, match="in_features and out_features must be positive integers"):
+    with pytest.raises(ValueError, match=message):
         SparseLinear(in_features, out_features, 0.5)
+
+
+def test_sparse_linear_takes_its_sizes_as_any_count_and_keeps_python_ints():
+    """A 0-dim tensor was refused and a NumPy size kept as given, unlike every other count of the library."""
+    layer = SparseLinear(torch.tensor(6), np.int64(4), 0.5)
+    assert (type(layer.in_features), type(layer.out_features)) == (int, int)
+    assert layer(torch.randn(2, 6)).shape == (2, 4) and "in_features=6, out_features=4" in repr(layer)
