@@ -42,6 +42,7 @@ from .protocols import (
     leave_one_out,
     merge_interactions,
     sample_negatives,
+    training_users,
 )
 from .sampling import BPRBatches, NegativeSampler
 
@@ -72,6 +73,7 @@ __all__ = [
     "held_out_users",
     "merge_interactions",
     "sample_negatives",
+    "training_users",
     # training batches
     "BPRBatches",
     "NegativeSampler",

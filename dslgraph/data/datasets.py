@@ -56,6 +56,7 @@ from .graph import EDGE, check_numbering, make_interaction_data, num_users_items
 from .interactions import (
     InteractionDataset,
     NumberedTransform,
+    caller_stacklevel,
     check_held_out,
     check_option,
     check_seed,
@@ -215,7 +216,7 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
     """Base class of the benchmark datasets: a train/test split of user-item interactions.
 
     Subclasses set :attr:`name` (the folder under ``root`` and the :data:`DATASETS` key) and
-    :attr:`url`, list :attr:`raw_file_names` and implement :meth:`read`.
+    :attr:`url` (none for files placed by hand), list :attr:`raw_file_names` and implement :meth:`read`.
 
     Args:
         root: The folder holding ``<name>/raw`` and ``<name>/processed``; :func:`default_root` if
@@ -261,12 +262,21 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
         except Exception as exc:  # a cache of the raw files: one that cannot be read is made again
             first_line = next(iter(str(exc).splitlines()), "")  # torch's messages run to paragraphs
             warnings.warn(
-                f"{path} could not be read ({type(exc).__name__}: {first_line}); re-processing", stacklevel=2
+                f"{path} could not be read ({type(exc).__name__}: {first_line}); re-processing",
+                stacklevel=caller_stacklevel(),
             )
             self._reprocess()
         if self.timed and "time" not in self._data[EDGE]:
             logger.info("%s: re-processing a file saved without timestamps", self.__class__.__name__)
             self._reprocess()
+        # named only where the data kept was made with another one: data processed again (raw files
+        # changed, a data.pt missing or unreadable) is made with this one, which PyG warned of all the same
+        for name in self._stale_records:
+            warnings.warn(
+                f"The `{name}` argument differs from the one used in the pre-processed version of this "
+                f"dataset ({self.processed_dir}); pass `force_reload=True` to process it again with this one",
+                stacklevel=caller_stacklevel(),
+            )
 
     def _reprocess(self) -> None:
         # PyG's processing step, which records the pre_transform the new file is made with: the replaced
@@ -286,7 +296,7 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
         # later load inside torch.load. One that cannot be read is made again with the data; "Processing..."
         # is logged, not printed.
         records = {"pre_transform": self.pre_transform, "pre_filter": self.pre_filter}
-        unreadable = False
+        unreadable, differing, self._stale_records = False, [], []
         for name, value in records.items():
             path = osp.join(self.processed_dir, f"{name}.pt")
             if self.force_reload or not osp.exists(path):
@@ -294,20 +304,19 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
             try:
                 recorded = torch.load(path, weights_only=True)
             except Exception as exc:  # torch raises several types for corrupt files
-                warnings.warn(f"{path} could not be read ({type(exc).__name__}); re-processing", stacklevel=5)
+                warnings.warn(
+                    f"{path} could not be read ({type(exc).__name__}); re-processing",
+                    stacklevel=caller_stacklevel(),
+                )
                 unreadable = True
                 continue
             if recorded != _repr(value):
-                warnings.warn(
-                    f"The `{name}` argument differs from the one used in the pre-processed version of this "
-                    f"dataset ({self.processed_dir}); pass `force_reload=True` to process it again with this "
-                    "one",
-                    stacklevel=5,
-                )
+                differing.append(name)
         stamp, stamp_path = self._raw_stamp(), osp.join(self.processed_dir, "raw_files.json")
         if not (self.force_reload or unreadable) and files_exist(self.processed_paths):
             changed = _changed_raw_files(stamp_path, stamp)
             if not changed:
+                self._stale_records = differing  # __init__ warns once the kept data.pt is read
                 return
             # PyG keeps a processed file made from raw files replaced since, and trains on the old data
             logger.warning(
@@ -381,6 +390,12 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
             raise DatasetUnavailableError(
                 f"{type(self).__name__}: {blocking} is {what}, not a folder; the raw files "
                 f"{', '.join(self.raw_file_names)} go in {self.raw_dir}"
+            )
+        if type(self).download is RecommendationDataset.download and getattr(self, "url", None) is None:
+            # a dataset of one's own whose files are placed by hand: failed as "no attribute 'sources'"
+            raise DatasetUnavailableError(
+                f"{type(self).__name__}: {', '.join(missing)} not in {self.raw_dir}, and the class sets no "
+                "url to download them from; place the raw files in that folder"
             )
         try:
             super()._download()
@@ -521,9 +536,12 @@ class LastFM(RecommendationDataset):
     def download(self) -> None:
         if all((EMBEDDED_LASTFM / name).is_file() for name in self.raw_file_names):
             for name in self.raw_file_names:
+                target = osp.join(self.raw_dir, name)
+                if osp.isfile(target):  # a file placed by hand is kept, as download() keeps it
+                    continue
                 # copied then renamed: a raw file that exists is complete (it is not copied again)
                 copy = functools.partial(shutil.copyfile, EMBEDDED_LASTFM / name)
-                write_then_rename(osp.join(self.raw_dir, name), copy)
+                write_then_rename(target, copy)
         else:
             super().download()
 
@@ -592,13 +610,14 @@ class HoldoutDataset(RecommendationDataset):
 
 def _download_zip(url: str, raw_dir: str, folder: str, log: bool = True) -> None:
     """Downloads a zip archive and moves the files of its ``folder`` into ``raw_dir``, each complete
-    (the archive is downloaded and extracted in a :func:`_download_folder`)."""
+    (the archive is downloaded and extracted in a :func:`_download_folder`); a file placed by hand is kept."""
     with _download_folder(raw_dir) as partial:
         path = download_url(url, partial, log=log)
         extract_zip(path, partial, log=log)
         folder = osp.join(partial, folder)
         for name in os.listdir(folder):
-            os.replace(osp.join(folder, name), osp.join(raw_dir, name))
+            if not osp.exists(osp.join(raw_dir, name)):  # one placed by hand (Tokyo's check-ins, say)
+                os.replace(osp.join(folder, name), osp.join(raw_dir, name))
 
 
 def _compact(
@@ -893,6 +912,22 @@ DATASETS: dict[str, type[RecommendationDataset]] = {
 }
 
 
+#: The protocol option that asks each protocol for a validation split.
+_VALIDATION_OPTIONS = {"leave-one-out": "{'validation': True}", "held-out-users": "{'num_val_users': N}"}
+
+
+def _check_val_ratio(protocol: str, val_ratio: Any) -> None:
+    """Refuses a validation share under a protocol: it merges every split and splits them anew, and the
+    validation split asked for was merged without a word (the CLI turns --val-ratio into the option)."""
+    check_option(
+        protocol == "full" or not val_ratio,
+        "val_ratio",
+        f"0 under protocol {protocol!r}, which merges every split and splits them anew (ask it for a "
+        f"validation split: protocol_options={_VALIDATION_OPTIONS.get(protocol)})",
+        val_ratio,
+    )
+
+
 def load_dataset(
     name: str = "lastfm",
     root: str | os.PathLike | None = None,
@@ -906,7 +941,8 @@ def load_dataset(
     ``"full"`` returns the dataset as loaded (its own train/validation/test split); ``"leave-one-out"``
     and ``"held-out-users"`` merge all its interactions and split them again with
     :func:`~dslgraph.data.protocols.leave_one_out` or :func:`~dslgraph.data.protocols.held_out_users`.
-    The protocol is seeded by ``protocol_options['seed']``, else by the dataset's ``seed``.
+    The protocol is seeded by ``protocol_options['seed']``, else by the dataset's ``seed``, and a
+    ``transform`` is applied to its split (as ``dataset[0]`` applies it to the dataset's own).
 
     Args:
         name: The dataset. (default: ``"lastfm"``)
@@ -920,7 +956,19 @@ def load_dataset(
     options = dict(protocol_options or {})
     seed = options.pop("seed", kwargs.get("seed", 0))
     check_protocol(protocol, options)
-    return apply_protocol(DATASETS[name](root, **kwargs)[0], protocol, seed, **options)
+    _check_val_ratio(protocol, kwargs.get("val_ratio", 0.0))
+    if protocol == "full":
+        return DATASETS[name](root, **kwargs)[0]
+    # the protocol builds its data anew from the interactions: the transform goes on that data, or what it
+    # adds (T.ToUndirected()'s reverse edges) was lost
+    transform = kwargs.pop("transform", None)
+    data = apply_protocol(DATASETS[name](root, **kwargs)[0], protocol, seed, **options)
+    if transform is None:
+        return data
+    transformed = transform(copy.copy(data))  # a copy: one that drops nodes in place is compared with data
+    if not isinstance(transformed, HeteroData):  # RandomLinkSplit's tuple, as dataset[0] gives it
+        return transformed
+    return check_numbering(data, transformed, "transform", transform)
 
 
 #: The arguments of :meth:`InteractionDataset.from_csv` (and of the :meth:`~InteractionDataset.from_pandas` it
@@ -949,7 +997,8 @@ def load_file(
         path: The file: a header row naming the columns (or ``read_options["names"]``), one interaction a row.
         protocol: One of :data:`~dslgraph.data.protocols.PROTOCOLS`. (default: ``"full"``)
         protocol_options: The arguments of the protocol's function. (default: :obj:`None`)
-        val_ratio: The validation share of :meth:`~InteractionDataset.from_pandas`. (default: :obj:`0.0`)
+        val_ratio: The validation share of :meth:`~InteractionDataset.from_pandas`, under protocol
+            ``"full"`` (another asks for its own in ``protocol_options``). (default: :obj:`0.0`)
         seed: The seed of the file's split and of the protocol's. (default: :obj:`0`)
         **read_options: Any of :data:`READ_OPTIONS`, e.g. ``sep="\\t"``, ``user_col="user_id"``.
     """
@@ -957,6 +1006,7 @@ def load_file(
     check_option(not unknown, "read options", f"among {list(READ_OPTIONS)}", unknown)
     options = dict(protocol_options or {})
     check_protocol(protocol, options)
+    _check_val_ratio(protocol, val_ratio)
     if osp.isdir(path):
         raise ValueError(f"data file {path} is a folder; name the file of interactions in it")
     if not osp.isfile(path):

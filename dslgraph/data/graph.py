@@ -273,7 +273,12 @@ def interaction_csr(
 ) -> Tensor:
     """The ``[num_users, num_items]`` CSR matrix of the interactions ``index`` (``[2, E]``: users in row 0,
     items in row 1), a one of ``dtype`` at each pair (a pair given twice sums to two): the graph input of
-    CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude."""
+    CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude.
+
+    Raises a :class:`ValueError` for ids out of range, not integers, or an ``[E, 2]`` index: with
+    ``check_invariants=False``, an item past ``num_items`` made a CSR of wrong rows without a word."""
+    num_users, num_items = as_count(num_users, "num_users"), as_count(num_items, "num_items")
+    check_pair_index("index", index, num_items, num_users)
     value = torch.ones(index.size(1), dtype=dtype)
     return (
         torch.sparse_coo_tensor(index, value, (num_users, num_items), check_invariants=False)

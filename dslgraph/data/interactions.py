@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import os.path as osp
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch_geometric
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
@@ -101,6 +104,24 @@ def check_option(condition: bool, field: str, allowed: str, value: Any) -> None:
     """Raises a :class:`ValueError` naming ``field``, the ``allowed`` values and the given ``value``."""
     if not condition:
         raise ValueError(f"{field} must be {allowed}, got {value!r}")
+
+
+# the packages whose frames a warning passes over to name the user's line: dslgraph's and PyG's, whose
+# InMemoryDataset.__init__ calls a dataset's processing
+_LIBRARY_FOLDERS = tuple(
+    osp.dirname(package.__file__) + os.sep for package in (sys.modules["dslgraph"], torch_geometric)
+)
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called by the function that calls this, that names the
+    first line outside dslgraph and PyG: a fixed one named a line of dslgraph wherever more of its frames
+    came between, as a subclass's ``__init__`` or ``load_file`` add (Python 3.12's ``skip_file_prefixes``
+    does this; 3.11 has none)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_LIBRARY_FOLDERS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_seed(seed: Any) -> None:
@@ -368,14 +389,14 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
                 why = "leave-one-out holds out one interaction of each user with two or more; none has two"
             else:
                 why = _none_held_out(index[0], test_ratio, "test_ratio")
-            warnings.warn(f"the test split is empty: {why}", stacklevel=2)
+            warnings.warn(f"the test split is empty: {why}", stacklevel=caller_stacklevel())
         times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
         val = None
         if val_ratio > 0:
             val_mask = holdout_mask(train[0], val_ratio, rng, None if by_time is None else times[0])
             if not val_mask.any():  # asked for, it would pick the first epoch as the best and stop early
                 why = _none_held_out(train[0], val_ratio, "val_ratio")
-                warnings.warn(f"the validation split is empty: {why}", stacklevel=2)
+                warnings.warn(f"the validation split is empty: {why}", stacklevel=caller_stacklevel())
             train, val = train[:, ~val_mask], train[:, val_mask]
             if time is not None:
                 times = (times[0][~val_mask], times[1], times[0][val_mask])

@@ -22,12 +22,17 @@ take (:data:`PROTOCOLS`):
   ``edge_label_index`` (``val_edge_label_index``); evaluate with
   :class:`~dslgraph.metrics.SampledRankingEvaluator`.
 * ``"held-out-users"`` (:func:`held_out_users`): whole users held out, as in Mult-VAE and CDAE.
-  Adds ``data['user'].train_mask``.
+  Adds ``data['user'].train_mask``, the users to train on (:func:`training_users`).
+
+Both mark their output with the protocol's name, ``data.protocol``: the trainer reads a ``train_mask``
+only beside ``data.protocol == "held-out-users"``, not one that a node split such as PyG's
+``RandomNodeSplit`` made.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -36,8 +41,24 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from .graph import EDGE, SPLITS, make_interaction_data, nth_unseen_items, num_users_items, unseen_rank_keys
-from .interactions import Seed, check_option, check_seed, holdout_latest, leave_one_out_mask
+from ..checks import as_count, is_count
+from .graph import (
+    EDGE,
+    SPLITS,
+    check_pair_index,
+    make_interaction_data,
+    nth_unseen_items,
+    num_users_items,
+    unseen_rank_keys,
+)
+from .interactions import (
+    Seed,
+    caller_stacklevel,
+    check_option,
+    check_seed,
+    holdout_latest,
+    leave_one_out_mask,
+)
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
 """The evaluation protocols :func:`apply_protocol` understands."""
@@ -49,12 +70,14 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
     Returns the ``[2, E]`` index and the ``[E]`` timestamps, or :obj:`None` when a split of ``data``
     has no timestamps. A pair found more than once keeps its latest time.
     """
-    _, num_items = num_users_items(data)  # first: data[EDGE] would add that type to data of another layout
+    num_users, num_items = num_users_items(data)  # first: data[EDGE] would add that type to other layouts
     store = data[EDGE]
     indices, times = [], []
     for index_key, time_key in SPLITS:
         if index_key not in store:
             continue
+        # an item past num_items is another pair's in the key user * num_items + item: merged with it
+        check_pair_index(f"data[{EDGE}].{index_key}", store[index_key], num_items, num_users)
         index = store[index_key].detach().long().cpu()
         time = store[time_key].detach().cpu() if time_key in store else None
         if time is not None and time.shape != (index.size(1),):
@@ -83,7 +106,37 @@ def _split(
     masks = [train, test, val]
     splits = [None if mask is None else index[:, mask] for mask in masks]
     times = None if time is None else tuple(None if mask is None else time[mask] for mask in masks)
-    return make_interaction_data(*num_users_items(data), *splits, times)
+    _warn_dropped(data)
+    out = make_interaction_data(*num_users_items(data), *splits, times)
+    for node in ("user", "item"):  # the same nodes, numbered as before: a file's own ids still name them
+        if "raw_ids" in data[node]:
+            out[node].raw_ids = data[node].raw_ids
+    return out
+
+
+# What a protocol's output holds of its input, made anew from its interactions or (raw_ids) carried over.
+_KEPT = {
+    "user": {"num_nodes", "train_mask", "raw_ids"},
+    "item": {"num_nodes", "raw_ids"},
+    EDGE: {key for keys in SPLITS for key in keys} | {"test_negatives", "val_negatives"},
+}
+
+
+def _warn_dropped(data: HeteroData) -> None:
+    """Warns of what ``data`` holds beside its interactions, which a protocol's new split does not carry: the
+    reverse edges of a pre_transform ``T.ToUndirected()``, or node features, were lost without a word (edges
+    or features computed on the old training split would leak the new test interactions)."""
+    items = (*data.node_items(), *data.edge_items())
+    dropped = [
+        f"data[{kind!r}].{key}" for kind, store in items for key in store if key not in _KEPT.get(kind, ())
+    ]
+    if dropped:
+        warnings.warn(
+            f"the protocol splits data's interactions anew and does not carry the rest of data: "
+            f"{', '.join(dropped)}; apply what adds them to its output (load_dataset applies its transform "
+            "there), or copy node features that do not depend on the split (out['user'].x = data['user'].x)",
+            stacklevel=caller_stacklevel(),
+        )
 
 
 def sample_negatives(
@@ -102,6 +155,7 @@ def sample_negatives(
         num_negatives: The number of items drawn per user.
         seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
     """
+    num_negatives = as_count(num_negatives, "num_negatives")  # -1 or 2.0 failed inside NumPy, naming nothing
     rng = np.random.default_rng(seed)
     seen_user, seen_item = seen_index.long().cpu().numpy()
     users = users.long().cpu().numpy()
@@ -170,7 +224,7 @@ def leave_one_out(
         seed: The seed of every random choice. (default: :obj:`0`)
     """
     check_option(
-        isinstance(num_negatives, int | np.integer) and num_negatives >= 1,
+        is_count(num_negatives) and num_negatives >= 1,
         "num_negatives",
         "an integer >= 1",
         num_negatives,
@@ -199,6 +253,7 @@ def leave_one_out(
     if validation:
         users = store.val_edge_label_index[0]
         store.val_negatives = sample_negatives(index, users, num_items, num_negatives, rng)
+    out.protocol = "leave-one-out"
     return out
 
 
@@ -283,7 +338,37 @@ def held_out_users(
     val = target & (edge_role == 2) if num_val else None
     out = _split(data, index, time, target & (edge_role == 1), val)
     out["user"].train_mask = role == 0
+    out.protocol = "held-out-users"  # the mark training_users reads the mask by
     return out
+
+
+def training_users(data: HeteroData) -> Tensor | None:
+    """The ``[num_users]`` boolean mask of the users to train on, ``data['user'].train_mask`` of
+    :func:`held_out_users`, or :obj:`None` where every user trains (no ``train_mask``).
+
+    Raises a :class:`ValueError` on a ``train_mask`` in data that :func:`held_out_users` did not mark
+    (``data.protocol``): PyG's ``T.RandomNodeSplit`` puts one on every node type, and its held-out users'
+    interactions were left out of training without a word, though they stay in the test split.
+    """
+    mask = data["user"].get("train_mask")
+    if mask is None:
+        return None
+    if getattr(data, "protocol", None) != "held-out-users":
+        raise ValueError(
+            "data['user'].train_mask is read as the users the held-out-users protocol trains on, but this "
+            "data was not split by it (held_out_users sets data.protocol = 'held-out-users'): a node split "
+            "such as T.RandomNodeSplit's would leave the other users' interactions out of training; delete "
+            "data['user'].train_mask, or set data.protocol = 'held-out-users' if it is a held-out-users "
+            "split of one's own"
+        )
+    num_users, _ = num_users_items(data)
+    check_option(
+        isinstance(mask, Tensor) and mask.dtype == torch.bool and mask.shape == (num_users,),
+        "data['user'].train_mask",
+        f"a boolean tensor of shape [{num_users}]",
+        f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__,
+    )
+    return mask
 
 
 _PROTOCOL_FUNCTIONS: dict[str, Callable[..., HeteroData]] = {

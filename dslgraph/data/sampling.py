@@ -44,7 +44,7 @@ class NegativeSampler:
 
     def __init__(self, train_index: Tensor, num_items: int, max_rounds: int = 100) -> None:
         self.num_items = num_items = check_train_index(train_index, num_items)
-        self.max_rounds = max_rounds
+        self.max_rounds = as_count(max_rounds, "max_rounds")  # a float failed in range() naming nothing
         # int64 keys: int32 ids of 30,000 users by 100,000 items wrapped past 2**31, and were then looked up
         # against int64 ones that never matched (positives drawn as negatives)
         self.keys = torch.unique(train_index[0].long() * num_items + train_index[1].long())

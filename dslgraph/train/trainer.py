@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from dslgraph.config import FIELDS, Field, check_settings
 from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
+from dslgraph.data.protocols import training_users
 from dslgraph.data.sampling import BPRBatches, UserBatches
 from dslgraph.metrics.ranking import RankingEvaluator
 from dslgraph.metrics.sampled import SampledRankingEvaluator
@@ -473,7 +474,7 @@ def make_batches(
     """The epoch iterator ``model`` trains on (see :mod:`dslgraph.nn.base` for the batch kinds);
     users with ``data['user'].train_mask`` False are left out."""
     train_index = data[EDGE].edge_index
-    trainable = data["user"].get("train_mask")
+    trainable = training_users(data)
     if trainable is not None:
         train_index = train_index[:, trainable[train_index[0]]]
     kind = getattr(model, "batch_kind", "pairs")

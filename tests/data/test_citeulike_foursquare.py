@@ -221,9 +221,13 @@ def test_foursquare_download_extracts_zip(tmp_path, monkeypatch):
         return path
 
     monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    (tmp_path / "foursquare" / "raw").mkdir(parents=True)
+    (tmp_path / "foursquare" / "raw" / "dataset_TSMC2014_TKY.txt").write_bytes(b"placed by hand\n")
     data = load_dataset(
         "foursquare", str(tmp_path), protocol="leave-one-out", protocol_options={"num_negatives": 5}
     )
+    # kept: the archive's copy replaced it without a word
+    assert (tmp_path / "foursquare" / "raw" / "dataset_TSMC2014_TKY.txt").read_bytes() == b"placed by hand\n"
     assert urls == ["http://www-public.imtbs-tsp.eu/~zhang_da/pub/dataset_tsmc2014.zip"]
     assert sorted(os.listdir(tmp_path / "foursquare" / "raw")) == [
         "dataset_TSMC2014_NYC.txt",

@@ -376,6 +376,16 @@ def test_lastfm_copy_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
     assert not (tmp_path / "root" / "lastfm" / "raw" / "data1.txt").exists()
 
 
+def test_lastfm_keeps_a_raw_file_placed_by_hand(tmp_path, monkeypatch):
+    # test1.txt missing, the shipped copy replaced the data1.txt placed by hand without a word
+    monkeypatch.setattr(datasets_module, "download_url", None)  # must not be called
+    place(tmp_path, "lastfm", {"data1.txt": b"1\t2\t10\n2\t1\t5\n2\t3\t1\n"})
+    data = LastFM(str(tmp_path))[0]
+    assert (tmp_path / "lastfm" / "raw" / "data1.txt").read_bytes() == b"1\t2\t10\n2\t1\t5\n2\t3\t1\n"
+    assert (tmp_path / "lastfm" / "raw" / "test1.txt").stat().st_size > 0
+    assert data[EDGE].edge_index.size(1) == 3
+
+
 def test_lastfm_download_without_embedded_copy(tmp_path, monkeypatch):
     urls = []
 
@@ -485,6 +495,26 @@ def test_failed_download_keeps_folders_that_were_there(tmp_path, monkeypatch):
         Gowalla(str(tmp_path))
     assert "gowalla/train.txt" not in str(failure.value)  # only the missing file was looked for
     assert os.listdir(tmp_path / "gowalla" / "raw") == ["train.txt"]
+
+
+def test_a_dataset_of_ones_own_without_url_says_where_to_place_its_files(tmp_path):
+    """A subclass whose files are placed by hand failed with "'Mine' object has no attribute 'sources'", and
+    left the raw folder it had made."""
+
+    class Mine(datasets_module.RecommendationDataset):
+        name = "mine"
+        raw_file_names = ["pairs.txt"]
+
+        def read(self, rng):
+            return torch.tensor([[0, 1], [0, 1]]), torch.tensor([[0], [1]]), 2, 2
+
+    with pytest.raises(
+        DatasetUnavailableError, match=r"Mine: pairs\.txt not in .*mine/raw, and the class sets no url"
+    ):
+        Mine(str(tmp_path))
+    assert not (tmp_path / "mine").exists()
+    place(tmp_path, "mine", {"pairs.txt": b"placed by hand\n"})
+    assert Mine(str(tmp_path))[0][EDGE].edge_index.size(1) == 2
 
 
 def test_download_keeps_a_raw_file_placed_by_hand(tmp_path, monkeypatch):
@@ -670,6 +700,55 @@ def test_a_raw_file_replaced_after_processing_is_processed_again(tmp_path, caplo
     with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
         Gowalla(str(tmp_path), log=False)
     assert "train.txt changed since" in caplog.text
+
+
+def make_unreadable(dataset) -> None:
+    Path(dataset.processed_paths[0]).write_bytes(b"not a torch file")
+
+
+def test_a_pre_transform_that_differs_is_named_only_where_the_data_kept_was_made_with_it(tmp_path):
+    """A raw file replaced, or data.pt removed, processes the data again with this pre_transform: warning
+    that it differs from the one of the replaced data was noise."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    dataset = Gowalla(str(tmp_path), pre_transform=Tag(1), log=False)
+    train = tmp_path / "gowalla" / "raw" / "train.txt"
+    stat = train.stat()
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Gowalla(str(tmp_path), pre_transform=Tag(2), log=False)[0].tag.tolist() == [2]
+        os.remove(dataset.processed_paths[0])
+        assert Gowalla(str(tmp_path), pre_transform=Tag(3), log=False)[0].tag.tolist() == [3]
+    make_unreadable(dataset)
+    with pytest.warns(UserWarning) as record:
+        assert Gowalla(str(tmp_path), pre_transform=Tag(4), log=False)[0].tag.tolist() == [4]
+    assert [re.sub(r".* (could not be read) .*", r"\1", str(warning.message)) for warning in record] == [
+        "could not be read"
+    ]
+    with pytest.warns(UserWarning, match="The `pre_transform` argument differs"):  # kept: it is the reason
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1), log=False)[0].tag.tolist() == [4]
+
+
+@pytest.mark.parametrize(
+    "cls, files",
+    [(Gowalla, {"train.txt": TRAIN, "test.txt": TEST}), (MovieLens100K, {"u.data": U_DATA})],
+)
+def test_dataset_warnings_name_the_line_that_made_the_dataset(tmp_path, cls, files):
+    """stacklevel=5 named a line inside dslgraph for a HoldoutDataset subclass (two more __init__ frames)."""
+    place(tmp_path, cls.name, files)
+    make_unreadable(cls(str(tmp_path), pre_transform=Tag(1), log=False))
+    with pytest.warns(UserWarning, match="could not be read") as record:
+        cls(str(tmp_path), pre_transform=Tag(1), log=False)
+    assert [warning.filename for warning in record] == [__file__]
+    with pytest.warns(UserWarning, match="pre_transform") as record:
+        cls(str(tmp_path), pre_transform=Tag(2), log=False)
+    assert [warning.filename for warning in record] == [__file__]
+    Path(
+        cls(str(tmp_path), pre_transform=Tag(2), force_reload=True).processed_dir, "pre_filter.pt"
+    ).write_bytes(b"cut")
+    with pytest.warns(UserWarning, match=r"pre_filter\.pt could not be read") as record:
+        cls(str(tmp_path), pre_transform=Tag(2), log=False)
+    assert [warning.filename for warning in record] == [__file__]
 
 
 def test_log_false_keeps_processing_quiet_as_in_pyg(tmp_path, caplog):

@@ -5,7 +5,14 @@ import torch_geometric.transforms as T
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import NeighborLoader
 
-from dslgraph.data import EDGE, dataset_statistics, leave_one_out, make_interaction_data, propagation_graph
+from dslgraph.data import (
+    EDGE,
+    dataset_statistics,
+    interaction_csr,
+    leave_one_out,
+    make_interaction_data,
+    propagation_graph,
+)
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator
 
 
@@ -22,6 +29,25 @@ def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(
     torch.testing.assert_close(adj.to_dense(), inv_sqrt[:, None] * a * inv_sqrt[None, :])
     x = torch.randn(70, 4)
     torch.testing.assert_close(torch.sparse.mm(adj, x), adj.to_dense() @ x)
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (torch.tensor([[0, 1], [5, 1]]), r"items in \[0, num_items=3\), got users 0\.\.1, items 1\.\.5"),
+        (torch.tensor([[0, 2], [1, 1]]), r"users in \[0, num_users=2\)"),
+        (
+            torch.tensor([[0.0, 1.0], [1.0, 1.0]]),
+            r"index must be a \[2, E\] tensor of integer .* torch\.float32",
+        ),
+        (torch.tensor([[0, 1], [1, 2], [1, 0]]), r"index must be a \[2, E\] tensor .* got \(3, 2\)"),
+    ],
+)
+def test_interaction_csr_refuses_ids_out_of_range(index, message):
+    # an item past num_items made a CSR whose rows were wrong (user 1's item on user 0's row), without a word
+    with pytest.raises(ValueError, match=message):
+        interaction_csr(index, 2, 3)
+    assert interaction_csr(torch.tensor([[0, 1], [2, 1]]), 2, 3).to_dense().tolist() == [[0, 0, 1], [0, 1, 0]]
 
 
 def pyg_amazon_book_like() -> HeteroData:

@@ -132,8 +132,9 @@ def test_from_csv_keeps_ids_as_written(tmp_path):
     # read as numbers, "007" would become user 7 and be merged with "7"
     path = tmp_path / "ratings.csv"
     path.write_text("user,item\n007,1\n7,1\n0007,2\n12,2\n")
-    with pytest.warns(UserWarning, match="the test split is empty"):  # one interaction a user
+    with pytest.warns(UserWarning, match="the test split is empty") as record:  # one interaction a user
         dataset = InteractionDataset.from_csv(path)
+    assert record[0].filename == __file__  # stacklevel=2 named from_csv's line, in dslgraph
     assert dataset.user_ids.tolist() == ["0007", "007", "12", "7"]
     assert dataset.item_ids.tolist() == [1, 2]  # plain numbers stay numbers
     assert dataset.user_index("007").tolist() == [1]

@@ -1,9 +1,11 @@
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch_geometric.transforms as T
 
 from dslgraph.data import (
     EDGE,
@@ -15,9 +17,11 @@ from dslgraph.data import (
     held_out_users,
     leave_one_out,
     load_dataset,
+    load_file,
     make_interaction_data,
     merge_interactions,
     sample_negatives,
+    training_users,
 )
 from dslgraph.data import datasets as datasets_module
 
@@ -72,6 +76,32 @@ def test_merge_interactions_dedupes_and_keeps_latest_time():
     del data[EDGE].edge_label_time  # one split without times: no times at all
     index, time = merge_interactions(data)
     assert index.size(1) == 4 and time is None
+
+
+@pytest.mark.parametrize(
+    ("key", "index", "message"),
+    [
+        (
+            "edge_index",
+            [[0, 1], [4, 1]],
+            r"edge_index must hold users in \[0, num_users=2\) and items in \[0, num_items=4\)",
+        ),
+        ("edge_label_index", [[2], [1]], r"edge_label_index must hold users in \[0, num_users=2\)"),
+        (
+            "edge_index",
+            [[0.0, 1.0], [3.0, 1.0]],
+            r"edge_index must be a \[2, E\] tensor of integer .* torch\.float32",
+        ),
+    ],
+)
+def test_merge_interactions_refuses_ids_out_of_range(key, index, message):
+    # one's own HeteroData: (user 0, item 4) of 4 items had the key of (user 1, item 0) and was merged as it
+    data = make_interaction_data(2, 4, torch.tensor([[1, 0, 1], [2, 3, 0]]), torch.tensor([[0], [1]]))
+    data[EDGE][key] = torch.tensor(index)
+    with pytest.raises(ValueError, match=message):
+        merge_interactions(data)
+    with pytest.raises(ValueError, match=message):
+        held_out_users(data, num_test_users=1)
 
 
 def test_leave_one_out_random():
@@ -164,6 +194,13 @@ def test_sample_negatives_user_without_interactions():
     assert set(draws[1].tolist()) == {0, 2}
 
 
+@pytest.mark.parametrize("num_negatives", [-1, 2.0, True])
+def test_sample_negatives_refuses_a_number_that_is_no_count(num_negatives):
+    # failed inside NumPy: "negative dimensions are not allowed", "an integer is required"
+    with pytest.raises(ValueError, match=rf"num_negatives must be an integer >= 0, got {num_negatives}"):
+        sample_negatives(torch.tensor([[0], [1]]), torch.tensor([0]), 3, num_negatives)
+
+
 def test_leave_one_out_too_few_negatives():
     index = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 2, 0, 1]])
     data = make_interaction_data(2, 4, index[:, :3], index[:, 3:])
@@ -175,7 +212,12 @@ def test_leave_one_out_too_few_negatives():
 
 
 @pytest.mark.parametrize(
-    ("options", "field"), [({"num_negatives": 0}, "num_negatives"), ({"validation": 1}, "validation")]
+    ("options", "field"),
+    [
+        ({"num_negatives": 0}, "num_negatives"),
+        ({"num_negatives": True}, "num_negatives"),  # failed inside torch: "an integer is required"
+        ({"validation": 1}, "validation"),
+    ],
 )
 def test_leave_one_out_bad_options(small_data, options, field):
     with pytest.raises(ValueError, match=field):
@@ -241,6 +283,86 @@ def test_held_out_users_bad_options(options, message):
     data, _, _ = timed_data()
     with pytest.raises(ValueError, match=message):
         held_out_users(data, **options)
+
+
+def test_a_train_mask_is_read_only_where_held_out_users_marked_the_data(small_data):
+    """T.RandomNodeSplit's train_mask on users was read as the protocol's: a fifth of the users' interactions
+    left out of training without a word."""
+    out = held_out_users(small_data, num_test_users=3)
+    assert out.protocol == "held-out-users" and leave_one_out(small_data, 5).protocol == "leave-one-out"
+    assert torch.equal(training_users(out), out["user"].train_mask)
+    assert training_users(small_data) is None
+    split = T.RandomNodeSplit(num_val=0.1, num_test=0.2, key=None)(small_data)
+    with pytest.raises(ValueError, match=r"train_mask .* not split by it .* T\.RandomNodeSplit's .* delete"):
+        training_users(split)
+    split.protocol = "held-out-users"  # a held-out-users split of one's own
+    assert torch.equal(training_users(split), split["user"].train_mask)
+    split["user"].train_mask = split["user"].train_mask.float()
+    with pytest.raises(
+        ValueError, match=r"train_mask must be a boolean tensor of shape \[30\], got '\(30,\)"
+    ):
+        training_users(split)
+
+
+def test_load_dataset_applies_the_transform_to_the_protocol_split(tmp_path):
+    """The protocol built its data anew from the interactions: T.ToUndirected()'s reverse edges were lost."""
+    raw = tmp_path / "ml-1m-lcf" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train.txt").write_text("0 1 2 3\n1 0 2\n2 3 1 0\n")
+    (raw / "test.txt").write_text("0 4\n1 4\n2 4\n")
+    for protocol in ("leave-one-out", "held-out-users"):
+        options = {"num_negatives": 1} if protocol == "leave-one-out" else {"num_test_users": 1}
+        plain = load_dataset("ml-1m-lcf", str(tmp_path), protocol, options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing of the transform's is dropped: it goes on the split
+            data = load_dataset("ml-1m-lcf", str(tmp_path), protocol, options, transform=T.ToUndirected())
+        assert torch.equal(data[EDGE].edge_index, plain[EDGE].edge_index)
+        assert torch.equal(data["item", "rev_to", "user"].edge_index, plain[EDGE].edge_index.flip(0))
+        assert data.protocol == protocol
+
+    def drop_an_item(data):  # in place, as a transform's forward does
+        data["item"].num_nodes -= 1
+        return data
+
+    with pytest.raises(
+        ValueError, match=r"transform <function .*drop_an_item.*> changed .* \(items 5 -> 4\)"
+    ):
+        load_dataset(
+            "ml-1m-lcf", str(tmp_path), "leave-one-out", {"num_negatives": 1}, transform=drop_an_item
+        )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "options"),
+    [("leave-one-out", {"num_negatives": 3}), ("held-out-users", {"num_test_users": 3})],
+)
+def test_a_protocol_names_what_of_its_input_it_does_not_carry(small_data, protocol, options):
+    """A pre_transform's reverse edges and node features were dropped by the new split without a word."""
+    data = T.ToUndirected()(small_data)
+    data["user"].x = torch.ones(NUM_USERS, 2)
+    message = r"does not carry .*: data\['user'\]\.x, .*'rev_to'.*edge_index"
+    with pytest.warns(UserWarning, match=message) as record:
+        out = apply_protocol(data, protocol, **options)
+    assert record[0].filename == __file__
+    assert ("item", "rev_to", "user") not in out.edge_types
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a protocol's own output, split again, holds nothing else
+        held_out_users(leave_one_out(small_data, 3), num_test_users=3)
+        leave_one_out(held_out_users(small_data, num_test_users=3), 3)
+
+
+def test_a_protocol_keeps_the_file_ids_of_users_and_items(tmp_path):
+    """load_file's data["user"].raw_ids name the same users after a protocol: they were dropped."""
+    (tmp_path / "f.csv").write_text("user,item\nann,x\nann,y\nbob,x\nbob,z\ncat,y\ncat,z\n")
+    data = load_file(tmp_path / "f.csv", test_ratio=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = leave_one_out(data, num_negatives=1)
+    assert out["user"].raw_ids.tolist() == ["ann", "bob", "cat"] and out["item"].raw_ids.tolist() == [
+        "x",
+        "y",
+        "z",
+    ]
 
 
 def test_apply_protocol(small_data):
@@ -325,6 +447,23 @@ def test_load_dataset_with_protocol(tmp_path, monkeypatch):
         load_dataset("ml-1m", str(tmp_path), protocol="sampled")
     with pytest.raises(ValueError, match="options of protocol 'held-out-users'"):
         load_dataset("ml-1m", str(tmp_path), protocol="held-out-users", protocol_options={"validation": True})
+
+
+@pytest.mark.parametrize(
+    ("protocol", "option"),
+    [("leave-one-out", r"\{'validation': True\}"), ("held-out-users", r"\{'num_val_users': N\}")],
+)
+def test_a_validation_share_under_a_protocol_is_refused_naming_the_option(
+    tmp_path, monkeypatch, protocol, option
+):
+    """The protocol merged the dataset's validation split with the rest: no validation split, no word."""
+    monkeypatch.setattr(datasets_module, "download_url", None)  # refused before anything is read
+    message = rf"val_ratio must be 0 under protocol '{protocol}', .* protocol_options={option}\), got 0.2"
+    with pytest.raises(ValueError, match=message):
+        load_dataset("ml-1m", str(tmp_path), protocol, val_ratio=0.2)
+    (tmp_path / "f.csv").write_text("user,item\na,x\na,y\nb,x\nb,y\n")
+    with pytest.raises(ValueError, match=message):
+        load_file(tmp_path / "f.csv", protocol, val_ratio=0.2)
 
 
 @pytest.mark.realdata

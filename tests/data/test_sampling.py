@@ -67,6 +67,13 @@ def test_user_with_every_item_fails_clearly():
         NegativeSampler(full, 4, max_rounds=3).sample(torch.zeros(2, dtype=torch.long))
 
 
+@pytest.mark.parametrize("max_rounds", [1.5, None, -1])
+def test_max_rounds_that_is_no_count_is_named(max_rounds):
+    # failed in range() at the first draw: "'float' object cannot be interpreted as an integer"
+    with pytest.raises(ValueError, match=rf"max_rounds must be an integer >= 0, got {max_rounds}"):
+        NegativeSampler(_train(), 30, max_rounds=max_rounds)
+
+
 def test_users_with_few_items_left_get_uniform_negatives():
     # user 0 has 98 of 100 items: redraws alone gave up on about 1 in 8 of its draws and stopped training
     items = torch.cat([torch.arange(1, 99), torch.tensor([0, 50, 99])])

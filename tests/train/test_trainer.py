@@ -282,6 +282,13 @@ def test_held_out_users_are_never_trained_on(small_data, tmp_path):
     assert set(summary["test"]) >= {"recall@20", "ndcg@20"} and summary["protocol"] == "full"
 
 
+def test_a_node_split_train_mask_is_not_read_as_held_out_users(small_data):
+    """T.RandomNodeSplit puts a train_mask on users: it trained a random 70% of them without a word."""
+    data = T.RandomNodeSplit(num_val=0.1, num_test=0.2, key=None)(small_data)
+    with pytest.raises(ValueError, match=r"train_mask .* was not split by it"):
+        Trainer(LightGCN(30, 40, embedding_dim=8), data, TrainConfig(epochs=1, batch_size=4, progress=False))
+
+
 def test_sampled_protocol_is_evaluated_on_candidates(small_data):
     from dslgraph.data import leave_one_out
 
