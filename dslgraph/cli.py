@@ -491,8 +491,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
     """Names the settings a run was given that do not act in it (DSL's in a dense run, prune and grow's
     under a static mask, lr_min without the cosine schedule, sampling for a model trained on batches of
-    users), other than its model's and dataset's presets and an example script's ``defaults`` (which set
-    them for a flag such as ``--sparsity`` to use)."""
+    users, reg_weight for a model whose loss ignores it, init_std under init xavier), other than its model's
+    and dataset's presets and an example script's ``defaults`` (which set them for a flag such as
+    ``--sparsity`` to use)."""
     unused = {}  # why: the names
     if settings["sparsity"] == 0:
         unused["only act(s) under DSL; without --sparsity the model is dense"] = DSL_FIELDS
@@ -504,8 +505,14 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
         unused["only acts under --lr-schedule cosine"] = ("lr_min",)
     if settings["data_file"] is not None:
         unused["only acts for a named dataset, not a --data-file"] = ("root",)
-    if MODELS[settings["model"]].batch_kind == "users":
-        unused[f"only acts on models trained on (user, item) pairs, not {settings['model']}"] = ("sampling",)
+    model = settings["model"]
+    if MODELS[model].batch_kind == "users":
+        unused[f"only acts on models trained on (user, item) pairs, not {model}"] = ("sampling",)
+    if not MODELS[model].uses_reg_weight:
+        gamma = " (its L2 weight: --option gamma=VALUE)" if "gamma" in model_parameters(model) else ""
+        unused[f"only acts on models whose loss has a term it weighs, not {model}{gamma}"] = ("reg_weight",)
+    if settings["init"] == "xavier":
+        unused["only acts under --init normal (Xavier's init has no std)"] = ("init_std",)
     checked = {name for names in unused.values() for name in names}
     given = {name: value for name, value in defaults.items() if name in checked}
     preset = validate({name: settings[name] for name in ("model", "dataset", "data_file")} | given)

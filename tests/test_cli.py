@@ -355,6 +355,19 @@ def test_settings_that_do_not_act_in_a_run_are_named_in_a_warning(caplog):
         model="cdae", sampling="user"
     )
     assert warned(model="cdae") == warned(sampling="user") == ""
+    # taken without a word before: UltraGCN's and Mult-VAE's losses have no term reg_weight weighs, and
+    # Xavier's init no std
+    assert (
+        "reg_weight only acts on models whose loss has a term it weighs, not ultragcn (its L2 weight: "
+        "--option gamma=VALUE)" in warned(model="ultragcn", reg_weight=1e-3)
+    )
+    assert "reg_weight only acts on models whose loss has a term it weighs, not multvae\n" in warned(
+        model="multvae", reg_weight=1e-3
+    )
+    assert warned(model="multvae") == warned(model="ultragcn", dataset="gowalla") == ""
+    assert warned(reg_weight=0.1) == ""
+    assert "init_std only acts under --init normal" in warned(init="xavier", init_std=0.2)
+    assert warned(init="xavier") == warned(init_std=0.2) == ""
 
 
 def test_memory_line_names_index_caches_only_where_sparse_tensors_hold_some(tmp_path, caplog, monkeypatch):

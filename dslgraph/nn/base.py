@@ -15,7 +15,8 @@ loss for a batch and a score function for evaluation, and counts its own multipl
 interactions (its graph input's row, or propagation over its edges): what the held-out-users protocol
 evaluates. Models that score users by a trained embedding alone do not.
 
-``loss(graph, *batch, reg_weight=...)`` is called with the graph input of :meth:`input_graph`,
+``loss(graph, *batch, reg_weight=...)`` is called with the graph input of :meth:`input_graph`
+(:attr:`uses_reg_weight` is False where the loss has no term it weighs, and ignores it),
 and ``scorer(graph)`` returns ``score(users, items=None)``: ``[B, num_items]`` scores of every
 item, or ``[B, C]`` scores of the candidate items ``items`` (``[B, C]``), which the sampled
 (leave-one-out) protocol asks for so that costly models score 101 items, not all of them.
@@ -62,6 +63,7 @@ class Recommender(nn.Module):
     exclude_positives: bool = True
     dsl_targets: tuple[str, ...] = ("tables",)
     folds_in: bool = False
+    uses_reg_weight: bool = True
 
     def input_graph(self, data: HeteroData):
         """The graph input of :meth:`loss` and :meth:`scorer`; by default the normalised graph."""
@@ -76,13 +78,17 @@ class Recommender(nn.Module):
 
     def check_data(self, data: HeteroData) -> None:
         """Raises a :class:`ValueError` unless ``data`` has the model's numbers of users and items (a
-        graph of other sizes failed deep in a product, or was silently taken by models that index it)."""
+        graph of other sizes failed deep in a product, or was silently taken by models that index it) and
+        training interactions of ids in their ranges."""
         sizes = num_users_items(data)
         if sizes != (self.num_users, self.num_items):
             raise ValueError(
                 f"the data has {sizes[0]} users and {sizes[1]} items, the model was built for "
                 f"{self.num_users} and {self.num_items}"
             )
+        # an item id past num_items (PyG's one id space, items after the users) failed deep in torch, or
+        # built CDAE's and Mult-VAE's rows silently with columns outside the matrix
+        check_pair_index(f"data[{EDGE}].edge_index", data[EDGE].edge_index, self.num_items, self.num_users)
 
     def check_pairs(self, users: Tensor, items: Tensor | None = None, candidates: bool = False) -> None:
         """Raises a :class:`ValueError` unless ``users`` is a ``[B]`` tensor of the model's user ids and
@@ -210,10 +216,16 @@ def check_rows(rows: Tensor, num_items: int, num_users: int | None = None, spars
 
 
 def check_ids(name: str, ids: Tensor, bound: int) -> None:
-    """Raises a :class:`ValueError` naming ``name`` unless ``ids`` is a tensor of integer ids in
+    """Raises a :class:`ValueError` naming ``name`` unless ``ids`` is an int64 or int32 tensor of ids in
     ``[0, bound)``."""
     if not is_index(ids):
         raise ValueError(f"{name} must be a tensor of integer ids, got {describe(ids)}")
+    if ids.dtype not in (torch.int64, torch.int32):
+        # torch indexes by a uint8 tensor as by a boolean mask: other rows, fewer of them, no error
+        raise ValueError(
+            f"{name} must be int64 or int32 ids, got {describe(ids)}, which torch does not index by as ids: "
+            f"pass {name}.long()"
+        )
     outside = ids[(ids < 0) | (ids >= bound)]
     if outside.numel():
         raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}")

@@ -58,6 +58,7 @@ class MultVAE(Recommender):
     batch_kind = "users"
     dsl_targets = (r".*",)
     folds_in = True  # reads the user's row
+    uses_reg_weight = False  # no embedding table to regularise
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dslgraph.checks import is_count
-from dslgraph.data.graph import EDGE, num_users_items
+from dslgraph.data.graph import EDGE, check_pair_index, num_users_items
 from dslgraph.data.io import write_then_rename
 from dslgraph.nn.base import (
     Recommender,
@@ -96,9 +96,15 @@ def item_neighbors(
     Returns:
         ``([num_items, k] neighbour ids, [num_items, k] weights)``.
     """
-    if not 1 <= k < num_items:
-        raise ValueError(f"k (item neighbours) must be in [1, {num_items}), got {k}")
-    user, item = train_index.numpy()
+    # a negative block_rows returned torch.empty's memory as neighbours and weights, without an error
+    num_users, num_items, block_rows = check_sizes(
+        num_users=num_users, num_items=num_items, block_rows=block_rows
+    )
+    if not (is_count(k) and 1 <= k < num_items):
+        raise ValueError(f"k (item neighbours) must be an integer in [1, {num_items}), got {k!r}")
+    k = int(k)
+    check_pair_index("train_index", train_index, num_items, num_users)
+    user, item = train_index.cpu().numpy()
     r = sp.csr_matrix((np.ones(user.size, dtype=np.float32), (user, item)), shape=(num_users, num_items))
     r.sum_duplicates()
     r.data[:] = 1.0
@@ -121,7 +127,7 @@ def item_neighbors(
 
 
 def _cache_key(train_index: Tensor, num_users: int, num_items: int, k: int, exclude_self: bool) -> str:
-    digest = hashlib.sha1(train_index.contiguous().numpy().tobytes())
+    digest = hashlib.sha1(train_index.contiguous().cpu().numpy().tobytes())
     # "v2": caches with exclude_self written before its weights summed the diagonal-free rows are stale
     digest.update(f"v2,{num_users},{num_items},{k},{exclude_self}".encode())
     return digest.hexdigest()[:16]
@@ -181,6 +187,7 @@ class UltraGCN(Recommender):
     """
 
     exclude_positives = False  # the official sampler draws negatives without checking positives
+    uses_reg_weight = False  # gamma is its L2 weight
 
     def __init__(
         self,
@@ -255,7 +262,16 @@ class UltraGCN(Recommender):
             return neighbors, weights
         cached = {"neighbors": neighbors, "weights": weights}
         # written then renamed: runs started side by side may build the same cache at once
-        write_then_rename(path, lambda tmp: torch.save(cached, tmp))
+        try:
+            write_then_rename(path, lambda tmp: torch.save(cached, tmp))
+        except OSError as exc:  # a read-only dataset folder, a full disk: the neighbours are found, train on
+            log.warning(
+                "UltraGCN item neighbours could not be cached in %s (%s: %s); the next run finds them again",
+                path,
+                exc.__class__.__name__,
+                exc,
+            )
+            return neighbors, weights
         log.info("cached UltraGCN item neighbours in %s", path)
         return neighbors, weights
 

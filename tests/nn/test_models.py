@@ -118,3 +118,40 @@ def test_macs_refuse_a_batch_size_that_is_no_positive_integer_and_take_numpy_one
         ):
             model.macs(graph, batch_size)
     assert model.macs(graph, np.int32(8192)) == model.macs(graph, 8192)
+
+
+SMALL = {
+    "ultragcn": {"num_neighbors": 2, "num_negatives": 2},
+    "convncf": {"embedding_dim": 4, "channels": 2},
+    "multvae": {"hidden_channels": 8, "latent_dim": 4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_ids_in_uint8_are_refused_not_indexed_by_as_a_mask(name, small_data):
+    # torch indexes by a uint8 tensor as by a boolean mask: recommend gave LightGCN's users [1, 1, 0, 3] three
+    # rows, those of users 0, 1 and 3 (the ids that are not 0), without a word
+    model = MODELS[name](30, 40, **SMALL.get(name, {})).eval()
+    graph = model.input_graph(small_data)
+    users = torch.tensor([1, 1, 0, 3], dtype=torch.uint8)
+    message = r"^users must be int64 or int32 ids, got a torch.uint8 tensor of shape \[4\], .*users.long\(\)$"
+    with pytest.raises(ValueError, match=message):
+        model.recommend(graph, users, k=2)
+    with pytest.raises(ValueError, match=r"^items must be int64 or int32 ids, got a torch.int16 tensor"):
+        model.scorer(graph)(users.long(), torch.zeros(4, 3, dtype=torch.int16))
+    assert model.recommend(graph, users.int(), k=2).shape == (4, 2)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_input_graph_refuses_training_interactions_outside_the_model(name):
+    # items numbered after the users (PyG's one id space) failed deep in torch ("index out of range in
+    # self"), or built CDAE's and Mult-VAE's rows with columns outside the matrix
+    data = make_interaction_data(5, 6, torch.tensor([[0, 1, 2, 4], [0, 3, 1, 5]]), torch.tensor([[3], [2]]))
+    data["user", "to", "item"].edge_index[1] += 5
+    model = MODELS[name](5, 6, **SMALL.get(name, {}))
+    message = (
+        r"^data\[\('user', 'to', 'item'\)\].edge_index must hold users in \[0, num_users=5\) and items in "
+        r"\[0, num_items=6\), got users 0..4, items 5..10$"
+    )
+    with pytest.raises(ValueError, match=message):
+        model.input_graph(data)

@@ -33,7 +33,7 @@ def test_item_neighbors_match_dense_reference(small_data):
     omega = (g / deg * ((deg + 1) / (deg.T + 1)).sqrt()).nan_to_num()
     torch.testing.assert_close(no_self_weights, omega.topk(5, dim=1).values)
     torch.testing.assert_close(omega.gather(1, no_self), no_self_weights)
-    with pytest.raises(ValueError, match="k \\(item neighbours\\) must be in"):
+    with pytest.raises(ValueError, match="k \\(item neighbours\\) must be an integer in"):
         item_neighbors(index, 30, 40, k=40)
     with pytest.raises(ValueError, match="num_neighbors"):
         UltraGCN(30, 40, num_neighbors=40)
@@ -86,7 +86,7 @@ def test_neighbours_found_are_logged_and_cached_ones_are_not_found_again(small_d
     assert "finding" not in caplog.text
 
 
-def test_a_cache_cut_short_while_written_leaves_no_file_to_read(small_data, tmp_path, monkeypatch):
+def test_a_cache_cut_short_while_written_leaves_no_file_to_read(small_data, tmp_path, monkeypatch, caplog):
     import dslgraph.nn.ultragcn as ultragcn_module
 
     def cut_short(obj, path):
@@ -95,10 +95,13 @@ def test_a_cache_cut_short_while_written_leaves_no_file_to_read(small_data, tmp_
 
     model = UltraGCN(30, 40, num_negatives=2, num_neighbors=3, cache_dir=tmp_path)
     monkeypatch.setattr(ultragcn_module.torch, "save", cut_short)
-    with pytest.raises(OSError, match="disk full"):
-        model.input_graph(small_data)
+    # the neighbours found are the graph's: a cache that cannot be written (a full disk, a read-only dataset
+    # folder) stopped the run with them in memory
+    graph = model.input_graph(small_data)
     monkeypatch.undo()
     assert not list(tmp_path.iterdir())  # neither a cache to read next time nor a temporary file
+    assert "could not be cached in" in caplog.text and "(OSError: disk full)" in caplog.text
+    torch.testing.assert_close(graph.neighbors, model.input_graph(small_data).neighbors)
 
 
 def test_a_cache_that_cannot_be_used_is_built_again(small_data, tmp_path, caplog):
@@ -260,3 +263,25 @@ def test_a_double_precision_model_takes_its_graph_in_double(small_data):
         UltraGCN(30, 40, num_neighbors=0).double().input_graph(small_data).neighbor_weights.dtype
         == torch.float64
     )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        # a negative block_rows gave torch.empty's memory as neighbours and weights, without an error; 0,
+        # k = 2.0 and True failed inside range(), torch.empty and topk
+        ({"block_rows": -1}, r"^block_rows must be an integer >= 1, got -1$"),
+        ({"block_rows": 0}, r"^block_rows must be an integer >= 1, got 0$"),
+        ({"k": True}, r"^k \(item neighbours\) must be an integer in \[1, 40\), got True$"),
+        ({"k": 2.0}, r"^k \(item neighbours\) must be an integer in \[1, 40\), got 2.0$"),
+        (
+            {"num_items": 35},
+            r"^train_index must hold users in \[0, num_users=30\) and items in \[0, num_items=35\)",
+        ),
+    ],
+)
+def test_item_neighbors_refuses_arguments_it_cannot_use(small_data, arguments, message):
+    index = small_data["user", "to", "item"].edge_index
+    arguments = {"num_users": 30, "num_items": 40, "k": 3} | arguments
+    with pytest.raises(ValueError, match=message):
+        item_neighbors(index, **arguments)
