@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from common import base_parser, count, machine, parse, sync, write_csv
+from common import base_parser, count, density_level, machine, parse, sync, write_csv
 
 from dslgraph.data import load_dataset, propagation_graph
 from dslgraph.sparse import SparseEmbedding
@@ -28,7 +28,7 @@ from dslgraph.sparse import SparseEmbedding
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/plan_build.csv")
-    parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 0.2, 0.1, 0.05])
+    parser.add_argument("--densities", type=density_level, nargs="+", default=[0.5, 0.2, 0.1, 0.05])
     parser.add_argument("--dim", type=count, default=64)
     parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--slots", nargs="+", choices=["sorted", "shuffled"], default=["sorted", "shuffled"])

@@ -24,18 +24,31 @@ Each row also records the bytes held between iterations: parameters with positio
 state, gradients, and ``workspace_bytes`` (the sparse table's propagation plan, an index and a weight per
 multiply-add), and on CUDA the peak memory allocated during the timed iterations.
 
-``--profile FILE`` also appends, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
-three iterations, most time first: where the backends' time goes.
+``--profile FILE`` also writes, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
+three iterations, most time first: where the backends' time goes. FILE holds this run's rows only (an earlier
+file is replaced, as ``--output`` is) and is rewritten whole after each row, as ``--output``: a run cut short
+keeps the tables of the rows it measured.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from pathlib import Path
 
 import torch
-from common import Epochs, agree, base_parser, count, machine, parse, sync, write_csv
+from common import (
+    Epochs,
+    agree,
+    base_parser,
+    check_output,
+    count,
+    machine,
+    parse,
+    sparsity_level,
+    sync,
+    write_csv,
+    write_text,
+)
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
@@ -46,7 +59,8 @@ from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import make_adam
 
 
-def measure(data, adj, device, sparsity, backend, args) -> dict:
+def measure(data, adj, device, sparsity, backend, args, profiles: list[str]) -> dict:
+    """The row of ``backend`` at ``sparsity``; with ``--profile``, its operator table goes to ``profiles``."""
     gc.collect()  # the previous row's model, before this row's peak memory is measured
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     torch.manual_seed(0)
@@ -108,7 +122,7 @@ def measure(data, adj, device, sparsity, backend, args) -> dict:
         update = seconds(2) - 2 * per_iter
     counts = count_launches(step, device)
     if args.profile:  # after the timed update, which comes at a fixed iteration
-        write_profile(step, device, args.profile, f"sparsity {sparsity}, backend {backend}")
+        profiles.append(profile_table(step, device, f"sparsity {sparsity}, backend {backend}"))
     amortised = per_iter + update / args.update_interval
     return {
         "dataset": args.dataset,
@@ -157,36 +171,44 @@ def count_launches(step, device: torch.device) -> dict[str, int]:
     return counts
 
 
-def write_profile(step, device: torch.device, path: str, title: str) -> None:
+def profile_table(step, device: torch.device, title: str) -> str:
+    """torch.profiler's table of three calls of ``step``, most time first, under ``title``."""
     prof = profiled(step, device, 3)
     table = prof.key_averages().table(sort_by=f"self_{device.type}_time_total", row_limit=30)
-    with Path(path).open("a") as f:
-        f.write(f"== {title}, 3 iterations\n{table}\n")
+    return f"== {title}, 3 iterations\n{table}\n"
 
 
 def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/sparse_backends.csv")
     parser.add_argument("--batch-size", type=count, default=2048)
-    parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
-    parser.add_argument("--update-interval", type=int, default=3000)
+    parser.add_argument("--sparsities", type=sparsity_level, nargs="+", default=[0.5, 0.8, 0.9, 0.95])
+    parser.add_argument("--update-interval", type=count, default=3000)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--profile", metavar="FILE", help="append each row's operator profile to FILE")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also write each row's operator profile to FILE (replaced: this run's rows, rewritten after "
+        "each)",
+    )
     args, device = parse(parser)
     if args.warmup < 1 or args.iterations < 1:  # the warm-up builds the plan, which no iteration's time holds
         parser.error("need --warmup >= 1 and --iterations >= 1")
+    if args.profile:
+        check_output(parser, "--profile", args.profile)
     data = load_dataset(args.dataset, args.root)
     adj = propagation_graph(data).to(device)
-    rows = [measure(data, adj, device, 0.0, "dense", args)]
-    print(rows[-1], flush=True)
-    write_csv(rows, args.output)
-    for sparsity in args.sparsities:
-        for backend in ("sparse", "compact", "masked"):
-            rows.append(measure(data, adj, device, sparsity, backend, args))
-            losses = {row["backend"]: row["first_loss"] for row in rows if row["sparsity"] == sparsity}
-            agree(f"the first loss at sparsity {sparsity}", losses)
-            print(rows[-1], flush=True)
-            write_csv(rows, args.output)  # after every row: a run cut short keeps what it measured
+    rows, profiles = [], []
+    settings = [(0.0, "dense")] + [(s, b) for s in args.sparsities for b in ("sparse", "compact", "masked")]
+    for sparsity, backend in settings:
+        rows.append(measure(data, adj, device, sparsity, backend, args, profiles))
+        losses = {row["backend"]: row["first_loss"] for row in rows if row["sparsity"] == sparsity}
+        agree(f"the first loss at sparsity {sparsity}", losses)
+        print(rows[-1], flush=True)
+        # after every row, each file whole: a run cut short keeps what it measured
+        write_csv(rows, args.output)
+        if args.profile:
+            write_text(args.profile, "".join(profiles))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import statistics
 import time
 
 import torch
-from common import agree, base_parser, count, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, sparsity_level, sync, write_csv
 from torch import nn
 
 from dslgraph.sparse import DynamicSparseLearning
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--items", type=count, default=3706)
     parser.add_argument("--hidden", type=count, default=600)
     parser.add_argument("--batches", type=count, nargs="+", default=[16, 500])
-    parser.add_argument("--sparsities", type=float, nargs="+", default=[0.5, 0.8, 0.9])
+    parser.add_argument("--sparsities", type=sparsity_level, nargs="+", default=[0.5, 0.8, 0.9])
     parser.add_argument("--repeats", type=count, default=20)
     args, device = parse(parser)
     settings = [(0.0, "dense")] + [(s, b) for s in args.sparsities for b in ("masked", "sparse")]

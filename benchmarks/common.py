@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -155,10 +156,46 @@ def count(text: str) -> int:
     return value
 
 
+def sparsity_level(text: str) -> float:
+    """An argparse ``type``: a sparsity in (0, 1), refused as the options are parsed, not by DSL once the
+    rows or runs before it are done (0 would run the dense model again, under a sparse one's name)."""
+    value = float(text)  # not a number: argparse's "invalid sparsity_level value"
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a sparsity in (0, 1), got {value}")
+    return value
+
+
+def density_level(text: str) -> float:
+    """An argparse ``type``: a density (the fraction of entries kept) in (0, 1], refused as parsed."""
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a density in (0, 1], got {value}")
+    return value
+
+
+def check_output(parser: argparse.ArgumentParser, flag: str, path: str | Path, folder: bool = False) -> None:
+    """Refuses ``path`` (a file to write, or with ``folder`` a folder to make) as an argument error where it
+    cannot be written: a benchmark would find out only when it writes its results, after the timing."""
+    given, path = str(path), Path(path)
+    if folder and path.exists() and not path.is_dir():
+        parser.error(f"{flag} {given} is a file: give a folder")
+    if not folder and (given.endswith(("/", os.sep)) or path.is_dir()):
+        parser.error(f"{flag} {given} is a folder: give the path of a file")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists():  # the folders missing are made on writing, under the nearest existing one
+        existing = existing.parent
+    if not existing.is_dir():
+        parser.error(f"{flag} {given} cannot be made: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"{flag} {given} cannot be written: {existing} is not writable")
+
+
 def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.device]:
     """The options of ``parser``'s command line and the device; a bad one is an argument error, not an
-    error from inside torch after the data has loaded (``cuda`` without one, threads below 0)."""
+    error from inside torch after the data has loaded (``cuda`` without one, threads below 0), nor an
+    ``--output`` that cannot be written, found after the timing."""
     args = parser.parse_args()
+    check_output(parser, "--output", args.output)
     if args.threads < 0:
         parser.error(f"--threads must be 0 (torch's default) or more, got {args.threads}")
     try:

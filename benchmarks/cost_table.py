@@ -27,7 +27,7 @@ import json
 import logging
 from pathlib import Path
 
-from common import markdown_table, write_csv, write_text
+from common import check_output, markdown_table, write_csv, write_text
 
 from dslgraph.cli import build_model, load_data, train_config
 from dslgraph.config import validate
@@ -112,9 +112,10 @@ def row_for(path: Path, folder: Path | None = None, root: str | None = None) -> 
     summary = json.loads(path.read_text())
     if "dense_macs" not in summary:
         return None
-    # runs of a sweep sit in <model>/runs/<run>/; older summaries do not record the model's name
-    in_sweep = path.parent.parent.name == "runs"
-    named = path.parts[-4] if in_sweep else path.parent.name
+    # runs of a sweep sit in <model>/runs/<run>/; older summaries do not record the model's name. A run of
+    # one's own in runs/<run>/ (README's `--output runs/lastfm`), given as `runs`, has no <model> above it
+    sweep = path.parent.parent
+    named = sweep.parent.name if sweep.name == "runs" and sweep.parent.name else path.parent.name
     model = summary.get("settings", {}).get("model", named)
     run = path.parent.relative_to(folder) if folder is not None else Path(path.parent.name)
     run = "/".join(part for part in run.parts if part != "runs") or path.parent.name
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recount", action="store_true", help="MACs of each run's rebuilt model (see above)")
     parser.add_argument("--root", default="data", help="the datasets' folder for --recount (default data)")
     args = parser.parse_args(argv)
+    check_output(parser, "--out", args.out)  # before --recount rebuilds each run's model
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = args.root if args.recount else None
     found = {}  # each run once, named under the first folder holding it (a folder given twice, or nested)

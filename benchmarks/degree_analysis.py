@@ -20,7 +20,7 @@ import logging
 import math
 
 import torch
-from common import write_text
+from common import check_output, write_text
 from scipy.stats import spearmanr
 
 from dslgraph.cli import load_run
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--high", type=int, default=20, help="and of degree >= HIGH (default 20)")
     parser.add_argument("--output", required=True, help="the JSON to write")
     args = parser.parse_args(argv)
+    check_output(parser, "--output", args.output)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)  # counting, not training
     result = analyse(args.checkpoint, args.root, args.low, args.high)

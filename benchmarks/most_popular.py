@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import write_csv
+from common import check_output, write_csv
 
 from dslgraph.data import DATASETS, EDGE, PROTOCOLS, load_dataset
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator, most_popular_scores
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--output", default="docs/results/most_popular.csv")
     args = parser.parse_args()
+    check_output(parser, "--output", args.output)
     rows = []
     for name in args.datasets:
         for protocol in args.protocols:

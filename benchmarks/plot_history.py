@@ -23,7 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import save_figure, write_csv  # noqa: E402
+from common import check_output, save_figure, write_csv  # noqa: E402
 
 
 def named(text: str) -> tuple[str, str]:
@@ -95,8 +95,9 @@ def main() -> None:
         parser.error(f"the run name {twice!r} is given twice: name each run differently")
     if args.out.endswith(("/", os.sep)) or Path(args.out).is_dir():
         parser.error(f"--out {args.out} is a folder: give a path without suffix (FOLDER/NAME)")
-    rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
     table, figure = outputs(args.out)
+    check_output(parser, "--out", table)
+    rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
     write_csv(rows, table)
     plot(rows, args.split, args.metric, args.reference, figure)
     print(f"wrote {table} and {figure}")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import machine, write_rows
+from common import check_output, machine, write_rows
 
 MB = 1024  # ru_maxrss is in kB on Linux
 
@@ -90,6 +90,7 @@ def main() -> None:
     small = next((name for name in ("lines", "users", "items", "runs") if getattr(args, name) < 1), None)
     if small is not None:  # checked before the file is generated (seconds at the default size)
         parser.error(f"--{small} must be at least 1, got {getattr(args, small)}")
+    check_output(parser, "--output", args.output)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "interactions.csv"

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from common import machine, write_rows
+from common import check_output, machine, write_rows
 
 from dslgraph.cli import build_model, train_config
 from dslgraph.config import ConfigError, validate
@@ -338,6 +338,7 @@ def main() -> None:
     # checked here: a worker would fail on them only after the setup's minutes
     if args.batches < 1:
         parser.error(f"--batches must be at least 1, got {args.batches}")
+    check_output(parser, "--output", args.output)
     for backend in args.backends:
         try:
             backend_settings(args, backend)

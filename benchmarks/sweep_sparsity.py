@@ -8,9 +8,9 @@ budget of sparsity ``s`` — the baseline a sparse table has to beat to be worth
 under the leave-one-out protocol, against sparsity).
 
     python benchmarks/sweep_sparsity.py --dataset lastfm --epochs 150 --update-interval 100 \
-        --sparsities 0 0.5 0.8 0.9 0.95 --static 0.8 --out docs/results/lastfm
+        --sparsities 0 0.5 0.8 0.9 0.95 --static 0.8 --out runs/lastfm
     python benchmarks/sweep_sparsity.py --model neumf --dataset ml-1m-lcf --epochs 20 \
-        --update-interval 2000 --sparsities 0 0.5 0.8 --static --out docs/results/ml-1m/neumf
+        --update-interval 2000 --sparsities 0 0.5 0.8 --static --out runs/ml-1m/neumf
 
 ``--collect RUN ...`` tabulates and plots runs that ``dslgraph train`` made one by one instead (in parallel,
 resumed, on a GPU): each RUN folder's ``metrics.json`` says its settings; a dense run narrower than the widest
@@ -34,7 +34,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import add_settings_option, markdown_table, save_figure, write_csv, write_text  # noqa: E402
+from common import (  # noqa: E402
+    add_settings_option,
+    check_output,
+    markdown_table,
+    save_figure,
+    sparsity_level,
+    write_csv,
+    write_text,
+)
 
 from dslgraph.cli import clear_earlier_run, earlier_run_files, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
@@ -115,10 +123,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--update-interval", type=int, default=100)
     parser.add_argument("--sparsities", type=float, nargs="*", default=[0, 0.5, 0.8, 0.9, 0.95])
-    parser.add_argument("--static", type=float, nargs="*", default=[0.8])
+    # a static mask at 0 is the dense run again; a same-budget S outside (0, 1) made a width of 1 (S >= 1) or
+    # one wider than d (S < 0), and trained it under the sparsity given
+    parser.add_argument("--static", type=sparsity_level, nargs="*", default=[0.8])
     parser.add_argument(
         "--same-budget",
-        type=float,
+        type=sparsity_level,
         nargs="*",
         default=[],
         metavar="S",
@@ -151,7 +161,12 @@ def main() -> None:
         metavar="N",
         help="with --collect: each run's evaluation at epoch N instead of its best (runs cut short)",
     )
-    parser.add_argument("--out", default="docs/results/lastfm")
+    parser.add_argument(
+        "--out",
+        default="runs/sweep",
+        help="the folder of sweep.csv, sweep.md, the plot and runs/ (default runs/sweep; docs/results/ holds "
+        "the committed sweeps)",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -168,6 +183,7 @@ def main() -> None:
         parser.error(
             "nothing to train: give --sparsities, --static or --same-budget (or --collect / --merge)"
         )
+    check_output(parser, "--out", args.out, folder=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     if args.merge:
@@ -218,6 +234,8 @@ def main() -> None:
                 settings = validate(common | {"sparsity": sparsity, "static_mask": mask == "static"})
         except ConfigError as exc:
             parser.error(str(exc))
+        if 20 not in settings["ks"]:  # a KeyError in the table, after the first run had trained
+            parser.error(f"the tables compare metrics @20: ks {settings['ks']} must hold 20")
         name = f"{re.sub('[^a-z]+', '-', mask)}-s{sparsity}-{state}"
         if name in (other[0] for other in planned):  # one folder trained twice, its row counted twice
             parser.error(f"the run {name} is asked for twice (a sparsity listed twice?)")
@@ -278,6 +296,12 @@ def collect(runs: list[Path], at_epoch: int | None = None) -> list[dict]:
     summaries = [finished_summary(run) for run in given_once(runs, "--collect")]
     if at_epoch is not None:
         summaries = [at(summary, at_epoch, run) for summary, run in zip(summaries, runs)]
+    for summary, run in zip(summaries, runs):
+        if "ndcg@20" not in summary["test"]:  # was a KeyError
+            raise SystemExit(
+                f"{run}: no metrics @20 (evaluated at ks {summary['settings']['ks']}): the tables compare "
+                "metrics @20"
+            )
 
     def width(summary: dict) -> int:
         return summary["settings"]["embedding_dim"] or default_dim(summary["settings"]["model"])

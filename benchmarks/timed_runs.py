@@ -166,11 +166,14 @@ def main() -> None:
     for run in runs:  # OUT/NAME is its folder: "probe" is the probe runs' folder, a path would nest
         if run.name in ("", ".", "..", "probe") or os.sep in run.name or "/" in run.name:
             parser.error(f"--run NAME {run.name!r} cannot be a run's folder name in --out (nor 'probe')")
-    if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 2:
-        parser.error("need --budget > 0, 0 <= --margin < 1 and --probe-epochs >= 2")
+    # --max-epochs 0 let the probes run, then started no run "as no epoch fits the budget"
+    if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 2 or args.max_epochs < 1:
+        parser.error("need --budget > 0, 0 <= --margin < 1, --probe-epochs >= 2 and --max-epochs >= 1")
     for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):
         if any(flag in run.flags for run in runs):
             parser.error(f"{flag} is set by this script; leave it out of FLAGS")
+    if out.exists() and not out.is_dir():  # not a traceback from making the first run's folder
+        parser.error(f"--out {out} is a file: give a folder")
     # dslgraph train refuses an output folder an earlier run wrote to: said here, not in the runs' logs
     folders = [folder for run in runs for folder in (out / "probe" / run.name, out / run.name)]
     used = [str(folder) for folder in folders if folder.exists()]

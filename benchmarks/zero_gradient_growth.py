@@ -63,7 +63,15 @@ def main() -> None:
         settings = validate(given | dict(args.set))
     except ConfigError as exc:
         parser.error(str(exc))
+    # none of these grows by a score: the run trained, then printed nothing
+    if not settings["sparsity"] or settings["static_mask"] or settings["growth"] == "random":
+        parser.error(
+            "counts growth scores: needs --sparsity above 0, no static_mask and growth other than random"
+        )
     run_training(settings, None, progress=False)
+    if not counts:
+        epochs, interval = settings["epochs"], settings["update_interval"]
+        print(f"{args.model}: no prune-and-grow update in {epochs} epoch(s) at update_interval {interval}")
     for name, (grown, zero) in counts.items():
         print(f"{args.model} {name}: {grown} grown, {zero} with zero gradient ({zero / max(grown, 1):.0%})")
 

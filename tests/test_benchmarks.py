@@ -159,6 +159,16 @@ def test_collect_names_a_folder_it_cannot_tabulate(tmp_path):
         sweep.collect([dense, tmp_path / "." / "dense"])
 
 
+def test_collect_names_a_run_evaluated_without_k_20(tmp_path):
+    # a KeyError: 'hr@20' from the table
+    run = write_run(tmp_path / "k10", [(10, 5.0, 0.15)], ks=[10, 50])
+    summary = json.loads((run / "metrics.json").read_text())
+    summary["test"] = {f"{metric}@{k}": 0.1 for metric in ("recall", "hr", "ndcg") for k in (10, 50)}
+    (run / "metrics.json").write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match=r"k10: no metrics @20 \(evaluated at ks \[10, 50\]\)"):
+        load("sweep_sparsity").collect([run])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -169,6 +179,11 @@ def test_collect_names_a_folder_it_cannot_tabulate(tmp_path):
         (["--collect", "a", "--overwrite"], "--overwrite is for the runs a sweep trains"),
         (["--sparsities", "--static"], "nothing to train"),  # an IndexError in the plot, after --out made
         (["--sparsities", "0.5", "0.5", "--static"], "the run dynamic-s0.5-reset is asked for twice"),
+        # a width of 1 trained as "sparsity 8", and the dense run again as a static mask or a same budget
+        (["--same-budget", "8"], "argument --same-budget: expected a sparsity in (0, 1), got 8.0"),
+        (["--same-budget", "0"], "argument --same-budget: expected a sparsity in (0, 1), got 0.0"),
+        (["--static", "0"], "argument --static: expected a sparsity in (0, 1), got 0.0"),
+        (["--sparsities", "0", "--set", "ks=[10]"], "the tables compare metrics @20: ks [10] must hold 20"),
         (["--merge", "old", "old/../old"], "old/../old: given twice to --merge (as old before)"),
         (["--merge", "nothing"], "nothing: no sweep.csv"),  # FileNotFoundError
         (["--merge", "old"], "nothing to merge: the sweep.csv of old hold no rows"),  # IndexError in the plot
@@ -205,6 +220,23 @@ def test_sweep_into_an_earlier_sweeps_out_is_refused_unless_overwrite(tmp_path, 
     monkeypatch.setattr(sys, "argv", [*argv, "--overwrite"])
     with pytest.raises(KeyboardInterrupt):
         sweep.main()
+
+
+def test_sweep_writes_no_committed_results_by_default(tmp_path, monkeypatch):
+    # --out was docs/results/lastfm: a quick try replaced the three sweeps merged there by its own table
+    sweep = load("sweep_sparsity")
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+
+    def started(settings, output, progress):
+        outputs.append(output)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_training", started)
+    monkeypatch.setattr(sys, "argv", ["sweep_sparsity.py", "--sparsities", "0", "--static", "--epochs", "1"])
+    with pytest.raises(KeyboardInterrupt):
+        sweep.main()
+    assert outputs == [str(Path("runs", "sweep", "runs", "dense-s0.0-reset"))]
 
 
 def test_plot_history_refuses_a_name_given_twice_and_a_folder_as_out(tmp_path, monkeypatch, capsys):
@@ -311,6 +343,120 @@ def test_benchmark_asked_for_cuda_without_one_says_so(monkeypatch, capsys):
     assert (args.dataset, device) == ("lastfm", torch.device("cpu"))
 
 
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("{tmp}", "--output {tmp} is a folder: give the path of a file"),  # IsADirectoryError on writing
+        ("{tmp}/new/", "--output {tmp}/new/ is a folder: give the path of a file"),  # a file named new
+        ("{tmp}/file/b.csv", "--output {tmp}/file/b.csv cannot be made: {tmp}/file is a file, not a folder"),
+    ],
+)
+def test_benchmark_output_is_checked_before_the_timing(tmp_path, monkeypatch, capsys, output, message):
+    # found when the results were written: after the timing, minutes of a device's time
+    common = load("common")
+    (tmp_path / "file").write_text("")
+    parse = functools.partial(common.parse, common.base_parser("a benchmark", "out.csv"))
+    said = refusal(parse, monkeypatch, capsys, ["bench.py", "--output", output.format(tmp=tmp_path)])
+    assert message.format(tmp=tmp_path) in said
+    monkeypatch.setattr(common.os, "access", lambda path, mode: path != tmp_path)  # as if read-only
+    said = refusal(parse, monkeypatch, capsys, ["bench.py", "--output", f"{tmp_path}/new/b.csv"])
+    assert f"--output {tmp_path}/new/b.csv cannot be written: {tmp_path} is not writable" in said
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--output", f"{tmp_path}/new/b.csv"])
+    monkeypatch.setattr(common.os, "access", lambda path, mode: True)
+    assert common.parse(common.base_parser("a benchmark", "out.csv"))[0].output == f"{tmp_path}/new/b.csv"
+
+
+@pytest.mark.parametrize(
+    "name, argv, work, message",
+    [
+        ("bench_sparse", ["--profile", "{tmp}"], "load_dataset", "--profile {tmp} is a folder"),
+        ("most_popular", ["--output", "{tmp}"], "load_dataset", "--output {tmp} is a folder"),
+        ("read_csv", ["--output", "{tmp}"], "write_file", "--output {tmp} is a folder"),
+        ("scale_check", ["--output", "{tmp}"], "subprocess", "--output {tmp} is a folder"),
+        ("cost_table", ["{tmp}", "--out", "{tmp}/"], "row_for", "--out {tmp}/ is a folder"),  # {tmp}/.csv
+        ("degree_analysis", ["best.pt", "--output", "{tmp}"], "analyse", "--output {tmp} is a folder"),
+        (
+            "plot_history",
+            ["a={tmp}", "--out", "{tmp}/file/r"],
+            "history",
+            "{tmp}/file is a file, not a folder",
+        ),
+        (
+            "sweep_sparsity",
+            ["--collect", "{tmp}", "--out", "{tmp}/file"],
+            "collect",
+            "--out {tmp}/file is a file",
+        ),
+        (
+            "timed_runs",
+            ["--budget", "9", "--run", "a", "g", "", "--out", "{tmp}/file"],
+            "subprocess",
+            "is a file",
+        ),
+    ],
+)
+def test_scripts_check_where_they_write_before_their_work(
+    tmp_path, monkeypatch, capsys, name, argv, work, message
+):
+    script = load(name)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(script, work, None)  # was run first, then the write failed
+    argv = [f"{name}.py", *(word.format(tmp=tmp_path) for word in argv)]
+    assert message.format(tmp=tmp_path) in refusal(script.main, monkeypatch, capsys, argv)
+
+
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        # 0 timed the dense model again under the backends' names; 1 failed in DSL after the dense row
+        (
+            "bench_sparse",
+            ["--sparsities", "0.5", "0"],
+            "--sparsities: expected a sparsity in (0, 1), got 0.0",
+        ),
+        ("bench_sparse", ["--sparsities", "1"], "--sparsities: expected a sparsity in (0, 1), got 1.0"),
+        ("bench_sparse", ["--update-interval", "0"], "--update-interval: expected an integer of at least 1"),
+        (
+            "bench_sparse_linear",
+            ["--sparsities", "80"],
+            "--sparsities: expected a sparsity in (0, 1), got 80.0",
+        ),
+        ("bench_plan", ["--densities", "0.5", "0"], "--densities: expected a density in (0, 1], got 0.0"),
+    ],
+)
+def test_benchmark_sparsities_are_checked_when_parsed(tmp_path, monkeypatch, capsys, name, argv, message):
+    script = load(name)
+    work = "DynamicSparseLearning" if name == "bench_sparse_linear" else "load_dataset"
+    monkeypatch.setattr(script, work, None)
+    argv = [f"{name}.py", *argv, "--output", str(tmp_path / "rows.csv")]  # not docs/benchmarks/ if timed
+    assert message in refusal(script.main, monkeypatch, capsys, argv)
+
+
+def test_bench_sparse_replaces_its_profile_and_writes_it_whole(tmp_path, monkeypatch):
+    # --profile appended to FILE in place: a rerun mixed both runs' tables, a run killed writing left half one
+    bench_sparse = load("bench_sparse")
+    profile = tmp_path / "profile.txt"
+    profile.write_text("== an earlier run's table\n")
+    monkeypatch.setattr(bench_sparse, "load_dataset", lambda name, root: None)
+    monkeypatch.setattr(bench_sparse, "propagation_graph", lambda data: torch.zeros(1))
+
+    def measure(data, adj, device, sparsity, backend, args, profiles):
+        if backend == "masked":
+            raise KeyboardInterrupt  # the run stopped during its fourth row
+        profiles.append(f"== sparsity {sparsity}, backend {backend}\n")
+        return {"sparsity": sparsity, "backend": backend, "first_loss": 0.5}
+
+    monkeypatch.setattr(bench_sparse, "measure", measure)
+    argv = ["bench_sparse.py", "--sparsities", "0.8", "--output", str(tmp_path / "b.csv")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--profile", str(profile)])
+    with pytest.raises(KeyboardInterrupt):
+        bench_sparse.main()
+    assert profile.read_text() == (
+        "== sparsity 0.0, backend dense\n== sparsity 0.8, backend sparse\n== sparsity 0.8, backend compact\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "profile.txt"]  # nothing half-written
+
+
 def test_most_popular_refuses_a_misspelt_dataset_before_loading_any(monkeypatch, capsys):
     most_popular = load("most_popular")
     monkeypatch.setattr(most_popular, "load_dataset", None)  # was loaded up to the misspelt one
@@ -332,6 +478,26 @@ def test_cost_table_names_a_folder_without_runs_and_counts_a_run_once(tmp_path, 
     # a folder and one inside it (or one folder twice): each run's row once, not once per folder
     cost_table.main([str(tmp_path / "sweep"), str(tmp_path / "sweep" / "runs"), "--out", out])
     assert (tmp_path / "cost.md").read_text() == "['dense']\n"
+
+
+def test_cost_table_reads_runs_given_by_a_relative_runs_folder(tmp_path, monkeypatch):
+    # runs/lastfm/metrics.json (README's --output runs/lastfm) was taken for a sweep's <model>/runs/<run>:
+    # IndexError looking for the <model> above runs/
+    run = write_run(tmp_path / "runs" / "lastfm", [(10, 5.0, 0.15)])
+    summary = json.loads((run / "metrics.json").read_text())
+    summary |= {
+        "sparsity": 0.0,
+        "ideal_macs": summary["macs"],
+        "ideal_training_savings": 0.0,
+        "ideal_inference_savings": 0.0,
+        "dense_parameter_bytes": 100,
+        "dense_optimizer_state_bytes": 200,
+    }
+    (run / "metrics.json").write_text(json.dumps(summary))
+    monkeypatch.chdir(tmp_path)
+    load("cost_table").main(["runs", "--out", "cost"])
+    with (tmp_path / "cost.csv").open() as f:
+        assert [(row["model"], row["run"]) for row in csv.DictReader(f)] == [("lightgcn", "lastfm")]
 
 
 def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
@@ -808,6 +974,44 @@ def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkey
     argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path), "--run", name, "g", "--dataset lastfm"]
     assert f"--run NAME {name!r} cannot be a run's folder name" in refusal(
         timed_runs.main, monkeypatch, capsys, argv
+    )
+
+
+@pytest.mark.parametrize("option, value", [("--max-epochs", "0"), ("--probe-epochs", "1"), ("--margin", "1")])
+def test_timed_runs_refuses_a_plan_that_can_start_no_run(tmp_path, monkeypatch, capsys, option, value):
+    # --max-epochs 0: the probes ran, then no run started, the log saying that no epoch fit the budget
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs.Run, "start", None)  # nothing runs
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path), "--run", "a", "g", "", option, value]
+    said = refusal(timed_runs.main, monkeypatch, capsys, argv)
+    assert "need --budget > 0, 0 <= --margin < 1, --probe-epochs >= 2 and --max-epochs >= 1" in said
+
+
+@pytest.mark.parametrize(
+    "argv", [["--sparsity", "0"], ["--set", "growth=random"], ["--set", "static_mask=true"]]
+)
+def test_zero_gradient_growth_refuses_a_run_without_growth_scores(monkeypatch, capsys, argv):
+    # the run trained (minutes on ML-1M), then printed nothing at all
+    script = load("zero_gradient_growth")
+    dsl = script.DynamicSparseLearning
+    monkeypatch.setattr(dsl, "_grow", dsl._grow)  # main wraps it to count: restored after the test
+    monkeypatch.setattr(script, "run_training", None)
+    said = refusal(script.main, monkeypatch, capsys, ["zero_gradient_growth.py", *argv])
+    assert (
+        "counts growth scores: needs --sparsity above 0, no static_mask and growth other than random" in said
+    )
+
+
+def test_zero_gradient_growth_says_when_no_update_ran(monkeypatch, capsys):
+    script = load("zero_gradient_growth")
+    dsl = script.DynamicSparseLearning
+    monkeypatch.setattr(dsl, "_grow", dsl._grow)  # main wraps it to count: restored after the test
+    monkeypatch.setattr(script, "run_training", lambda settings, output, progress: None)  # no update
+    monkeypatch.setattr(sys, "argv", ["zero_gradient_growth.py", "--update-interval", "1000"])
+    script.main()
+    assert (
+        capsys.readouterr().out
+        == "ultragcn: no prune-and-grow update in 1 epoch(s) at update_interval 1000\n"
     )
 
 

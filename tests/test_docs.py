@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import dslgraph
-from dslgraph.cli import build_parser, settings_from_args
+from dslgraph.cli import build_parser, earlier_run_files, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_FOLDERS = ("examples", "benchmarks")
@@ -215,9 +215,9 @@ Problem = tuple[str, str, str]  # document, command line, what is wrong
 
 
 def command_problems(commands: list[tuple[str, str]], monkeypatch) -> tuple[list[Problem], int, int]:
-    """Flags no parser of the command takes; for ``dslgraph train`` lines written out in full (no
-    placeholder), what its parser or the settings' validation refuse. Returns the problems, the count of
-    commands and of full ones."""
+    """Flags no parser of the command takes; for lines written out in full (no placeholder), what its parser
+    refuses (a value out of its choices, a missing one), and for ``dslgraph train`` lines also what the
+    settings' validation refuses. Returns the problems, the count of commands and of full ones."""
     subcommands, parsers = _subcommands(), {}
     problems, full = [], 0
     for name, line in commands:
@@ -260,14 +260,16 @@ def command_problems(commands: list[tuple[str, str]], monkeypatch) -> tuple[list
         )
         if unknown:
             problems.append((name, line, f"unknown flags {unknown}"))
-        if not is_train or unknown or any(PLACEHOLDER.search(word) for word in arguments):
+        if unknown or words[0] == "dslgraph" and not is_train:  # `dslgraph eval` named in the prose
+            continue
+        if any(PLACEHOLDER.search(word) for word in arguments):
             continue
         if {"-h", "--help"} & flags or arguments and _takes_a_value(parser, arguments[-1]):
             continue  # help, or a flag named (`dslgraph train --output` holds its folder)
         full += 1
         try:
             settings = parser.parse_args(arguments)
-            if not settings.resume and not settings.config:
+            if is_train and not settings.resume and not settings.config:
                 settings_from_args(settings)
         except (SystemExit, ValueError) as error:
             problems.append((name, line, f"refused: {error}"))
@@ -278,7 +280,8 @@ def test_every_command_line_of_the_docs_takes_its_flags(monkeypatch, capsys):
     commands = [(name, line) for name, text in documents() for line in command_lines(text)]
     problems, checked, full = command_problems(commands, monkeypatch)
     assert problems == [], capsys.readouterr().err
-    assert checked > 150 and full > 40  # the docs give ~190, ~60 train lines in full: the pattern finds them
+    # the docs give ~215, ~75 train lines and ~50 of the scripts' in full: the pattern finds them
+    assert checked > 150 and full > 90
 
 
 def test_the_command_check_reports_unknown_flags_and_refused_values(monkeypatch, capsys):
@@ -288,19 +291,71 @@ def test_the_command_check_reports_unknown_flags_and_refused_values(monkeypatch,
         "`dslgraph train --sampling users --epochs 1`, `dslgraph trian --epochs 1`,\n"
         "`dslgraph train --sparsity S --epochs 1` and\n"
         "    python benchmarks/most_popular.py --datasets lastfm --top 5\n"
+        "    python benchmarks/most_popular.py --datasets lastfm --protocols loo\n"
+        "    python benchmarks/most_popular.py --datasets lastfm --protocols full --output x.csv\n"
         "`python examples/lightgcn_lastfm.py --epochs 1 --init xavier`"
     )
     commands = [("docs/x.md", line) for line in command_lines(text)]
     problems, checked, full = command_problems(commands, monkeypatch)
-    capsys.readouterr()
-    assert (checked, full) == (6, 2)
+    assert "argument --protocols: invalid choice: 'loo'" in capsys.readouterr().err
+    assert (checked, full) == (8, 4)
     assert [what.split(":")[0] for _, _, what in problems] == [
         "unknown flags ['--lr-decay']",
         "refused",
         "no dslgraph command or flag ['trian']",
         "unknown flags ['--top']",
+        "refused",
     ]
     assert "sampling" in problems[1][2]
+
+
+def overwritten_without_saying(commands: list[tuple[str, str]], root: Path = ROOT) -> list[Problem]:
+    """The lines that train into a folder under ``root`` holding a run already (docs/results/ holds the runs
+    the commands recorded there made) without ``--overwrite``: ``dslgraph train --output`` and a sweep's
+    ``--out`` (its ``runs/``) refuse such a folder without it, so the line fails as written."""
+    problems = []
+    for name, line in commands:
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        if "--overwrite" in words or "--resume" in words:
+            continue
+        if words[:2] == ["dslgraph", "train"] or "benchmarks/dsl_variants.py" in words[:2]:
+            flag = "--output"
+        elif words[1:2] == ["benchmarks/sweep_sparsity.py"] and not {"--collect", "--merge"} & set(words):
+            flag = "--out"
+        else:
+            continue
+        at = words.index(flag) + 1 if flag in words else len(words)
+        if at == len(words) or PLACEHOLDER.search(words[at]):
+            continue
+        folder = root / words[at]
+        runs = list(folder.glob("runs/*")) if flag == "--out" else [folder]  # a sweep's: its runs/NAME
+        if any(earlier_run_files(run) for run in runs):
+            problems.append((name, line, f"{flag} {words[at]} holds runs: the line needs --overwrite"))
+    return problems
+
+
+def test_every_command_line_training_into_committed_runs_says_overwrite():
+    # dslgraph train (22nd session's find) and sweep_sparsity.py refuse a folder holding an earlier run
+    commands = [(name, line) for name, text in documents() for line in command_lines(text)]
+    assert overwritten_without_saying(commands) == []
+
+
+def test_the_overwrite_check_reports_a_rerun_into_a_folder_of_runs(tmp_path):
+    (tmp_path / "sweep" / "runs" / "dense").mkdir(parents=True)
+    (tmp_path / "sweep" / "runs" / "dense" / "metrics.json").write_text("{}")
+    commands = [
+        "dslgraph train --epochs 1 --output sweep/runs/dense",
+        "dslgraph train --epochs 1 --output sweep/runs/dense --overwrite",
+        "dslgraph train --epochs 1 --output sweep/runs/new",
+        "python benchmarks/sweep_sparsity.py --sparsities 0 --out sweep",
+        "python benchmarks/sweep_sparsity.py --collect sweep/runs/dense --out sweep",
+        "python benchmarks/dsl_variants.py prefix train --sparsity 0.8 --output sweep/runs/dense",
+    ]
+    problems = overwritten_without_saying([("docs/x.md", line) for line in commands], tmp_path)
+    assert [line for _, line, _ in problems] == [commands[0], commands[3], commands[5]]
 
 
 # an argument of a docstring's "Args:" section: `name (type): text` (PyG's style) or `name: text`, and the
