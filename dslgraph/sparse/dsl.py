@@ -7,7 +7,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
-from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
+from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable, init_table_
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,28 @@ def _mask_loaded(attr: str, mask_name: str, module: nn.Module, incompatible_keys
         getattr(module, attr).mul_(getattr(module, mask_name))
 
 
+def _reset_masked(module: nn.Module, own, masked: list[tuple[nn.Module, str, str]], *args, **kwargs):
+    """``reset_parameters()`` of a module holding masked targets: the module's own, then its masked
+    weights re-masked (an instance attribute, see :meth:`DynamicSparseLearning._keep_masks_on_reset`)."""
+    if own is not None:
+        result = own(*args, **kwargs)
+    else:
+        result = type(module).reset_parameters(module, *args, **kwargs)
+    with torch.no_grad():
+        for owner, attr, mask_name in masked:
+            getattr(owner, attr).mul_(getattr(owner, mask_name))
+    return result
+
+
+def _reset_values(table: SparseEmbedding, generator: torch.Generator | None = None) -> None:
+    """``reset_parameters()`` of a DSL target's sparse table: new initial values at the positions the
+    controller keeps, not a new mask (which the table's own draws from ``generator``; its values, here
+    too, come from torch's global generator)."""
+    dense = init_table_(torch.empty(table.num_embeddings, table.embedding_dim), table.init, table.std)
+    with torch.no_grad():
+        table.values.copy_(dense.view(-1)[table.positions.cpu()])
+
+
 def _no_gradient(name: str) -> RuntimeError:
     return RuntimeError(
         f"{name!r} received no gradient before the DSL update step: gradient growth needs the loss "
@@ -433,6 +455,16 @@ class DynamicSparseLearning:
                 "skip_zero_gradient=True skips entries whose growth score (gradient or momentum) is zero, "
                 "and growth='random' scores none: leave it out, or grow by 'gradient' or 'momentum'"
             )
+        if row_degrees is not None and not isinstance(row_degrees, Mapping):  # one table's tensor
+            raise ValueError(
+                "row_degrees must be a dict of one degree tensor per embedding table, keyed by the table's "
+                f"module name (dslgraph.nn.base.table_row_degrees gives it), got {type(row_degrees).__name__}"
+            )
+        if row_degrees and mask_init != "degree":  # silently ignored: the masks were drawn at random
+            raise ValueError(
+                f"row_degrees are read by mask_init='degree' only, got mask_init={mask_init!r}: pass "
+                "mask_init='degree' for masks that follow them, or leave row_degrees out"
+            )
         if growth == "momentum" and backend != "masked":
             raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
         self.model = model
@@ -460,7 +492,6 @@ class DynamicSparseLearning:
         if not isinstance(targets, (str, Sequence)):  # None, or one pattern not in a list
             raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
-        densities = _densities(selected, 1.0 - sparsity, distribution)
         # modules that get replaced first, so that masks of their other parameters (a linear
         # layer's bias) are registered on the replacement; in that order under every backend, since
         # the masks and random growth are drawn target by target from one generator (the masked
@@ -468,7 +499,9 @@ class DynamicSparseLearning:
         replaced_first = sorted(selected, key=lambda name: not self._is_module_target(name, selected[name]))
         for name in replaced_first:  # all checked before the model changes
             self._check_target(name, selected[name])
+        densities = _densities(selected, 1.0 - sparsity, distribution)
         self.targets = [self._sparsify(name, selected[name], densities[name]) for name in replaced_first]
+        self._keep_masks_on_reset()
         self._set_probe()
 
     def _check_target(self, name: str, obj) -> None:
@@ -492,6 +525,11 @@ class DynamicSparseLearning:
             raise ValueError(
                 f"{param_name!r} is computed (a parametrization, weight norm or pruning), not a "
                 f"parameter: name the parameter it is computed from, among {params}, as a target instead"
+            )
+        if weight.numel() == 0:  # ERK's budgets divided by its 0 entries, a ZeroDivisionError
+            raise ValueError(
+                f"{param_name!r} has no entries (shape {tuple(weight.shape)}), none to keep or regrow: "
+                "leave it out of targets (name the others by regular expression)"
             )
         if not weight.requires_grad:
             raise ValueError(
@@ -562,6 +600,27 @@ class DynamicSparseLearning:
             _set_submodule(self.model, module_name, layer)
             return _TableTarget(name, layer.sparse_weight)
         return _MaskedTarget(name, module, attr, density, self.generator)
+
+    def _keep_masks_on_reset(self) -> None:
+        """Makes ``reset_parameters()`` redraw the values of the targets and keep their masks: a masked
+        module's (or a module holding one: the model's) redrew whole dense weights, active until the next
+        optimizer step, and a sparse table's a new mask, apart from the controller's seed and from the
+        masked backend's mask."""
+        masked = [(t.module, t.attr, t.mask_name) for t in self.targets if isinstance(t, _MaskedTarget)]
+        for module in self.model.modules():
+            if not callable(getattr(module, "reset_parameters", None)):
+                continue
+            if isinstance(module, SparseEmbedding) and any(
+                isinstance(t, _TableTarget) and t.table is module for t in self.targets
+            ):
+                module.reset_parameters = functools.partial(_reset_values, module)
+                continue
+            # by the parameters it holds: a tied weight is masked on its first module, and another resets it
+            inside = {id(param) for param in module.parameters()}
+            held = [entry for entry in masked if id(getattr(entry[0], entry[1])) in inside]
+            if held:
+                own = module.__dict__.get("reset_parameters")  # one set on the instance, else the class's
+                module.reset_parameters = functools.partial(_reset_masked, module, own, held)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
         """Registers the optimizer (created after this controller) whose state DSL manages: required

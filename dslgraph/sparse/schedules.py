@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from dslgraph.checks import as_count
+
 SCHEDULES = ("cosine", "linear", "constant")
 
 
@@ -20,7 +22,9 @@ def update_fraction(schedule: str, step: int, total: int, rho0: float, rho_min: 
     with :math:`t` clipped to :math:`T` = ``total`` (DSL's default: cosine, :math:`\rho_0 = 0.5`,
     :math:`\rho_{\min} = 0.005`).
     """
-    progress = min(step, total) / max(total, 1)
+    # a step before the first or a run of no steps gave ρ_0 or more (linear: past ρ_0), silently
+    step, total = as_count(step, "step"), as_count(total, "total", 1)
+    progress = min(step, total) / total
     if schedule == "cosine":
         return rho_min + 0.5 * (rho0 - rho_min) * (1 + math.cos(math.pi * progress))
     if schedule == "linear":

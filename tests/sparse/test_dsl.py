@@ -128,6 +128,16 @@ def test_update_fraction_between_and_past_the_ends(schedule, step, expected):
     assert update_fraction(schedule, step, 100, 0.5, 0.1) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    ("step", "total", "message"),
+    [(-10, 100, "step must be an integer >= 0, got -10"), (5, 0, "total must be an integer >= 1, got 0")],
+)
+def test_update_fraction_refuses_a_step_before_the_first_or_no_steps(step, total, message):
+    """A negative step gave ρ_t above ρ_0 (0.54 here, linear) and total=0 gave ρ_0, silently."""
+    with pytest.raises(ValueError, match=message):
+        update_fraction("linear", step, total, 0.5, 0.1)
+
+
 def test_each_update_moves_ceil_of_rho_t_times_nnz_with_t_end_as_the_horizon():
     """Each update's ρ_t is the cosine's at its iteration t with T = t_end (not total_steps, not t counted
     in updates), and it moves ⌈ρ_t · nnz⌉ entries: nnz = 100, and no ρ_t · nnz here is a whole number."""
@@ -296,6 +306,22 @@ def test_degree_mask_init_without_degrees_names_the_table(small_data):
         SparseEmbedding(70, 8, 0.5, mask_init="degree")
 
 
+def test_row_degrees_without_degree_mask_init_or_as_one_tensor_are_refused(small_data):
+    """row_degrees with the default mask_init='random' were ignored (random masks, silently), and one
+    table's tensor failed inside torch ("Boolean value of Tensor ... is ambiguous")."""
+    degrees = table_row_degrees(LightGCN(30, 40, embedding_dim=8), small_data)
+    with pytest.raises(ValueError, match="read by mask_init='degree' only, got mask_init='random'"):
+        DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), 0.5, total_steps=10, row_degrees=degrees)
+    with pytest.raises(ValueError, match="row_degrees must be a dict .* got Tensor"):
+        DynamicSparseLearning(
+            LightGCN(30, 40, embedding_dim=8),
+            0.5,
+            total_steps=10,
+            mask_init="degree",
+            row_degrees=degrees["embedding"],
+        )
+
+
 def test_degree_mask_init_says_which_tables_table_row_degrees_places():
     """With as many users as items, table_row_degrees cannot tell a user table from an item table and
     leaves both out; the error said it gives them."""
@@ -406,6 +432,17 @@ def test_lazy_layer_target_fails_naming_it():
     model(torch.tensor([0, 1]))  # the advice works
     dsl = DynamicSparseLearning(model, 0.5, total_steps=10, targets=["tables", r"1\.weight"])
     assert dsl.active_counts()["1.weight"] == 16
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "erk"])
+def test_an_empty_target_is_refused_naming_it(distribution):
+    """ERK's budgets divided by an empty tensor's 0 entries (a ZeroDivisionError); uniform kept 0 of them."""
+    model = nn.Module()
+    model.table, model.empty = nn.Embedding(10, 4), nn.Parameter(torch.zeros(0, 4))
+    with pytest.raises(ValueError, match=r"'empty' has no entries \(shape \(0, 4\)\).*leave it out"):
+        DynamicSparseLearning(
+            model, 0.5, total_steps=10, targets=["tables", "empty"], distribution=distribution
+        )
 
 
 def test_momentum_growth_on_masked_backend(small_data, device):
@@ -709,6 +746,70 @@ def test_sparse_tables_reset_as_the_tables_they_replace():
     DynamicSparseLearning(plain, 0.5, total_steps=1)
     plain[0].reset_parameters(torch.Generator().manual_seed(0))
     assert 0.9 < plain[0].values.std().item() < 1.1  # nn.Embedding's normal(0, 1), not normal(0, 0.1)
+
+
+class _Resettable(_Custom):
+    """A custom model whose reset_parameters() writes into a table's weight itself (as PyG's LightGCN)."""
+
+    def reset_parameters(self):
+        nn.init.xavier_uniform_(self.emb.weight)
+        for layer in (self.mlp[0], self.mlp[2]):
+            layer.reset_parameters()
+
+
+@pytest.mark.parametrize("copied", [False, True])
+def test_reset_parameters_of_a_masked_model_keeps_inactive_weights_zero(copied):
+    """reset_parameters() of the model or of one masked module redrew whole dense weights, active until
+    the next optimizer step."""
+    torch.manual_seed(0)
+    model = _Resettable()
+    targets = ["tables", r"mlp\.0\.(weight|bias)", r"mlp\.2\.weight"]
+    DynamicSparseLearning(model, 0.6, total_steps=10, targets=targets, backend="masked")
+    model = copy.deepcopy(model) if copied else model
+    names = ["emb.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight"]
+    masks = {name: model.get_buffer(f"{name}_mask").clone() for name in names}
+    before = {name: model.get_parameter(name).detach().clone() for name in names}
+    for reset in (model.reset_parameters, model.mlp[0].reset_parameters, model.emb.reset_parameters):
+        reset()
+        for name in names:
+            assert torch.equal(model.get_buffer(f"{name}_mask"), masks[name])
+            assert bool((model.get_parameter(name)[~masks[name]] == 0).all()), name
+    assert not torch.equal(model.emb.weight, before["emb.weight"])  # the values were redrawn
+
+
+def test_reset_parameters_of_a_module_tied_to_a_masked_one_keeps_the_mask():
+    """A tied weight is masked on its first module: the other module's reset_parameters() redrew it too."""
+    model = nn.Module()
+    model.emb, model.out = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+    model.out.weight = model.emb.weight
+    DynamicSparseLearning(model, 0.5, total_steps=10, backend="masked")
+    model.out.reset_parameters()
+    assert bool((model.emb.weight[~model.emb.weight_mask] == 0).all())
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_reset_parameters_of_sparse_targets_keeps_their_positions(backend):
+    """A sparse table's and sparse linear layer's reset_parameters() drew a new mask, apart from the
+    controller's seed and from the one the masked backend keeps; it now redraws the values only."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.6, total_steps=10, targets=["tables", r"mlp\.0\.weight"], backend=backend
+    )
+    tables = [model.emb, model.mlp[0].sparse_weight]
+    positions = [table.positions.clone() for table in tables]
+    values = [table.values.detach().clone() for table in tables]
+    model.emb.reset_parameters()
+    model.mlp[0].reset_parameters()
+    for table, kept, old in zip(tables, positions, values, strict=True):
+        assert torch.equal(table.positions, kept)
+        assert not torch.equal(table.values, old)
+    assert 0.8 < model.emb.values.std().item() < 1.2  # nn.Embedding's normal(0, 1), as before
+    assert dsl.active_counts() == {"emb": 160, "mlp.0.weight": 51}
+    standalone = SparseEmbedding(50, 8, 0.4)  # not a DSL target: a new mask, as documented
+    kept = standalone.positions.clone()
+    standalone.reset_parameters()
+    assert not torch.equal(standalone.positions, kept)
 
 
 def _order_run(small_data, backend, order, steps=6, zero_grad="start"):
