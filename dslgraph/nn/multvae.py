@@ -104,7 +104,7 @@ class MultVAE(Recommender):
     def reset_parameters(self) -> None:
         for layer in self._linears():
             if isinstance(layer, SparseLinear):
-                layer.reset_parameters()  # Xavier-uniform values on a new mask
+                layer.reset_parameters()  # Xavier values; a DSL target keeps its mask
             else:
                 nn.init.xavier_uniform_(layer.weight)
             nn.init.normal_(layer.bias, std=0.001)

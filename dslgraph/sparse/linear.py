@@ -73,7 +73,7 @@ class SparseLinear(nn.Module):
         return layer
 
     def reset_parameters(self) -> None:
-        """A new random mask with Xavier-uniform values, and a zero bias."""
+        """Xavier-uniform values on a new random mask (a DSL target keeps its mask), and a zero bias."""
         self.sparse_weight.reset_parameters()
         if self.bias is not None:
             nn.init.zeros_(self.bias)
