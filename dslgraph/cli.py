@@ -22,14 +22,17 @@ from dslgraph import __version__
 from dslgraph.config import (
     FIELDS,
     MODEL_DEFAULTS,
+    PATH_FIELDS,
     PRESETS,
     ConfigError,
     check_settings,
     did_you_mean,
     load_config_file,
+    meanings,
+    model_argument_meant,
     model_arguments,
     model_parameters,
-    recbole_name,
+    other_models_hint,
     validate,
 )
 from dslgraph.data import (
@@ -108,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.commands = sub.choices  # each subcommand's parser, for an error that names its flags
 
     train = add_command("train", help="train a model (dense, or sparse with --sparsity)")
-    train.add_argument("--config", help="JSON file of settings; command-line flags override it")
-    train.add_argument("--output", help="folder for metrics.json and checkpoints")
+    train.add_argument("--config", type=path, help="JSON file of settings; command-line flags override it")
+    train.add_argument("--output", type=path, help="folder for metrics.json and checkpoints")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt and its settings")
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an OUTPUT that holds an earlier run's files"
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Prints one JSON line to stdout: {"test": {"<metric>@<K>": value, ...}}, the metrics of '
         "the run's protocol.",
     )
-    evaluate.add_argument("checkpoint", help="a best.pt / last.pt written by train")
+    evaluate.add_argument("checkpoint", type=path, help="a best.pt / last.pt written by train")
     _add_restore_flags(evaluate)
     evaluate.add_argument(
         "--ks", type=cut_off, nargs="+", default=None, help="cut-offs K (default: the run's)"
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "0-based indices, as dslgraph numbers its users and items; for a run on a --data-file, the file's "
         "own ids. A user given twice is listed once.",
     )
-    recommend.add_argument("checkpoint", help="a best.pt / last.pt written by train")
+    recommend.add_argument("checkpoint", type=path, help="a best.pt / last.pt written by train")
     recommend.add_argument(
         "--users", nargs="+", required=True, help="0-based user ids; for a --data-file run, the file's own"
     )
@@ -148,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
     datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
-    datasets.add_argument("--root")
-    datasets.add_argument("--data-file", help="a file of one's own interactions, as train reads it (alone)")
+    datasets.add_argument("--root", type=path)
+    datasets.add_argument(
+        "--data-file", type=path, help="a file of one's own interactions, as train reads it (alone)"
+    )
     datasets.add_argument(
         "--data-option",
         dest="data_options",
@@ -197,14 +202,17 @@ def _add_setting_flags(train: argparse.ArgumentParser) -> None:
             if default and name in MODEL_SPECIFIC:  # `--model cdae --help` would otherwise show lightgcn's
                 default = f" (default {field.default}; --model may set its own: docs/models.md)"
             help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
-            train.add_argument(flag, type=field.kind, default=None, help=help)
+            kind = path if name in PATH_FIELDS else field.kind
+            train.add_argument(flag, type=kind, default=None, help=help)
 
 
 def _add_restore_flags(command: argparse.ArgumentParser) -> None:
     """The flags of ``eval`` and ``recommend`` that say where :func:`load_run` finds a run's data and
     which device it goes to."""
-    command.add_argument("--root", help="dataset folder (default: the one used for training)")
-    command.add_argument("--data-file", help="the data file, moved (default: the one used for training)")
+    command.add_argument("--root", type=path, help="dataset folder (default: the one used for training)")
+    command.add_argument(
+        "--data-file", type=path, help="the data file, moved (default: the one used for training)"
+    )
     command.add_argument("--device", default="auto", type=device_name, help=FIELDS["device"].describe())
 
 
@@ -228,17 +236,8 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse's own error would not say which flag was meant
         command = parser.commands[args.command]
-        flags = [flag for action in command._actions for flag in action.option_strings]
-        given = [arg.partition("=")[0] for arg in unknown if arg.startswith("--")]
-        # --sep, --user-col, ...: read options, which did_you_mean would take for --seed, ...
-        read = [name for name in (flag[2:].replace("-", "_") for flag in given) if name in READ_OPTIONS]
-        if read and "--data-option" in flags:
-            options = ", ".join(f"{name}=VALUE" for name in read)
-            hint = f" (read options of --data-file go in --data-option: {options})"
-        elif "--option" in flags and (arguments := _model_arguments_given_as_flags(given, flags)):
-            hint = f" (model arguments go in --option: {' '.join(arguments)})"
-        else:
-            hint = did_you_mean(given, flags)
+        model = _trained_model(args, defaults or {}) if args.command == "train" else None
+        hint = _unknown_flags_hint(unknown, command, model)
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     args.defaults = defaults or {}
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
@@ -261,19 +260,45 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
         return 130
 
 
-def _model_arguments_given_as_flags(given: list[str], flags: list[str]) -> list[str]:
-    """``--option NAME=VALUE`` for each flag of ``given`` that names an argument of some model (as it is
-    spelt, or as RecBole spells it) and no flag of ``flags``: ``--latent-dim`` is ``--option
-    latent_dim=VALUE``."""
-    arguments = {name for model in MODELS for name in model_parameters(model)}
-    meant = []
-    for flag in given:
-        name = flag[2:].replace("-", "_")
-        if recbole_name(flag, flags) is None and (
-            ours := name if name in arguments else recbole_name(name, arguments)
-        ):
-            meant.append(f"--option {ours}=VALUE")
-    return meant
+def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, model: Any) -> str:
+    """What the ``unknown`` arguments of ``command`` may stand for, each with its own hint: read options of
+    --data-file, arguments of the trained ``model`` (:obj:`None` for a command that trains none) or of other
+    models, RecBole's names of flags, the flags spelt closest; ``""`` where none."""
+    flags = [flag for action in command._actions for flag in action.option_strings]
+    given = list(dict.fromkeys(arg.partition("=")[0] for arg in unknown if arg.startswith("--")))
+    names = {flag: flag[2:].replace("-", "_") for flag in given}
+    # --sep, --user-col, ...: read options, which did_you_mean would take for --seed, ...
+    read = [name for name in names.values() if name in READ_OPTIONS] if "--data-option" in flags else []
+    rest = [flag for flag, name in names.items() if name not in read]
+    options = {flag: argument for flag in rest if (argument := model_argument_meant(flag, model))}
+    elsewhere = {flag: hint for flag in rest if (hint := other_models_hint(flag, model))}
+    parts = []
+    if read:
+        given_read = ", ".join(f"{name}=VALUE" for name in read)
+        parts.append(f"read options of --data-file go in --data-option: {given_read}")
+    if options:
+        given_options = " ".join(f"--option {argument}=VALUE" for argument in options.values())
+        parts.append(f"model arguments go in --option: {given_options}")
+    parts += elsewhere.values()
+    parts += meanings([flag for flag in rest if flag not in options and flag not in elsewhere], flags)
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _trained_model(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
+    """The model a ``train`` command line trains, as far as its flags, its config file, the run it resumes or
+    an example script's ``defaults`` say (for the hints of its unknown flags)."""
+    if args.model is not None:
+        return args.model
+    with contextlib.suppress(ConfigError):
+        config = load_config_file(args.config) if args.config else {}
+        if "model" in config:
+            return config["model"]
+    if not (args.resume and args.output):
+        return defaults.get("model", FIELDS["model"].default)
+    with contextlib.suppress(CheckpointError):
+        checkpoint = Path(args.output) / "last.pt"
+        return recorded_settings(load_checkpoint(checkpoint), checkpoint)["model"]
+    return None  # no run to resume: no model to answer for
 
 
 def _resumable(args: argparse.Namespace) -> str:
@@ -300,6 +325,14 @@ def name_value(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     except json.JSONDecodeError:
         return name, value
+
+
+def path(text: str) -> str:
+    """The value of a flag that names a file or folder: not empty, which ``--output "$RUN"`` with ``RUN``
+    unset gives, and which would run as if the flag were left out (no config file read, nothing written)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got '' (an empty shell variable?)")
+    return text
 
 
 def cut_off(text: str) -> int:
@@ -551,7 +584,7 @@ def _train(args: argparse.Namespace) -> int:
         _warn_settings_unused(settings, args.defaults)
         if args.output:
             clear_earlier_run(Path(args.output), args.overwrite)
-    for name in ("root", "data_file"):  # the checkpoint records them: eval and recommend may run elsewhere
+    for name in PATH_FIELDS:  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:  # ~ too, which the shell leaves in --root=~/data
             settings[name] = os.path.abspath(os.path.expanduser(settings[name]))
     # a bar redrawn with carriage returns is noise in a log file: bars only on a terminal
@@ -802,6 +835,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.data_file is not None or args.data_options:
         if args.names:
             raise ConfigError(f"--data-file is listed alone; leave out the dataset names {args.names}")
+        if args.root is not None:  # as eval and recommend refuse it for a data file's run
+            raise ConfigError("--root names where named datasets are and does not apply to --data-file")
         settings = validate({"data_file": args.data_file, "data_options": dict(args.data_options)})
         rows = [(os.path.basename(args.data_file), load_data(settings))]  # split as train splits it
         return _print_statistics(rows, f"(file: {os.path.abspath(args.data_file)})")

@@ -214,6 +214,10 @@ FIELDS: dict[str, Field] = {
 }
 
 
+#: The settings that are paths of files or folders.
+PATH_FIELDS = ("root", "data_file")
+
+
 class ConfigError(ValueError):
     """A setting has a wrong name, type or value."""
 
@@ -260,19 +264,14 @@ COMMAND_LINE_ONLY = ("config", "output", "resume", "overwrite", "no_progress")
 
 def _unknown_settings_hint(unknown: list[str], model: Any) -> str:
     """What the ``unknown`` settings may stand for: read options of data_file, arguments of ``model`` (as
-    RecBole's flat config files give them, which go in options here), RecBole's names of settings, or the
-    settings spelt closest; ``""`` where none."""
-    arguments = model_parameters(model) if isinstance(model, str) and model in MODELS else {}
+    RecBole's flat config files give them, which go in options here) or of other models, RecBole's names of
+    settings, or the settings spelt closest; ``""`` where none."""
     # sep, user_col, ...: how data_file is read, which did_you_mean would take for seed, ...
     read = [name for name in unknown if name in READ_OPTIONS]
     flags = ["--" + name.replace("_", "-") for name in unknown if name in COMMAND_LINE_ONLY]
     rest = [name for name in unknown if name not in READ_OPTIONS and name not in COMMAND_LINE_ONLY]
-    options = {
-        name: argument
-        for name in rest
-        if recbole_name(name, FIELDS) is None
-        and (argument := name if name in arguments else recbole_name(name, arguments))
-    }
+    options = {name: argument for name in rest if (argument := model_argument_meant(name, model))}
+    elsewhere = {name: hint for name in rest if (hint := other_models_hint(name, model))}
     parts = [f"{read} go in data_options"] if read else []
     if flags:
         parts.append(f"{', '.join(flags)}: flags of dslgraph train, not settings")
@@ -282,8 +281,30 @@ def _unknown_settings_hint(unknown: list[str], model: Any) -> str:
             for name, argument in options.items()
         ]
         parts.append(f"arguments of model {model!r} go in options: {' '.join(given)}")
-    parts += _meanings([name for name in rest if name not in options], FIELDS)
+    parts += elsewhere.values()
+    parts += meanings([name for name in rest if name not in options and name not in elsewhere], FIELDS)
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+def model_argument_meant(name: str, model: Any) -> str | None:
+    """The argument of ``model``'s constructor that the unknown setting ``name`` (or flag: ``--latent-dim``)
+    stands for, as it is spelt or as RecBole spells it (``dropout_prob``: ``dropout``); :obj:`None` where
+    it names none, where it is RecBole's name of a setting (``embedding_size``), or where ``model`` is no
+    model. What both a config file's and the command line's unknown names are answered by."""
+    name = name.removeprefix("--").replace("-", "_")
+    if not isinstance(model, str) or model not in MODELS or recbole_name(name, FIELDS) is not None:
+        return None
+    arguments = model_parameters(model)
+    return name if name in arguments else recbole_name(name, arguments)
+
+
+def other_models_hint(name: str, model: Any) -> str | None:
+    """Where the unknown setting or flag ``name`` is no argument of ``model`` but one of other models
+    (``latent_dim`` for LightGCN: Mult-VAE's), a hint naming them; else :obj:`None`."""
+    if not isinstance(model, str) or model not in MODELS or model_argument_meant(name, model):
+        return None
+    others = [other for other in MODELS if model_argument_meant(name, other)]
+    return f"{name!r} names an argument of model(s) {others}, not of {model!r}" if others else None
 
 
 def _check_targets(targets: list | None) -> None:
@@ -412,7 +433,9 @@ def with_article(noun: str) -> str:
 #: RecBole's names of settings and model arguments (the keys of its config files) that dslgraph names
 #: otherwise, and which spelling alone leads nowhere or astray (train_batch_size is closest to
 #: eval_batch_size, data_path to data_options); of several, the first that the command or model takes
-#: (mlp_hidden_size is NeuMF's mlp_layers and Mult-VAE's hidden_channels).
+#: (mlp_hidden_size is NeuMF's mlp_layers and Mult-VAE's hidden_channels). NeuMF's GMF width is RecBole's
+#: mf_embedding_size and dslgraph's embedding_dim; RecBole's MLP tables (mlp_embedding_size wide) and hidden
+#: widths (mlp_hidden_size) are dslgraph's one mlp_layers, [2 * mlp_embedding_size, *mlp_hidden_size].
 RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "learning_rate": ("lr",),
     "train_batch_size": ("batch_size",),
@@ -426,7 +449,7 @@ RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "gpu_id": ("device",),
     "use_gpu": ("device",),
     "mf_embedding_size": ("embedding_dim",),
-    "mlp_embedding_size": ("embedding_dim",),
+    "mlp_embedding_size": ("mlp_layers",),
     "mlp_hidden_size": ("mlp_layers", "hidden_channels"),
     "dropout_prob": ("dropout",),
     "latent_dimension": ("latent_dim",),
@@ -449,7 +472,7 @@ def recbole_name(name: str, known: Iterable[str]) -> str | None:
     return None
 
 
-def _meanings(names: list[str], known: Iterable[str]) -> list[str]:
+def meanings(names: list[str], known: Iterable[str]) -> list[str]:
     """What the unknown ``names`` may have meant among ``known``: RecBole's names of them, then the names
     spelt closest."""
     known = list(known)
@@ -471,7 +494,7 @@ def _meanings(names: list[str], known: Iterable[str]) -> list[str]:
 def did_you_mean(names: list[str], known: Iterable[str]) -> str:
     """`` (did you mean 'epochs'?)`` for the known names closest to the misspelt ``names`` (`` (RecBole's
     'learning_rate' is 'lr' here)`` for RecBole's names of them, :data:`RECBOLE_NAMES`), or ``""``."""
-    parts = _meanings(names, known)
+    parts = meanings(names, known)
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -587,7 +610,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
     spelt = " (with a dash and with an underscore)"
     values = _unique_keys(path, spelt, [(key.replace("-", "_"), value) for key, value in values.items()])
-    for name in ("root", "data_file"):  # relative to the config file's folder, wherever it is run from
+    for name in PATH_FIELDS:  # relative to the config file's folder, wherever it is run from
         if isinstance(values.get(name), str):  # ~ as PyG's datasets take it: no shell expands it here
             values[name] = str(path.parent / Path(values[name]).expanduser())
     return values

@@ -452,6 +452,8 @@ def test_datasets_gives_a_data_file_s_statistics(tmp_path, capsys):
     assert row.split()[:4] == ["mine.tsv", *map(str, stats)] and footer.startswith("(file: ")
     assert main(["datasets", "lastfm", "--data-file", str(tmp_path / "mine.tsv")]) == 2
     assert "--data-file is listed alone" in capsys.readouterr().err
+    assert main(["datasets", "--data-file", str(tmp_path / "mine.tsv"), *read, "--root", "data"]) == 2
+    assert "--root names where named datasets are" in capsys.readouterr().err  # was ignored
     assert main(["datasets", "--data-option", "sep=;"]) == 2
     assert "data_options set how data_file is read, and there is none" in capsys.readouterr().err
 
@@ -1247,3 +1249,89 @@ def test_datasets_lists_a_name_given_twice_once_and_names_the_one_meant(tmp_path
     assert [row.split()[0] for row in rows[1:-1]] == ["lastfm"]  # was read and listed twice
     assert main(["datasets", "ml100k"]) == 2
     assert "unknown dataset(s) ['ml100k'] (did you mean 'ml-100k'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "model, name, answer",
+    [
+        ("ultragcn", "gamma", "--option gamma=VALUE"),
+        ("lightgcn", "gamma", "'{}' names an argument of model(s) ['ultragcn'], not of 'lightgcn'"),
+        ("multvae", "dropout_prob", "--option dropout=VALUE"),
+        ("lightgcn", "latent_dim", "'{}' names an argument of model(s) ['multvae'], not of 'lightgcn'"),
+        ("neumf", "mlp_hidden_size", "--option mlp_layers=VALUE"),
+        ("lightgcn", "embedding_size", "RecBole's '{}' is '{}' here"),  # a setting's name: no argument
+    ],
+)
+def test_a_model_argument_as_a_flag_or_a_setting_is_answered_alike_for_the_model_trained(
+    model, name, answer, capsys
+):
+    """The command line sent an argument of any model to --option (--gamma for LightGCN, which --option
+    gamma=... then refused), where a config file's setting was answered for the model it trains."""
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError) as setting:
+        validate({"model": model, name: 1})
+    with pytest.raises(SystemExit):
+        main(["train", "--model", model, flag, "1"])
+    meant = {"embedding_size": "embedding_dim"}.get(name, "")
+    assert answer.format(name, meant) in str(setting.value)
+    assert answer.format(flag, "--" + meant.replace("_", "-")) in capsys.readouterr().err
+
+
+def test_a_model_argument_flag_is_answered_for_the_model_of_the_config_file_script_or_resumed_run(
+    tmp_path, capsys
+):
+    config = tmp_path / "c.json"
+    config.write_text('{"model": "ultragcn"}')
+    ultragcn = (
+        "(model arguments go in --option: --option gamma=VALUE; '--dropout' names an argument of model(s) "
+        "['neumf', 'multvae'], not of 'ultragcn')"
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(config), "--gamma", "1e-4", "--dropout", "0.1"])
+    assert ultragcn in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an example script's model
+        main(["train", "--gamma", "1e-4", "--dropout", "0.1"], {"model": "ultragcn"})
+    assert ultragcn in capsys.readouterr().err
+    out = train_on_a_file(tmp_path, None, "--model", "neumf", "--protocol", "full")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["train", "--output", out, "--resume", "--gamma", "1e-4", "--dropout", "0.1"])
+    assert (
+        "(model arguments go in --option: --option dropout=VALUE; '--gamma' names an argument of model(s) "
+        "['ultragcn'], not of 'neumf')"
+    ) in capsys.readouterr().err
+
+
+def test_every_kind_of_mistake_on_one_command_line_gets_its_own_hint(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(
+            ["train", "--model", "multvae", "--sep", ";", "--latent-dim", "100", "--gamma", "1"]
+            + ["--learning-rate", "0.1", "--epoch", "3", "--sep", ","]
+        )
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert (  # was the read option's hint alone
+        "dslgraph train: error: unrecognized arguments: --sep ; --latent-dim 100 --gamma 1 --learning-rate "
+        "0.1 --epoch 3 --sep , (read options of --data-file go in --data-option: sep=VALUE; model arguments "
+        "go in --option: --option latent_dim=VALUE; '--gamma' names an argument of model(s) ['ultragcn'], "
+        "not of 'multvae'; RecBole's '--learning-rate' is '--lr' here; did you mean '--epochs'?)\n"
+    ) in err
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["train", "--config", ""], "--config"),  # trained on the defaults, the config file unread
+        (["train", "--output", ""], "--output"),  # trained, and wrote nothing
+        (["train", "--root", ""], "--root"),
+        (["train", "--data-file", ""], "--data-file"),
+        (["eval", ""], "checkpoint"),
+        (["recommend", "best.pt", "--users", "0", "--root", ""], "--root"),
+        (["datasets", "--data-file", ""], "--data-file"),
+    ],
+)
+def test_a_path_flag_given_an_empty_shell_variable_is_refused(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert f"argument {flag}: expected a path, got '' (an empty shell variable?)" in capsys.readouterr().err

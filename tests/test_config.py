@@ -289,6 +289,20 @@ def test_recbole_s_name_of_a_setting_is_answered_with_dslgraph_s(recbole, ours):
         validate({recbole: 1})
 
 
+@pytest.mark.parametrize(
+    "recbole, ours",
+    [
+        ("mf_embedding_size", "embedding_dim"),
+        ("mlp_embedding_size", "mlp_layers"),
+        ("mlp_hidden_size", "mlp_layers"),
+    ],
+)
+def test_recbole_s_neumf_widths_are_answered_with_the_argument_that_holds_them(recbole, ours):
+    # mlp_embedding_size was answered as embedding_dim, the GMF tables' width, not the MLP tables'
+    with pytest.raises(ConfigError, match=rf"RecBole's '{recbole}' is '{ours}' here|option {ours}=VALUE"):
+        validate({"model": "neumf", recbole: 16})
+
+
 def test_unknown_settings_are_each_given_what_they_may_mean():
     with pytest.raises(
         ConfigError,
@@ -307,6 +321,11 @@ def test_unknown_settings_are_each_given_what_they_may_mean():
         validate({"model": "multvae", "options": {"mlp_hidden_size": [600]}})
     with pytest.raises(ConfigError, match=r"\(RecBole's 'mlp_hidden_size' is 'mlp_layers' here\)"):
         validate({"model": "neumf", "options": {"mlp_hidden_size": [64, 32]}})
+    with pytest.raises(  # was: did you mean 'root'?
+        ConfigError,
+        match=r"\('dropout' names an argument of model\(s\) \['neumf', 'multvae'\], not of 'cdae'\)",
+    ):
+        validate({"model": "cdae", "dropout": 0.1})
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['q'\]; known"):
         validate({"model": ["not", "a", "name"], "q": 1})  # no model to look the name up in
 
