@@ -229,26 +229,36 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
     """The normalised user-item graph :math:`D^{-1/2} A D^{-1/2}` as a ``torch.sparse_csr`` tensor.
 
     Nodes ``0 .. num_users-1`` are users and ``num_users ..`` are items. Isolated nodes get zero rows.
-    A CSR tensor works on CPU and CUDA with plain torch and is accepted by
-    :func:`torch_geometric.utils.spmm`; see :func:`to_sparse_tensor` for torch-sparse.
+    It is made on the device of the training interactions. A CSR tensor works on CPU and CUDA with plain
+    torch and is accepted by :func:`torch_geometric.utils.spmm`; see :func:`to_sparse_tensor` for
+    torch-sparse.
     """
     num_users, num_items = num_users_items(data)
     user, item = data[EDGE].edge_index
     n = num_users + num_items
     row = torch.cat([user, item + num_users])
     col = torch.cat([item + num_users, user])
-    deg = torch.zeros(n, dtype=dtype).index_add_(0, row, torch.ones(row.numel(), dtype=dtype))
+    # on the interactions' device: data moved by .to("cuda") failed in index_add_ with CPU degrees
+    ones = torch.ones(row.numel(), dtype=dtype, device=row.device)
+    deg = torch.zeros(n, dtype=dtype, device=row.device).index_add_(0, row, ones)
     inv_sqrt = deg.pow(-0.5)
     inv_sqrt[deg == 0] = 0
     value = inv_sqrt[row] * inv_sqrt[col]
-    adj = torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n), check_invariants=False).coalesce()
+    adj = torch.sparse_coo_tensor(
+        torch.stack([row, col]), value, (n, n), check_invariants=False, device=row.device
+    ).coalesce()
     adj = adj.to_sparse_csr()
     if max(n, adj._nnz()) >= 2**31:
         return adj
     # int32 indices, which the CPU and CUDA sparse kernels take: with int64 ones every product
     # first converts them (two copies of the graph's indices per product)
     return torch.sparse_csr_tensor(
-        adj.crow_indices().int(), adj.col_indices().int(), adj.values(), adj.shape, check_invariants=False
+        adj.crow_indices().int(),
+        adj.col_indices().int(),
+        adj.values(),
+        adj.shape,
+        check_invariants=False,
+        device=row.device,
     )
 
 
@@ -272,16 +282,18 @@ def interaction_csr(
     index: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32
 ) -> Tensor:
     """The ``[num_users, num_items]`` CSR matrix of the interactions ``index`` (``[2, E]``: users in row 0,
-    items in row 1), a one of ``dtype`` at each pair (a pair given twice sums to two): the graph input of
-    CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude.
+    items in row 1), a one of ``dtype`` at each pair (a pair given twice sums to two), on ``index``'s device:
+    the graph input of CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude.
 
     Raises a :class:`ValueError` for ids out of range, not integers, or an ``[E, 2]`` index: with
     ``check_invariants=False``, an item past ``num_items`` made a CSR of wrong rows without a word."""
     num_users, num_items = as_count(num_users, "num_users"), as_count(num_items, "num_items")
     check_pair_index("index", index, num_items, num_users)
-    value = torch.ones(index.size(1), dtype=dtype)
+    value = torch.ones(index.size(1), dtype=dtype, device=index.device)
     return (
-        torch.sparse_coo_tensor(index, value, (num_users, num_items), check_invariants=False)
+        torch.sparse_coo_tensor(
+            index, value, (num_users, num_items), check_invariants=False, device=index.device
+        )
         .coalesce()
         .to_sparse_csr()
     )

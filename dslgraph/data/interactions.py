@@ -36,17 +36,18 @@ Seed = int | np.random.Generator
 def holdout_latest(user: Tensor, num_holdout: Tensor, key: Tensor | None, rng: np.random.Generator) -> Tensor:
     """Marks, for every user ``u``, the ``num_holdout[u]`` interactions with the largest ``key``.
 
-    Ties in ``key`` (or everything, without ``key``) are broken at random.
+    Ties in ``key`` (or everything, without ``key``) are broken at random. The mask is on ``user``'s
+    device: interactions on a GPU failed in ``.numpy()``.
     """
-    users = user.numpy()
+    users = user.cpu().numpy()
     tie = rng.random(users.size)
-    order = np.lexsort((tie, users) if key is None else (tie, key.numpy(), users))
+    order = np.lexsort((tie, users) if key is None else (tie, key.cpu().numpy(), users))
     counts = np.bincount(users)
     group_end = np.cumsum(counts)  # one past the last sorted position of each user
     rank_from_last = group_end[users[order]] - 1 - np.arange(users.size)
     mask = np.empty(users.size, dtype=bool)
-    mask[order] = rank_from_last < num_holdout.numpy()[users[order]]
-    return torch.from_numpy(mask)
+    mask[order] = rank_from_last < num_holdout.cpu().numpy()[users[order]]
+    return torch.from_numpy(mask).to(user.device)
 
 
 def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None = None) -> Tensor:

@@ -73,21 +73,29 @@ class NegativeSampler:
     def sample(
         self, users: Tensor, num_negatives: int = 1, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items."""
-        users = users.long()
+        """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items, on the device of
+        ``users``; they are drawn on ``generator``'s (the one of the training interactions without one)."""
+        device = users.device
+        users = users.long().to(self.keys.device)
         shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
         expanded = users if num_negatives == 1 else users.view(-1, 1).expand(shape)
-        items = torch.randint(self.num_items, shape, generator=generator)
+        items = self._draw(torch.randint, (self.num_items, shape), generator)
         bad = self.is_positive(expanded, items)
         for _ in range(self.max_rounds):
             count = int(bad.sum())
             if count == 0:
-                return items
-            items[bad] = torch.randint(self.num_items, (count,), generator=generator)
+                return items.to(device)
+            items[bad] = self._draw(torch.randint, (self.num_items, (count,)), generator)
             bad[bad.clone()] = self.is_positive(expanded[bad], items[bad])
         if bad.any():
             items[bad] = self._draw_free(expanded[bad], generator)
-        return items
+        return items.to(device)
+
+    def _draw(self, draw, args: tuple, generator: torch.Generator | None, **kwargs) -> Tensor:
+        """``draw(*args)`` made on ``generator``'s device (the keys' without one) and moved to the keys':
+        a sampler of GPU interactions drew its items on the CPU, then failed to look them up."""
+        device = self.keys.device if generator is None else generator.device
+        return draw(*args, generator=generator, device=device, **kwargs).to(self.keys.device)
 
     def _draw_free(self, users: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One uniform draw among each user's non-positive items (:func:`nth_unseen_items`)."""
@@ -99,7 +107,7 @@ class NegativeSampler:
                 f"cannot draw a negative for user {int(users[free == 0][0])}: it has interacted with every "
                 "item; drop such users from the training data"
             )
-        rank = (torch.rand(users.shape, generator=generator, dtype=torch.float64) * free).long()
+        rank = (self._draw(torch.rand, (users.shape,), generator, dtype=torch.float64) * free).long()
         rank = torch.minimum(rank, free - 1)
         return nth_unseen_items(self.shifted, first, users, rank, self.num_items)
 
@@ -116,7 +124,8 @@ class BPRBatches:
     in memory for a whole epoch).
 
     Args:
-        train_index (torch.Tensor): ``[2, E]`` user-item training interactions.
+        train_index (torch.Tensor): ``[2, E]`` user-item training interactions, on any device (an epoch is
+            drawn on the CPU, as the generator's numbers are).
         num_items (int): Number of items.
         batch_size (int): Triples per batch.
         generator (torch.Generator, optional): Source of randomness (its state is checkpointed).
@@ -152,6 +161,9 @@ class BPRBatches:
         if train_index.size(1) == 0:  # an epoch of no batch would train nothing, its loss reported as 0
             raise ValueError("train_index holds no interaction to train on")
         self.mode = mode
+        # drawn on the CPU, as the generator is, and sent to ``device`` once an epoch: interactions on a GPU
+        # (data.to("cuda")) failed in torch.cat beside the CPU's zero
+        train_index = train_index.cpu()
         self.train_index = train_index[:, train_index[0].argsort(stable=True)]
         self.user_ptr = torch.cat(
             [torch.zeros(1, dtype=torch.long), torch.bincount(self.train_index[0]).cumsum(0)]

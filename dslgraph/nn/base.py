@@ -350,8 +350,11 @@ def interaction_matrix(data: HeteroData, dtype: torch.dtype = torch.float32) -> 
 
 
 def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:
-    """Rows ``rows`` of a CSR ``matrix`` as a dense ``[len(rows), num_columns]`` tensor."""
+    """Rows ``rows`` of a CSR ``matrix`` as a dense ``[len(rows), num_columns]`` tensor, on the matrix's
+    device (``rows`` may be on any: CPU user ids against CDAE's and Mult-VAE's graph on a GPU failed in
+    ``repeat_interleave``, naming neither)."""
     value = matrix.values()
+    rows = rows.to(value.device)
     entries, owner = csr_segments(matrix.crow_indices(), rows)
     out = torch.zeros(rows.numel(), matrix.size(1), dtype=value.dtype, device=value.device)
     out[owner, matrix.col_indices()[entries]] = value[entries]

@@ -114,13 +114,14 @@ def item_neighbors(
         g -= np.asarray(r.sum(axis=0), dtype=np.float64).ravel()
     row_scale = torch.from_numpy(np.where(g > 0, np.sqrt(g + 1) / np.maximum(g, 1), 0.0)).float()
     col_scale = torch.from_numpy(1 / np.sqrt(g + 1)).float()
-    neighbors = torch.empty(num_items, k, dtype=torch.long)
-    weights = torch.empty(num_items, k)
+    # found with SciPy on the CPU, whatever torch's default device (input_graph moves them to the data's)
+    neighbors = torch.empty(num_items, k, dtype=torch.long, device="cpu")
+    weights = torch.empty(num_items, k, device="cpu")
     for start in range(0, num_items, block_rows):
         end = min(start + block_rows, num_items)
         block = torch.from_numpy((rt[start:end] @ r).toarray())
         if exclude_self:
-            block[torch.arange(end - start), torch.arange(start, end)] = 0
+            block[torch.arange(end - start, device="cpu"), torch.arange(start, end, device="cpu")] = 0
         block.mul_(row_scale[start:end, None]).mul_(col_scale)
         weights[start:end], neighbors[start:end] = block.topk(k, dim=1)
     return neighbors, weights
@@ -241,11 +242,14 @@ class UltraGCN(Recommender):
         beta_user, beta_item = (
             beta.to(dtype) for beta in constraint_betas(train_index, num_users, num_items)
         )
+        # on the data's device, as the betas are: neighbours found on the CPU beside betas on a GPU failed
+        # in the loss (a GPU batch indexing CPU neighbours)
+        device = train_index.device
         if self.num_neighbors == 0:
-            empty = torch.empty(num_items, 0, dtype=dtype)
+            empty = torch.empty(num_items, 0, dtype=dtype, device=device)
             return UltraGCNGraph(beta_user, beta_item, empty.long(), empty)
         neighbors, weights = self._cached_neighbors(train_index, num_users, num_items)
-        return UltraGCNGraph(beta_user, beta_item, neighbors, weights.to(dtype))
+        return UltraGCNGraph(beta_user, beta_item, neighbors.to(device), weights.to(device, dtype))
 
     def _cached_neighbors(self, train_index: Tensor, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
         args = (train_index, num_users, num_items, self.num_neighbors)

@@ -329,7 +329,9 @@ class SparseEmbedding(EmbeddingTable):
     def forward(self, index: Tensor) -> Tensor:
         """Dense ``[*index.shape, d]`` rows ``index``, built from their active entries only."""
         check_index(index)  # a bool or uint8 index would be read as a mask of the row pointer
-        rows = index.reshape(-1)
+        # ids on any device, as a DenseEmbedding's (indexing) takes them: CPU ids of a table on a GPU failed
+        # in repeat_interleave
+        rows = index.reshape(-1).to(self.values.device)
         layout = self._current_layout()
         sorted_slot, batch_row = csr_segments(layout.crow, rows)
         slot = layout.order[sorted_slot]

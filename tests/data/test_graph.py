@@ -195,3 +195,25 @@ def test_make_interaction_data_checks_its_counts():
     assert type(data["user"].num_nodes) is int
     with pytest.raises(ValueError, match="num_items must be an integer >= 1, got 3.0"):
         make_interaction_data(2, 3.0, train, test)  # stored as is, a float count of nodes
+
+
+def _graph_inputs(data):
+    return propagation_graph(data), interaction_csr(data[EDGE].edge_index, 30, 40)
+
+
+def test_graph_inputs_are_made_on_the_device_of_the_interactions_not_the_default_one(small_data):
+    # made without device=, the degrees and ones were the default device's (the CPU): data moved by
+    # .to("cuda") failed in index_add_ and sparse_coo_tensor; another default device (meta) shows it here
+    expected = _graph_inputs(small_data)
+    with torch.device("meta"):
+        made = _graph_inputs(small_data)
+    for got, want in zip(made, expected):
+        assert got.device.type == "cpu"
+        torch.testing.assert_close(got.to_dense(), want.to_dense())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graph_inputs_of_interactions_on_cuda_are_made_on_cuda(small_data):
+    for got, want in zip(_graph_inputs(small_data.to("cuda")), _graph_inputs(small_data)):
+        assert got.is_cuda
+        torch.testing.assert_close(got.to_dense().cpu(), want.to_dense())

@@ -47,6 +47,21 @@ def test_holdout_mask_by_time_takes_latest():
     assert leave_one_out_mask(user, time=time).tolist() == [True, False, False, False, True, False]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_holdout_masks_of_interactions_on_cuda_are_the_cpus_on_cuda():
+    # data[EDGE].edge_index[0] of data moved by .to("cuda") failed in .numpy()
+    user, time = torch.tensor([0, 0, 0, 0, 1, 1, 3, 3]), torch.tensor([4, 1, 3, 2, 9, 8, 5, 5])
+    for mask, expected in [
+        (
+            holdout_mask(user.cuda(), 0.5, seed=1, time=time.cuda()),
+            holdout_mask(user, 0.5, seed=1, time=time),
+        ),
+        (holdout_mask(user.cuda(), 0.5, seed=1), holdout_mask(user, 0.5, seed=1)),
+        (leave_one_out_mask(user.cuda(), seed=2), leave_one_out_mask(user, seed=2)),
+    ]:
+        assert mask.is_cuda and torch.equal(mask.cpu(), expected)
+
+
 def test_leave_one_out_mask():
     user = torch.tensor([3, 3, 3, 0, 1, 1])
     mask = leave_one_out_mask(user, seed=0)

@@ -266,3 +266,34 @@ def test_int32_ids_are_keyed_without_overflow(max_rounds):
     negatives = sampler.sample(users, generator=torch.Generator().manual_seed(0))
     assert negatives.min() >= 0 and negatives.max() < 100_000
     assert not sampler.is_positive(users.long(), negatives).any()
+
+
+def test_negatives_are_drawn_on_the_generators_device_not_the_default_one():
+    # drawn on the default device, a sampler of GPU interactions met CPU draws in its look-up; another
+    # default device (meta) shows where they are made. max_rounds=0: the direct draws too
+    sampler, users = NegativeSampler(_train(), 30, max_rounds=0), torch.arange(50).repeat(3)
+    expected = sampler.sample(users, 4, torch.Generator().manual_seed(1))
+    with torch.device("meta"):
+        drawn = sampler.sample(users, 4, torch.Generator().manual_seed(1))
+        unseeded = sampler.sample(users)
+    assert drawn.device.type == unseeded.device.type == "cpu" and torch.equal(drawn, expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sampler_and_batches_of_interactions_on_cuda_draw_as_on_the_cpu():
+    # a sampler of GPU interactions drew on the CPU and failed in its look-up; BPRBatches failed in
+    # torch.cat (a CPU zero beside GPU counts): data.to("cuda") could not be trained on
+    train = _train()
+    for max_rounds in (100, 0):
+        sampler = NegativeSampler(train.cuda(), 30, max_rounds=max_rounds)
+        drawn = sampler.sample(train[0].cuda(), 3, torch.Generator().manual_seed(1))
+        expected = NegativeSampler(train, 30, max_rounds=max_rounds).sample(
+            train[0], 3, torch.Generator().manual_seed(1)
+        )
+        assert drawn.is_cuda and torch.equal(drawn.cpu(), expected)
+        assert sampler.sample(train[0].cuda()).is_cuda  # without a generator: drawn on the GPU itself
+    epochs = [
+        _epoch(BPRBatches(index, 30, 64, torch.Generator().manual_seed(0), "cuda", mode="user"))
+        for index in (train.cuda(), train)
+    ]
+    assert all(a.is_cuda and torch.equal(a, b) for a, b in zip(*epochs))

@@ -1,5 +1,7 @@
 """What every model of ``dslgraph.nn.MODELS`` shares."""
 
+import copy
+import dataclasses
 import inspect
 import re
 
@@ -8,8 +10,12 @@ import pytest
 import torch
 
 from dslgraph.data import make_interaction_data
+from dslgraph.metrics import RankingEvaluator
+from dslgraph.metrics.ranking import METRICS
 from dslgraph.nn import MODELS, LightGCN
 from dslgraph.nn.base import check_probability, check_sizes, check_weights
+from dslgraph.train import TrainConfig
+from dslgraph.train.trainer import make_batches
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -155,3 +161,52 @@ def test_input_graph_refuses_training_interactions_outside_the_model(name):
     )
     with pytest.raises(ValueError, match=message):
         model.input_graph(data)
+
+
+def _graph_tensors(graph) -> list[torch.Tensor]:
+    """The tensors of a model's graph input: a CSR matrix (as dense) or UltraGCN's fields."""
+    if isinstance(graph, torch.Tensor):
+        return [graph.to_dense()]
+    return [getattr(graph, field.name) for field in dataclasses.fields(graph)]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_graph_input_is_made_on_the_device_of_the_data_not_the_default_one(name, small_data):
+    # UltraGCN's neighbours were made on the default device, its betas on the data's: on a GPU its loss
+    # indexed CPU neighbours by GPU items; another default device (meta) shows where each is made
+    model = MODELS[name](30, 40)
+    expected = _graph_tensors(model.input_graph(small_data))
+    with torch.device("meta"):
+        made = _graph_tensors(model.input_graph(small_data))
+    for got, want in zip(made, expected, strict=True):
+        assert got.device.type == "cpu"
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_model_on_cuda_trains_on_data_moved_to_cuda_and_scores_cpu_ids(name, small_data):
+    # input_graph(data.to("cuda")) failed for every model (CPU degrees, CPU neighbours), and CDAE's and
+    # Mult-VAE's scorers failed on CPU user ids in repeat_interleave, where recommend moved them itself
+    torch.manual_seed(0)
+    model = MODELS[name](30, 40).eval()
+    on_cpu = copy.deepcopy(model)
+    model.to("cuda")
+    data = small_data.to("cuda")
+    graph = model.input_graph(data)
+    assert all(t.is_cuda for t in _graph_tensors(graph))
+    users = torch.tensor([0, 3, 7, 29])  # on the CPU, as a caller holds them
+    scores = model.scorer(graph)(users)
+    assert scores.is_cuda
+    expected = on_cpu.scorer(on_cpu.input_graph(small_data))(users)
+    torch.testing.assert_close(scores.cpu(), expected, rtol=1e-2, atol=1e-3)  # cuDNN convolves in TF32
+    # an evaluator of the CPU data hands CPU ids to the score function (CDAE and Mult-VAE failed on them)
+    metrics = RankingEvaluator.from_data(small_data, ks=(5,))(model.scorer(graph))
+    assert set(metrics) == {f"{metric}@5" for metric in METRICS} and all(
+        0 <= v <= 1 for v in metrics.values()
+    )
+    config = TrainConfig(batch_size=16, progress=False)
+    batch = next(iter(make_batches(model, data, config, torch.Generator().manual_seed(0), "cuda")))
+    assert all(part.is_cuda for part in batch)
+    model.train()
+    assert torch.isfinite(model.loss(graph, *batch, reg_weight=1e-3))

@@ -667,3 +667,15 @@ def test_a_table_on_the_meta_device_loads_its_entries_with_assign():
         assert loaded.positions.dtype == torch.long
         torch.testing.assert_close(loaded.to_dense(), table.to_dense())
         torch.testing.assert_close(loaded(torch.tensor([3, 9])), table(torch.tensor([3, 9])))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_sparse_table_on_cuda_looks_up_cpu_ids_as_a_dense_one_does():
+    # a DenseEmbedding on a GPU takes CPU ids (it indexes); the sparse table DSL puts in its place failed on
+    # them in repeat_interleave
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0)).cuda()
+    dense = DenseEmbedding(70, 8).cuda()
+    dense.weight.data.copy_(table.to_dense().detach())
+    ids = torch.tensor([[3, 0], [69, 3]])
+    rows = table(ids)
+    assert rows.is_cuda and torch.equal(rows, table(ids.cuda())) and torch.equal(rows, dense(ids))

@@ -782,3 +782,20 @@ def test_full_ranking_evaluation_shows_progress_as_an_epoch_does(small_data, cap
     err = capsys.readouterr().err
     assert ("epoch 1" in err) == progress
     assert ("evaluating" in err) == progress
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_data_moved_to_cuda_trains_as_the_cpus_does_on_cuda(small_data):
+    # Trainer(model, data.to("cuda"), ..., "cuda") failed building the graph (CPU degrees) and the batches
+    # (torch.cat of a CPU zero and GPU counts)
+    def run(data):
+        torch.manual_seed(0)
+        config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
+        trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, None, "cuda")
+        trainer.fit()
+        return trainer.history
+
+    moved, kept = run(small_data.to("cuda")), run(small_data)
+    # alike, not equal: a GPU's atomic adds (the gradients of gathered rows) sum in any order
+    assert [entry["loss"] for entry in moved] == pytest.approx([entry["loss"] for entry in kept], rel=1e-3)
+    assert moved[-1]["test"]["recall@20"] == pytest.approx(kept[-1]["test"]["recall@20"], abs=0.02)
