@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from dslgraph.checks import is_count
+from dslgraph.sparse.dsl import DynamicSparseLearning
 
 
 def tensor_bytes(tensors) -> int:
@@ -80,6 +81,7 @@ def memory_report(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl=
             "optimizer must be the torch.optim.Optimizer that trains the model (the bytes of its state are "
             f"counted), got {type(optimizer).__name__}"
         )
+    check_controller(model, dsl)
     param_bytes, state_bytes = parameter_bytes(model), optimizer_state_bytes(optimizer)
     kept, dense = _sparsified_storage(optimizer, dsl)
     # the dense reference holds the sparsified tensors dense, and as much optimizer state per weight
@@ -97,6 +99,25 @@ def memory_report(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl=
         "bytes_ratio": (param_bytes + state_bytes) / (dense_param_bytes + dense_state_bytes),
         "workspace_bytes": workspace_bytes(model),
     }
+
+
+def check_controller(model: torch.nn.Module, dsl) -> None:
+    """Raises unless ``dsl`` is None or a :class:`~dslgraph.sparse.DynamicSparseLearning` whose targets are
+    ``model``'s: another model's controller reported its sparsity and dense reference against this
+    model's bytes, without a word."""
+    if dsl is None:
+        return
+    if not isinstance(dsl, DynamicSparseLearning):  # failed reading its missing targets
+        raise TypeError(
+            f"dsl must be the DynamicSparseLearning that sparsifies the model, got {type(dsl).__name__}"
+        )
+    own = {id(param) for param in model.parameters()}
+    for target in dsl.targets:
+        if any(id(param) not in own for param in target.storage()[0]):
+            raise ValueError(
+                f"dsl's target {target.name!r} is not among the model's parameters: pass the controller "
+                f"built on this model ({type(model).__name__})"
+            )
 
 
 def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:

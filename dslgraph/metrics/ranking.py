@@ -59,6 +59,26 @@ def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
     return tuple(int(k) for k in values)
 
 
+def check_embeddings(user_emb: Tensor, item_emb: Tensor) -> None:
+    """Raises a :class:`ValueError` unless ``user_emb`` and ``item_emb`` are 2-D floating-point tensors of
+    one width, dtype and device, whose rows can be multiplied (a mismatch failed inside ``torch.mm`` /
+    ``torch.bmm``, naming neither argument)."""
+    for name, emb in (("user_emb", user_emb), ("item_emb", item_emb)):
+        if not (isinstance(emb, Tensor) and emb.dim() == 2 and emb.is_floating_point()):
+            got = f"{tuple(emb.shape)} {emb.dtype}" if isinstance(emb, Tensor) else type(emb).__name__
+            raise ValueError(f"{name} must be a 2-D floating-point torch.Tensor, got {got}")
+    if (user_emb.size(1), user_emb.dtype, user_emb.device) != (
+        item_emb.size(1),
+        item_emb.dtype,
+        item_emb.device,
+    ):
+        raise ValueError(
+            "user_emb and item_emb must have the same width, dtype and device, got "
+            f"{tuple(user_emb.shape)} {user_emb.dtype} on {user_emb.device} and "
+            f"{tuple(item_emb.shape)} {item_emb.dtype} on {item_emb.device}"
+        )
+
+
 class RankingEvaluator:
     r"""A full-ranking top-:math:`K` evaluator for one fixed split of user-item interactions.
 
@@ -261,8 +281,9 @@ class RankingEvaluator:
 
         Args:
             user_emb (torch.Tensor): The ``[num_users, d]`` user embeddings.
-            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same device).
+            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same dtype and device).
         """
+        check_embeddings(user_emb, item_emb)
         if user_emb.size(0) != self.num_users or item_emb.size(0) != self.num_items:
             raise ValueError(
                 f"expected {self.num_users} user and {self.num_items} item embeddings, "
@@ -325,6 +346,7 @@ def evaluate_embeddings(
     The numbers of users and items are the embedding counts and the evaluation runs on the device of
     :obj:`user_emb`; see :class:`RankingEvaluator` for the other arguments.
     """
+    check_embeddings(user_emb, item_emb)
     evaluator = RankingEvaluator(
         user_emb.size(0),
         item_emb.size(0),
@@ -348,6 +370,10 @@ def most_popular_scores(train_index: Tensor, num_items: int) -> ScoreFn:
         train_index (torch.Tensor): The ``[2, E]`` training (user, item) interactions.
         num_items (int): The number of items.
     """
+    num_items = as_count(num_items, "num_items")
+    # an [E, 2] index was read as popularity of the ids of its second pair, without a word, and an item past
+    # num_items gave scores of another width
+    check_pair_index("train_index", train_index, num_items)
     popularity = torch.bincount(train_index[1].long().cpu(), minlength=num_items).to(torch.float32)
 
     def score_fn(users: Tensor, items: Tensor | None = None) -> Tensor:

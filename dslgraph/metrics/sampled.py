@@ -26,7 +26,7 @@ from torch_geometric.data import HeteroData
 
 from dslgraph.checks import is_count
 from dslgraph.data.graph import EDGE, check_interaction_splits, is_index, num_users_items
-from dslgraph.metrics.ranking import check_ks, mean_over_users
+from dslgraph.metrics.ranking import check_embeddings, check_ks, mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
 """The metric names :class:`SampledRankingEvaluator` reports."""
@@ -45,7 +45,7 @@ class SampledRankingEvaluator:
         test_index (torch.Tensor): The ``[2, U]`` (user, positive item) pairs, one column per evaluated
             user (a user may appear in several columns; each counts once).
         negatives (torch.Tensor): The ``[U, N]`` sampled negative items, row :math:`i` for column
-            :math:`i` of :obj:`test_index`.
+            :math:`i` of :obj:`test_index`, distinct and other than its positive.
         ks (Sequence[int], optional): The cut-offs :math:`K`, each in :math:`[1, N + 1]`.
             (default: :obj:`(10, 20)`)
         batch_size (int, optional): The number of users scored at once. (default: :obj:`4096`)
@@ -61,6 +61,9 @@ class SampledRankingEvaluator:
         batch_size: int = 4096,
         device: torch.device | str | None = None,
     ) -> None:
+        for name, ids in (("test_index", test_index), ("negatives", negatives)):
+            if not isinstance(ids, Tensor):  # a NumPy array or a list failed reading its missing dim()
+                raise ValueError(f"{name} must be a torch.Tensor, got {type(ids).__name__}")
         if test_index.dim() != 2 or test_index.size(0) != 2:
             raise ValueError(f"test_index must have shape [2, U], got {tuple(test_index.shape)}")
         if negatives.dim() != 2 or negatives.size(0) != test_index.size(1) or negatives.size(1) < 1:
@@ -85,6 +88,15 @@ class SampledRankingEvaluator:
             raise ValueError(
                 f"user {int(test_index[0, i])}'s positive item {int(positive[i])} is among its negatives"
             )
+        # a negative given twice outranked the positive twice, as two items would
+        ordered = negatives.sort(dim=1).values
+        repeated = (ordered[:, 1:] == ordered[:, :-1]).nonzero()
+        if repeated.numel():
+            i, j = repeated[0].tolist()
+            raise ValueError(
+                f"user {int(test_index[0, i])}'s negatives hold item {int(ordered[i, j])} more than once "
+                f"(row {i}); each row must hold distinct items"
+            )
 
         self.ks = tuple(sorted(set(ks)))
         self.batch_size = batch_size
@@ -92,6 +104,13 @@ class SampledRankingEvaluator:
         self.users = test_index[0].long().to(self.device)
         # Per device: the [U, 1 + N] candidates, the positive in column 0.
         self._candidates = {torch.device("cpu"): torch.cat([positive, negatives], dim=1)}
+        # the largest user and item ids, which embeddings must cover (-1 without users)
+        users = test_index[0].cpu()
+        self._max_ids = (
+            (int(users.max()), int(self._candidates[torch.device("cpu")].max()))
+            if users.numel()
+            else (-1, -1)
+        )
 
     @classmethod
     def from_data(cls, data: HeteroData, split: str = "test", **kwargs) -> SampledRankingEvaluator:
@@ -158,6 +177,8 @@ class SampledRankingEvaluator:
                 raise ValueError(
                     f"score_fn must return shape {tuple(items.shape)}, got {tuple(scores.shape)}"
                 )
+            if scores.is_complex():  # failed inside torch's "<", which complex numbers do not have
+                raise ValueError(f"score_fn must return real-valued scores, got {scores.dtype}")
             # Not "greater or equal": a NaN score of either side also counts against the positive.
             rank = (~(scores[:, 1:] < scores[:, :1])).sum(dim=1).cpu()
             gain = 1.0 / torch.log2(rank.to(torch.float64) + 2)
@@ -172,8 +193,16 @@ class SampledRankingEvaluator:
 
         Args:
             user_emb (torch.Tensor): The ``[num_users, d]`` user embeddings.
-            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same device).
+            item_emb (torch.Tensor): The ``[num_items, d]`` item embeddings (same dtype and device).
         """
+        check_embeddings(user_emb, item_emb)
+        # an id past the tables failed as an IndexError inside the first batch (or a CUDA assert)
+        max_user, max_item = self._max_ids
+        if max_user >= user_emb.size(0) or max_item >= item_emb.size(0):
+            raise ValueError(
+                f"expected ids below {user_emb.size(0)} users and {item_emb.size(0)} items (the embedding "
+                f"counts), got users up to {max_user} and items up to {max_item}"
+            )
         user_emb, item_emb = user_emb.detach(), item_emb.detach()
 
         def score_fn(users: Tensor, items: Tensor) -> Tensor:

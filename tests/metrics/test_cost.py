@@ -268,3 +268,15 @@ def test_growth_steps_are_counted_as_the_run_makes_them(small_data, update_inter
         assert macs["train_iteration"] == pytest.approx(
             step["train_iteration"] + step["update_step"] * updates / 100
         )
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_another_models_controller_is_refused(backend):
+    model, other = LightGCN(30, 40, embedding_dim=16), LightGCN(30, 40, embedding_dim=16)
+    dsl = DynamicSparseLearning(other, 0.8, 100, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    # reported sparsity 0.8 and a dense reference larger than the dense model, without a word
+    with pytest.raises(ValueError, match="dsl's target 'embedding' is not among the model's parameters"):
+        memory_report(model, optimizer, dsl)
+    with pytest.raises(TypeError, match="dsl must be the DynamicSparseLearning .*, got str"):
+        memory_report(model, optimizer, "dsl")  # an AttributeError of its targets

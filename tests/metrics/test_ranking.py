@@ -191,6 +191,24 @@ def test_most_popular_scores(split):
 
 
 @pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        # an [E, 2] index was read as the popularity of its second pair's two ids, without a word
+        (lambda train: (train.t(), NUM_ITEMS), r"train_index must be a \[2, E\] tensor .*got \(900, 2\)"),
+        # scores one item wider, which the evaluator refused naming score_fn
+        (lambda train: (train, NUM_ITEMS - 1), rf"items in \[0, num_items={NUM_ITEMS - 1}\)"),
+        (lambda train: (train - 1, NUM_ITEMS), "train_index must hold users >= 0"),  # a bincount error
+        (lambda train: (train.numpy(), NUM_ITEMS), "train_index must be .*got ndarray"),  # an AttributeError
+        (lambda train: (train, float(NUM_ITEMS)), "num_items must be an integer >= 0, got 90.0"),
+    ],
+)
+def test_most_popular_scores_refuse_bad_training_pairs(split, make, match):
+    train, _, _, _, _ = split
+    with pytest.raises(ValueError, match=match):
+        most_popular_scores(*make(train))
+
+
+@pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"ks": (0,)}, "ks"),
@@ -368,3 +386,30 @@ def test_every_k_reads_one_ranking_when_scores_tie():
     for metric in ("recall", "hr"):
         values = [result[f"{metric}@{k}"] for k in ks]
         assert values == sorted(values)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        # each failed inside torch.mm, naming neither argument
+        (
+            lambda u, i: (u, i[:, :-1]),
+            r"same width, dtype and device, got \(60, 8\) torch.float32 on cpu and \(90, 7\)",
+        ),
+        (lambda u, i: (u, i.double()), "same width, dtype and device"),
+        (lambda u, i: (u, i.to("meta")), "same width, dtype and device"),
+        (
+            lambda u, i: (u.unsqueeze(1), i),
+            r"user_emb must be a 2-D floating-point torch.Tensor, got \(60, 1, 8\)",
+        ),
+        (lambda u, i: (u, i.numpy()), "item_emb must be a 2-D floating-point torch.Tensor, got ndarray"),
+        (lambda u, i: (u.long(), i.long()), "user_emb must be a 2-D floating-point"),
+    ],
+)
+def test_embeddings_that_cannot_be_multiplied_fail_naming_them(split, make, match):
+    train, _, test, user_emb, item_emb = split
+    user_emb, item_emb = make(user_emb, item_emb)
+    with pytest.raises(ValueError, match=match):
+        evaluate_embeddings(user_emb, item_emb, test, train)
+    with pytest.raises(ValueError, match=match):
+        RankingEvaluator(NUM_USERS, NUM_ITEMS, test, train).evaluate_embeddings(user_emb, item_emb)

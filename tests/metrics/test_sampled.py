@@ -235,3 +235,50 @@ def test_no_users():
         torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, 3, dtype=torch.long), ks=(2,)
     )
     assert evaluator(lambda users, items: torch.zeros(items.shape)) == {"hr@2": 0.0, "ndcg@2": 0.0}
+
+
+@pytest.mark.parametrize("convert", [lambda ids: ids.numpy(), lambda ids: ids.tolist()])
+def test_ids_that_are_no_tensor_fail_naming_the_argument(sampled, convert):
+    test_index, negatives, _ = sampled
+    with pytest.raises(ValueError, match="test_index must be a torch.Tensor, got"):
+        SampledRankingEvaluator(convert(test_index), negatives)  # was an AttributeError of .dim()
+    with pytest.raises(ValueError, match="negatives must be a torch.Tensor, got"):
+        SampledRankingEvaluator(test_index, convert(negatives))
+
+
+def test_complex_scores_fail_naming_the_dtype(sampled):
+    test_index, negatives, scores = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives)
+    score_fn = table_scores(scores.to(torch.complex64))  # failed inside torch's "<"
+    with pytest.raises(ValueError, match="score_fn must return real-valued scores, got torch.complex64"):
+        evaluator(score_fn)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        # an id past a table was an IndexError inside the first batch
+        (lambda u, i: (u[:-1], i), rf"ids below {NUM_USERS - 1} users .*got users up to {NUM_USERS - 1}"),
+        (lambda u, i: (u, i[:-1]), rf"ids below {NUM_USERS} users and {NUM_ITEMS - 1} items"),
+        # these failed inside torch.bmm
+        (lambda u, i: (u, i[:, :-1]), "same width, dtype and device"),
+        (lambda u, i: (u.double(), i), "same width, dtype and device"),
+        (lambda u, i: (u, i.numpy()), "item_emb must be a 2-D floating-point torch.Tensor, got ndarray"),
+    ],
+)
+def test_embeddings_that_do_not_fit_fail_naming_them(sampled, make, match):
+    test_index, negatives, _ = sampled
+    assert int(test_index[0].max()) == NUM_USERS - 1 and int(negatives.max()) == NUM_ITEMS - 1
+    user_emb, item_emb = make(torch.randn(NUM_USERS, 8), torch.randn(NUM_ITEMS, 8))
+    evaluator = SampledRankingEvaluator(test_index, negatives)
+    with pytest.raises(ValueError, match=match):
+        evaluator.evaluate_embeddings(user_emb, item_emb)
+
+
+def test_a_negative_given_twice_is_refused(sampled):
+    test_index, negatives, _ = sampled
+    negatives[3, 5] = negatives[3, 0]  # it outranked the positive twice, as two items would
+    with pytest.raises(
+        ValueError, match=rf"user 3's negatives hold item {int(negatives[3, 0])} more than once"
+    ):
+        SampledRankingEvaluator(test_index, negatives)
