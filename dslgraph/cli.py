@@ -21,6 +21,7 @@ from torch_geometric.data import HeteroData
 from dslgraph import __version__
 from dslgraph.config import (
     FIELDS,
+    MODEL_ARGUMENTS,
     MODEL_DEFAULTS,
     PATH_FIELDS,
     PRESETS,
@@ -555,6 +556,19 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
             log.warning("%s %s", ", ".join(names), why)
 
 
+def _script_model_left_out(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """An example script's ``defaults``, less the arguments of its model where the flags or the config file
+    train another one (``lightgcn_lastfm.py --model neumf`` failed on an ``init`` the user never gave)."""
+    script_model = defaults.get("model", FIELDS["model"].default)
+    model = _trained_model(args, defaults)
+    if model == script_model:
+        return defaults
+    left_out = [name for name in (*MODEL_ARGUMENTS, "options") if name in defaults]
+    if left_out:
+        log.info("%s: the script's arguments of %s left out (%s)", model, script_model, ", ".join(left_out))
+    return {name: value for name, value in defaults.items() if name not in left_out}
+
+
 def earlier_run_files(output: Path) -> list[str]:
     """The files of :data:`RUN_FILES` that an earlier run left in ``output``."""
     return [name for name in RUN_FILES if (output / name).exists()]
@@ -580,8 +594,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         settings, fingerprint = _resumed_settings(args)
     else:
-        settings, fingerprint = settings_from_args(args, args.defaults), None
-        _warn_settings_unused(settings, args.defaults)
+        defaults = _script_model_left_out(args, args.defaults)
+        settings, fingerprint = settings_from_args(args, defaults), None
+        _warn_settings_unused(settings, defaults)
         if args.output:
             clear_earlier_run(Path(args.output), args.overwrite)
     for name in PATH_FIELDS:  # the checkpoint records them: eval and recommend may run elsewhere

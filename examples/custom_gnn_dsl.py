@@ -41,7 +41,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    data = LastFM(root=args.root)[0]
+    try:
+        data = LastFM(root=args.root)[0]
+    except OSError as exc:  # a --root that is a file or not writable: a traceback named no flag
+        parser.error(f"--root: {exc}")
     num_users, num_items = int(data["user"].num_nodes), int(data["item"].num_nodes)
     user, item = data[EDGE].edge_index
     edge_index = torch.cat([torch.stack([user, item + num_users]), torch.stack([item + num_users, user])], 1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import dslgraph.cli
 import dslgraph.data
 from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
 from dslgraph.data import EDGE
@@ -154,3 +155,37 @@ def test_the_custom_gnn_example_serves_the_dense_copy_it_trained(tmp_path, monke
     said = capsys.readouterr().out
     trained = re.search(r"epoch 1: recall@20=(\S+)", said)[1]
     assert f"dense copy to serve: recall@20={trained}" in said
+
+
+def test_the_custom_gnn_example_names_a_root_it_cannot_use(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("")
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--root", str(tmp_path / "file")])
+    with pytest.raises(SystemExit):
+        main()  # a DatasetUnavailableError traceback from LastFM
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"--root: LastFM: {tmp_path / 'file'} is a file, not a folder" in said
+
+
+def test_an_example_run_with_another_model_leaves_the_script_s_model_arguments_out(tmp_path, monkeypatch):
+    class Trained(Exception):
+        pass
+
+    def run_training(settings, *args):
+        raise Trained(settings)
+
+    monkeypatch.setattr(dslgraph.cli, "run_training", run_training)
+
+    def trained(name, *flags):
+        script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))
+        with pytest.raises(Trained) as raised:
+            run_example(script["DEFAULTS"], script["__doc__"], [*flags, "--output", str(tmp_path)])
+        return raised.value.args[0]
+
+    # "init is not an argument of model 'neumf'": the script's --init xavier, never given by the user
+    settings = trained("lightgcn_lastfm", "--model", "neumf")
+    assert settings["model"] == "neumf" and settings["init"] is None
+    assert settings["lr"] == 0.01 and settings["lr_schedule"] == "cosine"  # the rest of the script's stay
+    settings = trained("ultragcn_gowalla", "--model", "lightgcn")  # and its --option gamma=0.0016
+    assert settings["model"] == "lightgcn" and settings["options"] == {}
+    assert trained("ultragcn_gowalla", "--model", "ultragcn")["options"]["gamma"] == 0.0016  # its own model
