@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--ks", type=cut_off, nargs="+", default=None, help="cut-offs K (default: the run's)"
     )
+    evaluate.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (shown only when stderr is a terminal)",
+    )
 
     recommend = add_command(
         "recommend",
@@ -266,7 +271,11 @@ def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, mo
     --data-file, arguments of the trained ``model`` (:obj:`None` for a command that trains none) or of other
     models, RecBole's names of flags, the flags spelt closest; ``""`` where none."""
     flags = [flag for action in command._actions for flag in action.option_strings]
-    given = list(dict.fromkeys(arg.partition("=")[0] for arg in unknown if arg.startswith("--")))
+    # -lr, -epochs: a flag with one dash too few, answered as the flag it spells (--lr, --epochs)
+    spelt = [arg.partition("=")[0] for arg in unknown if arg.startswith("-") and not _is_number(arg)]
+    given = list(
+        dict.fromkeys(flag if flag.startswith("--") else "-" + flag for flag in spelt if len(flag) > 2)
+    )
     names = {flag: flag[2:].replace("-", "_") for flag in given}
     # --sep, --user-col, ...: read options, which did_you_mean would take for --seed, ...
     read = [name for name in names.values() if name in READ_OPTIONS] if "--data-option" in flags else []
@@ -283,6 +292,15 @@ def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, mo
     parts += elsewhere.values()
     parts += meanings([flag for flag in rest if flag not in options and flag not in elsewhere], flags)
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is a number (``-0.5``, the value of a flag, not a flag)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _trained_model(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
@@ -627,15 +645,23 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         # a model argument that is also a setting (embedding_dim) may come as --option too
         changed = {k: v for k, v in options.items() if k in FIELDS}
         changed |= {k: v for k, v in raw.items() if k not in DICT_FIELDS}
-        _refuse_changed_settings(checkpoint, previous, changed)
+        # a bad value ("lr": "x") is named as a fresh run names it, not as a change
+        _refuse_changed_settings(checkpoint, previous, {k: v for k, v in changed.items() if _valid(k, v)})
         raise
     finished = state["epoch"] >= settings["epochs"]
-    if finished and not (state["epoch"] == settings["epochs"] and _summary_missing(args.output)):
-        # resuming would rewrite metrics.json without training
-        raise ConfigError(
-            f"nothing to resume in {checkpoint}: it has trained {state['epoch']} of {settings['epochs']} "
-            "epochs (pass a larger --epochs to train on)"
+    # under the same patience, the trainer trains an early-stopped run no further
+    stopped = bool(settings["patience"]) and state.get("bad_evals", 0) >= settings["patience"]
+    if (finished or stopped) and not (
+        state["epoch"] <= settings["epochs"] and _summary_missing(args.output)
+    ):  # resuming would rewrite metrics.json without training
+        why = (
+            f"it has trained {state['epoch']} of {settings['epochs']} epochs (pass a larger --epochs to "
+            "train on)"
+            if finished
+            else f"it stopped early at epoch {state['epoch']}, after {state['bad_evals']} evaluations "
+            "without gain (pass a larger --patience, or --patience 0, to train on)"
         )
+        raise ConfigError(f"nothing to resume in {checkpoint}: {why}")
     _refuse_changed_settings(checkpoint, previous, settings)
     if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
         raise ConfigError(
@@ -646,20 +672,50 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     return settings, recorded_fingerprint(state)
 
 
+def _valid(name: str, value: Any) -> bool:
+    """Whether ``value`` is one the setting ``name`` takes, on its own."""
+    try:
+        check_settings({name: value})
+    except ConfigError:
+        return False
+    return True
+
+
 def _refuse_changed_settings(checkpoint: Path, previous: dict[str, Any], settings: dict[str, Any]) -> None:
     """Fails where ``settings`` (all, or some) change one of the resumed run's ``previous`` settings beyond
-    RESUMABLE."""
+    RESUMABLE; a model argument left to the model (:obj:`None`) and given as its default is no change."""
+    model = settings.get("model", previous["model"])
+    defaults = model_parameters(model) if model == previous["model"] else {}
+    previous, settings = _with_model_defaults(previous, defaults), _with_model_defaults(settings, defaults)
     changed = [
         name
         for name in FIELDS
         if name in settings and name not in RESUMABLE and settings[name] != previous[name]
     ]
     if changed:
-        name = changed[0]
+        name, was, now = changed[0], previous[changed[0]], settings[changed[0]]
+        if name == "options":  # the argument that changed, not every default beside it
+            argument = next(k for k in {**was, **now} if was.get(k) != now.get(k))
+            name, was, now = f"options.{argument}", was.get(argument), now.get(argument)
         raise ConfigError(
-            f"cannot resume from {checkpoint}: {name} was {previous[name]!r}, now {settings[name]!r} "
+            f"cannot resume from {checkpoint}: {name} was {was!r}, now {now!r} "
             f"(a resumed run may change only {', '.join(RESUMABLE)})"
         )
+
+
+def _with_model_defaults(settings: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (all, or some) with the model arguments they leave to the model (a top-level one that
+    is :obj:`None`, one absent from ``options``) as its ``defaults`` give them."""
+    out = dict(settings)
+    for name, argument in MODEL_ARGUMENTS.items():
+        if name in out and out[name] is None and argument in defaults:
+            out[name] = defaults[argument]
+    if isinstance(out.get("options"), dict):
+        tops = set(MODEL_ARGUMENTS.values())
+        # as the settings hold them: a tuple default (mlp_layers) as a list
+        given = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items() if k not in tops}
+        out["options"] = given | out["options"]
+    return out
 
 
 def _summary_missing(output: str) -> bool:
@@ -778,7 +834,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ks=ks,
         monitor=f"{metric}@{ks[0]}",
         eval_batch_size=settings["eval_batch_size"],
-        progress=sys.stderr.isatty(),  # a bar over the users, on a terminal only (as train's)
+        progress=not args.no_progress and sys.stderr.isatty(),  # a bar over the users, as train's
     )
     trainer = Trainer(model, data, config, device=args.device, graph=graph)
     print(json.dumps({"test": trainer.evaluate("test")}))

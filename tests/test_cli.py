@@ -105,6 +105,11 @@ def test_a_misspelt_setting_flag_or_model_argument_names_the_one_meant(capsys):
         "dslgraph eval: error: unrecognized arguments: --k 5 (did you mean '--ks'?)"
         in capsys.readouterr().err
     )
+    # a flag with one dash: argparse's error gave no hint
+    with pytest.raises(SystemExit):
+        main(["train", "-lr", "0.1", "-epochs", "3", "--lr", "-0.5"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: -lr 0.1 -epochs 3 (did you mean '--lr', '--epochs'?)" in err
 
 
 def test_a_read_option_given_as_a_flag_or_setting_is_sent_to_data_options(capsys):
@@ -246,6 +251,67 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
     assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.json").read_text() == written
+
+
+def test_a_resume_takes_a_model_default_given_and_names_a_bad_value_as_a_fresh_run_does(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text(json.dumps({"lr": "x"}))
+    resume = ["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"]
+    assert main([*resume, "--config", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err  # was: "lr was 0.001, now 'x'"
+    assert "error: lr must be a float in (0, inf), got 'x'" in err and "lr was" not in err
+    # the recorded None is the model's default, 0.1: was "init_std was None, now 0.2"
+    assert main([*resume, "--init-std", "0.2"]) == 2
+    assert "last.pt: init_std was 0.1, now 0.2" in capsys.readouterr().err
+    assert main([*resume, "--option", "std=0.1"]) == 0  # was refused: "init_std was None, now 0.1"
+    # eval's bar hidden on a terminal too, as train's
+    monkeypatch.setattr(cli_module.sys.stderr, "isatty", lambda: True)
+    assert main(["eval", f"{out}/best.pt", "--no-progress"]) == 0
+    assert "evaluating" not in capsys.readouterr().err
+    assert main(["eval", f"{out}/best.pt"]) == 0
+    assert "evaluating" in capsys.readouterr().err
+
+
+def test_a_resume_compares_model_arguments_with_the_model_s_defaults_filled_in():
+    previous = validate({"model": "neumf"})  # init_std None, options {}: NeuMF's own defaults
+    defaults = {"dropout": 0.2, "mlp_layers": [32, 32, 16, 8]}
+    given = validate({"model": "neumf", "init_std": 0.01, "options": defaults})
+    cli_module._refuse_changed_settings("last.pt", previous, given)  # the same run: was refused
+    changed = validate({"model": "neumf", "options": {"dropout": 0.3}})
+    with pytest.raises(ConfigError, match=r"last.pt: options.dropout was 0.2, now 0.3 \("):
+        cli_module._refuse_changed_settings("last.pt", previous, changed)
+
+
+def test_resume_of_a_run_stopped_early_is_refused_unless_patience_grows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "4", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    args += [
+        "--eval-every",
+        "1",
+        "--patience",
+        "1",
+        "--lr",
+        "1e-30",
+        "--no-progress",
+    ]  # no gain after epoch 1
+    assert main([*args, "--output", out]) == 0
+    written = (tmp_path / "run" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--output", out, "--resume", "--no-progress"]) == 2  # trained on to epoch 3
+    err = capsys.readouterr().err
+    assert (
+        "nothing to resume in " in err and "last.pt: it stopped early at epoch 2, after 1 evaluations" in err
+    )
+    assert (tmp_path / "run" / "last.pt").read_bytes() == written
+    assert main(["train", "--output", out, "--resume", "--patience", "3", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -273,7 +273,9 @@ class Trainer:
         # long again (against the time it has trained in all, it would stop after one more epoch)
         budget_start = self.train_seconds
         loss = None  # JSON null, where this call trained no epoch (NaN is not JSON)
-        while self.epoch < cfg.epochs:
+        # a run that stopped early, resumed under the same patience, stays stopped: it would train eval_every
+        # epochs more, which the uninterrupted run did not, and stop again
+        while self.epoch < cfg.epochs and not self._stopped_early():
             started = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
@@ -292,6 +294,10 @@ class Trainer:
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)
         return self.summary()
+
+    def _stopped_early(self) -> bool:
+        """Whether ``patience`` evaluations in a row brought no gain (the run has stopped, or stops now)."""
+        return bool(self.config.patience) and self.bad_evals >= self.config.patience
 
     def _record_evaluation(self, loss: float | None, scheduled: bool = True) -> bool:
         """Evaluates, saves checkpoints and returns whether early stopping triggers.
@@ -326,7 +332,7 @@ class Trainer:
                 save_checkpoint(state, self._path("best.pt"))
             self.write_summary()
             save_checkpoint(state, self._path("last.pt"))
-        return bool(self.config.patience) and self.bad_evals >= self.config.patience
+        return self._stopped_early()
 
     def summary(self) -> dict[str, Any]:
         best = self.best or (self.history[-1] if self.history else {})

@@ -718,6 +718,25 @@ def test_a_resumed_run_keeps_its_best_epoch_and_patience(small_data, tmp_path):
     assert resumed["epochs"] == 4 and resumed["best_epoch"] == 1
 
 
+def test_a_run_stopped_early_and_resumed_stays_stopped_unless_patience_grows(small_data, tmp_path):
+    # patience 1 stops the run at epoch 2; resumed under the same patience it trained on to epoch 3 (one
+    # more evaluation without gain) and rewrote its checkpoints, which the uninterrupted run did not
+    validation = {"recall@20": [0.3, 0.1, 0.2, 0.5, 0.1]}
+    data = _validation_data(small_data)
+
+    def run(patience):
+        trainer = _trainer(data, tmp_path, epochs=5, patience=patience, lr=0.0)
+        return _scripted(trainer, validation, validation)
+
+    assert run(1).fit()["epochs"] == 2
+    written = (tmp_path / "last.pt").read_bytes()
+    resumed = run(1).fit(resume=True)
+    assert resumed["epochs"] == 2 and len(resumed["history"]) == 2
+    assert (tmp_path / "last.pt").read_bytes() == written
+    # a larger patience trains on: epoch 4 improves on epoch 1, epoch 5 does not
+    assert run(3).fit(resume=True)["best_epoch"] == 4
+
+
 def test_the_last_epoch_is_a_scheduled_evaluation(small_data):
     # eval_every 2 over 3 epochs: epochs 2 and 3 are evaluated, and epoch 3 (the better) can be the best
     validation = {"recall@20": [0.0, 0.1, 0.5]}
