@@ -46,6 +46,7 @@ from dslgraph.data import (
     load_dataset,
     load_file,
 )
+from dslgraph.data.io import is_number
 from dslgraph.metrics.cost import cost_report
 from dslgraph.nn import MODELS, UltraGCN
 from dslgraph.nn.base import table_row_degrees
@@ -272,7 +273,7 @@ def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, mo
     models, RecBole's names of flags, the flags spelt closest; ``""`` where none."""
     flags = [flag for action in command._actions for flag in action.option_strings]
     # -lr, -epochs: a flag with one dash too few, answered as the flag it spells (--lr, --epochs)
-    spelt = [arg.partition("=")[0] for arg in unknown if arg.startswith("-") and not _is_number(arg)]
+    spelt = [arg.partition("=")[0] for arg in unknown if arg.startswith("-") and not is_number(arg)]
     given = list(
         dict.fromkeys(flag if flag.startswith("--") else "-" + flag for flag in spelt if len(flag) > 2)
     )
@@ -292,15 +293,6 @@ def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, mo
     parts += elsewhere.values()
     parts += meanings([flag for flag in rest if flag not in options and flag not in elsewhere], flags)
     return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _is_number(text: str) -> bool:
-    """Whether ``text`` is a number (``-0.5``, the value of a flag, not a flag)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _trained_model(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:

@@ -89,12 +89,14 @@ class _Tokens:
         except ValueError:  # numpy 2 raises on a token it cannot read ("-", "1.2.3"); numpy 1 stops there
             values = np.empty(0)
         if values.size != self.start.size:
-            bad = next((k for k in range(self.start.size) if not _is_float(self.text(k))), values.size)
+            bad = next((k for k in range(self.start.size) if not is_number(self.text(k))), values.size)
             raise self.error(bad, f"{self.text(bad)!r} is not a number")
         return values
 
 
-def _is_float(token: str) -> bool:
+def is_number(token: str) -> bool:
+    """Whether ``token`` reads as a number (``float`` takes it): a file's field, or ``-0.5``, a flag's value
+    rather than a flag."""
     try:
         float(token)
     except ValueError:
