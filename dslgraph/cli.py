@@ -627,7 +627,15 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     """The settings of the run in ``args.output`` that ``--resume`` continues, with the flags given (which
     may change only the RESUMABLE ones), and the data fingerprint its checkpoint recorded, if any."""
     checkpoint = Path(args.output) / "last.pt"
-    state = load_checkpoint(checkpoint)
+    try:
+        state = load_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        if not checkpoint.is_file():
+            raise
+        # a damaged last.pt was named with no way on (a fresh run into the folder says --resume)
+        best = checkpoint.with_name("best.pt")
+        back = f", or copy {best} over it to resume from the best epoch" if best.is_file() else ""
+        raise CheckpointError(f"{exc}; start afresh with --overwrite instead of --resume{back}") from exc
     previous = recorded_settings(state, checkpoint, root=args.root)
     try:
         settings = settings_from_args(args, previous)

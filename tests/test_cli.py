@@ -1125,6 +1125,21 @@ def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, 
     assert f"data file {tmp_path} is a folder; name the file of interactions in it" in capsys.readouterr().err
 
 
+def test_a_damaged_last_pt_is_named_with_the_ways_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", str(out), "--no-progress", "--device", "cpu"]) == 0
+    (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:100])  # a truncated copy
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not the zip archive torch.save writes" in err
+    assert f"start afresh with --overwrite instead of --resume, or copy {out / 'best.pt'} over it" in err
+    (out / "last.pt").write_bytes((out / "best.pt").read_bytes())  # the way on it names
+    assert main(["train", "--output", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+
+
 def test_a_run_stopped_before_its_first_last_pt_is_not_sent_to_resume(tmp_path, capsys, monkeypatch):
     write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
     save = torch.save
