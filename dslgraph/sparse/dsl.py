@@ -23,7 +23,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, update_fraction
-from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable, init_table_
+from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -266,11 +266,8 @@ def _reset_masked(module: nn.Module, own, masked: list[tuple[nn.Module, str, str
 
 def _reset_values(table: SparseEmbedding, generator: torch.Generator | None = None) -> None:
     """``reset_parameters()`` of a DSL target's sparse table: new initial values at the positions the
-    controller keeps, not a new mask (which the table's own draws from ``generator``; its values, here
-    too, come from torch's global generator)."""
-    dense = init_table_(torch.empty(table.num_embeddings, table.embedding_dim), table.init, table.std)
-    with torch.no_grad():
-        table.values.copy_(dense.view(-1)[table.positions.cpu()])
+    controller keeps, not a new mask (which the table's own draws from ``generator``, unused here)."""
+    table.reset_values()
 
 
 def _no_gradient(name: str) -> RuntimeError:

@@ -274,11 +274,21 @@ class SparseEmbedding(EmbeddingTable):
         """Draws a mask at the table's density (as :attr:`mask_init` says) and initial values for it."""
         shape = (self.num_embeddings, self.embedding_dim)
         positions = initial_positions(shape, self.values.numel(), self.mask_init, generator, self.row_degree)
-        dense = init_table_(torch.empty(self.num_embeddings, self.embedding_dim), self.init, self.std)
         with torch.no_grad():
             self.positions.copy_(positions)
-            self.values.copy_(dense.view(-1)[positions])
+            self.values.copy_(self._initial_values(positions))
         self.positions_changed()
+
+    def reset_values(self) -> None:
+        """Draws initial values for the active entries where they are: what a DSL target's reset does,
+        keeping the controller's mask."""
+        with torch.no_grad():
+            self.values.copy_(self._initial_values(self.positions.cpu()))
+
+    def _initial_values(self, positions: Tensor) -> Tensor:
+        """Initial values (as :attr:`init` says, from torch's global generator) at flat CPU ``positions``."""
+        dense = init_table_(torch.empty(self.num_embeddings, self.embedding_dim), self.init, self.std)
+        return dense.view(-1)[positions]
 
     @property
     def nnz(self) -> int:
