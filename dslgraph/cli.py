@@ -569,6 +569,8 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
 def _script_model_left_out(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
     """An example script's ``defaults``, less the arguments of its model where the flags or the config file
     train another one (``lightgcn_lastfm.py --model neumf`` failed on an ``init`` the user never gave)."""
+    if not defaults:  # no script: nothing to leave out (and no second read of the config file)
+        return defaults
     script_model = defaults.get("model", FIELDS["model"].default)
     model = _trained_model(args, defaults)
     if model == script_model:
