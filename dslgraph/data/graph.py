@@ -51,9 +51,18 @@ def make_interaction_data(
     Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, and
     a test or validation pair that is a training pair too."""
     num_users, num_items = as_count(num_users, "num_users", 1), as_count(num_items, "num_items", 1)
-    times = times or (None, None, None)
+    times = (None, None, None) if times is None else times
+    # a pair of times dropped the validation split's (and with them every protocol's use of the times), one
+    # tensor failed as "Boolean value of Tensor ... is ambiguous", a list of numbers reading its shape
+    listed = isinstance(times, tuple | list)
+    if not (listed and len(times) == 3 and all(t is None or isinstance(t, Tensor) for t in times)):
+        kinds = ", ".join(type(time).__name__ for time in times) if listed else ""
+        got = f"a {type(times).__name__} of {kinds}" if listed else f"a {type(times).__name__}"
+        raise ValueError(f"times must be the (train, test, val) splits' timestamp tensors or None, got {got}")
     for name, index, time in zip(("train", "test", "val"), (train, test, val), times):
         if index is None:
+            if time is not None:
+                raise ValueError(f"{name} timestamps are given without {name} interactions")
             continue
         check_pair_index(f"{name} interactions", index, num_items, num_users)  # .long() would cut 1.5 to 1
         if time is not None and time.shape != (index.size(1),):
@@ -101,6 +110,21 @@ def check_pair_index(name: str, index, num_items: int, num_users: int | None = N
         raise ValueError(
             f"{name} must hold {bound} and items in [0, num_items={num_items}), got users "
             f"{int(users.min())}..{int(users.max())}, items {int(items.min())}..{int(items.max())}"
+        )
+
+
+def check_user_ids(name: str, users) -> None:
+    """Raises a :class:`ValueError` naming ``name`` unless ``users`` is a 1-D tensor of user ids >= 0: a float
+    id was cut to an integer, and a negative one read as the last user's, without a word."""
+    ids = is_index(users) and users.dim() == 1
+    if not ids or (users.numel() and int(users.min()) < 0):
+        got = (
+            f"a {users.dtype} tensor of shape {list(users.shape)}"
+            if isinstance(users, Tensor)
+            else repr(users)
+        )
+        raise ValueError(
+            f"{name} must be a 1-D tensor of user ids >= 0, got {f'id {int(users.min())}' if ids else got}"
         )
 
 
@@ -234,6 +258,9 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
     torch-sparse.
     """
     num_users, num_items = num_users_items(data)
+    # a long dtype failed as "CSR tensors have no strides"
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype (the graph's weights), got {dtype!r}")
     user, item = data[EDGE].edge_index
     n = num_users + num_items
     row = torch.cat([user, item + num_users])

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
 from ..checks import is_real, is_sequence
-from .graph import check_numbering, make_interaction_data
+from .graph import check_numbering, check_user_ids, make_interaction_data
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,29 @@ def holdout_mask(user: Tensor, ratio: float, seed: Seed = 0, time: Tensor | None
         time: The ``[E]`` timestamps. (default: :obj:`None`)
     """
     check_option(is_real(ratio) and 0 <= ratio < 1, "ratio", "a number in [0, 1)", ratio)
+    check_user_split(user, time)
     counts = torch.bincount(user)
     num_holdout = torch.minimum(torch.round(ratio * counts).long(), (counts - 1).clamp(min=0))
-    return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+    return holdout_latest(user, num_holdout, time, seeded_rng(seed))
+
+
+def check_user_split(user: Tensor, time: Tensor | None) -> None:
+    """Raises a :class:`ValueError` unless ``user`` is a ``[E]`` tensor of user ids >= 0 and ``time``, where
+    given, ``[E]`` timestamps: they failed in :func:`torch.bincount` or :func:`numpy.lexsort` naming neither
+    (a float ``user`` as "bincount_cpu not implemented for 'Float'")."""
+    check_user_ids("user", user)
+    if time is not None and not (isinstance(time, Tensor) and time.shape == user.shape):
+        got = list(time.shape) if isinstance(time, Tensor) else type(time).__name__
+        raise ValueError(f"time must be a tensor of shape [{user.numel()}] (one per interaction), got {got}")
+
+
+def seeded_rng(seed: Seed) -> np.random.Generator:
+    """The generator of a split's ``seed``: a :class:`numpy.random.Generator` as it is, or a new one seeded
+    by an integer >= 0 (:func:`check_seed`; ``None`` drew another split at every call, without a word)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    check_seed(seed)
+    return np.random.default_rng(seed)
 
 
 def check_held_out(mask: Tensor, user: Tensor, ratio: float, field: str) -> None:
@@ -97,8 +117,9 @@ def leave_one_out_mask(user: Tensor, seed: Seed = 0, time: Tensor | None = None)
         seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
         time: The ``[E]`` timestamps. (default: :obj:`None`)
     """
+    check_user_split(user, time)
     num_holdout = (torch.bincount(user) >= 2).long()
-    return holdout_latest(user, num_holdout, time, np.random.default_rng(seed))
+    return holdout_latest(user, num_holdout, time, seeded_rng(seed))
 
 
 def check_option(condition: bool, field: str, allowed: str, value: Any) -> None:

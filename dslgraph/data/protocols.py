@@ -26,11 +26,13 @@ take (:data:`PROTOCOLS`):
 
 Both mark their output with the protocol's name, ``data.protocol``: the trainer reads a ``train_mask``
 only beside ``data.protocol == "held-out-users"``, not one that a node split such as PyG's
-``RandomNodeSplit`` made.
+``RandomNodeSplit`` made (``data.train_mask_digest`` tells the protocol's own mask from one written over it).
+Their output is on the device of the input's training interactions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -41,11 +43,12 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from ..checks import as_count, is_count
+from ..checks import as_count, is_count, is_real
 from .graph import (
     EDGE,
     SPLITS,
     check_pair_index,
+    check_user_ids,
     make_interaction_data,
     nth_unseen_items,
     num_users_items,
@@ -58,6 +61,7 @@ from .interactions import (
     check_seed,
     holdout_latest,
     leave_one_out_mask,
+    seeded_rng,
 )
 
 PROTOCOLS = ("full", "leave-one-out", "held-out-users")
@@ -68,10 +72,12 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
     """All distinct interactions of ``data`` (every split), sorted by user then item, and their times.
 
     Returns the ``[2, E]`` index and the ``[E]`` timestamps, or :obj:`None` when a split of ``data``
-    has no timestamps. A pair found more than once keeps its latest time.
+    has no timestamps, on the device of the training interactions. A pair found more than once keeps its
+    latest time.
     """
     num_users, num_items = num_users_items(data)  # first: data[EDGE] would add that type to other layouts
     store = data[EDGE]
+    device = store.edge_index.device
     indices, times = [], []
     for index_key, time_key in SPLITS:
         if index_key not in store:
@@ -95,7 +101,9 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
         last = np.r_[key[order][1:] != key[order][:-1], True]  # the latest copy of each pair
         key, time = key[order][last], torch.from_numpy(all_times[order][last])
     key = torch.from_numpy(key)
-    return torch.stack([key // num_items, key % num_items]), time
+    # on the data's device: data moved by .to("cuda") came back from a protocol on the CPU
+    index = torch.stack([key // num_items, key % num_items]).to(device)
+    return index, None if time is None else time.to(device)
 
 
 def _split(
@@ -144,20 +152,29 @@ def sample_negatives(
 ) -> Tensor:
     """Uniformly samples, for each of ``users``, ``num_negatives`` distinct items it never interacted with.
 
-    Returns a ``[len(users), num_negatives]`` tensor, each row in random order. Raises a
+    Returns a ``[len(users), num_negatives]`` tensor on the device of ``users``, each row in random order
+    (drawn on the CPU, the same draws on any device). Raises a
     :class:`ValueError` when a user has fewer than ``num_negatives`` items left to draw from.
 
     Args:
-        seen_index: The ``[2, E]`` distinct (user, item) interactions to avoid, sorted by user then item
-            (as :func:`merge_interactions` returns them).
+        seen_index: The ``[2, E]`` (user, item) interactions to avoid, in any order (faster sorted by user
+            then item and distinct, as :func:`merge_interactions` returns them).
         users: The ``[U]`` users to draw for (repeats allowed).
         num_items: The number of items.
         num_negatives: The number of items drawn per user.
         seed: An integer seed or a :class:`numpy.random.Generator`. (default: :obj:`0`)
     """
     num_negatives = as_count(num_negatives, "num_negatives")  # -1 or 2.0 failed inside NumPy, naming nothing
-    rng = np.random.default_rng(seed)
-    seen_user, seen_item = seen_index.long().cpu().numpy()
+    num_items = as_count(num_items, "num_items", 1)
+    # an item past num_items is another user's in the keys; a float user was cut to an integer
+    check_pair_index("seen_index", seen_index, num_items)
+    check_user_ids("users", users)
+    device = users.device
+    rng = seeded_rng(seed)
+    keys = (seen_index[0].long() * num_items + seen_index[1].long()).cpu().numpy()
+    if np.any(keys[1:] <= keys[:-1]):  # unsorted or repeated: each user's count and ranks were read wrong
+        keys = np.unique(keys)
+    seen_user = keys // num_items
     users = users.long().cpu().numpy()
     num_users = max(int(users.max(initial=-1)), int(seen_user.max(initial=-1))) + 1
     start = np.r_[0, np.cumsum(np.bincount(seen_user, minlength=num_users))]
@@ -171,9 +188,9 @@ def sample_negatives(
             "--eval-negatives)"
         )
     ranks = torch.from_numpy(_distinct_ranks(available, num_negatives, rng))
-    shifted = unseen_rank_keys(torch.from_numpy(seen_user * num_items + seen_item), num_items)
+    shifted = unseen_rank_keys(torch.from_numpy(keys), num_items)
     users = torch.from_numpy(users)[:, None]
-    return nth_unseen_items(shifted, torch.from_numpy(start)[users], users, ranks, num_items)
+    return nth_unseen_items(shifted, torch.from_numpy(start)[users], users, ranks, num_items).to(device)
 
 
 def _distinct_ranks(available: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -230,6 +247,7 @@ def leave_one_out(
         num_negatives,
     )
     check_option(isinstance(validation, bool), "validation", "True or False", validation)
+    check_seed(seed)  # None drew another split at every call, 1.5 failed inside NumPy
     index, time = merge_interactions(data)
     if not (torch.bincount(index[0]) >= 2).any():  # nobody would be evaluated: every metric would read 0
         raise ValueError(
@@ -260,10 +278,10 @@ def leave_one_out(
 def _num_users(value: int | float, available: int, field: str, minimum: int) -> int:
     """Resolves a user count given as an integer or as a fraction in (0, 1) of ``available`` users (at
     least one user then)."""
-    if isinstance(value, float) and 0 < value < 1:
-        count = max(round(value * available), 1)
-    elif isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0:
-        count = value
+    if is_count(value) and value >= 0:
+        count = int(value)
+    elif is_real(value) and 0 < value < 1:  # NumPy's floats too
+        count = max(round(float(value) * available), 1)
     else:
         raise ValueError(f"{field} must be an integer >= 0 or a fraction in (0, 1), got {value!r}")
     check_option(
@@ -292,7 +310,9 @@ def held_out_users(
     fold-in input that models read at evaluation time (and that
     :class:`~dslgraph.metrics.RankingEvaluator` excludes from the ranking), the rest
     (:math:`\min(\max(\mathrm{round}((1 - \text{fold\_in}) \cdot n), 1), n - 1)` of :math:`n`) becomes
-    ``edge_label_index`` for test users and ``val_edge_label_index`` for validation users.
+    ``edge_label_index`` for test users and ``val_edge_label_index`` for validation users. The output is
+    marked ``data.protocol = "held-out-users"`` beside ``data.train_mask_digest``, by which
+    :func:`training_users` reads its ``train_mask`` and no other written over it.
 
     Args:
         data: The interactions, in the layout of :mod:`dslgraph.data.graph`.
@@ -304,7 +324,9 @@ def held_out_users(
             :math:`(0, 1)`. (default: :obj:`0.8`)
         seed: The seed of every random choice. (default: :obj:`0`)
     """
-    check_option(isinstance(fold_in, float) and 0 < fold_in < 1, "fold_in", "a float in (0, 1)", fold_in)
+    check_option(is_real(fold_in) and 0 < fold_in < 1, "fold_in", "a float in (0, 1)", fold_in)
+    fold_in = float(fold_in)  # NumPy's too
+    check_seed(seed)  # None drew another split at every call, 1.5 failed inside NumPy
     index, time = merge_interactions(data)
     num_users, _ = num_users_items(data)
     counts = torch.bincount(index[0], minlength=num_users)
@@ -327,19 +349,26 @@ def held_out_users(
     )
     rng = np.random.default_rng(seed)
     chosen = eligible[torch.from_numpy(rng.permutation(eligible.numel())[: num_test + num_val])]
-    role = torch.zeros(num_users, dtype=torch.long)  # 0 trains, 1 tests, 2 validates
+    role = torch.zeros(num_users, dtype=torch.long, device=index.device)  # 0 trains, 1 tests, 2 validates
     role[chosen[:num_test]], role[chosen[num_test:]] = 1, 2
 
     held = (role[index[0]] > 0).nonzero().view(-1)
     num_targets = torch.round((1 - fold_in) * counts).long().clamp(min=1).minimum(counts - 1)
-    target = torch.zeros(index.size(1), dtype=torch.bool)
+    target = torch.zeros(index.size(1), dtype=torch.bool, device=index.device)
     target[held[holdout_latest(index[0, held], num_targets, None, rng)]] = True
     edge_role = role[index[0]]
     val = target & (edge_role == 2) if num_val else None
     out = _split(data, index, time, target & (edge_role == 1), val)
     out["user"].train_mask = role == 0
     out.protocol = "held-out-users"  # the mark training_users reads the mask by
+    # and what tells this mask from one written over it (T.RandomNodeSplit puts its own on every node type)
+    out.train_mask_digest = _mask_digest(out["user"].train_mask)
     return out
+
+
+def _mask_digest(mask: Tensor) -> str:
+    """A digest of a boolean mask's values, the same on every device."""
+    return hashlib.sha1(mask.cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def training_users(data: HeteroData) -> Tensor | None:
@@ -347,8 +376,9 @@ def training_users(data: HeteroData) -> Tensor | None:
     :func:`held_out_users`, or :obj:`None` where every user trains (no ``train_mask``).
 
     Raises a :class:`ValueError` on a ``train_mask`` in data that :func:`held_out_users` did not mark
-    (``data.protocol``): PyG's ``T.RandomNodeSplit`` puts one on every node type, and its held-out users'
-    interactions were left out of training without a word, though they stay in the test split.
+    (``data.protocol``), or that was written over since it did (``data.train_mask_digest``): PyG's
+    ``T.RandomNodeSplit`` puts one on every node type, and its held-out users' interactions were left out of
+    training without a word, though they stay in the test split.
     """
     mask = data["user"].get("train_mask")
     if mask is None:
@@ -368,6 +398,14 @@ def training_users(data: HeteroData) -> Tensor | None:
         f"a boolean tensor of shape [{num_users}]",
         f"{tuple(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__,
     )
+    digest = getattr(data, "train_mask_digest", None)  # none on a held-out-users split of one's own
+    if digest is not None and digest != _mask_digest(mask):
+        raise ValueError(
+            f"data['user'].train_mask is not the one held_out_users made: it trains {int(mask.sum())} of "
+            f"{num_users} users, written over since (T.RandomNodeSplit puts a random train_mask on every "
+            "node type, which would leave other users' interactions out of training); leave train_mask as "
+            "the protocol made it, or delete data.train_mask_digest to train the users of this mask"
+        )
     return mask
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..checks import as_count, is_count
-from .graph import check_pair_index, nth_unseen_items, unseen_rank_keys
+from .graph import check_pair_index, check_user_ids, nth_unseen_items, unseen_rank_keys
 
 SAMPLING_MODES = ("edge", "user")
 #: From this many membership tests on, :meth:`NegativeSampler.is_positive` sorts them first.
@@ -56,17 +56,22 @@ class NegativeSampler:
         return unseen_rank_keys(self.keys, self.num_items)
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
-        keys = users.long() * self.num_items + items.long()
+        """Whether each (user, item) pair of ``users`` and ``items`` (broadcast) is a training interaction, on
+        the device of ``users``; the pairs may be on any device (ids on another than the interactions'
+        failed in :func:`torch.searchsorted`)."""
+        keys = (users.long() * self.num_items + items.long().to(users.device)).to(self.keys.device)
         if keys.numel() < SORTED_SEARCH_MIN:
-            return self._in_keys(keys)
+            return self._in_keys(keys).to(users.device)
         # searched in sorted order, each binary search walking the memory the previous one cached: an
         # epoch's 2.4 M draws against Amazon-book's 2.4 M training keys took 3.2 s in random order, 1.0
         # sorted (sort included), on one CPU thread
         sorted_keys, order = keys.reshape(-1).sort()
         found = self._in_keys(sorted_keys)
-        return torch.empty_like(found).scatter_(0, order, found).view(keys.shape)
+        return torch.empty_like(found).scatter_(0, order, found).view(keys.shape).to(users.device)
 
     def _in_keys(self, keys: Tensor) -> Tensor:
+        if not self.keys.numel():  # no positive: every key's search position was past the end
+            return torch.zeros_like(keys, dtype=torch.bool)
         pos = torch.searchsorted(self.keys, keys).clamp_(max=self.keys.numel() - 1)
         return self.keys[pos] == keys
 
@@ -75,6 +80,9 @@ class NegativeSampler:
     ) -> Tensor:
         """Returns ``[len(users)]`` (or ``[len(users), num_negatives]``) negative items, on the device of
         ``users``; they are drawn on ``generator``'s (the one of the training interactions without one)."""
+        # 0 negatives gave an empty draw without a word, 2.0 failed in expand; a negative user got any items
+        num_negatives = as_count(num_negatives, "num_negatives", 1)
+        check_user_ids("users", users)
         device = users.device
         users = users.long().to(self.keys.device)
         shape = (users.numel(),) if num_negatives == 1 else (users.numel(), num_negatives)
@@ -243,6 +251,7 @@ class UserBatches:
     ) -> None:
         if not (is_count(batch_size) and batch_size >= 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_user_ids("users", users)  # float ids were batched as they were, a negative one as the last user
         if users.numel() == 0:
             raise ValueError("no user to train on")
         self.users = users

@@ -46,7 +46,7 @@ from dslgraph.data.graph import (
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments, exclude_entries
-from dslgraph.sparse.table import EmbeddingTable
+from dslgraph.sparse.table import EmbeddingTable, check_index
 
 ScoreFn = Callable[..., Tensor]
 
@@ -217,15 +217,8 @@ def check_rows(rows: Tensor, num_items: int, num_users: int | None = None, spars
 
 def check_ids(name: str, ids: Tensor, bound: int) -> None:
     """Raises a :class:`ValueError` naming ``name`` unless ``ids`` is an int64 or int32 tensor of ids in
-    ``[0, bound)``."""
-    if not is_index(ids):
-        raise ValueError(f"{name} must be a tensor of integer ids, got {describe(ids)}")
-    if ids.dtype not in (torch.int64, torch.int32):
-        # torch indexes by a uint8 tensor as by a boolean mask: other rows, fewer of them, no error
-        raise ValueError(
-            f"{name} must be int64 or int32 ids, got {describe(ids)}, which torch does not index by as ids: "
-            f"pass {name}.long()"
-        )
+    ``[0, bound)`` (the tables' :func:`~dslgraph.sparse.table.check_index`, and the range)."""
+    check_index(ids, name)
     outside = ids[(ids < 0) | (ids >= bound)]
     if outside.numel():
         raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}")

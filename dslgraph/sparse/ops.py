@@ -78,7 +78,9 @@ def csr_row_slice(adj: Tensor, start: int, end: int) -> Tensor:
 
 def csr_segments(crow: Tensor, rows: Tensor, dtype: torch.dtype = torch.long) -> tuple[Tensor, Tensor]:
     """For CSR rows ``rows``: the entry positions of each, and which element of ``rows`` owns it,
-    as ``dtype`` (int32 halves the memory where the counts fit)."""
+    as ``dtype`` (int32 halves the memory where the counts fit), on the device of ``crow`` (``rows`` may be
+    on any: GPU rows of a CPU matrix failed indexing it, CPU rows of a GPU one in ``repeat_interleave``)."""
+    rows = rows.to(crow.device)
     # indexing the N row starts and ends, not crow itself: an out-of-range row fails naming N, and a
     # negative one counts from the end as it does for a dense table (crow[rows + 1] mixed up rows)
     start = crow[:-1][rows]
@@ -92,14 +94,14 @@ def exclude_entries(
     scores: Tensor, crow: Tensor, col: Tensor, rows: Tensor, copy_shared: bool = True
 ) -> Tensor:
     """``scores`` (``[B, N]``, row ``b`` for CSR row ``rows[b]``) with :math:`-\\infty` at the columns each
-    CSR row holds (``crow``, ``col``: its row pointer and column indices on ``scores``' device): the items
-    a ranking excludes. Written into ``scores`` itself, so that a batch of scores is held once, unless
-    ``copy_shared`` and writing there could change more than these scores (a view, a zero stride, a
-    parameter): then into a copy. Use the returned tensor."""
+    CSR row holds (``crow``, ``col``: its row pointer and column indices, best on ``scores``' device,
+    where they are moved otherwise): the items a ranking excludes. Written into ``scores`` itself, so that
+    a batch of scores is held once, unless ``copy_shared`` and writing there could change more than these
+    scores (a view, a zero stride, a parameter): then into a copy. Use the returned tensor."""
     if copy_shared and _shares_memory(scores):
         scores = scores.clone(memory_format=torch.contiguous_format)
-    entry, row = csr_segments(crow, rows)
-    scores[row, col[entry]] = float("-inf")
+    entry, row = csr_segments(crow.to(scores.device), rows)
+    scores[row, col.to(scores.device)[entry]] = float("-inf")
     return scores
 
 

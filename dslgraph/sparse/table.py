@@ -52,11 +52,22 @@ def check_shape(num_embeddings: int, embedding_dim: int) -> tuple[int, int]:
     return as_count(num_embeddings, "num_embeddings", 1), as_count(embedding_dim, "embedding_dim", 1)
 
 
-def check_index(index: Tensor) -> None:
-    """Refuses row ids that are not an int64 or int32 tensor, as :class:`torch.nn.Embedding` does: indexing
-    with a bool or uint8 tensor reads it as a mask of the rows."""
-    if index.dtype not in (torch.long, torch.int32):
-        raise TypeError(f"index must hold int64 or int32 row ids, got {index.dtype}")
+def check_index(index: Tensor, name: str = "index") -> None:
+    """Raises a :class:`ValueError` naming ``name`` unless ``index`` is an int64 or int32 tensor of ids, as
+    :class:`torch.nn.Embedding` takes: torch indexes by a bool or uint8 tensor as by a mask of the rows (other
+    rows, fewer of them, no error), and a float tensor or a list failed naming neither. The check of the
+    models' ids too (:func:`dslgraph.nn.base.check_ids`), which adds their range."""
+    if isinstance(index, Tensor) and index.dtype in (torch.int64, torch.int32):
+        return
+    if not isinstance(index, Tensor):
+        raise ValueError(f"{name} must be a tensor of integer ids, got a {type(index).__name__}")
+    got = f"a {index.dtype} tensor of shape {list(index.shape)}"
+    if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+        raise ValueError(f"{name} must be a tensor of integer ids, got {got}")
+    raise ValueError(
+        f"{name} must be int64 or int32 ids, got {got}, which torch does not index by as ids: pass "
+        f"{name}.long()"
+    )
 
 
 class EmbeddingTable(nn.Module):

@@ -14,6 +14,7 @@ from dslgraph.data import (
     propagation_graph,
 )
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator
+from dslgraph.sparse.ops import csr_segments, exclude_entries
 
 
 def test_propagation_graph_is_the_normalised_bipartite_graph_with_int32_indices(small_data):
@@ -157,6 +158,37 @@ def test_make_interaction_data_refuses_evaluation_pairs_seen_in_training():
     assert data[EDGE].val_edge_label_index.tolist() == [[0], [0]]
 
 
+@pytest.mark.parametrize(
+    ("times", "message"),
+    [
+        # the validation split's times were dropped, and with them every protocol's use of the times
+        ((torch.tensor([5]), torch.tensor([6])), r"got a tuple of Tensor, Tensor$"),
+        (([5], None, None), r"got a tuple of list, NoneType, NoneType$"),  # failed reading the list's shape
+        (torch.tensor([5, 6, 7]), r"got a Tensor$"),  # "Boolean value of Tensor ... is ambiguous"
+    ],
+)
+def test_make_interaction_data_refuses_times_it_would_drop_or_misread(times, message):
+    train, test, val = torch.tensor([[0], [0]]), torch.tensor([[1], [1]]), torch.tensor([[0], [2]])
+    with pytest.raises(
+        ValueError, match=r"^times must be the \(train, test, val\) splits' timestamp .*" + message
+    ):
+        make_interaction_data(2, 3, train, test, val, times)
+    with pytest.raises(ValueError, match=r"^val timestamps are given without val interactions$"):
+        make_interaction_data(2, 3, train, test, None, (None, None, torch.tensor([5])))
+    data = make_interaction_data(2, 3, train, test, val, [torch.tensor([5]), None, torch.tensor([7])])
+    assert data[EDGE].time.tolist() == [5] and data[EDGE].val_edge_label_time.tolist() == [7]
+
+
+def test_propagation_graph_refuses_a_dtype_its_weights_cannot_take(small_data):
+    # torch.long failed as "Sparse CSR tensors do not have strides"
+    for dtype in (torch.long, torch.bool, "float32"):
+        with pytest.raises(
+            ValueError, match=rf"^dtype must be a floating-point torch.dtype .*, got {dtype!r}$"
+        ):
+            propagation_graph(small_data, dtype)
+    assert propagation_graph(small_data, torch.float64).dtype == torch.float64
+
+
 def test_propagation_graph_by_hand():
     # users u0 (items 0, 1), u1 (item 0), u2 (none); nodes u0, u1, u2, i0, i1 with degrees 2, 1, 0, 2, 1:
     # D^-1/2 A D^-1/2 weighs (u0, i0) 1/sqrt(2 * 2), (u0, i1) and (u1, i0) 1/sqrt(2 * 1), in both
@@ -217,3 +249,23 @@ def test_graph_inputs_of_interactions_on_cuda_are_made_on_cuda(small_data):
     for got, want in zip(_graph_inputs(small_data.to("cuda")), _graph_inputs(small_data)):
         assert got.is_cuda
         torch.testing.assert_close(got.to_dense().cpu(), want.to_dense())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_csr_rows_are_read_by_rows_on_another_device_cuda(small_data):
+    # csr_segments indexed the row pointer by the rows where they were (GPU rows of a CPU matrix failed, CPU
+    # rows of a GPU one failed in repeat_interleave), and exclude_entries took its CSR where it was given
+    csr = interaction_csr(small_data[EDGE].edge_index, 30, 40)
+    rows = torch.tensor([3, 0, 3, 29])
+    entry, owner = csr_segments(csr.crow_indices(), rows)
+    scores = exclude_entries(torch.zeros(4, 40), csr.crow_indices(), csr.col_indices(), rows)
+    assert scores.isinf().any()
+    gpu = csr.to("cuda")
+    for matrix, ids in ((csr, rows.cuda()), (gpu, rows)):
+        got = csr_segments(matrix.crow_indices(), ids)
+        assert all(part.device == matrix.device for part in got)
+        assert torch.equal(got[0].cpu(), entry) and torch.equal(got[1].cpu(), owner)
+        excluded = exclude_entries(
+            torch.zeros(4, 40).cuda(), matrix.crow_indices(), matrix.col_indices(), ids
+        )
+        assert excluded.is_cuda and torch.equal(excluded.cpu(), scores)

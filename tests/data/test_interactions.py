@@ -40,6 +40,27 @@ def test_holdout_mask_bad_ratio(ratio):
         holdout_mask(torch.tensor([0, 0, 1]), ratio)
 
 
+@pytest.mark.parametrize(
+    ("user", "time", "seed", "message"),
+    [
+        ([0.0, 1.0, 1.0], None, 0, r"user must be a 1-D tensor of user ids >= 0, got a torch.float32 tensor"),
+        ([0, -1, 1], None, 0, r"user must be a 1-D tensor of user ids >= 0, got id -1"),  # bincount's error
+        ([0, 1, 1], [1, 2], 0, r"time must be a tensor of shape \[3\] \(one per interaction\), got \[2\]"),
+        ([0, 1, 1], None, None, r"seed must be an integer >= 0, got None"),  # another split at every call
+    ],
+)
+def test_holdout_masks_refuse_what_they_cannot_split_by_naming_it(user, time, seed, message):
+    # a float user failed in torch.bincount ("bincount_cpu" not implemented for 'Float'), times of another
+    # length in numpy.lexsort, naming neither
+    time = None if time is None else torch.tensor(time)
+    for split in (
+        lambda: holdout_mask(torch.tensor(user), 0.5, seed, time),
+        lambda: leave_one_out_mask(torch.tensor(user), seed, time),
+    ):
+        with pytest.raises(ValueError, match=message):
+            split()
+
+
 def test_holdout_mask_by_time_takes_latest():
     user = torch.tensor([0, 0, 0, 0, 1, 1])
     time = torch.tensor([4, 1, 3, 2, 9, 8])

@@ -1,3 +1,4 @@
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -201,6 +202,52 @@ def test_sample_negatives_refuses_a_number_that_is_no_count(num_negatives):
         sample_negatives(torch.tensor([[0], [1]]), torch.tensor([0]), 3, num_negatives)
 
 
+def test_sample_negatives_of_interactions_in_any_order_are_never_seen_items():
+    """seen_index out of user order gave each user the counts of other users: positives and ids outside
+    [0, num_items) among the negatives (-98 .. 229 of 40 items); a pair given twice cut a user's choice."""
+    index = torch.stack(torch.meshgrid(torch.arange(5), torch.arange(0, 40, 3), indexing="ij")).view(2, -1)
+    shuffled = index[:, torch.randperm(index.size(1), generator=torch.Generator().manual_seed(3))]
+    expected = sample_negatives(index, torch.arange(5), 40, 20, seed=4)
+    for seen in (index.flip(1), shuffled, torch.cat([index, index[:, :10]], dim=1)):
+        assert torch.equal(sample_negatives(seen, torch.arange(5), 40, 20, seed=4), expected)
+    assert not (expected % 3 == 0).any() and expected.max() < 40
+
+
+@pytest.mark.parametrize(
+    ("seen", "users", "message"),
+    [
+        ([[0, 1], [1, 45]], [0], r"seen_index must hold .* items in \[0, num_items=40\), got .* items 1..45"),
+        (
+            [[0, 1], [1, 2]],
+            [-1],
+            r"users must be a 1-D tensor of user ids >= 0, got id -1",
+        ),  # the last user's
+        ([[0, 1], [1, 2]], [1.7], r"users must be a 1-D tensor of user ids >= 0, got a torch.float32 tensor"),
+    ],
+)
+def test_sample_negatives_refuses_ids_it_would_misread(seen, users, message):
+    # drawn without a word: an item past num_items is another user's in the keys, user 1.7 was user 1
+    with pytest.raises(ValueError, match=message):
+        sample_negatives(torch.tensor(seen), torch.tensor(users), 40, 3)
+
+
+@pytest.mark.parametrize("seed", [None, 1.5, -1, "0"])
+def test_protocols_refuse_a_seed_that_is_no_integer_naming_it(small_data, seed):
+    # None drew another split at every call, without a word; 1.5, -1 and "0" failed inside NumPy
+    for protocol in (
+        lambda: leave_one_out(small_data, 5, seed=seed),
+        lambda: held_out_users(small_data, 3, seed=seed),
+        lambda: sample_negatives(small_data[EDGE].edge_index, torch.tensor([0]), NUM_ITEMS, 3, seed=seed),
+    ):
+        with pytest.raises(ValueError, match=rf"^seed must be an integer >= 0, got {seed!r}$"):
+            protocol()
+    generator = np.random.default_rng(7)  # a generator, which sample_negatives takes, is used as it is
+    drawn = sample_negatives(small_data[EDGE].edge_index, torch.tensor([0]), NUM_ITEMS, 3, generator)
+    assert torch.equal(
+        drawn, sample_negatives(small_data[EDGE].edge_index, torch.tensor([0]), NUM_ITEMS, 3, 7)
+    )
+
+
 def test_leave_one_out_too_few_negatives():
     index = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 2, 0, 1]])
     data = make_interaction_data(2, 4, index[:, :3], index[:, 3:])
@@ -249,6 +296,15 @@ def test_held_out_users_fold_in():
     assert torch.equal(again[EDGE].edge_label_index, store.edge_label_index)
     assert "val_edge_label_index" not in held_out_users(data, num_test_users=0.5)[EDGE]
     assert (~held_out_users(data, num_test_users=0.001)["user"].train_mask).sum() == 1
+
+
+def test_held_out_users_take_numpy_numbers():
+    # np.float32(0.1) users and fold_in were refused as no fraction ("must be a float in (0, 1)")
+    data, _, _ = timed_data()
+    expected = held_out_users(data, num_test_users=0.1, num_val_users=2, fold_in=0.5)
+    out = held_out_users(data, np.float32(0.1), np.int64(2), fold_in=np.float32(0.5))
+    assert out["user"].train_mask.sum() == expected["user"].train_mask.sum() == NUM_USERS - 5
+    assert torch.equal(out[EDGE].edge_label_index, expected[EDGE].edge_label_index)
 
 
 def test_held_out_users_two_interactions_keep_one_each():
@@ -302,6 +358,63 @@ def test_a_train_mask_is_read_only_where_held_out_users_marked_the_data(small_da
         ValueError, match=r"train_mask must be a boolean tensor of shape \[30\], got '\(30,\)"
     ):
         training_users(split)
+
+
+def test_a_train_mask_written_over_after_held_out_users_is_refused(small_data):
+    """T.RandomNodeSplit applied to held_out_users' output kept its protocol mark: the trainer read the node
+    split's random train_mask as the protocol's, training 21 of 30 users without a word."""
+    out = held_out_users(small_data, num_test_users=3)
+    assert torch.equal(training_users(out.to("cpu")), out["user"].train_mask)  # moved, it is the same mask
+    split = T.RandomNodeSplit(num_val=0.1, num_test=0.2, key=None)(copy.copy(out))
+    message = r"train_mask is not the one held_out_users made: it trains 21 of 30 users, .*RandomNodeSplit"
+    with pytest.raises(ValueError, match=message):
+        training_users(split)
+    del split.train_mask_digest  # the user's own mask, asked for
+    assert torch.equal(training_users(split), split["user"].train_mask)
+
+
+def _protocol_outputs(data):
+    users = data[EDGE].edge_index[0, [0, 0, 5]]
+    return [
+        leave_one_out(data, 5, validation=True),
+        held_out_users(data, num_test_users=3, num_val_users=2),
+        merge_interactions(data),
+        sample_negatives(data[EDGE].edge_index, users, NUM_ITEMS, 4),
+    ]
+
+
+def _tensors(outputs):
+    for out in outputs:
+        if isinstance(out, torch.Tensor):
+            yield out
+        elif isinstance(out, tuple):
+            yield from _tensors(out)
+        else:
+            yield from (value for store in out.stores for value in store.values() if torch.is_tensor(value))
+
+
+def test_protocols_make_their_output_on_the_inputs_device_not_the_default_one():
+    # held_out_users made its masks on the default device, and every protocol came back on the CPU from data
+    # moved by .to("cuda"); another default device (meta) shows where the tensors are made
+    data, _, _ = timed_data()
+    expected = list(_tensors(_protocol_outputs(data)))
+    with torch.device("meta"):
+        made = list(_tensors(_protocol_outputs(data)))
+    assert len(made) == len(expected) > 10
+    for got, want in zip(made, expected):
+        assert got.device.type == "cpu" and torch.equal(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_protocols_of_data_on_cuda_split_as_on_the_cpu_and_stay_on_cuda():
+    data, _, _ = timed_data()
+    outputs = _protocol_outputs(data.to("cuda"))
+    assert outputs[1].train_mask_digest == held_out_users(data, 3, 2).train_mask_digest
+    assert torch.equal(training_users(outputs[1]).cpu(), outputs[1]["user"].train_mask.cpu())
+    made, expected = list(_tensors(outputs)), list(_tensors(_protocol_outputs(data)))
+    assert len(made) == len(expected)
+    for got, want in zip(made, expected):
+        assert got.is_cuda and torch.equal(got.cpu(), want)
 
 
 def test_load_dataset_applies_the_transform_to_the_protocol_split(tmp_path):

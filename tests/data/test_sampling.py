@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -268,6 +270,44 @@ def test_int32_ids_are_keyed_without_overflow(max_rounds):
     assert not sampler.is_positive(users.long(), negatives).any()
 
 
+def test_sampler_refuses_a_count_or_users_it_cannot_draw_for():
+    # 0 negatives gave an empty draw without a word, 2.0 failed in expand; user -1 got any items as negatives
+    sampler = NegativeSampler(_train(), 30)
+    for num_negatives in (0, 2.0, True):
+        with pytest.raises(
+            ValueError, match=rf"^num_negatives must be an integer >= 1, got {num_negatives}$"
+        ):
+            sampler.sample(torch.arange(3), num_negatives)
+    with pytest.raises(ValueError, match=r"^users must be a 1-D tensor of user ids >= 0, got id -1$"):
+        sampler.sample(torch.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"users must be .*, got a torch.float32 tensor of shape \[2\]$"):
+        sampler.sample(torch.tensor([0.0, 1.5]), 2)
+
+
+def test_a_sampler_of_no_interactions_draws_every_item():
+    # every draw and look-up failed with an IndexError: the search position was past the end of no keys
+    sampler = NegativeSampler(torch.empty(2, 0, dtype=torch.long), 5)
+    drawn = sampler.sample(torch.zeros(200, dtype=torch.long), 2, torch.Generator().manual_seed(0))
+    assert set(drawn.view(-1).tolist()) == set(range(5))
+    assert not sampler.is_positive(torch.tensor([0, 1]), torch.tensor([3, 4])).any()
+
+
+@pytest.mark.parametrize(
+    ("users", "got"),
+    [
+        ([0.0, 1.0], "a torch.float32 tensor of shape [2]"),
+        ([-1, 1], "id -1"),
+        ([[0, 1]], "a torch.int64 tensor"),
+    ],
+)
+def test_user_batches_refuse_what_are_no_user_ids(users, got):
+    # float ids were batched as they were, -1 as the last user, without a word
+    with pytest.raises(
+        ValueError, match=rf"^users must be a 1-D tensor of user ids >= 0, got {re.escape(got)}"
+    ):
+        UserBatches(torch.tensor(users), 2)
+
+
 def test_negatives_are_drawn_on_the_generators_device_not_the_default_one():
     # drawn on the default device, a sampler of GPU interactions met CPU draws in its look-up; another
     # default device (meta) shows where they are made. max_rounds=0: the direct draws too
@@ -297,3 +337,20 @@ def test_sampler_and_batches_of_interactions_on_cuda_draw_as_on_the_cpu():
         for index in (train.cuda(), train)
     ]
     assert all(a.is_cuda and torch.equal(a, b) for a, b in zip(*epochs))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_positives_of_pairs_on_another_device_than_the_interactions_cuda():
+    # the keys of user * num_items + item were searched where the pairs were: ids on another device than the
+    # training interactions failed in torch.searchsorted
+    train = _train()
+    cpu, gpu = NegativeSampler(train, 30), NegativeSampler(train.cuda(), 30)
+    for size in (100, SORTED_SEARCH_MIN):  # both ways of searching
+        users = torch.randint(50, (size,), generator=torch.Generator().manual_seed(0))
+        items = torch.randint(30, (size,), generator=torch.Generator().manual_seed(1))
+        expected = cpu.is_positive(users, items)
+        assert expected.any() and not expected.all()
+        found = gpu.is_positive(users, items)
+        assert found.device.type == "cpu" and torch.equal(found, expected)
+        found = cpu.is_positive(users.cuda(), items.cuda())
+        assert found.is_cuda and torch.equal(found.cpu(), expected)

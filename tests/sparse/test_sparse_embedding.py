@@ -516,10 +516,14 @@ def test_rows_are_looked_up_by_integer_ids_only(build, dtype):
     its length as a mask of its rows, where the sparse one refused it."""
     table = build(10, 4)
     torch.testing.assert_close(table(torch.tensor([1, 2], dtype=torch.int32)), table.to_dense()[[1, 2]])
-    with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
+    # ValueError, as the models' check of their ids (check_ids, which shares it) raises
+    refused = rf"^index must be (a tensor of integer|int64 or int32) ids, got a {dtype} tensor of shape "
+    with pytest.raises(ValueError, match=refused + r"\[2\]"):
         table(torch.tensor([1, 0], dtype=dtype))
-    with pytest.raises(TypeError, match=f"index must hold int64 or int32 row ids, got {dtype}"):
+    with pytest.raises(ValueError, match=refused + r"\[10\]"):
         table(torch.arange(10).remainder(2).to(dtype))  # as long as the table: a mask of its rows
+    with pytest.raises(ValueError, match=r"^index must be a tensor of integer ids, got a list$"):
+        table([1, 2])  # an AttributeError of the list's dtype
 
 
 @pytest.mark.parametrize("density", [None, 0.5])
