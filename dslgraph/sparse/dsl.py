@@ -185,7 +185,13 @@ class _MaskedTarget(_Target):
         if "momentum_buffer" in state and state["momentum_buffer"] is not None:
             # SGD keeps a sparse buffer for the sparse gradients of nn.Embedding(sparse=True)
             return state["momentum_buffer"].to_dense().abs().reshape(-1)
-        raise ValueError(f"momentum growth needs an optimizer with momentum state for {self.name!r}")
+        held = sorted(key for key, value in state.items() if isinstance(value, Tensor) and value.numel() > 1)
+        raise ValueError(
+            f"momentum growth needs a momentum of {self.name!r}: Adam's exp_avg (Adam, AdamW, NAdam, "
+            "RAdam, Adamax, SparseAdam) or a momentum_buffer (SGD or RMSprop with momentum > 0), but the "
+            f"attached {type(optimizer).__name__} holds {held or 'no per-entry state for it'}; use "
+            "growth='gradient' or one of those optimizers"
+        )
 
     def replace(self, pruned, grown, optimizer, reset_state):
         _put(self.mask, self.active_positions()[pruned], False)
@@ -249,6 +255,13 @@ def _mask_loaded(attr: str, mask_name: str, module: nn.Module, incompatible_keys
     """Load-state-dict post-hook of a masked module: inactive weights stay zero whatever was loaded."""
     with torch.no_grad():
         getattr(module, attr).mul_(getattr(module, mask_name))
+
+
+def _mask_tied_loaded(
+    owner: nn.Module, attr: str, mask_name: str, module: nn.Module, incompatible_keys
+) -> None:
+    """Load-state-dict post-hook of a module holding a masked weight tied to ``owner``'s."""
+    _mask_loaded(attr, mask_name, owner, incompatible_keys)
 
 
 def _reset_masked(module: nn.Module, own, masked: list[tuple[nn.Module, str, str]], *args, **kwargs):
@@ -319,8 +332,6 @@ def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor)
     for key, value in state.items():
         if not (isinstance(value, Tensor) and value.shape == param.shape):
             continue  # a scalar (step, ASGD's eta and mu) or a factored state, not one per element
-        if value.layout != torch.strided:  # SGD's momentum of nn.Embedding(sparse=True)
-            value = state[key] = value.to_dense()
         initial = _INITIAL_STATE.get(key)
         if initial is None:
             name = type(optimizer).__name__
@@ -333,7 +344,12 @@ def _reset_state(optimizer: torch.optim.Optimizer, param: Tensor, index: Tensor)
                     key,
                 )
             initial = _zero
-        _put(value, index, initial(group, param, index))
+        if value.layout == torch.strided:
+            _put(value, index, initial(group, param, index))
+        else:  # SGD's momentum of nn.Embedding(sparse=True): made dense, Nesterov's next step failed
+            dense = value.to_dense()
+            _put(dense, index, initial(group, param, index))
+            state[key] = dense.to_sparse(value.sparse_dim())
 
 
 class DynamicSparseLearning:
@@ -589,14 +605,27 @@ class DynamicSparseLearning:
                 table.init, table.std = getattr(obj, "init", "normal"), getattr(obj, "std", 1.0)
                 _set_submodule(self.model, name, table)
                 return _TableTarget(name, table)
-            return _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init, row_degree)
+            target = _MaskedTarget(name, obj, "weight", density, self.generator, self.mask_init, row_degree)
+            return self._mask_tied_loads(target)
         module_name, _, attr = name.rpartition(".")
         module = self.model.get_submodule(module_name)
         if replace:
             layer = SparseLinear.from_linear(module, density, generator=self.generator)
             _set_submodule(self.model, module_name, layer)
             return _TableTarget(name, layer.sparse_weight)
-        return _MaskedTarget(name, module, attr, density, self.generator)
+        return self._mask_tied_loads(_MaskedTarget(name, module, attr, density, self.generator))
+
+    def _mask_tied_loads(self, target: _MaskedTarget) -> _MaskedTarget:
+        """Masks a tied weight after every module holding it loads a state, not only the module of its
+        mask: a dense state loaded with ``strict=False`` wrote the weight again under the later name
+        (an output layer tied to a table) and left it unmasked until the next optimizer step."""
+        for module in self.model.modules():
+            if module is not target.module and any(
+                p is target.param for p in module.parameters(recurse=False)
+            ):
+                hook = functools.partial(_mask_tied_loaded, target.module, target.attr, target.mask_name)
+                module.register_load_state_dict_post_hook(hook)
+        return target
 
     def _keep_masks_on_reset(self) -> None:
         """Makes ``reset_parameters()`` redraw the values of the targets and keep their masks: a masked
@@ -622,18 +651,15 @@ class DynamicSparseLearning:
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
         """Registers the optimizer (created after this controller) whose state DSL manages: required
         before training, and again for an optimizer created later (a new learning-rate phase)."""
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        for target in self.targets:
-            params, _ = target.storage()
-            # an optimizer made before the controller holds the dense tensors it replaced: the
-            # sparse ones would silently never train
-            if any(p.requires_grad and id(p) not in held for p in params):
-                raise ValueError(
-                    f"the optimizer does not hold the parameters of DSL target {target.name!r}: DSL "
-                    "manages one optimizer, which holds every target (not one optimizer per part of "
-                    "the model); create it after DynamicSparseLearning, from model.parameters() (one "
-                    "made before holds the dense tensors that the controller replaced)"
-                )
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            # a scheduler, a parameter list or a wrapper failed with an AttributeError, a wrapper after
+            # the controller had taken it: its steps were then never seen
+            raise TypeError(
+                f"attach takes a torch.optim.Optimizer, got {type(optimizer).__name__}: DSL hooks the "
+                "optimizer's step and resets its state of grown entries (attach the torch optimizer that "
+                "a wrapper steps, not the wrapper or a learning-rate scheduler)"
+            )
+        self._check_held(optimizer)
         self.optimizer = optimizer
         if self._mask_hook is not None:
             self._mask_hook.remove()
@@ -641,6 +667,31 @@ class DynamicSparseLearning:
         self._steps_unseen = self._steps_since_update = 0
         self._found_inf = None
         return self
+
+    def _check_held(self, optimizer: torch.optim.Optimizer) -> None:
+        """Refuses an optimizer that does not hold every target that trains: at :meth:`attach`, and at
+        every update for a target frozen when the optimizer was made and unfrozen since (an update
+        failed with a bare ``StopIteration``, or under ``optimizer_state="keep"`` pruned trained weights
+        for zeros that never trained)."""
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for target in self.targets:
+            params, _ = target.storage()
+            # an optimizer made before the controller holds the dense tensors it replaced: the
+            # sparse ones would silently never train
+            missing = [p for p in params if p.requires_grad and id(p) not in held]
+            if missing:
+                # named as the model names it now: a choice of parameters by name made after the
+                # controller (name.endswith("weight")) passes over the sparse backend's "<table>.values"
+                names = self.model.named_parameters(remove_duplicate=False)
+                name = next((n for n, p in names if p is missing[0]), target.name)
+                raise ValueError(
+                    f"the optimizer does not hold the parameters of DSL target {target.name!r} ({name!r}): "
+                    "DSL manages one optimizer, which holds every target (not one optimizer per part of "
+                    "the model); create it after DynamicSparseLearning, from model.parameters() or from "
+                    f"parameters chosen by their names then, {name!r} among them (one made before holds the "
+                    "dense tensors that the controller replaced; a target frozen when it was made and "
+                    "trained since needs optimizer.add_param_group)"
+                )
 
     def _hook_optimizer(self) -> None:
         # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
@@ -746,6 +797,7 @@ class DynamicSparseLearning:
     def update(self) -> dict:
         """One prune-and-grow round at the current iteration; returns what it did."""
         self._check_optimizer()
+        self._check_held(self.optimizer)
         rho = self.update_fraction()
         # changed: the n entries pruned and grown; moved: those of them not grown straight back where pruned
         record = {"iteration": self.iteration, "rho": rho, "changed": {}, "moved": {}}
@@ -955,7 +1007,11 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
     used = []
     if isinstance(module, nn.Embedding):
         defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
-        used += [option for option, default in defaults.items() if getattr(module, option) is not default]
+        used += [
+            f"{option}={getattr(module, option)!r}"
+            for option, default in defaults.items()
+            if getattr(module, option) is not default
+        ]
     for base, methods in _REPLACED_METHODS.items():
         if isinstance(module, base):
             own = [m for m in methods if getattr(type(module), m) is not getattr(base, m)]
@@ -1003,8 +1059,12 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
         raise ValueError(f"targets must be 'tables' and/or regular expressions (strings), got {patterns!r}")
     selected: dict[str, object] = {}
     table_params: set[str] = set()
-    sparse_linears = [name for name, module in model.named_modules() if isinstance(module, SparseLinear)]
-    for name, module in model.named_modules():
+    # every name of a shared module or parameter: a regular expression of the second name of a tied
+    # weight (out.weight, tied to emb.weight) "matched no parameter" in a list that left it out
+    modules = list(model.named_modules(remove_duplicate=False))
+    parameters = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    sparse_linears = [name for name, module in modules if isinstance(module, SparseLinear)]
+    for name, module in modules:
         if any(name.startswith(f"{layer}.") for layer in sparse_linears):
             continue  # a SparseLinear's weight is a layer's weight, not an embedding table
         if isinstance(module, (EmbeddingTable, nn.Embedding)):
@@ -1022,10 +1082,9 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
             regex = re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"target {pattern!r} is not a regular expression: {exc}") from None
-        hits = [n for n, _ in model.named_parameters() if regex.fullmatch(n)]
+        hits = [n for n in parameters if regex.fullmatch(n)]
         if not hits:
-            names = [n for n, _ in model.named_parameters()]
-            raise ValueError(f"target {pattern!r} matches no parameter; parameters are {names}")
+            raise ValueError(f"target {pattern!r} matches no parameter; parameters are {parameters}")
         for name in hits:
             if isinstance(model.get_parameter(name), nn.parameter.UninitializedParameter):
                 raise ValueError(

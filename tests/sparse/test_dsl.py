@@ -646,6 +646,40 @@ def test_attach_names_one_optimizer_for_every_target():
             dsl.attach(optimizer)
 
 
+def test_attach_names_the_renamed_parameter_a_choice_by_name_missed():
+    """Parameters chosen by name after the controller (those ending in weight or bias) passed over the
+    sparse table's "0.values"; attach() named the target only and said to create the optimizer after the
+    controller, which the loop had done."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 1))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10)
+    chosen = [p for name, p in model.named_parameters() if name.endswith(("weight", "bias"))]
+    with pytest.raises(ValueError, match=r"DSL target '0' \('0.values'\).*'0.values' among them"):
+        dsl.attach(torch.optim.AdamW(chosen))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+@pytest.mark.parametrize("optimizer_state", ["reset", "keep"])
+def test_a_target_unfrozen_after_the_optimizer_was_made_is_named_at_the_update(backend, optimizer_state):
+    """A table frozen while the optimizer was built from the parameters that train, and unfrozen later:
+    the update failed with a bare StopIteration (reset), or pruned trained weights for grown zeros that
+    the optimizer never trained (keep)."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 1))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, update_interval=2, backend=backend, optimizer_state=optimizer_state
+    )
+    model[0].requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    dsl.attach(optimizer)
+    model[0].requires_grad_(True)
+    name = "0.values" if backend == "sparse" else "0.weight"
+    with pytest.raises(ValueError, match=f"DSL target '0' \\('{name}'\\).*needs optimizer.add_param_group"):
+        for _ in range(2):
+            optimizer.zero_grad()
+            model(torch.arange(10)).sum().backward()
+            optimizer.step()
+            dsl.step()
+
+
 def test_reset_without_an_attached_optimizer_fails_clearly():
     model = _Custom()
     dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=1)
@@ -690,7 +724,8 @@ def test_double_model_stays_double_and_matches_its_dense_twin(backend):
 )
 def test_embedding_options_a_sparse_table_would_drop_fail_clearly(options):
     model = nn.Sequential(nn.Embedding(10, 4, **options))
-    with pytest.raises(ValueError, match=f"'0' is an nn.Embedding with {next(iter(options))}"):
+    option, value = next(iter(options.items()))  # with its value: "with sparse" read as a noun
+    with pytest.raises(ValueError, match=re.escape(f"'0' is an nn.Embedding with {option}={value!r},")):
         DynamicSparseLearning(model, 0.5, total_steps=10)
     if "sparse" not in options:  # a masked dense table keeps them
         DynamicSparseLearning(model, 0.5, total_steps=10, backend="masked")
@@ -1292,6 +1327,33 @@ def test_a_tied_weight_selected_twice_is_masked_once(model, targets):
     assert int((tied.get_parameter(next(n for n, _ in tied.named_parameters())) != 0).sum()) == 200
 
 
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_tied_weight_named_by_its_second_name_is_a_target(backend):
+    """r"out\\.weight" of a weight tied to emb.weight matched no parameter, in a list of parameters
+    that left out.weight out."""
+    tied = _Tied()
+    if backend == "sparse":
+        with pytest.raises(ValueError, match=r"'out\.weight' is shared as \['emb\.weight', 'out\.weight'\]"):
+            DynamicSparseLearning(tied, 0.5, total_steps=10, targets=r"out\.weight")
+        return
+    dsl = DynamicSparseLearning(tied, 0.5, total_steps=10, targets=r"out\.weight", backend=backend)
+    assert dsl.active_counts() == {"out.weight": 200}
+    assert tied.out.weight is tied.emb.weight and int((tied.emb.weight != 0).sum()) == 200
+
+
+def test_a_dense_state_loaded_loosely_into_a_tied_masked_model_is_masked():
+    """The table's module masked the weight after its own load; the output layer tied to it then loaded
+    the dense weight again, active at every entry until the next optimizer step."""
+    torch.manual_seed(0)
+    dense = _Tied()
+    tied = _Tied()
+    dsl = DynamicSparseLearning(tied, 0.5, total_steps=10, backend="masked")
+    tied.load_state_dict(dense.state_dict(), strict=False)
+    assert tied.out.weight is tied.emb.weight
+    torch.testing.assert_close(tied.emb.weight, dense.emb.weight * tied.emb.weight_mask)
+    assert dsl.active_counts() == {"emb": 200}
+
+
 def test_a_refused_embedding_leaves_the_model_as_it_was():
     """The first table was already replaced by a sparse one when the second was refused."""
     model = nn.Sequential(nn.Embedding(10, 4), nn.Embedding(10, 4, padding_idx=0))
@@ -1449,6 +1511,78 @@ def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
         assert not momentum[grown].any()
     assert len(dsl.updates) == 2 and all(u["changed"] for u in dsl.updates)
     assert grown.numel() > 0  # the last update moved entries
+
+
+def test_nesterov_momentum_of_a_sparse_gradient_embedding_stays_sparse_through_an_update():
+    """The reset made SGD's sparse momentum dense, and Nesterov's next step failed inside torch with
+    'add(sparse, dense) is not supported'."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, backend="masked")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    dsl.attach(optimizer)
+    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    for _ in range(4):
+        optimizer.zero_grad()
+        (model(torch.arange(12)) * coefficient).sum().backward()
+        optimizer.step()
+        dsl.step()
+        assert not model[0].weight[~model[0].weight_mask].any()
+    momentum = optimizer.state[model[0].weight]["momentum_buffer"]
+    assert momentum.layout == torch.sparse_coo
+    assert len(dsl.updates) == 2 and all(u["moved"]["0"] for u in dsl.updates)
+
+
+@pytest.mark.parametrize(
+    "make,holds",
+    [
+        (lambda p: torch.optim.Adagrad(p), r"Adagrad holds \['sum'\]"),
+        (lambda p: torch.optim.SGD(p, lr=0.1), "SGD holds no per-entry state"),
+    ],
+    ids=["adagrad", "sgd-without-momentum"],
+)
+def test_momentum_growth_without_a_momentum_names_the_optimizer(make, holds):
+    """It said the optimizer needed 'momentum state', naming neither the optimizer nor what would do."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, update_interval=3, growth="momentum", backend="masked"
+    )
+    optimizer = make(model.parameters())
+    dsl.attach(optimizer)
+    with pytest.raises(
+        ValueError, match=f"momentum growth needs a momentum of 'emb': Adam's exp_avg .*{holds}"
+    ):
+        for _ in _custom_steps(model, dsl, optimizer, 3):
+            pass
+
+
+class _Stepper:
+    """A wrapper that steps a torch optimizer (a Lookahead of one's own), not an Optimizer itself."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.param_groups, self.state = optimizer.param_groups, optimizer.state
+
+    def step(self):
+        self.optimizer.step()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda o: torch.optim.lr_scheduler.StepLR(o, 1), _Stepper, lambda o: o.param_groups[0]["params"]],
+    ids=["scheduler", "wrapper", "parameters"],
+)
+def test_attach_refuses_what_is_not_an_optimizer(make):
+    """An AttributeError from inside attach(); a wrapper failed after the controller had taken it as its
+    optimizer, whose steps were then never seen."""
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10)
+    optimizer = torch.optim.Adam(model.parameters())
+    with pytest.raises(TypeError, match="attach takes a torch.optim.Optimizer, got"):
+        dsl.attach(make(optimizer))
+    assert dsl.optimizer is None
+    dsl.attach(optimizer)  # the optimizer the wrapper steps
 
 
 @pytest.mark.parametrize("sparsity,active", [(0.0, 250), (0.5, 124)])
