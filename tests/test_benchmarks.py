@@ -701,6 +701,64 @@ def test_bench_ultragcn_logits_checks_both_routes_compute_the_same_logits(tmp_pa
         bench.main()
 
 
+def _scaled_where(function, condition, factor=1.01):
+    """``function``, except that where ``condition(*args)`` holds it computes ``factor`` times its result,
+    as a wrong kernel or backend would."""
+
+    def scaled(*args, **kwargs):
+        return function(*args, **kwargs) * (factor if condition(*args) else 1.0)
+
+    return scaled
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "attribute", "condition", "message"),
+    [
+        (
+            "bench_sparse_linear",
+            ["--items", "20", "--hidden", "4", "--batches", "2", "--sparsities", "0.5", "--repeats", "1"],
+            "train_step",
+            lambda model, x, optimizer, dsl: dsl is not None and dsl.backend == "sparse",
+            "the first loss at batch 2, sparsity 0.5: sparse does not compute what masked does",
+        ),
+        (
+            "bench_spmm",
+            ["--dataset", "lastfm", "--repeats", "1"],
+            "spmm",
+            lambda matrix, x: not isinstance(matrix, torch.Tensor),  # torch-sparse's SparseTensor
+            "the product: torch_sparse SparseTensor does not compute what torch CSR does",
+        ),
+    ],
+    ids=["bench_sparse_linear", "bench_spmm"],
+)
+def test_benchmarks_stop_where_their_variants_compute_different_things(
+    tmp_path, monkeypatch, name, argv, attribute, condition, message
+):
+    """Each script checks its variants' results (common.agree) before it times them: without the check
+    a wrong backend or kernel was timed as if it did the same work, and no test noticed it gone."""
+    if name == "bench_spmm":
+        pytest.importorskip("torch_sparse")
+        monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))  # LastFM, processed there
+    bench = load(name)
+    monkeypatch.setattr(bench, attribute, _scaled_where(getattr(bench, attribute), condition))
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *argv, "--output", str(tmp_path / "b.csv")])
+    with pytest.raises(RuntimeError, match=message):
+        bench.main()
+
+
+def test_bench_optimizer_stops_where_an_adam_variant_steps_differently(tmp_path, monkeypatch):
+    bench = load("bench_optimizer")
+    adam = torch.optim.Adam
+    # the fused variant with another learning rate: its parameters end elsewhere
+    monkeypatch.setattr(
+        torch.optim, "Adam", lambda params, lr, **options: adam(params, lr * (2 if options else 1), **options)
+    )
+    argv = ["--sizes", "10", "--steps", "1", "--output", str(tmp_path / "a.csv")]
+    monkeypatch.setattr(sys, "argv", ["bench_optimizer.py", *argv])
+    with pytest.raises(RuntimeError, match="Adam on 10 parameters: foreach does not compute what default"):
+        bench.main()
+
+
 @pytest.mark.parametrize("variant", ["degree-init", "prefix", "row-balanced", "scaled-init"])
 def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""

@@ -30,7 +30,12 @@ def test_dense_model_is_its_own_reference(small_data):
 def test_sparse_table_saves_bytes_and_first_layer_macs(small_data):
     report = _report(small_data, 0.8)
     # values (4 B) + int64 positions (8 B) + Adam (8 B) per active entry vs 12 B per dense entry
-    assert report["bytes_ratio"] == pytest.approx(0.2 * 20 / 12, rel=0.05)
+    active, entries = 224, 70 * 16  # 20% of the table
+    assert report["active_entries"] == {"embedding": active}
+    assert (report["parameter_bytes"], report["optimizer_state_bytes"]) == (12 * active, 8 * active)
+    assert report["dense_parameter_bytes"] == 4 * entries
+    assert report["dense_optimizer_state_bytes"] == 8 * entries
+    assert report["bytes_ratio"] == pytest.approx(0.2 * 20 / 12)
     assert 0 < report["training_savings"] < 0.8 and report["naive_savings"] == pytest.approx(0.8)
     assert report["macs"]["inference_scoring"] == report["dense_macs"]["inference_scoring"]
 
@@ -259,15 +264,40 @@ def test_growth_steps_are_counted_as_the_run_makes_them(small_data, update_inter
     # spread over update_interval, a run with t_end or a static mask was charged updates it never ran
     model = LightGCN(30, 40, embedding_dim=16)
     adj = propagation_graph(small_data)
-    dsl = DynamicSparseLearning(
-        model, 0.8, 100, backend="masked", update_interval=update_interval, t_end=t_end
-    )
+    dsl = DynamicSparseLearning(model, 0.8, 100, update_interval=update_interval, t_end=t_end)
     report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, 10, dsl)
-    for count, macs in (("dense", report["dense_macs"]), ("executed", report["macs"])):
+    # a sparse table's growth step costs something in both counts (the masked backend's executed count,
+    # which this test read with the dense one, charges none: any number of updates passed)
+    for count, macs in (("executed", report["macs"]), ("ideal", report["ideal_macs"])):
         step = model.macs(adj, 64, count)
+        assert step["update_step"] > 0
         assert macs["train_iteration"] == pytest.approx(
             step["train_iteration"] + step["update_step"] * updates / 100
         )
+    assert report["dense_macs"] == model.macs(adj, 64, "dense")  # a dense model grows nothing
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_training_macs_are_the_sparse_products_an_iteration_runs(small_data, backend):
+    """A training iteration's executed count is the sparse products torch runs (forward and backward)
+    plus the layer mean and the BPR head, which run none. A sparse table's first layer costs its plan's
+    entries (each edge times the active entries of its source row), not the density times nnz(A) d,
+    which no other test told apart from it; a compact or masked table's first layer costs nnz(A) d."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=16)  # 3 layers over 70 nodes
+    adj = propagation_graph(small_data)
+    DynamicSparseLearning(model, 0.8, 100, backend=backend, seed=1)
+    counter = _SparseProductMacs()
+    with counter:
+        model.loss(adj, torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
+    row_active = (model.embedding.weight != 0).sum(1)
+    nnz, n, d, batch = adj._nnz(), 70, 16, 2
+    first = int((adj.crow_indices().diff() * row_active).sum()) if backend == "sparse" else nnz * d
+    assert first != round(0.2 * nnz * d)
+    assert counter.macs == 2 * (first + 2 * nnz * d)
+    # the mean of the 4 layers: a stored table adds its active entries, a masked one all of its entries
+    mean = 3 * n * d + (n * d if backend == "masked" else int(row_active.sum()))
+    assert model.macs(adj, batch)["train_iteration"] == counter.macs + 2 * (mean + 5 * batch * d)
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])

@@ -303,6 +303,45 @@ def test_capped_recall_divides_by_k_when_a_user_has_more_targets():
     assert result["recall@2"] == pytest.approx((2 / 3 + 1 / 2) / 2)
 
 
+def test_every_metric_of_a_ranking_worked_out_by_hand():
+    """Three users whose top 3 are written out, with 1, 2 and 3 targets (the random split gives no user
+    with a single target that is hit, so HR of such a user and the ideal DCG's cut at min(|T_u|, K) were
+    only ever compared with the brute-force reference's own reading of the definitions)."""
+    # user 0: one target (item 2);       ranking 0, 2, 4, ...: hit at rank 2
+    # user 1: two targets (items 0, 4);  ranking 0, 5, 4, ...: hits at ranks 1 and 3
+    # user 2: three targets (1, 3, 5);   item 0 (its best score) is excluded; ranking 2, 4, 5, ...: hit at 3
+    # user 3: no target, not averaged over
+    target = torch.tensor([[0, 1, 1, 2, 2, 2], [2, 0, 4, 1, 3, 5]])
+    exclude = torch.tensor([[2, 3], [0, 1]])
+    scores = torch.tensor(
+        [
+            [0.9, 0.1, 0.8, 0.2, 0.3, 0.0],
+            [0.7, 0.0, 0.1, 0.5, 0.55, 0.6],
+            [1.0, 0.2, 0.9, 0.1, 0.8, 0.3],
+            [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    evaluator = RankingEvaluator(4, 6, target, exclude, ks=(1, 3))
+    result = evaluator(lambda users: scores[users].clone())
+    assert evaluator.num_eval_users == 3
+    g2, g3 = 1 / math.log2(3), 1 / math.log2(4)  # the gains of ranks 2 and 3 (rank 1: 1)
+    expected = {
+        "recall@1": (0 + 1 / 2 + 0) / 3,
+        "recall@3": (1 + 2 / 2 + 1 / 3) / 3,
+        "ndcg@1": (0 + 1 + 0) / 3,
+        "ndcg@3": (g2 / 1 + (1 + g3) / (1 + g2) + g3 / (1 + g2 + g3)) / 3,
+        "precision@1": (0 + 1 + 0) / 3,
+        "precision@3": (1 / 3 + 2 / 3 + 1 / 3) / 3,
+        "hr@1": (0 + 1 + 0) / 3,
+        "hr@3": (1 + 1 + 1) / 3,
+        "capped_recall@1": (0 + 1 / 1 + 0) / 3,
+        "capped_recall@3": (1 / 1 + 2 / 2 + 1 / 3) / 3,
+    }
+    assert result.keys() == expected.keys()
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-12), name
+
+
 def test_scores_the_score_function_does_not_own_are_copied_before_excluding(split):
     """A popularity baseline returning one expanded row had -inf written through the row (every user's
     seen items at once, for every later batch), and a row of a stored score matrix was overwritten."""

@@ -285,3 +285,22 @@ def test_item_neighbors_refuses_arguments_it_cannot_use(small_data, arguments, m
     arguments = {"num_users": 30, "num_items": 40, "k": 3} | arguments
     with pytest.raises(ValueError, match=message):
         item_neighbors(index, **arguments)
+
+
+def test_macs_are_the_products_an_iteration_and_a_full_ranking_run(small_data):
+    """One ``[B, num_items]`` product forward and two backward (the gradients of both tables), and the L2
+    term's multiply-add per stored entry each way, which no matrix product counts; scoring all items is
+    one ``U x I x d`` product. Only the sparse and masked counts were compared with the dense one."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, gamma=1e-4)
+    graph = model.input_graph(small_data)
+    users, pos, neg = torch.arange(16), torch.arange(16), torch.arange(32) % 40
+    with FlopCounterMode(display=False) as counter:
+        model.loss(graph, users, pos, neg).backward()
+    macs = model.macs(graph, 16, "dense")
+    assert counter.get_total_flops() / 2 == macs["train_iteration"] - 2 * (30 + 40) * 8
+    with FlopCounterMode(display=False) as counter:
+        model.scorer(graph)(torch.arange(30))
+    assert counter.get_total_flops() / 2 == macs["inference"]

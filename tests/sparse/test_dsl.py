@@ -483,24 +483,29 @@ def test_momentum_growth_takes_the_largest_first_moments_in_absolute_value():
     assert torch.equal(dsl.targets[0].active_positions(), torch.cat([kept, grown]).sort().values)
 
 
-def _sparse_run(data, out, epochs, resume=False, device="cpu"):
+def _sparse_run(data, out, epochs, resume=False, device="cpu", growth="gradient"):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=8)
     config = TrainConfig(epochs=4, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=1)
     steps = 4 * -(-data[EDGE].edge_index.size(1) // 64)
-    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, seed=2)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, growth=growth, seed=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
     trainer = Trainer(model, data, config, out, device, hooks=[dsl], optimizer=optimizer)
     trainer.config.epochs = epochs
-    return trainer.fit(resume=resume), model
+    return trainer.fit(resume=resume), model, dsl
 
 
-def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
-    full, full_model = _sparse_run(small_data, tmp_path / "full", 4)
-    _sparse_run(small_data, tmp_path / "split", 2)
-    resumed, resumed_model = _sparse_run(small_data, tmp_path / "split", 4, resume=True)
+@pytest.mark.parametrize("growth", ["gradient", "random"])  # random: the controller's generator too
+def test_resume_reproduces_masks_and_metrics(small_data, tmp_path, growth):
+    full, full_model, full_dsl = _sparse_run(small_data, tmp_path / "full", 4, growth=growth)
+    _sparse_run(small_data, tmp_path / "split", 2, growth=growth)
+    resumed, resumed_model, resumed_dsl = _sparse_run(
+        small_data, tmp_path / "split", 4, resume=True, growth=growth
+    )
     assert torch.equal(full_model.embedding.positions, resumed_model.embedding.positions)
+    # the controller's log of every update (iteration, ρ_t, entries moved), the first half's included
+    assert len(full_dsl.updates) > 2 and resumed_dsl.updates == full_dsl.updates
     torch.testing.assert_close(full_model.embedding.values, resumed_model.embedding.values)
 
     def without_times(history):
@@ -511,9 +516,9 @@ def test_resume_reproduces_masks_and_metrics(small_data, tmp_path):
 
 def test_a_run_on_the_device_resumes_with_its_controller(small_data, tmp_path, device):
     # built on the CPU and moved by the trainer, as the CLI does; the resume maps last.pt to the device
-    full, full_model = _sparse_run(small_data, tmp_path / "full", 4, device=device)
+    full, full_model, _ = _sparse_run(small_data, tmp_path / "full", 4, device=device)
     _sparse_run(small_data, tmp_path / "split", 2, device=device)
-    resumed, resumed_model = _sparse_run(small_data, tmp_path / "split", 4, resume=True, device=device)
+    resumed, resumed_model, _ = _sparse_run(small_data, tmp_path / "split", 4, resume=True, device=device)
     assert resumed_model.embedding.positions.device.type == device.type
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
     # a GPU's sparse products may round differently from run to run: close, not equal
@@ -1994,6 +1999,31 @@ def test_building_the_controller_leaves_the_global_random_stream_as_it_was():
         assert torch.equal(torch.get_rng_state(), state), backend
         drawn.append(torch.rand(3))
     assert torch.equal(drawn[0], drawn[2])
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_random_growth_follows_the_seed_and_leaves_the_global_random_stream(backend):
+    """``seed`` decides random growth, as it decides the masks: updates drawing from the global stream
+    would change with whatever the training loop draws (dropout, negatives) and shift its draws in turn.
+    Only construction was checked, and the resume tests seed the global stream alike in both runs."""
+    masks = []
+    for global_seed, seed in [(0, 3), (1, 3), (0, 4)]:
+        torch.manual_seed(0)  # the same initial weights
+        model = nn.Sequential(nn.Embedding(10, 8))
+        dsl = DynamicSparseLearning(
+            model, 0.5, 4, update_interval=2, schedule="constant", rho0=0.5, growth="random",
+            backend=backend, seed=seed,
+        )  # fmt: skip
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        dsl.attach(optimizer)
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        for _ in range(4):
+            optimizer.step()
+            dsl.step()
+        assert len(dsl.updates) == 2 and torch.equal(torch.get_rng_state(), state)
+        masks.append(dsl.targets[0].active_positions().sort().values)
+    assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
 
 
 @pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
