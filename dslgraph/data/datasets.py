@@ -7,7 +7,8 @@ data is cached in ``root/<name>/processed/<options>/``, one folder per set of op
 in PyG, a raw file replaced later (another size or modification time than the one processed,
 ``raw_files.json``) is noticed and the data processed again, with a warning; ``force_reload=True`` processes
 it again in any case. A processed file that cannot be read (cut short or damaged outside dslgraph, which
-writes it then renames it) is processed again, with a warning. A test interaction also listed in a training
+writes it then renames it), or found without the records of the ``pre_transform`` it was made with (a run
+stopped while processing), is processed again, with a warning. A test interaction also listed in a training
 file is an error (it could never be retrieved, being excluded from the ranking as seen), and so is a raw file
 ending mid-line, as a copy cut short does, in the formats that read a line cut short as a valid one
 (adjacency lists, LastFM, MovieLens).
@@ -26,6 +27,7 @@ applies those protocols.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import copy
 import csv
@@ -39,6 +41,8 @@ import os.path as osp
 import shutil
 import tempfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -296,10 +300,13 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
         # later load inside torch.load. One that cannot be read is made again with the data; "Processing..."
         # is logged, not printed.
         records = {"pre_transform": self.pre_transform, "pre_filter": self.pre_filter}
-        unreadable, differing, self._stale_records = False, [], []
+        unreadable, differing, missing, self._stale_records = False, [], [], []
         for name, value in records.items():
             path = osp.join(self.processed_dir, f"{name}.pt")
-            if self.force_reload or not osp.exists(path):
+            if self.force_reload:
+                continue
+            if not osp.exists(path):
+                missing.append(f"{name}.pt")
                 continue
             try:
                 recorded = torch.load(path, weights_only=True)
@@ -312,6 +319,13 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
                 continue
             if recorded != _repr(value):
                 differing.append(name)
+        if missing and files_exist(self.processed_paths):  # removed before data.pt was made, not made again
+            warnings.warn(
+                f"{' and '.join(missing)} missing beside {self.processed_paths[0]} (a run stopped while "
+                "processing?); re-processing",
+                stacklevel=caller_stacklevel(),
+            )
+            unreadable = True
         stamp, stamp_path = self._raw_stamp(), osp.join(self.processed_dir, "raw_files.json")
         if not (self.force_reload or unreadable) and files_exist(self.processed_paths):
             changed = _changed_raw_files(stamp_path, stamp)
@@ -328,6 +342,10 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
         if self.log:
             logger.info("%s: processing the raw files of %s", type(self).__name__, self.raw_dir)
         os.makedirs(self.processed_dir, exist_ok=True)
+        # the records of the data replaced go first: a run stopped after writing data.pt and before its
+        # records (a full disk, Ctrl-C) left the new data under the old ones, read as made with those
+        for name in records:
+            Path(self.processed_dir, f"{name}.pt").unlink(missing_ok=True)
         self.process()
         for name, value in records.items():
             write_then_rename(
@@ -412,6 +430,14 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
                 f"point root (--root; default $DSLGRAPH_HOME or ~/.cache/dslgraph) at the folder holding "
                 f"{self.name}/raw/"
             ) from exc
+        # an archive extracted without them failed later in os.stat, naming neither the archive nor the files
+        missing = [name for name, path in zip(self.raw_file_names, self.raw_paths) if not osp.isfile(path)]
+        if missing:
+            raise DatasetUnavailableError(
+                f"{type(self).__name__}: {', '.join(missing)} not in {self.raw_dir} after downloading "
+                f"{', '.join(dict.fromkeys(self.sources))}, which holds no such file. Place the raw files in "
+                "that folder"
+            )
 
     def read(self, rng: np.random.Generator) -> RawSplit | tuple[Tensor, Tensor, int, int]:
         """Reads the raw files: the train and test ``[2, E]`` indices and the numbers of users and items
@@ -613,7 +639,12 @@ def _download_zip(url: str, raw_dir: str, folder: str, log: bool = True) -> None
     (the archive is downloaded and extracted in a :func:`_download_folder`); a file placed by hand is kept."""
     with _download_folder(raw_dir) as partial:
         path = download_url(url, partial, log=log)
-        extract_zip(path, partial, log=log)
+        try:
+            extract_zip(path, partial, log=log)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # an OSError, for _download to name the URL
+            raise OSError(f"the file downloaded is not a whole zip archive ({exc}): cut short?") from exc
+        if not osp.isdir(osp.join(partial, folder)):
+            raise OSError(f"the archive holds no folder {folder}/")
         folder = osp.join(partial, folder)
         for name in os.listdir(folder):
             if not osp.exists(osp.join(raw_dir, name)):  # one placed by hand (Tokyo's check-ins, say)
@@ -776,7 +807,7 @@ def _line_fields(raw: bytes, sep: bytes) -> tuple[np.ndarray, np.ndarray]:
     buf = np.frombuffer(raw, dtype=np.uint8)
     newline = np.flatnonzero(buf == ord("\n"))
     start, end = np.r_[0, newline + 1], np.r_[newline, buf.size]
-    end -= (end > start) & (buf[np.maximum(end - 1, 0)] == ord("\r"))
+    end -= (end > start) & (buf[np.maximum(end - 1, 0)] == ord("\r")) if buf.size else 0
     seps = np.flatnonzero(buf == ord(sep))
     filled = end > start
     num_fields = np.searchsorted(seps, end) - np.searchsorted(seps, start) + 1
@@ -787,7 +818,7 @@ def _read_checkins(path: str | os.PathLike) -> pd.DataFrame:
     """Reads a TSMC2014 check-in file (tab separated: user id, venue id, category id, category name,
     latitude, longitude, timezone offset, UTC time) as a ``user``, ``item`` (venue), ``time`` (seconds
     since 1970) frame, raising :class:`DatasetFormatError` on the first malformed line."""
-    raw = Path(path).read_bytes()
+    raw = Path(path).read_bytes().removeprefix(codecs.BOM_UTF8)  # as Windows editors save files
     line, num_fields = _line_fields(raw, b"\t")
     if line.size == 0:
         raise DatasetFormatError(path, None, "file is empty")
@@ -817,6 +848,7 @@ def _read_checkins(path: str | os.PathLike) -> pd.DataFrame:
     user, venue = fields[0], fields[1]
     check(user.str.fullmatch(r"\d{1,15}").set_axis(user), "expected a non-negative integer user id, got {}")
     check(venue.str.fullmatch(r"\S+").set_axis(venue), "expected a venue id, got {}")
+    fields[7] = fields[7].str.strip()  # blanks at the end of a line, as other readers allow
     time = pd.to_datetime(fields[7], format=_CHECKIN_TIME, errors="coerce", utc=True)
     check(time.notna().set_axis(fields[7]), "{} is not a time like 'Tue Apr 03 18:00:09 +0000 2012'")
     seconds = (time - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)

@@ -25,6 +25,7 @@ from torch_geometric.data import HeteroData, InMemoryDataset
 
 from ..checks import is_real, is_sequence
 from .graph import check_numbering, check_user_ids, make_interaction_data
+from .io import is_number
 
 log = logging.getLogger(__name__)
 
@@ -450,8 +451,32 @@ def _check_columns(
             f"{path}: its first line {df.columns[0]!r} is one field when split by sep={sep!r}; pass the "
             "file's separator as sep (e.g. '\\t' or ';'), or remove any line above its header row"
         )
+    # failed as "user_col must be one of ['1', '1.1']", naming the first interaction's fields as the columns
+    if (
+        names is None
+        and not set(id_columns) <= set(df.columns)
+        and all(is_number(str(c)) for c in df.columns)
+    ):
+        raise ValueError(
+            f"{path}: its first line {list(df.columns)} holds numbers, not the columns' names: a file "
+            f"without a header row; pass names naming its columns (e.g. names={id_columns})"
+        )
     # ids read as numbers hold no header text: a file of numbers pays for no comparison of its rows
     text = [column for column in id_columns if column in df.columns and df[column].dtype.kind not in "iuf"]
+    if names is not None and len(text) == 2 and len(df) > 1:
+        # a header row other than names, read as an interaction: its texts made every id text, one user and
+        # one item more, without a word
+        first, second = (df[text].iloc[row].tolist() for row in (0, 1))
+        if (
+            not any(map(is_number, first))
+            and all(map(is_number, second))
+            and all(_ids_from_text(df[column].iloc[1:]).dtype.kind in "iuf" for column in text)
+        ):
+            raise ValueError(
+                f"{path}: its first row (user {first[0]!r}, item {first[1]!r}) reads as a header row, every "
+                "later one holding numbers: names were given for a file that has a header row; leave names "
+                "out and name its columns by user_col and item_col, or remove that row"
+            )
     if len(text) == 2:
         user, item = (df[column].to_numpy() for column in id_columns)  # NumPy's ==: 3x faster than pandas'
         header = (user == id_columns[0]) & (item == id_columns[1])

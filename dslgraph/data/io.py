@@ -11,12 +11,14 @@ Three formats are supported:
 
 Files are tokenised with numpy over the whole byte buffer (no per-token Python loop), yet every
 malformed input raises a :class:`DatasetFormatError` naming the file, the 1-based line number and
-the problem. Blank lines are ignored; ``\\r\\n`` line endings are accepted. Files are written whole
-or not at all by :func:`write_then_rename` (processed datasets here, checkpoints in :mod:`dslgraph.train`).
+the problem. Blank lines are ignored; ``\\r\\n`` line endings and a leading UTF-8 byte-order mark are
+accepted. Files are written whole or not at all by :func:`write_then_rename` (processed datasets here,
+checkpoints in :mod:`dslgraph.train`).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 from collections.abc import Callable
@@ -34,6 +36,8 @@ _MAX_INT64_DIGITS = 18
 
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\v\f")] = True
+_BLANK = _WHITESPACE.copy()  # whitespace within a line
+_BLANK[list(b"\n\r")] = False
 _NOT_DIGIT = ~_WHITESPACE
 _NOT_DIGIT[list(b"0123456789")] = False
 _NOT_NUMBER = _NOT_DIGIT.copy()
@@ -121,14 +125,37 @@ def _first_empty_field(raw: bytes, sep: str) -> tuple[int, str] | None:
     return min(found, key=lambda entry: entry[0], default=None)
 
 
+def _without_bom(raw: bytes) -> bytes:
+    """``raw`` with a leading UTF-8 byte-order mark (as Windows editors save files) made blanks, which keeps
+    the offsets of every byte; it was read as part of the first id (``'\\ufeff0'``)."""
+    return b"   " + raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw
+
+
+def _occurrences(buf: np.ndarray, pattern: bytes) -> np.ndarray:
+    """The offsets in ``buf`` at which ``pattern`` starts."""
+    n = buf.size - len(pattern) + 1
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    hit = buf[:n] == pattern[0]
+    for k in range(1, len(pattern)):
+        hit &= buf[k : k + n] == pattern[k]
+    return np.flatnonzero(hit)
+
+
 def _tokenize(path: str | os.PathLike, sep: str | None = None) -> _Tokens:
     path = Path(path)
-    raw = path.read_bytes()
+    raw = _without_bom(path.read_bytes())
+    separators = None
     if sep is not None and not sep.isspace():
         empty = _first_empty_field(raw, sep)
         if empty is not None:
             pos, where = empty
             raise DatasetFormatError(path, raw.count(b"\n", 0, pos) + 1, f"empty field ({where})")
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        if _BLANK[buf].any():  # fields hold no blank: counted only where the file has some
+            separators = (
+                np.searchsorted(np.flatnonzero(buf == ord("\n")), _occurrences(buf, sep.encode())) + 1
+            )
         raw = raw.replace(sep.encode(), b" ")
     buf = np.frombuffer(raw, dtype=np.uint8)
     edge = np.diff(np.r_[0, (~_WHITESPACE[buf]).view(np.int8), 0])
@@ -137,7 +164,29 @@ def _tokenize(path: str | os.PathLike, sep: str | None = None) -> _Tokens:
         raise DatasetFormatError(path, None, "file is empty")
     end = np.flatnonzero(edge == -1)
     line = np.searchsorted(np.flatnonzero(buf == ord("\n")), start) + 1
-    return _Tokens(path, raw, buf, start, end, line)
+    tokens = _Tokens(path, raw, buf, start, end, line)
+    if separators is not None:
+        _check_no_blank_inside_fields(tokens, separators, sep)
+    return tokens
+
+
+def _check_no_blank_inside_fields(tokens: _Tokens, separators: np.ndarray, sep: str) -> None:
+    """Refuses a line of more blank-separated words than ``sep``-separated fields: a field holding a blank, as
+    each line of a file separated by tabs does where ``sep`` is ``"::"`` (MovieLens-100K's ``u.data`` read as
+    MovieLens-1M's ``ratings.dat`` was taken whole). Blanks around a separator or at either end of a line
+    stay allowed."""
+    size = int(tokens.line[-1]) + 1
+    words = np.bincount(tokens.line, minlength=size)
+    fields = np.bincount(separators, minlength=size)[:size] + 1
+    bad = np.flatnonzero(words > fields)
+    if bad.size:
+        line = int(bad[0])
+        raise DatasetFormatError(
+            tokens.path,
+            line,
+            f"{words[line]} values separated by blanks in {fields[line]} field(s) separated by {sep!r}: a "
+            "field holds a blank (a file separated by tabs or spaces?)",
+        )
 
 
 def _check_ids(tokens: _Tokens, is_id: np.ndarray) -> None:

@@ -195,9 +195,10 @@ def test_foursquare_malformed(tmp_path, bad, message):
         Foursquare(str(tmp_path))
 
 
-def test_foursquare_empty_and_too_small(tmp_path):
-    place(tmp_path, "foursquare", {"dataset_TSMC2014_NYC.txt": b"\r\n"})
-    with pytest.raises(DatasetFormatError, match="file is empty"):
+@pytest.mark.parametrize("content", [b"\r\n", b""], ids=["blank", "empty"])
+def test_foursquare_empty_and_too_small(tmp_path, content):
+    place(tmp_path, "foursquare", {"dataset_TSMC2014_NYC.txt": content})
+    with pytest.raises(DatasetFormatError, match="file is empty"):  # an empty one: IndexError of numpy
         Foursquare(str(tmp_path))
     (tmp_path / "foursquare" / "raw" / "dataset_TSMC2014_NYC.txt").write_bytes(checkin(1, venue("a"), 0))
     with pytest.raises(DatasetFormatError, match="no interaction is left after the 20/10-core filter"):
@@ -239,3 +240,20 @@ def test_foursquare_download_extracts_zip(tmp_path, monkeypatch):
 
 def test_registered():
     assert DATASETS["citeulike"] is CiteULike and DATASETS["foursquare"] is Foursquare
+
+
+def test_foursquare_reads_a_byte_order_mark_and_blanks_ending_a_line(tmp_path):
+    """As a Windows editor saves the file: the mark failed as user id 'ï»¿0', a blank after a time as no
+    time."""
+    content, _ = checkins()
+    place(
+        tmp_path,
+        "foursquare",
+        {"dataset_TSMC2014_NYC.txt": b"\xef\xbb\xbf" + content.replace(b"\r\n", b" \r\n")},
+    )
+    assert dataset_statistics(Foursquare(str(tmp_path))[0])["users"] == 15
+
+
+def test_citeulike_reads_a_byte_order_mark(tmp_path):
+    place(tmp_path, "citeulike", {"users.dat": b"\xef\xbb\xbf" + USERS_DAT})
+    assert dataset_statistics(CiteULike(str(tmp_path))[0])["users"] == 3

@@ -463,6 +463,62 @@ def test_movielens_download_extracts_zip(tmp_path, monkeypatch):
     assert data[EDGE].edge_index.size(1) + data[EDGE].edge_label_index.size(1) == 24
 
 
+def test_movielens_1m_refuses_100k_s_file_under_its_name(tmp_path):
+    """u.data placed as ratings.dat: its tabs separated the fields as "::" would, and ML-100K was read as
+    ML-1M."""
+    place(tmp_path, "ml-1m", {"ratings.dat": U_DATA})
+    with pytest.raises(
+        DatasetFormatError, match=r"ratings\.dat, line 1: 4 values separated by blanks in 1 field"
+    ):
+        MovieLens1M(str(tmp_path))
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+WHOLE_ZIP = zip_of({"ml-100k/u.data": U_DATA * 20})
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        (
+            b"<html>a captive portal</html>",
+            r"failed \(the file downloaded is not a whole zip archive \(File is",
+        ),
+        (WHOLE_ZIP[: len(WHOLE_ZIP) // 2], "failed \\(the file downloaded is not a whole zip archive"),
+        (
+            WHOLE_ZIP[:60] + bytes([WHOLE_ZIP[60] ^ 0xFF]) + WHOLE_ZIP[61:],
+            "not a whole zip archive \\(Error -3",
+        ),
+        (zip_of({"ml-100k-v2/u.data": U_DATA}), r"failed \(the archive holds no folder ml-100k/\)"),
+        (
+            zip_of({"ml-100k/README": b"x"}),
+            r"u\.data not in .* after downloading .*ml-100k\.zip, which holds no",
+        ),
+    ],
+    ids=["not-a-zip", "cut-short", "damaged", "no-folder", "no-file"],
+)
+def test_a_bad_archive_names_the_download_and_leaves_no_folder(tmp_path, monkeypatch, archive, message):
+    """zipfile's "File is not a zip file" (or zlib's error) named neither archive nor URL, and left the empty
+    raw folder behind; an archive without the file failed in os.stat."""
+
+    def fake_download(url: str, folder: str, log: bool = True) -> str:
+        path = os.path.join(folder, url.rpartition("/")[2])
+        Path(path).write_bytes(archive)
+        return path
+
+    monkeypatch.setattr(datasets_module, "download_url", fake_download)
+    with pytest.raises(DatasetUnavailableError, match=message):
+        MovieLens100K(str(tmp_path))
+    assert not list((tmp_path / "ml-100k" / "raw").glob("u.data")) and not list(tmp_path.rglob(".download-*"))
+
+
 def offline_download(url: str, folder: str, log: bool = True) -> str:
     raise URLError("[Errno -2] Name or service not known")
 
@@ -679,8 +735,36 @@ def test_records_of_the_pre_transform_written_whole_or_not_at_all(tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)
     monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == "Tag(1)"
+    assert not path.exists()  # not cut short; nor Tag(1)'s, left beside the Tag(2) data.pt written before it
     assert not list(path.parent.glob(".*.tmp-*"))
+    with pytest.warns(
+        UserWarning, match=r"pre_transform\.pt and pre_filter\.pt missing beside .*re-processing"
+    ):
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1))[0].tag.tolist() == [1]  # it loaded Tag(2)'s data
+
+
+def test_a_run_stopped_between_the_data_and_its_records_is_processed_again(tmp_path, monkeypatch):
+    """data.pt is written before the records of the pre_transform it was made with: a run stopped between
+    them (Ctrl-C) left the new data under the old records, loaded under the old pre_transform without a
+    word."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    Gowalla(str(tmp_path), pre_transform=Tag(1))
+    write_then_rename = datasets_module.write_then_rename
+
+    def interrupted(path, write):
+        if str(path).endswith("pre_transform.pt"):
+            raise KeyboardInterrupt
+        return write_then_rename(path, write)
+
+    monkeypatch.setattr(datasets_module, "write_then_rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="missing beside"):
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1))[0].tag.tolist() == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded with the data made again
+        assert Gowalla(str(tmp_path), pre_transform=Tag(1))[0].tag.tolist() == [1]
 
 
 def test_a_raw_file_replaced_after_processing_is_processed_again(tmp_path, caplog):

@@ -516,6 +516,25 @@ def test_from_csv_refuses_a_row_that_repeats_the_header(tmp_path, text, names, r
         InteractionDataset.from_csv(path, names=names)
 
 
+def test_from_csv_refuses_a_header_row_read_as_data_under_names(tmp_path):
+    """names given for MovieLens' ratings.csv: its header (userId, movieId) was one more user and item, and
+    made every id text, without a word."""
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId\n1,10\n1,11\n2,10\n2,12\n")
+    with pytest.raises(
+        ValueError, match=r"ratings.csv: its first row \(user 'userId', item 'movieId'\) reads as a"
+    ):
+        InteractionDataset.from_csv(path, names=["user", "item"])
+    path.write_text("1,10\n1,11\n2,10\n2,12\n")  # no header row, no names: named the ids as the columns
+    with pytest.raises(
+        ValueError, match=r"its first line \['1', '10'\] holds numbers, not the columns' names"
+    ):
+        InteractionDataset.from_csv(path)
+    path.write_text("u,i\na,x\na,y\nb,x\nb,y\n")  # text ids throughout: a row of text is no header
+    dataset = InteractionDataset.from_csv(path, names=["user", "item"], split="leave-one-out")
+    assert dataset.user_ids.tolist() == ["a", "b", "u"]
+
+
 def test_from_csv_names_the_separator_of_a_header_it_does_not_split(tmp_path):
     path = tmp_path / "ratings.tsv"
     path.write_text("user\titem\na\tx\nb\ty\n")

@@ -291,3 +291,43 @@ def test_read_pairs_takes_the_first_line_s_fields_and_refuses_a_longer_line(tmp_
     path = write(tmp_path, b"1\t2\n2\t3\t4\n3\t1\n")
     with pytest.raises(DatasetFormatError, match=r"line 2: expected 2 fields separated by '\\t', got 3"):
         read_pairs(path)
+
+
+@pytest.mark.parametrize(
+    ("read", "content"),
+    [
+        (read_adjacency_lists, b"3 1 2\r\n2 1 4\r\n"),
+        (lambda path: read_pairs(path)[0], b"3\t1\t2\r\n2\t1\t4\r\n"),
+        (lambda path: read_pairs(path, "::")[0], b"3::1::2\r\n2::1::4\r\n"),
+        (read_count_lists, b"2 1 2\r\n2 1 4\r\n"),
+    ],
+    ids=["adjacency-lists", "pairs", "pairs-::", "count-lists"],
+)
+def test_readers_take_a_utf8_byte_order_mark(tmp_path, read, content):
+    """As Windows editors save files: the mark was read as part of the first id ('\\ufeff3')."""
+    marked = read(write(tmp_path, b"\xef\xbb\xbf" + content, "marked.txt"))
+    assert torch.equal(marked, read(write(tmp_path, content)))
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "words", "fields"),
+    [
+        (
+            b"1::10::5::978300760\n1\t11\t4\t978300761\n",
+            2,
+            4,
+            1,
+        ),  # MovieLens-100K's u.data, read as ratings.dat
+        (b"1::10::5::978300760\n1::11 4::978300761\n", 2, 4, 3),
+    ],
+)
+def test_read_pairs_refuses_blanks_inside_fields_of_another_separator(tmp_path, content, line, words, fields):
+    """A blank split a field as "::" does: a tab-separated file was read whole under sep="::"."""
+    path = write(tmp_path, content)
+    with pytest.raises(
+        DatasetFormatError, match=rf"line {line}: {words} values separated by blanks in {fields} "
+    ):
+        read_pairs(path, "::")
+    # blanks around a separator or ending a line are no field of their own
+    path = write(tmp_path, b"1 :: 10::5::978300760 \r\n2::11::4::978300761\n")
+    assert read_pairs(path, "::")[0].tolist() == [[1, 2], [10, 11]]
