@@ -188,15 +188,17 @@ def main() -> None:
     out = Path(args.out)
     if args.merge:
         folders = given_once([Path(folder) for folder in args.merge], "--merge")
-        rows = [row for folder in folders for row in read_rows(folder / "sweep.csv")]
+        rows = counted_once([row for folder in folders for row in read_rows(folder / "sweep.csv")])
         if not rows:
             raise SystemExit(f"nothing to merge: the sweep.csv of {', '.join(args.merge)} hold no rows")
+        one_experiment(rows, "--merge")
         out.mkdir(parents=True, exist_ok=True)
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
         return
     if args.collect:
         rows = collect([Path(run) for run in args.collect], args.at_epoch)
+        one_experiment(rows, "--collect")
         out.mkdir(parents=True, exist_ok=True)
         write_tables(rows, out)
         plot(rows, out / "quality_vs_sparsity.png")
@@ -270,6 +272,34 @@ def given_once(folders: list[Path], flag: str) -> list[Path]:
             raise SystemExit(f"{folder}: given twice to {flag} (as {seen[folder.resolve()]} before)")
         seen[folder.resolve()] = folder
     return folders
+
+
+def counted_once(rows: list[dict]) -> list[dict]:
+    """``rows`` less the repeats of a row (equal in every column: the same run), which a folder merged into
+    another holds twice: ``--merge A B --out A`` wrote A's and B's rows into A, and once more B's twice."""
+    first = {}
+    for row in rows:
+        first.setdefault(tuple(row[key] for key in COLUMNS), row)
+    kept = list(first.values())
+    if len(kept) < len(rows):
+        logging.warning(
+            "%d row(s) found more than once in the --merge folders (one merged into another?) counted once",
+            len(rows) - len(kept),
+        )
+    return kept
+
+
+def one_experiment(rows: list[dict], flag: str) -> None:
+    """Refuses ``rows`` of several models, datasets or protocols (rows of sweeps that predate the model and
+    protocol columns leave them empty): the plot joined their points in one line, under the first one's title
+    and dense line, and ``--collect`` took the widest run of all for each one's same-budget baseline."""
+    for key in ("model", "dataset", "protocol"):
+        values = sorted({row[key] for row in rows if row[key] != ""})
+        if len(values) > 1:
+            raise SystemExit(
+                f"{flag}: its runs are of {len(values)} {key}s, {values}: a sweep's table and plot compare "
+                f"one {key}'s runs; give each its own {flag} and --out"
+            )
 
 
 def finished_summary(run: Path) -> dict:

@@ -229,11 +229,34 @@ def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = N
     resumed run takes its checkpoint's settings instead. ``--help`` shows the script's ``doc`` and
     defaults before the flags."""
     argv = sys.argv[1:] if argv is None else argv
-    if {"-h", "--help"} & set(argv):
+    helped = {"-h", "--help"} & set(argv)
+    if helped:
         print(f"{(doc or '').strip()}\n\nThis script runs: dslgraph {' '.join(defaults)} [FLAG ...]\n")
     script = build_parser().parse_args(defaults)
-    output = ["--output", script.output] if script.output else []
-    return main([script.command, *output, *argv], given_settings(script))
+    settings = given_settings(script)
+    output = ["--output", _example_output(script, settings, argv)] if script.output and not helped else []
+    return main([script.command, *output, *argv], settings)
+
+
+def _example_output(script: argparse.Namespace, defaults: dict[str, Any], argv: list[str]) -> str:
+    """The ``--output`` of an example script's run where ``argv`` gives none: the script's own, which is
+    ``runs/<model>-<dataset>``, named after the model and data that the flags and config file of ``argv``
+    train instead where they are not the script's (``lightgcn_lastfm.py --model neumf`` wrote to
+    runs/lightgcn-lastfm); a ``--data-file`` run after the file's name without its suffix."""
+    args, _ = build_parser().parse_known_args([script.command, *argv])
+    # the script's model arguments do not decide where the run goes, and they fail for another model
+    kept = {name: value for name, value in defaults.items() if name not in (*MODEL_ARGUMENTS, "options")}
+    try:
+        ours, theirs = validate(kept), settings_from_args(args, kept)
+    except ConfigError:  # main names it
+        return script.output
+    data = [
+        settings["dataset"] if settings["data_file"] is None else Path(settings["data_file"]).stem
+        for settings in (ours, theirs)
+    ]
+    if (ours["model"], data[0]) == (theirs["model"], data[1]):
+        return script.output
+    return str(Path(script.output).with_name(f"{theirs['model']}-{data[1]}"))
 
 
 def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) -> int:
@@ -650,20 +673,8 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         # a bad value ("lr": "x") is named as a fresh run names it, not as a change
         _refuse_changed_settings(checkpoint, previous, {k: v for k, v in changed.items() if _valid(k, v)})
         raise
-    finished = state["epoch"] >= settings["epochs"]
-    # under the same patience, the trainer trains an early-stopped run no further
-    stopped = bool(settings["patience"]) and state.get("bad_evals", 0) >= settings["patience"]
-    if (finished or stopped) and not (
-        state["epoch"] <= settings["epochs"] and _summary_missing(args.output)
-    ):  # resuming would rewrite metrics.json without training
-        why = (
-            f"it has trained {state['epoch']} of {settings['epochs']} epochs (pass a larger --epochs to "
-            "train on)"
-            if finished
-            else f"it stopped early at epoch {state['epoch']}, after {state['bad_evals']} evaluations "
-            "without gain (pass a larger --patience, or --patience 0, to train on)"
-        )
-        raise ConfigError(f"nothing to resume in {checkpoint}: {why}")
+    # a change that is refused anyway comes first: "nothing to resume" (with its advice to pass a larger
+    # --epochs) hid it until the user tried again
     _refuse_changed_settings(checkpoint, previous, settings)
     if settings["static_mask"] and settings["sparsity"] > 0 and settings["epochs"] != previous["epochs"]:
         raise ConfigError(
@@ -671,6 +682,23 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
             f"{settings['epochs']}): a static mask's run is laid out as DSL whose first update comes "
             "after its last iteration"
         )
+    finished = state["epoch"] >= settings["epochs"]
+    # under the same patience, the trainer trains an early-stopped run no further
+    stopped = bool(settings["patience"]) and state.get("bad_evals", 0) >= settings["patience"]
+    if (finished or stopped) and not (
+        state["epoch"] <= settings["epochs"] and _summary_missing(args.output)
+    ):  # resuming would rewrite metrics.json without training
+        static = settings["static_mask"] and settings["sparsity"] > 0  # which trains its own epochs only
+        more = (
+            "a --static-mask run takes no other --epochs" if static else "pass a larger --epochs to train on"
+        )
+        why = (
+            f"it has trained {state['epoch']} of {settings['epochs']} epochs ({more})"
+            if finished
+            else f"it stopped early at epoch {state['epoch']}, after {state['bad_evals']} evaluations "
+            "without gain (pass a larger --patience, or --patience 0, to train on)"
+        )
+        raise ConfigError(f"nothing to resume in {checkpoint}: {why}")
     return settings, recorded_fingerprint(state)
 
 

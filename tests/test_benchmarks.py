@@ -130,6 +130,55 @@ def test_collect_at_epoch(tmp_path):
         sweep.collect([dense, dsl], at_epoch=30)
 
 
+def test_merge_into_one_of_its_folders_counts_each_row_once(tmp_path, monkeypatch):
+    sweep = load("sweep_sparsity")
+    for name, sparsity in (("a", 0.0), ("b", 0.8)):
+        run = write_run(tmp_path / "runs" / name, [(10, 5.0, 0.15 - sparsity / 10)], sparsity=sparsity)
+        sweep.write_tables(sweep.collect([run]), tmp_path / name)
+    argv = [
+        "sweep_sparsity.py",
+        "--merge",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "--out",
+        str(tmp_path / "a"),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    for _ in range(2):  # the second merge took a's rows, b's among them, and b's again
+        sweep.main()
+        rows = sweep.read_rows(tmp_path / "a" / "sweep.csv")
+        assert [(row["mask"], row["sparsity"]) for row in rows] == [("dense", 0.0), ("dynamic", 0.8)]
+
+
+def test_collect_and_merge_refuse_runs_of_several_models_datasets_or_protocols(tmp_path, monkeypatch, capsys):
+    # one line through both datasets' points, under the first one's title, with its dense line alone
+    sweep = load("sweep_sparsity")
+    gowalla = write_run(tmp_path / "gowalla", [(10, 5.0, 0.15)])
+    lastfm = write_run(tmp_path / "lastfm", [(10, 5.0, 0.25)], dataset="lastfm", sparsity=0.8)
+    neumf = write_run(tmp_path / "neumf", [(10, 5.0, 0.25)], model="neumf", sparsity=0.8)
+    argv = ["sweep_sparsity.py", "--collect", str(gowalla), str(lastfm), "--out", str(tmp_path / "out")]
+    said = refusal(sweep.main, monkeypatch, capsys, argv)
+    assert "--collect: its runs are of 2 datasets, ['gowalla', 'lastfm']" in said
+    sweep.write_tables(sweep.collect([gowalla]), tmp_path / "a")
+    sweep.write_tables(sweep.collect([neumf]), tmp_path / "b")
+    rows = sweep.read_rows(tmp_path / "b" / "sweep.csv")
+    sweep.write_tables([{**row, "model": ""} for row in rows], tmp_path / "old")  # before the model column
+    argv = [
+        "sweep_sparsity.py",
+        "--merge",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    said = refusal(sweep.main, monkeypatch, capsys, argv)
+    assert "--merge: its runs are of 2 models, ['lightgcn', 'neumf']" in said
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(sys, "argv", [*argv[:2], str(tmp_path / "a"), str(tmp_path / "old"), *argv[4:]])
+    sweep.main()  # an empty model is any
+    assert len(sweep.read_rows(tmp_path / "out" / "sweep.csv")) == 2
+
+
 def refusal(main, monkeypatch, capsys, argv: list[str]) -> str:
     """What ``main`` says when it refuses ``argv``: an argument error's line, or its SystemExit message."""
     monkeypatch.setattr(sys, "argv", argv)

@@ -251,6 +251,10 @@ def test_resume_takes_the_run_settings_and_refuses_other_ones(tmp_path, capsys, 
     assert main(["train", "--output", out, "--resume"]) == 2  # a finished run: its metrics stay as written
     assert "last.pt: it has trained 2 of 2 epochs (pass a larger --epochs" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.json").read_text() == written
+    # the change refused is named before the run is found finished: was "nothing to resume", then, with a
+    # larger --epochs as it advised, "sparsity was 0.0"
+    assert main(["train", "--output", out, "--resume", "--sparsity", "0.5"]) == 2
+    assert "last.pt: sparsity was 0.0, now 0.5" in capsys.readouterr().err
 
 
 def test_a_resume_takes_a_model_default_given_and_names_a_bad_value_as_a_fresh_run_does(
@@ -368,6 +372,9 @@ def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypa
     capsys.readouterr()
     assert main(["train", "--output", out, "--resume", "--epochs", "2"]) == 2
     assert "last.pt with other epochs (1, now 2): a static mask's run" in capsys.readouterr().err
+    # nor does its finished run advise a larger --epochs
+    assert main(["train", "--output", out, "--resume"]) == 2
+    assert "trained 1 of 1 epochs (a --static-mask run takes no other --epochs)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model", ["lightgcn", "ultragcn", "neumf"])

@@ -189,3 +189,30 @@ def test_an_example_run_with_another_model_leaves_the_script_s_model_arguments_o
     settings = trained("ultragcn_gowalla", "--model", "lightgcn")  # and its --option gamma=0.0016
     assert settings["model"] == "lightgcn" and settings["options"] == {}
     assert trained("ultragcn_gowalla", "--model", "ultragcn")["options"]["gamma"] == 0.0016  # its own model
+
+
+def test_an_example_run_of_another_model_or_data_goes_to_a_folder_named_after_them(tmp_path, monkeypatch):
+    class Trained(Exception):
+        pass
+
+    def run_training(settings, output, *args):
+        raise Trained(output)
+
+    monkeypatch.setattr(dslgraph.cli, "run_training", run_training)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdae.json").write_text(json.dumps({"model": "cdae"}))
+
+    def output(name, *flags):
+        script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))
+        with pytest.raises(Trained) as raised:
+            run_example(script["DEFAULTS"], script["__doc__"], list(flags))
+        return raised.value.args[0]
+
+    assert output("lightgcn_lastfm") == str(Path("runs", "lightgcn-lastfm"))
+    # a NeuMF run of lightgcn_lastfm.py went to runs/lightgcn-lastfm, where a LightGCN run goes
+    assert output("lightgcn_lastfm", "--model", "neumf") == str(Path("runs", "neumf-lastfm"))
+    assert output("lightgcn_lastfm", "--config", "cdae.json") == str(Path("runs", "cdae-lastfm"))
+    assert output("lightgcn_lastfm", "--dataset", "ml-100k") == str(Path("runs", "lightgcn-ml-100k"))
+    assert output("neumf_ml1m", "--data-file", "mine.csv") == str(Path("runs", "neumf-mine"))
+    assert output("ultragcn_gowalla", "--model", "ultragcn") == str(Path("runs", "ultragcn-gowalla"))
+    assert output("lightgcn_lastfm", "--model", "neumf", "--output", "mine") == "mine"

@@ -265,7 +265,9 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains until ``config.epochs``, early stopping, or ``config.max_seconds`` of training in this call;
-        returns the summary."""
+        returns the summary. ``max_seconds`` is checked as each epoch ends, so an epoch that began under it
+        ends past it: a checkpoint within an epoch could not resume as the uninterrupted run goes on (the
+        epoch's batches, drawn as it begins, and the step counts of the schedules)."""
         if resume:
             self.load(self._path("last.pt"))
         cfg = self.config
