@@ -306,16 +306,16 @@ def to_sparse_tensor(adj: Tensor):
 
 
 def interaction_csr(
-    index: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32
+    index: Tensor, num_users: int, num_items: int, dtype: torch.dtype = torch.float32, name: str = "index"
 ) -> Tensor:
     """The ``[num_users, num_items]`` CSR matrix of the interactions ``index`` (``[2, E]``: users in row 0,
     items in row 1), a one of ``dtype`` at each pair (a pair given twice sums to two), on ``index``'s device:
     the graph input of CDAE and Mult-VAE, and the seen items that evaluation and ``recommend`` exclude.
 
-    Raises a :class:`ValueError` for ids out of range, not integers, or an ``[E, 2]`` index: with
-    ``check_invariants=False``, an item past ``num_items`` made a CSR of wrong rows without a word."""
+    Raises a :class:`ValueError` naming ``name`` for ids out of range, not integers, or an ``[E, 2]`` index:
+    with ``check_invariants=False``, an item past ``num_items`` made a CSR of wrong rows without a word."""
     num_users, num_items = as_count(num_users, "num_users"), as_count(num_items, "num_items")
-    check_pair_index("index", index, num_items, num_users)
+    check_pair_index(name, index, num_items, num_users)
     value = torch.ones(index.size(1), dtype=dtype, device=index.device)
     return (
         torch.sparse_coo_tensor(

@@ -80,15 +80,20 @@ class Recommender(nn.Module):
         """Raises a :class:`ValueError` unless ``data`` has the model's numbers of users and items (a
         graph of other sizes failed deep in a product, or was silently taken by models that index it) and
         training interactions of ids in their ranges."""
+        self.check_data_sizes(data)
+        # an item id past num_items (PyG's one id space, items after the users) failed deep in torch, or
+        # built CDAE's and Mult-VAE's rows silently with columns outside the matrix
+        check_pair_index(f"data[{EDGE}].edge_index", data[EDGE].edge_index, self.num_items, self.num_users)
+
+    def check_data_sizes(self, data: HeteroData) -> None:
+        """The numbers of users and items of :meth:`check_data`, for a graph input whose builder checks the
+        training interactions itself (:func:`interaction_matrix`)."""
         sizes = num_users_items(data)
         if sizes != (self.num_users, self.num_items):
             raise ValueError(
                 f"the data has {sizes[0]} users and {sizes[1]} items, the model was built for "
                 f"{self.num_users} and {self.num_items}"
             )
-        # an item id past num_items (PyG's one id space, items after the users) failed deep in torch, or
-        # built CDAE's and Mult-VAE's rows silently with columns outside the matrix
-        check_pair_index(f"data[{EDGE}].edge_index", data[EDGE].edge_index, self.num_items, self.num_users)
 
     def check_pairs(self, users: Tensor, items: Tensor | None = None, candidates: bool = False) -> None:
         """Raises a :class:`ValueError` unless ``users`` is a ``[B]`` tensor of the model's user ids and
@@ -338,8 +343,10 @@ def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
 
 
 def interaction_matrix(data: HeteroData, dtype: torch.dtype = torch.float32) -> Tensor:
-    """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor."""
-    return interaction_csr(data[EDGE].edge_index, *num_users_items(data), dtype)
+    """The binary ``[num_users, num_items]`` training interactions as a ``torch.sparse_csr`` tensor; a
+    :class:`ValueError` names ``data[EDGE].edge_index`` for ids outside them."""
+    index_name = f"data[{EDGE}].edge_index"
+    return interaction_csr(data[EDGE].edge_index, *num_users_items(data), dtype, index_name)
 
 
 def dense_rows(matrix: Tensor, rows: Tensor) -> Tensor:

@@ -87,7 +87,7 @@ class CDAE(Recommender):
 
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
-        self.check_data(data)
+        self.check_data_sizes(data)  # the interactions' ids: interaction_matrix checks them, naming them
         return interaction_matrix(data, self.float_dtype())
 
     def encode(self, rows: Tensor, user_rows: Tensor) -> Tensor:

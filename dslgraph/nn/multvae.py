@@ -104,7 +104,12 @@ class MultVAE(Recommender):
     def reset_parameters(self) -> None:
         for layer in self._linears():
             if isinstance(layer, SparseLinear):
-                layer.reset_parameters()  # Xavier values; a DSL target keeps its mask
+                # Xavier values, the same draws as below (the layer's own reset draws torch.nn.Linear's, as
+                # the masked backend's nn.Linear does); a DSL target keeps its mask
+                table = layer.sparse_weight
+                table.init, own = "xavier", table.init
+                table.reset_parameters()
+                table.init = own
             else:
                 nn.init.xavier_uniform_(layer.weight)
             nn.init.normal_(layer.bias, std=0.001)
@@ -112,7 +117,7 @@ class MultVAE(Recommender):
 
     def input_graph(self, data: HeteroData) -> Tensor:
         """The binary ``[num_users, num_items]`` training matrix (CSR)."""
-        self.check_data(data)
+        self.check_data_sizes(data)  # the interactions' ids: interaction_matrix checks them, naming them
         return interaction_matrix(data, self.float_dtype())
 
     def beta(self) -> float:

@@ -19,6 +19,7 @@ from dslgraph.sparse.embedding import (
     MASK_INITS,
     SparseEmbedding,
     active_count,
+    check_values_source,
     initial_positions,
 )
 from dslgraph.sparse.linear import SparseLinear
@@ -375,7 +376,8 @@ class DynamicSparseLearning:
         targets (str or list of str, optional): ``"tables"`` (every embedding table) and/or regular
             expressions matched against parameter names (e.g. ``r"mlp\..*\.weight"``).
             (default: :obj:`"tables"`)
-        update_interval (int, optional): :math:`\Delta T`. (default: :obj:`3000`)
+        update_interval (int, optional): :math:`\Delta T`; one past ``t_end`` (else ``total_steps``) leaves
+            the masks as drawn, with a warning. (default: :obj:`3000`)
         schedule (str, optional): ``"cosine"``, ``"linear"`` or ``"constant"``. (default: :obj:`"cosine"`)
         rho0 (float, optional): Initial update fraction. (default: :obj:`0.5`)
         rho_min (float, optional): Final update fraction. (default: :obj:`0.005`)
@@ -435,6 +437,8 @@ class DynamicSparseLearning:
         seed: int = 0,
         row_degrees: dict[str, Tensor] | None = None,
     ) -> None:
+        if not isinstance(model, nn.Module):  # failed on its named_modules, naming no argument
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not (is_real(sparsity) and 0.0 <= sparsity < 1.0):  # e.g. 80 meant as a percentage
             raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity!r}")
         # NumPy's numbers and text go on as Python's: run_settings() goes into checkpoints, which a resume
@@ -463,6 +467,8 @@ class DynamicSparseLearning:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        if not -(2**63) <= seed < 2**64:  # torch's generator said "Overflow when unpacking long long"
+            raise ValueError(f"seed must be in [-2**63, 2**64), which torch's generators take, got {seed}")
         if skip_zero_gradient and growth == "random":  # it did nothing, silently
             raise ValueError(
                 "skip_zero_gradient=True skips entries whose growth score (gradient or momentum) is zero, "
@@ -502,6 +508,14 @@ class DynamicSparseLearning:
         self._found_inf = None  # a GradScaler's word to a fused optimizer on its last step (see step())
         self.iteration = 0
         self.updates: list[dict] = []
+        if update_interval > self.horizon:
+            # the default ΔT of 3000 outlasts a short run: the masks would never change, as a static mask's
+            warnings.warn(
+                f"update_interval={update_interval} exceeds the {self.horizon} iterations DSL updates within "
+                f"({'t_end' if t_end is not None else 'total_steps'}): no update comes, so the initial masks "
+                "never change (a static mask); lower update_interval to prune and regrow",
+                stacklevel=2,
+            )
         if not isinstance(targets, (str, Sequence)):  # None, or one pattern not in a list
             raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
@@ -539,6 +553,8 @@ class DynamicSparseLearning:
                 f"{param_name!r} is computed (a parametrization, weight norm or pruning), not a "
                 f"parameter: name the parameter it is computed from, among {params}, as a target instead"
             )
+        if weight.is_meta:  # a mask of no values, and a sparse module's values copied out of nothing
+            check_values_source(weight, repr(param_name))
         if weight.numel() == 0:  # ERK's budgets divided by its 0 entries, a ZeroDivisionError
             raise ValueError(
                 f"{param_name!r} has no entries (shape {tuple(weight.shape)}), none to keep or regrow: "
@@ -572,6 +588,7 @@ class DynamicSparseLearning:
                 "module: wrap it (torch.nn.Sequential(model)) or use backend='masked'"
             )
         _check_replaceable(module_name, module)
+        check_values_source(weight, repr(param_name), ": use backend='masked', which masks it in place")
         shared = [n for n, p in self.model.named_parameters(remove_duplicate=False) if p is weight]
         if len(shared) > 1:
             raise ValueError(

@@ -11,7 +11,15 @@ from torch import Tensor, nn
 
 from dslgraph.checks import as_count, is_real
 from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
-from dslgraph.sparse.table import INITS, EmbeddingTable, check_index, check_shape, check_std, init_table_
+from dslgraph.sparse.table import (
+    INITS,
+    LINEAR_INIT,
+    EmbeddingTable,
+    check_index,
+    check_shape,
+    check_std,
+    init_table_,
+)
 
 if TYPE_CHECKING:
     from torch_sparse import SparseTensor
@@ -131,8 +139,9 @@ class SparseEmbedding(EmbeddingTable):
         num_embeddings (int): Number of rows.
         embedding_dim (int): Number of columns.
         density (float): Fraction of entries that are active, in ``(0, 1]``.
-        init (str, optional): ``"normal"`` or ``"xavier"``, drawn as for the dense table then
-            masked. (default: :obj:`"normal"`)
+        init (str, optional): ``"normal"``, ``"xavier"`` or ``"linear"`` (:class:`torch.nn.Linear`'s, for a
+            linear layer's weight: see :data:`~dslgraph.sparse.table.LINEAR_INIT`), drawn as for the dense
+            table then masked. (default: :obj:`"normal"`)
         std (float, optional): Std of the normal init. (default: :obj:`0.1`)
         generator (torch.Generator, optional): Source of the random mask.
         mask_init (str, optional): ``"random"`` (uniformly random entries, DSL's), ``"aligned"``
@@ -164,7 +173,7 @@ class SparseEmbedding(EmbeddingTable):
         self.num_embeddings, self.embedding_dim = check_shape(num_embeddings, embedding_dim)
         check_density(density)
         for option, value, choices in (
-            ("init", init, INITS),
+            ("init", init, (*INITS, LINEAR_INIT)),
             ("mask_init", mask_init, MASK_INITS),
             ("propagation", propagation, PROPAGATIONS),
         ):
@@ -216,6 +225,7 @@ class SparseEmbedding(EmbeddingTable):
         """
         if not isinstance(weight, Tensor):
             raise TypeError(f"weight must be a tensor, got {type(weight).__name__}")
+        check_values_source(weight, "weight")
         if weight.dim() != 2:
             raise ValueError(f"weight must be 2-D, got shape {tuple(weight.shape)}")
         if weight.layout != torch.strided:  # a torch sparse COO / CSR tensor: reshape failed inside torch
@@ -244,6 +254,7 @@ class SparseEmbedding(EmbeddingTable):
         row, col, value = tensor.coalesce("sum").coo()
         if value is None:
             raise ValueError("the SparseTensor has no values")
+        check_values_source(value, "the SparseTensor")
         if value.dim() != 1:
             raise ValueError(
                 f"the SparseTensor must hold one value per entry, got values of shape {tuple(value.shape)}"
@@ -688,6 +699,25 @@ def prefix_positions(width: Tensor, cols: int) -> Tensor:
     ``width[r]`` columns."""
     row = torch.repeat_interleave(torch.arange(width.numel()), width)
     return row * cols + torch.arange(row.numel()) - (width.cumsum(0) - width)[row]
+
+
+def check_values_source(tensor: Tensor, name: str, instead: str = "") -> None:
+    """Refuses, naming ``name``, a tensor that a sparse table cannot take its values from: an uninitialised
+    lazy parameter (torch's own error spoke of ``numel``), a meta tensor ("Cannot copy out of meta tensor")
+    and a complex one (its imaginary parts dropped, with nothing but torch's warning). ``instead``: a way
+    on, appended to the complex tensor's message."""
+    if isinstance(tensor, nn.parameter.UninitializedParameter):
+        raise ValueError(
+            f"{name} is not initialised yet (a lazy layer's, such as torch.nn.LazyLinear or PyG's "
+            "Linear(-1, ...)): run the model on one batch first, so that it has a shape and values"
+        )
+    if tensor.is_meta:
+        raise ValueError(
+            f"{name} is on the meta device, a shape without values to keep: materialise the model first "
+            "(model.to_empty(device=...) and its reset_parameters(), or load its weights)"
+        )
+    if tensor.is_complex():
+        raise ValueError(f"{name} is {tensor.dtype}, and a sparse table holds real values{instead}")
 
 
 def check_density(density: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -10,8 +12,10 @@ from dslgraph.sparse.embedding import (
     SparseEmbedding,
     active_count,
     check_density,
+    check_values_source,
     initial_positions,
 )
+from dslgraph.sparse.table import LINEAR_INIT
 
 
 class SparseLinear(nn.Module):
@@ -25,7 +29,10 @@ class SparseLinear(nn.Module):
     at the active entries only) plus a product with the transposed CSR, each costing
     ``batch x nnz`` multiply-adds. The bias stays dense (mask it with the DSL controller if
     wanted). :attr:`weight` is the dense view, for code that reads ``layer.weight`` directly
-    (correct, but dense work).
+    (correct, but dense work). Weight and bias are initialised as :class:`torch.nn.Linear`'s, from
+    :math:`U(-1/\sqrt{\text{in\_features}}, 1/\sqrt{\text{in\_features}})` (the weight drawn dense, then
+    kept at the active entries), so that a model computes the same whether DSL makes a layer a
+    ``SparseLinear`` or masks it.
 
     :class:`~dslgraph.sparse.DynamicSparseLearning` puts one in place of each :class:`torch.nn.Linear`
     whose weight it sparsifies (``backend="sparse"``).
@@ -51,9 +58,10 @@ class SparseLinear(nn.Module):
         self.in_features = as_count(in_features, "in_features", 1)
         self.out_features = as_count(out_features, "out_features", 1)
         self.sparse_weight = SparseEmbedding(
-            self.out_features, self.in_features, density, "xavier", generator=generator, _entries=_entries
+            self.out_features, self.in_features, density, LINEAR_INIT, generator=generator, _entries=_entries
         )
-        self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
+        self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
+        self._reset_bias()
 
     @classmethod
     def from_linear(
@@ -61,6 +69,9 @@ class SparseLinear(nn.Module):
     ) -> SparseLinear:
         """Keeps a uniformly random ``density`` of ``linear``'s weight (its values as they are) and
         shares its bias parameter."""
+        if not isinstance(linear, nn.Linear):  # an nn.Embedding failed on its missing out_features
+            raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
+        check_values_source(linear.weight, "linear.weight")
         check_density(density)
         shape = (linear.out_features, linear.in_features)
         positions = initial_positions(
@@ -73,10 +84,15 @@ class SparseLinear(nn.Module):
         return layer
 
     def reset_parameters(self) -> None:
-        """Xavier-uniform values on a new random mask (a DSL target keeps its mask), and a zero bias."""
+        """:class:`torch.nn.Linear`'s initialisation, weight then bias, on a new random mask (a DSL target
+        keeps its mask, and then draws the very numbers of the masked backend's :class:`torch.nn.Linear`)."""
         self.sparse_weight.reset_parameters()
+        self._reset_bias()
+
+    def _reset_bias(self) -> None:
         if self.bias is not None:
-            nn.init.zeros_(self.bias)
+            bound = 1 / math.sqrt(self.in_features)  # torch.nn.Linear's: 1 / sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
 
     @property
     def nnz(self) -> int:

@@ -25,13 +25,21 @@ from dslgraph.sparse.ops import spmm
 INITS = ("normal", "xavier")
 
 
+LINEAR_INIT = "linear"
+"""The init of a table that is a linear layer's ``[out_features, in_features]`` weight (a
+:class:`~dslgraph.sparse.SparseLinear`'s): :class:`torch.nn.Linear`'s, Kaiming-uniform with
+:math:`a = \\sqrt{5}`, that is :math:`U(-1/\\sqrt{d}, 1/\\sqrt{d})` for ``d = embedding_dim`` inputs."""
+
+
 def init_table_(weight: Tensor, init: str, std: float) -> Tensor:
-    """Fills a dense table in place: ``normal(0, std)`` or Xavier-uniform."""
+    """Fills a dense table in place: ``normal(0, std)``, Xavier-uniform or :data:`LINEAR_INIT`."""
     if init == "normal":
         return nn.init.normal_(weight, std=std)
     if init == "xavier":
         return nn.init.xavier_uniform_(weight)
-    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == LINEAR_INIT:  # the very draw of torch.nn.Linear.reset_parameters
+        return nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    raise ValueError(f"init must be one of {[*INITS, LINEAR_INIT]}, got {init!r}")
 
 
 def check_std(std: float) -> float:
@@ -105,6 +113,8 @@ class DenseEmbedding(EmbeddingTable):
     ) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = check_shape(num_embeddings, embedding_dim)
+        if init not in INITS:  # a table's inits (LINEAR_INIT is a linear layer's weight's)
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.init = init
         self.std = check_std(std)
         self.weight = nn.Parameter(torch.empty(self.num_embeddings, self.embedding_dim))

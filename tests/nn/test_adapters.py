@@ -851,3 +851,21 @@ def test_folds_in_says_whether_scores_follow_the_users_interactions(name, small_
     users = torch.tensor([0])
     scores = [model.scorer(model.input_graph(data))(users) for data in (small_data, fewer)]
     assert model.folds_in == (not torch.allclose(*scores))
+
+
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_input_graph_checks_the_training_interactions_once(name, small_data, monkeypatch):
+    """check_data checked the interactions, then interaction_matrix the same ids again, by the same bounds:
+    four reductions over every interaction twice (a wait for the device each, on a GPU)."""
+    import dslgraph.data.graph as graph_module
+    import dslgraph.nn.base as base_module
+
+    checked = []
+
+    def counted(check):
+        return lambda name, *args: checked.append(name) or check(name, *args)
+
+    for module in (graph_module, base_module):
+        monkeypatch.setattr(module, "check_pair_index", counted(module.check_pair_index))
+    make(name).input_graph(small_data)
+    assert checked == [f"data[{EDGE}].edge_index"]

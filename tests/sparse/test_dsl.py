@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from dslgraph.data import EDGE, propagation_graph
-from dslgraph.nn import LightGCN, MultVAE, NeuMF
+from dslgraph.nn import CDAE, LightGCN, MultVAE, NeuMF
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
 from dslgraph.sparse import dsl as dsl_module
@@ -408,6 +408,9 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
     [
         ({"update_interval": np.float64(3.0)}, r"update_interval must be an int, got np.float64\(3.0\)"),
         ({"seed": 1.5}, r"seed must be an int, got 1.5"),
+        # torch's "Overflow when unpacking long long" named nothing
+        ({"seed": 2**64}, r"seed must be in \[-2\*\*63, 2\*\*64\), .* got 18446744073709551616"),
+        ({"seed": -(2**63) - 1}, r"seed must be in \[-2\*\*63, 2\*\*64\)"),
         ({"t_end": np.True_}, r"t_end must be an int, got np.True_"),
         ({"sparsity": "0.8"}, r"sparsity must be a fraction in \[0, 1\), got '0.8'"),  # a TypeError before
         ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got np.float64\(80.0\)"),
@@ -423,6 +426,12 @@ def test_a_wrong_number_is_refused_naming_it(setting, message):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), **settings)
 
 
+def test_a_model_that_is_no_module_is_refused_naming_it():
+    """A model's state_dict() (or its parameters) given for the model failed on named_modules."""
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got OrderedDict"):
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8).state_dict(), 0.5, 10)
+
+
 def test_lazy_layer_target_fails_naming_it():
     from torch_geometric.nn import Linear
 
@@ -432,6 +441,24 @@ def test_lazy_layer_target_fails_naming_it():
     model(torch.tensor([0, 1]))  # the advice works
     dsl = DynamicSparseLearning(model, 0.5, total_steps=10, targets=["tables", r"1\.weight"])
     assert dsl.active_counts()["1.weight"] == 16
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+@pytest.mark.parametrize("layer", [nn.Embedding, nn.Linear])
+def test_a_meta_or_complex_target_is_refused_naming_it(backend, layer):
+    """A meta target failed inside torch where replaced ("Cannot copy out of meta tensor") and got a mask of
+    no values where masked; a complex one replaced lost its imaginary parts (masking one works)."""
+    targets = ["tables"] if layer is nn.Embedding else [r"1\.weight"]
+    model = nn.Sequential(nn.Embedding(10, 4), layer(4, 3, device="meta"))
+    with pytest.raises(ValueError, match="'1.weight' is on the meta device"):
+        DynamicSparseLearning(model, 0.5, 10, targets=targets, update_interval=5, backend=backend)
+    model = nn.Sequential(nn.Embedding(10, 4), layer(4, 3, dtype=torch.complex64))
+    if backend == "masked":
+        DynamicSparseLearning(model, 0.5, 10, targets=[r"1\.weight"], update_interval=5, backend=backend)
+        return
+    with pytest.raises(ValueError, match="'1.weight' is torch.complex64.* use backend='masked'"):
+        DynamicSparseLearning(model, 0.5, 10, targets=targets, update_interval=5, backend=backend)
+    assert type(model[0]) is nn.Embedding  # refused before the model changed
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "erk"])
@@ -1986,6 +2013,35 @@ def test_every_backend_draws_the_same_masks_for_a_bias_between_weights():
         assert torch.equal(mask, masks["compact"][name]) and torch.equal(mask, masks["masked"][name]), name
 
 
+@pytest.mark.parametrize("cls", [CDAE, MultVAE])
+def test_every_backend_resets_a_linear_target_to_the_same_values(cls):
+    """reset_parameters() after the controller drew a SparseLinear's own init, Xavier weights and a zero bias,
+    where the masked backend's nn.Linear drew Kaiming-uniform ones and a uniform bias (CDAE's encoder); the
+    same draws from one seed now, MultVAE's own Xavier init included."""
+    reset = {}
+    for backend in ("sparse", "compact", "masked"):
+        torch.manual_seed(0)
+        model = cls(6, 12, hidden_channels=8)
+        DynamicSparseLearning(model, 0.5, 10, targets=[r".*\.weight"], update_interval=5, backend=backend)
+        torch.manual_seed(1)
+        model.reset_parameters()
+        reset[backend] = {name: value.detach().clone() for name, value in _linear_parameters(model).items()}
+    assert reset["sparse"].keys() == reset["masked"].keys() and reset["sparse"]
+    for name, value in reset["masked"].items():
+        torch.testing.assert_close(reset["sparse"][name], value, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(reset["compact"][name], value, rtol=0, atol=0, msg=name)
+
+
+def _linear_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every linear layer's dense weight and bias, whatever module DSL made of it."""
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, SparseLinear))}
+    return {
+        f"{name}.{part}": getattr(layer, part)
+        for name, layer in layers.items()
+        for part in ("weight", "bias")
+    }
+
+
 def test_building_the_controller_leaves_the_global_random_stream_as_it_was():
     """The sparse and compact backends drew a value for every entry of each replaced table and linear
     layer, and then replaced them: dropout and everything drawn after the controller differed from the
@@ -2103,6 +2159,26 @@ def test_stepping_past_total_steps_warns_once_without_t_end(t_end):
             assert len(past) == (step >= 6 and t_end is None)
     assert past == [] or "total_steps=6" in past[0]
     assert [update["iteration"] for update in dsl.updates] == [2, 4, 6][: 3 if t_end is None else 2]
+
+
+def test_an_update_interval_past_the_horizon_is_named_in_a_warning():
+    """Built in one's own loop, a ΔT past the run (the default 3000 of a short one) or past t_end never
+    updated: the masks stayed the initial ones, a static mask, while only the CLI said so."""
+
+    def warned(**options):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            DynamicSparseLearning(nn.Sequential(nn.Embedding(10, 4)), 0.5, **options)
+        return [str(w.message) for w in caught if "update_interval" in str(w.message)]
+
+    message = "update_interval=3000 exceeds the 20 iterations DSL updates within (total_steps)"
+    assert warned(total_steps=20)[0].startswith(message)
+    assert "the initial masks never change" in warned(total_steps=20)[0]
+    assert warned(total_steps=20, update_interval=8, t_end=6)[0].startswith(
+        "update_interval=8 exceeds the 6 iterations DSL updates within (t_end)"
+    )
+    assert warned(total_steps=20, update_interval=20) == []  # one update, at the last iteration
+    assert warned(total_steps=20, update_interval=6, t_end=6) == []
 
 
 def test_skip_zero_gradient_under_random_growth_is_refused():

@@ -618,6 +618,27 @@ def test_from_dense_takes_a_torch_sparse_weight_and_refuses_other_objects(layout
         SparseEmbedding.from_dense(weight.numpy())
 
 
+@pytest.mark.parametrize("density", [None, 0.5])
+def test_from_dense_refuses_a_complex_meta_or_lazy_weight_naming_it(density):
+    """A complex weight lost its imaginary parts with nothing but torch's warning; a meta one failed inside
+    torch ("Cannot copy out of meta tensor"), an uninitialised lazy parameter in torch's numel."""
+    with pytest.raises(ValueError, match="weight is torch.complex64, and a sparse table holds real values"):
+        SparseEmbedding.from_dense(torch.randn(4, 3, dtype=torch.complex64), density)
+    with pytest.raises(ValueError, match="weight is on the meta device, a shape without values to keep"):
+        SparseEmbedding.from_dense(torch.empty(4, 3, device="meta"), density)
+    with pytest.raises(ValueError, match="weight is not initialised yet"):
+        SparseEmbedding.from_dense(torch.nn.parameter.UninitializedParameter(), density)
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_from_sparse_tensor_refuses_complex_values():
+    from torch_sparse import SparseTensor
+
+    tensor = SparseTensor.from_dense(torch.randn(4, 3, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="the SparseTensor is torch.complex64"):
+        SparseEmbedding.from_sparse_tensor(tensor)
+
+
 def test_a_checkpoint_of_a_table_of_another_shape_with_as_many_entries_fails_to_load():
     """A 3 x 6 table's values and positions are entries of a 6 x 3 one too: they loaded without a word,
     each value then read as another entry (a SparseLinear without bias loaded its transpose's weight). The

@@ -1,3 +1,4 @@
+import math
 import re
 
 import numpy as np
@@ -182,12 +183,46 @@ def test_a_dense_weight_in_the_last_columns_and_rows_only():
     torch.testing.assert_close(x.grad, x_dense.grad)
 
 
-def test_reset_parameters_redraws_the_mask_and_zeroes_the_bias():
+def test_reset_parameters_redraws_the_mask_and_the_bias():
     layer = SparseLinear(12, 7, density=0.3)
+    positions = layer.sparse_weight.positions.clone()
     with torch.no_grad():
         layer.bias.fill_(1.0)
     layer.reset_parameters()
-    assert torch.equal(layer.bias, torch.zeros(7)) and layer.nnz == round(0.3 * 84)
+    assert layer.nnz == round(0.3 * 84) and not torch.equal(layer.sparse_weight.positions, positions)
+    assert 0 < float(layer.bias.abs().max()) <= 1 / math.sqrt(12)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.4])
+def test_initial_values_are_nn_linear_s_draws(density):
+    """A drop-in for nn.Linear initialised as one (its mask from a generator of its own, the same numbers):
+    it drew Xavier weights and a zero bias, so a model whose reset_parameters() reset a layer that DSL
+    replaced (CDAE's encoder) started from weights about twice as large and no bias under the sparse
+    backend, and from nn.Linear's under the masked one."""
+    torch.manual_seed(0)
+    dense = nn.Linear(12, 7)
+    torch.manual_seed(0)
+    layer = SparseLinear(12, 7, density, generator=torch.Generator().manual_seed(1))
+    kept = layer.weight != 0
+    assert int(kept.sum()) == layer.nnz
+    torch.testing.assert_close(layer.weight, dense.weight.detach() * kept, rtol=0, atol=0)
+    torch.testing.assert_close(layer.bias, dense.bias, rtol=0, atol=0)
+    assert float(layer.weight.abs().max()) <= 1 / math.sqrt(12)
+
+
+def test_from_linear_refuses_a_lazy_meta_complex_or_other_layer_naming_it():
+    """A LazyLinear failed inside torch ("Attempted to use an uninitialized parameter in numel"), a meta
+    layer in a copy out of it, a complex one lost its imaginary parts, an nn.Embedding on out_features."""
+    with pytest.raises(
+        ValueError, match=r"linear.weight is not initialised yet .* run the model on one batch"
+    ):
+        SparseLinear.from_linear(nn.LazyLinear(3), 0.5)
+    with pytest.raises(ValueError, match="linear.weight is on the meta device"):
+        SparseLinear.from_linear(nn.Linear(4, 3, device="meta"), 0.5)
+    with pytest.raises(ValueError, match="linear.weight is torch.complex64"):
+        SparseLinear.from_linear(nn.Linear(4, 3, dtype=torch.complex64), 0.5)
+    with pytest.raises(TypeError, match="linear must be a torch.nn.Linear, got Embedding"):
+        SparseLinear.from_linear(nn.Embedding(4, 3), 0.5)
 
 
 def test_from_linear_shares_the_bias_parameter():

@@ -72,3 +72,13 @@ def test_propagating_over_a_graph_of_another_dtype_names_both(build, graph_dtype
         with torch.set_grad_enabled(grad), pytest.raises(TypeError, match=message):
             table.propagate(adj)
     torch.testing.assert_close(table.propagate(adj.float()), table.to_dense())
+
+
+@pytest.mark.parametrize("init", ["linear", "uniform"])
+def test_a_dense_table_takes_a_tables_inits_only(init):
+    """init="linear" is a sparse linear layer's weight's (torch.nn.Linear's), not one of a table's."""
+    with pytest.raises(
+        ValueError, match=re.escape(f"init must be one of ['normal', 'xavier'], got {init!r}")
+    ):
+        LightGCN(3, 4, embedding_dim=8, init=init)
+    assert SparseEmbedding(3, 4, 0.5, init="linear").values.abs().max() <= 1 / math.sqrt(4)
