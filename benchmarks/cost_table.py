@@ -23,11 +23,10 @@ that does not keeps its recorded MACs, with a warning.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-from common import check_output, markdown_table, write_csv, write_text
+from common import check_output, markdown_table, read_summary, write_csv, write_text
 
 from dslgraph.cli import build_model, load_data, train_config
 from dslgraph.config import validate
@@ -109,7 +108,7 @@ def recounted(summary: dict, model: str, run: str, root: str) -> dict:
 def row_for(path: Path, folder: Path | None = None, root: str | None = None) -> dict | None:
     """The table's row of the run of ``path``, named by its folder's path under ``folder``, its MACs
     recounted with the data under ``root`` when given."""
-    summary = json.loads(path.read_text())
+    summary = read_summary(path)
     if "dense_macs" not in summary:
         return None
     # runs of a sweep sit in <model>/runs/<run>/; older summaries do not record the model's name. A run of

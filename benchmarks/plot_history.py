@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, save_figure, write_csv  # noqa: E402
+from common import check_output, read_summary, save_figure, write_csv  # noqa: E402
 
 
 def named(text: str) -> tuple[str, str]:
@@ -51,7 +50,7 @@ def history(name: str, folder: Path, metric: str, split: str) -> list[dict]:
     path = folder / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{name}: no metrics.json in {folder}")
-    entries = json.loads(path.read_text()).get("history", [])
+    entries = read_summary(path).get("history", [])
     key = column(split, metric)
     rows = [
         {"run": name, "epoch": e["epoch"], "train_seconds": e["seconds"], key: e[split][metric]}

@@ -38,6 +38,7 @@ from common import (  # noqa: E402
     add_settings_option,
     check_output,
     markdown_table,
+    read_summary,
     save_figure,
     sparsity_level,
     write_csv,
@@ -311,7 +312,7 @@ def finished_summary(run: Path) -> dict:
         raise SystemExit(
             f"{run}: no metrics.json (not a dslgraph train output folder, or a run not evaluated)"
         )
-    summary = json.loads(path.read_text())
+    summary = read_summary(path)
     if "settings" not in summary:
         raise SystemExit(
             f"{run}: its run has not finished (metrics.json holds no settings yet): let it end, or finish it "
@@ -376,12 +377,20 @@ def read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise SystemExit(f"{path.parent}: no sweep.csv (--merge takes folders that a sweep wrote as --out)")
     with path.open() as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    for line, row in enumerate(rows, 2):  # a sweep.csv's rows are one line each, after the header
+        # a copy cut short ends with a row of fewer fields (read as None), which was merged with blank metrics
+        if None in row.values() or None in row:
+            fields = len(reader.fieldnames or [])
+            raise SystemExit(f"{path}, line {line}: not the {fields} fields of its header (copy cut short?)")
         for key in COLUMNS:
             row.setdefault(key, "")  # sweeps written before a column existed
         for key in ("sparsity", "recall@20", "capped_recall@20", "hr@20", "ndcg@20"):
-            row[key] = float(row[key]) if row.get(key) not in (None, "") else ""
+            try:
+                row[key] = float(row[key]) if row[key] != "" else ""
+            except ValueError:
+                raise SystemExit(f"{path}, line {line}: {key} {row[key]!r} is not a number") from None
     return rows
 
 

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -28,3 +30,25 @@ def small_data():
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
+
+
+@pytest.fixture
+def full_disk():
+    """A context in which a file written past its first 1,000 bytes fails as on a full disk: the write
+    raises an OSError naming no file (EFBIG of a file size limit, where a full disk's is ENOSPC), torch
+    saving to a file name its RuntimeError. POSIX only."""
+    resource = pytest.importorskip("resource")
+    import signal
+
+    @contextlib.contextmanager
+    def limited():
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails, the process goes on
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, limits[1]))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+            signal.signal(signal.SIGXFSZ, handler)
+
+    return limited

@@ -208,6 +208,46 @@ def test_collect_names_a_folder_it_cannot_tabulate(tmp_path):
         sweep.collect([dense, tmp_path / "." / "dense"])
 
 
+def test_a_metrics_json_cut_short_is_named_by_every_script_reading_it(tmp_path):
+    """A copy of a run's metrics.json cut short (or another file by that name) failed the sweep, the plot
+    and the cost table with json's JSONDecodeError, naming no file; a JSON list with an AttributeError."""
+    run = write_run(tmp_path / "run", [(10, 5.0, 0.15)])
+    path = run / "metrics.json"
+    whole = path.read_text()
+    readers = [
+        lambda: load("sweep_sparsity").collect([run]),
+        lambda: load("plot_history").history("run", run, "recall@20", "test"),
+        lambda: load("cost_table").row_for(path),
+    ]
+    for text in (whole[: len(whole) // 2], "[]"):
+        path.write_text(text)
+        for read in readers:
+            with pytest.raises(
+                SystemExit,
+                match=f"{path}: not the metrics.json that dslgraph train writes .*--output {run} --resume",
+            ):
+                read()
+
+
+def test_merge_names_a_sweep_csv_cut_short_or_garbled(tmp_path):
+    """A copy of a sweep.csv cut short mid-row was merged with blank metrics, without a word, and a value that
+    is not a number failed with float's ValueError, naming no file."""
+    sweep = load("sweep_sparsity")
+    path = tmp_path / "sweep.csv"
+    header = ",".join(sweep.COLUMNS)
+    numbers = ("sparsity", "recall@20", "capped_recall@20", "hr@20", "ndcg@20")
+    whole = ",".join("0.5" if column in numbers else "x" for column in sweep.COLUMNS)
+    path.write_text(f"{header}\n{whole}\n")
+    assert sweep.read_rows(path)[0]["recall@20"] == 0.5
+    path.write_text(f"{header}\n{whole}\n{whole[: len(whole) // 2]}")
+    fields = len(sweep.COLUMNS)
+    with pytest.raises(SystemExit, match=f"{path}, line 3: not the {fields} fields of its header"):
+        sweep.read_rows(path)
+    path.write_text(f"{header}\n{whole.replace('0.5', '0.5x', 1)}\n")
+    with pytest.raises(SystemExit, match=f"{path}, line 2: sparsity '0.5x' is not a number"):
+        sweep.read_rows(path)
+
+
 def test_collect_names_a_run_evaluated_without_k_20(tmp_path):
     # a KeyError: 'hr@20' from the table
     run = write_run(tmp_path / "k10", [(10, 5.0, 0.15)], ks=[10, 50])

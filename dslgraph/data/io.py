@@ -381,12 +381,38 @@ def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) 
         write(tmp)
         _fsync(tmp, os.O_RDONLY if os.name == "posix" else os.O_RDWR)  # Windows flushes written handles only
         os.replace(tmp, path)
+    except OSError as exc:
+        # a failed write (a full disk) names no file, a failed open or rename the temporary one: the error
+        # names the file being made, as the same subclass (PermissionError, ...); one naming another file
+        # (the source of a copy) is kept
+        if exc.errno is None or exc.filename not in (None, os.fspath(tmp)):
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists():  # a read-only folder refuses to unlink even a file it lacks (EROFS, not ENOENT)
+            tmp.unlink()
     # The rename is durable once the directory is: POSIX opens one to fsync it, Windows cannot
     with contextlib.suppress(OSError):
         _fsync(path.parent, os.O_RDONLY)
     return path
+
+
+def save_then_rename(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` through :func:`write_then_rename`. Saved through a Python file: torch
+    saving to a file name reports a failed write (a full disk) as a ``RuntimeError`` naming neither the
+    file nor the cause (``unexpected pos 704 vs 598``), to a Python file with the :class:`OSError` as its
+    context, raised here instead."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            try:
+                torch.save(obj, file)
+            except RuntimeError as exc:
+                if isinstance(exc.__context__, OSError):
+                    raise exc.__context__ from None
+                raise
+
+    return write_then_rename(path, write)
 
 
 def _fsync(path: Path, flags: int) -> None:

@@ -17,7 +17,7 @@ from torch_geometric.data import HeteroData
 
 from dslgraph.checks import is_count
 from dslgraph.data.graph import EDGE, check_pair_index, num_users_items
-from dslgraph.data.io import write_then_rename
+from dslgraph.data.io import save_then_rename
 from dslgraph.nn.base import (
     Recommender,
     ScoreFn,
@@ -267,7 +267,7 @@ class UltraGCN(Recommender):
         cached = {"neighbors": neighbors, "weights": weights}
         # written then renamed: runs started side by side may build the same cache at once
         try:
-            write_then_rename(path, lambda tmp: torch.save(cached, tmp))
+            save_then_rename(cached, path)
         except OSError as exc:  # a read-only dataset folder, a full disk: the neighbours are found, train on
             log.warning(
                 "UltraGCN item neighbours could not be cached in %s (%s: %s); the next run finds them again",

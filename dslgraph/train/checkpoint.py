@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from dslgraph.data.io import write_then_rename
+from dslgraph.data.io import save_then_rename
 
 try:
     import fcntl
@@ -26,8 +26,9 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Writes ``state`` to ``path`` through a temporary file and an atomic rename."""
-    return write_then_rename(path, lambda tmp: torch.save(state, tmp))
+    """Writes ``state`` to ``path`` through a temporary file and an atomic rename; a write that fails (a full
+    disk) raises the :class:`OSError` naming ``path``."""
+    return save_then_rename(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dslgraph.data import DatasetFormatError, read_adjacency_lists, read_pairs
-from dslgraph.data.io import read_count_lists, write_then_rename
+from dslgraph.data.io import read_count_lists, save_then_rename, write_then_rename
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 
@@ -272,6 +272,48 @@ def test_write_then_rename_keeps_the_old_file_and_no_partial_when_writing_fails(
         write_then_rename(path, fail)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["data.pt"]  # the half-written file of this (running) process is gone
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        lambda path: write_then_rename(path, lambda tmp: tmp.write_bytes(b"x" * 10_000)),
+        lambda path: save_then_rename({"weights": torch.zeros(10_000)}, path),
+    ],
+    ids=["write_then_rename", "save_then_rename"],
+)
+def test_a_file_that_does_not_fit_on_the_disk_is_named_and_the_old_one_kept(tmp_path, full_disk, save):
+    """A full disk failed torch.save with a RuntimeError naming neither the file nor the cause (``unexpected
+    pos 704 vs 598``), outside the OSError a run or UltraGCN's cache answers, and a plain write with an
+    OSError naming no file: both name the file being made now."""
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"old")
+    with full_disk(), pytest.raises(OSError) as info:
+        save(path)
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(path)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_write_then_rename_in_a_read_only_folder_names_the_file(tmp_path, monkeypatch):
+    """A read-only file system refuses to unlink even a file it lacks: the clean-up of a temporary file
+    never made failed in place of the write, naming the temporary file."""
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    with pytest.raises(OSError) as info:
+        write_then_rename(tmp_path / "metrics.json", lambda tmp: read_only(tmp))
+    assert info.value.errno == errno.EROFS and info.value.filename == str(tmp_path / "metrics.json")
+
+
+def test_write_then_rename_keeps_the_error_of_another_file(tmp_path):
+    """A copy whose source cannot be read names the source, not the file it was to make."""
+    source = tmp_path / "missing.txt"
+    with pytest.raises(FileNotFoundError) as info:
+        write_then_rename(tmp_path / "data1.txt", lambda tmp: tmp.write_bytes(source.read_bytes()))
+    assert info.value.filename == str(source)
 
 
 def test_write_then_rename_makes_the_folder_and_ignores_foreign_names(tmp_path):
