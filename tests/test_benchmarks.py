@@ -135,14 +135,8 @@ def test_merge_into_one_of_its_folders_counts_each_row_once(tmp_path, monkeypatc
     for name, sparsity in (("a", 0.0), ("b", 0.8)):
         run = write_run(tmp_path / "runs" / name, [(10, 5.0, 0.15 - sparsity / 10)], sparsity=sparsity)
         sweep.write_tables(sweep.collect([run]), tmp_path / name)
-    argv = [
-        "sweep_sparsity.py",
-        "--merge",
-        str(tmp_path / "a"),
-        str(tmp_path / "b"),
-        "--out",
-        str(tmp_path / "a"),
-    ]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    argv = ["sweep_sparsity.py", "--merge", a, b, "--out", a]
     monkeypatch.setattr(sys, "argv", argv)
     for _ in range(2):  # the second merge took a's rows, b's among them, and b's again
         sweep.main()
@@ -163,14 +157,8 @@ def test_collect_and_merge_refuse_runs_of_several_models_datasets_or_protocols(t
     sweep.write_tables(sweep.collect([neumf]), tmp_path / "b")
     rows = sweep.read_rows(tmp_path / "b" / "sweep.csv")
     sweep.write_tables([{**row, "model": ""} for row in rows], tmp_path / "old")  # before the model column
-    argv = [
-        "sweep_sparsity.py",
-        "--merge",
-        str(tmp_path / "a"),
-        str(tmp_path / "b"),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    a, b, out = (str(tmp_path / name) for name in ("a", "b", "out"))
+    argv = ["sweep_sparsity.py", "--merge", a, b, "--out", out]
     said = refusal(sweep.main, monkeypatch, capsys, argv)
     assert "--merge: its runs are of 2 models, ['lightgcn', 'neumf']" in said
     assert not (tmp_path / "out").exists()
