@@ -207,9 +207,10 @@ def main() -> None:
     extra = dict(args.set)
     if args.same_budget and args.model not in SAME_BUDGET_MODELS:
         parser.error(f"--same-budget needs a model whose weights are its tables: {SAME_BUDGET_MODELS}")
+    sparsities = [s + 0.0 for s in args.sparsities]  # -0 is 0: it planned a second dense run, dense-s-0.0
     runs = [
         (s, "dense" if s == 0 else "dynamic", state)
-        for s in args.sparsities
+        for s in sparsities
         for state in (args.optimizer_states if s else ["reset"])
     ]
     runs += [(s, "static", "reset") for s in args.static]

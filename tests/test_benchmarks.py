@@ -256,6 +256,7 @@ def test_collect_names_a_run_evaluated_without_k_20(tmp_path):
         (["--collect", "a", "--overwrite"], "--overwrite is for the runs a sweep trains"),
         (["--sparsities", "--static"], "nothing to train"),  # an IndexError in the plot, after --out made
         (["--sparsities", "0.5", "0.5", "--static"], "the run dynamic-s0.5-reset is asked for twice"),
+        (["--sparsities", "0", "-0", "--static"], "the run dense-s0.0-reset is asked for twice"),
         # a width of 1 trained as "sparsity 8", and the dense run again as a static mask or a same budget
         (["--same-budget", "8"], "argument --same-budget: expected a sparsity in (0, 1), got 8.0"),
         (["--same-budget", "0"], "argument --same-budget: expected a sparsity in (0, 1), got 0.0"),

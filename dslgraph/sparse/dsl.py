@@ -23,7 +23,7 @@ from dslgraph.sparse.embedding import (
     initial_positions,
 )
 from dslgraph.sparse.linear import SparseLinear
-from dslgraph.sparse.schedules import SCHEDULES, update_fraction
+from dslgraph.sparse.schedules import SCHEDULES, check_fractions, update_fraction
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 
 log = logging.getLogger(__name__)
@@ -461,8 +461,7 @@ class DynamicSparseLearning:
             raise ValueError(f"update_interval (ΔT) must be >= 1, got {update_interval}")
         if total_steps < 1:
             raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-        if not (is_real(rho0) and is_real(rho_min) and 0.0 <= rho_min <= rho0 <= 1.0):
-            raise ValueError(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0!r}, rho_min={rho_min!r}")
+        check_fractions(rho0, rho_min)
         if t_end is not None and not 0 < t_end <= total_steps:
             raise ValueError(f"t_end must be in (0, total_steps={total_steps}], got {t_end}")
         if chunk_rows < 1:
@@ -918,6 +917,14 @@ class DynamicSparseLearning:
 
     def load_state_dict(self, state: dict) -> None:
         """Restores :meth:`state_dict`; refuses a state saved under other :meth:`run_settings`."""
+        # a model's state dict or {} failed with a bare KeyError: 'iteration'
+        if not isinstance(state, Mapping):
+            raise ValueError(
+                f"not a DSL controller's state (a dict, its state_dict()): got {type(state).__name__}"
+            )
+        missing = [key for key in ("iteration", "generator", "updates") if key not in state]
+        if missing:
+            raise ValueError(f"not a DSL controller's state (its state_dict()): it lacks {missing}")
         ours = self.run_settings()
         for key, saved in state.get("settings", {}).items():  # older states recorded none
             if saved != ours.get(key):

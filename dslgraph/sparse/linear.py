@@ -29,7 +29,10 @@ class SparseLinear(nn.Module):
     at the active entries only) plus a product with the transposed CSR, each costing
     ``batch x nnz`` multiply-adds. The bias stays dense (mask it with the DSL controller if
     wanted). :attr:`weight` is the dense view, for code that reads ``layer.weight`` directly
-    (correct, but dense work). Weight and bias are initialised as :class:`torch.nn.Linear`'s, from
+    (correct, but dense work): computed when read, it cannot be assigned, and writing into it
+    (``nn.init.xavier_uniform_(layer.weight)``) changes nothing, silently; call
+    :meth:`reset_parameters` or write into ``sparse_weight.values`` instead. Weight and bias are
+    initialised as :class:`torch.nn.Linear`'s, from
     :math:`U(-1/\sqrt{\text{in\_features}}, 1/\sqrt{\text{in\_features}})` (the weight drawn dense, then
     kept at the active entries), so that a model computes the same whether DSL makes a layer a
     ``SparseLinear`` or masks it.
@@ -104,6 +107,15 @@ class SparseLinear(nn.Module):
     @property
     def weight(self) -> Tensor:
         return self.sparse_weight.to_dense()
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "weight":  # a KeyError "attribute 'weight' already exists" for a Parameter
+            raise AttributeError(
+                "SparseLinear.weight is a dense view of sparse_weight, computed when read: it cannot be "
+                "assigned (and writing into it changes nothing). Draw new values with reset_parameters(), or "
+                "build the layer from a torch.nn.Linear with SparseLinear.from_linear(linear, density)"
+            )
+        super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.layout != torch.strided:  # interaction rows as a sparse COO or CSR tensor, as nn.Linear takes

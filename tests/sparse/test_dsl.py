@@ -138,6 +138,19 @@ def test_update_fraction_refuses_a_step_before_the_first_or_no_steps(step, total
         update_fraction("linear", step, total, 0.5, 0.1)
 
 
+@pytest.mark.parametrize(
+    ("rho0", "rho_min"), [(2, 0.1), (0.5, -0.1), (0.1, 0.5), (float("nan"), 0.1), (True, 0)]
+)
+def test_update_fraction_refuses_fractions_the_controller_refuses(rho0, rho_min):
+    """rho0=2 gave ρ_t = 2.0 (more than every active weight) and rho_min > rho0 a schedule that rose,
+    silently: the exported function checks them as DynamicSparseLearning does, naming both."""
+    message = re.escape(f"need 0 <= rho_min <= rho0 <= 1, got rho0={rho0!r}, rho_min={rho_min!r}")
+    with pytest.raises(ValueError, match=message):
+        update_fraction("cosine", 10, 100, rho0, rho_min)
+    with pytest.raises(ValueError, match=message):
+        DynamicSparseLearning(LightGCN(3, 4), 0.5, total_steps=100, rho0=rho0, rho_min=rho_min)
+
+
 def test_each_update_moves_ceil_of_rho_t_times_nnz_with_t_end_as_the_horizon():
     """Each update's ρ_t is the cosine's at its iteration t with T = t_end (not total_steps, not t counted
     in updates), and it moves ⌈ρ_t · nnz⌉ entries: nnz = 100, and no ρ_t · nnz here is a whole number."""
@@ -569,6 +582,22 @@ def test_resume_refuses_a_controller_of_other_settings(caplog):
     assert "total_steps 200 (saved: 100)" in caplog.text
     del state["settings"]  # a state saved before settings were recorded loads unchecked
     controller(update_interval=20).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({}, r"lacks \['iteration', 'generator', 'updates'\]"),
+        ({"iteration": 3, "updates": []}, r"lacks \['generator'\]"),
+        (LightGCN(3, 4).state_dict(), r"lacks \['iteration', 'generator', 'updates'\]"),  # the model's
+        (None, "got NoneType"),
+    ],
+)
+def test_load_state_dict_names_what_a_state_lacks(state, message):
+    """{} or a model's state dict failed with a bare KeyError: 'iteration', and None with a TypeError."""
+    dsl = DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), 0.8, total_steps=100)
+    with pytest.raises(ValueError, match="not a DSL controller's state .*" + message):
+        dsl.load_state_dict(state)
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,16 @@ def test_sparse_linear_takes_its_sizes_as_any_count_and_keeps_python_ints():
     layer = SparseLinear(torch.tensor(6), np.int64(4), 0.5)
     assert (type(layer.in_features), type(layer.out_features)) == (int, int)
     assert layer(torch.randn(2, 6)).shape == (2, 4) and "in_features=6, out_features=4" in repr(layer)
+
+
+@pytest.mark.parametrize("value", [torch.zeros(3, 4), nn.Parameter(torch.zeros(3, 4))])
+def test_assigning_the_dense_view_is_refused_naming_what_to_do(value):
+    """A Parameter failed with a bare KeyError "attribute 'weight' already exists", a tensor with "property
+    'weight' ... has no setter"; writing into the view changes nothing (documented), the values stay."""
+    layer = SparseLinear(4, 3, 0.5)
+    values = layer.sparse_weight.values.detach().clone()
+    with pytest.raises(AttributeError, match=r"dense view of sparse_weight.*SparseLinear\.from_linear"):
+        layer.weight = value
+    with torch.no_grad():
+        nn.init.zeros_(layer.weight)
+    assert torch.equal(layer.sparse_weight.values, values) and layer.weight.count_nonzero() == layer.nnz
