@@ -7,7 +7,7 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-# The package's one version: pyproject.toml and the CLI's --version read it here.
+#: The package's version, the one that pyproject.toml and ``dslgraph --version`` read.
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -942,6 +942,8 @@ DATASETS: dict[str, type[RecommendationDataset]] = {
         Foursquare,
     )
 }
+"""The benchmark datasets by their name, the ``name`` of :func:`load_dataset` and of ``dslgraph train
+--dataset``."""
 
 
 #: The protocol option that asks each protocol for a validation split.

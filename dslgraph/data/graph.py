@@ -29,6 +29,9 @@ from torch_geometric.data import Data, HeteroData
 from ..checks import as_count
 
 EDGE = ("user", "to", "item")
+"""The edge type of the user-item interactions in the :class:`~torch_geometric.data.HeteroData` of
+this module: ``data[EDGE].edge_index`` holds the training pairs, users in row 0 and items in row 1."""
+
 #: The (train, test, validation) splits' index attributes and the attributes of their timestamps.
 SPLITS = (
     ("edge_index", "time"),

@@ -54,7 +54,8 @@ MAC_COUNTS = ("dense", "executed", "ideal")
 
 
 class Recommender(nn.Module):
-    """Base class of the models (see the module docs)."""
+    """Base class of the models: the batches a model trains on, its graph input, its loss, its score
+    function for evaluation and its multiply-accumulates (see the docs of :mod:`dslgraph.nn.base`)."""
 
     num_users: int
     num_items: int
@@ -114,9 +115,14 @@ class Recommender(nn.Module):
             )
 
     def loss(self, graph, *batch: Tensor, reg_weight: float = 0.0) -> Tensor:
+        """The training loss of one batch (``(users, positives, negatives)`` or ``(users,)``, as
+        :attr:`batch_kind` says) on the graph input of :meth:`input_graph`, with ``reg_weight`` times
+        the model's regulariser (ignored where :attr:`uses_reg_weight` is False)."""
         raise NotImplementedError
 
     def scorer(self, graph) -> ScoreFn:
+        """``score(users, items=None)`` on the graph input of :meth:`input_graph`: ``[B, num_items]``
+        scores of every item for ``[B]`` users, or ``[B, C]`` scores of the candidates ``items``."""
         raise NotImplementedError
 
     def macs(self, graph, batch_size: int, count: str = "executed") -> dict[str, float]:

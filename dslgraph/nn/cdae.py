@@ -82,6 +82,8 @@ class CDAE(Recommender):
         self.decoder = nn.Linear(hidden_channels, num_items)
 
     def reset_parameters(self) -> None:
+        """Draws the user vectors anew from ``normal(0, std)`` and the encoder and decoder
+        as :class:`torch.nn.Linear` does."""
         for module in (self.user_embedding, self.encoder, self.decoder):
             module.reset_parameters()
 

@@ -100,6 +100,8 @@ class ConvNCF(Recommender):
         self.register_load_state_dict_post_hook(_forget_steps_read)
 
     def reset_parameters(self) -> None:
+        """Draws the embedding tables anew from ``normal(0, std)`` and the convolution
+        and prediction layers as torch does; with ``pretrain_steps``, pre-training starts again."""
         for module in (self.user_embedding, self.item_embedding, *self.convs, self.predict):
             module.reset_parameters()
         if self.pretrain_steps:  # fresh tables are pre-trained again

@@ -71,6 +71,7 @@ class LightGCN(MessagePassing, Recommender):
         self.embedding: EmbeddingTable = DenseEmbedding(num_users + num_items, embedding_dim, init, std)
 
     def reset_parameters(self) -> None:
+        """Draws the embedding table anew, as ``init`` and ``std`` say."""
         self.embedding.reset_parameters()
 
     def get_embedding(self, adj) -> Tensor:

@@ -102,6 +102,8 @@ class MultVAE(Recommender):
         return [m for m in (*self.encoder, *self.decoder) if isinstance(m, (nn.Linear, SparseLinear))]
 
     def reset_parameters(self) -> None:
+        """Draws the layers anew (Xavier-uniform weights, biases ``normal(0, 0.001)``)
+        and restarts the KL annealing."""
         for layer in self._linears():
             if isinstance(layer, SparseLinear):
                 # Xavier values, the same draws as below (the layer's own reset draws torch.nn.Linear's, as

@@ -98,6 +98,8 @@ class NeuMF(Recommender):
         self.predict = nn.Linear(embedding_dim + mlp_layers[-1], 1)
 
     def reset_parameters(self) -> None:
+        """Draws the four embedding tables anew from ``normal(0, std)`` and the MLP and
+        prediction layers as :class:`torch.nn.Linear` does."""
         for module in (self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item, *self.mlp, self.predict):
             module.reset_parameters()
 

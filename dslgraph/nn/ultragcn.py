@@ -230,6 +230,7 @@ class UltraGCN(Recommender):
         self.item_embedding: EmbeddingTable = DenseEmbedding(num_items, embedding_dim, "normal", std)
 
     def reset_parameters(self) -> None:
+        """Draws both embedding tables anew from ``normal(0, std)``."""
         self.user_embedding.reset_parameters()
         self.item_embedding.reset_parameters()
 

@@ -303,9 +303,11 @@ class SparseEmbedding(EmbeddingTable):
 
     @property
     def nnz(self) -> int:
+        """The number of active (stored) entries."""
         return self.values.numel()
 
     def density(self) -> float:
+        """The fraction of the table's entries that are active."""
         return self.nnz / (self.num_embeddings * self.embedding_dim)
 
     def positions_changed(self) -> None:
@@ -345,6 +347,8 @@ class SparseEmbedding(EmbeddingTable):
 
     @property
     def weight(self) -> Tensor:
+        """The dense table, zero at inactive entries, as :meth:`to_dense` builds it (for code that reads
+        ``.weight`` of a :class:`torch.nn.Embedding`; writing into it changes nothing)."""
         return self.to_dense()
 
     def forward(self, index: Tensor) -> Tensor:
@@ -495,6 +499,8 @@ class SparseEmbedding(EmbeddingTable):
         return out
 
     def clear_probe(self) -> None:
+        """Forgets the output gradients recorded while :attr:`probing` (the DSL controller clears them as
+        it turns probing on or off)."""
         self._adjoints = []
 
     @property

@@ -99,13 +99,17 @@ class SparseLinear(nn.Module):
 
     @property
     def nnz(self) -> int:
+        """The number of active (stored) weight entries."""
         return self.sparse_weight.nnz
 
     def density(self) -> float:
+        """The fraction of the weight's entries that are active."""
         return self.sparse_weight.density()
 
     @property
     def weight(self) -> Tensor:
+        """The dense ``[out_features, in_features]`` weight, zero at inactive entries, built when read
+        from :attr:`sparse_weight` (it cannot be assigned)."""
         return self.sparse_weight.to_dense()
 
     def __setattr__(self, name: str, value) -> None:
@@ -118,6 +122,8 @@ class SparseLinear(nn.Module):
         super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x @ weight.T + bias`` for ``[..., in_features]`` inputs (dense, or a sparse COO or CSR
+        matrix, as :class:`torch.nn.Linear` takes), with work proportional to the active entries."""
         if x.layout != torch.strided:  # interaction rows as a sparse COO or CSR tensor, as nn.Linear takes
             x = x.to_dense()
         if x.dim() == 0 or x.size(-1) != self.in_features:  # named [B, in_features] for x flattened to 2-D

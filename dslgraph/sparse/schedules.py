@@ -7,6 +7,7 @@ import math
 from dslgraph.checks import as_count, is_real
 
 SCHEDULES = ("cosine", "linear", "constant")
+"""The schedules :func:`update_fraction` understands, the ``schedule`` of the DSL controller."""
 
 
 def check_fractions(rho0: float, rho_min: float) -> None:

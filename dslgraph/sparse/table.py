@@ -79,18 +79,23 @@ def check_index(index: Tensor, name: str = "index") -> None:
 
 
 class EmbeddingTable(nn.Module):
-    """Base class of embedding tables behind the seam (see the module docstring)."""
+    """Base class of embedding tables behind the seam: what a model asks of its table, so that a sparse
+    table can stand in (see the docs of :mod:`dslgraph.sparse.table`)."""
 
     num_embeddings: int
     embedding_dim: int
 
     def to_dense(self) -> Tensor:
+        """The whole ``[num_embeddings, embedding_dim]`` table as a dense tensor (differentiable)."""
         raise NotImplementedError
 
     def forward(self, index: Tensor) -> Tensor:
+        """Dense ``[*index.shape, embedding_dim]`` rows ``index``, as :class:`torch.nn.Embedding` gives."""
         raise NotImplementedError
 
     def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
+        """``adj @ table``, the first graph-propagation step; ``dense_view`` is what :meth:`to_dense`
+        returned, if the caller made it, for a table that multiplies a dense copy to reuse."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -121,6 +126,7 @@ class DenseEmbedding(EmbeddingTable):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draws the table anew, as ``init`` and ``std`` say."""
         init_table_(self.weight.data, self.init, self.std)
 
     def to_dense(self) -> Tensor:

@@ -183,6 +183,8 @@ class Trainer:
 
     @property
     def selection(self) -> str:
+        """The split that picks the best epoch: ``"validation"`` where the data holds one, else
+        ``"test"``."""
         return "validation" if self.val_index is not None else "test"
 
     def _make_scheduler(self):
@@ -337,6 +339,10 @@ class Trainer:
         return self._stopped_early()
 
     def summary(self) -> dict[str, Any]:
+        """The test (and validation) metrics of the best evaluated epoch (of the latest evaluation while
+        no scheduled one has picked a best), with the run's selection, protocol, epochs, training
+        seconds, device, settings and evaluation history: what :meth:`fit` returns and ``metrics.json``
+        holds."""
         best = self.best or (self.history[-1] if self.history else {})
         return {
             "test": best.get("test", {}),
@@ -352,6 +358,8 @@ class Trainer:
         }
 
     def write_summary(self, extra: dict[str, Any] | None = None) -> Path:
+        """Writes :meth:`summary`, with the entries of ``extra`` added, to ``metrics.json`` of
+        ``output_dir`` (whole or not at all) and returns its path."""
         summary = self.summary() | (extra or {})
         text = json.dumps(summary, indent=2, default=str)
         return write_then_rename(self._path("metrics.json"), lambda tmp: tmp.write_text(text))
@@ -362,6 +370,9 @@ class Trainer:
         return self.output_dir / name
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a run resumes from: the model's, optimizer's, scheduler's and hooks' states, the
+        counters, history and best epoch, the random generators' states, the settings and the data's
+        fingerprint (what the ``last.pt`` and ``best.pt`` checkpoints hold)."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
