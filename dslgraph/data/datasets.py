@@ -195,9 +195,36 @@ def _check_whole(path: str, source: str) -> None:
     )
 
 
-def _num_nodes(*splits: Tensor) -> tuple[int, int]:
-    num_users, num_items = (torch.cat(splits, dim=1).max(dim=1).values + 1).tolist()
-    return num_users, num_items
+# Where a format numbers users and items by their ids, ids that would make over a million of them, and over
+# ten times as many as there are distinct ids, are refused as no numbering (see _num_nodes).
+_CHECKED_ID_ROWS = 1_000_000
+_MAX_ID_SPREAD = 10
+
+
+def _num_nodes(splits: list[Tensor], paths: list[str], offset: int = 0) -> tuple[int, int]:
+    """The numbers of users and items of files whose ``offset``-based ids number them: one past the largest
+    id, so that ids missing from the files (items of the test split only, users without interactions) stay
+    nodes. Ids far sparser than that are no numbering (one user id of 10^14 asked for 10^14 embedding rows,
+    failing far from the file, if at all): over a million ids and ten times the distinct ones raise a
+    :class:`DatasetFormatError` naming the file of the largest."""
+    counts = []
+    for row, kind in enumerate(("user", "item")):
+        largest = [int(split[row].max()) for split in splits]
+        size = max(largest) + 1
+        if size > _CHECKED_ID_ROWS:  # the count of distinct ids only where the ids could be too sparse
+            distinct = torch.cat([split[row] for split in splits]).unique().numel()
+            if size > _MAX_ID_SPREAD * distinct:
+                raise DatasetFormatError(
+                    paths[largest.index(size - 1)],
+                    None,
+                    f"{kind} id {size - 1 + offset} would make {size:,} {kind}s (this format numbers them by "
+                    f"their ids, an embedding row each) where the dataset holds {distinct:,} distinct {kind} "
+                    f"ids: renumber them {offset}..{distinct - 1 + offset}, or write the interactions as "
+                    "user,item rows and read them with InteractionDataset.from_csv (dslgraph train "
+                    "--data-file), which numbers the ids itself",
+                )
+        counts.append(size)
+    return counts[0], counts[1]
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -494,7 +521,7 @@ class LightGCNDataset(RecommendationDataset):
             _check_whole(path, source)
         train, test = (read_adjacency_lists(path) for path in self.raw_paths)
         _check_split(train, test, self.raw_paths)
-        return train, test, *_num_nodes(train, test)
+        return train, test, *_num_nodes([train, test], self.raw_paths)
 
 
 class Gowalla(LightGCNDataset):
@@ -576,7 +603,7 @@ class LastFM(RecommendationDataset):
             _check_whole(path, source)
         train, test = (read_pairs(path, "\t", one_based=True, num_columns=3)[0] for path in self.raw_paths)
         _check_split(train, test, self.raw_paths, offset=1)
-        return train, test, *_num_nodes(train, test)
+        return train, test, *_num_nodes([train, test], self.raw_paths, offset=1)
 
 
 class HoldoutDataset(RecommendationDataset):
@@ -736,7 +763,7 @@ class MovieLens(HoldoutDataset):
     def read_interactions(self) -> tuple[Tensor, Tensor, int, int]:
         _check_whole(self.raw_paths[0], self.sources[0])
         index, values = read_pairs(self.raw_paths[0], self.sep, one_based=True, num_columns=4)
-        num_users, num_items = _num_nodes(index)
+        num_users, num_items = _num_nodes([index], self.raw_paths, offset=1)
         keep = values[:, 0] >= self.rating_threshold
         check_option(
             bool(keep.any()),

@@ -361,8 +361,9 @@ class DynamicSparseLearning:
     tables (:class:`~dslgraph.sparse.table.EmbeddingTable` and :class:`torch.nn.Embedding`) are
     replaced by genuinely sparse :class:`~dslgraph.sparse.SparseEmbedding` tables and
     :class:`torch.nn.Linear` layers whose weight is a target by :class:`~dslgraph.sparse.SparseLinear`
-    (``backend="sparse"`` or ``"compact"``), or masked in place (``backend="masked"``); other
-    parameters (biases, convolution kernels) are always masked.
+    (``backend="sparse"`` or ``"compact"``, which refuse a module holding or doing more than the sparse
+    one in its place: a subclass's own methods, extra parameters, buffers, hooks), or masked in place
+    (``backend="masked"``); other parameters (biases, convolution kernels) are always masked.
     Create the optimizer afterwards, :meth:`attach` it, and call :meth:`step` after every
     ``optimizer.step()``. Every ``update_interval`` iterations each tensor prunes
     :math:`n = \lceil \rho_t \cdot nnz \rceil` active weights of smallest magnitude and grows ``n``
@@ -1015,19 +1016,22 @@ def _without_zero_growth(
         k = candidates.numel()
 
 
-#: The methods of each class the sparse and compact backends replace that the sparse module in its
-#: place implements (a subclass that overrides one would lose the override).
-_REPLACED_METHODS = {
-    nn.Embedding: ("forward",),
-    nn.Linear: ("forward",),
-    DenseEmbedding: ("forward", "to_dense", "propagate"),
+#: The classes the sparse and compact backends replace, each with the parameters that the sparse module in
+#: its place holds: a module holding anything else (a subclass's own methods, parameters, buffers, submodules
+#: or attributes) would lose it.
+_REPLACED_CLASSES = {
+    nn.Embedding: ("weight",),
+    nn.Linear: ("weight", "bias"),
+    DenseEmbedding: ("weight",),
+    EmbeddingTable: ("weight",),  # a table of one's own, whose lookup a sparse table would not do
 }
 
 
 def _check_replaceable(name: str, module: nn.Module) -> None:
     """A :class:`SparseEmbedding` is a plain lookup and a :class:`SparseLinear` a plain product:
     replacing a module that does more would silently drop it (a padding row would train, a subclass's
-    own ``forward``, a parametrization or a hook would no longer run)."""
+    own ``forward`` or ``reset_parameters``, a parametrization or a hook would no longer run, its extra
+    parameters, buffers and attributes would be gone)."""
     used = []
     if isinstance(module, nn.Embedding):
         defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
@@ -1036,12 +1040,17 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
             for option, default in defaults.items()
             if getattr(module, option) is not default
         ]
-    for base, methods in _REPLACED_METHODS.items():
-        if isinstance(module, base):
-            own = [m for m in methods if getattr(type(module), m) is not getattr(base, m)]
-            used += [f"its own {m}()" for m in own]
+    base = next(cls for cls in type(module).__mro__ if cls in _REPLACED_CLASSES)
+    used += _own_members(type(module), base)
     if parametrize.is_parametrized(module):
         used.append("a parametrization")
+    else:  # a parametrization is held in a submodule of its own, named above
+        used += [f"submodule {child!r}" for child, _ in module.named_children()]
+    kept = _REPLACED_CLASSES[base]
+    used += [f"parameter {p!r}" for p, _ in module.named_parameters(recurse=False) if p not in kept]
+    used += [f"buffer {b!r}" for b, _ in module.named_buffers(recurse=False)]
+    plain = _plain_attributes(base)
+    used += [f"attribute {a!r}" for a in vars(module) if not (a.startswith("_") or a in plain)]
     hooks = {
         "forward pre-hooks": module._forward_pre_hooks,
         "forward hooks": module._forward_hooks,
@@ -1055,9 +1064,31 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
         replacement = "linear layer" if isinstance(module, nn.Linear) else "table"
         raise ValueError(
             f"{name!r} is {kind} with {', '.join(used)}, which a sparse {replacement} in its place "
-            "does not implement: use backend='masked' (which masks the module in place) or a module "
-            "without them"
+            "would drop: use backend='masked' (which masks the module in place) or a module without them"
         )
+
+
+def _own_members(cls: type, base: type) -> list[str]:
+    """What ``cls`` and the classes it inherits before ``base`` define (a subclass's methods: ``forward``,
+    ``reset_parameters``, ...), bar the constructor, whose state is checked on the module, and the repr."""
+    mro = cls.__mro__
+    own = {  # dict keys: each name once, in the order the classes define them
+        member: None
+        for ancestor in reversed(mro[: mro.index(base)])
+        for member in vars(ancestor)
+        if member != "extra_repr" and not (member.startswith("__") and member.endswith("__"))
+    }
+    return [f"its own {m}()" if callable(getattr(cls, m)) else f"its own attribute {m!r}" for m in own]
+
+
+@functools.cache
+def _plain_attributes(base: type) -> frozenset[str]:
+    """The attributes of an instance of ``base`` itself (made on the meta device: no memory, no draws from
+    torch's generator); an :class:`EmbeddingTable`'s, which only its subclasses make, are its shape."""
+    if base is EmbeddingTable:
+        return frozenset(vars(nn.Module())) | {"num_embeddings", "embedding_dim"}
+    with torch.device("meta"):
+        return frozenset(vars(base(1, 1)))
 
 
 def _check_choice(field: str, value: str, allowed: Sequence[str]) -> str:

@@ -38,7 +38,8 @@ class SparseLinear(nn.Module):
     ``SparseLinear`` or masks it.
 
     :class:`~dslgraph.sparse.DynamicSparseLearning` puts one in place of each :class:`torch.nn.Linear`
-    whose weight it sparsifies (``backend="sparse"``).
+    whose weight it sparsifies (``backend="sparse"``), and refuses a subclass with methods or state of its
+    own (a ``forward``, a ``reset_parameters``, more parameters), which it would drop.
 
     Args:
         in_features (int): Size of each input.

@@ -170,6 +170,53 @@ def test_test_interaction_listed_for_training_fails_clearly(tmp_path, cls, files
     assert not list((tmp_path / cls.name).glob("processed/*/data.pt"))
 
 
+@pytest.mark.parametrize(
+    ("cls", "files", "message"),
+    [
+        (
+            Gowalla,
+            {"train.txt": b"0 1 2\n1 2\n100000000000000 0\n", "test.txt": b"0 3\n1 0\n"},
+            r"train\.txt: user id 100000000000000 would make 100,000,000,000,001 users .* where the dataset "
+            r"holds 3 distinct user ids: renumber them 0\.\.2, or .* InteractionDataset\.from_csv",
+        ),
+        (
+            Yelp2018,
+            {"train.txt": b"0 1 2\n1 2\n", "test.txt": b"0 3\n1 12345678\n"},
+            r"test\.txt: item id 12345678 would make 12,345,679 items .* 4 distinct item ids",
+        ),
+        (
+            LastFM,
+            {"data1.txt": b"1\t2\t10\n2\t1\t5\n", "test1.txt": b"1\t100000000000000\t1\n"},
+            r"test1\.txt: item id 100000000000000 would make .* renumber them 1\.\.3,",
+        ),
+        (
+            MovieLens100K,
+            {"u.data": b"1\t1\t5\t880000000\n2\t1\t4\t880000001\n5000001\t2\t5\t880000002\n"},
+            r"u\.data: user id 5000001 would make 5,000,001 users .* 3 distinct user ids: "
+            r"renumber them 1\.\.3",
+        ),
+    ],
+    ids=["lightgcn-user", "lightgcn-test-item", "lastfm-item", "movielens-user"],
+)
+def test_ids_far_sparser_than_a_numbering_are_named_before_any_table(tmp_path, cls, files, message):
+    """These formats number users and items by their ids: one user id of 10^14 made a dataset of 10^14
+    users, processed and saved without a word, and a model's table of 10^14 rows failed far from the file."""
+    place(tmp_path, cls.name, files)
+    with pytest.raises(DatasetFormatError, match=message):
+        cls(str(tmp_path))
+    assert not list((tmp_path / cls.name).glob("processed/*/data.pt"))
+
+
+def test_ids_with_gaps_still_number_the_nodes(tmp_path):
+    """Gaps are kept as nodes (items of the test split only, users without interactions): a million ids
+    whatever their use, and more where at least a tenth of them occur (ids 0, 10, ..., 1,000,000)."""
+    place(tmp_path, "gowalla", {"train.txt": b"0 1\n7 999999\n", "test.txt": b"0 2\n"})
+    assert dataset_statistics(Gowalla(str(tmp_path))[0])["items"] == 1_000_000
+    items = " ".join(map(str, range(0, 1_000_001, 10))).encode()
+    place(tmp_path, "yelp2018", {"train.txt": b"0 " + items + b"\n", "test.txt": b"1 5\n"})
+    assert dataset_statistics(Yelp2018(str(tmp_path))[0])["items"] == 1_000_001
+
+
 def test_the_overlap_check_numbers_users_and_items_not_pair_columns(tmp_path, monkeypatch):
     """Users and items are ranked apart (1-D uniques) to key the pairs: torch.unique(dim=1) sorted the
     pairs as columns, 11 s of a 14 s read of Amazon-book's 3 M interactions. Ids of 15 digits, whose

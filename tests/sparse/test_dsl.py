@@ -14,7 +14,14 @@ from torch.nn.utils import prune
 from dslgraph.data import EDGE, propagation_graph
 from dslgraph.nn import CDAE, LightGCN, MultVAE, NeuMF
 from dslgraph.nn.base import table_row_degrees
-from dslgraph.sparse import DynamicSparseLearning, SparseEmbedding, SparseLinear, update_fraction
+from dslgraph.sparse import (
+    DenseEmbedding,
+    DynamicSparseLearning,
+    EmbeddingTable,
+    SparseEmbedding,
+    SparseLinear,
+    update_fraction,
+)
 from dslgraph.sparse import dsl as dsl_module
 from dslgraph.sparse.dsl import _largest, _random_excluding, _reset_state
 from dslgraph.sparse.embedding import degree_widths
@@ -1433,8 +1440,74 @@ class _ScaledEmbedding(nn.Embedding):
         return super().forward(index) * 10
 
 
+class _XavierLinear(nn.Linear):
+    def reset_parameters(self):
+        nn.init.xavier_uniform_(self.weight)
+        nn.init.zeros_(self.bias)
+
+
+class _XavierEmbedding(nn.Embedding):
+    def reset_parameters(self):
+        nn.init.xavier_uniform_(self.weight)
+
+
+class _XavierTable(DenseEmbedding):
+    def reset_parameters(self):
+        nn.init.xavier_uniform_(self.weight)
+
+
+class _ModuloTable(EmbeddingTable):
+    """A table of one's own behind the seam, whose rows are shared (id modulo 3)."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = nn.Parameter(torch.randn(num_embeddings, embedding_dim))
+
+    def forward(self, index):
+        return self.weight[index % 3]
+
+
+class _LoRALinear(nn.Linear):
+    """A low-rank update beside the weight, as LoRA adds one."""
+
+    def __init__(self, in_features, out_features, rank=2):
+        super().__init__(in_features, out_features)
+        self.lora_a = nn.Parameter(torch.randn(rank, in_features))
+        self.lora_b = nn.Parameter(torch.zeros(out_features, rank))
+
+    def forward(self, x):
+        return super().forward(x) + x @ self.lora_a.t() @ self.lora_b.t()
+
+
+class _PenalisedLinear(nn.Linear):
+    def penalty(self):
+        return self.weight.abs().sum()
+
+
+class _TaggedLinear(nn.Linear):
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.tag = "encoder"
+
+
+class _NoBiasLinear(nn.Linear):
+    """A constructor of its own alone: a SparseLinear computes and holds what it does."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features, bias=False)
+
+    def extra_repr(self):
+        return "no bias"
+
+
 def _hooked(module, hook):
     getattr(module, hook)(lambda *args: None)
+    return module
+
+
+def _with(module, register, name, value):
+    getattr(module, register)(name, value)
     return module
 
 
@@ -1453,20 +1526,89 @@ def _hooked(module, hook):
             r"0\.weight",
             "'0' is an nn.Linear with forward hooks, which a sparse linear layer",
         ),
+        (lambda: _XavierLinear(6, 4), r"0\.weight", "'0' is a _XavierLinear with its own reset_parameters()"),
+        (
+            lambda: _XavierEmbedding(6, 4),
+            "tables",
+            "'0' is a _XavierEmbedding with its own reset_parameters()",
+        ),
+        (lambda: _XavierTable(6, 4), "tables", "'0' is a _XavierTable with its own reset_parameters()"),
+        (
+            lambda: _LoRALinear(6, 4),
+            r"0\.weight",
+            "'0' is a _LoRALinear with its own forward(), parameter 'lora_a', parameter 'lora_b', which a "
+            "sparse linear layer in its place would drop",
+        ),
+        (lambda: _PenalisedLinear(6, 4), r"0\.weight", "'0' is a _PenalisedLinear with its own penalty()"),
+        (lambda: _TaggedLinear(6, 4), r"0\.weight", "'0' is a _TaggedLinear with attribute 'tag'"),
+        (lambda: _ModuloTable(6, 4), "tables", "'0' is a _ModuloTable with its own forward()"),
+        (
+            lambda: _with(nn.Linear(6, 4), "register_buffer", "scale", torch.ones(4)),
+            r"0\.weight",
+            "'0' is an nn.Linear with buffer 'scale'",
+        ),
+        (
+            lambda: _with(nn.Embedding(6, 4), "add_module", "norm", nn.LayerNorm(4)),
+            "tables",
+            "'0' is an nn.Embedding with submodule 'norm'",
+        ),
     ],
-    ids=["subclassed-table", "subclassed-linear", "table-pre-hook", "linear-hook"],
+    ids=[
+        "subclassed-table",
+        "subclassed-linear",
+        "table-pre-hook",
+        "linear-hook",
+        "linear-reset",
+        "table-reset",
+        "dense-table-reset",
+        "lora-linear",
+        "linear-method",
+        "linear-attribute",
+        "own-table",
+        "linear-buffer",
+        "table-submodule",
+    ],
 )
-def test_a_module_doing_more_than_a_lookup_or_product_is_not_replaced(layer, target, message):
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_a_module_doing_more_than_a_lookup_or_product_is_not_replaced(layer, target, message, backend):
     """A subclass's own forward (or a hook) was dropped with the module DSL replaced: the model's
-    output changed tenfold at sparsity 0, silently. The masked backend keeps the module."""
+    output changed tenfold at sparsity 0, silently. So were a subclass's own reset_parameters (a
+    model resetting its layers after the controller drew nn.Linear's numbers, not its own), its
+    methods, and the parameters, buffers and attributes a module holds besides its weight and bias.
+    The masked backend keeps the module."""
     torch.manual_seed(0)
     model = nn.Sequential(layer())
     index = torch.arange(6) if target == "tables" else torch.eye(6)
     before = model(index).detach()
     with pytest.raises(ValueError, match=re.escape(message) + r".*use backend='masked'"):
-        DynamicSparseLearning(model, 0.0, total_steps=10, targets=target)
+        DynamicSparseLearning(model, 0.0, total_steps=10, targets=target, backend=backend)
+    kind = type(model[0])
     DynamicSparseLearning(model, 0.0, total_steps=10, targets=target, backend="masked")
+    assert type(model[0]) is kind
     torch.testing.assert_close(model(index), before)
+
+
+def test_a_masked_subclass_resets_by_its_own_reset_parameters():
+    """What the sparse backends refuse: the masked backend runs the subclass's own initialisation
+    and keeps its mask."""
+    torch.manual_seed(0)
+    model = nn.Sequential(_XavierLinear(6, 4))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, targets=r"0\.weight", backend="masked")
+    model[0].reset_parameters()
+    assert torch.equal(model[0].bias, torch.zeros(4))  # nn.Linear's draws a bias in U(-1/sqrt(6), ..)
+    assert (model[0].weight[~model[0].weight_mask] == 0).all()
+    assert dsl.active_counts() == {"0.weight": 12}
+
+
+def test_a_linear_subclass_with_only_a_constructor_of_its_own_is_replaced():
+    """A subclass that sets nn.Linear's own arguments (and its repr) holds and computes what a
+    SparseLinear does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(_NoBiasLinear(6, 4))
+    before = model(torch.eye(6)).detach()
+    DynamicSparseLearning(model, 0.0, total_steps=10, targets=r"0\.weight")
+    assert isinstance(model[0], SparseLinear) and model[0].bias is None
+    torch.testing.assert_close(model(torch.eye(6)), before)
 
 
 def test_a_linear_subclass_without_its_own_forward_is_still_replaced():
