@@ -29,17 +29,14 @@ from dslgraph.config import (
     check_settings,
     did_you_mean,
     load_config_file,
-    meanings,
-    model_argument_meant,
     model_arguments,
     model_parameters,
-    other_models_hint,
+    unknown_names_hint,
     validate,
 )
 from dslgraph.data import (
     DATASETS,
     EDGE,
-    READ_OPTIONS,
     data_fingerprint,
     dataset_statistics,
     default_root,
@@ -61,7 +58,7 @@ from dslgraph.train import (
     make_adam,
     resolve_device,
 )
-from dslgraph.train.trainer import make_batches
+from dslgraph.train.trainer import make_batches, stopped_early
 
 log = logging.getLogger("dslgraph")
 
@@ -233,43 +230,46 @@ def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = N
     if helped:
         print(f"{(doc or '').strip()}\n\nThis script runs: dslgraph {' '.join(defaults)} [FLAG ...]\n")
     script = build_parser().parse_args(defaults)
-    settings = given_settings(script)
-    output = ["--output", _example_output(script, settings, argv)] if script.output and not helped else []
-    return main([script.command, *output, *argv], settings)
+    return main([script.command, *argv], given_settings(script), output=script.output)
 
 
-def _example_output(script: argparse.Namespace, defaults: dict[str, Any], argv: list[str]) -> str:
-    """The ``--output`` of an example script's run where ``argv`` gives none: the script's own, which is
-    ``runs/<model>-<dataset>``, named after the model and data that the flags and config file of ``argv``
-    train instead where they are not the script's (``lightgcn_lastfm.py --model neumf`` wrote to
-    runs/lightgcn-lastfm); a ``--data-file`` run after the file's name without its suffix."""
-    args, _ = build_parser().parse_known_args([script.command, *argv])
+def _example_output(
+    args: argparse.Namespace, config: dict[str, Any], settings: dict[str, Any] | None = None
+) -> str:
+    """The output folder of an example script's ``train`` that gives no ``--output``: the script's own
+    (``args.script_output``, ``runs/<model>-<dataset>``), named after the model and data that the run's
+    ``settings`` train instead where they are not the script's (``lightgcn_lastfm.py --model neumf`` wrote
+    to runs/lightgcn-lastfm); a ``--data-file`` run after the file's name without its suffix. A resumed run,
+    whose settings its folder holds, gives none: the script's settings under the ``config`` file's and the
+    flags' then name it."""
     # the script's model arguments do not decide where the run goes, and they fail for another model
-    kept = {name: value for name, value in defaults.items() if name not in (*MODEL_ARGUMENTS, "options")}
+    kept = {name: value for name, value in args.defaults.items() if name not in (*MODEL_ARGUMENTS, "options")}
     try:
-        ours, theirs = validate(kept), settings_from_args(args, kept)
-    except ConfigError:  # main names it
-        return script.output
+        ours, theirs = validate(kept), settings or settings_from_args(args, kept, config)
+    except ConfigError:  # unfit for the script's settings, the flags may still fit the resumed run's
+        return args.script_output
     data = [
-        settings["dataset"] if settings["data_file"] is None else Path(settings["data_file"]).stem
-        for settings in (ours, theirs)
+        run["dataset"] if run["data_file"] is None else Path(run["data_file"]).stem for run in (ours, theirs)
     ]
     if (ours["model"], data[0]) == (theirs["model"], data[1]):
-        return script.output
-    return str(Path(script.output).with_name(f"{theirs['model']}-{data[1]}"))
+        return args.script_output
+    return str(Path(args.script_output).with_name(f"{theirs['model']}-{data[1]}"))
 
 
-def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, defaults: dict[str, Any] | None = None, output: str | None = None
+) -> int:
     """``dslgraph`` with the arguments ``argv`` (default: the command line's); ``defaults`` are settings that
-    a fresh ``train`` takes where its config file and flags give none (an example script's)."""
+    a fresh ``train`` takes where its config file and flags give none, and ``output`` the folder of a
+    ``train`` that gives no ``--output`` (an example script's: :func:`_example_output` names it)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    args.defaults, args.script_output = defaults or {}, output
     if unknown:  # argparse's own error would not say which flag was meant
         command = parser.commands[args.command]
-        model = _trained_model(args, defaults or {}) if args.command == "train" else None
+        model = _trained_model(args, args.defaults) if args.command == "train" else None
         hint = _unknown_flags_hint(unknown, command, model)
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
-    args.defaults = defaults or {}
     # torch's notes on its sparse tensors (beta CSR support, invariant checks off) speak to developers, not to
     # the user of a run; the tests silence the same two (pyproject.toml)
     for note in ("Sparse CSR tensor support is in beta state", "Sparse invariant checks"):
@@ -291,46 +291,33 @@ def main(argv: list[str] | None = None, defaults: dict[str, Any] | None = None) 
 
 
 def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, model: Any) -> str:
-    """What the ``unknown`` arguments of ``command`` may stand for, each with its own hint: read options of
-    --data-file, arguments of the trained ``model`` (:obj:`None` for a command that trains none) or of other
-    models, RecBole's names of flags, the flags spelt closest; ``""`` where none."""
+    """What the ``unknown`` arguments of ``command`` may stand for (:func:`unknown_names_hint`), answered for
+    the trained ``model`` (:obj:`None` for a command that trains none); ``""`` where none."""
     flags = [flag for action in command._actions for flag in action.option_strings]
     # -lr, -epochs: a flag with one dash too few, answered as the flag it spells (--lr, --epochs)
     spelt = [arg.partition("=")[0] for arg in unknown if arg.startswith("-") and not is_number(arg)]
-    given = list(
-        dict.fromkeys(flag if flag.startswith("--") else "-" + flag for flag in spelt if len(flag) > 2)
-    )
+    given = dict.fromkeys(flag if flag.startswith("--") else "-" + flag for flag in spelt if len(flag) > 2)
     names = {flag: flag[2:].replace("-", "_") for flag in given}
-    # --sep, --user-col, ...: read options, which did_you_mean would take for --seed, ...
-    read = [name for name in names.values() if name in READ_OPTIONS] if "--data-option" in flags else []
-    rest = [flag for flag, name in names.items() if name not in read]
-    options = {flag: argument for flag in rest if (argument := model_argument_meant(flag, model))}
-    elsewhere = {flag: hint for flag in rest if (hint := other_models_hint(flag, model))}
-    parts = []
-    if read:
-        given_read = ", ".join(f"{name}=VALUE" for name in read)
-        parts.append(f"read options of --data-file go in --data-option: {given_read}")
-    if options:
-        given_options = " ".join(f"--option {argument}=VALUE" for argument in options.values())
-        parts.append(f"model arguments go in --option: {given_options}")
-    parts += elsewhere.values()
-    parts += meanings([flag for flag in rest if flag not in options and flag not in elsewhere], flags)
-    return f" ({'; '.join(parts)})" if parts else ""
+    return unknown_names_hint(names, model, flags, flags=True, data_options="--data-option" in flags)
 
 
-def _trained_model(args: argparse.Namespace, defaults: dict[str, Any]) -> Any:
-    """The model a ``train`` command line trains, as far as its flags, its config file, the run it resumes or
-    an example script's ``defaults`` say (for the hints of its unknown flags)."""
+def _trained_model(
+    args: argparse.Namespace, defaults: dict[str, Any], config: dict[str, Any] | None = None
+) -> Any:
+    """The model a ``train`` command line trains, as far as its flags, its ``config`` file's settings (read
+    here where not given), the run it resumes or an example script's ``defaults`` say."""
     if args.model is not None:
         return args.model
-    with contextlib.suppress(ConfigError):
-        config = load_config_file(args.config) if args.config else {}
-        if "model" in config:
-            return config["model"]
-    if not (args.resume and args.output):
+    if config is None:  # for the hints of unknown flags, which a config file unread is no reason to drop
+        with contextlib.suppress(ConfigError):
+            config = load_config_file(args.config) if args.config else {}
+    if "model" in (config or {}):
+        return config["model"]
+    output = args.output or args.script_output
+    if not (args.resume and output):
         return defaults.get("model", FIELDS["model"].default)
     with contextlib.suppress(CheckpointError):
-        checkpoint = Path(args.output) / "last.pt"
+        checkpoint = Path(output) / "last.pt"
         return recorded_settings(load_checkpoint(checkpoint), checkpoint)["model"]
     return None  # no run to resume: no model to answer for
 
@@ -395,10 +382,13 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def settings_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The settings of ``base`` (e.g. those of the run being resumed), overridden by the config file's,
-    overridden by the flags given."""
-    config = load_config_file(args.config) if args.config else {}
+def settings_from_args(
+    args: argparse.Namespace, base: dict[str, Any] | None = None, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The settings of ``base`` (e.g. those of the run being resumed), overridden by the config file's
+    (``config``, where the caller has read it), overridden by the flags given."""
+    if config is None:
+        config = load_config_file(args.config) if args.config else {}
     values = _other_data_left_out(dict(base or {}), config) | config
     given = given_settings(args)
     values = _other_data_left_out(values, given)
@@ -549,14 +539,23 @@ def run_training(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume and not args.output:
-        raise ConfigError("--resume needs --output (the folder holding last.pt)")
-    if args.overwrite and not args.output:  # a run without --output writes nothing to overwrite
-        raise ConfigError("--overwrite needs --output (the folder whose earlier run it replaces)")
+    if not (args.output or args.script_output):  # a run that writes nothing has nothing to resume or replace
+        if args.resume:
+            raise ConfigError("--resume needs --output (the folder holding last.pt)")
+        if args.overwrite:
+            raise ConfigError("--overwrite needs --output (the folder whose earlier run it replaces)")
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --output and --overwrite starts afresh: give one")
+    config = load_config_file(args.config) if args.config else {}  # read once, here
+    settings = None  # a resumed run's come from its folder
+    if not args.resume:
+        defaults = _script_model_left_out(args, args.defaults, config)
+        settings = settings_from_args(args, defaults, config)
+        _warn_settings_unused(settings, defaults)
+    if not args.output and args.script_output:
+        args.output = _example_output(args, config, settings)
     with locked_output(args.output) if args.output else contextlib.nullcontext():
-        return _train(args)
+        return _train(args, config, settings)
 
 
 def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
@@ -593,13 +592,16 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
             log.warning("%s %s", ", ".join(names), why)
 
 
-def _script_model_left_out(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    """An example script's ``defaults``, less the arguments of its model where the flags or the config file
-    train another one (``lightgcn_lastfm.py --model neumf`` failed on an ``init`` the user never gave)."""
-    if not defaults:  # no script: nothing to leave out (and no second read of the config file)
+def _script_model_left_out(
+    args: argparse.Namespace, defaults: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
+    """An example script's ``defaults``, less the arguments of its model where the flags or the ``config``
+    file's settings train another one (``lightgcn_lastfm.py --model neumf`` failed on an ``init`` the user
+    never gave)."""
+    if not defaults:  # no script: nothing to leave out
         return defaults
     script_model = defaults.get("model", FIELDS["model"].default)
-    model = _trained_model(args, defaults)
+    model = _trained_model(args, defaults, config)
     if model == script_model:
         return defaults
     left_out = [name for name in (*MODEL_ARGUMENTS, "options") if name in defaults]
@@ -629,13 +631,13 @@ def clear_earlier_run(output: Path, overwrite: bool) -> None:
         log.info("removed the earlier run's %s", output / name)
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str, Any] | None) -> int:
+    """Trains, in the locked output folder: a fresh run on its ``settings``, or the run ``--resume``
+    continues on its own under the ``config`` file's settings and the flags."""
     if args.resume:
-        settings, fingerprint = _resumed_settings(args)
+        settings, fingerprint = _resumed_settings(args, config)
     else:
-        defaults = _script_model_left_out(args, args.defaults)
-        settings, fingerprint = settings_from_args(args, defaults), None
-        _warn_settings_unused(settings, defaults)
+        fingerprint = None
         if args.output:
             clear_earlier_run(Path(args.output), args.overwrite)
     for name in PATH_FIELDS:  # the checkpoint records them: eval and recommend may run elsewhere
@@ -652,9 +654,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
-    """The settings of the run in ``args.output`` that ``--resume`` continues, with the flags given (which
-    may change only the RESUMABLE ones), and the data fingerprint its checkpoint recorded, if any."""
+def _resumed_settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The settings of the run in ``args.output`` that ``--resume`` continues, with the ``config`` file's
+    settings and the flags given (which may change only the RESUMABLE ones), and the data fingerprint its
+    checkpoint recorded, if any."""
     checkpoint = Path(args.output) / "last.pt"
     try:
         state = load_checkpoint(checkpoint)
@@ -667,9 +670,9 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         raise CheckpointError(f"{exc}; start afresh with --overwrite instead of --resume{back}") from exc
     previous = recorded_settings(state, checkpoint, root=args.root)
     try:
-        settings = settings_from_args(args, previous)
+        settings = settings_from_args(args, previous, config)
     except ConfigError:  # a changed model or protocol fails with the settings it leaves unfit: name it
-        raw = (load_config_file(args.config) if args.config else {}) | given_settings(args)
+        raw = config | given_settings(args)
         options = raw.get("options") if isinstance(raw.get("options"), dict) else {}
         # a model argument that is also a setting (embedding_dim) may come as --option too
         changed = {k: v for k, v in options.items() if k in FIELDS}
@@ -688,7 +691,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         )
     finished = state["epoch"] >= settings["epochs"]
     # under the same patience, the trainer trains an early-stopped run no further
-    stopped = bool(settings["patience"]) and state.get("bad_evals", 0) >= settings["patience"]
+    stopped = stopped_early(state.get("bad_evals", 0), settings["patience"])
     if (finished or stopped) and not (
         state["epoch"] <= settings["epochs"] and _summary_missing(args.output)
     ):  # resuming would rewrite metrics.json without training

@@ -226,7 +226,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Returns every field of :data:`FIELDS`, defaults filled in, after checking ``values``."""
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        hint = _unknown_settings_hint(unknown, values.get("model", FIELDS["model"].default))
+        model = values.get("model", FIELDS["model"].default)
+        hint = unknown_names_hint({name: name for name in unknown}, model, FIELDS)
         raise ConfigError(f"unknown setting(s) {unknown}{hint}; known settings are {sorted(FIELDS)}")
     if values.get("data_file") is not None and "dataset" not in values:
         values = values | {"dataset": "file"}
@@ -262,27 +263,42 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
 COMMAND_LINE_ONLY = ("config", "output", "resume", "overwrite", "no_progress")
 
 
-def _unknown_settings_hint(unknown: list[str], model: Any) -> str:
-    """What the ``unknown`` settings may stand for: read options of data_file, arguments of ``model`` (as
-    RecBole's flat config files give them, which go in options here) or of other models, RecBole's names of
-    settings, or the settings spelt closest; ``""`` where none."""
-    # sep, user_col, ...: how data_file is read, which did_you_mean would take for seed, ...
-    read = [name for name in unknown if name in READ_OPTIONS]
-    flags = ["--" + name.replace("_", "-") for name in unknown if name in COMMAND_LINE_ONLY]
-    rest = [name for name in unknown if name not in READ_OPTIONS and name not in COMMAND_LINE_ONLY]
-    options = {name: argument for name in rest if (argument := model_argument_meant(name, model))}
-    elsewhere = {name: hint for name in rest if (hint := other_models_hint(name, model))}
-    parts = [f"{read} go in data_options"] if read else []
-    if flags:
-        parts.append(f"{', '.join(flags)}: flags of dslgraph train, not settings")
-    if options:
-        given = [
+def unknown_names_hint(
+    names: dict[str, str], model: Any, known: Iterable[str], *, flags: bool = False, data_options: bool = True
+) -> str:
+    """What unknown settings or flags may stand for, each with its own hint: read options of data_file
+    (where the command takes ``data_options``), flags of ``dslgraph train`` given as settings, arguments of
+    ``model`` (as RecBole's flat config files give them, which go in options) or of other models, RecBole's
+    names of the ``known`` settings or flags, or those spelt closest; ``""`` where none. ``names`` maps each
+    unknown as it was given to its name as a setting: a config file's key to itself, or with ``flags``, a
+    command line's flag (``--latent-dim``) to ``latent_dim``, the hints then speaking of flags. What both a
+    config file's unknown settings and a command line's unknown flags are answered by."""
+    # sep, user_col, ...: how data_file is read, which meanings would take for seed, ...
+    read = [name for name in names.values() if data_options and name in READ_OPTIONS]
+    train_flags = [] if flags else [name for name in names.values() if name in COMMAND_LINE_ONLY]
+    rest = [given for given, name in names.items() if name not in read and name not in train_flags]
+    arguments = {given: argument for given in rest if (argument := model_argument_meant(given, model))}
+    elsewhere = {given: hint for given in rest if (hint := other_models_hint(given, model))}
+    parts = []
+    if read and flags:
+        given = ", ".join(f"{name}=VALUE" for name in read)
+        parts.append(f"read options of --data-file go in --data-option: {given}")
+    elif read:
+        parts.append(f"{read} go in data_options")
+    if train_flags:
+        given = ", ".join("--" + name.replace("_", "-") for name in train_flags)
+        parts.append(f"{given}: flags of dslgraph train, not settings")
+    if arguments and flags:
+        given = " ".join(f"--option {argument}=VALUE" for argument in arguments.values())
+        parts.append(f"model arguments go in --option: {given}")
+    elif arguments:
+        given = " ".join(
             f"--option {argument}=VALUE" + ("" if argument == name else f" (RecBole's {name})")
-            for name, argument in options.items()
-        ]
-        parts.append(f"arguments of model {model!r} go in options: {' '.join(given)}")
+            for name, argument in arguments.items()
+        )
+        parts.append(f"arguments of model {model!r} go in options: {given}")
     parts += elsewhere.values()
-    parts += meanings([name for name in rest if name not in options and name not in elsewhere], FIELDS)
+    parts += meanings([given for given in rest if given not in arguments and given not in elsewhere], known)
     return f" ({'; '.join(parts)})" if parts else ""
 
 

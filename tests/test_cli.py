@@ -1350,6 +1350,8 @@ def test_datasets_lists_a_name_given_twice_once_and_names_the_one_meant(tmp_path
         ("lightgcn", "latent_dim", "'{}' names an argument of model(s) ['multvae'], not of 'lightgcn'"),
         ("neumf", "mlp_hidden_size", "--option mlp_layers=VALUE"),
         ("lightgcn", "embedding_size", "RecBole's '{}' is '{}' here"),  # a setting's name: no argument
+        ("multvae", "learning_rate", "RecBole's '{}' is '{}' here"),
+        ("multvae", "epoch", "did you mean '{1}'?"),
     ],
 )
 def test_a_model_argument_as_a_flag_or_a_setting_is_answered_alike_for_the_model_trained(
@@ -1362,7 +1364,7 @@ def test_a_model_argument_as_a_flag_or_a_setting_is_answered_alike_for_the_model
         validate({"model": model, name: 1})
     with pytest.raises(SystemExit):
         main(["train", "--model", model, flag, "1"])
-    meant = {"embedding_size": "embedding_dim"}.get(name, "")
+    meant = {"embedding_size": "embedding_dim", "learning_rate": "lr", "epoch": "epochs"}.get(name, "")
     assert answer.format(name, meant) in str(setting.value)
     assert answer.format(flag, "--" + meant.replace("_", "-")) in capsys.readouterr().err
 

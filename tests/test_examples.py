@@ -12,6 +12,7 @@ import torch
 import dslgraph.cli
 import dslgraph.data
 from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
+from dslgraph.config import load_config_file
 from dslgraph.data import EDGE
 
 SCRIPTS = sorted(
@@ -216,3 +217,32 @@ def test_an_example_run_of_another_model_or_data_goes_to_a_folder_named_after_th
     assert output("neumf_ml1m", "--data-file", "mine.csv") == str(Path("runs", "neumf-mine"))
     assert output("ultragcn_gowalla", "--model", "ultragcn") == str(Path("runs", "ultragcn-gowalla"))
     assert output("lightgcn_lastfm", "--model", "neumf", "--output", "mine") == "mine"
+
+
+def test_an_example_run_reads_its_config_file_once(tmp_path, monkeypatch, capsys):
+    # it was read to name the folder, again to leave the script's model arguments out and a third time for
+    # the settings: a file edited meanwhile could train one model in another's folder
+    class Trained(Exception):
+        pass
+
+    def run_training(settings, output, *args):
+        raise Trained(output)
+
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return load_config_file(path)
+
+    monkeypatch.setattr(dslgraph.cli, "run_training", run_training)
+    monkeypatch.setattr(dslgraph.cli, "load_config_file", read)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdae.json").write_text(json.dumps({"model": "cdae"}))
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
+    run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
+    with pytest.raises(Trained) as raised:
+        run(["--config", "cdae.json"])
+    assert raised.value.args[0] == str(Path("runs", "cdae-lastfm")) and reads == ["cdae.json"]
+    reads.clear()
+    assert run(["--config", "cdae.json", "--resume"]) == 2  # the folder the config file's model names
+    assert f"{Path('runs', 'cdae-lastfm', 'last.pt')}" in capsys.readouterr().err and reads == ["cdae.json"]

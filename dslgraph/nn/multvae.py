@@ -107,11 +107,14 @@ class MultVAE(Recommender):
         for layer in self._linears():
             if isinstance(layer, SparseLinear):
                 # Xavier values, the same draws as below (the layer's own reset draws torch.nn.Linear's, as
-                # the masked backend's nn.Linear does); a DSL target keeps its mask
+                # the masked backend's nn.Linear does); a DSL target keeps its mask. The table keeps its own
+                # init for a reset of its own, even where this one fails
                 table = layer.sparse_weight
                 table.init, own = "xavier", table.init
-                table.reset_parameters()
-                table.init = own
+                try:
+                    table.reset_parameters()
+                finally:
+                    table.init = own
             else:
                 nn.init.xavier_uniform_(layer.weight)
             nn.init.normal_(layer.bias, std=0.001)

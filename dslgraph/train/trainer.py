@@ -279,7 +279,7 @@ class Trainer:
         loss = None  # JSON null, where this call trained no epoch (NaN is not JSON)
         # a run that stopped early, resumed under the same patience, stays stopped: it would train eval_every
         # epochs more, which the uninterrupted run did not, and stop again
-        while self.epoch < cfg.epochs and not self._stopped_early():
+        while self.epoch < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
             started = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
@@ -298,10 +298,6 @@ class Trainer:
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)
         return self.summary()
-
-    def _stopped_early(self) -> bool:
-        """Whether ``patience`` evaluations in a row brought no gain (the run has stopped, or stops now)."""
-        return bool(self.config.patience) and self.bad_evals >= self.config.patience
 
     def _record_evaluation(self, loss: float | None, scheduled: bool = True) -> bool:
         """Evaluates, saves checkpoints and returns whether early stopping triggers.
@@ -336,7 +332,7 @@ class Trainer:
                 save_checkpoint(state, self._path("best.pt"))
             self.write_summary()
             save_checkpoint(state, self._path("last.pt"))
-        return self._stopped_early()
+        return stopped_early(self.bad_evals, self.config.patience)
 
     def summary(self) -> dict[str, Any]:
         """The test (and validation) metrics of the best evaluated epoch (of the latest evaluation while
@@ -461,6 +457,12 @@ class Trainer:
             # one state per GPU of the saving host: a host with fewer GPUs restores those it has
             saved = state["cuda_rng"][: torch.cuda.device_count()]
             torch.cuda.set_rng_state_all([s.cpu() for s in saved])
+
+
+def stopped_early(bad_evals: int, patience: int) -> bool:
+    """Whether a run whose last ``bad_evals`` evaluations brought no gain has stopped early (or stops now)
+    under ``patience``, of which 0 never stops: the trainer's rule, and the CLI's for a run it resumes."""
+    return bool(patience) and bad_evals >= patience
 
 
 def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

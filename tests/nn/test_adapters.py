@@ -815,6 +815,24 @@ def test_multvae_initialises_as_the_paper_and_reset_restarts_annealing(small_dat
     assert int(model.anneal_step) == 0 and model.beta() == 0.0
 
 
+def test_multvae_reset_that_fails_leaves_the_sparse_tables_init_as_it_was(small_data):
+    """reset_parameters draws Xavier values through each table's own reset; a reset that raises midway
+    left the table's init "xavier", which its next reset of its own then drew."""
+    model = make("multvae")
+    DynamicSparseLearning(model, 0.5, 10, targets=[r".*weight"], backend="sparse")
+    table = model._linears()[0].sparse_weight
+    own = table.init
+    assert own != "xavier"
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    table.reset_parameters = fail
+    with pytest.raises(RuntimeError, match="out of memory"):
+        model.reset_parameters()
+    assert table.init == own
+
+
 @pytest.mark.parametrize("cls", [MultVAE, CDAE])
 def test_inference_macs_are_the_products_full_ranking_runs(small_data, cls):
     from torch.utils.flop_counter import FlopCounterMode

@@ -733,6 +733,16 @@ def test_a_run_stopped_early_and_resumed_stays_stopped_unless_patience_grows(sma
     assert run(3).fit(resume=True)["best_epoch"] == 4
 
 
+@pytest.mark.parametrize(
+    "bad_evals, patience, stopped",
+    [(0, 1, False), (1, 1, True), (2, 3, False), (4, 3, True), (0, 0, False), (5, 0, False)],
+)
+def test_stopped_early_is_one_rule_for_the_trainer_and_the_cli_s_resume(bad_evals, patience, stopped):
+    # the trainer stops on it and `dslgraph train --resume` refuses a stopped run on it (with --patience 0,
+    # which never stops, named as the way to train on): one rule, not two that could drift apart
+    assert trainer_module.stopped_early(bad_evals, patience) is stopped
+
+
 def test_the_last_epoch_is_a_scheduled_evaluation(small_data):
     # eval_every 2 over 3 epochs: epochs 2 and 3 are evaluated, and epoch 3 (the better) can be the best
     validation = {"recall@20": [0.0, 0.1, 0.5]}
