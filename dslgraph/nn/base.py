@@ -136,6 +136,21 @@ class Recommender(nn.Module):
         """
         raise NotImplementedError
 
+    def _sparsity_repr(self) -> str:
+        """``", sparsity=S"`` for the :meth:`__repr__` of a model a DSL controller sparsified (``S``: the
+        fraction of zeros over its sparse tables and layers and its masked weights, what the controller's
+        ``achieved_sparsity()`` gives), else ``""``: a DSL model printed as the same model dense."""
+        total = active = 0
+        for module in self.modules():
+            if isinstance(module, SparseEmbedding):
+                total += module.num_embeddings * module.embedding_dim
+                active += module.nnz
+            for name, buffer in module.named_buffers(recurse=False):
+                if name.endswith("_mask") and buffer.dtype == torch.bool:  # the masked backend's
+                    total += buffer.numel()
+                    active += int(buffer.count_nonzero())
+        return f", sparsity={1 - active / total:.3f}" if total else ""
+
     @torch.no_grad()
     def recommend(
         self, graph, users: Tensor, k: int, exclude: Tensor | None = None, batch_size: int = 2048

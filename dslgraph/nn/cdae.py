@@ -139,5 +139,5 @@ class CDAE(Recommender):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
-            f"hidden={self.encoder.out_features}, corruption={self.corruption.p})"
+            f"hidden={self.encoder.out_features}, corruption={self.corruption.p}{self._sparsity_repr()})"
         )

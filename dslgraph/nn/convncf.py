@@ -188,7 +188,8 @@ class ConvNCF(Recommender):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
-            f"dim={self.user_embedding.embedding_dim}, channels={self.predict.in_features})"
+            f"dim={self.user_embedding.embedding_dim}, channels={self.predict.in_features}"
+            f"{self._sparsity_repr()})"
         )
 
 

@@ -203,5 +203,6 @@ class LightGCN(MessagePassing, Recommender):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
-            f"dim={self.embedding.embedding_dim}, num_layers={self.num_layers}, table={self.embedding})"
+            f"dim={self.embedding.embedding_dim}, num_layers={self.num_layers}, table={self.embedding}"
+            f"{self._sparsity_repr()})"
         )

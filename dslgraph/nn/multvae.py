@@ -181,5 +181,6 @@ class MultVAE(Recommender):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
-            f"hidden={self.encoder[0].out_features}, latent={self.latent_dim}, dropout={self.dropout.p})"
+            f"hidden={self.encoder[0].out_features}, latent={self.latent_dim}, dropout={self.dropout.p}"
+            f"{self._sparsity_repr()})"
         )

@@ -223,5 +223,6 @@ class NeuMF(Recommender):
         layers = [2 * self.mlp_user.embedding_dim] + [layer.out_features for layer in self.mlp]
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
-            f"dim={self.gmf_user.embedding_dim}, mlp_layers={layers}, dropout={self.dropout.p})"
+            f"dim={self.gmf_user.embedding_dim}, mlp_layers={layers}, dropout={self.dropout.p}"
+            f"{self._sparsity_repr()})"
         )

@@ -360,5 +360,5 @@ class UltraGCN(Recommender):
         return (
             f"{self.__class__.__name__}({self.num_users}, {self.num_items}, "
             f"dim={self.user_embedding.embedding_dim}, negatives={self.num_negatives}, "
-            f"neighbors={self.num_neighbors})"
+            f"neighbors={self.num_neighbors}{self._sparsity_repr()})"
         )

@@ -10,7 +10,15 @@ import torch
 from torch import Tensor, nn
 
 from dslgraph.checks import as_count, is_real
-from dslgraph.sparse.ops import csr_row_slice, csr_segments, graph_degrees, graph_entries, row_pointers, spmm
+from dslgraph.sparse.ops import (
+    check_cpu_product,
+    csr_row_slice,
+    csr_segments,
+    graph_degrees,
+    graph_entries,
+    row_pointers,
+    spmm,
+)
 from dslgraph.sparse.table import (
     INITS,
     LINEAR_INIT,
@@ -199,6 +207,7 @@ class SparseEmbedding(EmbeddingTable):
         self._plans: list[_Plan] = []
         self._transposed: tuple[Tensor, Tensor, Tensor] | None = None
         self.register_state_dict_post_hook(_record_shape)
+        self.register_load_state_dict_pre_hook(_dense_weight_loaded)
         self.register_load_state_dict_pre_hook(_check_loaded_positions)
         self.register_load_state_dict_post_hook(_positions_loaded)
         if _entries is None:
@@ -319,9 +328,12 @@ class SparseEmbedding(EmbeddingTable):
 
     def __getstate__(self) -> dict:
         """Pickles (``torch.save(model)``, ``copy.deepcopy``) without the derived caches: the
-        propagation plan can outweigh the table many times over and is rebuilt on first use."""
+        propagation plan can outweigh the table many times over and is rebuilt on first use. A copy does
+        not probe either: only the DSL controller that turned :attr:`probing` on turns it off, and a copy of
+        the model taken just before an update recorded every later backward pass's output gradients, kept
+        without end (a copied controller turns its copy's probing on again where it should be)."""
         state = self.__dict__.copy()
-        state.update(_cache_key=None, _layout=None, _plans=[], _transposed=None, _adjoints=[])
+        state.update(_cache_key=None, _layout=None, _plans=[], _transposed=None, _adjoints=[], probing=False)
         return state
 
     def _drop_stale_caches(self) -> None:
@@ -369,7 +381,7 @@ class SparseEmbedding(EmbeddingTable):
         """``adj @ table`` for a symmetric ``adj``: with work proportional to the active entries
         (``propagation="planned"``, a CSR ``adj``), or through a transient dense copy (``dense_view``
         if given: :meth:`to_dense`'s output, which the caller made anyway)."""
-        self._check_cpu_kernel(self.values.device, "a sparse table's propagation", "a DenseEmbedding")
+        check_cpu_product(self.values.device, self.values.dtype, "a sparse table's propagation")
         shape = (self.num_embeddings, self.num_embeddings)
         if (adj.size(0), adj.size(1)) != shape:
             # a symmetric [N, N] graph over the table's rows; another failed inside the plan's indexing
@@ -394,7 +406,7 @@ class SparseEmbedding(EmbeddingTable):
         (see :class:`~dslgraph.sparse.SparseLinear`), with work ``B x nnz`` forward and backward."""
         if x.dim() != 2 or x.size(1) != self.embedding_dim:
             raise ValueError(f"expected inputs of shape [B, {self.embedding_dim}], got {tuple(x.shape)}")
-        self._check_cpu_kernel(x.device, "a sparse linear layer", "DSL's backend='masked'")
+        check_cpu_product(x.device, self.values.dtype, "a sparse linear layer", "use DSL's backend='masked'")
         # the CSR product has no autocast rule: it runs in the table's dtype
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
@@ -405,15 +417,6 @@ class SparseEmbedding(EmbeddingTable):
             raise TypeError(f"the inputs are {x.dtype}, the weight {self.values.dtype}: convert one")
         out = _SparseLinear.apply(self.values, x, self)
         return self._watch(out, "linear", x.detach())
-
-    def _check_cpu_kernel(self, device: torch.device, what: str, instead: str) -> None:
-        """Refuses a float16 / bfloat16 product on the CPU, which failed inside torch with
-        ``"addmv_out_sparse_csr_impl_mkl" not implemented for 'Half'``."""
-        if device.type == "cpu" and self.values.dtype in (torch.float16, torch.bfloat16):
-            raise TypeError(
-                f"{what} in {self.values.dtype} cannot run on the CPU: torch's sparse CSR product has no "
-                f"float16 / bfloat16 CPU kernel (keep the model in float32 there, or use {instead})"
-            )
 
     def slot_order(self) -> Tensor:
         """The slot of each entry of :meth:`csr` (its values are ``values[slot_order()]``)."""
@@ -544,6 +547,36 @@ class SparseEmbedding(EmbeddingTable):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.extra_repr()})"
+
+
+def _dense_weight_loaded(
+    table: SparseEmbedding,
+    state_dict: dict,
+    prefix: str,
+    local_metadata: dict,
+    strict: bool,
+    missing_keys: list,
+    unexpected_keys: list,
+    error_msgs: list,
+) -> None:
+    """Load-state-dict pre-hook: a dense table's ``weight`` (an :class:`torch.nn.Embedding`'s, a
+    :class:`DenseEmbedding`'s, :meth:`DynamicSparseLearning.dense_state_dict`'s) loads its entries at this
+    table's positions as the values, the positions kept, as a masked weight keeps its mask. A dense state
+    loaded with ``strict=False`` (a warm start) left a sparse table as it was, without a word, where
+    ``backend="masked"`` loaded it masked; with ``strict=True`` both fail, on the missing positions or
+    mask."""
+    weight = state_dict.get(prefix + "weight")
+    if prefix + "values" in state_dict or not isinstance(weight, Tensor) or weight.is_meta:
+        return
+    shape = (table.num_embeddings, table.embedding_dim)
+    if tuple(weight.shape) != shape:
+        error_msgs.append(
+            f"size mismatch for {prefix}weight: a dense weight of shape {tuple(weight.shape)}, where this "
+            f"sparse table is {shape[0]} x {shape[1]}"
+        )
+        return
+    del state_dict[prefix + "weight"]
+    state_dict[prefix + "values"] = weight.reshape(-1)[table.positions.to(weight.device)]
 
 
 def _check_loaded_positions(

@@ -66,6 +66,7 @@ class SparseLinear(nn.Module):
         )
         self.bias = nn.Parameter(torch.empty(self.out_features)) if bias else None
         self._reset_bias()
+        self.register_load_state_dict_pre_hook(_dense_weight_loaded)
 
     @classmethod
     def from_linear(
@@ -139,3 +140,20 @@ class SparseLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"density={self.density():.3f}, bias={self.bias is not None}"
         )
+
+
+def _dense_weight_loaded(
+    layer: SparseLinear,
+    state_dict: dict,
+    prefix: str,
+    local_metadata: dict,
+    strict: bool,
+    missing_keys: list,
+    unexpected_keys: list,
+    error_msgs: list,
+) -> None:
+    """Load-state-dict pre-hook: a :class:`torch.nn.Linear`'s dense ``weight`` goes to :attr:`sparse_weight`,
+    which loads it at its positions (as a sparse table loads a dense table's weight). A module-level function,
+    not a lambda, so that ``torch.save(model)`` can pickle the hook."""
+    if prefix + "weight" in state_dict and prefix + "sparse_weight.values" not in state_dict:
+        state_dict[prefix + "sparse_weight.weight"] = state_dict.pop(prefix + "weight")

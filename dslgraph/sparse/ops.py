@@ -34,6 +34,12 @@ def spmm(adj, x: Tensor) -> Tensor:
     if isinstance(adj, Tensor):
         if adj.layout != torch.sparse_csr:
             raise TypeError(f"expected a sparse CSR adjacency, got layout {adj.layout}")
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # CPU autocast ran the product in bfloat16, which torch's CSR product has no CPU kernel for
+            # ("addmm_out_sparse_csr_impl_mkl" not implemented): it runs in the wider of the two dtypes
+            with torch.autocast("cpu", enabled=False):
+                return spmm(adj, x.to(torch.promote_types(adj.dtype, x.dtype)))
+        check_cpu_product(x.device, x.dtype, "a graph propagation")
         # "expected scalar type Double but found Float" named neither; autocast converts both itself
         if adj.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
             raise TypeError(f"the graph holds {adj.dtype} weights, the features {x.dtype}: convert one")
@@ -43,6 +49,22 @@ def spmm(adj, x: Tensor) -> Tensor:
     from torch_sparse import matmul  # a SparseTensor can only come from an installed torch-sparse
 
     return matmul(adj, x)
+
+
+def check_cpu_product(
+    device: torch.device,
+    dtype: torch.dtype,
+    what: str,
+    instead: str = "train float32 weights under torch.autocast, which keeps this product in float32",
+) -> None:
+    """Refuses a float16 / bfloat16 sparse CSR product on the CPU, naming ``what`` runs it and a way on
+    besides a float32 model (``instead``): torch has no such CPU kernel, and failed with
+    ``"addmm_out_sparse_csr_impl_mkl" not implemented for 'Half'``."""
+    if device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"{what} in {dtype} cannot run on the CPU: torch's sparse CSR product has no float16 / bfloat16 "
+            f"CPU kernel (keep the model in float32 there, or {instead})"
+        )
 
 
 def graph_entries(adj) -> int:

@@ -5,6 +5,7 @@ from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import EDGE, make_interaction_data, propagation_graph, to_sparse_tensor
 from dslgraph.nn import LightGCN
+from dslgraph.sparse import DynamicSparseLearning
 
 
 def test_matches_pyg_lightgcn(small_data, device):
@@ -157,3 +158,27 @@ def test_embeddings_and_scores_by_hand():
         scores = expected[:2] @ expected[2:].T  # users' rows against items' rows
         torch.testing.assert_close(model.scorer(graph)(torch.arange(2)), scores)
         torch.testing.assert_close(model(graph, torch.tensor([[0, 1], [1, 0]])), scores[[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize("backend", [None, "sparse", "compact", "masked"])
+def test_cpu_autocast_runs_the_propagation_in_float32_and_a_half_model_is_refused(small_data, backend):
+    """Under torch.autocast on the CPU every LightGCN (dense table, each DSL backend) failed inside torch with
+    '"addmm_out_sparse_csr_impl_mkl" not implemented for 'BFloat16'': autocast ran the graph product in
+    bfloat16, which torch's CSR product has no CPU kernel for; it now runs in float32. A float16 / bfloat16
+    model there failed the same way with the dense table and under backend='masked' (a sparse table's
+    named itself), and is now refused naming the propagation."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    if backend is not None:
+        DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=5, backend=backend)
+    adj = model.input_graph(small_data)
+    pairs = small_data[EDGE].edge_index[:, :10]
+    expected = model(adj, pairs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model(adj, pairs)
+        loss = model.loss(adj, *pairs, pairs[1].flip(0))
+    torch.testing.assert_close(scores, expected)  # the propagation in float32, the scores' products too
+    loss.backward()
+    model.bfloat16()
+    with pytest.raises(TypeError, match=r"propagation in torch\.bfloat16 cannot run on the CPU: .*float32"):
+        model(model.input_graph(small_data), pairs)

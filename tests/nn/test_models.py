@@ -14,6 +14,7 @@ from dslgraph.metrics import RankingEvaluator
 from dslgraph.metrics.ranking import METRICS
 from dslgraph.nn import MODELS, LightGCN
 from dslgraph.nn.base import check_probability, check_sizes, check_weights
+from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import TrainConfig
 from dslgraph.train.trainer import make_batches
 
@@ -210,3 +211,16 @@ def test_a_model_on_cuda_trains_on_data_moved_to_cuda_and_scores_cpu_ids(name, s
     assert all(part.is_cuda for part in batch)
     model.train()
     assert torch.isfinite(model.loss(graph, *batch, reg_weight=1e-3))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_repr_of_a_model_under_dsl_gives_its_sparsity(name, backend):
+    """A model a DSL controller sparsified printed as the same model dense (LightGCN's showed a sparse table's
+    density, and nothing of a masked one's)."""
+    model = MODELS[name](30, 40)
+    assert "sparsity" not in repr(model)
+    dsl = DynamicSparseLearning(model, 0.8, 10, targets=model.dsl_targets, update_interval=5, backend=backend)
+    text = repr(model)
+    assert text.startswith(f"{type(model).__name__}(30, 40, ") and "\n" not in text
+    assert text.endswith(f", sparsity={dsl.achieved_sparsity():.3f})")

@@ -2358,3 +2358,70 @@ def test_skip_zero_gradient_under_random_growth_is_refused():
         DynamicSparseLearning(
             LightGCN(3, 4, embedding_dim=8), 0.5, 10, growth="random", skip_zero_gradient=True
         )
+
+
+@pytest.mark.parametrize("copy_with", ["deepcopy", "torch.save"])
+def test_a_copy_of_the_model_taken_before_an_update_does_not_probe(small_data, copy_with):
+    """A copy of a model (not of its controller) taken at the iteration before an update, as a best model
+    kept by copy.deepcopy or saved whole, went on probing: every later backward pass appended its output
+    gradients to the copy's tables, kept without end, since no controller of the copy turns probing off."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    next(_train_steps(model, dsl, optimizer, adj, 1))
+    assert model.embedding.probing  # the next iteration updates
+    if copy_with == "deepcopy":
+        copied = copy.deepcopy(model)
+    else:
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        copied = torch.load(buffer, weights_only=False)
+    for _ in range(3):
+        copied.loss(adj, torch.arange(5), torch.arange(5), torch.arange(5)).backward()
+    assert not copied.embedding.probing and not copied.embedding.recorded_gradient
+    assert model.embedding.probing  # the original's controller still grows by its gradient
+    next(_train_steps(model, dsl, optimizer, adj, 1))
+    assert dsl.updates[-1]["changed"]["embedding"] > 0
+
+
+def test_a_dense_state_loaded_loosely_into_a_sparse_model_keeps_its_positions():
+    """model.load_state_dict(dense_state, strict=False), a warm start from a model trained dense, loaded the
+    tables and linear weights masked under backend='masked', but left the sparse and compact backends' as
+    they were, without a word (the dense 'weight' keys were only unexpected): every backend now loads them
+    at its active entries, and strict=True fails on the missing positions as on the missing masks."""
+    torch.manual_seed(0)
+    dense = CDAE(30, 40, hidden_channels=8)
+    loaded = {}
+    for backend in ("sparse", "compact", "masked"):
+        model = CDAE(30, 40, hidden_channels=8)
+        dsl = DynamicSparseLearning(
+            model, 0.5, 10, targets=model.dsl_targets, update_interval=5, backend=backend
+        )
+        keys = model.load_state_dict(dense.state_dict(), strict=False)
+        kind = "weight_mask" if backend == "masked" else "positions"
+        prefix = "encoder." if backend == "masked" else "encoder.sparse_weight."
+        assert keys.missing_keys == [f"user_embedding.{kind}", f"{prefix}{kind}"] and not keys.unexpected_keys
+        loaded[backend] = dsl.dense_state_dict()
+        with pytest.raises(RuntimeError, match=rf'Missing key\(s\) in state_dict: "user_embedding\.{kind}"'):
+            model.load_state_dict(dense.state_dict())
+    for name, value in dense.state_dict().items():
+        mask = loaded["masked"][name] != 0
+        assert mask.any() and mask.all() == (name not in ("user_embedding.weight", "encoder.weight")), name
+        torch.testing.assert_close(loaded["masked"][name], value * mask, rtol=0, atol=0)
+        for backend in ("sparse", "compact"):
+            torch.testing.assert_close(loaded[backend][name], loaded["masked"][name], rtol=0, atol=0)
+
+
+def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
+    table = SparseEmbedding(6, 4, 0.5)
+    with pytest.raises(
+        RuntimeError, match=r"a dense weight of shape \(4, 6\), where this sparse table is 6 x 4"
+    ):
+        table.load_state_dict({"weight": torch.ones(4, 6)}, strict=False)
+    layer = SparseLinear(4, 6, 0.5)
+    with pytest.raises(RuntimeError, match=r"sparse_weight\.weight: a dense weight of shape \(4, 6\)"):
+        layer.load_state_dict(nn.Linear(6, 4).state_dict(), strict=False)
