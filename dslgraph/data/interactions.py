@@ -386,7 +386,8 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
             if missing is not None and missing.any():
                 raise ValueError(
                     f"{field}_col must be free of missing {what}, got {columns[field]!r} "
-                    f"(first missing at index {frame.index[missing.argmax()]!r})"
+                    # tolist(): the label as written (30), not as NumPy 2 writes an index's (np.int64(30))
+                    f"(first missing at index {frame.index[[missing.argmax()]].tolist()[0]!r})"
                 )
         if time_col is not None:
             frame["time"] = _numeric_time(frame["time"], time_col)

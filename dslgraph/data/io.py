@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +90,12 @@ class _Tokens:
         """All tokens as numbers (int64 if they all are short integers, else float64)."""
         integral = self.flagged(_NOT_DIGIT).size == 0 and (self.end - self.start).max() <= _MAX_INT64_DIGITS
         try:
-            values = np.fromstring(self.raw, dtype=np.int64 if integral else np.float64, sep=" ")
-        except ValueError:  # numpy 2 raises on a token it cannot read ("-", "1.2.3"); numpy 1 stops there
+            # numpy >= 2.3 raises on a token it cannot read ("-", "1.2.3"); older numpy stops there with a
+            # DeprecationWarning, keeping what it read of it ("1.2"), which the count misses in the last token
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", DeprecationWarning)
+                values = np.fromstring(self.raw, dtype=np.int64 if integral else np.float64, sep=" ")
+        except (ValueError, DeprecationWarning):
             values = np.empty(0)
         if values.size != self.start.size:
             bad = next((k for k in range(self.start.size) if not is_number(self.text(k))), values.size)

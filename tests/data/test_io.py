@@ -3,6 +3,7 @@ import os
 import stat
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +102,21 @@ def test_read_pairs_errors(tmp_path, content, line, message):
         read_pairs(path, one_based=True, num_items=5)
     assert str(info.value).startswith(f"{path}, line {line}: ")
     assert message in str(info.value)
+
+
+def test_read_pairs_refuses_the_last_number_older_numpy_reads_in_part(tmp_path, monkeypatch):
+    """NumPy < 2.3 (all that Python 3.10 has) reads '1.2.3' as 1.2 and stops with a DeprecationWarning: the
+    file's last token was read as its prefix, the count of numbers matched, and the rating was 1.2."""
+
+    def numpy_2_2(raw, dtype, sep):
+        warnings.warn(
+            "string could not be read to its end due to unmatched data", DeprecationWarning, stacklevel=2
+        )
+        return np.array([1.0, 2.0, 1.2], dtype=dtype)
+
+    monkeypatch.setattr(np, "fromstring", numpy_2_2)
+    with pytest.raises(DatasetFormatError, match="line 1: '1.2.3' is not a number"):
+        read_pairs(write(tmp_path, b"1\t2\t1.2.3\n"), one_based=True)
 
 
 @pytest.mark.parametrize(

@@ -426,14 +426,14 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"update_interval": np.float64(3.0)}, r"update_interval must be an int, got np.float64\(3.0\)"),
+        ({"update_interval": np.float64(3.0)}, r"update_interval must be an int, got {}"),
         ({"seed": 1.5}, r"seed must be an int, got 1.5"),
         # torch's "Overflow when unpacking long long" named nothing
         ({"seed": 2**64}, r"seed must be in \[-2\*\*63, 2\*\*64\), .* got 18446744073709551616"),
         ({"seed": -(2**63) - 1}, r"seed must be in \[-2\*\*63, 2\*\*64\)"),
-        ({"t_end": np.True_}, r"t_end must be an int, got np.True_"),
+        ({"t_end": np.True_}, r"t_end must be an int, got {}"),
         ({"sparsity": "0.8"}, r"sparsity must be a fraction in \[0, 1\), got '0.8'"),  # a TypeError before
-        ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got np.float64\(80.0\)"),
+        ({"sparsity": np.float64(80.0)}, r"sparsity must be a fraction in \[0, 1\), got {}"),
         # a tensor (the value a sweep read from a tensor) was named as 0.800000011920929, in [0, 1)
         ({"sparsity": torch.tensor(0.8)}, r"sparsity must be a fraction in \[0, 1\), got tensor\(0.8000\)"),
         ({"rho0": "1"}, r"need 0 <= rho_min <= rho0 <= 1, got rho0='1', rho_min=0.005"),
@@ -442,7 +442,8 @@ def test_numpy_numbers_are_taken_and_kept_as_python_ones():
 )
 def test_a_wrong_number_is_refused_naming_it(setting, message):
     settings = {"sparsity": 0.5, "total_steps": 10} | setting
-    with pytest.raises(ValueError, match=message):
+    # {} is the value as NumPy writes it: np.float64(3.0) from NumPy 2 on, 3.0 before
+    with pytest.raises(ValueError, match=message.format(re.escape(repr(*setting.values())))):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), **settings)
 
 
