@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import json
 import os
 import platform
 import time
@@ -120,21 +119,6 @@ def write_rows(rows: list[dict], path: str | Path, append: bool) -> None:
         rows = earlier + rows
     # written beside and renamed (write_csv): killed mid-write, an --append run would lose the earlier rows
     write_csv(rows, path, fields)
-
-
-def read_summary(path: Path) -> dict:
-    """The ``metrics.json`` of a ``dslgraph train`` run at ``path``; one that is no such file (a copy cut
-    short, another file) stops the script naming it, where json's error named no file."""
-    try:
-        summary = json.loads(path.read_text())
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-        summary = None
-    if not isinstance(summary, dict):
-        raise SystemExit(
-            f"{path}: not the metrics.json that dslgraph train writes (a copy cut short?): copy it again, or "
-            f"write it again from the run's last.pt with dslgraph train --output {path.parent} --resume"
-        )
-    return summary
 
 
 def write_text(path: str | Path, text: str) -> None:

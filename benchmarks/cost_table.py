@@ -26,7 +26,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from common import check_output, markdown_table, read_summary, write_csv, write_text
+from common import check_output, markdown_table, write_csv, write_text
+from summary import read_summary
 
 from dslgraph.cli import build_model, load_data, train_config
 from dslgraph.config import validate

@@ -22,7 +22,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, read_summary, save_figure, write_csv  # noqa: E402
+from common import check_output, save_figure, write_csv  # noqa: E402
+from summary import read_summary  # noqa: E402
 
 
 def named(text: str) -> tuple[str, str]:

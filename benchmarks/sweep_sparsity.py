@@ -38,12 +38,12 @@ from common import (  # noqa: E402
     add_settings_option,
     check_output,
     markdown_table,
-    read_summary,
     save_figure,
     sparsity_level,
     write_csv,
     write_text,
 )
+from summary import read_summary  # noqa: E402
 
 from dslgraph.cli import clear_earlier_run, earlier_run_files, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402

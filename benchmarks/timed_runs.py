@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from summary import read_summary
+
 log = logging.getLogger("timed_runs")
 EVALUATIONS = 10  # per real run, besides the one at its last epoch
 EPOCH_LINE = re.compile(r"epoch \d+ loss \S+ \((\d+(?:\.\d+)?)s\)")  # the trainer's line after each epoch
@@ -97,7 +99,11 @@ def costs(run: Run, out: Path) -> dict | None:
     if run.process.returncode != 0 or not path.exists():
         log.error("%s: probe failed (exit %s); see its log", run.name, run.process.returncode)
         return None
-    summary = json.loads(path.read_text())
+    try:
+        summary = read_summary(path)
+    except SystemExit as exc:  # a damaged file failed in json naming none; the other runs still go on
+        log.error("%s: probe failed: %s", run.name, exc)
+        return None
     evals = [entry["eval_seconds"] for entry in summary["history"]]
     train = summary["train_seconds"]
     logged = [float(t) for t in EPOCH_LINE.findall((out / f"{run.name}.log").read_text(errors="replace"))]

@@ -552,6 +552,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         defaults = _script_model_left_out(args, args.defaults, config)
         settings = settings_from_args(args, defaults, config)
         _warn_settings_unused(settings, defaults)
+        _warn_script_tuned_for_other_data(args, defaults, config, settings)
     if not args.output and args.script_output:
         args.output = _example_output(args, config, settings)
     with locked_output(args.output) if args.output else contextlib.nullcontext():
@@ -590,6 +591,34 @@ def _warn_settings_unused(settings: dict[str, Any], defaults: dict[str, Any]) ->
         names = [name for name in names if settings[name] != preset[name]]
         if names:
             log.warning("%s %s", ", ".join(names), why)
+
+
+def _warn_script_tuned_for_other_data(
+    args: argparse.Namespace, defaults: dict[str, Any], config: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    """Names an example script's ``defaults`` that still act in a run on another named dataset than the
+    script's (``ultragcn_gowalla.py --dataset yelp2018`` trained with Gowalla's batch, lr and gamma without a
+    word, where ``dslgraph train --model ultragcn --dataset yelp2018`` takes yelp2018's official preset).
+    Flags override a script's settings one by one, as its docstring says, so the run keeps them, named; a
+    ``--data-file`` has no settings tuned for it, and takes the script's as they are."""
+    ours = defaults.get("dataset", FIELDS["dataset"].default)
+    data = settings["dataset"]
+    if not defaults or settings["data_file"] is not None or data == ours:
+        return
+    given = config | given_settings(args)
+    kept = []
+    for name, value in defaults.items():
+        if name in DICT_FIELDS:
+            kept += [f"{key}={entry}" for key, entry in value.items() if key not in given.get(name, {})]
+        elif name not in ("model", "dataset", *given):
+            kept.append(f"{name}={value}")
+    if kept:
+        log.warning(
+            "this example's settings were tuned for %s, not %s: %s still act (flags override them); for "
+            "%s's, run its example script where there is one, or dslgraph train --model %s --dataset %s "
+            "(the model's defaults and the dataset's preset)",
+            ours, data, ", ".join(kept), data, settings["model"], data,
+        )  # fmt: skip
 
 
 def _script_model_left_out(

@@ -110,6 +110,18 @@ def test_timed_runs_skips_a_failed_probe(tmp_path):
     assert timed_runs.costs(run, tmp_path) is None
 
 
+def test_timed_runs_names_a_damaged_probe_metrics_json_and_skips_that_run(tmp_path, caplog):
+    # was json's "Expecting value: line 1 column 1 (char 0)", naming no file, and no run went on
+    timed_runs = load("timed_runs")
+    run = timed_runs.Run("cut", "sweep", [])
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "metrics.json").write_text('{"history": [')
+    run.process = subprocess.Popen([sys.executable, "-c", ""])
+    run.process.wait()
+    assert timed_runs.costs(run, tmp_path) is None
+    assert f"cut: probe failed: {tmp_path / 'cut' / 'metrics.json'}: not the metrics.json" in caplog.text
+
+
 def test_collect_at_epoch(tmp_path):
     sweep = load("sweep_sparsity")
     dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15), (20, 10.0, 0.17), (30, 15.0, 0.18)])

@@ -246,3 +246,64 @@ def test_an_example_run_reads_its_config_file_once(tmp_path, monkeypatch, capsys
     reads.clear()
     assert run(["--config", "cdae.json", "--resume"]) == 2  # the folder the config file's model names
     assert f"{Path('runs', 'cdae-lastfm', 'last.pt')}" in capsys.readouterr().err and reads == ["cdae.json"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_an_example_run_on_another_dataset_names_the_script_s_settings_tuned_for_its_own(
+    script, tmp_path, monkeypatch, caplog
+):
+    # ultragcn_gowalla.py --dataset yelp2018 trained with Gowalla's batch, lr and gamma without a word
+    class Trained(Exception):
+        pass
+
+    def run_training(settings, *args):
+        raise Trained(settings)
+
+    monkeypatch.setattr(dslgraph.cli, "run_training", run_training)
+    defaults = runpy.run_path(str(script))["DEFAULTS"]
+    ours = settings_from_args(build_parser().parse_args(defaults))["dataset"]
+    other = "yelp2018" if ours != "yelp2018" else "gowalla"
+
+    def warned(*flags):
+        caplog.clear()
+        with pytest.raises(Trained) as raised:
+            run_example(defaults, None, [*flags, "--output", str(tmp_path)])
+        said = [r.getMessage() for r in caplog.records if "were tuned for" in r.getMessage()]
+        return raised.value.args[0], said
+
+    settings, said = warned()
+    assert not said  # on its own dataset
+    tuned = {k: v for k, v in given_settings(build_parser().parse_args(defaults)).items() if k != "dataset"}
+    settings, said = warned("--dataset", other)
+    if set(tuned) <= {"model"}:  # the script sets no more than its model and dataset: nothing tuned
+        assert not said
+        return
+    (said,) = said
+    assert said.startswith(f"this example's settings were tuned for {ours}, not {other}: ")
+    for name, value in tuned.items():
+        if name not in ("model", "options"):
+            assert f"{name}={value}" in said and settings[name] == value  # named, and still in effect
+    command = f"dslgraph train --model {settings['model']} --dataset {other}"
+    assert said.endswith(f"{command} (the model's defaults and the dataset's preset)")
+    # a data file has no settings tuned for it: the script's recipe is taken as it is
+    assert not warned("--data-file", "mine.csv")[1]
+
+
+def test_an_example_run_on_another_dataset_names_only_the_script_s_settings_left_in_effect(
+    tmp_path, monkeypatch, caplog
+):
+    class Trained(Exception):
+        pass
+
+    monkeypatch.setattr(dslgraph.cli, "run_training", lambda *args: (_ for _ in ()).throw(Trained()))
+    defaults = runpy.run_path(str(SCRIPTS[0].parent / "ultragcn_gowalla.py"))["DEFAULTS"]
+    flags = ["--dataset", "yelp2018", "--lr", "0.001", "--option", "gamma=1e-4", "--output", str(tmp_path)]
+    with pytest.raises(Trained):
+        run_example(defaults, None, flags)
+    (said,) = [r.getMessage() for r in caplog.records if "were tuned for" in r.getMessage()]
+    assert "tuned for gowalla, not yelp2018: epochs=420, batch_size=8192, eval_every=42 still act" in said
+    with pytest.raises(Trained):  # every setting of the script overridden: nothing to say
+        caplog.clear()
+        more = ["--batch-size", "1024", "--epochs", "5", "--eval-every", "5"]
+        run_example(defaults, None, [*flags, *more])
+    assert not [r for r in caplog.records if "were tuned for" in r.getMessage()]

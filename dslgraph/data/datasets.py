@@ -764,7 +764,18 @@ class MovieLens(HoldoutDataset):
         _check_whole(self.raw_paths[0], self.sources[0])
         index, values = read_pairs(self.raw_paths[0], self.sep, one_based=True, num_columns=4)
         num_users, num_items = _num_nodes([index], self.raw_paths, offset=1)
-        keep = values[:, 0] >= self.rating_threshold
+        rating = values[:, 0]
+        # a rating of 0, -3 or 7 (a damaged file) was kept or dropped by the threshold without a word
+        bad = torch.nonzero((rating < 1) | (rating > 5) | (rating != rating.round())).flatten()
+        if bad.numel():
+            row = int(bad[0])
+            line, _ = _line_fields(Path(self.raw_paths[0]).read_bytes(), b"\t")
+            raise DatasetFormatError(
+                self.raw_paths[0],
+                int(line[row]),
+                f"rating {float(rating[row]):g} is not one of MovieLens' whole-star ratings, 1 to 5",
+            )
+        keep = rating >= self.rating_threshold
         check_option(
             bool(keep.any()),
             "rating_threshold",

@@ -927,6 +927,13 @@ class DynamicSparseLearning:
         if missing:
             raise ValueError(f"not a DSL controller's state (its state_dict()): it lacks {missing}")
         ours = self.run_settings()
+        # a setting of another (newer) version failed with a bare KeyError: it may decide the masks
+        unknown = sorted(set(state.get("settings", {})) - set(ours))
+        if unknown:
+            raise ValueError(
+                f"cannot resume this DSL controller: its state was saved with settings this version does "
+                f"not know ({', '.join(map(str, unknown))}; known: {', '.join(ours)})"
+            )
         for key, saved in state.get("settings", {}).items():  # older states recorded none
             if saved != ours.get(key):
                 raise ValueError(f"cannot resume this DSL controller: {key} was {saved!r}, now {ours[key]!r}")

@@ -483,6 +483,21 @@ def test_movielens_threshold_above_every_rating(tmp_path):
     assert not list((tmp_path / "ml-100k").glob("processed/*/data.pt"))
 
 
+@pytest.mark.parametrize("dataset", [MovieLens100K, MovieLens1M])
+@pytest.mark.parametrize("rating", ["0", "-3", "7", "4.5"])
+def test_movielens_refuses_a_rating_that_is_no_star_naming_its_line(tmp_path, dataset, rating):
+    # 0 and -3 were dropped, 7 kept as an interaction, without a word: MovieLens rates 1 to 5 whole stars
+    lines = U_DATA.decode().splitlines(keepends=True)
+    lines[4] = "\t".join([*lines[4].split("\t")[:2], rating, "880000005\n"])
+    text = "\n".join(lines).encode()  # blank lines between: the file's line 9, its 5th interaction
+    name = "u.data" if dataset is MovieLens100K else "ratings.dat"
+    sep = b"\t" if dataset is MovieLens100K else b"::"
+    place(tmp_path, dataset.name, {name: text.replace(b"\t", sep)})
+    message = rf"{name}, line 9: rating {rating} is not one of MovieLens' whole-star ratings, 1 to 5"
+    with pytest.raises(DatasetFormatError, match=message):
+        dataset(str(tmp_path))
+
+
 def test_movielens_1m_format(tmp_path):
     place(tmp_path, "ml-1m", {"ratings.dat": U_DATA.replace(b"\t", b"::")})
     data = MovieLens1M(str(tmp_path))[0]

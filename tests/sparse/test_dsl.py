@@ -634,6 +634,16 @@ def test_resume_refuses_each_setting_that_decides_the_masks(setting):
         controller(**setting).load_state_dict(state)
 
 
+def test_load_state_dict_names_settings_this_version_does_not_know():
+    """A state saved by a version with another setting failed with a bare KeyError: 'prune_rule'."""
+    dsl = DynamicSparseLearning(LightGCN(30, 40, embedding_dim=8), 0.8, total_steps=100)
+    state = dsl.state_dict()
+    state["settings"] |= {"prune_rule": "magnitude", "anneal": 2}
+    message = r"settings this version does not know \(anneal, prune_rule; known: sparsity, backend"
+    with pytest.raises(ValueError, match=message):
+        dsl.load_state_dict(state)
+
+
 class _DotModel(nn.Module):
     """Dot-product scores without propagation: only the batch's rows get a gradient."""
 

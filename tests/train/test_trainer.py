@@ -347,6 +347,24 @@ def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_
     assert not torch.equal(before, model.embedding.values)
 
 
+def test_resume_from_a_dsl_state_with_an_unknown_setting_names_it_and_the_checkpoint(small_data, tmp_path):
+    # was "cannot resume from .../last.pt: 'prune_rule'" (a bare KeyError's text)
+    def trainer():
+        torch.manual_seed(0)
+        model = LightGCN(30, 40, embedding_dim=8)
+        dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
+        config = TrainConfig(epochs=1, batch_size=64, lr=0.01, eval_every=1, progress=False)
+        return Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+
+    trainer().fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["hooks"][0]["settings"]["prune_rule"] = "magnitude"
+    save_checkpoint(state, tmp_path / "last.pt")
+    message = r"last\.pt: .*settings this version does not know \(prune_rule;"
+    with pytest.raises(CheckpointError, match=message):
+        trainer().load(tmp_path / "last.pt")
+
+
 class Crash(Exception):
     pass
 
