@@ -100,8 +100,8 @@ def costs(run: Run, out: Path) -> dict | None:
         log.error("%s: probe failed (exit %s); see its log", run.name, run.process.returncode)
         return None
     try:
-        summary = read_summary(path)
-    except SystemExit as exc:  # a damaged file failed in json naming none; the other runs still go on
+        summary = read_summary(path, required=("history", "train_seconds", "epochs"))
+    except SystemExit as exc:  # damaged, or lacking a key: a failed probe, named; the other runs still go on
         log.error("%s: probe failed: %s", run.name, exc)
         return None
     evals = [entry["eval_seconds"] for entry in summary["history"]]

@@ -122,6 +122,21 @@ def test_timed_runs_names_a_damaged_probe_metrics_json_and_skips_that_run(tmp_pa
     assert f"cut: probe failed: {tmp_path / 'cut' / 'metrics.json'}: not the metrics.json" in caplog.text
 
 
+@pytest.mark.parametrize("missing", ["history", "train_seconds"])
+def test_timed_runs_names_a_probe_metrics_json_lacking_a_key_and_skips_that_run(tmp_path, caplog, missing):
+    # valid JSON without a key the plan reads: was a bare KeyError, naming no file, and no run went on
+    timed_runs = load("timed_runs")
+    run = timed_runs.Run("odd", "sweep", [])
+    path = write_run(tmp_path / "odd", [(5, 7.0, 0.3)]) / "metrics.json"
+    summary = json.loads(path.read_text())
+    del summary[missing]
+    path.write_text(json.dumps(summary))
+    run.process = subprocess.Popen([sys.executable, "-c", ""])
+    run.process.wait()
+    assert timed_runs.costs(run, tmp_path) is None
+    assert f"odd: probe failed: {path}: lacks {missing}, which the metrics.json" in caplog.text
+
+
 def test_collect_at_epoch(tmp_path):
     sweep = load("sweep_sparsity")
     dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15), (20, 10.0, 0.17), (30, 15.0, 0.18)])

@@ -51,9 +51,19 @@ def make_interaction_data(
     """Packs ``[2, E]`` user-item index tensors into the :class:`HeteroData` layout of this module, with
     the ``(train, test, val)`` split's ``[E]`` timestamps ``times`` where given.
 
-    Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, and
-    a test or validation pair that is a training pair too."""
+    Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, a
+    test or validation pair that is a training pair too, and counts whose product reaches ``2**63``.
+    Counts far above the ids present are taken as asked (users or items without interactions yet): each
+    id is a row of a model's embedding tables."""
     num_users, num_items = as_count(num_users, "num_users", 1), as_count(num_items, "num_items", 1)
+    if num_users * num_items >= 2**63:
+        # the pair keys user * num_items + item wrapped around in int64 and merged distinct pairs: with 2**62
+        # items, (user 4, item 0) was refused as "the pair (user 0, item 0) more than once"
+        raise ValueError(
+            f"num_users x num_items must be below 2**63, got {num_users:,} x {num_items:,}: they are the "
+            "sizes of the id spaces (an embedding row per id), and pairs are keyed user * num_items + item "
+            "in int64; number the ids 0..n-1"
+        )
     times = (None, None, None) if times is None else times
     # a pair of times dropped the validation split's (and with them every protocol's use of the times), one
     # tensor failed as "Boolean value of Tensor ... is ambiguous", a list of numbers reading its shape

@@ -506,6 +506,7 @@ class DynamicSparseLearning:
         self._steps_unseen = 0  # steps of the attached optimizer since the last step()
         self._steps_since_update = 0  # and since the last update
         self._found_inf = None  # a GradScaler's word to a fused optimizer on its last step (see step())
+        self._removed = False
         self.iteration = 0
         self.updates: list[dict] = []
         if update_interval > self.horizon:
@@ -676,6 +677,7 @@ class DynamicSparseLearning:
                 "optimizer's step and resets its state of grown entries (attach the torch optimizer that "
                 "a wrapper steps, not the wrapper or a learning-rate scheduler)"
             )
+        self._check_removed()
         self._check_held(optimizer)
         self.optimizer = optimizer
         if self._mask_hook is not None:
@@ -741,8 +743,31 @@ class DynamicSparseLearning:
             return False
         return 0 < iteration <= self.horizon
 
+    def remove(self) -> None:
+        """Lets go of the model once training is over, before fine-tuning it or differentiating through it
+        without DSL: recording of the next update's growth gradient stops, and the controller's hook leaves
+        the attached optimizer; the sparse tables and masks stay. The controller then refuses :meth:`step`,
+        :meth:`update` and :meth:`attach`.
+
+        Without it, a run stopped on the iteration before an update (early stopping) records the gradients
+        of every later backward pass, without end. Masked weights are no longer re-masked after an
+        optimizer step."""
+        self._removed = True
+        self._set_probe()
+        if self._mask_hook is not None:
+            self._mask_hook.remove()
+            self._mask_hook = None
+        self.optimizer = None
+
+    def _check_removed(self) -> None:
+        if self._removed:
+            raise RuntimeError(
+                "this DSL controller was removed (dsl.remove()) and no longer trains the model: build a "
+                "new model and controller to train with DSL again"
+            )
+
     def _set_probe(self) -> None:
-        probe = self.is_update_step(self.iteration + 1)
+        probe = not self._removed and self.is_update_step(self.iteration + 1)
         # a frozen tensor takes no gradient hook; unfrozen before the update, it still has no gradient to
         # grow by at that update
         self._unprobed = {target.name for target in self.targets if probe and target.frozen()}
@@ -804,6 +829,7 @@ class DynamicSparseLearning:
     def _check_optimizer(self) -> None:
         # under either optimizer_state: attach() is what refuses an optimizer created before the
         # controller, whose stale dense tensors would train while the sparse ones never do
+        self._check_removed()
         if self.optimizer is None:
             raise RuntimeError(
                 "no optimizer is attached: create it after DynamicSparseLearning, from "
@@ -992,7 +1018,7 @@ class DynamicSparseLearning:
         """Unpickles (``copy.deepcopy``, ``torch.load``) with its hooks in place: a copy of an optimizer
         or a parameter leaves them behind, so the copy's optimizer steps would go unseen (and masked
         weights unmasked until ``step()``) and a masked target would record no growth gradient."""
-        self.__dict__.update(state)
+        self.__dict__.update({"_removed": False, **state})  # a controller pickled before remove() existed
         if self.optimizer is not None:
             self._hook_optimizer()
         self._set_probe()

@@ -2436,3 +2436,31 @@ def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
     layer = SparseLinear(4, 6, 0.5)
     with pytest.raises(RuntimeError, match=r"sparse_weight\.weight: a dense weight of shape \(4, 6\)"):
         layer.load_state_dict(nn.Linear(6, 4).state_dict(), strict=False)
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_remove_stops_probing_when_training_stopped_before_an_update(small_data, backend):
+    """A run stopped on the iteration before an update (early stopping) left its tables probing (or the
+    masked weight's gradient hook in place): every later backward pass of the model, fine-tuned or
+    differentiated without the controller, was recorded, the sparse tables' records kept without end.
+    dsl.remove() lets go of the model, and the removed controller refuses to train on."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    next(_train_steps(model, dsl, optimizer, adj, 1))
+    weight = model.embedding.values if backend == "sparse" else model.embedding.weight
+    assert model.embedding.probing if backend == "sparse" else weight._backward_hooks
+    dsl.remove()
+    for _ in range(2):
+        model.loss(adj, torch.arange(5), torch.arange(5), torch.arange(5)).backward()
+    if backend == "sparse":
+        assert not model.embedding.probing and not model.embedding.recorded_gradient
+    else:
+        assert not weight._backward_hooks and dsl.targets[0].grad is None
+    assert len(optimizer._optimizer_step_post_hooks) == 0
+    for refused in (dsl.step, lambda: dsl.attach(optimizer)):
+        with pytest.raises(RuntimeError, match=r"was removed \(dsl.remove\(\)\)"):
+            refused()
