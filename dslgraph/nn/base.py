@@ -157,10 +157,11 @@ class Recommender(nn.Module):
     ) -> Tensor:
         """Top-``k`` item ids for ``users`` (a user may appear more than once); ``exclude`` is a
         ``[2, E]`` index of pairs never recommended while the user has other items: a user with
-        fewer than ``k`` items left gets excluded ones at the end of the row. ``users`` and ``exclude`` may
-        be on any device; the ids come back on the model's. ``batch_size`` users are scored at once, so
-        that memory holds ``batch_size x num_items`` scores (the exclusions are written into them, not into
-        a copy) however many users are asked for (all of Amazon-book's 52,643 at once would be 19 GB)."""
+        fewer than ``k`` items left gets its best-scored excluded ones at the end of the row. ``users`` and
+        ``exclude`` may be on any device; the ids come back on the model's. ``batch_size`` users are scored
+        at once, so that memory holds ``batch_size x num_items`` scores (the exclusions are written into them,
+        not into a copy) however many users are asked for (all of Amazon-book's 52,643 at once would be
+        19 GB)."""
         if not (is_count(k) and 1 <= k <= self.num_items):  # 2.0 and True failed inside topk
             raise ValueError(f"k must be an integer in [1, num_items={self.num_items}], got {k!r}")
         check_sizes(batch_size=batch_size)
@@ -182,9 +183,32 @@ class Recommender(nn.Module):
             scores = score(block)
             if exclude is not None:
                 scores = exclude_entries(scores, seen_crow, seen_col, block)
-            top.append(scores.topk(k, dim=-1).indices)
+            values, indices = scores.topk(k, dim=-1)
             del scores  # before the next block is scored, not once it is
+            if exclude is not None:
+                indices = fill_with_excluded(score, seen_crow, seen_col, block, values, indices)
+            top.append(indices)
         return torch.cat(top) if top else torch.zeros(0, k, dtype=torch.long, device=device)
+
+
+def fill_with_excluded(
+    score: Callable, crow: Tensor, col: Tensor, users: Tensor, values: Tensor, indices: Tensor
+) -> Tensor:
+    """``indices`` (each user's top-``k`` with its excluded items at :math:`-\\infty`) where the rows of
+    users with fewer than ``k`` items left end in their best-scored excluded items: ``topk`` filled
+    them with the lowest ids among its :math:`-\\infty` ties, whatever their scores. Those few users
+    are scored again, so that no block holds a second copy of its scores."""
+    short = values[:, -1] == float("-inf")
+    if not short.any():
+        return indices
+    rows = short.nonzero().flatten()
+    scores = score(users[rows]).clone()
+    excluded = exclude_entries(torch.zeros_like(scores), crow, col, users[rows], copy_shared=False)
+    best = scores.masked_fill(excluded == 0, float("-inf")).topk(indices.size(1), dim=-1).indices
+    indices = indices.clone()
+    for row, left, excluded_best in zip(rows.tolist(), (values[rows] > float("-inf")).sum(1).tolist(), best):
+        indices[row, left:] = excluded_best[: indices.size(1) - left]
+    return indices
 
 
 def describe(value) -> str:

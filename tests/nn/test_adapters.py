@@ -887,3 +887,29 @@ def test_input_graph_checks_the_training_interactions_once(name, small_data, mon
         monkeypatch.setattr(module, "check_pair_index", counted(module.check_pair_index))
     make(name).input_graph(small_data)
     assert checked == [f"data[{EDGE}].edge_index"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_recommend_fills_a_short_row_with_the_best_scored_excluded_items(name, small_data):
+    """A user with fewer than ``k`` items left got its unseen items, then the excluded ones of lowest id
+    (``topk``'s order among ties at -inf), whatever their scores."""
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    users = torch.tensor([2, 0])
+    scores = model.scorer(graph)(users).detach()
+    unseen = torch.tensor([3, 7])
+    exclude = torch.stack(
+        [
+            torch.cat([torch.zeros(NUM_ITEMS, dtype=torch.long), torch.full((NUM_ITEMS - 2,), 2)]),
+            torch.cat(
+                [
+                    torch.arange(NUM_ITEMS),
+                    torch.arange(NUM_ITEMS)[~torch.isin(torch.arange(NUM_ITEMS), unseen)],
+                ]
+            ),
+        ]
+    )
+    top = model.recommend(graph, users, k=4, exclude=exclude, batch_size=1)
+    assert set(top[0, :2].tolist()) == {3, 7}
+    assert torch.equal(top[0, 2:], scores[0].index_fill(0, unseen, float("-inf")).topk(2).indices)
+    assert torch.equal(top[1], scores[1].topk(4).indices)  # every item seen: the best of them
