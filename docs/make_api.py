@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import enum
+import functools
 import inspect
 import re
 import sys
@@ -60,8 +61,10 @@ def home(module: types.ModuleType, obj: object) -> bool:
     )
 
 
-def public_classes() -> set[type]:
-    return {obj for module in modules() for obj in vars(module).values() if inspect.isclass(obj)}
+@functools.cache
+def public_classes() -> frozenset[type]:
+    """The classes the modules export (once: :func:`members` and :func:`class_line` ask for each class)."""
+    return frozenset(obj for module in modules() for obj in vars(module).values() if inspect.isclass(obj))
 
 
 def members(cls: type) -> list[tuple[str, object]]:
@@ -301,14 +304,15 @@ def render() -> str:
                 out += ["```python", f"class {signature(obj, name)}", "```", ""]
                 bases = class_line(obj)
                 out += [docstring(obj), ""] + ([bases, ""] if bases else [])
-                for member, value in members(obj):
+                listed = members(obj)
+                for member, value in listed:
                     if isinstance(value, property) or type(value).__name__ == "cached_property":
                         head = f"`{member}` (property)"
                     else:
                         head = f"`{signature(value, member, wrap=False)}`"
                     text = docstring(value).replace("\n", "\n  ")
                     out += [f"- {head}" + (f":\n  {text}" if text else "")]
-                out += [""] if members(obj) else []
+                out += [""] if listed else []
             elif inspect.isroutine(obj):
                 out += ["```python", f"def {signature(obj, name)}", "```", "", docstring(obj), ""]
             else:

@@ -202,7 +202,7 @@ def fill_with_excluded(
     if not short.any():
         return indices
     rows = short.nonzero().flatten()
-    scores = score(users[rows]).clone()
+    scores = score(users[rows])  # only read: masked_fill below writes a new tensor
     excluded = exclude_entries(torch.zeros_like(scores), crow, col, users[rows], copy_shared=False)
     best = scores.masked_fill(excluded == 0, float("-inf")).topk(indices.size(1), dim=-1).indices
     indices = indices.clone()
