@@ -23,6 +23,10 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   (docs/results.md §2), given from the start.
   (The same counts on each row's first columns, which the 12th session's runs tried as a variant
   ``degree-prefix``, are now an option: ``--mask-init degree``.)
+* ``accumulated-gradient`` (``--backend masked`` only): gradient growth by the gradient summed over
+  every iteration since the last update (about the gradient of the whole training loss, where the
+  engine uses the one batch before the update, and Adam's first moment, ``--growth momentum``, an
+  average over the last ~10 batches).
 * ``degree-exponent=A``: ``--mask-init degree`` (and ``degree-init``) with widths proportional to
   ``(degree + 1) ** A`` instead of ``** 0.5`` (``A = 0`` is the aligned mask's equal widths; larger
   ``A`` gives busy rows more of the budget).
@@ -200,7 +204,31 @@ def use_degree_init() -> None:
     SparseEmbedding.from_dense = classmethod(allocated)
 
 
+def use_accumulated_gradient() -> None:
+    from dslgraph.sparse import dsl as engine
+
+    def probe_always(target, on: bool) -> None:
+        # the engine probes only the batch before an update; this sums every backward since the last one
+        if target._hook is None:
+            target._hook = target.param.register_hook(target._record)
+
+    engine_update = DynamicSparseLearning.update
+
+    def update_then_restart(dsl: DynamicSparseLearning) -> dict:
+        foreign = [t.name for t in dsl.targets if not isinstance(t, engine._MaskedTarget)]
+        if foreign:
+            raise SystemExit(f"accumulated-gradient needs --backend masked (dense gradients): {foreign}")
+        record = engine_update(dsl)
+        for target in dsl.targets:
+            target.grad = None  # the next window starts here
+        return record
+
+    engine._MaskedTarget.set_probe = probe_always
+    DynamicSparseLearning.update = update_then_restart
+
+
 VARIANTS = {
+    "accumulated-gradient": use_accumulated_gradient,
     "degree-init": use_degree_init,
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),

@@ -923,6 +923,44 @@ def test_dsl_variants_keep_an_entry_pruned_and_grown_back(variant, monkeypatch):
     assert optimizer.state[table.values]["exp_avg"][1].item() == pytest.approx(1.0)
 
 
+def test_dsl_variant_accumulated_gradient_grows_by_the_window_sum(monkeypatch):
+    """Over two iterations, column 2's gradients (+3, -3) cancel and column 3's (+1, +1) add up: the
+    engine grows by the last batch (column 2), the variant by the window's sum (column 3), and starts
+    the next window from nothing."""
+    from dslgraph.sparse import DynamicSparseLearning
+    from dslgraph.sparse import dsl as engine
+
+    # registered first, so that the variant's patches are undone after the test
+    monkeypatch.setattr(engine._MaskedTarget, "set_probe", engine._MaskedTarget.set_probe)
+    monkeypatch.setattr(DynamicSparseLearning, "update", DynamicSparseLearning.update)
+
+    def grown_column(accumulated: bool) -> tuple[int, object]:
+        if accumulated:
+            load("dsl_variants").use_accumulated_gradient()
+        model = torch.nn.Sequential(torch.nn.Embedding(1, 4))
+        dsl = DynamicSparseLearning(
+            model, 0.5, total_steps=2, update_interval=2, schedule="constant", rho0=0.5, backend="masked"
+        )
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # values stay as set
+        dsl.attach(optimizer)
+        table = model[0]
+        with torch.no_grad():
+            table.weight_mask.copy_(torch.tensor([[True, True, False, False]]))
+            table.weight.copy_(torch.tensor([[1.0, 0.1, 0.0, 0.0]]))
+        for scale in ([0.0, 0.0, 3.0, 1.0], [0.0, 0.0, -3.0, 1.0]):
+            optimizer.zero_grad()
+            (table(torch.zeros(1, dtype=torch.long)).squeeze(0) * torch.tensor(scale)).sum().backward()
+            optimizer.step()
+            dsl.step()
+        assert dsl.updates[0]["changed"] == {"0": 1}  # column 1, the weaker entry, pruned
+        return table.weight_mask[0].nonzero().squeeze(1).tolist(), dsl.targets[0].grad
+
+    assert grown_column(accumulated=False)[0] == [0, 2]
+    columns, window = grown_column(accumulated=True)
+    assert columns == [0, 3]
+    assert window is None
+
+
 def test_bench_sparse_linear_records_the_median_of_an_even_number_of_timings(tmp_path, monkeypatch):
     """Of two timings, 1 s and 3 s, the median is 2 s (the mean of the middle two), not the upper one."""
     bench = load("bench_sparse_linear")
