@@ -67,6 +67,10 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Field:
+    """One setting of :data:`FIELDS`: its type and default, and the values it allows (``choices``, a
+    ``pattern``, or a range from ``low`` to ``high`` whose ends are excluded where ``low_open`` /
+    ``high_open``); an ``optional`` one may also be :obj:`None`."""
+
     kind: type
     default: Any
     low: float | None = None
@@ -79,6 +83,7 @@ class Field:
     help: str = ""  # what the value means, where its type and range do not say it
 
     def describe(self) -> str:
+        """What the field allows, as an error message says it: ``one of [...]``, ``an int in [1, inf)``."""
         if self.choices is not None:
             return f"one of {list(self.choices)}"
         if self.kind not in (int, float):
@@ -246,15 +251,8 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     _check_model_arguments(out)
     _check_targets(out["targets"])
     _check_data_file(out)
-    _check_combinations(out)
     out["ks"] = _check_ks(out["ks"])
-    candidates = out["eval_negatives"] + 1
-    if out["protocol"] == "leave-one-out" and max(out["ks"]) > candidates:  # else refused once data is loaded
-        raise ConfigError(
-            f"ks {out['ks']} must not exceed {candidates} under protocol 'leave-one-out', which ranks each "
-            f"test item among itself and eval_negatives={out['eval_negatives']} sampled items; lower ks or "
-            "raise eval_negatives"
-        )
+    _check_combinations(out)
     out["monitor"] = _checked_monitor(out)
     return out
 
@@ -354,6 +352,13 @@ def _check_combinations(settings: dict[str, Any]) -> None:
             f"lr_min ({lr_min}) must not exceed lr ({lr}) under lr_schedule 'cosine', which anneals lr down "
             "to lr_min"
         )
+    candidates = settings["eval_negatives"] + 1
+    if protocol == "leave-one-out" and max(settings["ks"]) > candidates:  # else refused once data is loaded
+        raise ConfigError(
+            f"ks {settings['ks']} must not exceed {candidates} under protocol 'leave-one-out', which ranks "
+            f"each test item among itself and eval_negatives={settings['eval_negatives']} sampled items; "
+            "lower ks or raise eval_negatives"
+        )
 
 
 def _checked_monitor(settings: dict[str, Any]) -> str:
@@ -407,7 +412,8 @@ def model_arguments(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_model_arguments(settings: dict[str, Any]) -> None:
-    """Checks that every model argument is one the model takes, with its default's type."""
+    """Checks that every model argument is one the model takes, with its default's type; the values in
+    ``settings["options"]`` are replaced by their plain Python values (``np.int64(5)`` as ``5``)."""
     accepted = model_parameters(settings["model"])
     for name, value in model_arguments(settings).items():
         if name not in accepted:
@@ -570,26 +576,38 @@ def _check_ks(ks: list) -> list[int]:
 
 
 def _check(name: str, field: Field, value: Any) -> Any:
+    """``value`` as the plain value of ``field`` (:func:`_plain`), or a :class:`ConfigError` naming ``name``
+    and what the field allows."""
     value = _plain(value, field.kind)
-    if not isinstance(value, field.kind) or (field.kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
-    if field.pattern is not None:
-        allowed = re.fullmatch(field.pattern, value, re.ASCII) is not None
-    else:
-        allowed = field.choices is None or value in field.choices
-    if not allowed:
-        raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name} must be {field.describe()}, got {value!r}")
-        too_low = field.low is not None and (value <= field.low if field.low_open else value < field.low)
-        too_high = field.high is not None and (value >= field.high if field.high_open else value > field.high)
+    if not _fits(field, value):
         # a share given as a percentage (--sparsity 80)
-        percent = too_high and field.high == 1 and 1 < value <= 100
+        percent = _is_number(value) and field.high == 1 and 1 < value <= 100
         hint = f" (a fraction: {value / 100:g} for {value:g}%)" if percent else ""
-        if too_low or too_high:
-            raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
+        raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
     return value
+
+
+def _fits(field: Field, value: Any) -> bool:
+    """Whether the plain ``value`` is of ``field``'s type, matches its pattern or choices and is in its
+    range (a finite number)."""
+    if not isinstance(value, field.kind) or (field.kind is int and isinstance(value, bool)):
+        return False
+    if field.pattern is not None:
+        if re.fullmatch(field.pattern, value, re.ASCII) is None:
+            return False
+    elif field.choices is not None and value not in field.choices:
+        return False
+    if not _is_number(value):
+        return True
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    too_low = field.low is not None and (value <= field.low if field.low_open else value < field.low)
+    too_high = field.high is not None and (value >= field.high if field.high_open else value > field.high)
+    return not (too_low or too_high)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _plain(value: Any, kind: type) -> Any:
@@ -610,7 +628,8 @@ def _plain(value: Any, kind: type) -> Any:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Reads a JSON object of settings (keys as in :data:`FIELDS`, dashes allowed)."""
+    """Reads a JSON object of settings (keys as in :data:`FIELDS`, dashes allowed), with the relative paths
+    of :data:`PATH_FIELDS` taken from the config file's folder (and ``~`` expanded)."""
     path = Path(path)
     try:
         values = json.loads(path.read_text(), object_pairs_hook=functools.partial(_unique_keys, path, ""))

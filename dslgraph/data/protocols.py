@@ -109,7 +109,8 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
 def _split(
     data: HeteroData, index: Tensor, time: Tensor | None, test: Tensor, val: Tensor | None = None
 ) -> HeteroData:
-    """The :class:`HeteroData` whose test (and validation) splits are the masked merged interactions."""
+    """The :class:`HeteroData` whose test (and validation) splits are the masked merged interactions, with
+    the nodes' ``raw_ids`` of ``data`` carried over (the rest of ``data`` is dropped, with a warning)."""
     train = ~test if val is None else ~(test | val)
     masks = [train, test, val]
     splits = [None if mask is None else index[:, mask] for mask in masks]
@@ -249,11 +250,12 @@ def leave_one_out(
     check_option(isinstance(validation, bool), "validation", "True or False", validation)
     check_seed(seed)  # None drew another split at every call, 1.5 failed inside NumPy
     index, time = merge_interactions(data)
-    if not (torch.bincount(index[0]) >= 2).any():  # nobody would be evaluated: every metric would read 0
+    counts = torch.bincount(index[0])
+    if not (counts >= 2).any():  # nobody would be evaluated: every metric would read 0
         raise ValueError(
             "leave_one_out needs a user with at least two interactions; every user has at most one"
         )
-    if validation and not (torch.bincount(index[0]) >= 3).any():  # an empty validation split: every metric 0
+    if validation and not (counts >= 3).any():  # an empty validation split: every metric 0
         raise ValueError(
             "leave_one_out(validation=True) needs a user with at least three interactions (one to train on, "
             "one to test, one to validate); every user has at most two"
@@ -351,12 +353,12 @@ def held_out_users(
     chosen = eligible[torch.from_numpy(rng.permutation(eligible.numel())[: num_test + num_val])]
     role = torch.zeros(num_users, dtype=torch.long, device=index.device)  # 0 trains, 1 tests, 2 validates
     role[chosen[:num_test]], role[chosen[num_test:]] = 1, 2
+    edge_role = role[index[0]]
 
-    held = (role[index[0]] > 0).nonzero().view(-1)
+    held = (edge_role > 0).nonzero().view(-1)
     num_targets = torch.round((1 - fold_in) * counts).long().clamp(min=1).minimum(counts - 1)
     target = torch.zeros(index.size(1), dtype=torch.bool, device=index.device)
     target[held[holdout_latest(index[0, held], num_targets, None, rng)]] = True
-    edge_role = role[index[0]]
     val = target & (edge_role == 2) if num_val else None
     out = _split(data, index, time, target & (edge_role == 1), val)
     out["user"].train_mask = role == 0
@@ -422,7 +424,7 @@ def check_protocol(protocol: str, options: dict[str, Any] | None = None) -> None
     if protocol == "full":
         check_option(not options, "protocol options", "empty for protocol 'full'", options)
         return
-    allowed = [name for name in inspect.signature(_PROTOCOL_FUNCTIONS[protocol]).parameters][1:]
+    allowed = list(inspect.signature(_PROTOCOL_FUNCTIONS[protocol]).parameters)[1:]  # all but data
     unknown = sorted(set(options) - set(allowed))
     check_option(not unknown, f"options of protocol {protocol!r}", f"among {allowed}", unknown)
 

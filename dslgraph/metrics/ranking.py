@@ -49,13 +49,14 @@ ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
 
 
-def check_ks(ks: Sequence[int], upper: int, name: str = "") -> tuple[int, ...]:
-    """The cut-offs ``ks`` as a tuple, checked to be integers in ``[1, upper]`` (``name`` labels the bound
-    in the message); ``2.5`` or a bare ``3`` fails naming them rather than becoming ``2`` or a TypeError."""
+def check_ks(ks: Sequence[int], upper: int, upper_label: str = "") -> tuple[int, ...]:
+    """The cut-offs ``ks`` as a tuple, checked to be integers in ``[1, upper]`` (``upper_label``, such as
+    ``"num_items="``, goes before the bound in the message); ``2.5`` or a bare ``3`` fails naming them rather
+    than becoming ``2`` or a TypeError."""
     values = tuple(ks) if is_sequence(ks) and not isinstance(ks, Tensor) else ()
     integers = all(is_count(k) for k in values)
     if not values or not integers or min(values) < 1 or max(values) > upper:
-        raise ValueError(f"ks must be non-empty integers in [1, {name}{upper}], got {ks!r}")
+        raise ValueError(f"ks must be non-empty integers in [1, {upper_label}{upper}], got {ks!r}")
     return tuple(int(k) for k in values)
 
 
@@ -230,13 +231,7 @@ class RankingEvaluator:
         batches = self.users.split(self.batch_size)
         for users in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not self.progress):
             scores = score_fn(users)
-            if not isinstance(scores, Tensor):  # a NumPy array failed reading its missing is_floating_point
-                raise ValueError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")
-            if scores.shape != (users.numel(), self.num_items):
-                expected = (users.numel(), self.num_items)
-                raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
-            if not scores.is_floating_point():  # seen items get -inf, which an integer tensor cannot hold
-                raise ValueError(f"score_fn must return floating-point scores, got {scores.dtype}")
+            self._check_scores(scores, users.numel())
             device = scores.device
             target_crow, target_col, exclude_crow, exclude_col, num_targets = self._index_on(device)
             users = users.to(device)
@@ -261,20 +256,31 @@ class RankingEvaluator:
             hit = hit.to(torch.float64)
             hits = hit.cumsum(1).cpu()
             dcg = (hit * discount.to(device)).cumsum(1).cpu()
-            n_t = num_targets[users].cpu()
+            target_counts = num_targets[users].cpu()
             for k in self.ks:
                 hits_k = hits[:, k - 1]
                 per_user = {
-                    "recall": hits_k / n_t,
+                    "recall": hits_k / target_counts,
                     "precision": hits_k / k,
                     "hr": (hits_k > 0).to(torch.float64),
-                    "ndcg": dcg[:, k - 1] / idcg[n_t.clamp(max=k)],
-                    "capped_recall": hits_k / n_t.clamp(max=k),
+                    "ndcg": dcg[:, k - 1] / idcg[target_counts.clamp(max=k)],
+                    "capped_recall": hits_k / target_counts.clamp(max=k),
                 }
                 for m in self.metrics:
                     sums[f"{m}@{k}"] += per_user[m].sum()
 
         return mean_over_users(sums, self.num_eval_users)
+
+    def _check_scores(self, scores: Tensor, num_rows: int) -> None:
+        """Raises a :class:`ValueError` unless a score function's ``scores`` are a floating-point
+        ``[num_rows, num_items]`` tensor (a batch of ``num_rows`` users)."""
+        if not isinstance(scores, Tensor):  # a NumPy array failed reading its missing is_floating_point
+            raise ValueError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")
+        expected = (num_rows, self.num_items)
+        if scores.shape != expected:
+            raise ValueError(f"score_fn must return shape {expected}, got {tuple(scores.shape)}")
+        if not scores.is_floating_point():  # seen items get -inf, which an integer tensor cannot hold
+            raise ValueError(f"score_fn must return floating-point scores, got {scores.dtype}")
 
     def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
         r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.

@@ -218,6 +218,13 @@ def describe(value) -> str:
     )
 
 
+def _describe_with_layout(tensor: Tensor) -> str:
+    """:func:`describe`, with the layout of a tensor that is not dense (a sparse graph or rows)."""
+    if tensor.layout == torch.strided:
+        return describe(tensor)
+    return f"{describe(tensor)} in layout {tensor.layout}"
+
+
 def check_graph(graph, shape: tuple[int, int], name: str, sparse_tensor: bool = False) -> None:
     """Raises unless ``graph`` is a sparse CSR tensor of ``shape``, the graph input ``input_graph`` builds
     (with ``sparse_tensor``, a ``torch_sparse.SparseTensor`` of that size too): the ``HeteroData`` itself,
@@ -228,9 +235,7 @@ def check_graph(graph, shape: tuple[int, int], name: str, sparse_tensor: bool = 
     elif sparse_tensor and callable(getattr(graph, "sparse_sizes", None)):
         size = tuple(graph.sparse_sizes())
     else:
-        got = describe(graph) if isinstance(graph, Tensor) else f"a {type(graph).__name__}"
-        if isinstance(graph, Tensor) and graph.layout != torch.strided:
-            got = f"{got} in layout {graph.layout}"
+        got = _describe_with_layout(graph) if isinstance(graph, Tensor) else f"a {type(graph).__name__}"
         raise TypeError(
             f"{name} takes the graph model.input_graph(data) builds, a sparse CSR {list(shape)} tensor, "
             f"not {got}"
@@ -257,9 +262,7 @@ def check_rows(rows: Tensor, num_items: int, num_users: int | None = None, spars
     ):
         users = "B" if num_users is None else num_users
         layout = " (dense or sparse CSR)" if sparse else ""
-        got = describe(rows) if isinstance(rows, Tensor) else repr(rows)
-        if isinstance(rows, Tensor) and rows.layout != torch.strided:
-            got = f"{got} in layout {rows.layout}"
+        got = _describe_with_layout(rows) if isinstance(rows, Tensor) else repr(rows)
         raise ValueError(
             f"rows must be a floating-point [{users}, num_items={num_items}] tensor{layout}, got {got}"
         )
@@ -300,6 +303,7 @@ def check_probability(name: str, p: float) -> float:
 
 
 def check_count(count: str) -> None:
+    """Raises a :class:`ValueError` unless ``count`` is one of :data:`MAC_COUNTS`."""
     if count not in MAC_COUNTS:
         raise ValueError(f"count must be one of {MAC_COUNTS}, got {count!r}")
 

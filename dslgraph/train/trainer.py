@@ -71,7 +71,8 @@ class StepHook(Protocol):
 
 @dataclass
 class TrainConfig:
-    """Plain training settings (validated by :func:`dslgraph.config.validate` for the CLI).
+    """Plain training settings, checked as they are made against the ranges of
+    :data:`dslgraph.config.FIELDS`, as the CLI's are (``lr=0`` is allowed here).
 
     ``selection`` says which split picks the best epoch: ``"validation"`` when the data has one,
     otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol). NumPy scalars (``np.int64(5)`` from
@@ -125,7 +126,7 @@ class Trainer:
         config (TrainConfig): Settings.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted); made
             here, where one that is a file or cannot be written to fails.
-        device (str, optional): ``"cpu"``, ``"cuda"`` or ``"auto"``. (default: :obj:`"auto"`)
+        device (str, optional): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. (default: :obj:`"auto"`)
         hooks (list, optional): :class:`StepHook` objects run after each optimizer step; one with an
             ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
@@ -153,8 +154,7 @@ class Trainer:
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
         self.data_fingerprint = data_fingerprint(data)  # a resume on other interactions is refused
-        store = data[EDGE]
-        self.val_index = store.get("val_edge_label_index")
+        self.val_index = data[EDGE].get("val_edge_label_index")
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
         self.graph = graph.to(self.device) if hasattr(graph, "to") else graph
@@ -317,7 +317,7 @@ class Trainer:
         entry["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.history.append(entry)
         value = entry[self.selection][self.config.monitor]
-        log.info("epoch %d %s %s", self.epoch, self.selection, _fmt(entry[self.selection]))
+        log.info("epoch %d %s %s", self.epoch, self.selection, _format_metrics(entry[self.selection]))
         improved = self.best is None or value > self.best[self.selection][self.config.monitor]
         if scheduled and improved:
             self.best = entry
@@ -325,14 +325,18 @@ class Trainer:
         elif scheduled:
             self.bad_evals += 1
         if self.output_dir is not None:
-            # last.pt goes last: a run stopped before it resumes from the previous one and writes best.pt and
-            # metrics.json again, where a last.pt ahead of them would leave them behind for good
-            state = self.state_dict()
-            if improved and (scheduled or self.best is None):
-                save_checkpoint(state, self._path("best.pt"))
-            self.write_summary()
-            save_checkpoint(state, self._path("last.pt"))
+            self._save_run(new_best=improved and (scheduled or self.best is None))
         return stopped_early(self.bad_evals, self.config.patience)
+
+    def _save_run(self, new_best: bool) -> None:
+        """Writes ``best.pt`` (where ``new_best``), ``metrics.json`` and ``last.pt``, in that order: a run
+        stopped before ``last.pt`` resumes from the previous one and writes the other two again, where a
+        ``last.pt`` ahead of them would leave them behind for good."""
+        state = self.state_dict()
+        if new_best:
+            save_checkpoint(state, self._path("best.pt"))
+        self.write_summary()
+        save_checkpoint(state, self._path("last.pt"))
 
     def summary(self) -> dict[str, Any]:
         """The test (and validation) metrics of the best evaluated epoch (of the latest evaluation while
@@ -394,6 +398,27 @@ class Trainer:
         RNGs and counters)."""
         state = load_checkpoint(path, map_location=self.device)
         current = self.state_dict()
+        self._check_resumable(state, current, path)
+        # restored one part after another, any of which may fail (a tensor of another shape, a foreign
+        # RNG state): the state before goes back in place then, kept serialised on the CPU, not as a copy
+        # in GPU memory
+        before = io.BytesIO()
+        torch.save(current, before)
+        try:
+            self._restore(state, path)
+        except BaseException as exc:
+            before.seek(0)
+            self._restore(torch.load(before, map_location=self.device, weights_only=True), path)
+            if isinstance(exc, CheckpointError) or not isinstance(exc, Exception):
+                raise
+            raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
+        log.info("resumed from %s at epoch %d", path, self.epoch)
+
+    def _check_resumable(
+        self, state: dict[str, Any], current: dict[str, Any], path: str | os.PathLike
+    ) -> None:
+        """Raises unless checkpoint ``state`` holds the keys of this trainer's ``current`` state and was
+        written by a run of the same data, optimizer class, settings and number of step hooks."""
         # checkpoints written before the data fingerprint and the optimizer's name were recorded still resume
         optional = ("metadata", "data_fingerprint", "optimizer_class")
         missing = [key for key in current if key not in state and key not in optional]
@@ -421,22 +446,8 @@ class Trainer:
         if len(state["hooks"]) != len(self.hooks):
             raise ValueError(
                 f"cannot resume from {path}: it has {len(state['hooks'])} step hooks (DSL), now "
-                f"{len(self.hooks)}; pass the same --sparsity"
+                f"{len(self.hooks)}; pass the same hooks (CLI: the same --sparsity)"
             )
-        # restored one part after another, any of which may fail (a tensor of another shape, a foreign
-        # RNG state): the state before goes back in place then, kept serialised on the CPU, not as a copy
-        # in GPU memory
-        before = io.BytesIO()
-        torch.save(current, before)
-        try:
-            self._restore(state, path)
-        except BaseException as exc:
-            before.seek(0)
-            self._restore(torch.load(before, map_location=self.device, weights_only=True), path)
-            if isinstance(exc, CheckpointError) or not isinstance(exc, Exception):
-                raise
-            raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
-        log.info("resumed from %s at epoch %d", path, self.epoch)
 
     def _restore(self, state: dict[str, Any], path: str | os.PathLike) -> None:
         for hook, hook_state in zip(self.hooks, state["hooks"]):
@@ -539,7 +550,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            f"device {str(device)!r} was asked for but torch sees no CUDA device; use --device cpu or auto"
+            f"device {str(device)!r} was asked for but torch sees no CUDA device; use 'cpu' or 'auto' "
+            "(CLI: --device cpu)"
         )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(
@@ -548,5 +560,5 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def _fmt(metrics: dict[str, float]) -> str:
+def _format_metrics(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in metrics.items())

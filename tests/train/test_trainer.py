@@ -365,6 +365,16 @@ def test_resume_from_a_dsl_state_with_an_unknown_setting_names_it_and_the_checkp
         trainer().load(tmp_path / "last.pt")
 
 
+def test_resume_with_another_number_of_step_hooks_fails_saying_what_to_pass(small_data, tmp_path):
+    _dsl_trainer(small_data, tmp_path, epochs=1).fit()
+    dense = _trainer(small_data, tmp_path, epochs=2, lr_schedule="cosine")
+    message = (
+        r"last\.pt: it has 1 step hooks \(DSL\), now 0; pass the same hooks \(CLI: the same --sparsity\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        dense.load(tmp_path / "last.pt")
+
+
 class Crash(Exception):
     pass
 
@@ -671,7 +681,8 @@ def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monke
     with pytest.raises(ValueError, match="device 'gpu' is not a torch device; use 'cpu', 'cuda'"):
         resolve_device("gpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="device 'cuda:0' was asked for but torch sees no CUDA device"):
+    message = r"device 'cuda:0' was asked for but torch sees no CUDA device; use 'cpu' or 'auto' \(CLI: "
+    with pytest.raises(ValueError, match=message):
         resolve_device("cuda:0")  # named as given (it said 'cuda')
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
