@@ -145,8 +145,9 @@ FIELDS: dict[str, Field] = {
         str,
         None,
         optional=True,
-        help="METRIC@K picking the best epoch (default recall@K, hr@K under leave-one-out; K the first of "
-        "ks)",
+        help=f"METRIC@K picking the best epoch, METRIC one of {', '.join(METRICS)} (of "
+        f"{', '.join(SAMPLED_METRICS)} under leave-one-out; default recall@K, hr@K under leave-one-out, K "
+        "the first of ks)",
     ),
     "patience": Field(int, 0, low=0),
     "val_ratio": Field(
@@ -273,16 +274,25 @@ def unknown_names_hint(
     config file's unknown settings and a command line's unknown flags are answered by."""
     # sep, user_col, ...: how data_file is read, which meanings would take for seed, ...
     read = [name for name in names.values() if data_options and name in READ_OPTIONS]
+    # RecBole's names of them (USER_ID_FIELD, threshold: threads was the closest spelling)
+    read_recbole = {
+        name: ours for name in names.values() if data_options and (ours := recbole_name(name, READ_OPTIONS))
+    }
     train_flags = [] if flags else [name for name in names.values() if name in COMMAND_LINE_ONLY]
-    rest = [given for given, name in names.items() if name not in read and name not in train_flags]
+    rest = [given for given, name in names.items() if name not in [*read, *read_recbole, *train_flags]]
     arguments = {given: argument for given in rest if (argument := model_argument_meant(given, model))}
     elsewhere = {given: hint for given in rest if (hint := other_models_hint(given, model))}
     parts = []
-    if read and flags:
-        given = ", ".join(f"{name}=VALUE" for name in read)
-        parts.append(f"read options of --data-file go in --data-option: {given}")
-    elif read:
-        parts.append(f"{read} go in data_options")
+    if (read or read_recbole) and flags:
+        given = [f"{name}=VALUE" for name in read]
+        given += [f"{ours}=VALUE (RecBole's {name})" for name, ours in read_recbole.items()]
+        parts.append(f"read options of --data-file go in --data-option: {', '.join(given)}")
+    else:
+        if read:
+            parts.append(f"{read} go in data_options")
+        if read_recbole:
+            given = ", ".join(f"{name!r} is {ours!r}" for name, ours in read_recbole.items())
+            parts.append(f"RecBole's {given} in data_options")
     if train_flags:
         given = ", ".join("--" + name.replace("_", "-") for name in train_flags)
         parts.append(f"{given}: flags of dslgraph train, not settings")
@@ -372,9 +382,23 @@ def _checked_monitor(settings: dict[str, Any]) -> str:
     if metric not in metrics or k not in map(str, ks):  # not '020', nor other digits than 0-9
         raise ConfigError(
             f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={ks} under protocol {protocol!r}, "
-            f"got {monitor!r}"
+            f"got {monitor!r}{monitor_hint(monitor, metrics)}"
         )
     return monitor
+
+
+def monitor_hint(monitor: str, metrics: Iterable[str]) -> str:
+    """`` (RecBole's 'hit' is 'hr' here)``, or `` (metric names are lower case: 'recall@20')``, for a
+    ``monitor`` (``METRIC@K``) whose metric is none of ``metrics`` as it is written; else ``""``. What the
+    settings' and the trainer's refusals of a monitor say."""
+    metric, at, k = monitor.partition("@")
+    metrics = list(metrics)
+    if metric in metrics:
+        return ""
+    if metric.lower() in metrics:  # RecBole reads its metrics' names in any case
+        return f" (metric names are lower case: {metric.lower() + at + k!r})"
+    ours = recbole_name(metric.lower(), metrics)
+    return f" (RecBole's {metric!r} is {ours!r} here)" if ours else ""
 
 
 #: The top-level settings that are model constructor arguments when given, and their names there.
@@ -452,7 +476,7 @@ def with_article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
-#: RecBole's names of settings and model arguments (the keys of its config files) that dslgraph names
+#: RecBole's names of settings, model arguments (the keys of its config files) and metrics that dslgraph names
 #: otherwise, and which spelling alone leads nowhere or astray (train_batch_size is closest to
 #: eval_batch_size, data_path to data_options); of several, the first that the command or model takes
 #: (mlp_hidden_size is NeuMF's mlp_layers and Mult-VAE's hidden_channels). NeuMF's GMF width is RecBole's
@@ -462,7 +486,7 @@ RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "learning_rate": ("lr",),
     "train_batch_size": ("batch_size",),
     "embedding_size": ("embedding_dim",),
-    "topk": ("ks",),
+    "topk": ("ks", "k"),  # recommend's -k
     "valid_metric": ("monitor",),
     "eval_step": ("eval_every",),
     "stopping_step": ("patience",),
@@ -480,34 +504,99 @@ RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "negative_num": ("num_negatives",),
     "ii_neighbor_num": ("num_neighbors",),
     "lambda": ("lambda_",),
+    "hit": ("hr",),  # a metric: RecBole's hit@K, the share of users with a hit in their top K
+    "checkpoint_dir": ("output",),
+    # how a file is read: READ_OPTIONS, data_options' keys
+    "field_separator": ("sep",),
+    "USER_ID_FIELD": ("user_col",),
+    "ITEM_ID_FIELD": ("item_col",),
+    "RATING_FIELD": ("rating_col",),
+    "TIME_FIELD": ("time_col",),
+    "user_inter_num_interval": ("min_user_interactions",),
+    "item_inter_num_interval": ("min_item_interactions",),
 }
 
 
-def recbole_name(name: str, known: Iterable[str]) -> str | None:
-    """The name among ``known`` of what RecBole names ``name`` (:data:`RECBOLE_NAMES`), spelt as a flag
-    where ``name`` is one (``--learning-rate``: ``--lr``), or :obj:`None`."""
+#: RecBole's names of settings that dslgraph has no setting for, and what stands in their place.
+RECBOLE_ABSENT: dict[str, str] = {
+    "metrics": (
+        f"every evaluation reports all of {list(METRICS)} at each of ks, and {list(SAMPLED_METRICS)} under "
+        "leave-one-out"
+    ),
+    "neg_sampling": (
+        "training draws uniform negatives among each user's unseen items, as many per positive as the model "
+        "takes: 1, NeuMF 4, UltraGCN its num_negatives argument, CDAE and Mult-VAE none; sampling says how "
+        "the positives are drawn, not the negatives"
+    ),
+    "eval_args": (
+        "the test split is the dataset's own (a data_file's by data_options' split and test_ratio), "
+        "val_ratio holds out validation, and protocol ranks it: full, leave-one-out among eval_negatives "
+        "sampled items, or held-out-users"
+    ),
+    "threshold": (
+        "RecBole labels interactions by it; data_options' rating_threshold, with rating_col, keeps only "
+        "those rated at or above it"
+    ),
+}
+RECBOLE_ABSENT["train_neg_sample_args"] = RECBOLE_ABSENT["neg_sampling"]
+
+
+#: The flags of the LightGCN authors' code (LightGCN-PyTorch's ``parse.py``) that dslgraph names otherwise,
+#: and which spelling alone leads astray (recdim to resume, decay to device, testbatch to batch_size); decay
+#: weighs the same ½ Σ‖e‖² / B as reg_weight, and path is where that code saves its weights.
+LIGHTGCN_NAMES: dict[str, tuple[str, ...]] = {
+    "bpr_batch": ("batch_size",),
+    "recdim": ("embedding_dim",),
+    "layer": ("num_layers",),
+    "decay": ("reg_weight",),
+    "testbatch": ("eval_batch_size",),
+    "topks": ("ks",),
+    "path": ("output",),
+}
+
+
+def recbole_name(
+    name: str, known: Iterable[str], foreign: dict[str, tuple[str, ...]] = RECBOLE_NAMES
+) -> str | None:
+    """The name among ``known`` of what RecBole names ``name`` (:data:`RECBOLE_NAMES`, or the ``foreign``
+    names of another code: :data:`LIGHTGCN_NAMES`), spelt as a flag where ``name`` is one
+    (``--learning-rate``: ``--lr``), or :obj:`None`."""
     flag = name.startswith("--")
-    for ours in RECBOLE_NAMES.get(name.removeprefix("--").replace("-", "_"), ()):
-        spelt = "--" + ours.replace("_", "-") if flag else ours
+    for ours in foreign.get(name.removeprefix("--").replace("-", "_"), ()):
+        spelt = ("-" if len(ours) == 1 else "--") + ours.replace("_", "-") if flag else ours
         if spelt in known:
             return spelt
     return None
 
 
 def meanings(names: list[str], known: Iterable[str]) -> list[str]:
-    """What the unknown ``names`` may have meant among ``known``: RecBole's names of them, then the names
+    """What the unknown ``names`` may have meant among ``known``: RecBole's and the LightGCN code's names of
+    them, what stands in for RecBole's settings that have none here (:data:`RECBOLE_ABSENT`), then the names
     spelt closest."""
     known = list(known)
     recbole = {name: ours for name in names if (ours := recbole_name(name, known))}
+    lightgcn = {
+        name: ours
+        for name in names
+        if name not in recbole and (ours := recbole_name(name, known, LIGHTGCN_NAMES))
+    }
+    # a close spelling of these (neg_sampling: sampling) would mislead
+    absent = {
+        name: note
+        for name in names
+        if name not in recbole and (note := RECBOLE_ABSENT.get(name.removeprefix("--").replace("-", "_")))
+    }
     close = [
         match
         for name in names
-        if name not in recbole
+        if name not in recbole and name not in lightgcn and name not in absent
         for match in difflib.get_close_matches(name, known, n=1)
     ]
     parts = []
-    if recbole:
-        parts.append(f"RecBole's {', '.join(f'{name!r} is {ours!r}' for name, ours in recbole.items())} here")
+    for whose, meant in (("RecBole's", recbole), ("the LightGCN code's", lightgcn)):
+        if meant:
+            parts.append(f"{whose} {', '.join(f'{name!r} is {ours!r}' for name, ours in meant.items())} here")
+    parts += [f"RecBole's {name!r} has no setting here: {note}" for name, note in absent.items()]
     if close:
         parts.append(f"did you mean {', '.join(map(repr, close))}?")
     return parts
@@ -580,9 +669,12 @@ def _check(name: str, field: Field, value: Any) -> Any:
     and what the field allows."""
     value = _plain(value, field.kind)
     if not _fits(field, value):
-        # a share given as a percentage (--sparsity 80)
-        percent = _is_number(value) and field.high == 1 and 1 < value <= 100
-        hint = f" (a fraction: {value / 100:g} for {value:g}%)" if percent else ""
+        hint = ""
+        if _is_number(value) and field.high == 1 and 1 < value <= 100:  # a percentage (--sparsity 80)
+            hint = f" (a fraction: {value / 100:g} for {value:g}%)"
+        # RecBole spells its models LightGCN, NeuMF; dslgraph.data its datasets MovieLens100K, LastFM
+        elif isinstance(value, str) and _fits(field, value.lower()):
+            hint = f" (lower case: {value.lower()!r})"
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
     return value
 

@@ -1309,6 +1309,48 @@ def test_a_recbole_name_or_a_model_argument_given_as_a_flag_names_the_flag_meant
     assert "(RecBole's '--topk' is '--ks' here)" in capsys.readouterr().err
 
 
+def test_recbole_s_flags_without_a_counterpart_and_capitalised_names_are_answered(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--metrics", "recall", "--neg-sampling", "uniform"])
+    err = capsys.readouterr().err  # --neg-sampling was answered "did you mean '--sampling'?"
+    assert "(RecBole's '--metrics' has no setting here: every evaluation reports all of ['recall'," in err
+    assert "; RecBole's '--neg-sampling' has no setting here: training draws uniform negatives" in err
+    assert "did you mean" not in err
+    assert main(["train", "--model", "LightGCN", "--monitor", "hit@20"]) == 2
+    assert "got 'LightGCN' (lower case: 'lightgcn')" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--USER_ID_FIELD", "user_id", "--threshold", "4", "--checkpoint_dir", "runs/x"])
+    assert (
+        "(read options of --data-file go in --data-option: user_col=VALUE (RecBole's USER_ID_FIELD); "
+        "RecBole's '--checkpoint_dir' is '--output' here; RecBole's '--threshold' has no setting here: "
+        "RecBole labels"
+    ) in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recommend", "best.pt", "--users", "0", "--topk", "10"])  # had no hint
+    assert "(RecBole's '--topk' is '-k' here)" in capsys.readouterr().err
+
+
+def test_the_lightgcn_code_s_flags_are_answered_with_dslgraph_s(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--recdim", "64", "--decay", "1e-4", "--testbatch", "100", "--path", "runs/x"])
+    assert (  # were: did you mean '--resume', '--device', '--batch-size', '--sparsity'?
+        "(the LightGCN code's '--recdim' is '--embedding-dim', '--decay' is '--reg-weight', '--testbatch' is "
+        "'--eval-batch-size', '--path' is '--output' here)"
+    ) in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"\(the LightGCN code's 'decay' is 'reg_weight' here\); known"):
+        validate({"decay": 1e-4})
+
+
+def test_a_recbole_atomic_file_is_read_by_its_untyped_column_names(tmp_path, capsys):
+    path = tmp_path / "ml-100k.inter"
+    rows = [f"{u}\t{i}\t4\t{u + i}" for u in range(1, 9) for i in range(1, 6)]
+    path.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "\n".join(rows))
+    read = ["--data-option", 'sep="\\t"', "--data-option", "user_col=user_id"]
+    read += ["--data-option", "item_col=item_id", "--data-option", "time_col=timestamp"]
+    assert main(["datasets", "--data-file", str(path), *read]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:4] == ["ml-100k.inter", "8", "5", "32"]
+
+
 def test_ks_written_with_commas_are_refused_showing_them_apart(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "best.pt", "--ks", "10,20"])

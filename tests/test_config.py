@@ -304,6 +304,60 @@ def test_recbole_s_neumf_widths_are_answered_with_the_argument_that_holds_them(r
         validate({"model": "neumf", recbole: 16})
 
 
+@pytest.mark.parametrize(
+    "recbole, value, answer",
+    [
+        ("metrics", ["Recall", "NDCG"], "every evaluation reports all of ['recall', 'ndcg', 'precision', "),
+        ("neg_sampling", {"uniform": 1}, "training draws uniform negatives among each user's unseen items"),
+        ("train_neg_sample_args", {"distribution": "uniform"}, "training draws uniform negatives"),
+        ("eval_args", {"mode": "full"}, "the test split is the dataset's own"),  # was: 'eval_every'?
+    ],
+)
+def test_recbole_s_settings_that_dslgraph_has_none_for_say_what_stands_in(recbole, value, answer):
+    # metrics had no hint, and neg_sampling was answered "did you mean 'sampling'?", how positives are drawn
+    with pytest.raises(ConfigError) as raised:
+        validate({recbole: value})
+    assert f"(RecBole's '{recbole}' has no setting here: {answer}" in str(raised.value)
+    assert "did you mean" not in str(raised.value)
+
+
+def test_recbole_s_names_of_how_a_file_is_read_are_answered_with_data_options_keys():
+    with pytest.raises(
+        ConfigError,
+        match=r"\(\['sep'\] go in data_options; RecBole's 'USER_ID_FIELD' is 'user_col', "
+        r"'user_inter_num_interval' is 'min_user_interactions' in data_options; RecBole's 'threshold' has no "
+        r"setting here: RecBole labels interactions by it; data_options' rating_threshold, with rating_col, "
+        r"keeps only those rated at or above it\); known",
+    ):  # threshold was answered "did you mean 'threads'?", user_inter_num_interval 'update_interval'
+        validate({"sep": "\t", "USER_ID_FIELD": "user_id", "threshold": 4, "user_inter_num_interval": 5})
+
+
+@pytest.mark.parametrize(
+    "settings, hint",
+    [
+        ({"monitor": "Recall@20"}, " (metric names are lower case: 'recall@20')"),
+        ({"monitor": "hit@20"}, " (RecBole's 'hit' is 'hr' here)"),
+        ({"protocol": "leave-one-out", "monitor": "Hit@20"}, " (RecBole's 'Hit' is 'hr' here)"),
+        ({"monitor": "mrr@20"}, ""),  # computed nowhere: the refusal names it
+        ({"monitor": "NDCG@10"}, " (metric names are lower case: 'ndcg@10')"),  # and K=10 is in no ks
+    ],
+)
+def test_a_monitor_in_recbole_s_spelling_is_refused_naming_dslgraph_s(settings, hint):
+    with pytest.raises(ConfigError, match=re.escape(f"got {settings['monitor']!r}{hint}") + "$"):
+        validate(settings)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("model", "LightGCN"), ("model", "NeuMF"), ("dataset", "ML-100K"), ("device", "CUDA:1")],
+)
+def test_a_choice_written_in_capitals_is_refused_naming_it_in_lower_case(name, value):
+    with pytest.raises(ConfigError, match=re.escape(f"got {value!r} (lower case: {value.lower()!r})") + "$"):
+        validate({name: value})
+    with pytest.raises(ConfigError, match=r"got 'GPU'$"):  # no choice in any case
+        validate({"device": "GPU"})
+
+
 def test_unknown_settings_are_each_given_what_they_may_mean():
     with pytest.raises(
         ConfigError,

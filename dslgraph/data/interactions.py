@@ -243,6 +243,9 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
         User and item ids are read as text, and as numbers only where every id of the column is a
         number written plainly: ``007`` and ``7`` stay two ids, and ``007`` keeps its zeros. A
         ``time_col`` written as text is read as ISO 8601 times (``2020-01-31``, ``2020-01-31T12:00:00Z``).
+        The typed header row of RecBole's atomic files names the columns without their types:
+        ``ml-100k.inter`` (``user_id:token  item_id:token  rating:float  timestamp:float``) is read with
+        ``sep="\\t", user_col="user_id", item_col="item_id", time_col="timestamp"``.
 
         Args:
             path: The file to read.
@@ -268,6 +271,8 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
         # separator at the end of each row) their index, and read the item ids as the users'
         layout = {"sep": sep, "names": names, "index_col": False, "engine": engine}
         try:
+            if names is None and (untyped := _untyped_header(pd.read_csv(path, nrows=0, **layout).columns)):
+                layout |= {"names": untyped, "header": 0}
             df = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), **layout)
             # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing.
             # Where pandas found none among the ids, every id was read as written: most files are read once
@@ -439,6 +444,21 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(users={len(self.user_ids)}, items={len(self.item_ids)})"
+
+
+#: The types of RecBole's atomic files (``.inter``), whose header row names each column ``name:type``.
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def _untyped_header(columns: pd.Index) -> list[str] | None:
+    """The names of a RecBole atomic file's header ``columns`` without their types (``user_id:token``:
+    ``user_id``), or :obj:`None` where ``columns`` are no such header: RecBole users name the columns as
+    its ``USER_ID_FIELD: user_id`` does, and a type in each name would have to be repeated in every option."""
+    fields = [str(column).rpartition(":") for column in columns]
+    names = [name for name, _, _ in fields]
+    typed = all(name and kind in RECBOLE_TYPES for name, _, kind in fields)
+    # one column is another separator's line, which _check_columns names as it is
+    return names if typed and len(names) > 1 and len(set(names)) == len(names) else None
 
 
 def _check_columns(

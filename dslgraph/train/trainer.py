@@ -20,7 +20,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.config import FIELDS, Field, check_settings
+from dslgraph.config import FIELDS, Field, check_settings, monitor_hint
 from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.protocols import training_users
@@ -177,7 +177,10 @@ class Trainer:
         # bad ks or monitor fail here, not after the first eval_every epochs of training
         reported = self._evaluator(self.selection).metric_names
         if config.monitor not in reported:
-            raise ValueError(f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}")
+            hint = monitor_hint(config.monitor, {name.partition("@")[0] for name in reported})
+            raise ValueError(
+                f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
+            )
         if self.val_index is not None:
             self._evaluator("test")
 

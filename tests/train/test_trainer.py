@@ -335,6 +335,20 @@ def test_a_monitor_or_cutoff_the_evaluation_cannot_report_fails_before_training(
         Trainer(model, data, TrainConfig(ks=(20,), monitor="hr@20", progress=False))
 
 
+@pytest.mark.parametrize(
+    "monitor, hint",
+    [
+        ("hit@20", " (RecBole's 'hit' is 'hr' here)"),
+        ("NDCG@20", " (metric names are lower case: 'ndcg@20')"),
+        ("mrr@20", ""),  # computed nowhere: the refusal names it
+    ],
+)
+def test_a_monitor_in_recbole_s_spelling_is_refused_naming_dslgraph_s(small_data, monitor, hint):
+    model = LightGCN(30, 40, embedding_dim=8)
+    with pytest.raises(ValueError, match=re.escape(f"'capped_recall@20'){hint}") + "$"):
+        Trainer(model, small_data, TrainConfig(monitor=monitor, progress=False))
+
+
 def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_path):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=8)
