@@ -3,11 +3,13 @@ gives uses flags (and, where written out in full, values) that its command takes
 
 import argparse
 import ast
+import csv
 import difflib
 import functools
 import importlib
 import importlib.util
 import inspect
+import json
 import pkgutil
 import re
 import shlex
@@ -357,6 +359,179 @@ def test_the_overwrite_check_reports_a_rerun_into_a_folder_of_runs(tmp_path):
     ]
     problems = overwritten_without_saying([("docs/x.md", line) for line in commands], tmp_path)
     assert [line for _, line, _ in problems] == [commands[0], commands[3], commands[5]]
+
+
+# the columns of a results.md table whose numbers a recorded run must hold, by their header
+RECORDED_COLUMNS = {
+    "recall@20": "recall@20",
+    "capped recall@20": "capped_recall@20",
+    "hr@20": "hr@20",
+    "ndcg@20": "ndcg@20",
+    "best epoch": "epoch",
+    "train s": "seconds",
+}
+NUMBER = re.compile(r"^\*{0,2}(\d+(?:\.\d+)?)\*{0,2}$")
+
+
+def recorded_runs(root: Path = ROOT) -> list[dict[str, float]]:
+    """Every evaluation the runs under docs/results/ recorded: each ``metrics.json``'s best one (with its
+    ``train_seconds``) and its history's, the rows of the sweeps' and the benchmarks' CSVs (docs/benchmarks/),
+    and the per-epoch lines of the logs of runs stopped early (``stopped_runs.txt``)."""
+    records = []
+    for path in (root / "docs" / "results").rglob("metrics.json"):
+        summary = json.loads(path.read_text())
+        for split in ("test", "validation"):
+            if summary.get(split):
+                seconds = {"seconds": summary["train_seconds"]} if split == "test" else {}
+                records.append({**summary[split], "epoch": summary["best_epoch"], **seconds})
+        for entry in summary.get("history", []):
+            records += [
+                {**entry[split], "epoch": entry["epoch"]}
+                for split in ("test", "validation")
+                if entry.get(split)
+            ]
+    for path in [*(root / "docs" / "results").rglob("*.csv"), *(root / "docs" / "benchmarks").glob("*.csv")]:
+        for row in csv.DictReader(path.read_text().splitlines()):
+            values = {
+                name: float(value)
+                for name, value in row.items()
+                if name and re.fullmatch(r"[\d.]+", value or "")
+            }
+            values["epoch"] = values.get("best_epoch", values.get("epoch", -1))
+            values["seconds"] = values.get("train_seconds", -1)
+            records.append(values)
+    for path in (root / "docs" / "results").rglob("stopped_runs.txt"):
+        for epoch, values in re.findall(r"^epoch (\d+) test (.*)$", path.read_text(), flags=re.M):
+            metrics = {name: float(value) for name, value in re.findall(r"([\w@]+)=([\d.]+)", values)}
+            records.append({**metrics, "epoch": int(epoch)})
+    return records
+
+
+def holds(record: dict[str, float], shown: dict[str, str]) -> bool:
+    """``record`` has every value of ``shown`` (a table row's numbers, as written) to the digits shown."""
+    for name, value in shown.items():
+        digits = len(value.partition(".")[2])
+        if name not in record or abs(record[name] - float(value)) > 0.5 * 10**-digits + 1e-9:
+            return False
+    return True
+
+
+def unrecorded_rows(text: str, records: list[dict[str, float]]) -> tuple[list[str], int]:
+    """The rows of ``text``'s tables whose Recall@20 / HR@20 / NDCG@20 (and best epoch, train s), as written,
+    no recorded evaluation holds (a row saying "output not kept" has no run to hold them), and the count of
+    rows checked."""
+    unrecorded, checked = [], 0
+    lines = text.splitlines()
+    for at, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and lines[at + 1].startswith("|---")):
+            continue
+        header = [cell.strip().lower() for cell in line.strip("|").split("|")]
+        columns = {
+            index: RECORDED_COLUMNS[cell] for index, cell in enumerate(header) if cell in RECORDED_COLUMNS
+        }
+        if not {"recall@20", "hr@20"} & set(columns.values()) or "ndcg@20" not in columns.values():
+            continue
+        for row in lines[at + 2 :]:
+            if not row.startswith("|"):
+                break
+            cells = [cell.strip() for cell in row.strip("|").split("|")]
+            shown = {
+                columns[index]: NUMBER.match(cell).group(1)
+                for index, cell in enumerate(cells)
+                if index in columns and NUMBER.match(cell)
+            }
+            if len(shown) < 2 or "output not kept" in row:
+                continue
+            checked += 1
+            if not any(holds(record, shown) for record in records):
+                unrecorded.append(row)
+    return unrecorded, checked
+
+
+def test_every_result_in_the_tables_of_results_md_was_recorded():
+    # Recall@20 with the NDCG@20 beside it, best epoch and train s, as the row gives them: the same run's
+    text = (ROOT / "docs" / "results.md").read_text()
+    records = recorded_runs()
+    unrecorded, checked = unrecorded_rows(text, records)
+    assert unrecorded == []
+    # ~250 runs and their histories, ~80 rows: the folders are still read, the tables still found
+    assert len(records) > 2000 and checked > 60
+
+
+def test_the_results_check_reports_a_row_no_run_recorded():
+    records = [{"recall@20": 0.26614, "ndcg@20": 0.20461, "epoch": 80, "seconds": 332.16}]
+    table = (
+        "| run | best epoch | Recall@20 | NDCG@20 | train s |\n|---|---|---|---|---|\n"
+        "| as recorded | 80 | **0.2661** | 0.2046 | 332.16 |\n"
+        "| another run's NDCG | 80 | 0.2661 | 0.2064 | 332.16 |\n"
+        "| another epoch | 75 | 0.2661 | 0.2046 | — |\n"
+        "| another time | 80 | 0.2661 | 0.2046 | 143.32 |\n"
+        "| read off a bar (output not kept) | 80 | 0.2700 | 0.2100 | |\n"
+    )
+    unrecorded, checked = unrecorded_rows(table, records)
+    assert checked == 4
+    assert [row.split("|")[1].strip() for row in unrecorded] == [
+        "another run's NDCG",
+        "another epoch",
+        "another time",
+    ]
+
+
+def interval(value: str) -> tuple[float, float]:
+    """The values that round to ``value`` as written."""
+    half = 0.5 * 10 ** -len(value.partition(".")[2])
+    return float(value) - half, float(value) + half
+
+
+def wrong_ratios(text: str) -> tuple[list[str], int]:
+    """The rows of ``text``'s tables whose "× dense" figure is not their Recall@20 over that of the table's
+    dense row (the one at 1.00), as both are written, and the count of rows checked."""
+    wrong, checked = [], 0
+    lines = text.splitlines()
+    for at, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and lines[at + 1].startswith("|---")):
+            continue
+        header = [cell.strip().lower() for cell in line.strip("|").split("|")]
+        ratio = next((index for index, cell in enumerate(header) if cell.startswith("× dense")), None)
+        if ratio is None or "recall@20" not in header:
+            continue
+        recall = header.index("recall@20")
+        rows = []
+        for row in lines[at + 2 :]:
+            if not row.startswith("|"):
+                break
+            cells = [cell.strip() for cell in row.strip("|").split("|")]
+            shown = [NUMBER.match(cells[index]) for index in (recall, ratio)]
+            if all(shown):
+                rows.append((row, *(match.group(1) for match in shown)))
+        dense = [value for _, value, times in rows if float(times) == 1]
+        for row, value, times in rows if len(dense) == 1 else []:
+            checked += 1
+            (low, high), (dense_low, dense_high) = interval(value), interval(dense[0])
+            times_low, times_high = interval(times)
+            if low / dense_high > times_high or high / dense_low < times_low:
+                wrong.append(row)
+    return wrong, checked
+
+
+def test_every_ratio_to_dense_in_results_md_is_the_rows_recall_over_dense():
+    wrong, checked = wrong_ratios((ROOT / "docs" / "results.md").read_text())
+    assert wrong == []
+    assert checked > 20  # the sweeps of LastFM, ML-100K and Gowalla (25 rows): the tables are still found
+
+
+def test_the_ratio_check_reports_a_ratio_the_recalls_do_not_give():
+    table = (
+        "| sparsity | Recall@20 | NDCG@20 | × dense R@20 |\n|---|---|---|---|\n"
+        "| 0 | **0.2661** | 0.2046 | 1.00 |\n"
+        "| 0.5 | 0.2584 | 0.1957 | 0.97 |\n"
+        "| 0.8 | 0.2193 | 0.1663 | 0.85 |\n"
+        "| 0.9 | 0.1722 | 0.1246 | 0.647 |\n"
+        "| 0.95 | 0.1179 / 0.1180 | 0.0811 | 0.4 |\n"
+    )
+    wrong, checked = wrong_ratios(table)
+    assert checked == 4
+    assert wrong == ["| 0.8 | 0.2193 | 0.1663 | 0.85 |"]
 
 
 # an argument of a docstring's "Args:" section: `name (type): text` (PyG's style) or `name: text`, and the
