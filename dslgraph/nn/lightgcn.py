@@ -118,12 +118,12 @@ class LightGCN(MessagePassing, Recommender):
         # one gather for the three roles (one scatter back in the backward pass, not three
         # table-sized ones summed): a GPU iteration of this size waits on its operators
         rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])
-        user, pos, neg = out[rows].split([users.numel(), pos_items.numel(), neg_items.numel()])
+        user, pos, neg = _gather(out, rows).split([users.numel(), pos_items.numel(), neg_items.numel()])
         loss = bpr_loss((user * pos).sum(-1), (user * neg).sum(-1))
         if reg_weight:
             # rows of the dense layer 0 the mean needed anyway: a sparse table's own row lookup
             # would cost a dozen more small operators (kernel launches, on a GPU) per iteration
-            loss = loss + reg_weight * l2_penalty(ego[rows], users.numel())
+            loss = loss + reg_weight * l2_penalty(_gather(ego, rows), users.numel())
         return loss
 
     @torch.no_grad()
@@ -206,3 +206,11 @@ class LightGCN(MessagePassing, Recommender):
             f"dim={self.embedding.embedding_dim}, num_layers={self.num_layers}, table={self.embedding}"
             f"{self._sparsity_repr()})"
         )
+
+
+def _gather(table: Tensor, rows: Tensor) -> Tensor:
+    """``table[rows]``. On the CPU by ``index_select``, whose backward (``index_add_``) summed the same
+    gradients in the same order in about a third less time than indexing's (``index_put_`` with
+    ``accumulate``) for a batch of 2048 triples on one thread; on a GPU by indexing, whose backward sums
+    in a fixed order where ``index_add_``'s atomic adds do not."""
+    return table.index_select(0, rows) if table.device.type == "cpu" else table[rows]

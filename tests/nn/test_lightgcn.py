@@ -39,6 +39,27 @@ def test_gradient_matches_autograd_on_dense_matrix(small_data):
     torch.testing.assert_close(model.embedding.weight.grad, weight.grad)
 
 
+@pytest.mark.parametrize("backend", [None, "sparse"])
+def test_loss_sums_the_gradients_of_the_rows_a_batch_repeats(small_data, backend):
+    """The loss gathers the batch's rows with index_select on the CPU (its backward, an index_add_, is faster
+    than indexing's): a user twice in a batch and an item both a positive and a negative get the sum of their
+    rows' gradients, as with rows gathered by indexing."""
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+    if backend:
+        DynamicSparseLearning(model, 0.5, total_steps=10, backend=backend)
+    users, pos, neg = torch.tensor([0, 0, 5, 0]), torch.tensor([2, 3, 3, 7]), torch.tensor([3, 2, 9, 3])
+    params = list(model.parameters())
+    grads = torch.autograd.grad(model.loss(adj, users, pos, neg, reg_weight=0.1), params)
+    ego, out = model._layers(adj)
+    u, p, n = out[users], out[pos + 30], out[neg + 30]
+    loss = torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+    ego_rows = torch.cat([ego[users], ego[pos + 30], ego[neg + 30]])
+    expected = torch.autograd.grad(loss + 0.1 * ego_rows.pow(2).sum() / 8, params)
+    for grad, want in zip(grads, expected):
+        torch.testing.assert_close(grad, want)
+
+
 def test_recommend_excludes_training_items(small_data, device):
     adj = propagation_graph(small_data).to(device)
     model = LightGCN(30, 40, embedding_dim=8).to(device)
