@@ -21,7 +21,7 @@ import math
 import numbers
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from dslgraph.data.datasets import DATASETS, READ_OPTIONS
 from dslgraph.data.protocols import PROTOCOLS
 from dslgraph.data.sampling import SAMPLING_MODES
 from dslgraph.metrics import METRICS, SAMPLED_METRICS
+from dslgraph.metrics.ranking import metric_names_hint
 from dslgraph.nn import MODELS
 from dslgraph.nn.ultragcn import PRESETS as ULTRAGCN_PRESETS
 from dslgraph.sparse.dsl import BACKENDS, DISTRIBUTIONS, GROWTH, MASK_INITS, OPTIMIZER_STATE
@@ -382,23 +383,9 @@ def _checked_monitor(settings: dict[str, Any]) -> str:
     if metric not in metrics or k not in map(str, ks):  # not '020', nor other digits than 0-9
         raise ConfigError(
             f"monitor must be '<{'|'.join(metrics)}>@K' with K in ks={ks} under protocol {protocol!r}, "
-            f"got {monitor!r}{monitor_hint(monitor, metrics)}"
+            f"got {monitor!r}{metric_names_hint([monitor], metrics)}"
         )
     return monitor
-
-
-def monitor_hint(monitor: str, metrics: Iterable[str]) -> str:
-    """`` (RecBole's 'hit' is 'hr' here)``, or `` (metric names are lower case: 'recall@20')``, for a
-    ``monitor`` (``METRIC@K``) whose metric is none of ``metrics`` as it is written; else ``""``. What the
-    settings' and the trainer's refusals of a monitor say."""
-    metric, at, k = monitor.partition("@")
-    metrics = list(metrics)
-    if metric in metrics:
-        return ""
-    if metric.lower() in metrics:  # RecBole reads its metrics' names in any case
-        return f" (metric names are lower case: {metric.lower() + at + k!r})"
-    ours = recbole_name(metric.lower(), metrics)
-    return f" (RecBole's {metric!r} is {ours!r} here)" if ours else ""
 
 
 #: The top-level settings that are model constructor arguments when given, and their names there.
@@ -476,12 +463,13 @@ def with_article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
-#: RecBole's names of settings, model arguments (the keys of its config files) and metrics that dslgraph names
+#: RecBole's names of settings and model arguments (the keys of its config files) that dslgraph names
 #: otherwise, and which spelling alone leads nowhere or astray (train_batch_size is closest to
 #: eval_batch_size, data_path to data_options); of several, the first that the command or model takes
 #: (mlp_hidden_size is NeuMF's mlp_layers and Mult-VAE's hidden_channels). NeuMF's GMF width is RecBole's
 #: mf_embedding_size and dslgraph's embedding_dim; RecBole's MLP tables (mlp_embedding_size wide) and hidden
-#: widths (mlp_hidden_size) are dslgraph's one mlp_layers, [2 * mlp_embedding_size, *mlp_hidden_size].
+#: widths (mlp_hidden_size) are dslgraph's one mlp_layers, [2 * mlp_embedding_size, *mlp_hidden_size]. Its
+#: names of metrics are :data:`~dslgraph.metrics.ranking.RECBOLE_METRICS`.
 RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "learning_rate": ("lr",),
     "train_batch_size": ("batch_size",),
@@ -504,7 +492,6 @@ RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "negative_num": ("num_negatives",),
     "ii_neighbor_num": ("num_neighbors",),
     "lambda": ("lambda_",),
-    "hit": ("hr",),  # a metric: RecBole's hit@K, the share of users with a hit in their top K
     "checkpoint_dir": ("output",),
     # how a file is read: READ_OPTIONS, data_options' keys
     "field_separator": ("sep",),
@@ -515,6 +502,11 @@ RECBOLE_NAMES: dict[str, tuple[str, ...]] = {
     "user_inter_num_interval": ("min_user_interactions",),
     "item_inter_num_interval": ("min_item_interactions",),
 }
+
+
+#: RecBole's settings of :data:`RECBOLE_NAMES` whose values count otherwise, and how theirs stand to
+#: dslgraph's: stopping_step N stops after N + 1 evaluations without a gain, as patience N + 1 does.
+RECBOLE_VALUES: dict[str, tuple[str, str]] = {"stopping_step": ("N", "N + 1")}
 
 
 #: RecBole's names of settings that dslgraph has no setting for, and what stands in their place.
@@ -571,8 +563,8 @@ def recbole_name(
 
 def meanings(names: list[str], known: Iterable[str]) -> list[str]:
     """What the unknown ``names`` may have meant among ``known``: RecBole's and the LightGCN code's names of
-    them, what stands in for RecBole's settings that have none here (:data:`RECBOLE_ABSENT`), then the names
-    spelt closest."""
+    them (with how the values differ, :data:`RECBOLE_VALUES`), what stands in for RecBole's settings that
+    have none here (:data:`RECBOLE_ABSENT`), the names in lower case, then the names spelt closest."""
     known = list(known)
     recbole = {name: ours for name in names if (ours := recbole_name(name, known))}
     lightgcn = {
@@ -586,20 +578,35 @@ def meanings(names: list[str], known: Iterable[str]) -> list[str]:
         for name in names
         if name not in recbole and (note := RECBOLE_ABSENT.get(name.removeprefix("--").replace("-", "_")))
     }
+    # RecBole spells its datasets ML-100K; difflib, which tells no case, finds nothing or another name
+    lower = {
+        name: name.lower()
+        for name in names
+        if name not in recbole and name.lower() != name and name.lower() in known
+    }
     close = [
         match
         for name in names
-        if name not in recbole and name not in lightgcn and name not in absent
+        if name not in [*recbole, *lightgcn, *absent, *lower]
         for match in difflib.get_close_matches(name, known, n=1)
     ]
     parts = []
     for whose, meant in (("RecBole's", recbole), ("the LightGCN code's", lightgcn)):
         if meant:
-            parts.append(f"{whose} {', '.join(f'{name!r} is {ours!r}' for name, ours in meant.items())} here")
+            parts.append(f"{whose} {', '.join(_is(name, ours) for name, ours in meant.items())} here")
     parts += [f"RecBole's {name!r} has no setting here: {note}" for name, note in absent.items()]
+    if lower:
+        parts.append(f"lower case: {', '.join(map(repr, lower.values()))}")
     if close:
         parts.append(f"did you mean {', '.join(map(repr, close))}?")
     return parts
+
+
+def _is(name: str, ours: str) -> str:
+    """``'learning_rate' is 'lr'``, or where the values count otherwise, ``'stopping_step' N is 'patience'
+    N + 1``."""
+    values = RECBOLE_VALUES.get(name.removeprefix("--").replace("-", "_"))
+    return f"{name!r} {values[0]} is {ours!r} {values[1]}" if values else f"{name!r} is {ours!r}"
 
 
 def did_you_mean(names: list[str], known: Iterable[str]) -> str:
@@ -653,6 +660,25 @@ def check_settings(values: dict[str, Any], **fields: Field) -> dict[str, Any]:
             if name == "ks":
                 out[name] = _check_ks(value)
     return out
+
+
+def naming_the_field_meant(cls: type) -> type:
+    """The dataclass ``cls``, whose constructor refuses an unknown keyword argument naming the field meant
+    (:func:`did_you_mean`: RecBole's ``learning_rate`` is ``lr``) where Python's own refusal names none."""
+    init = cls.__init__
+    known = [field.name for field in fields(cls)]
+
+    @functools.wraps(init)  # its signature stays the fields'
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        unknown = [name for name in kwargs if name not in known]
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}() got unexpected keyword argument(s) {unknown}{did_you_mean(unknown, known)}"
+            )
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
 
 
 def _check_ks(ks: list) -> list[int]:

@@ -1381,6 +1381,10 @@ def test_datasets_lists_a_name_given_twice_once_and_names_the_one_meant(tmp_path
     assert [row.split()[0] for row in rows[1:-1]] == ["lastfm"]  # was read and listed twice
     assert main(["datasets", "ml100k"]) == 2
     assert "unknown dataset(s) ['ml100k'] (did you mean 'ml-100k'?)" in capsys.readouterr().err
+    assert main(["datasets", "ML-100K", "Gowalla"]) == 2  # RecBole's spelling: 'ML-100K' had no hint
+    assert "unknown dataset(s) ['ML-100K', 'Gowalla'] (lower case: 'ml-100k', 'gowalla'); known" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

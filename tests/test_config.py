@@ -277,7 +277,6 @@ def test_a_share_given_as_a_percentage_is_refused_with_the_fraction_meant():
         ("train_batch_size", "batch_size"),  # was: did you mean 'eval_batch_size'?
         ("embedding_size", "embedding_dim"),
         ("eval_step", "eval_every"),
-        ("stopping_step", "patience"),
         ("n_layers", "num_layers"),
         ("valid_metric", "monitor"),
         ("data_path", "root"),  # was: did you mean 'data_options'?
@@ -288,6 +287,19 @@ def test_recbole_s_name_of_a_setting_is_answered_with_dslgraph_s(recbole, ours):
         ConfigError, match=rf"\['{recbole}'\] \(RecBole's '{recbole}' is '{ours}' here\); known"
     ):
         validate({recbole: 1})
+
+
+def test_recbole_s_stopping_step_is_answered_with_the_patience_it_stands_for():
+    # RecBole stops after stopping_step + 1 evaluations without a gain: its 3 as patience 3 stopped earlier
+    with pytest.raises(
+        ConfigError, match=r"\(RecBole's 'stopping_step' N is 'patience' N \+ 1 here\); known"
+    ):
+        validate({"stopping_step": 3})
+    with pytest.raises(
+        ConfigError,
+        match=r"\(RecBole's 'learning_rate' is 'lr', 'stopping_step' N is 'patience' N \+ 1 here\); known",
+    ):
+        validate({"learning_rate": 0.01, "stopping_step": 3})
 
 
 @pytest.mark.parametrize(

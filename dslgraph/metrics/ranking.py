@@ -23,7 +23,7 @@ all cut-offs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -45,8 +45,30 @@ logger = logging.getLogger(__name__)
 METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hr", "capped_recall")
 """The metric names :class:`RankingEvaluator` understands."""
 
+#: RecBole's names of the metrics that dslgraph names otherwise: its hit@K, the share of users with a hit in
+#: their top K, is hr@K.
+RECBOLE_METRICS: dict[str, str] = {"hit": "hr"}
+
 ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
+
+
+def metric_names_hint(names: Iterable[str], metrics: Collection[str]) -> str:
+    """`` (metric names are lower case: 'recall@20')``, `` (RecBole's 'hit' is 'hr' here)``, or both, for
+    the ``names`` (``METRIC`` or ``METRIC@K``) whose metric is none of ``metrics`` as it is written; else
+    ``""``. What the evaluator's refusal of its metrics, and the settings' and the trainer's of a monitor,
+    say."""
+    split = [name.partition("@") for name in names if isinstance(name, str)]
+    unknown = [(metric, at + k) for metric, at, k in split if metric not in metrics]
+    # RecBole reads its metrics' names in any case (Recall, NDCG)
+    lower = [metric.lower() + k for metric, k in unknown if metric.lower() in metrics]
+    recbole = {
+        metric: ours for metric, _ in unknown if (ours := RECBOLE_METRICS.get(metric.lower())) in metrics
+    }
+    parts = [f"metric names are lower case: {', '.join(map(repr, lower))}"] if lower else []
+    if recbole:
+        parts.append(f"RecBole's {', '.join(f'{name!r} is {ours!r}' for name, ours in recbole.items())} here")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def check_ks(ks: Sequence[int], upper: int, upper_label: str = "") -> tuple[int, ...]:
@@ -135,8 +157,11 @@ class RankingEvaluator:
         ks = check_ks(ks, num_items, "num_items=")
         # a bare "recall" was read as its letters, and reported as ('r', 'e', 'c', 'a', 'l', 'l')
         names = tuple(metrics) if is_sequence(metrics) else ()
-        if not names or set(names) - set(METRICS):
-            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {metrics!r}")
+        if not names or any(name not in METRICS for name in names):
+            raise ValueError(
+                f"metrics must be a non-empty subset of {METRICS}, got {metrics!r}"
+                f"{metric_names_hint(names, METRICS)}"
+            )
         if not (is_count(batch_size) and batch_size >= 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if exclude_index is None:

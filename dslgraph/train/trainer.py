@@ -20,12 +20,12 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.config import FIELDS, Field, check_settings, monitor_hint
+from dslgraph.config import FIELDS, Field, check_settings, naming_the_field_meant
 from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.protocols import training_users
 from dslgraph.data.sampling import BPRBatches, UserBatches
-from dslgraph.metrics.ranking import RankingEvaluator
+from dslgraph.metrics.ranking import RankingEvaluator, metric_names_hint
 from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import (
     CheckpointError,
@@ -69,6 +69,7 @@ class StepHook(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+@naming_the_field_meant
 @dataclass
 class TrainConfig:
     """Plain training settings, checked as they are made against the ranges of
@@ -177,7 +178,7 @@ class Trainer:
         # bad ks or monitor fail here, not after the first eval_every epochs of training
         reported = self._evaluator(self.selection).metric_names
         if config.monitor not in reported:
-            hint = monitor_hint(config.monitor, {name.partition("@")[0] for name in reported})
+            hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )

@@ -1,4 +1,5 @@
 import math
+import re
 import weakref
 
 import numpy as np
@@ -231,6 +232,22 @@ def test_invalid_arguments(split, kwargs, match):
     kwargs = {"num_users": NUM_USERS, "num_items": NUM_ITEMS} | kwargs
     with pytest.raises(ValueError, match=match):
         RankingEvaluator(target_index=test, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "hint"),
+    [
+        (["hit"], " (RecBole's 'hit' is 'hr' here)"),
+        (["recall", "NDCG"], " (metric names are lower case: 'ndcg')"),
+        (["Recall", "Hit"], " (metric names are lower case: 'recall'; RecBole's 'Hit' is 'hr' here)"),
+        (["mrr"], ""),  # computed nowhere: the refusal names what is
+        ([["recall"]], ""),  # was a TypeError: unhashable type: 'list'
+    ],
+)
+def test_metrics_in_recbole_s_spelling_are_refused_naming_dslgraph_s(split, metrics, hint):
+    _, _, test, _, _ = split
+    with pytest.raises(ValueError, match=re.escape(f"got {metrics!r}{hint}") + "$"):
+        RankingEvaluator(NUM_USERS, NUM_ITEMS, test, metrics=metrics)
 
 
 def test_counts_given_as_integer_tensors_are_taken(split):

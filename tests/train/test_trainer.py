@@ -569,6 +569,25 @@ def test_train_config_built_from_python_is_checked(setting, message):
         TrainConfig(**setting)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "hint"),
+    [
+        ({"learning_rate": 0.01}, " (RecBole's 'learning_rate' is 'lr' here)"),
+        (
+            {"train_batch_size": 512, "stopping_step": 3},
+            " (RecBole's 'train_batch_size' is 'batch_size', 'stopping_step' N is 'patience' N + 1 here)",
+        ),
+        ({"decay": 1e-4}, " (the LightGCN code's 'decay' is 'reg_weight' here)"),
+        ({"epoch": 5}, " (did you mean 'epochs'?)"),
+    ],
+)
+def test_train_config_named_in_recbole_s_words_names_its_own_field(arguments, hint):
+    # Python's own refusal said "unexpected keyword argument 'learning_rate'" and no more
+    given = list(arguments)
+    with pytest.raises(TypeError, match=re.escape(f"keyword argument(s) {given}{hint}") + "$"):
+        TrainConfig(**arguments)
+
+
 def _dsl_trainer(data, out, epochs=2, embedding_dim=8):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=embedding_dim)
