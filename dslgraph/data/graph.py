@@ -31,6 +31,7 @@ from ..checks import as_count
 EDGE = ("user", "to", "item")
 """The edge type of the user-item interactions in the :class:`~torch_geometric.data.HeteroData` of
 this module: ``data[EDGE].edge_index`` holds the training pairs, users in row 0 and items in row 1."""
+_MAX_NODES = 2**32  # users and items together: far above any dataset; keeps pair keys below 2**62
 
 #: The (train, test, validation) splits' index attributes and the attributes of their timestamps.
 SPLITS = (
@@ -52,17 +53,18 @@ def make_interaction_data(
     the ``(train, test, val)`` split's ``[E]`` timestamps ``times`` where given.
 
     Raises :class:`ValueError` for ids out of range or not integers, a pair given twice in one split, a
-    test or validation pair that is a training pair too, and counts whose product reaches ``2**63``.
-    Counts far above the ids present are taken as asked (users or items without interactions yet): each
-    id is a row of a model's embedding tables."""
+    test or validation pair that is a training pair too, and counts whose sum exceeds ``2**32``.
+    Counts far above the ids present are taken as asked (users or items without
+    interactions yet): each id is a row of a model's embedding tables."""
     num_users, num_items = as_count(num_users, "num_users", 1), as_count(num_items, "num_items", 1)
-    if num_users * num_items >= 2**63:
-        # the pair keys user * num_items + item wrapped around in int64 and merged distinct pairs: with 2**62
-        # items, (user 4, item 0) was refused as "the pair (user 0, item 0) more than once"
+    if num_users + num_items > _MAX_NODES:
+        # 10**14 users failed far from here, in torch's allocation of the propagation graph's degrees; the
+        # bound also keeps the pair keys user * num_items + item in int64 (with 2**62 items they wrapped
+        # around and merged distinct pairs)
         raise ValueError(
-            f"num_users x num_items must be below 2**63, got {num_users:,} x {num_items:,}: they are the "
-            "sizes of the id spaces (an embedding row per id), and pairs are keyed user * num_items + item "
-            "in int64; number the ids 0..n-1"
+            f"num_users + num_items must be at most 2**32 ({_MAX_NODES:,}), got {num_users:,} + "
+            f"{num_items:,}: each id is a node of the graph and a row of a model's embedding tables "
+            "(2**32 rows of 64 float32 values are 1 TiB); number the ids 0..n-1"
         )
     times = (None, None, None) if times is None else times
     # a pair of times dropped the validation split's (and with them every protocol's use of the times), one

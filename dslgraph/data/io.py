@@ -258,6 +258,11 @@ def read_adjacency_lists(
     only a user (no items) is accepted, as found in test files; a user listed twice or an item listed
     twice for the same user is an error.
 
+    The ids are returned as the file holds them, not renumbered and with no bound but ``num_users`` /
+    ``num_items``: a caller counting nodes as one past the largest id (an embedding row each) gets as many
+    rows as the largest id asks for, so renumber sparse ids first (the datasets refuse ids ten times sparser
+    than the distinct ones; :meth:`~dslgraph.data.InteractionDataset.from_csv` numbers them).
+
     Args:
         path: The file to read.
         num_users: If given, every user id must be smaller. (default: :obj:`None`)
@@ -324,6 +329,11 @@ def read_pairs(
     remaining columns (e.g. LastFM listening counts, MovieLens rating and timestamp). A separator
     made of whitespace matches any run of whitespace. Every line must have the same number of
     fields; a pair listed twice is an error.
+
+    The ids are returned as the file holds them, not renumbered and with no bound but ``num_users`` /
+    ``num_items``: a caller counting nodes as one past the largest id (an embedding row each) gets as many
+    rows as the largest id asks for, so renumber sparse ids first (the datasets refuse ids ten times sparser
+    than the distinct ones; :meth:`~dslgraph.data.InteractionDataset.from_csv` numbers them).
 
     Args:
         path: The file to read.

@@ -28,7 +28,8 @@ default (the DSL authors' choice for the model); users pass their own ``targets`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +114,28 @@ class Recommender(nn.Module):
             raise ValueError(
                 f"items must have shape {shape} for B = {users.numel()} users, got {list(items.shape)}"
             )
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """:meth:`torch.nn.Module.load_state_dict`, refusing a sparse module's ``values`` and ``positions``
+        for a module that is dense here: with ``strict=False`` torch skipped them as unexpected keys and
+        left the model untrained, without a word."""
+        for key in state_dict:
+            prefix = key[: -len("values")]
+            in_module = not prefix or prefix.endswith(".")
+            if not (key.endswith("values") and in_module and prefix + "positions" in state_dict):
+                continue
+            name = prefix.removesuffix(".")
+            try:
+                module = self.get_submodule(name)
+            except AttributeError:
+                continue  # a module this model lacks: torch names the unexpected keys
+            if not isinstance(module, (SparseEmbedding, SparseLinear)):
+                raise ValueError(
+                    f"the state dict holds {key!r} and {prefix + 'positions'!r} (the active entries of a "
+                    f"sparse module), where {name or 'the model'!r} is a dense {type(module).__name__} here: "
+                    "load DynamicSparseLearning.dense_state_dict() of the sparse model instead"
+                )
+        return super().load_state_dict(state_dict, strict, assign)
 
     def loss(self, graph, *batch: Tensor, reg_weight: float = 0.0) -> Tensor:
         """The training loss of one batch (``(users, positives, negatives)`` or ``(users,)``, as

@@ -1101,15 +1101,27 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
         )
 
 
+# What every class statement defines (bar the constructor, whose state is checked on the module, and the
+# repr): any other dunder a subclass defines (``__call__``, ``__getattr__``, ...) changes what it does.
+_PLAIN_DUNDERS = frozenset(
+    {
+        "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__", "__annotate__",
+        "__firstlineno__", "__static_attributes__", "__orig_bases__", "__parameters__", "__type_params__",
+        "__abstractmethods__", "__init__", "__repr__", "__str__", "__constants__",
+    }
+)  # fmt: skip
+
+
 def _own_members(cls: type, base: type) -> list[str]:
     """What ``cls`` and the classes it inherits before ``base`` define (a subclass's methods: ``forward``,
-    ``reset_parameters``, ...), bar the constructor, whose state is checked on the module, and the repr."""
+    ``reset_parameters``, ``__call__``, ...), bar the constructor, whose state is checked on the module,
+    and the repr."""
     mro = cls.__mro__
     own = {  # dict keys: each name once, in the order the classes define them
         member: None
         for ancestor in reversed(mro[: mro.index(base)])
         for member in vars(ancestor)
-        if member != "extra_repr" and not (member.startswith("__") and member.endswith("__"))
+        if member != "extra_repr" and member not in _PLAIN_DUNDERS
     }
     return [f"its own {m}()" if callable(getattr(cls, m)) else f"its own attribute {m!r}" for m in own]
 

@@ -147,13 +147,17 @@ def test_make_interaction_data_refuses_repeated_pairs():
         make_interaction_data(2, 2, train[:, :2], test)
 
 
-def test_make_interaction_data_refuses_counts_whose_pair_keys_overflow():
-    # with 2**62 items the key 4 * 2**62 + 0 wrapped to 0: (user 4, item 0) was refused as a repeated (0, 0)
+def test_make_interaction_data_refuses_counts_no_graph_could_hold():
+    # with 2**62 items the key 4 * 2**62 + 0 wrapped to 0: (user 4, item 0) was refused as a repeated (0, 0);
+    # 10**14 users failed in propagation_graph, in torch's allocation of 10**14 degrees
     train, test = torch.tensor([[0, 4], [0, 0]]), torch.tensor([[1], [1]])
-    with pytest.raises(ValueError, match=r"num_users x num_items must be below 2\*\*63, got 5 x 4,611,686,"):
+    too_many = r"num_users \+ num_items must be at most 2\*\*32 \(4,294,967,296\), got "
+    with pytest.raises(ValueError, match=too_many + r"5 \+ 4,611,686,"):
         make_interaction_data(5, 2**62, train, test)
+    with pytest.raises(ValueError, match=too_many + r"100,000,000,000,000 \+ 5: each id is a node"):
+        make_interaction_data(10**14, 5, train, test)
     # far more ids than those present are taken as asked: users without interactions yet
-    assert make_interaction_data(10**12, 5, train, test)["user"].num_nodes == 10**12
+    assert make_interaction_data(2**32 - 5, 5, train, test)["user"].num_nodes == 2**32 - 5
 
 
 def test_make_interaction_data_refuses_evaluation_pairs_seen_in_training():

@@ -1451,6 +1451,18 @@ class _ScaledEmbedding(nn.Embedding):
         return super().forward(index) * 10
 
 
+class _CalledEmbedding(nn.Embedding):
+    """Its own ``__call__``, not ``forward``: what nn.Module calls is the subclass's."""
+
+    def __call__(self, index):
+        return super().__call__(index) * 10
+
+
+class _DelegatingLinear(nn.Linear):
+    def __getattr__(self, name):
+        return name if name == "role" else super().__getattr__(name)
+
+
 class _XavierLinear(nn.Linear):
     def reset_parameters(self):
         nn.init.xavier_uniform_(self.weight)
@@ -1553,6 +1565,12 @@ def _with(module, register, name, value):
         (lambda: _PenalisedLinear(6, 4), r"0\.weight", "'0' is a _PenalisedLinear with its own penalty()"),
         (lambda: _TaggedLinear(6, 4), r"0\.weight", "'0' is a _TaggedLinear with attribute 'tag'"),
         (lambda: _ModuloTable(6, 4), "tables", "'0' is a _ModuloTable with its own forward()"),
+        (lambda: _CalledEmbedding(6, 4), "tables", "'0' is a _CalledEmbedding with its own __call__()"),
+        (
+            lambda: _DelegatingLinear(6, 4),
+            r"0\.weight",
+            "'0' is a _DelegatingLinear with its own __getattr__()",
+        ),
         (
             lambda: _with(nn.Linear(6, 4), "register_buffer", "scale", torch.ones(4)),
             r"0\.weight",
@@ -1576,6 +1594,8 @@ def _with(module, register, name, value):
         "linear-method",
         "linear-attribute",
         "own-table",
+        "table-call",
+        "linear-getattr",
         "linear-buffer",
         "table-submodule",
     ],
