@@ -271,7 +271,7 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
         # separator at the end of each row) their index, and read the item ids as the users'
         layout = {"sep": sep, "names": names, "index_col": False, "engine": engine}
         try:
-            if names is None and (untyped := _untyped_header(pd.read_csv(path, nrows=0, **layout).columns)):
+            if names is None and (untyped := _untyped_header(path, layout)):
                 layout |= {"names": untyped, "header": 0}
             df = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), **layout)
             # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing.
@@ -450,11 +450,15 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
-def _untyped_header(columns: pd.Index) -> list[str] | None:
-    """The names of a RecBole atomic file's header ``columns`` without their types (``user_id:token``:
-    ``user_id``), or :obj:`None` where ``columns`` are no such header: RecBole users name the columns as
-    its ``USER_ID_FIELD: user_id`` does, and a type in each name would have to be repeated in every option."""
-    fields = [str(column).rpartition(":") for column in columns]
+def _untyped_header(path, layout: dict[str, Any]) -> list[str] | None:
+    """The names of the columns of a RecBole atomic file at ``path`` (read with ``read_csv``'s ``layout``)
+    without their types (``user_id:token``: ``user_id``), or :obj:`None` where its header is no such one:
+    RecBole users name the columns as its ``USER_ID_FIELD: user_id`` does, and a type in each name would
+    have to be repeated in every option. Only a file's header is read ahead of its rows, not a buffer's
+    (whose rows would then start past it)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    fields = [str(column).rpartition(":") for column in pd.read_csv(path, nrows=0, **layout).columns]
     names = [name for name, _, _ in fields]
     typed = all(name and kind in RECBOLE_TYPES for name, _, kind in fields)
     # one column is another separator's line, which _check_columns names as it is

@@ -1,3 +1,4 @@
+import io
 import warnings
 
 import numpy as np
@@ -566,6 +567,14 @@ def test_from_csv_reads_a_recbole_atomic_file_by_its_columns_names_without_their
         InteractionDataset.from_csv(path, sep="\t")
     with pytest.raises(ValueError, match=r"ml-100k.inter: its first line 'user_id:token\\titem_id:token"):
         InteractionDataset.from_csv(path)  # its separator, not its types, named
+
+
+def test_from_csv_reads_a_buffer_from_its_first_line():
+    """A text buffer (pandas reads one as a file) was read from past its header when the header was read
+    ahead to look for RecBole's types: its first data row became the header."""
+    rows = "user,item\n1,2\n1,3\n2,2\n2,3\n3,1\n3,2\n"
+    dataset = InteractionDataset.from_csv(io.StringIO(rows), user_col="user", item_col="item", test_ratio=0.5)
+    assert dataset.user_ids.tolist() == [1, 2, 3] and dataset.item_ids.tolist() == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
