@@ -8,6 +8,7 @@ with the benchmark datasets of :mod:`dslgraph.data.datasets`.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import os.path as osp
@@ -270,15 +271,16 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
         # index_col=False: pandas would otherwise make the first field of rows one longer than the header (a
         # separator at the end of each row) their index, and read the item ids as the users'
         layout = {"sep": sep, "names": names, "index_col": False, "engine": engine}
+        source = _sources(path)
         try:
-            if names is None and (untyped := _untyped_header(path, layout)):
+            if names is None and (untyped := _untyped_header(pd.read_csv(source(), nrows=0, **layout))):
                 layout |= {"names": untyped, "header": 0}
-            df = pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), **layout)
+            df = pd.read_csv(source(), dtype=dict.fromkeys(id_columns, str), **layout)
             # pandas' missing values ("NA", "None", "null") are ids here; only an empty field is missing.
             # Where pandas found none among the ids, every id was read as written: most files are read once
             present = [column for column in dict.fromkeys(id_columns) if column in df.columns]
             if present and df[present].isna().any(axis=None):
-                ids = pd.read_csv(path, usecols=present, dtype=str, keep_default_na=False, **layout)
+                ids = pd.read_csv(source(), usecols=present, dtype=str, keep_default_na=False, **layout)
                 df[present] = ids.where(ids != "")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} could not be read as {sep!r}-separated text: {exc}") from exc
@@ -450,15 +452,21 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
-def _untyped_header(path, layout: dict[str, Any]) -> list[str] | None:
-    """The names of the columns of a RecBole atomic file at ``path`` (read with ``read_csv``'s ``layout``)
-    without their types (``user_id:token``: ``user_id``), or :obj:`None` where its header is no such one:
-    RecBole users name the columns as its ``USER_ID_FIELD: user_id`` does, and a type in each name would
-    have to be repeated in every option. Only a file's header is read ahead of its rows, not a buffer's
-    (whose rows would then start past it)."""
-    if not isinstance(path, (str, os.PathLike)):
-        return None
-    fields = [str(column).rpartition(":") for column in pd.read_csv(path, nrows=0, **layout).columns]
+def _sources(path) -> Callable[[], Any]:
+    """What each of :meth:`InteractionDataset.from_csv`'s reads of ``path`` reads: the file, or, for a text
+    or bytes buffer (which pandas reads once, from where it stands), a fresh buffer of its contents."""
+    if isinstance(path, (str, os.PathLike)):
+        return lambda: path
+    contents = path.read()
+    buffer = io.BytesIO if isinstance(contents, bytes) else io.StringIO
+    return lambda: buffer(contents)
+
+
+def _untyped_header(header: pd.DataFrame) -> list[str] | None:
+    """The names of a RecBole atomic file's ``header`` columns without their types (``user_id:token``:
+    ``user_id``), or :obj:`None` where they are no such header: RecBole users name the columns as its
+    ``USER_ID_FIELD: user_id`` does, and a type in each name would have to be repeated in every option."""
+    fields = [str(column).rpartition(":") for column in header.columns]
     names = [name for name, _, _ in fields]
     typed = all(name and kind in RECBOLE_TYPES for name, _, kind in fields)
     # one column is another separator's line, which _check_columns names as it is

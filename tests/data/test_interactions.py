@@ -569,12 +569,15 @@ def test_from_csv_reads_a_recbole_atomic_file_by_its_columns_names_without_their
         InteractionDataset.from_csv(path)  # its separator, not its types, named
 
 
-def test_from_csv_reads_a_buffer_from_its_first_line():
-    """A text buffer (pandas reads one as a file) was read from past its header when the header was read
-    ahead to look for RecBole's types: its first data row became the header."""
-    rows = "user,item\n1,2\n1,3\n2,2\n2,3\n3,1\n3,2\n"
-    dataset = InteractionDataset.from_csv(io.StringIO(rows), user_col="user", item_col="item", test_ratio=0.5)
-    assert dataset.user_ids.tolist() == [1, 2, 3] and dataset.item_ids.tolist() == [1, 2, 3]
+@pytest.mark.parametrize("buffer", [io.StringIO, lambda text: io.BytesIO(text.encode())])
+def test_from_csv_reads_a_buffer_as_it_reads_a_file(buffer):
+    """A buffer (pandas reads one as a file) was read from past its header when the header was read ahead
+    to look for RecBole's types (its first data row became the header), and read a second time from its end
+    where pandas took an id for missing ("NA"): every read now starts at the buffer's start."""
+    rows = "user_id:token,item_id:token\n1,NA\n1,3\n2,NA\n2,3\n3,1\n3,3\n"
+    options = {"user_col": "user_id", "item_col": "item_id", "test_ratio": 0.5}
+    dataset = InteractionDataset.from_csv(buffer(rows), **options)
+    assert dataset.user_ids.tolist() == [1, 2, 3] and dataset.item_ids.tolist() == ["1", "3", "NA"]
 
 
 @pytest.mark.parametrize(
