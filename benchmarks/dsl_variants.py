@@ -5,6 +5,7 @@ idea about why sparse tables trail a dense one (docs/results.md §2, "what does 
     python benchmarks/dsl_variants.py prefix train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py degree-init train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py degree-exponent=0.25 train --dataset lastfm --mask-init degree ...
+    python benchmarks/dsl_variants.py probe-batches=10 train --dataset lastfm --sparsity 0.8 ...
 
 Everything after the variant name is a ``dslgraph`` command line. Variants:
 
@@ -27,6 +28,10 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   every iteration since the last update (about the gradient of the whole training loss, where the
   engine uses the one batch before the update, and Adam's first moment, ``--growth momentum``, an
   average over the last ~10 batches).
+* ``probe-batches=K``: the iteration whose gradient DSL grows by (the one just before an update)
+  trains on ``K`` batches at once, its own and ``K - 1`` more from a second pass over the epoch's
+  batches, in one mean loss (a step of the usual scale): a gradient over ``K`` times the data that
+  the sparse backend records as it does one batch's. Iterations per epoch and schedules unchanged.
 * ``degree-exponent=A``: ``--mask-init degree`` (and ``degree-init``) with widths proportional to
   ``(degree + 1) ** A`` instead of ``** 0.5`` (``A = 0`` is the aligned mask's equal widths; larger
   ``A`` gives busy rows more of the budget).
@@ -227,6 +232,58 @@ def use_accumulated_gradient() -> None:
     DynamicSparseLearning.update = update_then_restart
 
 
+class ProbeBatches:
+    """The trainer's batches, with the batch of each iteration before a DSL update concatenated with
+    ``k - 1`` more drawn from a second iterator over the same batches (restarted when exhausted)."""
+
+    def __init__(self, batches, dsl: DynamicSparseLearning, k: int) -> None:
+        self.batches, self.dsl, self.k = batches, dsl, k
+        self.extra = iter(())
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _draw(self):
+        try:
+            return next(self.extra)
+        except StopIteration:
+            self.extra = iter(self.batches)
+            return next(self.extra)
+
+    def __iter__(self):
+        for batch in self.batches:
+            # the hook steps after this batch's backward, so this batch is iteration dsl.iteration + 1
+            if self.dsl.is_update_step(self.dsl.iteration + 1):
+                more = [self._draw() for _ in range(self.k - 1)]
+                batch = tuple(torch.cat(parts) for parts in zip(batch, *more))
+            yield batch
+
+
+def use_probe_batches(value: str) -> None:
+    from dslgraph.train.trainer import Trainer
+
+    try:
+        k = int(value)
+    except ValueError:
+        raise SystemExit(f"probe-batches=K needs a whole number K, got {value!r}") from None
+    if k < 1:
+        raise SystemExit(f"probe-batches=K needs K >= 1, got {value!r}")
+    train_epoch = Trainer.train_epoch
+
+    def probing_epoch(trainer: Trainer) -> float:
+        dsl = [hook for hook in trainer.hooks if isinstance(hook, DynamicSparseLearning)]
+        if not dsl:
+            return train_epoch(trainer)
+        batches = trainer.batches
+        trainer.batches = ProbeBatches(batches, dsl[0], k)
+        try:
+            return train_epoch(trainer)
+        finally:
+            trainer.batches = batches
+
+    Trainer.train_epoch = probing_epoch
+
+
 VARIANTS = {
     "accumulated-gradient": use_accumulated_gradient,
     "degree-init": use_degree_init,
@@ -250,8 +307,13 @@ if __name__ == "__main__":
     variant, _, value = sys.argv[1].partition("=") if len(sys.argv) > 1 else ("", "", "")
     if variant == "degree-exponent":
         use_degree_exponent(value)
+    elif variant == "probe-batches":
+        use_probe_batches(value)
     elif variant in VARIANTS:
         VARIANTS[variant]()
     else:
-        sys.exit(f"usage: dsl_variants.py {{{','.join(VARIANTS)},degree-exponent=A}} <dslgraph command line>")
+        sys.exit(
+            f"usage: dsl_variants.py {{{','.join(VARIANTS)},degree-exponent=A,probe-batches=K}}"
+            " <dslgraph command line>"
+        )
     sys.exit(main(sys.argv[2:]))

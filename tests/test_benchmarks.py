@@ -864,7 +864,9 @@ def test_bench_optimizer_stops_where_an_adam_variant_steps_differently(tmp_path,
         bench.main()
 
 
-@pytest.mark.parametrize("variant", ["degree-init", "prefix", "row-balanced", "scaled-init"])
+@pytest.mark.parametrize(
+    "variant", ["degree-init", "prefix", "probe-batches=3", "row-balanced", "scaled-init"]
+)
 def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
@@ -959,6 +961,39 @@ def test_dsl_variant_accumulated_gradient_grows_by_the_window_sum(monkeypatch):
     columns, window = grown_column(accumulated=True)
     assert columns == [0, 3]
     assert window is None
+
+
+def test_dsl_variant_probe_batches_trains_the_probing_step_on_k_batches(small_data, tmp_path, monkeypatch):
+    """With K = 3, the iterations just before an update (3 and 6 of 8) train on three batches at once,
+    the others on one, and an epoch still has its 4 iterations."""
+    from dslgraph.nn import LightGCN
+    from dslgraph.sparse import DynamicSparseLearning
+    from dslgraph.train import TrainConfig, Trainer
+
+    monkeypatch.setattr(Trainer, "train_epoch", Trainer.train_epoch)  # the variant's patch, undone after
+    load("dsl_variants").use_probe_batches("3")
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    sizes = []
+    loss = model.loss
+    monkeypatch.setattr(
+        model,
+        "loss",
+        lambda graph, users, *rest, **options: (
+            sizes.append(users.numel()) or loss(graph, users, *rest, **options)
+        ),
+    )
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
+    config = TrainConfig(epochs=2, batch_size=60, lr=0.01, eval_every=2, progress=False)
+    trainer = Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+    assert len(trainer.batches) == 4
+    trainer.fit()
+    assert sizes == [60, 60, 180, 58, 60, 180, 60, 58]  # 238 pairs: batches of 60, 60, 60, 58
+    assert dsl.iteration == 8 and [u["iteration"] for u in dsl.updates] == [3, 6]
+    assert trainer.scheduler is None or trainer.scheduler.last_epoch == 8
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit, match="probe-batches=K needs"):
+            load("dsl_variants").use_probe_batches(bad)
 
 
 def test_bench_sparse_linear_records_the_median_of_an_even_number_of_timings(tmp_path, monkeypatch):
