@@ -14,6 +14,7 @@ import pkgutil
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -407,11 +408,25 @@ def recorded_runs(root: Path = ROOT) -> list[dict[str, float]]:
     return records
 
 
+def markdown_tables(text: str) -> Iterator[tuple[list[str], list[tuple[str, list[str]]]]]:
+    """Each table of ``text``: its header's cells in lower case, and its rows, as written and as cells."""
+    lines = text.splitlines()
+    for at, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and lines[at + 1].startswith("|---")):
+            continue
+        rows = []
+        for row in lines[at + 2 :]:
+            if not row.startswith("|"):
+                break
+            rows.append((row, [cell.strip() for cell in row.strip("|").split("|")]))
+        yield [cell.strip().lower() for cell in line.strip("|").split("|")], rows
+
+
 def holds(record: dict[str, float], shown: dict[str, str]) -> bool:
     """``record`` has every value of ``shown`` (a table row's numbers, as written) to the digits shown."""
     for name, value in shown.items():
-        digits = len(value.partition(".")[2])
-        if name not in record or abs(record[name] - float(value)) > 0.5 * 10**-digits + 1e-9:
+        low, high = interval(value)
+        if name not in record or not low - 1e-9 <= record[name] <= high + 1e-9:
             return False
     return True
 
@@ -421,20 +436,13 @@ def unrecorded_rows(text: str, records: list[dict[str, float]]) -> tuple[list[st
     no recorded evaluation holds (a row saying "output not kept" has no run to hold them), and the count of
     rows checked."""
     unrecorded, checked = [], 0
-    lines = text.splitlines()
-    for at, line in enumerate(lines[:-1]):
-        if not (line.startswith("|") and lines[at + 1].startswith("|---")):
-            continue
-        header = [cell.strip().lower() for cell in line.strip("|").split("|")]
+    for header, rows in markdown_tables(text):
         columns = {
             index: RECORDED_COLUMNS[cell] for index, cell in enumerate(header) if cell in RECORDED_COLUMNS
         }
         if not {"recall@20", "hr@20"} & set(columns.values()) or "ndcg@20" not in columns.values():
             continue
-        for row in lines[at + 2 :]:
-            if not row.startswith("|"):
-                break
-            cells = [cell.strip() for cell in row.strip("|").split("|")]
+        for row, cells in rows:
             shown = {
                 columns[index]: NUMBER.match(cell).group(1)
                 for index, cell in enumerate(cells)
@@ -487,25 +495,18 @@ def wrong_ratios(text: str) -> tuple[list[str], int]:
     """The rows of ``text``'s tables whose "× dense" figure is not their Recall@20 over that of the table's
     dense row (the one at 1.00), as both are written, and the count of rows checked."""
     wrong, checked = [], 0
-    lines = text.splitlines()
-    for at, line in enumerate(lines[:-1]):
-        if not (line.startswith("|") and lines[at + 1].startswith("|---")):
-            continue
-        header = [cell.strip().lower() for cell in line.strip("|").split("|")]
+    for header, rows in markdown_tables(text):
         ratio = next((index for index, cell in enumerate(header) if cell.startswith("× dense")), None)
         if ratio is None or "recall@20" not in header:
             continue
         recall = header.index("recall@20")
-        rows = []
-        for row in lines[at + 2 :]:
-            if not row.startswith("|"):
-                break
-            cells = [cell.strip() for cell in row.strip("|").split("|")]
+        figures = []
+        for row, cells in rows:
             shown = [NUMBER.match(cells[index]) for index in (recall, ratio)]
             if all(shown):
-                rows.append((row, *(match.group(1) for match in shown)))
-        dense = [value for _, value, times in rows if float(times) == 1]
-        for row, value, times in rows if len(dense) == 1 else []:
+                figures.append((row, *(match.group(1) for match in shown)))
+        dense = [value for _, value, times in figures if float(times) == 1]
+        for row, value, times in figures if len(dense) == 1 else []:
             checked += 1
             (low, high), (dense_low, dense_high) = interval(value), interval(dense[0])
             times_low, times_high = interval(times)
