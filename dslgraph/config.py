@@ -662,9 +662,53 @@ def check_settings(values: dict[str, Any], **fields: Field) -> dict[str, Any]:
     return out
 
 
+_DSL_ARGUMENTS = (
+    "sparsity", "targets", "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth",
+    "optimizer_state", "distribution", "mask_init", "backend", "skip_zero_gradient",
+)  # fmt: skip
+#: Where, in Python, the settings of ``dslgraph train`` go that :class:`~dslgraph.train.TrainConfig` does not
+#: hold: a model's argument passed to it (``TrainConfig(embedding_dim=64)``) is refused naming its place.
+SETTING_PLACES: dict[str, str] = {
+    **{
+        name: f"the model's argument{'' if arg == name else f' {arg!r}'}: "
+        f"LightGCN(num_users, num_items, {arg}=...)"
+        for name, arg in MODEL_ARGUMENTS.items()
+    },
+    "options": "the model's keyword arguments: LightGCN(num_users, num_items, **options)",
+    "model": "the model itself: LightGCN(num_users, num_items) of dslgraph.nn",
+    **dict.fromkeys(("root", "protocol", "val_ratio"), "load_dataset's argument (dslgraph.data)"),
+    "dataset": "load_dataset's name (dslgraph.data)",
+    "data_file": "load_file's path (dslgraph.data)",
+    "data_options": "load_file's keyword arguments (dslgraph.data)",
+    "eval_negatives": "load_dataset's protocol_options={'num_negatives': 100}",
+    "split_seed": "the seed of load_dataset (or load_file)",
+    "device": "Trainer's argument: Trainer(model, data, config, device='cpu')",
+    "threads": "torch.set_num_threads(N)",
+    **dict.fromkeys(
+        _DSL_ARGUMENTS,
+        "DynamicSparseLearning's argument: DynamicSparseLearning(model, sparsity, total_steps, ...), "
+        "a hook of Trainer",
+    ),
+    "static_mask": "DynamicSparseLearning with an update_interval past its total_steps",
+}
+
+
+def _places(names: list[str], known: list[str]) -> dict[str, str]:
+    """Where each setting among ``names`` (RecBole's or the LightGCN code's names too) goes that a
+    dataclass of fields ``known`` does not hold (:data:`SETTING_PLACES`)."""
+    places = {}
+    for name in names:
+        meant = recbole_name(name, FIELDS) or recbole_name(name, FIELDS, LIGHTGCN_NAMES) or name
+        if meant in SETTING_PLACES and meant not in known:
+            renamed = f" {meant!r} here," if meant != name else ""
+            places[name] = f"{name!r} is{renamed} {SETTING_PLACES[meant]}"
+    return places
+
+
 def naming_the_field_meant(cls: type) -> type:
     """The dataclass ``cls``, whose constructor refuses an unknown keyword argument naming the field meant
-    (:func:`did_you_mean`: RecBole's ``learning_rate`` is ``lr``) where Python's own refusal names none."""
+    (:func:`did_you_mean`: RecBole's ``learning_rate`` is ``lr``) where Python's own refusal names none,
+    or where the setting goes instead (``embedding_dim``: the model's, :data:`SETTING_PLACES`)."""
     init = cls.__init__
     known = [field.name for field in fields(cls)]
 
@@ -672,9 +716,10 @@ def naming_the_field_meant(cls: type) -> type:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         unknown = [name for name in kwargs if name not in known]
         if unknown:
-            raise TypeError(
-                f"{cls.__name__}() got unexpected keyword argument(s) {unknown}{did_you_mean(unknown, known)}"
-            )
+            places = _places(unknown, known)
+            parts = [*places.values(), *meanings([name for name in unknown if name not in places], known)]
+            hint = f" ({'; '.join(parts)})" if parts else ""
+            raise TypeError(f"{cls.__name__}() got unexpected keyword argument(s) {unknown}{hint}")
         init(self, *args, **kwargs)
 
     cls.__init__ = __init__

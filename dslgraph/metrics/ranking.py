@@ -53,13 +53,13 @@ ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
 
 
-def metric_names_hint(names: Iterable[str], metrics: Collection[str]) -> str:
+def metric_names_hint(names: Iterable[str], metrics: Collection[str], with_k: bool = True) -> str:
     """`` (metric names are lower case: 'recall@20')``, `` (RecBole's 'hit' is 'hr' here)``, or both, for
-    the ``names`` (``METRIC`` or ``METRIC@K``) whose metric is none of ``metrics`` as it is written; else
-    ``""``. What the evaluator's refusal of its metrics, and the settings' and the trainer's of a monitor,
-    say."""
+    the ``names`` (``METRIC@K``, or ``METRIC`` where not ``with_k``) whose metric is none of ``metrics`` as
+    it is written, and, where not ``with_k``, the metrics and ks meant by names given a cut-off; else ``""``.
+    What the evaluator's refusal of its metrics, and the settings' and the trainer's of a monitor, say."""
     split = [name.partition("@") for name in names if isinstance(name, str)]
-    unknown = [(metric, at + k) for metric, at, k in split if metric not in metrics]
+    unknown = [(metric, at + k if with_k else "") for metric, at, k in split if metric not in metrics]
     # RecBole reads its metrics' names in any case (Recall, NDCG)
     lower = [metric.lower() + k for metric, k in unknown if metric.lower() in metrics]
     recbole = {
@@ -68,6 +68,13 @@ def metric_names_hint(names: Iterable[str], metrics: Collection[str]) -> str:
     parts = [f"metric names are lower case: {', '.join(map(repr, lower))}"] if lower else []
     if recbole:
         parts.append(f"RecBole's {', '.join(f'{name!r} is {ours!r}' for name, ours in recbole.items())} here")
+    cut = [(metric, k) for metric, at, k in split if at and not with_k]
+    if cut:  # RankingEvaluator(metrics=["recall@20"]): the cut-offs are ks, for every metric alike
+        meant = [recbole.get(name, name.lower() if name.lower() in metrics else name) for name, _ in cut]
+        ks = sorted({int(k) for _, k in cut if k.isdigit()})
+        parts.append(
+            f"the cut-offs are ks, apart from the names: metrics={meant}" + (f", ks={ks}" if ks else "")
+        )
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -160,7 +167,7 @@ class RankingEvaluator:
         if not names or any(name not in METRICS for name in names):
             raise ValueError(
                 f"metrics must be a non-empty subset of {METRICS}, got {metrics!r}"
-                f"{metric_names_hint(names, METRICS)}"
+                f"{metric_names_hint(names, METRICS, with_k=False)}"
             )
         if not (is_count(batch_size) and batch_size >= 1):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")

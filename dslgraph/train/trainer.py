@@ -182,8 +182,12 @@ class Trainer:
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )
-        if self.val_index is not None:
-            self._evaluator("test")
+        for split in {self.selection, "test"}:
+            if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
+                raise ValueError(
+                    f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
+                    "out (test_ratio, --data-option test_ratio=...; val_ratio, --val-ratio)"
+                )
 
     @property
     def selection(self) -> str:

@@ -241,6 +241,17 @@ def test_invalid_arguments(split, kwargs, match):
         (["recall", "NDCG"], " (metric names are lower case: 'ndcg')"),
         (["Recall", "Hit"], " (metric names are lower case: 'recall'; RecBole's 'Hit' is 'hr' here)"),
         (["mrr"], ""),  # computed nowhere: the refusal names what is
+        # the lower-case hint named 'recall@20', refused as well: the cut-offs are ks
+        (
+            ["Recall@20"],
+            " (metric names are lower case: 'recall'; the cut-offs are ks, apart from the names: "
+            "metrics=['recall'], ks=[20])",
+        ),
+        (
+            ["recall@20", "hit@10"],
+            " (RecBole's 'hit' is 'hr' here; the cut-offs are ks, apart from the names: "
+            "metrics=['recall', 'hr'], ks=[10, 20])",
+        ),
         ([["recall"]], ""),  # was a TypeError: unhashable type: 'list'
     ],
 )

@@ -1,9 +1,10 @@
 import copy
 import functools
+import inspect
 import json
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
+from dslgraph.config import FIELDS, SETTING_PLACES
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
@@ -43,6 +45,19 @@ def test_data_split_by_random_link_split_is_refused_before_training(small_data, 
     message = "holds edge_label" if part == 0 else r"got a tuple \(PyG's RandomLinkSplit"
     with pytest.raises(ValueError, match=message):
         _trainer(split if part is None else split[part], None)
+
+
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_an_empty_evaluation_split_is_refused_before_training(small_data, split):
+    # evaluated, it read as every metric 0 and made the first evaluation the best
+    store = small_data[EDGE]
+    empty = torch.empty(2, 0, dtype=torch.long)
+    if split == "test":
+        data = make_interaction_data(30, 40, store.edge_index, empty)
+    else:
+        data = make_interaction_data(30, 40, store.edge_index, store.edge_label_index, empty)
+    with pytest.raises(ValueError, match=f"the {split} split of data holds no interaction"):
+        _trainer(data, None)
 
 
 def test_training_learns_and_writes_outputs(small_data, tmp_path):
@@ -586,6 +601,42 @@ def test_train_config_named_in_recbole_s_words_names_its_own_field(arguments, hi
     given = list(arguments)
     with pytest.raises(TypeError, match=re.escape(f"keyword argument(s) {given}{hint}") + "$"):
         TrainConfig(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "hint"),
+    [
+        ({"embedding_dim": 64}, "'embedding_dim' is the model's argument: LightGCN"),
+        ({"embedding_size": 64}, "'embedding_size' is 'embedding_dim' here, the model's argument: LightGCN"),
+        ({"recdim": 64}, "'recdim' is 'embedding_dim' here, the model's argument: LightGCN"),
+        (
+            {"sparsity": 0.8, "epoch": 5},
+            "'sparsity' is DynamicSparseLearning's argument: .*; did you mean 'epochs'",
+        ),
+        (
+            {"init_std": 0.1},
+            r"'init_std' is the model's argument 'std': LightGCN\(num_users, num_items, std=\.\.\.\)",
+        ),
+        ({"device": "cpu"}, r"'device' is Trainer's argument: Trainer\(model, data, config, device='cpu'\)"),
+    ],
+)
+def test_a_setting_train_config_does_not_hold_is_refused_naming_where_it_goes(arguments, hint):
+    # TrainConfig(embedding_size=64), RecBole's way, was refused with no hint: the size is the model's
+    with pytest.raises(TypeError, match=re.escape(f"keyword argument(s) {list(arguments)} (") + hint):
+        TrainConfig(**arguments)
+
+
+def test_every_setting_of_the_cli_is_in_train_config_or_has_a_place_named():
+    own = {field.name for field in fields(TrainConfig)}
+    assert set(FIELDS) - own == set(SETTING_PLACES) and not own & set(SETTING_PLACES)
+    # what a place names as an argument is one
+    dsl = inspect.signature(DynamicSparseLearning).parameters
+    model = inspect.signature(LightGCN).parameters
+    for name, place in SETTING_PLACES.items():
+        if place.startswith("DynamicSparseLearning's argument"):
+            assert name in dsl
+        if place.startswith("the model's argument"):
+            assert re.search(r"\b(\w+)=\.\.\.\)$", place)[1] in model
 
 
 def _dsl_trainer(data, out, epochs=2, embedding_dim=8):
