@@ -156,6 +156,21 @@ class Trainer:
         self.num_users, self.num_items = num_users_items(data)
         self.data_fingerprint = data_fingerprint(data)  # a resume on other interactions is refused
         self.val_index = data[EDGE].get("val_edge_label_index")
+        self._evaluators: dict[str, RankingEvaluator | SampledRankingEvaluator] = {}
+        # bad ks, monitor or splits fail here, before a hook is attached or the output folder made, not after
+        # the first eval_every epochs of training
+        reported = self._evaluator(self.selection).metric_names
+        if config.monitor not in reported:
+            hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
+            raise ValueError(
+                f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
+            )
+        for split in {self.selection, "test"}:
+            if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
+                raise ValueError(
+                    f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
+                    "out (test_ratio, --data-option test_ratio=...; val_ratio, --val-ratio)"
+                )
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
         self.graph = graph.to(self.device) if hasattr(graph, "to") else graph
@@ -174,20 +189,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
-        self._evaluators: dict[str, RankingEvaluator | SampledRankingEvaluator] = {}
-        # bad ks or monitor fail here, not after the first eval_every epochs of training
-        reported = self._evaluator(self.selection).metric_names
-        if config.monitor not in reported:
-            hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
-            raise ValueError(
-                f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
-            )
-        for split in {self.selection, "test"}:
-            if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
-                raise ValueError(
-                    f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
-                    "out (test_ratio, --data-option test_ratio=...; val_ratio, --val-ratio)"
-                )
 
     @property
     def selection(self) -> str:

@@ -48,7 +48,7 @@ def test_data_split_by_random_link_split_is_refused_before_training(small_data, 
 
 
 @pytest.mark.parametrize("split", ["test", "validation"])
-def test_an_empty_evaluation_split_is_refused_before_training(small_data, split):
+def test_an_empty_evaluation_split_is_refused_before_training(small_data, split, tmp_path):
     # evaluated, it read as every metric 0 and made the first evaluation the best
     store = small_data[EDGE]
     empty = torch.empty(2, 0, dtype=torch.long)
@@ -57,7 +57,8 @@ def test_an_empty_evaluation_split_is_refused_before_training(small_data, split)
     else:
         data = make_interaction_data(30, 40, store.edge_index, store.edge_label_index, empty)
     with pytest.raises(ValueError, match=f"the {split} split of data holds no interaction"):
-        _trainer(data, None)
+        _trainer(data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the output folder is made
 
 
 def test_training_learns_and_writes_outputs(small_data, tmp_path):
