@@ -165,11 +165,12 @@ class Trainer:
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )
-        for split in {self.selection, "test"}:
+        held_out_by = {"test": "test_ratio, --data-option test_ratio=...", "validation": "val_ratio, --val-ratio"}
+        for split in dict.fromkeys((self.selection, "test")):
             if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
                 raise ValueError(
                     f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
-                    "out (test_ratio, --data-option test_ratio=...; val_ratio, --val-ratio)"
+                    f"out ({held_out_by[split]})"
                 )
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
