@@ -165,7 +165,7 @@ class Trainer:
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )
-        held_out_by = {"test": "test_ratio, --data-option test_ratio=...", "validation": "val_ratio, --val-ratio"}
+        held_out_by = {"test": "test_ratio, --data-option test_ratio=N", "validation": "val_ratio, --val-ratio"}
         for split in dict.fromkeys((self.selection, "test")):
             if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
                 raise ValueError(
