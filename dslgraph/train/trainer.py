@@ -165,12 +165,12 @@ class Trainer:
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )
-        held_out_by = {"test": "test_ratio, --data-option test_ratio=N", "validation": "val_ratio, --val-ratio"}
+        ratio = {"test": "test_ratio, --data-option test_ratio=R", "validation": "val_ratio, --val-ratio"}
         for split in dict.fromkeys((self.selection, "test")):
             if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
                 raise ValueError(
                     f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
-                    f"out ({held_out_by[split]})"
+                    f"out ({ratio[split]})"
                 )
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
