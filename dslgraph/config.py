@@ -280,7 +280,15 @@ def unknown_names_hint(
         name: ours for name in names.values() if data_options and (ours := recbole_name(name, READ_OPTIONS))
     }
     train_flags = [] if flags else [name for name in names.values() if name in COMMAND_LINE_ONLY]
-    rest = [given for given, name in names.items() if name not in [*read, *read_recbole, *train_flags]]
+    # RecBole's names of them (checkpoint_dir: output), which no setting is spelt like
+    train_recbole = {
+        name: ours for name in names.values() if not flags and (ours := recbole_name(name, COMMAND_LINE_ONLY))
+    }
+    rest = [
+        given
+        for given, name in names.items()
+        if name not in [*read, *read_recbole, *train_flags, *train_recbole]
+    ]
     arguments = {given: argument for given in rest if (argument := model_argument_meant(given, model))}
     elsewhere = {given: hint for given in rest if (hint := other_models_hint(given, model))}
     parts = []
@@ -297,6 +305,9 @@ def unknown_names_hint(
     if train_flags:
         given = ", ".join("--" + name.replace("_", "-") for name in train_flags)
         parts.append(f"{given}: flags of dslgraph train, not settings")
+    if train_recbole:
+        given = ", ".join(f"{name!r} is --{ours.replace('_', '-')}" for name, ours in train_recbole.items())
+        parts.append(f"RecBole's {given} here, a flag of dslgraph train, not a setting")
     if arguments and flags:
         given = " ".join(f"--option {argument}=VALUE" for argument in arguments.values())
         parts.append(f"model arguments go in --option: {given}")
@@ -692,16 +703,35 @@ SETTING_PLACES: dict[str, str] = {
     "static_mask": "DynamicSparseLearning with an update_interval past its total_steps",
 }
 
+#: Where, in Python, what ``dslgraph train`` takes besides its settings goes: its ``--output`` and the keys of
+#: ``data_options`` (RecBole's ``checkpoint_dir`` and ``USER_ID_FIELD`` name them).
+OTHER_PLACES: dict[str, str] = {
+    "output": "Trainer's argument output_dir: Trainer(model, data, config, output_dir=...)",
+    **{
+        name: f"load_file's keyword argument: load_file(path, {name}=...) (dslgraph.data)"
+        for name in READ_OPTIONS
+    },
+}
+
 
 def _places(names: list[str], known: list[str]) -> dict[str, str]:
     """Where each setting among ``names`` (RecBole's or the LightGCN code's names too) goes that a
-    dataclass of fields ``known`` does not hold (:data:`SETTING_PLACES`)."""
+    dataclass of fields ``known`` does not hold (:data:`SETTING_PLACES`, :data:`OTHER_PLACES`)."""
     places = {}
     for name in names:
-        meant = recbole_name(name, FIELDS) or recbole_name(name, FIELDS, LIGHTGCN_NAMES) or name
-        if meant in SETTING_PLACES and meant not in known:
+        # RecBole's names of read options (USER_ID_FIELD) and of --output (checkpoint_dir) too
+        meant = next(
+            (
+                ours
+                for known_names in (FIELDS, READ_OPTIONS, COMMAND_LINE_ONLY)
+                if (ours := recbole_name(name, known_names))
+            ),
+            recbole_name(name, FIELDS, LIGHTGCN_NAMES) or name,
+        )
+        place = SETTING_PLACES.get(meant) or OTHER_PLACES.get(meant)
+        if place and meant not in known:
             renamed = f" {meant!r} here," if meant != name else ""
-            places[name] = f"{name!r} is{renamed} {SETTING_PLACES[meant]}"
+            places[name] = f"{name!r} is{renamed} {place}"
     return places
 
 

@@ -400,3 +400,9 @@ def test_unknown_settings_are_each_given_what_they_may_mean():
 def test_a_flag_of_train_in_a_config_file_is_named_as_a_flag():
     with pytest.raises(ConfigError, match=r"\['epoch', 'output'\] \(--output: flags of dslgraph train, not"):
         validate({"output": "runs/x", "epoch": 3})  # was: unknown, with no word
+    # RecBole's name of --output (its checkpoint_dir), which README's table gives, had no word either
+    with pytest.raises(
+        ConfigError,
+        match=r"\(RecBole's 'checkpoint_dir' is --output here, a flag of dslgraph train, not a setting\)",
+    ):
+        validate({"checkpoint_dir": "runs/x"})

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import dslgraph
-from dslgraph.cli import build_parser, earlier_run_files, settings_from_args
+from dslgraph.cli import build_parser, earlier_run_files, main, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_FOLDERS = ("examples", "benchmarks")
@@ -646,6 +646,88 @@ def test_the_docstring_check_reports_wrong_defaults_and_unknown_arguments():
         "f: flag documented as 0, the default is False",
         "f: documents 'chunk_rows', which it does not take",
     ]
+
+
+def recbole_table() -> list[tuple[list[str], list[str], str]]:
+    """The rows of README's "Coming from RecBole" table: RecBole's names of settings (``topk: [10, 20]``'s
+    ``topk``; not its functions), dslgraph's names in the row (as written: ``--output``, ``data_options``) and
+    the dslgraph cell's text."""
+    (section,) = re.findall(r"### Coming from RecBole\n(.*?)\n###", (ROOT / "README.md").read_text(), re.S)
+    ((header, rows),) = list(markdown_tables(section))
+    table = []
+    for _, (recbole, ours) in rows:
+        names = [
+            m for code in re.findall(r"`([^`]+)`", recbole) for m in re.findall(r"^(\w+)(?::.*)?$", code)
+        ]
+        meant = [m for code in re.findall(r"`([^`]+)`", ours) for m in re.findall(r"^-*([\w-]+)", code)]
+        table.append((names, meant, ours))
+    return table
+
+
+def test_every_recbole_name_of_the_readme_is_refused_naming_dslgraphs(capsys):
+    # README: "one of RecBole's names given to dslgraph train, in a config file or as a flag, or to
+    # TrainConfig, is refused naming dslgraph's"; checkpoint_dir in a config file or TrainConfig named none
+    from dslgraph.config import ConfigError, validate
+    from dslgraph.train import TrainConfig
+
+    checked = 0
+    for names, meant, ours in recbole_table():
+        for name in names:
+            if ours.startswith("the same"):
+                assert name in dslgraph.config.FIELDS
+                continue
+            with pytest.raises(ConfigError) as config_file:
+                validate({name: 1})
+            with pytest.raises(SystemExit):
+                main(["train", "--" + name.replace("_", "-"), "1"])
+            with pytest.raises(TypeError) as train_config:
+                TrainConfig(**{name: 1})
+            answers = {
+                "a config file": str(config_file.value).split("; known settings are")[0],
+                "a flag": capsys.readouterr().err.splitlines()[-1],
+                "TrainConfig": str(train_config.value),
+            }
+            for where, answer in answers.items():
+                checked += 1
+                named = ours.startswith("none") and "has no setting here" in answer
+                spelt = {
+                    spelling for m in meant for spelling in (m, m.replace("-", "_"), m.replace("_", "-"))
+                }
+                assert named or any(re.search(rf"\b{re.escape(m)}\b", answer) for m in spelt), (
+                    name,
+                    where,
+                    answer,
+                )
+    assert checked > 50  # 20 names, three ways each: the table is still found
+
+
+def _named_in(document: str, pattern: str) -> list[str]:
+    """The backticked names (``--epochs``, ``sep``) in the one passage of ``document`` (its text in one line)
+    that ``pattern`` finds."""
+    text = " ".join((ROOT / document).read_text().split())
+    (passage,) = re.findall(pattern, text)
+    return re.findall(r"`([^`]+)`", passage)
+
+
+def test_the_lists_of_names_the_docs_give_are_the_code_s():
+    # the lists README and docs/models.md spell out, against the code that decides them
+    from dslgraph.cli import RESUMABLE
+    from dslgraph.config import MODEL_ARGUMENTS
+    from dslgraph.data.datasets import READ_OPTIONS
+    from dslgraph.metrics import METRICS, SAMPLED_METRICS
+
+    def flags(names):
+        return ["--" + name.replace("_", "-") for name in names]
+
+    assert _named_in("README.md", r"from `last\.pt`; only (.*?) may change") == flags(RESUMABLE)
+    read = _named_in("README.md", r"`--data-option` takes its arguments: (.*?);")
+    k_core = ["min_user_interactions", "min_item_interactions"]  # "the k-core minimums"
+    assert sorted(read + k_core) == sorted(READ_OPTIONS)
+    reported = _named_in("README.md", r"every evaluation reports (.*?) at each K")
+    sampled = _named_in("README.md", r"at each K \((.*?) under leave-one-out")
+    assert (reported, sorted(sampled)) == (list(METRICS), sorted(SAMPLED_METRICS))
+    arguments = _named_in("docs/models.md", r"Model arguments beyond (.*?) go through")
+    assert arguments == flags(MODEL_ARGUMENTS)
 
 
 def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():

@@ -619,6 +619,17 @@ def test_train_config_named_in_recbole_s_words_names_its_own_field(arguments, hi
             r"'init_std' is the model's argument 'std': LightGCN\(num_users, num_items, std=\.\.\.\)",
         ),
         ({"device": "cpu"}, r"'device' is Trainer's argument: Trainer\(model, data, config, device='cpu'\)"),
+        # RecBole's names of what dslgraph train takes besides its settings named no place
+        (
+            {"checkpoint_dir": "runs"},
+            r"'checkpoint_dir' is 'output' here, Trainer's argument output_dir: "
+            r"Trainer\(model, data, config, output_dir=\.\.\.\)",
+        ),
+        (
+            {"USER_ID_FIELD": "user_id"},
+            r"'USER_ID_FIELD' is 'user_col' here, load_file's keyword argument: load_file\(path, user_col=",
+        ),
+        ({"sep": ","}, r"'sep' is load_file's keyword argument: load_file\(path, sep=\.\.\.\)"),
     ],
 )
 def test_a_setting_train_config_does_not_hold_is_refused_naming_where_it_goes(arguments, hint):
