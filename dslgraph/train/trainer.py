@@ -301,7 +301,7 @@ class Trainer:
                 break
             if cfg.max_seconds and self.train_seconds - budget_start >= cfg.max_seconds:
                 log.info(
-                    "stopping after %.0fs (max_seconds); resume with fit(resume=True) (CLI: --resume)",
+                    "stopping after %.1fs (max_seconds); resume with fit(resume=True) (CLI: --resume)",
                     self.train_seconds - budget_start,
                 )
                 break
