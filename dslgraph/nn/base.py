@@ -47,7 +47,7 @@ from dslgraph.data.graph import (
 from dslgraph.sparse.embedding import SparseEmbedding
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.ops import csr_segments, exclude_entries
-from dslgraph.sparse.table import EmbeddingTable, check_index
+from dslgraph.sparse.table import TABLE_MODULES, EmbeddingTable, check_index
 
 ScoreFn = Callable[..., Tensor]
 
@@ -407,7 +407,7 @@ def table_row_degrees(model: nn.Module, data: HeteroData) -> dict[str, Tensor]:
     nodes = {"user": slice(0, num_users), "item": slice(num_users, num_users + num_items)}
     degrees = {}
     for name, module in model.named_modules():
-        if isinstance(module, (EmbeddingTable, nn.Embedding)):
+        if isinstance(module, TABLE_MODULES):
             sides = table_sides(module.num_embeddings, num_users, num_items)
             if sides:
                 degrees[name] = torch.cat([degree[nodes[side]] for side in sides])

@@ -24,7 +24,7 @@ from dslgraph.sparse.embedding import (
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, check_fractions, update_fraction
-from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
+from dslgraph.sparse.table import TABLE_MODULES, DenseEmbedding, EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,12 @@ GROWTH = ("gradient", "random", "momentum")
 OPTIMIZER_STATE = ("reset", "keep")
 DISTRIBUTIONS = ("uniform", "erk")
 TABLES = "tables"
+# a model saved whole keeps what its controller made of it, and a second controller would sparsify it again
+_ONCE = (
+    "(one controller per model): to train on a model saved whole (torch.save(model)), which keeps its sparse "
+    "tables and masks but no controller, build the model dense, give it a new controller and load the saved "
+    "model's state_dict() into it (docs/dsl.md, 'Saving and resuming your own loop')"
+)
 
 
 class _Target:
@@ -374,7 +380,8 @@ class DynamicSparseLearning:
         model (torch.nn.Module): The model; modified in place.
         sparsity (float): Fraction of zero weights over the sparsified tensors, in ``[0, 1)``.
         total_steps (int): Iterations of the whole run, :math:`T` of the schedule.
-        targets (str or list of str, optional): ``"tables"`` (every embedding table) and/or regular
+        targets (str or list of str, optional): ``"tables"`` (every embedding table; an
+            :class:`torch.nn.EmbeddingBag` is masked in place under every backend) and/or regular
             expressions matched against parameter names (e.g. ``r"mlp\..*\.weight"``).
             (default: :obj:`"tables"`)
         update_interval (int, optional): :math:`\Delta T`; one past ``t_end`` (else ``total_steps``) leaves
@@ -484,6 +491,16 @@ class DynamicSparseLearning:
                 f"row_degrees are read by mask_init='degree' only, got mask_init={mask_init!r}: pass "
                 "mask_init='degree' for masks that follow them, or leave row_degrees out"
             )
+        if row_degrees:
+            modules = model.named_modules(remove_duplicate=False)
+            tables = [name for name, module in modules if isinstance(module, TABLE_MODULES)]
+            unknown = [key for key in row_degrees if key not in tables]
+            if unknown:  # a table held as a bare parameter, or a misspelt name: its mask was drawn at random
+                raise ValueError(
+                    f"row_degrees names {unknown}, which are no embedding table of the model (its tables: "
+                    f"{tables}): mask_init='degree' shapes the masks of tables alone (nn.Embedding, "
+                    "nn.EmbeddingBag, EmbeddingTable), keyed by module name; other targets start random"
+                )
         if growth == "momentum" and backend != "masked":
             raise ValueError("growth='momentum' needs dense momentum: use backend='masked' for it")
         self.model = model
@@ -537,7 +554,7 @@ class DynamicSparseLearning:
         if isinstance(obj, SparseEmbedding):
             raise ValueError(
                 f"{name!r} is already a sparse table: DynamicSparseLearning replaces a dense one by a "
-                "sparse one itself, once (one controller per model)"
+                f"sparse one itself, once {_ONCE}"
             )
         if isinstance(obj, nn.Module):  # a table, named by its module
             module, module_name, attr = obj, name, "weight"
@@ -568,13 +585,15 @@ class DynamicSparseLearning:
             )
         if hasattr(module, f"{attr}_mask"):
             raise ValueError(
-                f"{param_name!r} is already masked: DynamicSparseLearning sparsifies a model once "
-                "(one controller per model)"
+                f"{param_name!r} is already masked: DynamicSparseLearning sparsifies a model once {_ONCE}"
             )
-        if self.mask_init == "degree" and isinstance(obj, (EmbeddingTable, nn.Embedding)):
+        if self.mask_init == "degree" and isinstance(obj, TABLE_MODULES):
             degree = self.row_degrees.get(name)
-            if degree is None or degree.shape != weight.shape[:1]:
-                got = "none" if degree is None else f"shape {tuple(degree.shape)}"
+            if not isinstance(degree, Tensor) or degree.shape != weight.shape[:1]:
+                if not isinstance(degree, Tensor):  # a list: "'list' object has no attribute 'shape'"
+                    got = "none" if degree is None else f"a {type(degree).__name__}, not a tensor"
+                else:
+                    got = f"shape {tuple(degree.shape)}"
                 raise ValueError(
                     f"mask_init='degree' needs row_degrees[{name!r}], one degree per row of its "
                     f"{weight.shape[0]} rows, got {got} (dslgraph.nn.base.table_row_degrees gives them "
@@ -604,15 +623,16 @@ class DynamicSparseLearning:
 
     def _is_module_target(self, name: str, obj) -> bool:
         """Whether ``obj`` is what the sparse and compact backends replace by a sparse module:
-        embedding tables, and linear layers whose weight is sparsified."""
-        if isinstance(obj, (EmbeddingTable, nn.Embedding)):
-            return True
+        embedding tables (not an :class:`torch.nn.EmbeddingBag`), and linear layers whose weight is
+        sparsified."""
+        if isinstance(obj, nn.Module):  # a table
+            return isinstance(obj, (EmbeddingTable, nn.Embedding))
         module_name, _, attr = name.rpartition(".")
         return attr == "weight" and isinstance(self.model.get_submodule(module_name), nn.Linear)
 
     def _sparsify(self, name: str, obj, density: float) -> _Target:
         replace = self._replaces_module(name, obj)
-        if isinstance(obj, (EmbeddingTable, nn.Embedding)):
+        if isinstance(obj, TABLE_MODULES):
             row_degree = self.row_degrees.get(name) if self.mask_init == "degree" else None
             if replace:
                 propagation = "dense" if self.backend == "compact" else "planned"
@@ -768,6 +788,7 @@ class DynamicSparseLearning:
 
     def _set_probe(self) -> None:
         probe = not self._removed and self.is_update_step(self.iteration + 1)
+        self._probing = probe
         # a frozen tensor takes no gradient hook; unfrozen before the update, it still has no gradient to
         # grow by at that update
         self._unprobed = {target.name for target in self.targets if probe and target.frozen()}
@@ -805,8 +826,9 @@ class DynamicSparseLearning:
                 # did not happen moves nothing
                 warnings.warn(
                     f"DSL skipped its update at iteration {self.iteration}: the attached optimizer did not "
-                    "step at this iteration (a GradScaler skips the steps whose gradients are inf or NaN); "
-                    "the masks are kept until the next update",
+                    "step since the last dsl.step() (a GradScaler skips the steps whose gradients are inf or "
+                    "NaN); the masks are kept until the next update. Call dsl.step() once after each "
+                    "optimizer.step(): not after each backward pass of an accumulated gradient, nor twice",
                     stacklevel=2,
                 )
         self._set_probe()
@@ -838,9 +860,18 @@ class DynamicSparseLearning:
 
     @torch.no_grad()
     def update(self) -> dict:
-        """One prune-and-grow round at the current iteration; returns what it did."""
+        """One prune-and-grow round at the current iteration; returns what it did. :meth:`step` calls it
+        every ``update_interval`` iterations; gradient growth has a gradient to grow by only there."""
         self._check_optimizer()
         self._check_held(self.optimizer)
+        if self.growth == "gradient" and not self._probing:
+            # called directly (at each epoch's end): each target "received no gradient", whose loss used it
+            raise RuntimeError(
+                f"dsl.update() at iteration {self.iteration} has no gradient to grow by: DSL records it only "
+                "on the iteration before each of its updates, which dsl.step() makes every update_interval "
+                "iterations; call dsl.step() after every optimizer.step() and let it update (an "
+                "update_interval of an epoch's batches updates once an epoch), or grow by growth='random'"
+            )
         rho = self.update_fraction()
         # changed: the n entries pruned and grown; moved: those of them not grown straight back where pruned
         record = {"iteration": self.iteration, "rho": rho, "changed": {}, "moved": {}}
@@ -1167,7 +1198,7 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     for name, module in modules:
         if any(name.startswith(f"{layer}.") for layer in sparse_linears):
             continue  # a SparseLinear's weight is a layer's weight, not an embedding table
-        if isinstance(module, (EmbeddingTable, nn.Embedding)):
+        if isinstance(module, TABLE_MODULES):
             # its weight alone: what a parametrization, weight norm or torch's pruning computes it from
             # (weight_orig) is a parameter of its own, masked where it is
             table_params.add(f"{name}.weight" if name else "weight")
@@ -1175,8 +1206,12 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
                 selected[name] = module
     for pattern in patterns:
         if pattern == TABLES:
-            if not selected:
-                raise ValueError("targets include 'tables' but the model has no embedding table")
+            if not table_params:  # named after a regular expression, it was then passed over, silently
+                raise ValueError(
+                    "targets include 'tables' but the model has no embedding table (an nn.Embedding, "
+                    "nn.EmbeddingBag or EmbeddingTable): name a table held as a bare parameter by regular "
+                    f"expression; parameters are {parameters}"
+                )
             continue
         try:
             regex = re.compile(pattern)
@@ -1344,17 +1379,35 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     # a reference held outside the module tree (a plain list, a variable taken before the controller)
-    # would go on running the replaced module, whose parameters the optimizer no longer holds
-    getattr(parent, child).register_forward_pre_hook(functools.partial(_replaced_module_called, name))
+    # would go on running the replaced module, whose parameters the optimizer no longer holds; one whose
+    # weight is read (torch.cat([t.weight for t in tables])), not called, is refused at the backward pass
+    replaced = getattr(parent, child)
+    replaced.register_forward_pre_hook(functools.partial(_replaced_module_called, name))
+    replaced.weight.register_hook(_replaced_weight_hook(name, type(replaced).__name__))
     setattr(parent, child, module)
 
 
 def _replaced_module_called(name: str, module: nn.Module, args) -> None:
     """Forward pre-hook of a module DSL replaced by a sparse one: refuses to run it."""
-    raise RuntimeError(
-        f"the {type(module).__name__} {name!r}, which DynamicSparseLearning replaced by a sparse module, "
-        "was called: something holds it outside the model's module tree (a plain list or dict, a variable "
-        "taken before the controller, another model), where it would run dense, apart from the sparse "
-        f"module the model trains; use nn.ModuleList / nn.ModuleDict, or read model.{name} after building "
-        "the controller (and copy.deepcopy a module to keep dense before building it)"
+    raise RuntimeError(_replaced_module_used(name, type(module).__name__, "was called"))
+
+
+def _replaced_weight_hook(name: str, kind: str):
+    """A gradient hook for the weight of a module DSL replaced by a sparse one: refuses the gradient (a
+    closure, which torch.save passes over as it passes over the masked targets' hooks)."""
+
+    @torch.utils.hooks.unserializable_hook
+    def hook(grad: Tensor) -> None:
+        raise RuntimeError(_replaced_module_used(name, kind, "had its weight read in the loss"))
+
+    return hook
+
+
+def _replaced_module_used(name: str, kind: str, how: str) -> str:
+    return (
+        f"the {kind} {name!r}, which DynamicSparseLearning replaced by a sparse module, {how}: something "
+        "holds it outside the model's module tree (a plain list or dict, a variable taken before the "
+        "controller, another model), where it would run dense, apart from the sparse module the model "
+        f"trains; use nn.ModuleList / nn.ModuleDict, or read model.{name} after building the controller "
+        "(and copy.deepcopy a module to keep dense before building it)"
     )

@@ -71,7 +71,11 @@ class _PlannedSpmv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: Tensor, plan: _Plan, shape: tuple[int, int]) -> Tensor:
         ctx.plan = plan
-        return torch.mv(plan.forward, values).view(shape)
+        # written into the 2-D output, not returned as a view of a vector: autograd refuses to let a caller
+        # change in place a view made inside a custom Function, which A @ E of a dense table allows
+        out = values.new_empty(shape)
+        torch.mv(plan.forward, values, out=out.view(-1))
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -107,8 +111,10 @@ class _SparseLinear(torch.autograd.Function):
         ctx.table, ctx.weight, ctx.order = table, weight, table.slot_order()
         # a contiguous x.T: 3x faster on CPU at batch 500, density 0.5 (bench_sparse_linear.py shapes);
         # the output contiguous, as nn.Linear's: its transpose failed .view() and made dropout and
-        # randn_like draw in another order than after the dense layer, from the same seed
-        return torch.sparse.mm(weight, x.t().contiguous()).t().contiguous()
+        # randn_like draw in another order than after the dense layer, from the same seed; a copy even where
+        # the transpose is contiguous already (a batch of one, one output): autograd refuses to let a caller
+        # change in place a view made inside a custom Function (`layer(x).sigmoid_()`)
+        return torch.sparse.mm(weight, x.t().contiguous()).t().clone(memory_format=torch.contiguous_format)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -373,8 +379,9 @@ class SparseEmbedding(EmbeddingTable):
         sorted_slot, batch_row = csr_segments(layout.crow, rows)
         slot = layout.order[sorted_slot]
         flat = batch_row * self.embedding_dim + layout.col[sorted_slot]
-        out = self.values.new_zeros(rows.numel() * self.embedding_dim)
-        out = out.index_put((flat,), self.values[slot]).view(rows.numel(), self.embedding_dim)
+        out = self.values.new_zeros(rows.numel() * self.embedding_dim).index_put((flat,), self.values[slot])
+        # watched before any view is taken: a hook on a view never fired once the caller changed the rows in
+        # place (SASRec's `seqs *= d ** 0.5`), and growth went without their gradient
         return self._watch(out, "rows", rows).view(*index.shape, self.embedding_dim)
 
     def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
@@ -535,10 +542,10 @@ class SparseEmbedding(EmbeddingTable):
                 block += torch.sparse.mm(csr_row_slice(context, start, end), grad)
             elif kind == "linear":  # x @ table.T
                 block += grad[:, start:end].T @ context
-            else:  # "rows": forward(index)
+            else:  # "rows": forward(index), its flat output's gradient
                 rows = context.remainder(self.num_embeddings)  # a negative index counts from the end
                 hit = (rows >= start) & (rows < end)
-                block.index_add_(0, rows[hit] - start, grad[hit])
+                block.index_add_(0, rows[hit] - start, grad.reshape(-1, self.embedding_dim)[hit])
         return block
 
     def extra_repr(self) -> str:

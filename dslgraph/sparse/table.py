@@ -102,6 +102,11 @@ class EmbeddingTable(nn.Module):
         return f"{self.__class__.__name__}({self.num_embeddings}, {self.embedding_dim})"
 
 
+TABLE_MODULES = (EmbeddingTable, nn.Embedding, nn.EmbeddingBag)
+"""The modules DSL's ``targets="tables"`` sparsifies as embedding tables. An :class:`torch.nn.EmbeddingBag` is
+masked in place under every backend: a sparse table does plain look-ups, not a bag's pooling."""
+
+
 class DenseEmbedding(EmbeddingTable):
     """An ordinary dense embedding table.
 

@@ -226,6 +226,34 @@ def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
             assert bool((param[~model.get_buffer(name + "_mask")] == 0).all())
 
 
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_tables_take_an_embedding_bag_masked_in_place(backend):
+    """targets='tables' passed over an nn.EmbeddingBag, which trained dense beside the sparse tables."""
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"user": nn.Embedding(10, 4), "tags": nn.EmbeddingBag(12, 4, mode="sum")})
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=6, update_interval=2, backend=backend)
+    assert isinstance(model["tags"], nn.EmbeddingBag)  # no sparse bag: masked under every backend
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        users, tags = torch.randint(10, (8,), generator=g), torch.randint(12, (8, 3), generator=g)
+        optimizer.zero_grad()
+        (model["user"](users) * model["tags"](tags)).sum(-1).sub(1).pow(2).mean().backward()
+        optimizer.step()
+        dsl.step()
+        assert dsl.active_counts() == {"user": 20, "tags": 24}
+        assert not model["tags"].weight[~model["tags"].weight_mask].any()
+    assert len(dsl.updates) == 3 and all(update["changed"]["tags"] for update in dsl.updates)
+
+
+@pytest.mark.parametrize("targets", ["tables", [r"weight", "tables"]])
+def test_tables_in_a_model_without_one_are_refused_naming_its_parameters(targets):
+    """Named after a regular expression, 'tables' in a model without a table was passed over silently."""
+    with pytest.raises(ValueError, match=r"no embedding table .*parameters are \['weight', 'bias'\]"):
+        DynamicSparseLearning(nn.Linear(4, 3), 0.5, total_steps=10, targets=targets, backend="masked")
+
+
 @pytest.mark.parametrize("bias_first", [False, True])
 def test_sparse_backend_makes_linear_weights_genuinely_sparse(bias_first):
     torch.manual_seed(0)
@@ -324,6 +352,16 @@ def test_degree_mask_init_without_degrees_names_the_table(small_data):
         )
     with pytest.raises(ValueError, match="one degree per row of the 70-row table, got none"):
         SparseEmbedding(70, 8, 0.5, mask_init="degree")
+    # a list failed with an AttributeError, on the shape it lacks
+    for degrees, got in ((list(range(70)), "a list"), (np.arange(70), "a ndarray")):
+        with pytest.raises(ValueError, match=rf"row_degrees\['embedding'\], .* got {got}, not a tensor"):
+            DynamicSparseLearning(
+                LightGCN(30, 40, embedding_dim=8),
+                0.5,
+                total_steps=10,
+                mask_init="degree",
+                row_degrees={"embedding": degrees},
+            )
 
 
 def test_row_degrees_without_degree_mask_init_or_as_one_tensor_are_refused(small_data):
@@ -350,16 +388,39 @@ def test_degree_mask_init_says_which_tables_table_row_degrees_places():
         DynamicSparseLearning(model, 0.5, total_steps=10, mask_init="degree", row_degrees={})
 
 
+def test_row_degrees_of_no_table_are_refused_naming_them():
+    """Degrees of a table held as a bare parameter, or under a misspelt name, were passed over: its mask was
+    drawn at random. Those of a table that is no target (the CLI gives every table's) are taken."""
+    model = nn.Module()
+    model.user, model.item = nn.Parameter(torch.randn(10, 4)), nn.Embedding(8, 4)
+    degrees = {"user": torch.arange(10), "item": torch.arange(8)}
+    message = r"names \['user'\], which are no embedding table .*tables: \['item'\]"
+    with pytest.raises(ValueError, match=message):
+        DynamicSparseLearning(
+            model, 0.5, 10, targets=["tables", "user"], mask_init="degree", row_degrees=degrees
+        )
+    with pytest.raises(ValueError, match=r"names \['itme'\]"):
+        DynamicSparseLearning(model, 0.5, 10, mask_init="degree", row_degrees={"itme": torch.arange(8)})
+    item_only = {"item": degrees["item"]}
+    dsl = DynamicSparseLearning(model, 0.5, 10, targets=["user"], mask_init="degree", row_degrees=item_only)
+    assert dsl.active_counts() == {"user": 20}
+
+
 def test_table_row_degrees_map_rows_to_users_and_items(small_data):
     users, items = small_data[EDGE].edge_index
     lightgcn = table_row_degrees(LightGCN(30, 40, embedding_dim=8), small_data)
     expected = torch.cat([torch.bincount(users, minlength=30), torch.bincount(items, minlength=40)])
     assert list(lightgcn) == ["embedding"] and torch.equal(lightgcn["embedding"], expected)
     two_tables = nn.ModuleDict(
-        {"user": nn.Embedding(30, 4), "item": nn.Embedding(40, 4), "other": nn.Embedding(7, 4)}
+        {
+            "user": nn.Embedding(30, 4),
+            "item": nn.Embedding(40, 4),
+            "other": nn.Embedding(7, 4),
+            "tags": nn.EmbeddingBag(40, 4),
+        }
     )
     degrees = table_row_degrees(two_tables, small_data)
-    assert set(degrees) == {"user", "item"} and torch.equal(degrees["item"], expected[30:])
+    assert set(degrees) == {"user", "item", "tags"} and torch.equal(degrees["item"], expected[30:])
 
 
 def test_bad_settings_fail_clearly():
@@ -1042,6 +1103,24 @@ def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
             pass
 
 
+def test_dsl_stepped_after_each_backward_of_an_accumulated_gradient_says_how_to_call_it():
+    """Stepped after each of an accumulated gradient's backward passes, DSL counts them as iterations, and
+    skips the updates that fall where the optimizer did not step: the warning spoke of a GradScaler alone."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    optimizer.zero_grad()
+    model(torch.randint(50, (16,))).pow(2).mean().backward()
+    dsl.step()
+    message = r"skipped its update at iteration 2.*once after each optimizer\.step"
+    with pytest.warns(UserWarning, match=message):
+        model(torch.randint(50, (16,))).pow(2).mean().backward()
+        dsl.step()
+    optimizer.step()
+
+
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
 def test_an_update_at_a_step_a_grad_scaler_skipped_is_skipped(backend, fused):
@@ -1128,6 +1207,24 @@ def test_a_model_is_sparsified_once():
     DynamicSparseLearning(layered, 0.5, total_steps=10, targets=r"mlp\.0\.weight")
     with pytest.raises(ValueError, match="'mlp.0.sparse_weight' is already a sparse table"):
         DynamicSparseLearning(layered, 0.5, total_steps=10, targets=r"mlp\..*")
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_model_saved_whole_given_a_controller_again_is_told_how_to_train_on(backend):
+    """A model saved whole (torch.save(model)) keeps its sparse tables or masks, not its controller: the
+    refusal of a new one said "one controller per model", and not how to go on training it with DSL."""
+    model = _Custom()
+    DynamicSparseLearning(model, 0.5, total_steps=10, backend=backend)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with pytest.raises(ValueError, match=r"already .*saved whole .*load the saved model's state_dict\(\)"):
+        DynamicSparseLearning(loaded, 0.5, total_steps=10, backend=backend)
+    fresh = _Custom()
+    DynamicSparseLearning(fresh, 0.5, total_steps=10, backend=backend, seed=1)
+    fresh.load_state_dict(loaded.state_dict())
+    assert torch.equal(fresh.emb.weight, loaded.emb.weight)  # the way the message gives
 
 
 class _Kernel(nn.Module):
@@ -1373,6 +1470,58 @@ def test_a_target_the_update_iteration_did_not_use_is_named(backend):
     optimizer.step()
     with pytest.raises(RuntimeError, match="'item' received no gradient before the DSL update step"):
         dsl.step()
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_an_update_called_where_no_gradient_was_recorded_says_so(backend):
+    """dsl.update() called by a loop of one's own (at an epoch's end) failed saying that the loss did not use
+    the table, which it had: the gradient is recorded only on the iteration before one of step()'s updates."""
+    model = _DotModel()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=5, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    (model.user(torch.arange(5)) * model.item(torch.arange(5))).sum().backward()
+    optimizer.step()
+    with pytest.raises(RuntimeError, match=r"dsl.update\(\) at iteration 0 has no gradient to grow by"):
+        dsl.update()
+    counts = dsl.active_counts()
+    random = DynamicSparseLearning(_DotModel(), 0.5, total_steps=10, update_interval=5, growth="random")
+    random.attach(torch.optim.Adam(random.model.parameters(), lr=0.01)).update()  # needs no gradient
+    assert random.active_counts() == counts and random.updates[0]["changed"] == {"user": 100, "item": 40}
+
+
+class _ScaledSequence(nn.Module):
+    """SASRec's way with its item table: a sequence's rows scaled in place, the target's row read plain."""
+
+    def __init__(self):
+        super().__init__()
+        self.item = nn.Embedding(20, 8)
+
+    def forward(self, sequence, target):
+        rows = self.item(sequence)
+        rows *= 8**0.5
+        return (rows.mean(1) * self.item(target)).sum(-1)
+
+
+def test_a_table_whose_rows_are_scaled_in_place_grows_as_under_the_masked_backend():
+    """The sparse table recorded no gradient of rows its caller changed in place: growth ranked by the
+    target rows' gradient alone, and grew other entries than the masked backend, silently."""
+    grown = []
+    for backend in ("sparse", "masked"):
+        torch.manual_seed(0)
+        model = _ScaledSequence()
+        dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend=backend)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+        dsl.attach(optimizer)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(4):
+            sequence, target = torch.randint(20, (6, 5), generator=g), torch.randint(20, (6,), generator=g)
+            optimizer.zero_grad()
+            (model(sequence, target) - 1).pow(2).mean().backward()
+            optimizer.step()
+            dsl.step()
+        grown.append(dsl.targets[0].active_positions().sort().values)
+    assert torch.equal(*grown)
 
 
 class _TiedTables(nn.Module):
@@ -1680,6 +1829,30 @@ def test_a_replaced_module_called_through_a_reference_fails_naming_it(target, na
     model.layers = [model.emb, model.lin]  # read after the controller
     model(torch.arange(6)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+class _ListedWeights(_ListedLayers):
+    """A model that reads its layers' weights through a plain list, calling none of them."""
+
+    def forward(self, index):
+        emb, lin = self.layers
+        return emb.weight[index] @ lin.weight.T
+
+
+@pytest.mark.parametrize("target, name", [("tables", "emb"), (r"lin\.weight", "lin")])
+def test_a_replaced_module_whose_weight_is_read_through_a_reference_fails_naming_it(target, name):
+    """A replaced module whose weight a model reads through a plain list (torch.cat([t.weight for t in
+    tables])) is not called: its weight took the gradient in the sparse module's place, and nothing trained,
+    silently (gradient growth failed at its update, blaming the loss)."""
+    model = _ListedWeights()
+    DynamicSparseLearning(model, 0.5, total_steps=10, targets=target)
+    out = model(torch.arange(6)).sum()
+    message = f"'{name}', which .* replaced .* had its weight read .*model.{name} after"
+    with pytest.raises(RuntimeError, match=message):
+        out.backward()
+    model.layers = [model.emb, model.lin]  # read after the controller
+    model(torch.arange(6)).sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p is not model.lin.bias)
 
 
 class _Double(nn.Module):

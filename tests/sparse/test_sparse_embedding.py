@@ -471,6 +471,30 @@ def test_gradients_are_recorded_only_while_probing(small_data):
     assert not table.recorded_gradient
 
 
+@pytest.mark.parametrize("use", ["rows", "dense", "propagate", "linear"])
+def test_the_gradient_of_a_use_changed_in_place_is_recorded_for_growth(small_data, use):
+    """A caller scaling looked-up rows in place (SASRec's ``seqs *= d ** 0.5``) left the hook of a view of
+    them unfired: growth missed their gradient (or found none, blaming the loss). The propagation's output
+    could not be changed in place at all: autograd refused a view made inside a custom Function."""
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    dense = table.to_dense().detach().requires_grad_()
+    index, x = torch.tensor([[0, 5], [5, 69]]), torch.randn(3, 8)
+    uses = {
+        "rows": (lambda: table(index), lambda: dense[index]),
+        "dense": (table.to_dense, lambda: dense * 1),
+        "propagate": (lambda: table.propagate(adj), lambda: torch.sparse.mm(adj, dense)),
+        "linear": (lambda: table.linear(x), lambda: x @ dense.T),
+    }
+    table.probing = True
+    for make in uses[use]:
+        out = make()
+        scale = torch.linspace(1, 2, out.numel()).view_as(out)
+        out.mul_(scale)
+        (out * out.detach()).sum().backward()
+    torch.testing.assert_close(torch.cat([b for _, b in table.dense_grad_chunks(16)]), dense.grad)
+
+
 def test_dense_propagation_refuses_an_adjacency_not_in_csr(small_data):
     table = SparseEmbedding(70, 8, 0.3, propagation="dense")
     with pytest.raises(TypeError, match="expected a sparse CSR adjacency, got layout torch.sparse_coo"):

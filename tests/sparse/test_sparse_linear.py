@@ -257,6 +257,19 @@ def test_output_is_laid_out_as_nn_linear_s(bias):
     torch.testing.assert_close(noise, torch.randn_like(dense(x)))
 
 
+@pytest.mark.parametrize("batch, out_features", [(4, 3), (1, 3), (4, 1)])
+def test_output_can_be_changed_in_place_as_nn_linear_s(batch, out_features):
+    """Of a layer without bias, a batch of one or one output was a view made inside a custom Function, which
+    autograd refused to change in place (`layer(x).sigmoid_()`), as it lets nn.Linear's output be."""
+    torch.manual_seed(0)
+    dense = nn.Linear(5, out_features, bias=False)
+    sparse = SparseLinear.from_linear(dense, 0.5)
+    x = torch.randn(batch, 5, requires_grad=True)
+    sparse(x).sigmoid_().sum().backward()
+    expected = torch.autograd.grad(torch.sigmoid(x @ sparse.weight.detach().T).sum(), x)[0]
+    torch.testing.assert_close(x.grad, expected)
+
+
 def test_from_linear_draws_the_mask_alone_from_the_global_stream():
     """The layer's constructor drew Xavier values for every entry, then replaced them by the linear
     layer's: whatever ran after from_linear drew other numbers than after the masked backend's mask."""
