@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -271,13 +272,25 @@ def _mask_tied_loaded(
     _mask_loaded(attr, mask_name, owner, incompatible_keys)
 
 
-def _reset_masked(module: nn.Module, own, masked: list[tuple[nn.Module, str, str]], *args, **kwargs):
-    """``reset_parameters()`` of a module holding masked targets: the module's own, then its masked
-    weights re-masked (an instance attribute, see :meth:`DynamicSparseLearning._keep_masks_on_reset`)."""
-    if own is not None:
-        result = own(*args, **kwargs)
-    else:
-        result = type(module).reset_parameters(module, *args, **kwargs)
+def _reset_holding(
+    module: nn.Module,
+    own,
+    masked: list[tuple[nn.Module, str, str]],
+    tables: list[SparseEmbedding],
+    *args,
+    **kwargs,
+):
+    """``reset_parameters()`` of a module holding DSL targets: the module's own, run with its sparse
+    tables' weights writable (an initialisation written into one, as PyG's ``LightGCN`` writes its table's,
+    lands at the active entries instead of in a discarded copy), then its masked weights re-masked (an
+    instance attribute, see :meth:`DynamicSparseLearning._keep_masks_on_reset`)."""
+    with contextlib.ExitStack() as stack:
+        for table in tables:
+            stack.enter_context(table.writable_weight())
+        if own is not None:
+            result = own(*args, **kwargs)
+        else:
+            result = type(module).reset_parameters(module, *args, **kwargs)
     with torch.no_grad():
         for owner, attr, mask_name in masked:
             getattr(owner, attr).mul_(getattr(owner, mask_name))
@@ -682,9 +695,11 @@ class DynamicSparseLearning:
             # by the parameters it holds: a tied weight is masked on its first module, and another resets it
             inside = {id(param) for param in module.parameters()}
             held = [entry for entry in masked if id(getattr(entry[0], entry[1])) in inside]
-            if held:
+            below = set(module.modules())
+            tables = [t.table for t in self.targets if isinstance(t, _TableTarget) and t.table in below]
+            if held or tables:
                 own = module.__dict__.get("reset_parameters")  # one set on the instance, else the class's
-                module.reset_parameters = functools.partial(_reset_masked, module, own, held)
+                module.reset_parameters = functools.partial(_reset_holding, module, own, held, tables)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> DynamicSparseLearning:
         """Registers the optimizer (created after this controller) whose state DSL manages: required

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -170,6 +171,10 @@ class SparseEmbedding(EmbeddingTable):
             (default: :obj:`"planned"`)
     """
 
+    # class defaults too: a table pickled whole before writable_weight() existed reads its weight
+    _writable = False
+    _written: Tensor | None = None
+
     def __init__(
         self,
         num_embeddings: int,
@@ -303,6 +308,7 @@ class SparseEmbedding(EmbeddingTable):
         with torch.no_grad():
             self.positions.copy_(positions)
             self.values.copy_(self._initial_values(positions))
+        self._written = None  # what was written into weight before is drawn over
         self.positions_changed()
 
     def reset_values(self) -> None:
@@ -310,6 +316,27 @@ class SparseEmbedding(EmbeddingTable):
         keeping the controller's mask."""
         with torch.no_grad():
             self.values.copy_(self._initial_values(self.positions.cpu()))
+        self._written = None
+
+    @contextlib.contextmanager
+    def writable_weight(self) -> Iterator[None]:
+        """Within it, :attr:`weight` is one dense tensor, and what is written into it at the active entries
+        becomes their values as it ends (inactive entries stay inactive): what DSL runs the
+        ``reset_parameters()`` of a module holding the table in, which may initialise the table by writing
+        into its weight (PyG's ``LightGCN``: ``xavier_uniform_(self.embedding.weight)``). Nothing is kept
+        if the body raises; a nested use is the outer one's."""
+        if self._writable:
+            yield
+            return
+        self._writable, self._written = True, None
+        try:
+            yield
+            written = self._written
+        finally:
+            self._writable, self._written = False, None
+        if written is not None:
+            with torch.no_grad():
+                self.values.copy_(written.reshape(-1)[self.positions])
 
     def _initial_values(self, positions: Tensor) -> Tensor:
         """Initial values (as :attr:`init` says, from torch's global generator) at flat CPU ``positions``."""
@@ -366,8 +393,13 @@ class SparseEmbedding(EmbeddingTable):
     @property
     def weight(self) -> Tensor:
         """The dense table, zero at inactive entries, as :meth:`to_dense` builds it (for code that reads
-        ``.weight`` of a :class:`torch.nn.Embedding`; writing into it changes nothing)."""
-        return self.to_dense()
+        ``.weight`` of a :class:`torch.nn.Embedding`; writing into it changes nothing, bar within
+        :meth:`writable_weight`)."""
+        if not self._writable:
+            return self.to_dense()
+        if self._written is None:
+            self._written = self.to_dense().detach().clone()
+        return self._written
 
     def forward(self, index: Tensor) -> Tensor:
         """Dense ``[*index.shape, d]`` rows ``index``, built from their active entries only."""

@@ -30,8 +30,10 @@ class SparseLinear(nn.Module):
     ``batch x nnz`` multiply-adds. The bias stays dense (mask it with the DSL controller if
     wanted). :attr:`weight` is the dense view, for code that reads ``layer.weight`` directly
     (correct, but dense work): computed when read, it cannot be assigned, and writing into it
-    (``nn.init.xavier_uniform_(layer.weight)``) changes nothing, silently; call
-    :meth:`reset_parameters` or write into ``sparse_weight.values`` instead. Weight and bias are
+    (``nn.init.xavier_uniform_(layer.weight)``) changes nothing, bar within the table's
+    :meth:`~dslgraph.sparse.SparseEmbedding.writable_weight` (where DSL runs a module's
+    ``reset_parameters()``); call :meth:`reset_parameters` or write into ``sparse_weight.values`` instead.
+    Weight and bias are
     initialised as :class:`torch.nn.Linear`'s, from
     :math:`U(-1/\sqrt{\text{in\_features}}, 1/\sqrt{\text{in\_features}})` (the weight drawn dense, then
     kept at the active entries), so that a model computes the same whether DSL makes a layer a
@@ -112,7 +114,7 @@ class SparseLinear(nn.Module):
     def weight(self) -> Tensor:
         """The dense ``[out_features, in_features]`` weight, zero at inactive entries, built when read
         from :attr:`sparse_weight` (it cannot be assigned)."""
-        return self.sparse_weight.to_dense()
+        return self.sparse_weight.weight  # writable where the table's is (SparseEmbedding.writable_weight)
 
     def __setattr__(self, name: str, value) -> None:
         if name == "weight":  # a KeyError "attribute 'weight' already exists" for a Parameter

@@ -987,6 +987,49 @@ def test_reset_parameters_of_sparse_targets_keeps_their_positions(backend):
     assert not torch.equal(standalone.positions, kept)
 
 
+class _WritesWeights(_Custom):
+    """A model whose reset_parameters() initialises a table and a linear layer by writing into their
+    weights (PyG's LightGCN: xavier_uniform_(self.embedding.weight)), after the layer's own reset."""
+
+    fail = False
+
+    def reset_parameters(self):
+        if not self.fail:
+            self.emb.reset_parameters()  # drawn over by the write below
+        nn.init.xavier_uniform_(self.emb.weight)
+        nn.init.constant_(self.mlp[0].weight, 0.5)
+        if self.fail:
+            raise RuntimeError("a failed reset")
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_reset_parameters_writing_into_a_sparse_weight_draws_its_active_values(backend):
+    # under the sparse backends the write went into a dense copy and changed nothing, silently
+    torch.manual_seed(0)
+    model = _WritesWeights()
+    dsl = DynamicSparseLearning(
+        model, 0.6, total_steps=10, targets=["tables", r"mlp\.0\.weight"], backend=backend
+    )
+    active = [model.emb.weight != 0, model.mlp[0].weight != 0]
+    counts = dsl.active_counts()
+    torch.manual_seed(1)
+    model.reset_parameters()
+    torch.manual_seed(1)
+    nn.Embedding(50, 8)  # the table's own reset draws as nn.Embedding's does, before the write
+    expected = nn.init.xavier_uniform_(torch.empty(50, 8))
+    assert torch.equal(model.emb.weight.detach(), expected * active[0])
+    assert torch.equal(model.mlp[0].weight.detach(), 0.5 * active[1])
+    assert dsl.active_counts() == counts
+    before = model.emb.weight.detach().clone()
+    model.fail = True
+    with pytest.raises(RuntimeError, match="a failed reset"):
+        model.reset_parameters()
+    if backend != "masked":  # a sparse table keeps nothing of a reset that failed
+        assert torch.equal(model.emb.weight, before)
+        nn.init.zeros_(model.emb.weight)  # outside a reset, writing into the dense view changes nothing
+        assert torch.equal(model.emb.weight, before)
+
+
 def _order_run(small_data, backend, order, steps=6, zero_grad="start"):
     """LightGCN under DSL (ΔT = 5) with the calls of an iteration in ``order``; returns the model,
     the controller and the positions of each step."""
