@@ -600,8 +600,9 @@ def _dense_weight_loaded(
 ) -> None:
     """Load-state-dict pre-hook: a dense table's ``weight`` (an :class:`torch.nn.Embedding`'s, a
     :class:`DenseEmbedding`'s, :meth:`DynamicSparseLearning.dense_state_dict`'s) loads its entries at this
-    table's positions as the values, the positions kept, as a masked weight keeps its mask. A dense state
-    loaded with ``strict=False`` (a warm start) left a sparse table as it was, without a word, where
+    table's positions as the values, the positions kept, as a masked weight keeps its mask; with the
+    ``weight_mask`` of ``backend="masked"``, at the mask's entries (as many as this table holds). A dense
+    state loaded with ``strict=False`` (a warm start) left a sparse table as it was, without a word, where
     ``backend="masked"`` loaded it masked; with ``strict=True`` both fail, on the missing positions or
     mask."""
     weight = state_dict.get(prefix + "weight")
@@ -614,8 +615,23 @@ def _dense_weight_loaded(
             f"sparse table is {shape[0]} x {shape[1]}"
         )
         return
+    mask = state_dict.get(prefix + "weight_mask")
+    if isinstance(mask, Tensor) and tuple(mask.shape) == shape:
+        # backend="masked"'s table: its own active entries, which a warm start at this table's positions
+        # dropped (the mask was only reported unexpected, under strict=False)
+        positions = mask.detach().reshape(-1).nonzero().squeeze(1)
+        if positions.numel() != table.nnz:
+            error_msgs.append(
+                f"{prefix}weight_mask holds {positions.numel()} active entries, where this sparse table "
+                f"holds {table.nnz}: a masked table loads into a sparse one of the same sparsity"
+            )
+            return
+        del state_dict[prefix + "weight_mask"]
+        state_dict[prefix + "positions"] = positions.to(table.positions.device)
+    else:
+        positions = table.positions.to(weight.device)
     del state_dict[prefix + "weight"]
-    state_dict[prefix + "values"] = weight.reshape(-1)[table.positions.to(weight.device)]
+    state_dict[prefix + "values"] = weight.reshape(-1)[positions.to(weight.device)]
 
 
 def _check_loaded_positions(

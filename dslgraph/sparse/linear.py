@@ -155,7 +155,10 @@ def _dense_weight_loaded(
     error_msgs: list,
 ) -> None:
     """Load-state-dict pre-hook: a :class:`torch.nn.Linear`'s dense ``weight`` goes to :attr:`sparse_weight`,
-    which loads it at its positions (as a sparse table loads a dense table's weight). A module-level function,
-    not a lambda, so that ``torch.save(model)`` can pickle the hook."""
+    which loads it at its positions (as a sparse table loads a dense table's weight), or with the
+    ``weight_mask`` of ``backend="masked"`` at the mask's entries. A module-level function, not a lambda, so
+    that ``torch.save(model)`` can pickle the hook."""
     if prefix + "weight" in state_dict and prefix + "sparse_weight.values" not in state_dict:
         state_dict[prefix + "sparse_weight.weight"] = state_dict.pop(prefix + "weight")
+        if prefix + "weight_mask" in state_dict:
+            state_dict[prefix + "sparse_weight.weight_mask"] = state_dict.pop(prefix + "weight_mask")

@@ -2663,6 +2663,28 @@ def test_a_dense_state_loaded_loosely_into_a_sparse_model_keeps_its_positions():
             torch.testing.assert_close(loaded[backend][name], loaded["masked"][name], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_a_masked_model_s_state_loads_into_a_sparse_one_at_its_active_entries(backend):
+    # the mask was only reported unexpected (strict=False) and the weights loaded at the sparse model's own
+    # positions, dropping the entries the masked run trained; strict=True failed on the mask and positions
+    torch.manual_seed(0)
+    masked = CDAE(30, 40, hidden_channels=8)
+    dsl = DynamicSparseLearning(masked, 0.5, 10, targets=masked.dsl_targets, backend="masked")
+    expected = dsl.dense_state_dict()
+    model = CDAE(30, 40, hidden_channels=8)
+    sparse = DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend=backend, seed=7)
+    model.load_state_dict(masked.state_dict())
+    loaded = sparse.dense_state_dict()
+    assert loaded.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
+    assert sparse.active_counts() == dsl.active_counts()
+    other = CDAE(30, 40, hidden_channels=8)
+    DynamicSparseLearning(other, 0.8, 10, targets=other.dsl_targets, backend=backend)
+    with pytest.raises(RuntimeError, match="user_embedding.weight_mask holds 120 active entries, where "):
+        other.load_state_dict(masked.state_dict(), strict=False)
+
+
 def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
     table = SparseEmbedding(6, 4, 0.5)
     with pytest.raises(
