@@ -33,8 +33,7 @@ class SparseLinear(nn.Module):
     (``nn.init.xavier_uniform_(layer.weight)``) changes nothing, bar within the table's
     :meth:`~dslgraph.sparse.SparseEmbedding.writable_weight` (where DSL runs a module's
     ``reset_parameters()``); call :meth:`reset_parameters` or write into ``sparse_weight.values`` instead.
-    Weight and bias are
-    initialised as :class:`torch.nn.Linear`'s, from
+    Weight and bias are initialised as :class:`torch.nn.Linear`'s, from
     :math:`U(-1/\sqrt{\text{in\_features}}, 1/\sqrt{\text{in\_features}})` (the weight drawn dense, then
     kept at the active entries), so that a model computes the same whether DSL makes a layer a
     ``SparseLinear`` or masks it.
