@@ -117,8 +117,8 @@ class Recommender(nn.Module):
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         """:meth:`torch.nn.Module.load_state_dict`, refusing a sparse module's ``values`` and ``positions``
-        for a module that is dense here: with ``strict=False`` torch skipped them as unexpected keys and
-        left the model untrained, without a word."""
+        for a module that is dense here (not DSL-masked): with ``strict=False`` torch skipped them as
+        unexpected keys and left the model untrained, without a word."""
         for key in state_dict:
             prefix = key[: -len("values")]
             in_module = not prefix or prefix.endswith(".")
@@ -129,7 +129,8 @@ class Recommender(nn.Module):
                 module = self.get_submodule(name)
             except AttributeError:
                 continue  # a module this model lacks: torch names the unexpected keys
-            if not isinstance(module, (SparseEmbedding, SparseLinear)):
+            # a DSL-masked module (backend="masked") takes them as its weight and mask
+            if not isinstance(module, (SparseEmbedding, SparseLinear)) and not hasattr(module, "weight_mask"):
                 raise ValueError(
                     f"the state dict holds {key!r} and {prefix + 'positions'!r} (the active entries of a "
                     f"sparse module), where {name or 'the model'!r} is a dense {type(module).__name__} here: "

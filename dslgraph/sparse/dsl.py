@@ -248,7 +248,10 @@ def _check_loaded_mask(
     unexpected_keys: list,
     error_msgs: list,
 ) -> None:
-    """Load-state-dict pre-hook of a masked module: refuses a mask with other than ``active`` entries."""
+    """Load-state-dict pre-hook of a masked module: takes a sparse table's (or ``SparseLinear``'s) ``values``
+    and ``positions`` as its weight and mask (the state of a model of the sparse or compact backend), and
+    refuses a mask with other than ``active`` entries."""
+    _sparse_state_as_masked(module, mask_name, state_dict, prefix, error_msgs)
     mask = state_dict.get(prefix + mask_name)
     if isinstance(mask, Tensor) and mask.shape == getattr(module, mask_name).shape:
         loaded = int(mask.count_nonzero())
@@ -257,6 +260,40 @@ def _check_loaded_mask(
                 f"{prefix}{mask_name} holds {loaded} active entries, where this model's DSL controller "
                 f"keeps {active} (a checkpoint of another sparsity or distribution)"
             )
+
+
+def _sparse_state_as_masked(
+    module: nn.Module, mask_name: str, state_dict: dict, prefix: str, error_msgs: list
+) -> None:
+    """A sparse table's ``values`` and ``positions`` in ``state_dict`` (under ``prefix``, or ``prefix +
+    "sparse_weight."`` for a linear layer) turned into the dense weight and mask of ``module``'s masked
+    weight: they were only missing and unexpected keys, and under ``strict=False`` nothing loaded."""
+    attr = mask_name.removesuffix("_mask")
+    if prefix + attr in state_dict or prefix + mask_name in state_dict or attr != "weight":
+        return
+    for source in (prefix, prefix + "sparse_weight."):
+        values, positions = state_dict.get(source + "values"), state_dict.get(source + "positions")
+        if isinstance(values, Tensor) and isinstance(positions, Tensor):
+            break
+    else:
+        return
+    weight = getattr(module, attr)
+    numel = weight.numel()
+    if positions.is_floating_point() or positions.dtype == torch.bool or positions.shape != values.shape:
+        error_msgs.append(f"{source}positions must hold one integer per value, got {positions.dtype}")
+        return
+    if positions.numel() and (positions.min() < 0 or positions.max() >= numel):
+        error_msgs.append(f"{source}positions hold entries outside {prefix}{attr}'s {numel}")
+        return
+    flat = positions.long().cpu()
+    dense = torch.zeros(numel, dtype=weight.dtype)
+    dense[flat] = values.detach().cpu().to(weight.dtype)
+    mask = torch.zeros(numel, dtype=torch.bool)
+    mask[flat] = True
+    for key in ("values", "positions"):
+        del state_dict[source + key]
+    state_dict[prefix + attr] = dense.view_as(weight)
+    state_dict[prefix + mask_name] = mask.view_as(weight)
 
 
 def _mask_loaded(attr: str, mask_name: str, module: nn.Module, incompatible_keys) -> None:

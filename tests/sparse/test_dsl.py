@@ -2685,6 +2685,28 @@ def test_a_masked_model_s_state_loads_into_a_sparse_one_at_its_active_entries(ba
         other.load_state_dict(masked.state_dict(), strict=False)
 
 
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_a_sparse_model_s_state_loads_into_a_masked_one_at_its_positions(backend):
+    # the values and positions were missing and unexpected keys (strict=False loaded nothing), and one of
+    # our models refused them as a dense module's
+    torch.manual_seed(0)
+    model = CDAE(30, 40, hidden_channels=8)
+    dsl = DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend=backend)
+    masked = CDAE(30, 40, hidden_channels=8)
+    target = DynamicSparseLearning(masked, 0.5, 10, targets=masked.dsl_targets, backend="masked", seed=7)
+    masked.load_state_dict(model.state_dict())
+    expected, loaded = dsl.dense_state_dict(), target.dense_state_dict()
+    assert loaded.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0)
+    active = masked.user_embedding.weight_mask.view(-1).nonzero().squeeze(1)
+    assert torch.equal(active, model.user_embedding.positions.sort().values)
+    other = CDAE(30, 40, hidden_channels=8)
+    DynamicSparseLearning(other, 0.8, 10, targets=other.dsl_targets, backend="masked")
+    with pytest.raises(RuntimeError, match=r"user_embedding\.weight_mask holds 120 active entries, where "):
+        other.load_state_dict(model.state_dict(), strict=False)
+
+
 def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
     table = SparseEmbedding(6, 4, 0.5)
     with pytest.raises(
