@@ -327,7 +327,7 @@ def model_argument_meant(name: str, model: Any) -> str | None:
     stands for, as it is spelt or as RecBole spells it (``dropout_prob``: ``dropout``); :obj:`None` where
     it names none, where it is RecBole's name of a setting (``embedding_size``), or where ``model`` is no
     model. What both a config file's and the command line's unknown names are answered by."""
-    name = name.removeprefix("--").replace("-", "_")
+    name = _setting_name(name)
     if not isinstance(model, str) or model not in MODELS or recbole_name(name, FIELDS) is not None:
         return None
     arguments = model_parameters(model)
@@ -558,6 +558,11 @@ LIGHTGCN_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _setting_name(name: str) -> str:
+    """A setting's name as a flag may spell it: ``--learning-rate`` is ``learning_rate``."""
+    return name.removeprefix("--").replace("-", "_")
+
+
 def recbole_name(
     name: str, known: Iterable[str], foreign: dict[str, tuple[str, ...]] = RECBOLE_NAMES
 ) -> str | None:
@@ -565,7 +570,7 @@ def recbole_name(
     names of another code: :data:`LIGHTGCN_NAMES`), spelt as a flag where ``name`` is one
     (``--learning-rate``: ``--lr``), or :obj:`None`."""
     flag = name.startswith("--")
-    for ours in foreign.get(name.removeprefix("--").replace("-", "_"), ()):
+    for ours in foreign.get(_setting_name(name), ()):
         spelt = ("-" if len(ours) == 1 else "--") + ours.replace("_", "-") if flag else ours
         if spelt in known:
             return spelt
@@ -587,7 +592,7 @@ def meanings(names: list[str], known: Iterable[str]) -> list[str]:
     absent = {
         name: note
         for name in names
-        if name not in recbole and (note := RECBOLE_ABSENT.get(name.removeprefix("--").replace("-", "_")))
+        if name not in recbole and (note := RECBOLE_ABSENT.get(_setting_name(name)))
     }
     # RecBole spells its datasets ML-100K; difflib, which tells no case, finds nothing or another name
     lower = {
@@ -616,7 +621,7 @@ def meanings(names: list[str], known: Iterable[str]) -> list[str]:
 def _is(name: str, ours: str) -> str:
     """``'learning_rate' is 'lr'``, or where the values count otherwise, ``'stopping_step' N is 'patience'
     N + 1``."""
-    values = RECBOLE_VALUES.get(name.removeprefix("--").replace("-", "_"))
+    values = RECBOLE_VALUES.get(_setting_name(name))
     return f"{name!r} {values[0]} is {ours!r} {values[1]}" if values else f"{name!r} is {ours!r}"
 
 
@@ -720,13 +725,12 @@ def _places(names: list[str], known: list[str]) -> dict[str, str]:
     places = {}
     for name in names:
         # RecBole's names of read options (USER_ID_FIELD) and of --output (checkpoint_dir) too
-        meant = next(
-            (
-                ours
-                for known_names in (FIELDS, READ_OPTIONS, COMMAND_LINE_ONLY)
-                if (ours := recbole_name(name, known_names))
-            ),
-            recbole_name(name, FIELDS, LIGHTGCN_NAMES) or name,
+        meant = (
+            recbole_name(name, FIELDS)
+            or recbole_name(name, READ_OPTIONS)
+            or recbole_name(name, COMMAND_LINE_ONLY)
+            or recbole_name(name, FIELDS, LIGHTGCN_NAMES)
+            or name
         )
         place = SETTING_PLACES.get(meant) or OTHER_PLACES.get(meant)
         if place and meant not in known:

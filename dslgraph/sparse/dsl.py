@@ -22,6 +22,7 @@ from dslgraph.sparse.embedding import (
     active_count,
     check_values_source,
     initial_positions,
+    positions_problem,
 )
 from dslgraph.sparse.linear import SparseLinear
 from dslgraph.sparse.schedules import SCHEDULES, check_fractions, update_fraction
@@ -278,17 +279,19 @@ def _sparse_state_as_masked(
     else:
         return
     weight = getattr(module, attr)
-    numel = weight.numel()
-    if positions.is_floating_point() or positions.dtype == torch.bool or positions.shape != values.shape:
-        error_msgs.append(f"{source}positions must hold one integer per value, got {positions.dtype}")
+    if positions.shape != values.shape:
+        error_msgs.append(
+            f"{source}positions must hold one entry per value, got {positions.numel()} for {values.numel()}"
+        )
         return
-    if positions.numel() and (positions.min() < 0 or positions.max() >= numel):
-        error_msgs.append(f"{source}positions hold entries outside {prefix}{attr}'s {numel}")
+    problem = positions_problem(positions, tuple(weight.shape))
+    if problem:
+        error_msgs.append(f"{source}positions {problem}")
         return
     flat = positions.long().cpu()
-    dense = torch.zeros(numel, dtype=weight.dtype)
+    dense = torch.zeros(weight.numel(), dtype=weight.dtype)
     dense[flat] = values.detach().cpu().to(weight.dtype)
-    mask = torch.zeros(numel, dtype=torch.bool)
+    mask = torch.zeros(weight.numel(), dtype=torch.bool)
     mask[flat] = True
     for key in ("values", "positions"):
         del state_dict[source + key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -629,7 +630,7 @@ def _dense_weight_loaded(
         del state_dict[prefix + "weight_mask"]
         state_dict[prefix + "positions"] = positions.to(table.positions.device)
     else:
-        positions = table.positions.to(weight.device)
+        positions = table.positions
     del state_dict[prefix + "weight"]
     state_dict[prefix + "values"] = weight.reshape(-1)[positions.to(weight.device)]
 
@@ -659,16 +660,24 @@ def _check_loaded_positions(
     positions = state_dict.get(prefix + "positions")
     if not isinstance(positions, Tensor) or positions.shape != table.positions.shape or positions.is_meta:
         return  # torch names a missing key or another size; a meta tensor holds no positions to check
+    problem = positions_problem(positions, (table.num_embeddings, table.embedding_dim))
+    if problem:
+        error_msgs.append(f"{prefix}positions {problem}")
+
+
+def positions_problem(positions: Tensor, shape: tuple[int, ...]) -> str | None:
+    """Why loaded flat ``positions`` are not distinct entries of a table of ``shape`` (``"must hold integers,
+    got torch.float32"``), or :obj:`None`: what a sparse table and a masked weight check a sparse state's
+    positions by."""
+    table = " x ".join(map(str, shape))
     if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
         # copied into the int64 buffer: 2.5 became 2, and float32 rounds positions past 2**24
-        error_msgs.append(f"{prefix}positions must hold integers, got {positions.dtype}")
-    elif positions.min() < 0 or positions.max() >= table.num_embeddings * table.embedding_dim:
-        error_msgs.append(
-            f"{prefix}positions hold entries outside this {shape} table (a checkpoint of a table of "
-            "another shape)"
-        )
-    elif positions.unique().numel() != positions.numel():
-        error_msgs.append(f"{prefix}positions hold an entry of this {shape} table more than once")
+        return f"must hold integers, got {positions.dtype}"
+    if positions.numel() and (positions.min() < 0 or positions.max() >= math.prod(shape)):
+        return f"hold entries outside this {table} table (a checkpoint of a table of another shape)"
+    if positions.unique().numel() != positions.numel():
+        return f"hold an entry of this {table} table more than once"
+    return None
 
 
 def _record_shape(table: SparseEmbedding, state_dict: dict, prefix: str, local_metadata: dict) -> None:

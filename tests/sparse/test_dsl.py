@@ -2705,6 +2705,10 @@ def test_a_sparse_model_s_state_loads_into_a_masked_one_at_its_positions(backend
     DynamicSparseLearning(other, 0.8, 10, targets=other.dsl_targets, backend="masked")
     with pytest.raises(RuntimeError, match=r"user_embedding\.weight_mask holds 120 active entries, where "):
         other.load_state_dict(model.state_dict(), strict=False)
+    state = model.state_dict()
+    state["user_embedding.positions"] = state["user_embedding.positions"] + 240  # past the 30 x 8 table
+    with pytest.raises(RuntimeError, match=r"user_embedding\.positions hold entries outside this 30 x 8 "):
+        masked.load_state_dict(state)
 
 
 def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
