@@ -370,6 +370,16 @@ class SparseEmbedding(EmbeddingTable):
         state.update(_cache_key=None, _layout=None, _plans=[], _transposed=None, _adjoints=[], probing=False)
         return state
 
+    def _apply(self, fn, recurse: bool = True) -> SparseEmbedding:
+        """Keeps :attr:`positions` integer: ``model.type(torch.float64)`` casts every buffer, which
+        made them a float index that every lookup refused (and a float32 cast rounds positions past
+        2**24); they follow the call's device only."""
+        positions = self.positions
+        super()._apply(fn, recurse)
+        if self.positions.dtype != positions.dtype:
+            self.positions = positions.to(self.positions.device)
+        return self
+
     def _drop_stale_caches(self) -> None:
         """Drops the layout and plans if :attr:`positions` was edited in place or moved since."""
         key = (self.positions.data_ptr(), self.positions._version, self.positions.device)

@@ -336,6 +336,17 @@ def test_from_dense_keeps_the_dtype(dtype):
         assert torch.equal(table.to_dense()[kept], dense[kept])  # no float32 round trip
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_module_type_casts_the_values_and_keeps_the_positions(dtype):
+    """``Module.type`` casts every buffer: the positions became a float index every lookup refused."""
+    table = SparseEmbedding(20, 6, 0.5)
+    positions = table.positions.clone()
+    torch.nn.Sequential(table).type(dtype)
+    assert table.values.dtype == dtype
+    assert torch.equal(table.positions, positions)
+    assert table(torch.tensor([0, 5])).dtype == dtype
+
+
 def test_negative_and_out_of_range_rows():
     """Rows count from the end like a dense table's (row -2 gave row N - 1), and a row past the end
     fails naming the number of rows."""
