@@ -385,53 +385,12 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
         )
         check_option(len(df) > 0, "df", "a non-empty DataFrame", "an empty DataFrame")
 
-        frame = df[[c for c in columns.values() if c is not None]].rename(
-            columns={column: field for field, column in columns.items() if column is not None}
+        frame = _interaction_frame(
+            df, columns, rating_threshold, min_user_interactions, min_item_interactions
         )
-        for field, what in (("user", "ids"), ("item", "ids"), ("rating", "ratings"), ("time", "times")):
-            missing = frame[field].isna().to_numpy() if field in frame else None
-            if missing is not None and missing.any():
-                raise ValueError(
-                    f"{field}_col must be free of missing {what}, got {columns[field]!r} "
-                    # tolist(): the label as written (30), not as NumPy 2 writes an index's (np.int64(30))
-                    f"(first missing at index {frame.index[[missing.argmax()]].tolist()[0]!r})"
-                )
-        if time_col is not None:
-            frame["time"] = _numeric_time(frame["time"], time_col)
-        if rating_threshold is not None:
-            check_option(pd.api.types.is_numeric_dtype(frame["rating"]), "rating_col", "numeric", rating_col)
-            frame = frame[frame["rating"] >= rating_threshold]
-        frame = collapse_interactions(frame, min_user_interactions, min_item_interactions)
-        if frame.empty:
-            raise ValueError("no interaction is left after rating_threshold and the k-core filter")
-
         index, user_ids, item_ids = renumber_interactions(frame)
         time = torch.from_numpy(frame["time"].to_numpy(copy=True)) if time_col is not None else None
-        by_time = None if split == "random" else time  # what picks the held-out interactions
-
-        rng = np.random.default_rng(seed)
-        if split == "leave-one-out":
-            test_mask = leave_one_out_mask(index[0], rng, by_time)
-        else:
-            test_mask = holdout_mask(index[0], test_ratio, rng, by_time)
-        train, test = index[:, ~test_mask], index[:, test_mask]
-        if test.size(1) == 0:  # evaluated, it would read as every metric 0
-            if split == "leave-one-out":
-                why = "leave-one-out holds out one interaction of each user with two or more; none has two"
-            else:
-                why = _none_held_out(index[0], test_ratio, "test_ratio")
-            warnings.warn(f"the test split is empty: {why}", stacklevel=caller_stacklevel())
-        times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
-        val = None
-        if val_ratio > 0:
-            val_mask = holdout_mask(train[0], val_ratio, rng, None if by_time is None else times[0])
-            if not val_mask.any():  # asked for, it would pick the first epoch as the best and stop early
-                why = _none_held_out(train[0], val_ratio, "val_ratio")
-                warnings.warn(f"the validation split is empty: {why}", stacklevel=caller_stacklevel())
-            train, val = train[:, ~val_mask], train[:, val_mask]
-            if time is not None:
-                times = (times[0][~val_mask], times[1], times[0][val_mask])
-
+        train, test, val, times = _split_interactions(index, time, split, test_ratio, val_ratio, seed)
         # the timestamps go with the data: a protocol applied later holds out the latest by them
         data = make_interaction_data(len(user_ids), len(item_ids), train, test, val, times)
         log.info(
@@ -450,6 +409,69 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
 
 #: The types of RecBole's atomic files (``.inter``), whose header row names each column ``name:type``.
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def _interaction_frame(
+    df: pd.DataFrame,
+    columns: dict[str, str | None],
+    rating_threshold: float | None,
+    min_user: int,
+    min_item: int,
+) -> pd.DataFrame:
+    """``df``'s chosen ``columns`` under their field names, free of missing values, times made numeric,
+    ratings below ``rating_threshold`` dropped, repeated pairs collapsed and the k-core filter applied."""
+    frame = df[[c for c in columns.values() if c is not None]].rename(
+        columns={column: field for field, column in columns.items() if column is not None}
+    )
+    for field, what in (("user", "ids"), ("item", "ids"), ("rating", "ratings"), ("time", "times")):
+        missing = frame[field].isna().to_numpy() if field in frame else None
+        if missing is not None and missing.any():
+            raise ValueError(
+                f"{field}_col must be free of missing {what}, got {columns[field]!r} "
+                # tolist(): the label as written (30), not as NumPy 2 writes an index's (np.int64(30))
+                f"(first missing at index {frame.index[[missing.argmax()]].tolist()[0]!r})"
+            )
+    if columns["time"] is not None:
+        frame["time"] = _numeric_time(frame["time"], columns["time"])
+    if rating_threshold is not None:
+        numeric = pd.api.types.is_numeric_dtype(frame["rating"])
+        check_option(numeric, "rating_col", "numeric", columns["rating"])
+        frame = frame[frame["rating"] >= rating_threshold]
+    frame = collapse_interactions(frame, min_user, min_item)
+    if frame.empty:
+        raise ValueError("no interaction is left after rating_threshold and the k-core filter")
+    return frame
+
+
+def _split_interactions(
+    index: Tensor, time: Tensor | None, split: str, test_ratio: float, val_ratio: float, seed: int
+) -> tuple[Tensor, Tensor, Tensor | None, tuple[Tensor | None, Tensor | None, Tensor | None]]:
+    """``(train, test, val, times)`` of the renumbered ``index`` as :meth:`InteractionDataset.from_pandas`
+    describes its ``split``, ``test_ratio`` and ``val_ratio``; an empty test or validation split warns."""
+    by_time = None if split == "random" else time  # what picks the held-out interactions
+    rng = np.random.default_rng(seed)
+    if split == "leave-one-out":
+        test_mask = leave_one_out_mask(index[0], rng, by_time)
+    else:
+        test_mask = holdout_mask(index[0], test_ratio, rng, by_time)
+    train, test = index[:, ~test_mask], index[:, test_mask]
+    if test.size(1) == 0:  # evaluated, it would read as every metric 0
+        if split == "leave-one-out":
+            why = "leave-one-out holds out one interaction of each user with two or more; none has two"
+        else:
+            why = _none_held_out(index[0], test_ratio, "test_ratio")
+        warnings.warn(f"the test split is empty: {why}", stacklevel=caller_stacklevel())
+    times = (None, None, None) if time is None else (time[~test_mask], time[test_mask], None)
+    val = None
+    if val_ratio > 0:
+        val_mask = holdout_mask(train[0], val_ratio, rng, None if by_time is None else times[0])
+        if not val_mask.any():  # asked for, it would pick the first epoch as the best and stop early
+            why = _none_held_out(train[0], val_ratio, "val_ratio")
+            warnings.warn(f"the validation split is empty: {why}", stacklevel=caller_stacklevel())
+        train, val = train[:, ~val_mask], train[:, val_mask]
+        if time is not None:
+            times = (times[0][~val_mask], times[1], times[0][val_mask])
+    return train, test, val, times
 
 
 def _sources(path) -> Callable[[], Any]:
