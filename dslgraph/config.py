@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import numbers
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -448,6 +449,8 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             value = [_plain(v, type(default[0])) for v in value]
         elif default is not None:
             value = _plain(value, type(default))
+        elif isinstance(value, str | os.PathLike):  # UltraGCN's cache_dir: a Path (or np.str_) went into
+            value = str(os.fspath(value))  # the checkpoints' settings, refused as metadata at the start
         if name in settings["options"]:
             settings["options"][name] = value
         sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))

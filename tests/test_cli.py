@@ -113,6 +113,17 @@ def test_a_misspelt_setting_flag_or_model_argument_names_the_one_meant(capsys):
     assert "unrecognized arguments: -lr 0.1 -epochs 3 (did you mean '--lr', '--epochs'?)" in err
 
 
+def test_a_misspelt_flag_of_a_resume_without_a_run_is_answered_without_the_run_s_model(tmp_path, capsys):
+    # the hint reads the model of the run resumed, where there is one to read
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", "--output", str(tmp_path / "none"), "--embeding-dim", "8"])
+    assert (
+        "unrecognized arguments: --embeding-dim 8 (did you mean '--embedding-dim'?)"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_read_option_given_as_a_flag_or_setting_is_sent_to_data_options(capsys):
     with pytest.raises(ConfigError, match=r"\['sep'\] go in data_options\)"):  # was: did you mean 'seed'?
         validate({"data_file": "mine.csv", "sep": ";"})
@@ -363,6 +374,9 @@ def test_fresh_run_into_a_used_folder_is_refused_unless_overwritten(tmp_path, ca
     rewritten = json.loads((run / "metrics.json").read_text())
     assert rewritten["bytes_ratio"] == summary["bytes_ratio"] and rewritten["history"] == summary["history"]
     assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 2  # now complete
+    (run / "metrics.json").write_text(json.dumps(summary)[:100])  # unreadable (edited, a disk error)
+    assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["history"] == summary["history"]
 
 
 def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypatch):
@@ -753,6 +767,12 @@ def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_the
         "best.pt records settings this version of dslgraph does not take: unknown setting(s) ['newer']"
         in (capsys.readouterr().err)
     )
+    # a checkpoint of a Trainer run from Python: its metadata is the user's, without the CLI's settings
+    save_checkpoint(
+        {"model": {}, "optimizer": {}, "epoch": 1, "config": {}, "metadata": {}}, tmp_path / "own.pt"
+    )
+    assert main(["eval", str(tmp_path / "own.pt")]) == 2
+    assert "own.pt does not record its settings; it was not written by the CLI" in capsys.readouterr().err
 
 
 def test_a_run_that_fails_before_writing_leaves_no_output_folder_behind(tmp_path, capsys):
@@ -1008,6 +1028,8 @@ def test_user_indices_take_ids_in_range_only():
     for given in (["-1"], ["5"]):  # -1 would have been the last user, by NumPy's indexing
         with pytest.raises(ValueError, match=rf"--users must be ids in \[0, 5\), got \['{given[0]}'\]"):
             cli_module.user_indices(given, 5)
+    with pytest.raises(ValueError, match=r"--users must be integer ids in \[0, 5\), got \['0', 'ann'\]"):
+        cli_module.user_indices(["0", "ann"], 5)  # a data file's own id, of a run that numbered its users
 
 
 def test_name_value_refuses_a_value_without_a_name():

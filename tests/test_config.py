@@ -3,11 +3,13 @@ passed on as Python's, which JSON writes as numbers and ``torch.load(weights_onl
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dslgraph.config import FIELDS, ConfigError, check_settings, validate, with_article
+from dslgraph.train.trainer import check_metadata
 
 #: A valid value of every int setting, and of every float one (exact in float32).
 INTS = {
@@ -211,6 +213,17 @@ def test_a_model_argument_given_overrides_the_preset_s():
 def test_numpy_text_is_taken_as_a_python_str():
     settings = validate({"model": np.str_("cdae"), "sampling": np.str_("user")})
     assert type(settings["model"]) is str and type(settings["sampling"]) is str
+
+
+@pytest.mark.parametrize("folder", [Path("cache"), np.str_("cache")])
+def test_a_path_given_as_a_model_argument_is_taken_as_text(folder):
+    """UltraGCN's cache_dir (its default None says no type) as a Path or np.str_, from an example script's
+    defaults: kept as it was, it went into the run's settings, which a Trainer refused as "metadata" that a
+    checkpoint cannot read back, before training."""
+    settings = validate({"model": "ultragcn", "options": {"cache_dir": folder}})
+    assert type(settings["options"]["cache_dir"]) is str and settings["options"]["cache_dir"] == "cache"
+    check_metadata({"settings": settings})
+    assert validate({"model": "ultragcn", "options": {"cache_dir": None}})["options"]["cache_dir"] is None
 
 
 def test_a_config_file_that_is_missing_or_no_json_object_is_refused_naming_it(tmp_path):

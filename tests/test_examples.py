@@ -190,6 +190,14 @@ def test_an_example_run_with_another_model_leaves_the_script_s_model_arguments_o
     settings = trained("ultragcn_gowalla", "--model", "lightgcn")  # and its --option gamma=0.0016
     assert settings["model"] == "lightgcn" and settings["options"] == {}
     assert trained("ultragcn_gowalla", "--model", "ultragcn")["options"]["gamma"] == 0.0016  # its own model
+    # a script that gives no argument of its model: all its settings stay
+    with pytest.raises(Trained) as raised:
+        run_example(
+            ["train", "--model", "lightgcn", "--lr", "0.02"],
+            None,
+            ["--model", "neumf", "--output", str(tmp_path)],
+        )
+    assert raised.value.args[0]["model"] == "neumf" and raised.value.args[0]["lr"] == 0.02
 
 
 def test_an_example_run_of_another_model_or_data_goes_to_a_folder_named_after_them(tmp_path, monkeypatch):

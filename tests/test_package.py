@@ -354,3 +354,17 @@ def test_cli_tells_its_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == f"dslgraph {dslgraph.__version__}\n"
+
+
+def test_python_m_dslgraph_runs_the_command_line(monkeypatch, capsys):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["dslgraph", "--version"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("dslgraph", run_name="__main__")
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"dslgraph {dslgraph.__version__}\n"
+
+
+def test_dir_of_the_package_lists_the_names_it_loads_at_first_use():
+    """Tab completion (dir) of a plain `import dslgraph` offers its subpackages and load_run."""
+    assert {"__version__", "data", "load_run", "metrics", "nn", "sparse", "train"} <= set(dir(dslgraph))

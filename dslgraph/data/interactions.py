@@ -157,8 +157,9 @@ def check_seed(seed: Any) -> None:
 def _k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
     """Drops users and items with too few interactions, repeatedly, until none is left to drop."""
     while True:
-        user_count = frame.groupby("user")["item"].transform("size")
-        item_count = frame.groupby("item")["user"].transform("size")
+        # unsorted: ids of types that do not compare (numbers and dates) failed in pandas' sort
+        user_count = frame.groupby("user", sort=False)["item"].transform("size")
+        item_count = frame.groupby("item", sort=False)["user"].transform("size")
         keep = (user_count >= min_user) & (item_count >= min_item)
         if keep.all():
             return frame

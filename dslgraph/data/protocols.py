@@ -87,7 +87,10 @@ def merge_interactions(data: HeteroData) -> tuple[Tensor, Tensor | None]:
         index = store[index_key].detach().long().cpu()
         time = store[time_key].detach().cpu() if time_key in store else None
         if time is not None and time.shape != (index.size(1),):
-            raise ValueError(f"{time_key} must have shape [{index.size(1)}], got {tuple(time.shape)}")
+            raise ValueError(
+                f"data[{EDGE}].{time_key} must have shape [{index.size(1)}], one time per pair of "
+                f"{index_key}, got {tuple(time.shape)}"
+            )
         indices.append(index)
         times.append(time)
     index = torch.cat(indices, dim=1)

@@ -99,12 +99,6 @@ class _TableTarget(_Target):
         for first_row, block in self.table.dense_grad_chunks(chunk_rows):
             yield first_row * d, block.reshape(-1).abs()
 
-    def momentum(self, optimizer):
-        raise ValueError(
-            f"momentum growth needs a dense momentum for {self.name!r}, which a genuinely sparse table "
-            "does not keep; use growth='gradient' or backend='masked'"
-        )
-
     def replace(self, pruned, grown, optimizer, reset_state):
         table = self.table
         with torch.no_grad():
@@ -143,19 +137,18 @@ class _MaskedTarget(_Target):
         self.name, self.module, self.attr = name, module, attr
         param = getattr(module, attr)
         self.numel = param.numel()
-        mask_name = f"{attr}_mask"
-        if not hasattr(module, mask_name):
-            flat = torch.zeros(self.numel, dtype=torch.bool)
-            shape = tuple(param.shape) if param.dim() == 2 else (1, self.numel)
-            nnz = active_count(self.numel, density)
-            flat[initial_positions(shape, nnz, mask_init, generator, row_degree)] = True
-            module.register_buffer(mask_name, flat.view_as(param).to(param.device))
-            # a loaded mask must keep the budget (a sparse table of another sparsity fails on the size
-            # of its values), and loaded weights get masked (a dense state loaded with strict=False)
-            module.register_load_state_dict_pre_hook(
-                functools.partial(_check_loaded_mask, mask_name, int(flat.sum()))
-            )
-            module.register_load_state_dict_post_hook(functools.partial(_mask_loaded, attr, mask_name))
+        mask_name = f"{attr}_mask"  # a new buffer: _check_target refused a weight masked already
+        flat = torch.zeros(self.numel, dtype=torch.bool)
+        shape = tuple(param.shape) if param.dim() == 2 else (1, self.numel)
+        nnz = active_count(self.numel, density)
+        flat[initial_positions(shape, nnz, mask_init, generator, row_degree)] = True
+        module.register_buffer(mask_name, flat.view_as(param).to(param.device))
+        # a loaded mask must keep the budget (a sparse table of another sparsity fails on the size
+        # of its values), and loaded weights get masked (a dense state loaded with strict=False)
+        module.register_load_state_dict_pre_hook(
+            functools.partial(_check_loaded_mask, mask_name, int(flat.sum()))
+        )
+        module.register_load_state_dict_post_hook(functools.partial(_mask_loaded, attr, mask_name))
         self.mask_name = mask_name
         self.grad: Tensor | None = None
         self._hook = None
@@ -252,7 +245,7 @@ def _check_loaded_mask(
     """Load-state-dict pre-hook of a masked module: takes a sparse table's (or ``SparseLinear``'s) ``values``
     and ``positions`` as its weight and mask (the state of a model of the sparse or compact backend), and
     refuses a mask with other than ``active`` entries."""
-    _sparse_state_as_masked(module, mask_name, state_dict, prefix, error_msgs)
+    _sparse_state_as_masked(module, mask_name, state_dict, prefix, local_metadata, error_msgs)
     mask = state_dict.get(prefix + mask_name)
     if isinstance(mask, Tensor) and mask.shape == getattr(module, mask_name).shape:
         loaded = int(mask.count_nonzero())
@@ -264,7 +257,7 @@ def _check_loaded_mask(
 
 
 def _sparse_state_as_masked(
-    module: nn.Module, mask_name: str, state_dict: dict, prefix: str, error_msgs: list
+    module: nn.Module, mask_name: str, state_dict: dict, prefix: str, local_metadata: dict, error_msgs: list
 ) -> None:
     """A sparse table's ``values`` and ``positions`` in ``state_dict`` (under ``prefix``, or ``prefix +
     "sparse_weight."`` for a linear layer) turned into the dense weight and mask of ``module``'s masked
@@ -279,6 +272,15 @@ def _sparse_state_as_masked(
     else:
         return
     weight = getattr(module, attr)
+    shape = " x ".join(map(str, weight.shape))
+    # a 6 x 3 table's entries are all entries of a 3 x 6 weight: they loaded, each read as another (a
+    # SparseLinear's table records its shape in metadata of its own, which this hook is not given)
+    saved = local_metadata.get("table_shape") if source == prefix else None
+    if saved is not None and tuple(saved) != tuple(weight.shape):
+        error_msgs.append(
+            f"{source}values and positions are of a {saved[0]} x {saved[1]} table, not this {shape} one"
+        )
+        return
     if positions.shape != values.shape:
         error_msgs.append(
             f"{source}positions must hold one entry per value, got {positions.numel()} for {values.numel()}"
@@ -1152,6 +1154,8 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
     own ``forward`` or ``reset_parameters``, a parametrization or a hook would no longer run, its extra
     parameters, buffers and attributes would be gone)."""
     used = []
+    # torch's parametrization swaps in a subclass of the module's class, whose members are its own
+    cls = type(module).__bases__[0] if parametrize.is_parametrized(module) else type(module)
     if isinstance(module, nn.Embedding):
         defaults = {"padding_idx": None, "max_norm": None, "scale_grad_by_freq": False, "sparse": False}
         used += [
@@ -1159,8 +1163,8 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
             for option, default in defaults.items()
             if getattr(module, option) is not default
         ]
-    base = next(cls for cls in type(module).__mro__ if cls in _REPLACED_CLASSES)
-    used += _own_members(type(module), base)
+    base = next(ancestor for ancestor in cls.__mro__ if ancestor in _REPLACED_CLASSES)
+    used += _own_members(cls, base)
     if parametrize.is_parametrized(module):
         used.append("a parametrization")
     else:  # a parametrization is held in a submodule of its own, named above
@@ -1178,7 +1182,6 @@ def _check_replaceable(name: str, module: nn.Module) -> None:
     }
     used += [kind for kind, registered in hooks.items() if registered]
     if used:
-        cls = type(module)
         kind = f"an nn.{cls.__name__}" if cls in (nn.Embedding, nn.Linear) else f"a {cls.__name__}"
         replacement = "linear layer" if isinstance(module, nn.Linear) else "table"
         raise ValueError(

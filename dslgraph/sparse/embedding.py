@@ -255,7 +255,10 @@ class SparseEmbedding(EmbeddingTable):
         if density is None:
             positions = flat.nonzero().squeeze(1)
             if positions.numel() == 0:
-                raise ValueError("weight has no non-zero entry to keep")
+                raise ValueError(
+                    "weight has no non-zero entry to keep: pass a density to keep that fraction of its "
+                    "entries (without one, from_dense keeps exactly the non-zero entries)"
+                )
             density = positions.numel() / flat.numel()
         else:
             check_density(density)

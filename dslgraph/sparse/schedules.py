@@ -40,4 +40,4 @@ def update_fraction(schedule: str, step: int, total: int, rho0: float, rho_min: 
         return rho0 + (rho_min - rho0) * progress
     if schedule == "constant":
         return rho0
-    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {schedule!r}")

@@ -124,7 +124,8 @@ class Trainer:
     Args:
         model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`TrainableModel` lists.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
-        config (TrainConfig): Settings.
+        config (TrainConfig): Settings, checked again and kept as a copy (``trainer.config``): a field set
+            after the config was made is checked as one given to it.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted); made
             here, where one that is a file or cannot be written to fails.
         device (str, optional): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. (default: :obj:`"auto"`)
@@ -150,7 +151,9 @@ class Trainer:
     ) -> None:
         self.metadata = check_metadata(metadata or {})
         self.device = resolve_device(device)
-        self.config = config
+        # checked again, as a copy: a field set after the config was made (config.eval_every = 0) failed in
+        # the training loop (a ZeroDivisionError), or not at all (epochs = -1 trained nothing)
+        self.config = replace(config)
         self.model = model.to(self.device)
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
@@ -202,9 +205,7 @@ class Trainer:
             return torch.optim.lr_scheduler.CosineAnnealingLR(
                 self.optimizer, T_max=max(self.total_steps, 1), eta_min=self.config.lr_min
             )
-        if self.config.lr_schedule != "none":
-            raise ValueError(f"lr_schedule must be 'none' or 'cosine', got {self.config.lr_schedule!r}")
-        return None
+        return None  # "none", the only other schedule TrainConfig takes
 
     def _cosine_over(self, length: int) -> None:
         """Lays the resumed cosine learning rate out over ``length`` iterations from the current one
@@ -241,8 +242,7 @@ class Trainer:
                 hook.step()
             losses.append(loss.detach())
             sizes.append(batch[0].numel())
-        if not losses:
-            return 0.0
+        # never empty: BPRBatches and UserBatches refuse training data without interactions or users
         total = float(torch.stack(losses).double().cpu() @ torch.tensor(sizes, dtype=torch.double))
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
@@ -376,7 +376,7 @@ class Trainer:
 
     def _path(self, name: str) -> Path:
         if self.output_dir is None:
-            raise ValueError("this trainer has no output_dir")
+            raise ValueError(f"this trainer has no output_dir to hold {name}: pass Trainer an output_dir")
         return self.output_dir / name
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ from dslgraph.data import (
     EDGE,
     CiteULike,
     DatasetFormatError,
+    DatasetUnavailableError,
     Foursquare,
     dataset_statistics,
     leave_one_out,
@@ -236,6 +238,21 @@ def test_foursquare_download_extracts_zip(tmp_path, monkeypatch):
         "dataset_TSMC2014_readme.txt",
     ]
     assert data[EDGE].test_negatives.shape == (15, 5)
+
+
+def test_foursquare_failed_download_names_the_archive_to_extract(tmp_path, monkeypatch):
+    def offline(url: str, folder: str, log: bool = True) -> str:
+        raise OSError("no network")
+
+    monkeypatch.setattr(datasets_module, "download_url", offline)
+    url = "http://www-public.imtbs-tsp.eu/~zhang_da/pub/dataset_tsmc2014.zip"
+    message = (
+        rf"dataset_TSMC2014_NYC.txt not in .*, and downloading {re.escape(url)} failed \(no network\)\. "
+        r"Place the raw files \(the files of the zip archive, extracted\) in that folder"
+    )
+    with pytest.raises(DatasetUnavailableError, match=message):
+        Foursquare(str(tmp_path))
+    assert not (tmp_path / "foursquare").exists()  # the folders made for the download alone are gone
 
 
 def test_registered():

@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import re
 import warnings
@@ -142,10 +143,13 @@ def test_raw_file_cut_mid_line_names_file_line_and_source(tmp_path, cls, file, c
 
 
 @pytest.mark.parametrize("empty", ["train.txt", "test.txt"])
-def test_split_file_without_interactions_fails_clearly(tmp_path, empty):
-    files = {"train.txt": b"0 1\n1 2\n", "test.txt": b"0 3\n"} | {empty: b"0\n1\n"}
+@pytest.mark.parametrize(
+    ("content", "message"), [(b"0\n1\n", "no interaction listed"), (b"", "file is empty")]
+)
+def test_split_file_without_interactions_fails_clearly(tmp_path, empty, content, message):
+    files = {"train.txt": b"0 1\n1 2\n", "test.txt": b"0 3\n"} | {empty: content}
     place(tmp_path, "gowalla", files)
-    with pytest.raises(DatasetFormatError, match=rf"gowalla/raw/{empty}: no interaction listed"):
+    with pytest.raises(DatasetFormatError, match=rf"gowalla/raw/{empty}: {message}"):
         Gowalla(str(tmp_path))
 
 
@@ -328,6 +332,29 @@ def test_download_cut_short_leaves_no_raw_file(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError, match=r"train\.txt not in .*\(connection dropped\)"):
         Gowalla(str(tmp_path))
     assert os.listdir(tmp_path / "gowalla" / "raw") == ["test.txt"]
+
+
+def test_a_download_that_fails_halfway_keeps_the_files_it_fetched(tmp_path, monkeypatch):
+    """The folders made for the download go when it fails, not a file fetched into them: a second try
+    fetches only the file missing."""
+    urls = []
+
+    def test_file_fails(url: str, folder: str, log: bool = True) -> str:
+        urls.append(url.rpartition("/")[2])
+        if url.endswith("test.txt"):
+            raise ConnectionResetError("connection dropped")
+        os.makedirs(folder, exist_ok=True)
+        path = Path(folder, "train.txt")
+        path.write_bytes(TRAIN)
+        return str(path)
+
+    monkeypatch.setattr(datasets_module, "download_url", test_file_fails)
+    with pytest.raises(DatasetUnavailableError, match=r"test\.txt not in .*\(connection dropped\)"):
+        Gowalla(str(tmp_path / "root"))
+    assert os.listdir(tmp_path / "root" / "gowalla" / "raw") == ["train.txt"]
+    (tmp_path / "root" / "gowalla" / "raw" / "test.txt").write_bytes(TEST)  # placed by hand
+    assert Gowalla(str(tmp_path / "root"))[0][EDGE].edge_index.size(1) == 6
+    assert urls == ["train.txt", "test.txt"]
 
 
 def test_root_that_is_a_file_or_a_broken_raw_link_is_named(tmp_path, monkeypatch):
@@ -846,6 +873,20 @@ def test_a_raw_file_replaced_after_processing_is_processed_again(tmp_path, caplo
     with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
         Gowalla(str(tmp_path), log=False)
     assert "train.txt changed since" in caplog.text
+
+
+@pytest.mark.parametrize("record", [b'{"train.txt": [6', b"[]"], ids=["cut-short", "not-a-dict"])
+def test_raw_files_whose_record_cannot_be_read_are_processed_again(tmp_path, caplog, record):
+    """Whether they changed cannot be told: the data is made again (and recorded), not kept."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    dataset = Gowalla(str(tmp_path), log=False)
+    stamps = Path(dataset.processed_dir) / "raw_files.json"
+    stamps.write_bytes(record)
+    (tmp_path / "gowalla" / "raw" / "train.txt").write_bytes(TRAIN.replace(b"2 3 1 0\n", b"2 3 1\n"))
+    with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
+        assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 5
+    assert "re-processing" in caplog.text
+    assert json.loads(stamps.read_text()).keys() == {"train.txt", "test.txt"}
 
 
 def make_unreadable(dataset) -> None:

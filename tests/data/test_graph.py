@@ -188,6 +188,10 @@ def test_make_interaction_data_refuses_times_it_would_drop_or_misread(times, mes
         make_interaction_data(2, 3, train, test, val, times)
     with pytest.raises(ValueError, match=r"^val timestamps are given without val interactions$"):
         make_interaction_data(2, 3, train, test, None, (None, None, torch.tensor([5])))
+    with pytest.raises(
+        ValueError, match=r"^test timestamps must have shape \[1\], got \(2,\)$"
+    ):  # one per pair
+        make_interaction_data(2, 3, train, test, val, (None, torch.tensor([5, 6]), None))
     data = make_interaction_data(2, 3, train, test, val, [torch.tensor([5]), None, torch.tensor([7])])
     assert data[EDGE].time.tolist() == [5] and data[EDGE].val_edge_label_time.tolist() == [7]
 

@@ -1,3 +1,4 @@
+import datetime
 import io
 import warnings
 
@@ -103,6 +104,21 @@ def test_from_pandas_remaps_ids_and_collapses_duplicates():
     assert data["user"].num_nodes == 3 and data["item"].num_nodes == 3
     with pytest.raises(KeyError, match="unknown item ids"):
         dataset.item_index(["x", "w"])
+
+
+def test_from_pandas_numbers_ids_that_do_not_compare_in_order_of_appearance():
+    """Ids of several types that cannot be sorted (numbers and dates, as a spreadsheet's column holds them)
+    failed inside pandas' groupby of the k-core filter ("'<' not supported between ...")."""
+    date = datetime.date(2020, 1, 1)
+    users = pd.Series([7, date, 7, date, 3], dtype=object)
+    dataset = InteractionDataset.from_pandas(
+        pd.DataFrame({"user": users, "item": list("xyyxx")}), test_ratio=0.5
+    )
+    assert dataset.user_ids.tolist() == [7, date, 3] and dataset.item_ids.tolist() == ["x", "y"]
+    assert dataset.user_index([date, 3]).tolist() == [1, 2]
+    store = dataset[0][EDGE]
+    assert pairs(store.edge_index) | pairs(store.edge_label_index) == {(0, 0), (1, 1), (0, 1), (1, 0), (2, 0)}
+    assert repr(dataset) == "InteractionDataset(users=3, items=2)"
 
 
 def test_from_pandas_keeps_timestamps_for_a_later_protocol():

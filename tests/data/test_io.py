@@ -58,10 +58,11 @@ def test_read_adjacency_lists_of_users_only(tmp_path):
     assert index.dtype == torch.long and index.shape == (2, 0)
 
 
-@pytest.mark.parametrize("content", [b"", b"\n \r\n"])
+@pytest.mark.parametrize("content", [b"", b"\n \r\n", b" "])
 def test_empty_files(tmp_path, content):
     path = write(tmp_path, content)
-    for read in (read_adjacency_lists, read_pairs):
+    # "::": a separator longer than a file of blanks (MovieLens-1M's ratings.dat)
+    for read in (read_adjacency_lists, read_pairs, lambda path: read_pairs(path, "::")):
         with pytest.raises(DatasetFormatError, match="file is empty"):
             read(path)
 
@@ -339,8 +340,23 @@ def test_write_then_rename_makes_the_folder_and_ignores_foreign_names(tmp_path):
     path = write_then_rename(tmp_path / "new" / "f.txt", lambda tmp: tmp.write_text("x"))
     assert path.read_text() == "x"
     stray.write_text("mine")
+    huge = tmp_path / "new" / f".f.txt.tmp-{2**70}"  # digits, but past any process id: os.kill overflows
+    huge.write_text("mine")
     assert write_then_rename(path, lambda tmp: tmp.write_text("y")).read_text() == "y"
-    assert stray.read_text() == "mine"
+    assert stray.read_text() == "mine" and huge.read_text() == "mine"
+
+
+class _Unsaveable:
+    def __reduce__(self):
+        raise RuntimeError("cannot be pickled")
+
+
+def test_save_then_rename_of_an_object_torch_cannot_save_keeps_its_error_and_the_old_file(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="cannot be pickled"):
+        save_then_rename({"model": _Unsaveable()}, path)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["last.pt"]
 
 
 def test_read_pairs_takes_the_first_line_s_fields_and_refuses_a_longer_line(tmp_path):

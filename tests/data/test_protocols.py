@@ -77,6 +77,12 @@ def test_merge_interactions_dedupes_and_keeps_latest_time():
     del data[EDGE].edge_label_time  # one split without times: no times at all
     index, time = merge_interactions(data)
     assert index.size(1) == 4 and time is None
+    data[EDGE].edge_label_time = torch.tensor([9, 3, 4])  # a HeteroData of one's own: a time too many
+    with pytest.raises(
+        ValueError,
+        match=r"edge_label_time must have shape \[2\], one time per pair of edge_label_index, got \(3,\)$",
+    ):
+        merge_interactions(data)
 
 
 @pytest.mark.parametrize(
@@ -432,6 +438,10 @@ def test_load_dataset_applies_the_transform_to_the_protocol_split(tmp_path):
         assert torch.equal(data[EDGE].edge_index, plain[EDGE].edge_index)
         assert torch.equal(data["item", "rev_to", "user"].edge_index, plain[EDGE].edge_index.flip(0))
         assert data.protocol == protocol
+    # PyG's link-prediction tutorials unpack RandomLinkSplit's (train, val, test), as from dataset[0]
+    split = T.RandomLinkSplit(edge_types=EDGE, neg_sampling_ratio=0.0)  # too few items for negatives
+    train, _, _ = load_dataset("ml-1m-lcf", str(tmp_path), protocol, options, transform=split)
+    assert "edge_label" in train[EDGE] and train.protocol == protocol
 
     def drop_an_item(data):  # in place, as a transform's forward does
         data["item"].num_nodes -= 1

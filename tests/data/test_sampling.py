@@ -93,6 +93,12 @@ def test_users_with_few_items_left_get_uniform_negatives():
         counts = torch.bincount(direct[users == user].view(-1), minlength=100)
         assert (counts > 0).sum() == free and counts.max() < 2 * 60000 / free  # about 620 / 600 each
         assert counts[counts > 0].min() > 60000 / free / 2
+    # no draw to make again (user 2 has no positive): the first draws stand, with or without redraws
+    fresh = torch.tensor([2]).repeat(50)
+    first = NegativeSampler(train, 100, max_rounds=0).sample(
+        fresh, generator=torch.Generator().manual_seed(2)
+    )
+    assert torch.equal(first, sampler.sample(fresh, generator=torch.Generator().manual_seed(2)))
 
 
 def test_user_sampling_weighs_users_then_their_items_equally():
@@ -131,6 +137,8 @@ def test_bad_batch_options():
         BPRBatches(_train(), 30, batch_size=4, num_negatives=2.0)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 2.5"):
         UserBatches(torch.arange(3), batch_size=2.5)
+    with pytest.raises(ValueError, match="no user to train on"):  # an epoch of no batch
+        UserBatches(torch.arange(0), batch_size=2)
 
 
 @pytest.mark.parametrize("mode", ["edge", "user"])

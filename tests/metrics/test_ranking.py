@@ -171,6 +171,13 @@ def test_from_data_excludes_seen_splits(split):
     on_val = RankingEvaluator.from_data(data, "val", ks=(10,))(score_fn)
     assert on_test == evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, [train, val], ks=(10,))
     assert on_val == evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, val, train, ks=(10,))
+    without_val = make_interaction_data(NUM_USERS, NUM_ITEMS, train, test)
+    with pytest.raises(
+        ValueError, match=r"split='val' needs data with a validation split \(val_edge_label_index\)"
+    ):
+        RankingEvaluator.from_data(without_val, "val")
+    with pytest.raises(ValueError, match="split must be 'test' or 'val', got 'validation'"):
+        RankingEvaluator.from_data(data, "validation")
 
 
 def test_metric_subset_and_progress(split):
@@ -274,6 +281,30 @@ def test_scores_that_are_no_tensor_fail_naming_the_type(split):
     evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test)
     with pytest.raises(ValueError, match="score_fn must return a torch.Tensor, got ndarray"):
         evaluator(lambda users: np.zeros((users.numel(), NUM_ITEMS)))
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, batch_size=7)
+    with pytest.raises(ValueError, match=r"score_fn must return shape \(7, 90\), got \(7, 89\)"):
+        evaluator(lambda users: torch.zeros(users.numel(), NUM_ITEMS - 1))
+    with pytest.raises(ValueError, match=r"score_fn must return shape \(7, 90\), got \(90,\)"):
+        evaluator(lambda users: torch.zeros(NUM_ITEMS))  # one row for the batch
+
+
+def test_embeddings_of_other_counts_fail_naming_both(split):
+    train, _, test, user_emb, item_emb = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, train)
+    with pytest.raises(ValueError, match="expected 60 user and 90 item embeddings, got 59 and 90"):
+        evaluator.evaluate_embeddings(user_emb[:-1], item_emb)
+    with pytest.raises(ValueError, match="expected 60 user and 90 item embeddings, got 60 and 91"):
+        evaluator.evaluate_embeddings(user_emb, torch.cat([item_emb, item_emb[:1]]))
+
+
+def test_repr_names_the_users_evaluated_and_the_settings(split):
+    _, _, test, _, _ = split
+    evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, ks=(5, 10), metrics=("ndcg",))
+    users = int(test[0].unique().numel())
+    assert (
+        repr(evaluator)
+        == f"RankingEvaluator(num_eval_users={users}, num_items=90, ks=(5, 10), metrics=('ndcg',))"
+    )
 
 
 @pytest.mark.parametrize(

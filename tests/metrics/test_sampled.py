@@ -175,6 +175,12 @@ def test_scores_that_are_no_tensor_fail_naming_the_type(sampled):
         evaluator(lambda users, items: table_scores(scores)(users, items).numpy())
 
 
+def test_repr_names_the_users_and_candidates(sampled):
+    test_index, negatives, _ = sampled
+    evaluator = SampledRankingEvaluator(test_index, negatives, ks=(10, 5))
+    assert repr(evaluator) == "SampledRankingEvaluator(num_eval_users=40, num_candidates=21, ks=(5, 10))"
+
+
 def test_bad_score_shape(sampled):
     test_index, negatives, _ = sampled
     evaluator = SampledRankingEvaluator(test_index, negatives)

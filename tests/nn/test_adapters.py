@@ -164,6 +164,16 @@ def test_reset_parameters_after_dsl_keeps_the_budget(name):
     assert all(not torch.equal(b, a) and a.abs().sum() > 0 for b, a in zip(before, after))
 
 
+@pytest.mark.parametrize("name", ["neumf", "convncf"])  # ConvNCF without pre-training
+def test_reset_parameters_draws_what_the_constructor_drew(name):
+    """Tables from normal(0, std), linear and convolution layers as torch draws them."""
+    fresh, model = make(name, std=0.2), MODELS[name](std=0.2)
+    torch.manual_seed(0)
+    model.reset_parameters()
+    for name, value in fresh.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_macs_of_a_dense_model_agree(name, small_data):
     model = make(name)
@@ -627,14 +637,20 @@ def test_neumf_drops_out_after_every_mlp_layer_in_training_only():
     torch.testing.assert_close(model(users, items), model(users, items))
 
 
-def test_neumf_macs_charge_sparse_tables_and_masked_layers(small_data):
+@pytest.mark.parametrize("layers", ["masked", "sparse"])
+def test_neumf_macs_charge_sparse_tables_and_masked_layers(small_data, layers):
     """Genuinely sparse MLP tables make full ranking's table products cost their active entries when
-    executed; masked first and output layers cost their active weights under ``"ideal"`` only."""
+    executed; sparse or masked first and output layers (both read as dense weights) cost their active
+    weights under ``"ideal"`` only."""
     model = make("neumf")  # GMF tables of 4 columns, MLP tables of 4, MLP 8 -> 8 -> 4
     DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend="sparse")
-    DynamicSparseLearning(model, 0.5, 10, targets=[r"mlp\.0\.weight", r"predict\.weight"], backend="masked")
+    DynamicSparseLearning(model, 0.5, 10, targets=[r"mlp\.0\.weight", r"predict\.weight"], backend=layers)
     rho_u, rho_i = (t.nnz / t.to_dense().numel() for t in (model.mlp_user, model.mlp_item))
-    rho_first, rho_out = (float(m.weight_mask.float().mean()) for m in (model.mlp[0], model.predict))
+    if layers == "sparse":
+        assert all(isinstance(m, SparseLinear) for m in (model.mlp[0], model.predict))
+        rho_first, rho_out = model.mlp[0].density(), model.predict.density()
+    else:
+        rho_first, rho_out = (float(m.weight_mask.float().mean()) for m in (model.mlp[0], model.predict))
     assert all(0 < rho < 1 for rho in (rho_u, rho_i, rho_first, rho_out))
     first, d, per_pair = 4 * 8, 4, 4 + 8 * 4 + 4
     executed = model.macs(None, 10, "executed")

@@ -39,6 +39,18 @@ def test_gradient_matches_autograd_on_dense_matrix(small_data):
     torch.testing.assert_close(model.embedding.weight.grad, weight.grad)
 
 
+def test_loss_without_a_regulariser_is_the_bpr_loss_alone(small_data):
+    """reg_weight=0 (the default is the LightGCN authors' 1e-4) leaves the L2 term out."""
+    adj = propagation_graph(small_data)
+    model = LightGCN(30, 40, embedding_dim=4, num_layers=2)
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
+    out = model.get_embedding(adj)
+    u, p, n = out[users], out[pos + 30], out[neg + 30]
+    expected = torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+    torch.testing.assert_close(model.loss(adj, users, pos, neg, reg_weight=0.0), expected)
+    assert model.loss(adj, users, pos, neg) > expected
+
+
 @pytest.mark.parametrize("backend", [None, "sparse"])
 def test_loss_sums_the_gradients_of_the_rows_a_batch_repeats(small_data, backend):
     """The loss gathers the batch's rows with index_select on the CPU (its backward, an index_add_, is faster
@@ -84,6 +96,15 @@ def test_repr_and_bad_layers():
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
+def test_reset_parameters_draws_what_the_constructor_drew():
+    torch.manual_seed(0)
+    fresh = LightGCN(30, 40, embedding_dim=8, init="xavier")
+    model = LightGCN(30, 40, embedding_dim=8, init="xavier")
+    torch.manual_seed(0)
+    model.reset_parameters()
+    assert torch.equal(model.embedding.weight, fresh.embedding.weight)
+
+
 def test_sparse_tensor_adjacency_gives_same_embeddings_and_gradients(small_data):
     adj = propagation_graph(small_data)
     model = LightGCN(30, 40, embedding_dim=8)
@@ -100,6 +121,11 @@ def test_an_edge_index_instead_of_the_graph_fails_naming_what_to_pass(small_data
     model = LightGCN(30, 40, embedding_dim=8)
     with pytest.raises(TypeError, match=r"model.input_graph\(data\)"):
         model.get_embedding(small_data[EDGE].edge_index)  # PyG's LightGCN takes an edge index
+    coo = propagation_graph(small_data).to_sparse_coo()  # the graph, in another sparse layout
+    with pytest.raises(
+        TypeError, match=r"a sparse CSR \[70, 70\] tensor, not a .* in layout torch.sparse_coo"
+    ):
+        model.get_embedding(coo)
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,16 @@ def test_forward_scores_pairs_like_the_scorer(small_data):
     torch.testing.assert_close(model(users, items[:, 0]), score(users, items[:, :1]).squeeze(1))
 
 
+def test_reset_parameters_draws_what_the_constructor_drew():
+    torch.manual_seed(0)
+    fresh = UltraGCN(30, 40, embedding_dim=8, std=0.2)
+    model = UltraGCN(30, 40, embedding_dim=8, std=0.2)
+    torch.manual_seed(0)
+    model.reset_parameters()
+    for name, value in fresh.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
 def test_bad_inputs_fail_naming_them(small_data):
     with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
         UltraGCN(30, 40, embedding_dim=0, num_negatives=2, num_neighbors=3)

@@ -108,6 +108,24 @@ def test_optimizer_state_of_grown_entries(small_data, mode, expect_zero, device)
     assert bool((moments == 0).all()) == expect_zero
 
 
+@pytest.mark.parametrize("mode,expect_zero", [("reset", True), ("keep", False)])
+def test_optimizer_state_of_grown_entries_of_a_masked_weight(mode, expect_zero):
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=4, update_interval=4, targets="tables", backend="masked", optimizer_state=mode
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    before = model.emb.weight_mask.clone()
+    for _ in _custom_steps(model, dsl, optimizer, 4):
+        pass
+    grown = model.emb.weight_mask & ~before
+    assert grown.any()
+    moments = optimizer.state[model.emb.weight]["exp_avg"][grown]
+    assert bool((moments == 0).all()) == expect_zero
+
+
 def test_cosine_schedule_and_t_end():
     assert update_fraction("cosine", 0, 100, 0.5, 0.005) == pytest.approx(0.5)
     assert update_fraction("cosine", 50, 100, 0.5, 0.005) == pytest.approx(0.2525)
@@ -143,6 +161,13 @@ def test_update_fraction_refuses_a_step_before_the_first_or_no_steps(step, total
     """A negative step gave ρ_t above ρ_0 (0.54 here, linear) and total=0 gave ρ_0, silently."""
     with pytest.raises(ValueError, match=message):
         update_fraction("linear", step, total, 0.5, 0.1)
+
+
+def test_update_fraction_refuses_an_unknown_schedule_naming_the_known_ones():
+    with pytest.raises(
+        ValueError, match=r"schedule must be one of \['cosine', 'linear', 'constant'\], got 'step'"
+    ):
+        update_fraction("step", 10, 100, 0.5, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -429,6 +454,13 @@ def test_bad_settings_fail_clearly():
             DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), sparsity, total_steps=10)
     with pytest.raises(ValueError, match="update_interval"):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, update_interval=0)
+    with pytest.raises(ValueError, match="total_steps must be >= 1, got 0"):
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=0)
+    for t_end in (0, 11):
+        with pytest.raises(ValueError, match=rf"t_end must be in \(0, total_steps=10\], got {t_end}"):
+            DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, t_end=t_end)
+    with pytest.raises(ValueError, match="chunk_rows must be >= 1, got 0"):
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, chunk_rows=0)
     with pytest.raises(ValueError, match="matches no parameter"):
         DynamicSparseLearning(
             LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=["decoder.weight"]
@@ -1236,6 +1268,21 @@ def test_a_copied_controller_trains_its_copy_through_an_update(copy_with):
     assert dsl.iteration == 1 and not dsl.updates  # the original is left as it was
 
 
+def test_a_controller_copied_before_attach_trains_its_copy():
+    """A copy made before an optimizer is attached hooks the optimizer attached to it later, and records
+    the growth gradient of its own model's masked weights."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend="masked")
+    copied = copy.deepcopy(dsl)
+    copied.attach(torch.optim.Adam(copied.model.parameters(), lr=0.1))
+    for _ in _custom_steps(copied.model, copied, copied.optimizer, 2):
+        emb = copied.model.emb
+        assert not emb.weight[~emb.weight_mask].any()  # re-masked after each optimizer step
+    assert copied.updates[-1]["changed"]["emb"] > 0
+    assert dsl.optimizer is None and dsl.iteration == 0  # the original is left as it was
+
+
 def test_a_model_is_sparsified_once():
     model = _Custom()
     DynamicSparseLearning(model, 0.5, total_steps=10)
@@ -1773,6 +1820,13 @@ def _with(module, register, name, value):
             "tables",
             "'0' is an nn.Embedding with submodule 'norm'",
         ),
+        # named by the subclass torch's parametrization swaps in: "a ParametrizedLinear with its own
+        # __getstate__(), its own __deepcopy__(), its own attribute 'bias', a parametrization"
+        (
+            lambda: nn.utils.parametrize.register_parametrization(nn.Linear(6, 4), "bias", _Double()),
+            r"0\.weight",
+            "'0' is an nn.Linear with a parametrization, which a sparse linear layer",
+        ),
     ],
     ids=[
         "subclassed-table",
@@ -1790,6 +1844,7 @@ def _with(module, register, name, value):
         "linear-getattr",
         "linear-buffer",
         "table-submodule",
+        "linear-parametrized-bias",
     ],
 )
 @pytest.mark.parametrize("backend", ["sparse", "compact"])
@@ -1821,6 +1876,20 @@ def test_a_masked_subclass_resets_by_its_own_reset_parameters():
     assert torch.equal(model[0].bias, torch.zeros(4))  # nn.Linear's draws a bias in U(-1/sqrt(6), ..)
     assert (model[0].weight[~model[0].weight_mask] == 0).all()
     assert dsl.active_counts() == {"0.weight": 12}
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_a_reset_parameters_set_on_the_instance_is_the_one_run(backend):
+    """A model's reset_parameters() set on the instance, not its class: DSL's reset runs it, its draws
+    land at the active entries, and the mask stays."""
+    model = _Custom()
+    model.reset_parameters = lambda: nn.init.constant_(model.emb.weight, 2.0)
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, targets="tables", backend=backend)
+    active = model.emb.weight.detach() != 0
+    model.reset_parameters()
+    weight = model.emb.weight.detach()
+    assert torch.equal(weight != 0, active) and (weight[active] == 2.0).all()
+    assert dsl.active_counts() == {"emb": 200}
 
 
 def test_a_linear_subclass_with_only_a_constructor_of_its_own_is_replaced():
@@ -2078,7 +2147,9 @@ def test_random_growth_near_a_full_tensor_draws_from_the_free_positions(monkeypa
 
 
 @pytest.mark.parametrize(
-    "numel,num_excluded,n", [(1000, 100, 50), (1000, 400, 300), (1000, 900, 90), (50, 0, 50)]
+    # nothing excluded: every active entry pruned (rho0=1), by rejection and by permuting
+    "numel,num_excluded,n",
+    [(1000, 100, 50), (1000, 400, 300), (1000, 900, 90), (50, 0, 50), (1000, 0, 100)],
 )
 def test_random_growth_draws_distinct_free_positions(numel, num_excluded, n):
     generator = torch.Generator().manual_seed(1)
@@ -2711,6 +2782,43 @@ def test_a_sparse_model_s_state_loads_into_a_masked_one_at_its_positions(backend
         masked.load_state_dict(state)
 
 
+def test_a_sparse_state_of_another_shape_is_refused_by_a_masked_model():
+    """A 6 x 3 sparse table's state loaded into a 3 x 6 masked weight without a word (its positions are all
+    entries of it), each value read as another entry; the sparse backend refuses it by the saved shape."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(6, 3))
+    DynamicSparseLearning(model, 0.5, 10, backend="sparse")
+    masked = nn.Sequential(nn.Embedding(3, 6))
+    DynamicSparseLearning(masked, 0.5, 10, backend="masked")
+    before = {name: value.clone() for name, value in masked.state_dict().items()}
+    with pytest.raises(
+        RuntimeError, match=r"0\.values and positions are of a 6 x 3 table, not this 3 x 6 one"
+    ):
+        masked.load_state_dict(model.state_dict())
+    for name, value in masked.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_a_sparse_state_loads_into_a_masked_model_only_whole():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(6, 4), nn.Linear(4, 2))
+    DynamicSparseLearning(model, 0.5, 10, backend="sparse")
+    masked = nn.Sequential(nn.Embedding(6, 4), nn.Linear(4, 2))
+    DynamicSparseLearning(masked, 0.5, 10, backend="masked")
+    state = model.state_dict()
+    state["0.positions"] = state["0.positions"][:-1]
+    with pytest.raises(RuntimeError, match=r"0\.positions must hold one entry per value, got 11 for 12"):
+        masked.load_state_dict(state)
+    # the linear layer's state alone: the masked table keeps its weight and mask
+    weight, mask = masked[0].weight.detach().clone(), masked[0].weight_mask.clone()
+    result = masked.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if k.startswith("1.")}, strict=False
+    )
+    assert sorted(result.missing_keys) == ["0.weight", "0.weight_mask"] and not result.unexpected_keys
+    assert torch.equal(masked[0].weight, weight) and torch.equal(masked[0].weight_mask, mask)
+    assert torch.equal(masked[1].weight, model[1].weight)
+
+
 def test_a_dense_weight_of_another_shape_is_refused_by_a_sparse_table():
     table = SparseEmbedding(6, 4, 0.5)
     with pytest.raises(
@@ -2748,3 +2856,12 @@ def test_remove_stops_probing_when_training_stopped_before_an_update(small_data,
     for refused in (dsl.step, lambda: dsl.attach(optimizer)):
         with pytest.raises(RuntimeError, match=r"was removed \(dsl.remove\(\)\)"):
             refused()
+
+
+def test_a_controller_removed_before_any_optimizer_was_attached_refuses_one():
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, backend="masked")
+    dsl.remove()
+    assert dsl.optimizer is None and not model.emb.weight._backward_hooks
+    with pytest.raises(RuntimeError, match=r"was removed \(dsl.remove\(\)\)"):
+        dsl.attach(torch.optim.Adam(model.parameters()))

@@ -1,5 +1,6 @@
 import copy
 import io
+import re
 
 import numpy as np
 import pytest
@@ -160,6 +161,9 @@ def test_from_sparse_tensor_refuses_vector_values_and_other_tensors():
         SparseEmbedding.from_sparse_tensor(tensor)
     with pytest.raises(TypeError, match="expected a torch_sparse.SparseTensor, got Tensor"):
         SparseEmbedding.from_sparse_tensor(torch.eye(3).to_sparse())
+    pattern = SparseTensor(row=torch.tensor([0]), col=torch.tensor([1]), sparse_sizes=(2, 3))  # an adjacency
+    with pytest.raises(ValueError, match="the SparseTensor has no values"):
+        SparseEmbedding.from_sparse_tensor(pattern)
 
 
 @pytest.mark.parametrize("propagation", ["planned", "dense"])
@@ -482,6 +486,42 @@ def test_gradients_are_recorded_only_while_probing(small_data):
     assert not table.recorded_gradient
 
 
+def test_dense_gradient_chunks_before_a_recorded_backward_pass_are_refused():
+    table = SparseEmbedding(20, 6, 0.4)
+    table(torch.arange(5)).sum().backward()  # not probing: nothing recorded
+    with pytest.raises(RuntimeError, match="no gradient was recorded: set probing=True before the backward"):
+        list(table.dense_grad_chunks(8))
+
+
+def test_linear_refuses_inputs_of_another_width():
+    table = SparseEmbedding(6, 4, 0.5)
+    for x in (torch.randn(3, 5), torch.randn(4)):
+        with pytest.raises(
+            ValueError, match=rf"expected inputs of shape \[B, 4\], got {re.escape(str(tuple(x.shape)))}"
+        ):
+            table.linear(x)
+
+
+def test_writable_weight_keeps_every_write_at_the_active_entries():
+    torch.manual_seed(0)
+    table = SparseEmbedding(6, 4, 0.5)
+    active = table.to_dense().detach() != 0
+    with table.writable_weight():
+        table.weight[0] = 1.0  # each read is the one tensor: both writes are kept
+        table.weight[1:] = 2.0
+        with table.writable_weight():  # a nested use is the outer one's
+            table.weight[5] = 3.0
+    dense = table.to_dense().detach()
+    expected = torch.tensor([1.0, 2.0, 2.0, 2.0, 2.0, 3.0]).unsqueeze(1).expand(6, 4) * active
+    assert torch.equal(dense, expected)
+    with pytest.raises(KeyError), table.writable_weight():
+        table.weight.zero_()
+        raise KeyError("the body failed")
+    assert torch.equal(table.to_dense().detach(), expected)  # nothing kept
+    table.weight.zero_()  # outside, a copy
+    assert torch.equal(table.to_dense().detach(), expected)
+
+
 @pytest.mark.parametrize("use", ["rows", "dense", "propagate", "linear"])
 def test_the_gradient_of_a_use_changed_in_place_is_recorded_for_growth(small_data, use):
     """A caller scaling looked-up rows in place (SASRec's ``seqs *= d ** 0.5``) left the hook of a view of
@@ -663,6 +703,18 @@ def test_from_dense_refuses_a_complex_meta_or_lazy_weight_naming_it(density):
         SparseEmbedding.from_dense(torch.empty(4, 3, device="meta"), density)
     with pytest.raises(ValueError, match="weight is not initialised yet"):
         SparseEmbedding.from_dense(torch.nn.parameter.UninitializedParameter(), density)
+
+
+def test_from_dense_refuses_a_weight_it_cannot_make_a_table_of():
+    with pytest.raises(ValueError, match=r"weight must be 2-D, got shape \(4,\)"):
+        SparseEmbedding.from_dense(torch.randn(4), 0.5)
+    with pytest.raises(ValueError, match="weight has no non-zero entry to keep: pass a density"):
+        SparseEmbedding.from_dense(torch.zeros(3, 4))
+    assert SparseEmbedding.from_dense(torch.zeros(3, 4), 0.5).nnz == 6
+    with pytest.raises(
+        ValueError, match=r"mask_init must be one of \['random', 'aligned', 'degree'\], got 'diag'"
+    ):
+        SparseEmbedding.from_dense(torch.randn(3, 4), 0.5, mask_init="diag")
 
 
 @pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")

@@ -150,6 +150,18 @@ def test_weight_gradient_without_an_input_gradient_and_slots_in_no_order(shuffle
             torch.testing.assert_close(x.grad, x_dense.grad, atol=1e-6, rtol=1e-5)
 
 
+def test_input_gradient_of_a_frozen_layer():
+    """A frozen layer (fine-tuning the layers around it) passes the input its gradient, and takes none."""
+    layer = SparseLinear(12, 7, density=0.5, generator=torch.Generator().manual_seed(0)).requires_grad_(False)
+    x = torch.randn(9, 12, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_()
+    out_weights = torch.randn(9, 7)
+    (layer(x) * out_weights).sum().backward()
+    ((x_dense @ layer.weight.T + layer.bias) * out_weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_dense.grad, atol=1e-6, rtol=1e-5)
+    assert layer.sparse_weight.values.grad is None
+
+
 def test_input_gradient_follows_a_change_of_positions(shuffle_slots):
     """The transposed CSR (cached for the input's gradient) is rebuilt when the positions change."""
     layer = SparseLinear(12, 7, density=0.5, bias=False, generator=torch.Generator().manual_seed(0))

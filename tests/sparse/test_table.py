@@ -26,6 +26,16 @@ def test_std_is_a_finite_number_above_zero_kept_as_a_python_float(table):
             build(std)
 
 
+def test_init_table_refuses_an_unknown_init_naming_the_known_ones():
+    """What a table's reset_parameters() draws by: an init set on the table after it was built is named."""
+    table = DenseEmbedding(3, 4)
+    table.init = "uniform"
+    with pytest.raises(
+        ValueError, match=r"init must be one of \['normal', 'xavier', 'linear'\], got 'uniform'"
+    ):
+        table.reset_parameters()
+
+
 def test_a_model_refuses_a_wrong_std_through_its_table():
     with pytest.raises(ValueError, match=r"std must be a finite number > 0, got -0.1"):
         LightGCN(3, 4, embedding_dim=8, std=-0.1)

@@ -13,7 +13,7 @@ import torch
 import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
-from dslgraph.config import FIELDS, SETTING_PLACES
+from dslgraph.config import FIELDS, SETTING_PLACES, ConfigError
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
@@ -193,6 +193,47 @@ def test_validation_split_selects_best_epoch_and_early_stops(small_data, tmp_pat
     summary = _trainer(_validation_data(small_data), None, epochs=30, patience=2, lr=0.0).fit()
     assert summary["selection"] == "validation" and summary["validation"] is not None
     assert summary["epochs"] == 3  # lr 0: no improvement after the first evaluation
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "eval_every",
+            0,
+            r"eval_every must be an int in \[1, inf\), got 0",
+        ),  # a ZeroDivisionError at the end of epoch 1
+        ("epochs", -1, r"epochs must be an int in \[1, inf\), got -1"),  # trained nothing, silently
+        ("seed", "x", r"seed must be an int in \[0, "),  # torch's "manual_seed expected a long"
+        ("lr_schedule", "step", r"lr_schedule must be one of \['none', 'cosine'\], got 'step'"),
+    ],
+)
+def test_a_setting_changed_after_the_config_was_made_is_checked_by_the_trainer(
+    small_data, field, value, message
+):
+    config = TrainConfig(epochs=1, batch_size=64, progress=False)
+    setattr(config, field, value)
+    with pytest.raises(ConfigError, match=message):
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, None, "cpu")
+
+
+def test_evaluate_and_write_summary_name_what_they_lack(small_data):
+    trainer = _trainer(small_data, None, epochs=1)
+    with pytest.raises(ValueError, match="split must be 'test' or 'validation', got 'val'"):
+        trainer.evaluate("val")
+    with pytest.raises(ValueError, match="the data has no validation split; load it with val_ratio > 0"):
+        trainer.evaluate("validation")
+    with pytest.raises(ValueError, match="no output_dir to hold metrics.json: pass Trainer an output_dir"):
+        trainer.write_summary()
+    with pytest.raises(ValueError, match="no output_dir to hold last.pt"):
+        trainer.fit(resume=True)
+
+
+def test_a_model_of_an_unknown_batch_kind_is_refused_naming_it(small_data):
+    model = LightGCN(30, 40, embedding_dim=8)
+    model.batch_kind = "triples"
+    with pytest.raises(ValueError, match="model.batch_kind must be 'pairs' or 'users', got 'triples'"):
+        Trainer(model, small_data, TrainConfig(epochs=1, progress=False), None, "cpu")
 
 
 def test_cosine_lr_reaches_minimum(small_data):
@@ -448,6 +489,14 @@ def test_a_checkpoint_that_is_a_folder_or_a_foreign_pickle_fails_without_running
 def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(CheckpointError, match="is a file"), locked_output(tmp_path / "file"):
+        pass
+    (tmp_path / "taken" / ".lock").mkdir(parents=True)  # its lock file cannot be opened
+    with (
+        pytest.raises(
+            CheckpointError, match=r"output folder .*taken cannot be used \(Is a directory\); --output"
+        ),
+        locked_output(tmp_path / "taken"),
+    ):
         pass
     with locked_output(tmp_path / "run") as folder:
         assert folder.is_dir()
