@@ -53,6 +53,16 @@ ScoreFn = Callable[[Tensor], Tensor]
 """Maps a ``[B]`` tensor of user ids to a ``[B, num_items]`` tensor of scores."""
 
 
+def eval_split(split: str) -> str:
+    """``"test"`` or ``"val"`` for a split named ``"test"``, ``"val"`` or ``"validation"``: the evaluators'
+    ``from_data`` took only ``"val"`` and ``Trainer.evaluate`` only ``"validation"`` (the name of its
+    ``metrics.json`` entries), each refusing the other's."""
+    names = {"test": "test", "val": "val", "validation": "val"}
+    if not isinstance(split, str) or split not in names:
+        raise ValueError(f"split must be 'test' or 'val' (also 'validation'), got {split!r}")
+    return names[split]
+
+
 def metric_names_hint(names: Iterable[str], metrics: Collection[str], with_k: bool = True) -> str:
     """`` (metric names are lower case: 'recall@20')``, `` (RecBole's 'hit' is 'hr' here)``, or both, for
     the ``names`` (``METRIC@K``, or ``METRIC`` where not ``with_k``) whose metric is none of ``metrics`` as
@@ -197,23 +207,23 @@ class RankingEvaluator:
         r"""Builds the evaluator of a :mod:`dslgraph.data` split.
 
         The ``'test'`` split (``edge_label_index``) excludes the training and, when present, validation
-        interactions; the ``'val'`` split (``val_edge_label_index``) excludes the training ones.
+        interactions; the ``'val'`` (or ``'validation'``) split (``val_edge_label_index``) excludes the
+        training ones.
         Remaining keyword arguments go to :class:`RankingEvaluator`.
         """
         num_users, num_items = num_users_items(data)
         check_interaction_splits(data)
         store = data[EDGE]
+        split = eval_split(split)
         if split == "test":
             target = store.edge_label_index
             exclude = [store.edge_index]
             if "val_edge_label_index" in store:
                 exclude.append(store.val_edge_label_index)
-        elif split == "val":
+        else:
             if "val_edge_label_index" not in store:
                 raise ValueError("split='val' needs data with a validation split (val_edge_label_index)")
             target, exclude = store.val_edge_label_index, [store.edge_index]
-        else:
-            raise ValueError(f"split must be 'test' or 'val', got {split!r}")
         return cls(num_users, num_items, target, exclude, **kwargs)
 
     @property

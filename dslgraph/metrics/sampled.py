@@ -26,7 +26,7 @@ from torch_geometric.data import HeteroData
 
 from dslgraph.checks import is_count
 from dslgraph.data.graph import EDGE, check_interaction_splits, is_index, num_users_items
-from dslgraph.metrics.ranking import check_embeddings, check_ks, mean_over_users
+from dslgraph.metrics.ranking import check_embeddings, check_ks, eval_split, mean_over_users
 
 SAMPLED_METRICS: tuple[str, ...] = ("hr", "ndcg")
 """The metric names :class:`SampledRankingEvaluator` reports."""
@@ -115,7 +115,7 @@ class SampledRankingEvaluator:
     @classmethod
     def from_data(cls, data: HeteroData, split: str = "test", **kwargs) -> SampledRankingEvaluator:
         """Builds the evaluator of the ``'test'`` (``edge_label_index``, ``test_negatives``) or ``'val'``
-        (``val_edge_label_index``, ``val_negatives``) split of a
+        (also ``'validation'``; ``val_edge_label_index``, ``val_negatives``) split of a
         :func:`~dslgraph.data.protocols.leave_one_out` output. Remaining keyword arguments go to
         :class:`SampledRankingEvaluator`.
         """
@@ -123,8 +123,7 @@ class SampledRankingEvaluator:
             "test": ("edge_label_index", "test_negatives"),
             "val": ("val_edge_label_index", "val_negatives"),
         }
-        if split not in keys:
-            raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+        split = eval_split(split)
         num_users_items(data)  # data of another layout named as such, before data[EDGE] adds that type to it
         check_interaction_splits(data)
         store = data[EDGE]

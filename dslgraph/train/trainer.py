@@ -25,7 +25,7 @@ from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propaga
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.protocols import training_users
 from dslgraph.data.sampling import BPRBatches, UserBatches
-from dslgraph.metrics.ranking import RankingEvaluator, metric_names_hint
+from dslgraph.metrics.ranking import RankingEvaluator, eval_split, metric_names_hint
 from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import (
     CheckpointError,
@@ -250,9 +250,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:
-        """Ranking metrics on ``"test"`` or ``"validation"``; seen items are excluded."""
-        if split not in ("test", "validation"):
-            raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+        """Ranking metrics on ``"test"`` or ``"validation"`` (also ``"val"``); seen items are excluded."""
+        split = "validation" if eval_split(split) == "val" else "test"
         if split == "validation" and self.val_index is None:
             raise ValueError("the data has no validation split; load it with val_ratio > 0")
         self.model.eval()

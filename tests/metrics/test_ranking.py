@@ -176,8 +176,10 @@ def test_from_data_excludes_seen_splits(split):
         ValueError, match=r"split='val' needs data with a validation split \(val_edge_label_index\)"
     ):
         RankingEvaluator.from_data(without_val, "val")
-    with pytest.raises(ValueError, match="split must be 'test' or 'val', got 'validation'"):
-        RankingEvaluator.from_data(data, "validation")
+    # the Trainer's name of the split (metrics.json's "validation") is taken too
+    assert RankingEvaluator.from_data(data, "validation", ks=(10,))(score_fn) == on_val
+    with pytest.raises(ValueError, match=r"split must be 'test' or 'val' \(also 'validation'\), got 'train'"):
+        RankingEvaluator.from_data(data, "train")
 
 
 def test_metric_subset_and_progress(split):

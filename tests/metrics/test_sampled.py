@@ -232,7 +232,9 @@ def test_from_data_errors(small_data):
         ValueError, match=r"needs \['val_edge_label_index', 'val_negatives'\].*validation=True"
     ):
         SampledRankingEvaluator.from_data(data, "val")
-    with pytest.raises(ValueError, match="split must be 'test' or 'val', got 'train'"):
+    with pytest.raises(ValueError, match=r"needs \['val_edge_label_index', 'val_negatives'\]"):
+        SampledRankingEvaluator.from_data(data, "validation")
+    with pytest.raises(ValueError, match=r"split must be 'test' or 'val' \(also 'validation'\), got 'train'"):
         SampledRankingEvaluator.from_data(data, "train")
 
 

@@ -219,10 +219,11 @@ def test_a_setting_changed_after_the_config_was_made_is_checked_by_the_trainer(
 
 def test_evaluate_and_write_summary_name_what_they_lack(small_data):
     trainer = _trainer(small_data, None, epochs=1)
-    with pytest.raises(ValueError, match="split must be 'test' or 'validation', got 'val'"):
-        trainer.evaluate("val")
-    with pytest.raises(ValueError, match="the data has no validation split; load it with val_ratio > 0"):
-        trainer.evaluate("validation")
+    with pytest.raises(ValueError, match=r"split must be 'test' or 'val' \(also 'validation'\), got 'train'"):
+        trainer.evaluate("train")
+    for split in ("validation", "val"):  # the evaluators' name of the split too
+        with pytest.raises(ValueError, match="the data has no validation split; load it with val_ratio > 0"):
+            trainer.evaluate(split)
     with pytest.raises(ValueError, match="no output_dir to hold metrics.json: pass Trainer an output_dir"):
         trainer.write_summary()
     with pytest.raises(ValueError, match="no output_dir to hold last.pt"):
@@ -938,6 +939,7 @@ def test_validation_is_ranked_on_the_validation_split_with_training_items_exclud
     on_test = RankingEvaluator.from_data(data, "test", ks=(20,))(scores)
     assert on_val != on_test  # else the test tells nothing
     assert trainer.evaluate("validation") == on_val and trainer.evaluate("test") == on_test
+    assert trainer.evaluate("val") == on_val
 
 
 class DropoutMatrixFactorization(MatrixFactorization):
