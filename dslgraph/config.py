@@ -722,9 +722,9 @@ OTHER_PLACES: dict[str, str] = {
 }
 
 
-def _places(names: list[str], known: list[str]) -> dict[str, str]:
-    """Where each setting among ``names`` (RecBole's or the LightGCN code's names too) goes that a
-    dataclass of fields ``known`` does not hold (:data:`SETTING_PLACES`, :data:`OTHER_PLACES`)."""
+def _places(names: list[str]) -> dict[str, str]:
+    """Where each of the settings ``names`` that a dataclass does not hold goes (:data:`SETTING_PLACES`,
+    :data:`OTHER_PLACES`), RecBole's or the LightGCN code's names of them too."""
     places = {}
     for name in names:
         # RecBole's names of read options (USER_ID_FIELD) and of --output (checkpoint_dir) too
@@ -736,7 +736,7 @@ def _places(names: list[str], known: list[str]) -> dict[str, str]:
             or name
         )
         place = SETTING_PLACES.get(meant) or OTHER_PLACES.get(meant)
-        if place and meant not in known:
+        if place:
             renamed = f" {meant!r} here," if meant != name else ""
             places[name] = f"{name!r} is{renamed} {place}"
     return places
@@ -753,7 +753,7 @@ def naming_the_field_meant(cls: type) -> type:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         unknown = [name for name in kwargs if name not in known]
         if unknown:
-            places = _places(unknown, known)
+            places = _places(unknown)
             parts = [*places.values(), *meanings([name for name in unknown if name not in places], known)]
             hint = f" ({'; '.join(parts)})" if parts else ""
             raise TypeError(f"{cls.__name__}() got unexpected keyword argument(s) {unknown}{hint}")

@@ -218,10 +218,10 @@ class Recommender(nn.Module):
 def fill_with_excluded(
     score: Callable, crow: Tensor, col: Tensor, users: Tensor, values: Tensor, indices: Tensor
 ) -> Tensor:
-    """``indices`` (each user's top-``k`` with its excluded items at :math:`-\\infty`) where the rows of
-    users with fewer than ``k`` items left end in their best-scored excluded items: ``topk`` filled
-    them with the lowest ids among its :math:`-\\infty` ties, whatever their scores. Those few users
-    are scored again, so that no block holds a second copy of its scores."""
+    """``indices`` (each user's top-``k`` with its excluded items at :math:`-\\infty`, written in place)
+    where the rows of users with fewer than ``k`` items left end in their best-scored excluded items:
+    ``topk`` filled them with the lowest ids among its :math:`-\\infty` ties, whatever their scores. Those
+    few users are scored again, so that no block holds a second copy of its scores."""
     short = values[:, -1] == float("-inf")
     if not short.any():
         return indices
@@ -229,7 +229,6 @@ def fill_with_excluded(
     scores = score(users[rows])  # only read: masked_fill below writes a new tensor
     excluded = exclude_entries(torch.zeros_like(scores), crow, col, users[rows], copy_shared=False)
     best = scores.masked_fill(excluded == 0, float("-inf")).topk(indices.size(1), dim=-1).indices
-    indices = indices.clone()
     for row, left, excluded_best in zip(rows.tolist(), (values[rows] > float("-inf")).sum(1).tolist(), best):
         indices[row, left:] = excluded_best[: indices.size(1) - left]
     return indices

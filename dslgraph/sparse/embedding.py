@@ -411,8 +411,8 @@ class SparseEmbedding(EmbeddingTable):
         :meth:`writable_weight`)."""
         if not self._writable:
             return self.to_dense()
-        if self._written is None:
-            self._written = self.to_dense().detach().clone()
+        if self._written is None:  # to_dense() builds a new tensor: written into, it changes no other
+            self._written = self.to_dense().detach()
         return self._written
 
     def forward(self, index: Tensor) -> Tensor:

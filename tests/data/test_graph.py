@@ -158,6 +158,8 @@ def test_make_interaction_data_refuses_counts_no_graph_could_hold():
         make_interaction_data(10**14, 5, train, test)
     # far more ids than those present are taken as asked: users without interactions yet
     assert make_interaction_data(2**32 - 5, 5, train, test)["user"].num_nodes == 2**32 - 5
+    with pytest.raises(ValueError, match=too_many + r"4,294,967,292 \+ 5"):  # one past the bound
+        make_interaction_data(2**32 - 4, 5, train, test)
 
 
 def test_make_interaction_data_refuses_evaluation_pairs_seen_in_training():

@@ -581,8 +581,9 @@ def test_from_csv_reads_a_recbole_atomic_file_by_its_columns_names_without_their
     assert sorted(data[EDGE].edge_label_index.T.tolist()) == [[0, 0], [1, 0]]  # each user's latest one
     with pytest.raises(ValueError, match=r"user_col must be one of \['user_id', 'item_id', 'rating', 'time"):
         InteractionDataset.from_csv(path, sep="\t")
-    with pytest.raises(ValueError, match=r"ml-100k.inter: its first line 'user_id:token\\titem_id:token"):
-        InteractionDataset.from_csv(path)  # its separator, not its types, named
+    first_line = r"'user_id:token\\titem_id:token\\trating:float\\ttimestamp:float' is one field"
+    with pytest.raises(ValueError, match=rf"ml-100k.inter: its first line {first_line}"):
+        InteractionDataset.from_csv(path)  # its separator, not its types, named; the line as written
 
 
 @pytest.mark.parametrize("buffer", [io.StringIO, lambda text: io.BytesIO(text.encode())])
@@ -611,6 +612,17 @@ def test_from_csv_keeps_a_header_that_is_no_recbole_one_as_written(tmp_path, hea
     user, item = header.split(",")
     dataset = InteractionDataset.from_csv(path, user_col=user, item_col=item, split="leave-one-out")
     assert dataset.user_ids.tolist() == ["a", "b"]
+
+
+def test_from_csv_takes_names_given_in_recbole_s_typed_spelling_as_given():
+    # a file without a header row, named as RecBole names its columns: no row is taken for a header
+    rows = io.StringIO("1,10\n1,11\n2,10\n2,11\n")
+    names = ["user_id:token", "item_id:token"]
+    columns = {"user_col": names[0], "item_col": names[1], "split": "leave-one-out"}
+    dataset = InteractionDataset.from_csv(rows, names=names, **columns)
+    store = dataset[0][EDGE]
+    assert dataset.user_ids.tolist() == [1, 2]
+    assert store.edge_index.size(1) + store.edge_label_index.size(1) == 4
 
 
 def test_from_csv_names_the_time_that_is_no_number_in_a_column_of_numbers(tmp_path):

@@ -262,6 +262,7 @@ def test_invalid_arguments(split, kwargs, match):
             "metrics=['recall', 'hr'], ks=[10, 20])",
         ),
         ([["recall"]], ""),  # was a TypeError: unhashable type: 'list'
+        (["recall@K"], " (the cut-offs are ks, apart from the names: metrics=['recall'])"),  # no int('K')
     ],
 )
 def test_metrics_in_recbole_s_spelling_are_refused_naming_dslgraph_s(split, metrics, hint):

@@ -929,3 +929,6 @@ def test_recommend_fills_a_short_row_with_the_best_scored_excluded_items(name, s
     assert set(top[0, :2].tolist()) == {3, 7}
     assert torch.equal(top[0, 2:], scores[0].index_fill(0, unseen, float("-inf")).topk(2).indices)
     assert torch.equal(top[1], scores[1].topk(4).indices)  # every item seen: the best of them
+    # scored in one block after a user with k items left: its own scores fill its row
+    together = model.recommend(graph, torch.tensor([1, 2]), k=4, exclude=exclude, batch_size=2)
+    assert torch.equal(together[1], top[0])

@@ -2865,3 +2865,76 @@ def test_a_controller_removed_before_any_optimizer_was_attached_refuses_one():
     assert dsl.optimizer is None and not model.emb.weight._backward_hooks
     with pytest.raises(RuntimeError, match=r"was removed \(dsl.remove\(\)\)"):
         dsl.attach(torch.optim.Adam(model.parameters()))
+
+
+def test_a_copy_of_a_removed_controller_leaves_the_copied_optimizer_alone():
+    """copy.deepcopy (or torch.save and load) of a removed controller with its optimizer hooked the copied
+    optimizer again: the copy went on re-masking the weights the original let train dense."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2, backend="masked")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    dsl.remove()
+    copied, copied_optimizer, copied_dsl = copy.deepcopy((model, optimizer, dsl))
+    for net, opt in ((model, optimizer), (copied, copied_optimizer)):
+        opt.zero_grad()
+        net(torch.arange(50)).sum().backward()
+        opt.step()
+        assert int(net.emb.weight.count_nonzero()) > 200  # trained past the 200 entries of the mask
+    with pytest.raises(RuntimeError, match=r"was removed \(dsl.remove\(\)\)"):
+        copied_dsl.step()
+
+
+def test_a_controller_pickled_before_remove_existed_still_trains(monkeypatch):
+    # its state holds no _removed flag
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    state = {key: value for key, value in dsl.__getstate__().items() if key != "_removed"}
+    monkeypatch.setattr(DynamicSparseLearning, "__getstate__", lambda self: state)
+    model, optimizer, dsl = copy.deepcopy((model, optimizer, dsl))
+    monkeypatch.undo()
+    for _ in _custom_steps(model, dsl, optimizer, 2):
+        pass
+    assert len(dsl.updates) == 1
+
+
+def _sparse_and_masked(backend="sparse"):
+    """A _Custom model of ``backend`` and a masked one of the same sparsity."""
+    torch.manual_seed(0)
+    sparse, masked = _Custom(), _Custom()
+    DynamicSparseLearning(sparse, 0.5, total_steps=10, update_interval=2, backend=backend)
+    DynamicSparseLearning(masked, 0.5, total_steps=10, update_interval=2, backend="masked", seed=7)
+    return sparse, masked
+
+
+def test_a_sparse_state_of_other_values_than_positions_is_refused_by_a_masked_model():
+    """One value for 200 positions was broadcast to all of them, without a word; an empty pair failed in
+    torch's min()."""
+    sparse, masked = _sparse_and_masked()
+    state = sparse.state_dict()
+    with pytest.raises(RuntimeError, match=r"emb\.positions must hold one entry per value, got 200 for 1"):
+        masked.load_state_dict({**state, "emb.values": state["emb.values"][:1]})
+    empty = {**state, "emb.values": state["emb.values"][:0], "emb.positions": state["emb.positions"][:0]}
+    with pytest.raises(RuntimeError, match=r"emb\.weight_mask holds 0 active entries, where this model's"):
+        masked.load_state_dict(empty)
+
+
+def test_a_float64_sparse_state_loads_into_a_float32_masked_model():
+    # as a float32 sparse model loads it, cast: index_put refused the float64 values
+    sparse, masked = _sparse_and_masked()
+    sparse.double()
+    masked.load_state_dict(sparse.state_dict())
+    assert masked.emb.weight.dtype == torch.float32
+    torch.testing.assert_close(masked.emb.weight.detach(), sparse.emb.to_dense().float().detach())
+
+
+def test_a_state_holding_a_dense_weight_and_sparse_values_loads_the_dense_weight():
+    """A state with both for one table (a dense state updated with a sparse one's) is not taken as the
+    sparse state: its values and positions are unexpected, as torch names them."""
+    sparse, masked = _sparse_and_masked()
+    state = {**sparse.state_dict(), "emb.weight": torch.ones(50, 8)}
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "emb\.values", "emb\.pos'):
+        masked.load_state_dict(state)

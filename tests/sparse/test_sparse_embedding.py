@@ -351,6 +351,16 @@ def test_module_type_casts_the_values_and_keeps_the_positions(dtype):
     assert table(torch.tensor([0, 5])).dtype == dtype
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_module_type_to_a_cuda_type_moves_the_positions_with_the_values():
+    table = SparseEmbedding(20, 6, 0.5)
+    positions = table.positions.clone()
+    torch.nn.Sequential(table).type(torch.cuda.DoubleTensor)  # a device and a dtype at once
+    assert table.values.is_cuda and table.positions.is_cuda and table.positions.dtype == positions.dtype
+    assert torch.equal(table.positions.cpu(), positions)
+    assert table(torch.tensor([0, 5])).dtype == torch.float64
+
+
 def test_negative_and_out_of_range_rows():
     """Rows count from the end like a dense table's (row -2 gave row N - 1), and a row past the end
     fails naming the number of rows."""
@@ -791,3 +801,27 @@ def test_a_sparse_table_on_cuda_looks_up_cpu_ids_as_a_dense_one_does():
     ids = torch.tensor([[3, 0], [69, 3]])
     rows = table(ids)
     assert rows.is_cuda and torch.equal(rows, table(ids.cuda())) and torch.equal(rows, dense(ids))
+
+
+@pytest.mark.parametrize("bad", [-1, 80], ids=["negative", "one-past-the-end"])
+def test_positions_just_outside_the_table_fail_to_load(bad):
+    """Position -1 (the last entry, as a negative index reads it) and position rows x columns (one past the
+    end) are no entries of a 20 x 4 table."""
+    state = SparseEmbedding(20, 4, 0.5).state_dict()
+    positions = torch.arange(0, 80, 2)
+    positions[-1] = 79  # the first entry and the last: both load
+    SparseEmbedding(20, 4, 0.5).load_state_dict({**state, "positions": positions})
+    positions[-1] = bad
+    with pytest.raises(RuntimeError, match="positions hold entries outside this 20 x 4 table"):
+        SparseEmbedding(20, 4, 0.5).load_state_dict({**state, "positions": positions})
+
+
+def test_a_reset_within_the_writable_weight_draws_over_what_was_written():
+    """A table's reset_parameters() (or a DSL target's reset_values()) called after a write into the writable
+    weight draws the values: the earlier write was copied over them as the writable weight ended."""
+    for reset in ("reset_parameters", "reset_values"):
+        table = SparseEmbedding(10, 4, 0.5)
+        with table.writable_weight():
+            table.weight.zero_()
+            getattr(table, reset)()
+        assert table.values.count_nonzero() == 20, reset

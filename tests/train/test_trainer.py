@@ -61,6 +61,15 @@ def test_an_empty_evaluation_split_is_refused_before_training(small_data, split,
     assert not (tmp_path / "run").exists()  # refused before the output folder is made
 
 
+def test_an_empty_test_split_is_refused_where_validation_picks_the_best(small_data):
+    # the test metrics reported at the best validation epoch would all read 0
+    store = small_data[EDGE]
+    empty = torch.empty(2, 0, dtype=torch.long)
+    data = make_interaction_data(30, 40, store.edge_index, empty, store.edge_label_index)
+    with pytest.raises(ValueError, match="the test split of data holds no interaction"):
+        _trainer(data, None)
+
+
 def test_training_learns_and_writes_outputs(small_data, tmp_path):
     summary = _trainer(small_data, tmp_path, epochs=15).fit()
     first, last = summary["history"][0], summary["history"][-1]
@@ -307,6 +316,16 @@ def test_a_stop_between_evaluations_changes_neither_best_epoch_nor_patience(smal
         assert resumed[key] == whole[key], key
 
 
+def test_a_stop_between_evaluations_that_scores_best_leaves_best_pt_at_the_best_epoch(small_data, tmp_path):
+    # the stop's evaluation picks no best epoch: best.pt stays the scheduled best's, as metrics.json says
+    recall = {"recall@20": [0.1, 0.2, 0.9, 0.1]}
+    _scripted(_trainer(small_data, tmp_path, epochs=2, eval_every=2), recall, recall).fit()
+    stopped = _trainer(small_data, tmp_path, epochs=4, eval_every=2, max_seconds=1e-9)
+    assert _scripted(stopped, recall, recall).fit(resume=True)["history"][-1]["epoch"] == 3
+    assert json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] == 2
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+
+
 def test_a_stop_between_evaluations_writes_strict_json(small_data, tmp_path):
     """The evaluation a time-limited stop adds records the epoch's loss (it was NaN, which strict JSON
     readers such as jq reject)."""
@@ -445,6 +464,9 @@ def test_resume_with_another_number_of_step_hooks_fails_saying_what_to_pass(smal
     )
     with pytest.raises(ValueError, match=message):
         dense.load(tmp_path / "last.pt")
+    _trainer(small_data, tmp_path / "dense", epochs=1, lr_schedule="cosine").fit()
+    with pytest.raises(ValueError, match=r"last\.pt: it has 0 step hooks \(DSL\), now 1; pass the same"):
+        _dsl_trainer(small_data, tmp_path / "dense", epochs=2).load(tmp_path / "dense" / "last.pt")
 
 
 class Crash(Exception):
@@ -1003,3 +1025,10 @@ def test_data_moved_to_cuda_trains_as_the_cpus_does_on_cuda(small_data):
     # alike, not equal: a GPU's atomic adds (the gradients of gathered rows) sum in any order
     assert [entry["loss"] for entry in moved] == pytest.approx([entry["loss"] for entry in kept], rel=1e-3)
     assert moved[-1]["test"]["recall@20"] == pytest.approx(kept[-1]["test"]["recall@20"], abs=0.02)
+
+
+def test_a_setting_named_where_it_goes_is_not_also_spelt_like_a_field():
+    # eval_negatives is spelt close to eval_every, which it does not mean
+    hint = "('eval_negatives' is load_dataset's protocol_options={'num_negatives': 100})"
+    with pytest.raises(TypeError, match=re.escape(f"keyword argument(s) ['eval_negatives'] {hint}") + "$"):
+        TrainConfig(eval_negatives=100)
