@@ -451,6 +451,9 @@ def _check_model_arguments(settings: dict[str, Any]) -> None:
             value = _plain(value, type(default))
         elif isinstance(value, str | os.PathLike):  # UltraGCN's cache_dir: a Path (or np.str_) went into
             value = str(os.fspath(value))  # the checkpoints' settings, refused as metadata at the start
+        elif value is not None:  # cache_dir, the one argument without a default's type, failed after the
+            # data had loaded
+            raise ConfigError(f"{name} of model {settings['model']!r} must be a path (text), got {value!r}")
         if name in settings["options"]:
             settings["options"][name] = value
         sequences = isinstance(default, (tuple, list)) and isinstance(value, (tuple, list))

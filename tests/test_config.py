@@ -226,6 +226,13 @@ def test_a_path_given_as_a_model_argument_is_taken_as_text(folder):
     assert validate({"model": "ultragcn", "options": {"cache_dir": None}})["options"]["cache_dir"] is None
 
 
+@pytest.mark.parametrize("value", [3, 1.5, True, ["cache"]])
+def test_a_model_argument_of_no_default_type_that_is_not_a_path_is_refused(value):
+    """``--option cache_dir=3`` was taken, and UltraGCN refused it only after the data had loaded."""
+    with pytest.raises(ConfigError, match=r"cache_dir of model 'ultragcn' must be a path \(text\), got"):
+        validate({"model": "ultragcn", "options": {"cache_dir": value}})
+
+
 def test_a_config_file_that_is_missing_or_no_json_object_is_refused_naming_it(tmp_path):
     from dslgraph.config import load_config_file
 
