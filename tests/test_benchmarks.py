@@ -1264,3 +1264,73 @@ def test_degree_analysis_writes_valid_json_where_no_row_is_in_a_band():
     )
     assert equal["spearman"] is None  # every row as many entries: no rank correlation
     json.dumps(equal, allow_nan=False)
+
+
+@pytest.fixture
+def recorded_run(tmp_path, capsys):
+    """A two-epoch run of a small generated data file, recorded by ``dslgraph train`` in ``tmp/recorded``."""
+    from dslgraph.cli import main as dslgraph
+
+    rng = np.random.default_rng(0)
+    lines = [f"{u},{i}" for u, i in zip(rng.integers(0, 30, 400), rng.integers(0, 60, 400))]
+    (tmp_path / "mine.csv").write_text("user,item\n" + "\n".join(lines) + "\n")
+    flags = ["--data-file", str(tmp_path / "mine.csv"), "--data-option", "user_col=user", "--data-option"]
+    flags += ["item_col=item", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--sparsity"]
+    flags += ["0.5", "--update-interval", "1", "--lr-schedule", "cosine", "--device", "cpu", "--threads", "1"]
+    run = tmp_path / "recorded"
+    assert dslgraph(["train", *flags, "--output", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    return run
+
+
+def test_rerun_reproduces_a_run_it_recorded_and_reports_a_tampered_number(recorded_run, tmp_path):
+    rerun = load("rerun")
+    out = tmp_path / "out"
+    assert rerun.main([str(recorded_run), "--out", str(out)]) == 0
+    with open(out / "rerun.csv") as f:
+        rows = list(csv.DictReader(f))
+    quantities = {(row["epoch"], row["quantity"]) for row in rows}
+    assert {
+        ("1", "loss"),
+        ("2", "test recall@20"),
+        ("-", "best_epoch"),
+        ("-", "macs inference"),
+    } <= quantities
+    assert all(row["ok"] == "True" for row in rows)
+    assert (out / "rerun.md").read_text().startswith("### recorded: reproduced")
+
+    path = recorded_run / "metrics.json"
+    summary = json.loads(path.read_text())
+    summary["history"][1]["test"]["ndcg@20"] *= 1 + 1e-12  # a last-digit change is a difference
+    summary["history"][0]["loss"] *= 1 + 1e-12
+    summary["parameter_bytes"] += 4
+    path.write_text(json.dumps(summary))
+    assert rerun.main([str(recorded_run), "--out", str(out)]) == 1
+    table = (out / "rerun.md").read_text()
+    assert table.startswith("### recorded: 3 of ")
+    assert "| 2 | test ndcg@20 |" in table and "| 1 | loss |" in table and "| - | parameter_bytes |" in table
+    assert table.count("**differs**") == 3
+    # within a tolerance the metric and the loss pass; a cost number must still be equal
+    for tolerance, differing in ((["--loss-tolerance", "1e-9"], 2), (["--tolerance", "1e-9"], 1)):
+        assert rerun.main([str(recorded_run), "--out", str(out), *tolerance]) == 1
+        assert (out / "rerun.md").read_text().count("**differs**") == differing
+
+
+def test_rerun_names_a_missing_or_damaged_metrics_json_and_an_unknown_setting(recorded_run, tmp_path):
+    rerun = load("rerun")
+    out = ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'elsewhere' / 'metrics.json'}: no such file"):
+        rerun.main([str(tmp_path / "elsewhere"), *out])
+    path = recorded_run / "metrics.json"
+    whole = path.read_text()
+    path.write_text(whole[: len(whole) // 2])
+    with pytest.raises(SystemExit, match=f"{path}: not the metrics.json that dslgraph train writes"):
+        rerun.main([str(recorded_run), *out])
+    summary = json.loads(whole)
+    summary["settings"]["warp_factor"] = 9
+    path.write_text(json.dumps(summary))
+    with pytest.raises(
+        SystemExit, match=rf"{path}: its settings cannot be run .*unknown setting\(s\) \['warp_factor'\]"
+    ):
+        rerun.main([str(recorded_run), *out])
+    assert not (tmp_path / "out").exists()  # refused before anything was written

@@ -1,0 +1,220 @@
+"""Whether the current code still reproduces recorded ``dslgraph train`` runs, to the last digit.
+
+Each RUN_DIR's ``metrics.json`` records the run's ``settings``; this script writes them to
+``OUT/NAME.settings.json`` and trains them again with ``dslgraph train --config`` into ``OUT/NAME`` (so the
+settings reach the run through the CLI's own config-file path: a setting it does not know fails there, named),
+then compares every evaluation both runs made (each metric of each split, and the epoch's mean loss), the best
+epoch and the cost numbers (MACs and bytes).
+
+    python benchmarks/rerun.py docs/results/lastfm-tuning/s0.8-dt50-mask-init-degree --out runs/rerun
+    python benchmarks/rerun.py docs/results/ml-100k-dt50/dense-d13-seed1 --root data --out runs/rerun
+
+Writes ``OUT/rerun.csv`` (one row a compared number: run, epoch, quantity, recorded, rerun, difference,
+relative difference) and ``OUT/rerun.md`` (a table per run), prints the differences, and exits with 1 when a
+metric differs by more than ``--tolerance`` (relative; default 0: exact), an epoch's mean loss by more than
+``--loss-tolerance`` (default: ``--tolerance``), the best epoch or a cost number at all, or an evaluation of
+one run is missing from the other. (The logged losses are sums over an epoch's batches: a LastFM run whose
+every evaluation reproduced exactly had losses 2.5e-8 apart, relative; see docs/results.md §4.)
+
+Only whole runs are compared: ``dslgraph train`` has no way to stop after N epochs of a longer schedule
+(``--epochs`` lays the cosine learning rate and DSL's ρ out over the epochs it is given, and
+``--max-seconds`` and ``--patience`` stop where time or the metric say, not at a chosen epoch), so a shorter
+rerun would follow another schedule. ``--root`` (where the data lies) and ``--threads`` may be given anew, as
+a resumed run may: neither changes what is trained, though another thread count may change the last digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from summary import read_summary
+
+from dslgraph.cli import main as dslgraph
+from dslgraph.config import ConfigError, validate
+
+log = logging.getLogger("rerun")
+
+#: The cost numbers of a metrics.json, compared exactly.
+COSTS = (
+    "macs", "ideal_macs", "dense_macs", "parameter_bytes", "optimizer_state_bytes", "dense_parameter_bytes",
+    "dense_optimizer_state_bytes", "workspace_bytes", "active_entries",
+)  # fmt: skip
+#: What an evaluation records that is no result of the run: wall-clock times.
+TIMES = ("epoch", "seconds", "eval_seconds")
+
+
+def recorded_settings(run: Path, root: str | None, threads: int | None) -> dict:
+    """The settings ``run``'s metrics.json records (with ``root`` and ``threads`` where given), checked as
+    ``dslgraph train --config`` checks them; a setting it cannot take stops the script naming the file."""
+    path = run / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file (is {run} the output folder of a dslgraph train run?)")
+    settings = read_summary(path, required=("settings", "history"))["settings"]
+    if not isinstance(settings, dict):
+        raise SystemExit(f"{path}: its settings are {type(settings).__name__}, not an object of settings")
+    settings = dict(settings)
+    if root is not None:
+        settings["root"] = root
+    if threads is not None:
+        settings["threads"] = threads
+    try:
+        validate(dict(settings))
+    except ConfigError as exc:
+        raise SystemExit(f"{path}: its settings cannot be run by this dslgraph: {exc}") from None
+    return settings
+
+
+def flatten(summary: dict) -> dict[tuple[str, str], float]:
+    """The numbers of ``summary`` to compare, by (epoch, quantity): each evaluation's metrics and loss (its
+    epoch as text), the best epoch and the cost numbers (epoch ``-``)."""
+    numbers: dict[tuple[str, str], float] = {}
+    for entry in summary["history"]:
+        epoch = str(entry["epoch"])
+        for key, value in entry.items():
+            if isinstance(value, dict):  # a split's metrics
+                numbers |= {(epoch, f"{key} {metric}"): number for metric, number in value.items()}
+            elif key not in TIMES and value is not None:
+                numbers[(epoch, key)] = value
+    for key in ("best_epoch", *COSTS):
+        value = summary.get(key)
+        if isinstance(value, dict):
+            numbers |= {("-", f"{key} {part}"): number for part, number in value.items()}
+        elif value is not None:
+            numbers[("-", key)] = value
+    return numbers
+
+
+def compare(name: str, recorded: dict, rerun: dict, tolerance: float, loss_tolerance: float) -> list[dict]:
+    """One row per number of either summary: both values, their difference and whether it is within
+    ``tolerance`` (relative, for the metrics; ``loss_tolerance`` for the losses; the best epoch and costs
+    must be equal)."""
+    ours, theirs = flatten(recorded), flatten(rerun)
+    rows = []
+    for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0] == "-", _epoch(k[0]), k[1])):
+        before, after = ours.get(key), theirs.get(key)
+        if before is None or after is None:
+            difference = relative = math.nan
+            ok = False
+        else:
+            difference = after - before
+            relative = abs(difference) / abs(before) if before else (0.0 if difference == 0 else math.inf)
+            allowed = loss_tolerance if key[1] == "loss" else tolerance
+            ok = relative <= allowed if key[0] != "-" else difference == 0
+        rows.append(
+            {
+                "run": name,
+                "epoch": key[0],
+                "quantity": key[1],
+                "recorded": before,
+                "rerun": after,
+                "difference": difference,
+                "relative": relative,
+                "ok": ok,
+            }
+        )
+    return rows
+
+
+def _epoch(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def rerun(run: Path, out: Path, root: str | None, threads: int | None) -> dict:
+    """Trains ``run``'s settings again into ``out / run.name``; returns the new metrics.json."""
+    settings = recorded_settings(run, root, threads)
+    config = out / f"{run.name}.settings.json"
+    config.write_text(json.dumps(settings, indent=1))
+    output = out / run.name
+    log.info("rerunning %s into %s", run, output)
+    argv = ["train", "--config", str(config), "--output", str(output), "--overwrite", "--no-progress"]
+    with contextlib.redirect_stdout(io.StringIO()):  # its summary, which metrics.json holds
+        failed = dslgraph(argv) != 0
+    if failed:
+        raise SystemExit(f"{run}: dslgraph train {' '.join(argv[1:])} failed (its error is above)")
+    return read_summary(output / "metrics.json", required=("history",))
+
+
+def write_tables(rows: list[dict], out: Path) -> str:
+    """Writes ``OUT/rerun.csv`` and ``OUT/rerun.md``; returns the markdown."""
+    with open(out / "rerun.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    parts = []
+    for name in dict.fromkeys(row["run"] for row in rows):
+        own = [row for row in rows if row["run"] == name]
+        bad = sum(not row["ok"] for row in own)
+        verdict = "reproduced" if not bad else f"{bad} of {len(own)} numbers differ"
+        parts += [
+            f"### {name}: {verdict}",
+            "",
+            "| epoch | quantity | recorded | rerun | difference | relative |",
+        ]
+        parts.append("|---|---|---|---|---|---|")
+        parts += [
+            f"| {row['epoch']} | {row['quantity']} | {row['recorded']} | {row['rerun']} "
+            f"| {row['difference']:.3g} | {row['relative']:.3g} |{'' if row['ok'] else ' **differs**'}"
+            for row in own
+        ]
+        parts.append("")
+    text = "\n".join(parts)
+    (out / "rerun.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN_DIR", help="recorded dslgraph train outputs"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the reruns and the tables")
+    parser.add_argument("--root", help="where the datasets lie, instead of the recorded root")
+    parser.add_argument("--threads", type=int, help="CPU threads, instead of the recorded ones")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="relative difference allowed (default 0)"
+    )
+    parser.add_argument(
+        "--loss-tolerance",
+        type=float,
+        help="relative difference allowed in the losses (default: --tolerance)",
+    )
+    args = parser.parse_args(argv)
+    if args.loss_tolerance is None:
+        args.loss_tolerance = args.tolerance
+    for name in ("tolerance", "loss_tolerance"):
+        if not getattr(args, name) >= 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    names = [run.name for run in args.runs]
+    if len(set(names)) < len(names):
+        parser.error(f"two RUN_DIRs share a name, and so OUT/NAME: {names}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for run in args.runs:  # every run's settings checked before the first trains
+        recorded_settings(run, args.root, args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in args.runs:
+        recorded = read_summary(run / "metrics.json")
+        trained = rerun(run, args.out, args.root, args.threads)
+        rows += compare(run.name, recorded, trained, args.tolerance, args.loss_tolerance)
+    text = write_tables(rows, args.out)
+    differing = [row for row in rows if not row["ok"]]
+    print(text)
+    for row in differing:
+        log.error("%s epoch %s %s: recorded %s, rerun %s", row["run"], row["epoch"], row["quantity"],
+                  row["recorded"], row["rerun"])  # fmt: skip
+    log.info("%d numbers compared, %d differ; tables in %s", len(rows), len(differing), args.out)
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
