@@ -95,7 +95,6 @@ def test_repr_and_bad_layers():
         LightGCN(3, 4, embedding_dim=8, num_layers=1.5)  # failed in forward
 
 
-@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
 def test_reset_parameters_draws_what_the_constructor_drew():
     torch.manual_seed(0)
     fresh = LightGCN(30, 40, embedding_dim=8, init="xavier")
@@ -105,6 +104,7 @@ def test_reset_parameters_draws_what_the_constructor_drew():
     assert torch.equal(model.embedding.weight, fresh.embedding.weight)
 
 
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason="torch-sparse is not installed")
 def test_sparse_tensor_adjacency_gives_same_embeddings_and_gradients(small_data):
     adj = propagation_graph(small_data)
     model = LightGCN(30, 40, embedding_dim=8)
