@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -35,6 +34,7 @@ import math
 import sys
 from pathlib import Path
 
+from common import markdown_table, write_csv, write_text
 from summary import read_summary
 
 from dslgraph.cli import main as dslgraph
@@ -51,13 +51,14 @@ COSTS = (
 TIMES = ("epoch", "seconds", "eval_seconds")
 
 
-def recorded_settings(run: Path, root: str | None, threads: int | None) -> dict:
-    """The settings ``run``'s metrics.json records (with ``root`` and ``threads`` where given), checked as
-    ``dslgraph train --config`` checks them; a setting it cannot take stops the script naming the file."""
+def recorded_run(run: Path, root: str | None, threads: int | None) -> tuple[dict, dict]:
+    """``run``'s metrics.json and the settings it records (with ``root`` and ``threads`` where given), checked
+    as ``dslgraph train --config`` checks them; a setting it cannot take stops the script naming the file."""
     path = run / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no such file (is {run} the output folder of a dslgraph train run?)")
-    settings = read_summary(path, required=("settings", "history"))["settings"]
+    summary = read_summary(path, required=("settings", "history"))
+    settings = summary["settings"]
     if not isinstance(settings, dict):
         raise SystemExit(f"{path}: its settings are {type(settings).__name__}, not an object of settings")
     settings = dict(settings)
@@ -69,7 +70,7 @@ def recorded_settings(run: Path, root: str | None, threads: int | None) -> dict:
         validate(dict(settings))
     except ConfigError as exc:
         raise SystemExit(f"{path}: its settings cannot be run by this dslgraph: {exc}") from None
-    return settings
+    return summary, settings
 
 
 def flatten(summary: dict) -> dict[tuple[str, str], float]:
@@ -127,11 +128,10 @@ def _epoch(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def rerun(run: Path, out: Path, root: str | None, threads: int | None) -> dict:
-    """Trains ``run``'s settings again into ``out / run.name``; returns the new metrics.json."""
-    settings = recorded_settings(run, root, threads)
+def rerun(run: Path, settings: dict, out: Path) -> dict:
+    """Trains ``settings`` (``run``'s) again into ``out / run.name``; returns the new metrics.json."""
     config = out / f"{run.name}.settings.json"
-    config.write_text(json.dumps(settings, indent=1))
+    write_text(config, json.dumps(settings, indent=1))
     output = out / run.name
     log.info("rerunning %s into %s", run, output)
     argv = ["train", "--config", str(config), "--output", str(output), "--overwrite", "--no-progress"]
@@ -144,29 +144,25 @@ def rerun(run: Path, out: Path, root: str | None, threads: int | None) -> dict:
 
 def write_tables(rows: list[dict], out: Path) -> str:
     """Writes ``OUT/rerun.csv`` and ``OUT/rerun.md``; returns the markdown."""
-    with open(out / "rerun.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "rerun.csv")
+    columns = ["epoch", "quantity", "recorded", "rerun", "difference", "relative", "verdict"]
     parts = []
     for name in dict.fromkeys(row["run"] for row in rows):
         own = [row for row in rows if row["run"] == name]
         bad = sum(not row["ok"] for row in own)
         verdict = "reproduced" if not bad else f"{bad} of {len(own)} numbers differ"
-        parts += [
-            f"### {name}: {verdict}",
-            "",
-            "| epoch | quantity | recorded | rerun | difference | relative |",
-        ]
-        parts.append("|---|---|---|---|---|---|")
-        parts += [
-            f"| {row['epoch']} | {row['quantity']} | {row['recorded']} | {row['rerun']} "
-            f"| {row['difference']:.3g} | {row['relative']:.3g} |{'' if row['ok'] else ' **differs**'}"
+        shown = [
+            row
+            | {
+                "difference": f"{row['difference']:.3g}",
+                "relative": f"{row['relative']:.3g}",
+                "verdict": "ok" if row["ok"] else "**differs**",
+            }
             for row in own
         ]
-        parts.append("")
+        parts.append(f"### {name}: {verdict}\n\n{markdown_table(shown, columns)}")
     text = "\n".join(parts)
-    (out / "rerun.md").write_text(text)
+    write_text(out / "rerun.md", text)
     return text
 
 
@@ -198,14 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(names)) < len(names):
         parser.error(f"two RUN_DIRs share a name, and so OUT/NAME: {names}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for run in args.runs:  # every run's settings checked before the first trains
-        recorded_settings(run, args.root, args.threads)
+    # every run's settings checked before the first trains
+    recorded = {run: recorded_run(run, args.root, args.threads) for run in args.runs}
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for run in args.runs:
-        recorded = read_summary(run / "metrics.json")
-        trained = rerun(run, args.out, args.root, args.threads)
-        rows += compare(run.name, recorded, trained, args.tolerance, args.loss_tolerance)
+    for run, (summary, settings) in recorded.items():
+        trained = rerun(run, settings, args.out)
+        rows += compare(run.name, summary, trained, args.tolerance, args.loss_tolerance)
     text = write_tables(rows, args.out)
     differing = [row for row in rows if not row["ok"]]
     print(text)
