@@ -259,7 +259,7 @@ class Trainer:
 
     def _evaluator(self, split: str) -> RankingEvaluator | SampledRankingEvaluator:
         if split not in self._evaluators:
-            name = "val" if split == "validation" else "test"
+            name = eval_split(split)  # the evaluators' name of the split
             sampled = f"{name}_negatives" in self.data[EDGE]
             # full ranking scores every item for every user (a bar, as an epoch has); 100 candidates each, no
             options = {} if sampled else {"progress": self.config.progress}
