@@ -24,6 +24,11 @@ Each row also records the bytes held between iterations: parameters with positio
 state, gradients, and ``workspace_bytes`` (the sparse table's propagation plan, an index and a weight per
 multiply-add), and on CUDA the peak memory allocated during the timed iterations.
 
+``--compile COMPILER`` times the model's loss compiled by ``torch.compile(backend=COMPILER)`` (``inductor``,
+torch's default; ``aot_eager`` traces without generating code), the first ``--warmup`` iterations compiling
+it. The update is not timed then (``seconds_per_update`` empty, the amortised epoch without it): the iteration
+before it, which records the gradient to grow by, compiles a second graph the first time.
+
 ``--profile FILE`` also writes, per row, torch.profiler's table of the operators (and, on CUDA, kernels) of
 three iterations, most time first: where the backends' time goes. FILE holds this run's rows only (an earlier
 file is replaced, as ``--output`` is) and is rewritten whole after each row, as ``--output``: a run cut short
@@ -87,11 +92,12 @@ def measure(data, adj, device, sparsity, backend, args, profiles: list[str]) -> 
     if dsl is not None:
         dsl.attach(optimizer)
     epochs = Epochs(batches, device)
+    loss_fn = model.loss if args.compile is None else torch.compile(model.loss, backend=args.compile)
 
     def step() -> torch.Tensor:
         users, pos, neg = next(epochs)
         optimizer.zero_grad()
-        loss = model.loss(adj, users, pos, neg)
+        loss = loss_fn(adj, users, pos, neg)
         loss.backward()
         optimizer.step()
         if dsl is not None:
@@ -116,22 +122,24 @@ def measure(data, adj, device, sparsity, backend, args, profiles: list[str]) -> 
     memory = held_bytes(model, optimizer)
     if device.type == "cuda":
         memory["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-    update = 0.0
+    update = 0.0 if dsl is None or args.compile is None else None  # None: not timed (compiles)
     if dsl is not None:
         # the update, then one more iteration to pay for the plan rebuild it caused
-        update = seconds(2) - 2 * per_iter
+        timed = seconds(2) - 2 * per_iter
+        update = timed if args.compile is None else None
     counts = count_launches(step, device)
     if args.profile:  # after the timed update, which comes at a fixed iteration
         profiles.append(profile_table(step, device, f"sparsity {sparsity}, backend {backend}"))
-    amortised = per_iter + update / args.update_interval
+    amortised = per_iter + (update or 0.0) / args.update_interval
     return {
         "dataset": args.dataset,
         **machine(device),
         "sparsity": sparsity,
         "backend": backend if sparsity else "dense",
+        "compile": args.compile or "",
         "batch_size": args.batch_size,
         "seconds_per_iteration": round(per_iter, 4),
-        "seconds_per_update": round(update, 2),
+        "seconds_per_update": None if update is None else round(update, 2),
         "update_interval": args.update_interval,
         "seconds_per_epoch_amortised": round(amortised * len(batches) + epochs.draws[0], 1),
         "first_loss": first_loss,
@@ -186,6 +194,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument(
+        "--compile",
+        metavar="COMPILER",
+        help="time the loss compiled by torch.compile(backend=COMPILER): inductor (torch's default), "
+        "aot_eager, ...",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="also write each row's operator profile to FILE (replaced: this run's rows, rewritten after "
@@ -196,6 +210,11 @@ def main() -> None:
         parser.error("need --warmup >= 1 and --iterations >= 1")
     if args.profile:
         check_output(parser, "--profile", args.profile)
+    if args.compile is not None and args.compile not in torch.compiler.list_backends(exclude_tags=()):
+        parser.error(
+            f"--compile {args.compile}: not a torch.compile backend; torch has "
+            f"{torch.compiler.list_backends(exclude_tags=())}"
+        )
     data = load_dataset(args.dataset, args.root)
     adj = propagation_graph(data).to(device)
     rows, profiles = [], []

@@ -7,6 +7,10 @@
 #   backends   the DSL backends alone (with an operator profile of each; the part of speed that a change to
 #              the sparse table moves), the Adam step's variants, and the sparse table's plan rebuild per
 #              density;
+#   compile    the DSL backends' iterations eager and with the loss compiled by torch.compile (inductor), 20
+#              iterations each, one after the other (on CPU-2, 29th session, compiling gained nothing:
+#              docs/results.md §4; it cuts the operators an iteration calls by a third, which a card whose
+#              iterations wait on kernel launches may turn into time);
 #   sweep      side by side on the card (benchmarks/timed_runs.py gives each the epochs that fit): the Gowalla
 #              LightGCN sparsity sweep with the large-batch recipe (dense, DSL 50/80/90/95%, the static-mask
 #              ablation at 80%, the dense table of the 80% budget) and UltraGCN with its official preset;
@@ -91,6 +95,14 @@ if step speed || step backends; then
     timeout 20 python benchmarks/bench_optimizer.py --device "$DEVICE" --output "$OUT/adam_step.csv" 2>&1 | tail -3
     timeout 40 python benchmarks/bench_plan.py --dataset "$DATASET" --root data --device "$DEVICE" \
         --densities 0.5 0.2 0.05 --repeats 2 --output "$OUT/plan_build.csv" 2>&1 | tail -6
+fi
+if step compile; then
+    echo "== backends eager and compiled ($(left)s left)"
+    for compiler in "" inductor; do
+        timeout 200 python benchmarks/bench_sparse.py --dataset "$DATASET" --root data --device "$DEVICE" \
+            --sparsities 0.8 --warmup 3 --iterations 20 ${compiler:+--compile $compiler} \
+            --output "$OUT/backends_${compiler:-eager}.csv" 2>&1 | tail -4
+    done
 fi
 if step speed; then
     timeout 30 python benchmarks/bench_sparse_linear.py --device "$DEVICE" \

@@ -16,11 +16,17 @@ metric differs by more than ``--tolerance`` (relative; default 0: exact), an epo
 one run is missing from the other. (The logged losses are sums over an epoch's batches: a LastFM run whose
 every evaluation reproduced exactly had losses 2.5e-8 apart, relative; see docs/results.md §4.)
 
-Only whole runs are compared: ``dslgraph train`` has no way to stop after N epochs of a longer schedule
-(``--epochs`` lays the cosine learning rate and DSL's ρ out over the epochs it is given, and
-``--max-seconds`` and ``--patience`` stop where time or the metric say, not at a chosen epoch), so a shorter
-rerun would follow another schedule. ``--root`` (where the data lies) and ``--threads`` may be given anew, as
-a resumed run may: neither changes what is trained, though another thread count may change the last digits.
+``--stop-after-epoch N`` retrains only the first N epochs of each run (``dslgraph train --stop-after-epoch``:
+the cosine learning rate and DSL's ρ still laid out over the run's epochs, where a shorter ``--epochs`` would
+follow another schedule) and compares the evaluations up to epoch N, which must be one the run evaluated: a
+spot check of a long run. Neither the best epoch nor the cost numbers are compared then: both are the
+finished run's (the costs are counted from its final masks, which the epochs after N move).
+
+    python benchmarks/rerun.py docs/results/gowalla/e30-s0.8-degree --root data --stop-after-epoch 10 \
+        --out runs/rerun
+
+``--root`` (where the data lies) and ``--threads`` may be given anew, as a resumed run may: neither changes
+what is trained, though another thread count may change the last digits.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from common import markdown_table, write_csv, write_text
 from summary import read_summary
 
 from dslgraph.cli import main as dslgraph
-from dslgraph.config import ConfigError, validate
+from dslgraph.config import PATH_FIELDS, ConfigError, validate
 
 log = logging.getLogger("rerun")
 
@@ -47,13 +53,21 @@ COSTS = (
     "macs", "ideal_macs", "dense_macs", "parameter_bytes", "optimizer_state_bytes", "dense_parameter_bytes",
     "dense_optimizer_state_bytes", "workspace_bytes", "active_entries",
 )  # fmt: skip
-#: What an evaluation records that is no result of the run: wall-clock times.
-TIMES = ("epoch", "seconds", "eval_seconds")
+#: The numbers of a finished run, which a run stopped after an epoch is not compared by.
+FINISHED = ("best_epoch", *COSTS)
+#: What an evaluation records that is no result of the run: wall-clock times, and whether it was on the
+#: eval_every schedule (a rerun stopped after an epoch evaluates there off it).
+NOT_RESULTS = ("epoch", "seconds", "eval_seconds", "scheduled")
 
 
-def recorded_run(run: Path, root: str | None, threads: int | None) -> tuple[dict, dict]:
-    """``run``'s metrics.json and the settings it records (with ``root`` and ``threads`` where given), checked
-    as ``dslgraph train --config`` checks them; a setting it cannot take stops the script naming the file."""
+def recorded_run(
+    run: Path, root: str | None, threads: int | None, stop_after_epoch: int | None = None
+) -> tuple[dict, dict]:
+    """``run``'s metrics.json and the settings it records (with ``root``, ``threads`` and
+    ``stop_after_epoch`` where given), checked as ``dslgraph train --config`` checks them; a setting it
+    cannot take, or a ``stop_after_epoch`` at which the run did not evaluate, stops the script naming the
+    file. With ``stop_after_epoch``, the summary keeps the evaluations up to that epoch and no
+    :data:`FINISHED` numbers."""
     path = run / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no such file (is {run} the output folder of a dslgraph train run?)")
@@ -64,12 +78,25 @@ def recorded_run(run: Path, root: str | None, threads: int | None) -> tuple[dict
     settings = dict(settings)
     if root is not None:
         settings["root"] = root
+    for name in PATH_FIELDS:  # from here: written to OUT's settings file, they would be read from OUT
+        if settings.get(name) is not None:
+            settings[name] = str(Path(settings[name]).absolute())
     if threads is not None:
         settings["threads"] = threads
     try:
         validate(dict(settings))
     except ConfigError as exc:
         raise SystemExit(f"{path}: its settings cannot be run by this dslgraph: {exc}") from None
+    if stop_after_epoch is not None:
+        evaluated = [entry.get("epoch") for entry in summary["history"]]
+        if stop_after_epoch not in evaluated:
+            raise SystemExit(
+                f"{path}: the run has no evaluation at epoch {stop_after_epoch} to compare with; "
+                f"--stop-after-epoch takes one of its evaluated epochs {evaluated}"
+            )
+        settings["stop_after_epoch"] = stop_after_epoch
+        history = [entry for entry in summary["history"] if entry["epoch"] <= stop_after_epoch]
+        summary = _unfinished(summary) | {"history": history}
     return summary, settings
 
 
@@ -82,7 +109,7 @@ def flatten(summary: dict) -> dict[tuple[str, str], float]:
         for key, value in entry.items():
             if isinstance(value, dict):  # a split's metrics
                 numbers |= {(epoch, f"{key} {metric}"): number for metric, number in value.items()}
-            elif key not in TIMES and value is not None:
+            elif key not in NOT_RESULTS and value is not None:
                 numbers[(epoch, key)] = value
     for key in ("best_epoch", *COSTS):
         value = summary.get(key)
@@ -129,7 +156,9 @@ def _epoch(text: str) -> int:
 
 
 def rerun(run: Path, settings: dict, out: Path) -> dict:
-    """Trains ``settings`` (``run``'s) again into ``out / run.name``; returns the new metrics.json."""
+    """Trains ``settings`` (``run``'s) again into ``out / run.name``; returns the new metrics.json, without
+    the :data:`FINISHED` numbers where ``settings`` stop after an epoch (as :func:`recorded_run` leaves the
+    recorded one)."""
     config = out / f"{run.name}.settings.json"
     write_text(config, json.dumps(settings, indent=1))
     output = out / run.name
@@ -139,7 +168,13 @@ def rerun(run: Path, settings: dict, out: Path) -> dict:
         failed = dslgraph(argv) != 0
     if failed:
         raise SystemExit(f"{run}: dslgraph train {' '.join(argv[1:])} failed (its error is above)")
-    return read_summary(output / "metrics.json", required=("history",))
+    summary = read_summary(output / "metrics.json", required=("history",))
+    return _unfinished(summary) if settings.get("stop_after_epoch") else summary
+
+
+def _unfinished(summary: dict) -> dict:
+    """``summary`` without the numbers of a finished run (:data:`FINISHED`)."""
+    return {key: value for key, value in summary.items() if key not in FINISHED}
 
 
 def write_tables(rows: list[dict], out: Path) -> str:
@@ -180,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         "--tolerance", type=float, default=0.0, help="relative difference allowed (default 0)"
     )
     parser.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        help="retrain and compare only the first N epochs of each run's schedule (N: an evaluated epoch)",
+    )
+    parser.add_argument(
         "--loss-tolerance",
         type=float,
         help="relative difference allowed in the losses (default: --tolerance)",
@@ -190,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("tolerance", "loss_tolerance"):
         if not getattr(args, name) >= 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
+        parser.error(f"--stop-after-epoch must be >= 1, got {args.stop_after_epoch}")
     names = [run.name for run in args.runs]
     if len(set(names)) < len(names):
         parser.error(f"two RUN_DIRs share a name, and so OUT/NAME: {names}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # every run's settings checked before the first trains
-    recorded = {run: recorded_run(run, args.root, args.threads) for run in args.runs}
+    recorded = {run: recorded_run(run, args.root, args.threads, args.stop_after_epoch) for run in args.runs}
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for run, (summary, settings) in recorded.items():

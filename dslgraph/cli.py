@@ -66,6 +66,7 @@ log = logging.getLogger("dslgraph")
 TRAIN_FIELDS = (
     "epochs", "batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight",
     "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
+    "stop_after_epoch", "compile",
 )  # fmt: skip
 
 #: The settings that act only under DSL (``sparsity > 0``).
@@ -80,8 +81,8 @@ PRUNE_AND_GROW_FIELDS = (
 )  # fmt: skip
 #: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
 RESUMABLE = (
-    "epochs", "max_seconds", "device", "threads", "root", "data_file", "eval_every", "eval_batch_size",
-    "patience",
+    "epochs", "max_seconds", "stop_after_epoch", "device", "threads", "root", "data_file", "eval_every",
+    "eval_batch_size", "patience",
 )  # fmt: skip
 #: The read options of a data file that leave some of its users and items out.
 FILTER_OPTIONS = ("rating_threshold", "min_user_interactions", "min_item_interactions")
@@ -721,19 +722,27 @@ def _resumed_settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple
     finished = state["epoch"] >= settings["epochs"]
     # under the same patience, the trainer trains an early-stopped run no further
     stopped = stopped_early(state.get("bad_evals", 0), settings["patience"])
-    if (finished or stopped) and not (
+    halted = 0 < settings["stop_after_epoch"] <= state["epoch"]  # nor one at its stop_after_epoch
+    if (finished or stopped or halted) and not (
         state["epoch"] <= settings["epochs"] and _summary_missing(args.output)
     ):  # resuming would rewrite metrics.json without training
         static = settings["static_mask"] and settings["sparsity"] > 0  # which trains its own epochs only
         more = (
             "a --static-mask run takes no other --epochs" if static else "pass a larger --epochs to train on"
         )
-        why = (
-            f"it has trained {state['epoch']} of {settings['epochs']} epochs ({more})"
-            if finished
-            else f"it stopped early at epoch {state['epoch']}, after {state['bad_evals']} evaluations "
-            "without gain (pass a larger --patience, or --patience 0, to train on)"
-        )
+        if finished:
+            why = f"it has trained {state['epoch']} of {settings['epochs']} epochs ({more})"
+        elif stopped:
+            why = (
+                f"it stopped early at epoch {state['epoch']}, after {state['bad_evals']} evaluations "
+                "without gain (pass a larger --patience, or --patience 0, to train on)"
+            )
+        else:
+            stop, epochs = settings["stop_after_epoch"], settings["epochs"]
+            why = (
+                f"it has trained {state['epoch']} epochs, to its stop_after_epoch {stop} (pass a later "
+                f"--stop-after-epoch, or --stop-after-epoch 0 to train to epoch {epochs})"
+            )
         raise ConfigError(f"nothing to resume in {checkpoint}: {why}")
     return settings, recorded_fingerprint(state)
 

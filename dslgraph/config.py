@@ -188,6 +188,19 @@ FIELDS: dict[str, Field] = {
         help="stop at the end of the first epoch past this much training time of the command, which a "
         "resumed run has anew (0: no limit)",
     ),
+    "stop_after_epoch": Field(
+        int,
+        0,
+        low=0,
+        help="stop at the end of this epoch of the schedule, which stays laid out over epochs (the learning "
+        "rate's and DSL's), as a resumed run goes on from it (0: train to epochs)",
+    ),
+    "compile": Field(
+        bool,
+        False,
+        help="train with the model's loss compiled by torch.compile (its default compiler, inductor, which "
+        "needs a C++ compiler on the CPU): faster or slower by model, backend and device (docs/dsl.md)",
+    ),
     # past some thousands, OpenMP fails to start them or crashes the process with no message
     "threads": Field(int, 0, low=0, high=1024, help="torch's CPU threads (0: torch's default)"),
     # Dynamic Sparse Learning
@@ -367,6 +380,7 @@ def _check_combinations(settings: dict[str, Any]) -> None:
         raise ConfigError(
             f"eval_negatives acts under protocol 'leave-one-out' only, not {protocol!r}: leave it out"
         )
+    check_stop_after_epoch(settings["stop_after_epoch"], settings["epochs"], ConfigError)
     if settings["rho_min"] > settings["rho0"]:
         raise ConfigError(f"rho_min ({settings['rho_min']}) must not exceed rho0 ({settings['rho0']})")
     lr, lr_min = settings["lr"], settings["lr_min"]
@@ -381,6 +395,15 @@ def _check_combinations(settings: dict[str, Any]) -> None:
             f"ks {settings['ks']} must not exceed {candidates} under protocol 'leave-one-out', which ranks "
             f"each test item among itself and eval_negatives={settings['eval_negatives']} sampled items; "
             "lower ks or raise eval_negatives"
+        )
+
+
+def check_stop_after_epoch(stop_after_epoch: int, epochs: int, error: type[Exception]) -> None:
+    """Refuses a ``stop_after_epoch`` past ``epochs`` (raising ``error``): the schedule ends before it."""
+    if stop_after_epoch > epochs:
+        raise error(
+            f"stop_after_epoch ({stop_after_epoch}) must not exceed epochs ({epochs}), where the schedule "
+            "ends; leave it at 0 to train to epochs"
         )
 
 

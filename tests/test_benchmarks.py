@@ -680,6 +680,23 @@ def test_bench_sparse_records_each_backends_bytes(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_sparse_times_a_compiled_loss_without_the_update_that_compiles_again(tmp_path):
+    args = ["--dataset", "lastfm", "--sparsities", "0.8", "--iterations", "1", "--warmup", "2"]
+    rows = run_script("bench_sparse", *args, "--compile", "aot_eager", "--output", str(tmp_path / "b.csv"))
+    assert {row["compile"] for row in rows} == {"aot_eager"}
+    assert [row["seconds_per_update"] for row in rows] == ["0.0", "", "", ""]  # the dense row has none
+    losses = {row["backend"]: float(row["first_loss"]) for row in rows}
+    assert losses["sparse"] == pytest.approx(losses["compact"]) == pytest.approx(losses["masked"])
+
+
+def test_bench_sparse_refuses_a_compiler_torch_does_not_have(monkeypatch, capsys):
+    script = load("bench_sparse")
+    monkeypatch.setattr(script, "load_dataset", None)
+    argv = ["bench_sparse.py", "--compile", "inductr"]
+    assert "--compile inductr: not a torch.compile backend" in refusal(script.main, monkeypatch, capsys, argv)
+
+
+@pytest.mark.slow
 def test_bench_sparse_counts_and_profiles_iterations_without_an_update(tmp_path):
     """With few iterations the DSL's next update fell among the iterations counted and profiled after the
     timed one (its prune is the only ``topk``); there is one update only."""
@@ -1314,6 +1331,38 @@ def test_rerun_reproduces_a_run_it_recorded_and_reports_a_tampered_number(record
     for tolerance, differing in ((["--loss-tolerance", "1e-9"], 2), (["--tolerance", "1e-9"], 1)):
         assert rerun.main([str(recorded_run), "--out", str(out), *tolerance]) == 1
         assert (out / "rerun.md").read_text().count("**differs**") == differing
+
+
+def test_rerun_stopped_after_an_epoch_compares_the_evaluations_up_to_it(recorded_run, tmp_path):
+    rerun = load("rerun")
+    out = tmp_path / "out"
+    path = recorded_run / "metrics.json"
+    summary = json.loads(path.read_text())
+    summary["history"][1]["test"]["ndcg@20"] *= 2  # past the stop: not compared
+    path.write_text(json.dumps(summary))
+    assert rerun.main([str(recorded_run), "--out", str(out), "--stop-after-epoch", "1"]) == 0
+    with open(out / "rerun.csv") as f:
+        quantities = {(row["epoch"], row["quantity"]) for row in csv.DictReader(f)}
+    assert ("1", "test ndcg@20") in quantities and ("1", "loss") in quantities
+    assert all(epoch == "1" for epoch, quantity in quantities)  # no best epoch, no cost of the final masks
+    assert json.loads((out / "recorded" / "metrics.json").read_text())["epochs"] == 1
+    summary["history"][0]["test"]["ndcg@20"] *= 2
+    path.write_text(json.dumps(summary))
+    assert rerun.main([str(recorded_run), "--out", str(out), "--stop-after-epoch", "1"]) == 1
+    with pytest.raises(SystemExit, match=r"no evaluation at epoch 3 to compare with; .* epochs \[1, 2\]"):
+        rerun.main([str(recorded_run), "--out", str(out), "--stop-after-epoch", "3"])
+
+
+def test_rerun_takes_relative_paths_from_where_it_is_run(recorded_run, tmp_path, monkeypatch):
+    # the settings go to a file in OUT, whose relative paths the CLI reads from OUT: data was OUT/data
+    monkeypatch.chdir(tmp_path)
+    _, settings = load("rerun").recorded_run(recorded_run, "data", None)
+    assert settings["root"] == str(tmp_path / "data")
+    path = recorded_run / "metrics.json"
+    summary = json.loads(path.read_text())
+    summary["settings"]["data_file"] = "mine.csv"  # as recorded by a run started in tmp_path
+    path.write_text(json.dumps(summary))
+    assert load("rerun").main([str(recorded_run), "--out", str(tmp_path / "out")]) == 0
 
 
 def test_rerun_names_a_missing_or_damaged_metrics_json_and_an_unknown_setting(recorded_run, tmp_path):

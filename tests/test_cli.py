@@ -1,6 +1,7 @@
 import json
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -328,6 +329,38 @@ def test_resume_of_a_run_stopped_early_is_refused_unless_patience_grows(tmp_path
     assert (tmp_path / "run" / "last.pt").read_bytes() == written
     assert main(["train", "--output", out, "--resume", "--patience", "3", "--no-progress"]) == 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_a_run_stopped_after_an_epoch_is_the_longer_run_s_start_and_resumes_to_its_end(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--epochs", "3", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "4096"]
+    args += ["--eval-every", "1", "--sparsity", "0.5", "--update-interval", "1", "--lr", "0.05"]
+    args += ["--lr-schedule", "cosine", "--no-progress"]  # the lr and DSL's ρ follow the schedule's length
+    runs = {name: tmp_path / name for name in ("whole", "stopped", "short")}
+    assert main([*args, "--output", str(runs["whole"])]) == 0
+    assert main([*args, "--output", str(runs["stopped"]), "--stop-after-epoch", "1"]) == 0
+    assert main([*args, "--output", str(runs["short"]), "--epochs", "1"]) == 0  # a schedule of 1 epoch
+    history = {name: _history(path) for name, path in runs.items()}
+    assert [e["epoch"] for e in history["stopped"]] == [1]
+    assert _results(history["stopped"]) == _results(history["whole"][:1])
+    assert _results(history["short"]) != _results(history["whole"][:1])
+    capsys.readouterr()
+    assert main(["train", "--output", str(runs["stopped"]), "--resume", "--no-progress"]) == 2
+    assert "it has trained 1 epochs, to its stop_after_epoch 1 (pass a later" in capsys.readouterr().err
+    resume = ["--output", str(runs["stopped"]), "--resume", "--no-progress", "--stop-after-epoch", "0"]
+    assert main(["train", *resume]) == 0
+    assert _results(_history(runs["stopped"])) == _results(history["whole"])
+
+
+def _history(run: Path) -> list[dict]:
+    return json.loads((run / "metrics.json").read_text())["history"]
+
+
+def _results(history: list[dict]) -> list[tuple]:
+    """Each evaluation's epoch, loss and test metrics (not its times)."""
+    return [(entry["epoch"], entry["loss"], entry["test"]) for entry in history]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -1013,8 +1046,8 @@ def test_overwrite_removes_the_earlier_run_s_files_before_training(tmp_path, mon
 def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tmp_path):
     previous = validate({"epochs": 2})
     changed = {
-        "epochs": 5, "max_seconds": 10.0, "device": "cpu", "threads": 2, "root": "elsewhere",
-        "eval_every": 1, "eval_batch_size": 64, "patience": 3,
+        "epochs": 5, "max_seconds": 10.0, "stop_after_epoch": 1, "device": "cpu", "threads": 2,
+        "root": "elsewhere", "eval_every": 1, "eval_batch_size": 64, "patience": 3,
     }  # fmt: skip
     for name, value in changed.items():  # README "Usage": only these may change
         cli_module._refuse_changed_settings(tmp_path / "last.pt", previous, previous | {name: value})

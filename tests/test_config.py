@@ -21,6 +21,7 @@ INTS = {
     "eval_every": 2,
     "eval_batch_size": 128,
     "patience": 3,
+    "stop_after_epoch": 2,
     "seed": 7,
     "split_seed": 8,
     "threads": 1,
@@ -38,7 +39,7 @@ FLOATS = {
     "rho0": 0.5,
     "rho_min": 0.25,
 }
-BOOLS = {"skip_zero_gradient": True, "static_mask": True}
+BOOLS = {"skip_zero_gradient": True, "static_mask": True, "compile": True}
 
 
 def numpy_free(value) -> bool:

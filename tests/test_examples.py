@@ -77,6 +77,22 @@ def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_s
     assert "it has trained 2 of 2 epochs" in capsys.readouterr().err
 
 
+def test_an_example_resumed_with_flags_unfit_for_its_own_settings_resumes_in_its_own_folder(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
+    run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
+    small = {"epochs": 200, "stop_after_epoch": 1, "embedding_dim": 8, "num_layers": 1, "batch_size": 8192}
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    assert run(["--config", "small.json", "--no-progress", "--device", "cpu"]) == 0
+    # past the script's own --epochs 150, the flag fits the resumed run only: the folder is still the script's
+    assert run(["--resume", "--stop-after-epoch", "160", "--max-seconds", "1e-9", "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "runs" / "lightgcn-lastfm" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["settings"]["stop_after_epoch"] == 160
+
+
 @pytest.mark.parametrize("name", ["lightgcn_lastfm", "neumf_ml1m"])
 def test_an_example_s_dataset_yields_to_a_data_file_flag(name):
     defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]

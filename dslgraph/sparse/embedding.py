@@ -430,6 +430,9 @@ class SparseEmbedding(EmbeddingTable):
         # place (SASRec's `seqs *= d ** 0.5`), and growth went without their gradient
         return self._watch(out, "rows", rows).view(*index.shape, self.embedding_dim)
 
+    # outside torch.compile's graph: its tracer failed on the plan's indexing (an IndexError inside PyG's
+    # index_select override); the product is one opaque kernel to it anyway
+    @torch.compiler.disable
     def propagate(self, adj, dense_view: Tensor | None = None) -> Tensor:
         """``adj @ table`` for a symmetric ``adj``: with work proportional to the active entries
         (``propagation="planned"``, a CSR ``adj``), or through a transient dense copy (``dense_view``

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.config import FIELDS, Field, check_settings, naming_the_field_meant
+from dslgraph.config import FIELDS, Field, check_settings, check_stop_after_epoch, naming_the_field_meant
 from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.protocols import training_users
@@ -94,6 +94,8 @@ class TrainConfig:
     patience: int = 0
     seed: int = 2020
     max_seconds: float = 0.0
+    stop_after_epoch: int = 0
+    compile: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class TrainConfig:
         )
         for name, value in checked.items():
             setattr(self, name, tuple(value) if name == "ks" else value)
+        check_stop_after_epoch(self.stop_after_epoch, self.epochs, ValueError)
 
 
 class Trainer:
@@ -155,6 +158,7 @@ class Trainer:
         # the training loop (a ZeroDivisionError), or not at all (epochs = -1 trained nothing)
         self.config = replace(config)
         self.model = model.to(self.device)
+        self._compiled_loss = None  # config.compile's, made at the first epoch
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
         self.data_fingerprint = data_fingerprint(data)  # a resume on other interactions is refused
@@ -231,9 +235,10 @@ class Trainer:
         bar = tqdm(
             self.batches, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self.config.progress
         )
+        loss_function = self._loss_function()
         for batch in bar:
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.model.loss(self.graph, *batch, reg_weight=self.config.reg_weight)
+            loss = loss_function(self.graph, *batch, reg_weight=self.config.reg_weight)
             loss.backward()
             self.optimizer.step()
             if self.scheduler is not None:
@@ -247,6 +252,15 @@ class Trainer:
         if not math.isfinite(total):
             raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
         return total / sum(sizes)
+
+    def _loss_function(self):
+        """``model.loss``, compiled once by ``torch.compile`` where ``config.compile`` says: the bound method,
+        so that the model, its state dict and the checkpoints stay the uncompiled model's."""
+        if not self.config.compile:
+            return self.model.loss
+        if self._compiled_loss is None:
+            self._compiled_loss = torch.compile(self.model.loss)
+        return self._compiled_loss
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, float]:
@@ -275,10 +289,12 @@ class Trainer:
         return self._evaluators[split]
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Trains until ``config.epochs``, early stopping, or ``config.max_seconds`` of training in this call;
-        returns the summary. ``max_seconds`` is checked as each epoch ends, so an epoch that began under it
-        ends past it: a checkpoint within an epoch could not resume as the uninterrupted run goes on (the
-        epoch's batches, drawn as it begins, and the step counts of the schedules)."""
+        """Trains until ``config.epochs``, early stopping, ``config.stop_after_epoch`` or
+        ``config.max_seconds`` of training in this call; returns the summary. ``max_seconds`` is checked as
+        each epoch ends, so an epoch that began under it ends past it: a checkpoint within an epoch could not
+        resume as the uninterrupted run goes on (the epoch's batches, drawn as it begins, and the step counts
+        of the schedules). A run stopped by ``stop_after_epoch`` or ``max_seconds`` resumes
+        (``fit(resume=True)``) as the uninterrupted run goes on."""
         if resume:
             self.load(self._path("last.pt"))
         cfg = self.config
@@ -288,7 +304,8 @@ class Trainer:
         loss = None  # JSON null, where this call trained no epoch (NaN is not JSON)
         # a run that stopped early, resumed under the same patience, stays stopped: it would train eval_every
         # epochs more, which the uninterrupted run did not, and stop again
-        while self.epoch < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
+        last = min(cfg.stop_after_epoch or cfg.epochs, cfg.epochs)
+        while self.epoch < last and not stopped_early(self.bad_evals, cfg.patience):
             started = time.perf_counter()
             loss = self.train_epoch()
             self.epoch += 1
@@ -304,6 +321,8 @@ class Trainer:
                     self.train_seconds - budget_start,
                 )
                 break
+        if self.epoch == last < cfg.epochs:
+            log.info("stopped after epoch %d of %d (stop_after_epoch); resume to go on", last, cfg.epochs)
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)
         return self.summary()

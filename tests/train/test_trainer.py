@@ -13,7 +13,7 @@ import torch
 import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
-from dslgraph.config import FIELDS, SETTING_PLACES, ConfigError
+from dslgraph.config import FIELDS, SETTING_PLACES, ConfigError, validate
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
@@ -302,6 +302,25 @@ def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
 
 
+def test_stop_after_epoch_trains_the_longer_schedule_s_first_epochs(small_data, tmp_path):
+    settings = dict(epochs=4, eval_every=2, lr_schedule="cosine")
+    whole = _trainer(small_data, tmp_path / "whole", **settings).fit()
+    stopped = _trainer(small_data, tmp_path / "stopped", **settings, stop_after_epoch=3).fit()
+    assert [(e["epoch"], e.get("scheduled", True)) for e in stopped["history"]] == [(2, True), (3, False)]
+    assert stopped["history"][0]["test"] == whole["history"][0]["test"]
+    resumed = _trainer(small_data, tmp_path / "stopped", **settings).fit(resume=True)
+    for key in ("epochs", "best_epoch", "test"):
+        assert resumed[key] == whole[key], key
+
+
+def test_stop_after_epoch_past_the_epochs_is_refused():
+    with pytest.raises(ValueError, match=r"stop_after_epoch \(5\) must not exceed epochs \(4\), where"):
+        TrainConfig(epochs=4, stop_after_epoch=5)
+    with pytest.raises(ConfigError, match=r"stop_after_epoch \(5\) must not exceed epochs \(4\)"):
+        validate({"epochs": 4, "stop_after_epoch": 5})
+    assert TrainConfig(epochs=4, stop_after_epoch=4).stop_after_epoch == 4
+
+
 def test_a_stop_between_evaluations_changes_neither_best_epoch_nor_patience(small_data, tmp_path):
     """With lr 0 every evaluation ties: had the stop's evaluation at epoch 1 counted, the resumed run's
     first scheduled one (epoch 2) would not improve on it and patience 1 would stop the run there."""
@@ -436,6 +455,30 @@ def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_
     trainer.fit()  # resetting grown entries' state needs the optimizer: without it the update fails
     assert dsl.optimizer is trainer.optimizer and dsl.updates
     assert not torch.equal(before, model.embedding.values)
+
+
+def test_compile_trains_the_compiled_loss_to_the_same_run(small_data, tmp_path, monkeypatch):
+    compiled = []
+
+    def aot_eager(function):  # traced forward and backward as inductor's, without its code generation
+        compiled.append(function)
+        return torch_compile(function, backend="aot_eager")
+
+    torch_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    runs = {}
+    for compile in (False, True):
+        torch.manual_seed(0)
+        model = LightGCN(30, 40, embedding_dim=8)
+        dsl = DynamicSparseLearning(model, 0.5, total_steps=8, update_interval=3)
+        config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, compile=compile)
+        runs[compile] = Trainer(model, small_data, config, tmp_path / str(compile), "cpu", hooks=[dsl]).fit()
+        assert len(dsl.updates) == 2
+    assert len(compiled) == 1 and compiled[0].__self__ is model  # the loss of the compiled run's model
+    for before, after in zip(runs[False]["history"], runs[True]["history"]):
+        assert after["loss"] == pytest.approx(before["loss"], rel=1e-6)
+        assert after["test"] == pytest.approx(before["test"], rel=1e-6)
+    assert "_orig_mod" not in "".join(load_checkpoint(tmp_path / "True" / "last.pt")["model"])
 
 
 def test_resume_from_a_dsl_state_with_an_unknown_setting_names_it_and_the_checkpoint(small_data, tmp_path):
