@@ -67,7 +67,7 @@ def recorded_run(
     ``stop_after_epoch`` where given), checked as ``dslgraph train --config`` checks them; a setting it
     cannot take, or a ``stop_after_epoch`` at which the run did not evaluate, stops the script naming the
     file. With ``stop_after_epoch``, the summary keeps the evaluations up to that epoch and no
-    :data:`FINISHED` numbers."""
+    :data:`FINISHED` numbers (:func:`unfinished`)."""
     path = run / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no such file (is {run} the output folder of a dslgraph train run?)")
@@ -96,7 +96,7 @@ def recorded_run(
             )
         settings["stop_after_epoch"] = stop_after_epoch
         history = [entry for entry in summary["history"] if entry["epoch"] <= stop_after_epoch]
-        summary = _unfinished(summary) | {"history": history}
+        summary = unfinished(summary) | {"history": history}
     return summary, settings
 
 
@@ -111,7 +111,7 @@ def flatten(summary: dict) -> dict[tuple[str, str], float]:
                 numbers |= {(epoch, f"{key} {metric}"): number for metric, number in value.items()}
             elif key not in NOT_RESULTS and value is not None:
                 numbers[(epoch, key)] = value
-    for key in ("best_epoch", *COSTS):
+    for key in FINISHED:
         value = summary.get(key)
         if isinstance(value, dict):
             numbers |= {("-", f"{key} {part}"): number for part, number in value.items()}
@@ -156,9 +156,7 @@ def _epoch(text: str) -> int:
 
 
 def rerun(run: Path, settings: dict, out: Path) -> dict:
-    """Trains ``settings`` (``run``'s) again into ``out / run.name``; returns the new metrics.json, without
-    the :data:`FINISHED` numbers where ``settings`` stop after an epoch (as :func:`recorded_run` leaves the
-    recorded one)."""
+    """Trains ``settings`` (``run``'s) again into ``out / run.name``; returns the new metrics.json."""
     config = out / f"{run.name}.settings.json"
     write_text(config, json.dumps(settings, indent=1))
     output = out / run.name
@@ -168,11 +166,10 @@ def rerun(run: Path, settings: dict, out: Path) -> dict:
         failed = dslgraph(argv) != 0
     if failed:
         raise SystemExit(f"{run}: dslgraph train {' '.join(argv[1:])} failed (its error is above)")
-    summary = read_summary(output / "metrics.json", required=("history",))
-    return _unfinished(summary) if settings.get("stop_after_epoch") else summary
+    return read_summary(output / "metrics.json", required=("history",))
 
 
-def _unfinished(summary: dict) -> dict:
+def unfinished(summary: dict) -> dict:
     """``summary`` without the numbers of a finished run (:data:`FINISHED`)."""
     return {key: value for key, value in summary.items() if key not in FINISHED}
 
@@ -242,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run, (summary, settings) in recorded.items():
         trained = rerun(run, settings, args.out)
+        if args.stop_after_epoch is not None:  # as recorded_run left the recorded run's
+            trained = unfinished(trained)
         rows += compare(run.name, summary, trained, args.tolerance, args.loss_tolerance)
     text = write_tables(rows, args.out)
     differing = [row for row in rows if not row["ok"]]

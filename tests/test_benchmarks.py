@@ -1353,6 +1353,20 @@ def test_rerun_stopped_after_an_epoch_compares_the_evaluations_up_to_it(recorded
         rerun.main([str(recorded_run), "--out", str(out), "--stop-after-epoch", "3"])
 
 
+def test_rerun_reproduces_a_run_that_was_itself_stopped_after_an_epoch(recorded_run, tmp_path, capsys):
+    from dslgraph.cli import main as dslgraph
+
+    settings = json.loads((recorded_run / "metrics.json").read_text())["settings"] | {"stop_after_epoch": 1}
+    (tmp_path / "stopped.json").write_text(json.dumps(settings))
+    stopped = tmp_path / "stopped"
+    assert dslgraph(["train", "--config", str(tmp_path / "stopped.json"), "--output", str(stopped)]) == 0
+    capsys.readouterr()
+    # its best epoch and costs compared as any whole run's (they were left out of the rerun's side only)
+    assert load("rerun").main([str(stopped), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "rerun.csv") as f:
+        assert ("-", "best_epoch") in {(row["epoch"], row["quantity"]) for row in csv.DictReader(f)}
+
+
 def test_rerun_takes_relative_paths_from_where_it_is_run(recorded_run, tmp_path, monkeypatch):
     # the settings go to a file in OUT, whose relative paths the CLI reads from OUT: data was OUT/data
     monkeypatch.chdir(tmp_path)
