@@ -13,7 +13,9 @@ Writes ``OUT/rerun.csv`` (one row a compared number: run, epoch, quantity, recor
 relative difference) and ``OUT/rerun.md`` (a table per run), prints the differences, and exits with 1 when a
 metric differs by more than ``--tolerance`` (relative; default 0: exact), an epoch's mean loss by more than
 ``--loss-tolerance`` (default: ``--tolerance``), the best epoch or a cost number at all, or an evaluation of
-one run is missing from the other. (The logged losses are sums over an epoch's batches: a LastFM run whose
+one run is missing from the other. A quantity the recorded run has in none of its evaluations (a metric
+dslgraph added since it ran, such as ``capped_recall@20``) is shown as "not recorded", not as a difference.
+(The logged losses are sums over an epoch's batches: a LastFM run whose
 every evaluation reproduced exactly had losses 2.5e-8 apart, relative; see docs/results.md §4.)
 
 ``--stop-after-epoch N`` retrains only the first N epochs of each run (``dslgraph train --stop-after-epoch``:
@@ -123,14 +125,17 @@ def flatten(summary: dict) -> dict[tuple[str, str], float]:
 def compare(name: str, recorded: dict, rerun: dict, tolerance: float, loss_tolerance: float) -> list[dict]:
     """One row per number of either summary: both values, their difference and whether it is within
     ``tolerance`` (relative, for the metrics; ``loss_tolerance`` for the losses; the best epoch and costs
-    must be equal)."""
+    must be equal). A quantity the recorded run has nowhere (a metric dslgraph added since) is ``new``,
+    not a difference; one of its quantities missing from an evaluation of either run is."""
     ours, theirs = flatten(recorded), flatten(rerun)
+    recorded_quantities = {quantity for _, quantity in ours}
     rows = []
     for key in sorted(ours.keys() | theirs.keys(), key=lambda k: (k[0] == "-", _epoch(k[0]), k[1])):
         before, after = ours.get(key), theirs.get(key)
+        new = key[1] not in recorded_quantities
         if before is None or after is None:
             difference = relative = math.nan
-            ok = False
+            ok = new
         else:
             difference = after - before
             relative = abs(difference) / abs(before) if before else (0.0 if difference == 0 else math.inf)
@@ -146,6 +151,7 @@ def compare(name: str, recorded: dict, rerun: dict, tolerance: float, loss_toler
                 "difference": difference,
                 "relative": relative,
                 "ok": ok,
+                "new": new,
             }
         )
     return rows
@@ -188,7 +194,7 @@ def write_tables(rows: list[dict], out: Path) -> str:
             | {
                 "difference": f"{row['difference']:.3g}",
                 "relative": f"{row['relative']:.3g}",
-                "verdict": "ok" if row["ok"] else "**differs**",
+                "verdict": "not recorded" if row["new"] else "ok" if row["ok"] else "**differs**",
             }
             for row in own
         ]

@@ -1353,6 +1353,23 @@ def test_rerun_stopped_after_an_epoch_compares_the_evaluations_up_to_it(recorded
         rerun.main([str(recorded_run), "--out", str(out), "--stop-after-epoch", "3"])
 
 
+def test_rerun_shows_a_metric_added_since_the_run_as_not_recorded(recorded_run, tmp_path):
+    rerun = load("rerun")
+    out = tmp_path / "out"
+    path = recorded_run / "metrics.json"
+    summary = json.loads(path.read_text())
+    for entry in summary["history"]:  # as a run recorded before dslgraph reported the metric
+        del entry["test"]["capped_recall@20"]
+    path.write_text(json.dumps(summary))
+    assert rerun.main([str(recorded_run), "--out", str(out)]) == 0
+    table = (out / "rerun.md").read_text()
+    assert table.count("test capped_recall@20 | None |") == table.count("| not recorded |") == 2
+    del summary["history"][0]["test"]["ndcg@20"]  # but missing from one evaluation only: a difference
+    path.write_text(json.dumps(summary))
+    assert rerun.main([str(recorded_run), "--out", str(out)]) == 1
+    assert "| 1 | test ndcg@20 | None |" in (out / "rerun.md").read_text()
+
+
 def test_rerun_reproduces_a_run_that_was_itself_stopped_after_an_epoch(recorded_run, tmp_path, capsys):
     from dslgraph.cli import main as dslgraph
 
