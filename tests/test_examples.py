@@ -55,16 +55,23 @@ def test_example_help_shows_the_script_and_its_defaults(capsys):
     assert "--epochs" in shown  # then the flags that override it
 
 
-def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_settings(
-    tmp_path, monkeypatch, capsys
-):
+def _lastfm_example(tmp_path, monkeypatch, settings: dict):
+    """``examples/lightgcn_lastfm.py`` as a function of its flags (run in ``tmp_path``), after a first run of
+    it with a config file of ``settings`` and a small model into its own folder, runs/lightgcn-lastfm."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
     run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
-    small = {"epochs": 1, "lr": 0.005, "embedding_dim": 8, "num_layers": 1, "batch_size": 8192}
+    small = {"embedding_dim": 8, "num_layers": 1, "batch_size": 8192} | settings
     (tmp_path / "small.json").write_text(json.dumps(small))
     assert run(["--config", "small.json", "--no-progress", "--device", "cpu"]) == 0
+    return run
+
+
+def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_settings(
+    tmp_path, monkeypatch, capsys
+):
+    run = _lastfm_example(tmp_path, monkeypatch, {"epochs": 1, "lr": 0.005})
     metrics = json.loads((tmp_path / "runs" / "lightgcn-lastfm" / "metrics.json").read_text())
     # the script's --epochs 150 and --lr 0.01 overrode the file; what it leaves out is the script's
     assert metrics["epochs"] == 1 and metrics["settings"]["lr"] == 0.005
@@ -80,13 +87,7 @@ def test_an_example_s_defaults_yield_to_a_config_file_and_to_the_resumed_run_s_s
 def test_an_example_resumed_with_flags_unfit_for_its_own_settings_resumes_in_its_own_folder(
     tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
-    run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
-    small = {"epochs": 200, "stop_after_epoch": 1, "embedding_dim": 8, "num_layers": 1, "batch_size": 8192}
-    (tmp_path / "small.json").write_text(json.dumps(small))
-    assert run(["--config", "small.json", "--no-progress", "--device", "cpu"]) == 0
+    run = _lastfm_example(tmp_path, monkeypatch, {"epochs": 200, "stop_after_epoch": 1})
     # past the script's own --epochs 150, the flag fits the resumed run only: the folder is still the script's
     assert run(["--resume", "--stop-after-epoch", "160", "--max-seconds", "1e-9", "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "runs" / "lightgcn-lastfm" / "metrics.json").read_text())
