@@ -27,6 +27,10 @@ finished run's (the costs are counted from its final masks, which the epochs aft
     python benchmarks/rerun.py docs/results/gowalla/e30-s0.8-degree --root data --stop-after-epoch 10 \
         --out runs/rerun
 
+A run stopped by ``--max-seconds`` or ``--stop-after-epoch`` is rerun to the epoch where it stopped (not for
+``max_seconds`` of this machine's time); an evaluation at a stop it was resumed from, which the rerun,
+uninterrupted, does not make, is not compared.
+
 ``--root`` (where the data lies) and ``--threads`` may be given anew, as a resumed run may: neither changes
 what is trained, though another thread count may change the last digits.
 """
@@ -69,7 +73,9 @@ def recorded_run(
     ``stop_after_epoch`` where given), checked as ``dslgraph train --config`` checks them; a setting it
     cannot take, or a ``stop_after_epoch`` at which the run did not evaluate, stops the script naming the
     file. With ``stop_after_epoch``, the summary keeps the evaluations up to that epoch and no
-    :data:`FINISHED` numbers (:func:`unfinished`)."""
+    :data:`FINISHED` numbers (:func:`unfinished`). The settings lose ``max_seconds``: a run that ended at a
+    stop is rerun to the epoch where it stopped; an evaluation at a stop it was resumed from is not
+    compared (an uninterrupted rerun does not make it)."""
     path = run / "metrics.json"
     if not path.is_file():
         raise SystemExit(f"{path}: no such file (is {run} the output folder of a dslgraph train run?)")
@@ -85,6 +91,12 @@ def recorded_run(
             settings[name] = str(Path(settings[name]).absolute())
     if threads is not None:
         settings["threads"] = threads
+    history = summary["history"]
+    if history and not history[-1].get("scheduled", True) and stop_after_epoch is None:
+        # the run ended at a stop (max_seconds' or stop_after_epoch's): the rerun stops there, not where its
+        # own wall-clock time would say
+        settings["stop_after_epoch"] = history[-1]["epoch"]
+    settings["max_seconds"] = 0.0
     try:
         validate(dict(settings))
     except ConfigError as exc:
@@ -97,9 +109,12 @@ def recorded_run(
                 f"--stop-after-epoch takes one of its evaluated epochs {evaluated}"
             )
         settings["stop_after_epoch"] = stop_after_epoch
-        history = [entry for entry in summary["history"] if entry["epoch"] <= stop_after_epoch]
-        summary = unfinished(summary) | {"history": history}
-    return summary, settings
+        history = [entry for entry in history if entry["epoch"] <= stop_after_epoch]
+        summary = unfinished(summary)
+    # an evaluation off the eval_every schedule where the run stopped and was resumed is one the rerun,
+    # uninterrupted, does not make: only the last one, where both stop, is compared
+    history = [entry for entry in history[:-1] if entry.get("scheduled", True)] + history[-1:]
+    return summary | {"history": history}, settings
 
 
 def flatten(summary: dict) -> dict[tuple[str, str], float]:

@@ -175,9 +175,15 @@ def main() -> None:
     # --max-epochs 0 let the probes run, then started no run "as no epoch fits the budget"
     if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 2 or args.max_epochs < 1:
         parser.error("need --budget > 0, 0 <= --margin < 1, --probe-epochs >= 2 and --max-epochs >= 1")
+    given = {flag.partition("=")[0] for run in runs for flag in run.flags}  # --epochs=5 as --epochs 5
     for flag in ("--epochs", "--eval-every", "--output", "--max-seconds"):
-        if any(flag in run.flags for run in runs):
+        if flag in given:
             parser.error(f"{flag} is set by this script; leave it out of FLAGS")
+    if "--stop-after-epoch" in given:  # a probe past it failed, and a run stopped there, its budget unused
+        parser.error(
+            "--stop-after-epoch would stop the probes and the runs short of the epochs this script plans; "
+            "leave it out of FLAGS"
+        )
     if out.exists() and not out.is_dir():  # not a traceback from making the first run's folder
         parser.error(f"--out {out} is a file: give a folder")
     # dslgraph train refuses an output folder an earlier run wrote to: said here, not in the runs' logs

@@ -739,9 +739,15 @@ def _resumed_settings(args: argparse.Namespace, config: dict[str, Any]) -> tuple
             )
         else:
             stop, epochs = settings["stop_after_epoch"], settings["epochs"]
+            # a --stop-after-epoch given now may lie before the epoch the run stopped at
+            where = (
+                f"to its stop_after_epoch {stop}"
+                if stop == state["epoch"]
+                else f"past stop_after_epoch {stop}"
+            )
             why = (
-                f"it has trained {state['epoch']} epochs, to its stop_after_epoch {stop} (pass a later "
-                f"--stop-after-epoch, or --stop-after-epoch 0 to train to epoch {epochs})"
+                f"it has trained {state['epoch']} epochs, {where} (pass a later --stop-after-epoch, or "
+                f"--stop-after-epoch 0 to train to epoch {epochs})"
             )
         raise ConfigError(f"nothing to resume in {checkpoint}: {why}")
     return settings, recorded_fingerprint(state)

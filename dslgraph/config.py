@@ -403,7 +403,8 @@ def check_stop_after_epoch(stop_after_epoch: int, epochs: int, error: type[Excep
     if stop_after_epoch > epochs:
         raise error(
             f"stop_after_epoch ({stop_after_epoch}) must not exceed epochs ({epochs}), where the schedule "
-            "ends; leave it at 0 to train to epochs"
+            "ends; set it to 0 (--stop-after-epoch 0, which a resumed run that stored it also takes) to "
+            "train to epochs"
         )
 
 

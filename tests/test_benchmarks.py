@@ -1241,6 +1241,24 @@ def test_timed_runs_refuses_a_plan_that_can_start_no_run(tmp_path, monkeypatch, 
 
 
 @pytest.mark.parametrize(
+    "flags, said",
+    [
+        ("--dataset lastfm --epochs=5", "--epochs is set by this script"),
+        (
+            "--dataset lastfm --stop-after-epoch 3",
+            "--stop-after-epoch would stop the probes and the runs short",
+        ),
+    ],
+)
+def test_timed_runs_refuses_flags_that_fight_its_plan(tmp_path, monkeypatch, capsys, flags, said):
+    # --stop-after-epoch past --probe-epochs failed every probe (said in their logs); below it, runs stopped
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs.Run, "start", None)  # nothing runs
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path), "--run", "a", "g", flags]
+    assert said in refusal(timed_runs.main, monkeypatch, capsys, argv)
+
+
+@pytest.mark.parametrize(
     "argv", [["--sparsity", "0"], ["--set", "growth=random"], ["--set", "static_mask=true"]]
 )
 def test_zero_gradient_growth_refuses_a_run_without_growth_scores(monkeypatch, capsys, argv):
@@ -1382,6 +1400,31 @@ def test_rerun_reproduces_a_run_that_was_itself_stopped_after_an_epoch(recorded_
     assert load("rerun").main([str(stopped), "--out", str(tmp_path / "out")]) == 0
     with open(tmp_path / "out" / "rerun.csv") as f:
         assert ("-", "best_epoch") in {(row["epoch"], row["quantity"]) for row in csv.DictReader(f)}
+
+
+def test_rerun_reproduces_a_run_stopped_and_resumed_by_max_seconds(recorded_run, tmp_path, capsys):
+    # its evaluations at the stops were compared with none, and the rerun stopped after its own max_seconds
+    from dslgraph.cli import main as dslgraph
+
+    settings = json.loads((recorded_run / "metrics.json").read_text())["settings"]
+    settings |= {"epochs": 4, "eval_every": 2, "max_seconds": 1e-9}  # one epoch a command
+    (tmp_path / "timed.json").write_text(json.dumps(settings))
+    timed = tmp_path / "timed"
+    assert dslgraph(["train", "--config", str(tmp_path / "timed.json"), "--output", str(timed)]) == 0
+    for _ in range(2):
+        assert dslgraph(["train", "--output", str(timed), "--resume", "--no-progress"]) == 0
+    history = json.loads((timed / "metrics.json").read_text())["history"]
+    assert [(entry["epoch"], entry.get("scheduled", True)) for entry in history] == [
+        (1, False),
+        (2, True),
+        (3, False),
+    ]
+    capsys.readouterr()
+    assert load("rerun").main([str(timed), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "rerun.csv") as f:
+        epochs = {row["epoch"] for row in csv.DictReader(f)}
+    assert epochs == {"2", "3", "-"}  # to where the run stopped, and its best epoch and costs there
+    assert json.loads((tmp_path / "out" / "timed" / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_rerun_takes_relative_paths_from_where_it_is_run(recorded_run, tmp_path, monkeypatch):

@@ -354,6 +354,17 @@ def test_a_run_stopped_after_an_epoch_is_the_longer_run_s_start_and_resumes_to_i
     assert _results(_history(runs["stopped"])) == _results(history["whole"])
 
 
+def test_a_resume_with_an_earlier_stop_after_epoch_says_the_run_is_past_it(tmp_path, capsys, monkeypatch):
+    # was "it has trained 2 epochs, to its stop_after_epoch 1": the run had stopped at its own, 2
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    args = ["train", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192", "--no-progress"]
+    args += ["--output", str(tmp_path / "run")]
+    assert main([*args, "--epochs", "3", "--eval-every", "1", "--stop-after-epoch", "2"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume", "--stop-after-epoch", "1"]) == 2
+    assert "it has trained 2 epochs, past stop_after_epoch 1 (pass a later" in capsys.readouterr().err
+
+
 def _history(run: Path) -> list[dict]:
     return json.loads((run / "metrics.json").read_text())["history"]
 

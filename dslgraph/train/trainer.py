@@ -321,7 +321,8 @@ class Trainer:
                     self.train_seconds - budget_start,
                 )
                 break
-        if self.epoch == last < cfg.epochs:
+        # not where patience stopped the run at the same epoch: that one does not resume
+        if self.epoch == last < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
             log.info("stopped after epoch %d of %d (stop_after_epoch); resume to go on", last, cfg.epochs)
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)

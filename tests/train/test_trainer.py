@@ -2,6 +2,7 @@ import copy
 import functools
 import inspect
 import json
+import logging
 import os
 import re
 from dataclasses import asdict, fields
@@ -311,6 +312,19 @@ def test_stop_after_epoch_trains_the_longer_schedule_s_first_epochs(small_data, 
     resumed = _trainer(small_data, tmp_path / "stopped", **settings).fit(resume=True)
     for key in ("epochs", "best_epoch", "test"):
         assert resumed[key] == whole[key], key
+
+
+def test_a_run_early_stopped_at_its_stop_after_epoch_is_not_said_to_resume(small_data, tmp_path, caplog):
+    # lr 0: epoch 2 ties epoch 1, and patience 1 stops the run at its stop_after_epoch: no resume goes on
+    trainer = _trainer(small_data, tmp_path, eval_every=1, patience=1, lr=0.0, stop_after_epoch=2)
+    with caplog.at_level(logging.INFO, logger="dslgraph.train.trainer"):
+        assert trainer.fit()["epochs"] == 2
+    assert "early stop at epoch 2" in caplog.text and "resume to go on" not in caplog.text
+    caplog.clear()
+    trainer = _trainer(small_data, tmp_path / "on", eval_every=1, stop_after_epoch=2)
+    with caplog.at_level(logging.INFO, logger="dslgraph.train.trainer"):
+        trainer.fit()
+    assert "stopped after epoch 2 of 4 (stop_after_epoch); resume to go on" in caplog.text
 
 
 def test_stop_after_epoch_past_the_epochs_is_refused():
