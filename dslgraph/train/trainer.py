@@ -158,6 +158,9 @@ class Trainer:
         # the training loop (a ZeroDivisionError), or not at all (epochs = -1 trained nothing)
         self.config = replace(config)
         self.model = model.to(self.device)
+        # a torch.compile'd model's state names its tensors "_orig_mod.*": its checkpoints hold the
+        # uncompiled model's, which every model (and `dslgraph eval`) loads back
+        self._module = getattr(self.model, "_orig_mod", self.model)
         self._compiled_loss = None  # config.compile's, made at the first epoch
         self.data = data
         self.num_users, self.num_items = num_users_items(data)
@@ -403,7 +406,7 @@ class Trainer:
         counters, history and best epoch, the random generators' states, the settings and the data's
         fingerprint (what the ``last.pt`` and ``best.pt`` checkpoints hold)."""
         return {
-            "model": self.model.state_dict(),
+            "model": self._module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "hooks": [hook.state_dict() for hook in self.hooks],
@@ -481,7 +484,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any], path: str | os.PathLike) -> None:
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
-        load_model_state(self.model, state, path)
+        load_model_state(self._module, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])

@@ -104,6 +104,23 @@ def test_resume_continues_identically(small_data, tmp_path):
     assert strip(full["history"]) == strip(resumed["history"])
 
 
+def test_a_compiled_model_writes_checkpoints_an_uncompiled_model_loads(small_data, tmp_path):
+    """``Trainer(torch.compile(model))`` wrote the compiled module's state (``_orig_mod.embedding.weight``):
+    loading ``last.pt`` into the model (or ``dslgraph eval`` on it) failed on every key."""
+    torch.manual_seed(0)
+    compiled = torch.compile(LightGCN(30, 40, embedding_dim=8), backend="eager")
+    config = TrainConfig(epochs=2, batch_size=64, eval_every=1, progress=False, seed=3)
+    Trainer(compiled, small_data, config, tmp_path, "cpu").fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert list(state["model"]) == ["embedding.weight"]
+    model = LightGCN(30, 40, embedding_dim=8)
+    model.load_state_dict(state["model"])
+    torch.testing.assert_close(model.embedding.weight, compiled._orig_mod.embedding.weight)
+    again = torch.compile(LightGCN(30, 40, embedding_dim=8), backend="eager")  # and a compiled run resumes
+    config.epochs = 3
+    assert Trainer(again, small_data, config, tmp_path, "cpu").fit(resume=True)["history"][-1]["epoch"] == 3
+
+
 def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_path, monkeypatch):
     _trainer(small_data, tmp_path, epochs=1).fit()
     state = load_checkpoint(tmp_path / "last.pt")
