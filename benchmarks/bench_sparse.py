@@ -122,9 +122,10 @@ def measure(data, adj, device, sparsity, backend, args, profiles: list[str]) -> 
     memory = held_bytes(model, optimizer)
     if device.type == "cuda":
         memory["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-    update = 0.0 if dsl is None or args.compile is None else None  # None: not timed (compiles)
+    update = 0.0
     if dsl is not None:
-        # the update, then one more iteration to pay for the plan rebuild it caused
+        # the update, then one more iteration to pay for the plan rebuild it caused; run compiled too (the
+        # iterations counted below have no update), but not timed (None): it compiles a second graph
         timed = seconds(2) - 2 * per_iter
         update = timed if args.compile is None else None
     counts = count_launches(step, device)

@@ -92,17 +92,8 @@ def recorded_run(
     if threads is not None:
         settings["threads"] = threads
     history = summary["history"]
-    if history and not history[-1].get("scheduled", True) and stop_after_epoch is None:
-        # the run ended at a stop (max_seconds' or stop_after_epoch's): the rerun stops there, not where its
-        # own wall-clock time would say
-        settings["stop_after_epoch"] = history[-1]["epoch"]
-    settings["max_seconds"] = 0.0
-    try:
-        validate(dict(settings))
-    except ConfigError as exc:
-        raise SystemExit(f"{path}: its settings cannot be run by this dslgraph: {exc}") from None
     if stop_after_epoch is not None:
-        evaluated = [entry.get("epoch") for entry in summary["history"]]
+        evaluated = [entry.get("epoch") for entry in history]
         if stop_after_epoch not in evaluated:
             raise SystemExit(
                 f"{path}: the run has no evaluation at epoch {stop_after_epoch} to compare with; "
@@ -111,6 +102,15 @@ def recorded_run(
         settings["stop_after_epoch"] = stop_after_epoch
         history = [entry for entry in history if entry["epoch"] <= stop_after_epoch]
         summary = unfinished(summary)
+    elif history and not history[-1].get("scheduled", True):
+        # the run ended at a stop (max_seconds' or stop_after_epoch's): the rerun stops there, not where its
+        # own wall-clock time would say
+        settings["stop_after_epoch"] = history[-1]["epoch"]
+    settings["max_seconds"] = 0.0
+    try:
+        validate(dict(settings))
+    except ConfigError as exc:
+        raise SystemExit(f"{path}: its settings cannot be run by this dslgraph: {exc}") from None
     # an evaluation off the eval_every schedule where the run stopped and was resumed is one the rerun,
     # uninterrupted, does not make: only the last one, where both stop, is compared
     history = [entry for entry in history[:-1] if entry.get("scheduled", True)] + history[-1:]
