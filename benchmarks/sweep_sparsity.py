@@ -48,6 +48,7 @@ from summary import read_summary  # noqa: E402
 from dslgraph.cli import clear_earlier_run, earlier_run_files, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
+from dslgraph.train.trainer import stopped_early  # noqa: E402
 
 SAME_BUDGET = "dense, same budget"
 SAME_BUDGET_MODELS = ("lightgcn", "ultragcn")
@@ -160,7 +161,8 @@ def main() -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --collect: each run's evaluation at epoch N instead of its best (runs cut short)",
+        help="with --collect: each run's evaluation at epoch N instead of its best (runs cut short, which "
+        "--collect refuses otherwise)",
     )
     parser.add_argument(
         "--out",
@@ -329,6 +331,13 @@ def collect(runs: list[Path], at_epoch: int | None = None) -> list[dict]:
     if at_epoch is not None:
         summaries = [at(summary, at_epoch, run) for summary, run in zip(summaries, runs)]
     for summary, run in zip(summaries, runs):
+        if at_epoch is None and cut_short(summary):  # its best epoch would stand beside whole schedules'
+            raise SystemExit(
+                f"{run}: its run stopped after epoch {summary['epochs']} of {summary['settings']['epochs']} "
+                f"(max_seconds or stop_after_epoch): finish it with dslgraph train --output {run} --resume, "
+                "or compare every run at an epoch all of them evaluated with --at-epoch"
+            )
+    for summary, run in zip(summaries, runs):
         if "ndcg@20" not in summary["test"]:  # was a KeyError
             raise SystemExit(
                 f"{run}: no metrics @20 (evaluated at ks {summary['settings']['ks']}): the tables compare "
@@ -353,6 +362,18 @@ def collect(runs: list[Path], at_epoch: int | None = None) -> list[dict]:
             }
             rows.append(row_for(summary, settings, SAME_BUDGET) | budget)
     return rows
+
+
+def cut_short(summary: dict) -> bool:
+    """Whether the run of ``summary`` stopped before the end of its schedule other than by patience (the
+    scheduled evaluations after its best epoch are the trainer's count of evaluations without a gain)."""
+    settings = summary["settings"]
+    if summary["epochs"] >= settings.get("epochs", summary["epochs"]):
+        return False
+    after_best = [
+        e for e in summary["history"] if e["epoch"] > summary["best_epoch"] and e.get("scheduled", True)
+    ]
+    return not stopped_early(len(after_best), settings.get("patience", 0))
 
 
 def at(summary: dict, epoch: int, run: Path) -> dict:

@@ -223,6 +223,28 @@ def test_collect_names_a_folder_it_cannot_tabulate(tmp_path):
         sweep.collect([dense, tmp_path / "." / "dense"])
 
 
+def test_collect_refuses_a_run_stopped_before_its_schedule_unless_at_an_epoch(tmp_path):
+    # a max_seconds or stop_after_epoch stop's best epoch was tabulated beside whole schedules' as if finished
+    sweep = load("sweep_sparsity")
+    dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15), (20, 10.0, 0.17)], epochs=20)
+    cut = write_run(tmp_path / "cut", [(10, 8.0, 0.12)], sparsity=0.8, epochs=20)
+    with pytest.raises(
+        SystemExit, match=f"cut: its run stopped after epoch 10 of 20 .* --output {cut} --resume"
+    ):
+        sweep.collect([dense, cut])
+    assert [row["recall@20"] for row in sweep.collect([dense, cut], at_epoch=10)] == [0.15, 0.12]
+    # patience's stop is the end of a run: after best epoch 10, one scheduled evaluation without a gain
+    stopped = write_run(tmp_path / "stopped", [(10, 8.0, 0.14), (15, 9.0, 0.13)], sparsity=0.8, epochs=20)
+    summary = json.loads((stopped / "metrics.json").read_text())
+    summary["settings"]["patience"] = 1
+    (stopped / "metrics.json").write_text(json.dumps(summary))
+    assert [row["recall@20"] for row in sweep.collect([dense, stopped])] == [0.17, 0.14]
+    summary["history"][-1]["scheduled"] = False  # max_seconds' evaluation: no count towards patience
+    (stopped / "metrics.json").write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="stopped: its run stopped after epoch 15 of 20"):
+        sweep.collect([dense, stopped])
+
+
 def test_a_metrics_json_cut_short_is_named_by_every_script_reading_it(tmp_path):
     """A copy of a run's metrics.json cut short (or another file by that name) failed the sweep, the plot
     and the cost table with json's JSONDecodeError, naming no file; a JSON list with an AttributeError."""
