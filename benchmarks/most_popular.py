@@ -1,7 +1,7 @@
 """Recall/HR/NDCG@20 of ranking items by training popularity (the most-popular baseline).
 
 python benchmarks/most_popular.py --datasets lastfm ml-100k --root data
-python benchmarks/most_popular.py --datasets ml-1m-lcf --protocols full leave-one-out held-out-users \
+python benchmarks/most_popular.py --datasets ml-1m-lcf --protocols full leave-one-out held-out-users \\
     --root data --output docs/results/ml-1m/most_popular.csv
 """
 

@@ -10,7 +10,8 @@ epoch and the cost numbers (MACs and bytes).
     python benchmarks/rerun.py docs/results/ml-100k-dt50/dense-d13-seed1 --root data --out runs/rerun
 
 Writes ``OUT/rerun.csv`` (one row a compared number: run, epoch, quantity, recorded, rerun, difference,
-relative difference) and ``OUT/rerun.md`` (a table per run), prints the differences, and exits with 1 when a
+relative difference, ``ok``: within the tolerance, ``new``: a quantity the recorded run has not) and
+``OUT/rerun.md`` (a table per run), prints the differences, and exits with 1 when a
 metric differs by more than ``--tolerance`` (relative; default 0: exact), an epoch's mean loss by more than
 ``--loss-tolerance`` (default: ``--tolerance``), the best epoch or a cost number at all, or an evaluation of
 one run is missing from the other. A quantity the recorded run has in none of its evaluations (a metric
@@ -24,7 +25,7 @@ follow another schedule) and compares the evaluations up to epoch N, which must 
 spot check of a long run. Neither the best epoch nor the cost numbers are compared then: both are the
 finished run's (the costs are counted from its final masks, which the epochs after N move).
 
-    python benchmarks/rerun.py docs/results/gowalla/e30-s0.8-degree --root data --stop-after-epoch 10 \
+    python benchmarks/rerun.py docs/results/gowalla/e30-s0.8-degree --root data --stop-after-epoch 10 \\
         --out runs/rerun
 
 A run stopped by ``--max-seconds`` or ``--stop-after-epoch`` is rerun to the epoch where it stopped (not for

@@ -7,9 +7,9 @@ budget of sparsity ``s`` — the baseline a sparse table has to beat to be worth
 ``<out>/sweep.csv``, ``<out>/sweep.md`` and ``<out>/quality_vs_sparsity.png`` (Recall@20, or HR@20
 under the leave-one-out protocol, against sparsity).
 
-    python benchmarks/sweep_sparsity.py --dataset lastfm --epochs 150 --update-interval 100 \
+    python benchmarks/sweep_sparsity.py --dataset lastfm --epochs 150 --update-interval 100 \\
         --sparsities 0 0.5 0.8 0.9 0.95 --static 0.8 --out runs/lastfm
-    python benchmarks/sweep_sparsity.py --model neumf --dataset ml-1m-lcf --epochs 20 \
+    python benchmarks/sweep_sparsity.py --model neumf --dataset ml-1m-lcf --epochs 20 \\
         --update-interval 2000 --sparsities 0 0.5 0.8 --static --out runs/ml-1m/neumf
 
 ``--collect RUN ...`` tabulates and plots runs that ``dslgraph train`` made one by one instead (in parallel,

@@ -7,7 +7,7 @@ avoids; docs/dsl.md).
 
     python benchmarks/zero_gradient_growth.py --model ultragcn --dataset lastfm --update-interval 10 \\
         --set mask_init=aligned
-    python benchmarks/zero_gradient_growth.py --model cdae --dataset ml-1m-lcf --root data \
+    python benchmarks/zero_gradient_growth.py --model cdae --dataset ml-1m-lcf --root data \\
         --update-interval 10
 """
 

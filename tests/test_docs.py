@@ -313,6 +313,37 @@ def test_the_command_check_reports_unknown_flags_and_refused_values(monkeypatch,
     assert "sampling" in problems[1][2]
 
 
+def joined_usage_lines(source: str) -> list[str]:
+    """The lines of a script's module docstring (``source``: the script) that end in a lone backslash: in a
+    docstring that is no raw string, Python joins such a line with the next, so ``--help`` and ``__doc__``
+    show a shell continuation as one line with a run of spaces in it; ``\\\\`` keeps the break."""
+    module = ast.parse(source)
+    docstring = module.body[0] if module.body and isinstance(module.body[0], ast.Expr) else None
+    if docstring is None or not isinstance(docstring.value, ast.Constant):
+        return []
+    segment = ast.get_source_segment(source, docstring)
+    if "r" in re.match(r"[rRbBuU]*", segment).group(0).lower():  # a raw string keeps its backslashes
+        return []
+    return [line.strip() for line in segment.splitlines() if re.search(r"(?<!\\)(?:\\\\)*\\$", line)]
+
+
+def test_the_scripts_usage_lines_keep_their_line_breaks():
+    joined = {
+        f"{folder}/{path.name}": lines
+        for folder in SCRIPT_FOLDERS
+        for path in sorted((ROOT / folder).glob("*.py"))
+        if (lines := joined_usage_lines(path.read_text()))
+    }
+    assert joined == {}
+
+
+def test_the_line_break_check_reports_a_lone_backslash():
+    lone, escaped = "    python x.py --a 1 \\\n        --b 2\n", "    python x.py --a 1 \\\\\n        --b 2\n"
+    source = f'"""Usage.\n\n{lone}{escaped}"""\n'
+    assert joined_usage_lines(source) == ["python x.py --a 1 \\"]
+    assert "1         --b" in ast.get_docstring(ast.parse(source))  # what the lone one does
+
+
 def overwritten_without_saying(commands: list[tuple[str, str]], root: Path = ROOT) -> list[Problem]:
     """The lines that train into a folder under ``root`` holding a run already (docs/results/ holds the runs
     the commands recorded there made) without ``--overwrite``: ``dslgraph train --output`` and a sweep's
