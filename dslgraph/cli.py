@@ -81,8 +81,8 @@ PRUNE_AND_GROW_FIELDS = (
 )  # fmt: skip
 #: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
 RESUMABLE = (
-    "epochs", "max_seconds", "stop_after_epoch", "device", "threads", "root", "data_file", "eval_every",
-    "eval_batch_size", "patience",
+    "epochs", "max_seconds", "stop_after_epoch", "device", "threads", "compile", "root", "data_file",
+    "eval_every", "eval_batch_size", "patience",
 )  # fmt: skip
 #: The read options of a data file that leave some of its users and items out.
 FILTER_OPTIONS = ("rating_threshold", "min_user_interactions", "min_item_interactions")

@@ -1058,7 +1058,7 @@ def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tm
     previous = validate({"epochs": 2})
     changed = {
         "epochs": 5, "max_seconds": 10.0, "stop_after_epoch": 1, "device": "cpu", "threads": 2,
-        "root": "elsewhere", "eval_every": 1, "eval_batch_size": 64, "patience": 3,
+        "compile": True, "root": "elsewhere", "eval_every": 1, "eval_batch_size": 64, "patience": 3,
     }  # fmt: skip
     for name, value in changed.items():  # README "Usage": only these may change
         cli_module._refuse_changed_settings(tmp_path / "last.pt", previous, previous | {name: value})
