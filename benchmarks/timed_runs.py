@@ -15,11 +15,11 @@ epochs (a sparsity sweep must compare at equal epochs); a run alone in its group
             --sparsity 0.8" \\
         --run ultragcn alone "--dataset gowalla --root data --model ultragcn"
 
-Writes ``OUT/NAME/`` (each run's ``dslgraph train`` output), ``OUT/NAME.log`` and ``OUT/timing.json`` (the
-probe's measurements and the epochs chosen). A run still going at the end of the budget is stopped; its
-``metrics.json`` then holds its evaluations so far. Tabulate a sweep with ``sweep_sparsity.py --collect``
-(with ``--at-epoch N``, an epoch every run evaluated, where the budget stopped one: ``--collect`` refuses a
-run cut short otherwise).
+Writes ``OUT/NAME/`` (each run's ``dslgraph train`` output), ``OUT/NAME.log``, ``OUT/probe/NAME/`` and
+``OUT/probe/NAME.log`` (its probe's) and ``OUT/timing.json`` (the probe's measurements and the epochs chosen).
+A run still going at the end of the budget is stopped; its ``metrics.json`` then holds its evaluations so far.
+Tabulate a sweep with ``sweep_sparsity.py --collect`` (with ``--at-epoch N``, an epoch every run evaluated,
+where the budget stopped one: ``--collect`` refuses a run cut short otherwise).
 """
 
 from __future__ import annotations
