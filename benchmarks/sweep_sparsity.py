@@ -368,12 +368,12 @@ def cut_short(summary: dict) -> bool:
     """Whether the run of ``summary`` stopped before the end of its schedule other than by patience (the
     scheduled evaluations after its best epoch are the trainer's count of evaluations without a gain)."""
     settings = summary["settings"]
-    if summary["epochs"] >= settings.get("epochs", summary["epochs"]):
+    if summary["epochs"] >= settings["epochs"]:
         return False
     after_best = [
         e for e in summary["history"] if e["epoch"] > summary["best_epoch"] and e.get("scheduled", True)
     ]
-    return not stopped_early(len(after_best), settings.get("patience", 0))
+    return not stopped_early(len(after_best), settings["patience"])
 
 
 def at(summary: dict, epoch: int, run: Path) -> dict:

@@ -79,7 +79,8 @@ PRUNE_AND_GROW_FIELDS = (
     "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth", "optimizer_state",
     "skip_zero_gradient",
 )  # fmt: skip
-#: The settings a resumed run may change: how long, where and how often it is evaluated, not what it trains.
+#: The settings a resumed run may change: how long, where (compiled or not) and how often it is evaluated,
+#: not what it trains.
 RESUMABLE = (
     "epochs", "max_seconds", "stop_after_epoch", "device", "threads", "compile", "root", "data_file",
     "eval_every", "eval_batch_size", "patience",

@@ -43,6 +43,8 @@ def write_run(folder: Path, history: list[tuple[int, float, float]], **settings)
             "model": "lightgcn",
             "dataset": "gowalla",
             "protocol": "full",
+            "epochs": entries[-1]["epoch"],  # finished, unless given
+            "patience": 0,
             "embedding_dim": 64,
             "sparsity": 0.0,
             "static_mask": False,
