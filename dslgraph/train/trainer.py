@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -161,6 +162,13 @@ class Trainer:
         # a torch.compile'd model's state names its tensors "_orig_mod.*": its checkpoints hold the
         # uncompiled model's, which every model (and `dslgraph eval`) loads back
         self._module = getattr(self.model, "_orig_mod", self.model)
+        if self._module is not self.model and not config.compile:
+            warnings.warn(
+                "the model is a torch.compile wrapper, which compiles its forward only: the trainer calls "
+                "model.loss and model.scorer, so the run is not compiled; pass the model itself with "
+                "TrainConfig(compile=True) (dslgraph train --compile) to compile the loss",
+                stacklevel=2,
+            )
         self._compiled_loss = None  # config.compile's, made at the first epoch
         self.data = data
         self.num_users, self.num_items = num_users_items(data)

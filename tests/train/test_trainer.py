@@ -5,7 +5,8 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict, fields
+import warnings
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,15 @@ def test_resume_continues_identically(small_data, tmp_path):
 
 def test_a_compiled_model_writes_checkpoints_an_uncompiled_model_loads(small_data, tmp_path):
     """``Trainer(torch.compile(model))`` wrote the compiled module's state (``_orig_mod.embedding.weight``):
-    loading ``last.pt`` into the model (or ``dslgraph eval`` on it) failed on every key."""
+    loading ``last.pt`` into the model (or ``dslgraph eval`` on it) failed on every key. Such a run is not
+    compiled (the wrapper compiles forward, which training and evaluation do not call): a warning says so."""
     torch.manual_seed(0)
     compiled = torch.compile(LightGCN(30, 40, embedding_dim=8), backend="eager")
     config = TrainConfig(epochs=2, batch_size=64, eval_every=1, progress=False, seed=3)
-    Trainer(compiled, small_data, config, tmp_path, "cpu").fit()
+    not_compiled = r"torch\.compile wrapper, .* the run is not compiled; .*TrainConfig\(compile=True\)"
+    with pytest.warns(UserWarning, match=not_compiled):
+        trainer = Trainer(compiled, small_data, config, tmp_path, "cpu")
+    trainer.fit()
     state = load_checkpoint(tmp_path / "last.pt")
     assert list(state["model"]) == ["embedding.weight"]
     model = LightGCN(30, 40, embedding_dim=8)
@@ -118,7 +123,12 @@ def test_a_compiled_model_writes_checkpoints_an_uncompiled_model_loads(small_dat
     torch.testing.assert_close(model.embedding.weight, compiled._orig_mod.embedding.weight)
     again = torch.compile(LightGCN(30, 40, embedding_dim=8), backend="eager")  # and a compiled run resumes
     config.epochs = 3
-    assert Trainer(again, small_data, config, tmp_path, "cpu").fit(resume=True)["history"][-1]["epoch"] == 3
+    with pytest.warns(UserWarning, match=not_compiled):
+        trainer = Trainer(again, small_data, config, tmp_path, "cpu")
+    assert trainer.fit(resume=True)["history"][-1]["epoch"] == 3
+    with warnings.catch_warnings():  # where the loss is compiled, the wrapper is no mistake
+        warnings.simplefilter("error")
+        Trainer(again, small_data, replace(config, compile=True), tmp_path, "cpu")
 
 
 def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_path, monkeypatch):
