@@ -148,6 +148,7 @@ def test_leave_one_out_holds_out_latest_with_validation():
     counts = torch.bincount(index[0], minlength=NUM_USERS)
     assert store.val_edge_label_index[0].tolist() == (counts >= 3).nonzero().view(-1).tolist()
     assert store.val_negatives.shape == (store.val_edge_label_index.size(1), 4)
+    assert not torch.equal(store.val_negatives, store.test_negatives)  # drawn independently
     seen = pairs(index)  # the validation target, the test target and the training items of any split
     for user, row in zip(store.val_edge_label_index[0].tolist(), store.val_negatives.tolist()):
         assert not any((user, item) in seen for item in row)
@@ -214,7 +215,8 @@ def test_sample_negatives_of_interactions_in_any_order_are_never_seen_items():
     index = torch.stack(torch.meshgrid(torch.arange(5), torch.arange(0, 40, 3), indexing="ij")).view(2, -1)
     shuffled = index[:, torch.randperm(index.size(1), generator=torch.Generator().manual_seed(3))]
     expected = sample_negatives(index, torch.arange(5), 40, 20, seed=4)
-    for seen in (index.flip(1), shuffled, torch.cat([index, index[:, :10]], dim=1)):
+    twice = index.repeat_interleave(2, dim=1)  # sorted, yet each pair given twice
+    for seen in (index.flip(1), shuffled, torch.cat([index, index[:, :10]], dim=1), twice):
         assert torch.equal(sample_negatives(seen, torch.arange(5), 40, 20, seed=4), expected)
     assert not (expected % 3 == 0).any() and expected.max() < 40
 

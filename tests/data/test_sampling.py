@@ -257,6 +257,36 @@ def test_user_sampling_skips_users_without_training_items():
     assert set(zip(users.tolist(), items.tolist())) == set(zip(train[0].tolist(), train[1].tolist()))
 
 
+def test_user_sampling_of_interactions_out_of_user_order_yields_training_pairs():
+    # mode="user" finds each user's items by offsets into the interactions sorted by user: read in the order
+    # given, a user's "positive" was another user's item
+    train = _train(num_users=6, num_items=10, per_user=4)
+    shuffled = train[:, torch.randperm(train.size(1), generator=torch.Generator().manual_seed(1))]
+    batches = BPRBatches(shuffled, 10, 8, torch.Generator().manual_seed(0), mode="user")
+    users, items, _ = (torch.cat(parts) for parts in zip(*[t for _ in range(20) for t in batches]))
+    assert set(zip(users.tolist(), items.tolist())) == set(zip(train[0].tolist(), train[1].tolist()))
+
+
+def test_a_training_pair_given_twice_leaves_the_users_other_items_to_draw():
+    # the direct draw counts a user's positives among the keys: a pair counted twice took an item off its
+    # free ones (here all of them: "interacted with every item")
+    train = torch.tensor([[0, 0, 0, 1], [0, 0, 1, 2]])
+    for max_rounds in (0, 100):
+        sampler = NegativeSampler(train, 3, max_rounds=max_rounds)
+        drawn = sampler.sample(torch.zeros(50, dtype=torch.long), generator=torch.Generator().manual_seed(0))
+        assert drawn.tolist() == [2] * 50
+
+
+def test_direct_draws_are_uniform_over_the_users_other_items():
+    # user 0 has items 1-7 of 10: the draws that hit them are made directly among items 0, 8 and 9
+    train = torch.stack([torch.zeros(7, dtype=torch.long), torch.arange(1, 8)])
+    sampler = NegativeSampler(train, 10, max_rounds=0)
+    drawn = sampler.sample(torch.zeros(30_000, dtype=torch.long), generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=10)
+    assert counts.nonzero().view(-1).tolist() == [0, 8, 9]
+    assert (counts[[0, 8, 9]] - 10_000).abs().max() < 500  # sd 82
+
+
 def test_user_batches_reshuffle_every_user_once_per_epoch():
     users = torch.arange(10, 30)
     batches = UserBatches(users, batch_size=6, generator=torch.Generator().manual_seed(0))

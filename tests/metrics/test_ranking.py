@@ -85,6 +85,17 @@ def test_matches_bruteforce_reference(split, device):
     assert evaluator.num_eval_users == test[0].unique().numel()
 
 
+def test_a_target_pair_given_twice_counts_once(split):
+    """|T_u| is the number of distinct targets: a repeated (user, item) pair must not lower recall or NDCG."""
+    train, _, test, user_emb, item_emb = split
+    targets = torch.cat([test, test[:, ::2]], dim=1)
+    ks = (1, 5, 20)
+    # a repeated exclusion is harmless too
+    result = evaluate_embeddings(user_emb, item_emb, targets, [train, train[:, ::3]], ks=ks)
+    expected = reference_metrics((user_emb @ item_emb.t()).numpy(), test.numpy(), train.numpy(), ks)
+    assert result == pytest.approx(expected, abs=1e-6)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_matches_pyg_link_pred_metrics(split, device):
     train, val, test, user_emb, item_emb = split

@@ -55,6 +55,18 @@ def test_matches_bruteforce_reference(sampled, device, batch_size):
     assert evaluator.num_eval_users == NUM_USERS and evaluator.num_candidates == NUM_NEGATIVES + 1
 
 
+def test_columns_out_of_user_order_match_the_bruteforce_reference(sampled):
+    """Each user is scored against the candidates of its own column, in whatever order the columns come."""
+    test_index, negatives, scores = sampled
+    order = torch.randperm(NUM_USERS, generator=torch.Generator().manual_seed(1))
+    test_index, negatives = test_index[:, order], negatives[order]
+    ks = (1, 5, 10)
+    result = SampledRankingEvaluator(test_index, negatives, ks=ks, batch_size=7)(table_scores(scores))
+    expected = reference(test_index, negatives, scores, ks)
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-12), name
+
+
 def test_ties_count_against_the_positive(sampled):
     test_index, negatives, _ = sampled
     evaluator = SampledRankingEvaluator(test_index, negatives, ks=(1, 10, 21))
