@@ -310,3 +310,14 @@ def test_another_models_controller_is_refused(backend):
         memory_report(model, optimizer, dsl)
     with pytest.raises(TypeError, match="dsl must be the DynamicSparseLearning .*, got str"):
         memory_report(model, optimizer, "dsl")  # an AttributeError of its targets
+
+
+def test_reported_sparsity_is_the_achieved_one_not_the_requested_one():
+    """A table too small for the requested sparsity to come out exactly: 3 x 3 at 0.5 keeps round(4.5) = 4
+    entries, so 5 of 9 are zero, which the report says (and cost_report's naive savings, which are its
+    sparsity)."""
+    model = torch.nn.Sequential(torch.nn.Embedding(3, 3))
+    dsl = DynamicSparseLearning(model, 0.5, 10)
+    report = memory_report(model, torch.optim.Adam(model.parameters()), dsl)
+    assert dsl.active_counts() == {"0": 4}
+    assert report["sparsity"] == pytest.approx(5 / 9)

@@ -598,16 +598,22 @@ def test_momentum_growth_on_masked_backend(small_data, device):
     assert len(dsl.updates) == 2
 
 
-def test_momentum_growth_takes_the_largest_first_moments_in_absolute_value():
-    """Momentum growth ranks inactive entries by |Adam's exp_avg| (a negative moment by its size, the
-    second moment not at all), after pruning the active entries of smallest |w| (weights of both signs)."""
+@pytest.mark.parametrize("make", ["adam", "sgd"])
+def test_momentum_growth_takes_the_largest_first_moments_in_absolute_value(make):
+    """Momentum growth ranks inactive entries by |Adam's exp_avg| or |SGD's momentum_buffer| (a negative
+    moment by its size, Adam's second moment not at all), after pruning the active entries of smallest |w|
+    (weights of both signs)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(10, 4))
     dsl = DynamicSparseLearning(
         model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5,
         backend="masked", growth="momentum",
     )  # fmt: skip
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0)  # values stay as they are
+    # values stay as they are
+    if make == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.0)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
     dsl.attach(optimizer)
     weight = model[0].weight
     active = dsl.targets[0].active_positions()
@@ -615,8 +621,11 @@ def test_momentum_growth_takes_the_largest_first_moments_in_absolute_value():
     model[0](torch.arange(10)).sum().backward()
     optimizer.step()
     moment = (torch.randperm(40) + 1.0) * torch.tensor([1.0, -1.0]).repeat(20)  # distinct sizes, both signs
-    optimizer.state[weight]["exp_avg"] = moment.view(10, 4).clone()
-    optimizer.state[weight]["exp_avg_sq"] = (41 - moment.abs()).view(10, 4)  # the reverse order
+    if make == "adam":
+        optimizer.state[weight]["exp_avg"] = moment.view(10, 4).clone()
+        optimizer.state[weight]["exp_avg_sq"] = (41 - moment.abs()).view(10, 4)  # the reverse order
+    else:
+        optimizer.state[weight]["momentum_buffer"] = moment.view(10, 4).clone()
     dsl.step()
     free = moment.abs()
     free[kept] = -math.inf
@@ -2938,3 +2947,89 @@ def test_a_state_holding_a_dense_weight_and_sparse_values_loads_the_dense_weight
     state = {**sparse.state_dict(), "emb.weight": torch.ones(50, 8)}
     with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "emb\.values", "emb\.pos'):
         masked.load_state_dict(state)
+
+
+def test_erk_budgets_are_rows_plus_columns_over_entries_with_full_tensors_capped():
+    """ERK gives each tensor a density proportional to (rows + cols) / (rows * cols), at the same total;
+    one that would pass density 1 is kept whole and the others share the rest of the budget."""
+    model = nn.Module()
+    model.a, model.b, model.c = (nn.Parameter(torch.randn(*s)) for s in ((10, 40), (20, 20), (2, 3)))
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=10, targets=["a", "b", "c"], distribution="erk")
+    # raw weights 50/400, 40/400, 5/6; the budget 0.2 * 806 = 161.2 first scales them by 161.2 / 95, which
+    # takes c past density 1: c is kept whole, and a and b share the rest, scaled by (161.2 - 6) / 90
+    assert dsl.active_counts() == {"a": 86, "b": 69, "c": 6}
+
+
+def _entries_by_magnitude(model, dsl, magnitudes):
+    """Writes ``magnitudes`` into the active entries of the one target, in increasing position order."""
+    target = dsl.targets[0]
+    dense = torch.zeros(target.numel)
+    dense[target.active_positions().sort().values] = torch.tensor(magnitudes)
+    with torch.no_grad():
+        if isinstance(model["emb"], SparseEmbedding):
+            model["emb"].values.copy_(dense[model["emb"].positions])
+        else:
+            model["emb"].weight.copy_(dense.view_as(model["emb"].weight))
+    return target.active_positions().sort().values.tolist()
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_skip_zero_gradient_prunes_the_smallest_of_the_weights_it_may_prune(backend):
+    """With one entry to grow (the one inactive entry with a gradient), the one pruned is the smallest
+    weight, not the lowest position among the n smallest."""
+    model = nn.ModuleDict({"emb": nn.Embedding(2, 4)})
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=1.0,
+        backend=backend, skip_zero_gradient=True,
+    )  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
+    active = _entries_by_magnitude(model, dsl, [4.0, 3.0, 2.0, 1.0])  # the smallest at the highest position
+    grown = min(set(range(8)) - set(active))
+    weight = torch.zeros(8)
+    weight[grown] = 1.0
+    (model["emb"](torch.arange(2)) * weight.view(2, 4)).sum().backward()
+    optimizer.step()
+    dsl.step()
+    assert dsl.updates[-1]["changed"] == {"emb": 1}
+    assert sorted(dsl.targets[0].active_positions().tolist()) == sorted([*active[:3], grown])
+
+
+def test_an_optimizer_attached_between_updates_and_never_stepped_is_named_at_the_next_update():
+    """The steps of the optimizer attached before counted for the one attached since: a new optimizer
+    (a new learning-rate phase) attached between updates, with the loop still stepping the old one, went
+    without the warning, while DSL reset the state of grown entries in the optimizer that does not train."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=3, backend="masked")
+    first = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(first)
+    for _ in _custom_steps(model, dsl, first, 2):
+        pass
+    dsl.attach(torch.optim.Adam(model.parameters(), lr=0.01))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in _custom_steps(model, dsl, first, 1):
+            pass
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "has not stepped since the last update (iteration 3)" in messages
+    assert "skipped its update at iteration 3" in messages  # nor did it update by the old one's step
+
+
+def test_masked_grown_entries_start_at_zero_whatever_the_dense_weight_held():
+    """A grown entry starts at 0 even where the dense weight was written outside the optimizer (noise
+    added in place between steps), not at what that write left there."""
+    model = nn.ModuleDict({"emb": nn.Embedding(4, 4)})
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=0.5, growth="random",
+        backend="masked",
+    )  # fmt: skip
+    dsl.attach(torch.optim.SGD(model.parameters(), lr=0.0))
+    before = set(dsl.targets[0].active_positions().tolist())
+    with torch.no_grad():
+        model["emb"].weight.add_(1.0)
+    dsl.update()  # random growth may update at any iteration
+    after = dsl.targets[0].active_positions()
+    grown = [p for p in after.tolist() if p not in before]
+    assert grown
+    assert not model["emb"].weight.view(-1)[grown].any()
