@@ -103,9 +103,12 @@ def recorded_run(
         settings["stop_after_epoch"] = stop_after_epoch
         history = [entry for entry in history if entry["epoch"] <= stop_after_epoch]
         summary = unfinished(summary)
-    elif history and not history[-1].get("scheduled", True):
-        # the run ended at a stop (max_seconds' or stop_after_epoch's): the rerun stops there, not where its
-        # own wall-clock time would say
+    elif history and (
+        not history[-1].get("scheduled", True) or history[-1]["epoch"] < settings.get("epochs", math.inf)
+    ):
+        # the run ended at a stop (max_seconds' or stop_after_epoch's, also one that fell on the eval_every
+        # schedule): the rerun stops there, not where its own wall-clock time would say; patience's stop,
+        # which the rerun under the same patience makes at the same epoch, is the same run stopped there
         settings["stop_after_epoch"] = history[-1]["epoch"]
     settings["max_seconds"] = 0.0
     try:

@@ -159,6 +159,27 @@ def test_collect_at_epoch(tmp_path):
         sweep.collect([dense, dsl], at_epoch=30)
 
 
+def test_collect_tells_a_static_mask_from_dsl_and_dense(tmp_path):
+    sweep = load("sweep_sparsity")
+    dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15)])
+    dsl = write_run(tmp_path / "dsl", [(10, 5.0, 0.14)], sparsity=0.8)
+    static = write_run(tmp_path / "static", [(10, 5.0, 0.12)], sparsity=0.8, static_mask=True)
+    rows = sweep.collect([dense, dsl, static])
+    assert [(row["mask"], row["sparsity"], row["recall@20"]) for row in rows] == [
+        ("dense", 0.0, 0.15),
+        ("dynamic", 0.8, 0.14),
+        ("static", 0.8, 0.12),
+    ]
+
+
+def test_collect_takes_the_widest_dense_run_as_the_dense_one_in_any_order(tmp_path):
+    sweep = load("sweep_sparsity")
+    narrow = write_run(tmp_path / "d13", [(10, 4.0, 0.11)], embedding_dim=13)
+    dense = write_run(tmp_path / "dense", [(10, 5.0, 0.15)])
+    rows = sweep.collect([narrow, dense])
+    assert [(row["mask"], row["sparsity"]) for row in rows] == [(sweep.SAME_BUDGET, 0.8), ("dense", 0.0)]
+
+
 def test_merge_into_one_of_its_folders_counts_each_row_once(tmp_path, monkeypatch):
     sweep = load("sweep_sparsity")
     for name, sparsity in (("a", 0.0), ("b", 0.8)):
@@ -287,6 +308,35 @@ def test_merge_names_a_sweep_csv_cut_short_or_garbled(tmp_path):
         sweep.read_rows(path)
 
 
+def test_merge_names_a_sweep_csv_row_with_more_fields_than_its_header(tmp_path):
+    sweep = load("sweep_sparsity")
+    path = tmp_path / "sweep.csv"
+    numbers = ("sparsity", "recall@20", "capped_recall@20", "hr@20", "ndcg@20")
+    whole = ",".join("0.5" if column in numbers else "x" for column in sweep.COLUMNS)
+    path.write_text(f"{','.join(sweep.COLUMNS)}\n{whole},0.7\n")  # two rows run together, a stray comma
+    with pytest.raises(
+        SystemExit, match=f"{path}, line 2: not the {len(sweep.COLUMNS)} fields of its header"
+    ):
+        sweep.read_rows(path)
+
+
+def test_sweep_plot_shows_hr_where_the_runs_have_no_recall(tmp_path, monkeypatch):
+    # the sampled (leave-one-out) protocol reports no recall: its runs are plotted by HR@20
+    sweep = load("sweep_sparsity")
+    runs = [
+        write_run(tmp_path / name, [(10, 5.0, 0.3)], protocol="leave-one-out", sparsity=sparsity)
+        for name, sparsity in (("dense", 0.0), ("dsl", 0.8))
+    ]
+    rows = sweep.collect(runs)
+    rows = [row | {"recall@20": "", "hr@20": hr} for row, hr in zip(rows, (0.4, 0.35))]
+    figures = []
+    monkeypatch.setattr(sweep, "save_figure", lambda fig, path: figures.append(fig))
+    sweep.plot(rows, tmp_path / "plot.png")
+    (ax,) = figures[0].axes
+    assert ax.get_ylabel() == "HR@20 (test)"
+    assert list(ax.lines[0].get_ydata()) == [0.4, 0.35]
+
+
 def test_collect_names_a_run_evaluated_without_k_20(tmp_path):
     # a KeyError: 'hr@20' from the table
     run = write_run(tmp_path / "k10", [(10, 5.0, 0.15)], ks=[10, 50])
@@ -349,6 +399,35 @@ def test_sweep_into_an_earlier_sweeps_out_is_refused_unless_overwrite(tmp_path, 
     monkeypatch.setattr(sys, "argv", [*argv, "--overwrite"])
     with pytest.raises(KeyboardInterrupt):
         sweep.main()
+
+
+def test_sweep_trains_each_run_once_and_tabulates_the_same_budget_by_its_sparsity(tmp_path, monkeypatch):
+    sweep = load("sweep_sparsity")
+    trained = []
+    finished = json.loads((write_run(tmp_path / "fake", [(1, 1.0, 0.1)]) / "metrics.json").read_text())
+
+    def train(settings, output, progress):
+        trained.append((Path(output).name, settings["embedding_dim"], settings["sparsity"]))
+        return finished
+
+    monkeypatch.setattr(sweep, "run_training", train)
+    argv = ["sweep_sparsity.py", "--sparsities", "0", "0.5", "--static", "--same-budget", "0.75"]
+    argv += ["--optimizer-states", "reset", "keep", "--set", "embedding_dim=64"]
+    argv += ["--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", argv)
+    sweep.main()
+    assert trained == [
+        ("dense-s0.0-reset", 64, 0.0),  # one dense run: it has no optimizer state to reset or keep
+        ("dynamic-s0.5-reset", 64, 0.5),
+        ("dynamic-s0.5-keep", 64, 0.5),
+        ("dense-same-budget-s0.75-reset", 16, 0.0),  # 64 x (1 - 0.75), dense
+    ]
+    rows = sweep.read_rows(tmp_path / "out" / "sweep.csv")
+    assert [(row["mask"], row["sparsity"], row["bytes_ratio"]) for row in rows][-1] == (
+        sweep.SAME_BUDGET,
+        0.75,
+        "0.25",
+    )
 
 
 def test_sweep_writes_no_committed_results_by_default(tmp_path, monkeypatch):
@@ -1412,6 +1491,76 @@ def test_rerun_shows_a_metric_added_since_the_run_as_not_recorded(recorded_run, 
     assert "| 1 | test ndcg@20 | None |" in (out / "rerun.md").read_text()
 
 
+def test_rerun_compares_losses_under_their_own_tolerance_and_a_recorded_zero_exactly():
+    rerun = load("rerun")
+
+    def summary(loss: float | None, recall: float, ndcg: float) -> dict:
+        return {"history": [{"epoch": 1, "loss": loss, "test": {"recall@20": recall, "ndcg@20": ndcg}}]}
+
+    # relative differences: the loss 5e-4 apart, the recall 2e-6
+    rows = rerun.compare("run", summary(1000.0, 0.5, 0.0), summary(1000.5, 0.5 + 1e-6, 0.0), 0.0, 1e-3)
+    assert {row["quantity"]: row["ok"] for row in rows} == {
+        "loss": True,
+        "test recall@20": False,
+        "test ndcg@20": True,
+    }
+    rows = rerun.compare("run", summary(1.0, 0.5, 0.0), summary(1.5, 0.5, 1e-9), 1e-3, 0.0)
+    # a metric recorded as 0 that is not 0 now differs under any tolerance (relative: inf)
+    assert {row["quantity"]: row["ok"] for row in rows} == {
+        "loss": False,
+        "test recall@20": True,
+        "test ndcg@20": False,
+    }
+    # an evaluation after no training (JSON null loss) in both: no loss to compare, not a difference
+    rows = rerun.compare("run", summary(None, 0.5, 0.1), summary(None, 0.5, 0.1), 0.0, 0.0)
+    assert {row["quantity"]: row["ok"] for row in rows} == {"test recall@20": True, "test ndcg@20": True}
+
+
+def test_rerun_compares_cost_numbers_exactly_under_any_tolerance():
+    rerun = load("rerun")
+    recorded = {"history": [], "best_epoch": 2, "macs": {"inference": 1000}, "parameter_bytes": 1000}
+    rerun_summary = recorded | {"macs": {"inference": 1001}}
+    rows = rerun.compare("run", recorded, rerun_summary, 0.5, 0.5)
+    assert {row["quantity"]: row["ok"] for row in rows} == {
+        "best_epoch": True,
+        "macs inference": False,
+        "parameter_bytes": True,
+    }
+
+
+def test_rerun_tables_name_a_run_with_one_differing_number(tmp_path):
+    rerun = load("rerun")
+    recorded = {"history": [{"epoch": 1, "loss": 1.0, "test": {"recall@20": 0.5}}]}
+    same, other = recorded, {"history": [{"epoch": 1, "loss": 1.0, "test": {"recall@20": 0.6}}]}
+    rows = rerun.compare("a", recorded, same, 0.0, 0.0) + rerun.compare("b", recorded, other, 0.0, 0.0)
+    text = rerun.write_tables(rows, tmp_path)
+    assert "### a: reproduced" in text and "### b: 1 of 2 numbers differ" in text
+    assert text.count("**differs**") == 1 and (tmp_path / "rerun.md").read_text() == text
+    with open(tmp_path / "rerun.csv") as f:
+        assert [(row["run"], row["ok"]) for row in csv.DictReader(f)] == [("a", "True")] * 2 + [
+            ("b", "True"),
+            ("b", "False"),
+        ]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--tolerance", "-1"], "--tolerance must be >= 0, got -1.0"),
+        (["--tolerance", "nan"], "--tolerance must be >= 0, got nan"),  # every number would differ
+        (["--loss-tolerance", "nan"], "--loss-tolerance must be >= 0, got nan"),
+        (["--stop-after-epoch", "0"], "--stop-after-epoch must be >= 1, got 0"),
+        (["other/a"], "two RUN_DIRs share a name, and so OUT/NAME"),  # one rerun would replace the other's
+    ],
+)
+def test_rerun_refuses_flags_it_cannot_compare_by(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as stopped:
+        load("rerun").main([str(tmp_path / "a"), *flags, "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_rerun_reproduces_a_run_that_was_itself_stopped_after_an_epoch(recorded_run, tmp_path, capsys):
     from dslgraph.cli import main as dslgraph
 
@@ -1451,11 +1600,30 @@ def test_rerun_reproduces_a_run_stopped_and_resumed_by_max_seconds(recorded_run,
     assert json.loads((tmp_path / "out" / "timed" / "metrics.json").read_text())["epochs"] == 3
 
 
+def test_rerun_reproduces_a_run_stopped_by_max_seconds_at_a_scheduled_evaluation(
+    recorded_run, tmp_path, capsys
+):
+    # its last evaluation was on the eval_every schedule: the rerun trained on to the run's epochs, and its
+    # evaluations after the stop were reported as differences
+    from dslgraph.cli import main as dslgraph
+
+    settings = json.loads((recorded_run / "metrics.json").read_text())["settings"] | {"max_seconds": 1e-9}
+    (tmp_path / "timed.json").write_text(json.dumps(settings))
+    timed = tmp_path / "timed"
+    assert dslgraph(["train", "--config", str(tmp_path / "timed.json"), "--output", str(timed)]) == 0
+    history = json.loads((timed / "metrics.json").read_text())["history"]
+    assert [(entry["epoch"], entry.get("scheduled", True)) for entry in history] == [(1, True)]
+    capsys.readouterr()
+    assert load("rerun").main([str(timed), "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "timed" / "metrics.json").read_text())["epochs"] == 1
+
+
 def test_rerun_takes_relative_paths_from_where_it_is_run(recorded_run, tmp_path, monkeypatch):
     # the settings go to a file in OUT, whose relative paths the CLI reads from OUT: data was OUT/data
     monkeypatch.chdir(tmp_path)
-    _, settings = load("rerun").recorded_run(recorded_run, "data", None)
+    _, settings = load("rerun").recorded_run(recorded_run, "data", 2)
     assert settings["root"] == str(tmp_path / "data")
+    assert settings["threads"] == 2  # --threads given anew, as --root
     path = recorded_run / "metrics.json"
     summary = json.loads(path.read_text())
     summary["settings"]["data_file"] = "mine.csv"  # as recorded by a run started in tmp_path

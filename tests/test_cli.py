@@ -406,6 +406,7 @@ def test_fresh_run_into_a_used_folder_is_refused_unless_overwritten(tmp_path, ca
     assert "holds an earlier run (last.pt, best.pt, metrics.json): continue it with --resume" in err
     assert {name: (run / name).read_bytes() for name in written} == written
     assert main([*args, "--resume", "--overwrite"]) == 2
+    assert "--resume continues the run in --output and --overwrite starts afresh" in capsys.readouterr().err
     assert main([*args, "--sparsity", "0.5", "--overwrite"]) == 0
     assert json.loads((run / "metrics.json").read_text())["settings"]["sparsity"] == 0.5
 
@@ -421,6 +422,33 @@ def test_fresh_run_into_a_used_folder_is_refused_unless_overwritten(tmp_path, ca
     (run / "metrics.json").write_text(json.dumps(summary)[:100])  # unreadable (edited, a disk error)
     assert main(["train", "--output", str(run), "--resume", "--no-progress"]) == 0
     assert json.loads((run / "metrics.json").read_text())["history"] == summary["history"]
+
+
+def test_a_dense_run_given_static_mask_resumes_to_more_epochs(tmp_path, monkeypatch):
+    # --static-mask acts only under --sparsity: a dense run's epochs are its own to extend
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--static-mask", "--output", out, "--no-progress"]) == 0
+    assert main(["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_finished_run_lacking_its_cost_report_is_not_resumed_to_fewer_epochs(tmp_path, capsys, monkeypatch):
+    # a resume that only writes the missing cost report still refuses an --epochs below the epochs trained:
+    # metrics.json would record settings of 1 epoch beside a history of 2
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "2", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
+    summary = json.loads((run / "metrics.json").read_text())
+    cut = json.dumps({k: summary[k] for k in ("test", "epochs", "history")})
+    (run / "metrics.json").write_text(cut)
+    capsys.readouterr()
+    assert main(["train", "--output", str(run), "--resume", "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume in" in err and "it has trained 2 of 1 epochs" in err
+    assert (run / "metrics.json").read_text() == cut
 
 
 def test_resume_of_a_static_mask_refuses_other_epochs(tmp_path, capsys, monkeypatch):
@@ -822,7 +850,9 @@ def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_the
 def test_a_run_that_fails_before_writing_leaves_no_output_folder_behind(tmp_path, capsys):
     out = tmp_path / "runs" / "new"
     assert main(["train", "--output", str(out), "--resume"]) == 2
-    assert f"checkpoint {out}/last.pt does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"checkpoint {out}/last.pt does not exist" in err
+    assert "--overwrite" not in err  # the advice for a damaged last.pt: here there is no run to replace
     assert main(["train", "--output", str(out), "--epochs", "0"]) == 2
     assert list(tmp_path.iterdir()) == []  # it left runs/new/.lock, made for a run that never started
     (tmp_path / "mine").mkdir()
@@ -1087,6 +1117,14 @@ def test_name_value_refuses_a_value_without_a_name():
 def test_an_option_flag_adds_to_the_config_file_s_options(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": "cdae", "options": {"hidden_channels": 8}}))
+    args = build_parser().parse_args(["train", "--config", str(config), "--option", "corruption=0.25"])
+    assert cli_module.settings_from_args(args)["options"] == {"hidden_channels": 8, "corruption": 0.25}
+
+
+def test_an_option_flag_overrides_the_config_file_s_option_of_that_name(tmp_path):
+    # flags override the config file, argument by argument, as for every other setting
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": "cdae", "options": {"hidden_channels": 8, "corruption": 0.1}}))
     args = build_parser().parse_args(["train", "--config", str(config), "--option", "corruption=0.25"])
     assert cli_module.settings_from_args(args)["options"] == {"hidden_channels": 8, "corruption": 0.25}
 
