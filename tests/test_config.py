@@ -186,6 +186,14 @@ def test_bounds_between_settings_take_equal_values():
     assert validate({"lr": 0.01, "lr_min": 0.01, "lr_schedule": "cosine"})["lr_min"] == 0.01
 
 
+def test_a_monitor_at_a_cutoff_outside_ks_is_refused_before_the_data_is_loaded():
+    # the trainer refused it too, but only once the data had been read and split
+    with pytest.raises(ConfigError, match=r"with K in ks=\[10, 20\] under protocol 'full', got 'recall@5'$"):
+        validate({"ks": [10, 20], "monitor": "recall@5"})
+    with pytest.raises(ConfigError, match=r"got 'recall@020'$"):
+        validate({"ks": [20], "monitor": "recall@020"})
+
+
 def test_the_default_monitor_is_at_the_first_of_ks():
     assert validate({"ks": [10, 20]})["monitor"] == "recall@10"
     assert validate({"model": "neumf", "ks": [5, 10]})["monitor"] == "hr@5"
@@ -286,6 +294,8 @@ def test_a_yaml_config_file_is_refused_saying_json_is_read(tmp_path):
 def test_a_share_given_as_a_percentage_is_refused_with_the_fraction_meant():
     with pytest.raises(ConfigError, match=r"got 80.0 \(a fraction: 0.8 for 80%\)$"):
         validate({"sparsity": 80})
+    with pytest.raises(ConfigError, match=r"got 100.0 \(a fraction: 1 for 100%\)$"):
+        validate({"sparsity": 100})
     with pytest.raises(ConfigError, match=r"val_ratio must be a float in \[0, 1\), got 1.0$"):
         validate({"val_ratio": 1})  # 1 is no percentage: the share's open bound
 

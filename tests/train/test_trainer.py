@@ -151,12 +151,26 @@ def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_pa
         # a KeyError after the first resumed epoch: the saved best epoch has no recall@10 to compare with
         ({"ks": (10,), "monitor": "recall@10"}, "monitor was 'recall@20', now 'recall@10'"),
         ({"lr_schedule": "cosine", "lr_min": 1e-3}, "lr_min was 0.0001, now 0.001"),  # silently 1e-4
+        # a run resumed under any of these is no longer the one the settings in its metrics.json describe
+        ({"seed": 4}, "seed was 3, now 4"),
+        ({"batch_size": 32}, "batch_size was 64, now 32"),
+        ({"sampling": "user"}, "sampling was 'edge', now 'user'"),
+        ({"reg_weight": 0.0}, "reg_weight was 0.0001, now 0.0"),
     ],
 )
 def test_resume_with_other_settings_fails(small_data, tmp_path, setting, message):
     _trainer(small_data, tmp_path, epochs=1, lr_schedule=setting.get("lr_schedule", "none")).fit()
     with pytest.raises(ValueError, match=re.escape(message)):
         _trainer(small_data, tmp_path, epochs=2, **setting).fit(resume=True)
+
+
+def test_a_resumed_run_counts_its_training_seconds_on_from_the_checkpoint(small_data, tmp_path):
+    # metrics.json's train_seconds is the whole run's, not the resumed part's
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    saved = load_checkpoint(tmp_path / "last.pt")["train_seconds"]
+    resumed = _trainer(small_data, tmp_path, epochs=2)
+    resumed.load(tmp_path / "last.pt")
+    assert saved > 0 and resumed.train_seconds == saved
 
 
 def test_a_longer_resumed_run_lays_its_cosine_learning_rate_over_the_new_length(small_data, tmp_path):
@@ -168,6 +182,9 @@ def test_a_longer_resumed_run_lays_its_cosine_learning_rate_over_the_new_length(
     assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(half)
     longer.fit(resume=True)
     assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # not back up at 0.01
+    shorter = _trainer(small_data, tmp_path, epochs=1, **cosine)  # past its end: the cosine stays at lr_min
+    shorter.load(tmp_path / "last.pt")
+    assert shorter.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
 def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_path):
@@ -175,7 +192,9 @@ def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_p
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
     wider = Trainer(LightGCN(30, 40, embedding_dim=16), small_data, config, tmp_path, "cpu")
     with pytest.raises(
-        CheckpointError, match=r"(?s)last\.pt does not fit this model or dataset: .*size mismatch"
+        # named once: not again as "cannot resume from .../last.pt: checkpoint .../last.pt does not fit"
+        CheckpointError,
+        match=r"(?s)^checkpoint \S*last\.pt does not fit this model or dataset: .*size mismatch",
     ):
         wider.fit(resume=True)
 
@@ -352,6 +371,11 @@ def test_a_run_early_stopped_at_its_stop_after_epoch_is_not_said_to_resume(small
     with caplog.at_level(logging.INFO, logger="dslgraph.train.trainer"):
         trainer.fit()
     assert "stopped after epoch 2 of 4 (stop_after_epoch); resume to go on" in caplog.text
+    caplog.clear()
+    trainer = _trainer(small_data, tmp_path / "whole", epochs=2, stop_after_epoch=2)  # its last epoch
+    with caplog.at_level(logging.INFO, logger="dslgraph.train.trainer"):
+        trainer.fit()
+    assert "resume to go on" not in caplog.text
 
 
 def test_stop_after_epoch_past_the_epochs_is_refused():
@@ -384,6 +408,14 @@ def test_a_stop_between_evaluations_that_scores_best_leaves_best_pt_at_the_best_
     assert _scripted(stopped, recall, recall).fit(resume=True)["history"][-1]["epoch"] == 3
     assert json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] == 2
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+
+
+def test_a_stop_before_the_first_scheduled_evaluation_writes_the_best_pt_it_names(small_data, tmp_path):
+    # no scheduled evaluation has picked a best yet: the stop's stands in for it, in best.pt as in
+    # metrics.json, which `dslgraph eval` of best.pt reads
+    summary = _trainer(small_data, tmp_path, epochs=4, eval_every=3, stop_after_epoch=1).fit()
+    assert summary["best_epoch"] == 1
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
 
 
 def test_a_stop_between_evaluations_writes_strict_json(small_data, tmp_path):
@@ -617,6 +649,20 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
         assert not list((tmp_path / "run").glob(".*.tmp-*"))
 
 
+def test_a_run_that_fails_before_writing_removes_the_output_folders_it_made(tmp_path):
+    with pytest.raises(RuntimeError), locked_output(tmp_path / "new" / "run"):
+        raise RuntimeError("bad settings")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # not made by the run: kept, without its lock file
+    with pytest.raises(RuntimeError), locked_output(tmp_path / "kept"):
+        raise RuntimeError("bad settings")
+    assert (tmp_path / "kept").is_dir()
+    with pytest.raises(RuntimeError), locked_output(tmp_path / "wrote") as folder:
+        (folder / "metrics.json").write_text("{}")
+        raise RuntimeError("interrupted")
+    assert (tmp_path / "wrote" / "metrics.json").is_file()
+
+
 def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(CheckpointError, match="output folder .*file is a file"):
@@ -807,6 +853,17 @@ def test_every_setting_of_the_cli_is_in_train_config_or_has_a_place_named():
             assert re.search(r"\b(\w+)=\.\.\.\)$", place)[1] in model
 
 
+def test_train_config_defaults_are_the_cli_s():
+    # a setting left out trains the same run from Python as from `dslgraph train` (LightGCN has no
+    # MODEL_DEFAULTS)
+    cli = validate({"model": "lightgcn"})
+    config = asdict(TrainConfig())
+    config["ks"] = list(config["ks"])
+    assert {name: cli[name] for name in config if name in cli} == {
+        name: value for name, value in config.items() if name in cli
+    }
+
+
 def _dsl_trainer(data, out, epochs=2, embedding_dim=8):
     torch.manual_seed(0)
     model = LightGCN(30, 40, embedding_dim=embedding_dim)
@@ -858,6 +915,25 @@ def test_a_failed_load_leaves_the_trainer_as_it_was(small_data, tmp_path, damage
         assert _same(before[key], after[key]), key
     assert trainer.scheduler.get_last_lr() == before["scheduler"]["_last_lr"]
     trainer.fit()  # and it trains on from where it was
+
+
+def test_an_interrupt_while_loading_stays_an_interrupt(small_data, tmp_path, monkeypatch):
+    # Ctrl-C during a resume is no damaged checkpoint: not reported as "cannot resume from last.pt"
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    trainer = _trainer(small_data, tmp_path, epochs=2)
+    before = copy.deepcopy(trainer.model.state_dict())
+    load_model_state, calls = trainer_module.load_model_state, []
+
+    def interrupted_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        load_model_state(*args)
+
+    monkeypatch.setattr(trainer_module, "load_model_state", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.load(tmp_path / "last.pt")
+    assert trainer.epoch == 0 and _same(trainer.model.state_dict(), before)
 
 
 def test_a_checkpoint_that_cannot_be_opened_fails_saying_so(tmp_path, monkeypatch):
@@ -959,7 +1035,7 @@ def _scripted(trainer, validation, test):
 def test_the_best_epoch_is_the_validation_monitors_strict_maximum(small_data, tmp_path):
     """The best epoch is picked on the validation split by the monitored metric; a later tie does not
     replace it; the summary, metrics.json and best.pt are that epoch's, with its test numbers."""
-    validation = {"recall@20": [0.9, 0.1, 0.1, 0.1], "ndcg@20": [0.1, 0.3, 0.2, 0.3]}
+    validation = {"recall@20": [0.9, 0.1, 0.1, 0.2], "ndcg@20": [0.1, 0.3, 0.2, 0.3]}
     test = {"recall@20": [0.9, 0.8, 0.7, 0.6], "ndcg@20": [0.5, 0.2, 0.9, 0.8]}
     trainer = _trainer(_validation_data(small_data), tmp_path, epochs=4, monitor="ndcg@20", lr=0.0)
     summary = _scripted(trainer, validation, test).fit()
@@ -968,7 +1044,8 @@ def test_the_best_epoch_is_the_validation_monitors_strict_maximum(small_data, tm
     assert summary["best_epoch"] == 2
     assert summary["validation"] == {"recall@20": 0.1, "ndcg@20": 0.3}
     assert summary["test"] == {"recall@20": 0.8, "ndcg@20": 0.2}
-    assert json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] == 2
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert (written["best_epoch"], written["validation"]) == (2, {"recall@20": 0.1, "ndcg@20": 0.3})
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 4
 
