@@ -276,16 +276,20 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
     # a long dtype failed as "CSR tensors have no strides"
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating-point torch.dtype (the graph's weights), got {dtype!r}")
-    user, item = data[EDGE].edge_index
+    index = data[EDGE].edge_index
+    # an item -1 of data built by hand, offset by num_users, was an edge between two users, without a word
+    check_pair_index(f"data[{EDGE}].edge_index", index, num_items, num_users)
+    user, item = index
     n = num_users + num_items
     row = torch.cat([user, item + num_users])
     col = torch.cat([item + num_users, user])
-    # on the interactions' device: data moved by .to("cuda") failed in index_add_ with CPU degrees
-    ones = torch.ones(row.numel(), dtype=dtype, device=row.device)
-    deg = torch.zeros(n, dtype=dtype, device=row.device).index_add_(0, row, ones)
-    inv_sqrt = deg.pow(-0.5)
+    # counted as integers, on the interactions' device, and normalised in float32 at least: counted in
+    # dtype, float16 degrees stopped at 2048 and bfloat16 ones at 256 (256 + 1 rounds to 256), which gave
+    # a popular item's edges weights several times too large, without a word
+    deg = torch.bincount(row, minlength=n)
+    inv_sqrt = deg.to(torch.promote_types(dtype, torch.float32)).pow(-0.5)
     inv_sqrt[deg == 0] = 0
-    value = inv_sqrt[row] * inv_sqrt[col]
+    value = (inv_sqrt[row] * inv_sqrt[col]).to(dtype)
     adj = torch.sparse_coo_tensor(
         torch.stack([row, col]), value, (n, n), check_invariants=False, device=row.device
     ).coalesce()

@@ -7,6 +7,7 @@ from torch_geometric.loader import NeighborLoader
 
 from dslgraph.data import (
     EDGE,
+    data_fingerprint,
     dataset_statistics,
     interaction_csr,
     leave_one_out,
@@ -49,6 +50,12 @@ def test_interaction_csr_refuses_ids_out_of_range(index, message):
     with pytest.raises(ValueError, match=message):
         interaction_csr(index, 2, 3)
     assert interaction_csr(torch.tensor([[0, 1], [2, 1]]), 2, 3).to_dense().tolist() == [[0, 0, 1], [0, 1, 0]]
+    # the last users and items without interactions keep their rows and columns (seen items of each)
+    assert interaction_csr(torch.tensor([[0], [1]]), 3, 4).to_dense().tolist() == [
+        [0, 1, 0, 0],
+        [0] * 4,
+        [0] * 4,
+    ]
 
 
 def pyg_amazon_book_like() -> HeteroData:
@@ -145,6 +152,9 @@ def test_make_interaction_data_refuses_repeated_pairs():
     test = torch.tensor([[1, 1], [1, 1]])
     with pytest.raises(ValueError, match="test interactions hold the pair"):
         make_interaction_data(2, 2, train[:, :2], test)
+    # the pair named is the one repeated, read back from its key
+    with pytest.raises(ValueError, match=r"train interactions hold the pair \(user 2, item 1\)"):
+        make_interaction_data(3, 2, torch.tensor([[2, 0, 2], [1, 0, 1]]), torch.tensor([[1], [1]]))
 
 
 def test_make_interaction_data_refuses_counts_no_graph_could_hold():
@@ -208,6 +218,27 @@ def test_propagation_graph_refuses_a_dtype_its_weights_cannot_take(small_data):
     assert propagation_graph(small_data, torch.float64).dtype == torch.float64
 
 
+@pytest.mark.parametrize("items", [[-1, 1], [2, 1]])
+def test_propagation_graph_refuses_ids_outside_the_layout(items):
+    # item -1 of data built by hand, offset by num_users, was an edge between users 1 and 1, without a word
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = 2, 2
+    data[EDGE].edge_index = torch.tensor([[0, 1], items])
+    with pytest.raises(ValueError, match=r"edge_index must hold users in \[0, num_users=2\) and items in"):
+        propagation_graph(data)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_propagation_graph_weighs_a_popular_node_by_its_whole_degree_in_any_dtype(dtype):
+    # counted in float16 a degree stopped at 2048, in bfloat16 at 256: user 0's 3000 edges weighed
+    # 1/sqrt(256), 3.4 times 1/sqrt(3000), without a word
+    train = torch.stack([torch.zeros(3000, dtype=torch.long), torch.arange(3000)])
+    adj = propagation_graph(make_interaction_data(2, 3001, train, torch.tensor([[1], [3000]])), dtype)
+    assert adj.dtype == dtype
+    expected = torch.tensor(3000**-0.5, dtype=dtype)  # items of degree 1 next to user 0
+    assert (adj.values() == expected).all()
+
+
 def test_propagation_graph_by_hand():
     # users u0 (items 0, 1), u1 (item 0), u2 (none); nodes u0, u1, u2, i0, i1 with degrees 2, 1, 0, 2, 1:
     # D^-1/2 A D^-1/2 weighs (u0, i0) 1/sqrt(2 * 2), (u0, i1) and (u1, i0) 1/sqrt(2 * 1), in both
@@ -237,6 +268,32 @@ def test_make_interaction_data_refuses_ids_one_past_the_last(split, pair):
         match=rf"{split} interactions must hold users in \[0, num_users=2\) and items in \[0, num_items=3\)",
     ):
         make_interaction_data(2, 3, given["train"], given["test"])
+
+
+@pytest.mark.parametrize(
+    ("split", "pair"), [("train", [[-1], [0]]), ("train", [[0], [-1]]), ("test", [[1], [-1]])]
+)
+def test_make_interaction_data_refuses_negative_ids(split, pair):
+    # a negative id indexes an embedding table from its end: user -1 would be the last user, without a word
+    train, test = torch.tensor([[0, 1], [0, 1]]), torch.tensor([[1], [2]])
+    given = {"train": train, "test": test, split: torch.tensor(pair)}
+    with pytest.raises(
+        ValueError, match=rf"{split} interactions must hold users in \[0, num_users=2\) and items"
+    ):
+        make_interaction_data(2, 3, given["train"], given["test"])
+
+
+def test_make_interaction_data_refuses_a_boolean_mask_for_ids():
+    # a [2, E] mask read as ids 0 and 1 would pass as other interactions
+    with pytest.raises(ValueError, match=r"train interactions must be a \[2, E\] tensor .* torch\.bool"):
+        make_interaction_data(2, 2, torch.tensor([[True, False], [False, True]]), torch.tensor([[1], [1]]))
+
+
+def test_make_interaction_data_refuses_no_users_or_items():
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    for counts, field in [((0, 3), "num_users"), ((3, 0), "num_items")]:
+        with pytest.raises(ValueError, match=rf"{field} must be an integer >= 1, got 0"):
+            make_interaction_data(*counts, empty, empty)
 
 
 def test_make_interaction_data_checks_its_counts():
@@ -288,3 +345,26 @@ def test_csr_rows_are_read_by_rows_on_another_device_cuda(small_data):
             torch.zeros(4, 40).cuda(), matrix.crow_indices(), matrix.col_indices(), ids
         )
         assert excluded.is_cuda and torch.equal(excluded.cpu(), scores)
+
+
+def test_fingerprint_tells_apart_what_a_checkpoint_was_trained_on():
+    """A checkpoint's fingerprint tells apart data it was not trained on: more items (the embedding tables'
+    rows), other raw ids (the same rows named other users), the same pairs in another split; and only
+    that: the same data held in int32 is the same data."""
+    train, test = torch.tensor([[0, 1, 1], [0, 1, 2]]), torch.tensor([[0, 1], [2, 0]])
+    data = make_interaction_data(2, 3, train, test)
+    fingerprint = data_fingerprint(data)
+    assert data_fingerprint(make_interaction_data(2, 3, train, test)) == fingerprint
+    assert data_fingerprint(make_interaction_data(2, 4, train, test)) != fingerprint
+    narrow = data.clone()
+    for key in ("edge_index", "edge_label_index"):
+        narrow[EDGE][key] = narrow[EDGE][key].int()
+    assert data_fingerprint(narrow) == fingerprint
+    # the test pairs as the validation split, with an empty test split: the same bytes in another place
+    empty = torch.zeros(2, 0, dtype=torch.long)
+    assert data_fingerprint(make_interaction_data(2, 3, train, empty, val=test)) != fingerprint
+    named = data.clone()
+    named["user"].raw_ids, named["item"].raw_ids = np.array(["ann", "bob"]), np.array([10, 20, 30])
+    renamed = named.clone()
+    renamed["user"].raw_ids = np.array(["bob", "ann"])
+    assert len({fingerprint, data_fingerprint(named), data_fingerprint(renamed)}) == 3

@@ -35,6 +35,12 @@ def test_holdout_mask_keeps_one_per_user():
     assert torch.bincount(user[holdout_mask(user, 0.99)], minlength=5).tolist() == [9, 1, 0, 0, 4]
 
 
+def test_holdout_mask_rounds_each_users_share():
+    # min(round(ratio * n), n - 1): 0.6 of an interaction holds out one, 0.4 none
+    user = torch.tensor([0] * 3 + [1] * 2 + [2] * 7)
+    assert torch.bincount(user[holdout_mask(user, 0.2)], minlength=3).tolist() == [1, 0, 1]
+
+
 @pytest.mark.parametrize("ratio", [1.0, -0.1, float("nan"), "0.2", True])
 def test_holdout_mask_bad_ratio(ratio):
     # text failed inside the comparison with a TypeError naming no argument
@@ -153,6 +159,16 @@ def test_from_pandas_k_core_iterates():
         dataset = InteractionDataset.from_pandas(df, min_user_interactions=2, min_item_interactions=2)
     assert dataset.user_ids.tolist() == [1, 2]
     assert dataset.item_ids.tolist() == [10, 20]
+
+
+def test_from_pandas_k_core_applies_each_minimum_to_its_own_side():
+    df = pd.DataFrame({"user": [1, 1, 1, 2, 2, 2, 3], "item": [10, 20, 40, 10, 30, 40, 50]})
+    dataset = InteractionDataset.from_pandas(df, min_user_interactions=2, min_item_interactions=1)
+    assert dataset.user_ids.tolist() == [1, 2]  # user 3 has one interaction, and item 50 goes with it
+    assert dataset.item_ids.tolist() == [10, 20, 30, 40]
+    with pytest.warns(UserWarning, match="the test split is empty"):  # two interactions a user
+        dataset = InteractionDataset.from_pandas(df, min_user_interactions=1, min_item_interactions=2)
+    assert dataset.item_ids.tolist() == [10, 40]
 
 
 def test_from_pandas_random_split_with_validation():
