@@ -694,6 +694,15 @@ def _compact(
     return index, time, len(user_ids), len(item_ids)
 
 
+def _row_lines(raw: bytes) -> np.ndarray:
+    """The 1-based numbers of the lines of ``raw`` that :func:`~dslgraph.data.io.read_pairs` reads as rows:
+    those holding more than blanks (a line of blanks only, counted as a row, made an error name the line
+    before its own)."""
+    buf = np.frombuffer(raw.removeprefix(codecs.BOM_UTF8), dtype=np.uint8)
+    filled = np.flatnonzero(~np.isin(buf, list(b" \t\n\r\v\f")))
+    return np.unique(np.searchsorted(np.flatnonzero(buf == ord("\n")), filled)) + 1
+
+
 class MovieLens(HoldoutDataset):
     """Base class of the GroupLens MovieLens rating datasets, turned into implicit feedback.
 
@@ -769,10 +778,9 @@ class MovieLens(HoldoutDataset):
         bad = torch.nonzero((rating < 1) | (rating > 5) | (rating != rating.round())).flatten()
         if bad.numel():
             row = int(bad[0])
-            line, _ = _line_fields(Path(self.raw_paths[0]).read_bytes(), b"\t")
             raise DatasetFormatError(
                 self.raw_paths[0],
-                int(line[row]),
+                int(_row_lines(Path(self.raw_paths[0]).read_bytes())[row]),
                 f"rating {float(rating[row]):g} is not one of MovieLens' whole-star ratings, 1 to 5",
             )
         keep = rating >= self.rating_threshold

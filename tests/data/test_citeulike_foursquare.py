@@ -186,6 +186,10 @@ def test_foursquare_tokyo_and_bad_city(tmp_path):
             checkin(1, venue("a"), 0).replace(b"1\t", b"u1\t", 1),
             "expected a non-negative integer user id, got 'u1'",
         ),
+        (  # more digits than int64 holds: an OverflowError naming no file
+            checkin(1, venue("a"), 0).replace(b"1\t", b"1" * 20 + b"\t", 1),
+            f"expected a non-negative integer user id, got '{'1' * 20}'",
+        ),
         (checkin(1, venue("a"), 0).replace(b"+0000", b"+0000x"), "'.*' is not a time like"),
         (checkin(1, "", 0), "expected a venue id, got ''"),
     ],

@@ -511,7 +511,7 @@ def test_movielens_threshold_above_every_rating(tmp_path):
 
 
 @pytest.mark.parametrize("dataset", [MovieLens100K, MovieLens1M])
-@pytest.mark.parametrize("rating", ["0", "-3", "7", "4.5"])
+@pytest.mark.parametrize("rating", ["0", "-3", "6", "7", "4.5"])
 def test_movielens_refuses_a_rating_that_is_no_star_naming_its_line(tmp_path, dataset, rating):
     # 0 and -3 were dropped, 7 kept as an interaction, without a word: MovieLens rates 1 to 5 whole stars
     lines = U_DATA.decode().splitlines(keepends=True)
@@ -523,6 +523,43 @@ def test_movielens_refuses_a_rating_that_is_no_star_naming_its_line(tmp_path, da
     message = rf"{name}, line 9: rating {rating} is not one of MovieLens' whole-star ratings, 1 to 5"
     with pytest.raises(DatasetFormatError, match=message):
         dataset(str(tmp_path))
+
+
+@pytest.mark.parametrize("dataset", [MovieLens100K, MovieLens1M])
+def test_a_bad_rating_after_a_line_of_blanks_names_its_own_line(tmp_path, dataset):
+    """A line of blanks only is no interaction, as a blank line is none: counted as one, it made the error
+    name the line before the bad rating."""
+    lines = U_DATA.decode().splitlines(keepends=True)
+    lines[4] = "1\t5\t7\t880000005\n"
+    text = ("  \r\n" + "".join(lines)).encode()  # the bad rating on the file's line 6
+    name = "u.data" if dataset is MovieLens100K else "ratings.dat"
+    place(tmp_path, dataset.name, {name: text.replace(b"\t", b"\t" if dataset is MovieLens100K else b"::")})
+    with pytest.raises(DatasetFormatError, match=rf"{name}, line 6: rating 7 is not one of MovieLens'"):
+        dataset(str(tmp_path))
+
+
+def test_movielens_keeps_the_timestamp_of_each_interaction(tmp_path):
+    """The times stored beside each split are those of its interactions (the protocols pick the latest)."""
+    place(tmp_path, "ml-100k", {"u.data": U_DATA})
+    store = MovieLens100K(str(tmp_path), val_ratio=0.2, log=False)[0][EDGE]
+    for index, time in (
+        (store.edge_index, store.time),
+        (store.val_edge_label_index, store.val_edge_label_time),
+        (store.edge_label_index, store.edge_label_time),
+    ):
+        assert index.size(1) > 0 and torch.equal(time, 880000000 + (index[0] + 1) * 10 + index[1] + 1)
+
+
+def test_a_timed_dataset_cached_without_its_times_is_processed_again(tmp_path):
+    """A data.pt saved without timestamps (by a dslgraph that kept none) has nothing for the
+    latest-interaction protocols to read: it is made again, not kept."""
+    place(tmp_path, "ml-100k", {"u.data": U_DATA})
+    dataset = MovieLens100K(str(tmp_path), log=False)
+    data = dataset[0]
+    times = data[EDGE].time.clone()
+    del data[EDGE].time, data[EDGE].edge_label_time
+    dataset.save([data], dataset.processed_paths[0])
+    assert torch.equal(MovieLens100K(str(tmp_path), log=False)[0][EDGE].time, times)
 
 
 def test_movielens_1m_format(tmp_path):
@@ -807,6 +844,16 @@ def test_a_record_of_the_pre_transform_cut_short_is_made_again(tmp_path, record)
         Gowalla(str(tmp_path), pre_transform=Tag(1))
 
 
+def test_force_reload_reads_no_record_it_replaces(tmp_path):
+    """force_reload=True makes the data and its records again: one cut short is not read, nor warned of."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    path = Path(Gowalla(str(tmp_path), pre_transform=Tag(1)).processed_dir) / "pre_transform.pt"
+    path.write_bytes(path.read_bytes()[:50])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Gowalla(str(tmp_path), pre_transform=Tag(2), force_reload=True)[0].tag.tolist() == [2]
+
+
 def test_records_of_the_pre_transform_written_whole_or_not_at_all(tmp_path, monkeypatch):
     from torch_geometric.io import fs
 
@@ -887,6 +934,48 @@ def test_raw_files_whose_record_cannot_be_read_are_processed_again(tmp_path, cap
         assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 5
     assert "re-processing" in caplog.text
     assert json.loads(stamps.read_text()).keys() == {"train.txt", "test.txt"}
+
+
+def test_a_raw_file_replaced_with_its_time_kept_is_processed_again(tmp_path, caplog):
+    """``cp -p``, ``rsync -t`` and unzip keep a file's modification time: its size tells the new file
+    apart."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 6
+    train = tmp_path / "gowalla" / "raw" / "train.txt"
+    stat = train.stat()
+    train.write_bytes(TRAIN.replace(b"2 3 1 0\n", b"2 3 1\n"))
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with caplog.at_level("WARNING", logger="dslgraph.data.datasets"):
+        assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 5
+    assert "train.txt changed since" in caplog.text
+
+
+def test_a_raw_file_replaced_while_processing_is_processed_again(tmp_path, monkeypatch):
+    """The stamp recorded is that of the files before they were read: one taken after the processing
+    recorded the new file as processed, and its interactions were never read."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    train = tmp_path / "gowalla" / "raw" / "train.txt"
+    read = Gowalla.read
+
+    def read_then_replace(self, rng):
+        split = read(self, rng)
+        train.write_bytes(TRAIN.replace(b"2 3 1 0\n", b"2 3 1\n"))  # another copy lands meanwhile
+        return split
+
+    monkeypatch.setattr(Gowalla, "read", read_then_replace)
+    assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 6
+    monkeypatch.undo()
+    assert Gowalla(str(tmp_path), log=False)[0][EDGE].edge_index.size(1) == 5
+
+
+def test_a_folder_processed_without_a_record_of_its_raw_files_is_kept(tmp_path, caplog):
+    """A folder processed before dslgraph recorded raw_files.json is read as it is, not made again."""
+    place(tmp_path, "gowalla", {"train.txt": TRAIN, "test.txt": TEST})
+    dataset = Gowalla(str(tmp_path), log=False)
+    (Path(dataset.processed_dir) / "raw_files.json").unlink()
+    with caplog.at_level("INFO", logger="dslgraph.data.datasets"):
+        assert Gowalla(str(tmp_path))[0][EDGE].edge_index.size(1) == 6
+    assert "processing" not in caplog.text
 
 
 def make_unreadable(dataset) -> None:

@@ -105,6 +105,14 @@ def test_read_pairs_errors(tmp_path, content, line, message):
     assert message in str(info.value)
 
 
+def test_a_whitespace_separator_matches_any_run_of_whitespace(tmp_path):
+    """As documented: a tab-separated file (LastFM's) may hold two tabs in a row, a space, or a tab ending a
+    line; only a separator that is not whitespace makes such a field empty or a blank part of a field."""
+    path = write(tmp_path, b"1\t\t2\t3\n4 5\t6\t\n")
+    index, values = read_pairs(path, "\t")
+    assert index.tolist() == [[1, 4], [2, 5]] and values.tolist() == [[3.0], [6.0]]
+
+
 def test_read_pairs_refuses_the_last_number_older_numpy_reads_in_part(tmp_path, monkeypatch):
     """NumPy < 2.3 (all that Python 3.10 has) reads '1.2.3' as 1.2 and stops with a DeprecationWarning: the
     file's last token was read as its prefix, the count of numbers matched, and the rating was 1.2."""
@@ -257,6 +265,16 @@ def test_duplicate_error_names_the_first_repeat_in_file_order(tmp_path):
     assert f"duplicate interaction (user {user}, item {item}), first seen on line 3" in str(info.value)
 
 
+def test_a_repeated_pair_is_found_where_another_pair_shares_its_sort_key(tmp_path):
+    """Pairs are sorted by ``user * span + item``: with ``span`` the largest item id rather than one past
+    it, (0, 2) and (1, 0) share a key, stay in file order and kept the repeat of (0, 2) from its original."""
+    path = write(tmp_path, b"0\t2\n1\t0\n0\t2\n")
+    with pytest.raises(
+        DatasetFormatError, match=r"line 3: duplicate interaction \(user 0, item 2\), first seen on line 1"
+    ):
+        read_pairs(path)
+
+
 def test_user_listed_twice_names_the_first_repeat_in_file_order(tmp_path):
     path = write(tmp_path, b"5 1\n2 1\n5 2\n2 3\n")  # user 5 repeated on line 3, before user 2 on line 4
     with pytest.raises(DatasetFormatError, match=r"line 3: user 5 already listed on line 1"):
@@ -357,6 +375,14 @@ def test_save_then_rename_of_an_object_torch_cannot_save_keeps_its_error_and_the
     with pytest.raises(RuntimeError, match="cannot be pickled"):
         save_then_rename({"model": _Unsaveable()}, path)
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["last.pt"]
+
+
+@pytest.mark.parametrize("content", [b"1\t2\n2\t3\n", b"1\t2\t3\t4\n2\t3\t4\t5\n"], ids=["fewer", "more"])
+def test_read_pairs_refuses_a_file_of_other_fields_than_num_columns(tmp_path, content):
+    """LastFM asks for 3 fields: a file of pairs alone, or of MovieLens' 4, is another format, not read."""
+    path = write(tmp_path, content)
+    with pytest.raises(DatasetFormatError, match=r"line 1: expected 3 fields separated by '\\t', got [24]"):
+        read_pairs(path, num_columns=3)
 
 
 def test_read_pairs_takes_the_first_line_s_fields_and_refuses_a_longer_line(tmp_path):
