@@ -208,6 +208,7 @@ def test_neumf_macs_formula():
 def test_convncf_default_architecture():
     model = ConvNCF(NUM_USERS, NUM_ITEMS)
     assert len(model.convs) == 6 and model.convs[0].in_channels == 1
+    assert all(conv.bias is not None for conv in model.convs)
     per_pair = 64 * 64 + 1024 * 32 * 4 + (256 + 64 + 16 + 4 + 1) * 32 * 32 * 4 + 32
     assert model.macs(None, 1, "dense")["per_pair"] == per_pair
     assert model.macs(None, 5, "dense")["train_forward"] == 5 * 2 * per_pair  # each positive and negative
@@ -503,9 +504,13 @@ def test_scores_without_dropout_in_training_mode(name, small_data):
     model = make(name).train()
     graph = model.input_graph(small_data)
     users = torch.arange(NUM_USERS)
+    items = torch.randint(NUM_ITEMS, (NUM_USERS, 5), generator=torch.Generator().manual_seed(3))
     scores = model.scorer(graph)(users)
+    candidates = model.scorer(graph)(users, items)  # the candidates' path too
     torch.testing.assert_close(model.scorer(graph)(users), scores)
+    torch.testing.assert_close(model.scorer(graph)(users, items), candidates)
     torch.testing.assert_close(model.eval().scorer(graph)(users), scores)
+    torch.testing.assert_close(candidates, scores.gather(1, items), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("cls", [MultVAE, CDAE])
@@ -611,7 +616,7 @@ def pair_batch(model, data):
 def test_neumf_loss_is_bce_of_the_positive_and_l2_on_all_four_tables(small_data):
     """Binary cross-entropy with label 1 on the positive and 0 on its negatives, plus ``reg_weight`` x
     L2 (1/2B sum of squares) on the batch's rows of the GMF and MLP user and item tables."""
-    model = make("neumf").eval()  # no dropout: the logits are forward's
+    model = make("neumf", std=1.0).eval()  # no dropout: the logits are forward's; pairs' logits far apart
     (users, pos, neg), items = pair_batch(model, small_data)
     logits = model(users, items)
     labels = torch.zeros_like(logits)
@@ -932,3 +937,105 @@ def test_recommend_fills_a_short_row_with_the_best_scored_excluded_items(name, s
     # scored in one block after a user with k items left: its own scores fill its row
     together = model.recommend(graph, torch.tensor([1, 2]), k=4, exclude=exclude, batch_size=2)
     assert torch.equal(together[1], top[0])
+
+
+@pytest.mark.parametrize("name", ["neumf", "convncf"])
+def test_pair_models_train_iteration_is_three_forwards(name, small_data):
+    """As the docstrings state: a training iteration costs the forward and a backward of twice it."""
+    model = make(name)
+    for count in ("dense", "executed", "ideal"):
+        macs = model.macs(None, 16, count)
+        assert macs["train_iteration"] == 3 * macs["train_forward"] > 0
+
+
+def test_neumf_ideal_macs_charge_sparse_gmf_tables_in_the_dot_product():
+    """Sparse GMF tables (not the authors' targets, but a user's choice of ``targets``): under
+    ``"ideal"`` each pair's GMF product costs :math:`d \\rho_P \\rho_Q`; executed it costs :math:`d`."""
+    model = make("neumf")  # GMF tables of 4 columns
+    dense = model.macs(None, 1, "dense")["inference_scoring"]
+    DynamicSparseLearning(model, 0.6, 10, targets=[r"gmf_.*"], backend="sparse")
+    rho_p, rho_q = (t.nnz / t.to_dense().numel() for t in (model.gmf_user, model.gmf_item))
+    assert 0 < rho_p * rho_q < 1
+    pairs = NUM_USERS * NUM_ITEMS
+    assert model.macs(None, 1, "executed")["inference_scoring"] == dense
+    assert model.macs(None, 1, "ideal")["inference_scoring"] == pytest.approx(
+        dense - pairs * 4 * (1 - rho_p * rho_q)
+    )
+
+
+def test_convncf_without_pretraining_has_no_pretraining_count_in_its_state():
+    """The count is a buffer only with ``pretrain_steps``, so that checkpoints without it (of
+    earlier versions too) load strictly."""
+    assert not any("pretrained_steps" in key for key in make("convncf").state_dict())
+    assert "pretrained_steps" in make("convncf", pretrain_steps=3).state_dict()
+
+
+def test_cdae_forward_reads_the_uncorrupted_row_in_training_mode(small_data):
+    """Corruption is the loss's: forward scores the row as it is, in training mode too."""
+    model = make("cdae", corruption=0.5)
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    rows = dense_rows(graph, users)
+    torch.testing.assert_close(model.train()(rows, users), model.eval()(rows, users))
+
+
+def test_cdae_loss_reconstructs_the_uncorrupted_row_from_the_corrupted_one(small_data):
+    """A denoising auto-encoder: the corrupted row is encoded, the clean row is the target."""
+    model = make("cdae", corruption=0.5).train()
+    graph = model.input_graph(small_data)
+    users = torch.arange(NUM_USERS)
+    rows = dense_rows(graph, users)
+    torch.manual_seed(5)  # the corruption the loss draws
+    corrupted = model.corruption(rows)
+    logits = model.decoder(torch.sigmoid(model.encoder(corrupted) + model.user_embedding(users)))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, rows, reduction="sum") / NUM_USERS
+    torch.manual_seed(5)
+    torch.testing.assert_close(model.loss(graph, users), bce)
+
+
+def test_multvae_anneal_cap_zero_trains_without_the_kl_term(small_data):
+    """``anneal_cap=0`` is allowed (:math:`\\beta_t = 0`: the multinomial NLL alone)."""
+    model = make("multvae", anneal_cap=0, total_anneal_steps=2)
+    graph = model.input_graph(small_data)
+    users = torch.arange(8)
+    for _ in range(3):
+        model.loss(graph, users)
+    assert model.beta() == 0.0
+
+
+def test_multvae_training_macs_spare_the_input_gradient_of_the_first_layer_only(small_data):
+    """The one product a training iteration does not run is the input gradient of the first encoder
+    layer (the interaction row needs none), charged at that layer's own MACs, not the last layer's."""
+    model = make("multvae")
+    DynamicSparseLearning(model, 0.5, 10, targets=[r"encoder\.0\.weight"], backend="sparse")
+    first, last = model.encoder[0], model.decoder[-1]
+    assert isinstance(first, SparseLinear) and first.nnz < last.weight.numel()
+    macs = model.macs(model.input_graph(small_data), 16, "executed")
+    assert macs["train_iteration"] == 3 * macs["train_forward"] - 16 * first.nnz
+
+
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_row_model_scores_are_forwards_logits_in_evaluation(name, small_data):
+    """The scorer's full and candidate scores are the logits forward gives the users' rows."""
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    users = torch.tensor([3, 0, 17, 3])
+    rows = dense_rows(graph, users)
+    logits = model(rows, users) if name == "cdae" else model(rows)[0]
+    items = torch.randint(NUM_ITEMS, (4, 5), generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(model.scorer(graph)(users), logits)
+    torch.testing.assert_close(model.scorer(graph)(users, items), logits.gather(1, items))
+
+
+def test_convncf_ideal_macs_charge_the_active_weights_of_masked_convolutions():
+    """Each masked convolution costs ``output positions x active weights`` under ``"ideal"``."""
+    model = make("convncf")  # d = 8: convolutions to 4 x 4, 2 x 2 and 1 x 1 positions
+    dense = model.macs(None, 1, "dense")["per_pair"]
+    DynamicSparseLearning(model, 0.5, 10, targets=[r"convs\..*\.weight"], backend="masked")
+    spared = sum(
+        positions * conv.weight.numel() * (1 - float(conv.weight_mask.float().mean()))
+        for positions, conv in zip((16, 4, 1), model.convs)
+    )
+    assert spared > 0
+    assert model.macs(None, 1, "executed")["per_pair"] == dense
+    assert model.macs(None, 1, "ideal")["per_pair"] == pytest.approx(dense - spared)
