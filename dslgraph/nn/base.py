@@ -212,7 +212,7 @@ class Recommender(nn.Module):
             if exclude is not None:
                 indices = fill_with_excluded(score, seen_crow, seen_col, block, values, indices)
             top.append(indices)
-        return torch.cat(top) if top else torch.zeros(0, k, dtype=torch.long, device=device)
+        return torch.cat(top)  # no users: one empty block, so a [0, k] tensor
 
 
 def fill_with_excluded(

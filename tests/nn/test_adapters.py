@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dslgraph.data import EDGE, make_interaction_data, propagation_graph
-from dslgraph.nn.base import dense_rows
+from dslgraph.nn.base import dense_rows, interaction_matrix
 from dslgraph.nn.cdae import CDAE
 from dslgraph.nn.convncf import ConvNCF
 from dslgraph.nn.multvae import MultVAE
@@ -439,6 +439,16 @@ def test_recommend_takes_a_1d_tensor_of_ids(users, small_data):
     model = make("cdae").eval()  # a list failed comparing it with 0; a 0-dim tensor deep in the model
     with pytest.raises(ValueError, match="users must be a 1-D tensor of integer ids"):
         model.recommend(model.input_graph(small_data), users, k=3)
+
+
+@pytest.mark.parametrize("name", ["cdae", "neumf"])
+def test_recommend_for_no_users_is_an_empty_list_of_each_k(name, small_data):
+    model = make(name).eval()
+    graph = model.input_graph(small_data)
+    users = torch.zeros(0, dtype=torch.long)
+    for exclude in (None, small_data[EDGE].edge_index):
+        top = model.recommend(graph, users, k=3, exclude=exclude, batch_size=2)
+        assert top.shape == (0, 3) and top.dtype == torch.long
 
 
 @pytest.mark.parametrize(
@@ -1039,3 +1049,35 @@ def test_convncf_ideal_macs_charge_the_active_weights_of_masked_convolutions():
     assert spared > 0
     assert model.macs(None, 1, "executed")["per_pair"] == dense
     assert model.macs(None, 1, "ideal")["per_pair"] == pytest.approx(dense - spared)
+
+
+def test_dense_rows_are_the_rows_of_any_csr_matrix():
+    """Rows of a weighted CSR matrix (the interaction rows are binary, so a row of ones passed them), in the
+    order asked for, an empty row and a repeated one included."""
+    dense = torch.tensor([[0.0, 2.5, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 4.0]])
+    rows = torch.tensor([2, 1, 0, 2])
+    torch.testing.assert_close(dense_rows(dense.to_sparse_csr(), rows), dense[rows])
+
+
+@pytest.mark.parametrize("name", ["cdae", "multvae"])
+def test_a_graph_of_the_users_but_another_number_of_items_is_refused(name, small_data):
+    """The whole shape is checked: checking the rows alone, a wider graph failed later, in a product."""
+    data = make_interaction_data(
+        NUM_USERS, NUM_ITEMS + 1, small_data[EDGE].edge_index, torch.tensor([[0], [40]])
+    )
+    model = make(name)
+    with pytest.raises(
+        ValueError, match=rf"the graph is \[30, 41\], {type(model).__name__} was built for a \[30, 40\]"
+    ):
+        model.scorer(interaction_matrix(data))
+
+
+def test_neumf_masked_tables_execute_dense():
+    """Masked (``backend="masked"``) MLP tables are multiplied as dense ones: only ``"ideal"`` charges their
+    active entries, where genuinely sparse ones cost theirs when executed too."""
+    model = make("neumf")
+    dense = model.macs(None, 10, "dense")
+    DynamicSparseLearning(model, 0.5, 10, targets=model.dsl_targets, backend="masked")
+    assert hasattr(model.mlp_user, "weight_mask")
+    assert model.macs(None, 10, "executed") == dense
+    assert model.macs(None, 10, "ideal")["inference_tables"] < dense["inference_tables"]

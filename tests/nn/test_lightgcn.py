@@ -135,6 +135,7 @@ def test_an_edge_index_instead_of_the_graph_fails_naming_what_to_pass(small_data
         ([[30], [0]], "users must be ids in"),  # scored item 0 as the user
         ([[0], [40]], "items must be ids in"),  # failed naming index 70 of a 70-row table
         ([0, 1], r"edge_label_index must be a \[2, E\] index"),  # scored one pair, as a 0-dim tensor
+        ([[0, 1], [1, 2], [2, 3]], r"edge_label_index must be a \[2, E\] index"),  # rows 0 and 1 taken
         ([[0.0], [1.0]], "users must be a 1-D tensor of integer ids"),
     ],
 )
@@ -229,3 +230,26 @@ def test_cpu_autocast_runs_the_propagation_in_float32_and_a_half_model_is_refuse
     model.bfloat16()
     with pytest.raises(TypeError, match=r"propagation in torch\.bfloat16 cannot run on the CPU: .*float32"):
         model(model.input_graph(small_data), pairs)
+
+
+def test_candidate_scores_are_the_full_scores_of_those_items(small_data):
+    """The sampled protocol scores [B, C] candidates: each must be the user's full-ranking score of that
+    item (the item rows after the users', not the table's first rows)."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8, num_layers=2)
+    score = model.scorer(model.input_graph(small_data))
+    users, items = torch.tensor([0, 5, 5]), torch.tensor([[1, 2, 39], [4, 5, 6], [0, 38, 7]])
+    torch.testing.assert_close(score(users, items), score(users).gather(1, items))
+
+
+def test_without_layers_the_bpr_term_trains_the_table_itself(small_data):
+    """K = 0: the final embeddings are the table, and the BPR term's gradient reaches it."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=4, num_layers=0)
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
+    model.loss(model.input_graph(small_data), users, pos, neg, reg_weight=0.0).backward()
+    weight = model.embedding.weight.detach().clone().requires_grad_()
+    u, p, n = weight[users], weight[pos + 30], weight[neg + 30]
+    torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean().backward()
+    assert weight.grad.abs().sum() > 0
+    torch.testing.assert_close(model.embedding.weight.grad, weight.grad)

@@ -15,7 +15,14 @@ from dslgraph.data import make_interaction_data
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.metrics.ranking import METRICS
 from dslgraph.nn import MODELS, LightGCN
-from dslgraph.nn.base import check_probability, check_sizes, check_weights
+from dslgraph.nn.base import (
+    Recommender,
+    check_probability,
+    check_sizes,
+    check_weights,
+    table_row_degrees,
+    table_sides,
+)
 from dslgraph.sparse import DynamicSparseLearning
 from dslgraph.train import TrainConfig
 from dslgraph.train.trainer import make_batches
@@ -128,6 +135,11 @@ def test_macs_refuse_a_batch_size_that_is_no_positive_integer_and_take_numpy_one
         ):
             model.macs(graph, batch_size)
     assert model.macs(graph, np.int32(8192)) == model.macs(graph, 8192)
+    for count in ("Ideal", "all"):  # counted as another count, silently
+        with pytest.raises(
+            ValueError, match=rf"count must be one of \('dense', 'executed', 'ideal'\), got '{count}'"
+        ):
+            model.macs(graph, 8, count)
 
 
 SMALL = {
@@ -290,3 +302,37 @@ def test_a_sparse_state_is_refused_by_a_model_dense_here(backend):
     DynamicSparseLearning(sparse, 0.5, total_steps=10, update_interval=2)
     sparse.load_state_dict(trained.state_dict())
     assert torch.equal(sparse.embedding.to_dense(), trained.embedding.to_dense())
+
+
+def test_a_dense_parameter_named_values_is_loaded_as_any_other():
+    """Only ``values`` beside ``positions`` (a sparse module's entries) is refused for a dense module."""
+
+    class Own(Recommender):
+        def __init__(self):
+            super().__init__()
+            self.values = torch.nn.Parameter(torch.zeros(3))
+
+    model, state = Own(), {"values": torch.ones(3)}
+    model.load_state_dict(state)
+    assert torch.equal(model.values.detach(), torch.ones(3))
+
+
+def test_table_sides_place_rows_only_where_the_table_size_tells_the_side():
+    assert table_sides(70, 30, 40) == {"user": slice(0, 30), "item": slice(30, 70)}  # LightGCN's
+    assert table_sides(30, 30, 40) == {"user": slice(0, 30)}
+    assert table_sides(40, 30, 40) == {"item": slice(0, 40)}
+    assert table_sides(60, 30, 30) == {"user": slice(0, 30), "item": slice(30, 60)}
+    # a table of 30 rows with 30 users and 30 items: either side's, so neither's degrees
+    assert table_sides(30, 30, 30) == {} and table_sides(8, 30, 40) == {}
+
+
+def test_table_row_degrees_are_each_rows_users_or_items_training_degree():
+    # users 0, 1, 2 have 2, 1, 0 training items; items 0..3 have 1, 2, 0, 0 users
+    train = torch.tensor([[0, 0, 1], [0, 1, 1]])
+    data = make_interaction_data(3, 4, train, torch.tensor([[2], [3]]))
+    user, item = torch.tensor([2, 1, 0]), torch.tensor([1, 2, 0, 0])
+    degrees = table_row_degrees(LightGCN(3, 4, embedding_dim=2), data)
+    assert list(degrees) == ["embedding"] and degrees["embedding"].tolist() == [*user, *item]
+    ultragcn = table_row_degrees(MODELS["ultragcn"](3, 4, embedding_dim=2, num_neighbors=1), data)
+    assert ultragcn["user_embedding"].tolist() == user.tolist()
+    assert ultragcn["item_embedding"].tolist() == item.tolist()

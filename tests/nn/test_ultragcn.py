@@ -42,7 +42,8 @@ def test_loss_matches_the_formula(small_data):
     model = UltraGCN(30, 40, embedding_dim=8, num_negatives=3, num_neighbors=4, std=0.1)
     graph = model.input_graph(small_data)
     users, pos = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
-    neg = torch.tensor([[6, 7, 8], [9, 10, 11], [12, 13, 14]])
+    # each row out of order: a negative's weight goes with its own logit
+    neg = torch.tensor([[8, 6, 7], [11, 9, 10], [14, 12, 13]])
     loss = model.loss(graph, users, pos, neg)
 
     beta_u, beta_i = constraint_betas(small_data[EDGE].edge_index, 30, 40)
@@ -60,9 +61,10 @@ def test_loss_matches_the_formula(small_data):
 
 
 def test_candidate_scores_equal_full_scores(small_data):
-    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3)
+    # std = 0.1: the default 1e-4 gives scores of about 1e-7, within assert_close's tolerance of any others
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, std=0.1)
     score = model.scorer(model.input_graph(small_data))
-    users, items = torch.tensor([0, 5]), torch.tensor([[1, 2, 3], [4, 5, 6]])
+    users, items = torch.tensor([0, 5]), torch.tensor([[3, 1, 39], [6, 4, 5]])  # each in its own order
     torch.testing.assert_close(score(users, items), score(users).gather(1, items))
 
 
@@ -105,6 +107,8 @@ def test_a_cache_that_cannot_be_used_is_built_again(small_data, tmp_path, caplog
         lambda: cached.write_bytes(whole[: len(whole) // 2]),  # failed every run inside torch.load
         lambda: torch.save({"neighbors": first.neighbors}, cached),  # KeyError: 'weights'
         lambda: torch.save({"neighbors": first.neighbors[:5], "weights": first.neighbor_weights[:5]}, cached),
+        # swapped: float neighbours failed every later loss inside gather
+        lambda: torch.save({"neighbors": first.neighbor_weights, "weights": first.neighbors}, cached),
     ):
         damage()
         graph = model.input_graph(small_data)
@@ -158,7 +162,7 @@ def test_bad_inputs_fail_naming_them(small_data):
     with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
         UltraGCN(30, 40, embedding_dim=0, num_negatives=2, num_neighbors=3)
     for weight in ("w1", "negative_weight", "gamma", "lambda_"):  # a negative one turned a term around
-        for value in (-1.0, float("nan")):
+        for value in (-1.0, float("nan"), float("inf")):
             with pytest.raises(ValueError, match=f"{weight} must be a finite number >= 0, got {value}"):
                 UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, **{weight: value})
     with pytest.raises(ValueError, match="cache_dir must be a folder's path, got 5"):
@@ -306,3 +310,30 @@ def test_macs_are_the_products_an_iteration_and_a_full_ranking_run(small_data):
     with FlopCounterMode(display=False) as counter:
         model.scorer(graph)(torch.arange(30))
     assert counter.get_total_flops() / 2 == macs["inference"]
+
+
+def test_macs_without_the_l2_term_are_the_products_alone(small_data):
+    """gamma = 0 drops the L2 term, and with it the multiply-add per stored entry it costs."""
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, gamma=0.0)
+    macs = model.macs(model.input_graph(small_data), 16, "dense")
+    products = 16 * 40 * 8
+    assert macs["train_forward"] == products and macs["train_iteration"] == 3 * products
+
+
+def test_the_neighbour_cache_of_one_training_graph_is_not_read_for_another(small_data, tmp_path):
+    """Two training graphs of the same sizes and number of interactions share a cache folder (one dataset's
+    splits by seed): each gets the neighbours of its own interactions."""
+    train = small_data[EDGE].edge_index
+    other = torch.stack([train[0], (train[1] + 1) % 40])  # as many pairs, other items
+    model = UltraGCN(30, 40, embedding_dim=4, num_negatives=2, num_neighbors=3, cache_dir=tmp_path)
+    for index in (train, other, train):
+        data = make_interaction_data(30, 40, index, index[:, :0])
+        graph = model.input_graph(data)
+        _, weights = item_neighbors(index, 30, 40, k=3)
+        torch.testing.assert_close(graph.neighbor_weights, weights)
+    assert len(list(tmp_path.glob("ultragcn_neighbors_*.pt"))) == 2
+
+
+def test_the_graph_input_moves_whole(small_data):
+    graph = UltraGCN(30, 40, embedding_dim=4, num_neighbors=3).input_graph(small_data).to("meta")
+    assert {field.device.type for field in vars(graph).values()} == {"meta"}
