@@ -330,3 +330,38 @@ def test_assigning_the_dense_view_is_refused_naming_what_to_do(value):
     with torch.no_grad():
         nn.init.zeros_(layer.weight)
     assert torch.equal(layer.sparse_weight.values, values) and layer.weight.count_nonzero() == layer.nnz
+
+
+@pytest.mark.parametrize("density", [0.0, 1.5, float("nan")])
+def test_from_linear_refuses_a_bad_density_naming_it(density):
+    # a NaN density failed on rounding the entry count ("cannot convert float NaN to integer")
+    with pytest.raises(ValueError, match=r"density must be in \(0, 1\] .* got density=(0\.0|1\.5|nan)"):
+        SparseLinear.from_linear(nn.Linear(4, 3), density)
+
+
+def test_from_linear_builds_the_layer_on_the_linear_s_device(device):
+    dense = nn.Linear(12, 7).to(device)
+    layer = SparseLinear.from_linear(dense, 0.5)
+    assert layer.sparse_weight.values.device == layer.sparse_weight.positions.device == dense.weight.device
+    x = torch.randn(3, 12, device=device)
+    torch.testing.assert_close(layer(x), x @ layer.weight.T + dense.bias)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_density_and_repr_count_the_active_entries_of_the_whole_weight(bias):
+    layer = SparseLinear(10, 4, 0.3, bias=bias)
+    assert layer.nnz == 12 and layer.density() == 12 / 40
+    assert f"in_features=10, out_features=4, density=0.300, bias={bias}" in repr(layer)
+
+
+def test_a_state_holding_a_dense_weight_and_sparse_values_names_the_dense_weight_unexpected():
+    """As a sparse table does: the sparse values load, and the dense ``weight`` the state holds beside them is
+    the unexpected key (not the ``sparse_weight.weight`` it would be renamed to)."""
+    torch.manual_seed(0)
+    saved, layer = SparseLinear(4, 3, 0.5), SparseLinear(4, 3, 0.5)
+    state = {**saved.state_dict(), "weight": torch.ones(3, 4)}
+    keys = layer.load_state_dict(state, strict=False)
+    assert keys.unexpected_keys == ["weight"] and not keys.missing_keys
+    assert torch.equal(layer.weight, saved.weight)
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "weight"\.'):
+        layer.load_state_dict(state)
