@@ -232,6 +232,35 @@ def test_cpu_autocast_runs_the_propagation_in_float32_and_a_half_model_is_refuse
         model(model.input_graph(small_data), pairs)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("backend", [None, "sparse", "compact", "masked"])
+def test_cuda_autocast_and_a_half_model_score_as_float32_does(small_data, backend, dtype):
+    """On CUDA, where the half-precision CSR product has kernels: under torch.autocast each LightGCN
+    trains with finite gradients and scores as in float32, and a float16 / bfloat16 model (its graph built
+    in its dtype, degrees counted exactly) scores as the float32 one up to its rounding. Written in the
+    32nd session without a GPU: not yet run."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8).cuda()
+    if backend is not None:
+        DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=5, backend=backend)
+    data = small_data.to("cuda")
+    pairs = data[EDGE].edge_index[:, :10]
+    expected = model(model.input_graph(data), pairs)
+    tolerance = {"rtol": 2e-2, "atol": 2e-3} if dtype == torch.bfloat16 else {"rtol": 2e-3, "atol": 2e-4}
+    with torch.autocast("cuda", dtype=dtype):
+        adj = model.input_graph(data)
+        torch.testing.assert_close(model(adj, pairs).float(), expected, **tolerance)
+        loss = model.loss(adj, *pairs, pairs[1].flip(0))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.isfinite().all() for g in grads)
+    model.to(dtype)
+    scores = model(model.input_graph(data), pairs)
+    assert scores.dtype == dtype
+    torch.testing.assert_close(scores.float(), expected, **tolerance)
+
+
 def test_candidate_scores_are_the_full_scores_of_those_items(small_data):
     """The sampled protocol scores [B, C] candidates: each must be the user's full-ranking score of that
     item (the item rows after the users', not the table's first rows)."""
