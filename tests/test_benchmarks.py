@@ -1147,7 +1147,10 @@ def test_cost_table_recount_reproduces_a_runs_macs(model, size, tmp_path, caplog
     recorded = (runs / "now" / "metrics.json").read_text()
     summary = json.loads(recorded)
     summary["settings"]["root"] = "/elsewhere/data"  # as written on another machine
-    older = summary | {"macs": summary["macs"] | {"train_iteration": summary["macs"]["train_iteration"] + 7}}
+    older = summary | {
+        "macs": summary["macs"] | {"train_iteration": summary["macs"]["train_iteration"] + 7},
+        "training_savings": summary["training_savings"] - 0.25,  # derived from the older count
+    }
     other = summary | {"active_entries": {}}
     for name, record in (("older", older), ("other", other)):
         (runs / name).mkdir()
@@ -1649,3 +1652,233 @@ def test_rerun_names_a_missing_or_damaged_metrics_json_and_an_unknown_setting(re
     ):
         rerun.main([str(recorded_run), *out])
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def _variant_update(update, rows: int, positions: list[int], values: list[float], scales: list[list[float]]):
+    """One update of ``update`` on a table of ``rows`` x 4 holding ``positions`` at ``values``, after a
+    backward of rows 0, 1, ... with column weights ``scales`` (rows beyond them get no gradient), reading
+    the dense gradient one row at a time (results merged across chunks)."""
+    from dslgraph.sparse import DynamicSparseLearning
+
+    model = torch.nn.Sequential(torch.nn.Embedding(rows, 4))
+    density = len(positions) / (rows * 4)
+    dsl = DynamicSparseLearning(
+        model, 1 - density, total_steps=1, update_interval=1, schedule="constant", rho0=0.5
+    )
+    dsl.update = update.__get__(dsl)
+    dsl.chunk_rows = 1
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # values stay as set
+    dsl.attach(optimizer)
+    table = model[0]
+    with torch.no_grad():
+        table.positions.copy_(torch.tensor(positions))
+        table.values.copy_(torch.tensor(values))
+    table.positions_changed()
+    (table(torch.arange(len(scales))) * torch.tensor(scales)).sum().backward()
+    optimizer.step()
+    dsl.step()
+    return dsl, table
+
+
+def _columns(table) -> list[list[int]]:
+    d = table.embedding_dim
+    return [sorted(int(p) % d for p in table.positions if p // d == r) for r in range(table.num_embeddings)]
+
+
+def test_dsl_variant_row_balanced_keeps_each_rows_count_over_several_rows():
+    """Each row prunes ceil(rho x its count) of its weakest entries and grows as many of its own by
+    largest gradient, never an entry still active (a row without gradient: all scores 0)."""
+    update = load("dsl_variants").row_balanced_update
+    dsl, table = _variant_update(
+        update,
+        3,
+        [0, 1, 2, 4, 8, 9],
+        [1.0, 0.5, 0.1, 0.9, 1.0, 0.2],  # row 1's entry above row 0's, as magnitudes
+        [[1.0, 1.0, 5.0, 10.0], [1.0, 1.0, 1.0, 7.0]],  # row 2: no gradient
+    )
+    assert dsl.updates[0]["changed"] == {"0": 2 + 1 + 1}  # ceil(1.5), ceil(0.5), ceil(1.0)
+    columns = _columns(table)
+    assert columns[:2] == [[0, 2, 3], [3]]
+    assert len(columns[2]) == 2 and columns[2][0] == 0  # its strongest entry kept, one other grown
+    assert table.positions.unique().numel() == 6
+
+
+def test_dsl_variant_prefix_prunes_row_tails_and_grows_after_row_ends():
+    """Row 0 holds columns 0-2 with a weak head (0.1) but strong tail (1.0, 0.5): its tail entry (column 2)
+    goes, not the weak head; row 1's one entry goes too, and the two largest run-minimum gradients
+    after the rows' new ends (row 1's columns 0 and 1) grow: every row stays a prefix."""
+    update = load("dsl_variants").prefix_update
+    dsl, table = _variant_update(
+        update, 2, [0, 1, 2, 4], [0.1, 1.0, 0.5, 0.3], [[1.0, 1.0, 4.0, 9.0], [6.0, 5.0, 1.0, 1.0]]
+    )
+    assert dsl.updates[0]["changed"] == {"0": 2}
+    assert _columns(table) == [[0, 1], [0, 1]]
+
+
+def test_dsl_variant_prefix_reset_draws_prefixes_of_the_tables_count():
+    from dslgraph.sparse import SparseEmbedding
+
+    dsl_variants = load("dsl_variants")
+    table = SparseEmbedding(200, 8, density=0.3)
+    dsl_variants.prefix_reset(table, torch.Generator().manual_seed(0))
+    assert table.nnz == 480 and table.positions.unique().numel() == 480
+    widths = [len(c) for c in _columns(table)]
+    assert min(widths) >= 1 and max(widths) <= 8
+    assert all(c == list(range(len(c))) for c in _columns(table))
+
+
+def test_dsl_variants_initial_values_are_the_dense_tables_and_scaled_by_density(monkeypatch):
+    """degree-init keeps the dense table's values where its mask is; scaled-init multiplies them by
+    1 / sqrt(density), as its name says."""
+    import dslgraph.cli
+    from dslgraph.sparse import SparseEmbedding
+
+    original = SparseEmbedding.__dict__["from_dense"]
+    monkeypatch.setattr(SparseEmbedding, "from_dense", original)  # the variants' patches, undone after
+    monkeypatch.setattr(dslgraph.cli, "load_data", dslgraph.cli.load_data)
+    dsl_variants = load("dsl_variants")
+    weight = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    plain = SparseEmbedding.from_dense(weight, 0.25, torch.Generator().manual_seed(1))
+    dsl_variants.use_scaled_init()
+    scaled = SparseEmbedding.from_dense(weight, 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(scaled.positions, plain.positions)
+    assert torch.allclose(scaled.values, plain.values * 2.0)  # density 1/4
+    degree = torch.tensor([0, 0, 1, 1, 2, 3, 5, 8, 13, 30])
+    SparseEmbedding.from_dense = original  # degree-init alone
+    monkeypatch.setattr(dsl_variants, "node_degrees", lambda data: degree)
+    monkeypatch.setattr(dslgraph.cli, "load_data", lambda settings: None)
+    dsl_variants.use_degree_init()
+    dslgraph.cli.load_data({})
+    table = SparseEmbedding.from_dense(weight, 0.25, torch.Generator().manual_seed(1))
+    assert table.nnz == 10
+    assert torch.equal(table.values, weight.reshape(-1)[table.positions])
+
+
+def test_dsl_variant_probe_batches_draws_its_extra_batches_in_turn():
+    """The extra batches come from one pass over the epoch's batches after another, each batch in turn,
+    not the first batch again and again."""
+    dsl = SimpleNamespace(iteration=0, is_update_step=lambda iteration: iteration % 2 == 1)
+    batches = [(torch.tensor([b]),) for b in range(3)]
+    probe = load("dsl_variants").ProbeBatches(batches, dsl, 3)
+    drawn = []
+    for (batch,) in itertools.chain(probe, probe):
+        drawn.append(batch.tolist())
+        dsl.iteration += 1
+    assert len(probe) == 3
+    assert drawn == [[0, 0, 1], [1], [2, 2, 0], [0], [1, 1, 2], [2]]
+
+
+def test_cost_table_row_takes_each_column_from_its_own_field(tmp_path):
+    """Every number of a run's metrics.json differs, so a column read from a neighbouring field shows."""
+    run = write_run(tmp_path / "sweep" / "neumf" / "runs" / "s0.5", [(10, 5.0, 0.15)], model="neumf")
+    summary = json.loads((run / "metrics.json").read_text())
+    summary |= {
+        "sparsity": 0.5,
+        "macs": {"train_iteration": 11, "inference": 21},
+        "ideal_macs": {"train_iteration": 12, "inference": 22},
+        "dense_macs": {"train_iteration": 13, "inference": 23},
+        "training_savings": 0.1,
+        "ideal_training_savings": 0.2,
+        "inference_savings": 0.3,
+        "ideal_inference_savings": 0.4,
+        "parameter_bytes": 100,
+        "optimizer_state_bytes": 200,
+        "dense_parameter_bytes": 1000,
+        "dense_optimizer_state_bytes": 3000,
+        "bytes_ratio": 0.075,
+        "workspace_bytes": 7,
+    }
+    (run / "metrics.json").write_text(json.dumps(summary))
+    row = load("cost_table").row_for(run / "metrics.json", tmp_path / "sweep")
+    assert row == {
+        "model": "neumf",
+        "run": "neumf/s0.5",
+        "sparsity": 0.5,
+        "train_macs_dense": 13,
+        "train_macs_executed": 11,
+        "train_macs_ideal": 12,
+        "training_savings": 0.1,
+        "ideal_training_savings": 0.2,
+        "inference_macs_dense": 23,
+        "inference_savings": 0.3,
+        "ideal_inference_savings": 0.4,
+        "bytes": 300,
+        "dense_bytes": 4000,
+        "bytes_ratio": 0.075,
+        "workspace_bytes": 7,
+    }
+    del summary["settings"]["model"]  # as older runs recorded: the model named by the sweep's folder
+    (run / "metrics.json").write_text(json.dumps(summary))
+    assert load("cost_table").row_for(run / "metrics.json", tmp_path / "sweep")["model"] == "neumf"
+
+
+def test_degree_analysis_summary_counts_each_row_by_its_degree():
+    summary = load("degree_analysis").summarise(
+        torch.tensor([0, 1, 2, 2, 4, 5, 8]), torch.tensor([0, 1, 2, 3, 4, 20, 120]), low=2, high=20
+    )
+    assert summary == {
+        "rows": 7,
+        "active_entries": 22,
+        "mean_entries": pytest.approx(22 / 7),
+        "spearman": pytest.approx(0.991031),  # ranks 1, 2, 3.5, 3.5, 5, 6, 7 against 1-7
+        "mean_entries_degree_le_2": 1.0,  # degrees 0, 1 and 2
+        "rows_degree_le_2": 3,
+        "mean_entries_degree_ge_20": 6.5,  # degrees 20 and 120
+        "rows_degree_ge_20": 2,
+        "empty_rows": 1,
+        "by_degree": [
+            {"degree": "0", "rows": 1, "mean_entries": 0.0},
+            {"degree": "1-2", "rows": 2, "mean_entries": 1.5},
+            {"degree": "3-4", "rows": 2, "mean_entries": 3.0},
+            {"degree": "20-49", "rows": 1, "mean_entries": 5.0},
+            {"degree": "100+", "rows": 1, "mean_entries": 8.0},
+        ],
+    }
+
+
+def test_degree_analysis_pairs_each_rows_entries_with_its_own_users_or_items_degree(monkeypatch):
+    """A table of 2 users then 3 items, 4 columns wide: row r's entries are positions r x 4 to r x 4 + 3."""
+    from dslgraph.sparse import SparseEmbedding
+
+    degree_analysis = load("degree_analysis")
+    table = SparseEmbedding(5, 4, density=0.5)
+    with torch.no_grad():
+        table.positions.copy_(torch.tensor([0, 1, 2, 3, 4, 8, 9, 12, 16, 17]))  # 4, 1, 2, 1, 2 per row
+    table.positions_changed()
+    model = torch.nn.ModuleDict({"embedding": table})
+    settings = {"model": "lightgcn", "dataset": "mine", "sparsity": 0.5, "seed": 0}
+    monkeypatch.setattr(degree_analysis, "load_run", lambda *args: (model, None, None, settings))
+    monkeypatch.setattr(degree_analysis, "num_users_items", lambda data: (2, 3))
+    monkeypatch.setattr(degree_analysis, "node_degrees", lambda data: torch.tensor([9, 1, 5, 0, 7]))
+    sides = degree_analysis.analyse("best.pt", None, low=1, high=7)["tables"]["embedding"]
+    assert [sides["user"][key] for key in ("active_entries", "mean_entries_degree_le_1")] == [5, 1.0]
+    assert [sides["item"][key] for key in ("active_entries", "mean_entries_degree_le_1")] == [5, 1.0]
+    assert (sides["user"]["mean_entries_degree_ge_7"], sides["item"]["mean_entries_degree_ge_7"]) == (
+        4.0,
+        2.0,
+    )
+
+
+def test_markdown_table_has_a_line_per_row_in_its_columns():
+    rows = [{"run": "dense", "bytes": 10, "other": 1}, {"run": "s0.8", "bytes": 4, "other": 2}]
+    table = load("common").markdown_table(rows, ["run", "bytes"])
+    assert table == "| run | bytes |\n|---|---|\n| dense | 10 |\n| s0.8 | 4 |\n"
+
+
+def test_plot_history_draws_each_run_from_its_own_evaluations(tmp_path, monkeypatch):
+    plot_history = load("plot_history")
+    drawn = {}
+
+    def keep_lines(fig, path):
+        drawn.update({line.get_label(): line.get_xydata().tolist() for line in fig.axes[0].get_lines()})
+
+    monkeypatch.setattr(plot_history, "save_figure", keep_lines)
+    rows = [
+        {"run": "dense", "epoch": 1, "test_recall@20": 0.1},
+        {"run": "sparse", "epoch": 1, "test_recall@20": 0.05},
+        {"run": "dense", "epoch": 2, "test_recall@20": 0.2},
+    ]
+    plot_history.plot(rows, "test", "recall@20", [("paper", 0.3)], tmp_path / "plot.png")
+    assert drawn["dense"] == [[1.0, 0.1], [2.0, 0.2]]
+    assert drawn["sparse"] == [[1.0, 0.05]]
+    assert drawn["paper 0.3"][0][1] == 0.3
