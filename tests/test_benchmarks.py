@@ -1715,6 +1715,18 @@ def test_dsl_variant_prefix_prunes_row_tails_and_grows_after_row_ends():
     assert _columns(table) == [[0, 1], [0, 1]]
 
 
+def test_dsl_variant_prefix_moves_the_ceiling_of_rho_times_the_active_count():
+    """As DSL does: n = ceil(rho * nnz), 2 of 3 entries at rho = 0.5 (not 1). Row 0's tail (0.2) and row 1's
+    entry (0.5) go; row 0's next columns carry the largest run-minimum gradients (1.0), row 1's none
+    above 0.1: row 0 grows to three columns and row 1 ends empty."""
+    update = load("dsl_variants").prefix_update
+    dsl, table = _variant_update(
+        update, 2, [0, 1, 4], [1.0, 0.2, 0.5], [[1.0, 1.0, 1.0, 9.0], [0.1, 5.0, 1.0, 1.0]]
+    )
+    assert dsl.updates[0]["changed"] == {"0": 2}
+    assert _columns(table) == [[0, 1, 2], []]
+
+
 def test_dsl_variant_prefix_reset_draws_prefixes_of_the_tables_count():
     from dslgraph.sparse import SparseEmbedding
 
