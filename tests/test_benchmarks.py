@@ -677,15 +677,30 @@ def test_most_popular_refuses_a_misspelt_dataset_before_loading_any(monkeypatch,
 
 def test_cost_table_names_a_folder_without_runs_and_counts_a_run_once(tmp_path, monkeypatch):
     cost_table = load("cost_table")
-    monkeypatch.setattr(cost_table, "row_for", lambda path, folder, root: {"run": path.parent.name})
+    # each row names the folder it was read under
+    monkeypatch.setattr(
+        cost_table, "row_for", lambda path, folder, root: {"run": f"{folder.name}/{path.parent.name}"}
+    )
     monkeypatch.setattr(cost_table, "markdown_table", lambda rows, columns: f"{[r['run'] for r in rows]}\n")
     write_run(tmp_path / "sweep" / "runs" / "dense", [(10, 5.0, 0.15)])
     out = str(tmp_path / "cost")
     with pytest.raises(SystemExit, match="swep: no metrics.json in it or below"):  # was left out silently
         cost_table.main([str(tmp_path / "sweep"), str(tmp_path / "swep"), "--out", out])
-    # a folder and one inside it (or one folder twice): each run's row once, not once per folder
+    # a folder and one inside it (or one folder twice): each run's row once, not once per folder, named
+    # under the first folder given
     cost_table.main([str(tmp_path / "sweep"), str(tmp_path / "sweep" / "runs"), "--out", out])
-    assert (tmp_path / "cost.md").read_text() == "['dense']\n"
+    assert (tmp_path / "cost.md").read_text() == "['sweep/dense']\n"
+    cost_table.main([str(tmp_path / "sweep" / "runs"), str(tmp_path / "sweep"), "--out", out])
+    assert (tmp_path / "cost.md").read_text() == "['runs/dense']\n"
+
+
+def test_cost_table_recount_keeps_the_recorded_macs_of_a_model_whose_count_depends_on_its_mask(monkeypatch):
+    """LightGCN's ideal count depends on which entries its mask keeps, which a rebuilt model draws anew: its
+    recorded MACs stay, and no model is rebuilt."""
+    cost_table = load("cost_table")
+    monkeypatch.setattr(cost_table, "recount", lambda settings, root: pytest.fail("LightGCN was rebuilt"))
+    summary = {"settings": {"model": "lightgcn"}, "macs": {"train_iteration": 5}}
+    assert cost_table.recounted(summary, "lightgcn", "run", "data") is summary
 
 
 def test_cost_table_reads_runs_given_by_a_relative_runs_folder(tmp_path, monkeypatch):
