@@ -11,6 +11,7 @@ import torch
 
 import dslgraph.cli
 import dslgraph.data
+import dslgraph.sparse
 from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
 from dslgraph.config import load_config_file
 from dslgraph.data import EDGE
@@ -332,3 +333,77 @@ def test_an_example_run_on_another_dataset_names_only_the_script_s_settings_left
         more = ["--batch-size", "1024", "--epochs", "5", "--eval-every", "5"]
         run_example(defaults, None, [*flags, *more])
     assert not [r for r in caplog.records if "were tuned for" in r.getMessage()]
+
+
+def test_the_custom_gnn_example_steps_dsl_after_every_optimizer_step(tmp_path, monkeypatch, capsys):
+    # its docstring: "Call dsl.step() after every optimizer.step()", over the total_steps DSL was given
+    calls, horizon = [], []
+
+    class Counted(dslgraph.sparse.DynamicSparseLearning):
+        def __init__(self, *args, total_steps, **kwargs):
+            super().__init__(*args, total_steps=total_steps, **kwargs)
+            horizon.append(total_steps)
+
+        def attach(self, optimizer):
+            optimizer.register_step_post_hook(lambda *_: calls.append("optimizer"))
+            return super().attach(optimizer)
+
+        def step(self):
+            calls.append("dsl")
+            super().step()
+
+    monkeypatch.setattr(dslgraph.sparse, "DynamicSparseLearning", Counted)  # imported by the script from here
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "1", "--root", str(tmp_path)])
+    main()
+    assert horizon and calls == ["optimizer", "dsl"] * horizon[0]
+
+
+def test_the_custom_gnn_example_refuses_no_epochs_and_sets_the_threads_asked(tmp_path, monkeypatch, capsys):
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        main()  # DSL's "total_steps must be >= 1, got 0" named no flag
+    assert "--epochs must be at least 1, got 0" in capsys.readouterr().err
+
+    class Read(Exception):
+        pass
+
+    def lastfm(root=None):
+        raise Read(torch.get_num_threads())
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(dslgraph.data, "LastFM", lastfm)  # imported by the script from here
+    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    for asked in (1, 2):
+        torch.set_num_threads(3 - asked)  # another count than the one asked
+        monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--threads", str(asked)])
+        try:
+            with pytest.raises(Read) as read:
+                main()
+        finally:
+            torch.set_num_threads(threads)
+        assert read.value.args == (asked,)
+
+
+@pytest.mark.parametrize(
+    "name, promised",
+    [
+        # "Batch 16,384 at lr 0.01 (cosine to 1e-4), Xavier init and LightGCN's user-uniform sampler, 1630
+        # epochs ... the masks are updated every 50 iterations"
+        (
+            "lightgcn_gowalla",
+            {
+                "batch_size": 16384, "lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "init": "xavier",
+                "sampling": "user", "epochs": 1630, "update_interval": 50,
+            },
+        ),
+        # "16x its batch, learning rate and gamma (batch 8,192, lr and gamma 1.6e-3), 420 epochs"
+        ("ultragcn_gowalla", {"batch_size": 8192, "lr": 1.6e-3, "epochs": 420, "gamma": 1.6e-3}),
+    ],
+)  # fmt: skip
+def test_a_gowalla_example_has_the_recipe_its_docstring_reports(name, promised):
+    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
+    settings = settings_from_args(build_parser().parse_args(defaults))
+    settings |= settings["options"]  # the model's own arguments (UltraGCN's gamma)
+    assert {key: settings[key] for key in promised} == promised
