@@ -70,6 +70,7 @@ from .interactions import (
 )
 from .io import (
     DatasetFormatError,
+    pair_lines,
     read_adjacency_lists,
     read_count_lists,
     read_pairs,
@@ -694,15 +695,6 @@ def _compact(
     return index, time, len(user_ids), len(item_ids)
 
 
-def _row_lines(raw: bytes) -> np.ndarray:
-    """The 1-based numbers of the lines of ``raw`` that :func:`~dslgraph.data.io.read_pairs` reads as rows:
-    those holding more than blanks (a line of blanks only, counted as a row, made an error name the line
-    before its own)."""
-    buf = np.frombuffer(raw.removeprefix(codecs.BOM_UTF8), dtype=np.uint8)
-    filled = np.flatnonzero(~np.isin(buf, list(b" \t\n\r\v\f")))
-    return np.unique(np.searchsorted(np.flatnonzero(buf == ord("\n")), filled)) + 1
-
-
 class MovieLens(HoldoutDataset):
     """Base class of the GroupLens MovieLens rating datasets, turned into implicit feedback.
 
@@ -780,7 +772,7 @@ class MovieLens(HoldoutDataset):
             row = int(bad[0])
             raise DatasetFormatError(
                 self.raw_paths[0],
-                int(_row_lines(Path(self.raw_paths[0]).read_bytes())[row]),
+                int(pair_lines(self.raw_paths[0], self.sep)[row]),
                 f"rating {float(rating[row]):g} is not one of MovieLens' whole-star ratings, 1 to 5",
             )
         keep = rating >= self.rating_threshold

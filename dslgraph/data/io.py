@@ -382,6 +382,13 @@ def read_pairs(
     return torch.from_numpy(np.stack([user, item])), torch.from_numpy(values[:, 2:].astype(np.float64))
 
 
+def pair_lines(path: str | os.PathLike, sep: str = "\t") -> np.ndarray:
+    """The 1-based line of each row :func:`read_pairs` reads from ``path`` with ``sep`` (blank lines hold
+    none), for an error found later in a row's values to name its line."""
+    tokens = _tokenize(path, sep)
+    return tokens.line[tokens.line_starts()]
+
+
 def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Makes ``path`` by ``write``-ing a temporary file beside it (``.NAME.tmp-PID``, which
     :func:`~dslgraph.train.locked_output` clears after a crash, and so does the next write of ``path``
