@@ -16,6 +16,12 @@ from dslgraph.cli import build_parser, given_settings, load_data, run_example, s
 from dslgraph.config import load_config_file
 from dslgraph.data import EDGE
 
+
+def _script(name: str) -> dict:
+    """The namespace of ``examples/<name>.py`` run as a module (its ``DEFAULTS``, ``main``, docstring)."""
+    return runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))
+
+
 SCRIPTS = sorted(
     p for p in (Path(__file__).parents[1] / "examples").glob("*.py") if p.name != "custom_gnn_dsl.py"
 )
@@ -35,19 +41,37 @@ def test_example_settings_are_valid(script):
     assert build_parser().parse_args(defaults).output == f"runs/{model}-{settings['dataset']}"
 
 
-@pytest.mark.parametrize("name", ["lightgcn_lastfm", "lightgcn_movielens100k"])
-def test_example_has_the_schedule_its_docstring_promises(name):
-    # both say: "the DSL authors' LightGCN schedule (Adam lr 1e-2, cosine to 1e-4, batch 1024, Xavier init)
-    # and ΔT = 50"
-    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
-    settings = settings_from_args(build_parser().parse_args(defaults))
-    promised = {"lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "batch_size": 1024, "init": "xavier"}
+# both LightGCN ones say: "the DSL authors' LightGCN schedule (Adam lr 1e-2, cosine to 1e-4, batch 1024,
+# Xavier init) and ΔT = 50"
+AUTHORS_SCHEDULE = {"lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "batch_size": 1024, "init": "xavier"}
+
+
+@pytest.mark.parametrize(
+    "name, promised",
+    [
+        ("lightgcn_lastfm", AUTHORS_SCHEDULE | {"update_interval": 50}),
+        ("lightgcn_movielens100k", AUTHORS_SCHEDULE | {"update_interval": 50}),
+        # "Batch 16,384 at lr 0.01 (cosine to 1e-4), Xavier init and LightGCN's user-uniform sampler, 1630
+        # epochs ... the masks are updated every 50 iterations"
+        (
+            "lightgcn_gowalla",
+            {
+                "batch_size": 16384, "lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "init": "xavier",
+                "sampling": "user", "epochs": 1630, "update_interval": 50,
+            },
+        ),
+        # "16x its batch, learning rate and gamma (batch 8,192, lr and gamma 1.6e-3), 420 epochs"
+        ("ultragcn_gowalla", {"batch_size": 8192, "lr": 1.6e-3, "epochs": 420, "gamma": 1.6e-3}),
+    ],
+)  # fmt: skip
+def test_example_has_the_schedule_its_docstring_promises(name, promised):
+    settings = settings_from_args(build_parser().parse_args(_script(name)["DEFAULTS"]))
+    settings |= settings["options"]  # the model's own arguments (UltraGCN's gamma)
     assert {key: settings[key] for key in promised} == promised
-    assert settings["update_interval"] == 50
 
 
 def test_example_help_shows_the_script_and_its_defaults(capsys):
-    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_gowalla.py"))
+    script = _script("lightgcn_gowalla")
     with pytest.raises(SystemExit):
         run_example(script["DEFAULTS"], script["__doc__"], ["--help"])
     shown = capsys.readouterr().out
@@ -61,7 +85,7 @@ def _lastfm_example(tmp_path, monkeypatch, settings: dict):
     it with a config file of ``settings`` and a small model into its own folder, runs/lightgcn-lastfm."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
+    script = _script("lightgcn_lastfm")
     run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
     small = {"embedding_dim": 8, "num_layers": 1, "batch_size": 8192} | settings
     (tmp_path / "small.json").write_text(json.dumps(small))
@@ -97,7 +121,7 @@ def test_an_example_resumed_with_flags_unfit_for_its_own_settings_resumes_in_its
 
 @pytest.mark.parametrize("name", ["lightgcn_lastfm", "neumf_ml1m"])
 def test_an_example_s_dataset_yields_to_a_data_file_flag(name):
-    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
+    defaults = _script(name)["DEFAULTS"]
     script = given_settings(build_parser().parse_args(defaults))
     settings = settings_from_args(build_parser().parse_args(["train", "--data-file", "mine.csv"]), script)
     assert settings["dataset"] == "file" and settings["data_file"] == "mine.csv"
@@ -106,16 +130,17 @@ def test_an_example_s_dataset_yields_to_a_data_file_flag(name):
 
 
 def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, monkeypatch):
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    main = _script("custom_gnn_dsl")["main"]
     monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--help"])
     with pytest.raises(SystemExit):
         main()
     shown = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal's width
     assert "Plugging DSL into your own GNN recommender" in shown and "in [0, 1) (default 0.8)" in shown
-    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "-1"])
-    with pytest.raises(SystemExit):
-        main()  # DSL's "total_steps must be >= 1, got -21" named no flag
-    assert "--epochs must be at least 1, got -1" in capsys.readouterr().err
+    for epochs in ("-1", "0"):
+        monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", epochs])
+        with pytest.raises(SystemExit):
+            main()  # DSL's "total_steps must be >= 1, got -21" (or 0) named no flag
+        assert f"--epochs must be at least 1, got {epochs}" in capsys.readouterr().err
     monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--sparsity", "1.5"])
     with pytest.raises(SystemExit):
         main()  # a ValueError traceback from DynamicSparseLearning
@@ -125,7 +150,7 @@ def test_the_custom_gnn_example_says_what_it_does_and_refuses_no_epochs(capsys, 
 @pytest.mark.parametrize("model", ["neumf", "convncf", "cdae", "multvae"])
 def test_an_ml1m_example_reads_ratings_dat_as_its_docstring_says(tmp_path, model):
     # ml-1m keeps ratings >= 4, and the DSL paper counts all 1,000,209: the docstring says which and how
-    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{model}_ml1m.py"))
+    script = _script(f"{model}_ml1m")
     raw = tmp_path / "ml-1m" / "raw"
     raw.mkdir(parents=True)
     ratings = [
@@ -156,19 +181,23 @@ def test_the_custom_gnn_example_reads_lastfm_from_root_with_its_threads(tmp_path
 
     threads = torch.get_num_threads()
     monkeypatch.setattr(dslgraph.data, "LastFM", lastfm)  # imported by the script from here
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
-    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--root", str(tmp_path), "--threads", "1"])
-    try:
-        with pytest.raises(Read) as read:
-            main()
-    finally:
-        torch.set_num_threads(threads)
-    assert read.value.args == (str(tmp_path), 1)
+    main = _script("custom_gnn_dsl")["main"]
+    for asked in (1, 2):
+        torch.set_num_threads(3 - asked)  # another count than the one asked
+        monkeypatch.setattr(
+            sys, "argv", ["custom_gnn_dsl.py", "--root", str(tmp_path), "--threads", str(asked)]
+        )
+        try:
+            with pytest.raises(Read) as read:
+                main()
+        finally:
+            torch.set_num_threads(threads)
+        assert read.value.args == (str(tmp_path), asked)
 
 
 def test_the_custom_gnn_example_serves_the_dense_copy_it_trained(tmp_path, monkeypatch, capsys):
     # dsl.dense_state_dict() into PyG's LightGCN built without DSL: the same recall as the trained one
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    main = _script("custom_gnn_dsl")["main"]
     monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "1", "--root", str(tmp_path)])
     main()
     said = capsys.readouterr().out
@@ -178,7 +207,7 @@ def test_the_custom_gnn_example_serves_the_dense_copy_it_trained(tmp_path, monke
 
 def test_the_custom_gnn_example_names_a_root_it_cannot_use(tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("")
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    main = _script("custom_gnn_dsl")["main"]
     monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--root", str(tmp_path / "file")])
     with pytest.raises(SystemExit):
         main()  # a DatasetUnavailableError traceback from LastFM
@@ -196,7 +225,7 @@ def test_an_example_run_with_another_model_leaves_the_script_s_model_arguments_o
     monkeypatch.setattr(dslgraph.cli, "run_training", run_training)
 
     def trained(name, *flags):
-        script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))
+        script = _script(name)
         with pytest.raises(Trained) as raised:
             run_example(script["DEFAULTS"], script["__doc__"], [*flags, "--output", str(tmp_path)])
         return raised.value.args[0]
@@ -230,7 +259,7 @@ def test_an_example_run_of_another_model_or_data_goes_to_a_folder_named_after_th
     (tmp_path / "cdae.json").write_text(json.dumps({"model": "cdae"}))
 
     def output(name, *flags):
-        script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))
+        script = _script(name)
         with pytest.raises(Trained) as raised:
             run_example(script["DEFAULTS"], script["__doc__"], list(flags))
         return raised.value.args[0]
@@ -264,7 +293,7 @@ def test_an_example_run_reads_its_config_file_once(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(dslgraph.cli, "load_config_file", read)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cdae.json").write_text(json.dumps({"model": "cdae"}))
-    script = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "lightgcn_lastfm.py"))
+    script = _script("lightgcn_lastfm")
     run = functools.partial(run_example, script["DEFAULTS"], script["__doc__"])
     with pytest.raises(Trained) as raised:
         run(["--config", "cdae.json"])
@@ -322,7 +351,7 @@ def test_an_example_run_on_another_dataset_names_only_the_script_s_settings_left
         pass
 
     monkeypatch.setattr(dslgraph.cli, "run_training", lambda *args: (_ for _ in ()).throw(Trained()))
-    defaults = runpy.run_path(str(SCRIPTS[0].parent / "ultragcn_gowalla.py"))["DEFAULTS"]
+    defaults = _script("ultragcn_gowalla")["DEFAULTS"]
     flags = ["--dataset", "yelp2018", "--lr", "0.001", "--option", "gamma=1e-4", "--output", str(tmp_path)]
     with pytest.raises(Trained):
         run_example(defaults, None, flags)
@@ -353,57 +382,7 @@ def test_the_custom_gnn_example_steps_dsl_after_every_optimizer_step(tmp_path, m
             super().step()
 
     monkeypatch.setattr(dslgraph.sparse, "DynamicSparseLearning", Counted)  # imported by the script from here
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
+    main = _script("custom_gnn_dsl")["main"]
     monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "1", "--root", str(tmp_path)])
     main()
     assert horizon and calls == ["optimizer", "dsl"] * horizon[0]
-
-
-def test_the_custom_gnn_example_refuses_no_epochs_and_sets_the_threads_asked(tmp_path, monkeypatch, capsys):
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
-    monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--epochs", "0"])
-    with pytest.raises(SystemExit):
-        main()  # DSL's "total_steps must be >= 1, got 0" named no flag
-    assert "--epochs must be at least 1, got 0" in capsys.readouterr().err
-
-    class Read(Exception):
-        pass
-
-    def lastfm(root=None):
-        raise Read(torch.get_num_threads())
-
-    threads = torch.get_num_threads()
-    monkeypatch.setattr(dslgraph.data, "LastFM", lastfm)  # imported by the script from here
-    main = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "custom_gnn_dsl.py"))["main"]
-    for asked in (1, 2):
-        torch.set_num_threads(3 - asked)  # another count than the one asked
-        monkeypatch.setattr(sys, "argv", ["custom_gnn_dsl.py", "--threads", str(asked)])
-        try:
-            with pytest.raises(Read) as read:
-                main()
-        finally:
-            torch.set_num_threads(threads)
-        assert read.value.args == (asked,)
-
-
-@pytest.mark.parametrize(
-    "name, promised",
-    [
-        # "Batch 16,384 at lr 0.01 (cosine to 1e-4), Xavier init and LightGCN's user-uniform sampler, 1630
-        # epochs ... the masks are updated every 50 iterations"
-        (
-            "lightgcn_gowalla",
-            {
-                "batch_size": 16384, "lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "init": "xavier",
-                "sampling": "user", "epochs": 1630, "update_interval": 50,
-            },
-        ),
-        # "16x its batch, learning rate and gamma (batch 8,192, lr and gamma 1.6e-3), 420 epochs"
-        ("ultragcn_gowalla", {"batch_size": 8192, "lr": 1.6e-3, "epochs": 420, "gamma": 1.6e-3}),
-    ],
-)  # fmt: skip
-def test_a_gowalla_example_has_the_recipe_its_docstring_reports(name, promised):
-    defaults = runpy.run_path(str(Path(__file__).parents[1] / "examples" / f"{name}.py"))["DEFAULTS"]
-    settings = settings_from_args(build_parser().parse_args(defaults))
-    settings |= settings["options"]  # the model's own arguments (UltraGCN's gamma)
-    assert {key: settings[key] for key in promised} == promised
