@@ -2,8 +2,10 @@
 
 Usage: python examples/ultragcn_yelp2018.py [--sparsity 0.8] [--root DIR] [--device cuda] [any dslgraph train flag]
 
-Training stops after 30 evaluations (150 epochs) without a better test Recall@20, as the
-official code does; DSL's update interval defaults to 3000 iterations.
+Training stops after 30 evaluations (150 epochs) without a better test Recall@20. The official code stops
+after 15 evaluations without one, testing every 5 epochs up to epoch 50 and every epoch from then on: past
+epoch 50 this waits 150 epochs where it waits 15, evaluating a fifth as often. DSL's update interval defaults
+to 3000 iterations.
 Flags override the defaults (docs/models.md); README "Examples" says where data and runs go.
 """
 

@@ -123,6 +123,14 @@ def test_a_misspelt_flag_of_a_resume_without_a_run_is_answered_without_the_run_s
         in capsys.readouterr().err
     )
     assert not (tmp_path / "none").exists()
+    # nor with the model of the example script whose folder holds no run: it may be another model's
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", "--gamma", "1e-4"], {"model": "ultragcn"}, str(tmp_path / "none"))
+    assert "unrecognized arguments: --gamma 1e-4\n" in capsys.readouterr().err  # not "--option gamma=VALUE"
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(SystemExit):  # no --output and no script's folder: no run to read at all
+        main(["train", "--resume", "--epoch", "5"])
+    assert "unrecognized arguments: --epoch 5 (did you mean '--epochs'?)" in capsys.readouterr().err
 
 
 def test_a_read_option_given_as_a_flag_or_setting_is_sent_to_data_options(capsys):
@@ -1536,12 +1544,17 @@ def test_a_model_argument_flag_is_answered_for_the_model_of_the_config_file_scri
     assert ultragcn in capsys.readouterr().err
     out = train_on_a_file(tmp_path, None, "--model", "neumf", "--protocol", "full")
     capsys.readouterr()
-    with pytest.raises(SystemExit):
-        main(["train", "--output", out, "--resume", "--gamma", "1e-4", "--dropout", "0.1"])
-    assert (
+    neumf = (
         "(model arguments go in --option: --option dropout=VALUE; '--gamma' names an argument of model(s) "
         "['ultragcn'], not of 'neumf')"
-    ) in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["train", "--output", out, "--resume", "--gamma", "1e-4", "--dropout", "0.1"])
+    assert neumf in capsys.readouterr().err
+    # an example script's run resumed in its own folder (no --output): the run's model, not the script's
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", "--gamma", "1e-4", "--dropout", "0.1"], {"model": "ultragcn"}, out)
+    assert neumf in capsys.readouterr().err
 
 
 def test_every_kind_of_mistake_on_one_command_line_gets_its_own_hint(capsys):

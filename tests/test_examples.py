@@ -13,7 +13,7 @@ import dslgraph.cli
 import dslgraph.data
 import dslgraph.sparse
 from dslgraph.cli import build_parser, given_settings, load_data, run_example, settings_from_args
-from dslgraph.config import load_config_file
+from dslgraph.config import MODEL_ARGUMENTS, load_config_file, model_parameters
 from dslgraph.data import EDGE
 
 
@@ -60,14 +60,116 @@ AUTHORS_SCHEDULE = {"lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "batch_
                 "sampling": "user", "epochs": 1630, "update_interval": 50,
             },
         ),
-        # "16x its batch, learning rate and gamma (batch 8,192, lr and gamma 1.6e-3), 420 epochs"
-        ("ultragcn_gowalla", {"batch_size": 8192, "lr": 1.6e-3, "epochs": 420, "gamma": 1.6e-3}),
     ],
 )  # fmt: skip
 def test_example_has_the_schedule_its_docstring_promises(name, promised):
     settings = settings_from_args(build_parser().parse_args(_script(name)["DEFAULTS"]))
     settings |= settings["options"]  # the model's own arguments (UltraGCN's gamma)
     assert {key: settings[key] for key in promised} == promised
+
+
+# What each example's docstring says it trains (phrases of it) and the settings that say so: REFERENCE.md's
+# official settings, docs/models.md's protocols. A model argument the script leaves out is the constructor's.
+OFFICIAL_LIGHTGCN = (
+    [
+        "batch 2048, Adam lr 1e-3 without a schedule, L2 1e-4, normal(0, 0.1) init, 3 layers of 64, "
+        "LightGCN's user-uniform sampler (``--sampling user``), 1000 epochs; test metrics every 20 epochs",
+        "the masks are updated every 3000 iterations, the DSL authors' ΔT",
+    ],
+    {
+        "batch_size": 2048, "lr": 1e-3, "lr_schedule": "none", "reg_weight": 1e-4, "init": "normal",
+        "init_std": 0.1, "num_layers": 3, "embedding_dim": 64, "sampling": "user", "epochs": 1000,
+        "eval_every": 20, "update_interval": 3000,
+    },
+)  # fmt: skip
+OFFICIAL_ULTRAGCN = (
+    [
+        "with the official UltraGCN settings of the dataset (the preset in dslgraph.config;",
+        "Training stops after 30 evaluations (150 epochs) without a better test Recall@20.",
+        "DSL's update interval defaults to 3000 iterations",
+    ],
+    {
+        "epochs": 2000, "eval_every": 5, "patience": 30, "monitor": "recall@20", "val_ratio": 0.0,
+        "update_interval": 3000, "embedding_dim": 64, "std": 1e-4, "gamma": 1e-4,
+    },
+)  # fmt: skip
+# each model's recipe is docs/models.md's defaults: the script gives no other setting
+LEAVE_ONE_OUT = (
+    ["evaluated leave-one-out against 100 sampled negatives (HR@20 / NDCG@20)"],
+    {"protocol": "leave-one-out", "eval_negatives": 100, "ks": [20], "monitor": "hr@20"},
+)
+HELD_OUT_USERS = (
+    ["evaluated on held-out users with an 80/20 fold-in (Recall@20 / NDCG@20)"],
+    {"protocol": "held-out-users", "ks": [20], "monitor": "recall@20"},
+)
+
+
+def _recipe(recipe: tuple, *phrases: str, **settings) -> tuple[list, dict]:
+    """``recipe``'s phrases and settings, and more of both."""
+    return [*recipe[0], *phrases], recipe[1] | settings
+
+
+ADAPTER_DATASETS = ("citeulike", "foursquare", "ml1m")
+ADAPTERS = {
+    "neumf": LEAVE_ONE_OUT,
+    "convncf": _recipe(LEAVE_ONE_OUT, "default embedding size 64", embedding_dim=64),
+    "cdae": HELD_OUT_USERS,
+    "multvae": HELD_OUT_USERS,
+}
+RECIPES = {
+    "lightgcn_amazon_book": _recipe(OFFICIAL_LIGHTGCN, "(paper: Recall@20 0.0411)"),
+    "lightgcn_yelp2018": _recipe(OFFICIAL_LIGHTGCN, "(paper: Recall@20 0.0649)"),
+    # REFERENCE.md §2's official per-dataset settings
+    "ultragcn_amazon_book": _recipe(
+        OFFICIAL_ULTRAGCN, "paper: Recall@20 0.0681, NDCG@20 0.0556)",
+        lr=1e-3, batch_size=1024, w1=1e-8, w2=1.0, w3=1.0, w4=1e-8, num_negatives=500, negative_weight=500.0,
+        lambda_=2.75,
+    ),
+    "ultragcn_yelp2018": _recipe(
+        OFFICIAL_ULTRAGCN, "paper: Recall@20 0.0683, NDCG@20 0.0561)",
+        lr=1e-3, batch_size=1024, w1=1e-8, w2=1.0, w3=1e-8, w4=1.0, num_negatives=800, negative_weight=300.0,
+        lambda_=5e-4,
+    ),
+    "ultragcn_gowalla": (
+        [
+            "(paper: Recall@20 0.1862, NDCG@20 0.1580)",
+            "The official Gowalla preset (dslgraph.config) with 16x its batch, learning rate and gamma "
+            "(batch 8,192, lr and gamma 1.6e-3), 420 epochs evaluated every 42",
+            "the masks are updated every 3000 iterations",
+        ],
+        {
+            "batch_size": 8192, "lr": 1.6e-3, "gamma": 1.6e-3, "epochs": 420, "eval_every": 42,
+            "update_interval": 3000, "embedding_dim": 64, "std": 1e-4, "w1": 1e-6, "w2": 1.0, "w3": 1e-6,
+            "w4": 1.0, "num_negatives": 1500, "negative_weight": 300.0, "lambda_": 5e-4,
+        },
+    ),
+    **{f"{model}_{data}": recipe for model, recipe in ADAPTERS.items() for data in ADAPTER_DATASETS},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_an_example_trains_the_recipe_its_docstring_states(name):
+    said, recipe = RECIPES[name]
+    script = _script(name)
+    doc = " ".join(script["__doc__"].split())
+    assert [phrase for phrase in said if phrase not in doc] == []
+    args = build_parser().parse_args(script["DEFAULTS"])
+    settings = settings_from_args(args)
+    arguments = model_parameters(settings["model"]) | settings["options"]  # the model's own
+    for setting, argument in MODEL_ARGUMENTS.items():
+        if settings[setting] is None:  # left to the model (None: it has no such argument)
+            settings[setting] = arguments.get(argument)
+    settings = arguments | settings
+    assert {key: settings[key] for key in recipe} == recipe
+    # and the script gives no setting its docstring leaves unsaid (lightgcn_yelp2018.py's --eval-every 20 was)
+    given = given_settings(args)
+    assert (set(given) | set(given.get("options", {}))) - {"model", "dataset", "options"} <= set(recipe)
+
+
+def test_every_example_s_recipe_is_checked_against_its_docstring():
+    # those RECIPES leave out are checked by test_example_has_the_schedule_its_docstring_promises
+    checked = {*RECIPES, "lightgcn_lastfm", "lightgcn_movielens100k", "lightgcn_gowalla"}
+    assert {script.stem for script in SCRIPTS} == checked
 
 
 def test_example_help_shows_the_script_and_its_defaults(capsys):
