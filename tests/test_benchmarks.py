@@ -86,8 +86,11 @@ def test_timed_runs_plans_from_the_probe(tmp_path):
     (tmp_path / "dense.log").write_text("")  # no epoch lines: 7 s over 5 epochs, not 7 s an epoch
     assert timed_runs.costs(run, tmp_path)["epoch_seconds"] == 1.4
     # 100 s: 12.5 s start-up, 11 evaluations (5.5 s), 82 epochs of 1 s
+    assert timed_runs.training_seconds(cost, 100.0) == 82.0
     assert timed_runs.epochs_that_fit(cost, 100.0) == 82
     assert timed_runs.epochs_that_fit(cost, 10.0) == 0
+    run.wall = 5.0  # less than its training: the start-up's seconds are none, not below none
+    assert timed_runs.costs(run, tmp_path)["other_seconds"] == 0.0
 
 
 def test_timed_runs_gives_a_group_its_slowest_runs_epochs():
@@ -836,6 +839,39 @@ class Clock:
         return self.now
 
 
+class Queue:
+    """A GPU's queue on a :class:`Clock`: the seconds of the work launched pass only when ``sync`` waits for
+    it, so that a time taken without waiting misses the work, and a wait before the start of a span puts
+    earlier work outside it. ``launched`` names the work in the order launched."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock, self.queued, self.launched = clock, 0.0, []
+
+    def launch(self, seconds: float, what: str) -> None:
+        self.queued += seconds
+        self.launched.append(what)
+
+    def sync(self, device=None) -> None:
+        self.clock.now += self.queued
+        self.queued = 0.0
+
+    def with_backward(self, out: torch.Tensor, seconds: float) -> torch.Tensor:
+        """``out``, whose backward launches ``seconds`` of work."""
+        return _QueuedBackward.apply(out, self, seconds)
+
+
+class _QueuedBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, out, queue, seconds):
+        ctx.queue, ctx.seconds = queue, seconds
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.queue.launch(ctx.seconds, "backward")
+        return grad, None, None
+
+
 def test_bench_lightgcn_times_epoch_draws_apart_from_iterations(monkeypatch):
     """An epoch draws its shuffle and negatives before its first batch; the iterations' mean leaves that out,
     also where the timed iterations cross into the next epoch, so it is timed on its own and added to the
@@ -1351,7 +1387,20 @@ def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkey
     )
 
 
-@pytest.mark.parametrize("option, value", [("--max-epochs", "0"), ("--probe-epochs", "1"), ("--margin", "1")])
+@pytest.mark.parametrize("folder", ["probe/a", "a"])
+def test_timed_runs_refuses_an_out_holding_a_runs_earlier_output(tmp_path, monkeypatch, capsys, folder):
+    # dslgraph train refuses it: said once here, not in each run's log after the probes
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs.Run, "start", None)  # nothing runs
+    (tmp_path / folder).mkdir(parents=True)
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path), "--run", "a", "g", "--dataset lastfm"]
+    said = refusal(timed_runs.main, monkeypatch, capsys, argv)
+    assert f"{tmp_path / folder} hold earlier runs; pass another --out" in said
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--max-epochs", "0"), ("--probe-epochs", "1"), ("--margin", "1"), ("--budget", "0")]
+)
 def test_timed_runs_refuses_a_plan_that_can_start_no_run(tmp_path, monkeypatch, capsys, option, value):
     # --max-epochs 0: the probes ran, then no run started, the log saying that no epoch fit the budget
     timed_runs = load("timed_runs")
@@ -1365,6 +1414,9 @@ def test_timed_runs_refuses_a_plan_that_can_start_no_run(tmp_path, monkeypatch, 
     "flags, said",
     [
         ("--dataset lastfm --epochs=5", "--epochs is set by this script"),
+        ("--dataset lastfm --eval-every 2", "--eval-every is set by this script"),
+        ("--dataset lastfm --output runs/a", "--output is set by this script"),
+        ("--dataset lastfm --max-seconds 60", "--max-seconds is set by this script"),
         (
             "--dataset lastfm --stop-after-epoch 3",
             "--stop-after-epoch would stop the probes and the runs short",
@@ -1909,3 +1961,282 @@ def test_plot_history_draws_each_run_from_its_own_evaluations(tmp_path, monkeypa
     assert drawn["dense"] == [[1.0, 0.1], [2.0, 0.2]]
     assert drawn["sparse"] == [[1.0, 0.05]]
     assert drawn["paper 0.3"][0][1] == 0.3
+
+
+def test_bench_plan_times_the_build_of_a_new_mask_each_repeat_and_writes_each_row(tmp_path, monkeypatch):
+    """Each repeat builds the plan of a table with a mask of its own, in sorted slots and then the same
+    mask's slots shuffled; the time is the build's, waited for, without the table's making, its transfer or
+    the garbage collection before it; the median is the middle time. A run stopped part way keeps its rows."""
+    from dslgraph.sparse import SparseEmbedding
+
+    bench_plan = load("bench_plan")
+    clock = Clock()
+    gpu, built = Queue(clock), []
+    builds = iter([50.0, 1.0, 2.0, 6.0, 6.0, 1.0, 2.0, 3.0, 3.0, 3.0])  # the untimed one, each case's 3
+    make = SparseEmbedding.__init__
+
+    def made(table, *args, **kwargs):
+        clock.now += 100.0
+        make(table, *args, **kwargs)
+
+    def propagate(table, adj):
+        built.append(table.positions.clone())
+        seconds = next(builds, None)
+        if seconds is None:  # as a device command's time limit would
+            raise KeyboardInterrupt
+        gpu.launch(seconds, "build")
+
+    monkeypatch.setattr(SparseEmbedding, "__init__", made)
+    monkeypatch.setattr(SparseEmbedding, "propagate", propagate)
+    monkeypatch.setattr(SparseEmbedding, "to", lambda table, device: gpu.launch(1000.0, "to") or table)
+    monkeypatch.setattr(
+        bench_plan, "gc", SimpleNamespace(collect=lambda: setattr(clock, "now", clock.now + 1e4))
+    )
+    monkeypatch.setattr(bench_plan, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(bench_plan, "sync", gpu.sync)
+    out = tmp_path / "p.csv"
+    args = ["--dataset", "lastfm", "--densities", "0.5", "0.2", "--repeats", "3", "--dim", "8"]
+    monkeypatch.setattr(sys, "argv", ["bench_plan.py", *args, "--output", str(out)])
+    with pytest.raises(KeyboardInterrupt):
+        bench_plan.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [
+        (row["density"], row["slots"], row["dim"], row["seconds"], row["seconds_median"]) for row in rows
+    ] == [
+        ("0.5", "sorted", "8", "1.000 2.000 6.000", "2.0"),
+        ("0.5", "shuffled", "8", "6.000 1.000 2.000", "2.0"),
+        ("0.2", "sorted", "8", "3.000 3.000 3.000", "3.0"),
+    ]
+    sorted_, shuffled = built[1:4], built[4:7]
+    assert all(bool((p[1:] > p[:-1]).all()) for p in sorted_)
+    assert not any(bool((p[1:] > p[:-1]).all()) for p in shuffled)
+    assert all(torch.equal(p.sort().values, q) for p, q in zip(shuffled, sorted_))  # the same masks, shuffled
+    assert not torch.equal(sorted_[0], sorted_[1]) and not torch.equal(sorted_[1], sorted_[2])
+
+
+def test_bench_spmm_times_each_kernels_product_and_backward_after_a_warm_up(tmp_path, monkeypatch):
+    """Each kernel is timed on its own matrix (CSR, then torch-sparse's SparseTensor): the mean seconds of a
+    product and its backward, waited for, the warm-up's left out."""
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))  # LastFM, processed there
+    bench = load("bench_spmm")
+    clock = Clock()
+    gpu = Queue(clock)
+    spmm = bench.spmm
+
+    def timed(matrix, x):
+        kernel = "csr" if isinstance(matrix, torch.Tensor) and matrix.layout == torch.sparse_csr else "other"
+        seconds = 1.0 if kernel == "csr" else 4.0
+        gpu.launch(seconds, kernel)
+        return gpu.with_backward(spmm(matrix, x), seconds / 2)
+
+    monkeypatch.setattr(bench, "spmm", timed)
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(bench, "sync", gpu.sync)
+    out = tmp_path / "s.csv"
+    monkeypatch.setattr(
+        sys, "argv", ["bench_spmm.py", "--dataset", "lastfm", "--repeats", "2", "--output", str(out)]
+    )
+    bench.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    kernels = 1 + bench.WITH_TORCH_SPARSE
+    assert list(rows[0]) == ["dataset", "kernel", "device", "hardware", "threads", "seconds_fwd_bwd"]
+    assert [(row["kernel"], float(row["seconds_fwd_bwd"])) for row in rows] == [
+        ("torch CSR", 1.5),
+        ("torch_sparse SparseTensor", 6.0),
+    ][:kernels]
+    assert gpu.launched == (["csr", "backward"] * 3 + ["other", "backward"] * 3)[: 6 * kernels]
+
+
+def test_bench_sparse_linear_times_each_step_of_its_batch_and_counts_each_layers_bytes(tmp_path, monkeypatch):
+    """Each row's steps train on inputs of its batch with its backend, a DSL step after each, no update among
+    them; the median is of steps waited for; the bytes are the layer's weights, mask or positions and Adam's
+    state (dense: weight and bias, twice more for Adam's two moments); a run stopped part way keeps its
+    rows."""
+    from dslgraph.sparse import DynamicSparseLearning
+
+    bench = load("bench_sparse_linear")
+    clock = Clock()
+    gpu, dsl_steps = Queue(clock), []
+    train_step = bench.train_step
+
+    def timed(model, x, optimizer, dsl):
+        backend = dsl.backend if dsl is not None else "dense"
+        if (x.shape[0], backend) == (3, "sparse"):  # as a device command's time limit would
+            raise KeyboardInterrupt
+        gpu.launch(1.0, f"{x.shape[0]} {backend}")
+        return train_step(model, x, optimizer, dsl)
+
+    step = DynamicSparseLearning.step
+    monkeypatch.setattr(DynamicSparseLearning, "step", lambda dsl: dsl_steps.append(dsl.backend) or step(dsl))
+    monkeypatch.setattr(DynamicSparseLearning, "update", None)  # an update timed as a step: fails
+    monkeypatch.setattr(bench, "train_step", timed)
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(bench, "sync", gpu.sync)
+    out = tmp_path / "linear.csv"
+    args = ["--items", "20", "--hidden", "4", "--batches", "2", "3", "--sparsities", "0.5", "--repeats", "2"]
+    monkeypatch.setattr(sys, "argv", ["bench_sparse_linear.py", *args, "--output", str(out)])
+    with pytest.raises(KeyboardInterrupt):
+        bench.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    settings = [(row["batch"], row["backend"], float(row["median_seconds_per_step"])) for row in rows]
+    assert settings == [
+        ("2", "dense", 1.0),
+        ("2", "masked", 1.0),
+        ("2", "sparse", 1.0),
+        ("3", "dense", 1.0),
+        ("3", "masked", 1.0),
+    ]
+    backends = ["dense", "masked", "sparse", "dense", "masked"]
+    assert gpu.launched == [
+        f"{batch} {backend}" for batch, backend in zip("22233", backends) for _ in range(3)
+    ]
+    assert dsl_steps == ["masked"] * 3 + ["sparse"] * 3 + ["masked"] * 3
+    stored = {row["backend"]: int(row["bytes_weight_and_adam"]) for row in rows[:3]}
+    assert stored["dense"] == 3 * (20 * 4 + 4) * 4
+    assert stored["sparse"] < stored["dense"] < stored["masked"]
+
+
+def test_bench_ultragcn_logits_times_each_route_after_its_warm_up(tmp_path, monkeypatch):
+    """Each route is timed on its own: the mean seconds of its logits and their backward, waited for, the
+    warm-up's left out."""
+    bench = load("bench_ultragcn_logits")
+    monkeypatch.setattr(bench, "SHAPES", (("tiny", 4, 3, 10, 8),))
+    clock = Clock()
+    gpu = Queue(clock)
+    logits = bench.logits
+
+    def timed(route, *args):
+        seconds = {"gather": 1.0, "product": 3.0}[route]
+        gpu.launch(seconds, route)
+        return gpu.with_backward(logits(route, *args), seconds / 2)
+
+    monkeypatch.setattr(bench, "logits", timed)
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(bench, "sync", gpu.sync)
+    out = tmp_path / "u.csv"
+    monkeypatch.setattr(sys, "argv", ["bench_ultragcn_logits.py", "--repeats", "2", "--output", str(out)])
+    bench.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["shape"], row["route"], float(row["seconds_fwd_bwd"])) for row in rows] == [
+        ("tiny", "gather", 1.5),
+        ("tiny", "product", 4.5),
+    ]
+    assert gpu.launched == ["gather", "backward"] * 3 + ["product", "backward"] * 3
+
+
+def test_bench_ultragcn_logits_computes_the_official_shapes_logits_two_ways():
+    """The product route multiplies the users by every item, then gathers; the shapes are the presets'."""
+    from dslgraph.nn.ultragcn import PRESETS
+
+    bench = load("bench_ultragcn_logits")
+    users, items = torch.randn(2, 3, requires_grad=True), torch.randn(5, 3, requires_grad=True)
+    index = torch.tensor([[0, 4], [1, 1]])
+    expected = torch.stack([items[index[b]] @ users[b] for b in range(2)])
+    for route, last in (("gather", "SumBackward1"), ("product", "GatherBackward0")):
+        out = bench.logits(route, users, items, index)
+        assert torch.allclose(out, expected) and out.grad_fn.name() == last
+    for (_, batch, negatives, _, dim), preset in zip(bench.SHAPES, ("ml-1m-lcf", "gowalla")):
+        settings = PRESETS[preset]
+        assert (batch, negatives, dim) == (
+            settings["batch_size"],
+            settings["num_negatives"],
+            settings["embedding_dim"],
+        )
+
+
+def test_timed_runs_probes_then_runs_each_setting_with_the_epochs_that_fit(tmp_path, monkeypatch):
+    """Each setting's probe is evaluated once, at its end; each real run gets its group's epochs that fit
+    what the probes left of the budget less the margin, a guard of --max-seconds at what is left, and is
+    stopped at the end of the budget; timing.json records the plan, each run's exit and its seconds."""
+    timed_runs = load("timed_runs")
+    clock, commands = Clock(), []
+    # each run's group and flags, its seconds per epoch past the first, and whether its probe fails or it
+    # goes on past the budget
+    settings = {
+        "a": ("sweep", "--dataset lastfm", 1.0, ""),
+        "b": ("sweep", "--dataset lastfm --sparsity 0.5", 2.0, ""),
+        "c": ("alone", "--model ultragcn", 1.0, "endless"),
+        "d": ("sweep", "--dataset lastfm", 1.0, "fails"),
+    }
+
+    class Train:
+        """A ``dslgraph train`` process: its log and metrics.json, written at once; its end, on the clock."""
+
+        def __init__(self, command, stdout, stderr):
+            commands.append(command)
+            output = Path(command[command.index("--output") + 1])
+            epochs = int(command[command.index("--epochs") + 1])
+            _, _, epoch_seconds, fate = settings[output.name]
+            probe = output.parent.name == "probe"
+            times = [2.0 + epoch_seconds * epoch for epoch in range(1, epochs + 1)]
+            stdout.write(
+                "".join(f"INFO trainer: epoch {e} loss 0.5 ({t:.1f}s)\n" for e, t in enumerate(times, 1))
+            )
+            write_run(output, [(epochs, times[-1], 0.1)])  # one evaluation of 0.5 s
+            self.returncode = None
+            self.exit = 1 if probe and fate == "fails" else 0
+            self.ends = clock.now + (20.0 if probe else float("inf") if fate == "endless" else 60.0)
+
+        def poll(self):
+            if self.returncode is None and clock.now >= self.ends:
+                self.returncode = self.exit
+            return self.returncode
+
+        def terminate(self):
+            self.ends, self.exit = clock.now, -15
+
+        def wait(self, timeout):
+            if self.poll() is None:
+                raise subprocess.TimeoutExpired("dslgraph", timeout)
+
+        def kill(self):
+            self.ends, self.exit = clock.now, -9
+
+    def sleep(seconds):
+        clock.now += seconds
+
+    def train(name: str, folder: Path, epochs: int, eval_every: int, *guard: str) -> list[str]:
+        flags = settings[name][1].split()
+        command = [
+            sys.executable,
+            "-m",
+            "dslgraph",
+            "train",
+            *flags,
+            "--no-progress",
+            "--epochs",
+            str(epochs),
+        ]
+        return [*command, "--eval-every", str(eval_every), "--output", str(folder / name), *guard]
+
+    monkeypatch.setattr(timed_runs.subprocess, "Popen", Train)
+    monkeypatch.setattr(timed_runs, "time", SimpleNamespace(monotonic=clock, sleep=sleep))
+    out = tmp_path / "timed"
+    runs = [word for name, (group, flags, _, _) in settings.items() for word in ("--run", name, group, flags)]
+    monkeypatch.setattr(sys, "argv", ["timed_runs.py", "--budget", "200", "--out", str(out), *runs])
+    timed_runs.main()
+    # 175 s left (200, less 20 of probes, less 5 for stopping); 131.25 s planned (a quarter kept);
+    # a: 12.5 s besides training and evaluations (20 - 7 - 0.5), 11 evaluations of 0.5 s, 113 epochs of 1 s;
+    # b: 7.5 s besides (20 - 12 - 0.5), 59 epochs of 2 s; the group sweep gets 59, 55 with an evaluation
+    # every 5th; c, alone, 113, 110 with one every 11th; each stopped by --max-seconds at 175 s less the
+    # time besides training and evaluations; d's probe failed
+    assert commands == [train(name, out / "probe", 5, 5) for name in "abcd"] + [
+        train("a", out, 55, 5, "--max-seconds", "157"),
+        train("b", out, 55, 5, "--max-seconds", "162"),
+        train("c", out, 110, 11, "--max-seconds", "157"),
+    ]
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["probe"]["b"] == {"epoch_seconds": 2.0, "eval_seconds": 0.5, "other_seconds": 7.5}
+    assert timing["probe"]["d"] is None
+    assert timing["plan"] == {
+        "a": {"epochs": 55, "eval_every": 5, "exit": 0, "wall_seconds": 60.0},
+        "b": {"epochs": 55, "eval_every": 5, "exit": 0, "wall_seconds": 60.0},
+        "c": {"epochs": 110, "eval_every": 11, "exit": -15, "wall_seconds": 180.0},
+        "d": {"epochs": 0, "eval_every": 1},
+    }
+    files = ["a", "a.log", "b", "b.log", "c", "c.log", "probe", "timing.json"]
+    assert sorted(path.name for path in out.iterdir()) == files
