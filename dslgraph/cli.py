@@ -557,6 +557,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         _warn_script_tuned_for_other_data(args, defaults, config, settings)
     if not args.output and args.script_output:
         args.output = _example_output(args, config, settings)
+    if not args.output:  # a run stopped short keeps nothing to resume from (--resume needs an output)
+        stops = [
+            f"--{name.replace('_', '-')}" for name in ("max_seconds", "stop_after_epoch") if settings[name]
+        ]
+        if stops:
+            log.warning(
+                "%s stops the run with nothing saved to resume from: pass --output to keep a checkpoint",
+                stops[0],
+            )
     with locked_output(args.output) if args.output else contextlib.nullcontext():
         return _train(args, config, settings)
 
@@ -994,6 +1003,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         rows = [(os.path.basename(args.data_file), load_data(settings))]  # split as train splits it
         return _print_statistics(rows, f"(file: {os.path.abspath(args.data_file)})")
     root = args.root or default_root()
+    if args.root is not None and not args.names:  # listing a mistyped root copied LastFM into a new folder
+        if not Path(root).is_dir():
+            raise ConfigError(f"--root {root} is no folder: name the folder that holds <dataset>/raw/")
+        if (Path(root) / "raw").is_dir():
+            raise ConfigError(
+                f"--root {root} holds raw/ itself: name the folder above it, which holds <dataset>/raw/"
+            )
     names = list(dict.fromkeys(args.names)) or [  # a name given twice, listed once
         name for name in DATASETS if name == "lastfm" or (Path(root) / name / "raw").is_dir()
     ]

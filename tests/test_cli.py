@@ -1,4 +1,5 @@
 import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -487,6 +488,21 @@ def test_mask_init_degree_gives_each_table_its_rows_degrees(model, tmp_path, mon
         table, degree = target.table, degrees[target.name]
         width = torch.bincount(table.positions // table.embedding_dim, minlength=table.num_embeddings)
         assert width[degree.argmax()] == width.max() and width[degree.argmin()] == width.min()
+
+
+@pytest.mark.parametrize("stop", [["--stop-after-epoch", "1"], ["--max-seconds", "1e-9"]])
+def test_a_run_stopped_short_without_output_says_it_cannot_resume(tmp_path, caplog, monkeypatch, stop):
+    # the log told a run without --output, which saved nothing, to resume with --resume
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    caplog.set_level(logging.INFO)
+    args = ["train", "--epochs", "2", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    assert main([*args, *stop, "--no-progress"]) == 0
+    assert f"{stop[0]} stops the run with nothing saved to resume from: pass --output" in caplog.text
+    assert "no output_dir (CLI: --output) holds a checkpoint, so it cannot resume" in caplog.text
+    assert "--resume" not in caplog.text
+    caplog.clear()
+    assert main([*args, *stop, "--output", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert "nothing saved" not in caplog.text and "(CLI: --resume)" in caplog.text
 
 
 def test_dsl_settings_without_sparsity_are_named_in_a_warning(tmp_path, caplog, monkeypatch):
@@ -1140,6 +1156,17 @@ def test_an_option_flag_overrides_the_config_file_s_option_of_that_name(tmp_path
 def test_ks_flag_gives_integer_cut_offs():
     args = build_parser().parse_args(["train", "--ks", "10", "20"])
     assert cli_module.settings_from_args(args)["ks"] == [10, 20]
+
+
+def test_datasets_refuses_a_root_that_holds_no_datasets_folders(tmp_path, capsys):
+    # a mistyped --root was listed as holding LastFM, which it created there; a dataset's own folder too
+    assert main(["datasets", "--root", str(tmp_path / "nowhere")]) == 2
+    assert "--root " + str(tmp_path / "nowhere") + " is no folder" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "ml-100k" / "raw").mkdir(parents=True)
+    assert main(["datasets", "--root", str(tmp_path / "ml-100k")]) == 2
+    assert "holds raw/ itself: name the folder above it" in capsys.readouterr().err
+    assert not (tmp_path / "ml-100k" / "lastfm").exists()
 
 
 def test_datasets_refuses_an_unknown_name(capsys):

@@ -328,16 +328,22 @@ class Trainer:
                 break
             if cfg.max_seconds and self.train_seconds - budget_start >= cfg.max_seconds:
                 log.info(
-                    "stopping after %.1fs (max_seconds); resume with fit(resume=True) (CLI: --resume)",
-                    self.train_seconds - budget_start,
+                    "stopping after %.1fs (max_seconds); %s", self.train_seconds - budget_start, self._resume
                 )
                 break
         # not where patience stopped the run at the same epoch: that one does not resume
         if self.epoch == last < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
-            log.info("stopped after epoch %d of %d (stop_after_epoch); resume to go on", last, cfg.epochs)
+            log.info("stopped after epoch %d of %d (stop_after_epoch); %s", last, cfg.epochs, self._resume)
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             self._record_evaluation(loss, scheduled=False)
         return self.summary()
+
+    @property
+    def _resume(self) -> str:
+        """How a run stopped short goes on: a trainer without ``output_dir`` saved nothing to resume from."""
+        if self.output_dir is None:
+            return "no output_dir (CLI: --output) holds a checkpoint, so it cannot resume"
+        return "resume to go on with fit(resume=True) (CLI: --resume)"
 
     def _record_evaluation(self, loss: float | None, scheduled: bool = True) -> bool:
         """Evaluates, saves checkpoints and returns whether early stopping triggers.
