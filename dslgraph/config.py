@@ -630,11 +630,13 @@ def meanings(names: list[str], known: Iterable[str]) -> list[str]:
         for name in names
         if name not in recbole and name.lower() != name and name.lower() in known
     }
+    # spelt closest without the dashes every flag shares, which made --nosuch look like --epochs
+    bare = {spelt.lstrip("-"): spelt for spelt in known}
     close = [
-        match
+        bare[match]
         for name in names
         if name not in [*recbole, *lightgcn, *absent, *lower]
-        for match in difflib.get_close_matches(name, known, n=1)
+        for match in difflib.get_close_matches(name.lstrip("-"), bare, n=1)
     ]
     parts = []
     for whose, meant in (("RecBole's", recbole), ("the LightGCN code's", lightgcn)):

@@ -1439,6 +1439,9 @@ def test_a_recbole_name_or_a_model_argument_given_as_a_flag_names_the_flag_meant
     with pytest.raises(SystemExit):
         main(["train", "--train-batch-size", "512"])  # did you mean '--eval-batch-size'?
     assert "(RecBole's '--train-batch-size' is '--batch-size' here)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the dashes every flag shares made it '--epochs'
+        main(["train", "--nosuch", "3", "--batchsize", "8"])
+    assert "--nosuch 3 --batchsize 8 (did you mean '--batch-size'?)\n" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--model", "multvae", "--latent-dim", "100", "--dropout-prob", "0.2"])
     err = capsys.readouterr().err
