@@ -847,7 +847,7 @@ class Queue:
     def __init__(self, clock: Clock) -> None:
         self.clock, self.queued, self.launched = clock, 0.0, []
 
-    def launch(self, seconds: float, what: str) -> None:
+    def launch(self, seconds: float, what: str = "work") -> None:
         self.queued += seconds
         self.launched.append(what)
 
@@ -910,6 +910,312 @@ def test_bench_lightgcn_times_epoch_draws_apart_from_iterations(monkeypatch):
         text=True,
     )
     assert done.returncode == 2 and "need --warmup, --iterations and --train-epochs >= 0" in done.stderr
+
+
+def test_bench_lightgcn_quality_check_does_not_depend_on_the_processs_seed(small_data, tmp_path, monkeypatch):
+    """Each implementation starts from the same seed: a rerun reports the same Recall/NDCG@20."""
+    bench = load("bench_lightgcn")
+    monkeypatch.setattr(bench, "load_dataset", lambda name, root: small_data)
+    qualities = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # what ran before in the process
+        out = tmp_path / f"{seed}.csv"
+        argv = ["--batch-size", "64", "--warmup", "1", "--iterations", "1", "--train-epochs", "1"]
+        monkeypatch.setattr(sys, "argv", ["bench_lightgcn.py", *argv, "--output", str(out)])
+        bench.main()
+        with out.open() as f:
+            qualities.append([(row["recall@20"], row["ndcg@20"]) for row in csv.DictReader(f)])
+    assert qualities[0] == qualities[1]
+
+
+def queued_timing(bench, monkeypatch) -> Queue:
+    """A :class:`Queue` whose clock is that of ``bench`` and of the ``Epochs`` it draws its batches with,
+    each draw of an epoch queueing 5 s."""
+    gpu = Queue(Clock())
+    monkeypatch.setattr(time, "perf_counter", gpu.clock)
+    monkeypatch.setattr(bench, "sync", gpu.sync)
+    monkeypatch.setitem(bench.Epochs._endless.__globals__, "sync", gpu.sync)  # common's, as imported
+
+    class Batches(bench.BPRBatches):
+        def __iter__(self):
+            gpu.launch(5.0, "draw")
+            yield from super().__iter__()
+
+    monkeypatch.setattr(bench, "BPRBatches", Batches)
+    return gpu
+
+
+@pytest.mark.parametrize("iterations, timed", [(6, 6), (0, 3)])  # 0: the rest of the first epoch's 4
+def test_bench_lightgcn_times_each_implementations_own_iterations_and_evaluation(
+    small_data, tmp_path, monkeypatch, iterations, timed
+):
+    """Each row times its own implementation's iterations (1 s a PyG one, 2 s a dslgraph one) and full
+    evaluation (10 s, 20 s) after their warm-ups, waits for queued work at each end, and trains the
+    --train-epochs on the batches of --batch-size before its quality check's evaluation."""
+    bench = load("bench_lightgcn")
+    gpu = queued_timing(bench, monkeypatch)
+    monkeypatch.setattr(bench, "load_dataset", lambda name, root: small_data)
+    calls = {"pyg-loop": [], "dslgraph": []}
+
+    class PyG(bench.PyGLightGCN):
+        def recommendation_loss(self, pos_rank, *args, **kwargs):
+            calls["pyg-loop"].append(("step", pos_rank.numel()))
+            gpu.launch(1.0)
+            return super().recommendation_loss(pos_rank, *args, **kwargs)
+
+    class Recall(bench.LinkPredRecall):
+        def compute(self):
+            calls["pyg-loop"].append("eval")
+            gpu.launch(10.0)
+            return super().compute()
+
+    class Ours(bench.LightGCN):
+        def loss(self, adj, users, *args):
+            calls["dslgraph"].append(("step", users.numel()))
+            gpu.launch(2.0)
+            return super().loss(adj, users, *args)
+
+        def scorer(self, adj):
+            calls["dslgraph"].append("eval")
+            gpu.launch(20.0)
+            return super().scorer(adj)
+
+    monkeypatch.setattr(bench, "PyGLightGCN", PyG)
+    monkeypatch.setattr(bench, "LinkPredRecall", Recall)
+    monkeypatch.setattr(bench, "LightGCN", Ours)
+    made_adam = []
+    monkeypatch.setattr(
+        bench, "make_adam", lambda params, lr: made_adam.append(lr) or torch.optim.Adam(params)
+    )
+    out = tmp_path / "speed.csv"
+    argv = ["--batch-size", "64", "--warmup", "1", "--iterations", str(iterations), "--train-epochs", "2"]
+    monkeypatch.setattr(sys, "argv", ["bench_lightgcn.py", *argv, "--output", str(out)])
+    bench.main()
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    batches = -(-small_data["user", "item"].edge_index.size(1) // 64)
+    assert batches == 4
+    assert [row["implementation"] for row in rows] == ["pyg-loop", "dslgraph"]
+    for row, step, evaluation in zip(rows, (1.0, 2.0), (10.0, 20.0)):
+        assert (row["batch_size"], row["iterations_per_epoch"], row["train_epochs"]) == ("64", "4", "2")
+        assert float(row["seconds_per_iteration"]) == step
+        assert float(row["sampling_seconds_per_epoch"]) == 5.0  # once, not the second epoch's draw too
+        assert float(row["seconds_per_epoch"]) == step * batches + 5.0
+        assert float(row["seconds_per_full_eval"]) == evaluation
+    for name, made in calls.items():
+        steps = [call for call in made if call != "eval"]
+        assert steps[:2] == [("step", 64)] * 2, name  # pairs of --batch-size
+        # the warm-up and timed iterations, an untimed evaluation and the timed one, the training epochs
+        # and the quality check's evaluation
+        shape = ["step"] * (1 + timed) + ["eval"] * 2 + ["step"] * 2 * batches + ["eval"]
+        assert [call if call == "eval" else "step" for call in made] == shape, name
+    assert made_adam == [1e-3]  # dslgraph's side steps the optimizer dslgraph trains with
+
+
+def test_bench_lightgcn_implementations_train_and_rank_alike(small_data):
+    """From the same embeddings, PyG's loop and dslgraph's step to the same gradient (without the L2 term,
+    which PyG scales twice as large) and rank to the same Recall/NDCG@20: the same protocol on both."""
+    bench = load("bench_lightgcn")
+    models = []
+
+    def recorded(cls):
+        class Recorded(cls):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                models.append(self)
+
+        return Recorded
+
+    cpu = torch.device("cpu")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench, "PyGLightGCN", recorded(bench.PyGLightGCN))
+        patch.setattr(bench, "LightGCN", recorded(bench.LightGCN))
+        pyg_step, pyg_evaluate = bench.pyg_loop(small_data, cpu, 8, 2, 1e-3, 0.0)
+        step, evaluate = bench.ours(small_data, cpu, 8, 2, 1e-3, 0.0)
+    pyg, ours = models
+    with torch.no_grad():
+        ours.embedding.weight.copy_(pyg.embedding.weight)
+    assert pyg_evaluate() == pytest.approx(evaluate(), abs=1e-6)
+    users, pos, neg = torch.tensor([0, 1, 2, 2]), torch.tensor([1, 5, 3, 3]), torch.tensor([7, 2, 9, 0])
+    pyg_step(users, pos, neg)
+    step(users, pos, neg)
+    torch.testing.assert_close(ours.embedding.weight.grad, pyg.embedding.weight.grad)
+
+
+def test_bench_lightgcn_writes_the_rows_it_measured_when_stopped(small_data, tmp_path, monkeypatch):
+    bench = load("bench_lightgcn")
+    monkeypatch.setattr(bench, "load_dataset", lambda name, root: small_data)
+
+    def stopped(*args):
+        raise KeyboardInterrupt  # the run stopped while building its second row
+
+    monkeypatch.setattr(bench, "ours", stopped)
+    out = tmp_path / "speed.csv"
+    argv = ["--batch-size", "64", "--warmup", "1", "--iterations", "1", "--output", str(out)]
+    monkeypatch.setattr(sys, "argv", ["bench_lightgcn.py", *argv])
+    with pytest.raises(KeyboardInterrupt):
+        bench.main()
+    with out.open() as f:
+        assert [row["implementation"] for row in csv.DictReader(f)] == ["pyg-loop"]
+
+
+@pytest.mark.parametrize("compiler", [None, "aot_eager"])
+def test_bench_sparse_times_iterations_and_the_update_apart(small_data, monkeypatch, compiler):
+    """An iteration queues 1 s and DSL's update 100 s more: each row's iteration is 1 s, its one update
+    (at the iteration after the timed ones, none after it) 100 s, amortised over --update-interval, and its
+    epoch adds its draw (5 s) once. Compiled, the loss is torch.compile's with the backend asked for, and
+    the update, which compiles again, is not timed."""
+    bench = load("bench_sparse")
+    gpu = queued_timing(bench, monkeypatch)
+    updates, losses, compiled = [], [], []
+
+    class Model(bench.LightGCN):
+        def loss(self, adj, users, *args):
+            losses.append(users.numel())
+            gpu.launch(1.0)
+            return super().loss(adj, users, *args)
+
+    class DSL(bench.DynamicSparseLearning):
+        def __init__(self, model, sparsity, **options):
+            super().__init__(model, sparsity, **options)
+            updates.append(("built", sparsity, options["backend"]))
+
+        def update(self):
+            updates.append(self.iteration)
+            gpu.launch(100.0)
+            return super().update()
+
+    def compile(function, backend):
+        compiled.append(backend)
+        return function
+
+    monkeypatch.setattr(bench, "LightGCN", Model)
+    monkeypatch.setattr(bench, "DynamicSparseLearning", DSL)
+    monkeypatch.setattr(torch, "compile", compile)
+    args = SimpleNamespace(
+        dataset="tiny",
+        batch_size=64,
+        warmup=2,
+        iterations=3,
+        update_interval=10,
+        compile=compiler,
+        profile=None,
+    )
+    adj = bench.propagation_graph(small_data)
+    cpu = torch.device("cpu")
+    dense = bench.measure(small_data, adj, cpu, 0.0, "dense", args, [])
+    sparse = bench.measure(small_data, adj, cpu, 0.8, "compact", args, [])
+    assert updates == [("built", 0.8, "compact"), 2 + 3 + 1]
+    assert losses[0] == 64 and compiled == [compiler] * 2 * (compiler is not None)
+    batches = -(-small_data["user", "item"].edge_index.size(1) // 64)
+    for row, sparsity, backend in [(dense, 0.0, "dense"), (sparse, 0.8, "compact")]:
+        assert (row["sparsity"], row["backend"], row["compile"]) == (sparsity, backend, compiler or "")
+        assert (row["batch_size"], row["update_interval"], row["seconds_per_iteration"]) == (64, 10, 1.0)
+    assert dense["gradient_bytes"] == (30 + 40) * 64 * 4  # the dense table's gradient, float32
+    assert sparse["gradient_bytes"] == round(0.2 * 70 * 64) * 4  # its active values' only, not positions
+    assert dense["seconds_per_update"] == 0.0
+    assert dense["seconds_per_epoch_amortised"] == batches * 1.0 + 5.0
+    if compiler is None:
+        assert sparse["seconds_per_update"] == 100.0
+        assert sparse["seconds_per_epoch_amortised"] == batches * (1.0 + 100.0 / 10) + 5.0
+    else:
+        assert sparse["seconds_per_update"] is None
+        assert sparse["seconds_per_epoch_amortised"] == batches * 1.0 + 5.0
+
+
+def test_bench_sparse_stops_where_a_backends_first_loss_differs(tmp_path, monkeypatch):
+    bench = load("bench_sparse")
+    monkeypatch.setattr(bench, "load_dataset", lambda name, root: None)
+    monkeypatch.setattr(bench, "propagation_graph", lambda data: torch.zeros(1))
+
+    def measure(data, adj, device, sparsity, backend, args, profiles):
+        # the dense model's loss differs from the sparse ones' (its table is whole), a masked one's must not
+        first_loss = {"dense": 0.7, "masked": 0.51 if sparsity == 0.9 else 0.5}.get(backend, 0.5)
+        return {"sparsity": sparsity, "backend": backend, "first_loss": first_loss}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    out = tmp_path / "b.csv"
+    monkeypatch.setattr(sys, "argv", ["bench_sparse.py", "--sparsities", "0.8", "0.9", "--output", str(out)])
+    with pytest.raises(RuntimeError, match="first loss at sparsity 0.9: masked does not compute what sparse"):
+        bench.main()
+    with out.open() as f:  # the rows before, each backend at each sparsity in turn
+        rows = [(row["sparsity"], row["backend"]) for row in csv.DictReader(f)]
+    assert rows == [("0.0", "dense"), ("0.8", "sparse"), ("0.8", "compact"), ("0.8", "masked")] + [
+        ("0.9", "sparse"),
+        ("0.9", "compact"),
+    ]
+
+
+def test_bench_sparse_counts_and_profiles_the_operators_of_its_iterations():
+    """``operators_per_iteration`` counts one iteration's aten operators, not the profiler's other events
+    (a ``record_function`` label); the profile is a table of three iterations under its row's title."""
+    bench = load("bench_sparse")
+    a, steps = torch.ones(3), []
+
+    def step():
+        steps.append(1)
+        with torch.profiler.record_function("an iteration"):
+            torch.add(a, a)
+            torch.mul(a, a)
+
+    assert bench.count_launches(step, torch.device("cpu")) == {"operators_per_iteration": 2}
+    assert len(steps) == 1
+    table = bench.profile_table(step, torch.device("cpu"), "sparsity 0.8, backend sparse")
+    assert len(steps) == 4 and table.startswith("== sparsity 0.8, backend sparse, 3 iterations\n")
+    assert "aten::add" in table and "aten::mul" in table
+
+
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        ("bench_sparse", ["--warmup", "0"], "need --warmup >= 1 and --iterations >= 1"),
+        ("bench_sparse", ["--iterations", "0"], "need --warmup >= 1 and --iterations >= 1"),
+        ("bench_lightgcn", ["--warmup", "-1"], "need --warmup, --iterations and --train-epochs >= 0"),
+        ("bench_lightgcn", ["--train-epochs", "-1"], "need --warmup, --iterations and --train-epochs >= 0"),
+        ("bench_lightgcn", ["--batch-size", "0"], "--batch-size: expected an integer of at least 1"),
+    ],
+)
+def test_bench_speed_options_are_checked_before_loading(tmp_path, monkeypatch, capsys, name, argv, message):
+    script = load(name)
+    monkeypatch.setattr(script, "load_dataset", None)
+    argv = [f"{name}.py", *argv, "--output", str(tmp_path / "rows.csv")]
+    assert message in refusal(script.main, monkeypatch, capsys, argv)
+
+
+def test_bench_optimizer_times_each_variants_own_steps_in_milliseconds(tmp_path, monkeypatch):
+    """A step queues 1, 2 or 3 ms (default, foreach, fused): each row is its variant's steps after the 3
+    that make Adam's state, on its size's parameters."""
+    bench = load("bench_optimizer")
+    gpu = Queue(Clock())
+    monkeypatch.setattr(time, "perf_counter", gpu.clock)
+    monkeypatch.setattr(bench, "sync", gpu.sync)
+    made = []
+
+    class Adam(torch.optim.Adam):
+        def __init__(self, params, lr, **options):
+            params = list(params)
+            made.append((params[0].numel(), lr, options))
+            super().__init__(params, lr=lr, **options)
+
+        def step(self):
+            gpu.launch(0.003 if self.defaults["fused"] else 0.002 if self.defaults["foreach"] else 0.001)
+            return super().step()
+
+    monkeypatch.setattr(torch.optim, "Adam", Adam)
+    out = tmp_path / "adam.csv"
+    monkeypatch.setattr(
+        sys, "argv", ["bench_optimizer.py", "--sizes", "10", "20", "--steps", "4", "--output", str(out)]
+    )
+    bench.main()
+    variants = [
+        ({}, "default", "1.0"),
+        ({"foreach": True}, "foreach", "2.0"),
+        ({"fused": True}, "fused", "3.0"),
+    ]
+    assert made == [(size, 1e-3, options) for size in (10, 20) for options, _, _ in variants]
+    with out.open() as f:
+        rows = [(row["parameters"], row["adam"], row["ms_per_step"]) for row in csv.DictReader(f)]
+    assert rows == [(str(size), name, ms) for size in (10, 20) for _, name, ms in variants]
 
 
 def test_bench_plan_times_each_density_and_counts_its_plan(tmp_path):
