@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import check_output, write_csv
+from common import check_output, write_rows
 
 from dslgraph.data import DATASETS, EDGE, PROTOCOLS, load_dataset
 from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator, most_popular_scores
@@ -39,7 +39,9 @@ def main() -> None:
                 {"dataset": name, "protocol": protocol, **{k: round(v, 4) for k, v in result.items()}}
             )
             print(rows[-1])
-    write_csv(rows, args.output)
+    # the columns of all rows: a sampled protocol's row (no recall@20) before a full ranking's failed the
+    # write, every row lost after all datasets were loaded and evaluated
+    write_rows(rows, args.output, append=False)
 
 
 if __name__ == "__main__":

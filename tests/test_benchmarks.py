@@ -282,8 +282,9 @@ def test_a_metrics_json_cut_short_is_named_by_every_script_reading_it(tmp_path):
         lambda: load("plot_history").history("run", run, "recall@20", "test"),
         lambda: load("cost_table").row_for(path),
     ]
-    for text in (whole[: len(whole) // 2], "[]"):
-        path.write_text(text)
+    # and one not UTF-8 (another file by that name) failed with UnicodeDecodeError, naming no file
+    for content in (whole[: len(whole) // 2].encode(), b"[]", b"\xff" + whole.encode()):
+        path.write_bytes(content)
         for read in readers:
             with pytest.raises(
                 SystemExit,
@@ -494,6 +495,9 @@ def test_read_csv_refuses_no_runs_and_shows_its_workers_error(tmp_path, monkeypa
         read_csv.main, monkeypatch, capsys, ["read_csv.py", "--runs", "0", "--output", str(output)]
     )
     assert "--runs must be at least 1, got 0" in said  # was an IndexError after generating the file
+    for option in ("--lines", "--users", "--items"):  # numpy's error, or the worker's on an empty file
+        argv = ["read_csv.py", option, "0", "--output", str(output)]
+        assert f"{option} must be at least 1, got 0" in refusal(read_csv.main, monkeypatch, capsys, argv)
     monkeypatch.setattr(read_csv, "write_file", lambda *args: None)
     failed = subprocess.CompletedProcess(
         [], 1, "", "Traceback ...\nAttributeError: no attribute 'from_csv'\n"
@@ -505,6 +509,94 @@ def test_read_csv_refuses_no_runs_and_shows_its_workers_error(tmp_path, monkeypa
         "run 0: the worker failed (exit 1):\nTraceback ...\nAttributeError: no attribute 'from_csv'" in said
     )
     assert not output.exists()
+
+
+@pytest.mark.parametrize("ids, prefix", [("integer", ("", "")), ("text", ("u", "i"))])
+def test_read_csv_generates_the_file_it_describes(tmp_path, ids, prefix):
+    read_csv = load("read_csv")
+    path = tmp_path / "interactions.csv"
+    read_csv.write_file(path, 3000, 40, 70, ids, seed=0)
+    header, *lines = path.read_text().splitlines()
+    assert header == "user,item,rating,time" and len(lines) == 3000
+    user, item, rating, stamp = zip(*(line.split(",") for line in lines))
+    for column, letter, count in ((user, prefix[0], 40), (item, prefix[1], 70)):
+        assert all(value.startswith(letter) and value[len(letter) :].isdigit() for value in column)
+        assert {int(value[len(letter) :]) for value in column} == set(range(count))  # each id drawn
+    assert set(rating) == {"1", "2", "3", "4", "5"}
+    assert all(900_000_000 <= int(t) < 1_000_000_000 for t in stamp)
+
+
+def test_read_csv_worker_measures_the_from_csv_call_alone(tmp_path, monkeypatch, capsys):
+    read_csv = load("read_csv")
+    path = tmp_path / "interactions.csv"
+    read_csv.write_file(path, 300, 20, 30, "text", seed=0)
+    from dslgraph.data import InteractionDataset
+
+    calls = []
+    from_csv = InteractionDataset.from_csv.__func__
+
+    def timed_from_csv(cls, *args, **kwargs):
+        calls.append((args, kwargs, clock.cpu, rss.kb))
+        rss.kb += 300 * 1024  # the call's peak: 300 MB above what the imports left
+        return from_csv(cls, *args, **kwargs)
+
+    clock = SimpleNamespace(cpu=10.0, wall=100.0)
+    rss = SimpleNamespace(kb=500_000)
+
+    def advance(name, by):
+        def read():
+            value = getattr(clock, name)
+            setattr(clock, name, value + by)
+            return value
+
+        return read
+
+    # CPU seconds by process_time, wall seconds by perf_counter, each around the call only
+    monkeypatch.setattr(
+        read_csv,
+        "time",
+        SimpleNamespace(process_time=advance("cpu", 3.5), perf_counter=advance("wall", 4.25)),
+    )
+    usage = SimpleNamespace(getrusage=lambda who: SimpleNamespace(ru_maxrss=rss.kb), RUSAGE_SELF=0)
+    monkeypatch.setattr(read_csv, "resource", usage)
+    monkeypatch.setattr(InteractionDataset, "from_csv", classmethod(timed_from_csv))
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    read_csv.worker(str(path))
+    row = json.loads(capsys.readouterr().out)
+    assert calls == [((str(path),), {"time_col": "time"}, 13.5, 500_000)]  # the clocks started before it
+    assert threads == [1]
+    assert (row["users"], row["items"]) == (20, 30)
+    assert (row["cpu_seconds"], row["wall_seconds"], row["peak_mb_above_imports"]) == (3.5, 4.25, 300)
+
+
+def test_read_csv_times_each_run_in_a_process_of_its_own(tmp_path, monkeypatch):
+    read_csv = load("read_csv")
+    written, commands = [], []
+    monkeypatch.setattr(read_csv, "write_file", lambda *args: written.append(args))
+
+    def run(command, **kwargs):
+        commands.append(command)
+        # what the worker prints: a library's warning, then its row
+        return subprocess.CompletedProcess(command, 0, 'a warning\n{"users": 3, "cpu_seconds": 1.5}\n', "")
+
+    monkeypatch.setattr(read_csv.subprocess, "run", run)
+    output = tmp_path / "read.csv"
+    load("common").write_rows([{"label": "before", "run": 0}], output, append=False)
+    argv = ["read_csv.py", "--runs", "2", "--label", "after", "--append", "--output", str(output)]
+    monkeypatch.setattr(sys, "argv", argv)
+    read_csv.main()
+    ((path, *sizes),) = written  # Amazon-book's size at the defaults
+    assert path.name == "interactions.csv" and sizes == [3_000_000, 52_643, 91_599, "integer", 0]
+    assert not path.parent.exists()  # a temporary folder, never the repository
+    assert commands == [[sys.executable, read_csv.__file__, "--worker", str(path)]] * 2
+    with output.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["label"], row["run"], row["lines"], row["ids"], row["users"]) for row in rows] == [
+        ("before", "0", "", "", ""),
+        ("after", "0", "3000000", "integer", "3"),
+        ("after", "1", "3000000", "integer", "3"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -676,6 +768,60 @@ def test_most_popular_refuses_a_misspelt_dataset_before_loading_any(monkeypatch,
         (["--protocols", "loo"], "argument --protocols: invalid choice: 'loo'"),
     ]:
         assert message in refusal(most_popular.main, monkeypatch, capsys, ["most_popular.py", *argv])
+
+
+def test_most_popular_ranks_by_training_popularity_under_each_protocol(small_data, tmp_path, monkeypatch):
+    most_popular = load("most_popular")
+    from dslgraph.data import EDGE, apply_protocol
+    from dslgraph.metrics import RankingEvaluator, SampledRankingEvaluator
+
+    asked, loaded = [], {}
+
+    def load_dataset(name, root, protocol, seed):
+        asked.append((name, root, protocol, seed))
+        options = {"num_negatives": 20} if protocol == "leave-one-out" else {}
+        loaded[protocol] = apply_protocol(small_data, protocol, seed, **options)
+        return loaded[protocol]
+
+    monkeypatch.setattr(most_popular, "load_dataset", load_dataset)
+    output = tmp_path / "most_popular.csv"
+    # a sampled protocol first: its row has no recall@20, and the full ranking's row failed the write
+    argv = ["most_popular.py", "--protocols", "leave-one-out", "full", "--output", str(output)]
+    monkeypatch.setattr(sys, "argv", argv)
+    most_popular.main()
+    # ML-100K's split is drawn with the seed: the recorded row is the training runs' split, seed 2020
+    assert asked == [("lastfm", None, "leave-one-out", 2020), ("lastfm", None, "full", 2020)]
+    with output.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def popularity(data):  # each item's training degree, counted here
+        count = torch.zeros(40).index_add_(
+            0, data[EDGE].edge_index[1], torch.ones(data[EDGE].edge_index.size(1))
+        )
+        return lambda users, items=None: (
+            count[items] if items is not None else count.expand(len(users), -1).clone()
+        )
+
+    expected = [
+        SampledRankingEvaluator.from_data(loaded["leave-one-out"], ks=(20,))(
+            popularity(loaded["leave-one-out"])
+        ),
+        RankingEvaluator.from_data(loaded["full"], ks=(20,))(popularity(loaded["full"])),
+    ]
+    assert [(row["dataset"], row["protocol"]) for row in rows] == [
+        ("lastfm", "leave-one-out"),
+        ("lastfm", "full"),
+    ]
+    assert set(expected[0]) == {"hr@20", "ndcg@20"} and "recall@20" in expected[1]
+    for row, metrics in zip(rows, expected):
+        assert {k: v for k, v in row.items() if v and "@" in k} == {
+            k: str(round(v, 4)) for k, v in metrics.items()
+        }
+    monkeypatch.setattr(sys, "argv", ["most_popular.py", "--output", str(output)])
+    most_popular.main()  # the recorded LastFM row's command: full ranking at the defaults
+    assert asked[2:] == [("lastfm", None, "full", 2020)]
+    with output.open(newline="") as f:  # the earlier table replaced
+        assert [(row["dataset"], row["protocol"]) for row in csv.DictReader(f)] == [("lastfm", "full")]
 
 
 def test_cost_table_names_a_folder_without_runs_and_counts_a_run_once(tmp_path, monkeypatch):
@@ -1656,6 +1802,138 @@ def test_scale_check_appends_its_rows_whole_or_not_at_all(tmp_path, monkeypatch)
     ]
 
 
+def test_scale_check_writes_the_lightgcn_files_of_each_split(small_data, tmp_path):
+    scale_check = load("scale_check")
+    from dslgraph.data import EDGE
+
+    scale_check.write_lightgcn_files(small_data, tmp_path / "raw")
+    for name, key in (("train.txt", "edge_index"), ("test.txt", "edge_label_index")):
+        lines = [
+            [int(word) for word in line.split()]
+            for line in (tmp_path / "raw" / name).read_text().splitlines()
+        ]
+        users = [line[0] for line in lines]
+        assert users == sorted(set(users))  # one line per user, as AmazonBook reads them
+        pairs = {(line[0], item) for line in lines for item in line[1:]}
+        assert pairs == set(map(tuple, small_data[EDGE][key].t().tolist()))
+
+
+def test_scale_check_stage_peak_counts_memory_freed_before_an_inner_stage():
+    scale_check = load("scale_check")
+    stages = scale_check.Stages({"device": "cpu"})
+    with stages.stage("sparse", "outer"):
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, mapped on its own and unmapped when freed
+        del block
+        with stages.stage("sparse", "inner", "inside"):  # resets the peak: the outer one's was carried
+            pass
+    inner, outer = stages.rows
+    assert (inner["stage"], inner["note"], outer["stage"]) == ("inner", "inside", "outer")
+    assert outer["peak_mb_above_start"] >= 60 > inner["peak_mb_above_start"] >= 0  # above the start
+
+
+@pytest.mark.parametrize("backend", ["dense", "sparse"])
+def test_scale_check_times_each_backend_stage_and_extrapolates_the_epoch(small_data, monkeypatch, backend):
+    scale_check = load("scale_check")
+    clock = itertools.accumulate(itertools.count())  # 0, 1, 3, 6, ...: each stage's seconds its own
+    monkeypatch.setattr(scale_check, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    collected = []  # a second a stage, of real collections
+    monkeypatch.setattr(
+        scale_check, "gc", SimpleNamespace(collect=lambda: collected.append(len(stages.rows)))
+    )
+    args = SimpleNamespace(batches=2, batch_size=16, eval_batch_size=8, sparsity=0.8, threads=0)
+    settings = scale_check.backend_settings(args, backend)
+    expected = {"sparsity": 0.0 if backend == "dense" else 0.8, "update_interval": 4}
+    expected |= {"batch_size": 16, "eval_batch_size": 8, "backend": "sparse", "epochs": 1, "device": "cpu"}
+    assert {key: settings[key] for key in expected} == expected
+    stages = scale_check.Stages({"device": "cpu"})
+    scale_check.backend_stages(stages, args, small_data, backend)
+    seconds = {row["stage"]: row["seconds"] for row in stages.rows}
+    notes = {row["stage"]: row["note"] for row in stages.rows}
+    update = ["update", "probed_iteration", "after_update"] if backend == "sparse" else []
+    assert list(seconds) == [
+        "build",
+        "epoch_draw",
+        "first_batch",
+        "train",
+        "epoch_extrapolated",
+        *update,
+        "evaluate",
+    ]
+    # 240 training pairs, 16 a batch: the draw plus the 2 timed batches' mean times the epoch's 15
+    assert notes["train"] == "2 of 15 batches"
+    assert (seconds["epoch_draw"], seconds["train"], seconds["epoch_extrapolated"]) == (3, 7, 3 + 7 / 2 * 15)
+    if update:  # the one update ran inside the probed iteration, none in the timed batches
+        assert (seconds["update"], seconds["probed_iteration"]) == (10, 30)
+    # a collection before each outermost stage (the rows done by then): none before the update, inside the
+    # probed iteration, whose seconds it would add to
+    assert collected == ([0, 1, 2, 3, 5, 7, 8] if update else [0, 1, 2, 3, 5])
+    # too few batches for the first, the timed ones, the probed iteration and the one after it
+    with pytest.raises(ValueError, match=r"an epoch has 15 batches, fewer than --batches \+ 3"):
+        scale_check.backend_stages(
+            stages, SimpleNamespace(**vars(args) | {"batches": 13}), small_data, backend
+        )
+
+
+def test_scale_check_setup_measures_each_stage_on_the_split_it_describes(tmp_path, monkeypatch):
+    scale_check = load("scale_check")
+    import dslgraph.data.sampling as sampling
+
+    monkeypatch.setattr(scale_check, "gc", SimpleNamespace(collect=lambda: None))  # a second a stage
+    stages = scale_check.Stages({"device": "cpu"})
+    built = []  # per negative sampler: the rows finished when it was built, its training pairs
+    sampler = sampling.NegativeSampler
+    monkeypatch.setattr(
+        sampling, "NegativeSampler", lambda *a: built.append((len(stages.rows), a[0].size(1))) or sampler(*a)
+    )
+    args = SimpleNamespace(users=300, items=400, interactions=12_000, min_degree=5, seed=0, batch_size=256)
+    names = [
+        "generate",
+        "from_pandas",
+        "amazon_book_files",
+        "propagation_graph",
+        "sampler",
+        "sampler_epoch_draw",
+    ]
+    for interactions in (12_000, 11_000):  # the second in the first one's root: its own files processed
+        stages.rows.clear()
+        built.clear()
+        args.interactions = interactions
+        scale_check.setup_stages(stages, args, tmp_path)
+        assert [row["stage"] for row in stages.rows] == names
+        assert stages.rows[1]["detail"].startswith("300 users, 400 items, ")
+        train, test = (int(part.split()[0]) for part in stages.rows[1]["detail"].split(", ")[2:])
+        assert train + test == interactions and 0.18 < test / interactions < 0.22  # 20% of each user's
+        assert built == [(4, train)]  # in its own stage, not in the epoch's draw
+
+
+def test_scale_check_runs_the_setup_and_each_backend_in_processes_of_their_own(tmp_path, monkeypatch):
+    scale_check = load("scale_check")
+    runs = []
+    monkeypatch.setattr(
+        scale_check.subprocess, "run", lambda command, check, env: runs.append((command, env))
+    )
+    output = str(tmp_path / "scale.csv")
+    argv = ["--backends", "dense", "sparse", "--output", output]
+    monkeypatch.setattr(sys, "argv", ["scale_check.py", *argv])
+    scale_check.main()
+    root = runs[0][0][runs[0][0].index("--root") + 1]
+    prefix = [sys.executable, scale_check.__file__, *argv, "--worker", "--root", root, "--backends"]
+    # the setup writes the table; each backend reuses its files and adds its rows
+    assert [command for command, env in runs] == [
+        prefix,
+        [*prefix, "dense", "--skip-setup", "--append"],
+        [*prefix, "sparse", "--skip-setup", "--append"],
+    ]
+    # freed memory goes back to the system at once, so that each stage's resident peak is its own
+    assert all(env["MALLOC_MMAP_THRESHOLD_"] == str(2**20) for command, env in runs)
+    runs.clear()
+    argv = ["--backends", "masked", "--skip-setup", "--root", str(tmp_path), "--output", output]
+    monkeypatch.setattr(sys, "argv", ["scale_check.py", *argv])
+    scale_check.main()
+    worker = ["--worker", "--root", str(tmp_path), "--backends", "masked", "--skip-setup"]
+    assert [command for command, env in runs] == [[sys.executable, scale_check.__file__, *argv, *worker]]
+
+
 @pytest.mark.slow
 def test_read_csv_times_a_generated_file_and_appends(tmp_path):
     out = tmp_path / "read.csv"
@@ -1763,6 +2041,42 @@ def test_zero_gradient_growth_says_when_no_update_ran(monkeypatch, capsys):
         capsys.readouterr().out
         == "ultragcn: no prune-and-grow update in 1 epoch(s) at update_interval 1000\n"
     )
+
+
+def test_zero_gradient_growth_counts_the_grown_entries_whose_score_is_zero(monkeypatch, capsys):
+    script = load("zero_gradient_growth")
+    dsl = script.DynamicSparseLearning
+    picks = {
+        "user": (torch.tensor([3, 5, 8, 9]), torch.tensor([0.0, 0.5, 0.0, 2.0])),
+        "item": (torch.tensor([1, 2]), torch.tensor([0.25, 1.0])),
+        "random": (torch.tensor([4, 6, 7]), None),  # random growth: no scores, not counted
+    }
+    monkeypatch.setattr(dsl, "_grow", lambda self, target, kept, n: picks[target.name])  # main wraps it
+    given = []
+
+    def run_training(settings, output, progress):
+        given.append(settings)
+        for name in ("user", "item", "random", "user"):  # two updates of the user table
+            dsl._grow(None, SimpleNamespace(name=name), None, 0)
+
+    monkeypatch.setattr(script, "run_training", run_training)
+    monkeypatch.setattr(
+        sys, "argv", ["zero_gradient_growth.py", "--model", "cdae", "--set", "mask_init=aligned"]
+    )
+    script.main()
+    assert capsys.readouterr().out == (
+        "cdae user: 8 grown, 4 with zero gradient (50%)\ncdae item: 2 grown, 0 with zero gradient (0%)\n"
+    )
+    # dslgraph train's settings at the script's defaults, the dataset's test split evaluated once, at the end
+    (settings,) = given
+    expected = {"model": "cdae", "dataset": "lastfm", "epochs": 1, "eval_every": 1, "sparsity": 0.8}
+    expected |= {"update_interval": 10, "threads": 1, "device": "cpu", "mask_init": "aligned"}
+    assert {key: settings[key] for key in expected} == expected
+    monkeypatch.setattr(
+        sys, "argv", ["zero_gradient_growth.py", "--set", "update_interval=5", "sparsity=0.5"]
+    )
+    script.main()  # --set's value wins over the option's
+    assert (given[1]["update_interval"], given[1]["sparsity"]) == (5, 0.5)
 
 
 def test_degree_analysis_writes_valid_json_where_no_row_is_in_a_band():
