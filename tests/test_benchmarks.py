@@ -2759,7 +2759,7 @@ def test_bench_ultragcn_logits_computes_the_official_shapes_logits_two_ways():
     for route, last in (("gather", "SumBackward1"), ("product", "GatherBackward0")):
         out = bench.logits(route, users, items, index)
         assert torch.allclose(out, expected) and out.grad_fn.name() == last
-    for (_, batch, negatives, _, dim), preset in zip(bench.SHAPES, ("ml-1m-lcf", "gowalla")):
+    for (_, batch, negatives, _, dim), preset in zip(bench.SHAPES, ("ml-1m-lcf", "gowalla"), strict=True):
         settings = PRESETS[preset]
         assert (batch, negatives, dim) == (
             settings["batch_size"],

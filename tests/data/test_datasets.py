@@ -643,6 +643,8 @@ def test_a_bad_archive_names_the_download_and_leaves_no_folder(tmp_path, monkeyp
     with pytest.raises(DatasetUnavailableError, match=message):
         MovieLens100K(str(tmp_path))
     assert not list((tmp_path / "ml-100k" / "raw").glob("u.data")) and not list(tmp_path.rglob(".download-*"))
+    # nor an empty folder made for the download (an archive's other files may stay in raw/: "no-file")
+    assert not [path for path in tmp_path.rglob("*") if path.is_dir() and not any(path.iterdir())]
 
 
 def offline_download(url: str, folder: str, log: bool = True) -> str:

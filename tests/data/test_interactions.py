@@ -521,8 +521,8 @@ def test_from_csv_keeps_an_item_id_pandas_reads_as_missing(tmp_path):
 
 def test_from_pandas_seed_chooses_the_split():
     df = pd.DataFrame({"user": np.repeat(np.arange(20), 10), "item": np.tile(np.arange(10), 20)})
-    splits = [InteractionDataset.from_pandas(df, seed=seed)[0][EDGE].edge_label_index for seed in (0, 1)]
-    assert not torch.equal(*splits)
+    splits = [InteractionDataset.from_pandas(df, seed=seed)[0][EDGE].edge_label_index for seed in (0, 1, 0)]
+    assert not torch.equal(splits[0], splits[1]) and torch.equal(splits[0], splits[2])  # and only the seed
 
 
 def test_from_csv_reads_rows_ending_in_a_separator_under_their_own_columns(tmp_path):

@@ -203,7 +203,7 @@ def test_unchecked_negatives_stay_on_the_cpu_generator_for_cpu_runs():
     reference = torch.Generator().manual_seed(0)
     torch.randperm(600, generator=reference)  # the epoch's shuffle
     expected = [torch.randint(30, (min(64, 600 - s), 7), generator=reference) for s in range(0, 600, 64)]
-    assert all(torch.equal(a, b) for a, b in zip(drawn, expected))
+    assert len(drawn) == len(expected) and all(torch.equal(a, b) for a, b in zip(drawn, expected))
 
 
 def _epoch(batches):

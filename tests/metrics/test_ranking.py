@@ -193,10 +193,11 @@ def test_from_data_excludes_seen_splits(split):
         RankingEvaluator.from_data(data, "train")
 
 
-def test_metric_subset_and_progress(split):
+def test_metric_subset_and_progress(split, capsys):
     train, _, test, user_emb, item_emb = split
     evaluator = RankingEvaluator(NUM_USERS, NUM_ITEMS, test, train, ks=(5,), metrics=("ndcg",), progress=True)
     assert list(evaluator.evaluate_embeddings(user_emb, item_emb)) == ["ndcg@5"]
+    assert "evaluating" in capsys.readouterr().err  # the progress bar, over the user batches
 
 
 def test_most_popular_scores(split):

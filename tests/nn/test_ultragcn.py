@@ -132,7 +132,8 @@ def test_trains_dense_and_under_dsl(small_data, backend, tmp_path, device):
     trainer = Trainer(model, small_data, config, tmp_path, device, hooks=[dsl], optimizer=optimizer)
     summary = trainer.fit()
     assert dsl.active_counts() == counts and len(dsl.updates) > 0
-    assert summary["test"]["recall@20"] >= 0 and summary["epochs"] == 3
+    recalls = [entry["test"]["recall@20"] for entry in summary["history"]]
+    assert summary["epochs"] == 3 and recalls[0] < recalls[-1]  # it learns (recall >= 0 held untrained too)
     train = {c: model.macs(trainer.graph, 64, c)["train_iteration"] for c in ("dense", "executed", "ideal")}
     if backend == "sparse":  # the L2 term squares the stored entries only
         assert train["dense"] > train["executed"] == train["ideal"]

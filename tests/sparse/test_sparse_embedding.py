@@ -328,7 +328,7 @@ def test_sparse_iteration_calls_no_more_operators_than_masked(small_data):
     the dense layer 0)."""
     adj = propagation_graph(small_data)
     sparse, masked = (operators_per_iteration(adj, backend) for backend in ("sparse", "masked"))
-    assert sparse <= masked, (sparse, masked)
+    assert 0 < sparse <= masked, (sparse, masked)  # a profile counting no aten:: operator passed 0 <= 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
