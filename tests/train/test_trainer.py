@@ -164,6 +164,15 @@ def test_resume_with_other_settings_fails(small_data, tmp_path, setting, message
         _trainer(small_data, tmp_path, epochs=2, **setting).fit(resume=True)
 
 
+@pytest.mark.parametrize(("saved", "now"), [("none", "cosine"), ("cosine", "none")])
+def test_resume_under_another_lr_schedule_fails(small_data, tmp_path, saved, now):
+    # resumed silently, a cosine run went on at its decayed lr held constant, and a constant one began a
+    # cosine at the full lr half way through
+    _trainer(small_data, tmp_path, epochs=1, lr_schedule=saved).fit()
+    with pytest.raises(ValueError, match=f"lr_schedule was '{saved}', now '{now}'"):
+        _trainer(small_data, tmp_path, epochs=2, lr_schedule=now).fit(resume=True)
+
+
 def test_a_resumed_run_counts_its_training_seconds_on_from_the_checkpoint(small_data, tmp_path):
     # metrics.json's train_seconds is the whole run's, not the resumed part's
     _trainer(small_data, tmp_path, epochs=1).fit()
@@ -344,6 +353,9 @@ def test_failed_write_keeps_old_checkpoint(tmp_path, full_disk):
 def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
     stopped = _trainer(small_data, tmp_path, epochs=4, max_seconds=1e-9).fit()
     assert stopped["epochs"] == 1 and stopped["history"][-1]["epoch"] == 1
+    # epoch 1 is due (eval_every 1): evaluated on schedule before the budget is checked, so it may be the best
+    # and counts towards patience, as in the uninterrupted run, not as a stop's unscheduled evaluation
+    assert "scheduled" not in stopped["history"][-1]
     resumed = _trainer(small_data, tmp_path, epochs=4).fit(resume=True)
     assert resumed["epochs"] == 4
     assert [entry["epoch"] for entry in resumed["history"]] == [1, 2, 3, 4]
@@ -1103,10 +1115,13 @@ def test_stopped_early_is_one_rule_for_the_trainer_and_the_cli_s_resume(bad_eval
     assert trainer_module.stopped_early(bad_evals, patience) is stopped
 
 
-def test_the_last_epoch_is_a_scheduled_evaluation(small_data):
+@pytest.mark.parametrize("max_seconds", [0.0, 1e6])  # also under a time budget the run stays within
+def test_the_last_epoch_is_a_scheduled_evaluation(small_data, max_seconds):
     # eval_every 2 over 3 epochs: epochs 2 and 3 are evaluated, and epoch 3 (the better) can be the best
     validation = {"recall@20": [0.0, 0.1, 0.5]}
-    trainer = _trainer(_validation_data(small_data), None, epochs=3, eval_every=2, lr=0.0)
+    trainer = _trainer(
+        _validation_data(small_data), None, epochs=3, eval_every=2, lr=0.0, max_seconds=max_seconds
+    )
     summary = _scripted(trainer, validation, validation).fit()
     assert [entry["epoch"] for entry in summary["history"]] == [2, 3]
     assert summary["best_epoch"] == 3 and "scheduled" not in summary["history"][-1]
@@ -1158,7 +1173,11 @@ def test_a_run_resumed_under_its_max_seconds_trains_for_as_long_again(small_data
     assert _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit()["epochs"] == 2
     # the same budget again (docs/results.md's recipe: "the same with --resume"); against the 2 s trained in
     # all, the resumed run stopped after one epoch
-    assert _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit(resume=True)["epochs"] == 4
+    resumed = _trainer(small_data, tmp_path, epochs=6, max_seconds=2).fit(resume=True)
+    assert resumed["epochs"] == 4
+    # each evaluation's entry holds the training seconds up to it, the whole run's: not the evaluations' time,
+    # and on from the checkpoint's after the resume
+    assert [entry["seconds"] for entry in resumed["history"]] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("progress", [True, False])
@@ -1192,3 +1211,38 @@ def test_a_setting_named_where_it_goes_is_not_also_spelt_like_a_field():
     hint = "('eval_negatives' is load_dataset's protocol_options={'num_negatives': 100})"
     with pytest.raises(TypeError, match=re.escape(f"keyword argument(s) ['eval_negatives'] {hint}") + "$"):
         TrainConfig(eval_negatives=100)
+
+
+def test_every_optimizer_step_s_loss_is_given_the_reg_weight(small_data):
+    trainer = _trainer(small_data, None, epochs=1, reg_weight=0.5)
+    loss, given = trainer.model.loss, []
+
+    def spy(*batch, reg_weight):
+        given.append(reg_weight)
+        return loss(*batch, reg_weight=reg_weight)
+
+    trainer.model.loss = spy
+    trainer.train_epoch()
+    assert given == [0.5] * len(trainer.batches)
+
+
+def test_the_trainer_keeps_its_own_copy_of_the_config(small_data):
+    # a grid that changes its config object for the next run must not change the run it has made already
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
+    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, None, "cpu")
+    config.epochs, config.eval_every = 1, 2
+    summary = trainer.fit()
+    assert [entry["epoch"] for entry in summary["history"]] == [1, 2]
+    assert (summary["epochs"], summary["config"]["epochs"], summary["config"]["eval_every"]) == (2, 2, 1)
+
+
+def test_the_sampling_setting_decides_what_an_epoch_visits(small_data):
+    edges = sorted(map(tuple, small_data[EDGE].edge_index.t().tolist()))
+
+    def epoch(sampling):
+        batches = _trainer(small_data, None, epochs=1, sampling=sampling).batches
+        return sorted((u, i) for users, items, _ in batches for u, i in zip(users.tolist(), items.tolist()))
+
+    assert epoch("edge") == edges  # every training interaction once
+    visited = epoch("user")  # a user drawn uniformly, then one of its items: some interactions twice
+    assert visited != edges and len(visited) == len(edges) and set(visited) <= set(edges)
