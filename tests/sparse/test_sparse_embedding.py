@@ -11,6 +11,7 @@ from dslgraph.data import propagation_graph
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DenseEmbedding, DynamicSparseLearning, SparseEmbedding, SparseLinear
 from dslgraph.sparse.embedding import _index_dtype
+from dslgraph.sparse.table import init_table_
 
 
 def _twin_models(density: float, device, propagation: str = "planned"):
@@ -825,3 +826,119 @@ def test_a_reset_within_the_writable_weight_draws_over_what_was_written():
             table.weight.zero_()
             getattr(table, reset)()
         assert table.values.count_nonzero() == 20, reset
+
+
+def test_reset_values_of_a_table_whose_slots_are_in_no_order_draws_each_entry_at_its_position(shuffle_slots):
+    """Each slot gets the value the dense draw has at the slot's position, as a masked table resets it: the
+    values of a table whose slots DSL updates left in no position order went to other entries."""
+    table = shuffle_slots(SparseEmbedding(12, 5, 0.4, generator=torch.Generator().manual_seed(0)))
+    torch.manual_seed(7)
+    table.reset_values()
+    torch.manual_seed(7)
+    dense = init_table_(torch.empty(12, 5), "normal", 0.1)
+    assert torch.equal(table.values.detach(), dense.reshape(-1)[table.positions])
+
+
+def test_a_dense_weight_loads_into_a_table_whose_slots_are_in_no_order_at_its_positions(shuffle_slots):
+    table = shuffle_slots(SparseEmbedding(12, 5, 0.4, generator=torch.Generator().manual_seed(0)))
+    weight = torch.randn(12, 5)
+    table.load_state_dict({"weight": weight}, strict=False)
+    assert torch.equal(table.values.detach(), weight.reshape(-1)[table.positions])
+    mask = torch.zeros(12 * 5)
+    mask[table.positions] = 1
+    assert torch.equal(table.to_dense().detach(), weight * mask.view(12, 5))
+
+
+@pytest.mark.parametrize("last", ["rows", "dense", "propagate", "linear"])
+def test_the_dense_gradient_sums_every_use_whatever_the_order_they_were_recorded_in(small_data, last):
+    """A table used several ways in one step (looked up, and tied as the output layer) grows by the sum of
+    the dense gradients of all its uses, whichever use's gradient was recorded last."""
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    dense = table.to_dense().detach().requires_grad_()
+    index, x = torch.tensor([[0, 5], [5, 69]]), torch.randn(3, 8)
+    uses = {
+        "rows": (lambda: table(index), lambda: dense[index]),
+        "dense": (table.to_dense, lambda: dense * 1),
+        "propagate": (lambda: table.propagate(adj), lambda: torch.sparse.mm(adj, dense)),
+        "linear": (lambda: table.linear(x), lambda: x @ dense.T),
+    }
+    order = [use for use in uses if use != last] + [last]
+    table.probing = True
+    for use in order:  # one backward pass each: the recorded gradients come in this order
+        for make in uses[use]:
+            out = make()
+            (out * torch.linspace(-1, 2, out.numel()).view_as(out)).sum().backward()
+    assert [kind for kind, _, _ in table._adjoints][-1] == {"dense": "identity"}.get(last, last)
+    for chunk_rows in (7, 70):
+        rebuilt = torch.cat([block for _, block in table.dense_grad_chunks(chunk_rows)])
+        torch.testing.assert_close(rebuilt, dense.grad, atol=1e-6, rtol=1e-5)
+
+
+def _plan_bytes(table: SparseEmbedding, adj) -> int:
+    """Bytes of the propagation plan of ``table`` on ``adj``: forward ``[N * d, nnz]`` and backward
+    ``[nnz, N * d]`` CSR matrices, an int32 index and a float32 weight per entry, each with its int32 row
+    pointers."""
+    n = table.num_embeddings * table.embedding_dim
+    return (2 * 2 * table.plan_entries(adj) + (n + 1) + (table.nnz + 1)) * 4
+
+
+def test_workspace_is_both_csr_matrices_of_the_plan_and_the_row_layout_entry_by_entry(small_data):
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    table.propagate(adj)
+    assert table.workspace_bytes() == _plan_bytes(table, adj)
+    table(torch.arange(3))  # builds the row layout: int64 slot order, rows, columns and row pointers
+    assert table.workspace_bytes() == _plan_bytes(table, adj) + (3 * table.nnz + 70 + 1) * 8
+
+
+def test_workspace_holds_the_plan_of_the_last_graph_only(small_data):
+    adj = propagation_graph(small_data)
+    once, twice = (SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0)) for _ in range(2))
+    twice.propagate(adj * 0.5)  # another graph, a plan of the same size
+    twice.propagate(adj)
+    once.propagate(adj)
+    assert len(twice._plans) == 1
+    assert twice.workspace_bytes() == once.workspace_bytes() == _plan_bytes(once, adj)
+
+
+def test_workspace_of_a_table_whose_positions_were_edited_in_place_holds_no_stale_plan(small_data):
+    adj = propagation_graph(small_data)
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    table.propagate(adj)
+    assert table.workspace_bytes() > 0
+    with torch.no_grad():
+        table.positions[0] = (set(range(70 * 8)) - set(table.positions.tolist())).pop()
+    assert table.workspace_bytes() == 0  # the plan of the old positions is dropped, not counted
+    table.propagate(adj)
+    assert table.workspace_bytes() == _plan_bytes(table, adj)
+
+
+def test_a_state_holding_values_loads_them_and_leaves_a_dense_weight_beside_them_unexpected():
+    table = SparseEmbedding(12, 5, 0.4, generator=torch.Generator().manual_seed(0))
+    state = {**table.state_dict(), "weight": torch.randn(12, 5)}
+    loaded = SparseEmbedding(12, 5, 0.4, generator=torch.Generator().manual_seed(1))
+    assert loaded.load_state_dict(state, strict=False).unexpected_keys == ["weight"]
+    assert torch.equal(loaded.positions, table.positions)
+    assert torch.equal(loaded.values.detach(), table.values.detach())
+
+
+@pytest.mark.parametrize("dense_view", [False, True])
+@pytest.mark.parametrize("propagation", ["planned", "dense"])
+def test_propagate_alone_sends_the_dense_gradient_to_the_values_and_to_growth(propagation, dense_view):
+    """``adj @ table`` differentiated against a dense table with the mask applied, in float64, whether the
+    caller passes the dense view or not (the compact backend's table makes its own dense copy then)."""
+    torch.manual_seed(0)
+    dense_adj = torch.rand(6, 6, dtype=torch.float64) * (torch.rand(6, 6) < 0.5)
+    dense_adj = dense_adj + dense_adj.T
+    adj = dense_adj.to_sparse_csr()
+    table = SparseEmbedding(6, 4, 0.5, propagation=propagation).double()
+    reference = table.to_dense().detach().requires_grad_()
+    table.probing = True
+    out = table.propagate(adj, table.to_dense() if dense_view else None)
+    grad = torch.randn(6, 4, dtype=torch.float64)
+    out.backward(grad)
+    (dense_adj @ reference).backward(grad)
+    torch.testing.assert_close(out, dense_adj @ reference)
+    torch.testing.assert_close(table.values.grad, reference.grad.reshape(-1)[table.positions])
+    torch.testing.assert_close(torch.cat([block for _, block in table.dense_grad_chunks(4)]), reference.grad)
