@@ -3033,3 +3033,125 @@ def test_masked_grown_entries_start_at_zero_whatever_the_dense_weight_held():
     grown = [p for p in after.tolist() if p not in before]
     assert grown
     assert not model["emb"].weight.view(-1)[grown].any()
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_skip_zero_gradient_prunes_equal_weights_lowest_position_first_whatever_the_slot_order(backend):
+    """Pruning fewer than n (one entry can grow), the one pruned among equal smallest weights is the lowest
+    position, as under the masked backend, not the first slot of a sparse table whose slots are out of
+    position order (as they are after any update)."""
+    model = nn.ModuleDict({"emb": nn.Embedding(2, 4)})
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=1, update_interval=1, schedule="constant", rho0=1.0,
+        backend=backend, skip_zero_gradient=True,
+    )  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
+    if backend == "sparse":  # the highest position in the first slot
+        positions = model["emb"].positions
+        positions.copy_(positions.sort(descending=True).values)
+    active = _entries_by_magnitude(model, dsl, [1.0, 1.0, 2.0, 2.0])  # two smallest, equal
+    grown = min(set(range(8)) - set(active))
+    weight = torch.zeros(8)
+    weight[grown] = 1.0
+    (model["emb"](torch.arange(2)) * weight.view(2, 4)).sum().backward()
+    optimizer.step()
+    dsl.step()
+    assert dsl.updates[-1]["changed"] == {"emb": 1}
+    assert sorted(dsl.targets[0].active_positions().tolist()) == sorted([*active[1:], grown])
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_reset_restarts_rprop_step_sizes_at_the_learning_rate_of_the_target_s_group(backend):
+    """The initial state of a grown entry is its own parameter group's (Rprop's lr), not the first
+    group's."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=3, backend=backend)
+    (table,), _ = dsl.targets[0].storage()
+    others = [p for p in model.parameters() if p is not table]
+    optimizer = torch.optim.Rprop([{"params": others}, {"params": [table], "lr": 0.02}], lr=0.01)
+    dsl.attach(optimizer)
+    param, grown = _grown_after_first_update(model, dsl, optimizer, backend)
+    assert param is table
+    step_size = optimizer.state[param]["step_size"].view(-1)[grown]
+    assert torch.equal(step_size, torch.full((grown.numel(),), 0.02))
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "expected"),
+    [
+        # raw weights 200/10000 and 50/600; the budget 3100 scales them by 12.4, which takes b just past
+        # density 1 (1.033): b is kept whole and a takes the rest of the budget, 3100 - 600
+        (1 - 3100 / 10600, {"a": 2500, "b": 600}),
+        (0.0, {"a": 10000, "b": 600}),  # density 1: every entry of each
+    ],
+)
+def test_erk_budgets_add_up_to_the_total_budget(sparsity, expected):
+    """ERK's budgets keep the requested total, a tensor just past density 1 being capped at its entries."""
+    model = nn.Module()
+    model.a, model.b = (nn.Parameter(torch.randn(*s)) for s in ((100, 100), (20, 30)))
+    dsl = DynamicSparseLearning(
+        model, sparsity, total_steps=10, targets=["a", "b"], distribution="erk", backend="masked"
+    )
+    assert dsl.active_counts() == expected
+
+
+def test_an_optimizer_that_stopped_stepping_after_an_update_is_named_at_the_next_one():
+    """The count of the attached optimizer's steps restarts at each update: steps made before the first
+    update went on counting for the second, and a loop that had switched to an optimizer it did not attach
+    went without the warning."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=3, backend="masked")
+    attached = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(attached)
+    for _ in _custom_steps(model, dsl, attached, 3):  # the first update, at iteration 3
+        pass
+    other = torch.optim.Adam(model.parameters(), lr=0.01)  # not attached
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in _custom_steps(model, dsl, other, 3):
+            pass
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "has not stepped since the last update (iteration 6)" in messages
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_growth_among_one_more_candidate_than_it_grows_keeps_the_count(backend):
+    """Three of four entries active and one to move: two candidates for one growth (the pruned entry and
+    the inactive one). Growth takes one, and the count stays 3."""
+    model = nn.ModuleDict({"emb": nn.Embedding(1, 4)})
+    dsl = DynamicSparseLearning(
+        model, 0.25, total_steps=1, update_interval=1, schedule="constant", rho0=1 / 3, backend=backend
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    dsl.attach(optimizer)
+    active = _entries_by_magnitude(model, dsl, [3.0, 2.0, 1.0])  # the highest position is pruned
+    (free,) = set(range(4)) - set(active)
+    weight = torch.ones(4)
+    weight[free] = 2.0  # the inactive entry has the larger gradient
+    (model["emb"](torch.zeros(1, dtype=torch.long)) * weight).sum().backward()
+    optimizer.step()
+    dsl.step()
+    assert dsl.updates[-1]["changed"] == {"emb": 1}
+    assert sorted(dsl.targets[0].active_positions().tolist()) == sorted([*active[:2], free])
+    # the same one level down: of three candidates for two, the two best
+    best, _ = _largest([(0, torch.tensor([1.0, 3.0, 2.0]))], torch.tensor([], dtype=torch.long), 2)
+    assert best.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_random_growth_reaches_every_position_the_last_included(backend):
+    """Random growth draws among all positions not kept, the tensor's last one included."""
+    model = nn.ModuleDict({"emb": nn.Embedding(4, 4)})
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=10, update_interval=1, schedule="constant", rho0=1.0, growth="random",
+        backend=backend,
+    )  # fmt: skip
+    dsl.attach(torch.optim.SGD(model.parameters(), lr=0.0))
+    seen = set(dsl.targets[0].active_positions().tolist())
+    for _ in range(10):
+        dsl.update()  # random growth may update at any iteration
+        seen |= set(dsl.targets[0].active_positions().tolist())
+    assert seen == set(range(16))
