@@ -1070,6 +1070,57 @@ def test_ultragcn_caches_its_neighbours_under_a_named_dataset_s_folder_only(smal
     assert build_model(own, small_data, train_config(own))[0].cache_dir is None
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [("rho0", 0.3), ("rho_min", 0.01), ("t_end", 5), ("growth", "random"), ("optimizer_state", "keep"),
+     ("schedule", "linear"), ("backend", "masked"), ("mask_init", "aligned"), ("skip_zero_gradient", True),
+     ("update_interval", 7)],
+)  # fmt: skip
+def test_each_dsl_setting_reaches_the_dsl_controller(name, value, small_data):
+    """A DSL setting given in a config file or flag is the controller's, not its default."""
+    settings = validate({"sparsity": 0.5, "embedding_dim": 8, "batch_size": 64, "epochs": 2, name: value})
+    assert getattr(build_model(settings, small_data, train_config(settings))[1], name) == value
+
+
+def test_distribution_seed_and_epochs_reach_the_dsl_controller(small_data):
+    def build(**values):
+        settings = validate({"sparsity": 0.5, "embedding_dim": 8, "batch_size": 64, "epochs": 2} | values)
+        return build_model(settings, small_data, train_config(settings))
+
+    def dsl(**values):
+        return build(**values)[1]
+
+    def masks(controller):
+        return [target.active_positions().sort().values for target in controller.targets]
+
+    neumf = {"model": "neumf", "protocol": "full"}  # two tables of other shapes, which ERK fills unevenly
+    uniform, erk = dsl(**neumf).active_counts(), dsl(**neumf, distribution="erk").active_counts()
+    assert sum(erk.values()) == sum(uniform.values()) and erk != uniform
+    same, other = masks(dsl(seed=1)), masks(dsl(seed=2))
+    assert all(torch.equal(a, b) for a, b in zip(same, masks(dsl(seed=1))))
+    assert not all(torch.equal(a, b) for a, b in zip(same, other))  # the run's seed draws the masks
+    assert dsl(epochs=6).total_steps == 3 * dsl().total_steps  # the schedule spans every epoch's batches
+    weights = []
+    for earlier in (0, 1):  # the run's seed, not whatever drew random numbers before, draws the weights
+        torch.manual_seed(earlier)
+        weights.append(build(seed=1)[0].state_dict())
+    assert all(torch.equal(value, weights[1][name]) for name, value in weights[0].items())
+
+
+def test_each_training_setting_reaches_the_train_config():
+    """Every setting that is a TrainConfig field (TRAIN_FIELDS) arrives with the value given, not
+    TrainConfig's default."""
+    given = {
+        "epochs": 7, "batch_size": 33, "sampling": "user", "lr": 0.02, "lr_schedule": "cosine",
+        "lr_min": 0.001, "reg_weight": 0.5, "eval_every": 3, "eval_batch_size": 9, "monitor": "ndcg@5",
+        "patience": 4, "seed": 11, "max_seconds": 60.0, "stop_after_epoch": 5, "compile": True, "ks": [5, 10],
+    }  # fmt: skip
+    assert set(given) == {*cli_module.TRAIN_FIELDS, "ks"}
+    config = train_config(validate(given), progress=False)
+    assert {name: getattr(config, name) for name in given} == given | {"ks": (5, 10)}
+    assert not config.progress
+
+
 def test_threads_are_set_before_the_data_is_loaded(monkeypatch):
     threads = []
 
@@ -1411,6 +1462,41 @@ def test_recommend_lists_a_user_given_twice_once_under_its_own_id_and_says_so(tm
     assert main(["recommend", f"{out}/best.pt", "--users", *many, "-k", "3"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 12
     assert f"user(s) {', '.join(many[:10])} (12 in all) given more than once" in caplog.text
+
+
+def test_load_run_rebuilds_the_run_s_model_in_eval_mode_with_its_weights(tmp_path):
+    out = train_on_a_file(tmp_path, None, "--sparsity", "0.5")
+    run = cli_module.load_run(f"{out}/best.pt")
+    assert not any(module.training for module in run.model.modules())  # as its docstring says
+    state = torch.load(f"{out}/best.pt", weights_only=False)["model"]
+    assert all(torch.equal(value, state[name]) for name, value in run.model.state_dict().items())
+
+
+def test_eval_reports_the_run_s_metrics_at_its_ks_from_its_model_s_arguments(tmp_path, capsys):
+    out = train_on_a_file(tmp_path, None, "--ks", "3", "7", "--num-layers", "1")
+    trained = json.loads(capsys.readouterr().out)["test"]
+    assert main(["eval", f"{out}/best.pt"]) == 0  # at 3 and 7, not at the default 20, and from 1 layer, not 3
+    assert json.loads(capsys.readouterr().out)["test"] == trained
+
+
+def test_recommend_gives_each_user_its_own_top_k_in_any_order_given(tmp_path, capsys):
+    out = train_on_a_file(tmp_path)
+    capsys.readouterr()
+    alone = {}
+    for user in ("1031", "1004", "1017"):
+        assert main(["recommend", f"{out}/best.pt", "--users", user, "-k", "4"]) == 0
+        alone |= json.loads(capsys.readouterr().out)
+    assert main(["recommend", f"{out}/best.pt", "--users", "1031", "1004", "1031", "1017", "-k", "4"]) == 0
+    together = json.loads(capsys.readouterr().out)
+    assert list(together) == ["1031", "1004", "1017"] and together == alone
+    run = cli_module.load_run(f"{out}/best.pt")  # the top 4 of the scores, training items left out
+    users = [run.data["user"].raw_ids.tolist().index(int(user)) for user in together]
+    with torch.no_grad():
+        scores = run.model.scorer(run.graph)(torch.tensor(users))
+    for row, user in enumerate(users):
+        scores[row, run.data[EDGE].edge_index[1][run.data[EDGE].edge_index[0] == user]] = -torch.inf
+    expected = run.data["item"].raw_ids[scores.topk(4).indices.numpy()].tolist()
+    assert list(together.values()) == expected
 
 
 def test_overwrite_without_an_output_folder_is_refused_naming_it(capsys):
