@@ -533,12 +533,9 @@ def test_writable_weight_keeps_every_write_at_the_active_entries():
     assert torch.equal(table.to_dense().detach(), expected)
 
 
-@pytest.mark.parametrize("use", ["rows", "dense", "propagate", "linear"])
-def test_the_gradient_of_a_use_changed_in_place_is_recorded_for_growth(small_data, use):
-    """A caller scaling looked-up rows in place (SASRec's ``seqs *= d ** 0.5``) left the hook of a view of
-    them unfired: growth missed their gradient (or found none, blaming the loss). The propagation's output
-    could not be changed in place at all: autograd refused a view made inside a custom Function."""
-    adj = propagation_graph(small_data)
+def _table_and_its_uses(data) -> tuple[SparseEmbedding, torch.Tensor, dict]:
+    """A sparse table, its dense copy (a leaf), and each use of the table beside that use of the copy."""
+    adj = propagation_graph(data)
     table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
     dense = table.to_dense().detach().requires_grad_()
     index, x = torch.tensor([[0, 5], [5, 69]]), torch.randn(3, 8)
@@ -548,6 +545,15 @@ def test_the_gradient_of_a_use_changed_in_place_is_recorded_for_growth(small_dat
         "propagate": (lambda: table.propagate(adj), lambda: torch.sparse.mm(adj, dense)),
         "linear": (lambda: table.linear(x), lambda: x @ dense.T),
     }
+    return table, dense, uses
+
+
+@pytest.mark.parametrize("use", ["rows", "dense", "propagate", "linear"])
+def test_the_gradient_of_a_use_changed_in_place_is_recorded_for_growth(small_data, use):
+    """A caller scaling looked-up rows in place (SASRec's ``seqs *= d ** 0.5``) left the hook of a view of
+    them unfired: growth missed their gradient (or found none, blaming the loss). The propagation's output
+    could not be changed in place at all: autograd refused a view made inside a custom Function."""
+    table, dense, uses = _table_and_its_uses(small_data)
     table.probing = True
     for make in uses[use]:
         out = make()
@@ -853,16 +859,7 @@ def test_a_dense_weight_loads_into_a_table_whose_slots_are_in_no_order_at_its_po
 def test_the_dense_gradient_sums_every_use_whatever_the_order_they_were_recorded_in(small_data, last):
     """A table used several ways in one step (looked up, and tied as the output layer) grows by the sum of
     the dense gradients of all its uses, whichever use's gradient was recorded last."""
-    adj = propagation_graph(small_data)
-    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
-    dense = table.to_dense().detach().requires_grad_()
-    index, x = torch.tensor([[0, 5], [5, 69]]), torch.randn(3, 8)
-    uses = {
-        "rows": (lambda: table(index), lambda: dense[index]),
-        "dense": (table.to_dense, lambda: dense * 1),
-        "propagate": (lambda: table.propagate(adj), lambda: torch.sparse.mm(adj, dense)),
-        "linear": (lambda: table.linear(x), lambda: x @ dense.T),
-    }
+    table, dense, uses = _table_and_its_uses(small_data)
     order = [use for use in uses if use != last] + [last]
     table.probing = True
     for use in order:  # one backward pass each: the recorded gradients come in this order
