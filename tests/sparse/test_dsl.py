@@ -225,6 +225,15 @@ def _custom_steps(model, dsl, optimizer, steps):
         yield
 
 
+def _warned_in_custom_steps(model, dsl, optimizer, steps) -> str:
+    """The warnings of ``steps`` :func:`_custom_steps` by ``optimizer``, joined by " | "."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in _custom_steps(model, dsl, optimizer, steps):
+            pass
+    return " | ".join(str(w.message) for w in caught)
+
+
 @pytest.mark.parametrize("distribution", ["uniform", "erk"])
 def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
     torch.manual_seed(0)
@@ -3018,11 +3027,7 @@ def test_an_optimizer_attached_between_updates_and_never_stepped_is_named_at_the
     for _ in _custom_steps(model, dsl, first, 2):
         pass
     dsl.attach(torch.optim.Adam(model.parameters(), lr=0.01))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in _custom_steps(model, dsl, first, 1):
-            pass
-    messages = " | ".join(str(w.message) for w in caught)
+    messages = _warned_in_custom_steps(model, dsl, first, 1)
     assert "has not stepped since the last update (iteration 3)" in messages
     assert "skipped its update at iteration 3" in messages  # nor did it update by the old one's step
 
@@ -3094,11 +3099,7 @@ def test_an_optimizer_that_stopped_stepping_after_an_update_is_named_at_the_next
     for _ in _custom_steps(model, dsl, attached, 3):  # the first update, at iteration 3
         pass
     other = torch.optim.Adam(model.parameters(), lr=0.01)  # not attached
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in _custom_steps(model, dsl, other, 3):
-            pass
-    messages = " | ".join(str(w.message) for w in caught)
+    messages = _warned_in_custom_steps(model, dsl, other, 3)
     assert "has not stepped since the last update (iteration 6)" in messages
 
 
