@@ -558,13 +558,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.output and args.script_output:
         args.output = _example_output(args, config, settings)
     if not args.output:  # a run stopped short keeps nothing to resume from (--resume needs an output)
-        stops = [
-            f"--{name.replace('_', '-')}" for name in ("max_seconds", "stop_after_epoch") if settings[name]
-        ]
-        if stops:
+        stop = next((name for name in ("max_seconds", "stop_after_epoch") if settings[name]), None)
+        if stop:
             log.warning(
-                "%s stops the run with nothing saved to resume from: pass --output to keep a checkpoint",
-                stops[0],
+                "--%s stops the run with nothing saved to resume from: pass --output to keep a checkpoint",
+                stop.replace("_", "-"),
             )
     with locked_output(args.output) if args.output else contextlib.nullcontext():
         return _train(args, config, settings)
