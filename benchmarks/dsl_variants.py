@@ -6,6 +6,8 @@ idea about why sparse tables trail a dense one (docs/results.md §2, "what does 
     python benchmarks/dsl_variants.py degree-init train --dataset lastfm --sparsity 0.8 ...
     python benchmarks/dsl_variants.py degree-exponent=0.25 train --dataset lastfm --mask-init degree ...
     python benchmarks/dsl_variants.py probe-batches=10 train --dataset lastfm --sparsity 0.8 ...
+    python benchmarks/dsl_variants.py fresh-adam train --dataset lastfm --sparsity 0.8 ...
+    python benchmarks/dsl_variants.py grown-boost=2 train --dataset lastfm --sparsity 0.8 ...
 
 Everything after the variant name is a ``dslgraph`` command line. Variants:
 
@@ -32,6 +34,19 @@ Everything after the variant name is a ``dslgraph`` command line. Variants:
   trains on ``K`` batches at once, its own and ``K - 1`` more from a second pass over the epoch's
   batches, in one mean loss (a step of the usual scale): a gradient over ``K`` times the data that
   the sparse backend records as it does one batch's. Iterations per epoch and schedules unchanged.
+* ``fresh-adam`` (``--optimizer-state reset``, Adam): a grown entry restarts Adam as a new parameter
+  would, its bias correction counted from its own first step. ``reset`` zeroes its moments, but torch's
+  Adam keeps one step count per tensor, whose corrections are about 1 late in training: a grown entry's
+  first steps then divide a moment of a few gradients by the root of ~0.1% of one (β₂ = 0.999), steps
+  several times ``lr`` (up to ~6.5× for a steady gradient, ~3× after 100 steps) where a new parameter's
+  are ``lr``. This variant rewrites the step of every entry grown since the optimizer started as Adam
+  with the entry's own step count would make it.
+* ``grown-boost=B`` (``--optimizer-state reset``, Adam): the engine's steps, with each grown entry's step
+  multiplied by ``B`` until the next update (``update_interval`` steps after it was grown): whether the
+  larger steps that ``fresh-adam`` takes out are what grown entries need, and more of them better.
+* ``grown-grace`` (``--optimizer-state reset``, Adam): the engine, except that an update never prunes
+  the entries the previous one grew (the others are pruned in their place): whether grown entries
+  lose by being pruned before they have grown.
 * ``degree-exponent=A``: ``--mask-init degree`` (and ``degree-init``) with widths proportional to
   ``(degree + 1) ** A`` instead of ``** 0.5`` (``A = 0`` is the aligned mask's equal widths; larger
   ``A`` gives busy rows more of the budget).
@@ -284,9 +299,99 @@ def use_probe_batches(value: str) -> None:
     Trainer.train_epoch = probing_epoch
 
 
+class GrownSteps:
+    """Per-slot birth steps of one sparse table's values under Adam, and the rewrite of grown entries'
+    steps after each optimizer step: Adam's bias correction for the entry's own age (``boost=None``,
+    ``fresh-adam``), or the step Adam took times ``boost`` for entries grown at most ``window`` steps
+    ago (``grown-boost``)."""
+
+    def __init__(
+        self, table: SparseEmbedding, optimizer: torch.optim.Optimizer, boost: float | None, window: float
+    ) -> None:
+        self.table, self.optimizer, self.boost, self.window = table, optimizer, boost, window
+        self.born = torch.zeros(table.values.numel(), dtype=torch.long, device=table.values.device)
+        self.before: torch.Tensor | None = None
+        optimizer.register_step_pre_hook(lambda *_: self.remember())
+        optimizer.register_step_post_hook(lambda *_: self.rewrite())
+
+    def steps(self) -> int:
+        return int(self.optimizer.state.get(self.table.values, {}).get("step", 0))
+
+    def remember(self) -> None:
+        self.before = self.table.values.detach().clone()
+
+    def restarted(self, slots: torch.Tensor) -> None:
+        self.born[slots] = self.steps()
+
+    @torch.no_grad()
+    def rewrite(self) -> None:
+        age = self.steps() - self.born
+        young = ((self.born > 0) & (age <= self.window)).nonzero().squeeze(1)
+        if not young.numel():
+            return
+        values, before = self.table.values, self.before[young]
+        if self.boost is not None:
+            values[young] = before + self.boost * (values[young] - before)
+            return
+        group = next(g for g in self.optimizer.param_groups if any(p is values for p in g["params"]))
+        if group.get("weight_decay", 0) or group.get("amsgrad", False):
+            raise SystemExit("fresh-adam rewrites plain Adam steps: no weight_decay, no amsgrad")
+        beta1, beta2 = group["betas"]
+        state = self.optimizer.state[values]
+        k = age[young].double()
+        m, v = state["exp_avg"][young].double(), state["exp_avg_sq"][young].double()
+        step = group["lr"] * (m / (1 - beta1**k)) / ((v / (1 - beta2**k)).sqrt() + group["eps"])
+        values[young] = (before.double() - step).to(values.dtype)
+
+
+def use_grown_steps(boost: float | None = None, grace: bool = False) -> None:
+    """``fresh-adam`` (``boost=None``), ``grown-boost=boost`` or ``grown-grace`` (``boost=1``, ``grace``)."""
+    from dslgraph.sparse import dsl as engine
+
+    attach, replace = DynamicSparseLearning.attach, engine._TableTarget.replace
+    magnitudes = engine._TableTarget.active_magnitudes
+
+    def attach_and_count(dsl: DynamicSparseLearning, optimizer) -> DynamicSparseLearning:
+        if dsl.optimizer_state != "reset" or not isinstance(optimizer, torch.optim.Adam):
+            raise SystemExit("fresh-adam and grown-boost need --optimizer-state reset and Adam")
+        attach(dsl, optimizer)
+        window = math.inf if boost is None else dsl.update_interval
+        for target in dsl.targets:
+            if isinstance(target, engine._TableTarget):
+                target.grown_steps = GrownSteps(target.table, optimizer, boost, window)
+        return dsl
+
+    def replace_and_restart(target, pruned, grown, optimizer, reset_state) -> None:
+        replace(target, pruned, grown, optimizer, reset_state)
+        target.grown_steps.restarted(pruned)
+
+    def magnitudes_but_young(target) -> torch.Tensor:
+        grown = target.grown_steps
+        young = (grown.born > 0) & (grown.steps() - grown.born <= grown.window)
+        # the largest finite value, not inf: the engine refuses to rank non-finite magnitudes
+        return magnitudes(target).masked_fill(young, torch.finfo(grown.table.values.dtype).max)
+
+    DynamicSparseLearning.attach = attach_and_count
+    engine._TableTarget.replace = replace_and_restart
+    if grace:
+        engine._TableTarget.active_magnitudes = magnitudes_but_young
+
+
+def use_grown_boost(value: str) -> None:
+    try:
+        boost = float(value)
+    except ValueError:
+        raise SystemExit(f"grown-boost=B needs a number B, got {value!r}") from None
+    if not math.isfinite(boost) or boost <= 0:
+        raise SystemExit(f"grown-boost=B needs a finite B > 0, got {value!r}")
+    use_grown_steps(boost)
+
+
 VARIANTS = {
     "accumulated-gradient": use_accumulated_gradient,
     "degree-init": use_degree_init,
+    "fresh-adam": use_grown_steps,
+    "grown-grace": lambda: use_grown_steps(1.0, grace=True),
     "prefix": use_prefix,
     "row-balanced": lambda: setattr(DynamicSparseLearning, "update", row_balanced_update),
     "scaled-init": use_scaled_init,
@@ -309,11 +414,13 @@ if __name__ == "__main__":
         use_degree_exponent(value)
     elif variant == "probe-batches":
         use_probe_batches(value)
+    elif variant == "grown-boost":
+        use_grown_boost(value)
     elif variant in VARIANTS:
         VARIANTS[variant]()
     else:
         sys.exit(
-            f"usage: dsl_variants.py {{{','.join(VARIANTS)},degree-exponent=A,probe-batches=K}}"
+            f"usage: dsl_variants.py {{{','.join(VARIANTS)},degree-exponent=A,grown-boost=B,probe-batches=K}}"
             " <dslgraph command line>"
         )
     sys.exit(main(sys.argv[2:]))

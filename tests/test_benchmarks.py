@@ -1488,7 +1488,17 @@ def test_bench_optimizer_stops_where_an_adam_variant_steps_differently(tmp_path,
 
 
 @pytest.mark.parametrize(
-    "variant", ["degree-init", "prefix", "probe-batches=3", "row-balanced", "scaled-init"]
+    "variant",
+    [
+        "degree-init",
+        "fresh-adam",
+        "grown-boost=2",
+        "grown-grace",
+        "prefix",
+        "probe-batches=3",
+        "row-balanced",
+        "scaled-init",
+    ],
 )
 def test_dsl_variants_still_train(variant, tmp_path, monkeypatch):
     """The variants patch dslgraph's own functions, so a changed signature there breaks them silently."""
@@ -1584,6 +1594,103 @@ def test_dsl_variant_accumulated_gradient_grows_by_the_window_sum(monkeypatch):
     columns, window = grown_column(accumulated=True)
     assert columns == [0, 3]
     assert window is None
+
+
+def _grown_column_values(gradients: list[float], update_interval: int) -> tuple[list[float], object]:
+    """A one-row table of 4 columns under DSL and Adam, columns 0 and 1 active at 1.0 and 0.01, the loss's
+    gradient ``gradients[t]`` on column 2 alone: column 1 is pruned and column 2 grown at the first
+    update. Returns column 2's value after each step, and the table's DSL target."""
+    from dslgraph.sparse import DynamicSparseLearning
+
+    model = torch.nn.Sequential(torch.nn.Embedding(1, 4))
+    dsl = DynamicSparseLearning(
+        model, 0.5, total_steps=len(gradients), update_interval=update_interval, schedule="constant"
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    table = model[0]
+    with torch.no_grad():
+        table.positions.copy_(torch.tensor([0, 1]))
+        table.values.copy_(torch.tensor([1.0, 0.01]))  # no gradient: they never move
+    table.positions_changed()
+    column = []
+    for gradient in gradients:
+        optimizer.zero_grad()
+        row = table(torch.zeros(1, dtype=torch.long)).squeeze(0)
+        (row * torch.tensor([0.0, 0.0, gradient, 0.0])).sum().backward()
+        optimizer.step()
+        dsl.step()
+        column.append(float(dict(zip(table.positions.tolist(), table.values.tolist())).get(2, 0.0)))
+    assert table.positions.tolist() == [0, 2]
+    return column, dsl.targets[0]
+
+
+def _use_grown_steps(monkeypatch, boost=None, grace=False) -> None:
+    from dslgraph.sparse import DynamicSparseLearning
+    from dslgraph.sparse import dsl as engine
+
+    # registered first, so that the variant's patches are undone after the test
+    for cls, name in ((DynamicSparseLearning, "attach"), (engine._TableTarget, "replace")):
+        monkeypatch.setattr(cls, name, getattr(cls, name))
+    monkeypatch.setattr(engine._TableTarget, "active_magnitudes", engine._TableTarget.active_magnitudes)
+    load("dsl_variants").use_grown_steps(boost, grace)
+
+
+def test_dsl_variant_fresh_adam_steps_a_grown_entry_as_a_new_adam_parameter(monkeypatch):
+    """Column 2 is grown at iteration 1000; its next steps equal those of a new one-element Adam fed the
+    same gradients. The engine's (one step count per tensor) are several times larger, which is what the
+    variant takes out; the entry that stayed is untouched."""
+    after = [1.0, -0.5, 2.0, 1.5, 0.7]  # gradients of column 2 after the update
+    reference = torch.zeros(1, requires_grad=True)
+    adam = torch.optim.Adam([reference], lr=0.01)
+    for gradient in after:
+        reference.grad = torch.tensor([gradient])
+        adam.step()
+    engine, _ = _grown_column_values([1.0] * 1000 + after, 1000)
+    assert abs(engine[-1]) > 2 * abs(reference.item())
+    _use_grown_steps(monkeypatch)
+    fresh, target = _grown_column_values([1.0] * 1000 + after, 1000)
+    assert fresh[-1] == pytest.approx(reference.item(), rel=1e-5)
+    assert target.table.values[0].item() == 1.0
+
+
+def test_dsl_variant_grown_boost_multiplies_a_grown_entrys_steps_until_the_next_update(monkeypatch):
+    """Grown at iteration 10, column 2 steps B = 3 times the engine's steps for the 10 iterations to the
+    next update, where it is pruned and grown straight back (it stays, no new restart), then as the
+    engine's."""
+    gradients = [1.0, -0.5, 2.0, 1.5, 0.7] * 5
+    engine, _ = _grown_column_values(gradients, 10)
+    _use_grown_steps(monkeypatch, boost=3.0)
+    boosted, target = _grown_column_values(gradients, 10)
+    steps = [[b - a for a, b in zip(values[9:], values[10:])] for values in (engine, boosted)]
+    assert boosted[:10] == engine[:10] == [0.0] * 10
+    assert steps[1][:10] == pytest.approx([3 * step for step in steps[0][:10]], rel=1e-5)
+    assert steps[1][10:] == pytest.approx(steps[0][10:], rel=1e-5)
+    assert target.table.values[0].item() == 1.0
+
+
+def test_dsl_variant_grown_boost_refuses_a_multiplier_that_is_no_positive_number_and_keep(monkeypatch):
+    from dslgraph.sparse import DynamicSparseLearning
+
+    for bad in ("x", "0", "-1", "inf"):
+        with pytest.raises(SystemExit, match="grown-boost=B needs"):
+            load("dsl_variants").use_grown_boost(bad)
+    _use_grown_steps(monkeypatch, boost=2.0)
+    model = torch.nn.Sequential(torch.nn.Embedding(3, 4))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, optimizer_state="keep")
+    with pytest.raises(SystemExit, match="need --optimizer-state reset and Adam"):
+        dsl.attach(torch.optim.Adam(model.parameters()))
+
+
+def test_dsl_variant_grown_grace_ranks_the_last_updates_entries_above_every_other_until_the_next(monkeypatch):
+    """Column 2, grown at iteration 10, is ranked as the largest entry up to the update at iteration 20
+    (however small it is), and by its magnitude after it; the entry that was there all along always so."""
+    _use_grown_steps(monkeypatch, boost=1.0, grace=True)
+    huge = torch.finfo(torch.float32).max
+    for iterations, protected in ((15, True), (25, False)):
+        column, target = _grown_column_values([1.0, -0.5, 2.0, 1.5, 0.7] * (iterations // 5), 10)
+        expected = [1.0, huge if protected else abs(column[-1])]
+        assert target.active_magnitudes().tolist() == pytest.approx(expected)
 
 
 def test_dsl_variant_probe_batches_trains_the_probing_step_on_k_batches(small_data, tmp_path, monkeypatch):
