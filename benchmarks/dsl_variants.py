@@ -303,7 +303,8 @@ class GrownSteps:
     """Per-slot birth steps of one sparse table's values under Adam, and the rewrite of grown entries'
     steps after each optimizer step: Adam's bias correction for the entry's own age (``boost=None``,
     ``fresh-adam``), or the step Adam took times ``boost`` for entries grown at most ``window`` steps
-    ago (``grown-boost``)."""
+    ago (``grown-boost``; none at ``boost=1``). Birth steps are not saved in checkpoints: a resumed run
+    counts every entry as old."""
 
     def __init__(
         self, table: SparseEmbedding, optimizer: torch.optim.Optimizer, boost: float | None, window: float
@@ -325,6 +326,8 @@ class GrownSteps:
 
     @torch.no_grad()
     def rewrite(self) -> None:
+        if self.boost == 1:
+            return  # grown-grace: the engine's steps, to the last bit
         age = self.steps() - self.born
         young = ((self.born > 0) & (age <= self.window)).nonzero().squeeze(1)
         if not young.numel():
@@ -353,7 +356,7 @@ def use_grown_steps(boost: float | None = None, grace: bool = False) -> None:
 
     def attach_and_count(dsl: DynamicSparseLearning, optimizer) -> DynamicSparseLearning:
         if dsl.optimizer_state != "reset" or not isinstance(optimizer, torch.optim.Adam):
-            raise SystemExit("fresh-adam and grown-boost need --optimizer-state reset and Adam")
+            raise SystemExit("fresh-adam, grown-boost and grown-grace need --optimizer-state reset and Adam")
         attach(dsl, optimizer)
         window = math.inf if boost is None else dsl.update_interval
         for target in dsl.targets:
