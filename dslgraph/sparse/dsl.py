@@ -574,7 +574,8 @@ class DynamicSparseLearning:
         self.chunk_rows = chunk_rows
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer: torch.optim.Optimizer | None = None
-        self._mask_hook = None
+        self._mask_hook = self._start_hook = None
+        self._step_started = False
         self._steps_unseen = 0  # steps of the attached optimizer since the last step()
         self._steps_since_update = 0  # and since the last update
         self._found_inf = None  # a GradScaler's word to a fused optimizer on its last step (see step())
@@ -757,8 +758,7 @@ class DynamicSparseLearning:
         self._check_removed()
         self._check_held(optimizer)
         self.optimizer = optimizer
-        if self._mask_hook is not None:
-            self._mask_hook.remove()
+        self._unhook_optimizer()
         self._hook_optimizer()
         self._steps_unseen = self._steps_since_update = 0
         self._found_inf = None
@@ -793,10 +793,36 @@ class DynamicSparseLearning:
         # masked weights are zeroed after every optimizer step, whether dsl.step() comes next,
         # comes first, or is forgotten: a dense gradient would otherwise make them active
         self._mask_hook = self.optimizer.register_step_post_hook(lambda *_: self._optimizer_stepped())
+        # a subclass's step that calls super().step() runs the hooks twice where torch has wrapped the
+        # parent's step too (for an instance of the parent made earlier): that step is counted once
+        self._step_started = False
+        self._start_hook = self.optimizer.register_step_pre_hook(lambda *_: self._optimizer_stepping())
+
+    def _unhook_optimizer(self) -> None:
+        for hook in (self._mask_hook, getattr(self, "_start_hook", None)):  # none in an older pickle
+            if hook is not None:
+                hook.remove()
+        self._mask_hook = self._start_hook = None
+
+    def _optimizer_stepping(self) -> None:
+        self._step_started = True
 
     def _optimizer_stepped(self) -> None:
         self._apply_masks()
+        if not self._step_started:  # the outer hooks of a step counted at its inner ones
+            return
+        self._step_started = False
         self._steps_unseen += 1
+        if self._steps_unseen == 2:
+            # dsl.step() once an epoch, or never: iterations are counted in dsl.step() calls, so the
+            # masks were updated less often than update_interval asks, or never, silently
+            warnings.warn(
+                "the optimizer attached to DSL stepped twice without a dsl.step() between: call dsl.step() "
+                "after every optimizer.step() (not once an epoch), since DSL counts its iterations "
+                "(update_interval, total_steps) in dsl.step() calls and updates the masks less often, or "
+                "never, otherwise",
+                stacklevel=4,
+            )
         self._steps_since_update += 1
         # a GradScaler calls the step of an optimizer that scales for itself (torch's fused Adam, as
         # make_adam builds it) even where it skips it, and tells it in found_inf, which it then deletes
@@ -831,9 +857,7 @@ class DynamicSparseLearning:
         optimizer step."""
         self._removed = True
         self._set_probe()
-        if self._mask_hook is not None:
-            self._mask_hook.remove()
-            self._mask_hook = None
+        self._unhook_optimizer()
         self.optimizer = None
 
     def _check_removed(self) -> None:
@@ -885,7 +909,8 @@ class DynamicSparseLearning:
                     f"DSL skipped its update at iteration {self.iteration}: the attached optimizer did not "
                     "step since the last dsl.step() (a GradScaler skips the steps whose gradients are inf or "
                     "NaN); the masks are kept until the next update. Call dsl.step() once after each "
-                    "optimizer.step(): not after each backward pass of an accumulated gradient, nor twice",
+                    "optimizer.step(): not after each backward pass of an accumulated gradient, nor twice; "
+                    "and dsl.attach() an optimizer created later (a new phase), whose steps DSL does not see",
                     stacklevel=2,
                 )
         self._set_probe()
@@ -1100,7 +1125,7 @@ class DynamicSparseLearning:
 
     def __getstate__(self) -> dict:
         # the handle of a hook an optimizer does not pickle (torch's keep no hooks)
-        return {**self.__dict__, "_mask_hook": None}
+        return {**self.__dict__, "_mask_hook": None, "_start_hook": None}
 
     def __setstate__(self, state: dict) -> None:
         """Unpickles (``copy.deepcopy``, ``torch.load``) with its hooks in place: a copy of an optimizer

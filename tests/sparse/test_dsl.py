@@ -1113,10 +1113,52 @@ def _order_run(small_data, backend, order, steps=6, zero_grad="start"):
 def test_masked_weights_stay_zero_whatever_the_call_order(small_data, order):
     """A masked table's dense gradient reaches inactive weights: the re-mask runs after every
     optimizer step, not only in dsl.step() (before, both orders trained the whole table)."""
-    model, dsl, _ = _order_run(small_data, "masked", order)
+    if order == "forgotten":
+        with pytest.warns(UserWarning, match="stepped twice without a dsl.step"):
+            model, dsl, _ = _order_run(small_data, "masked", order)
+    else:
+        model, dsl, _ = _order_run(small_data, "masked", order)
     weight = model.embedding.weight
     assert int((weight != 0).sum()) <= dsl.active_counts()["embedding"]
     assert not weight[~model.embedding.weight_mask].any()
+
+
+def test_dsl_stepped_once_an_epoch_warns_that_it_counts_its_own_steps():
+    """dsl.step() once an epoch, after many optimizer steps, counted one iteration per epoch: the masks
+    were updated far less often than update_interval asks (here never), without a word."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=40, update_interval=10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    with pytest.warns(UserWarning, match="stepped twice without a dsl.step.*not once an epoch"):
+        for _ in range(4):  # epochs of 10 batches
+            for _ in range(10):
+                optimizer.zero_grad()
+                model(torch.randint(50, (16,))).pow(2).mean().backward()
+                optimizer.step()
+            dsl.step()
+    assert dsl.iteration == 4 and not dsl.updates
+
+
+class _Subclassed(torch.optim.SGD):
+    """An optimizer of one's own whose step calls its parent's."""
+
+    def step(self, closure=None):
+        return super().step(closure)
+
+
+def test_a_subclassed_optimizer_step_counts_once():
+    """torch runs the step hooks of both the subclass's step and the parent's it calls, once it has
+    wrapped the parent's (an instance of it made before): one step, not two."""
+    torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1)  # wraps SGD.step with its hooks
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=6, update_interval=2, backend="masked")
+    optimizer = _Subclassed(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    assert _warned_in_custom_steps(model, dsl, optimizer, 6) == ""
+    assert len(dsl.updates) == 3
 
 
 def test_grown_entries_start_at_zero_when_dsl_steps_before_the_optimizer(small_data):
@@ -1194,6 +1236,22 @@ def test_an_optimizer_that_was_not_attached_is_masked_after_and_named():
         warnings.simplefilter("error")
         for _ in _custom_steps(model, dsl, second, 3):
             pass
+
+
+def test_an_optimizer_not_attached_mid_interval_is_named_at_the_skipped_update():
+    """A second optimizer created between two updates (the first one had stepped since the last): the
+    first warning, that the update was skipped, spoke of a GradScaler and of calling dsl.step() once,
+    not of the optimizer left unattached."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4, backend="masked")
+    dsl.attach(torch.optim.Adam(model.parameters(), lr=0.01))
+    for _ in _custom_steps(model, dsl, dsl.optimizer, 2):
+        pass
+    second = torch.optim.Adam(model.parameters(), lr=0.01)
+    warned = _warned_in_custom_steps(model, dsl, second, 2)
+    assert "skipped its update at iteration 4" in warned
+    assert "dsl.attach() an optimizer created later" in warned
 
 
 def test_dsl_stepped_after_each_backward_of_an_accumulated_gradient_says_how_to_call_it():
