@@ -1671,6 +1671,13 @@ def test_a_model_argument_flag_is_answered_for_the_model_of_the_config_file_scri
     with pytest.raises(SystemExit):
         main(["train", "--resume", "--gamma", "1e-4", "--dropout", "0.1"], {"model": "ultragcn"}, out)
     assert neumf in capsys.readouterr().err
+    # the run resumed is its last.pt: with only best.pt left (a run stopped in its first evaluation) there is
+    # none, so no model to answer for, as without a run at all (a fresh run there would train the default)
+    (Path(out) / "last.pt").unlink()
+    with pytest.raises(SystemExit):
+        main(["train", "--output", out, "--resume", "--gamma", "1e-4", "--dropout", "0.1"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --gamma 1e-4 --dropout 0.1" in err and "model arguments go in" not in err
 
 
 def test_every_kind_of_mistake_on_one_command_line_gets_its_own_hint(capsys):

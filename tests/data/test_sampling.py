@@ -295,6 +295,18 @@ def test_user_batches_reshuffle_every_user_once_per_epoch():
     assert not torch.equal(epochs[0], users) and not torch.equal(epochs[0], epochs[1])
 
 
+def test_user_batches_are_decided_by_the_generator_state_alone():
+    """As for BPRBatches: a resumed CDAE or MultVAE run restores only the generator's state, so the shuffle
+    must not read torch's global random state."""
+    epochs = []
+    for global_seed in (1, 2):
+        with torch.random.fork_rng():
+            torch.manual_seed(global_seed)
+            batches = UserBatches(torch.arange(30), batch_size=7, generator=torch.Generator().manual_seed(0))
+            epochs.append(torch.cat([batch for (batch,) in batches]))
+    assert torch.equal(*epochs)
+
+
 @pytest.mark.parametrize("max_rounds", [100, 0])  # redrawn, or drawn directly among the user's other items
 def test_int32_ids_are_keyed_without_overflow(max_rounds):
     # user 30,000 * 100,000 items wrapped past 2**31 in int32: looked up with int64 ids, its positives were

@@ -155,6 +155,9 @@ def test_multiple_ks_in_one_pass_equal_single_k_runs(split, device):
     for k in (3, 10, 20):
         separate.update(evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, train, ks=(k,), device=device))
     assert together == pytest.approx(separate, abs=1e-12)
+    # a cut-off given twice is one cut-off (each entry of ks added its users' values to the same sums)
+    twice = evaluate_ranking(score_fn, NUM_USERS, NUM_ITEMS, test, train, ks=(20, 3, 10, 3), device=device)
+    assert twice == together
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -191,6 +194,20 @@ def test_from_data_excludes_seen_splits(split):
     assert RankingEvaluator.from_data(data, "validation", ks=(10,))(score_fn) == on_val
     with pytest.raises(ValueError, match=r"split must be 'test' or 'val' \(also 'validation'\), got 'train'"):
         RankingEvaluator.from_data(data, "train")
+
+
+def test_from_data_leaves_out_every_seen_pair_however_high_it_is_scored(split):
+    """Scores of 1e6 on every pair the split has seen (training; for the test split validation too) change
+    nothing: each of them is excluded. Comparing with ``evaluate_ranking`` on random scores missed one seen
+    pair left in, which rarely reaches a top 10."""
+    train, val, test, user_emb, item_emb = split
+    data = make_interaction_data(NUM_USERS, NUM_ITEMS, train, test, val)
+    base = dot_scores(user_emb, item_emb, "cpu")
+    for name, seen in (("test", torch.cat([train, val], dim=1)), ("val", train)):
+        boost = torch.zeros(NUM_USERS, NUM_ITEMS)
+        boost[seen[0], seen[1]] = 1e6
+        evaluator = RankingEvaluator.from_data(data, name, ks=(10, NUM_ITEMS))
+        assert evaluator(lambda users, boost=boost: base(users) + boost[users]) == evaluator(base), name
 
 
 def test_metric_subset_and_progress(split, capsys):
@@ -375,6 +392,19 @@ def test_capped_recall_divides_by_k_when_a_user_has_more_targets():
     # User 0: top-2 = items 0, 1, both targets; user 1: top-2 = items 0, 5, one of its two targets.
     assert result["capped_recall@2"] == pytest.approx((2 / 2 + 1 / 2) / 2)
     assert result["recall@2"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_a_k_past_the_items_left_to_rank_still_divides_precision_by_k():
+    """K may exceed the items a user has left once its seen ones are excluded: the top K then ends in
+    excluded items, which are never hits, and precision@K stays hits / K (PyG's definition)."""
+    # user 0 has seen items 0-2 (scored highest) and has one target, item 3: its ranking is 4, 3, then -inf
+    target, exclude = torch.tensor([[0], [3]]), torch.tensor([[0, 0, 0], [0, 1, 2]])
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.1, 0.9]])
+    result = RankingEvaluator(1, 5, target, exclude, ks=(4, 5))(lambda users: scores.clone())
+    g2 = 1 / math.log2(3)
+    for k in (4, 5):
+        expected = {"recall": 1.0, "ndcg": g2, "precision": 1 / k, "hr": 1.0, "capped_recall": 1.0}
+        assert {m: result[f"{m}@{k}"] for m in METRICS} == pytest.approx(expected, abs=1e-12), k
 
 
 def test_every_metric_of_a_ranking_worked_out_by_hand():

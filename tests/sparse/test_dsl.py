@@ -183,6 +183,19 @@ def test_update_fraction_refuses_fractions_the_controller_refuses(rho0, rho_min)
         DynamicSparseLearning(LightGCN(3, 4), 0.5, total_steps=100, rho0=rho0, rho_min=rho_min)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+def test_rho_min_equal_to_rho0_holds_the_fraction_constant(schedule):
+    """0 <= rho_min <= rho0 <= 1 allows the two to be equal: every schedule is then flat at rho0, which a
+    strict check (rho_min < rho0) would refuse in both update_fraction and the controller."""
+    assert [update_fraction(schedule, t, 100, 0.3, 0.3) for t in (0, 37, 100, 150)] == pytest.approx(
+        [0.3] * 4
+    )
+    dsl = DynamicSparseLearning(
+        LightGCN(3, 4), 0.5, total_steps=100, schedule=schedule, rho0=0.3, rho_min=0.3
+    )
+    assert dsl.update_fraction() == pytest.approx(0.3)
+
+
 def test_each_update_moves_ceil_of_rho_t_times_nnz_with_t_end_as_the_horizon():
     """Each update's ρ_t is the cosine's at its iteration t with T = t_end (not total_steps, not t counted
     in updates), and it moves ⌈ρ_t · nnz⌉ entries: nnz = 100, and no ρ_t · nnz here is a whole number."""
@@ -468,6 +481,11 @@ def test_bad_settings_fail_clearly():
     for t_end in (0, 11):
         with pytest.raises(ValueError, match=rf"t_end must be in \(0, total_steps=10\], got {t_end}"):
             DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, t_end=t_end)
+    # the closed end of (0, total_steps] is taken: updates then run to the last step, as without t_end
+    dsl = DynamicSparseLearning(
+        LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, update_interval=5, t_end=10
+    )
+    assert dsl.horizon == 10 and dsl.is_update_step(10)
     with pytest.raises(ValueError, match="chunk_rows must be >= 1, got 0"):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, chunk_rows=0)
     with pytest.raises(ValueError, match="matches no parameter"):
@@ -892,6 +910,16 @@ def test_erk_at_full_density_keeps_every_entry():
         model, 0.0, total_steps=10, targets=["a", "b", "c"], distribution="erk", backend="masked"
     )
     assert dsl.active_counts() == {"a": 250, "b": 11, "c": 25}
+
+
+def test_erk_at_full_density_keeps_every_entry_where_rounding_takes_every_budget_past_one():
+    """At density 1 each ERK budget is 1 up to rounding; for these tables the rounding takes each past 1 in
+    turn, so all are capped and none is left to share the budget (the branch that returns density 1 for
+    every tensor). _Params above reaches it too, but there 0.999 of each tensor rounds back to all of it."""
+    model = nn.Module()
+    model.users, model.items = nn.Parameter(torch.randn(50, 64)), nn.Parameter(torch.randn(118, 64))
+    dsl = DynamicSparseLearning(model, 0.0, total_steps=10, targets=["users", "items"], distribution="erk")
+    assert dsl.active_counts() == {"users": 50 * 64, "items": 118 * 64}
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])
@@ -2244,6 +2272,19 @@ def test_random_growth_is_uniform_over_the_free_positions(num_excluded):
     free = counts[num_excluded:]
     expected = 2000 / free.numel()
     assert free.sum() == 2000 and (free - expected).abs().max() < 0.2 * expected
+
+
+@pytest.mark.parametrize("num_excluded", [100, 500])  # by rejection, and by permuting the free positions
+def test_random_growth_is_drawn_from_the_controller_s_generator_alone(num_excluded):
+    """A seeded run grows the same entries whatever else used torch's global random state: past half the
+    tensor (density above 1/2) the permutation of the free positions must come from the generator too."""
+    excluded = torch.arange(0, 2 * num_excluded, 2)
+    draws = []
+    for global_seed in (0, 1):
+        with torch.random.fork_rng():
+            torch.manual_seed(global_seed)
+            draws.append(_random_excluding(1000, excluded, 300, torch.Generator().manual_seed(5)))
+    assert torch.equal(*draws)
 
 
 def test_random_growth_of_more_positions_than_are_free_fails_clearly():
