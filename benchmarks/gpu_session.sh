@@ -27,8 +27,8 @@
 #              the static-mask ablation at 80%, each from the LONG_MASK mask (the 16th session ran "long":
 #              dense 0.1835, DSL 50% 0.966x, DSL 80% 0.856x at epoch 1,072; docs/results.md §2);
 #   l2         `long` again with a stronger L2 (L2, default 1e-3, for every run): dense, DSL 50% and DSL 80% from
-#              the LONG_MASK mask, side by side at equal epochs (34th session, CPU, three seeds each: at 1e-3
-#              DSL 50% reached 0.997x dense on LastFM and 1.001x on MovieLens-100K, against 0.980x / 0.988x
+#              the LONG_MASK mask, side by side at equal epochs (34th session, CPU, five seeds each: at 1e-3
+#              DSL 50% reached 0.993x dense on LastFM and 0.998x on MovieLens-100K, against 0.980x / 0.988x
 #              at the authors' 1e-4; docs/results.md §2, "A stronger L2");
 #   degree     DSL at 80% and 90% from a random and from the degree mask (--mask-init degree), side by side and
 #              at equal epochs with the recipe of `long` (on CPU, 30 epochs: 0.1264 from the degree mask at 80%

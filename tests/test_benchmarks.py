@@ -872,6 +872,64 @@ def test_cost_table_reads_runs_given_by_a_relative_runs_folder(tmp_path, monkeyp
         assert [(row["model"], row["run"]) for row in csv.DictReader(f)] == [("lightgcn", "lastfm")]
 
 
+def test_plot_setting_averages_each_curves_runs_at_each_value_of_the_setting(tmp_path, caplog):
+    """Two seeds at L2 1e-3 and one at 1e-4 make two points of the curve (mean, lowest, highest, count), in
+    the setting's order; a run of another sparsity in the same curve is named in a warning."""
+    plot_setting = load("plot_setting")
+    runs = [
+        write_run(tmp_path / "a", [(10, 5.0, 0.20)], reg_weight=1e-3, seed=1, epochs=20),
+        write_run(tmp_path / "b", [(10, 5.0, 0.26)], reg_weight=1e-3, seed=2, epochs=20),
+        # a setting that only a newer run records is no difference
+        write_run(tmp_path / "c", [(10, 5.0, 0.15), (20, 9.0, 0.25)], reg_weight=1e-4, seed=1, compile=False),
+    ]
+    rows = plot_setting.curve_rows("dense", runs, "reg_weight", "test", "recall@20")
+    assert rows == [
+        {"curve": "dense", "reg_weight": 1e-4, "runs": 1, **dict.fromkeys(STATS, 0.25)},
+        {"curve": "dense", "reg_weight": 1e-3, "runs": 2}
+        | dict(zip(STATS, [pytest.approx(0.23), 0.20, 0.26])),
+    ]
+    assert not caplog.records
+    odd = write_run(tmp_path / "d", [(10, 5.0, 0.1)], reg_weight=1e-3, sparsity=0.5, epochs=20)
+    with caplog.at_level("WARNING"):
+        plot_setting.curve_rows("mixed", [*runs, odd], "reg_weight", "test", "recall@20")
+    assert "curve 'mixed': its runs differ in sparsity, not only in reg_weight" in caplog.text
+
+
+STATS = ("mean_test_recall@20", "min_test_recall@20", "max_test_recall@20")
+
+
+def test_plot_setting_writes_table_and_plot_and_names_what_it_cannot_read(tmp_path, monkeypatch, capsys):
+    plot_setting = load("plot_setting")
+    a = write_run(tmp_path / "a", [(10, 5.0, 0.2)], reg_weight=1e-3)
+    b = write_run(tmp_path / "b", [(10, 5.0, 0.1)], reg_weight=1e-4, sparsity=0.5)
+    out = tmp_path / "plots" / "recall_vs_l2"
+    argv = ["plot_setting.py", "--setting", "reg_weight", "--log-x", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--curve", "dense", str(a), "--curve", "DSL 50%", str(b)])
+    plot_setting.main()
+    assert out.with_suffix(".csv").read_text().splitlines() == [
+        "curve,reg_weight,runs,mean_test_recall@20,min_test_recall@20,max_test_recall@20",
+        "dense,0.001,1,0.2,0.2,0.2",
+        "DSL 50%,0.0001,1,0.1,0.1,0.1",
+    ]
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    said = refusal(
+        plot_setting.main, monkeypatch, capsys, [*argv, "--curve", "x", str(a), "--curve", "x", str(b)]
+    )
+    assert "the curve name 'x' is given twice" in said
+    said = refusal(plot_setting.main, monkeypatch, capsys, [*argv, "--curve", "x"])
+    assert "--curve x names no run folder" in said
+    said = refusal(plot_setting.main, monkeypatch, capsys, [*argv, "--curve", "x", str(tmp_path)])
+    assert f"{tmp_path}: not a run folder (no metrics.json)" in said
+    said = refusal(
+        plot_setting.main, monkeypatch, capsys, [*argv[:2], "lr_typo", *argv[3:], "--curve", "x", str(a)]
+    )
+    assert "records no setting 'lr_typo'" in said
+    said = refusal(
+        plot_setting.main, monkeypatch, capsys, [*argv, "--split", "validation", "--curve", "x", str(a)]
+    )
+    assert "holds no validation recall@20" in said
+
+
 def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
     write_run(tmp_path / "a", [(10, 5.0, 0.15), (20, 10.0, 0.17)])
     write_run(tmp_path / "b", [(10, 4.0, 0.12)])
