@@ -72,6 +72,11 @@ def plot(rows: list[dict], split: str, metric: str, references: list[tuple[str, 
         ax.axhline(value, linestyle=style, linewidth=1, color="grey", label=f"{name} {value:g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{split} {metric}")
+    finish(fig, ax, path)
+
+
+def finish(fig, ax, path: Path) -> None:
+    """Grid, legend and layout, then ``fig`` written to ``path`` (write then rename) and closed."""
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -25,8 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, save_figure, write_csv  # noqa: E402
-from plot_history import outputs  # noqa: E402
+from common import check_output, write_csv  # noqa: E402
+from plot_history import finish, outputs  # noqa: E402
 from summary import read_summary  # noqa: E402
 
 log = logging.getLogger("plot_setting")
@@ -89,11 +89,7 @@ def plot(rows: list[dict], setting: str, key: str, log_x: bool, path: Path) -> N
         ax.set_xscale("log")
     ax.set_xlabel(setting)
     ax.set_ylabel(key.replace("_", " ", 1))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    finish(fig, ax, path)
 
 
 def main() -> None:
