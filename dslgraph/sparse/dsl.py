@@ -883,6 +883,8 @@ class DynamicSparseLearning:
         # controller, silently, while the sparse ones never train
         self._check_optimizer()
         self.iteration += 1
+        if self.iteration == 1:
+            self._check_not_resumed()
         if self.iteration == self.total_steps + 1 and self.t_end is None:
             # total_steps given as epochs, or as the batches of one epoch, stopped every update after it
             warnings.warn(
@@ -914,6 +916,21 @@ class DynamicSparseLearning:
                     stacklevel=2,
                 )
         self._set_probe()
+
+    def _check_not_resumed(self) -> None:
+        """Warns where the attached optimizer had stepped before it was attached, at this controller's first
+        step: a resume that loaded the optimizer's state but not the controller's restarts ρ_t and the
+        update times from iteration 0, silently."""
+        stepped = max(
+            (int(state["step"]) for state in self.optimizer.state.values() if "step" in state), default=0
+        )
+        if stepped > self._steps_unseen:  # the steps since attach() (more than one: warned of already)
+            warnings.warn(
+                f"DSL's first step, with the attached optimizer at step {stepped}: a resumed run needs the "
+                "controller's state too (dsl.load_state_dict(state) with what dsl.state_dict() saved), or "
+                "DSL restarts its schedule (ρ_t, update times) from iteration 0",
+                stacklevel=3,
+            )
 
     def _check_optimizer_stepped(self) -> None:
         if not self._steps_since_update:

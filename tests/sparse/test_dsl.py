@@ -1169,6 +1169,30 @@ def test_dsl_stepped_once_an_epoch_warns_that_it_counts_its_own_steps():
     assert dsl.iteration == 4 and not dsl.updates
 
 
+def test_a_resume_that_loads_the_optimizer_but_not_the_controller_warns():
+    """The optimizer's state was loaded, the controller's was not: DSL restarted ρ_t and its update times
+    from iteration 0 without a word. Loaded too, and in a fresh run, it says nothing."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    assert _warned_in_custom_steps(model, dsl, optimizer, 6) == ""
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict(), dsl.state_dict()))
+    for load_controller in (False, True):
+        torch.manual_seed(0)
+        model = _Custom()
+        dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+        model.load_state_dict(saved[0])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        optimizer.load_state_dict(saved[1])
+        dsl.attach(optimizer)
+        if load_controller:
+            dsl.load_state_dict(saved[2])
+        warned = _warned_in_custom_steps(model, dsl, optimizer, 2)
+        assert ("attached optimizer at step 7" in warned) != load_controller, warned
+
+
 class _Subclassed(torch.optim.SGD):
     """An optimizer of one's own whose step calls its parent's."""
 
