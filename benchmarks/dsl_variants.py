@@ -303,7 +303,7 @@ class GrownSteps:
     """Per-slot birth steps of one sparse table's values under Adam, and the rewrite of grown entries'
     steps after each optimizer step: Adam's bias correction for the entry's own age (``boost=None``,
     ``fresh-adam``), or the step Adam took times ``boost`` for entries grown at most ``window`` steps
-    ago (``grown-boost``; none at ``boost=1``). Birth steps are not saved in checkpoints: a resumed run
+    ago (``grown-boost``; no rewrite at ``boost=1``). Birth steps are not saved in checkpoints: a resumed run
     counts every entry as old."""
 
     def __init__(
@@ -312,8 +312,9 @@ class GrownSteps:
         self.table, self.optimizer, self.boost, self.window = table, optimizer, boost, window
         self.born = torch.zeros(table.values.numel(), dtype=torch.long, device=table.values.device)
         self.before: torch.Tensor | None = None
-        optimizer.register_step_pre_hook(lambda *_: self.remember())
-        optimizer.register_step_post_hook(lambda *_: self.rewrite())
+        if boost != 1:  # grown-grace takes the engine's steps, to the last bit: nothing to rewrite
+            optimizer.register_step_pre_hook(lambda *_: self.remember())
+            optimizer.register_step_post_hook(lambda *_: self.rewrite())
 
     def steps(self) -> int:
         return int(self.optimizer.state.get(self.table.values, {}).get("step", 0))
@@ -324,12 +325,13 @@ class GrownSteps:
     def restarted(self, slots: torch.Tensor) -> None:
         self.born[slots] = self.steps()
 
+    def young(self) -> torch.Tensor:
+        """Which slots hold an entry grown at most ``window`` steps ago."""
+        return (self.born > 0) & (self.steps() - self.born <= self.window)
+
     @torch.no_grad()
     def rewrite(self) -> None:
-        if self.boost == 1:
-            return  # grown-grace: the engine's steps, to the last bit
-        age = self.steps() - self.born
-        young = ((self.born > 0) & (age <= self.window)).nonzero().squeeze(1)
+        young = self.young().nonzero().squeeze(1)
         if not young.numel():
             return
         values, before = self.table.values, self.before[young]
@@ -341,7 +343,7 @@ class GrownSteps:
             raise SystemExit("fresh-adam rewrites plain Adam steps: no weight_decay, no amsgrad")
         beta1, beta2 = group["betas"]
         state = self.optimizer.state[values]
-        k = age[young].double()
+        k = (self.steps() - self.born[young]).double()
         m, v = state["exp_avg"][young].double(), state["exp_avg_sq"][young].double()
         step = group["lr"] * (m / (1 - beta1**k)) / ((v / (1 - beta2**k)).sqrt() + group["eps"])
         values[young] = (before.double() - step).to(values.dtype)
@@ -369,10 +371,9 @@ def use_grown_steps(boost: float | None = None, grace: bool = False) -> None:
         target.grown_steps.restarted(pruned)
 
     def magnitudes_but_young(target) -> torch.Tensor:
-        grown = target.grown_steps
-        young = (grown.born > 0) & (grown.steps() - grown.born <= grown.window)
         # the largest finite value, not inf: the engine refuses to rank non-finite magnitudes
-        return magnitudes(target).masked_fill(young, torch.finfo(grown.table.values.dtype).max)
+        largest = torch.finfo(target.table.values.dtype).max
+        return magnitudes(target).masked_fill(target.grown_steps.young(), largest)
 
     DynamicSparseLearning.attach = attach_and_count
     engine._TableTarget.replace = replace_and_restart
