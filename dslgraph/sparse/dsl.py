@@ -799,7 +799,7 @@ class DynamicSparseLearning:
         self._start_hook = self.optimizer.register_step_pre_hook(lambda *_: self._optimizer_stepping())
 
     def _unhook_optimizer(self) -> None:
-        for hook in (self._mask_hook, getattr(self, "_start_hook", None)):  # none in an older pickle
+        for hook in (self._mask_hook, self._start_hook):
             if hook is not None:
                 hook.remove()
         self._mask_hook = self._start_hook = None
@@ -1148,7 +1148,8 @@ class DynamicSparseLearning:
         """Unpickles (``copy.deepcopy``, ``torch.load``) with its hooks in place: a copy of an optimizer
         or a parameter leaves them behind, so the copy's optimizer steps would go unseen (and masked
         weights unmasked until ``step()``) and a masked target would record no growth gradient."""
-        self.__dict__.update({"_removed": False, **state})  # a controller pickled before remove() existed
+        # a controller pickled before remove() or the optimizer's step pre-hook existed
+        self.__dict__.update({"_removed": False, "_start_hook": None, "_step_started": False, **state})
         if self.optimizer is not None:
             self._hook_optimizer()
         self._set_probe()

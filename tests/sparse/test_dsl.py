@@ -3042,6 +3042,21 @@ def test_a_controller_pickled_before_remove_existed_still_trains(monkeypatch):
     assert len(dsl.updates) == 1
 
 
+def test_an_unattached_controller_pickled_before_the_step_pre_hook_existed_attaches_and_trains(monkeypatch):
+    # its state holds neither the pre-hook's handle nor its flag, and no optimizer to hook at unpickling
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=10, update_interval=2)
+    state = {k: v for k, v in dsl.__getstate__().items() if k not in ("_start_hook", "_step_started")}
+    monkeypatch.setattr(DynamicSparseLearning, "__getstate__", lambda self: state)
+    model, dsl = copy.deepcopy((model, dsl))
+    monkeypatch.undo()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    for _ in _custom_steps(model, dsl, optimizer, 2):
+        pass
+    assert len(dsl.updates) == 1
+
+
 def _sparse_and_masked(backend="sparse"):
     """A _Custom model of ``backend`` and a masked one of the same sparsity."""
     torch.manual_seed(0)
