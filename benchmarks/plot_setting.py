@@ -31,8 +31,9 @@ from summary import read_summary  # noqa: E402
 
 log = logging.getLogger("plot_setting")
 
-#: Settings that may differ between the runs of one curve without a warning.
-VARYING = ("seed", "split_seed", "threads", "device")
+#: Settings that may differ between the runs of one curve without a warning: none changes what is trained
+#: but the seed (which the curve's runs are meant to vary) and where the dataset's files lie.
+VARYING = ("seed", "split_seed", "threads", "device", "progress", "root")
 
 
 def run_point(folder: Path, setting: str, split: str, metric: str) -> tuple[object, float, dict]:
@@ -50,13 +51,19 @@ def run_point(folder: Path, setting: str, split: str, metric: str) -> tuple[obje
     return settings[setting], value, settings
 
 
-def curve_rows(name: str, folders: list[Path], setting: str, split: str, metric: str) -> list[dict]:
-    points = [run_point(folder, setting, split, metric) for folder in folders]
+def warn_differing(what: str, points: list[tuple[object, float, dict]], setting: str) -> None:
+    """Logs a warning naming the settings besides ``setting`` and :data:`VARYING` in which the runs of
+    ``points`` (from :func:`run_point`) differ."""
     # a setting some runs do not record (one dslgraph added after they were made) is not compared
     keys = set.intersection(*(set(settings) for _, _, settings in points)) - {setting, *VARYING}
     differing = [key for key in sorted(keys) if len({repr(s[key]) for _, _, s in points}) > 1]
     if differing:
-        log.warning("curve %r: its runs differ in %s, not only in %s", name, ", ".join(differing), setting)
+        log.warning("%s: its runs differ in %s, not only in %s", what, ", ".join(differing), setting)
+
+
+def curve_rows(name: str, folders: list[Path], setting: str, split: str, metric: str) -> list[dict]:
+    points = [run_point(folder, setting, split, metric) for folder in folders]
+    warn_differing(f"curve {name!r}", points, setting)
     by_value: dict[object, list[float]] = {}
     for value, result, _ in points:
         by_value.setdefault(value, []).append(result)

@@ -898,6 +898,70 @@ def test_plot_setting_averages_each_curves_runs_at_each_value_of_the_setting(tmp
 STATS = ("mean_test_recall@20", "min_test_recall@20", "max_test_recall@20")
 
 
+def test_paired_seeds_pairs_runs_by_seed_and_gives_the_interval_of_the_mean_difference(tmp_path):
+    """Differences +0.01, -0.03, -0.01 (seeds out of order in the folders' list): mean -0.01, sd 0.02, and
+    the 95% interval -0.01 +- t(0.975, 2) * 0.02 / sqrt(3), t = 4.303 from the table."""
+    paired = load("paired_seeds")
+    dense = [
+        write_run(tmp_path / f"d{s}", [(10, 5.0, r)], seed=s) for s, r in ((1, 0.20), (2, 0.30), (3, 0.25))
+    ]
+    sparse = [
+        write_run(tmp_path / f"s{s}", [(10, 5.0, r)], seed=s, sparsity=0.5)
+        for s, r in ((3, 0.24), (1, 0.21), (2, 0.27))
+    ]
+    names = ("dense", "DSL 50%")
+    rows = paired.paired_rows(
+        paired.group_results("dense", dense, "test", "recall@20"),
+        paired.group_results("DSL 50%", sparse, "test", "recall@20"),
+        names,
+    )
+    assert [(row["seed"], row["dense"], row["DSL 50%"]) for row in rows] == [
+        ("1", 0.20, 0.21),
+        ("2", 0.30, 0.27),
+        ("3", 0.25, 0.24),
+    ]
+    result = paired.summary(rows, names)
+    half = 4.302653 * 0.02 / 3**0.5
+    assert result["mean_difference"] == pytest.approx(-0.01)
+    assert result["difference_sd"] == pytest.approx(0.02)
+    assert result["interval"] == pytest.approx((-0.01 - half, -0.01 + half))
+    assert result["ratio"] == pytest.approx(0.24 / 0.25)
+    assert (result["above"], result["level"], result["below"]) == (1, 0, 2)
+    assert "the interval holds 0" in paired.describe(result, names, "test recall@20")
+    # the same differences all shifted below 0 by 0.05: the interval lies below 0
+    low = paired.summary([row | {"difference": row["difference"] - 0.05} for row in rows], names)
+    assert "DSL 50% is below dense: the interval lies below 0" in paired.describe(low, names, "recall@20")
+
+
+def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, monkeypatch, capsys):
+    paired = load("paired_seeds")
+    a = [write_run(tmp_path / f"a{s}", [(10, 5.0, 0.2 + s / 100)], seed=s) for s in (1, 2)]
+    b = [write_run(tmp_path / f"b{s}", [(10, 5.0, 0.2)], seed=s, sparsity=0.5) for s in (1, 2)]
+    out = tmp_path / "paired"
+    argv = ["paired_seeds.py", "--out", str(out), "--runs", "dense", *map(str, a)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--runs", "sparse", *map(str, b)])
+    paired.main()
+    assert out.with_suffix(".csv").read_text().splitlines()[0] == "seed,dense,sparse,difference"
+    table = out.with_suffix(".md").read_text()
+    assert "| 2 | 0.2200 | 0.2000 | -0.0200 |" in table
+    assert "2 seeds, test recall@20: dense mean 0.2150, sparse mean 0.2000 (0.930x)" in table
+    reading = "The seeds do not tell sparse from dense: the interval holds 0.\n"
+    assert table.endswith(f"above / level / below on 0 / 0 / 2 seeds. {reading}")
+    said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", str(b[0])])
+    assert "group 'sparse' has no run of seed 2: pair every run" in said
+    twice = write_run(tmp_path / "b1-again", [(10, 5.0, 0.3)], seed=1, sparsity=0.5)
+    said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", *map(str, b), str(twice)])
+    assert f"{b[0]} and {twice} are both seed 1: keep one of them" in said
+    said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "dense", *map(str, b)])
+    assert "both groups are named 'dense'" in said
+    said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "seed", *map(str, b)])
+    assert "a group named 'seed' would share the table's column of that name" in said
+    said = refusal(paired.main, monkeypatch, capsys, argv)
+    assert "--runs is given 1 times: give it twice" in said
+    said = refusal(paired.main, monkeypatch, capsys, [*argv[:5], str(a[0]), "--runs", "sparse", str(b[0])])
+    assert "one seed only" in said
+
+
 def test_plot_setting_writes_table_and_plot_and_names_what_it_cannot_read(tmp_path, monkeypatch, capsys):
     plot_setting = load("plot_setting")
     a = write_run(tmp_path / "a", [(10, 5.0, 0.2)], reg_weight=1e-3)

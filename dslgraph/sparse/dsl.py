@@ -601,6 +601,14 @@ class DynamicSparseLearning:
         for name in replaced_first:  # all checked before the model changes
             self._check_target(name, selected[name])
         densities = _densities(selected, 1.0 - sparsity, distribution)
+        if distribution == "erk" and sparsity > 0:
+            whole = [name for name, density in densities.items() if density == 1.0]
+            # a 1-D target (a bias) always ends here: its (rows + cols) / numel is 1, far above a matrix's
+            log.info(
+                "ERK densities: %s%s",
+                ", ".join(f"{name} {density:.3f}" for name, density in densities.items()),
+                f"; kept whole, so never pruned nor saving memory: {', '.join(whole)}" if whole else "",
+            )
         self.targets = [self._sparsify(name, selected[name], densities[name]) for name in replaced_first]
         self._keep_masks_on_reset()
         self._set_probe()

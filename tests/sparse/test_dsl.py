@@ -3107,6 +3107,18 @@ def test_erk_budgets_are_rows_plus_columns_over_entries_with_full_tensors_capped
     assert dsl.active_counts() == {"a": 86, "b": 69, "c": 6}
 
 
+def test_erk_logs_its_densities_and_names_the_tensors_it_keeps_whole(caplog):
+    model = nn.Module()
+    model.weight, model.bias = nn.Parameter(torch.randn(10, 40)), nn.Parameter(torch.randn(10))
+    with caplog.at_level("INFO", logger="dslgraph.sparse.dsl"):
+        DynamicSparseLearning(model, 0.8, total_steps=10, targets=["weight", "bias"], distribution="erk")
+    # raw weights 50/400 and 10/10, the budget 0.2 * 410 = 82: scaled by 82 / 60 the bias passes 1 and is
+    # kept whole, and the weight gets the rest, 72 / 400
+    assert "ERK densities: weight 0.180, bias 1.000; kept whole, so never pruned nor saving memory: bias" in (
+        caplog.text
+    )
+
+
 def _entries_by_magnitude(model, dsl, magnitudes):
     """Writes ``magnitudes`` into the active entries of the one target, in increasing position order."""
     target = dsl.targets[0]

@@ -1,0 +1,158 @@
+"""Two groups of ``dslgraph train`` runs compared seed by seed: is DSL at 50% sparsity at least dense?
+
+Each ``--runs NAME FOLDER [FOLDER ...]`` names a group and its runs (output folders holding their
+``metrics.json``); the first group is the reference. Runs are paired by their recorded ``seed`` (and
+``split_seed``, where one is set), which on a dataset split by the seed (MovieLens-100K) also pairs the
+splits. Writes ``OUT.csv`` (one row per seed: both runs' metric and the difference) and ``OUT.md`` (that
+table and the summary: the means, their ratio, the mean difference with its 95% Student-t interval, and
+how many seeds are above, level or below), and prints the summary. The interval is over seeds only: it
+says how far the difference could move with more seeds of the same runs, nothing about other settings.
+
+    python benchmarks/paired_seeds.py --runs dense docs/results/lastfm-l2/dense-reg1e-3* \\
+        --runs "DSL 50%" docs/results/lastfm-l2/s0.5-reg1e-3-seed* --out docs/results/lastfm-l2/paired
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from statistics import mean, stdev
+
+from common import check_output, markdown_table, write_csv, write_text
+from plot_setting import run_point, warn_differing
+from scipy import stats
+
+#: The confidence of the interval on the mean difference.
+CONFIDENCE = 0.95
+
+
+def group_results(name: str, folders: list[Path], split: str, metric: str) -> dict[tuple, tuple[float, Path]]:
+    """``(seed, split_seed)`` → (the run's ``metric`` on ``split``, its folder), for the runs of one group;
+    two runs of one seed stop the script naming both."""
+    points = [run_point(folder, "seed", split, metric) for folder in folders]
+    warn_differing(f"group {name!r}", points, "seed")
+    results: dict[tuple, tuple[float, Path]] = {}
+    for folder, (seed, value, settings) in zip(folders, points):
+        key = (seed, settings.get("split_seed"))
+        if key in results:
+            raise SystemExit(
+                f"group {name!r}: {results[key][1]} and {folder} are both seed {_seed(key)}: keep one of them"
+            )
+        results[key] = (value, folder)
+    return results
+
+
+def _seed(key: tuple) -> str:
+    seed, split_seed = key
+    return str(seed) if split_seed is None else f"{seed} (split seed {split_seed})"
+
+
+def paired_rows(reference: dict, other: dict, names: tuple[str, str]) -> list[dict]:
+    """One row per seed both groups ran; a seed only one group ran stops the script naming it."""
+    for a, b, name in ((reference, other, names[1]), (other, reference, names[0])):
+        missing = [_seed(key) for key in a if key not in b]
+        if missing:
+            raise SystemExit(f"group {name!r} has no run of seed {', '.join(missing)}: pair every run")
+    keys = sorted(reference, key=lambda key: (key[0], -1 if key[1] is None else key[1]))
+    return [
+        {
+            "seed": _seed(key),
+            names[0]: reference[key][0],
+            names[1]: other[key][0],
+            "difference": other[key][0] - reference[key][0],
+        }
+        for key in keys
+    ]
+
+
+def summary(rows: list[dict], names: tuple[str, str]) -> dict:
+    """The means of both groups, their ratio, the mean difference and its Student-t interval over seeds."""
+    n = len(rows)
+    differences = [row["difference"] for row in rows]
+    spread = stdev(differences)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * spread / math.sqrt(n)
+    reference, other = mean(row[names[0]] for row in rows), mean(row[names[1]] for row in rows)
+    return {
+        "seeds": n,
+        "reference_mean": reference,
+        "mean": other,
+        "ratio": other / reference if reference else math.nan,
+        "mean_difference": mean(differences),
+        "difference_sd": spread,
+        "interval": (mean(differences) - half, mean(differences) + half),
+        "above": sum(d > 0 for d in differences),
+        "level": sum(d == 0 for d in differences),
+        "below": sum(d < 0 for d in differences),
+    }
+
+
+def describe(result: dict, names: tuple[str, str], metric: str) -> str:
+    lo, hi = result["interval"]
+    if lo > 0:
+        reading = f"{names[1]} is above {names[0]}: the interval lies above 0"
+    elif hi < 0:
+        reading = f"{names[1]} is below {names[0]}: the interval lies below 0"
+    else:
+        reading = f"the seeds do not tell {names[1]} from {names[0]}: the interval holds 0"
+    return (
+        f"{result['seeds']} seeds, {metric}: {names[0]} mean {result['reference_mean']:.4f}, {names[1]} mean "
+        f"{result['mean']:.4f} ({result['ratio']:.3f}x); {names[1]} - {names[0]} per seed: mean "
+        f"{result['mean_difference']:+.4f}, sd {result['difference_sd']:.4f}, {CONFIDENCE:.0%} interval "
+        f"[{lo:+.4f}, {hi:+.4f}]; above / level / below on {result['above']} / {result['level']} / "
+        f"{result['below']} seeds. {reading[0].upper()}{reading[1:]}.\n"
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar=("NAME", "FOLDER"),
+        help="a group's name and its run folders; twice, the reference first",
+    )
+    parser.add_argument("--metric", default="recall@20")
+    parser.add_argument("--split", default="test", choices=["test", "validation"])
+    parser.add_argument("--out", required=True, help="path without suffix: OUT.csv and OUT.md are written")
+    args = parser.parse_args()
+    if len(args.runs) != 2:
+        parser.error(f"--runs is given {len(args.runs)} times: give it twice, the reference group first")
+    for group in args.runs:
+        if len(group) < 2:
+            parser.error(f"--runs {group[0]} names no run folder: --runs NAME FOLDER [FOLDER ...]")
+    names = (args.runs[0][0], args.runs[1][0])
+    if names[0] == names[1]:
+        parser.error(f"both groups are named {names[0]!r}: name them differently")
+    taken = next((name for name in names if name in ("seed", "difference")), None)
+    if taken is not None:
+        parser.error(f"a group named {taken!r} would share the table's column of that name: rename it")
+    out = Path(args.out)
+    table, text = out.with_name(f"{out.name}.csv"), out.with_name(f"{out.name}.md")
+    check_output(parser, "--out", table)
+    reference, other = (
+        group_results(name, [Path(f) for f in folders], args.split, args.metric)
+        for name, *folders in args.runs
+    )
+    rows = paired_rows(reference, other, names)
+    if len(rows) < 2:
+        raise SystemExit("one seed only: an interval over seeds needs at least two pairs of runs")
+    line = describe(summary(rows, names), names, f"{args.split} {args.metric}")
+    shown = [
+        {key: f"{value:.4f}" if isinstance(value, float) else value for key, value in row.items()}
+        for row in rows
+    ]
+    write_csv(rows, table)
+    write_text(text, markdown_table(shown, list(rows[0])) + "\n" + line)
+    print(line, end="")
+    print(f"wrote {table} and {text}")
+
+
+if __name__ == "__main__":
+    main()
