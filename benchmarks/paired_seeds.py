@@ -3,9 +3,10 @@
 Each ``--runs NAME FOLDER [FOLDER ...]`` names a group and its runs (output folders holding their
 ``metrics.json``); the first group is the reference. Runs are paired by their recorded ``seed`` (and
 ``split_seed``, where one is set), which on a dataset split by the seed (MovieLens-100K) also pairs the
-splits. Writes ``OUT.csv`` (one row per seed: both runs' metric and the difference) and ``OUT.md`` (that
+splits. Writes ``OUT.csv`` (one row per seed: both runs' metric and the difference), ``OUT.md`` (that
 table and the summary: the means, their ratio, the mean difference with its 95% Student-t interval, and
-how many seeds are above, level or below), and prints the summary. The interval is over seeds only: it
+how many seeds are above, level or below) and ``OUT.png`` (the differences, their mean and its interval),
+and prints the summary. The interval is over seeds only: it
 says how far the difference could move with more seeds of the same runs, nothing about other settings.
 
     python benchmarks/paired_seeds.py --runs dense docs/results/lastfm-l2/dense-reg1e-3* \\
@@ -20,9 +21,14 @@ import math
 from pathlib import Path
 from statistics import mean, stdev
 
-from common import check_output, markdown_table, write_csv, write_text
-from plot_setting import run_point, warn_differing
-from scipy import stats
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from common import check_output, markdown_table, write_csv, write_text  # noqa: E402
+from plot_history import finish  # noqa: E402
+from plot_setting import run_point, warn_differing  # noqa: E402
+from scipy import stats  # noqa: E402
 
 #: The confidence of the interval on the mean difference.
 CONFIDENCE = 0.95
@@ -105,6 +111,20 @@ def describe(result: dict, names: tuple[str, str], metric: str) -> str:
     )
 
 
+def plot(rows: list[dict], result: dict, names: tuple[str, str], metric: str, path: Path) -> None:
+    """Each seed's difference as a bar, the mean as a line and its interval as a band, against 0."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    at = range(len(rows))  # positions, labelled with the seeds (matplotlib logs strings of digits it plots)
+    ax.bar(at, [row["difference"] for row in rows], color="tab:blue", alpha=0.7, label="per seed")
+    ax.set_xticks(at, [row["seed"] for row in rows])
+    ax.axhline(result["mean_difference"], color="tab:red", label=f"mean {result['mean_difference']:+.4f}")
+    ax.axhspan(*result["interval"], color="tab:red", alpha=0.15, label=f"{CONFIDENCE:.0%} interval")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("seed")
+    ax.set_ylabel(f"{names[1]} - {names[0]}, {metric}")
+    finish(fig, ax, path)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(
@@ -120,7 +140,9 @@ def main() -> None:
     )
     parser.add_argument("--metric", default="recall@20")
     parser.add_argument("--split", default="test", choices=["test", "validation"])
-    parser.add_argument("--out", required=True, help="path without suffix: OUT.csv and OUT.md are written")
+    parser.add_argument(
+        "--out", required=True, help="path without suffix: OUT.csv, OUT.md and OUT.png are written"
+    )
     args = parser.parse_args()
     if len(args.runs) != 2:
         parser.error(f"--runs is given {len(args.runs)} times: give it twice, the reference group first")
@@ -134,7 +156,7 @@ def main() -> None:
     if taken is not None:
         parser.error(f"a group named {taken!r} would share the table's column of that name: rename it")
     out = Path(args.out)
-    table, text = out.with_name(f"{out.name}.csv"), out.with_name(f"{out.name}.md")
+    table, text, figure = (out.with_name(f"{out.name}.{suffix}") for suffix in ("csv", "md", "png"))
     check_output(parser, "--out", table)
     reference, other = (
         group_results(name, [Path(f) for f in folders], args.split, args.metric)
@@ -143,15 +165,17 @@ def main() -> None:
     rows = paired_rows(reference, other, names)
     if len(rows) < 2:
         raise SystemExit("one seed only: an interval over seeds needs at least two pairs of runs")
-    line = describe(summary(rows, names), names, f"{args.split} {args.metric}")
+    result = summary(rows, names)
+    line = describe(result, names, f"{args.split} {args.metric}")
     shown = [
         {key: f"{value:.4f}" if isinstance(value, float) else value for key, value in row.items()}
         for row in rows
     ]
     write_csv(rows, table)
     write_text(text, markdown_table(shown, list(rows[0])) + "\n" + line)
+    plot(rows, result, names, f"{args.split} {args.metric}", figure)
     print(line, end="")
-    print(f"wrote {table} and {text}")
+    print(f"wrote {table}, {text} and {figure}")
 
 
 if __name__ == "__main__":

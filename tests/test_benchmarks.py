@@ -947,6 +947,7 @@ def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, 
     assert "2 seeds, test recall@20: dense mean 0.2150, sparse mean 0.2000 (0.930x)" in table
     reading = "The seeds do not tell sparse from dense: the interval holds 0.\n"
     assert table.endswith(f"above / level / below on 0 / 0 / 2 seeds. {reading}")
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", str(b[0])])
     assert "group 'sparse' has no run of seed 2: pair every run" in said
     twice = write_run(tmp_path / "b1-again", [(10, 5.0, 0.3)], seed=1, sparsity=0.5)
