@@ -6,11 +6,12 @@ Each ``--runs NAME FOLDER [FOLDER ...]`` names a group and its runs (output fold
 splits. Writes ``OUT.csv`` (one row per seed: both runs' metric and the difference), ``OUT.md`` (that
 table and the summary: the means, their ratio, the mean difference with its 95% Student-t interval, and
 how many seeds are above, level or below) and ``OUT.png`` (the differences, their mean and its interval),
-and prints the summary. The interval is over seeds only: it
-says how far the difference could move with more seeds of the same runs, nothing about other settings.
+and prints the summary. The interval is over seeds only: it says how far the difference could move with
+more seeds of the same runs, nothing about other settings.
 
     python benchmarks/paired_seeds.py --runs dense docs/results/lastfm-l2/dense-reg1e-3* \\
-        --runs "DSL 50%" docs/results/lastfm-l2/s0.5-reg1e-3-seed* --out docs/results/lastfm-l2/paired
+        --runs "DSL 50%" docs/results/lastfm-l2/s0.5-reg1e-3 docs/results/lastfm-l2/s0.5-reg1e-3-seed* \\
+        --out docs/results/lastfm-l2/paired-s0.5
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 from pathlib import Path
 from statistics import mean, stdev
 
@@ -155,8 +157,11 @@ def main() -> None:
     taken = next((name for name in names if name in ("seed", "difference")), None)
     if taken is not None:
         parser.error(f"a group named {taken!r} would share the table's column of that name: rename it")
+    if args.out.endswith(("/", os.sep)) or Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a folder: give a path without suffix (FOLDER/NAME)")
     out = Path(args.out)
-    table, text, figure = (out.with_name(f"{out.name}.{suffix}") for suffix in ("csv", "md", "png"))
+    stem = out.stem if out.suffix in (".csv", ".md", ".png") else out.name  # paired.csv is no paired.csv.csv
+    table, text, figure = (out.with_name(f"{stem}.{suffix}") for suffix in ("csv", "md", "png"))
     check_output(parser, "--out", table)
     reference, other = (
         group_results(name, [Path(f) for f in folders], args.split, args.metric)

@@ -950,6 +950,10 @@ def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, 
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", str(b[0])])
     assert "group 'sparse' has no run of seed 2: pair every run" in said
+    said = refusal(
+        paired.main, monkeypatch, capsys, [*argv[:2], str(tmp_path), *argv[3:], "--runs", "b", str(b[0])]
+    )
+    assert "is a folder: give a path without suffix" in said
     twice = write_run(tmp_path / "b1-again", [(10, 5.0, 0.3)], seed=1, sparsity=0.5)
     said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", *map(str, b), str(twice)])
     assert f"{b[0]} and {twice} are both seed 1: keep one of them" in said
