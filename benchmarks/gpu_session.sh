@@ -27,11 +27,11 @@
 #              the static-mask ablation at 80%, each from the LONG_MASK mask (the 16th session ran "long":
 #              dense 0.1835, DSL 50% 0.966x, DSL 80% 0.856x at epoch 1,072; docs/results.md §2);
 #   l2         `long` again with a stronger L2 (L2, default 1e-3, for every run): dense, DSL 50% and DSL 80% from
-#              the LONG_MASK mask, side by side at equal epochs (34th session, CPU, five seeds each: at 1e-3
-#              DSL 50% reached 0.993x dense on LastFM and 0.998x on MovieLens-100K, against 0.980x / 0.988x
-#              at the authors' 1e-4; docs/results.md §2, "A stronger L2"); its 50% run starts from the
-#              MASK50 mask (default random; degree led a random mask at 50% on Gowalla at 30 epochs on CPU
-#              on three seeds, 0.970x against 0.961x dense, 35th session);
+#              the LONG_MASK mask, side by side at equal epochs (34th and 36th sessions, CPU: over ten seeds
+#              at 1e-3 DSL 50% reached 0.988x dense on LastFM and 1.001x on MovieLens-100K, against
+#              0.980x / 0.988x at the authors' 1e-4; docs/results.md §2, "A stronger L2"); its 50% run
+#              starts from the MASK50 mask (default random; degree led a random mask at 50% on Gowalla at 30
+#              epochs on CPU on three seeds, 0.970x against 0.961x dense, 35th session);
 #   degree     DSL at 80% and 90% from a random and from the degree mask (--mask-init degree), side by side and
 #              at equal epochs with the recipe of `long` (on CPU, 30 epochs: 0.1264 from the degree mask at 80%
 #              against 0.1206 from a random one and 0.1416 dense; docs/results.md §2);

@@ -5,9 +5,11 @@ Each ``--runs NAME FOLDER [FOLDER ...]`` names a group and its runs (output fold
 ``split_seed``, where one is set), which on a dataset split by the seed (MovieLens-100K) also pairs the
 splits. Writes ``OUT.csv`` (one row per seed: both runs' metric and the difference), ``OUT.md`` (that
 table and the summary: the means, their ratio, the mean difference with its 95% Student-t interval, and
-how many seeds are above, level or below) and ``OUT.png`` (the differences, their mean and its interval),
-and prints the summary. The interval is over seeds only: it says how far the difference could move with
-more seeds of the same runs, nothing about other settings.
+how many seeds are above, level or below, a difference under half the tables' last digit counting as
+level) and ``OUT.png`` (the differences, their mean and its interval), and prints the summary; the settings
+in which the two groups differ are logged. The interval is over seeds only: it says how far the difference
+could move with more seeds of the same runs, nothing about other settings (and where every seed differs by
+the same amount it is that one point).
 
     python benchmarks/paired_seeds.py --runs dense docs/results/lastfm-l2/dense-reg1e-3* \\
         --runs "DSL 50%" docs/results/lastfm-l2/s0.5-reg1e-3 docs/results/lastfm-l2/s0.5-reg1e-3-seed* \\
@@ -29,27 +31,46 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from common import check_output, markdown_table, write_csv, write_text  # noqa: E402
 from plot_history import finish  # noqa: E402
-from plot_setting import run_point, warn_differing  # noqa: E402
+from plot_setting import VARYING, run_point, warn_differing  # noqa: E402
 from scipy import stats  # noqa: E402
 
 #: The confidence of the interval on the mean difference.
 CONFIDENCE = 0.95
+#: Differences smaller than this count as level: the tables show four decimals.
+LEVEL = 0.5e-4
+
+log = logging.getLogger("paired_seeds")
 
 
-def group_results(name: str, folders: list[Path], split: str, metric: str) -> dict[tuple, tuple[float, Path]]:
-    """``(seed, split_seed)`` → (the run's ``metric`` on ``split``, its folder), for the runs of one group;
-    two runs of one seed stop the script naming both."""
+def group_results(name: str, folders: list[Path], split: str, metric: str) -> dict[tuple, tuple]:
+    """``(seed, split_seed)`` → (the run's ``metric`` on ``split``, its folder, its settings), for the runs of
+    one group; two runs of one seed, or a metric that is not finite, stop the script naming the runs."""
     points = [run_point(folder, "seed", split, metric) for folder in folders]
     warn_differing(f"group {name!r}", points, "seed")
-    results: dict[tuple, tuple[float, Path]] = {}
+    results: dict[tuple, tuple] = {}
     for folder, (seed, value, settings) in zip(folders, points):
+        if not math.isfinite(value):
+            raise SystemExit(f"group {name!r}: {folder} records {split} {metric} = {value}: a diverged run?")
         key = (seed, settings.get("split_seed"))
         if key in results:
             raise SystemExit(
                 f"group {name!r}: {results[key][1]} and {folder} are both seed {_seed(key)}: keep one of them"
             )
-        results[key] = (value, folder)
+        results[key] = (value, folder, settings)
     return results
+
+
+def log_differences(reference: dict, other: dict, names: tuple[str, str]) -> None:
+    """Logs the settings (besides the seeds and what :data:`plot_setting.VARYING` allows) in which the two
+    groups' runs differ: what the comparison is about, and anything it was not meant to be about."""
+    first = [next(iter(group.values()))[2] for group in (reference, other)]
+    keys = (set(first[0]) & set(first[1])) - set(VARYING)
+    differing = [
+        f"{key} ({first[0][key]!r} / {first[1][key]!r})"
+        for key in sorted(keys)
+        if first[0][key] != first[1][key]
+    ]
+    log.info("%s and %s differ in %s", *names, ", ".join(differing) or "no recorded setting")
 
 
 def _seed(key: tuple) -> str:
@@ -90,9 +111,9 @@ def summary(rows: list[dict], names: tuple[str, str]) -> dict:
         "mean_difference": mean(differences),
         "difference_sd": spread,
         "interval": (mean(differences) - half, mean(differences) + half),
-        "above": sum(d > 0 for d in differences),
-        "level": sum(d == 0 for d in differences),
-        "below": sum(d < 0 for d in differences),
+        "above": sum(d >= LEVEL for d in differences),
+        "level": sum(abs(d) < LEVEL for d in differences),
+        "below": sum(d <= -LEVEL for d in differences),
     }
 
 
@@ -109,7 +130,7 @@ def describe(result: dict, names: tuple[str, str], metric: str) -> str:
         f"{result['mean']:.4f} ({result['ratio']:.3f}x); {names[1]} - {names[0]} per seed: mean "
         f"{result['mean_difference']:+.4f}, sd {result['difference_sd']:.4f}, {CONFIDENCE:.0%} interval "
         f"[{lo:+.4f}, {hi:+.4f}]; above / level / below on {result['above']} / {result['level']} / "
-        f"{result['below']} seeds. {reading[0].upper()}{reading[1:]}.\n"
+        f"{result['below']} seeds. Reading: {reading}.\n"
     )
 
 
@@ -167,6 +188,7 @@ def main() -> None:
         group_results(name, [Path(f) for f in folders], args.split, args.metric)
         for name, *folders in args.runs
     )
+    log_differences(reference, other, names)
     rows = paired_rows(reference, other, names)
     if len(rows) < 2:
         raise SystemExit("one seed only: an interval over seeds needs at least two pairs of runs")

@@ -5,9 +5,9 @@ Each ``--curve NAME FOLDER [FOLDER ...]`` names a curve and its runs (output fol
 ``metrics.json``, the best epoch's metric on ``--split``); the setting's value is read from each run's
 recorded settings, and the runs of one curve at one value (its seeds) are averaged. The table has one row per
 (curve, value): how many runs, their mean, lowest and highest; the plot draws each curve's means, the lowest
-to highest as error bars. Runs of one curve whose other settings differ (besides the seeds, threads and
-device; among the settings every run records) are logged as a warning naming them, since the curve would
-then mix more than the setting:
+to highest as error bars. Runs of one curve whose other settings differ (besides the seeds, threads, device,
+progress bar and data root; among the settings every run records) are logged as a warning naming them, since
+the curve would then mix more than the setting:
 
     python benchmarks/plot_setting.py --setting reg_weight --log-x \\
         --curve dense docs/results/lastfm-l2/dense-reg* \\

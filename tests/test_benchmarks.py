@@ -933,6 +933,49 @@ def test_paired_seeds_pairs_runs_by_seed_and_gives_the_interval_of_the_mean_diff
     assert "DSL 50% is below dense: the interval lies below 0" in paired.describe(low, names, "recall@20")
 
 
+def test_paired_seeds_pairs_splits_counts_level_seeds_and_logs_what_the_groups_differ_in(
+    tmp_path, monkeypatch, caplog
+):
+    """A run with a split seed pairs only with a run of the same seed and split seed; a difference that the
+    tables show as 0.0000 counts as level; the log names the settings in which the groups differ, and an
+    --out given with its suffix is not doubled."""
+    paired = load("paired_seeds")
+    a = [
+        write_run(tmp_path / "a1", [(10, 5.0, 0.2)], seed=1, split_seed=7, progress=True, root="/here"),
+        write_run(tmp_path / "a2", [(10, 5.0, 0.3)], seed=2, split_seed=7, progress=False, root="/elsewhere"),
+    ]
+    b = [
+        write_run(tmp_path / "b1", [(10, 5.0, 0.20002)], seed=1, split_seed=7, sparsity=0.5),
+        write_run(tmp_path / "b2", [(10, 5.0, 0.25)], seed=2, split_seed=7, sparsity=0.5),
+    ]
+    out = tmp_path / "paired.csv"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "paired_seeds.py",
+            "--out",
+            str(out),
+            "--runs",
+            "dense",
+            *map(str, a),
+            "--runs",
+            "sparse",
+            *map(str, b),
+        ],
+    )
+    with caplog.at_level("INFO"):
+        paired.main()
+    assert "dense and sparse differ in sparsity (0.0 / 0.5)" in caplog.text
+    assert "differ in progress" not in caplog.text  # nor does a group's own warning name progress or root
+    assert out.read_text().splitlines()[1].startswith("1 (split seed 7),0.2,0.20002,")
+    assert "above / level / below on 0 / 1 / 1 seeds" in (tmp_path / "paired.md").read_text()
+    other_split = write_run(tmp_path / "b3", [(10, 5.0, 0.3)], seed=1, split_seed=8, sparsity=0.5)
+    rows = paired.group_results("sparse", [other_split, b[1]], "test", "recall@20")
+    with pytest.raises(SystemExit, match=r"group 'sparse' has no run of seed 1 \(split seed 7\)"):
+        paired.paired_rows(paired.group_results("dense", a, "test", "recall@20"), rows, ("dense", "sparse"))
+
+
 def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, monkeypatch, capsys):
     paired = load("paired_seeds")
     a = [write_run(tmp_path / f"a{s}", [(10, 5.0, 0.2 + s / 100)], seed=s) for s in (1, 2)]
@@ -945,11 +988,14 @@ def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, 
     table = out.with_suffix(".md").read_text()
     assert "| 2 | 0.2200 | 0.2000 | -0.0200 |" in table
     assert "2 seeds, test recall@20: dense mean 0.2150, sparse mean 0.2000 (0.930x)" in table
-    reading = "The seeds do not tell sparse from dense: the interval holds 0.\n"
+    reading = "Reading: the seeds do not tell sparse from dense: the interval holds 0.\n"
     assert table.endswith(f"above / level / below on 0 / 0 / 2 seeds. {reading}")
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", str(b[0])])
     assert "group 'sparse' has no run of seed 2: pair every run" in said
+    diverged = write_run(tmp_path / "diverged", [(10, 5.0, float("nan"))], seed=2, sparsity=0.5)
+    said = refusal(paired.main, monkeypatch, capsys, [*argv, "--runs", "sparse", str(b[0]), str(diverged)])
+    assert f"{diverged} records test recall@20 = nan: a diverged run?" in said
     said = refusal(
         paired.main, monkeypatch, capsys, [*argv[:2], str(tmp_path), *argv[3:], "--runs", "b", str(b[0])]
     )

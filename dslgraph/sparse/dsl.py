@@ -603,7 +603,8 @@ class DynamicSparseLearning:
         densities = _densities(selected, 1.0 - sparsity, distribution)
         if distribution == "erk" and sparsity > 0:
             whole = [name for name, density in densities.items() if density == 1.0]
-            # a 1-D target (a bias) always ends here: its (rows + cols) / numel is 1, far above a matrix's
+            # a 1-D target (a bias) is the first to end here: its (rows + cols) / numel is 1, far above a
+            # matrix's, so only a budget below every target's rows + cols leaves it sparse
             log.info(
                 "ERK densities: %s%s",
                 ", ".join(f"{name} {density:.3f}" for name, density in densities.items()),
