@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 from pathlib import Path
 from statistics import mean, stdev
 
@@ -30,7 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from common import check_output, markdown_table, write_csv, write_text  # noqa: E402
-from plot_history import finish  # noqa: E402
+from plot_history import finish, outputs, refuse_folder  # noqa: E402
 from plot_setting import VARYING, run_point, warn_differing  # noqa: E402
 from scipy import stats  # noqa: E402
 
@@ -103,14 +102,15 @@ def summary(rows: list[dict], names: tuple[str, str]) -> dict:
     spread = stdev(differences)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * spread / math.sqrt(n)
     reference, other = mean(row[names[0]] for row in rows), mean(row[names[1]] for row in rows)
+    centre = mean(differences)
     return {
         "seeds": n,
         "reference_mean": reference,
         "mean": other,
         "ratio": other / reference if reference else math.nan,
-        "mean_difference": mean(differences),
+        "mean_difference": centre,
         "difference_sd": spread,
-        "interval": (mean(differences) - half, mean(differences) + half),
+        "interval": (centre - half, centre + half),
         "above": sum(d >= LEVEL for d in differences),
         "level": sum(abs(d) < LEVEL for d in differences),
         "below": sum(d <= -LEVEL for d in differences),
@@ -178,11 +178,8 @@ def main() -> None:
     taken = next((name for name in names if name in ("seed", "difference")), None)
     if taken is not None:
         parser.error(f"a group named {taken!r} would share the table's column of that name: rename it")
-    if args.out.endswith(("/", os.sep)) or Path(args.out).is_dir():
-        parser.error(f"--out {args.out} is a folder: give a path without suffix (FOLDER/NAME)")
-    out = Path(args.out)
-    stem = out.stem if out.suffix in (".csv", ".md", ".png") else out.name  # paired.csv is no paired.csv.csv
-    table, text, figure = (out.with_name(f"{stem}.{suffix}") for suffix in ("csv", "md", "png"))
+    refuse_folder(parser, args.out)
+    table, text, figure = outputs(args.out, ("csv", "md", "png"))
     check_output(parser, "--out", table)
     reference, other = (
         group_results(name, [Path(f) for f in folders], args.split, args.metric)

@@ -98,8 +98,7 @@ def main() -> None:
     twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if twice is not None:  # the two runs' evaluations would be drawn as one line
         parser.error(f"the run name {twice!r} is given twice: name each run differently")
-    if args.out.endswith(("/", os.sep)) or Path(args.out).is_dir():
-        parser.error(f"--out {args.out} is a folder: give a path without suffix (FOLDER/NAME)")
+    refuse_folder(parser, args.out)
     table, figure = outputs(args.out)
     check_output(parser, "--out", table)
     rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
@@ -108,12 +107,19 @@ def main() -> None:
     print(f"wrote {table} and {figure}")
 
 
-def outputs(out: str) -> tuple[Path, Path]:
-    """``OUT.csv`` and ``OUT.png``: a dot in ``out`` stays in the name (``recall-0.5`` is no ``.5`` file),
-    and a ``.csv`` or ``.png`` given is not doubled."""
+def refuse_folder(parser: argparse.ArgumentParser, out: str) -> None:
+    """An argument error for an ``--out`` that names a folder, where a path without suffix is wanted (its
+    files would be written beside the folder, as ``FOLDER.csv``)."""
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        parser.error(f"--out {out} is a folder: give a path without suffix (FOLDER/NAME)")
+
+
+def outputs(out: str, suffixes: tuple[str, ...] = ("csv", "png")) -> tuple[Path, ...]:
+    """``OUT.csv`` and ``OUT.png`` (or ``OUT`` with each of ``suffixes``): a dot in ``out`` stays in the name
+    (``recall-0.5`` is no ``.5`` file), and one of those suffixes given is not doubled."""
     path = Path(out)
-    stem = path.stem if path.suffix in (".csv", ".png") else path.name
-    return path.with_name(f"{stem}.csv"), path.with_name(f"{stem}.png")
+    stem = path.stem if path.suffix.lstrip(".") in suffixes else path.name
+    return tuple(path.with_name(f"{stem}.{suffix}") for suffix in suffixes)
 
 
 if __name__ == "__main__":
