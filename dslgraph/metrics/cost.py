@@ -20,7 +20,9 @@ step                      dense / dense-with-mask table         genuinely sparse
 layer 1 (fwd, and bwd)    ``nnz(A) d``                          ``P`` = Σ over edges (i, j) of the
                                                                 active entries of row j
 layers 2..K (fwd, bwd)    ``nnz(A) d`` each                     ``nnz(A) d`` each (dense by nature)
-layer mean                ``(K+1) N d``                         ``K N d + nnz(E)``
+layer mean                ``(K+1) N d``                         ``(K+1) N d`` (``K N d + nnz(E)``
+                                                                ideally: the first sum runs on the
+                                                                dense layer 0 the mean needs anyway)
 BPR scores + L2           ``5 B d``                             ``5 B d``
 growth step (every ΔT)    —                                     ``nnz(A) d + N d`` (dense gradient,
                                                                 rebuilt a block of rows at a time;

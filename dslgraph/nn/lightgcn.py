@@ -163,8 +163,11 @@ class LightGCN(MessagePassing, Recommender):
         else:
             first = active[0]
         later = max(k - 1, 0) * stored * d
-        # without a layer the table is the final embedding: no sum and no division
-        mean = (k * n * d + (active[1] if sparse else n * d)) if k else 0
+        # without a layer the table is the final embedding: no sum and no division; with layers, k - 1
+        # sums and the division are dense, and so is the first sum as executed (the dense layer 0 plus
+        # the first layer), which ideally adds only a sparse table's entries
+        first_sum = active[1] if sparse and count == "ideal" else n * d
+        mean = (k * n * d + first_sum) if k else 0
         propagation = first + later + mean
         head = 5 * batch_size * d  # three dot products of d, L2 on three rows
         scoring = self.num_users * self.num_items * d

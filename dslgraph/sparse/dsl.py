@@ -200,6 +200,15 @@ class _MaskedTarget(_Target):
         _put(self.mask, grown, True)
         with torch.no_grad():
             _put(self.param, grown, 0)
+            grad = self.param.grad
+            # the gradient that grew them: an optimizer step after this update (dsl.step() called
+            # first) would start the grown weights from it instead of 0
+            if grad is not None and grad.is_sparse:  # nn.Embedding(sparse=True)
+                keep = torch.ones_like(self.mask, dtype=grad.dtype)
+                _put(keep, grown, 0)
+                self.param.grad = grad * keep
+            elif grad is not None:
+                _put(grad, grown, 0)
         self.apply_mask()
         if reset_state and optimizer is not None:
             _reset_state(optimizer, self.param, grown)
@@ -360,7 +369,9 @@ def _zero(group: dict, param: Tensor, index: Tensor) -> float:
 #: parameter and the flat index being restarted: 0 for moments and previous gradients (Adam, AdamW,
 #: NAdam, RAdam, Adamax, SparseAdam, SGD, RMSprop, Adadelta, Adafactor's vector variance, Rprop's
 #: ``prev``), Adagrad's ``initial_accumulator_value``, Rprop's ``lr`` (a step size of 0 never moves
-#: again) and, for ASGD's average, the parameter itself.
+#: again) and, for ASGD's average, the parameter itself. SGD's momentum at 0 is torch's start only
+#: without dampening: torch starts a new buffer at the first gradient, undamped, so with dampening
+#: ``d`` a restarted entry's first step is ``(1 - d)`` times a new parameter's (RigL zeroes it too).
 _INITIAL_STATE = {
     **dict.fromkeys(
         (
@@ -983,6 +994,9 @@ class DynamicSparseLearning:
         rho = self.update_fraction()
         # changed: the n entries pruned and grown; moved: those of them not grown straight back where pruned
         record = {"iteration": self.iteration, "rho": rho, "changed": {}, "moved": {}}
+        # every target's entries are chosen before any moves: a non-finite tensor fails the update
+        # without leaving the targets before it updated
+        moves = []
         for target in self.targets:
             if target.frozen() or (self.growth == "gradient" and target.name in self._unprobed):
                 # a frozen tensor keeps its values and mask: growth would zero entries that never train
@@ -1001,6 +1015,8 @@ class DynamicSparseLearning:
             grown, score = self._grow(target, active[keep], n)
             if self.skip_zero_gradient and score is not None:
                 pruned, grown = _without_zero_growth(active, pruned, grown, score)
+            moves.append((target, pruned, grown))
+        for target, pruned, grown in moves:
             record["changed"][target.name] = int(grown.numel())
             record["moved"][target.name] = self.replace_entries(target, pruned, grown)
         self.updates.append(record)

@@ -295,9 +295,14 @@ def test_training_macs_are_the_sparse_products_an_iteration_runs(small_data, bac
     first = int((adj.crow_indices().diff() * row_active).sum()) if backend == "sparse" else nnz * d
     assert first != round(0.2 * nnz * d)
     assert counter.macs == 2 * (first + 2 * nnz * d)
-    # the mean of the 4 layers: a stored table adds its active entries, a masked one all of its entries
-    mean = 3 * n * d + (n * d if backend == "masked" else int(row_active.sum()))
+    # the mean of the 4 layers: 3 dense sums and a division (a stored table is summed as its dense
+    # layer 0); ideally a stored or masked table's sum adds only its active entries
+    mean = 4 * n * d
     assert model.macs(adj, batch)["train_iteration"] == counter.macs + 2 * (mean + 5 * batch * d)
+    ideal = model.macs(adj, batch, count="ideal")["train_iteration"]
+    ideal_first = int((adj.crow_indices().diff() * row_active).sum())
+    ideal_mean = 3 * n * d + int(row_active.sum())
+    assert ideal == 2 * (ideal_first + 2 * nnz * d + ideal_mean + 5 * batch * d)
 
 
 @pytest.mark.parametrize("backend", ["sparse", "masked"])

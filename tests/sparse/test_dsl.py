@@ -1213,13 +1213,14 @@ def test_a_subclassed_optimizer_step_counts_once():
     assert len(dsl.updates) == 3
 
 
-def test_grown_entries_start_at_zero_when_dsl_steps_before_the_optimizer(small_data):
-    """The slot of a grown entry held the pruned weight's gradient; an optimizer step after the
-    update applied it to the grown weight."""
-    model, dsl, positions = _order_run(small_data, "sparse", "dsl_first", steps=5)
-    grown = ~torch.isin(positions[-1], positions[-2])
-    assert grown.any()
-    assert not model.embedding.values[grown].any()
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_grown_entries_start_at_zero_when_dsl_steps_before_the_optimizer(small_data, backend):
+    """The slot of a grown entry held the pruned weight's gradient (a masked table's dense gradient,
+    the one that grew it); an optimizer step after the update applied it to the grown weight."""
+    model, dsl, positions = _order_run(small_data, backend, "dsl_first", steps=5)
+    grown = positions[-1][~torch.isin(positions[-1], positions[-2])]
+    assert grown.numel()
+    assert not model.embedding.to_dense().detach().reshape(-1)[grown].any()
 
 
 @pytest.mark.parametrize("zero_grad", ["none", "zeros"])
@@ -2160,6 +2161,27 @@ def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
     assert grown.numel() > 0  # the last update moved entries
 
 
+def test_grown_entries_of_a_sparse_gradient_embedding_start_at_zero_when_dsl_steps_first():
+    """The masked backend zeroes the grown entries' gradient for an optimizer step after the update;
+    nn.Embedding(sparse=True)'s gradient is sparse, and stays so for SparseAdam, which takes no other."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=2, update_interval=2, backend="masked")
+    optimizer = torch.optim.SparseAdam(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    for _ in range(2):
+        before = dsl.targets[0].active_positions()
+        optimizer.zero_grad()
+        (model(torch.arange(12)) * coefficient).sum().backward()
+        dsl.step()
+        optimizer.step()
+    after = dsl.targets[0].active_positions()
+    grown = after[~torch.isin(after, before)]
+    assert grown.numel() and model[0].weight.grad.is_sparse
+    assert not model[0].weight.detach().view(-1)[grown].any()
+
+
 def test_nesterov_momentum_of_a_sparse_gradient_embedding_stays_sparse_through_an_update():
     """The reset made SGD's sparse momentum dense, and Nesterov's next step failed inside torch with
     'add(sparse, dense) is not supported'."""
@@ -2480,6 +2502,25 @@ def test_an_update_refuses_non_finite_weights_or_gradients(backend, poison):
             next(model.parameters()).view(-1).add_(math.nan)  # every stored value, active ones included
     with pytest.raises(FloatingPointError, match=f"iteration 1: '0' has non-finite {poison}s"):
         dsl.step()
+
+
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_an_update_failing_on_a_later_target_leaves_the_earlier_ones_as_they_were(backend):
+    """The targets were updated one by one: a non-finite gradient in the second failed the update after
+    the first had moved its entries, unrecorded, for a caller who catches the error and goes on."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 20), torch.nn.Embedding(10, 20))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=1, backend=backend)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    dsl.attach(optimizer)
+    rows = torch.arange(10)
+    (model[0](rows).sum() + (model[1](rows) * math.nan).sum()).backward()
+    optimizer.step()
+    before = _target_storage(dsl, "0")
+    with pytest.raises(FloatingPointError, match="'1' has non-finite"):
+        dsl.step()
+    assert all(torch.equal(a, b) for a, b in zip(_target_storage(dsl, "0"), before, strict=True))
+    assert not dsl.updates
 
 
 def _target_storage(dsl, name: str) -> list[torch.Tensor]:
