@@ -62,6 +62,9 @@ class _Plan:
     """
 
     adj: object
+    # the graph's version counter when planned: an edit in place (edge weights reweighted or dropped
+    # into the same tensor) bumps it, and the plan, which copied the weights, is rebuilt
+    version: int
     forward: Tensor
     backward: Tensor
 
@@ -497,7 +500,7 @@ class SparseEmbedding(EmbeddingTable):
     def _plan_for(self, adj: Tensor) -> _Plan:
         self._drop_stale_caches()
         for plan in self._plans:
-            if plan.adj is adj:
+            if plan.adj is adj and plan.version == adj._version:
                 return plan
         d = self.embedding_dim
         # built in int32 wherever the plan's indices fit (half the memory)
@@ -517,7 +520,7 @@ class SparseEmbedding(EmbeddingTable):
         backward = torch.sparse_csr_tensor(backward_crow, out_pos, weight, shape, check_invariants=False)
         del edge, slot
         forward = _forward_matrix(adj, self.positions, d, out_pos.numel(), index_dtype)
-        plan = _Plan(adj, forward, backward)
+        plan = _Plan(adj, adj._version, forward, backward)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
 

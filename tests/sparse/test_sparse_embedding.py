@@ -467,6 +467,17 @@ def test_planned_propagation_follows_the_graph_it_is_given(small_data):
         torch.testing.assert_close(table.propagate(adj), torch.sparse.mm(adj, dense), atol=1e-6, rtol=1e-5)
 
 
+def test_planned_propagation_follows_a_graph_edited_in_place(small_data):
+    """The plan copies the graph's weights and was found by the graph's identity: edge weights edited
+    in place (a reweighting or edge dropout written into the same tensor) kept the old product."""
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    adj = propagation_graph(small_data)
+    dense = table.to_dense().detach()
+    table.propagate(adj)
+    adj.values()[::2] = 0
+    torch.testing.assert_close(table.propagate(adj), torch.sparse.mm(adj, dense), atol=1e-6, rtol=1e-5)
+
+
 def test_plan_entries_is_the_size_of_the_plan(small_data):
     adj = propagation_graph(small_data)
     table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
