@@ -45,7 +45,7 @@ from common import (  # noqa: E402
 )
 from summary import read_summary  # noqa: E402
 
-from dslgraph.cli import clear_earlier_run, earlier_run_files, run_training  # noqa: E402
+from dslgraph.cli import earlier_run_files, run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
 from dslgraph.train.trainer import stopped_early  # noqa: E402
@@ -254,12 +254,10 @@ def main() -> None:
             "or pass another --out (to finish them instead: dslgraph train --output RUN --resume, then "
             "--collect)"
         )
-    for folder in earlier:
-        clear_earlier_run(folder, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, sparsity, mask, settings, full_dim in planned:
-        summary = run_training(settings, str(out / "runs" / name), progress=False)
+        summary = run_training(settings, str(out / "runs" / name), progress=False, overwrite=args.overwrite)
         rows.append(row_for(summary, settings, mask))
         if mask == SAME_BUDGET:  # a sparsity-s budget, spent on a dense table of the smaller width
             rows[-1] |= {"sparsity": sparsity, "bytes_ratio": round(settings["embedding_dim"] / full_dim, 3)}

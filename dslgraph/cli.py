@@ -58,6 +58,7 @@ from dslgraph.train import (
     make_adam,
     resolve_device,
 )
+from dslgraph.train.checkpoint import earlier_run_files
 from dslgraph.train.trainer import make_batches, stopped_early
 
 log = logging.getLogger("dslgraph")
@@ -87,8 +88,6 @@ RESUMABLE = (
 )  # fmt: skip
 #: The read options of a data file that leave some of its users and items out.
 FILTER_OPTIONS = ("rating_threshold", "min_user_interactions", "min_item_interactions")
-#: What a run writes to its output folder.
-RUN_FILES = ("last.pt", "best.pt", "metrics.json")
 #: The settings that are objects (``--option`` / ``--data-option NAME=VALUE``, one flag a name).
 DICT_FIELDS = {name for name, field in FIELDS.items() if field.kind is dict}
 #: The settings whose default some models (or UltraGCN's presets) replace by their own.
@@ -116,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", type=path, help="folder for metrics.json and checkpoints")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt and its settings")
     train.add_argument(
-        "--overwrite", action="store_true", help="start afresh in an OUTPUT that holds an earlier run's files"
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an OUTPUT that holds an earlier run's files (removed as the new run writes its "
+        "first checkpoint)",
     )
     train.add_argument(
         "--no-progress", action="store_true", help="hide progress bars (shown only when stderr is a terminal)"
@@ -277,6 +279,19 @@ def main(
     for note in ("Sparse CSR tensor support is in beta state", "Sparse invariant checks"):
         warnings.filterwarnings("ignore", message=note)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with warnings.catch_warnings():
+        # said as a log line, not beside the line of the script that ran dslgraph (sys.exit(main()))
+        warnings.showwarning = _log_warning
+        return _run_command(args)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    log.warning("%s%s", kind, message)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Runs the parsed command; what the user can mend is said in one line with exit status 2."""
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, CheckpointError, ValueError, FloatingPointError) as exc:  # the last: a diverged loss
@@ -493,9 +508,11 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     fingerprint: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Trains as ``settings`` say (validated by :func:`dslgraph.config.validate`); returns the summary.
-    ``fingerprint`` is the resumed checkpoint's :func:`~dslgraph.data.data_fingerprint`, if it has one."""
+    ``fingerprint`` is the resumed checkpoint's :func:`~dslgraph.data.data_fingerprint`, if it has one;
+    ``overwrite`` lets a fresh run replace an earlier one in ``output`` (:class:`Trainer`'s)."""
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     device = resolve_device(settings["device"])  # no CUDA fails before the data is downloaded and processed
@@ -524,6 +541,7 @@ def run_training(
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
         metadata={"settings": settings},  # the trainer records the data's fingerprint
+        overwrite=overwrite,
     )
     summary = trainer.fit(resume=resume)
     report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
@@ -648,14 +666,10 @@ def _script_model_left_out(
     return {name: value for name, value in defaults.items() if name not in left_out}
 
 
-def earlier_run_files(output: Path) -> list[str]:
-    """The files of :data:`RUN_FILES` that an earlier run left in ``output``."""
-    return [name for name in RUN_FILES if (output / name).exists()]
-
-
-def clear_earlier_run(output: Path, overwrite: bool) -> None:
-    """Refuses a fresh run into ``output`` where an earlier run left its files (it would overwrite them
-    one by one, mixing both runs until the new one ends), or, with ``overwrite``, removes them."""
+def check_earlier_run(output: Path, overwrite: bool) -> None:
+    """Refuses a fresh run into ``output`` where an earlier run left its files, unless ``overwrite``
+    (the trainer then removes them as it writes its first checkpoint): before the data is loaded, where
+    the trainer would refuse it after."""
     earlier = earlier_run_files(output)
     if earlier and not overwrite:
         # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
@@ -664,9 +678,6 @@ def clear_earlier_run(output: Path, overwrite: bool) -> None:
             f"output folder {output} holds an earlier run ({', '.join(earlier)}): {resume}; start afresh "
             "with --overwrite, or pass another --output"
         )
-    for name in earlier:
-        (output / name).unlink()
-        log.info("removed the earlier run's %s", output / name)
 
 
 def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str, Any] | None) -> int:
@@ -677,13 +688,13 @@ def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str,
     else:
         fingerprint = None
         if args.output:
-            clear_earlier_run(Path(args.output), args.overwrite)
+            check_earlier_run(Path(args.output), args.overwrite)
     for name in PATH_FIELDS:  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:  # ~ too, which the shell leaves in --root=~/data
             settings[name] = os.path.abspath(os.path.expanduser(settings[name]))
     # a bar redrawn with carriage returns is noise in a log file: bars only on a terminal
     progress = not args.no_progress and sys.stderr.isatty()
-    summary = run_training(settings, args.output, args.resume, progress, fingerprint)
+    summary = run_training(settings, args.output, args.resume, progress, fingerprint, args.overwrite)
     print(
         json.dumps(
             {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}
@@ -955,6 +966,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         log.warning(
             "user(s) %s have no training interactions: their recommendations are not personal",
             ", ".join(untrained),
+        )
+    seen = torch.bincount(data[EDGE].edge_index[0], minlength=model.num_users)[users]
+    padded = [given for given, count in zip(ids, seen.tolist()) if model.num_items - count < args.k]
+    if padded:  # recommend() fills their lists with their best-scored training items
+        log.warning(
+            "user(s) %s have fewer than -k %d items they did not train on: their lists end with training "
+            "items",
+            ", ".join(padded),
+            args.k,
         )
     # users and exclusions go where recommend() needs them (the exclusions' rows are made on the CPU); as
     # many users scored at once as the run's evaluation scored

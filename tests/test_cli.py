@@ -1142,21 +1142,27 @@ def test_resume_without_an_output_folder_is_refused_naming_it(capsys):
     )
 
 
-def test_overwrite_removes_the_earlier_run_s_files_before_training(tmp_path, monkeypatch, capsys):
-    """Removed first, so that a new run stopped early leaves none of the earlier run's files to mix with."""
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_writes(tmp_path, monkeypatch, capsys):
+    """The earlier run's files were removed before the new run loaded its data: a run that then failed (a
+    --targets that matches nothing, raw files missing) left the folder empty. The trainer replaces them."""
     run = tmp_path / "run"
     run.mkdir()
     for name in ("last.pt", "best.pt", "metrics.json"):
         (run / name).write_text("earlier")
-    left = []
+    code = main(["train", "--output", str(run), "--overwrite", "--sparsity", "0.5", "--targets", "nomatch"])
+    assert code == 2 and "matches no parameter" in capsys.readouterr().err
+    assert {path.name: path.read_text() for path in run.glob("[!.]*")} == dict.fromkeys(
+        ("last.pt", "best.pt", "metrics.json"), "earlier"
+    )
+    passed = []
 
-    def run_training(settings, output, *args, **kwargs):
-        left.extend(sorted(path.name for path in run.iterdir() if not path.name.startswith(".")))
+    def run_training(settings, output, *args):
+        passed.append(args[-1])  # overwrite, for the trainer
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_module, "run_training", run_training)
     assert main(["train", "--output", str(run), "--overwrite", "--device", "cpu"]) == 130
-    assert left == []
+    assert passed == [True]
 
 
 def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tmp_path):
@@ -1279,7 +1285,9 @@ def test_datasets_prints_a_table_of_aligned_columns(tmp_path, capsys):
     assert header.index("users") + len("users") == row.index(row.split()[1]) + len(row.split()[1])
 
 
-def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(tmp_path, capsys, monkeypatch):
+def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(
+    tmp_path, capsys, monkeypatch, caplog
+):
     write_interactions(tmp_path / "mine.tsv", np.arange(40), np.arange(90))
     out = str(tmp_path / "run")
     read = ["--data-file", str(tmp_path / "mine.tsv"), "--data-option", 'sep="\\t"', "--data-option"]
@@ -1299,12 +1307,34 @@ def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(tmp_pat
     assert {name.partition("@")[2] for name in json.loads(capsys.readouterr().out)["test"]} == {"5", "10"}
     assert configs[0].eval_batch_size == 7  # as many users at once as the run's evaluation scored
     assert not configs[0].progress  # no evaluation bar where stderr is no terminal (as train's bars)
-    item_ids = sorted(cli_module.load_run(f"{out}/best.pt").data["item"].raw_ids.tolist())
+    data = cli_module.load_run(f"{out}/best.pt").data
+    item_ids = sorted(data["item"].raw_ids.tolist())
+    user = data["user"].raw_ids.tolist().index(3)
+    unseen = len(item_ids) - int((data["user", "to", "item"].edge_index[0] == user).sum())
+    assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(unseen)]) == 0
+    assert "fewer than -k" not in caplog.text  # the items user 3 did not train on fill its list
+    assert len(json.loads(capsys.readouterr().out)["3"]) == unseen
     assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(len(item_ids))]) == 0
     assert sorted(json.loads(capsys.readouterr().out)["3"]) == item_ids  # every item, best first
+    # its list ends with its training item, which the user is told (before, README said never)
+    assert "user(s) 3 have fewer than -k 90 items they did not train on" in caplog.text
     for k in (0, len(item_ids) + 1):
         assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(k)]) == 2
         assert f"-k must be in [1, {len(item_ids)}], got {k}" in capsys.readouterr().err
+
+
+def test_a_file_too_small_to_split_is_told_so_first_in_log_lines(tmp_path, capsys, caplog):
+    """Its first error named ks, which the user never gave, and the empty split's warning came with the
+    entry script's line (`sys.exit(main())`) beside it."""
+    (tmp_path / "tiny.csv").write_text("user,item\n1,2\n1,3\n2,2\n2,4\n3,3\n3,4\n")
+    assert main(["train", "--data-file", str(tmp_path / "tiny.csv"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the test split of data holds no interaction" in err
+    warned = [r for r in caplog.records if "the test split is empty" in r.getMessage()]
+    assert [(r.name, r.levelname) for r in warned] == [("dslgraph", "WARNING")]
+    assert main(["train", "--data-file", str(tmp_path / "tiny.csv"), "--data-option", "test_ratio=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "got (20,) (the metrics' cut-offs @k: TrainConfig.ks, CLI --ks, default 20)" in err
 
 
 def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, capsys):

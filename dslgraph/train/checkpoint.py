@@ -41,6 +41,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         with open(path, "rb") as handle:  # zipfile.is_zipfile(path) reads an unreadable file as no zip
             is_zip = zipfile.is_zipfile(handle)
+            # torch reads the stored tensors without their checksums: bytes damaged inside them (a
+            # bad disk, a copy cut and patched) loaded as NaN or wrong weights without a word
+            damaged = _damaged_entry(handle) if is_zip else None
     except OSError as exc:
         raise CheckpointError(f"checkpoint {path} could not be read ({exc.strerror or exc})") from exc
     if not is_zip:
@@ -48,6 +51,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"checkpoint {path} could not be read: it is not the zip archive torch.save writes "
             "(another file, or a truncated copy)"
+        )
+    if damaged is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its entry {damaged} fails its checksum (the file changed after "
+            "it was written); use another copy, or the run's other checkpoint"
         )
     try:
         # weights_only: a checkpoint holds tensors and plain values only, and a foreign pickle named best.pt
@@ -65,6 +73,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def _damaged_entry(handle) -> str | None:
+    """The first entry of the zip archive open in ``handle`` whose bytes fail their CRC-32 (an archive
+    whose directory cannot be read counts as damaged as a whole), or ``None``."""
+    handle.seek(0)
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        return f"directory ({exc})"
+
+
 def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike) -> None:
     """Loads the ``"model"`` entry of the checkpoint ``state`` read from ``path`` into ``model``; a
     checkpoint of another model or dataset fails naming the file, not deep inside torch."""
@@ -72,6 +91,15 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | 
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not fit this model or dataset: {exc}") from exc
+
+
+#: What a run writes to its output folder.
+RUN_FILES = ("last.pt", "best.pt", "metrics.json")
+
+
+def earlier_run_files(folder: str | os.PathLike) -> list[str]:
+    """The files of :data:`RUN_FILES` that an earlier run left in ``folder``."""
+    return [name for name in RUN_FILES if (Path(folder) / name).exists()]
 
 
 def make_output_folder(folder: str | os.PathLike) -> Path:

@@ -30,6 +30,7 @@ from dslgraph.metrics.ranking import RankingEvaluator, eval_split, metric_names_
 from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import (
     CheckpointError,
+    earlier_run_files,
     load_checkpoint,
     load_model_state,
     make_output_folder,
@@ -58,6 +59,14 @@ class TrainableModel(Protocol):
     def loss(self, graph, *batch: Tensor, reg_weight: float) -> Tensor: ...
 
     def scorer(self, graph): ...
+
+
+def _empty_split(split: str) -> ValueError:
+    ratio = {"test": "test_ratio, --data-option test_ratio=R", "validation": "val_ratio, --val-ratio"}
+    return ValueError(
+        f"the {split} split of data holds no interaction: there is nothing to rank; hold some out "
+        f"({ratio[split]})"
+    )
 
 
 class StepHook(Protocol):
@@ -139,6 +148,10 @@ class Trainer:
         graph (optional): A prebuilt graph input (default: ``model.input_graph(data)``).
         metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there): plain
             values, tensors, and lists, tuples and dicts of them, which a checkpoint reads back.
+        overwrite (bool, optional): Whether a fresh :meth:`fit` may replace an earlier run's ``best.pt``,
+            ``last.pt`` and ``metrics.json`` in ``output_dir`` (CLI: ``--overwrite``); they are removed as
+            this run writes its first checkpoint, so a run that fails before it leaves them whole. Without
+            it, such a folder is refused. (default: :obj:`False`)
     """
 
     def __init__(
@@ -152,7 +165,16 @@ class Trainer:
         optimizer: torch.optim.Optimizer | None = None,
         graph=None,
         metadata: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
+        missing = [name for name in ("loss", "scorer") if not callable(getattr(model, name, None))]
+        if missing:  # an AttributeError in the first batch, after the progress bar had started
+            raise TypeError(
+                f"Trainer trains models with loss(graph, *batch, reg_weight=...) and scorer(graph), as every "
+                f"dslgraph.nn model has (TrainableModel), but {type(model).__name__} has no "
+                f"{' or '.join(missing)}: add them in a subclass, or write the loop yourself, as "
+                "examples/custom_gnn_dsl.py does for PyG's LightGCN"
+            )
         self.metadata = check_metadata(metadata or {})
         self.device = resolve_device(device)
         # checked again, as a copy: a field set after the config was made (config.eval_every = 0) failed in
@@ -176,20 +198,22 @@ class Trainer:
         self.val_index = data[EDGE].get("val_edge_label_index")
         self._evaluators: dict[str, RankingEvaluator | SampledRankingEvaluator] = {}
         # bad ks, monitor or splits fail here, before a hook is attached or the output folder made, not after
-        # the first eval_every epochs of training
+        # the first eval_every epochs of training; an empty split first, the cause where data too small to
+        # split has fewer items than ks too
+        splits = dict.fromkeys((self.selection, "test"))
+        for split in splits:
+            held_out = data[EDGE].get("val_edge_label_index" if split == "validation" else "edge_label_index")
+            if held_out is not None and held_out.numel() == 0:
+                raise _empty_split(split)
         reported = self._evaluator(self.selection).metric_names
         if config.monitor not in reported:
             hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
             )
-        ratio = {"test": "test_ratio, --data-option test_ratio=R", "validation": "val_ratio, --val-ratio"}
-        for split in dict.fromkeys((self.selection, "test")):
+        for split in splits:
             if self._evaluator(split).num_eval_users == 0:  # every metric would read 0, every epoch the best
-                raise ValueError(
-                    f"the {split} split of data holds no interaction: there is nothing to rank; hold some "
-                    f"out ({ratio[split]})"
-                )
+                raise _empty_split(split)
         if graph is None:
             graph = model.input_graph(data) if hasattr(model, "input_graph") else propagation_graph(data)
         self.graph = graph.to(self.device) if hasattr(graph, "to") else graph
@@ -203,6 +227,10 @@ class Trainer:
             if getattr(hook, "optimizer", False) is None:  # a DSL controller not yet given its optimizer
                 hook.attach(self.optimizer)
         self.output_dir = make_output_folder(output_dir) if output_dir is not None else None
+        self.overwrite = bool(overwrite)
+        # an earlier run's files that this run's first checkpoint replaces; whether this trainer wrote any
+        self._replaced: list[str] = []
+        self._written = False
         self.epoch = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -308,6 +336,8 @@ class Trainer:
         (``fit(resume=True)``) as the uninterrupted run goes on."""
         if resume:
             self.load(self._path("last.pt"))
+        elif self.output_dir is not None and not self._written and self.epoch == 0:
+            self._replaced = self._earlier_run()
         cfg = self.config
         # max_seconds is this call's budget: a run it stopped, resumed under the same one, trains on for as
         # long again (against the time it has trained in all, it would stop after one more epoch)
@@ -374,10 +404,27 @@ class Trainer:
             self._save_run(new_best=improved and (scheduled or self.best is None))
         return stopped_early(self.bad_evals, self.config.patience)
 
+    def _earlier_run(self) -> list[str]:
+        """The files an earlier run left in ``output_dir``, which a fresh run may replace only under
+        ``overwrite``: written over one by one, they would mix both runs until this one ends."""
+        earlier = earlier_run_files(self.output_dir)
+        if earlier and not self.overwrite:
+            resume = "continue it with fit(resume=True)" if "last.pt" in earlier else "it wrote no last.pt"
+            raise CheckpointError(
+                f"output_dir {self.output_dir} holds an earlier run ({', '.join(earlier)}): {resume}; start "
+                "afresh with Trainer(..., overwrite=True) (CLI: --overwrite), or pass another output_dir"
+            )
+        return earlier
+
     def _save_run(self, new_best: bool) -> None:
         """Writes ``best.pt`` (where ``new_best``), ``metrics.json`` and ``last.pt``, in that order: a run
         stopped before ``last.pt`` resumes from the previous one and writes the other two again, where a
-        ``last.pt`` ahead of them would leave them behind for good."""
+        ``last.pt`` ahead of them would leave them behind for good. The first write removes the files of
+        the earlier run it replaces, all of them: none is left to mix with this run's."""
+        for name in self._replaced:
+            (self.output_dir / name).unlink(missing_ok=True)
+            log.info("removed the earlier run's %s", self.output_dir / name)
+        self._replaced, self._written = [], True
         state = self.state_dict()
         if new_best:
             save_checkpoint(state, self._path("best.pt"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch_geometric
 import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
@@ -339,6 +340,23 @@ def test_a_file_that_is_no_checkpoint_fails_naming_what_it_is_not(text, tmp_path
     assert "weights_only" not in str(caught.value)  # torch's advice to unpickle it, code and all
 
 
+def test_a_checkpoint_damaged_inside_a_tensor_is_refused(tmp_path):
+    """torch.load reads stored tensors without their checksums: bytes overwritten inside the weights
+    loaded as NaN, which eval reported as a recall of 0 and recommend as a ranking."""
+    state = {"model": {"w": torch.arange(4096.0)}, "optimizer": {}, "epoch": 1, "config": {}}
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    data = bytearray(path.read_bytes())
+    start = data.index(torch.arange(4096.0).numpy().tobytes()[:64])  # the tensor's bytes in the archive
+    data[start + 100 : start + 4100] = b"\xff" * 4000
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    assert torch.load(damaged, weights_only=True)["model"]["w"].isnan().any()  # what torch alone gives
+    message = r"damaged.pt is damaged: its entry \S+/data/0 fails its checksum"
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(damaged)
+    assert load_checkpoint(path)["model"]["w"].equal(torch.arange(4096.0))
+
+
 def test_failed_write_keeps_old_checkpoint(tmp_path, full_disk):
     path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
     state = {"model": {"weight": torch.zeros(10_000)}, "optimizer": {}, "epoch": 2, "config": {}}
@@ -348,6 +366,36 @@ def test_failed_write_keeps_old_checkpoint(tmp_path, full_disk):
         save_checkpoint(state, path)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_a_model_without_loss_and_scorer_is_refused_when_the_trainer_is_made(small_data):
+    """PyG's LightGCN, the model examples/custom_gnn_dsl.py trains in its own loop, failed in the first
+    batch with an AttributeError, after the progress bar had started."""
+    model = torch_geometric.nn.models.LightGCN(70, 8, 2)
+    with pytest.raises(TypeError, match=r"LightGCN has no loss or scorer: .*examples/custom_gnn_dsl.py"):
+        Trainer(model, small_data, TrainConfig(epochs=1, progress=False), device="cpu")
+
+
+def test_a_fresh_fit_replaces_an_earlier_run_only_under_overwrite(small_data, tmp_path, monkeypatch):
+    """Trainer(output_dir=...) wrote over an earlier run's files one by one, without a word, where the CLI
+    refuses without --overwrite; under overwrite, a run that fails before its first checkpoint leaves them."""
+    for name in ("last.pt", "best.pt", "metrics.json"):
+        (tmp_path / name).write_text("earlier")
+    earlier = {path.name: path.read_text() for path in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match=r"holds an earlier run \(last.pt, best.pt, metrics.json\)"):
+        _trainer(small_data, tmp_path, epochs=1).fit()
+    trainer = _trainer(small_data, tmp_path, epochs=1)
+    trainer.overwrite = True
+    monkeypatch.setattr(trainer, "train_epoch", lambda: 1 / 0)  # fails in the first epoch
+    with pytest.raises(ZeroDivisionError):
+        trainer.fit()
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == earlier
+    trainer = _trainer(small_data, tmp_path, epochs=2, stop_after_epoch=1)
+    trainer.overwrite = True
+    trainer.fit()
+    assert [load_checkpoint(tmp_path / name)["epoch"] for name in ("best.pt", "last.pt")] == [1, 1]
+    trainer.config.stop_after_epoch = None
+    assert trainer.fit()["epochs"] == 2  # its own files: a second fit trains on
 
 
 def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
@@ -916,7 +964,7 @@ def test_a_failed_load_leaves_the_trainer_as_it_was(small_data, tmp_path, damage
     state = load_checkpoint(tmp_path / "last.pt")
     damage(state)
     save_checkpoint(state, tmp_path / "broken.pt")
-    trainer = _dsl_trainer(small_data, tmp_path)
+    trainer = _dsl_trainer(small_data, tmp_path / "another")
     trainer.train_epoch()  # with optimizer state, an lr down the cosine and a controller past iteration 0
     before = copy.deepcopy(trainer.state_dict())
     with pytest.raises(CheckpointError, match="broken.pt"):
