@@ -2135,21 +2135,30 @@ def test_a_computed_table_weight_is_refused_naming_its_original(compute, origina
     assert int((model[0].weight != 0).sum()) == 12 == dsl.active_counts()[original]
 
 
+def _sparse_gradient_embedding(make_optimizer, **options):
+    """An nn.Embedding(sparse=True) under the masked backend (updates every 2 steps), the optimizer
+    ``make_optimizer`` makes, attached, and a loss with a different gradient at each entry it uses."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, backend="masked", **options)
+    optimizer = make_optimizer(model.parameters())
+    dsl.attach(optimizer)
+    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    return model, dsl, optimizer, lambda: (model(torch.arange(12)) * coefficient).sum()
+
+
 @pytest.mark.parametrize("growth", ["gradient", "momentum"])
 def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
     """nn.Embedding(sparse=True) sends sparse gradients (and SGD keeps a sparse momentum): gradient and
     momentum growth failed reading them ('reshape is not implemented for sparse tensors'). The loss
     reaches inactive entries, so entries move and the reset restarts the sparse momentum at them."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, growth=growth, backend="masked")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    dsl.attach(optimizer)
-    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    model, dsl, optimizer, loss = _sparse_gradient_embedding(
+        lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9), growth=growth
+    )
     for _ in range(4):
         before = dsl.targets[0].active_positions()
         optimizer.zero_grad()
-        (model(torch.arange(12)) * coefficient).sum().backward()
+        loss().backward()
         optimizer.step()
         dsl.step()
         assert dsl.active_counts() == {"0": 40} and int((model[0].weight != 0).sum()) <= 40
@@ -2164,16 +2173,11 @@ def test_a_sparse_gradient_embedding_grows_under_the_masked_backend(growth):
 def test_grown_entries_of_a_sparse_gradient_embedding_start_at_zero_when_dsl_steps_first():
     """The masked backend zeroes the grown entries' gradient for an optimizer step after the update;
     nn.Embedding(sparse=True)'s gradient is sparse, and stays so for SparseAdam, which takes no other."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=2, update_interval=2, backend="masked")
-    optimizer = torch.optim.SparseAdam(model.parameters(), lr=0.1)
-    dsl.attach(optimizer)
-    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    model, dsl, optimizer, loss = _sparse_gradient_embedding(lambda params: torch.optim.SparseAdam(params))
     for _ in range(2):
         before = dsl.targets[0].active_positions()
         optimizer.zero_grad()
-        (model(torch.arange(12)) * coefficient).sum().backward()
+        loss().backward()
         dsl.step()
         optimizer.step()
     after = dsl.targets[0].active_positions()
@@ -2185,15 +2189,12 @@ def test_grown_entries_of_a_sparse_gradient_embedding_start_at_zero_when_dsl_ste
 def test_nesterov_momentum_of_a_sparse_gradient_embedding_stays_sparse_through_an_update():
     """The reset made SGD's sparse momentum dense, and Nesterov's next step failed inside torch with
     'add(sparse, dense) is not supported'."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Embedding(20, 4, sparse=True))
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=4, update_interval=2, backend="masked")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    dsl.attach(optimizer)
-    coefficient = torch.randperm(48).view(12, 4) + 1.0
+    model, dsl, optimizer, loss = _sparse_gradient_embedding(
+        lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    )
     for _ in range(4):
         optimizer.zero_grad()
-        (model(torch.arange(12)) * coefficient).sum().backward()
+        loss().backward()
         optimizer.step()
         dsl.step()
         assert not model[0].weight[~model[0].weight_mask].any()
