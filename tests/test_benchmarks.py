@@ -624,6 +624,7 @@ def test_benchmark_options_are_checked_when_parsed(monkeypatch, capsys, argv, me
         ("bench_plan", "--repeats"),
         ("bench_sparse_linear", "--repeats"),
         ("bench_optimizer", "--steps"),
+        ("bench_checkpoint", "--repeats"),
     ],
 )
 def test_benchmark_counts_are_checked_when_parsed(monkeypatch, capsys, name, option):
@@ -3140,3 +3141,30 @@ def test_timed_runs_probes_then_runs_each_setting_with_the_epochs_that_fit(tmp_p
     }
     files = ["a", "a.log", "b", "b.log", "c", "c.log", "probe", "timing.json"]
     assert sorted(path.name for path in out.iterdir()) == files
+
+
+def test_bench_checkpoint_times_both_readers_on_the_same_file(tmp_path, monkeypatch):
+    """Each row is its reader's median over --repeats reads of one checkpoint, whose tensor both read back."""
+    bench = load("bench_checkpoint")
+    clock = Clock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    read = []
+
+    def counted(reader, seconds):
+        def timed(path, **options):
+            read.append((reader, Path(path).name))
+            clock.now += seconds
+            return reader(path, **options)
+
+        return timed
+
+    monkeypatch.setattr(torch, "load", counted(torch.load, 1.0))
+    monkeypatch.setattr(bench, "load_checkpoint", counted(bench.load_checkpoint, 2.0))
+    out = tmp_path / "load.csv"
+    argv = ["bench_checkpoint.py", "--rows", "30", "--dim", "4", "--repeats", "3", "--output", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    rows = list(csv.DictReader(out.open()))
+    timed = [(row["reader"], row["seconds"]) for row in rows]
+    assert timed == [("torch.load", "1.0"), ("load_checkpoint", "3.0")]  # its own check, then torch.load
+    assert {name for _, name in read} == {"c.pt"} and len(read) == 4 + 4 * 2
