@@ -254,10 +254,13 @@ def main() -> None:
             "or pass another --out (to finish them instead: dslgraph train --output RUN --resume, then "
             "--collect)"
         )
+    for folder in earlier:  # a sweep is replaced whole, before its first run: none is left to mix with it
+        for name in earlier_run_files(folder):
+            (folder / name).unlink()
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, sparsity, mask, settings, full_dim in planned:
-        summary = run_training(settings, str(out / "runs" / name), progress=False, overwrite=args.overwrite)
+        summary = run_training(settings, str(out / "runs" / name), progress=False)
         rows.append(row_for(summary, settings, mask))
         if mask == SAME_BUDGET:  # a sparsity-s budget, spent on a dense table of the smaller width
             rows[-1] |= {"sparsity": sparsity, "bytes_ratio": round(settings["embedding_dim"] / full_dim, 3)}

@@ -58,7 +58,7 @@ from dslgraph.train import (
     make_adam,
     resolve_device,
 )
-from dslgraph.train.checkpoint import earlier_run_files
+from dslgraph.train.checkpoint import check_earlier_run, earlier_run_files
 from dslgraph.train.trainer import make_batches, stopped_early
 
 log = logging.getLogger("dslgraph")
@@ -279,15 +279,19 @@ def main(
     for note in ("Sparse CSR tensor support is in beta state", "Sparse invariant checks"):
         warnings.filterwarnings("ignore", message=note)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with warnings.catch_warnings():
-        # said as a log line, not beside the line of the script that ran dslgraph (sys.exit(main()))
-        warnings.showwarning = _log_warning
+    # a warning is said in one line, as the errors are, not beside the line of the script that ran dslgraph
+    # (sys.exit(main())); shown as before, so that warnings.catch_warnings and pytest.warns still record it
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = functools.partial(_warning_line, args.command)
+    try:
         return _run_command(args)
+    finally:
+        warnings.formatwarning = formatwarning
 
 
-def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    kind = "" if category is UserWarning else f"{category.__name__}: "
-    log.warning("%s%s", kind, message)
+def _warning_line(command: str, message, category, filename, lineno, line=None) -> str:
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"dslgraph {command}: warning{kind}: {message}\n"
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -339,11 +343,23 @@ def _trained_model(
     return None  # no run to resume: no model to answer for
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    """Which file ``path`` is: its inode and modification time (a new checkpoint renamed over it differs)."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def _resumable(args: argparse.Namespace) -> str:
     """How an interrupted ``train`` continues: from the last.pt of its last evaluation, if it wrote one."""
     if args.command != "train" or not args.output:
         return ""
     last = Path(args.output) / "last.pt"
+    replaced = getattr(args, "replaced_last", None)
+    if replaced is not None and last.exists() and _identity(last) == replaced:
+        return (
+            f"; this run wrote no checkpoint, so there is nothing of it to resume ({args.output} still holds "
+            "the earlier run that --overwrite would have replaced)"
+        )
     try:
         epoch = load_checkpoint(last)["epoch"]
     except CheckpointError:
@@ -666,20 +682,6 @@ def _script_model_left_out(
     return {name: value for name, value in defaults.items() if name not in left_out}
 
 
-def check_earlier_run(output: Path, overwrite: bool) -> None:
-    """Refuses a fresh run into ``output`` where an earlier run left its files, unless ``overwrite``
-    (the trainer then removes them as it writes its first checkpoint): before the data is loaded, where
-    the trainer would refuse it after."""
-    earlier = earlier_run_files(output)
-    if earlier and not overwrite:
-        # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
-        resume = "continue it with --resume" if "last.pt" in earlier else "it wrote no last.pt to resume from"
-        raise ConfigError(
-            f"output folder {output} holds an earlier run ({', '.join(earlier)}): {resume}; start afresh "
-            "with --overwrite, or pass another --output"
-        )
-
-
 def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str, Any] | None) -> int:
     """Trains, in the locked output folder: a fresh run on its ``settings``, or the run ``--resume``
     continues on its own under the ``config`` file's settings and the flags."""
@@ -687,8 +689,11 @@ def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str,
         settings, fingerprint = _resumed_settings(args, config)
     else:
         fingerprint = None
-        if args.output:
-            check_earlier_run(Path(args.output), args.overwrite)
+        if args.output:  # before the data loads; the trainer replaces the files as it first writes
+            earlier = check_earlier_run(args.output, args.overwrite, "--resume", "--overwrite")
+            # the earlier run's last.pt, which an interrupt before this run's first checkpoint leaves
+            last = Path(args.output) / "last.pt"
+            args.replaced_last = _identity(last) if "last.pt" in earlier else None
     for name in PATH_FIELDS:  # the checkpoint records them: eval and recommend may run elsewhere
         if settings[name] is not None:  # ~ too, which the shell leaves in --root=~/data
             settings[name] = os.path.abspath(os.path.expanduser(settings[name]))

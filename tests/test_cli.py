@@ -1,6 +1,9 @@
+import functools
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -1165,6 +1168,23 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_writes(tmp_path, monk
     assert passed == [True]
 
 
+def test_an_overwrite_interrupted_before_its_first_checkpoint_offers_no_resume(tmp_path, monkeypatch, capsys):
+    """The earlier run's last.pt was offered to --resume, which would have gone on with the earlier run."""
+    run = str(tmp_path / "run")
+    assert main(["train", "--epochs", "1", "--output", run, "--device", "cpu", "--no-progress"]) == 0
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module.Trainer, "train_epoch", interrupted)
+    capsys.readouterr()
+    assert main(["train", "--epochs", "5", "--output", run, "--overwrite", "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert (
+        "this run wrote no checkpoint, so there is nothing of it to resume" in err and "--resume" not in err
+    )
+
+
 def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tmp_path):
     previous = validate({"epochs": 2})
     changed = {
@@ -1323,18 +1343,26 @@ def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(
         assert f"-k must be in [1, {len(item_ids)}], got {k}" in capsys.readouterr().err
 
 
-def test_a_file_too_small_to_split_is_told_so_first_in_log_lines(tmp_path, capsys, caplog):
+def test_a_file_too_small_to_split_is_told_so_first_in_lines_of_its_own(tmp_path, capsys):
     """Its first error named ks, which the user never gave, and the empty split's warning came with the
     entry script's line (`sys.exit(main())`) beside it."""
     (tmp_path / "tiny.csv").write_text("user,item\n1,2\n1,3\n2,2\n2,4\n3,3\n3,4\n")
-    assert main(["train", "--data-file", str(tmp_path / "tiny.csv"), "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "error: the test split of data holds no interaction" in err
-    warned = [r for r in caplog.records if "the test split is empty" in r.getMessage()]
-    assert [(r.name, r.levelname) for r in warned] == [("dslgraph", "WARNING")]
-    assert main(["train", "--data-file", str(tmp_path / "tiny.csv"), "--data-option", "test_ratio=0.5"]) == 2
-    err = capsys.readouterr().err
-    assert "got (20,) (the metrics' cut-offs @k: TrainConfig.ks, CLI --ks, default 20)" in err
+    with pytest.warns(UserWarning, match="the test split is empty"):  # still a warning, recorded
+        assert main(["train", "--data-file", str(tmp_path / "tiny.csv"), "--epochs", "1"]) == 2
+    assert "error: the test split of data holds no interaction" in capsys.readouterr().err
+    assert warnings.formatwarning is not None and warnings.formatwarning.__module__ == "warnings"  # restored
+    argv = ["train", "--data-file", str(tmp_path / "tiny.csv"), "--data-option", "test_ratio=0.5"]
+    run = functools.partial(subprocess.run, capture_output=True, text=True, cwd=tmp_path)
+    done = run([sys.executable, "-m", "dslgraph", *argv])
+    assert done.returncode == 2
+    assert "error: ks (20,) cut a ranking of the data's 3 items beyond its end: give ks of at most 3" in (
+        done.stderr
+    )
+    assert "dslgraph train: warning: the test split is empty" not in done.stderr  # 0.5 holds one out
+    done = run([sys.executable, "-m", "dslgraph", *argv[:3]])
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("dslgraph train: warning: the test split is empty: ") for line in lines)
+    assert "sys.exit" not in done.stderr and "UserWarning" not in done.stderr
 
 
 def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, capsys):
@@ -1385,7 +1413,7 @@ def test_a_run_stopped_before_its_first_last_pt_is_not_sent_to_resume(tmp_path, 
     monkeypatch.setattr(torch, "save", save)
     assert main(args) == 2
     err = capsys.readouterr().err  # it said "continue it with --resume", which found no last.pt
-    assert "(best.pt, metrics.json): it wrote no last.pt to resume from; start afresh with --overwrite" in err
+    assert "(best.pt, metrics.json): it wrote no last.pt to resume; start afresh with --overwrite" in err
     assert main([*args, "--overwrite"]) == 0
 
 

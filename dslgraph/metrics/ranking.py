@@ -95,10 +95,7 @@ def check_ks(ks: Sequence[int], upper: int, upper_label: str = "") -> tuple[int,
     values = tuple(ks) if is_sequence(ks) and not isinstance(ks, Tensor) else ()
     integers = all(is_count(k) for k in values)
     if not values or not integers or min(values) < 1 or max(values) > upper:
-        raise ValueError(
-            f"ks must be non-empty integers in [1, {upper_label}{upper}], got {ks!r} (the metrics' "
-            "cut-offs @k: TrainConfig.ks, CLI --ks, default 20)"
-        )
+        raise ValueError(f"ks must be non-empty integers in [1, {upper_label}{upper}], got {ks!r}")
     return tuple(int(k) for k in values)
 
 

@@ -108,7 +108,7 @@ class Recommender(nn.Module):
         check_ids("users", users, self.num_users)
         if items is None:
             return
-        check_ids("items", items, self.num_items)
+        check_ids("items", items, self.num_items, self.num_users)
         if items.dim() not in ((2,) if candidates else (1, 2)) or items.size(0) != users.numel():
             shape = "[B, C]" if candidates else "[B] or [B, C]"
             raise ValueError(
@@ -291,13 +291,21 @@ def check_rows(rows: Tensor, num_items: int, num_users: int | None = None, spars
         )
 
 
-def check_ids(name: str, ids: Tensor, bound: int) -> None:
+def check_ids(name: str, ids: Tensor, bound: int, offset: int | None = None) -> None:
     """Raises a :class:`ValueError` naming ``name`` unless ``ids`` is an int64 or int32 tensor of ids in
-    ``[0, bound)`` (the tables' :func:`~dslgraph.sparse.table.check_index`, and the range)."""
+    ``[0, bound)`` (the tables' :func:`~dslgraph.sparse.table.check_index`, and the range). Item ids all in
+    ``[offset, offset + bound)``, ``offset`` the number of users, are said to be node ids (PyG's LightGCN
+    numbers items after the users)."""
     check_index(ids, name)
     outside = ids[(ids < 0) | (ids >= bound)]
     if outside.numel():
-        raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}")
+        shifted = offset is not None and bool(((ids >= offset) & (ids < offset + bound)).all())
+        hint = (
+            f" (node ids? items are numbered from 0 here, not from num_users={offset} as in PyG)"
+            if shifted
+            else ""
+        )
+        raise ValueError(f"{name} must be ids in [0, num_{name}={bound}), got {outside[:5].tolist()}{hint}")
 
 
 def check_sizes(**sizes: int) -> tuple[int, ...]:

@@ -149,6 +149,7 @@ class _MaskedTarget(_Target):
             functools.partial(_check_loaded_mask, mask_name, int(flat.sum()))
         )
         module.register_load_state_dict_post_hook(functools.partial(_mask_loaded, attr, mask_name))
+        module.register_state_dict_post_hook(functools.partial(_save_mask, mask_name))
         self.mask_name = mask_name
         self.grad: Tensor | None = None
         self._hook = None
@@ -308,6 +309,17 @@ def _sparse_state_as_masked(
         del state_dict[source + key]
     state_dict[prefix + attr] = dense.view_as(weight)
     state_dict[prefix + mask_name] = mask.view_as(weight)
+
+
+def _save_mask(
+    mask_name: str, module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict
+) -> None:
+    """State-dict post-hook of a masked module: a module whose ``_save_to_state_dict`` writes its parameters
+    only (PyG's ``Linear``, in its ``MLP`` and convolutions) left its mask out, so that no checkpoint could
+    restore it and a load with ``strict=False`` kept the fresh controller's mask."""
+    mask = getattr(module, mask_name, None)
+    if mask is not None and prefix + mask_name not in state_dict:
+        state_dict[prefix + mask_name] = mask.detach()
 
 
 def _mask_loaded(attr: str, mask_name: str, module: nn.Module, incompatible_keys) -> None:

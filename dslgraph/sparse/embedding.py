@@ -52,6 +52,12 @@ class _Layout:
     crow: Tensor  # CSR row pointer over the sorted slots
 
 
+def _version(adj: Tensor) -> int | None:
+    """``adj``'s version counter, which an edit in place through ``adj.values()`` (or its indices) moves on;
+    ``None`` for a tensor made under ``torch.inference_mode()``, which keeps none."""
+    return None if adj.is_inference() else adj._version
+
+
 @dataclass
 class _Plan:
     """The first propagation step ``adj @ table`` as a linear map of the active values.
@@ -63,8 +69,8 @@ class _Plan:
 
     adj: object
     # the graph's version counter when planned: an edit in place (edge weights reweighted or dropped
-    # into the same tensor) bumps it, and the plan, which copied the weights, is rebuilt
-    version: int
+    # into adj.values()) bumps it, and the plan, which copied the weights, is rebuilt
+    version: int | None
     forward: Tensor
     backward: Tensor
 
@@ -386,6 +392,9 @@ class SparseEmbedding(EmbeddingTable):
             self.positions = positions.to(self.positions.device)
         return self
 
+    # outside torch.compile's graph: guarded there on positions' version, which every DSL update moves on,
+    # the calling function was compiled anew after each update until dynamo's recompile limit
+    @torch.compiler.disable
     def _drop_stale_caches(self) -> None:
         """Drops the layout and plans if :attr:`positions` was edited in place or moved since."""
         key = (self.positions.data_ptr(), self.positions._version, self.positions.device)
@@ -450,7 +459,13 @@ class SparseEmbedding(EmbeddingTable):
         if self.propagation == "dense":
             return spmm(adj, self.to_dense() if dense_view is None else dense_view)
         if not isinstance(adj, Tensor) or adj.layout != torch.sparse_csr:
-            raise TypeError("SparseEmbedding.propagate needs a torch sparse CSR adjacency")
+            given = type(adj).__name__ if not isinstance(adj, Tensor) else f"a {adj.layout} tensor"
+            raise TypeError(
+                f"SparseEmbedding.propagate needs a torch sparse CSR adjacency, got {given}: pass "
+                "dslgraph.data.propagation_graph(data) (a SparseTensor's adj.to_torch_sparse_csr_tensor(), a "
+                "COO tensor's adj.to_sparse_csr()), or train with backend='compact' or 'masked', which take "
+                "any layout"
+            )
         if adj.dtype != self.values.dtype:
             # the plan holds the graph's weights: addmv named no input
             raise TypeError(
@@ -500,7 +515,7 @@ class SparseEmbedding(EmbeddingTable):
     def _plan_for(self, adj: Tensor) -> _Plan:
         self._drop_stale_caches()
         for plan in self._plans:
-            if plan.adj is adj and plan.version == adj._version:
+            if plan.adj is adj and plan.version == _version(adj):
                 return plan
         d = self.embedding_dim
         # built in int32 wherever the plan's indices fit (half the memory)
@@ -520,7 +535,7 @@ class SparseEmbedding(EmbeddingTable):
         backward = torch.sparse_csr_tensor(backward_crow, out_pos, weight, shape, check_invariants=False)
         del edge, slot
         forward = _forward_matrix(adj, self.positions, d, out_pos.numel(), index_dtype)
-        plan = _Plan(adj, adj._version, forward, backward)
+        plan = _Plan(adj, _version(adj), forward, backward)
         self._plans = [plan]  # one graph at a time: plans are large
         return plan
 

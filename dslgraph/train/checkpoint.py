@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def _damaged_entry(handle) -> str | None:
     """The first entry of the zip archive open in ``handle`` whose bytes fail their CRC-32 (an archive
-    whose directory cannot be read counts as damaged as a whole), or ``None``."""
+    whose directory cannot be read counts as damaged as a whole), or ``None``. An archive whose entries all
+    record a CRC of 0 was written without them (``torch.serialization.set_crc32_options(False)``): nothing
+    to check."""
     handle.seek(0)
     try:
         with zipfile.ZipFile(handle) as archive:
+            if all(info.CRC == 0 for info in archive.infolist()):
+                return None
             return archive.testzip()
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
         return f"directory ({exc})"
 
 
@@ -100,6 +105,22 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.json")
 def earlier_run_files(folder: str | os.PathLike) -> list[str]:
     """The files of :data:`RUN_FILES` that an earlier run left in ``folder``."""
     return [name for name in RUN_FILES if (Path(folder) / name).exists()]
+
+
+def check_earlier_run(folder: str | os.PathLike, overwrite: bool, resume: str, afresh: str) -> list[str]:
+    """The files an earlier run left in ``folder``, which a fresh run may replace only where ``overwrite``
+    (written over one by one, they would mix both runs until it ends); else they are refused, the message
+    saying how to ``resume`` the earlier run or start ``afresh`` (the CLI's flags or the trainer's
+    arguments)."""
+    earlier = earlier_run_files(folder)
+    if earlier and not overwrite:
+        # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
+        resume = f"continue it with {resume}" if "last.pt" in earlier else "it wrote no last.pt to resume"
+        raise CheckpointError(
+            f"output folder {folder} holds an earlier run ({', '.join(earlier)}): {resume}; start afresh "
+            f"with {afresh}, or pass another output folder"
+        )
+    return earlier
 
 
 def make_output_folder(folder: str | os.PathLike) -> Path:

@@ -30,7 +30,7 @@ from dslgraph.metrics.ranking import RankingEvaluator, eval_split, metric_names_
 from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import (
     CheckpointError,
-    earlier_run_files,
+    check_earlier_run,
     load_checkpoint,
     load_model_state,
     make_output_folder,
@@ -205,6 +205,12 @@ class Trainer:
             held_out = data[EDGE].get("val_edge_label_index" if split == "validation" else "edge_label_index")
             if held_out is not None and held_out.numel() == 0:
                 raise _empty_split(split)
+        # the evaluator's refusal would name no setting
+        if "test_negatives" not in data[EDGE] and max(config.ks) > self.num_items:
+            raise ValueError(
+                f"ks {config.ks} cut a ranking of the data's {self.num_items} items beyond its end: give ks "
+                f"of at most {self.num_items} (TrainConfig.ks; CLI --ks, default {FIELDS['ks'].default[0]})"
+            )
         reported = self._evaluator(self.selection).metric_names
         if config.monitor not in reported:
             hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
@@ -228,9 +234,10 @@ class Trainer:
                 hook.attach(self.optimizer)
         self.output_dir = make_output_folder(output_dir) if output_dir is not None else None
         self.overwrite = bool(overwrite)
-        # an earlier run's files that this run's first checkpoint replaces; whether this trainer wrote any
+        # an earlier run's files that this run's first checkpoint replaces; whether output_dir's run files
+        # are this trainer's run (it wrote them, or loaded its state from them)
         self._replaced: list[str] = []
-        self._written = False
+        self._own_folder = False
         self.epoch = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
@@ -336,8 +343,9 @@ class Trainer:
         (``fit(resume=True)``) as the uninterrupted run goes on."""
         if resume:
             self.load(self._path("last.pt"))
-        elif self.output_dir is not None and not self._written and self.epoch == 0:
-            self._replaced = self._earlier_run()
+        elif self.output_dir is not None and not self._own_folder:
+            resume, afresh = "fit(resume=True)", "Trainer(..., overwrite=True) (CLI: --overwrite)"
+            self._replaced = check_earlier_run(self.output_dir, self.overwrite, resume, afresh)
         cfg = self.config
         # max_seconds is this call's budget: a run it stopped, resumed under the same one, trains on for as
         # long again (against the time it has trained in all, it would stop after one more epoch)
@@ -404,18 +412,6 @@ class Trainer:
             self._save_run(new_best=improved and (scheduled or self.best is None))
         return stopped_early(self.bad_evals, self.config.patience)
 
-    def _earlier_run(self) -> list[str]:
-        """The files an earlier run left in ``output_dir``, which a fresh run may replace only under
-        ``overwrite``: written over one by one, they would mix both runs until this one ends."""
-        earlier = earlier_run_files(self.output_dir)
-        if earlier and not self.overwrite:
-            resume = "continue it with fit(resume=True)" if "last.pt" in earlier else "it wrote no last.pt"
-            raise CheckpointError(
-                f"output_dir {self.output_dir} holds an earlier run ({', '.join(earlier)}): {resume}; start "
-                "afresh with Trainer(..., overwrite=True) (CLI: --overwrite), or pass another output_dir"
-            )
-        return earlier
-
     def _save_run(self, new_best: bool) -> None:
         """Writes ``best.pt`` (where ``new_best``), ``metrics.json`` and ``last.pt``, in that order: a run
         stopped before ``last.pt`` resumes from the previous one and writes the other two again, where a
@@ -424,7 +420,7 @@ class Trainer:
         for name in self._replaced:
             (self.output_dir / name).unlink(missing_ok=True)
             log.info("removed the earlier run's %s", self.output_dir / name)
-        self._replaced, self._written = [], True
+        self._replaced, self._own_folder = [], True
         state = self.state_dict()
         if new_best:
             save_checkpoint(state, self._path("best.pt"))
@@ -506,6 +502,8 @@ class Trainer:
                 raise
             raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
         log.info("resumed from %s at epoch %d", path, self.epoch)
+        if self.output_dir is not None and Path(path).resolve().parent == self.output_dir.resolve():
+            self._own_folder = True  # the folder's run goes on: its files are this one's
 
     def _check_resumable(
         self, state: dict[str, Any], current: dict[str, Any], path: str | os.PathLike

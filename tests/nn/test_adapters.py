@@ -547,6 +547,8 @@ def test_training_macs_are_the_products_an_iteration_runs(small_data, cls):
         ([0.0], None, "users must be a 1-D tensor of integer ids"),
         ([0], [[2, -1]], r"items must be ids in \[0, num_items=40\), got \[-1\]"),  # the last item's
         ([0], [[NUM_ITEMS]], "items must be ids in"),
+        # PyG's LightGCN numbers items after the users: node ids here, said so
+        ([0], [[NUM_USERS + 12, NUM_USERS + 39]], r"got \[42, 69\] \(node ids\? items are numbered from 0"),
         ([0, 1], [2, 3], r"items must have shape \[B, C\] for B = 2 users"),
         ([0, 1], [[2, 3]], r"items must have shape \[B, C\] for B = 2 users"),
     ],

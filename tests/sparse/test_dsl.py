@@ -3333,3 +3333,66 @@ def test_random_growth_reaches_every_position_the_last_included(backend):
         dsl.update()  # random growth may update at any iteration
         seen |= set(dsl.targets[0].active_positions().tolist())
     assert seen == set(range(16))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
+def test_masks_of_pyg_linear_layers_are_in_the_state_dict(backend):
+    """PyG's Linear writes its weight and bias only, so its DSL mask never reached state_dict(): a strict load
+    failed on a missing key, and one with strict=False kept the fresh controller's mask, a different model."""
+    from torch_geometric.nn import MLP
+
+    def build():
+        torch.manual_seed(0)
+        model = MLP([16, 32, 1], norm=None)
+        options = {"update_interval": 2, "targets": [r"lins\.0\.weight"], "backend": backend}
+        return model, DynamicSparseLearning(model, 0.8, 20, **options)
+
+    model, dsl = build()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    dsl.attach(optimizer)
+    x = torch.randn(64, 16)
+    for _ in range(6):
+        optimizer.zero_grad()
+        model(x).pow(2).mean().backward()
+        optimizer.step()
+        dsl.step()
+    assert any(update["moved"]["lins.0.weight"] for update in dsl.updates)
+    fresh, _ = build()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.lins[0].weight_mask, model.lins[0].weight_mask)
+    torch.testing.assert_close(fresh(x), model(x))
+
+
+@pytest.mark.parametrize("backend", ["sparse", "compact"])
+def test_a_compiled_loss_over_row_lookups_is_not_compiled_anew_after_each_update(backend):
+    """torch.compile guarded the row lookup on positions' version, which every update moves on: the function
+    was compiled anew after each update until dynamo's recompile limit (8), with a warning mid-run."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"user": nn.Embedding(20, 4), "item": nn.Embedding(30, 4)})
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=100, update_interval=2, backend=backend)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    dsl.attach(optimizer)
+
+    def loss(users, items):
+        return (model["user"](users) * model["item"](items)).sum().square()
+
+    compiled = torch.compile(loss, backend="eager")
+    generator = torch.Generator().manual_seed(0)
+    graphs = []
+    # a limit above the updates: a recompile after each would add graphs in every round
+    with torch._dynamo.config.patch(recompile_limit=64):
+        for _ in range(3):
+            for _ in range(8):  # four updates
+                optimizer.zero_grad()
+                users, items = (
+                    torch.randint(20, (8,), generator=generator),
+                    torch.randint(30, (8,), generator=generator),
+                )
+                compiled(users, items).backward()
+                optimizer.step()
+                dsl.step()
+            graphs.append(counters["stats"]["unique_graphs"])
+    assert len(dsl.updates) == 12 and graphs[1] == graphs[2]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
-from dslgraph.data import propagation_graph
+from dslgraph.data import propagation_graph, to_sparse_tensor
 from dslgraph.nn import LightGCN
 from dslgraph.sparse import DenseEmbedding, DynamicSparseLearning, SparseEmbedding, SparseLinear
 from dslgraph.sparse.embedding import _index_dtype
@@ -478,6 +478,17 @@ def test_planned_propagation_follows_a_graph_edited_in_place(small_data):
     torch.testing.assert_close(table.propagate(adj), torch.sparse.mm(adj, dense), atol=1e-6, rtol=1e-5)
 
 
+def test_planned_propagation_takes_a_graph_made_in_inference_mode(small_data):
+    """The plan's version check read the graph's version counter, which an inference tensor lacks."""
+    table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        adj = propagation_graph(small_data)
+        inside = table.propagate(adj)
+    dense = table.to_dense().detach()
+    for out in (inside, table.propagate(adj)):  # planned in inference mode, then found outside it
+        torch.testing.assert_close(out, torch.sparse.mm(adj, dense), atol=1e-6, rtol=1e-5)
+
+
 def test_plan_entries_is_the_size_of_the_plan(small_data):
     adj = propagation_graph(small_data)
     table = SparseEmbedding(70, 8, 0.3, generator=torch.Generator().manual_seed(0))
@@ -493,9 +504,15 @@ def test_plan_indices_are_int32_exactly_while_they_fit():
 
 
 def test_planned_propagation_refuses_an_adjacency_not_in_csr(small_data):
+    """It said what it needs, not how to get it, to a user following README's SparseTensor advice."""
     table = SparseEmbedding(70, 8, 0.3)
-    with pytest.raises(TypeError, match="needs a torch sparse CSR adjacency"):
+    message = r"CSR adjacency, got a torch.sparse_coo tensor: pass .*propagation_graph"
+    with pytest.raises(TypeError, match=message):
         table.propagate(propagation_graph(small_data).to_sparse_coo())
+    if WITH_TORCH_SPARSE:
+        adj = to_sparse_tensor(propagation_graph(small_data))
+        with pytest.raises(TypeError, match=r"got SparseTensor: .*backend='compact' or 'masked'"):
+            table.propagate(adj)
 
 
 def test_gradients_are_recorded_only_while_probing(small_data):

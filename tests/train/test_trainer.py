@@ -357,6 +357,18 @@ def test_a_checkpoint_damaged_inside_a_tensor_is_refused(tmp_path):
     assert load_checkpoint(path)["model"]["w"].equal(torch.arange(4096.0))
 
 
+def test_a_checkpoint_written_without_checksums_loads(tmp_path):
+    """torch can be told to write no CRC-32s (all 0): such a file is whole, not damaged."""
+    state = {"model": {"w": torch.arange(4.0)}, "optimizer": {}, "epoch": 1, "config": {}}
+    before = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        path = save_checkpoint(state, tmp_path / "c.pt")
+    finally:
+        torch.serialization.set_crc32_options(before)
+    assert load_checkpoint(path)["model"]["w"].equal(torch.arange(4.0))
+
+
 def test_failed_write_keeps_old_checkpoint(tmp_path, full_disk):
     path = save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "config": {}}, tmp_path / "c.pt")
     state = {"model": {"weight": torch.zeros(10_000)}, "optimizer": {}, "epoch": 2, "config": {}}
@@ -396,6 +408,14 @@ def test_a_fresh_fit_replaces_an_earlier_run_only_under_overwrite(small_data, tm
     assert [load_checkpoint(tmp_path / name)["epoch"] for name in ("best.pt", "last.pt")] == [1, 1]
     trainer.config.stop_after_epoch = None
     assert trainer.fit()["epochs"] == 2  # its own files: a second fit trains on
+    elsewhere = _trainer(small_data, tmp_path / "elsewhere", epochs=3)
+    elsewhere.load(tmp_path / "last.pt")  # another folder's run, continued here: this folder's is not it
+    (tmp_path / "elsewhere" / "best.pt").write_text("earlier")
+    with pytest.raises(CheckpointError, match="elsewhere holds an earlier run"):
+        elsewhere.fit()
+    resumed = _trainer(small_data, tmp_path, epochs=3)
+    resumed.load(tmp_path / "last.pt")  # its own folder's run: fit() goes on with it
+    assert resumed.fit()["epochs"] == 3
 
 
 def test_max_seconds_stops_with_a_checkpoint_to_resume(small_data, tmp_path):
