@@ -7,11 +7,11 @@ data is cached in ``root/<name>/processed/<options>/``, one folder per set of op
 in PyG, a raw file replaced later (another size or modification time than the one processed,
 ``raw_files.json``) is noticed and the data processed again, with a warning; ``force_reload=True`` processes
 it again in any case. A processed file that cannot be read (cut short or damaged outside dslgraph, which
-writes it then renames it), or found without the records of the ``pre_transform`` it was made with (a run
-stopped while processing), is processed again, with a warning. A test interaction also listed in a training
-file is an error (it could never be retrieved, being excluded from the ranking as seen), and so is a raw file
-ending mid-line, as a copy cut short does, in the formats that read a line cut short as a valid one
-(adjacency lists, LastFM, MovieLens).
+writes it then renames it), or found without the records of the ``pre_transform`` it was made with (a
+processing that stopped or failed, a ``pre_transform`` that raised, say), is processed again, with a warning.
+A test interaction also listed in a training file is an error (it could never be retrieved, being excluded
+from the ranking as seen), and so is a raw file ending mid-line, as a copy cut short does, in the formats that
+read a line cut short as a valid one (adjacency lists, LastFM, MovieLens).
 
 Users and items keep the ids of the raw files (shifted to start at 0 where the files are 1-based), and
 their numbers are ``1 +`` the largest id in the raw files, as LightGCN-PyTorch counts them. Users or
@@ -349,8 +349,8 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
                 differing.append(name)
         if missing and files_exist(self.processed_paths):  # removed before data.pt was made, not made again
             warnings.warn(
-                f"{' and '.join(missing)} missing beside {self.processed_paths[0]} (a run stopped while "
-                "processing?); re-processing",
+                f"{' and '.join(missing)} missing beside {self.processed_paths[0]} (the last processing "
+                "stopped or failed before it ended: a pre_transform that raised, say); re-processing",
                 stacklevel=caller_stacklevel(),
             )
             unreadable = True
