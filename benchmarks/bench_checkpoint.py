@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-from common import base_parser, count, machine, parse, write_csv
+from common import base_parser, count, machine, parse, sync, write_csv
 
 from dslgraph.train import load_checkpoint, save_checkpoint
 
 
 def main() -> None:
-    parser = base_parser(__doc__, "docs/benchmarks/checkpoint_load_cpu.csv")
+    parser = base_parser(__doc__, "docs/benchmarks/checkpoint_load_cpu.csv", dataset=False)
     parser.add_argument("--rows", type=count, default=140_000)
     parser.add_argument("--dim", type=count, default=192)
     parser.add_argument("--repeats", type=count, default=5)
@@ -44,8 +44,10 @@ def main() -> None:
                 raise AssertionError(f"{name} read back another tensor")
             seconds = []
             for _ in range(args.repeats):
+                sync(device)
                 start = time.perf_counter()
                 read(path)
+                sync(device)  # the copies onto a GPU
                 seconds.append(time.perf_counter() - start)
             megabytes = round(path.stat().st_size / 1e6, 1)
             median = round(statistics.median(seconds), 4)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import Epochs, base_parser, count, machine, parse, sync, write_csv
+from common import Epochs, base_parser, count, machine, parse, read_dataset, sync, write_csv
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
@@ -128,7 +128,7 @@ def main() -> None:
     args, device = parse(parser)
     if args.warmup < 0 or args.iterations < 0 or args.train_epochs < 0:
         parser.error("need --warmup, --iterations and --train-epochs >= 0")
-    data = load_dataset(args.dataset, args.root)
+    data = read_dataset(parser, args, load_dataset)
     rows = []
     for name, build in (("pyg-loop", pyg_loop), ("dslgraph", ours)):
         torch.manual_seed(0)

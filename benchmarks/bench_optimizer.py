@@ -18,7 +18,7 @@ from common import agree, base_parser, count, machine, parse, sync, write_csv
 
 
 def main() -> None:
-    parser = base_parser(__doc__, "docs/benchmarks/adam_step.csv")
+    parser = base_parser(__doc__, "docs/benchmarks/adam_step.csv", dataset=False)
     parser.add_argument("--sizes", type=count, nargs="+", default=[70839 * 64, round(70839 * 64 * 0.2)])
     parser.add_argument("--steps", type=count, default=20)
     args, device = parse(parser)

@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from common import base_parser, count, density_level, machine, parse, sync, write_csv
+from common import base_parser, count, density_level, machine, parse, read_dataset, sync, write_csv
 
 from dslgraph.data import load_dataset, propagation_graph
 from dslgraph.sparse import SparseEmbedding
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument("--slots", nargs="+", choices=["sorted", "shuffled"], default=["sorted", "shuffled"])
     args, device = parse(parser)
-    adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
+    adj = propagation_graph(read_dataset(parser, args, load_dataset)).to(device)
     # untimed: a process's first build also pays for its kernels' first launches (on an H200 0.199 s against
     # 0.020 s, in the 15th session's first row, whose median of 2 it made 5x the build's) and, at the largest
     # density, for the allocator's first requests of the largest buffers

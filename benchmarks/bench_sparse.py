@@ -49,6 +49,7 @@ from common import (
     count,
     machine,
     parse,
+    read_dataset,
     sparsity_level,
     sync,
     write_csv,
@@ -216,7 +217,7 @@ def main() -> None:
             f"--compile {args.compile}: not a torch.compile backend; torch has "
             f"{torch.compiler.list_backends(exclude_tags=())}"
         )
-    data = load_dataset(args.dataset, args.root)
+    data = read_dataset(parser, args, load_dataset)
     adj = propagation_graph(data).to(device)
     rows, profiles = [], []
     settings = [(0.0, "dense")] + [(s, b) for s in args.sparsities for b in ("sparse", "compact", "masked")]

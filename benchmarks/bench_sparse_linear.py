@@ -41,7 +41,7 @@ def train_step(
 
 
 def main() -> None:
-    parser = base_parser(__doc__, "docs/benchmarks/sparse_linear_cpu.csv")
+    parser = base_parser(__doc__, "docs/benchmarks/sparse_linear_cpu.csv", dataset=False)
     parser.add_argument("--items", type=count, default=3706)
     parser.add_argument("--hidden", type=count, default=600)
     parser.add_argument("--batches", type=count, nargs="+", default=[16, 500])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import torch
-from common import agree, base_parser, count, machine, parse, sync, write_csv
+from common import agree, base_parser, count, machine, parse, read_dataset, sync, write_csv
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
 from dslgraph.data import load_dataset, propagation_graph, to_sparse_tensor
@@ -20,7 +20,7 @@ def main() -> None:
     parser = base_parser(__doc__, "docs/benchmarks/spmm_backends.csv")
     parser.add_argument("--repeats", type=count, default=5)
     args, device = parse(parser)
-    adj = propagation_graph(load_dataset(args.dataset, args.root)).to(device)
+    adj = propagation_graph(read_dataset(parser, args, load_dataset)).to(device)
     kernels = {"torch CSR": adj}
     if WITH_TORCH_SPARSE:
         kernels["torch_sparse SparseTensor"] = to_sparse_tensor(adj)

@@ -26,7 +26,7 @@ def logits(route: str, users: torch.Tensor, items: torch.Tensor, index: torch.Te
 
 
 def main() -> None:
-    parser = base_parser(__doc__, "docs/benchmarks/ultragcn_logits_cpu.csv")
+    parser = base_parser(__doc__, "docs/benchmarks/ultragcn_logits_cpu.csv", dataset=False)
     parser.add_argument("--repeats", type=count, default=5)
     args, device = parse(parser)
     rows = []

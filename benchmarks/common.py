@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from dslgraph.cli import name_value
-from dslgraph.data import DATASETS
+from dslgraph.data import DATASETS, load_dataset
 from dslgraph.data.io import write_then_rename
 from dslgraph.train import resolve_device
 
@@ -136,11 +136,14 @@ def save_figure(fig, path: str | Path) -> None:
     write_then_rename(path, lambda tmp: fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".")))
 
 
-def base_parser(doc: str, output: str) -> argparse.ArgumentParser:
-    """The options every benchmark takes: dataset, root, device, threads and the CSV to write."""
+def base_parser(doc: str, output: str, dataset: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes: device, threads, the CSV to write and, for one that reads a
+    ``dataset``, the dataset and its root (a benchmark of synthetic tensors takes neither, rather than
+    ignoring them)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="gowalla", choices=sorted(DATASETS))
-    parser.add_argument("--root", default=None)
+    if dataset:
+        parser.add_argument("--dataset", default="gowalla", choices=sorted(DATASETS))
+        parser.add_argument("--root", default=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there is one)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--output", default=output)
@@ -207,6 +210,31 @@ def parse(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, torch.de
     return args, device
 
 
+def read_dataset(parser: argparse.ArgumentParser, args: argparse.Namespace, load=load_dataset):
+    """``load(args.dataset, args.root)`` (a benchmark passes the ``load_dataset`` it imported); a dataset that
+    cannot be read (its raw files missing, a ``--root`` that is a file) is an argument error naming it, not
+    a traceback."""
+    try:
+        return load(args.dataset, args.root)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--dataset {args.dataset}: {exc}")
+
+
 def add_settings_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``--set KEY=VALUE ...``: dslgraph settings, VALUE as JSON or text, parsed into ``(key, value)``."""
     parser.add_argument("--set", nargs="*", default=[], type=name_value, metavar="KEY=VALUE", help=help)
+
+
+def refuse_folder(parser: argparse.ArgumentParser, out: str) -> None:
+    """An argument error for an ``--out`` that names a folder, where a path without suffix is wanted (its
+    files would be written beside the folder, as ``FOLDER.csv``)."""
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        parser.error(f"--out {out} is a folder: give a path without suffix (FOLDER/NAME)")
+
+
+def outputs(out: str, suffixes: tuple[str, ...] = ("csv", "png")) -> tuple[Path, ...]:
+    """``OUT.csv`` and ``OUT.png`` (or ``OUT`` with each of ``suffixes``): a dot in ``out`` stays in the name
+    (``recall-0.5`` is no ``.5`` file), and one of those suffixes given is not doubled."""
+    path = Path(out)
+    stem = path.stem if path.suffix.lstrip(".") in suffixes else path.name
+    return tuple(path.with_name(f"{stem}.{suffix}") for suffix in suffixes)

@@ -26,7 +26,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from common import check_output, markdown_table, write_csv, write_text
+from common import check_output, markdown_table, outputs, refuse_folder, write_csv, write_text
 from summary import read_summary
 
 from dslgraph.cli import build_model, load_data, train_config
@@ -91,14 +91,14 @@ def recounted(summary: dict, model: str, run: str, root: str) -> dict:
     if any(rebuilt[field] != summary[field] for field in MAC_FIELDS):
         old, new = summary["macs"], rebuilt["macs"]
         log.info(
-            "%s: recounted MACs differ from metrics.json: train %d -> %d (dense %d -> %d, ideal %d -> %d), "
+            "%s: recounted MACs differ from metrics.json: train %d -> %d (dense %d -> %d, ideal %s -> %d), "
             "inference %d -> %d",
             run,
             old["train_iteration"],
             new["train_iteration"],
             summary["dense_macs"]["train_iteration"],
             rebuilt["dense_macs"]["train_iteration"],
-            summary["ideal_macs"]["train_iteration"],
+            summary.get("ideal_macs", {}).get("train_iteration"),
             rebuilt["ideal_macs"]["train_iteration"],
             old["inference"],
             new["inference"],
@@ -121,18 +121,20 @@ def row_for(path: Path, folder: Path | None = None, root: str | None = None) -> 
     run = "/".join(part for part in run.parts if part != "runs") or path.parent.name
     if root is not None:
         summary = recounted(summary, model, run, root)
+    ideal = "ideal_macs" in summary
     return {
         "model": model,
         "run": run,
         "sparsity": round(summary["sparsity"], 3),
         "train_macs_dense": int(summary["dense_macs"]["train_iteration"]),
         "train_macs_executed": int(summary["macs"]["train_iteration"]),
-        "train_macs_ideal": int(summary["ideal_macs"]["train_iteration"]),
+        # older runs recorded no ideal count (MovieLens-100K's sweep): left empty
+        "train_macs_ideal": int(summary["ideal_macs"]["train_iteration"]) if ideal else "",
         "training_savings": round(summary["training_savings"], 3),
-        "ideal_training_savings": round(summary["ideal_training_savings"], 3),
+        "ideal_training_savings": round(summary["ideal_training_savings"], 3) if ideal else "",
         "inference_macs_dense": int(summary["dense_macs"]["inference"]),
         "inference_savings": round(summary["inference_savings"], 3),
-        "ideal_inference_savings": round(summary["ideal_inference_savings"], 3),
+        "ideal_inference_savings": round(summary["ideal_inference_savings"], 3) if ideal else "",
         "bytes": summary["parameter_bytes"] + summary["optimizer_state_bytes"],
         "dense_bytes": summary["dense_parameter_bytes"] + summary["dense_optimizer_state_bytes"],
         "bytes_ratio": round(summary["bytes_ratio"], 3),
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recount", action="store_true", help="MACs of each run's rebuilt model (see above)")
     parser.add_argument("--root", default="data", help="the datasets' folder for --recount (default data)")
     args = parser.parse_args(argv)
+    refuse_folder(parser, args.out)
+    table_path, text_path = outputs(args.out, ("csv", "md"))  # --out X.csv wrote X.csv.csv
     check_output(parser, "--out", args.out)  # before --recount rebuilds each run's model
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = args.root if args.recount else None
@@ -163,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row for row in (row_for(path, folder, root) for path, folder in runs) if row is not None]
     if not rows:
         raise SystemExit(f"no metrics.json with cost accounting under {args.folders}")
-    write_csv(rows, f"{args.out}.csv")
+    write_csv(rows, table_path)
     table = markdown_table(rows, COLUMNS)
-    write_text(f"{args.out}.md", table)
+    write_text(text_path, table)
     print(table, end="")
 
 

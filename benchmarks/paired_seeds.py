@@ -28,8 +28,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, markdown_table, write_csv, write_text  # noqa: E402
-from plot_history import finish, outputs, refuse_folder  # noqa: E402
+from common import check_output, markdown_table, outputs, refuse_folder, write_csv, write_text  # noqa: E402
+from plot_history import finish  # noqa: E402
 from plot_setting import VARYING, run_point, warn_differing  # noqa: E402
 from scipy import stats  # noqa: E402
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, save_figure, write_csv  # noqa: E402
+from common import check_output, outputs, refuse_folder, save_figure, write_csv  # noqa: E402
 from summary import read_summary  # noqa: E402
 
 
@@ -105,21 +104,6 @@ def main() -> None:
     write_csv(rows, table)
     plot(rows, args.split, args.metric, args.reference, figure)
     print(f"wrote {table} and {figure}")
-
-
-def refuse_folder(parser: argparse.ArgumentParser, out: str) -> None:
-    """An argument error for an ``--out`` that names a folder, where a path without suffix is wanted (its
-    files would be written beside the folder, as ``FOLDER.csv``)."""
-    if out.endswith(("/", os.sep)) or Path(out).is_dir():
-        parser.error(f"--out {out} is a folder: give a path without suffix (FOLDER/NAME)")
-
-
-def outputs(out: str, suffixes: tuple[str, ...] = ("csv", "png")) -> tuple[Path, ...]:
-    """``OUT.csv`` and ``OUT.png`` (or ``OUT`` with each of ``suffixes``): a dot in ``out`` stays in the name
-    (``recall-0.5`` is no ``.5`` file), and one of those suffixes given is not doubled."""
-    path = Path(out)
-    stem = path.stem if path.suffix.lstrip(".") in suffixes else path.name
-    return tuple(path.with_name(f"{stem}.{suffix}") for suffix in suffixes)
 
 
 if __name__ == "__main__":

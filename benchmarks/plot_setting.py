@@ -25,8 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, write_csv  # noqa: E402
-from plot_history import finish, outputs  # noqa: E402
+from common import check_output, outputs, write_csv  # noqa: E402
+from plot_history import finish  # noqa: E402
 from summary import read_summary  # noqa: E402
 
 log = logging.getLogger("plot_setting")

@@ -468,7 +468,7 @@ def test_plot_history_refuses_a_name_given_twice_and_a_folder_as_out(tmp_path, m
 @pytest.mark.parametrize("out, name", [("recall-0.5", "recall-0.5"), ("run.v2", "run.v2"), ("r.png", "r")])
 def test_plot_history_keeps_a_dot_in_out(tmp_path, out, name):
     # with_suffix took ".5" of recall-0.5 for a suffix and wrote recall-0.csv
-    table, figure = load("plot_history").outputs(str(tmp_path / out))
+    table, figure = load("common").outputs(str(tmp_path / out))
     assert (table, figure) == (tmp_path / f"{name}.csv", tmp_path / f"{name}.png")
 
 
@@ -2790,6 +2790,25 @@ def test_cost_table_row_takes_each_column_from_its_own_field(tmp_path):
     del summary["settings"]["model"]  # as older runs recorded: the model named by the sweep's folder
     (run / "metrics.json").write_text(json.dumps(summary))
     assert load("cost_table").row_for(run / "metrics.json", tmp_path / "sweep")["model"] == "neumf"
+    for field in ("ideal_macs", "ideal_training_savings", "ideal_inference_savings"):
+        del summary[field]  # as MovieLens-100K's sweep recorded: a KeyError, and no table
+    (run / "metrics.json").write_text(json.dumps(summary))
+    row = load("cost_table").row_for(run / "metrics.json", tmp_path / "sweep")
+    ideal = ("train_macs_ideal", "ideal_training_savings", "ideal_inference_savings")
+    assert [row[name] for name in ideal] == ["", "", ""]
+    assert row["train_macs_executed"] == 11
+
+
+def test_cost_table_takes_its_out_with_or_without_a_suffix(tmp_path, monkeypatch, capsys):
+    """--out X.csv wrote X.csv.csv and X.csv.md; a folder is refused, as plot_history's and paired_seeds'."""
+    cost_table = load("cost_table")
+    monkeypatch.setattr(cost_table, "row_for", lambda path, folder, root: {"run": path.parent.name})
+    monkeypatch.setattr(cost_table, "markdown_table", lambda rows, columns: "table\n")
+    write_run(tmp_path / "sweep" / "runs" / "dense", [(10, 5.0, 0.15)])
+    cost_table.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "cost.csv")])
+    assert sorted(path.name for path in tmp_path.glob("cost*")) == ["cost.csv", "cost.md"]
+    argv = ["cost_table.py", str(tmp_path / "sweep"), "--out", str(tmp_path)]
+    assert "is a folder" in refusal(cost_table.main, monkeypatch, capsys, argv)
 
 
 def test_degree_analysis_summary_counts_each_row_by_its_degree():
@@ -3168,3 +3187,23 @@ def test_bench_checkpoint_times_both_readers_on_the_same_file(tmp_path, monkeypa
     timed = [(row["reader"], row["seconds"]) for row in rows]
     assert timed == [("torch.load", "1.0"), ("load_checkpoint", "3.0")]  # its own check, then torch.load
     assert {name for _, name in read} == {"c.pt"} and len(read) == 4 + 4 * 2
+
+
+def test_a_dataset_that_cannot_be_read_is_an_argument_error(tmp_path, monkeypatch, capsys):
+    """A --root that is a file (or raw files missing) ended the benchmark in a traceback."""
+    common = load("common")
+    (tmp_path / "file").write_text("")
+    parser = common.base_parser("a benchmark", "out.csv")
+    args = parser.parse_args(["--dataset", "lastfm", "--root", str(tmp_path / "file")])
+    with pytest.raises(SystemExit) as stopped:
+        common.read_dataset(parser, args)
+    assert stopped.value.code == 2 and "error: --dataset lastfm: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name", ["bench_checkpoint", "bench_optimizer", "bench_sparse_linear", "bench_ultragcn_logits"]
+)
+def test_a_benchmark_of_synthetic_tensors_takes_no_dataset(name, monkeypatch, capsys):
+    """--dataset and --root were accepted and ignored, and --help showed gowalla as the dataset."""
+    said = refusal(load(name).main, monkeypatch, capsys, [f"{name}.py", "--dataset", "ml-1m"])
+    assert "unrecognized arguments: --dataset ml-1m" in said

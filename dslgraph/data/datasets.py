@@ -1087,7 +1087,10 @@ def load_file(
             f"data file {path} does not exist (where a checkpoint's file moved, eval, recommend and train "
             "--resume take --data-file)"
         )
-    dataset = InteractionDataset.from_csv(path, val_ratio=val_ratio, seed=seed, **read_options)
+    with warnings.catch_warnings():
+        if protocol != "full":  # the file's own split, which the protocol's replaces: its emptiness is moot
+            warnings.filterwarnings("ignore", message="the test split is empty")
+        dataset = InteractionDataset.from_csv(path, val_ratio=val_ratio, seed=seed, **read_options)
     data = apply_protocol(dataset[0], protocol, seed, **options)
     data["user"].raw_ids, data["item"].raw_ids = dataset.user_ids, dataset.item_ids
     return data

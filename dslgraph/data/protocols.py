@@ -235,7 +235,9 @@ def leave_one_out(
     held out for validation. ``edge_label_index`` then holds exactly one column per evaluated user,
     sorted by user, and ``test_negatives`` the ``[num_test_users, num_negatives]`` items ranked against
     it: drawn uniformly, without repeats, among the items the user interacted with in *no* split
-    (``val_negatives`` likewise, drawn independently). Users with one interaction only train; without
+    (``val_negatives`` likewise, drawn independently: the validation split has a generator of its own, so
+    the test pairs and negatives are those drawn without ``validation``). Users with one interaction only
+    train; without
     a user of two or more (of three or more, with ``validation``), a :class:`ValueError` is raised.
 
     Args:
@@ -263,19 +265,21 @@ def leave_one_out(
             "leave_one_out(validation=True) needs a user with at least three interactions (one to train on, "
             "one to test, one to validate); every user has at most two"
         )
-    rng = np.random.default_rng(seed)
+    # the validation split draws from a generator of its own: with it or without, the test pairs and their
+    # negatives are the same (NCF's fixed candidates), and runs with and without validation rank alike
+    rng, val_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     test = leave_one_out_mask(index[0], rng, time)
     val = None
     if validation:
         rest = (~test).nonzero().view(-1)
         val = torch.zeros_like(test)
-        val[rest[leave_one_out_mask(index[0, rest], rng, None if time is None else time[rest])]] = True
+        val[rest[leave_one_out_mask(index[0, rest], val_rng, None if time is None else time[rest])]] = True
     out = _split(data, index, time, test, val)
     store, num_items = out[EDGE], out["item"].num_nodes
     store.test_negatives = sample_negatives(index, store.edge_label_index[0], num_items, num_negatives, rng)
     if validation:
         users = store.val_edge_label_index[0]
-        store.val_negatives = sample_negatives(index, users, num_items, num_negatives, rng)
+        store.val_negatives = sample_negatives(index, users, num_items, num_negatives, val_rng)
     out.protocol = "leave-one-out"
     return out
 

@@ -1084,6 +1084,19 @@ def test_load_file_refuses_an_unknown_read_option_naming_the_known_ones(tmp_path
         load_file(path, usercol="u", item_col="i")
 
 
+def test_load_file_under_a_protocol_says_nothing_of_the_split_it_replaces(tmp_path):
+    """The file's own split (test_ratio 0.2), which leave-one-out discards, warned that it was empty and
+    told the user to raise test_ratio, which the protocol ignores; the full protocol still warns."""
+    path = tmp_path / "two.csv"
+    path.write_text("user,item,t\n1,1,1\n1,2,2\n2,1,3\n2,3,4\n3,2,5\n3,3,6\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_file(path, protocol="leave-one-out", protocol_options={"num_negatives": 1}, time_col="t")
+    assert data["user", "to", "item"].edge_label_index.size(1) == 3  # one test pair a user
+    with pytest.warns(UserWarning, match="the test split is empty"):
+        load_file(path, time_col="t")
+
+
 def test_downloaded_files_are_moved_into_the_raw_folder_not_copied(tmp_path, monkeypatch):
     """A raw file that exists is never downloaded again, so it must appear whole: the downloaded (or
     extracted) file is renamed into the raw folder, which cannot be cut short, where a copy could."""

@@ -134,6 +134,17 @@ def test_leave_one_out_random():
     assert not torch.equal(other.edge_label_index, store.edge_label_index)
 
 
+@pytest.mark.parametrize("with_time", [False, True])
+def test_leave_one_out_tests_the_same_candidates_with_validation_or_without(with_time):
+    """The validation split drew from the test negatives' generator: turning it on changed every user's 100
+    candidates, so runs with and without validation ranked the same test items among other negatives."""
+    data, _, _ = timed_data(with_time=with_time)
+    plain = leave_one_out(data, num_negatives=5, seed=3)[EDGE]
+    validated = leave_one_out(data, num_negatives=5, validation=True, seed=3)[EDGE]
+    assert torch.equal(validated.edge_label_index, plain.edge_label_index)
+    assert torch.equal(validated.test_negatives, plain.test_negatives)
+
+
 def test_leave_one_out_holds_out_latest_with_validation():
     data, index, time = timed_data()
     out = leave_one_out(data, num_negatives=4, validation=True, seed=0)
