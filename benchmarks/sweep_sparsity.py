@@ -45,9 +45,10 @@ from common import (  # noqa: E402
 )
 from summary import read_summary  # noqa: E402
 
-from dslgraph.cli import earlier_run_files, run_training  # noqa: E402
+from dslgraph.cli import run_training  # noqa: E402
 from dslgraph.config import ConfigError, validate  # noqa: E402
 from dslgraph.nn import MODELS  # noqa: E402
+from dslgraph.train.checkpoint import earlier_run_files, remove_run_files  # noqa: E402
 from dslgraph.train.trainer import stopped_early  # noqa: E402
 
 SAME_BUDGET = "dense, same budget"
@@ -255,8 +256,7 @@ def main() -> None:
             "--collect)"
         )
     for folder in earlier:  # a sweep is replaced whole, before its first run: none is left to mix with it
-        for name in earlier_run_files(folder):
-            (folder / name).unlink()
+        remove_run_files(folder, earlier_run_files(folder))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, sparsity, mask, settings, full_dim in planned:

@@ -237,8 +237,8 @@ def leave_one_out(
     it: drawn uniformly, without repeats, among the items the user interacted with in *no* split
     (``val_negatives`` likewise, drawn independently: the validation split has a generator of its own, so
     the test pairs and negatives are those drawn without ``validation``). Users with one interaction only
-    train; without
-    a user of two or more (of three or more, with ``validation``), a :class:`ValueError` is raised.
+    train; without a user of two or more (of three or more, with ``validation``), a :class:`ValueError` is
+    raised.
 
     Args:
         data: The interactions, in the layout of :mod:`dslgraph.data.graph`.

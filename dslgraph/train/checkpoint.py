@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import zipfile
 import zlib
@@ -18,6 +19,8 @@ try:
     import fcntl
 except ImportError:  # Windows: output folders go unlocked
     fcntl = None
+
+log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
 
@@ -115,12 +118,20 @@ def check_earlier_run(folder: str | os.PathLike, overwrite: bool, resume: str, a
     earlier = earlier_run_files(folder)
     if earlier and not overwrite:
         # a run stopped in its first evaluation leaves best.pt and metrics.json, and no last.pt to resume from
-        resume = f"continue it with {resume}" if "last.pt" in earlier else "it wrote no last.pt to resume"
+        how = f"continue it with {resume}" if "last.pt" in earlier else "it wrote no last.pt to resume"
         raise CheckpointError(
-            f"output folder {folder} holds an earlier run ({', '.join(earlier)}): {resume}; start afresh "
+            f"output folder {folder} holds an earlier run ({', '.join(earlier)}): {how}; start afresh "
             f"with {afresh}, or pass another output folder"
         )
     return earlier
+
+
+def remove_run_files(folder: str | os.PathLike, names: list[str]) -> None:
+    """Removes the files ``names`` (of :data:`RUN_FILES`) an earlier run left in ``folder``, all of them, so
+    that none is left to mix with the run replacing it."""
+    for name in names:
+        (Path(folder) / name).unlink(missing_ok=True)
+        log.info("removed the earlier run's %s", Path(folder) / name)
 
 
 def make_output_folder(folder: str | os.PathLike) -> Path:

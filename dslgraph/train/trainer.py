@@ -34,6 +34,7 @@ from dslgraph.train.checkpoint import (
     load_checkpoint,
     load_model_state,
     make_output_folder,
+    remove_run_files,
     save_checkpoint,
 )
 
@@ -417,9 +418,7 @@ class Trainer:
         stopped before ``last.pt`` resumes from the previous one and writes the other two again, where a
         ``last.pt`` ahead of them would leave them behind for good. The first write removes the files of
         the earlier run it replaces, all of them: none is left to mix with this run's."""
-        for name in self._replaced:
-            (self.output_dir / name).unlink(missing_ok=True)
-            log.info("removed the earlier run's %s", self.output_dir / name)
+        remove_run_files(self.output_dir, self._replaced)
         self._replaced, self._own_folder = [], True
         state = self.state_dict()
         if new_best:
