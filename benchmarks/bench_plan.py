@@ -6,7 +6,8 @@ update's cost that grows with the graph. Each density builds the plan of a fresh
 size ``--repeats`` times (a new mask each time) and records the median, with the table's slots in position
 order (``sorted``: a fresh table) and in no order (``shuffled``: a table after updates, whose grown entries
 took the pruned ones' slots), as ``--slots`` says. One build at the largest density before all of them, not
-timed, warms the process up.
+timed, warms the process up. ``workspace_bytes`` is the plan of the last repeat's mask (seed
+``--repeats`` - 1); three masks of one density differ by under 0.5% in it on LastFM.
 
     python benchmarks/bench_plan.py --dataset gowalla --root data --device cpu --threads 2
 

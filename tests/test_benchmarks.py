@@ -1648,6 +1648,36 @@ def test_benchmarks_stop_where_their_variants_compute_different_things(
         bench.main()
 
 
+class _ScaledGradient(torch.autograd.Function):
+    """The identity, whose backward scales the gradient: a kernel right forward and wrong backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 1.01
+
+
+def test_bench_spmm_stops_where_a_kernel_computes_another_gradient(tmp_path, monkeypatch):
+    """The timed span is a product and its backward: a kernel whose product agrees and whose gradient does
+    not was timed as if it did the same work."""
+    pytest.importorskip("torch_sparse")
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))  # LastFM, processed there
+    bench = load("bench_spmm")
+    spmm = bench.spmm
+
+    def wrong_backward(matrix, x):
+        return spmm(matrix, x if isinstance(matrix, torch.Tensor) else _ScaledGradient.apply(x))
+
+    monkeypatch.setattr(bench, "spmm", wrong_backward)
+    argv = ["--dataset", "lastfm", "--repeats", "1", "--output", str(tmp_path / "s.csv")]
+    monkeypatch.setattr(sys, "argv", ["bench_spmm.py", *argv])
+    with pytest.raises(RuntimeError, match="the gradient: torch_sparse SparseTensor does not compute what"):
+        bench.main()
+
+
 def test_bench_optimizer_stops_where_an_adam_variant_steps_differently(tmp_path, monkeypatch):
     bench = load("bench_optimizer")
     adam = torch.optim.Adam

@@ -205,7 +205,8 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
     Users and items are renumbered ``0 .. n-1`` (sorted by original id where the ids are comparable);
     :attr:`user_ids` and :attr:`item_ids` map the new indices back to the original ids and
     :meth:`user_index`/:meth:`item_index` map original ids to indices. ``dataset[0]`` is the
-    :class:`~torch_geometric.data.HeteroData` described in :mod:`dslgraph.data.graph`.
+    :class:`~torch_geometric.data.HeteroData` described in :mod:`dslgraph.data.graph`; the id maps stay
+    on the dataset (:func:`~dslgraph.data.load_file` also puts them in the data, as ``raw_ids``).
     Build it with :meth:`from_pandas` or :meth:`from_csv`.
 
     Args:
@@ -326,7 +327,8 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
             df: The interactions, one per row.
             user_col: The column of user ids. (default: ``"user"``)
             item_col: The column of item ids. (default: ``"item"``)
-            rating_col: The column of ratings, needed by ``rating_threshold``. (default: :obj:`None`)
+            rating_col: The column of ratings, needed by ``rating_threshold``; the ratings only filter and are
+                not kept in the data. (default: :obj:`None`)
             time_col: The column of timestamps (numbers or datetimes), kept in the data as each
                 split's ``time`` / ``edge_label_time`` / ``val_edge_label_time``, so that a protocol
                 applied later (:func:`~dslgraph.data.leave_one_out`) holds out the latest interactions.
