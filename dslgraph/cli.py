@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
     datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
-    datasets.add_argument("--root", type=path)
+    datasets.add_argument("--root", type=path, help=FIELDS["root"].help)
     datasets.add_argument(
         "--data-file", type=path, help="a file of one's own interactions, as train reads it (alone)"
     )
@@ -1041,9 +1041,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         raise ValueError(
             f"unknown dataset(s) {unknown}{did_you_mean(unknown, DATASETS)}; known: {list(DATASETS)}"
         )
-    return _print_statistics(
-        [(name, load_dataset(name, root)) for name in names], f"(root: {os.path.abspath(root)})"
-    )
+    # split as train splits it by default (its seed): the same split, and the same processed files
+    datasets = [(name, load_data(validate({"dataset": name, "root": str(root)}))) for name in names]
+    return _print_statistics(datasets, f"(root: {os.path.abspath(root)})")
 
 
 def _print_statistics(datasets: list[tuple[str, HeteroData]], footer: str) -> int:

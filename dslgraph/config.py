@@ -135,7 +135,13 @@ FIELDS: dict[str, Field] = {
     "init_std": Field(float, None, low=0, low_open=True, optional=True),
     "epochs": Field(int, 1000, low=1),
     "batch_size": Field(int, 2048, low=1),
-    "sampling": Field(str, "edge", choices=SAMPLING_MODES),
+    "sampling": Field(
+        str,
+        "edge",
+        choices=SAMPLING_MODES,
+        help="how an epoch's positives are drawn: every training interaction once (edge), or as many "
+        "draws of a uniform user, then one of its items (user, LightGCN's sampler)",
+    ),
     "lr": Field(float, 1e-3, low=0, low_open=True),
     "lr_schedule": Field(str, "none", choices=("none", "cosine")),
     "lr_min": Field(float, 1e-4, low=0),

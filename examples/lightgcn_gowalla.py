@@ -5,7 +5,8 @@ Usage: python examples/lightgcn_gowalla.py [--sparsity 0.8] [--root DIR] [--devi
 Batch 16,384 at lr 0.01 (cosine to 1e-4), Xavier init and LightGCN's user-uniform sampler, 1630 epochs, test
 metrics every 163: on an H200 this reached 0.1852 / 0.1577 in 407 s of training (docs/results.md §1). The
 official settings (batch 2048, lr 1e-3, normal(0, 0.1) init, 1000 epochs) are ``--batch-size 2048 --lr 0.001
---lr-schedule none --init normal --init-std 0.1 --epochs 1000 --eval-every 20``.
+--lr-schedule none --init normal --init-std 0.1 --epochs 1000 --eval-every 20``, and with them the DSL
+authors' mask update interval is ``--update-interval 3000``.
 Under DSL (``--sparsity``) the masks are updated every 50 iterations, once an epoch at this batch size.
 
 Flags given on the command line override the ones below. Datasets are read from

@@ -609,6 +609,23 @@ def test_split_seed_holds_the_split_while_seed_changes(tmp_path):
     assert test_pairs(seed=1, split_seed=5) == test_pairs(seed=2, split_seed=5) == test_pairs(seed=5)
 
 
+def test_datasets_splits_a_named_dataset_as_train_does(tmp_path, capsys):
+    """The statistics of train's split (its default seed), from its processed files: seed 0 made a second
+    split, and a second processed folder, beside the one train reads."""
+    raw = tmp_path / "ml-100k" / "raw"
+    raw.mkdir(parents=True)
+    rows = (f"{u}\t{i}\t5\t{u * 100 + i}\n" for u in range(1, 9) for i in range(1, 13))
+    (raw / "u.data").write_text("".join(rows))
+    assert main(["datasets", "ml-100k", "--root", str(tmp_path)]) == 0
+    (processed,) = (tmp_path / "ml-100k" / "processed").iterdir()
+    seed = FIELDS["seed"].default
+    assert processed.name.endswith(f"_seed{seed}")
+    data = load_data(validate({"dataset": "ml-100k", "root": str(tmp_path)}))
+    assert [*(tmp_path / "ml-100k" / "processed").iterdir()] == [processed]  # train's own split
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[:4] == ["ml-100k", "8", "12", str(data[EDGE].edge_index.size(1))]
+
+
 def test_a_relative_root_in_a_config_file_is_the_file_folder_s(tmp_path, monkeypatch):
     from dslgraph.config import load_config_file
 
@@ -745,6 +762,10 @@ def test_train_help_says_what_text_settings_mean():
     assert "DSLGRAPH_HOME" in helps["root"] and "inf" not in helps["root"]
     assert "inf" not in helps["monitor"]
     assert "0: no limit" in helps["max_seconds"]
+    assert "uniform user" in helps["sampling"]  # README: "`--sampling` says how the positives are drawn"
+    datasets = build_parser()._subparsers._group_actions[0].choices["datasets"]
+    (root,) = [action for action in datasets._actions if action.dest == "root"]
+    assert root.help and root.help in helps["root"]  # as train's: the folder and its default
     assert FIELDS["root"].describe() == "a str"
     with pytest.raises(ConfigError, match=r"root must be a str, got 5$"):
         validate({"root": 5})
@@ -1372,7 +1393,7 @@ def test_a_missing_data_file_fails_naming_it_with_no_word_on_resuming(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"dslgraph train: error: data file {missing} does not exist")
     assert err.endswith(
-        "take --data-file)"
+        "take --data-file, and dslgraph.load_run its data_file)"
     )  # not "; .../last.pt was not written yet, so there is nothing to resume"
     assert main(["train", "--data-file", str(tmp_path)]) == 2  # was said not to exist
     assert f"data file {tmp_path} is a folder; name the file of interactions in it" in capsys.readouterr().err

@@ -1085,7 +1085,7 @@ def load_file(
         # a checkpoint records the path it was trained on: the CLI's way to a file that has moved since
         raise FileNotFoundError(
             f"data file {path} does not exist (where a checkpoint's file moved, eval, recommend and train "
-            "--resume take --data-file)"
+            "--resume take --data-file, and dslgraph.load_run its data_file)"
         )
     with warnings.catch_warnings():
         if protocol != "full":  # the file's own split, which the protocol's replaces: its emptiness is moot

@@ -995,8 +995,9 @@ class DynamicSparseLearning:
         every ``update_interval`` iterations; gradient growth has a gradient to grow by only there."""
         self._check_optimizer()
         self._check_held(self.optimizer)
-        if self.growth == "gradient" and not self._probing:
-            # called directly (at each epoch's end): each target "received no gradient", whose loss used it
+        if self.growth == "gradient" and not (self._probing and self.is_update_step(self.iteration)):
+            # called directly (at each epoch's end): each target "received no gradient", whose loss used it;
+            # probing is armed a step ahead, so a call just after the step before an update has none either
             raise RuntimeError(
                 f"dsl.update() at iteration {self.iteration} has no gradient to grow by: DSL records it only "
                 "on the iteration before each of its updates, which dsl.step() makes every update_interval "

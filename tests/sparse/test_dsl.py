@@ -1703,6 +1703,12 @@ def test_an_update_called_where_no_gradient_was_recorded_says_so(backend):
     optimizer.step()
     with pytest.raises(RuntimeError, match=r"dsl.update\(\) at iteration 0 has no gradient to grow by"):
         dsl.update()
+    # after the step before an update, which arms the recording for the next iteration: the same words
+    # (not "'user' received no gradient", which blamed the loss)
+    for _ in range(4):
+        dsl.step()
+    with pytest.raises(RuntimeError, match=r"dsl.update\(\) at iteration 4 has no gradient to grow by"):
+        dsl.update()
     counts = dsl.active_counts()
     random = DynamicSparseLearning(_DotModel(), 0.5, total_steps=10, update_interval=5, growth="random")
     random.attach(torch.optim.Adam(random.model.parameters(), lr=0.01)).update()  # needs no gradient
