@@ -350,9 +350,17 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 def _resumable(args: argparse.Namespace) -> str:
-    """How an interrupted ``train`` continues: from the last.pt of its last evaluation, if it wrote one."""
+    """How an interrupted ``train`` continues: from the last.pt of its last evaluation, if it wrote one;
+    nothing where the output folder cannot be looked into (a name too long: the error being reported)."""
     if args.command != "train" or not args.output:
         return ""
+    try:
+        return _resume_hint(args)
+    except OSError:  # raised here, it replaced the error it was called to report, as a traceback
+        return ""
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
     last = Path(args.output) / "last.pt"
     replaced = getattr(args, "replaced_last", None)
     if replaced is not None and last.exists() and _identity(last) == replaced:

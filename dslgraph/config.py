@@ -867,7 +867,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     of :data:`PATH_FIELDS` taken from the config file's folder (and ``~`` expanded)."""
     path = Path(path)
     try:
-        values = json.loads(path.read_text(), object_pairs_hook=functools.partial(_unique_keys, path, ""))
+        # utf-8-sig: an editor's byte-order mark (Notepad's) failed as "Unexpected UTF-8 BOM"
+        text = path.read_text(encoding="utf-8-sig")
+        values = json.loads(text, object_pairs_hook=functools.partial(_unique_keys, path, ""))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:  # a folder, unreadable, not UTF-8 text
@@ -876,6 +878,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         yaml = path.suffix in (".yaml", ".yml")  # dslgraph depends on no YAML reader
         hint = " (YAML is not read: write the settings as a JSON object)" if yaml else ""
         raise ConfigError(f"config file {path} is not valid JSON{hint}: {exc}") from exc
+    except ConfigError:  # a key given twice, named by _unique_keys
+        raise
+    except (ValueError, RecursionError) as exc:  # a number of over 4300 digits, arrays nested too deep
+        raise ConfigError(f"config file {path} could not be read as JSON: {exc}") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of settings")
     spelt = " (with a dash and with an underscore)"

@@ -895,6 +895,16 @@ def test_unusable_output_folder_config_file_or_recorded_settings_fail_naming_the
     assert "own.pt does not record its settings; it was not written by the CLI" in capsys.readouterr().err
 
 
+def test_an_output_folder_name_the_system_refuses_is_named_without_a_traceback(tmp_path, capsys):
+    out = tmp_path / (
+        "x" * 300
+    )  # OSError from Path.exists(), raised again by the handler naming how to resume
+    assert main(["train", "--output", str(out)]) == 2
+    assert "File name too long" in capsys.readouterr().err
+    assert main(["eval", str(out / "best.pt")]) == 2
+    assert "best.pt could not be read (File name too long)" in capsys.readouterr().err
+
+
 def test_a_run_that_fails_before_writing_leaves_no_output_folder_behind(tmp_path, capsys):
     out = tmp_path / "runs" / "new"
     assert main(["train", "--output", str(out), "--resume"]) == 2

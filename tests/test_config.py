@@ -280,6 +280,30 @@ def test_a_config_file_s_paths_may_start_at_the_home_folder(tmp_path, monkeypatc
     }
 
 
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    from dslgraph.config import load_config_file
+
+    config = tmp_path / "c.json"
+    config.write_text('{"epochs": 2}', encoding="utf-8-sig")  # as Notepad saves it
+    assert load_config_file(config) == {"epochs": 2}  # was: not valid JSON: Unexpected UTF-8 BOM
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # RecursionError from json, with a traceback
+        '{"seed": 1' + "0" * 5000 + "}",  # ValueError: Exceeds the limit (4300 digits), naming no file
+    ],
+)
+def test_a_config_file_json_cannot_read_is_refused_naming_it(tmp_path, text):
+    from dslgraph.config import load_config_file
+
+    config = tmp_path / "c.json"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^config file {config} could not be read as JSON: "):
+        load_config_file(config)
+
+
 def test_a_yaml_config_file_is_refused_saying_json_is_read(tmp_path):
     from dslgraph.config import load_config_file
 

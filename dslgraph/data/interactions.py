@@ -266,6 +266,8 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
             "a list of column names",
             names,
         )
+        # pandas' own refusal named neither names nor the file: "Duplicate names are not allowed."
+        check_option(names is None or len(set(names)) == len(names), "names", "distinct names", names)
         id_columns = [kwargs.get("user_col", "user"), kwargs.get("item_col", "item")]
         # pandas' C parser takes one-character separators and r"\s+" (any whitespace) only: for the others
         # it would warn that it falls back to Python's, about 10 times slower
@@ -381,6 +383,11 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
                 f"{field}_col",
                 f"one of {list(df.columns)}",
                 column,
+            )
+            # one naming two columns (frames joined side by side) failed in pandas: "Grouper for 'user' not
+            # 1-dimensional"
+            check_option(
+                list(df.columns).count(column) <= 1, f"{field}_col", "the name of one column of df", column
             )
         chosen = [column for column in columns.values() if column is not None]
         check_option(

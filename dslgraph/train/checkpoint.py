@@ -38,9 +38,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Reads a checkpoint written by :func:`save_checkpoint`, with errors that name the problem."""
     path = Path(path)
-    if path.is_dir():
+    try:  # a name too long or a folder not searchable: OSError, also in the handler naming how to resume
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} could not be read ({exc.strerror or exc})") from exc
+    if is_dir:
         raise CheckpointError(f"checkpoint {path} is a folder; name the best.pt or last.pt in it")
-    if not path.is_file():
+    if not is_file:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with open(path, "rb") as handle:  # zipfile.is_zipfile(path) reads an unreadable file as no zip
@@ -74,7 +78,42 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
+    check_entries(state, path, REQUIRED_KEYS)
     return state
+
+
+#: What each entry of a checkpoint holds, as :meth:`~dslgraph.train.Trainer.state_dict` writes it: its types
+#: and their description.
+ENTRY_TYPES = {
+    "model": (dict, "a dict"),
+    "optimizer": (dict, "a dict"),
+    "epoch": (int, "an int >= 0"),
+    "config": (dict, "a dict"),
+    "hooks": (list, "a list"),
+    "train_seconds": ((int, float), "a number >= 0"),
+    "history": (list, "a list"),
+    "best": ((dict, type(None)), "a dict or None"),
+    "bad_evals": (int, "an int >= 0"),
+}
+
+
+def check_entries(state: dict[str, Any], path: str | os.PathLike, keys: tuple[str, ...]) -> None:
+    """Raises a :class:`CheckpointError` naming the first of the entries ``keys`` of checkpoint ``state``
+    that is not what :data:`ENTRY_TYPES` describes: an edited or foreign checkpoint failed later, deep in
+    the run, as a ``TypeError`` naming neither (an ``epoch`` of ``"1"``), or resumed at epoch -1."""
+    for key in keys:
+        value, (types, what) = state[key], ENTRY_TYPES[key]
+        # not value >= 0: NaN too
+        if not isinstance(value, types) or isinstance(value, bool) or (">= 0" in what and not value >= 0):
+            raise CheckpointError(
+                f"checkpoint {path} holds {key}={_short(value)}, where dslgraph's trainer writes {what}; "
+                "it was edited or not written by dslgraph"
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
 
 
 def _damaged_entry(handle) -> str | None:
@@ -99,6 +138,42 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | 
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not fit this model or dataset: {exc}") from exc
+
+
+#: The states that torch's optimizers keep one of per entry of their parameter, in its shape (Adafactor's
+#: factored ``row_var`` / ``col_var`` are not).
+ELEMENTWISE_STATES = frozenset(
+    {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "momentum_buffer", "square_avg", "grad_avg"}
+    | {"acc_delta", "sum", "ax", "prev", "step_size"}
+)
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, state: dict[str, Any], path: str | os.PathLike
+) -> None:
+    """Loads the ``"optimizer"`` entry of the checkpoint ``state`` read from ``path`` into ``optimizer``,
+    whose parameters hold the checkpoint's model already. torch checks only the number of parameters: a
+    moment of another shape (a sparse run's ``[280]`` for a dense ``[70, 8]`` table) was loaded, and Adam's
+    next step wrote past it, crashing the process (a segmentation fault) or training on without a word.
+    The states checked are :data:`ELEMENTWISE_STATES`."""
+    saved = state["optimizer"]
+    groups, moments = saved.get("param_groups"), saved.get("state")
+    if not (isinstance(groups, list) and isinstance(moments, dict)):
+        raise CheckpointError(f"checkpoint {path} holds no optimizer state_dict (param_groups and state)")
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    ids = [index for group in groups if isinstance(group, dict) for index in group.get("params", [])]
+    for index, param in zip(ids, params):
+        for name, value in (moments.get(index) or {}).items():
+            if name in ELEMENTWISE_STATES and isinstance(value, torch.Tensor) and value.shape != param.shape:
+                raise CheckpointError(
+                    f"checkpoint {path} holds an optimizer state {name} of shape {list(value.shape)} for a "
+                    f"parameter of shape {list(param.shape)}: it does not fit this model (a checkpoint of "
+                    "another model, sparsity or backend, or an edited one)"
+                )
+    try:
+        optimizer.load_state_dict(saved)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an optimizer state that does not fit: {exc}") from exc
 
 
 #: What a run writes to its output folder.

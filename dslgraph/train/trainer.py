@@ -31,8 +31,10 @@ from dslgraph.metrics.sampled import SampledRankingEvaluator
 from dslgraph.train.checkpoint import (
     CheckpointError,
     check_earlier_run,
+    check_entries,
     load_checkpoint,
     load_model_state,
+    load_optimizer_state,
     make_output_folder,
     remove_run_files,
     save_checkpoint,
@@ -514,6 +516,7 @@ class Trainer:
         missing = [key for key in current if key not in state and key not in optional]
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
+        check_entries(state, path, ("hooks", "train_seconds", "history", "best", "bad_evals"))
         if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint:
             # a table of the same size (LightGCN's for 40 users and 30 items, or 30 and 40) loaded silently
             raise CheckpointError(
@@ -543,7 +546,7 @@ class Trainer:
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         load_model_state(self._module, state, path)
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state, path)
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
             self._cosine_over(max(self.total_steps, 1))

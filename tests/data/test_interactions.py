@@ -580,6 +580,16 @@ def test_from_csv_names_the_separator_of_a_header_it_does_not_split(tmp_path):
         InteractionDataset.from_csv(path, names="user,item")  # was pandas': Duplicate names are not allowed
 
 
+def test_names_of_two_columns_are_refused_naming_the_option(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("1,10\n1,11\n2,10\n")
+    with pytest.raises(ValueError, match=r"names must be distinct names, got \['user', 'user'\]"):
+        InteractionDataset.from_csv(path, names=["user", "user"])  # was: Duplicate names are not allowed.
+    frame = pd.DataFrame([[1, 10, 5], [1, 11, 4]], columns=["user", "item", "user"])  # joined side by side
+    with pytest.raises(ValueError, match=r"user_col must be the name of one column of df, got 'user'"):
+        InteractionDataset.from_pandas(frame)  # was: Grouper for 'user' not 1-dimensional
+
+
 def test_from_csv_reads_a_recbole_atomic_file_by_its_columns_names_without_their_types(tmp_path):
     path = tmp_path / "ml-100k.inter"
     path.write_text(

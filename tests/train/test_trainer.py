@@ -1030,6 +1030,77 @@ def test_a_checkpoint_that_cannot_be_opened_fails_saying_so(tmp_path, monkeypatc
     assert "zip archive" not in str(caught.value)  # it is one: it could not be opened
 
 
+def test_an_optimizer_state_of_another_shape_is_refused_before_any_step(small_data, tmp_path):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    moments = state["optimizer"]["state"][0]
+    moments["exp_avg"] = moments["exp_avg"].flatten()[:280]  # a sparse run's moments of the 70 x 8 table
+    save_checkpoint(state, tmp_path / "last.pt")
+    trainer = _trainer(small_data, tmp_path, epochs=2)
+    # torch loaded it, and Adam's first step wrote past it: a segmentation fault, or heap corruption
+    with pytest.raises(
+        CheckpointError, match=r"last\.pt holds an optimizer state exp_avg of shape \[280\] for"
+    ):
+        trainer.fit(resume=True)
+    assert trainer.epoch == 0
+    moments["exp_avg"] = torch.zeros(3)
+    del state["optimizer"]["param_groups"]
+    save_checkpoint(state, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last\.pt holds no optimizer state_dict"):
+        trainer.fit(resume=True)  # was: KeyError 'param_groups'
+
+
+@pytest.mark.skipif(not hasattr(torch.optim, "Adafactor"), reason="torch without Adafactor")
+def test_an_optimizer_with_factored_state_resumes(small_data, tmp_path):
+    """Adafactor keeps a row and a column variance of other shapes than the parameter's, as it should: only
+    the states kept one per entry are checked against the parameter's shape."""
+
+    def trainer(epochs):
+        torch.manual_seed(0)
+        config = TrainConfig(epochs=epochs, batch_size=64, eval_every=1, progress=False, seed=3)
+        model = LightGCN(30, 40, embedding_dim=8)
+        return Trainer(
+            model, small_data, config, tmp_path, "cpu", optimizer=torch.optim.Adafactor(model.parameters())
+        )
+
+    trainer(1).fit()
+    assert load_checkpoint(tmp_path / "last.pt")["optimizer"]["state"][0]["row_var"].shape != (70, 8)
+    resumed = trainer(2)
+    resumed.fit(resume=True)
+    assert resumed.epoch == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("epoch", "1"),  # TypeError: '>=' not supported between instances of 'str' and 'int'
+        ("epoch", -1),  # resumed at epoch -1
+        ("epoch", 1.5),  # resumed, and wrote "epochs": 2.5
+        ("model", [1]),  # TypeError: 'int' object is not subscriptable
+        ("history", "x"),  # AttributeError: 'str' object has no attribute 'append'
+        ("best", "x"),
+        ("bad_evals", True),
+        ("train_seconds", float("nan")),
+        ("hooks", {}),
+    ],
+)
+def test_a_checkpoint_entry_of_another_type_is_refused_naming_it(small_data, tmp_path, key, value):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    state[key] = value
+    save_checkpoint(state, tmp_path / "last.pt")
+    trainer = _trainer(small_data, tmp_path, epochs=2)
+    with pytest.raises(CheckpointError, match=rf"last\.pt holds {key}=.*, where dslgraph's trainer writes "):
+        trainer.fit(resume=True)
+    assert trainer.epoch == 0 and trainer.history == []
+
+
+def test_a_checkpoint_name_the_system_refuses_fails_naming_it(tmp_path):
+    path = tmp_path / ("x" * 300) / "last.pt"  # OSError from Path.is_dir(), also in the CLI's error handler
+    with pytest.raises(CheckpointError, match=r"last\.pt could not be read \(File name too long\)"):
+        load_checkpoint(path)
+
+
 def test_a_checkpoint_of_another_dsl_backend_fails_naming_it(small_data, tmp_path):
     def trainer(out, backend):
         torch.manual_seed(0)
