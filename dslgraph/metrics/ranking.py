@@ -268,7 +268,7 @@ class RankingEvaluator:
         max_k = self.ks[-1]
         discount = 1.0 / torch.arange(2, max_k + 2, dtype=torch.float64).log2()
         idcg = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
-        sums = {name: torch.zeros((), dtype=torch.float64) for name in self.metric_names}
+        values: dict[str, list[Tensor]] = {name: [] for name in self.metric_names}
 
         batches = self.users.split(self.batch_size)
         for users in tqdm(batches, desc="evaluating", unit="batch", leave=False, disable=not self.progress):
@@ -309,9 +309,9 @@ class RankingEvaluator:
                     "capped_recall": hits_k / target_counts.clamp(max=k),
                 }
                 for m in self.metrics:
-                    sums[f"{m}@{k}"] += per_user[m].sum()
+                    values[f"{m}@{k}"].append(per_user[m])
 
-        return mean_over_users(sums, self.num_eval_users)
+        return mean_over_users(values, self.num_eval_users)
 
     def _check_scores(self, scores: Tensor, num_rows: int) -> None:
         """Raises a :class:`ValueError` unless a score function's ``scores`` are a floating-point
@@ -433,8 +433,14 @@ def most_popular_scores(train_index: Tensor, num_items: int) -> ScoreFn:
     return score_fn
 
 
-def mean_over_users(sums: dict[str, Tensor], num_users: int) -> dict[str, float]:
-    """Per-user metric sums averaged over the evaluated users (0 everywhere, with a warning, if none)."""
+def mean_over_users(values: dict[str, list[Tensor]], num_users: int) -> dict[str, float]:
+    """Per-user metric values, a tensor per batch, averaged over the evaluated users (0 everywhere, with a
+    warning, if none). Summed over all users at once: sums per batch, added up, rounded as the batches split
+    the users, and a run resumed with another eval_batch_size (or a checkpoint evaluated with one) reported
+    other last digits than the uninterrupted run."""
     if num_users == 0:
         logger.warning("no user has a target interaction; all metrics are reported as 0")
-    return {name: float(total) / max(num_users, 1) for name, total in sums.items()}
+    return {
+        name: float(torch.cat(parts).sum()) / max(num_users, 1) if parts else 0.0
+        for name, parts in values.items()
+    }

@@ -164,7 +164,7 @@ class SampledRankingEvaluator:
                 in column 0, then the negatives), both on :attr:`device`, to ``[B, C]`` scores on any
                 device.
         """
-        sums = {name: torch.zeros((), dtype=torch.float64) for name in self.metric_names}
+        values: dict[str, list[Tensor]] = {name: [] for name in self.metric_names}
         candidates = self._candidates_on(self.device)
         for start in range(0, self.num_eval_users, self.batch_size):
             users = self.users[start : start + self.batch_size]
@@ -183,9 +183,9 @@ class SampledRankingEvaluator:
             gain = 1.0 / torch.log2(rank.to(torch.float64) + 2)
             for k in self.ks:
                 hit = rank < k
-                sums[f"hr@{k}"] += hit.sum()
-                sums[f"ndcg@{k}"] += gain[hit].sum()
-        return mean_over_users(sums, self.num_eval_users)
+                values[f"hr@{k}"].append(hit.to(torch.float64))
+                values[f"ndcg@{k}"].append(gain[hit])
+        return mean_over_users(values, self.num_eval_users)
 
     def evaluate_embeddings(self, user_emb: Tensor, item_emb: Tensor) -> dict[str, float]:
         r"""Evaluates dot-product scores :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` of user and item embeddings.

@@ -1140,6 +1140,11 @@ class DynamicSparseLearning:
         # a checkpoint mapped to a GPU (Trainer.load) brings the CPU generator's state there too
         self.generator.set_state(state["generator"].cpu())
         self.updates = list(state["updates"])
+        # the optimizer steps counted since the saved iteration are not the resumed run's: a trainer resumed
+        # in the process it was interrupted in, between optimizer.step() and dsl.step(), warned at its first
+        # step that the optimizer "stepped twice without a dsl.step() between"
+        self._steps_unseen = self._steps_since_update = 0
+        self._found_inf = None
         for target in self.targets:
             if isinstance(target, _TableTarget):
                 target.table.positions_changed()

@@ -55,6 +55,17 @@ def test_matches_bruteforce_reference(sampled, device, batch_size):
     assert evaluator.num_eval_users == NUM_USERS and evaluator.num_candidates == NUM_NEGATIVES + 1
 
 
+def test_the_means_are_the_same_to_the_last_bit_for_every_batch_size(sampled):
+    # summed batch by batch, NDCG's mean was rounded as the batches split the users (a resume may change
+    # eval_batch_size)
+    test_index, negatives, scores = sampled
+    results = [
+        SampledRankingEvaluator(test_index, negatives, ks=(5, 10), batch_size=size)(table_scores(scores))
+        for size in (1, 3, 7, 4096)
+    ]
+    assert all(result == results[-1] for result in results)
+
+
 def test_columns_out_of_user_order_match_the_bruteforce_reference(sampled):
     """Each user is scored against the candidates of its own column, in whatever order the columns come."""
     test_index, negatives, scores = sampled

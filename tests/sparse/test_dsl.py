@@ -1193,6 +1193,26 @@ def test_a_resume_that_loads_the_optimizer_but_not_the_controller_warns():
         assert ("attached optimizer at step 7" in warned) != load_controller, warned
 
 
+def test_a_controller_resumed_after_an_interrupted_iteration_counts_its_steps_afresh():
+    """Interrupted between optimizer.step() and dsl.step() (Ctrl-C in a notebook) and resumed in the same
+    process (Trainer.fit(resume=True)), the controller warned at its first step that the optimizer "stepped
+    twice without a dsl.step() between": the interrupted iteration's step was still counted."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    assert _warned_in_custom_steps(model, dsl, optimizer, 2) == ""
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict(), dsl.state_dict()))
+    model(torch.randint(50, (16,))).pow(2).mean().backward()
+    optimizer.step()  # interrupted here, before dsl.step()
+    model.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    dsl.load_state_dict(saved[2])
+    assert _warned_in_custom_steps(model, dsl, optimizer, 4) == ""
+    assert dsl.iteration == 6 and [update["iteration"] for update in dsl.updates] == [4]
+
+
 class _Subclassed(torch.optim.SGD):
     """An optimizer of one's own whose step calls its parent's."""
 

@@ -1114,20 +1114,34 @@ def test_a_checkpoint_of_another_dsl_backend_fails_naming_it(small_data, tmp_pat
         trainer(tmp_path / "sparse", "sparse").load(tmp_path / "last.pt")  # named its keys, not the backend
 
 
-def _model_run(data, out, model_name, backend, growth, epochs, resume=False):
-    from dslgraph.nn import CDAE, MultVAE
+def _model_run(data, out, model_name, backend, growth, epochs, resume=False, optimizer_state="reset"):
+    from dslgraph.nn import CDAE, ConvNCF, MultVAE, NeuMF, UltraGCN
 
     torch.manual_seed(0)
     models = {
         "lightgcn": lambda: LightGCN(30, 40, embedding_dim=8),
         "cdae": lambda: CDAE(30, 40, hidden_channels=8),  # dropout corruption: the global RNG
         "multvae": lambda: MultVAE(30, 40, hidden_channels=8, latent_dim=4),  # and reparametrisation noise
+        "neumf": lambda: NeuMF(30, 40, embedding_dim=8),  # dropout; 4 negatives drawn batch by batch
+        "ultragcn": lambda: UltraGCN(30, 40, embedding_dim=8, num_negatives=5),
+        # pre-training (its count a buffer) still under way when the run stops after 2 epochs of 30 batches
+        "convncf": lambda: ConvNCF(30, 40, embedding_dim=8, pretrain_steps=70),
     }
     model = models[model_name]()
-    config = TrainConfig(epochs=4, batch_size=8, lr=0.01, eval_every=1, progress=False, seed=1)
+    config = TrainConfig(
+        epochs=4, batch_size=8, lr=0.01, lr_schedule="cosine", eval_every=1, progress=False, seed=1
+    )
     steps = 4 * len(trainer_module.make_batches(model, data, config))
     dsl = DynamicSparseLearning(
-        model, 0.5, steps, list(model.dsl_targets), update_interval=3, growth=growth, backend=backend, seed=2
+        model,
+        0.5,
+        steps,
+        list(model.dsl_targets),
+        update_interval=3,
+        growth=growth,
+        optimizer_state=optimizer_state,
+        backend=backend,
+        seed=2,
     )
     trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl])
     trainer.config.epochs = epochs
@@ -1135,18 +1149,28 @@ def _model_run(data, out, model_name, backend, growth, epochs, resume=False):
 
 
 @pytest.mark.parametrize(
-    ("model_name", "backend", "growth"),
+    ("model_name", "backend", "growth", "optimizer_state"),
     [
-        ("lightgcn", "compact", "gradient"),
-        ("lightgcn", "masked", "random"),  # the controller's RNG
-        ("cdae", "sparse", "gradient"),
-        ("multvae", "sparse", "gradient"),
+        ("lightgcn", "compact", "gradient", "reset"),
+        ("lightgcn", "masked", "random", "reset"),  # the controller's RNG
+        ("cdae", "sparse", "gradient", "reset"),
+        ("multvae", "sparse", "gradient", "reset"),
+        ("neumf", "masked", "momentum", "keep"),
+        ("ultragcn", "sparse", "random", "keep"),
+        ("convncf", "sparse", "gradient", "reset"),
     ],
 )
 def test_resume_reproduces_the_whole_run_of_each_backend_and_batch_kind(
-    small_data, tmp_path, model_name, backend, growth
+    small_data, tmp_path, model_name, backend, growth, optimizer_state
 ):
-    run = functools.partial(_model_run, small_data, model_name=model_name, backend=backend, growth=growth)
+    run = functools.partial(
+        _model_run,
+        small_data,
+        model_name=model_name,
+        backend=backend,
+        growth=growth,
+        optimizer_state=optimizer_state,
+    )
     full, full_model = run(tmp_path / "full", epochs=4)
     run(tmp_path / "split", epochs=2)
     resumed, resumed_model = run(tmp_path / "split", epochs=4, resume=True)
