@@ -8,7 +8,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -284,9 +286,35 @@ def main(
     formatwarning = warnings.formatwarning
     warnings.formatwarning = functools.partial(_warning_line, args.command)
     try:
-        return _run_command(args)
+        with _terminated_as_interrupted():
+            return _run_command(args)
     finally:
         warnings.formatwarning = formatwarning
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what batch schedulers and ``kill`` send first), raised as Ctrl-C's interrupt is."""
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted():
+    """SIGTERM raises :class:`Terminated` within: the command then ends as after Ctrl-C, saying how a run
+    goes on, where it ended the process without a word. Only in the main thread (the one signals reach), and
+    not where SIGTERM is ignored or already handled."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _warning_line(command: str, message, category, filename, lineno, line=None) -> str:
@@ -306,9 +334,10 @@ def _run_command(args: argparse.Namespace) -> int:
         resumable = "" if isinstance(exc, FileNotFoundError) else _resumable(args)
         print(f"dslgraph {args.command}: error: {exc}{resumable}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dslgraph {args.command}: interrupted{_resumable(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # 128 + the signal's number, as a shell reports it
+        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"dslgraph {args.command}: {ended}{_resumable(args)}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, model: Any) -> str:

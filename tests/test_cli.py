@@ -849,6 +849,33 @@ def test_ctrl_c_exits_with_a_line_that_says_how_to_resume(tmp_path, capsys, monk
     assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
 
 
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    """A batch scheduler's SIGTERM ended the process without a word (exit -15): now the run says how it goes
+    on, exits 143 (128 + 15, as a shell reports it), and the handler before it is back afterwards."""
+    import os
+    import signal
+
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    epochs = []
+    train_epoch = Trainer.train_epoch
+
+    def terminated_in_epoch_2(self):
+        epochs.append(self.epoch)
+        if len(epochs) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return train_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", terminated_in_epoch_2)
+    out = str(tmp_path / "run")
+    args = ["train", "--epochs", "3", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 143
+    assert f"terminated; {out}/last.pt holds epoch 1: continue with --output {out} --resume" in (
+        capsys.readouterr().err
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and len(epochs) == 2
+    assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
+
+
 def test_a_disk_error_while_saving_fails_naming_it_and_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     saves = []

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import os.path as osp
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -24,7 +25,7 @@ import torch_geometric
 from torch import Tensor
 from torch_geometric.data import HeteroData, InMemoryDataset
 
-from ..checks import is_real, is_sequence
+from ..checks import is_count, is_real, is_sequence
 from .graph import check_numbering, check_user_ids, make_interaction_data
 from .io import is_number
 
@@ -252,13 +253,19 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
 
         Args:
             path: The file to read.
-            sep: The field separator. (default: ``","``)
+            sep: The field separator; one of more than one character (other than ``r"\\s+"``) is a regular
+                expression, as pandas reads it: ``"::"`` is the text ``::``, ``r"\\|\\|"`` the text ``||``.
+                (default: ``","``)
             names: The columns' names of a file without a header row, *e.g.*
                 ``["user", "item", "rating", "time"]`` with ``sep="\\t"`` for MovieLens ``u.data``; fewer
                 names than fields name the first ones. (default: :obj:`None`: the first row names them)
             **kwargs: The arguments of :meth:`from_pandas`.
         """
         check_option(sep is None or (isinstance(sep, str) and sep != ""), "sep", "a non-empty string", sep)
+        if sep is not None and len(sep) > 1:  # a regular expression: "||" split between every character
+            check_option(
+                _splits_text(sep), "sep", "a regular expression that matches text (|| is r'\\|\\|')", sep
+            )
         # pandas reads the text "user,item" as the names "u", "s", "e", ... and fails on their repeats
         check_option(
             names is None or (is_sequence(names) and all(isinstance(name, str) for name in names)),
@@ -366,7 +373,7 @@ class InteractionDataset(NumberedTransform, InMemoryDataset):
             ("min_user_interactions", min_user_interactions),
             ("min_item_interactions", min_item_interactions),
         ):
-            check_option(isinstance(value, int | np.integer) and value >= 0, field, "an integer >= 0", value)
+            check_option(is_count(value) and value >= 0, field, "an integer >= 0", value)  # not True
         check_option(
             split != "temporal" or time_col is not None, "time_col", "set for split='temporal'", None
         )
@@ -444,7 +451,8 @@ def _interaction_frame(
     if columns["time"] is not None:
         frame["time"] = _numeric_time(frame["time"], columns["time"])
     if rating_threshold is not None:
-        numeric = pd.api.types.is_numeric_dtype(frame["rating"])
+        rating = frame["rating"]
+        numeric = pd.api.types.is_numeric_dtype(rating) and not pd.api.types.is_bool_dtype(rating)
         check_option(numeric, "rating_col", "numeric", columns["rating"])
         frame = frame[frame["rating"] >= rating_threshold]
     frame = collapse_interactions(frame, min_user, min_item)
@@ -494,11 +502,22 @@ def _sources(path) -> Callable[[], Any]:
     return lambda: buffer(contents)
 
 
+def _splits_text(pattern: str) -> bool:
+    """Whether ``pattern`` is a regular expression that matches no empty text, as a separator must."""
+    try:
+        return re.fullmatch(pattern, "") is None
+    except re.error:
+        return False
+
+
 def _untyped_header(header: pd.DataFrame) -> list[str] | None:
     """The names of a RecBole atomic file's ``header`` columns without their types (``user_id:token``:
     ``user_id``), or :obj:`None` where they are no such header: RecBole users name the columns as its
     ``USER_ID_FIELD: user_id`` does, and a type in each name would have to be repeated in every option."""
-    fields = [str(column).rpartition(":") for column in header.columns]
+    columns = [str(column) for column in header.columns]
+    while len(columns) > 1 and re.fullmatch(r"Unnamed: \d+", columns[-1]):  # a separator ending each line
+        columns.pop()
+    fields = [column.rpartition(":") for column in columns]
     names = [name for name, _, _ in fields]
     typed = all(name and kind in RECBOLE_TYPES for name, _, kind in fields)
     # one column is another separator's line, which _check_columns names as it is
@@ -557,7 +576,8 @@ def _check_columns(
 def _numeric_time(column: pd.Series, name: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):
         return column.astype("int64")
-    check_option(pd.api.types.is_numeric_dtype(column), "time_col", "a numeric or datetime column", name)
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)  # True: 1
+    check_option(numeric, "time_col", "a numeric or datetime column", name)
     return column
 
 

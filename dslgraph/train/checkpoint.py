@@ -133,7 +133,17 @@ def _damaged_entry(handle) -> str | None:
 
 def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike) -> None:
     """Loads the ``"model"`` entry of the checkpoint ``state`` read from ``path`` into ``model``; a
-    checkpoint of another model or dataset fails naming the file, not deep inside torch."""
+    checkpoint of another model or dataset fails naming the file, not deep inside torch, and one whose
+    parameters hold NaN or infinity (a training run stops before it writes such) fails naming the first:
+    evaluated, it ranked every item level and reported 0 for every metric."""
+    saved, parameters = state["model"], dict(model.named_parameters())
+    for name, value in saved.items():
+        weight = name in parameters and torch.is_tensor(value) and value.is_floating_point()
+        if weight and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"checkpoint {path} holds non-finite values (NaN or infinity) in {name}: it was edited, or "
+                "written by a run that diverged; dslgraph's trainer stops such a run before it saves"
+            )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

@@ -299,7 +299,10 @@ class Trainer:
         # never empty: BPRBatches and UserBatches refuse training data without interactions or users
         total = float(torch.stack(losses).double().cpu() @ torch.tensor(sizes, dtype=torch.double))
         if not math.isfinite(total):
-            raise FloatingPointError(f"training loss became {total} in epoch {self.epoch + 1}; lower the lr")
+            raise FloatingPointError(
+                f"training loss became {total} in epoch {self.epoch + 1}; lower the lr, or an initial scale "
+                "or L2 weight set large (CLI: --init-std, --reg-weight)"
+            )
         return total / sum(sizes)
 
     def _loss_function(self):

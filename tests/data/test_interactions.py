@@ -357,6 +357,7 @@ def test_from_csv_leaves_to_pandas_c_parser_the_separators_it_takes(tmp_path, mo
         ({"seed": 0.5}, "seed must be an integer >= 0, got 0.5"),
         ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"min_user_interactions": -1}, "min_user_interactions must be an integer >= 0"),
+        ({"min_item_interactions": True}, "min_item_interactions must be an integer >= 0, got True"),  # was 1
         ({"rating_threshold": 4}, "rating_col must be a column name when rating_threshold is given"),
         ({"rating_col": "r", "rating_threshold": 9}, "no interaction is left"),
         ({"time_col": "i", "split": "temporal"}, "user_col/item_col/rating_col/time_col must be distinct"),
@@ -381,6 +382,11 @@ def test_from_csv_bad_separator(sep, tmp_path):
 def test_from_pandas_non_numeric_time():
     with pytest.raises(ValueError, match="time_col must be a numeric or datetime column, got 'day'"):
         InteractionDataset.from_pandas(frame().assign(day="monday"), "u", "i", time_col="day")
+    # True / False were times 1 / 0, and ratings that passed a threshold of 1
+    with pytest.raises(ValueError, match="time_col must be a numeric or datetime column, got 'day'"):
+        InteractionDataset.from_pandas(frame().assign(day=True), "u", "i", time_col="day")
+    with pytest.raises(ValueError, match="rating_col must be numeric, got 'liked'"):
+        InteractionDataset.from_pandas(frame().assign(liked=True), "u", "i", "liked", rating_threshold=1)
 
 
 @pytest.mark.parametrize("missing", [float("nan"), pd.NaT])
@@ -610,6 +616,27 @@ def test_from_csv_reads_a_recbole_atomic_file_by_its_columns_names_without_their
     first_line = r"'user_id:token\\titem_id:token\\trating:float\\ttimestamp:float' is one field"
     with pytest.raises(ValueError, match=rf"ml-100k.inter: its first line {first_line}"):
         InteractionDataset.from_csv(path)  # its separator, not its types, named; the line as written
+
+
+def test_from_csv_refuses_a_separator_that_splits_between_every_character():
+    # pandas reads "||" as a regular expression that matches empty text: "user_col must be one of
+    # ['Unnamed: 0', 'u', 's', 'e', 'r', '|', ...]"
+    rows = "user||item\n1||2\n1||3\n2||2\n2||4\n"
+    with pytest.raises(ValueError, match=r"sep must be a regular expression that matches text .*got '\|\|'"):
+        InteractionDataset.from_csv(io.StringIO(rows), sep="||")
+    dataset = InteractionDataset.from_csv(io.StringIO(rows), sep=r"\|\|", test_ratio=0.5)
+    assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == [2, 3, 4]
+
+
+def test_from_csv_reads_a_recbole_header_whose_lines_end_in_the_separator():
+    # failed as "user_col must be one of ['user_id:token', 'item_id:token', 'Unnamed: 2']", where the same
+    # trailing separator in a plain header is read
+    rows = io.StringIO("user_id:token\titem_id:token\t\n1\t2\t\n1\t3\t\n2\t2\t\n2\t4\t\n")
+    dataset = InteractionDataset.from_csv(
+        rows, sep="\t", user_col="user_id", item_col="item_id", test_ratio=0.5
+    )
+    assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == [2, 3, 4]
+    assert dataset[0][EDGE].edge_index.size(1) + dataset[0][EDGE].edge_label_index.size(1) == 4
 
 
 @pytest.mark.parametrize("buffer", [io.StringIO, lambda text: io.BytesIO(text.encode())])

@@ -94,7 +94,8 @@ def test_epoch_loss_is_the_mean_over_triples_and_a_diverged_one_fails(small_data
     assert len(set(sizes)) > 1  # the last batch is smaller: the mean weighs each loss by its batch
     assert mean == pytest.approx(sum(value.item() * n for value, n in zip(seen, sizes)) / sum(sizes))
     trainer.model.loss = lambda *args, **kwargs: loss(*args, **kwargs) * float("nan")
-    with pytest.raises(FloatingPointError, match="training loss became nan in epoch 1; lower the lr"):
+    nan = r"training loss became nan in epoch 1; lower the lr, or .*\(CLI: --init-std, --reg-weight\)"
+    with pytest.raises(FloatingPointError, match=nan):
         trainer.train_epoch()
 
 
@@ -1051,6 +1052,22 @@ def test_an_optimizer_state_of_another_shape_is_refused_before_any_step(small_da
 
 
 @pytest.mark.skipif(not hasattr(torch.optim, "Adafactor"), reason="torch without Adafactor")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_of_non_finite_weights_is_refused_and_leaves_the_model(small_data, tmp_path, bad):
+    # evaluated, NaN weights ranked every item level and reported 0 for every metric, without a word
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["model"]["embedding.weight"][3, 1] = bad
+    save_checkpoint(state, tmp_path / "last.pt")
+    trainer = _trainer(small_data, tmp_path, epochs=2)
+    before = trainer.model.embedding.weight.detach().clone()
+    with pytest.raises(
+        CheckpointError, match=r"last\.pt holds non-finite values \(NaN or infinity\) in embedding"
+    ):
+        trainer.fit(resume=True)
+    assert torch.equal(trainer.model.embedding.weight, before)
+
+
 def test_an_optimizer_with_factored_state_resumes(small_data, tmp_path):
     """Adafactor keeps a row and a column variance of other shapes than the parameter's, as it should: only
     the states kept one per entry are checked against the parameter's shape."""
