@@ -520,7 +520,8 @@ class Trainer:
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
         check_entries(state, path, ("hooks", "train_seconds", "history", "best", "bad_evals"))
-        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint:
+        recorded = state.get("data_fingerprint")  # None: recorded before fingerprints, as eval takes it
+        if recorded is not None and recorded != self.data_fingerprint:
             # a table of the same size (LightGCN's for 40 users and 30 items, or 30 and 40) loaded silently
             raise CheckpointError(
                 f"cannot resume from {path}: it was trained on other interactions (users, items or a "

@@ -228,6 +228,9 @@ def test_resume_on_other_data_or_with_another_optimizer_fails_naming_the_checkpo
     del state["data_fingerprint"], state["optimizer_class"]  # a checkpoint written before they were
     save_checkpoint(state, tmp_path / "last.pt")
     assert _trainer(small_data, tmp_path, epochs=2).fit(resume=True)["epochs"] == 2
+    state["data_fingerprint"] = None  # recorded as none: taken as eval takes it, not as other interactions
+    save_checkpoint(state, tmp_path / "last.pt")
+    assert _trainer(small_data, tmp_path, epochs=2).fit(resume=True)["epochs"] == 2
 
 
 @pytest.mark.parametrize(("value", "named"), [(Path("data"), "pathlib"), (np.int64(3), "numpy")])
