@@ -130,7 +130,8 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
     scales the dense count by the density (the paper's way of counting). A DSL growth step's cost
     (``update_step``) is spread over the run's iterations as the run makes them: one per ``update_interval``
     up to ``t_end`` (else ``total_steps``), none under a static mask (whose first update would come after
-    the last iteration).
+    the last iteration), and none where DSL grows without a gradient (``growth="random"`` or
+    ``"momentum"``: no dense gradient is rebuilt).
     """
     if not callable(getattr(model, "macs", None)):
         raise TypeError(
@@ -146,7 +147,7 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
         raise ValueError(f"steps_per_epoch must be an integer >= 0, got {steps_per_epoch!r}")
     batch_size, steps_per_epoch = int(batch_size), int(steps_per_epoch)  # np.int32 ones overflow
     macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
-    if dsl is not None:
+    if dsl is not None and dsl.growth == "gradient":
         for counted in macs.values():
             updates = dsl.horizon // dsl.update_interval  # is_update_step's iterations
             counted["train_iteration"] += counted.get("update_step", 0) * updates / dsl.total_steps

@@ -369,18 +369,37 @@ def linear_macs(layer: nn.Linear | SparseLinear | nn.Conv2d, rows: int, count: s
     return rows * layer.weight.numel() * fraction  # each row / output position uses every weight once
 
 
+def growth_macs(layer: nn.Linear | SparseLinear, rows: int, count: str) -> float:
+    """MACs of the dense weight gradient a DSL growth step rebuilds for ``layer`` applied to ``rows``
+    inputs in the iteration (``rows x in_features x out_features``, the product its backward skips).
+
+    A :class:`~dslgraph.sparse.SparseLinear`'s backward computes its gradient at the active entries only,
+    so its growth step runs the dense one (``"executed"`` and ``"ideal"``); a masked layer's backward
+    computes it dense anyway, so only ``"ideal"`` (sparse kernels for every sparsified tensor) charges it.
+    A dense layer grows nothing.
+    """
+    check_count(count)
+    masked = getattr(layer, "weight_mask", None) is not None
+    if count == "dense" or not (isinstance(layer, SparseLinear) or (count == "ideal" and masked)):
+        return 0.0
+    return rows * layer.in_features * layer.out_features
+
+
 def per_user_macs(
-    per_user: float, batch_size: int, num_users: int, input_layer: float = 0.0
+    per_user: float, batch_size: int, num_users: int, input_layer: float = 0.0, update_step: float = 0.0
 ) -> dict[str, float]:
     """The MAC counts of a model that runs each user's row once: ``batch_size`` users per training
     iteration and every user for a full ranking. Backward runs two products per linear layer (the
     gradients of its weight and of its input) except one for the first, ``input_layer`` MACs a user,
-    whose input (the interaction row) needs no gradient."""
+    whose input (the interaction row) needs no gradient. ``update_step`` is a DSL growth step's
+    (:func:`growth_macs` of the iteration's layers), which :func:`~dslgraph.metrics.cost_report` spreads
+    over the iterations."""
     forward = batch_size * per_user
     return {
         "per_user": per_user,
         "train_forward": forward,
         "train_iteration": 3 * forward - batch_size * input_layer,
+        "update_step": update_step,
         "inference": num_users * per_user,
     }
 
@@ -454,6 +473,18 @@ def table_density(table: EmbeddingTable, count: str, sparse_kernel: bool = False
     if hasattr(table, "nnz"):
         return table.nnz / (table.num_embeddings * table.embedding_dim)
     return active_fraction(table)
+
+
+def column_counts(table: EmbeddingTable) -> Tensor:
+    """The active entries of each column of ``table`` (float64, on the CPU): a sparse table's stored
+    ones, a masked table's unmasked ones, every row of a dense table."""
+    d = table.embedding_dim
+    if isinstance(table, SparseEmbedding):
+        return torch.bincount(table.positions.remainder(d).cpu(), minlength=d).double()
+    mask = getattr(table, "weight_mask", None)
+    if mask is None:
+        return torch.full((d,), float(table.num_embeddings), dtype=torch.float64)
+    return mask.sum(0).cpu().double()
 
 
 def table_product(table: EmbeddingTable, weight: Tensor) -> Tensor:

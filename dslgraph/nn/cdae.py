@@ -17,6 +17,7 @@ from dslgraph.nn.base import (
     check_sizes,
     decode,
     dense_rows,
+    growth_macs,
     interaction_matrix,
     linear_macs,
     per_user_macs,
@@ -129,12 +130,14 @@ class CDAE(Recommender):
         r"""MACs per user: encoder :math:`IK` plus decoder :math:`KI` (the dense row is multiplied
         as it is; ``"ideal"`` charges the active weights only). Training runs :math:`B` users, full
         ranking all :math:`U`; backward runs two products for the decoder, one for the encoder (see
-        :func:`~dslgraph.nn.base.per_user_macs`).
+        :func:`~dslgraph.nn.base.per_user_macs`). A DSL growth step rebuilds the dense gradient of a
+        sparse layer, :math:`BIK` (:func:`~dslgraph.nn.base.growth_macs`).
         """
         batch_size = check_macs(count, batch_size)
         encoder = linear_macs(self.encoder, 1, count)
         per_user = encoder + linear_macs(self.decoder, 1, count)
-        return per_user_macs(per_user, batch_size, self.num_users, input_layer=encoder)
+        update = sum(growth_macs(layer, batch_size, count) for layer in (self.encoder, self.decoder))
+        return per_user_macs(per_user, batch_size, self.num_users, input_layer=encoder, update_step=update)
 
     def __repr__(self) -> str:
         return (

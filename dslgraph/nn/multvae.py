@@ -18,6 +18,7 @@ from dslgraph.nn.base import (
     check_sizes,
     decode,
     dense_rows,
+    growth_macs,
     interaction_matrix,
     linear_macs,
     per_user_macs,
@@ -172,11 +173,15 @@ class MultVAE(Recommender):
         + 600 \cdot I` at the defaults (``"ideal"`` charges the active weights only; normalisation,
         sampling and softmax are not counted). Training runs :math:`B` users, full ranking all
         :math:`U`; backward runs two products per layer but one for the first (see
-        :func:`~dslgraph.nn.base.per_user_macs`).
+        :func:`~dslgraph.nn.base.per_user_macs`). A DSL growth step rebuilds the dense gradient of each
+        sparse layer, :math:`B` times its weights (:func:`~dslgraph.nn.base.growth_macs`).
         """
         batch_size = check_macs(count, batch_size)
         layers = [linear_macs(layer, 1, count) for layer in self._linears()]
-        return per_user_macs(sum(layers), batch_size, self.num_users, input_layer=layers[0])
+        update = sum(growth_macs(layer, batch_size, count) for layer in self._linears())
+        return per_user_macs(
+            sum(layers), batch_size, self.num_users, input_layer=layers[0], update_step=update
+        )
 
     def __repr__(self) -> str:
         return (

@@ -16,6 +16,7 @@ from dslgraph.nn.base import (
     check_macs,
     check_probability,
     check_sizes,
+    growth_macs,
     linear_macs,
     score_in_blocks,
     table_density,
@@ -187,7 +188,10 @@ class NeuMF(Recommender):
         Training runs :math:`B` users and :math:`B(1+K)` pairs; full ranking :math:`U` users,
         :math:`I` items and :math:`UI` pairs, multiplying each MLP table once (its active entries
         only when genuinely sparse). ``"ideal"`` scales each product by the active fractions of the
-        tables and layers in it. ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward).
+        tables and layers in it. ``train_iteration`` is 3 x the forward (backward ≈ 2 x forward). A DSL
+        growth step rebuilds the dense gradient of MLP layers 2.. where sparse, at the :math:`B(1+K)` pairs
+        (:func:`~dslgraph.nn.base.growth_macs`); the first and output layers are read as dense weights,
+        whose gradient the backward pass computes dense.
         """
         batch_size = check_macs(count, batch_size)
         d, h_last = self.gmf_user.embedding_dim, self.mlp[-1].out_features
@@ -214,6 +218,7 @@ class NeuMF(Recommender):
         return {
             "train_forward": forward,
             "train_iteration": 3 * forward,
+            "update_step": sum(growth_macs(layer, pairs, count) for layer in self.mlp[1:]),
             "inference_tables": tables,
             "inference_scoring": scoring,
             "inference": tables + scoring,

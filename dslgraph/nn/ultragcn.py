@@ -25,6 +25,7 @@ from dslgraph.nn.base import (
     check_macs,
     check_sizes,
     check_weights,
+    column_counts,
 )
 from dslgraph.sparse.table import DenseEmbedding, EmbeddingTable
 
@@ -330,21 +331,29 @@ class UltraGCN(Recommender):
         return score
 
     def macs(self, graph: UltraGCNGraph, batch_size: int, count: str = "executed") -> dict[str, float]:
-        """The batch's users against every item (one product, then gathers) and the L2 term.
+        r"""The batch's users against every item (one product, then gathers) and the L2 term.
 
         Look-ups cost nothing; the L2 term squares every stored entry, so a sparse table pays
         for its active entries only. The backward pass of the product is two products of the
-        same size. Scoring all items multiplies the dense tables.
+        same size. Training and scoring multiply the tables' dense rows; ``"ideal"`` charges each
+        user-item product the products of an active user entry with an active item entry: exactly
+        :math:`\sum_c n_U(c)\, n_I(c)` for full ranking (:math:`n(c)`: a table's active entries in column
+        :math:`c`), its share for a batch's users (:math:`d \rho_U \rho_I` a pair under random masks, as
+        NeuMF's GMF branch and ConvNCF's outer product are charged; :math:`d \rho` where the masks align).
         """
         batch_size = check_macs(count, batch_size)
-        products = batch_size * self.num_items * self.user_embedding.embedding_dim
+        pair = self.user_embedding.embedding_dim
+        if count == "ideal":
+            paired = (column_counts(self.user_embedding) * column_counts(self.item_embedding)).sum()
+            pair = float(paired) / (self.num_users * self.num_items)
+        products = batch_size * self.num_items * pair
         stored = sum(self._stored(table, count) for table in (self.user_embedding, self.item_embedding))
         stored = stored if self.gamma else 0
         return {
             "train_forward": products + stored,
             "train_backward": 2 * products + stored,
             "train_iteration": 3 * products + 2 * stored,
-            "inference": self.num_users * self.num_items * self.user_embedding.embedding_dim,
+            "inference": self.num_users * self.num_items * pair,
         }
 
     @staticmethod

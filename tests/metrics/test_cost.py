@@ -277,6 +277,29 @@ def test_growth_steps_are_counted_as_the_run_makes_them(small_data, update_inter
     assert report["dense_macs"] == model.macs(adj, 64, "dense")  # a dense model grows nothing
 
 
+@pytest.mark.parametrize("growth", ["random", "gradient"])
+def test_growth_without_a_gradient_is_charged_no_update_step(small_data, growth):
+    """Random growth rebuilds no dense gradient (the update runs no product), so the run's iterations
+    carry no update step; gradient growth carries one per ΔT."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=16)
+    adj = propagation_graph(small_data)
+    dsl = DynamicSparseLearning(model, 0.8, 100, update_interval=1, growth=growth)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    model.loss(adj, torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
+    optimizer.step()
+    counter = _SparseProductMacs()
+    with counter:
+        dsl.step()  # the update
+    assert len(dsl.updates) == 1
+    step = model.macs(adj, 64)
+    report = cost_report(model, adj, optimizer, 64, 10, dsl)
+    assert counter.macs == (step["update_step"] - 70 * 16 if growth == "gradient" else 0)
+    charged = step["update_step"] if growth == "gradient" else 0
+    assert report["macs"]["train_iteration"] == pytest.approx(step["train_iteration"] + charged)
+
+
 @pytest.mark.parametrize("backend", ["sparse", "compact", "masked"])
 def test_training_macs_are_the_sparse_products_an_iteration_runs(small_data, backend):
     """A training iteration's executed count is the sparse products torch runs (forward and backward)

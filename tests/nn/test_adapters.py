@@ -1083,3 +1083,41 @@ def test_neumf_masked_tables_execute_dense():
     assert hasattr(model.mlp_user, "weight_mask")
     assert model.macs(None, 10, "executed") == dense
     assert model.macs(None, 10, "ideal")["inference_tables"] < dense["inference_tables"]
+
+
+@pytest.mark.parametrize(
+    ("name", "targets"),
+    [
+        ("cdae", None),  # the user table and a SparseLinear encoder
+        ("cdae", ["tables", r"encoder\.weight", r"decoder\.weight"]),
+        ("multvae", None),  # four SparseLinear layers
+        ("neumf", [r"mlp_user\..*", r"mlp_item\..*", r"mlp\.1\.weight"]),  # layer 2 of the MLP sparse
+        ("neumf", None),  # tables only: look-ups, whose dense gradient a growth step only adds up
+    ],
+)
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_update_step_macs_are_the_products_a_growth_step_runs(small_data, name, targets, backend):
+    """A growth step rebuilds the dense gradient of each SparseLinear layer (rows x in x out, which its
+    sparse backward skipped); it was charged nothing, so the adapters' executed savings left it out. A
+    masked layer's backward computes that gradient anyway: its growth step runs no product."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = make(name)
+    graph = model.input_graph(small_data)
+    dsl = DynamicSparseLearning(
+        model, 0.5, 10, targets=targets or list(model.dsl_targets), backend=backend, update_interval=1
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    rows = batch(model, small_data, "cpu")
+    model.loss(graph, *rows).backward()
+    optimizer.step()
+    with FlopCounterMode(display=False) as counter:
+        dsl.step()  # the first iteration's update
+    assert len(dsl.updates) == 1
+    macs = {count: model.macs(graph, 16, count)["update_step"] for count in ("dense", "executed", "ideal")}
+    assert counter.get_total_flops() / 2 == macs["executed"]
+    assert macs["dense"] == 0
+    sparse_layers = backend == "sparse" and (name != "neumf" or targets is not None)
+    assert (macs["executed"] > 0) == sparse_layers
+    assert (macs["ideal"] > 0) == (name != "neumf" or targets is not None)

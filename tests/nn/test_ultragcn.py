@@ -136,7 +136,7 @@ def test_trains_dense_and_under_dsl(small_data, backend, tmp_path, device):
     assert summary["epochs"] == 3 and recalls[0] < recalls[-1]  # it learns (recall >= 0 held untrained too)
     train = {c: model.macs(trainer.graph, 64, c)["train_iteration"] for c in ("dense", "executed", "ideal")}
     if backend == "sparse":  # the L2 term squares the stored entries only
-        assert train["dense"] > train["executed"] == train["ideal"]
+        assert train["dense"] > train["executed"] > train["ideal"]
     else:  # a masked table is squared whole
         assert train["dense"] == train["executed"] > train["ideal"]
 
@@ -311,6 +311,30 @@ def test_macs_are_the_products_an_iteration_and_a_full_ranking_run(small_data):
     with FlopCounterMode(display=False) as counter:
         model.scorer(graph)(torch.arange(30))
     assert counter.get_total_flops() / 2 == macs["inference"]
+
+
+@pytest.mark.parametrize("mask_init", ["random", "aligned"])
+@pytest.mark.parametrize("backend", ["sparse", "masked"])
+def test_ideal_macs_charge_the_products_of_two_active_entries(small_data, backend, mask_init):
+    """The ideal count (sparse kernels for every sparsified tensor) charges a user-item dot product the
+    products of an active user entry with an active item entry, as NeuMF's GMF branch and ConvNCF's outer
+    product are charged: it charged the dense product, so UltraGCN's ideal savings were the L2 term's alone.
+    Full ranking pairs exactly the active entries the masks share per column, a batch its share of them;
+    aligned masks (every row's first columns) share far more than random ones."""
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, gamma=0.0)
+    graph = model.input_graph(small_data)
+    DynamicSparseLearning(model, 0.5, 10, backend=backend, mask_init=mask_init)
+    user, item = (table.weight.detach() != 0 for table in (model.user_embedding, model.item_embedding))
+    # what a sparse kernel multiplies scoring every user against every item: each active (u, c) with
+    # each active (i, c)
+    paired = (user.double() @ item.double().T).sum().item()
+    macs = {count: model.macs(graph, 16, count) for count in ("executed", "ideal")}
+    assert macs["executed"]["inference"] == 30 * 40 * 8  # the dense rows are multiplied
+    assert macs["ideal"]["inference"] == pytest.approx(paired)
+    assert macs["ideal"]["train_iteration"] == pytest.approx(3 * paired * 16 / 30)
+    rho_u, rho_i = user.double().mean().item(), item.double().mean().item()
+    expected = rho_u * rho_i if mask_init == "random" else rho_u  # aligned: the same first columns
+    assert paired / (30 * 40 * 8) == pytest.approx(expected, rel=0.2)
 
 
 def test_macs_without_the_l2_term_are_the_products_alone(small_data):
