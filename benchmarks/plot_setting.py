@@ -32,8 +32,18 @@ from summary import read_summary  # noqa: E402
 log = logging.getLogger("plot_setting")
 
 #: Settings that may differ between the runs of one curve without a warning: none changes what is trained
-#: but the seed (which the curve's runs are meant to vary) and where the dataset's files lie.
-VARYING = ("seed", "split_seed", "threads", "device", "progress", "root")
+#: but the seed (which the curve's runs are meant to vary) and where the dataset's files lie; how often a run
+#: checkpoints and the batches it is evaluated in change none of its numbers.
+VARYING = (
+    "seed",
+    "split_seed",
+    "threads",
+    "device",
+    "progress",
+    "root",
+    "checkpoint_every",
+    "eval_batch_size",
+)
 
 
 def run_point(folder: Path, setting: str, split: str, metric: str) -> tuple[object, float, dict]:

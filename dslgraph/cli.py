@@ -69,7 +69,7 @@ log = logging.getLogger("dslgraph")
 TRAIN_FIELDS = (
     "epochs", "batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight",
     "eval_every", "eval_batch_size", "monitor", "patience", "seed", "max_seconds",
-    "stop_after_epoch", "compile",
+    "stop_after_epoch", "checkpoint_every", "compile",
 )  # fmt: skip
 
 #: The settings that act only under DSL (``sparsity > 0``).
@@ -82,11 +82,11 @@ PRUNE_AND_GROW_FIELDS = (
     "update_interval", "schedule", "rho0", "rho_min", "t_end", "growth", "optimizer_state",
     "skip_zero_gradient",
 )  # fmt: skip
-#: The settings a resumed run may change: how long, where (compiled or not) and how often it is evaluated,
-#: not what it trains.
+#: The settings a resumed run may change: how long, where (compiled or not) and how often it is evaluated
+#: and checkpointed, not what it trains.
 RESUMABLE = (
     "epochs", "max_seconds", "stop_after_epoch", "device", "threads", "compile", "root", "data_file",
-    "eval_every", "eval_batch_size", "patience",
+    "eval_every", "eval_batch_size", "checkpoint_every", "patience",
 )  # fmt: skip
 #: The read options of a data file that leave some of its users and items out.
 FILTER_OPTIONS = ("rating_threshold", "min_user_interactions", "min_item_interactions")
@@ -379,8 +379,9 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 def _resumable(args: argparse.Namespace) -> str:
-    """How an interrupted ``train`` continues: from the last.pt of its last evaluation, if it wrote one;
-    nothing where the output folder cannot be looked into (a name too long: the error being reported)."""
+    """How an interrupted ``train`` continues: from the last.pt of its last evaluation or ``checkpoint_every``
+    checkpoint, if it wrote one; nothing where the output folder cannot be looked into (a name too long: the
+    error being reported)."""
     if args.command != "train" or not args.output:
         return ""
     try:
@@ -635,6 +636,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "--%s stops the run with nothing saved to resume from: pass --output to keep a checkpoint",
                 stop.replace("_", "-"),
             )
+        if settings["checkpoint_every"]:
+            log.warning("--checkpoint-every writes no checkpoint without --output: pass --output to keep one")
     with locked_output(args.output) if args.output else contextlib.nullcontext():
         return _train(args, config, settings)
 

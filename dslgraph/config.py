@@ -201,6 +201,14 @@ FIELDS: dict[str, Field] = {
         help="stop at the end of this epoch of the schedule, which stays laid out over epochs (the learning "
         "rate's and DSL's), as a resumed run goes on from it (0: train to epochs)",
     ),
+    "checkpoint_every": Field(
+        int,
+        0,
+        low=0,
+        help="also write last.pt, which a resumed run goes on from, every this many epochs between "
+        "evaluations (not best.pt nor metrics.json: an epoch not evaluated picks no best), so that a run "
+        "killed between them loses fewer epochs (0: at evaluations only); acts with an output folder only",
+    ),
     "compile": Field(
         bool,
         False,

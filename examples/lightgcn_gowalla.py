@@ -8,6 +8,9 @@ official settings (batch 2048, lr 1e-3, normal(0, 0.1) init, 1000 epochs) are ``
 --lr-schedule none --init normal --init-std 0.1 --epochs 1000 --eval-every 20``, and with them the DSL
 authors' mask update interval is ``--update-interval 3000``.
 Under DSL (``--sparsity``) the masks are updated every 50 iterations, once an epoch at this batch size.
+last.pt is also written every 20 epochs between evaluations (``--checkpoint-every 20``): a killed run loses
+at most 19 finished epochs (7 minutes on a 2-core CPU, at 23 s an epoch), not 162 (an hour), for a write of
+0.2-0.3 s each time (54 MB), which train_seconds does not count.
 
 Flags given on the command line override the ones below. Datasets are read from
 ``ROOT/gowalla/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
@@ -20,7 +23,7 @@ from dslgraph.cli import run_example
 
 DEFAULTS = (
     "train --dataset gowalla --batch-size 16384 --lr 0.01 --lr-schedule cosine --init xavier --sampling user "
-    "--epochs 1630 --eval-every 163 --update-interval 50 --output runs/lightgcn-gowalla"
+    "--epochs 1630 --eval-every 163 --update-interval 50 --checkpoint-every 20 --output runs/lightgcn-gowalla"
 ).split()
 
 if __name__ == "__main__":

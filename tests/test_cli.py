@@ -876,6 +876,50 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
     assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
 
 
+def test_ctrl_c_after_a_checkpoint_between_evaluations_resumes_from_it_to_the_whole_run(
+    tmp_path, capsys, monkeypatch
+):
+    # evaluated at epoch 3 only, a run interrupted in epoch 3 had written no last.pt: nothing to resume
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    train_epoch = Trainer.train_epoch
+
+    def interrupted_in_epoch_3(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    args = ["train", "--epochs", "3", "--eval-every", "3", "--embedding-dim", "8", "--batch-size", "4096"]
+    args += ["--sparsity", "0.5", "--update-interval", "1", "--no-progress", "--device", "cpu"]
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    assert main([*args, "--output", str(whole)]) == 0
+    with monkeypatch.context() as patched:
+        patched.setattr(Trainer, "train_epoch", interrupted_in_epoch_3)
+        assert main([*args, "--output", str(out), "--checkpoint-every", "2"]) == 130
+    assert f"interrupted; {out}/last.pt holds epoch 2: continue with --output {out} --resume" in (
+        capsys.readouterr().err
+    )
+    assert sorted(path.name for path in out.glob("*.pt")) == ["last.pt"]  # no evaluation yet: no best
+    # a resumed run may change how often it checkpoints, which changes none of its numbers
+    assert main(["train", "--output", str(out), "--resume", "--checkpoint-every", "1", "--no-progress"]) == 0
+    assert _results(_history(out)) == _results(_history(whole))
+    assert json.loads((out / "metrics.json").read_text())["settings"]["checkpoint_every"] == 1
+
+
+def test_checkpoint_every_is_checked_and_said_to_write_nothing_without_output(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    assert main(["train", "--checkpoint-every", "-1"]) == 2
+    assert "checkpoint_every must be an int in [0, inf), got -1" in capsys.readouterr().err
+    given = tmp_path / "c.json"
+    given.write_text('{"checkpoint_every": 2.5}')
+    assert main(["train", "--config", str(given)]) == 2
+    assert "checkpoint_every must be an int in [0, inf), got 2.5" in capsys.readouterr().err
+    args = ["train", "--epochs", "1", "--embedding-dim", "8", "--num-layers", "1", "--batch-size", "8192"]
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    assert main([*args, "--checkpoint-every", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert "--checkpoint-every writes no checkpoint without --output: pass --output" in caplog.text
+
+
 def test_a_disk_error_while_saving_fails_naming_it_and_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     saves = []
@@ -1174,7 +1218,8 @@ def test_each_training_setting_reaches_the_train_config():
     given = {
         "epochs": 7, "batch_size": 33, "sampling": "user", "lr": 0.02, "lr_schedule": "cosine",
         "lr_min": 0.001, "reg_weight": 0.5, "eval_every": 3, "eval_batch_size": 9, "monitor": "ndcg@5",
-        "patience": 4, "seed": 11, "max_seconds": 60.0, "stop_after_epoch": 5, "compile": True, "ks": [5, 10],
+        "patience": 4, "seed": 11, "max_seconds": 60.0, "stop_after_epoch": 5, "checkpoint_every": 2,
+        "compile": True, "ks": [5, 10],
     }  # fmt: skip
     assert set(given) == {*cli_module.TRAIN_FIELDS, "ks"}
     config = train_config(validate(given), progress=False)
@@ -1247,7 +1292,8 @@ def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tm
     previous = validate({"epochs": 2})
     changed = {
         "epochs": 5, "max_seconds": 10.0, "stop_after_epoch": 1, "device": "cpu", "threads": 2,
-        "compile": True, "root": "elsewhere", "eval_every": 1, "eval_batch_size": 64, "patience": 3,
+        "compile": True, "root": "elsewhere", "eval_every": 1, "eval_batch_size": 64, "checkpoint_every": 20,
+        "patience": 3,
     }  # fmt: skip
     for name, value in changed.items():  # README "Usage": only these may change
         cli_module._refuse_changed_settings(tmp_path / "last.pt", previous, previous | {name: value})

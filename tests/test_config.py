@@ -22,6 +22,7 @@ INTS = {
     "eval_batch_size": 128,
     "patience": 3,
     "stop_after_epoch": 2,
+    "checkpoint_every": 3,
     "seed": 7,
     "split_seed": 8,
     "threads": 1,

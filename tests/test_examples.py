@@ -111,10 +111,12 @@ RECIPES = {
             "Batch 16,384 at lr 0.01 (cosine to 1e-4), Xavier init and LightGCN's user-uniform sampler, 1630 "
             "epochs, test metrics every 163",
             "the masks are updated every 50 iterations",
+            "last.pt is also written every 20 epochs between evaluations",
         ],
         {
             "batch_size": 16384, "lr": 0.01, "lr_schedule": "cosine", "lr_min": 1e-4, "init": "xavier",
             "sampling": "user", "epochs": 1630, "eval_every": 163, "update_interval": 50,
+            "checkpoint_every": 20,
         },
     ),
     "lightgcn_amazon_book": _recipe(OFFICIAL_LIGHTGCN, "(paper: Recall@20 0.0411)"),

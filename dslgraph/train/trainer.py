@@ -108,6 +108,7 @@ class TrainConfig:
     seed: int = 2020
     max_seconds: float = 0.0
     stop_after_epoch: int = 0
+    checkpoint_every: int = 0
     compile: bool = False
     progress: bool = True
 
@@ -134,7 +135,8 @@ class Trainer:
     test split, over all items or, when the data carries sampled negatives
     (:func:`~dslgraph.data.protocols.leave_one_out`), over the positive and its negatives; the
     best epoch by ``monitor`` is kept in ``best.pt``, the latest in ``last.pt``
-    (both written atomically), and ``metrics.json`` summarises the run. With ``resume=True`` a run
+    (both written atomically), and ``metrics.json`` summarises the run; every ``checkpoint_every``
+    epochs between evaluations ``last.pt`` alone is written too. With ``resume=True`` a run
     continues from ``last.pt`` exactly where it stopped (RNG states included).
 
     Args:
@@ -375,6 +377,10 @@ class Trainer:
                     "stopping after %.1fs (max_seconds); %s", self.train_seconds - budget_start, self._resume
                 )
                 break
+            # last.pt alone between evaluations; at this call's last epoch the stop's evaluation writes it
+            checkpoint = cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0
+            if checkpoint and not due and self.epoch < last and self.output_dir is not None:
+                self._save_run(new_best=False, evaluated=False)
         # not where patience stopped the run at the same epoch: that one does not resume
         if self.epoch == last < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
             log.info("stopped after epoch %d of %d (stop_after_epoch); %s", last, cfg.epochs, self._resume)
@@ -418,17 +424,20 @@ class Trainer:
             self._save_run(new_best=improved and (scheduled or self.best is None))
         return stopped_early(self.bad_evals, self.config.patience)
 
-    def _save_run(self, new_best: bool) -> None:
-        """Writes ``best.pt`` (where ``new_best``), ``metrics.json`` and ``last.pt``, in that order: a run
-        stopped before ``last.pt`` resumes from the previous one and writes the other two again, where a
-        ``last.pt`` ahead of them would leave them behind for good. The first write removes the files of
-        the earlier run it replaces, all of them: none is left to mix with this run's."""
+    def _save_run(self, new_best: bool, evaluated: bool = True) -> None:
+        """Writes ``best.pt`` (where ``new_best``), ``metrics.json`` (where the epoch was ``evaluated``: a
+        ``checkpoint_every`` checkpoint leaves the last evaluation's, which a resumed run writes again at
+        its next) and ``last.pt``, in that order: a run stopped before ``last.pt`` resumes from the previous
+        one and writes the other two again, where a ``last.pt`` ahead of them would leave them behind for
+        good. The first write removes the files of the earlier run it replaces, all of them: none is left
+        to mix with this run's."""
         remove_run_files(self.output_dir, self._replaced)
         self._replaced, self._own_folder = [], True
         state = self.state_dict()
         if new_best:
             save_checkpoint(state, self._path("best.pt"))
-        self.write_summary()
+        if evaluated:
+            self.write_summary()
         save_checkpoint(state, self._path("last.pt"))
 
     def summary(self) -> dict[str, Any]:

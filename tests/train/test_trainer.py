@@ -515,6 +515,121 @@ def test_a_stop_between_evaluations_writes_strict_json(small_data, tmp_path):
     assert written["history"][-1]["loss"] > 0
 
 
+def _checkpointed_run(data, out, sparsity, **settings) -> Trainer:
+    """Five epochs evaluated at 3 and 5, of 4 batches each, under DSL (an update every 3 iterations: one in
+    epoch 5, at iteration 18) where ``sparsity``."""
+    torch.manual_seed(0)
+    model = LightGCN(30, 40, embedding_dim=8)
+    settings = dict(epochs=5, batch_size=64, lr=0.01, lr_schedule="cosine", eval_every=3, seed=3) | settings
+    config = TrainConfig(**settings, progress=False)
+    hooks = []
+    if sparsity:
+        hooks.append(DynamicSparseLearning(model, sparsity, total_steps=20, update_interval=3, seed=2))
+    return Trainer(model, data, config, out, "cpu", hooks=hooks)
+
+
+def _killed_in_epoch(trainer: Trainer, epoch: int, monkeypatch) -> None:
+    """Makes ``trainer`` stop as a killed run does, as it begins ``epoch``."""
+    train_epoch = trainer.train_epoch
+
+    def killed():
+        if trainer.epoch == epoch - 1:
+            raise KeyboardInterrupt
+        return train_epoch()
+
+    monkeypatch.setattr(trainer, "train_epoch", killed)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5])
+def test_a_run_killed_after_a_checkpoint_between_evaluations_resumes_to_the_whole_run(
+    small_data, tmp_path, monkeypatch, sparsity
+):
+    """Killed in epoch 5, a run evaluated every 3 epochs lost epochs 4 and 5: its last.pt was epoch 3's.
+    With checkpoint_every 2 it goes on from epoch 4 (and DSL's update in epoch 5) to the whole run's end."""
+    whole = _checkpointed_run(small_data, tmp_path / "whole", sparsity)
+    whole_summary = whole.fit()
+    run = tmp_path / "killed"
+    killed = _checkpointed_run(small_data, run, sparsity, checkpoint_every=2)
+    _killed_in_epoch(killed, 5, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    # last.pt alone is epoch 4's: an epoch not evaluated picks no best, and metrics.json is epoch 3's
+    assert [load_checkpoint(run / name)["epoch"] for name in ("last.pt", "best.pt")] == [4, 3]
+    assert [entry["epoch"] for entry in json.loads((run / "metrics.json").read_text())["history"]] == [3]
+    resumed = _checkpointed_run(small_data, run, sparsity, checkpoint_every=2)
+    summary = resumed.fit(resume=True)
+    if sparsity:
+        assert [update["iteration"] for update in resumed.hooks[0].updates][-2:] == [15, 18]
+        assert _same(resumed.hooks[0].state_dict(), whole.hooks[0].state_dict())
+    assert _same(resumed.model.state_dict(), whole.model.state_dict())
+    assert _same(resumed.optimizer.state_dict(), whole.optimizer.state_dict())
+
+    # the summary, and metrics.json as the last evaluation wrote it, are the whole run's, but for the times
+    # and the setting itself
+    def strip(summary):
+        history = [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in summary["history"]]
+        config = {k: v for k, v in summary["config"].items() if k != "checkpoint_every"}
+        kept = {k: v for k, v in summary.items() if k != "train_seconds"}
+        return kept | {"history": history, "config": config}
+
+    assert strip(summary) == strip(whole_summary)
+    written = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("killed", "whole")]
+    assert strip(written[0]) == strip(written[1])
+
+
+def test_a_checkpoint_between_evaluations_writes_last_pt_alone_and_once_an_epoch(
+    small_data, tmp_path, monkeypatch
+):
+    """Every checkpoint_every epochs that are not evaluated; an evaluated one (epoch 6, and the stop's at
+    epoch 4) writes its files as before, last.pt once."""
+    written = []
+    save_checkpoint, write_then_rename = trainer_module.save_checkpoint, trainer_module.write_then_rename
+
+    def saved(state, path):
+        written.append((state["epoch"], Path(path).name))
+        return save_checkpoint(state, path)
+
+    def summarised(path, write):
+        written.append((trainer.epoch, Path(path).name))
+        return write_then_rename(path, write)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", saved)
+    monkeypatch.setattr(trainer_module, "write_then_rename", summarised)
+    # lr 0: every evaluation ties the first, the best, so that best.pt is written once
+    settings = dict(epochs=8, eval_every=3, checkpoint_every=2, lr=0.0)
+    trainer = _trainer(small_data, tmp_path, **settings, stop_after_epoch=4)
+    trainer.fit()
+    assert written == [
+        (2, "last.pt"),
+        *[(3, "best.pt"), (3, "metrics.json"), (3, "last.pt")],
+        *[(4, "metrics.json"), (4, "last.pt")],  # the stop's evaluation
+    ]
+    written.clear()
+    trainer = _trainer(small_data, tmp_path, **settings)
+    trainer.fit(resume=True)
+    assert written == [(6, "metrics.json"), (6, "last.pt"), (8, "metrics.json"), (8, "last.pt")]
+    written.clear()
+    trainer = _trainer(small_data, None, **settings)  # no output_dir: nothing to write to, nothing asked
+    trainer.fit()
+    assert written == []
+
+
+def test_a_first_checkpoint_between_evaluations_replaces_the_earlier_run_s_files(
+    small_data, tmp_path, monkeypatch
+):
+    # all of them, as an evaluation's first write does: the earlier best.pt and metrics.json with this run's
+    # last.pt would mix both runs
+    for name in ("last.pt", "best.pt", "metrics.json"):
+        (tmp_path / name).write_text("earlier")
+    trainer = _trainer(small_data, tmp_path, epochs=3, eval_every=3, checkpoint_every=1)
+    trainer.overwrite = True
+    _killed_in_epoch(trainer, 2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
 def test_held_out_users_are_never_trained_on(small_data, tmp_path):
     from dslgraph.data import held_out_users
     from dslgraph.nn import CDAE
@@ -864,6 +979,8 @@ def test_numpy_settings_run_write_and_resume_as_python_numbers(small_data, tmp_p
         ({"ks": 20}, "ks must be a list, got 20"),
         ({"lr_schedule": "step"}, r"lr_schedule must be one of \['none', 'cosine'\]"),
         ({"batch_size": 0}, r"batch_size must be an int in \[1, inf\)"),
+        ({"checkpoint_every": -1}, r"checkpoint_every must be an int in \[0, inf\), got -1"),
+        ({"checkpoint_every": 2.5}, r"checkpoint_every must be an int in \[0, inf\), got 2.5"),
     ],
 )
 def test_train_config_built_from_python_is_checked(setting, message):
