@@ -1120,6 +1120,12 @@ class DynamicSparseLearning:
         missing = [key for key in ("iteration", "generator", "updates") if key not in state]
         if missing:
             raise ValueError(f"not a DSL controller's state (its state_dict()): it lacks {missing}")
+        iteration = state["iteration"]
+        if not (is_count(iteration) and iteration >= 0):  # -1 resumed, and moved every update by one
+            raise ValueError(
+                f"not a DSL controller's state (its state_dict()): its iteration is {iteration!r}, where a "
+                "controller counts from 0"
+            )
         ours = self.run_settings()
         # a setting of another (newer) version failed with a bare KeyError: it may decide the masks
         unknown = sorted(set(state.get("settings", {})) - set(ours))

@@ -728,6 +728,8 @@ def test_resume_refuses_a_controller_of_other_settings(caplog):
         ({"iteration": 3, "updates": []}, r"lacks \['generator'\]"),
         (LightGCN(3, 4).state_dict(), r"lacks \['iteration', 'generator', 'updates'\]"),  # the model's
         (None, "got NoneType"),
+        ({"iteration": -1, "generator": None, "updates": []}, "its iteration is -1, where a"),
+        ({"iteration": 2.0, "generator": None, "updates": []}, "its iteration is 2.0"),
     ],
 )
 def test_load_state_dict_names_what_a_state_lacks(state, message):
