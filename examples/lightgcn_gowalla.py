@@ -9,8 +9,8 @@ official settings (batch 2048, lr 1e-3, normal(0, 0.1) init, 1000 epochs) are ``
 authors' mask update interval is ``--update-interval 3000``.
 Under DSL (``--sparsity``) the masks are updated every 50 iterations, once an epoch at this batch size.
 last.pt is also written every 20 epochs between evaluations (``--checkpoint-every 20``): a killed run loses
-at most 19 finished epochs (7 minutes on a 2-core CPU, at 23 s an epoch), not 162 (an hour), for a write of
-0.2-0.3 s each time (54 MB), which train_seconds does not count.
+at most 19 finished epochs, not 162, for a write of under a second each time (docs/results.md §4), which
+train_seconds does not count.
 
 Flags given on the command line override the ones below. Datasets are read from
 ``ROOT/gowalla/raw/`` (downloaded there when missing); a run writes RUN/metrics.json and checkpoints,
