@@ -2,6 +2,7 @@ import functools
 import json
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -828,48 +829,40 @@ def test_a_checkpoint_of_changed_data_is_refused_by_eval_recommend_and_resume(tm
     assert "older.pt was trained on other interactions" in capsys.readouterr().err
 
 
-def test_ctrl_c_exits_with_a_line_that_says_how_to_resume(tmp_path, capsys, monkeypatch):
+def _raise_sigint():
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("stop", "said", "status"),
+    [
+        (_raise_sigint, "interrupted", 130),
+        # a batch scheduler's SIGTERM ended the process without a word (status -15); os.kill on Windows ends
+        # the process unhandled, raise_signal does not
+        (lambda: signal.raise_signal(signal.SIGTERM), "terminated", 143),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_stopped_run_exits_with_a_line_that_says_how_to_resume(
+    tmp_path, capsys, monkeypatch, stop, said, status
+):
+    """Ctrl-C and SIGTERM: the run names the last.pt to resume from and exits 128 + the signal's number, as a
+    shell reports it; the SIGTERM handler before the command is back after it."""
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
     epochs = []
     train_epoch = Trainer.train_epoch
 
-    def interrupted_in_epoch_2(self):
+    def stopped_in_epoch_2(self):
         epochs.append(self.epoch)
         if len(epochs) == 2:
-            raise KeyboardInterrupt
+            stop()
         return train_epoch(self)
 
-    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
-    out = str(tmp_path / "run")
-    args = ["train", "--epochs", "2", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
-    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 130
-    assert f"interrupted; {out}/last.pt holds epoch 1: continue with --output {out} --resume" in (
-        capsys.readouterr().err
-    )
-    assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
-
-
-def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
-    """A batch scheduler's SIGTERM ended the process without a word (exit -15): now the run says how it goes
-    on, exits 143 (128 + 15, as a shell reports it), and the handler before it is back afterwards."""
-    import os
-    import signal
-
-    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
-    epochs = []
-    train_epoch = Trainer.train_epoch
-
-    def terminated_in_epoch_2(self):
-        epochs.append(self.epoch)
-        if len(epochs) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return train_epoch(self)
-
-    monkeypatch.setattr(Trainer, "train_epoch", terminated_in_epoch_2)
+    monkeypatch.setattr(Trainer, "train_epoch", stopped_in_epoch_2)
     out = str(tmp_path / "run")
     args = ["train", "--epochs", "3", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
-    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == 143
-    assert f"terminated; {out}/last.pt holds epoch 1: continue with --output {out} --resume" in (
+    assert main([*args, "--output", out, "--no-progress", "--device", "cpu"]) == status
+    assert f"{said}; {out}/last.pt holds epoch 1: continue with --output {out} --resume" in (
         capsys.readouterr().err
     )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and len(epochs) == 2

@@ -165,14 +165,16 @@ def load_optimizer_state(
     whose parameters hold the checkpoint's model already. torch checks only the number of parameters: a
     moment of another shape (a sparse run's ``[280]`` for a dense ``[70, 8]`` table) was loaded, and Adam's
     next step wrote past it, crashing the process (a segmentation fault) or training on without a word.
-    The states checked are :data:`ELEMENTWISE_STATES`."""
+    The states checked are :data:`ELEMENTWISE_STATES`, of torch's own optimizers (another may keep a state
+    of one of those names in a shape of its own)."""
     saved = state["optimizer"]
     groups, moments = saved.get("param_groups"), saved.get("state")
     if not (isinstance(groups, list) and isinstance(moments, dict)):
         raise CheckpointError(f"checkpoint {path} holds no optimizer state_dict (param_groups and state)")
     params = [param for group in optimizer.param_groups for param in group["params"]]
     ids = [index for group in groups if isinstance(group, dict) for index in group.get("params", [])]
-    for index, param in zip(ids, params):
+    torch_own = type(optimizer).__module__.startswith("torch.optim")
+    for index, param in zip(ids, params) if torch_own else ():
         for name, value in (moments.get(index) or {}).items():
             if name in ELEMENTWISE_STATES and isinstance(value, torch.Tensor) and value.shape != param.shape:
                 raise CheckpointError(

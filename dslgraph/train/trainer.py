@@ -385,7 +385,10 @@ class Trainer:
         if self.epoch == last < cfg.epochs and not stopped_early(self.bad_evals, cfg.patience):
             log.info("stopped after epoch %d of %d (stop_after_epoch); %s", last, cfg.epochs, self._resume)
         if not self.history or self.history[-1]["epoch"] != self.epoch:
-            self._record_evaluation(loss, scheduled=False)
+            # on the schedule where a resume from a checkpoint_every last.pt trains nothing before it (epochs
+            # set to its epoch): as an unscheduled one it picked no best, where the whole run's did
+            due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+            self._record_evaluation(loss, scheduled=due)
         return self.summary()
 
     @property

@@ -630,6 +630,25 @@ def test_a_first_checkpoint_between_evaluations_replaces_the_earlier_run_s_files
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
 
+def test_a_resume_that_ends_at_its_checkpoint_s_epoch_evaluates_it_on_the_schedule(
+    small_data, tmp_path, monkeypatch
+):
+    """Killed after last.pt of epoch 4 and resumed with epochs=4, a run trains no epoch: its evaluation of
+    epoch 4 was recorded as off the schedule, so it picked no best (the whole 4-epoch run's best, epoch 4,
+    became epoch 3)."""
+    whole = _trainer(small_data, tmp_path / "whole", epochs=4, eval_every=3).fit()
+    run = tmp_path / "killed"
+    killed = _trainer(small_data, run, epochs=8, eval_every=3, checkpoint_every=2)
+    _killed_in_epoch(killed, 5, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    assert load_checkpoint(run / "last.pt")["epoch"] == 4
+    resumed = _trainer(small_data, run, epochs=4, eval_every=3, checkpoint_every=2).fit(resume=True)
+    assert [entry.get("scheduled", True) for entry in resumed["history"]] == [True, True]
+    assert resumed["best_epoch"] == whole["best_epoch"] == 4
+    assert resumed["test"] == whole["test"]
+
+
 def test_held_out_users_are_never_trained_on(small_data, tmp_path):
     from dslgraph.data import held_out_users
     from dslgraph.nn import CDAE
@@ -1171,7 +1190,6 @@ def test_an_optimizer_state_of_another_shape_is_refused_before_any_step(small_da
         trainer.fit(resume=True)  # was: KeyError 'param_groups'
 
 
-@pytest.mark.skipif(not hasattr(torch.optim, "Adafactor"), reason="torch without Adafactor")
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_a_checkpoint_of_non_finite_weights_is_refused_and_leaves_the_model(small_data, tmp_path, bad):
     # evaluated, NaN weights ranked every item level and reported 0 for every metric, without a word
@@ -1188,20 +1206,47 @@ def test_a_checkpoint_of_non_finite_weights_is_refused_and_leaves_the_model(smal
     assert torch.equal(trainer.model.embedding.weight, before)
 
 
-def test_an_optimizer_with_factored_state_resumes(small_data, tmp_path):
-    """Adafactor keeps a row and a column variance of other shapes than the parameter's, as it should: only
-    the states kept one per entry are checked against the parameter's shape."""
+class _ColumnMomentum(torch.optim.Optimizer):
+    """An optimizer of one's own (GaLore-like) keeping an ``exp_avg`` of its own shape: a column mean."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    state = self.state[param]
+                    state["exp_avg"] = 0.9 * state.get("exp_avg", 0) + param.grad.mean(0)
+                    param.sub_(group["lr"] * state["exp_avg"])
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        pytest.param(
+            "Adafactor",
+            marks=pytest.mark.skipif(not hasattr(torch.optim, "Adafactor"), reason="torch without Adafactor"),
+        ),
+        "own",
+    ],
+)
+def test_an_optimizer_with_states_of_other_shapes_resumes(small_data, tmp_path, optimizer):
+    """Adafactor keeps a row and a column variance of other shapes than the parameter's, as it should, and
+    an optimizer of one's own may keep even an ``exp_avg`` so: only the states torch's optimizers keep one
+    per entry are checked against the parameter's shape."""
 
     def trainer(epochs):
         torch.manual_seed(0)
         config = TrainConfig(epochs=epochs, batch_size=64, eval_every=1, progress=False, seed=3)
         model = LightGCN(30, 40, embedding_dim=8)
-        return Trainer(
-            model, small_data, config, tmp_path, "cpu", optimizer=torch.optim.Adafactor(model.parameters())
-        )
+        made = torch.optim.Adafactor if optimizer == "Adafactor" else _ColumnMomentum
+        return Trainer(model, small_data, config, tmp_path, "cpu", optimizer=made(model.parameters()))
 
     trainer(1).fit()
-    assert load_checkpoint(tmp_path / "last.pt")["optimizer"]["state"][0]["row_var"].shape != (70, 8)
+    kept = load_checkpoint(tmp_path / "last.pt")["optimizer"]["state"][0]
+    assert kept["row_var" if optimizer == "Adafactor" else "exp_avg"].shape != (70, 8)
     resumed = trainer(2)
     resumed.fit(resume=True)
     assert resumed.epoch == 2
