@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from common import check_output, machine, write_rows
 
-MB = 1024  # ru_maxrss is in kB on Linux
+MB = 2**20 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, in kB on Linux
 
 
 def write_file(path: Path, lines: int, users: int, items: int, ids: str, seed: int) -> None:

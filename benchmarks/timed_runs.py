@@ -169,10 +169,11 @@ def main() -> None:
     deadline = time.monotonic() + args.budget
     out = Path(args.out)
     runs = [Run(name, group, shlex.split(flags)) for name, group, flags in args.run]
-    if len({run.name for run in runs}) < len(runs):
-        parser.error("--run NAMEs must differ")
-    for run in runs:  # OUT/NAME is its folder: "probe" is the probe runs' folder, a path would nest
-        if run.name in ("", ".", "..", "probe") or os.sep in run.name or "/" in run.name:
+    # OUT/NAME is its folder, which macOS and Windows name case-blind: A and a trained into one
+    if len({run.name.casefold() for run in runs}) < len(runs):
+        parser.error("--run NAMEs must differ (in more than case)")
+    for run in runs:  # "probe" is the probe runs' folder, a path would nest
+        if run.name.casefold() in ("", ".", "..", "probe") or os.sep in run.name or "/" in run.name:
             parser.error(f"--run NAME {run.name!r} cannot be a run's folder name in --out (nor 'probe')")
     # --max-epochs 0 let the probes run, then started no run "as no epoch fits the budget"
     if args.budget <= 0 or not 0 <= args.margin < 1 or args.probe_epochs < 2 or args.max_epochs < 1:

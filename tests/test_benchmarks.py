@@ -487,6 +487,14 @@ def test_scale_check_refuses_bad_settings_before_its_setup(monkeypatch, capsys, 
     assert message in refusal(scale_check.main, monkeypatch, capsys, ["scale_check.py", *argv])
 
 
+@pytest.mark.parametrize(("platform", "unit"), [("linux", 1024), ("darwin", 2**20)])
+def test_read_csv_reads_peak_memory_in_the_unit_of_the_platform(monkeypatch, platform, unit):
+    # ru_maxrss is in bytes on macOS: its peak was reported 1,024 times too high
+    monkeypatch.setattr(sys, "platform", platform)
+    megabyte = load("read_csv").MB
+    assert megabyte == unit
+
+
 def test_read_csv_refuses_no_runs_and_shows_its_workers_error(tmp_path, monkeypatch, capsys):
     read_csv = load("read_csv")
     output = tmp_path / "read.csv"
@@ -2271,7 +2279,7 @@ def test_timed_runs_starts_without_loading_torch():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["probe", "a/b", ".."])
+@pytest.mark.parametrize("name", ["probe", "Probe", "a/b", ".."])
 def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkeypatch, capsys, name):
     # a run named probe trained into OUT/probe, among the probe runs' folders; a/b into a folder of OUT/a
     timed_runs = load("timed_runs")
@@ -2280,6 +2288,16 @@ def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkey
     assert f"--run NAME {name!r} cannot be a run's folder name" in refusal(
         timed_runs.main, monkeypatch, capsys, argv
     )
+
+
+def test_timed_runs_refuses_names_that_differ_in_case_only(tmp_path, monkeypatch, capsys):
+    # macOS and Windows name folders case-blind: runs A and a trained into one folder and wrote one log
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs.Run, "start", None)  # nothing runs
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path)]
+    argv += ["--run", "A", "g", "--dataset lastfm", "--run", "a", "g", "--dataset lastfm"]
+    refused = refusal(timed_runs.main, monkeypatch, capsys, argv)
+    assert "--run NAMEs must differ (in more than case)" in refused
 
 
 @pytest.mark.parametrize("folder", ["probe/a", "a"])

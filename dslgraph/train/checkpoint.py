@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import zipfile
@@ -17,8 +18,11 @@ from dslgraph.data.io import save_then_rename
 
 try:
     import fcntl
-except ImportError:  # Windows: output folders go unlocked
+
+    msvcrt = None
+except ImportError:  # Windows
     fcntl = None
+    import msvcrt
 
 log = logging.getLogger(__name__)
 
@@ -253,23 +257,41 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
             "that can be written to"
         ) from exc
     with handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise CheckpointError(
-                    f"output folder {folder} is in use by another dslgraph run; wait for it to end or pass "
-                    "another --output"
-                ) from exc
-            # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
-            for partial in folder.glob(".*.tmp-*"):
-                partial.unlink(missing_ok=True)
+        if not _lock(handle):
+            raise CheckpointError(
+                f"output folder {folder} is in use by another dslgraph run; wait for it to end or pass "
+                "another --output"
+            )
+        # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
+        for partial in folder.glob(".*.tmp-*"):
+            partial.unlink(missing_ok=True)
         try:
             yield folder
         except BaseException:
             if made and [path.name for path in folder.iterdir()] == [".lock"]:
-                (folder / ".lock").unlink()
+                handle.close()  # Windows removes no file that is open: the PermissionError hid the failure
                 with contextlib.suppress(OSError):  # a folder another process wrote to meanwhile stays
+                    (folder / ".lock").unlink()
                     for path in made:
                         path.rmdir()
             raise
+
+
+def _lock(handle) -> bool:
+    """Locks the open file ``handle`` for this process without waiting, until it is closed (the process
+    ends, however): whether it could, where another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    # Windows: its first byte (past the end of the empty file, as Windows allows), from the file's start
+    handle.seek(0)
+    try:
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EDEADLOCK):
+            raise
+        return False
+    return True

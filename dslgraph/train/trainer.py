@@ -648,7 +648,8 @@ def make_adam(parameters: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` means CUDA when available; asking for CUDA without one is an error."""
+    """``"auto"`` means CUDA when available; asking for CUDA without one is an error, and so is any device
+    but the CPU and CUDA (Apple's ``"mps"``)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -657,6 +658,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(
             f"device {str(device)!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'"
         ) from None
+    if device.type not in ("cpu", "cuda"):
+        # torch has no sparse CSR tensors on MPS (nor float64, which the metrics sum in): a run failed
+        # deep inside torch, at the graph's transfer or at the first epoch's end
+        raise ValueError(
+            f"device {str(device)!r} is not supported: dslgraph runs on 'cpu' and 'cuda' (its sparse CSR "
+            "kernels and float64 metrics have no MPS or other backend in torch); use 'cpu' or 'auto'"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(device)!r} was asked for but torch sees no CUDA device; use 'cpu' or 'auto' "

@@ -1,4 +1,5 @@
 import copy
+import errno
 import functools
 import inspect
 import json
@@ -8,6 +9,7 @@ import re
 import warnings
 from dataclasses import asdict, fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -867,6 +869,53 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
         assert not list((tmp_path / "run").glob(".*.tmp-*"))
 
 
+def test_an_output_folder_is_held_by_one_run_on_windows_too(tmp_path, monkeypatch):
+    """Windows has no fcntl: its output folders went unlocked (two runs mixed their checkpoints), a killed
+    run's partial files stayed, and a run failing before it wrote removed its lock file while holding it
+    open, which Windows refuses: a PermissionError hid the run's own error. Imitated here: msvcrt's lock
+    by flock, and a file open refusing its removal."""
+    import fcntl
+
+    import dslgraph.train.checkpoint as checkpoint
+
+    def locking(fd, mode, size):
+        assert mode == checkpoint.msvcrt.LK_NBLCK and size == 1
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError(errno.EACCES, "Permission denied") from None
+
+    handles = []
+
+    def tracked_open(*args, **kwargs):
+        handles.append(open(*args, **kwargs))  # noqa: SIM115
+        return handles[-1]
+
+    def unlink(path, missing_ok=False):
+        if any(not handle.closed and Path(handle.name) == path for handle in handles):
+            raise PermissionError(13, "The process cannot access the file: in use", str(path))
+        return remove(path, missing_ok=missing_ok)
+
+    remove = Path.unlink
+    monkeypatch.setattr(checkpoint, "fcntl", None)
+    monkeypatch.setattr(checkpoint, "msvcrt", SimpleNamespace(LK_NBLCK=2, locking=locking), raising=False)
+    monkeypatch.setattr(checkpoint, "open", tracked_open, raising=False)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with locked_output(tmp_path / "run") as folder:
+        assert (folder / ".lock").is_file()
+        with (
+            pytest.raises(CheckpointError, match="in use by another dslgraph run"),
+            locked_output(tmp_path / "run"),
+        ):
+            pass
+    (tmp_path / "run" / ".last.pt.tmp-123").write_bytes(b"half")  # a run killed while saving
+    with locked_output(tmp_path / "run"):
+        assert not list((tmp_path / "run").glob(".*.tmp-*"))
+    with pytest.raises(RuntimeError, match="bad settings"), locked_output(tmp_path / "new" / "run"):
+        raise RuntimeError("bad settings")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_run_that_fails_before_writing_removes_the_output_folders_it_made(tmp_path):
     with pytest.raises(RuntimeError), locked_output(tmp_path / "new" / "run"):
         raise RuntimeError("bad settings")
@@ -1374,6 +1423,19 @@ def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monke
         resolve_device("cuda:2")
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device", ["mps", "mps:0", torch.device("mps"), "xpu"])
+def test_a_device_other_than_cpu_and_cuda_is_refused_naming_the_ones_that_run(small_data, device):
+    """torch has no sparse CSR tensors on MPS, nor float64: a run on an Apple GPU failed deep inside torch
+    (NotImplementedError at the graph's transfer, a TypeError at the first epoch's float64 loss sum)."""
+    message = r"device '(mps|mps:0|xpu)' is not supported: dslgraph runs on 'cpu' and 'cuda'"
+    with pytest.raises(ValueError, match=message):
+        resolve_device(device)
+    with pytest.raises(ValueError, match=message):
+        Trainer(
+            LightGCN(30, 40, embedding_dim=8), small_data, TrainConfig(epochs=1, progress=False), None, device
+        )
 
 
 def _scripted(trainer, validation, test):
