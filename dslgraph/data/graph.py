@@ -313,7 +313,10 @@ def to_sparse_tensor(adj: Tensor):
     from torch_geometric.typing import WITH_TORCH_SPARSE
 
     if not WITH_TORCH_SPARSE:
-        raise ImportError("to_sparse_tensor needs torch-sparse; install dslgraph[sparse]")
+        raise ImportError(
+            "to_sparse_tensor needs torch-sparse, built against the installed torch: pip install "
+            "--no-build-isolation torch-scatter torch-sparse (README, Installing)"
+        )
     from torch_sparse import SparseTensor
 
     return SparseTensor(

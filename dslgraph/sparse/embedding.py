@@ -303,7 +303,10 @@ class SparseEmbedding(EmbeddingTable):
         from torch_geometric.typing import WITH_TORCH_SPARSE
 
         if not WITH_TORCH_SPARSE:
-            raise ImportError("to_sparse_tensor needs torch-sparse; install dslgraph[sparse]")
+            raise ImportError(
+                "to_sparse_tensor needs torch-sparse, built against the installed torch: pip install "
+                "--no-build-isolation torch-scatter torch-sparse (README, Installing)"
+            )
         from torch_sparse import SparseTensor
 
         layout = self._current_layout()

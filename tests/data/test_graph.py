@@ -365,3 +365,17 @@ def test_fingerprint_tells_apart_what_a_checkpoint_was_trained_on():
     renamed = named.clone()
     renamed["user"].raw_ids = np.array(["bob", "ann"])
     assert len({fingerprint, data_fingerprint(named), data_fingerprint(renamed)}) == 3
+
+
+def test_to_sparse_tensor_without_torch_sparse_says_how_to_install_it(monkeypatch):
+    """It said "install dslgraph[sparse]", whose isolated build downloads a CUDA torch (README)."""
+    import torch_geometric.typing
+
+    from dslgraph.data import to_sparse_tensor
+    from dslgraph.sparse import SparseEmbedding
+
+    monkeypatch.setattr(torch_geometric.typing, "WITH_TORCH_SPARSE", False)
+    adj = torch.eye(3).to_sparse_csr()
+    for convert in (lambda: to_sparse_tensor(adj), SparseEmbedding(3, 2, 0.5).to_sparse_tensor):
+        with pytest.raises(ImportError, match="pip install --no-build-isolation torch-scatter torch-sparse"):
+            convert()
