@@ -45,13 +45,18 @@ PLACEHOLDER = re.compile(r"\.\.\.|…|[<>$|\[\]]|^[A-Z]+(?:\.\w+)?$")
 def documents() -> list[tuple[str, str]]:
     """(name, text) of the README, docs/*.md, the CHANGELOG and the docstrings of the scripts."""
     texts = [
-        ("README.md", (ROOT / "README.md").read_text()),
-        ("CHANGELOG.md", (ROOT / "CHANGELOG.md").read_text()),
+        ("README.md", (ROOT / "README.md").read_text(encoding="utf-8")),
+        ("CHANGELOG.md", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")),
     ]
-    texts += [(f"docs/{p.name}", p.read_text()) for p in sorted((ROOT / "docs").glob("*.md"))]
+    texts += [(f"docs/{p.name}", p.read_text(encoding="utf-8")) for p in sorted((ROOT / "docs").glob("*.md"))]
     for folder in SCRIPT_FOLDERS:
         for path in sorted((ROOT / folder).glob("*.py")):
-            texts.append((f"{folder}/{path.name}", ast.get_docstring(ast.parse(path.read_text())) or ""))
+            texts.append(
+                (
+                    f"{folder}/{path.name}",
+                    ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "",
+                )
+            )
     return texts
 
 
@@ -70,7 +75,9 @@ def expand_braces(path: str) -> list[str]:
 def _wheel_folders() -> dict[str, Path]:
     """The folders a wheel lays out elsewhere than the repository (pyproject's package-dir), by wheel path."""
     # read without tomllib, which Python 3.10 lacks
-    (line,) = re.findall(r"^package-dir = \{.*\}$", (ROOT / "pyproject.toml").read_text(), flags=re.M)
+    (line,) = re.findall(
+        r"^package-dir = \{.*\}$", (ROOT / "pyproject.toml").read_text(encoding="utf-8"), flags=re.M
+    )
     pairs = re.findall(r'"([\w.]+)" = "([\w./-]+)"', line)
     return {package.replace(".", "/"): ROOT / folder for package, folder in pairs}
 
@@ -110,7 +117,7 @@ def named_paths(name: str, text: str) -> list[tuple[str, str | None]]:
 
 
 def _tests_of(path: Path) -> set[str]:
-    return set(re.findall(r"^\s*def (test_\w+)\(", path.read_text(), flags=re.M))
+    return set(re.findall(r"^\s*def (test_\w+)\(", path.read_text(encoding="utf-8"), flags=re.M))
 
 
 def missing_paths(texts: list[tuple[str, str]]) -> tuple[list[str], int]:
@@ -184,7 +191,7 @@ def script_parser(script: str, monkeypatch) -> argparse.ArgumentParser | None:
     """The argument parser ``script``'s ``main`` builds, taken when it parses (nothing of the script runs);
     None for an example that runs ``dslgraph train`` (``run_example``)."""
     path = ROOT / script
-    if "run_example(" in path.read_text():
+    if "run_example(" in path.read_text(encoding="utf-8"):
         return None
     spec = importlib.util.spec_from_file_location(f"docs_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
@@ -332,7 +339,7 @@ def test_the_scripts_usage_lines_keep_their_line_breaks():
         f"{folder}/{path.name}": lines
         for folder in SCRIPT_FOLDERS
         for path in sorted((ROOT / folder).glob("*.py"))
-        if (lines := joined_usage_lines(path.read_text()))
+        if (lines := joined_usage_lines(path.read_text(encoding="utf-8")))
     }
     assert joined == {}
 
@@ -411,7 +418,7 @@ def recorded_runs(root: Path = ROOT) -> list[dict[str, float]]:
     and the per-epoch lines of the logs of runs stopped early (``stopped_runs.txt``)."""
     records = []
     for path in (root / "docs" / "results").rglob("metrics.json"):
-        summary = json.loads(path.read_text())
+        summary = json.loads(path.read_text(encoding="utf-8"))
         for split in ("test", "validation"):
             if summary.get(split):
                 seconds = {"seconds": summary["train_seconds"]} if split == "test" else {}
@@ -423,7 +430,7 @@ def recorded_runs(root: Path = ROOT) -> list[dict[str, float]]:
                 if entry.get(split)
             ]
     for path in [*(root / "docs" / "results").rglob("*.csv"), *(root / "docs" / "benchmarks").glob("*.csv")]:
-        for row in csv.DictReader(path.read_text().splitlines()):
+        for row in csv.DictReader(path.read_text(encoding="utf-8").splitlines()):
             values = {
                 name: float(value)
                 for name, value in row.items()
@@ -433,7 +440,9 @@ def recorded_runs(root: Path = ROOT) -> list[dict[str, float]]:
             values["seconds"] = values.get("train_seconds", -1)
             records.append(values)
     for path in (root / "docs" / "results").rglob("stopped_runs.txt"):
-        for epoch, values in re.findall(r"^epoch (\d+) test (.*)$", path.read_text(), flags=re.M):
+        for epoch, values in re.findall(
+            r"^epoch (\d+) test (.*)$", path.read_text(encoding="utf-8"), flags=re.M
+        ):
             metrics = {name: float(value) for name, value in re.findall(r"([\w@]+)=([\d.]+)", values)}
             records.append({**metrics, "epoch": int(epoch)})
     return records
@@ -489,7 +498,7 @@ def unrecorded_rows(text: str, records: list[dict[str, float]]) -> tuple[list[st
 
 def test_every_result_in_the_tables_of_results_md_was_recorded():
     # Recall@20 with the NDCG@20 beside it, best epoch and train s, as the row gives them: the same run's
-    text = (ROOT / "docs" / "results.md").read_text()
+    text = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     records = recorded_runs()
     unrecorded, checked = unrecorded_rows(text, records)
     assert unrecorded == []
@@ -547,7 +556,7 @@ def wrong_ratios(text: str) -> tuple[list[str], int]:
 
 
 def test_every_ratio_to_dense_in_results_md_is_the_rows_recall_over_dense():
-    wrong, checked = wrong_ratios((ROOT / "docs" / "results.md").read_text())
+    wrong, checked = wrong_ratios((ROOT / "docs" / "results.md").read_text(encoding="utf-8"))
     assert wrong == []
     assert checked > 20  # the sweeps of LastFM, ML-100K and Gowalla (25 rows): the tables are still found
 
@@ -683,7 +692,9 @@ def recbole_table() -> list[tuple[list[str], list[str], str]]:
     """The rows of README's "Coming from RecBole" table: RecBole's names of settings (``topk: [10, 20]``'s
     ``topk``; not its functions), dslgraph's names in the row (as written: ``--output``, ``data_options``) and
     the dslgraph cell's text."""
-    (section,) = re.findall(r"### Coming from RecBole\n(.*?)\n###", (ROOT / "README.md").read_text(), re.S)
+    (section,) = re.findall(
+        r"### Coming from RecBole\n(.*?)\n###", (ROOT / "README.md").read_text(encoding="utf-8"), re.S
+    )
     ((header, rows),) = list(markdown_tables(section))
     table = []
     for _, (recbole, ours) in rows:
@@ -735,7 +746,7 @@ def test_every_recbole_name_of_the_readme_is_refused_naming_dslgraphs(capsys):
 def _named_in(document: str, pattern: str) -> list[str]:
     """The backticked names (``--epochs``, ``sep``) in the one passage of ``document`` (its text in one line)
     that ``pattern`` finds."""
-    text = " ".join((ROOT / document).read_text().split())
+    text = " ".join((ROOT / document).read_text(encoding="utf-8").split())
     (passage,) = re.findall(pattern, text)
     return re.findall(r"`([^`]+)`", passage)
 
@@ -764,7 +775,9 @@ def test_the_lists_of_names_the_docs_give_are_the_code_s():
 def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():
     """README's "DSL in your own model" block, run as written, with its placeholders (``MyGNN(...)``,
     ``loss``, ``loader``, ``epochs``, ``batches_per_epoch``) given: a table and an MLP, two small epochs."""
-    (section,) = re.findall(r"### DSL in your own model\n(.*?)\n##", (ROOT / "README.md").read_text(), re.S)
+    (section,) = re.findall(
+        r"### DSL in your own model\n(.*?)\n##", (ROOT / "README.md").read_text(encoding="utf-8"), re.S
+    )
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
     class MyGNN(torch.nn.Module):
@@ -794,11 +807,13 @@ def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():
 
 def test_the_readme_test_command_is_the_one_ci_runs():
     # README: "The second command is what CI runs (`.ci/run`, ...)"; .ci/run gives it "verbatim"
-    (quickstart,) = re.findall(r"## Quickstart\n(.*?)\n##", (ROOT / "README.md").read_text(), re.S)
+    (quickstart,) = re.findall(
+        r"## Quickstart\n(.*?)\n##", (ROOT / "README.md").read_text(encoding="utf-8"), re.S
+    )
     (block,) = re.findall(r"```bash\n(.*?)```", quickstart, flags=re.S)
     commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
     assert len(commands) == 2 and commands[1].endswith("python -m pytest -q")
-    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
 
 
 def make_api():
