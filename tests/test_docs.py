@@ -14,6 +14,7 @@ import pkgutil
 import re
 import shlex
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -803,6 +804,23 @@ def test_the_readme_dsl_example_runs_on_a_model_of_ones_own():
     assert type(model.embedding).__name__ == "SparseEmbedding"
     assert [type(layer).__name__ for layer in model.mlp[::2]] == ["SparseLinear", "SparseLinear"]
     assert dsl.iteration == 8 and [update["iteration"] for update in dsl.updates] == [3, 6]
+
+
+def test_the_readme_training_example_runs_with_dsl_as_the_trainer_steps_it(small_data, tmp_path):
+    """README's "Training in Python" block, run as written on the small graph for two epochs: its DSL
+    controller is the trainer's length, attached to the trainer's optimizer, and updates."""
+    (section,) = re.findall(r"### Training in Python\n(.*?)\n###", (ROOT / "README.md").read_text(), re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    code = code.replace("dslgraph.data.LastFM()[0]", "small_data").replace('"runs/python"', "out")
+    code = code.replace("epochs=50, eval_every=10", "epochs=2, eval_every=1, batch_size=64, progress=False")
+    namespace = {"small_data": small_data, "out": tmp_path}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a total_steps other than the run's warns
+        exec(code.replace("update_interval=50", "update_interval=3"), namespace)
+    trainer, dsl = namespace["trainer"], namespace["dsl"]
+    assert dsl.total_steps == trainer.total_steps == 8 and dsl.optimizer is trainer.optimizer
+    assert [update["iteration"] for update in dsl.updates] == [3, 6]
+    assert namespace["summary"]["epochs"] == 2 and (tmp_path / "best.pt").exists()
 
 
 def test_the_readme_test_command_is_the_one_ci_runs():

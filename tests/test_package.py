@@ -316,14 +316,16 @@ def test_declared_dependencies_are_what_the_package_imports(built):
 
 
 @pytest.fixture
-def readme_blocks() -> dict[str, str]:
+def readme_blocks() -> list[tuple[str, str]]:
+    """(first line naming dslgraph, block) of each Python block of the README: a list, as two blocks may
+    open with the same ``import dslgraph``."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    return {next(line for line in block.splitlines() if "dslgraph" in line): block for block in blocks}
+    return [(next(line for line in block.splitlines() if "dslgraph" in line), block) for block in blocks]
 
 
 def test_readme_dataset_snippet_runs_as_written(readme_blocks, tmp_path, monkeypatch):
     # it read `val_edge_label_index` of a dataset made without a validation split: an AttributeError
-    (block,) = [block for first, block in readme_blocks.items() if "Gowalla(" in first]
+    (block,) = [block for first, block in readme_blocks if "Gowalla(" in first]
     raw = tmp_path / "data" / "gowalla" / "raw"  # Gowalla's own format, small
     raw.mkdir(parents=True)
     (raw / "train.txt").write_text(
@@ -340,7 +342,7 @@ def test_readme_dataset_snippet_runs_as_written(readme_blocks, tmp_path, monkeyp
 
 
 def test_readme_load_run_snippet_runs_as_written(readme_blocks, tmp_path, monkeypatch):
-    (block,) = [block for first, block in readme_blocks.items() if "load_run" in block]
+    (block,) = [block for first, block in readme_blocks if "load_run" in block]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "home"))
     train = ["train", "--epochs", "1", "--embedding-dim", "8", "--sparsity", "0.8", "--no-progress"]

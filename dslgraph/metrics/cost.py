@@ -71,13 +71,23 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return sum(_state_bytes(state) for state in optimizer.state.values())
 
 
-def memory_report(model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl=None) -> dict[str, Any]:
+def memory_report(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, dsl: DynamicSparseLearning | None = None
+) -> dict[str, Any]:
     """Sparsity, active entries and bytes of parameters and optimizer state of any model (a model of
     your own too), with its dense reference: the same model with every tensor ``dsl`` sparsified
     dense, in its own dtype, with as much optimizer state per weight as the optimizer holds per active
     entry (Adam's two moments once it has stepped; none under plain SGD, or for a frozen tensor).
     ``workspace_bytes`` is what sparse tables derive from their positions (above all a propagation
-    plan)."""
+    plan).
+
+    Returns:
+        A dict of ``"sparsity"`` (over the tensors ``dsl`` sparsified; 0 without it), ``"active_entries"``
+        (``{target name: active entries}``; ``{}`` without ``dsl``), ``"parameter_bytes"``,
+        ``"optimizer_state_bytes"``, ``"dense_parameter_bytes"``, ``"dense_optimizer_state_bytes"``,
+        ``"bytes_ratio"`` (parameters and optimizer state against the dense reference's) and
+        ``"workspace_bytes"``.
+    """
     if not isinstance(getattr(optimizer, "state", None), Mapping):  # failed on None.state
         raise TypeError(
             "optimizer must be the torch.optim.Optimizer that trains the model (the bytes of its state are "
@@ -122,7 +132,14 @@ def check_controller(model: torch.nn.Module, dsl) -> None:
             )
 
 
-def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, dsl=None) -> dict[str, Any]:
+def cost_report(
+    model: torch.nn.Module,
+    graph: Any,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    steps_per_epoch: int,
+    dsl: DynamicSparseLearning | None = None,
+) -> dict[str, Any]:
     """:func:`memory_report` plus the MACs of a trained model and of its dense reference.
 
     The MACs are the model's own count, ``model.macs(graph, batch_size, count)`` (every model of
@@ -131,7 +148,15 @@ def cost_report(model, graph, optimizer, batch_size: int, steps_per_epoch: int, 
     (``update_step``) is spread over the run's iterations as the run makes them: one per ``update_interval``
     up to ``t_end`` (else ``total_steps``), none under a static mask (whose first update would come after
     the last iteration), and none where DSL grows without a gradient (``growth="random"`` or
-    ``"momentum"``: no dense gradient is rebuilt).
+    ``"momentum"``: no dense gradient is rebuilt). ``steps_per_epoch`` is recorded in the report as given
+    (``metrics.json`` keeps it), not counted with.
+
+    Returns:
+        :func:`memory_report`'s dict, plus ``"macs"``, ``"ideal_macs"`` and ``"dense_macs"`` (the
+        ``"executed"``, ``"ideal"`` and ``"dense"`` counts of ``model.macs``: ``"train_iteration"`` and
+        ``"inference"`` among the model's own keys), ``"training_savings"`` and ``"inference_savings"``
+        (1 - executed / dense), ``"ideal_training_savings"``, ``"ideal_inference_savings"``,
+        ``"naive_savings"`` and ``"steps_per_epoch"``.
     """
     if not callable(getattr(model, "macs", None)):
         raise TypeError(

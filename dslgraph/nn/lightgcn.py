@@ -31,8 +31,9 @@ class LightGCN(MessagePassing, Recommender):
 
     Unlike PyG's :class:`~torch_geometric.nn.models.LightGCN`, which takes an ``edge_index`` over one
     id space (items offset by the number of users), it takes the normalised graph
-    (:func:`~dslgraph.data.propagation_graph`) and 0-based item ids, as every model of
-    :mod:`dslgraph.nn`: ``forward(graph, edge_label_index)``, ``recommend(graph, users, k, exclude)``.
+    (:func:`~dslgraph.data.propagation_graph`) and 0-based item ids: ``forward(graph, edge_label_index)``;
+    every model of :mod:`dslgraph.nn` has ``recommend(graph, users, k, exclude)`` and ``scorer(graph)``
+    (the adapters' ``forward`` takes no graph: ``forward(users, items)``, CDAE's and MultVAE's rows).
     Its embeddings and scores equal PyG's for the same table and graph. Its constructor takes the numbers
     of users and items where PyG's takes ``num_nodes``, and every other argument by keyword: PyG's
     ``LightGCN(70, 64, 3)`` fails here rather than building 70 users and 64 items of dimension 3.

@@ -1357,10 +1357,18 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     for pattern in patterns:
         if pattern == TABLES:
             if not table_params:  # named after a regular expression, it was then passed over, silently
+                own = getattr(
+                    model, "dsl_targets", None
+                )  # a dslgraph.nn model names what dslgraph train picks
+                hint = (
+                    f"; this model's own targets are targets=list(model.dsl_targets) = {list(own)}"
+                    if own
+                    else ""
+                )
                 raise ValueError(
                     "targets include 'tables' but the model has no embedding table (an nn.Embedding, "
                     "nn.EmbeddingBag or EmbeddingTable): name a table held as a bare parameter by regular "
-                    f"expression; parameters are {parameters}"
+                    f"expression; parameters are {parameters}{hint}"
                 )
             continue
         try:

@@ -8,7 +8,7 @@ from dslgraph.train.checkpoint import (
     locked_output,
     save_checkpoint,
 )
-from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, resolve_device
+from dslgraph.train.trainer import TrainConfig, Trainer, make_adam, make_batches, resolve_device
 
 __all__ = [
     "CheckpointError",
@@ -20,6 +20,7 @@ __all__ = [
     "load_model_state",
     "locked_output",
     "make_adam",
+    "make_batches",
     "resolve_device",
     "save_checkpoint",
 ]

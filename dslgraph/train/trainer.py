@@ -11,7 +11,7 @@ import pickle
 import re
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -148,7 +148,9 @@ class Trainer:
             here, where one that is a file or cannot be written to fails.
         device (str, optional): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. (default: :obj:`"auto"`)
         hooks (list, optional): :class:`StepHook` objects run after each optimizer step; one with an
-            ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's.
+            ``optimizer`` attribute still ``None`` (a DSL controller) is ``attach``-ed to the trainer's, one
+            attached to another optimizer is refused, and one whose ``total_steps`` is not the run's
+            (``config.epochs * len(make_batches(model, data, config))``) is warned of.
         optimizer (torch.optim.Optimizer, optional): Defaults to Adam at ``config.lr``.
         graph (optional): A prebuilt graph input (default: ``model.input_graph(data)``).
         metadata (dict, optional): Stored as is in every checkpoint (the CLI keeps its settings there): plain
@@ -168,7 +170,7 @@ class Trainer:
         device: str = "auto",
         hooks: list[StepHook] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        graph=None,
+        graph: Any = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> None:
@@ -179,6 +181,16 @@ class Trainer:
                 f"dslgraph.nn model has (TrainableModel), but {type(model).__name__} has no "
                 f"{' or '.join(missing)}: add them in a subclass, or write the loop yourself, as "
                 "examples/custom_gnn_dsl.py does for PyG's LightGCN"
+            )
+        if not isinstance(config, TrainConfig):  # a dict failed in dataclasses.replace, naming no argument
+            hint = ": pass TrainConfig(**config)" if isinstance(config, Mapping) else ""
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}{hint}")
+        # Trainer(model, data, config, "cpu"): the fourth argument is the output folder, which it made
+        named_device = isinstance(output_dir, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", output_dir)
+        if named_device and not os.path.isdir(output_dir):
+            raise ValueError(
+                f"output_dir {output_dir!r} names a device: the argument after config is the output folder; "
+                f"pass device={output_dir!r} by name (or name a folder so called './{output_dir}')"
             )
         self.metadata = check_metadata(metadata or {})
         self.device = resolve_device(device)
@@ -234,6 +246,7 @@ class Trainer:
         self.total_steps = config.epochs * len(self.batches)
         self.scheduler = self._make_scheduler()
         self.hooks = hooks or []
+        check_hooks(self.hooks, self.optimizer, self.total_steps, len(self.batches), config.epochs)
         for hook in self.hooks:
             if getattr(hook, "optimizer", False) is None:  # a DSL controller not yet given its optimizer
                 hook.attach(self.optimizer)
@@ -248,6 +261,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.bad_evals = 0
+
+    def __repr__(self) -> str:
+        output = f", output_dir='{self.output_dir}'" if self.output_dir is not None else ""
+        return (
+            f"Trainer(model={type(self._module).__name__}, epoch={self.epoch}/{self.config.epochs}, "
+            f"device='{self.device}', hooks={[type(hook).__name__ for hook in self.hooks]}{output})"
+        )
 
     @property
     def selection(self) -> str:
@@ -447,7 +467,18 @@ class Trainer:
         """The test (and validation) metrics of the best evaluated epoch (of the latest evaluation while
         no scheduled one has picked a best), with the run's selection, protocol, epochs, training
         seconds, device, settings and evaluation history: what :meth:`fit` returns and ``metrics.json``
-        holds."""
+        holds.
+
+        Returns:
+            A dict of ``"test"`` (``{"recall@20": ..., ...}``: the metrics at each of ``config.ks``; ``{}``
+            before the first evaluation), ``"validation"`` (the same, or :obj:`None` without a validation
+            split), ``"selection"`` (``"validation"`` or ``"test"``: the split that picked the best epoch),
+            ``"protocol"`` (``"full"`` or ``"sampled"``: how the test items were ranked), ``"best_epoch"``
+            (:obj:`None` before the first evaluation), ``"epochs"`` (trained so far), ``"train_seconds"``,
+            ``"device"``, ``"config"`` (the :class:`TrainConfig` as a dict) and ``"history"`` (one dict per
+            evaluation: ``"epoch"``, ``"loss"``, ``"seconds"``, ``"test"``, ``"validation"`` where there is
+            one, ``"eval_seconds"``, and ``"scheduled": False`` for an evaluation off ``eval_every``).
+        """
         best = self.best or (self.history[-1] if self.history else {})
         return {
             "test": best.get("test", {}),
@@ -579,6 +610,33 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in saved])
 
 
+def check_hooks(
+    hooks: list[StepHook], optimizer: torch.optim.Optimizer, total_steps: int, batches: int, epochs: int
+) -> None:
+    """Raises unless every hook attached to an optimizer is attached to the trainer's ``optimizer``, and
+    warns of one whose ``total_steps`` is not the run's."""
+    for hook in hooks:
+        attached = getattr(hook, "optimizer", None)
+        # a controller attached to an optimizer of one's own, which the trainer never steps: every DSL update
+        # was skipped with a warning, and the run trained its initial masks (a static mask)
+        if attached is not None and attached is not optimizer:
+            raise ValueError(
+                f"a step hook ({type(hook).__name__}) is attached to an optimizer the trainer does not "
+                "step: pass that optimizer too (Trainer(..., optimizer=optimizer)), or leave the hook "
+                "unattached for the trainer to attach its own"
+            )
+        hook_steps = getattr(hook, "total_steps", None)
+        # rho_t and the last update follow the controller's length: a longer one never decayed rho_t
+        if hook_steps is not None and hook_steps != total_steps:
+            warnings.warn(
+                f"{type(hook).__name__} was built with total_steps={hook_steps}, but this trainer runs "
+                f"{total_steps} optimizer steps (epochs={epochs} x {batches} batches, "
+                "len(make_batches(model, data, config))): its schedule follows total_steps; build it with "
+                f"total_steps={total_steps}",
+                stacklevel=3,
+            )
+
+
 def stopped_early(bad_evals: int, patience: int) -> bool:
     """Whether a run whose last ``bad_evals`` evaluations brought no gain has stopped early (or stops now)
     under ``patience``, of which 0 never stops: the trainer's rule, and the CLI's for a run it resumes."""
@@ -613,7 +671,9 @@ def make_batches(
     device: str | torch.device | None = None,
 ) -> BPRBatches | UserBatches:
     """The epoch iterator ``model`` trains on (see :mod:`dslgraph.nn.base` for the batch kinds);
-    users with ``data['user'].train_mask`` False are left out."""
+    users with ``data['user'].train_mask`` False are left out. Its length is the optimizer steps of an
+    epoch: ``config.epochs * len(make_batches(model, data, config))`` is the ``total_steps`` of a DSL
+    controller that :class:`Trainer` steps."""
     train_index = data[EDGE].edge_index
     trainable = training_users(data)
     if trainable is not None:

@@ -1121,3 +1121,14 @@ def test_update_step_macs_are_the_products_a_growth_step_runs(small_data, name, 
     sparse_layers = backend == "sparse" and (name != "neumf" or targets is not None)
     assert (macs["executed"] > 0) == sparse_layers
     assert (macs["ideal"] > 0) == (name != "neumf" or targets is not None)
+
+
+def test_the_default_targets_of_a_model_without_tables_name_the_model_s_own():
+    """DSL's default targets are the tables, which Mult-VAE has none of; dslgraph train picks the model's
+    dsl_targets, which the refusal now names."""
+    from dslgraph.nn import MultVAE
+
+    with pytest.raises(
+        ValueError, match=r"has no embedding table .*targets=list\(model.dsl_targets\) = \['\.\*'\]"
+    ):
+        DynamicSparseLearning(MultVAE(10, 20), 0.5, 10, update_interval=2)

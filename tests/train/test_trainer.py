@@ -750,6 +750,58 @@ def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_
     assert not torch.equal(before, model.embedding.values)
 
 
+def test_a_dsl_controller_attached_to_an_optimizer_the_trainer_does_not_step_is_refused(small_data):
+    # the trainer stepped its own Adam: DSL skipped every update with a warning, a static mask trained
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
+    own = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(own)
+    config = TrainConfig(epochs=2, batch_size=64, progress=False)
+    with pytest.raises(ValueError, match=r"attached to an optimizer the trainer does not step: pass that"):
+        Trainer(model, small_data, config, device="cpu", hooks=[dsl])
+    assert Trainer(model, small_data, config, device="cpu", hooks=[dsl], optimizer=own).optimizer is own
+
+
+def test_a_dsl_controller_of_another_length_than_the_run_is_warned_of(small_data):
+    # total_steps=1000 for an 8-step run: rho_t stayed at rho0 and nothing said so
+    config = TrainConfig(epochs=2, batch_size=64, progress=False)
+    model = LightGCN(30, 40, embedding_dim=8)
+    steps = config.epochs * len(trainer_module.make_batches(model, small_data, config))
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=1000, update_interval=3)
+    with pytest.warns(UserWarning, match=rf"total_steps=1000, but this trainer runs {steps} optimizer steps"):
+        trainer = Trainer(model, small_data, config, device="cpu", hooks=[dsl])
+    assert trainer.total_steps == steps == 8
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(model, small_data, config, device="cpu", hooks=[dsl])
+
+
+def test_a_config_that_is_not_a_train_config_is_refused_naming_it(small_data):
+    # a dict failed with "replace() should be called on dataclass instances"
+    message = r"config must be a TrainConfig, got dict: pass TrainConfig\(\*\*config\)"
+    with pytest.raises(TypeError, match=message):
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, {"epochs": 1})
+
+
+def test_the_trainer_repr_names_the_model_progress_and_hooks(small_data, tmp_path):
+    model = LightGCN(30, 40, embedding_dim=8)
+    dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
+    config = TrainConfig(epochs=2, batch_size=64, progress=False)
+    trainer = Trainer(model, small_data, config, tmp_path, "cpu", [dsl])
+    assert repr(trainer) == (
+        "Trainer(model=LightGCN, epoch=0/2, device='cpu', hooks=['DynamicSparseLearning'], "
+        f"output_dir='{tmp_path}')"
+    )
+
+
+def test_the_summary_holds_the_keys_its_docstring_lists(small_data):
+    summary = _trainer(small_data, None, epochs=1).fit()
+    documented = set(re.findall(r'``"(\w+)"``', Trainer.summary.__doc__.partition("Returns:")[2]))
+    assert set(summary) | set(summary["history"][0]) <= documented
+
+
 def test_compile_trains_the_compiled_loss_to_the_same_run(small_data, tmp_path, monkeypatch):
     compiled = []
 
@@ -1653,3 +1705,13 @@ def test_the_sampling_setting_decides_what_an_epoch_visits(small_data):
     assert epoch("edge") == edges  # every training interaction once
     visited = epoch("user")  # a user drawn uniformly, then one of its items: some interactions twice
     assert visited != edges and len(visited) == len(edges) and set(visited) <= set(edges)
+
+
+def test_a_device_given_where_the_output_folder_goes_is_refused(small_data, tmp_path, monkeypatch):
+    # Trainer(model, data, config, "cpu") made a folder "cpu" and trained on the automatic device
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"output_dir 'cpu' names a device: .* pass device='cpu' by name"):
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, "cpu")
+    assert not (tmp_path / "cpu").exists()
+    assert Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, "./cpu").output_dir.name == "cpu"
