@@ -881,15 +881,27 @@ def test_cost_table_reads_runs_given_by_a_relative_runs_folder(tmp_path, monkeyp
         assert [(row["model"], row["run"]) for row in csv.DictReader(f)] == [("lightgcn", "lastfm")]
 
 
+def every(checkpoint_every: int, eval_batch_size: int) -> dict[str, int]:
+    return {"checkpoint_every": checkpoint_every, "eval_batch_size": eval_batch_size}
+
+
 def test_plot_setting_averages_each_curves_runs_at_each_value_of_the_setting(tmp_path, caplog):
     """Two seeds at L2 1e-3 and one at 1e-4 make two points of the curve (mean, lowest, highest, count), in
     the setting's order; a run of another sparsity in the same curve is named in a warning."""
     plot_setting = load("plot_setting")
     runs = [
-        write_run(tmp_path / "a", [(10, 5.0, 0.20)], reg_weight=1e-3, seed=1, epochs=20),
-        write_run(tmp_path / "b", [(10, 5.0, 0.26)], reg_weight=1e-3, seed=2, epochs=20),
+        write_run(tmp_path / "a", [(10, 5.0, 0.20)], reg_weight=1e-3, seed=1, epochs=20, **every(0, 128)),
+        # how often a run checkpoints and how many users it evaluates at once change none of its numbers
+        write_run(tmp_path / "b", [(10, 5.0, 0.26)], reg_weight=1e-3, seed=2, epochs=20, **every(5, 512)),
         # a setting that only a newer run records is no difference
-        write_run(tmp_path / "c", [(10, 5.0, 0.15), (20, 9.0, 0.25)], reg_weight=1e-4, seed=1, compile=False),
+        write_run(
+            tmp_path / "c",
+            [(10, 5.0, 0.15), (20, 9.0, 0.25)],
+            reg_weight=1e-4,
+            seed=1,
+            compile=False,
+            **every(0, 128),
+        ),
     ]
     rows = plot_setting.curve_rows("dense", runs, "reg_weight", "test", "recall@20")
     assert rows == [
@@ -937,6 +949,9 @@ def test_paired_seeds_pairs_runs_by_seed_and_gives_the_interval_of_the_mean_diff
     assert result["ratio"] == pytest.approx(0.24 / 0.25)
     assert (result["above"], result["level"], result["below"]) == (1, 0, 2)
     assert "the interval holds 0" in paired.describe(result, names, "test recall@20")
+    # a difference of LEVEL itself shows as +-0.0001 in the tables: above or below, not level
+    edge = [row | {"difference": d} for row, d in zip(rows, (paired.LEVEL, -paired.LEVEL, 0.0))]
+    assert [paired.summary(edge, names)[side] for side in ("above", "level", "below")] == [1, 1, 1]
     # the same differences all shifted below 0 by 0.05: the interval lies below 0
     low = paired.summary([row | {"difference": row["difference"] - 0.05} for row in rows], names)
     assert "DSL 50% is below dense: the interval lies below 0" in paired.describe(low, names, "recall@20")
@@ -977,12 +992,27 @@ def test_paired_seeds_pairs_splits_counts_level_seeds_and_logs_what_the_groups_d
         paired.main()
     assert "dense and sparse differ in sparsity (0.0 / 0.5)" in caplog.text
     assert "differ in progress" not in caplog.text  # nor does a group's own warning name progress or root
+    caplog.clear()
+    with caplog.at_level("INFO"):  # the runs' seeds differ, as the groups' first runs' do here: not logged
+        paired.log_differences(
+            paired.group_results("dense", a[1:], "test", "recall@20"),
+            paired.group_results("sparse", b, "test", "recall@20"),
+            ("dense", "sparse"),
+        )
+    assert caplog.messages[-1] == "dense and sparse differ in sparsity (0.0 / 0.5)"
     assert out.read_text().splitlines()[1].startswith("1 (split seed 7),0.2,0.20002,")
     assert "above / level / below on 0 / 1 / 1 seeds" in (tmp_path / "paired.md").read_text()
     other_split = write_run(tmp_path / "b3", [(10, 5.0, 0.3)], seed=1, split_seed=8, sparsity=0.5)
     rows = paired.group_results("sparse", [other_split, b[1]], "test", "recall@20")
     with pytest.raises(SystemExit, match=r"group 'sparse' has no run of seed 1 \(split seed 7\)"):
         paired.paired_rows(paired.group_results("dense", a, "test", "recall@20"), rows, ("dense", "sparse"))
+    # the other way round: a seed the second group ran and the reference did not is named, not dropped
+    with pytest.raises(SystemExit, match=r"group 'dense' has no run of seed 1 \(split seed 7\)"):
+        paired.paired_rows(
+            paired.group_results("dense", a[1:], "test", "recall@20"),
+            paired.group_results("sparse", b, "test", "recall@20"),
+            ("dense", "sparse"),
+        )
 
 
 def test_paired_seeds_writes_its_tables_and_names_runs_it_cannot_pair(tmp_path, monkeypatch, capsys):
@@ -1052,6 +1082,8 @@ def test_plot_setting_writes_table_and_plot_and_names_what_it_cannot_read(tmp_pa
         plot_setting.main, monkeypatch, capsys, [*argv, "--split", "validation", "--curve", "x", str(a)]
     )
     assert "holds no validation recall@20" in said
+    folder = [*argv[:-1], str(tmp_path), "--curve", "x", str(a)]  # was written as <tmp_path>.csv beside it
+    assert f"--out {tmp_path} is a folder" in refusal(plot_setting.main, monkeypatch, capsys, folder)
 
 
 def test_plot_history_tables_and_plots_each_runs_evaluations(tmp_path):
@@ -3246,6 +3278,14 @@ def test_a_dataset_that_cannot_be_read_is_an_argument_error(tmp_path, monkeypatc
     with pytest.raises(SystemExit) as stopped:
         common.read_dataset(parser, args)
     assert stopped.value.code == 2 and "error: --dataset lastfm: " in capsys.readouterr().err
+
+    def damaged(name, root):  # what the datasets raise for a raw file cut short
+        raise ValueError(f"{name}'s raw file ends mid-line")
+
+    with pytest.raises(SystemExit) as stopped:
+        common.read_dataset(parser, args, damaged)
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2 and "--dataset lastfm: lastfm's raw file ends mid-line" in said
 
 
 @pytest.mark.parametrize(

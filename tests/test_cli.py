@@ -176,7 +176,8 @@ def test_a_config_file_naming_a_setting_twice_is_refused(tmp_path):
         ('{"options": {"std": 0.1, "std": 0.2}}', "'std'"),
     ]:
         config.write_text(text)
-        with pytest.raises(ConfigError, match=rf"config file {config} names \[{twice}\] more than once"):
+        # said as it is, not as JSON that "could not be read"
+        with pytest.raises(ConfigError, match=rf"^config file {config} names \[{twice}\] more than once"):
             load_config_file(config)
 
 
@@ -1281,6 +1282,41 @@ def test_an_overwrite_interrupted_before_its_first_checkpoint_offers_no_resume(t
     )
 
 
+def test_an_overwrite_interrupted_after_its_first_checkpoint_offers_its_own(tmp_path, monkeypatch, capsys):
+    """Its own last.pt, written over the earlier run's, is the one offered to --resume."""
+    run = str(tmp_path / "run")
+    assert main(["train", "--epochs", "1", "--output", run, "--device", "cpu", "--no-progress"]) == 0
+    train_epoch, calls = cli_module.Trainer.train_epoch, []
+
+    def interrupted_in_the_second(self):
+        calls.append(self.epoch)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    monkeypatch.setattr(cli_module.Trainer, "train_epoch", interrupted_in_the_second)
+    capsys.readouterr()
+    argv = ["train", "--epochs", "5", "--eval-every", "1", "--output", run, "--overwrite", "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err and "wrote no checkpoint" not in err
+
+
+def test_a_sigterm_handler_of_the_caller_is_left_in_place(tmp_path):
+    """A program that runs main() with its own SIGTERM handler keeps it, during the command and after."""
+    import signal
+
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        main(["datasets", "--root", str(tmp_path)])
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_resumed_run_may_change_the_settings_the_readme_names_and_no_others(tmp_path):
     previous = validate({"epochs": 2})
     changed = {
@@ -1431,6 +1467,11 @@ def test_eval_takes_its_ks_and_recommend_its_k_up_to_the_number_of_items(
     assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(unseen)]) == 0
     assert "fewer than -k" not in caplog.text  # the items user 3 did not train on fill its list
     assert len(json.loads(capsys.readouterr().out)["3"]) == unseen
+    # one item more than it did not train on: its list ends with a training item (its own count of them,
+    # not item 3's)
+    assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(unseen + 1)]) == 0
+    assert f"user(s) 3 have fewer than -k {unseen + 1} items they did not train on" in caplog.text
+    capsys.readouterr()
     assert main(["recommend", f"{out}/best.pt", "--users", "3", "-k", str(len(item_ids))]) == 0
     assert sorted(json.loads(capsys.readouterr().out)["3"]) == item_ids  # every item, best first
     # its list ends with its training item, which the user is told (before, README said never)

@@ -89,6 +89,7 @@ def test_numpy_bools_are_taken_as_bools(name):
         ("epochs", np.True_, r"epochs must be an int in \[1, inf\), got {}"),
         ("epochs", np.int64(0), r"epochs must be an int in \[1, inf\), got 0$"),
         ("seed", np.int64(-1), r"seed must be an int in \[0, 18446744073709551615\], got -1$"),
+        ("checkpoint_every", np.int64(-1), r"checkpoint_every must be an int in \[0, inf\), got -1$"),
         ("sparsity", np.float32(1.0), r"sparsity must be a float in \[0, 1\), got 1.0$"),
         ("lr", np.float64("nan"), r"lr must be a float in \(0, inf\), got nan$"),
         ("lr", np.True_, r"lr must be a float in \(0, inf\), got {}"),

@@ -624,6 +624,8 @@ def test_from_csv_refuses_a_separator_that_splits_between_every_character():
     rows = "user||item\n1||2\n1||3\n2||2\n2||4\n"
     with pytest.raises(ValueError, match=r"sep must be a regular expression that matches text .*got '\|\|'"):
         InteractionDataset.from_csv(io.StringIO(rows), sep="||")
+    with pytest.raises(ValueError, match=r"sep must be a regular expression that matches text .*got '\[\['"):
+        InteractionDataset.from_csv(io.StringIO(rows), sep="[[")  # no regular expression: re.error in pandas
     dataset = InteractionDataset.from_csv(io.StringIO(rows), sep=r"\|\|", test_ratio=0.5)
     assert dataset.user_ids.tolist() == [1, 2] and dataset.item_ids.tolist() == [2, 3, 4]
 

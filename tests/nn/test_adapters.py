@@ -549,6 +549,7 @@ def test_training_macs_are_the_products_an_iteration_runs(small_data, cls):
         ([0], [[NUM_ITEMS]], "items must be ids in"),
         # PyG's LightGCN numbers items after the users: node ids here, said so
         ([0], [[NUM_USERS + 12, NUM_USERS + 39]], r"got \[42, 69\] \(node ids\? items are numbered from 0"),
+        ([0], [[2, NUM_ITEMS]], r"got \[40\]$"),  # not all in the node ids' range: no such hint
         ([0, 1], [2, 3], r"items must have shape \[B, C\] for B = 2 users"),
         ([0, 1], [[2, 3]], r"items must have shape \[B, C\] for B = 2 users"),
     ],
@@ -1092,6 +1093,8 @@ def test_neumf_masked_tables_execute_dense():
         ("cdae", ["tables", r"encoder\.weight", r"decoder\.weight"]),
         ("multvae", None),  # four SparseLinear layers
         ("neumf", [r"mlp_user\..*", r"mlp_item\..*", r"mlp\.1\.weight"]),  # layer 2 of the MLP sparse
+        # the first layer sparse too: read as a dense weight, its gradient is dense already
+        ("neumf", [r"mlp_user\..*", r"mlp_item\..*", r"mlp\.0\.weight", r"mlp\.1\.weight"]),
         ("neumf", None),  # tables only: look-ups, whose dense gradient a growth step only adds up
     ],
 )

@@ -337,6 +337,13 @@ def test_ideal_macs_charge_the_products_of_two_active_entries(small_data, backen
     assert paired / (30 * 40 * 8) == pytest.approx(expected, rel=0.2)
 
 
+def test_ideal_macs_of_dense_tables_are_the_dense_products(small_data):
+    """Every entry of a dense table is active: the ideal count pairs all of them, as the executed one does."""
+    model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3)
+    graph = model.input_graph(small_data)
+    assert model.macs(graph, 16, "ideal") == pytest.approx(model.macs(graph, 16, "executed"))
+
+
 def test_macs_without_the_l2_term_are_the_products_alone(small_data):
     """gamma = 0 drops the L2 term, and with it the multiply-add per stored entry it costs."""
     model = UltraGCN(30, 40, embedding_dim=8, num_negatives=2, num_neighbors=3, gamma=0.0)

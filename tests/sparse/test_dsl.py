@@ -730,6 +730,7 @@ def test_resume_refuses_a_controller_of_other_settings(caplog):
         (None, "got NoneType"),
         ({"iteration": -1, "generator": None, "updates": []}, "its iteration is -1, where a"),
         ({"iteration": 2.0, "generator": None, "updates": []}, "its iteration is 2.0"),
+        ({"iteration": True, "generator": None, "updates": []}, "its iteration is True"),  # no count
     ],
 )
 def test_load_state_dict_names_what_a_state_lacks(state, message):
@@ -1193,6 +1194,20 @@ def test_a_resume_that_loads_the_optimizer_but_not_the_controller_warns():
             dsl.load_state_dict(saved[2])
         warned = _warned_in_custom_steps(model, dsl, optimizer, 2)
         assert ("attached optimizer at step 7" in warned) != load_controller, warned
+
+
+def test_an_optimizer_one_step_ahead_of_a_fresh_controller_is_said_to_be_resumed():
+    """The least resume the check sees: an optimizer that stepped once before it was attached, at the
+    controller's first step (its second step, one more than the controller has seen)."""
+    torch.manual_seed(0)
+    model = _Custom()
+    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randint(50, (16,))).pow(2).mean().backward()
+    optimizer.step()  # a run's first iteration, whose controller state is not loaded
+    optimizer.zero_grad()
+    dsl.attach(optimizer)
+    assert "attached optimizer at step 2" in _warned_in_custom_steps(model, dsl, optimizer, 1)
 
 
 def test_a_controller_resumed_after_an_interrupted_iteration_counts_its_steps_afresh():

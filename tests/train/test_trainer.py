@@ -43,6 +43,33 @@ def _trainer(data, out, epochs=4, **overrides):
     return Trainer(LightGCN(30, 40, embedding_dim=8), data, config, out, "cpu")
 
 
+def test_a_second_fit_of_one_trainer_goes_on_in_the_folder_it_wrote(small_data, tmp_path):
+    """The files a trainer wrote are its own run, not an earlier one to refuse: stopped by max_seconds, it
+    goes on with fit() again."""
+    trainer = _trainer(small_data, tmp_path, epochs=3, max_seconds=1e-9)
+    trainer.fit()
+    assert trainer.epoch == 1
+    trainer.fit()
+    assert trainer.epoch == 2 and load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_ks_up_to_the_number_of_items_are_taken(small_data):
+    """A cut-off at the last item ranks the whole list, and every held-out item is in it: only ks beyond it
+    are refused."""
+    summary = _trainer(small_data, None, epochs=1, ks=(40,), monitor="recall@40").fit()
+    assert summary["test"]["recall@40"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"ks \(41,\) cut a ranking of the data's 40 items beyond its end"):
+        _trainer(small_data, None, epochs=1, ks=(41,), monitor="recall@41")
+
+
+def test_an_empty_test_split_is_named_before_ks_beyond_the_items():
+    """Data too small to split has fewer items than the default ks too: the empty split is the cause."""
+    train, test = torch.tensor([[0, 1, 2], [0, 1, 2]]), torch.empty(2, 0, dtype=torch.long)
+    data = make_interaction_data(3, 5, train, test)
+    with pytest.raises(ValueError, match="the test split of data holds no interaction"):
+        Trainer(LightGCN(3, 5, embedding_dim=4), data, TrainConfig(epochs=1, progress=False), None, "cpu")
+
+
 @pytest.mark.parametrize("part", [0, None])
 def test_data_split_by_random_link_split_is_refused_before_training(small_data, part):
     # its training part was trained on and evaluated against its own edges (and negatives) as the test split
@@ -346,10 +373,14 @@ def test_a_file_that_is_no_checkpoint_fails_naming_what_it_is_not(text, tmp_path
     assert "weights_only" not in str(caught.value)  # torch's advice to unpickle it, code and all
 
 
-def test_a_checkpoint_damaged_inside_a_tensor_is_refused(tmp_path):
+# an empty tensor's entry records the CRC-32 of no bytes, 0, as a file written without checksums does: the
+# others are checked all the same
+@pytest.mark.parametrize("empty", [False, True])
+def test_a_checkpoint_damaged_inside_a_tensor_is_refused(tmp_path, empty):
     """torch.load reads stored tensors without their checksums: bytes overwritten inside the weights
     loaded as NaN, which eval reported as a recall of 0 and recommend as a ranking."""
-    state = {"model": {"w": torch.arange(4096.0)}, "optimizer": {}, "epoch": 1, "config": {}}
+    model = {"w": torch.arange(4096.0), **({"empty": torch.empty(0)} if empty else {})}
+    state = {"model": model, "optimizer": {}, "epoch": 1, "config": {}}
     path = save_checkpoint(state, tmp_path / "c.pt")
     data = bytearray(path.read_bytes())
     start = data.index(torch.arange(4096.0).numpy().tobytes()[:64])  # the tensor's bytes in the archive
@@ -1307,6 +1338,45 @@ def test_a_checkpoint_of_non_finite_weights_is_refused_and_leaves_the_model(smal
     assert torch.equal(trainer.model.embedding.weight, before)
 
 
+def _drop_moments(optimizer_state):
+    del optimizer_state["state"]
+
+
+def _add_group(optimizer_state):
+    optimizer_state["param_groups"].append({**optimizer_state["param_groups"][0], "params": []})
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_drop_moments, "holds no optimizer state_dict"),  # was: 'NoneType' object has no attribute 'get'
+        (_add_group, "holds an optimizer state that does not fit: .*number of parameter groups"),  # torch's
+    ],
+)
+def test_an_optimizer_state_of_another_layout_is_named_as_such(small_data, tmp_path, damage, said):
+    _trainer(small_data, tmp_path, epochs=1).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    damage(state["optimizer"])
+    save_checkpoint(state, tmp_path / "last.pt")
+    trainer = _trainer(small_data, tmp_path, epochs=2)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint \S+last\.pt {said}"):
+        trainer.fit(resume=True)
+    assert trainer.epoch == 0
+
+
+def test_a_buffer_that_holds_infinity_by_design_loads():
+    """Only parameters are checked for non-finite values: a custom model's buffer may hold -inf by design (a
+    mask added to its scores), and its checkpoint is whole."""
+    from dslgraph.train.checkpoint import load_model_state
+
+    model = torch.nn.Linear(3, 2)
+    model.register_buffer("blocked", torch.tensor([0.0, float("-inf")]))
+    state = {"model": copy.deepcopy(model.state_dict())}
+    torch.nn.init.zeros_(model.weight)
+    load_model_state(model, state, "c.pt")
+    assert torch.equal(model.weight, state["model"]["weight"])
+
+
 class _ColumnMomentum(torch.optim.Optimizer):
     """An optimizer of one's own (GaLore-like) keeping an ``exp_avg`` of its own shape: a column mean."""
 
@@ -1363,6 +1433,7 @@ def test_an_optimizer_with_states_of_other_shapes_resumes(small_data, tmp_path, 
         ("history", "x"),  # AttributeError: 'str' object has no attribute 'append'
         ("best", "x"),
         ("bad_evals", True),
+        ("bad_evals", -1),  # patience counted from below 0
         ("train_seconds", float("nan")),
         ("hooks", {}),
     ],
