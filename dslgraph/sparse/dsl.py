@@ -1362,7 +1362,7 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
                 )  # a dslgraph.nn model names what dslgraph train picks
                 hint = (
                     f"; this model's own targets are targets=list(model.dsl_targets) = {list(own)}"
-                    if own
+                    if own and TABLES not in own  # a model of one's own keeps Recommender's ("tables",)
                     else ""
                 )
                 raise ValueError(

@@ -269,7 +269,11 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
             yield folder
         except BaseException:
             if made and [path.name for path in folder.iterdir()] == [".lock"]:
-                handle.close()  # Windows removes no file that is open: the PermissionError hid the failure
+                if fcntl is None:  # Windows removes no file that is open: the PermissionError hid the failure
+                    handle.close()
+                # elsewhere the lock is held until the lock file is gone: released first, another run could
+                # take it in between, on a file then removed (a third run took the folder too), in a folder
+                # then removed under it
                 with contextlib.suppress(OSError):  # a folder another process wrote to meanwhile stays
                     (folder / ".lock").unlink()
                     for path in made:

@@ -1135,3 +1135,17 @@ def test_the_default_targets_of_a_model_without_tables_name_the_model_s_own():
         ValueError, match=r"has no embedding table .*targets=list\(model.dsl_targets\) = \['\.\*'\]"
     ):
         DynamicSparseLearning(MultVAE(10, 20), 0.5, 10, update_interval=2)
+
+
+def test_a_model_whose_own_targets_are_the_tables_is_not_told_to_pass_them():
+    """A model of one's own keeps Recommender's dsl_targets, ("tables",): named as the way on, they failed
+    as the default had."""
+    from dslgraph.nn.base import Recommender
+
+    class Bare(Recommender):
+        def __init__(self):
+            super().__init__()
+            self.user = torch.nn.Parameter(torch.randn(5, 4))
+
+    with pytest.raises(ValueError, match=r"parameters are \['user'\]$"):
+        DynamicSparseLearning(Bare(), 0.5, 10, update_interval=2)

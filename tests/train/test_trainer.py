@@ -1013,6 +1013,31 @@ def test_a_run_that_fails_before_writing_removes_the_output_folders_it_made(tmp_
     assert (tmp_path / "wrote" / "metrics.json").is_file()
 
 
+def test_a_failed_run_keeps_its_folder_locked_until_the_lock_file_is_gone(tmp_path, monkeypatch):
+    """Released before its lock file was removed, the lock let a run starting at that moment take the folder:
+    its lock was then on a removed file (a third run took a new one) in a folder removed under it."""
+    import fcntl
+
+    taken = []
+
+    def unlink(path, missing_ok=False):
+        if path.name == ".lock":  # another run, arriving now, opens the lock file and tries to take it
+            with open(path, "a") as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    taken.append(True)
+                except BlockingIOError:
+                    taken.append(False)
+        return remove(path, missing_ok=missing_ok)
+
+    remove = Path.unlink
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(RuntimeError, match="bad settings"), locked_output(tmp_path / "new" / "run"):
+        raise RuntimeError("bad settings")
+    assert taken == [False]
+    assert not (tmp_path / "new").exists()
+
+
 def test_an_output_dir_that_cannot_be_written_fails_before_training(small_data, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(CheckpointError, match="output folder .*file is a file"):
