@@ -232,6 +232,17 @@ def refuse_folder(parser: argparse.ArgumentParser, out: str) -> None:
         parser.error(f"--out {out} is a folder: give a path without suffix (FOLDER/NAME)")
 
 
+def checked_outputs(
+    parser: argparse.ArgumentParser, out: str, suffixes: tuple[str, ...] = ("csv", "png")
+) -> tuple[Path, ...]:
+    """:func:`outputs` of a script's ``--out``, refused as an argument error where it names a folder
+    (:func:`refuse_folder`) or its first file cannot be written (:func:`check_output`)."""
+    refuse_folder(parser, out)
+    paths = outputs(out, suffixes)
+    check_output(parser, "--out", paths[0])
+    return paths
+
+
 def outputs(out: str, suffixes: tuple[str, ...] = ("csv", "png")) -> tuple[Path, ...]:
     """``OUT.csv`` and ``OUT.png`` (or ``OUT`` with each of ``suffixes``): a dot in ``out`` stays in the name
     (``recall-0.5`` is no ``.5`` file), and one of those suffixes given is not doubled."""

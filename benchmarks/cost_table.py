@@ -26,7 +26,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from common import check_output, markdown_table, outputs, refuse_folder, write_csv, write_text
+from common import checked_outputs, markdown_table, write_csv, write_text
 from summary import read_summary
 
 from dslgraph.cli import build_model, load_data, train_config
@@ -151,9 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recount", action="store_true", help="MACs of each run's rebuilt model (see above)")
     parser.add_argument("--root", default="data", help="the datasets' folder for --recount (default data)")
     args = parser.parse_args(argv)
-    refuse_folder(parser, args.out)
-    table_path, text_path = outputs(args.out, ("csv", "md"))  # --out X.csv wrote X.csv.csv
-    check_output(parser, "--out", args.out)  # before --recount rebuilds each run's model
+    # before --recount rebuilds each run's model; --out X.csv wrote X.csv.csv
+    table_path, text_path = checked_outputs(parser, args.out, ("csv", "md"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = args.root if args.recount else None
     found = {}  # each run once, named under the first folder holding it (a folder given twice, or nested)

@@ -28,7 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, markdown_table, outputs, refuse_folder, write_csv, write_text  # noqa: E402
+from common import checked_outputs, markdown_table, write_csv, write_text  # noqa: E402
 from plot_history import finish  # noqa: E402
 from plot_setting import VARYING, run_point, warn_differing  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -178,9 +178,7 @@ def main() -> None:
     taken = next((name for name in names if name in ("seed", "difference")), None)
     if taken is not None:
         parser.error(f"a group named {taken!r} would share the table's column of that name: rename it")
-    refuse_folder(parser, args.out)
-    table, text, figure = outputs(args.out, ("csv", "md", "png"))
-    check_output(parser, "--out", table)
+    table, text, figure = checked_outputs(parser, args.out, ("csv", "md", "png"))
     reference, other = (
         group_results(name, [Path(f) for f in folders], args.split, args.metric)
         for name, *folders in args.runs

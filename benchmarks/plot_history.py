@@ -21,7 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, outputs, refuse_folder, save_figure, write_csv  # noqa: E402
+from common import checked_outputs, save_figure, write_csv  # noqa: E402
 from summary import read_summary  # noqa: E402
 
 
@@ -97,9 +97,7 @@ def main() -> None:
     twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if twice is not None:  # the two runs' evaluations would be drawn as one line
         parser.error(f"the run name {twice!r} is given twice: name each run differently")
-    refuse_folder(parser, args.out)
-    table, figure = outputs(args.out)
-    check_output(parser, "--out", table)
+    table, figure = checked_outputs(parser, args.out)
     rows = [row for name, folder in args.runs for row in history(name, Path(folder), args.metric, args.split)]
     write_csv(rows, table)
     plot(rows, args.split, args.metric, args.reference, figure)

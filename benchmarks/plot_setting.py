@@ -25,7 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from common import check_output, outputs, refuse_folder, write_csv  # noqa: E402
+from common import checked_outputs, write_csv  # noqa: E402
 from plot_history import finish  # noqa: E402
 from summary import read_summary  # noqa: E402
 
@@ -128,9 +128,7 @@ def main() -> None:
     twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if twice is not None:
         parser.error(f"the curve name {twice!r} is given twice: name each curve differently")
-    refuse_folder(parser, args.out)  # its files were written beside it, as FOLDER.csv
-    table, figure = outputs(args.out)
-    check_output(parser, "--out", table)
+    table, figure = checked_outputs(parser, args.out)  # a folder's files were written beside it
     rows = [
         row
         for name, *folders in args.curve

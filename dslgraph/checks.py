@@ -1,4 +1,4 @@
-"""The kinds of number every layer checks user input against.
+"""The kinds of number every layer checks user input against, and the optional package some need.
 
 Here, importing nothing of dslgraph, so that each layer takes them from one place: ``dslgraph.sparse`` (DSL
 on a plain torch model) must not load ``dslgraph.data``, which loads PyG and pandas.
@@ -40,3 +40,15 @@ def is_real(value) -> bool:
     """Whether ``value`` is a real number (NumPy's too) and not a bool: ``True`` as a weight, a probability
     or a density is a mistake, not 1, and text failed range checks with a TypeError."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def require_torch_sparse(what: str) -> None:
+    """Raises an :class:`ImportError` naming ``what`` and the install that works where torch-sparse is not
+    installed (an isolated build, ``pip install dslgraph[sparse]``, downloads a CUDA torch)."""
+    from torch_geometric import typing
+
+    if not typing.WITH_TORCH_SPARSE:
+        raise ImportError(
+            f"{what} needs torch-sparse, built against the installed torch: pip install "
+            "--no-build-isolation torch-scatter torch-sparse (README, Installing)"
+        )

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 
-from ..checks import as_count
+from ..checks import as_count, require_torch_sparse
 
 EDGE = ("user", "to", "item")
 """The edge type of the user-item interactions in the :class:`~torch_geometric.data.HeteroData` of
@@ -310,13 +310,7 @@ def propagation_graph(data: HeteroData, dtype: torch.dtype = torch.float32) -> T
 
 def to_sparse_tensor(adj: Tensor):
     """Converts a CSR adjacency to a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
-    from torch_geometric.typing import WITH_TORCH_SPARSE
-
-    if not WITH_TORCH_SPARSE:
-        raise ImportError(
-            "to_sparse_tensor needs torch-sparse, built against the installed torch: pip install "
-            "--no-build-isolation torch-scatter torch-sparse (README, Installing)"
-        )
+    require_torch_sparse("to_sparse_tensor")
     from torch_sparse import SparseTensor
 
     return SparseTensor(

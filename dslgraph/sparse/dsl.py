@@ -1357,9 +1357,8 @@ def _select(model: nn.Module, patterns: list[str]) -> dict[str, object]:
     for pattern in patterns:
         if pattern == TABLES:
             if not table_params:  # named after a regular expression, it was then passed over, silently
-                own = getattr(
-                    model, "dsl_targets", None
-                )  # a dslgraph.nn model names what dslgraph train picks
+                # a dslgraph.nn model names what dslgraph train picks
+                own = getattr(model, "dsl_targets", None)
                 hint = (
                     f"; this model's own targets are targets=list(model.dsl_targets) = {list(own)}"
                     if own and TABLES not in own  # a model of one's own keeps Recommender's ("tables",)

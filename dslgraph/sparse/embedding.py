@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from dslgraph.checks import as_count, is_real
+from dslgraph.checks import as_count, is_real, require_torch_sparse
 from dslgraph.sparse.ops import (
     check_cpu_product,
     csr_row_slice,
@@ -300,13 +300,7 @@ class SparseEmbedding(EmbeddingTable):
 
     def to_sparse_tensor(self) -> SparseTensor:
         """The table as a ``torch_sparse.SparseTensor`` (requires torch-sparse)."""
-        from torch_geometric.typing import WITH_TORCH_SPARSE
-
-        if not WITH_TORCH_SPARSE:
-            raise ImportError(
-                "to_sparse_tensor needs torch-sparse, built against the installed torch: pip install "
-                "--no-build-isolation torch-scatter torch-sparse (README, Installing)"
-            )
+        require_torch_sparse("to_sparse_tensor")
         from torch_sparse import SparseTensor
 
         layout = self._current_layout()

@@ -86,18 +86,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-#: What each entry of a checkpoint holds, as :meth:`~dslgraph.train.Trainer.state_dict` writes it: its types
-#: and their description.
+#: What each entry of a checkpoint holds, as :meth:`~dslgraph.train.Trainer.state_dict` writes it: its types,
+#: their description, and whether it is a number >= 0.
 ENTRY_TYPES = {
-    "model": (dict, "a dict"),
-    "optimizer": (dict, "a dict"),
-    "epoch": (int, "an int >= 0"),
-    "config": (dict, "a dict"),
-    "hooks": (list, "a list"),
-    "train_seconds": ((int, float), "a number >= 0"),
-    "history": (list, "a list"),
-    "best": ((dict, type(None)), "a dict or None"),
-    "bad_evals": (int, "an int >= 0"),
+    "model": (dict, "a dict", False),
+    "optimizer": (dict, "a dict", False),
+    "epoch": (int, "an int >= 0", True),
+    "config": (dict, "a dict", False),
+    "hooks": (list, "a list", False),
+    "train_seconds": ((int, float), "a number >= 0", True),
+    "history": (list, "a list", False),
+    "best": ((dict, type(None)), "a dict or None", False),
+    "bad_evals": (int, "an int >= 0", True),
 }
 
 
@@ -106,9 +106,9 @@ def check_entries(state: dict[str, Any], path: str | os.PathLike, keys: tuple[st
     that is not what :data:`ENTRY_TYPES` describes: an edited or foreign checkpoint failed later, deep in
     the run, as a ``TypeError`` naming neither (an ``epoch`` of ``"1"``), or resumed at epoch -1."""
     for key in keys:
-        value, (types, what) = state[key], ENTRY_TYPES[key]
+        value, (types, what, count) = state[key], ENTRY_TYPES[key]
         # not value >= 0: NaN too
-        if not isinstance(value, types) or isinstance(value, bool) or (">= 0" in what and not value >= 0):
+        if not isinstance(value, types) or isinstance(value, bool) or (count and not value >= 0):
             raise CheckpointError(
                 f"checkpoint {path} holds {key}={_short(value)}, where dslgraph's trainer writes {what}; "
                 "it was edited or not written by dslgraph"

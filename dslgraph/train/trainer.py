@@ -388,7 +388,7 @@ class Trainer:
             self.epoch += 1
             self.train_seconds += time.perf_counter() - started  # evaluation time not included
             log.info("epoch %d loss %.5f (%.1fs)", self.epoch, loss, self.train_seconds)
-            due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+            due = self._evaluation_due()
             if due and self._record_evaluation(loss):
                 log.info("early stop at epoch %d: no gain in %d evaluations", self.epoch, cfg.patience)
                 break
@@ -407,9 +407,13 @@ class Trainer:
         if not self.history or self.history[-1]["epoch"] != self.epoch:
             # on the schedule where a resume from a checkpoint_every last.pt trains nothing before it (epochs
             # set to its epoch): as an unscheduled one it picked no best, where the whole run's did
-            due = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
-            self._record_evaluation(loss, scheduled=due)
+            self._record_evaluation(loss, scheduled=self._evaluation_due())
         return self.summary()
+
+    def _evaluation_due(self) -> bool:
+        """Whether the epoch just trained is evaluated on the schedule: every ``eval_every``-th, and the
+        last."""
+        return self.epoch % self.config.eval_every == 0 or self.epoch == self.config.epochs
 
     @property
     def _resume(self) -> str:
