@@ -60,8 +60,7 @@ def recount(settings: dict, root: str) -> dict:
     config = train_config(settings, progress=False)
     model, dsl = build_model(settings, data, config)
     optimizer = make_adam(model.parameters(), config.lr)
-    # only the MAC fields are read, so the steps per epoch do not matter
-    report = cost_report(model, model.input_graph(data), optimizer, config.batch_size, 0, dsl)
+    report = cost_report(model, model.input_graph(data), optimizer, config.batch_size, dsl)
     return {key: report[key] for key in (*MAC_FIELDS, *SAVINGS, "active_entries")}
 
 

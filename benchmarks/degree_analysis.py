@@ -67,7 +67,7 @@ def summarise(entries: torch.Tensor, degree: torch.Tensor, low: int, high: int) 
 
 
 def analyse(checkpoint: str, root: str | None, low: int, high: int) -> dict[str, object]:
-    model, data, _, settings = load_run(checkpoint, root, "cpu")
+    model, data, _, settings, _ = load_run(checkpoint, root, "cpu")
     num_users, num_items = num_users_items(data)
     degree = node_degrees(data)
     degrees = {"user": degree[:num_users], "item": degree[num_users:]}

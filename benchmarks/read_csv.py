@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,11 @@ from pathlib import Path
 
 import numpy as np
 from common import check_output, machine, write_rows
+
+try:
+    import resource
+except ImportError:  # Windows: its rows leave the peak memory out (None), as they do the load average
+    resource = None
 
 MB = 2**20 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, in kB on Linux
 
@@ -52,11 +56,11 @@ def worker(path: str) -> None:
     import dslgraph
     from dslgraph.data import InteractionDataset
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _peak_memory()
     cpu, wall = time.process_time(), time.perf_counter()
     dataset = InteractionDataset.from_csv(path, time_col="time")
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    peak = _peak_memory()
     row = {
         "dslgraph": str(Path(dslgraph.__file__).parents[1]),
         **machine(torch.device("cpu")),  # the seconds of one machine compare with its own only
@@ -64,10 +68,15 @@ def worker(path: str) -> None:
         "items": len(dataset.item_ids),
         "cpu_seconds": round(cpu, 2),
         "wall_seconds": round(wall, 2),
-        "peak_mb_above_imports": round(peak / MB),
-        "load_1min": round(os.getloadavg()[0], 1),
+        "peak_mb_above_imports": None if peak is None else round((peak - base) / MB),
+        "load_1min": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,  # not on Windows
     }
     print(json.dumps(row), flush=True)
+
+
+def _peak_memory() -> int | None:
+    """The process's peak resident memory so far, in units of :data:`MB`; None without ``resource``."""
+    return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ through ``/proc/self/clear_refs``) less its resident memory when it started:
     python benchmarks/scale_check.py --threads 1 --backends sparse masked --skip-setup --append \\
         --output docs/benchmarks/amazon_scale_cpu.csv
 
-Linux only (``/proc``). ``--users/--items/--interactions`` shrink the graph for a quick try.
+The memory columns need Linux's ``/proc``: elsewhere (macOS, Windows) the stages are timed and their
+memory columns hold NaN. ``--users/--items/--interactions`` shrink the graph for a quick try.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import math
 import os
 import re
 import subprocess
@@ -61,11 +63,15 @@ from dslgraph.train import Trainer, make_adam
 from dslgraph.train.trainer import TrainConfig, make_batches
 
 MB = 2**20
+#: Linux's memory counters of this process, which the stages read (and reset) where they exist.
+PROC = Path("/proc/self")
 
 
 def _status(field: str) -> float:
-    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB."""
-    text = Path("/proc/self/status").read_text()
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB; NaN without ``/proc``."""
+    if not (PROC / "status").is_file():
+        return math.nan
+    text = (PROC / "status").read_text()
     return int(re.search(rf"{field}:\s+(\d+) kB", text).group(1)) * 1024 / MB
 
 
@@ -86,7 +92,8 @@ class Stages:
             gc.collect()
         for outer in self._open:
             outer["peak"] = max(outer["peak"], _status("VmHWM"))
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+        if (PROC / "clear_refs").is_file():
+            (PROC / "clear_refs").write_text("5")  # resets VmHWM to the current resident size
         start_rss = _status("VmRSS")
         state = {"peak": start_rss}
         self._open.append(state)

@@ -39,6 +39,8 @@ from pathlib import Path
 
 from summary import read_summary
 
+from dslgraph.files import replace_file
+
 log = logging.getLogger("timed_runs")
 EVALUATIONS = 10  # per real run, besides the one at its last epoch
 EPOCH_LINE = re.compile(r"epoch \d+ loss \S+ \((\d+(?:\.\d+)?)s\)")  # the trainer's line after each epoch
@@ -140,6 +142,17 @@ def schedule(runs: list[Run], fits: dict[str, int], max_epochs: int) -> dict[str
     return plan
 
 
+def split_flags(flags: str) -> list[str]:
+    r"""The arguments of a FLAGS string, split as a shell splits them: at spaces, quotes grouping and
+    removed. On Windows a backslash is a path's separator, not an escape: POSIX splitting made ``--root
+    C:\Users\me\data`` into ``C:Usersmedata``, a root the run then downloaded its data into."""
+    if os.name != "nt":
+        return shlex.split(flags)
+    lexer = shlex.shlex(flags, posix=True)
+    lexer.whitespace_split, lexer.commenters, lexer.escape = True, "", ""
+    return list(lexer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,7 +181,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     deadline = time.monotonic() + args.budget
     out = Path(args.out)
-    runs = [Run(name, group, shlex.split(flags)) for name, group, flags in args.run]
+    runs = [Run(name, group, split_flags(flags)) for name, group, flags in args.run]
     # OUT/NAME is its folder, which macOS and Windows name case-blind: A and a trained into one
     if len({run.name.casefold() for run in runs}) < len(runs):
         parser.error("--run NAMEs must differ (in more than case)")
@@ -224,7 +237,7 @@ def main() -> None:
     # (seconds that the budget's deadline, set after the imports, would not count)
     partial = out / ".timing.json.tmp"
     partial.write_text(json.dumps(timing, indent=1))
-    os.replace(partial, out / "timing.json")
+    replace_file(partial, out / "timing.json")
     log.info("done: %s", json.dumps(plan))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import functools
 import json
@@ -103,11 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dslgraph", description=description, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
-    parser.add_argument("--log-level", default="INFO", choices=levels)
+    log_help = "how much is logged to stderr (default INFO)"
+    parser.add_argument("--log-level", default="INFO", choices=levels, help=log_help)
     # also after the subcommand (an example script's flags all come after its `train`); SUPPRESS
     # keeps the top-level value where the subcommand does not give one
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels, help=log_help)
     sub = parser.add_subparsers(dest="command", required=True)
     add_command = functools.partial(sub.add_parser, allow_abbrev=False, parents=[common])
     parser.commands = sub.choices  # each subcommand's parser, for an error that names its flags
@@ -159,11 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("-k", type=int, default=10, help="items per user (default 10)")
     _add_restore_flags(recommend)
 
-    datasets = add_command("datasets", help="statistics of the datasets (downloads named ones if needed)")
+    datasets = add_command(
+        "datasets",
+        help="statistics of the datasets (downloads named ones if needed)",
+        description="Prints each dataset's users, items, interactions of its train / val / test splits (as "
+        "train splits it by default) and density.",
+    )
     datasets.add_argument("names", nargs="*", help=f"any of {list(DATASETS)}; default: those on disk")
     datasets.add_argument("--root", type=path, help=FIELDS["root"].help)
     datasets.add_argument(
-        "--data-file", type=path, help="a file of one's own interactions, as train reads it (alone)"
+        "--data-file",
+        type=path,
+        help="a file of one's own interactions, read and split as train reads it (no dataset names with it)",
     )
     datasets.add_argument(
         "--data-option",
@@ -211,7 +220,9 @@ def _add_setting_flags(train: argparse.ArgumentParser) -> None:
             default = "" if field.default is None else f" (default {field.default})"
             if default and name in MODEL_SPECIFIC:  # `--model cdae --help` would otherwise show lightgcn's
                 default = f" (default {field.default}; --model may set its own: docs/models.md)"
-            help = f"{field.describe()}{default}" + (f": {field.help}" if field.help else "")
+            # a path's or monitor's "a str" says nothing its help does not
+            allows = "" if field.kind is str and field.choices is None else field.describe()
+            help = ": ".join(part for part in (f"{allows}{default}".strip(), field.help) if part)
             kind = path if name in PATH_FIELDS else field.kind
             train.add_argument(flag, type=kind, default=None, help=help)
 
@@ -219,11 +230,23 @@ def _add_setting_flags(train: argparse.ArgumentParser) -> None:
 def _add_restore_flags(command: argparse.ArgumentParser) -> None:
     """The flags of ``eval`` and ``recommend`` that say where :func:`load_run` finds a run's data and
     which device it goes to."""
-    command.add_argument("--root", type=path, help="dataset folder (default: the one used for training)")
     command.add_argument(
-        "--data-file", type=path, help="the data file, moved (default: the one used for training)"
+        "--root",
+        type=path,
+        help="the folder holding <dataset>/raw/, where it moved since training (default: the run's)",
     )
-    command.add_argument("--device", default="auto", type=device_name, help=FIELDS["device"].describe())
+    command.add_argument(
+        "--data-file",
+        type=path,
+        help="a --data-file run's file, where it moved since training (default: the run's)",
+    )
+    device = FIELDS["device"]
+    command.add_argument(
+        "--device",
+        default=device.default,
+        type=device_name,
+        help=f"{device.describe()} (default {device.default}): {device.help}",
+    )
 
 
 def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = None) -> int:
@@ -335,9 +358,47 @@ def _run_command(args: argparse.Namespace) -> int:
         print(f"dslgraph {args.command}: error: {exc}{resumable}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # 128 + the signal's number, as a shell reports it
-        ended = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"dslgraph {args.command}: {ended}{_resumable(args)}", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        first = exc  # a second Ctrl-C while the first unwound the run was raised in its place
+        while isinstance(first.__context__, KeyboardInterrupt):
+            first = first.__context__
+        ended = "terminated" if isinstance(first, Terminated) else "interrupted"
+        with _interrupts_ignored():
+            print(f"dslgraph {args.command}: {ended}{_resumable(args)}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(first, Terminated) else signal.SIGINT)
+
+
+#: The signals that stop a command: Ctrl-C's, and SIGTERM (:class:`Terminated`).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """Within, and from the process's exit on, Ctrl-C and SIGTERM are ignored: a command they stopped
+    is on its way out, and a second one (Ctrl-C pressed twice) printed a traceback in place of how the
+    run goes on, or in torch's exit handlers after it. Its checkpoints are whole either way (written
+    then renamed). Only in the main thread (the one signals reach)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # one set outside Python (by a program embedding it) cannot be put back: left as it is
+    before = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    before = {number: handler for number, handler in before.items() if handler is not None}
+    for number in before:
+        signal.signal(number, signal.SIG_IGN)
+    # last registered, so run first; once, however many commands in this process were stopped
+    atexit.unregister(_ignore_interrupts)
+    atexit.register(_ignore_interrupts)
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def _ignore_interrupts() -> None:
+    """At the exit of a process with a stopped command: its exit handlers (torch's) run to their end."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
 
 
 def _unknown_flags_hint(unknown: list[str], command: argparse.ArgumentParser, model: Any) -> str:
@@ -511,7 +572,7 @@ def build_model(
             model,
             settings["sparsity"],
             total_steps,
-            targets=settings["targets"] or list(model.dsl_targets),
+            targets=settings["targets"],  # None: the model's dsl_targets
             update_interval=interval,
             schedule=settings["schedule"],
             rho0=settings["rho0"],
@@ -598,7 +659,9 @@ def run_training(
         overwrite=overwrite,
     )
     summary = trainer.fit(resume=resume)
-    report = cost_report(model, trainer.graph, optimizer, config.batch_size, len(trainer.batches), dsl)
+    report = cost_report(
+        model, trainer.graph, optimizer, config.batch_size, dsl, steps_per_epoch=len(trainer.batches)
+    )
     message = "parameters + optimizer state: %.1f MB (%.2fx dense)"
     values = [(report["parameter_bytes"] + report["optimizer_state_bytes"]) / 1e6, report["bytes_ratio"]]
     if report["workspace_bytes"]:  # propagation plans of graph models, row layouts of any sparse tensor
@@ -890,12 +953,14 @@ def recorded_settings(
     if overrides.get("data_file") is not None and settings.get("data_file") is None:
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on dataset {settings.get('dataset')!r}, not on a data "
-            "file: --data-file does not apply (--root names where that dataset is)"
+            "file: --data-file (dslgraph.load_run's data_file) does not apply (--root, load_run's root, "
+            "names where that dataset is)"
         )
     if overrides.get("root") is not None and settings.get("data_file") is not None:
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on data file {settings['data_file']}, not on a named "
-            "dataset: --root does not apply (--data-file names where that file is)"
+            "dataset: --root (dslgraph.load_run's root) does not apply (--data-file, load_run's data_file, "
+            "names where that file is)"
         )
     try:
         return validate(settings | {name: value for name, value in overrides.items() if value is not None})
@@ -920,10 +985,11 @@ def check_fingerprint(
         flag, source = (
             ("--root", "the dataset") if data_file is None else ("--data-file", f"data file {data_file}")
         )
+        argument = flag.removeprefix("--").replace("-", "_")
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on other interactions than {source} now holds (users, "
-            f"items or a split's interactions changed since, or {flag} names another copy); pass {flag} with "
-            "the data it was trained on"
+            f"items or a split's interactions changed since, or {flag} names another copy); pass {flag} "
+            f"(dslgraph.load_run's {argument}) with the data it was trained on"
         )
 
 
@@ -934,6 +1000,25 @@ class LoadedRun(NamedTuple):
     data: HeteroData  # the interactions it was trained and evaluated on
     graph: Any  # the model's graph input (``model.input_graph(data)``), on the same device
     settings: dict[str, Any]  # the run's validated settings
+    epoch: int  # the epochs the checkpoint had trained (best.pt: the best one's)
+
+    def __repr__(self) -> str:
+        # the tuple's own repr printed the whole data, graph and settings
+        settings = self.settings
+        data = (
+            f"dataset={settings['dataset']!r}"
+            if settings["data_file"] is None
+            else f"data_file={settings['data_file']!r}"
+        )
+        sparse = ""
+        if settings["sparsity"]:
+            sparse = f", sparsity={settings['sparsity']}, backend={settings['backend']!r}"
+        parameter = next(self.model.parameters(), None)
+        device = "" if parameter is None else f", device='{parameter.device}'"
+        return (
+            f"LoadedRun(model={type(self.model).__name__}, {data}, epoch={self.epoch}/{settings['epochs']}"
+            f"{sparse}{device})"
+        )
 
 
 def load_run(
@@ -955,7 +1040,8 @@ def load_run(
 
     Returns:
         A :class:`LoadedRun`: ``.model`` (in eval mode), ``.data`` (the run's ``HeteroData``), ``.graph``
-        (the model's graph input, ``model.input_graph(data)``) and ``.settings`` (the run's settings).
+        (the model's graph input, ``model.input_graph(data)``), ``.settings`` (the run's settings) and
+        ``.epoch`` (the epochs the checkpoint had trained).
     """
     checkpoint = os.fspath(checkpoint)
     root = None if root is None else os.fspath(root)
@@ -967,11 +1053,12 @@ def load_run(
     check_fingerprint(data, recorded_fingerprint(state), checkpoint, settings["data_file"])
     model, _ = build_model(settings, data, train_config(settings))
     load_model_state(model, state, checkpoint)
-    return LoadedRun(model.to(device).eval(), data, model.input_graph(data).to(device), settings)
+    graph = model.input_graph(data).to(device)
+    return LoadedRun(model.to(device).eval(), data, graph, settings, state["epoch"])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, data, graph, settings = load_run(args.checkpoint, args.root, args.device, args.data_file)
+    model, data, graph, settings, _ = load_run(args.checkpoint, args.root, args.device, args.data_file)
     ks = tuple(args.ks or settings["ks"])
     metric = settings["monitor"].partition("@")[0]
     config = TrainConfig(
@@ -987,7 +1074,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, data, graph, settings = load_run(args.checkpoint, args.root, args.device, args.data_file)
+    model, data, graph, settings, _ = load_run(args.checkpoint, args.root, args.device, args.data_file)
     raw_user_ids, raw_item_ids = data["user"].get("raw_ids"), data["item"].get("raw_ids")
     # a user of the file may be one that these left out
     filters = [name for name in FILTER_OPTIONS if settings["data_options"].get(name) is not None]

@@ -21,12 +21,13 @@ import math
 import numbers
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from dslgraph.checks import is_count, is_sequence
 from dslgraph.data.datasets import DATASETS, READ_OPTIONS
@@ -119,8 +120,14 @@ FIELDS: dict[str, Field] = {
         optional=True,
         help="the folder holding <dataset>/raw/ (default $DSLGRAPH_HOME, else ~/.cache/dslgraph)",
     ),
-    "model": Field(str, "lightgcn", choices=tuple(MODELS)),
-    "protocol": Field(str, "full", choices=PROTOCOLS),
+    "model": Field(str, "lightgcn", choices=tuple(MODELS), help="the recommender (docs/models.md)"),
+    "protocol": Field(
+        str,
+        "full",
+        choices=PROTOCOLS,
+        help="how the test split is ranked: against every item (full), one held-out interaction per user "
+        "among sampled negatives (leave-one-out), or users never trained on (held-out-users)",
+    ),
     "options": Field(dict, {}),
     "eval_negatives": Field(
         int,
@@ -129,12 +136,23 @@ FIELDS: dict[str, Field] = {
         help="the sampled negatives each test (and validation) item is ranked among under leave-one-out",
     ),
     # model arguments most models share; None means the model's own default
-    "embedding_dim": Field(int, None, low=1, optional=True),
-    "num_layers": Field(int, None, low=0, high=10, optional=True),
-    "init": Field(str, None, choices=INITS, optional=True),
-    "init_std": Field(float, None, low=0, low_open=True, optional=True),
-    "epochs": Field(int, 1000, low=1),
-    "batch_size": Field(int, 2048, low=1),
+    "embedding_dim": Field(int, None, low=1, optional=True, help="embedding width (default: the model's)"),
+    "num_layers": Field(
+        int, None, low=0, high=10, optional=True, help="LightGCN's propagation layers K (default: 3)"
+    ),
+    "init": Field(
+        str, None, choices=INITS, optional=True, help="LightGCN's table initialisation (default: normal)"
+    ),
+    "init_std": Field(
+        float,
+        None,
+        low=0,
+        low_open=True,
+        optional=True,
+        help="std of the tables' normal init (default: the model's)",
+    ),
+    "epochs": Field(int, 1000, low=1, help="training epochs, over which the lr and DSL schedules run"),
+    "batch_size": Field(int, 2048, low=1, help="training examples (or users) per optimizer step"),
     "sampling": Field(
         str,
         "edge",
@@ -142,12 +160,19 @@ FIELDS: dict[str, Field] = {
         help="how an epoch's positives are drawn: every training interaction once (edge), or as many "
         "draws of a uniform user, then one of its items (user, LightGCN's sampler)",
     ),
-    "lr": Field(float, 1e-3, low=0, low_open=True),
-    "lr_schedule": Field(str, "none", choices=("none", "cosine")),
-    "lr_min": Field(float, 1e-4, low=0),
-    "reg_weight": Field(float, 1e-4, low=0),
-    "eval_every": Field(int, 10, low=1),
-    "eval_batch_size": Field(int, 2048, low=1),
+    "lr": Field(float, 1e-3, low=0, low_open=True, help="Adam's learning rate"),
+    "lr_schedule": Field(
+        str, "none", choices=("none", "cosine"), help="constant lr (none), or annealed to lr_min (cosine)"
+    ),
+    "lr_min": Field(float, 1e-4, low=0, help="the lr that lr_schedule 'cosine' ends at"),
+    "reg_weight": Field(
+        float,
+        1e-4,
+        low=0,
+        help="weight of the L2 penalty in the loss (docs/models.md; UltraGCN's is --option gamma)",
+    ),
+    "eval_every": Field(int, 10, low=1, help="evaluate (and checkpoint) every this many epochs"),
+    "eval_batch_size": Field(int, 2048, low=1, help="users scored at once in an evaluation"),
     "ks": Field(list, [20], help="the cut-offs K of the metrics"),
     "monitor": Field(
         str,
@@ -157,7 +182,12 @@ FIELDS: dict[str, Field] = {
         f"{', '.join(SAMPLED_METRICS)} under leave-one-out; default recall@K, hr@K under leave-one-out, K "
         "the first of ks)",
     ),
-    "patience": Field(int, 0, low=0),
+    "patience": Field(
+        int,
+        0,
+        low=0,
+        help="stop after this many evaluations without a better monitor value (0: never stop early)",
+    ),
     "val_ratio": Field(
         float,
         0.0,
@@ -186,7 +216,13 @@ FIELDS: dict[str, Field] = {
         "several seeds can share one split",
     ),
     # cuda:N as torch names one GPU of several
-    "device": Field(str, "auto", choices=("auto", "cpu", "cuda", "cuda:N"), pattern=r"auto|cpu|cuda(:\d+)?"),
+    "device": Field(
+        str,
+        "auto",
+        choices=("auto", "cpu", "cuda", "cuda:N"),
+        pattern=r"auto|cpu|cuda(:\d+)?",
+        help="'auto' is the GPU where torch sees one, else the CPU (CPU and CUDA only: no MPS)",
+    ),
     "max_seconds": Field(
         float,
         0.0,
@@ -218,7 +254,14 @@ FIELDS: dict[str, Field] = {
     # past some thousands, OpenMP fails to start them or crashes the process with no message
     "threads": Field(int, 0, low=0, high=1024, help="torch's CPU threads (0: torch's default)"),
     # Dynamic Sparse Learning
-    "sparsity": Field(float, 0.0, low=0, high=1, high_open=True),
+    "sparsity": Field(
+        float,
+        0.0,
+        low=0,
+        high=1,
+        high_open=True,
+        help="the share of zero weights DSL keeps in its targets, a fraction (0.8, not 80; 0: dense, no DSL)",
+    ),
     "targets": Field(
         list,
         None,
@@ -226,14 +269,43 @@ FIELDS: dict[str, Field] = {
         help="what DSL sparsifies: 'tables' and regular expressions of parameter names (default: the "
         "model's dsl_targets)",
     ),
-    "update_interval": Field(int, 3000, low=1),
-    "schedule": Field(str, "cosine", choices=SCHEDULES),
-    "rho0": Field(float, 0.5, low=0, high=1),
-    "rho_min": Field(float, 0.005, low=0, high=1),
-    "t_end": Field(int, None, low=1, optional=True),
-    "growth": Field(str, "gradient", choices=GROWTH),
-    "optimizer_state": Field(str, "reset", choices=OPTIMIZER_STATE),
-    "distribution": Field(str, "uniform", choices=DISTRIBUTIONS),
+    "update_interval": Field(int, 3000, low=1, help="ΔT: iterations (optimizer steps) between mask updates"),
+    "schedule": Field(
+        str,
+        "cosine",
+        choices=SCHEDULES,
+        help="how ρ goes from rho0 to rho_min over the run (constant: rho0 throughout)",
+    ),
+    "rho0": Field(
+        float,
+        0.5,
+        low=0,
+        high=1,
+        help="ρ at the start: the share of active weights an update prunes and regrows",
+    ),
+    "rho_min": Field(float, 0.005, low=0, high=1, help="ρ at the end of the schedule"),
+    "t_end": Field(
+        int, None, low=1, optional=True, help="no mask update after this iteration (default: to the end)"
+    ),
+    "growth": Field(
+        str,
+        "gradient",
+        choices=GROWTH,
+        help="which inactive weights an update grows: by largest gradient, at random, or by largest momentum",
+    ),
+    "optimizer_state": Field(
+        str,
+        "reset",
+        choices=OPTIMIZER_STATE,
+        help="grown weights' optimizer state: restarted (reset, RigL) or left as it is (keep, the DSL "
+        "authors' code)",
+    ),
+    "distribution": Field(
+        str,
+        "uniform",
+        choices=DISTRIBUTIONS,
+        help="the density of each target: the same for all (uniform), or Erdős-Rényi-kernel budgets (erk)",
+    ),
     "mask_init": Field(
         str,
         "random",
@@ -241,13 +313,28 @@ FIELDS: dict[str, Field] = {
         help="embedding tables' first mask: random entries (DSL's), every row's first columns (aligned), "
         "or as many first columns as a row's degree asks (degree)",
     ),
-    "backend": Field(str, "sparse", choices=BACKENDS),
+    "backend": Field(
+        str,
+        "sparse",
+        choices=BACKENDS,
+        help="how sparse weights are held: active entries only (sparse; compact: without a cached "
+        "propagation plan), or a dense weight times a mask (masked) (docs/dsl.md)",
+    ),
     "skip_zero_gradient": Field(
         bool, False, help="grow only entries whose gradient is not zero (docs/dsl.md)"
     ),
     "static_mask": Field(bool, False, help="keep the initial mask (no prune and grow)"),
 }
 
+
+#: Why a device that torch knows but is not the CPU or CUDA (Apple's mps, Intel's xpu) is refused: torch has
+#: no sparse CSR tensors on MPS, nor float64, and a run failed deep inside torch (at the graph's transfer, or
+#: at the first epoch's float64 loss sum).
+OTHER_DEVICES = (
+    "dslgraph runs on 'cpu' and 'cuda' only: its sparse kernels (sparse CSR graph propagation, sparse "
+    "embedding tables) and its float64 metrics have no MPS or other backend in torch; use 'cpu' (also on an "
+    "Apple-silicon Mac) or 'auto'"
+)
 
 #: The settings that are paths of files or folders.
 PATH_FIELDS = ("root", "data_file")
@@ -422,12 +509,19 @@ def check_stop_after_epoch(stop_after_epoch: int, epochs: int, error: type[Excep
         )
 
 
+def default_monitor(sampled: bool, ks: Sequence[int]) -> str:
+    """The metric that picks the best epoch where none is given: the protocol's main metric (HR where the
+    test items are ranked among sampled negatives, leave-one-out's; else recall) at the first of ``ks``.
+    The CLI's default and :class:`~dslgraph.train.TrainConfig`'s ``monitor=None``."""
+    return f"{'hr' if sampled else 'recall'}@{ks[0]}"
+
+
 def _checked_monitor(settings: dict[str, Any]) -> str:
-    """``monitor``, by default the protocol's main metric at the first of ``ks``, checked against what the
-    protocol's evaluator reports."""
+    """``monitor``, by default the protocol's main metric at the first of ``ks`` (:func:`default_monitor`),
+    checked against what the protocol's evaluator reports."""
     monitor, protocol, ks = settings["monitor"], settings["protocol"], settings["ks"]
     if monitor is None:
-        monitor = f"{'hr' if protocol == 'leave-one-out' else 'recall'}@{ks[0]}"
+        monitor = default_monitor(protocol == "leave-one-out", ks)
     metric, _, k = monitor.partition("@")
     metrics = SAMPLED_METRICS if protocol == "leave-one-out" else METRICS
     if metric not in metrics or k not in map(str, ks):  # not '020', nor other digits than 0-9
@@ -826,6 +920,8 @@ def _check(name: str, field: Field, value: Any) -> Any:
         # RecBole spells its models LightGCN, NeuMF; dslgraph.data its datasets MovieLens100K, LastFM
         elif isinstance(value, str) and _fits(field, value.lower()):
             hint = f" (lower case: {value.lower()!r})"
+        elif name == "device" and isinstance(value, str) and _is_torch_device(value.lower()):  # mps, MPS
+            hint = f" ({OTHER_DEVICES})"
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
     return value
 
@@ -847,6 +943,14 @@ def _fits(field: Field, value: Any) -> bool:
     too_low = field.low is not None and (value <= field.low if field.low_open else value < field.low)
     too_high = field.high is not None and (value >= field.high if field.high_open else value > field.high)
     return not (too_low or too_high)
+
+
+def _is_torch_device(text: str) -> bool:
+    try:
+        torch.device(text)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _is_number(value: Any) -> bool:

@@ -4,6 +4,8 @@ import importlib.util
 import itertools
 import json
 import logging
+import math
+import os
 import subprocess
 import sys
 import time
@@ -485,6 +487,33 @@ def test_scale_check_refuses_bad_settings_before_its_setup(monkeypatch, capsys, 
     scale_check = load("scale_check")
     monkeypatch.setattr(scale_check.subprocess, "run", None)  # was: minutes of setup, then the worker's error
     assert message in refusal(scale_check.main, monkeypatch, capsys, ["scale_check.py", *argv])
+
+
+def test_scale_check_times_its_stages_where_there_is_no_proc(tmp_path, monkeypatch, capsys):
+    # macOS and Windows have no /proc/self: the first stage failed with FileNotFoundError
+    scale_check = load("scale_check")
+    monkeypatch.setattr(scale_check, "PROC", tmp_path / "none")
+    stages = scale_check.Stages({"hardware": "x"})
+    with stages.stage("-", "outer"), stages.stage("-", "inner"):
+        time.sleep(0.01)
+    assert [row["stage"] for row in stages.rows] == ["inner", "outer"]
+    for row in stages.rows:
+        assert row["seconds"] >= 0.01
+        assert all(math.isnan(row[name]) for name in ("peak_mb_above_start", "rss_mb_start", "rss_mb_end"))
+
+
+def test_read_csv_times_a_read_where_there_is_no_resource_module(tmp_path, monkeypatch, capsys):
+    # Windows has no resource module nor os.getloadavg: even --help failed with ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "resource", None)  # import resource fails
+    monkeypatch.delattr(os, "getloadavg", raising=False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # the worker's, not this process's
+    read_csv = load("read_csv")
+    path = tmp_path / "interactions.csv"
+    read_csv.write_file(path, 300, 20, 30, "integer", seed=0)
+    read_csv.worker(str(path))
+    row = json.loads(capsys.readouterr().out)
+    assert row["users"] == 20 and row["cpu_seconds"] >= 0
+    assert row["peak_mb_above_imports"] is None and row["load_1min"] is None
 
 
 @pytest.mark.parametrize(("platform", "unit"), [("linux", 1024), ("darwin", 2**20)])
@@ -2303,12 +2332,40 @@ def test_read_csv_times_a_generated_file_and_appends(tmp_path):
 
 
 def test_timed_runs_starts_without_loading_torch():
-    # its budget's deadline is set once it has started: seconds of torch / PyG imports would go uncounted
-    heavy = "{'torch', 'torch_geometric', 'dslgraph'}"
-    code = f"import sys, timed_runs; print(sorted({heavy} & set(sys.modules)))"
+    # its budget's deadline is set once it has started: seconds of torch / PyG imports would go uncounted;
+    # of dslgraph it takes the rename that Windows may refuse for moments, which imports nothing else
+    heavy = "{'torch', 'torch_geometric', 'pandas'}"
+    loaded = f"sorted({heavy} & set(sys.modules)), sorted(m for m in sys.modules if m.startswith('dslgraph'))"
+    code = f"import sys, timed_runs; print({loaded})"
     done = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.strip() == "[] ['dslgraph', 'dslgraph.files']"
+
+
+@pytest.mark.parametrize(
+    "system, flags, split",
+    [
+        # Windows: a backslash is a path's separator (POSIX splitting gave C:Usersmedata)
+        (
+            "nt",
+            r"--dataset gowalla --root C:\Users\me\data",
+            ["--dataset", "gowalla", "--root", r"C:\Users\me\data"],
+        ),
+        ("nt", r'--root "C:\My data\" --lr 0.01', ["--root", "C:\\My data\\", "--lr", "0.01"]),
+        ("nt", r"--root \\server\share", ["--root", r"\\server\share"]),
+        (
+            "nt",
+            """--data-option 'names=["u","i"]' --x #1""",
+            ["--data-option", 'names=["u","i"]', "--x", "#1"],
+        ),
+        # elsewhere a shell's rules, as before: a backslash escapes
+        ("posix", r"--root my\ data --set 'a=b c'", ["--root", "my data", "--set", "a=b c"]),
+    ],
+)
+def test_timed_runs_splits_flags_as_the_platform_s_shell(monkeypatch, system, flags, split):
+    timed_runs = load("timed_runs")
+    monkeypatch.setattr(timed_runs, "os", SimpleNamespace(name=system))  # its os only: pathlib reads os.name
+    assert timed_runs.split_flags(flags) == split
 
 
 @pytest.mark.parametrize("name", ["probe", "Probe", "a/b", ".."])
@@ -2926,7 +2983,7 @@ def test_degree_analysis_pairs_each_rows_entries_with_its_own_users_or_items_deg
     table.positions_changed()
     model = torch.nn.ModuleDict({"embedding": table})
     settings = {"model": "lightgcn", "dataset": "mine", "sparsity": 0.5, "seed": 0}
-    monkeypatch.setattr(degree_analysis, "load_run", lambda *args: (model, None, None, settings))
+    monkeypatch.setattr(degree_analysis, "load_run", lambda *args: (model, None, None, settings, 1))
     monkeypatch.setattr(degree_analysis, "num_users_items", lambda data: (2, 3))
     monkeypatch.setattr(degree_analysis, "node_degrees", lambda data: torch.tensor([9, 1, 5, 0, 7]))
     sides = degree_analysis.analyse("best.pt", None, low=1, high=7)["tables"]["embedding"]

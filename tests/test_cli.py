@@ -1,6 +1,7 @@
 import functools
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import dslgraph
 import dslgraph.cli as cli_module
 from dslgraph.cli import build_model, build_parser, load_data, main, run_example, train_config
 from dslgraph.config import FIELDS, ConfigError, validate
-from dslgraph.data import EDGE
+from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.nn.base import table_row_degrees
 from dslgraph.sparse import SparseEmbedding
 from dslgraph.train import Trainer, save_checkpoint
@@ -628,6 +629,21 @@ def test_datasets_splits_a_named_dataset_as_train_does(tmp_path, capsys):
     assert row[:4] == ["ml-100k", "8", "12", str(data[EDGE].edge_index.size(1))]
 
 
+def test_a_dataset_class_at_the_cli_s_default_seed_gives_train_s_split_as_the_readme_says(tmp_path):
+    """README: a dataset class draws its splits from seed 0 by default, and seed=2020 gives train's."""
+    raw = tmp_path / "ml-100k" / "raw"
+    raw.mkdir(parents=True)
+    rows = (f"{u}\t{i}\t5\t{u * 100 + i}\n" for u in range(1, 21) for i in range(1, 13))
+    (raw / "u.data").write_text("".join(rows))
+    trained = load_data(validate({"dataset": "ml-100k", "root": str(tmp_path), "val_ratio": 0.2}))
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"`seed={FIELDS['seed'].default}` gives the split of a `dslgraph train` run" in readme
+    for seed, same in ((FIELDS["seed"].default, True), (0, False)):
+        data = dslgraph.data.MovieLens100K(tmp_path, val_ratio=0.2, seed=seed, log=False)[0]
+        for key in ("edge_label_index", "val_edge_label_index"):
+            assert torch.equal(data[EDGE][key], trained[EDGE][key]) == same, (seed, key)
+
+
 def test_a_relative_root_in_a_config_file_is_the_file_folder_s(tmp_path, monkeypatch):
     from dslgraph.config import load_config_file
 
@@ -773,6 +789,30 @@ def test_train_help_says_what_text_settings_mean():
         validate({"root": 5})
 
 
+def test_every_flag_of_every_command_has_a_help_text_and_no_bare_type():
+    """--sparsity, --rho0, --t-end, --backend, --log-level and others said only their type and range; a
+    path said 'a str: ...'."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help and not action.help.startswith("a str"), (name, action.dest, action.help)
+            assert "(default" in action.help or action.dest != "device", (name, action.help)
+    assert "0.8, not 80" in _train_helps()["sparsity"]
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["eval", "best.pt"]])
+def test_device_mps_is_refused_saying_why_and_what_to_use(command, capsys):
+    """It said only "device must be one of ['auto', 'cpu', 'cuda', 'cuda:N'], got 'mps'"."""
+    from dslgraph.config import OTHER_DEVICES
+
+    try:
+        code = main([*command, "--device", "mps"])
+    except SystemExit as exited:  # eval's --device is argparse's type, which exits
+        code = exited.code
+    assert code == 2
+    assert f"got 'mps' ({OTHER_DEVICES})" in " ".join(capsys.readouterr().err.split())
+
+
 def test_train_help_does_not_give_lightgcns_defaults_as_every_models():
     # `python examples/cdae_ml1m.py --help` showed "--batch-size (default 2048)" for a run at 128
     helps = _train_helps()
@@ -834,16 +874,15 @@ def _raise_sigint():
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize(
-    ("stop", "said", "status"),
-    [
-        (_raise_sigint, "interrupted", 130),
-        # a batch scheduler's SIGTERM ended the process without a word (status -15); os.kill on Windows ends
-        # the process unhandled, raise_signal does not
-        (lambda: signal.raise_signal(signal.SIGTERM), "terminated", 143),
-    ],
-    ids=["ctrl-c", "sigterm"],
-)
+STOPS = [
+    (_raise_sigint, "interrupted", 130),
+    # a batch scheduler's SIGTERM ended the process without a word (status -15); os.kill on Windows ends the
+    # process unhandled, raise_signal does not
+    (lambda: signal.raise_signal(signal.SIGTERM), "terminated", 143),
+]
+
+
+@pytest.mark.parametrize(("stop", "said", "status"), STOPS, ids=["ctrl-c", "sigterm"])
 def test_a_stopped_run_exits_with_a_line_that_says_how_to_resume(
     tmp_path, capsys, monkeypatch, stop, said, status
 ):
@@ -868,6 +907,71 @@ def test_a_stopped_run_exits_with_a_line_that_says_how_to_resume(
     )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and len(epochs) == 2
     assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize(("stop", "said", "status"), STOPS, ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("when", ["unwinding", "saying"])
+def test_a_second_interrupt_while_a_run_stops_ends_it_as_the_first_does(
+    tmp_path, capsys, monkeypatch, stop, said, status, when
+):
+    """Ctrl-C pressed twice: the second one, while the command said how to resume the run (reading its
+    last.pt), printed a traceback; one while the first unwound the run (letting its output folder go) exited
+    130 where a SIGTERM had stopped it. Its checkpoints stay whole: written then renamed."""
+    monkeypatch.setenv("DSLGRAPH_HOME", str(tmp_path / "data"))
+    out = str(tmp_path / "run")
+    train_epoch, iterdir, resume_hint = Trainer.train_epoch, Path.iterdir, cli_module._resume_hint
+
+    def stopped_in_epoch_2(self):
+        if self.epoch == 1:
+            stop()
+        return train_epoch(self)
+
+    def interrupted_unwinding(folder):  # as the output folder it made is looked into, to remove it if empty
+        if folder == Path(out):  # a Ctrl-C the process takes as it runs on: raised where it is
+            raise KeyboardInterrupt
+        return iterdir(folder)
+
+    def interrupted_saying(args):  # a real one: ignored from here on
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+        return resume_hint(args)
+
+    monkeypatch.setattr(Trainer, "train_epoch", stopped_in_epoch_2)
+    if when == "unwinding":
+        monkeypatch.setattr(Path, "iterdir", interrupted_unwinding)
+    else:
+        monkeypatch.setattr(cli_module, "_resume_hint", interrupted_saying)
+    args = ["train", "--epochs", "3", "--eval-every", "1", "--embedding-dim", "8", "--batch-size", "8192"]
+    try:
+        code = main([*args, "--output", out, "--no-progress", "--device", "cpu"])
+    except KeyboardInterrupt:  # to fail this test only, not to end the session as pytest takes one
+        pytest.fail("the second interrupt escaped main()")
+    assert code == status
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.endswith(f"{said}; {out}/last.pt holds epoch 1: continue with --output {out} --resume")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    monkeypatch.undo()
+    assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
+
+
+def test_a_second_ctrl_c_as_the_process_exits_prints_no_traceback(tmp_path):
+    """torch's exit handlers ran into the second Ctrl-C of a user pressing it twice: "Exception ignored in
+    atexit callback ... KeyboardInterrupt" after the line saying how to resume. Pressed there (by an exit
+    handler that runs after dslgraph's, registered before the command), it is ignored."""
+    script = f"""
+import atexit, signal, sys
+import dslgraph.cli as cli
+atexit.register(signal.raise_signal, signal.SIGINT)
+def run_training(*args, **kwargs):
+    raise KeyboardInterrupt
+cli.run_training = run_training
+sys.exit(cli.main(["train", "--output", {str(tmp_path / "run")!r}, "--device", "cpu"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 130
+    said = f"dslgraph train: interrupted; {tmp_path / 'run'}/last.pt was not written yet, so there is nothing"
+    assert done.stderr.strip().splitlines() == [f"{said} to resume"]
 
 
 def test_ctrl_c_after_a_checkpoint_between_evaluations_resumes_from_it_to_the_whole_run(
@@ -1101,7 +1205,8 @@ def test_a_changed_data_file_is_refused_naming_data_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 2
     err = capsys.readouterr().err  # it said "pass --root", which a data file's run does not read
-    assert f"than data file {path} now holds" in err and "pass --data-file with the data" in err
+    assert f"than data file {path} now holds" in err
+    assert "pass --data-file (dslgraph.load_run's data_file) with the data" in err
     write_interactions(path, np.arange(40), np.arange(90))  # as trained on: accepted again
     assert main(["eval", f"{out}/best.pt", "--device", "cpu"]) == 0
     write_interactions(path, np.arange(40), np.arange(90) + 1000)  # other names, in the same order
@@ -1114,6 +1219,31 @@ def test_a_data_file_given_to_a_named_dataset_s_checkpoint_is_refused_naming_the
     state = {"metadata": {"settings": {"dataset": "lastfm"}}}  # it said the checkpoint's settings were bad
     with pytest.raises(cli_module.CheckpointError, match="trained on dataset 'lastfm', not on a data file"):
         cli_module.recorded_settings(state, "best.pt", data_file="mine.csv")
+
+
+def test_load_run_s_refusals_of_the_data_name_its_arguments_beside_the_flags():
+    """load_run is Python's way to a run: where its data does not fit the checkpoint, the refusals named the
+    CLI's flags alone (as a moved data file's did, which names load_run's data_file now)."""
+    state = {"metadata": {"settings": {"dataset": "lastfm"}}}
+    with pytest.raises(
+        cli_module.CheckpointError, match=r"--data-file \(dslgraph.load_run's data_file\) does"
+    ):
+        cli_module.recorded_settings(state, "best.pt", data_file="mine.csv")
+    state = {"metadata": {"settings": {"dataset": "file", "data_file": "mine.csv"}}}
+    with pytest.raises(
+        cli_module.CheckpointError, match=r"--root \(dslgraph.load_run's root\) does not apply"
+    ):
+        cli_module.recorded_settings(state, "best.pt", root="data")
+    data = make_interaction_data(3, 4, torch.tensor([[0, 1, 2], [0, 1, 2]]), torch.tensor([[0], [3]]))
+    for data_file, named in (
+        (None, "--root (dslgraph.load_run's root)"),
+        ("r.tsv", "--data-file (dslgraph.load_run's data_file)"),
+    ):
+        with pytest.raises(
+            cli_module.CheckpointError,
+            match=re.escape(f"; pass {named} with the data"),
+        ):
+            cli_module.check_fingerprint(data, "another", "best.pt", data_file)
 
 
 @pytest.mark.parametrize("command", ["eval", "recommend"])
@@ -1668,6 +1798,24 @@ def test_load_run_rebuilds_the_run_s_model_in_eval_mode_with_its_weights(tmp_pat
     assert all(torch.equal(value, state[name]) for name, value in run.model.state_dict().items())
 
 
+def test_load_run_s_repr_is_one_line_naming_model_data_epoch_sparsity_and_device(tmp_path):
+    args = ("--sparsity", "0.5", "--backend", "masked", "--update-interval", "1", "--epochs", "2")
+    out = train_on_a_file(tmp_path, None, *args)
+    run = cli_module.load_run(f"{out}/best.pt")  # printed the whole data, graph and settings
+    assert run.epoch == 2 and run.epoch == torch.load(f"{out}/best.pt", weights_only=False)["epoch"]
+    data_file = str(tmp_path / "mine.tsv")
+    assert repr(run) == (
+        f"LoadedRun(model=LightGCN, data_file={data_file!r}, epoch=2/2, sparsity=0.5, backend='masked', "
+        "device='cpu')"
+    )
+    (tmp_path / "dense").mkdir()
+    dense = train_on_a_file(tmp_path / "dense")
+    assert repr(cli_module.load_run(f"{dense}/best.pt")) == (
+        f"LoadedRun(model=LightGCN, data_file={str(tmp_path / 'dense' / 'mine.tsv')!r}, epoch=1/1, "
+        "device='cpu')"
+    )
+
+
 def test_eval_reports_the_run_s_metrics_at_its_ks_from_its_model_s_arguments(tmp_path, capsys):
     out = train_on_a_file(tmp_path, None, "--ks", "3", "7", "--num-layers", "1")
     trained = json.loads(capsys.readouterr().out)["test"]
@@ -1710,7 +1858,9 @@ def test_root_for_a_data_file_s_run_is_refused_naming_the_flag(tmp_path, capsys,
         ["train", "--output", out, "--resume", "--epochs", "2", "--no-progress"],
     ):
         assert main([*command, "--root", str(tmp_path / "data")]) == 2  # were ignored
-        assert "not on a named dataset: --root does not apply (--data-file names" in capsys.readouterr().err
+        assert "not on a named dataset: --root (dslgraph.load_run's root) does not apply (--data-file, " in (
+            capsys.readouterr().err
+        )
 
 
 def test_a_recbole_name_or_a_model_argument_given_as_a_flag_names_the_flag_meant(capsys):

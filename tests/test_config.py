@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dslgraph.config import FIELDS, ConfigError, check_settings, validate, with_article
+from dslgraph.config import FIELDS, OTHER_DEVICES, ConfigError, check_settings, validate, with_article
 from dslgraph.train.trainer import check_metadata
 
 #: A valid value of every int setting, and of every float one (exact in float32).
@@ -425,6 +425,14 @@ def test_a_choice_written_in_capitals_is_refused_naming_it_in_lower_case(name, v
         validate({name: value})
     with pytest.raises(ConfigError, match=r"got 'GPU'$"):  # no choice in any case
         validate({"device": "GPU"})
+
+
+@pytest.mark.parametrize("device", ["mps", "mps:0", "MPS", "xpu"])
+def test_a_torch_device_other_than_cpu_and_cuda_is_refused_saying_why_and_what_to_use(device):
+    """`--device mps` said only which devices are allowed, not that dslgraph's kernels lack MPS."""
+    with pytest.raises(ConfigError, match=re.escape(f"got {device!r} ({OTHER_DEVICES})") + "$"):
+        validate({"device": device})
+    assert "sparse kernels" in OTHER_DEVICES and "use 'cpu'" in OTHER_DEVICES
 
 
 def test_unknown_settings_are_each_given_what_they_may_mean():

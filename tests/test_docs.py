@@ -895,3 +895,22 @@ def test_the_docstring_check_reports_what_is_undocumented(monkeypatch):
         "dslgraph.sparse.SparseEmbedding.nnz",
         "dslgraph.train.Trainer.fit",
     ]
+
+
+def test_every_train_config_field_is_documented_with_the_values_it_takes():
+    """help(TrainConfig) and docs/api.md gave the fields with their defaults alone (what sampling='user'
+    means, lr_schedule's values: only in dslgraph train --help). Every field has an entry in its Args, stating
+    its default (which test_every_documented_argument_and_default_matches_the_signature checks) and naming
+    every value the CLI's field of the same name allows, where it allows a few."""
+    from dataclasses import fields
+
+    from dslgraph.config import FIELDS
+    from dslgraph.train import TrainConfig
+
+    documented = documented_arguments(TrainConfig.__doc__)
+    assert list(documented) == [field.name for field in fields(TrainConfig)]
+    for name, text in documented.items():
+        assert re.search(r"\(default: :obj:`[^`]+`\)$", text), name
+        choices = FIELDS[name].choices if name in FIELDS else None  # progress is no setting of the CLI
+        for choice in choices or ():
+            assert f'``"{choice}"``' in text, (name, choice)

@@ -56,6 +56,7 @@ from torch_geometric.data.dataset import _repr, files_exist  # how PyG records a
 from torch_geometric.io import fs
 
 from ..checks import is_real
+from ..files import replace_file
 from .graph import EDGE, check_numbering, make_interaction_data, num_users_items
 from .interactions import (
     InteractionDataset,
@@ -126,7 +127,7 @@ def _fetch(url: str, folder: str, log: bool = True) -> str:
     with _download_folder(folder) as partial:
         path = download_url(url, partial, log=log)
         target = osp.join(folder, osp.basename(path))
-        os.replace(path, target)
+        replace_file(path, target)
     return target
 
 
@@ -676,7 +677,7 @@ def _download_zip(url: str, raw_dir: str, folder: str, log: bool = True) -> None
         folder = osp.join(partial, folder)
         for name in os.listdir(folder):
             if not osp.exists(osp.join(raw_dir, name)):  # one placed by hand (Tokyo's check-ins, say)
-                os.replace(osp.join(folder, name), osp.join(raw_dir, name))
+                replace_file(osp.join(folder, name), osp.join(raw_dir, name))
 
 
 def _compact(

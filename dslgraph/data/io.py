@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..files import replace_file
+
 # Ids are parsed through float64 when a file holds non-integer values, exact up to 2**53.
 _MAX_ID_DIGITS = 15
 # int64 holds every 18-digit number.
@@ -402,7 +404,7 @@ def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) 
     try:
         write(tmp)
         _fsync(tmp, os.O_RDONLY if os.name == "posix" else os.O_RDWR)  # Windows flushes written handles only
-        os.replace(tmp, path)
+        replace_file(tmp, path)  # retried where Windows finds the old file open
     except OSError as exc:
         # a failed write (a full disk) names no file, a failed open or rename the temporary one: the error
         # names the file being made, as the same subclass (PermissionError, ...); one naming another file

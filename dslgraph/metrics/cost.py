@@ -137,8 +137,9 @@ def cost_report(
     graph: Any,
     optimizer: torch.optim.Optimizer,
     batch_size: int,
-    steps_per_epoch: int,
     dsl: DynamicSparseLearning | None = None,
+    *,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     """:func:`memory_report` plus the MACs of a trained model and of its dense reference.
 
@@ -148,15 +149,15 @@ def cost_report(
     (``update_step``) is spread over the run's iterations as the run makes them: one per ``update_interval``
     up to ``t_end`` (else ``total_steps``), none under a static mask (whose first update would come after
     the last iteration), and none where DSL grows without a gradient (``growth="random"`` or
-    ``"momentum"``: no dense gradient is rebuilt). ``steps_per_epoch`` is recorded in the report as given
-    (``metrics.json`` keeps it), not counted with.
+    ``"momentum"``: no dense gradient is rebuilt). ``steps_per_epoch``, where given, is recorded in the
+    report as given (``dslgraph train``'s ``metrics.json`` keeps it), not counted with.
 
     Returns:
         :func:`memory_report`'s dict, plus ``"macs"``, ``"ideal_macs"`` and ``"dense_macs"`` (the
         ``"executed"``, ``"ideal"`` and ``"dense"`` counts of ``model.macs``: ``"train_iteration"`` and
         ``"inference"`` among the model's own keys), ``"training_savings"`` and ``"inference_savings"``
         (1 - executed / dense), ``"ideal_training_savings"``, ``"ideal_inference_savings"``,
-        ``"naive_savings"`` and ``"steps_per_epoch"``.
+        ``"naive_savings"``, and ``"steps_per_epoch"`` where it was given.
     """
     if not callable(getattr(model, "macs", None)):
         raise TypeError(
@@ -168,9 +169,15 @@ def cost_report(
     # a negative or fractional batch gave negative or fractional MACs (a model of one's own is counted too)
     if not (is_count(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not (is_count(steps_per_epoch) and steps_per_epoch >= 0):
+    if is_count(dsl):  # a call of versions where steps_per_epoch came before dsl, and was required
+        raise TypeError(
+            f"dsl must be the DynamicSparseLearning that sparsifies the model, got {dsl!r}: "
+            "steps_per_epoch is a keyword argument, "
+            f"cost_report(model, graph, optimizer, batch_size, dsl, steps_per_epoch={dsl})"
+        )
+    if steps_per_epoch is not None and not (is_count(steps_per_epoch) and steps_per_epoch >= 0):
         raise ValueError(f"steps_per_epoch must be an integer >= 0, got {steps_per_epoch!r}")
-    batch_size, steps_per_epoch = int(batch_size), int(steps_per_epoch)  # np.int32 ones overflow
+    batch_size = int(batch_size)  # np.int32 ones overflow
     macs = {count: dict(model.macs(graph, batch_size, count)) for count in ("dense", "executed", "ideal")}
     if dsl is not None and dsl.growth == "gradient":
         for counted in macs.values():
@@ -188,7 +195,7 @@ def cost_report(
         "ideal_training_savings": 1 - macs["ideal"]["train_iteration"] / dense["train_iteration"],
         "ideal_inference_savings": 1 - macs["ideal"]["inference"] / dense["inference"],
         "naive_savings": report["sparsity"],
-        "steps_per_epoch": steps_per_epoch,
+        **({} if steps_per_epoch is None else {"steps_per_epoch": int(steps_per_epoch)}),
     }
 
 

@@ -146,7 +146,10 @@ class RankingEvaluator:
         exclude_index (torch.Tensor or list[torch.Tensor], optional): ``[2, E]`` interactions whose
             items are removed from each user's ranking, *e.g.* the training (and validation) edges.
             (default: :obj:`None`)
-        ks (Sequence[int], optional): The cut-offs :math:`K`. (default: :obj:`(20,)`)
+        ks (Sequence[int], optional): The cut-offs :math:`K`, as :func:`evaluate_ranking`'s and
+            :class:`~dslgraph.metrics.SampledRankingEvaluator`'s (training evaluates at
+            :class:`~dslgraph.train.TrainConfig`'s ``ks``, ``(20,)``, the papers' cut-off).
+            (default: :obj:`(10, 20)`)
         metrics (Sequence[str], optional): A subset of :obj:`METRICS`, ``('recall', 'ndcg',
             'precision', 'hr', 'capped_recall')``. (default: all of them)
         batch_size (int, optional): The number of users scored at once; peak memory is about
@@ -164,7 +167,7 @@ class RankingEvaluator:
         num_items: int,
         target_index: Tensor,
         exclude_index: Tensor | Sequence[Tensor] | None = None,
-        ks: Sequence[int] = (20,),
+        ks: Sequence[int] = (10, 20),
         metrics: Sequence[str] = METRICS,
         batch_size: int = 1024,
         device: torch.device | str | None = None,

@@ -116,27 +116,54 @@ class Recommender(nn.Module):
             )
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """:meth:`torch.nn.Module.load_state_dict`, refusing a sparse module's ``values`` and ``positions``
-        for a module that is dense here (not DSL-masked): with ``strict=False`` torch skipped them as
-        unexpected keys and left the model untrained, without a word."""
+        """:meth:`torch.nn.Module.load_state_dict`, refusing the state of a DSL model for a module that is
+        dense here (not DSL-masked), naming :meth:`DynamicSparseLearning.dense_state_dict` as the state to
+        load: a sparse module's ``values`` and ``positions`` (with ``strict=False`` torch skipped them as
+        unexpected keys and left the model untrained, without a word) and, under ``strict``, a masked
+        weight's ``<name>_mask`` (torch named the unexpected key alone; with ``strict=False`` the weight,
+        zero where masked, loads)."""
         for key in state_dict:
-            prefix = key[: -len("values")]
-            in_module = not prefix or prefix.endswith(".")
-            if not (key.endswith("values") and in_module and prefix + "positions" in state_dict):
-                continue
-            name = prefix.removesuffix(".")
-            try:
-                module = self.get_submodule(name)
-            except AttributeError:
-                continue  # a module this model lacks: torch names the unexpected keys
-            # a DSL-masked module (backend="masked") takes them as its weight and mask
-            if not isinstance(module, (SparseEmbedding, SparseLinear)) and not hasattr(module, "weight_mask"):
-                raise ValueError(
-                    f"the state dict holds {key!r} and {prefix + 'positions'!r} (the active entries of a "
-                    f"sparse module), where {name or 'the model'!r} is a dense {type(module).__name__} here: "
-                    "load DynamicSparseLearning.dense_state_dict() of the sparse model instead"
-                )
+            self._check_sparse_entries(key, state_dict)
+            if strict:
+                self._check_mask(key, state_dict)
         return super().load_state_dict(state_dict, strict, assign)
+
+    def _check_sparse_entries(self, key: str, state_dict: Mapping[str, Any]) -> None:
+        prefix = key[: -len("values")]
+        in_module = not prefix or prefix.endswith(".")
+        if not (key.endswith("values") and in_module and prefix + "positions" in state_dict):
+            return
+        name = prefix.removesuffix(".")
+        try:
+            module = self.get_submodule(name)
+        except AttributeError:
+            return  # a module this model lacks: torch names the unexpected keys
+        # a DSL-masked module (backend="masked") takes them as its weight and mask
+        if not isinstance(module, (SparseEmbedding, SparseLinear)) and not hasattr(module, "weight_mask"):
+            raise ValueError(
+                f"the state dict holds {key!r} and {prefix + 'positions'!r} (the active entries of a "
+                f"sparse module), where {name or 'the model'!r} is a dense {type(module).__name__} here: "
+                "load DynamicSparseLearning.dense_state_dict() of the sparse model instead"
+            )
+
+    def _check_mask(self, key: str, state_dict: Mapping[str, Any]) -> None:
+        name, _, mask = key.rpartition(".")
+        attr = mask.removesuffix("_mask")
+        # not torch's pruning, which keeps weight_orig beside weight_mask (and no weight)
+        if attr == mask or f"{name}.{attr}".lstrip(".") not in state_dict:
+            return
+        try:
+            module = self.get_submodule(name)
+        except AttributeError:
+            return
+        if isinstance(module, (SparseEmbedding, SparseLinear)):  # takes a masked weight as its entries
+            return
+        if isinstance(getattr(module, attr, None), Tensor) and not hasattr(module, mask):
+            raise ValueError(
+                f"the state dict holds {key!r} (the mask of a DSL-masked weight, backend='masked'), where "
+                f"{attr!r} of {name or 'the model'!r} is dense here: load DynamicSparseLearning."
+                "dense_state_dict() of the DSL model instead"
+            )
 
     def loss(self, graph, *batch: Tensor, reg_weight: float = 0.0) -> Tensor:
         """The training loss of one batch (``(users, positives, negatives)`` or ``(users,)``, as

@@ -460,8 +460,10 @@ class DynamicSparseLearning:
         total_steps (int): Iterations of the whole run, :math:`T` of the schedule.
         targets (str or list of str, optional): ``"tables"`` (every embedding table; an
             :class:`torch.nn.EmbeddingBag` is masked in place under every backend) and/or regular
-            expressions matched against parameter names (e.g. ``r"mlp\..*\.weight"``).
-            (default: :obj:`"tables"`)
+            expressions matched against parameter names (e.g. ``r"mlp\..*\.weight"``); :obj:`None`
+            takes the model's own ``dsl_targets`` where it has them (every model of :mod:`dslgraph.nn`
+            does: the DSL authors' choice, which ``dslgraph train`` sparsifies), else ``"tables"``.
+            (default: :obj:`None`)
         update_interval (int, optional): :math:`\Delta T`; one past ``t_end`` (else ``total_steps``) leaves
             the masks as drawn, with a warning. (default: :obj:`3000`)
         schedule (str, optional): ``"cosine"``, ``"linear"`` or ``"constant"``. (default: :obj:`"cosine"`)
@@ -507,7 +509,7 @@ class DynamicSparseLearning:
         model: nn.Module,
         sparsity: float,
         total_steps: int,
-        targets: str | Sequence[str] = TABLES,
+        targets: str | Sequence[str] | None = None,
         update_interval: int = 3000,
         schedule: str = "cosine",
         rho0: float = 0.5,
@@ -613,7 +615,10 @@ class DynamicSparseLearning:
                 "never change (a static mask); lower update_interval to prune and regrow",
                 stacklevel=2,
             )
-        if not isinstance(targets, (str, Sequence)):  # None, or one pattern not in a list
+        # "tables" as the default sparsified all four of NeuMF's tables, where the CLI's run its MLP branch's
+        if targets is None:
+            targets = getattr(model, "dsl_targets", TABLES)
+        if not isinstance(targets, (str, Sequence)):  # one pattern not in a list
             raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
         selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
         # modules that get replaced first, so that masks of their other parameters (a linear

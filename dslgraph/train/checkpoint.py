@@ -262,14 +262,15 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
                 f"output folder {folder} is in use by another dslgraph run; wait for it to end or pass "
                 "another --output"
             )
-        # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
-        for partial in folder.glob(".*.tmp-*"):
-            partial.unlink(missing_ok=True)
         try:
+            # holding the folder, any half-written file in it is a killed run's: removed, not kept forever
+            for partial in folder.glob(".*.tmp-*"):
+                partial.unlink(missing_ok=True)
             yield folder
         except BaseException:
             if made and [path.name for path in folder.iterdir()] == [".lock"]:
                 if fcntl is None:  # Windows removes no file that is open: the PermissionError hid the failure
+                    _unlock(handle)
                     handle.close()
                 # elsewhere the lock is held until the lock file is gone: released first, another run could
                 # take it in between, on a file then removed (a third run took the folder too), in a folder
@@ -279,6 +280,8 @@ def locked_output(folder: str | os.PathLike) -> Iterator[Path]:
                     for path in made:
                         path.rmdir()
             raise
+        finally:
+            _unlock(handle)
 
 
 def _lock(handle) -> bool:
@@ -299,3 +302,16 @@ def _lock(handle) -> bool:
             raise
         return False
     return True
+
+
+def _unlock(handle) -> None:
+    """Releases the lock :func:`_lock` took on Windows, before ``handle`` is closed: Windows frees a lock
+    left to the close only "depending upon available system resources", so that a run started right after
+    (``--resume`` in a script, a second ``locked_output`` in one process) could be refused the folder as in
+    use. Elsewhere the lock goes with the handle, closed after the lock file is removed (released before,
+    another run could take the lock on a file then removed)."""
+    if fcntl is not None or handle.closed:
+        return
+    with contextlib.suppress(OSError):  # not to hide the run's own error; the close frees the lock anyway
+        handle.seek(0)  # locking() starts at the file position, as _lock did
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)

@@ -21,7 +21,15 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
-from dslgraph.config import FIELDS, Field, check_settings, check_stop_after_epoch, naming_the_field_meant
+from dslgraph.config import (
+    FIELDS,
+    OTHER_DEVICES,
+    Field,
+    check_settings,
+    check_stop_after_epoch,
+    default_monitor,
+    naming_the_field_meant,
+)
 from dslgraph.data.graph import EDGE, data_fingerprint, num_users_items, propagation_graph
 from dslgraph.data.io import write_then_rename
 from dslgraph.data.protocols import training_users
@@ -85,12 +93,59 @@ class StepHook(Protocol):
 @naming_the_field_meant
 @dataclass
 class TrainConfig:
-    """Plain training settings, checked as they are made against the ranges of
-    :data:`dslgraph.config.FIELDS`, as the CLI's are (``lr=0`` is allowed here).
+    """Plain training settings, each described under Args (``help(TrainConfig)``), checked as they are made
+    against the ranges of :data:`dslgraph.config.FIELDS`, as the CLI's are (``lr=0`` is allowed here).
 
     ``selection`` says which split picks the best epoch: ``"validation"`` when the data has one,
     otherwise ``"test"`` (the LightGCN/UltraGCN/DSL papers' protocol). NumPy scalars (``np.int64(5)`` from
-    a grid) are taken where Python's numbers are, and kept as Python's.
+    a grid) are taken where Python's numbers are, and kept as Python's. The settings of ``dslgraph train``
+    that are no field here go elsewhere in Python (the model's arguments, ``load_dataset``'s,
+    :class:`~dslgraph.sparse.DynamicSparseLearning`'s): one given here is refused naming its place.
+
+    Args:
+        epochs (int, optional): Epochs to train, at least 1. (default: :obj:`1000`)
+        batch_size (int, optional): Training pairs (of a ``"pairs"`` model) or users (of a ``"users"``
+            model: CDAE, MultVAE) per optimizer step. (default: :obj:`2048`)
+        sampling (str, optional): How a pairs model's epoch draws its positives: ``"edge"`` (every training
+            interaction once) or ``"user"`` (as many draws of a uniform user, then one of its items:
+            LightGCN's sampler). (default: :obj:`"edge"`)
+        lr (float, optional): The learning rate of the Adam that :class:`Trainer` makes (an optimizer given
+            to it keeps its own), and the cosine schedule's start. (default: :obj:`1e-3`)
+        lr_schedule (str, optional): ``"none"`` (``lr`` throughout) or ``"cosine"`` (from ``lr`` down to
+            ``lr_min`` over ``epochs`` times the batches of an epoch). (default: :obj:`"none"`)
+        lr_min (float, optional): The cosine schedule's last learning rate. (default: :obj:`1e-4`)
+        reg_weight (float, optional): The weight of the model's regulariser in its loss (LightGCN's L2 of
+            the batch's embeddings; ignored by a model whose ``uses_reg_weight`` is False).
+            (default: :obj:`1e-4`)
+        eval_every (int, optional): Evaluates every this many epochs, and after the last.
+            (default: :obj:`10`)
+        eval_batch_size (int, optional): Users scored at once by an evaluation. (default: :obj:`2048`)
+        ks (tuple of int, optional): The cut-offs :math:`K` of the metrics evaluated: ``recall@20``, ... at
+            each (the CLI's default and the papers' cut-off; the evaluators of :mod:`dslgraph.metrics`
+            default to ``(10, 20)``). (default: :obj:`(20,)`)
+        monitor (str, optional): ``METRIC@K`` picking the best epoch, one of the metrics evaluated at one of
+            ``ks``. :obj:`None` is the CLI's default: ``recall@K`` at the first of ``ks``, ``hr@K`` where the
+            data ranks each test item among sampled negatives (leave-one-out); :class:`Trainer` settles
+            it in ``trainer.config`` (so checkpoints and ``metrics.json`` name a metric), and a resumed run
+            keeps the monitor its checkpoint records. (default: :obj:`None`)
+        patience (int, optional): Stops after this many scheduled evaluations in a row without a gain in
+            ``monitor`` (0: never). (default: :obj:`0`)
+        seed (int, optional): Seeds the trainer's generator, which draws the batches (their order and
+            negatives); the model's initialisation, the data's split and DSL's masks are seeded where they
+            are made (``torch.manual_seed``, ``load_dataset``'s and ``DynamicSparseLearning``'s ``seed``),
+            as the CLI's ``--seed`` does for all of them. (default: :obj:`2020`)
+        max_seconds (float, optional): Stops at the end of the first epoch past this many seconds of
+            training in one :meth:`Trainer.fit` call (0: no limit). (default: :obj:`0.0`)
+        stop_after_epoch (int, optional): Stops at the end of this epoch, the learning rate's and DSL's
+            schedules still laid out over ``epochs``, so that ``fit(resume=True)`` goes on as the
+            uninterrupted run (0: train to ``epochs``). (default: :obj:`0`)
+        checkpoint_every (int, optional): Also writes ``last.pt`` (not ``best.pt`` nor ``metrics.json``)
+            every this many epochs between evaluations, where the trainer has an ``output_dir``, so that a
+            run killed between them loses fewer epochs (0: at evaluations only). (default: :obj:`0`)
+        compile (bool, optional): Trains with the model's loss compiled by :func:`torch.compile` (its
+            default compiler, inductor, needs a C++ compiler on the CPU). (default: :obj:`False`)
+        progress (bool, optional): Shows :mod:`tqdm` progress bars over each epoch's batches and each
+            full-ranking evaluation's users. (default: :obj:`True`)
     """
 
     epochs: int = 1000
@@ -103,7 +158,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_batch_size: int = 2048
     ks: tuple[int, ...] = (20,)
-    monitor: str = "recall@20"
+    monitor: str | None = None
     patience: int = 0
     seed: int = 2020
     max_seconds: float = 0.0
@@ -228,8 +283,13 @@ class Trainer:
                 f"ks {config.ks} cut a ranking of the data's {self.num_items} items beyond its end: give ks "
                 f"of at most {self.num_items} (TrainConfig.ks; CLI --ks, default {FIELDS['ks'].default[0]})"
             )
-        reported = self._evaluator(self.selection).metric_names
-        if config.monitor not in reported:
+        evaluator = self._evaluator(self.selection)
+        reported = evaluator.metric_names
+        self._monitor_given = config.monitor is not None
+        if not self._monitor_given:  # the CLI's default, settled where the protocol is known
+            sampled = isinstance(evaluator, SampledRankingEvaluator)
+            self.config.monitor = default_monitor(sampled, self.config.ks)
+        elif config.monitor not in reported:
             hint = metric_names_hint([config.monitor], {name.partition("@")[0] for name in reported})
             raise ValueError(
                 f"monitor {config.monitor!r} is not among the metrics evaluated, {reported}{hint}"
@@ -511,8 +571,9 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a run resumes from: the model's, optimizer's, scheduler's and hooks' states, the
-        counters, history and best epoch, the random generators' states, the settings and the data's
-        fingerprint (what the ``last.pt`` and ``best.pt`` checkpoints hold)."""
+        counters, history and best epoch, the random generators' states, the settings, the data's
+        fingerprint and the device and CPU threads it ran on (what the ``last.pt`` and ``best.pt``
+        checkpoints hold)."""
         return {
             "model": self._module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -530,7 +591,15 @@ class Trainer:
             "metadata": self.metadata,
             "data_fingerprint": self.data_fingerprint,
             "optimizer_class": type(self.optimizer).__name__,
+            "runtime": self._runtime(),
         }
+
+    def _runtime(self) -> dict[str, Any]:
+        """What rounds the run's numbers besides its settings: the device (a GPU by its model) and, on the
+        CPU, torch's threads, which a resume may change (``compile`` is in the config)."""
+        if self.device.type == "cuda":
+            return {"device": f"cuda ({torch.cuda.get_device_name(self.device)})"}
+        return {"device": self.device.type, "threads": torch.get_num_threads()}
 
     def load(self, path: str | os.PathLike) -> None:
         """Restores everything :meth:`state_dict` saved, checking the run's settings, data and optimizer
@@ -553,8 +622,26 @@ class Trainer:
                 raise
             raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
         log.info("resumed from %s at epoch %d", path, self.epoch)
+        self._warn_of_other_rounding(state, path)
         if self.output_dir is not None and Path(path).resolve().parent == self.output_dir.resolve():
             self._own_folder = True  # the folder's run goes on: its files are this one's
+
+    def _warn_of_other_rounding(self, state: dict[str, Any], path: str | os.PathLike) -> None:
+        """One warning where this run rounds otherwise than checkpoint ``state``'s did: on another device,
+        with other CPU threads, compiled where it was not or the other way round. It goes on from the
+        checkpoint then, though not to the uninterrupted run's numbers, and nothing said so."""
+        runtime = state.get("runtime")  # none in checkpoints written before it was recorded
+        runtime = runtime if isinstance(runtime, dict) else {}
+        was = runtime | {"compile": state["config"].get("compile", False)}
+        now = self._runtime() | {"compile": self.config.compile}
+        changed = [f"{key} {was[key]}, now {now[key]}" for key in now if was.get(key, now[key]) != now[key]]
+        if changed:
+            log.warning(
+                "resumed from %s with %s: the rest of the run rounds otherwise and will not be bit-identical "
+                "to the uninterrupted run",
+                path,
+                "; ".join(changed),
+            )
 
     def _check_resumable(
         self, state: dict[str, Any], current: dict[str, Any], path: str | os.PathLike
@@ -562,7 +649,7 @@ class Trainer:
         """Raises unless checkpoint ``state`` holds the keys of this trainer's ``current`` state and was
         written by a run of the same data, optimizer class, settings and number of step hooks."""
         # checkpoints written before the data fingerprint and the optimizer's name were recorded still resume
-        optional = ("metadata", "data_fingerprint", "optimizer_class")
+        optional = ("metadata", "data_fingerprint", "optimizer_class", "runtime")
         missing = [key for key in current if key not in state and key not in optional]
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by dslgraph's trainer")
@@ -580,7 +667,7 @@ class Trainer:
             raise CheckpointError(
                 f"cannot resume from {path}: it was trained with {state['optimizer_class']}, now {optimizer}"
             )
-        ours = asdict(self.config)
+        ours = asdict(self.config) | {"monitor": self._resumed_monitor(state)}
         # monitor picked the saved best epoch; the cosine schedule is restored with its saved lr_min
         for key in ("batch_size", "sampling", "lr", "lr_schedule", "lr_min", "reg_weight", "seed", "monitor"):
             if state["config"].get(key) != ours[key]:
@@ -593,7 +680,17 @@ class Trainer:
                 f"{len(self.hooks)}; pass the same hooks (CLI: the same --sparsity)"
             )
 
+    def _resumed_monitor(self, state: dict[str, Any]) -> str:
+        """The monitor of the run resumed from checkpoint ``state``: the one given, else (``monitor=None``)
+        the one the checkpoint records where it is evaluated (the default of another ``ks``, or of
+        versions whose default was ``recall@20`` whatever ``ks``), else the default."""
+        recorded = state["config"].get("monitor")
+        if self._monitor_given or recorded not in self._evaluator(self.selection).metric_names:
+            return self.config.monitor
+        return recorded
+
     def _restore(self, state: dict[str, Any], path: str | os.PathLike) -> None:
+        self.config.monitor = self._resumed_monitor(state)
         for hook, hook_state in zip(self.hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         load_model_state(self._module, state, path)
@@ -723,12 +820,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device {str(device)!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'"
         ) from None
     if device.type not in ("cpu", "cuda"):
-        # torch has no sparse CSR tensors on MPS (nor float64, which the metrics sum in): a run failed
-        # deep inside torch, at the graph's transfer or at the first epoch's end
-        raise ValueError(
-            f"device {str(device)!r} is not supported: dslgraph runs on 'cpu' and 'cuda' (its sparse CSR "
-            "kernels and float64 metrics have no MPS or other backend in torch); use 'cpu' or 'auto'"
-        )
+        raise ValueError(f"device {str(device)!r} is not supported: {OTHER_DEVICES}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(device)!r} was asked for but torch sees no CUDA device; use 'cpu' or 'auto' "

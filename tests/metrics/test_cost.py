@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -17,7 +18,7 @@ def _report(small_data, sparsity, backend="sparse"):
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     model.loss(adj, torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
     optimizer.step()  # Adam's moments exist from the first step
-    return cost_report(model, adj, optimizer, 64, 10, dsl)
+    return cost_report(model, adj, optimizer, 64, dsl)
 
 
 def test_dense_model_is_its_own_reference(small_data):
@@ -62,7 +63,7 @@ def test_masked_table_ideal_macs_count_its_active_entries(small_data):
     adj = propagation_graph(small_data)
     dsl = DynamicSparseLearning(model, 0.8, 100, backend="masked", update_interval=10)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    report = cost_report(model, adj, optimizer, 64, 10, dsl)
+    report = cost_report(model, adj, optimizer, 64, dsl)
     mask = model.embedding.weight_mask
     # the first layer multiplies each active entry of row j once per stored entry of row j (A is
     # symmetric); the layer mean adds the active entries of layer 0
@@ -134,7 +135,7 @@ def test_a_lightgcn_without_layers_costs_its_head_and_scoring_only(small_data):
         (-64, 10, "batch_size must be an integer >= 1, got -64"),  # negative MACs and savings from them
         (2.5, 10, r"batch_size must be an integer >= 1, got 2\.5"),
         (64, -1, "steps_per_epoch must be an integer >= 0, got -1"),  # written to metrics.json as given
-        (64, None, "steps_per_epoch must be an integer >= 0, got None"),
+        (64, 2.5, r"steps_per_epoch must be an integer >= 0, got 2\.5"),
     ],
 )
 def test_cost_report_refuses_a_batch_or_epoch_that_is_no_count(
@@ -143,9 +144,11 @@ def test_cost_report_refuses_a_batch_or_epoch_that_is_no_count(
     model = LightGCN(30, 40, embedding_dim=16)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     with pytest.raises(ValueError, match=match):
-        cost_report(model, propagation_graph(small_data), optimizer, batch_size, steps_per_epoch)
+        cost_report(
+            model, propagation_graph(small_data), optimizer, batch_size, steps_per_epoch=steps_per_epoch
+        )
     with pytest.raises(TypeError, match=r"model.input_graph\(data\) builds, .*not a HeteroData"):
-        cost_report(model, small_data, optimizer, 64, 10)  # 'HeteroData' has no attribute 'nnz'
+        cost_report(model, small_data, optimizer, 64)  # 'HeteroData' has no attribute 'nnz'
 
 
 def test_a_model_of_ones_own_gets_its_bytes_and_a_clear_error_for_macs():
@@ -162,7 +165,7 @@ def test_a_model_of_ones_own_gets_its_bytes_and_a_clear_error_for_macs():
     assert report["dense_parameter_bytes"] == 4 * (50 * 8 + 8 * 4 + 4)
     assert report["bytes_ratio"] < 0.5
     with pytest.raises(TypeError, match=r"Sequential has not: .*memory_report"):
-        cost_report(model, None, optimizer, 64, 10, dsl)
+        cost_report(model, None, optimizer, 64, dsl)
 
 
 def test_a_dense_lightgcns_macs_and_bytes_by_hand(small_data):
@@ -188,7 +191,7 @@ def test_inference_savings_are_one_minus_the_executed_over_the_dense_count(small
     model = LightGCN(30, 40, embedding_dim=16)
     adj = propagation_graph(small_data)
     dsl = DynamicSparseLearning(model, 0.8, 100, backend="masked")
-    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, 10, dsl)
+    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, dsl)
     mask = model.embedding.weight_mask
     first, active = int((adj.crow_indices().diff() * mask.sum(1)).sum()), int(mask.sum())
     nnz, n, d, scoring = adj._nnz(), 70, 16, 30 * 40 * 16
@@ -265,7 +268,7 @@ def test_growth_steps_are_counted_as_the_run_makes_them(small_data, update_inter
     model = LightGCN(30, 40, embedding_dim=16)
     adj = propagation_graph(small_data)
     dsl = DynamicSparseLearning(model, 0.8, 100, update_interval=update_interval, t_end=t_end)
-    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, 10, dsl)
+    report = cost_report(model, adj, torch.optim.Adam(model.parameters(), lr=0.01), 64, dsl)
     # a sparse table's growth step costs something in both counts (the masked backend's executed count,
     # which this test read with the dense one, charges none: any number of updates passed)
     for count, macs in (("executed", report["macs"]), ("ideal", report["ideal_macs"])):
@@ -295,7 +298,7 @@ def test_growth_without_a_gradient_is_charged_no_update_step(small_data, growth)
         dsl.step()  # the update
     assert len(dsl.updates) == 1
     step = model.macs(adj, 64)
-    report = cost_report(model, adj, optimizer, 64, 10, dsl)
+    report = cost_report(model, adj, optimizer, 64, dsl)
     if backend == "sparse":
         assert counter.macs == (step["update_step"] - 70 * 16 if growth == "gradient" else 0)
     # the masked backend's executed count charges its growth step nothing: the ideal one tells
@@ -354,3 +357,25 @@ def test_reported_sparsity_is_the_achieved_one_not_the_requested_one():
     report = memory_report(model, torch.optim.Adam(model.parameters()), dsl)
     assert dsl.active_counts() == {"0": 4}
     assert report["sparsity"] == pytest.approx(5 / 9)
+
+
+def test_steps_per_epoch_is_an_optional_keyword_echoed_only_where_given(small_data):
+    """steps_per_epoch counts in no cost: it was a required argument, echoed into the report; it is a keyword
+    the report echoes where given (dslgraph train's metrics.json keeps it). The positional call of before,
+    whose steps_per_epoch now lands on dsl, is refused naming the keyword."""
+    model = LightGCN(30, 40, embedding_dim=16)
+    dsl = DynamicSparseLearning(model, 0.5, 100, update_interval=10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    dsl.attach(optimizer)
+    adj = propagation_graph(small_data)
+    report = cost_report(model, adj, optimizer, 64, dsl)
+    assert "steps_per_epoch" not in report
+    given = cost_report(model, adj, optimizer, 64, dsl, steps_per_epoch=np.int64(10))
+    assert given == report | {"steps_per_epoch": 10} and type(given["steps_per_epoch"]) is int
+    assert "steps_per_epoch" not in cost_report(model, adj, optimizer, 64)
+    with pytest.raises(
+        TypeError, match=r"got 10: steps_per_epoch is a keyword argument, .*steps_per_epoch=10\)"
+    ):
+        cost_report(model, adj, optimizer, 64, 10)
+    with pytest.raises(TypeError, match="positional arguments"):
+        cost_report(model, adj, optimizer, 64, 10, dsl)

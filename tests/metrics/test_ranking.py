@@ -1,3 +1,4 @@
+import inspect
 import math
 import re
 import weakref
@@ -573,3 +574,16 @@ def test_embeddings_that_cannot_be_multiplied_fail_naming_them(split, make, matc
         evaluate_embeddings(user_emb, item_emb, test, train)
     with pytest.raises(ValueError, match=match):
         RankingEvaluator(NUM_USERS, NUM_ITEMS, test, train).evaluate_embeddings(user_emb, item_emb)
+
+
+def test_the_evaluators_and_their_one_shot_wrappers_default_to_the_same_ks(small_data):
+    """RankingEvaluator defaulted to (20,) where evaluate_ranking, "a one-shot wrapper around" it,
+    evaluate_embeddings and SampledRankingEvaluator default to (10, 20): the wrapper and the class gave other
+    keys for the same call. Training keeps TrainConfig's (20,), the CLI's and the papers'."""
+    from dslgraph.metrics import SampledRankingEvaluator
+    from dslgraph.train import TrainConfig
+
+    evaluators = (RankingEvaluator, SampledRankingEvaluator, evaluate_ranking, evaluate_embeddings)
+    assert {inspect.signature(f).parameters["ks"].default for f in evaluators} == {(10, 20)}
+    assert RankingEvaluator.from_data(small_data).ks == (10, 20)
+    assert TrainConfig().ks == (20,)

@@ -1126,15 +1126,37 @@ def test_update_step_macs_are_the_products_a_growth_step_runs(small_data, name, 
     assert (macs["ideal"] > 0) == (name != "neumf" or targets is not None)
 
 
-def test_the_default_targets_of_a_model_without_tables_name_the_model_s_own():
-    """DSL's default targets are the tables, which Mult-VAE has none of; dslgraph train picks the model's
-    dsl_targets, which the refusal now names."""
+def test_the_tables_asked_of_a_model_without_tables_name_the_model_s_own_targets():
+    """Mult-VAE has no embedding table: targets="tables" is refused naming its dsl_targets, which dslgraph
+    train (and the default) picks."""
     from dslgraph.nn import MultVAE
 
     with pytest.raises(
         ValueError, match=r"has no embedding table .*targets=list\(model.dsl_targets\) = \['\.\*'\]"
     ):
-        DynamicSparseLearning(MultVAE(10, 20), 0.5, 10, update_interval=2)
+        DynamicSparseLearning(MultVAE(10, 20), 0.5, 10, targets="tables", update_interval=2)
+
+
+@pytest.mark.parametrize("name", ["neumf", "cdae", "multvae", "convncf"])
+def test_dsl_s_default_targets_are_the_model_s_own_as_dslgraph_train_s(small_data, name):
+    """DynamicSparseLearning(model, ...) sparsified every table by default (NeuMF's four, where dslgraph
+    train sparsifies its MLP branch's two) and refused Mult-VAE, which has none: it now takes the model's
+    dsl_targets, the tensors the CLI's run of the same model sparsifies."""
+    from dslgraph.cli import build_model, train_config
+    from dslgraph.config import validate
+
+    torch.manual_seed(0)
+    model = make(name)
+    default = DynamicSparseLearning(model, 0.5, 10, update_interval=2)
+    own = make(name)
+    chosen = DynamicSparseLearning(own, 0.5, 10, targets=own.dsl_targets, update_interval=2)
+    assert [t.name for t in default.targets] == [t.name for t in chosen.targets]
+    settings = validate({"model": name, "sparsity": 0.5, "epochs": 1, "update_interval": 2})
+    _, cli = build_model(settings, small_data, train_config(settings, progress=False))
+    assert [t.name for t in default.targets] == [t.name for t in cli.targets]
+    if name == "neumf":  # the GMF branch stays dense
+        assert sorted(t.name for t in default.targets) == ["mlp_item", "mlp_user"]
+        assert type(model.gmf_user).__name__ == "DenseEmbedding"
 
 
 def test_a_model_whose_own_targets_are_the_tables_is_not_told_to_pass_them():

@@ -304,6 +304,31 @@ def test_a_sparse_state_is_refused_by_a_model_dense_here(backend):
     assert torch.equal(sparse.embedding.to_dense(), trained.embedding.to_dense())
 
 
+@pytest.mark.parametrize("name", ["lightgcn", "neumf", "multvae"])
+def test_a_masked_state_is_refused_by_a_model_dense_here_as_a_sparse_one_is(name):
+    """A backend="masked" model's state dict into a dense model failed with torch's bare 'Unexpected
+    key(s) in state_dict: "embedding.weight_mask"', where the sparse backends' named dense_state_dict();
+    it names it too. Its dense_state_dict() loads, and so does the state with strict=False (the weights are
+    zero where masked); a masked or sparse model of the same targets loads it."""
+    torch.manual_seed(0)
+    trained = MODELS[name](9, 8)
+    dsl = DynamicSparseLearning(trained, 0.5, total_steps=10, update_interval=2, backend="masked")
+    mask = next(key for key in trained.state_dict() if key.endswith("_mask"))
+    model = MODELS[name](9, 8)
+    message = rf"holds '{re.escape(mask)}' \(the mask of a DSL-masked weight, backend='masked'\), where"
+    with pytest.raises(ValueError, match=message + r".*DynamicSparseLearning\.dense_state_dict\(\)"):
+        model.load_state_dict(trained.state_dict())
+    model.load_state_dict(dsl.dense_state_dict())
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
+    loose = MODELS[name](9, 8)
+    loose.load_state_dict(trained.state_dict(), strict=False)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in loose.state_dict().items())
+    for backend in ("masked", "sparse"):
+        other = MODELS[name](9, 8)
+        DynamicSparseLearning(other, 0.5, total_steps=10, update_interval=2, backend=backend, seed=3)
+        other.load_state_dict(trained.state_dict())
+
+
 def test_a_dense_parameter_named_values_is_loaded_as_any_other():
     """Only ``values`` beside ``positions`` (a sparse module's entries) is refused for a dense module."""
 

@@ -494,9 +494,9 @@ def test_bad_settings_fail_clearly():
         )
     with pytest.raises(ValueError, match="targets is empty"):  # it sparsified nothing, silently
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=[])
-    # a TypeError ("'NoneType' object is not iterable") and a bare re.error before
-    with pytest.raises(ValueError, match="targets must be 'tables' and/or regular expressions, got None"):
-        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=None)
+    # a TypeError ("'int' object is not iterable") and a bare re.error before
+    with pytest.raises(ValueError, match="targets must be 'tables' and/or regular expressions, got 5"):
+        DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=5)
     with pytest.raises(ValueError, match=r"targets must be .*\(strings\), got \['tables', 3\]"):
         DynamicSparseLearning(LightGCN(3, 4, embedding_dim=8), 0.5, total_steps=10, targets=["tables", 3])
     with pytest.raises(ValueError, match=r"target 'embedding\(' is not a regular expression"):
@@ -3439,3 +3439,32 @@ def test_a_compiled_loss_over_row_lookups_is_not_compiled_anew_after_each_update
                 dsl.step()
             graphs.append(counters["stats"]["unique_graphs"])
     assert len(dsl.updates) == 12 and graphs[1] == graphs[2]
+
+
+class _TableAndLayer(nn.Module):
+    """A module of one's own: an embedding table and a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Embedding(12, 6)
+        self.layer = nn.Linear(6, 4)
+
+
+def test_the_default_targets_of_a_plain_module_are_its_tables_and_a_module_may_name_its_own():
+    """targets=None is the model's dsl_targets where it has them (dslgraph.nn's models do), else the
+    tables: a plain module's linear layer stays dense, one naming its own targets gets them."""
+    plain = _TableAndLayer()
+    dsl = DynamicSparseLearning(plain, 0.5, total_steps=10, update_interval=2)
+    assert [t.name for t in dsl.targets] == ["table"] and type(plain.layer) is nn.Linear
+    assert "targets=['table']" in repr(dsl)
+    named = _TableAndLayer()
+    named.dsl_targets = [r"layer\.weight"]
+    dsl = DynamicSparseLearning(named, 0.5, total_steps=10, update_interval=2)
+    assert [t.name for t in dsl.targets] == ["layer.weight"] and type(named.table) is nn.Embedding
+    explicit = _TableAndLayer()
+    explicit.dsl_targets = [r"layer\.weight"]
+    dsl = DynamicSparseLearning(explicit, 0.5, total_steps=10, targets="tables", update_interval=2)
+    assert [t.name for t in dsl.targets] == ["table"]  # targets given win over the model's
+    neumf = NeuMF(12, 9, embedding_dim=4, mlp_layers=(8, 4))
+    dsl = DynamicSparseLearning(neumf, 0.5, total_steps=10, update_interval=2)
+    assert sorted(t.name for t in dsl.targets) == ["mlp_item", "mlp_user"]  # dslgraph train's, not 4 tables

@@ -18,7 +18,7 @@ import torch_geometric
 import torch_geometric.transforms as T
 
 import dslgraph.train.trainer as trainer_module
-from dslgraph.config import FIELDS, SETTING_PLACES, ConfigError, validate
+from dslgraph.config import FIELDS, OTHER_DEVICES, SETTING_PLACES, ConfigError, validate
 from dslgraph.data import EDGE, make_interaction_data
 from dslgraph.metrics import RankingEvaluator
 from dslgraph.nn import LightGCN
@@ -51,6 +51,36 @@ def test_a_second_fit_of_one_trainer_goes_on_in_the_folder_it_wrote(small_data, 
     assert trainer.epoch == 1
     trainer.fit()
     assert trainer.epoch == 2 and load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_a_resume_that_rounds_otherwise_says_it_once(small_data, tmp_path, caplog, monkeypatch):
+    """Other CPU threads, another device or compile on or off: the run goes on from its checkpoint, though
+    not bit for bit to the uninterrupted run's numbers, and nothing said so."""
+    _trainer(small_data, tmp_path, epochs=2, stop_after_epoch=1).fit()
+    threads = torch.get_num_threads()
+
+    def warnings_at_resume(**overrides) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="dslgraph.train.trainer"):
+            _trainer(small_data, tmp_path, epochs=2, **overrides).load(tmp_path / "last.pt")
+        return [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+
+    assert warnings_at_resume() == []  # as it was trained: bit for bit
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    (said,) = warnings_at_resume(compile=True)
+    assert said == (
+        f"resumed from {tmp_path / 'last.pt'} with threads {threads}, now {threads + 1}; compile False, now "
+        "True: the rest of the run rounds otherwise and will not be bit-identical to the uninterrupted run"
+    )
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    state["runtime"] = {"device": "cuda (NVIDIA H200)"}  # a run resumed on the CPU after a GPU
+    torch.save(state, tmp_path / "last.pt")
+    (said,) = warnings_at_resume()
+    assert "with device cuda (NVIDIA H200), now cpu: the rest of the run rounds otherwise" in said
+    del state["runtime"]  # written before the runtime was recorded: only compile is known
+    torch.save(state, tmp_path / "last.pt")
+    assert warnings_at_resume() == []
 
 
 def test_ks_up_to_the_number_of_items_are_taken(small_data):
@@ -749,10 +779,49 @@ def test_a_monitor_or_cutoff_the_evaluation_cannot_report_fails_before_training(
 
     data = leave_one_out(small_data, num_negatives=10, seed=0)  # HR and NDCG over 11 candidates
     model = LightGCN(30, 40, embedding_dim=8)
-    with pytest.raises(ValueError, match=r"monitor 'recall@20' is not among .*'hr@5'"):
-        Trainer(model, data, TrainConfig(ks=(5,), progress=False))  # recall@20: the default monitor
+    with pytest.raises(ValueError, match=r"monitor 'recall@5' is not among .*'hr@5'"):
+        Trainer(model, data, TrainConfig(ks=(5,), monitor="recall@5", progress=False))
+    with pytest.raises(ValueError, match=r"monitor 'hr@10' is not among .*'hr@5'"):
+        Trainer(model, data, TrainConfig(ks=(5,), monitor="hr@10", progress=False))
     with pytest.raises(ValueError, match=r"ks must be .* in \[1, candidates \(1 \+ negatives\)=11\]"):
         Trainer(model, data, TrainConfig(ks=(20,), monitor="hr@20", progress=False))
+
+
+def test_the_default_monitor_is_the_cli_s_and_runs_record_it_by_name(small_data, tmp_path):
+    """monitor=None is the CLI's default (recall, or HR under leave-one-out, at the first of ks): the default
+    recall@20 was refused for TrainConfig(ks=(10,)) and for any leave-one-out data. The trainer's copy of
+    the config, its checkpoints and metrics.json name the metric; the config given stays as it was."""
+    from dslgraph.data import leave_one_out
+
+    full = TrainConfig(ks=(10, 20), progress=False)
+    assert full.monitor is None
+    assert (
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, full, None, "cpu").config.monitor
+        == "recall@10"
+    )
+    assert full.monitor is None
+    data = leave_one_out(small_data, num_negatives=10, seed=0)
+    config = TrainConfig(epochs=1, batch_size=64, ks=(5,), progress=False)
+    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, tmp_path, "cpu")
+    assert trainer.config.monitor == "hr@5"
+    assert trainer.fit()["config"]["monitor"] == "hr@5"
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["monitor"] == "hr@5"
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["monitor"] == "hr@5"
+
+
+def test_a_default_monitor_resumes_a_run_recorded_with_another(small_data, tmp_path):
+    """A run recorded with recall@20 at ks (10, 20) (the default before monitor=None, whatever ks) resumes
+    under monitor=None with the monitor it recorded, where the default would now be recall@10; one given
+    still has to be the recorded one."""
+    _trainer(small_data, tmp_path, epochs=1, ks=(10, 20), monitor="recall@20").fit()
+    resumed = _trainer(small_data, tmp_path, epochs=2, ks=(10, 20))
+    assert resumed.config.monitor == "recall@10"
+    assert resumed.fit(resume=True)["config"]["monitor"] == "recall@20"
+    assert resumed.best["epoch"] in (1, 2) and load_checkpoint(tmp_path / "last.pt")["config"]["monitor"] == (
+        "recall@20"
+    )
+    with pytest.raises(ValueError, match=re.escape("monitor was 'recall@20', now 'recall@10'")):
+        _trainer(small_data, tmp_path, epochs=3, ks=(10, 20), monitor="recall@10").fit(resume=True)
 
 
 @pytest.mark.parametrize(
@@ -955,20 +1024,28 @@ def test_an_output_folder_is_checked_and_held_by_one_run(tmp_path):
 def test_an_output_folder_is_held_by_one_run_on_windows_too(tmp_path, monkeypatch):
     """Windows has no fcntl: its output folders went unlocked (two runs mixed their checkpoints), a killed
     run's partial files stayed, and a run failing before it wrote removed its lock file while holding it
-    open, which Windows refuses: a PermissionError hid the run's own error. Imitated here: msvcrt's lock
-    by flock, and a file open refusing its removal."""
+    open, which Windows refuses: a PermissionError hid the run's own error; and a lock left to the close
+    was not released at once. Imitated here: msvcrt's lock by flock, and a file open refusing its removal."""
     import fcntl
 
     import dslgraph.train.checkpoint as checkpoint
 
     def locking(fd, mode, size):
-        assert mode == checkpoint.msvcrt.LK_NBLCK and size == 1
+        assert mode in (checkpoint.msvcrt.LK_NBLCK, checkpoint.msvcrt.LK_UNLCK) and size == 1
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # the byte locked, from the file position
+        if mode == checkpoint.msvcrt.LK_UNLCK:
+            # released by the handle, while still open: a lock left to the close is freed only "depending
+            # upon available system resources", and the next run on the folder could be refused it
+            assert any(not handle.closed and handle.fileno() == fd for handle in handles)
+            unlocked.append(fd)
+            return fcntl.flock(fd, fcntl.LOCK_UN)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OSError(errno.EACCES, "Permission denied") from None
+        locked.append(fd)
 
-    handles = []
+    handles, locked, unlocked = [], [], []
 
     def tracked_open(*args, **kwargs):
         handles.append(open(*args, **kwargs))  # noqa: SIM115
@@ -981,7 +1058,8 @@ def test_an_output_folder_is_held_by_one_run_on_windows_too(tmp_path, monkeypatc
 
     remove = Path.unlink
     monkeypatch.setattr(checkpoint, "fcntl", None)
-    monkeypatch.setattr(checkpoint, "msvcrt", SimpleNamespace(LK_NBLCK=2, locking=locking), raising=False)
+    fake = SimpleNamespace(LK_UNLCK=0, LK_NBLCK=2, locking=locking)
+    monkeypatch.setattr(checkpoint, "msvcrt", fake, raising=False)
     monkeypatch.setattr(checkpoint, "open", tracked_open, raising=False)
     monkeypatch.setattr(Path, "unlink", unlink)
     with locked_output(tmp_path / "run") as folder:
@@ -997,6 +1075,7 @@ def test_an_output_folder_is_held_by_one_run_on_windows_too(tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match="bad settings"), locked_output(tmp_path / "new" / "run"):
         raise RuntimeError("bad settings")
     assert not (tmp_path / "new").exists()
+    assert len(locked) == 3 and unlocked == locked  # each run's, the one refused took none
 
 
 def test_a_run_that_fails_before_writing_removes_the_output_folders_it_made(tmp_path):
@@ -1236,6 +1315,9 @@ def test_train_config_defaults_are_the_cli_s():
     cli = validate({"model": "lightgcn"})
     config = asdict(TrainConfig())
     config["ks"] = list(config["ks"])
+    # the monitor left out: the CLI's validation settles it, the trainer TrainConfig's (the test above)
+    assert FIELDS["monitor"].default is None and config.pop("monitor") is None
+    assert cli["monitor"] == "recall@20"
     shared = config.keys() & cli.keys()  # all but progress, which the CLI sets from --no-progress
     assert {name: cli[name] for name in shared} == {name: config[name] for name in shared}
 
@@ -1577,7 +1659,7 @@ def test_resolve_device_names_a_device_torch_cannot_parse_or_does_not_have(monke
 def test_a_device_other_than_cpu_and_cuda_is_refused_naming_the_ones_that_run(small_data, device):
     """torch has no sparse CSR tensors on MPS, nor float64: a run on an Apple GPU failed deep inside torch
     (NotImplementedError at the graph's transfer, a TypeError at the first epoch's float64 loss sum)."""
-    message = r"device '(mps|mps:0|xpu)' is not supported: dslgraph runs on 'cpu' and 'cuda'"
+    message = rf"device '(mps|mps:0|xpu)' is not supported: {re.escape(OTHER_DEVICES)}$"
     with pytest.raises(ValueError, match=message):
         resolve_device(device)
     with pytest.raises(ValueError, match=message):
