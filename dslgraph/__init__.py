@@ -20,7 +20,7 @@ _SUBMODULES = ("cli", "config", "data", "metrics", "nn", "sparse", "train")
 
 if TYPE_CHECKING:
     from dslgraph import data, metrics, nn, sparse, train
-    from dslgraph.cli import load_run
+    from dslgraph.cli import LoadedRun, load_run
 
 
 def __getattr__(name: str) -> Any:
@@ -29,10 +29,10 @@ def __getattr__(name: str) -> Any:
     # for `dslgraph.data.LastFM(...)`, as with PyG.
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
-    if name == "load_run":
-        from dslgraph.cli import load_run
+    if name in ("LoadedRun", "load_run"):  # LoadedRun: what load_run returns, for isinstance and help()
+        from dslgraph import cli
 
-        return load_run
+        return getattr(cli, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -40,4 +40,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = ["__version__", "data", "load_run", "metrics", "nn", "sparse", "train"]
+__all__ = ["LoadedRun", "__version__", "data", "load_run", "metrics", "nn", "sparse", "train"]

@@ -254,12 +254,13 @@ def run_example(defaults: list[str], doc: str | None, argv: list[str] | None = N
     file and the flags in ``argv`` (default: the command line's) as the library's own defaults are; a
     resumed run takes its checkpoint's settings instead. ``--help`` shows the script's ``doc`` and
     defaults before the flags."""
+    read_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     helped = {"-h", "--help"} & set(argv)
     if helped:
         print(f"{(doc or '').strip()}\n\nThis script runs: dslgraph {' '.join(defaults)} [FLAG ...]\n")
     script = build_parser().parse_args(defaults)
-    return main([script.command, *argv], given_settings(script), output=script.output)
+    return _main([script.command, *argv], given_settings(script), script.output, program=read_command_line)
 
 
 def _example_output(
@@ -291,9 +292,16 @@ def main(
     """``dslgraph`` with the arguments ``argv`` (default: the command line's); ``defaults`` are settings that
     a fresh ``train`` takes where its config file and flags give none, and ``output`` the folder of a
     ``train`` that gives no ``--output`` (an example script's: :func:`_example_output` names it)."""
+    return _main(argv, defaults, output, program=argv is None)
+
+
+def _main(argv: list[str] | None, defaults: dict[str, Any] | None, output: str | None, program: bool) -> int:
+    """:func:`main`; ``program``: whether the command is the process's own (its command line read), which
+    ends with it: only then are Ctrl-C and SIGTERM ignored through the process's exit handlers after a stop
+    (:func:`_interrupts_ignored`), not in a process that called :func:`main` and goes on."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    args.defaults, args.script_output = defaults or {}, output
+    args.defaults, args.script_output, args.program = defaults or {}, output, program
     if unknown:  # argparse's own error would not say which flag was meant
         command = parser.commands[args.command]
         model = _trained_model(args, args.defaults) if args.command == "train" else None
@@ -362,7 +370,7 @@ def _run_command(args: argparse.Namespace) -> int:
         while isinstance(first.__context__, KeyboardInterrupt):
             first = first.__context__
         ended = "terminated" if isinstance(first, Terminated) else "interrupted"
-        with _interrupts_ignored():
+        with _interrupts_ignored(at_exit=args.program):
             print(f"dslgraph {args.command}: {ended}{_resumable(args)}", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(first, Terminated) else signal.SIGINT)
 
@@ -372,11 +380,14 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _interrupts_ignored():
-    """Within, and from the process's exit on, Ctrl-C and SIGTERM are ignored: a command they stopped
-    is on its way out, and a second one (Ctrl-C pressed twice) printed a traceback in place of how the
-    run goes on, or in torch's exit handlers after it. Its checkpoints are whole either way (written
-    then renamed). Only in the main thread (the one signals reach)."""
+def _interrupts_ignored(at_exit: bool):
+    """Within, and where ``at_exit`` from the process's exit on, Ctrl-C and SIGTERM are ignored: a command
+    they stopped is on its way out, and a second one (Ctrl-C pressed twice) printed a traceback in place of
+    how the run goes on, or in torch's exit handlers after it. Its checkpoints are whole either way (written
+    then renamed). ``at_exit`` only where the process ends with the command (``dslgraph``, ``python -m
+    dslgraph``, an example script): a notebook, a service or a test session that called :func:`main` keeps
+    its own signals for its exit handlers, however much later it ends. Only in the main thread (the one
+    signals reach)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -385,9 +396,9 @@ def _interrupts_ignored():
     before = {number: handler for number, handler in before.items() if handler is not None}
     for number in before:
         signal.signal(number, signal.SIG_IGN)
-    # last registered, so run first; once, however many commands in this process were stopped
-    atexit.unregister(_ignore_interrupts)
-    atexit.register(_ignore_interrupts)
+    if at_exit:  # last registered, so run first; once
+        atexit.unregister(_ignore_interrupts)
+        atexit.register(_ignore_interrupts)
     try:
         yield
     finally:
@@ -651,8 +662,8 @@ def run_training(
         model,
         data,
         config,
-        output,
-        device,
+        output_dir=output,
+        device=device,
         hooks=[dsl] if dsl else [],
         optimizer=optimizer,
         metadata={"settings": settings},  # the trainer records the data's fingerprint
@@ -994,31 +1005,36 @@ def check_fingerprint(
 
 
 class LoadedRun(NamedTuple):
-    """A trained run, as :func:`load_run` rebuilds it."""
+    """A trained run, as :func:`load_run` rebuilds it: a named tuple, so that
+    ``model, data, graph, settings, epoch = dslgraph.load_run(path)`` unpacks it too.
 
-    model: torch.nn.Module  # in eval mode, on the device asked for
-    data: HeteroData  # the interactions it was trained and evaluated on
-    graph: Any  # the model's graph input (``model.input_graph(data)``), on the same device
-    settings: dict[str, Any]  # the run's validated settings
-    epoch: int  # the epochs the checkpoint had trained (best.pt: the best one's)
+    Attributes:
+        model (torch.nn.Module): The trained model, in eval mode, on the device asked for.
+        data (torch_geometric.data.HeteroData): The interactions it was trained and evaluated on.
+        graph: The model's graph input (``model.input_graph(data)``), on the same device.
+        settings (dict): The run's validated settings, as its checkpoint records them.
+        epoch (int): The epochs the checkpoint had trained (``best.pt``: the best one's).
+    """
+
+    model: torch.nn.Module
+    data: HeteroData
+    graph: Any
+    settings: dict[str, Any]
+    epoch: int
 
     def __repr__(self) -> str:
-        # the tuple's own repr printed the whole data, graph and settings
-        settings = self.settings
-        data = (
-            f"dataset={settings['dataset']!r}"
-            if settings["data_file"] is None
-            else f"data_file={settings['data_file']!r}"
-        )
+        # the tuple's own repr printed the whole data, graph and settings; one made by hand may lack some
+        settings = self.settings if isinstance(self.settings, dict) else {}
+        data_file = settings.get("data_file")
+        data = f"dataset={settings.get('dataset')!r}" if data_file is None else f"data_file={data_file!r}"
         sparse = ""
-        if settings["sparsity"]:
-            sparse = f", sparsity={settings['sparsity']}, backend={settings['backend']!r}"
+        if settings.get("sparsity"):
+            sparse = f", sparsity={settings['sparsity']}, backend={settings.get('backend')!r}"
         parameter = next(self.model.parameters(), None)
         device = "" if parameter is None else f", device='{parameter.device}'"
-        return (
-            f"LoadedRun(model={type(self.model).__name__}, {data}, epoch={self.epoch}/{settings['epochs']}"
-            f"{sparse}{device})"
-        )
+        epochs = settings.get("epochs", "?")
+        model = type(self.model).__name__
+        return f"LoadedRun(model={model}, {data}, epoch={self.epoch}/{epochs}{sparse}{device})"
 
 
 def load_run(
@@ -1059,12 +1075,11 @@ def load_run(
 
 def cmd_eval(args: argparse.Namespace) -> int:
     model, data, graph, settings, _ = load_run(args.checkpoint, args.root, args.device, args.data_file)
-    ks = tuple(args.ks or settings["ks"])
-    metric = settings["monitor"].partition("@")[0]
+    # monitor=None: the protocol's default at the first of ks (config.default_monitor), which evaluating
+    # does not read; the recorded monitor's K may be none of the --ks given
     config = TrainConfig(
         epochs=1,
-        ks=ks,
-        monitor=f"{metric}@{ks[0]}",
+        ks=tuple(args.ks or settings["ks"]),
         eval_batch_size=settings["eval_batch_size"],
         progress=not args.no_progress and sys.stderr.isatty(),  # a bar over the users, as train's
     )

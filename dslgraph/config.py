@@ -269,21 +269,24 @@ FIELDS: dict[str, Field] = {
         help="what DSL sparsifies: 'tables' and regular expressions of parameter names (default: the "
         "model's dsl_targets)",
     ),
-    "update_interval": Field(int, 3000, low=1, help="ΔT: iterations (optimizer steps) between mask updates"),
+    "update_interval": Field(
+        int, 3000, low=1, help="iterations (optimizer steps) between mask updates (the paper's Delta T)"
+    ),
     "schedule": Field(
         str,
         "cosine",
         choices=SCHEDULES,
-        help="how ρ goes from rho0 to rho_min over the run (constant: rho0 throughout)",
+        help="how the update fraction rho goes from rho0 to rho_min by t_end, else the run's end "
+        "(constant: rho0 throughout)",
     ),
     "rho0": Field(
         float,
         0.5,
         low=0,
         high=1,
-        help="ρ at the start: the share of active weights an update prunes and regrows",
+        help="the update fraction rho at the start: the share of active weights an update prunes and regrows",
     ),
-    "rho_min": Field(float, 0.005, low=0, high=1, help="ρ at the end of the schedule"),
+    "rho_min": Field(float, 0.005, low=0, high=1, help="the update fraction rho at the end of the schedule"),
     "t_end": Field(
         int, None, low=1, optional=True, help="no mask update after this iteration (default: to the end)"
     ),
@@ -304,7 +307,7 @@ FIELDS: dict[str, Field] = {
         str,
         "uniform",
         choices=DISTRIBUTIONS,
-        help="the density of each target: the same for all (uniform), or Erdős-Rényi-kernel budgets (erk)",
+        help="the density of each target: the same for all (uniform), or Erdos-Renyi-kernel budgets (erk)",
     ),
     "mask_init": Field(
         str,
@@ -920,7 +923,7 @@ def _check(name: str, field: Field, value: Any) -> Any:
         # RecBole spells its models LightGCN, NeuMF; dslgraph.data its datasets MovieLens100K, LastFM
         elif isinstance(value, str) and _fits(field, value.lower()):
             hint = f" (lower case: {value.lower()!r})"
-        elif name == "device" and isinstance(value, str) and _is_torch_device(value.lower()):  # mps, MPS
+        elif name == "device" and isinstance(value, str) and _is_other_torch_device(value.lower()):  # mps
             hint = f" ({OTHER_DEVICES})"
         raise ConfigError(f"{name} must be {field.describe()}, got {value!r}{hint}")
     return value
@@ -945,12 +948,13 @@ def _fits(field: Field, value: Any) -> bool:
     return not (too_low or too_high)
 
 
-def _is_torch_device(text: str) -> bool:
+def _is_other_torch_device(text: str) -> bool:
+    """Whether torch names a device by ``text`` (mps, xpu) that is not the CPU or CUDA (not cpu:0, which
+    dslgraph does not spell so, but whose kernels it has)."""
     try:
-        torch.device(text)
+        return torch.device(text).type not in ("cpu", "cuda")
     except RuntimeError:
         return False
-    return True
 
 
 def _is_number(value: Any) -> bool:

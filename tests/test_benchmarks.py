@@ -1988,7 +1988,7 @@ def test_dsl_variant_probe_batches_trains_the_probing_step_on_k_batches(small_da
     )
     dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
     config = TrainConfig(epochs=2, batch_size=60, lr=0.01, eval_every=2, progress=False)
-    trainer = Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+    trainer = Trainer(model, small_data, config, output_dir=tmp_path, device="cpu", hooks=[dsl])
     assert len(trainer.batches) == 4
     trainer.fit()
     assert sizes == [60, 60, 180, 58, 60, 180, 60, 58]  # 238 pairs: batches of 60, 60, 60, 58

@@ -800,6 +800,16 @@ def test_every_flag_of_every_command_has_a_help_text_and_no_bare_type():
     assert "0.8, not 80" in _train_helps()["sparsity"]
 
 
+def test_every_command_s_help_is_ascii_for_any_console_encoding():
+    """Windows writes a redirected or piped stdout in the locale's code page (cp1252, ...): `dslgraph train
+    --help > help.txt` failed with a UnicodeEncodeError on the help of --update-interval (its Delta T),
+    --rho0 (rho) and --distribution (Erdos-Renyi)."""
+    parser = build_parser()
+    for name, command in {"dslgraph": parser, **parser.commands}.items():
+        text = command.format_help()
+        assert text.isascii(), (name, sorted({char for char in text if not char.isascii()}))
+
+
 @pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["eval", "best.pt"]])
 def test_device_mps_is_refused_saying_why_and_what_to_use(command, capsys):
     """It said only "device must be one of ['auto', 'cpu', 'cuda', 'cuda:N'], got 'mps'"."""
@@ -955,23 +965,50 @@ def test_a_second_interrupt_while_a_run_stops_ends_it_as_the_first_does(
     assert main(["train", "--output", out, "--resume", "--no-progress"]) == 0
 
 
-def test_a_second_ctrl_c_as_the_process_exits_prints_no_traceback(tmp_path):
-    """torch's exit handlers ran into the second Ctrl-C of a user pressing it twice: "Exception ignored in
-    atexit callback ... KeyboardInterrupt" after the line saying how to resume. Pressed there (by an exit
-    handler that runs after dslgraph's, registered before the command), it is ignored."""
-    script = f"""
+def _stopped_command_script(out: Path, host_exit: str, call: str) -> str:
+    """A Python process whose exit handler ``host_exit`` (registered before the command, so run after
+    dslgraph's) runs after ``call``, a ``dslgraph train`` into ``out`` (its command line's flags) that Ctrl-C
+    stops at once."""
+    return f"""
 import atexit, signal, sys
 import dslgraph.cli as cli
-atexit.register(signal.raise_signal, signal.SIGINT)
+def at_exit():
+    {host_exit}
+atexit.register(at_exit)
 def run_training(*args, **kwargs):
     raise KeyboardInterrupt
 cli.run_training = run_training
-sys.exit(cli.main(["train", "--output", {str(tmp_path / "run")!r}, "--device", "cpu"]))
+sys.argv = ["script", "--output", {str(out)!r}, "--device", "cpu"]
+{call}
 """
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["sys.argv.insert(1, 'train'); sys.exit(cli.main())", "sys.exit(cli.run_example(['train'], None))"],
+)
+def test_a_second_ctrl_c_as_the_process_exits_prints_no_traceback(tmp_path, call):
+    """torch's exit handlers ran into the second Ctrl-C of a user pressing it twice: "Exception ignored in
+    atexit callback ... KeyboardInterrupt" after the line saying how to resume. Pressed there (by an exit
+    handler that runs after dslgraph's, registered before the command), it is ignored where the command is
+    the process's own: dslgraph's (or python -m dslgraph's) main(), an example script's run_example()."""
+    script = _stopped_command_script(tmp_path / "run", "signal.raise_signal(signal.SIGINT)", call)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 130
     said = f"dslgraph train: interrupted; {tmp_path / 'run'}/last.pt was not written yet, so there is nothing"
     assert done.stderr.strip().splitlines() == [f"{said} to resume"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM raised in-process ends no Windows process")
+def test_a_process_that_calls_main_and_goes_on_keeps_its_signals_through_its_exit(tmp_path):
+    """A command stopped by Ctrl-C in a process that goes on after it (a notebook, a service, a test
+    session) left SIGINT and SIGTERM ignored through that process's exit handlers, however much later it
+    ended: one hanging there could then be stopped by SIGKILL alone."""
+    host_exit = "signal.raise_signal(signal.SIGTERM); print('survived SIGTERM', flush=True)"
+    call = "print(cli.main(['train', *sys.argv[1:]]), flush=True)  # the host goes on"
+    script = _stopped_command_script(tmp_path / "run", host_exit, call)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split() == ["130"] and done.returncode == -signal.SIGTERM
 
 
 def test_ctrl_c_after_a_checkpoint_between_evaluations_resumes_from_it_to_the_whole_run(
@@ -1816,11 +1853,38 @@ def test_load_run_s_repr_is_one_line_naming_model_data_epoch_sparsity_and_device
     )
 
 
+def test_a_loaded_run_made_by_hand_with_few_settings_still_has_a_repr():
+    # repr raised KeyError for a LoadedRun whose settings lack the CLI's keys
+    run = cli_module.LoadedRun(torch.nn.Linear(2, 2), None, None, {"dataset": "lastfm"}, 3)
+    assert repr(run) == "LoadedRun(model=Linear, dataset='lastfm', epoch=3/?, device='cpu')"
+
+
 def test_eval_reports_the_run_s_metrics_at_its_ks_from_its_model_s_arguments(tmp_path, capsys):
     out = train_on_a_file(tmp_path, None, "--ks", "3", "7", "--num-layers", "1")
     trained = json.loads(capsys.readouterr().out)["test"]
     assert main(["eval", f"{out}/best.pt"]) == 0  # at 3 and 7, not at the default 20, and from 1 layer, not 3
     assert json.loads(capsys.readouterr().out)["test"] == trained
+
+
+def test_eval_reports_the_same_metrics_whatever_monitor_the_run_recorded(tmp_path, capsys, monkeypatch):
+    """eval built its monitor by hand (the recorded metric at the first of its ks); it now leaves it to
+    the rule train follows (config.default_monitor), which evaluating does not read: the same metrics."""
+    extra = ["--model", "neumf", "--eval-negatives", "20", "--ks", "5", "10", "--monitor", "ndcg@10"]
+    out = train_on_a_file(tmp_path, None, *extra, "--device", "cpu")
+    trained = json.loads(capsys.readouterr().out)["test"]
+    configs = []
+
+    class Trainer(cli_module.Trainer):
+        def __init__(self, model, data, config, **kwargs):
+            super().__init__(model, data, config, **kwargs)
+            configs.append(self.config)
+
+    monkeypatch.setattr(cli_module, "Trainer", Trainer)
+    assert main(["eval", f"{out}/best.pt"]) == 0
+    assert json.loads(capsys.readouterr().out)["test"] == trained
+    assert main(["eval", f"{out}/best.pt", "--ks", "3"]) == 0  # none of the recorded monitor's K
+    assert set(json.loads(capsys.readouterr().out)["test"]) == {"hr@3", "ndcg@3"}
+    assert [config.monitor for config in configs] == ["hr@5", "hr@3"]  # leave-one-out's, as train's default
 
 
 def test_recommend_gives_each_user_its_own_top_k_in_any_order_given(tmp_path, capsys):

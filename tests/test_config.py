@@ -435,6 +435,16 @@ def test_a_torch_device_other_than_cpu_and_cuda_is_refused_saying_why_and_what_t
     assert "sparse kernels" in OTHER_DEVICES and "use 'cpu'" in OTHER_DEVICES
 
 
+@pytest.mark.parametrize("device", ["cpu:0", "CPU:1", "meta:x", "cuda:0:1"])
+def test_a_device_spelled_otherwise_is_not_told_its_backend_is_missing(device):
+    # cpu:0 is the CPU, whose kernels dslgraph has: "no MPS or other backend" was said of it too
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"must be one of ['auto', 'cpu', 'cuda', 'cuda:N'], got {device!r}") + "$",
+    ):
+        validate({"device": device})
+
+
 def test_unknown_settings_are_each_given_what_they_may_mean():
     with pytest.raises(
         ConfigError,

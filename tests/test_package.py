@@ -370,3 +370,12 @@ def test_python_m_dslgraph_runs_the_command_line(monkeypatch, capsys):
 def test_dir_of_the_package_lists_the_names_it_loads_at_first_use():
     """Tab completion (dir) of a plain `import dslgraph` offers its subpackages and load_run."""
     assert {"__version__", "data", "load_run", "metrics", "nn", "sparse", "train"} <= set(dir(dslgraph))
+
+
+def test_what_load_run_returns_is_exported_beside_it():
+    """dslgraph.load_run returned a dslgraph.cli.LoadedRun that the package did not export: not for
+    isinstance, help() or docs/api.md (which named it in load_run's signature)."""
+    assert "LoadedRun" in dslgraph.__all__ and "LoadedRun" in dir(dslgraph)
+    assert dslgraph.LoadedRun is dslgraph.cli.LoadedRun
+    assert "model (torch.nn.Module)" in dslgraph.LoadedRun.__doc__  # its fields, in help()
+    assert "### `LoadedRun`" in (ROOT / "docs" / "api.md").read_text()

@@ -311,6 +311,13 @@ class RecommendationDataset(NumberedTransform, InMemoryDataset):
                 stacklevel=caller_stacklevel(),
             )
 
+    def __repr__(self) -> str:
+        # PyG's printed "LastFM()": the sizes, as InteractionDataset's repr gives them
+        data = getattr(self, "_data", None)
+        if data is None:  # not loaded yet
+            return super().__repr__()
+        return f"{self.__class__.__name__}(users={data['user'].num_nodes}, items={data['item'].num_nodes})"
+
     def _reprocess(self) -> None:
         # PyG's processing step, which records the pre_transform the new file is made with: the replaced
         # file's record would warn of this pre_transform at every load, and pass the replaced one silently

@@ -413,8 +413,12 @@ def write_then_rename(path: str | os.PathLike, write: Callable[[Path], object]) 
             raise
         raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
     finally:
-        if tmp.exists():  # a read-only folder refuses to unlink even a file it lacks (EROFS, not ENOENT)
-            tmp.unlink()
+        # a read-only folder refuses to unlink even a file it lacks (EROFS, not ENOENT), and Windows one that
+        # a scanner holds open: then the partial is left for the next write to clear, not raised in place of
+        # the error that stopped this one
+        if tmp.exists():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     # The rename is durable once the directory is: POSIX opens one to fsync it, Windows cannot
     with contextlib.suppress(OSError):
         _fsync(path.parent, os.O_RDONLY)

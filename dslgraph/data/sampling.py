@@ -55,6 +55,9 @@ class NegativeSampler:
         (most samplers never make one)."""
         return unseen_rank_keys(self.keys, self.num_items)
 
+    def __repr__(self) -> str:  # the default named a memory address
+        return f"{self.__class__.__name__}(num_items={self.num_items}, positives={self.keys.numel()})"
+
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         """Whether each (user, item) pair of ``users`` and ``items`` (broadcast) is a training interaction, on
         the device of ``users``; the pairs may be on any device (ids on another than the interactions'
@@ -195,6 +198,13 @@ class BPRBatches:
     def __len__(self) -> int:
         return -(-self.train_index.size(1) // self.batch_size)
 
+    def __repr__(self) -> str:  # the default named a memory address
+        return (
+            f"{self.__class__.__name__}(interactions={self.train_index.size(1)}, num_items={self.num_items}, "
+            f"batch_size={self.batch_size}, batches={len(self)}, mode={self.mode!r}, "
+            f"num_negatives={self.num_negatives})"
+        )
+
     def __iter__(self):
         num = self.train_index.size(1)
         if self.mode == "edge":
@@ -261,6 +271,12 @@ class UserBatches:
 
     def __len__(self) -> int:
         return -(-self.users.numel() // self.batch_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(users={self.users.numel()}, batch_size={self.batch_size}, "
+            f"batches={len(self)})"
+        )
 
     def __iter__(self):
         users = self.users[torch.randperm(self.users.numel(), generator=self.generator)].to(self.device)

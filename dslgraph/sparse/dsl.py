@@ -615,12 +615,31 @@ class DynamicSparseLearning:
                 "never change (a static mask); lower update_interval to prune and regrow",
                 stacklevel=2,
             )
+        from_model = targets is None and getattr(model, "dsl_targets", None) is not None
         # "tables" as the default sparsified all four of NeuMF's tables, where the CLI's run its MLP branch's
         if targets is None:
-            targets = getattr(model, "dsl_targets", TABLES)
-        if not isinstance(targets, (str, Sequence)):  # one pattern not in a list
-            raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
-        selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
+            own = getattr(model, "dsl_targets", None)  # None there too: a model with no choice of its own
+            targets = TABLES if own is None else own
+            if not isinstance(targets, (str, Sequence)) or len(targets) == 0:  # refused naming targets
+                raise ValueError(
+                    f"{type(model).__name__}.dsl_targets, the default targets, is {own!r}: pass targets "
+                    "('tables' and/or regular expressions of parameter names), or give the model some"
+                )
+        try:
+            if not isinstance(targets, (str, Sequence)):  # one pattern not in a list
+                raise ValueError(f"targets must be 'tables' and/or regular expressions, got {targets!r}")
+            selected = _select(model, [targets] if isinstance(targets, str) else list(targets))
+        except ValueError as exc:
+            if not from_model:
+                raise
+            # a misspelt pattern in a model of one's own said "matches no parameter", not where it was
+            name = type(model).__name__
+            owner = next((c.__name__ for c in type(model).__mro__ if "dsl_targets" in vars(c)), name)
+            where = "correct them there" if owner == name else f"inherited from {owner}: set them on {name}"
+            raise ValueError(
+                f"{exc} (targets=None took the patterns from {name}.dsl_targets = {targets!r}, {where}, "
+                "or pass targets)"
+            ) from None
         # modules that get replaced first, so that masks of their other parameters (a linear
         # layer's bias) are registered on the replacement; in that order under every backend, since
         # the masks and random growth are drawn target by target from one generator (the masked
@@ -1209,10 +1228,11 @@ class DynamicSparseLearning:
         self._set_probe()
 
     def __repr__(self) -> str:
+        # where the run stands (iteration of total_steps), as Trainer's repr gives its epoch
         return (
             f"{self.__class__.__name__}(sparsity={self.sparsity}, targets={[t.name for t in self.targets]}, "
-            f"update_interval={self.update_interval}, schedule={self.schedule}, growth={self.growth}, "
-            f"backend={self.backend})"
+            f"iteration={self.iteration}/{self.total_steps}, update_interval={self.update_interval}, "
+            f"schedule={self.schedule!r}, growth={self.growth!r}, backend={self.backend!r})"
         )
 
 

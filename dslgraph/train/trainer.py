@@ -109,8 +109,9 @@ class TrainConfig:
         sampling (str, optional): How a pairs model's epoch draws its positives: ``"edge"`` (every training
             interaction once) or ``"user"`` (as many draws of a uniform user, then one of its items:
             LightGCN's sampler). (default: :obj:`"edge"`)
-        lr (float, optional): The learning rate of the Adam that :class:`Trainer` makes (an optimizer given
-            to it keeps its own), and the cosine schedule's start. (default: :obj:`1e-3`)
+        lr (float, optional): The learning rate of the Adam that :class:`Trainer` makes, and its cosine
+            schedule's start (an optimizer given to it keeps its own, and the schedule starts there).
+            (default: :obj:`1e-3`)
         lr_schedule (str, optional): ``"none"`` (``lr`` throughout) or ``"cosine"`` (from ``lr`` down to
             ``lr_min`` over ``epochs`` times the batches of an epoch). (default: :obj:`"none"`)
         lr_min (float, optional): The cosine schedule's last learning rate. (default: :obj:`1e-4`)
@@ -198,7 +199,7 @@ class Trainer:
         model: A model of :mod:`dslgraph.nn`, or any module that offers what :class:`TrainableModel` lists.
         data (HeteroData): Interactions in the layout of :mod:`dslgraph.data.graph`.
         config (TrainConfig): Settings, checked again and kept as a copy (``trainer.config``): a field set
-            after the config was made is checked as one given to it.
+            after the config was made is checked as one given to it. The arguments after it are keyword-only.
         output_dir (str, optional): Where checkpoints and ``metrics.json`` go (none when omitted); made
             here, where one that is a file or cannot be written to fails.
         device (str, optional): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. (default: :obj:`"auto"`)
@@ -221,6 +222,7 @@ class Trainer:
         model: torch.nn.Module,
         data: HeteroData,
         config: TrainConfig,
+        *,  # Trainer(model, data, config, "cpu") made a folder "cpu" and trained on the automatic device
         output_dir: str | os.PathLike | None = None,
         device: str = "auto",
         hooks: list[StepHook] | None = None,
@@ -240,13 +242,6 @@ class Trainer:
         if not isinstance(config, TrainConfig):  # a dict failed in dataclasses.replace, naming no argument
             hint = ": pass TrainConfig(**config)" if isinstance(config, Mapping) else ""
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}{hint}")
-        # Trainer(model, data, config, "cpu"): the fourth argument is the output folder, which it made
-        named_device = isinstance(output_dir, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", output_dir)
-        if named_device and not os.path.isdir(output_dir):
-            raise ValueError(
-                f"output_dir {output_dir!r} names a device: the argument after config is the output folder; "
-                f"pass device={output_dir!r} by name (or name a folder so called './{output_dir}')"
-            )
         self.metadata = check_metadata(metadata or {})
         self.device = resolve_device(device)
         # checked again, as a copy: a field set after the config was made (config.eval_every = 0) failed in

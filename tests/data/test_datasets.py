@@ -460,6 +460,13 @@ def test_lastfm_keeps_a_raw_file_placed_by_hand(tmp_path, monkeypatch):
     assert data[EDGE].edge_index.size(1) == 3
 
 
+def test_a_dataset_s_repr_names_its_numbers_of_users_and_items(tmp_path, monkeypatch):
+    # PyG's repr printed "LastFM()", where InteractionDataset's names the sizes
+    monkeypatch.setattr(datasets_module, "download_url", None)  # must not be called
+    place(tmp_path, "lastfm", {"data1.txt": b"1\t2\t10\n2\t1\t5\n3\t3\t1\n", "test1.txt": b"1\t5\t1\n"})
+    assert repr(LastFM(str(tmp_path))) == "LastFM(users=3, items=5)"
+
+
 def test_lastfm_download_without_embedded_copy(tmp_path, monkeypatch):
     urls = []
 

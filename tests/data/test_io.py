@@ -343,6 +343,26 @@ def test_write_then_rename_in_a_read_only_folder_names_the_file(tmp_path, monkey
     assert info.value.errno == errno.EROFS and info.value.filename == str(tmp_path / "metrics.json")
 
 
+def test_a_partial_that_cannot_be_removed_leaves_the_write_s_own_error(tmp_path, monkeypatch):
+    """Windows refuses to unlink a file a virus scanner holds open: the clean-up's PermissionError was
+    raised in place of the error that stopped the write."""
+    path = tmp_path / "data.pt"
+    path.write_bytes(b"old")
+
+    def fail(tmp: Path) -> None:
+        tmp.write_bytes(b"ha")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def held_open(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    monkeypatch.setattr(Path, "unlink", held_open)
+    with pytest.raises(OSError) as info:
+        write_then_rename(path, fail)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_bytes() == b"old"
+
+
 def test_write_then_rename_keeps_the_error_of_another_file(tmp_path):
     """A copy whose source cannot be read names the source, not the file it was to make."""
     source = tmp_path / "missing.txt"

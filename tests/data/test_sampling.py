@@ -404,3 +404,12 @@ def test_positives_of_pairs_on_another_device_than_the_interactions_cuda():
         assert found.device.type == "cpu" and torch.equal(found, expected)
         found = cpu.is_positive(users.cuda(), items.cuda())
         assert found.is_cuda and torch.equal(found.cpu(), expected)
+
+
+def test_reprs_name_the_sizes_not_a_memory_address():
+    index = torch.tensor([[0, 0, 1, 2, 2], [1, 3, 0, 2, 3]])
+    assert repr(NegativeSampler(index, 5)) == "NegativeSampler(num_items=5, positives=5)"
+    assert repr(BPRBatches(index, 5, 2, mode="user", num_negatives=3)) == (
+        "BPRBatches(interactions=5, num_items=5, batch_size=2, batches=3, mode='user', num_negatives=3)"
+    )
+    assert repr(UserBatches(torch.arange(3), 2)) == "UserBatches(users=3, batch_size=2, batches=2)"

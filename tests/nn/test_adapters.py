@@ -1169,5 +1169,34 @@ def test_a_model_whose_own_targets_are_the_tables_is_not_told_to_pass_them():
             super().__init__()
             self.user = torch.nn.Parameter(torch.randn(5, 4))
 
-    with pytest.raises(ValueError, match=r"parameters are \['user'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameters are \['user'\] \(targets=None took the patterns from Bare.dsl_targets = "
+        r"\('tables',\), inherited from Recommender: set them on Bare, or pass targets\)$",
+    ):
         DynamicSparseLearning(Bare(), 0.5, 10, update_interval=2)
+
+
+def test_a_misspelt_dsl_targets_is_named_as_where_the_patterns_came_from():
+    """A model's own dsl_targets that match nothing failed as a pattern passed as targets does: "matches no
+    parameter", not saying that targets=None had taken the patterns from the model's class."""
+    from dslgraph.nn.base import Recommender
+
+    class Mine(Recommender):
+        dsl_targets = ("users.weight",)  # the table is user_embedding
+
+        def __init__(self):
+            super().__init__()
+            self.user_embedding = torch.nn.Embedding(5, 4)
+
+    with pytest.raises(
+        ValueError,
+        match=r"target 'users.weight' matches no parameter; parameters are \['user_embedding.weight'\] "
+        r"\(targets=None took the patterns from Mine.dsl_targets = \('users.weight',\), correct them there, "
+        r"or pass targets\)$",
+    ):
+        DynamicSparseLearning(Mine(), 0.5, 10, update_interval=2)
+    with pytest.raises(
+        ValueError, match=r"matches no parameter; parameters are \['user_embedding.weight'\]$"
+    ):
+        DynamicSparseLearning(Mine(), 0.5, 10, targets=["users.weight"], update_interval=2)  # passed: no note

@@ -129,7 +129,9 @@ def test_trains_dense_and_under_dsl(small_data, backend, tmp_path, device):
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     dsl.attach(optimizer)
     counts = dsl.active_counts()
-    trainer = Trainer(model, small_data, config, tmp_path, device, hooks=[dsl], optimizer=optimizer)
+    trainer = Trainer(
+        model, small_data, config, output_dir=tmp_path, device=device, hooks=[dsl], optimizer=optimizer
+    )
     summary = trainer.fit()
     assert dsl.active_counts() == counts and len(dsl.updates) > 0
     recalls = [entry["test"]["recall@20"] for entry in summary["history"]]

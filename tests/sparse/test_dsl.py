@@ -668,7 +668,7 @@ def _sparse_run(data, out, epochs, resume=False, device="cpu", growth="gradient"
     dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, growth=growth, seed=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
-    trainer = Trainer(model, data, config, out, device, hooks=[dsl], optimizer=optimizer)
+    trainer = Trainer(model, data, config, output_dir=out, device=device, hooks=[dsl], optimizer=optimizer)
     trainer.config.epochs = epochs
     return trainer.fit(resume=resume), model, dsl
 
@@ -3468,3 +3468,29 @@ def test_the_default_targets_of_a_plain_module_are_its_tables_and_a_module_may_n
     neumf = NeuMF(12, 9, embedding_dim=4, mlp_layers=(8, 4))
     dsl = DynamicSparseLearning(neumf, 0.5, total_steps=10, update_interval=2)
     assert sorted(t.name for t in dsl.targets) == ["mlp_item", "mlp_user"]  # dslgraph train's, not 4 tables
+
+
+@pytest.mark.parametrize(("own", "said"), [(None, None), ((), r"\(\)"), ([], r"\[\]"), (5, "5")])
+def test_default_targets_that_a_module_leaves_empty_or_unset_are_refused_naming_its_dsl_targets(own, said):
+    """A module whose dsl_targets is None has no choice of its own (its tables, as without one); an empty
+    or malformed one was refused naming targets, which the caller never gave ("targets must be ..., got
+    None")."""
+    module = _TableAndLayer()
+    module.dsl_targets = own
+    if said is None:
+        dsl = DynamicSparseLearning(module, 0.5, total_steps=10, update_interval=2)
+        assert [t.name for t in dsl.targets] == ["table"]
+        return
+    with pytest.raises(
+        ValueError, match=rf"^_TableAndLayer\.dsl_targets, the default targets, is {said}: pass"
+    ):
+        DynamicSparseLearning(module, 0.5, total_steps=10, update_interval=2)
+
+
+def test_repr_is_one_line_saying_where_the_run_stands():
+    # it gave no iteration, and its strings unquoted (schedule=cosine), unlike Trainer's repr
+    dsl = DynamicSparseLearning(_TableAndLayer(), 0.5, total_steps=10, update_interval=2, backend="masked")
+    assert repr(dsl) == (
+        "DynamicSparseLearning(sparsity=0.5, targets=['table'], iteration=0/10, update_interval=2, "
+        "schedule='cosine', growth='gradient', backend='masked')"
+    )

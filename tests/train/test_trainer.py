@@ -40,7 +40,7 @@ def _trainer(data, out, epochs=4, **overrides):
     torch.manual_seed(0)
     settings = dict(epochs=epochs, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3) | overrides
     config = TrainConfig(**settings)
-    return Trainer(LightGCN(30, 40, embedding_dim=8), data, config, out, "cpu")
+    return Trainer(LightGCN(30, 40, embedding_dim=8), data, config, output_dir=out, device="cpu")
 
 
 def test_a_second_fit_of_one_trainer_goes_on_in_the_folder_it_wrote(small_data, tmp_path):
@@ -97,7 +97,7 @@ def test_an_empty_test_split_is_named_before_ks_beyond_the_items():
     train, test = torch.tensor([[0, 1, 2], [0, 1, 2]]), torch.empty(2, 0, dtype=torch.long)
     data = make_interaction_data(3, 5, train, test)
     with pytest.raises(ValueError, match="the test split of data holds no interaction"):
-        Trainer(LightGCN(3, 5, embedding_dim=4), data, TrainConfig(epochs=1, progress=False), None, "cpu")
+        Trainer(LightGCN(3, 5, embedding_dim=4), data, TrainConfig(epochs=1, progress=False), device="cpu")
 
 
 @pytest.mark.parametrize("part", [0, None])
@@ -175,7 +175,7 @@ def test_a_compiled_model_writes_checkpoints_an_uncompiled_model_loads(small_dat
     config = TrainConfig(epochs=2, batch_size=64, eval_every=1, progress=False, seed=3)
     not_compiled = r"torch\.compile wrapper, .* the run is not compiled; .*TrainConfig\(compile=True\)"
     with pytest.warns(UserWarning, match=not_compiled):
-        trainer = Trainer(compiled, small_data, config, tmp_path, "cpu")
+        trainer = Trainer(compiled, small_data, config, output_dir=tmp_path, device="cpu")
     trainer.fit()
     state = load_checkpoint(tmp_path / "last.pt")
     assert list(state["model"]) == ["embedding.weight"]
@@ -185,11 +185,11 @@ def test_a_compiled_model_writes_checkpoints_an_uncompiled_model_loads(small_dat
     again = torch.compile(LightGCN(30, 40, embedding_dim=8), backend="eager")  # and a compiled run resumes
     config.epochs = 3
     with pytest.warns(UserWarning, match=not_compiled):
-        trainer = Trainer(again, small_data, config, tmp_path, "cpu")
+        trainer = Trainer(again, small_data, config, output_dir=tmp_path, device="cpu")
     assert trainer.fit(resume=True)["history"][-1]["epoch"] == 3
     with warnings.catch_warnings():  # where the loss is compiled, the wrapper is no mistake
         warnings.simplefilter("error")
-        Trainer(again, small_data, replace(config, compile=True), tmp_path, "cpu")
+        Trainer(again, small_data, replace(config, compile=True), output_dir=tmp_path, device="cpu")
 
 
 def test_a_checkpoint_of_a_host_with_more_gpus_resumes_on_one(small_data, tmp_path, monkeypatch):
@@ -260,7 +260,7 @@ def test_a_longer_resumed_run_lays_its_cosine_learning_rate_over_the_new_length(
 def test_resume_from_another_model_fails_naming_the_checkpoint(small_data, tmp_path):
     _trainer(small_data, tmp_path, epochs=1).fit()
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
-    wider = Trainer(LightGCN(30, 40, embedding_dim=16), small_data, config, tmp_path, "cpu")
+    wider = Trainer(LightGCN(30, 40, embedding_dim=16), small_data, config, output_dir=tmp_path, device="cpu")
     with pytest.raises(
         # named once: not again as "cannot resume from .../last.pt: checkpoint .../last.pt does not fit"
         CheckpointError,
@@ -274,12 +274,17 @@ def test_resume_on_other_data_or_with_another_optimizer_fails_naming_the_checkpo
     store = small_data[EDGE]
     swapped = make_interaction_data(40, 30, store.edge_index.flip(0), store.edge_label_index.flip(0))
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
-    other = Trainer(LightGCN(40, 30, embedding_dim=8), swapped, config, tmp_path, "cpu")
+    other = Trainer(LightGCN(40, 30, embedding_dim=8), swapped, config, output_dir=tmp_path, device="cpu")
     with pytest.raises(CheckpointError, match=r"last\.pt: it was trained on other interactions"):
         other.fit(resume=True)  # its table of 70 rows loaded silently
     model = LightGCN(30, 40, embedding_dim=8)
     sgd = Trainer(
-        model, small_data, config, tmp_path, "cpu", optimizer=torch.optim.SGD(model.parameters(), lr=0.01)
+        model,
+        small_data,
+        config,
+        output_dir=tmp_path,
+        device="cpu",
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
     )
     with pytest.raises(CheckpointError, match=r"last\.pt: it was trained with Adam, now SGD"):
         sgd.fit(resume=True)  # loaded, then its first step failed: KeyError 'momentum'
@@ -301,10 +306,22 @@ def test_metadata_a_checkpoint_cannot_read_back_is_refused_before_training(
         ValueError, match=rf"metadata must hold only what a checkpoint reads back.*not a {named}"
     ):
         # saved in every checkpoint, then the resume failed: "Weights only load failed"
-        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, tmp_path, "cpu", metadata={"x": value})
+        Trainer(
+            LightGCN(30, 40, embedding_dim=8),
+            small_data,
+            config,
+            output_dir=tmp_path,
+            device="cpu",
+            metadata={"x": value},
+        )
     metadata = {"root": "data", "sizes": (1, 2.5), "ok": None}
     trainer = Trainer(
-        LightGCN(30, 40, embedding_dim=8), small_data, config, tmp_path, "cpu", metadata=metadata
+        LightGCN(30, 40, embedding_dim=8),
+        small_data,
+        config,
+        output_dir=tmp_path,
+        device="cpu",
+        metadata=metadata,
     )
     trainer.fit()
     assert load_checkpoint(tmp_path / "last.pt")["metadata"] == metadata
@@ -343,7 +360,7 @@ def test_a_setting_changed_after_the_config_was_made_is_checked_by_the_trainer(
     config = TrainConfig(epochs=1, batch_size=64, progress=False)
     setattr(config, field, value)
     with pytest.raises(ConfigError, match=message):
-        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, None, "cpu")
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, device="cpu")
 
 
 def test_evaluate_and_write_summary_name_what_they_lack(small_data):
@@ -363,7 +380,7 @@ def test_a_model_of_an_unknown_batch_kind_is_refused_naming_it(small_data):
     model = LightGCN(30, 40, embedding_dim=8)
     model.batch_kind = "triples"
     with pytest.raises(ValueError, match="model.batch_kind must be 'pairs' or 'users', got 'triples'"):
-        Trainer(model, small_data, TrainConfig(epochs=1, progress=False), None, "cpu")
+        Trainer(model, small_data, TrainConfig(epochs=1, progress=False), device="cpu")
 
 
 def test_cosine_lr_reaches_minimum(small_data):
@@ -588,7 +605,7 @@ def _checkpointed_run(data, out, sparsity, **settings) -> Trainer:
     hooks = []
     if sparsity:
         hooks.append(DynamicSparseLearning(model, sparsity, total_steps=20, update_interval=3, seed=2))
-    return Trainer(model, data, config, out, "cpu", hooks=hooks)
+    return Trainer(model, data, config, output_dir=out, device="cpu", hooks=hooks)
 
 
 def _killed_in_epoch(trainer: Trainer, epoch: int, monkeypatch) -> None:
@@ -796,13 +813,13 @@ def test_the_default_monitor_is_the_cli_s_and_runs_record_it_by_name(small_data,
     full = TrainConfig(ks=(10, 20), progress=False)
     assert full.monitor is None
     assert (
-        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, full, None, "cpu").config.monitor
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, full, device="cpu").config.monitor
         == "recall@10"
     )
     assert full.monitor is None
     data = leave_one_out(small_data, num_negatives=10, seed=0)
     config = TrainConfig(epochs=1, batch_size=64, ks=(5,), progress=False)
-    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, tmp_path, "cpu")
+    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, output_dir=tmp_path, device="cpu")
     assert trainer.config.monitor == "hr@5"
     assert trainer.fit()["config"]["monitor"] == "hr@5"
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["monitor"] == "hr@5"
@@ -843,7 +860,7 @@ def test_trainer_attaches_its_own_optimizer_to_a_dsl_controller(small_data, tmp_
     model = LightGCN(30, 40, embedding_dim=8)
     dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)  # optimizer_state="reset"
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=2, progress=False)
-    trainer = Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+    trainer = Trainer(model, small_data, config, output_dir=tmp_path, device="cpu", hooks=[dsl])
     before = model.embedding.values.detach().clone()
     trainer.fit()  # resetting grown entries' state needs the optimizer: without it the update fails
     assert dsl.optimizer is trainer.optimizer and dsl.updates
@@ -889,7 +906,7 @@ def test_the_trainer_repr_names_the_model_progress_and_hooks(small_data, tmp_pat
     model = LightGCN(30, 40, embedding_dim=8)
     dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
     config = TrainConfig(epochs=2, batch_size=64, progress=False)
-    trainer = Trainer(model, small_data, config, tmp_path, "cpu", [dsl])
+    trainer = Trainer(model, small_data, config, output_dir=tmp_path, device="cpu", hooks=[dsl])
     assert repr(trainer) == (
         "Trainer(model=LightGCN, epoch=0/2, device='cpu', hooks=['DynamicSparseLearning'], "
         f"output_dir='{tmp_path}')"
@@ -917,7 +934,9 @@ def test_compile_trains_the_compiled_loss_to_the_same_run(small_data, tmp_path, 
         model = LightGCN(30, 40, embedding_dim=8)
         dsl = DynamicSparseLearning(model, 0.5, total_steps=8, update_interval=3)
         config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, compile=compile)
-        runs[compile] = Trainer(model, small_data, config, tmp_path / str(compile), "cpu", hooks=[dsl]).fit()
+        runs[compile] = Trainer(
+            model, small_data, config, output_dir=tmp_path / str(compile), device="cpu", hooks=[dsl]
+        ).fit()
         assert len(dsl.updates) == 2
     assert len(compiled) == 1 and compiled[0].__self__ is model  # the loss of the compiled run's model
     for before, after in zip(runs[False]["history"], runs[True]["history"]):
@@ -933,7 +952,7 @@ def test_resume_from_a_dsl_state_with_an_unknown_setting_names_it_and_the_checkp
         model = LightGCN(30, 40, embedding_dim=8)
         dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3)
         config = TrainConfig(epochs=1, batch_size=64, lr=0.01, eval_every=1, progress=False)
-        return Trainer(model, small_data, config, tmp_path, "cpu", hooks=[dsl])
+        return Trainer(model, small_data, config, output_dir=tmp_path, device="cpu", hooks=[dsl])
 
     trainer().fit()
     state = load_checkpoint(tmp_path / "last.pt")
@@ -1181,7 +1200,7 @@ def _number_run(data, out, settings, epochs=None, resume=False) -> Trainer:
     model = LightGCN(**given["model"])
     dsl = DynamicSparseLearning(model, **given["dsl"])
     config = TrainConfig(lr_schedule="cosine", **given["config"] | ({"epochs": epochs} if epochs else {}))
-    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl])
+    trainer = Trainer(model, data, config, output_dir=out, device="cpu", hooks=[dsl])
     trainer.fit(resume=resume)
     return trainer
 
@@ -1328,7 +1347,7 @@ def _dsl_trainer(data, out, epochs=2, embedding_dim=8):
     config = TrainConfig(epochs=epochs, batch_size=64, lr=0.01, lr_schedule="cosine", progress=False, seed=3)
     steps = epochs * -(-data[EDGE].edge_index.size(1) // 64)
     dsl = DynamicSparseLearning(model, 0.8, total_steps=steps, update_interval=3, seed=2)
-    return Trainer(model, data, config, out, "cpu", hooks=[dsl])
+    return Trainer(model, data, config, output_dir=out, device="cpu", hooks=[dsl])
 
 
 def _same(a, b) -> bool:
@@ -1520,7 +1539,9 @@ def test_an_optimizer_with_states_of_other_shapes_resumes(small_data, tmp_path, 
         config = TrainConfig(epochs=epochs, batch_size=64, eval_every=1, progress=False, seed=3)
         model = LightGCN(30, 40, embedding_dim=8)
         made = torch.optim.Adafactor if optimizer == "Adafactor" else _ColumnMomentum
-        return Trainer(model, small_data, config, tmp_path, "cpu", optimizer=made(model.parameters()))
+        return Trainer(
+            model, small_data, config, output_dir=tmp_path, device="cpu", optimizer=made(model.parameters())
+        )
 
     trainer(1).fit()
     kept = load_checkpoint(tmp_path / "last.pt")["optimizer"]["state"][0]
@@ -1568,7 +1589,7 @@ def test_a_checkpoint_of_another_dsl_backend_fails_naming_it(small_data, tmp_pat
         model = LightGCN(30, 40, embedding_dim=8)
         dsl = DynamicSparseLearning(model, 0.8, total_steps=8, update_interval=3, backend=backend)
         config = TrainConfig(epochs=2, batch_size=64, lr=0.01, progress=False, seed=3)
-        return Trainer(model, small_data, config, out, "cpu", hooks=[dsl])
+        return Trainer(model, small_data, config, output_dir=out, device="cpu", hooks=[dsl])
 
     trainer(tmp_path, "masked").fit()
     with pytest.raises(ValueError, match=r"last\.pt: .*backend was 'masked', now 'sparse'"):
@@ -1604,7 +1625,7 @@ def _model_run(data, out, model_name, backend, growth, epochs, resume=False, opt
         backend=backend,
         seed=2,
     )
-    trainer = Trainer(model, data, config, out, "cpu", hooks=[dsl])
+    trainer = Trainer(model, data, config, output_dir=out, device="cpu", hooks=[dsl])
     trainer.config.epochs = epochs
     return trainer.fit(resume=resume), model
 
@@ -1664,7 +1685,10 @@ def test_a_device_other_than_cpu_and_cuda_is_refused_naming_the_ones_that_run(sm
         resolve_device(device)
     with pytest.raises(ValueError, match=message):
         Trainer(
-            LightGCN(30, 40, embedding_dim=8), small_data, TrainConfig(epochs=1, progress=False), None, device
+            LightGCN(30, 40, embedding_dim=8),
+            small_data,
+            TrainConfig(epochs=1, progress=False),
+            device=device,
         )
 
 
@@ -1833,7 +1857,7 @@ def test_data_moved_to_cuda_trains_as_the_cpus_does_on_cuda(small_data):
     def run(data):
         torch.manual_seed(0)
         config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
-        trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, None, "cuda")
+        trainer = Trainer(LightGCN(30, 40, embedding_dim=8), data, config, device="cuda")
         trainer.fit()
         return trainer.history
 
@@ -1866,7 +1890,7 @@ def test_every_optimizer_step_s_loss_is_given_the_reg_weight(small_data):
 def test_the_trainer_keeps_its_own_copy_of_the_config(small_data):
     # a grid that changes its config object for the next run must not change the run it has made already
     config = TrainConfig(epochs=2, batch_size=64, lr=0.01, eval_every=1, progress=False, seed=3)
-    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, None, "cpu")
+    trainer = Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, device="cpu")
     config.epochs, config.eval_every = 1, 2
     summary = trainer.fit()
     assert [entry["epoch"] for entry in summary["history"]] == [1, 2]
@@ -1885,11 +1909,20 @@ def test_the_sampling_setting_decides_what_an_epoch_visits(small_data):
     assert visited != edges and len(visited) == len(edges) and set(visited) <= set(edges)
 
 
-def test_a_device_given_where_the_output_folder_goes_is_refused(small_data, tmp_path, monkeypatch):
-    # Trainer(model, data, config, "cpu") made a folder "cpu" and trained on the automatic device
+def test_the_arguments_after_config_are_keyword_only(small_data, tmp_path, monkeypatch):
+    # Trainer(model, data, config, "cpu") made a folder "cpu" and trained on the automatic device (then it was
+    # refused as a device name); nothing after config is taken by position now
     monkeypatch.chdir(tmp_path)
     config = TrainConfig(epochs=1, progress=False)
-    with pytest.raises(ValueError, match=r"output_dir 'cpu' names a device: .* pass device='cpu' by name"):
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but 5 were given"):
         Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, "cpu")
+    with pytest.raises(TypeError, match=r"takes 4 positional arguments but 6 were given"):
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, tmp_path, "cpu")
     assert not (tmp_path / "cpu").exists()
-    assert Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, "./cpu").output_dir.name == "cpu"
+    parameters = inspect.signature(Trainer).parameters.values()
+    assert [p.name for p in parameters if p.kind is not p.KEYWORD_ONLY] == ["model", "data", "config"]
+    # by name, a folder so called is what was asked for
+    assert (
+        Trainer(LightGCN(30, 40, embedding_dim=8), small_data, config, output_dir="cpu").output_dir.name
+        == "cpu"
+    )
