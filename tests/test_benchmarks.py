@@ -2368,6 +2368,18 @@ def test_timed_runs_splits_flags_as_the_platform_s_shell(monkeypatch, system, fl
     assert timed_runs.split_flags(flags) == split
 
 
+def test_timed_runs_splits_each_run_s_flags_as_the_platform_s_shell(tmp_path, monkeypatch, capsys):
+    # main split them as a POSIX shell anywhere: on Windows --root C:\Users\me\data became C:Usersmedata
+    timed_runs = load("timed_runs")
+    made, Run = [], timed_runs.Run
+    monkeypatch.setattr(timed_runs, "os", SimpleNamespace(name="nt", sep="\\"))
+    monkeypatch.setattr(timed_runs, "Run", lambda *fields: made.append(Run(*fields)) or made[-1])
+    argv = ["timed_runs.py", "--budget", "60", "--out", str(tmp_path)]
+    argv += ["--run", "a", "g", r"--root C:\Users\me\data", "--run", "A", "g", ""]
+    refusal(timed_runs.main, monkeypatch, capsys, argv)  # names that differ in case only, once split
+    assert made[0].flags == ["--root", r"C:\Users\me\data"]
+
+
 @pytest.mark.parametrize("name", ["probe", "Probe", "a/b", ".."])
 def test_timed_runs_refuses_a_name_that_is_no_folder_of_its_own(tmp_path, monkeypatch, capsys, name):
     # a run named probe trained into OUT/probe, among the probe runs' folders; a/b into a folder of OUT/a

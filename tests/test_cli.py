@@ -798,6 +798,8 @@ def test_every_flag_of_every_command_has_a_help_text_and_no_bare_type():
             assert action.help and not action.help.startswith("a str"), (name, action.dest, action.help)
             assert "(default" in action.help or action.dest != "device", (name, action.help)
     assert "0.8, not 80" in _train_helps()["sparsity"]
+    rho0 = FIELDS["rho0"]  # what it takes and its default, then what it is
+    assert _train_helps()["rho0"] == f"{rho0.describe()} (default 0.5): {rho0.help}"
 
 
 def test_every_command_s_help_is_ascii_for_any_console_encoding():
@@ -983,16 +985,18 @@ sys.argv = ["script", "--output", {str(out)!r}, "--device", "cpu"]
 """
 
 
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize(
     "call",
     ["sys.argv.insert(1, 'train'); sys.exit(cli.main())", "sys.exit(cli.run_example(['train'], None))"],
 )
-def test_a_second_ctrl_c_as_the_process_exits_prints_no_traceback(tmp_path, call):
+def test_a_second_ctrl_c_as_the_process_exits_prints_no_traceback(tmp_path, call, second):
     """torch's exit handlers ran into the second Ctrl-C of a user pressing it twice: "Exception ignored in
     atexit callback ... KeyboardInterrupt" after the line saying how to resume. Pressed there (by an exit
     handler that runs after dslgraph's, registered before the command), it is ignored where the command is
-    the process's own: dslgraph's (or python -m dslgraph's) main(), an example script's run_example()."""
-    script = _stopped_command_script(tmp_path / "run", "signal.raise_signal(signal.SIGINT)", call)
+    the process's own: dslgraph's (or python -m dslgraph's) main(), an example script's run_example(); so is
+    a SIGTERM there (a scheduler's after its Ctrl-C), which ended the process unhandled."""
+    script = _stopped_command_script(tmp_path / "run", f"signal.raise_signal(signal.{second})", call)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 130
     said = f"dslgraph train: interrupted; {tmp_path / 'run'}/last.pt was not written yet, so there is nothing"
@@ -1009,6 +1013,36 @@ def test_a_process_that_calls_main_and_goes_on_keeps_its_signals_through_its_exi
     script = _stopped_command_script(tmp_path / "run", host_exit, call)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout.split() == ["130"] and done.returncode == -signal.SIGTERM
+
+
+def test_the_first_of_several_stops_says_how_the_command_ended(tmp_path, monkeypatch, capsys):
+    """A SIGTERM, then Ctrl-C pressed twice as the run unwound, each raised in place of the one before: the
+    command ends as the SIGTERM alone ends it, however many came after it."""
+
+    def stopped_thrice(*args, **kwargs):
+        try:
+            raise cli_module.Terminated()
+        finally:
+            try:
+                raise KeyboardInterrupt
+            finally:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "run_training", stopped_thrice)
+    assert main(["train", "--output", str(tmp_path / "run"), "--device", "cpu"]) == 143
+    assert "dslgraph train: terminated; " in capsys.readouterr().err
+
+
+def test_a_stop_handler_set_outside_python_is_left_as_it_is(monkeypatch):
+    # signal.getsignal gives None for one a program embedding Python set, which signal.signal cannot put back
+    getsignal = signal.getsignal
+    monkeypatch.setattr(
+        signal, "getsignal", lambda number: None if number == signal.SIGTERM else getsignal(number)
+    )
+    with cli_module._interrupts_ignored(at_exit=False):
+        assert getsignal(signal.SIGINT) is signal.SIG_IGN and getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert getsignal(signal.SIGINT) is signal.default_int_handler
+    assert getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_ctrl_c_after_a_checkpoint_between_evaluations_resumes_from_it_to_the_whole_run(
@@ -1172,6 +1206,8 @@ def test_a_data_file_trains_evaluates_and_recommends_by_its_own_ids(numeric, tmp
     args = ["train", *read, "--epochs", "2", "--embedding-dim", "8", "--sparsity", "0.5", "--device", "cpu"]
     assert main([*args, "--output", out, "--no-progress"]) == 0
     trained = json.loads(capsys.readouterr().out)["test"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps_per_epoch"] == 1  # under 600 training pairs: one batch of 2048 an epoch
     assert main(["eval", f"{out}/best.pt"]) == 0
     assert json.loads(capsys.readouterr().out)["test"] == trained
 
@@ -1846,9 +1882,10 @@ def test_load_run_s_repr_is_one_line_naming_model_data_epoch_sparsity_and_device
         "device='cpu')"
     )
     (tmp_path / "dense").mkdir()
-    dense = train_on_a_file(tmp_path / "dense")
-    assert repr(cli_module.load_run(f"{dense}/best.pt")) == (
-        f"LoadedRun(model=LightGCN, data_file={str(tmp_path / 'dense' / 'mine.tsv')!r}, epoch=1/1, "
+    dense = train_on_a_file(tmp_path / "dense", None, "--epochs", "3", "--stop-after-epoch", "1")
+    stopped = cli_module.load_run(f"{dense}/last.pt")  # the epochs trained, not the run's epochs
+    assert stopped.epoch == 1 and repr(stopped) == (
+        f"LoadedRun(model=LightGCN, data_file={str(tmp_path / 'dense' / 'mine.tsv')!r}, epoch=1/3, "
         "device='cpu')"
     )
 

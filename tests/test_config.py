@@ -445,6 +445,11 @@ def test_a_device_spelled_otherwise_is_not_told_its_backend_is_missing(device):
         validate({"device": device})
 
 
+def test_a_torch_device_s_name_given_to_another_setting_is_not_said_to_be_a_device():
+    with pytest.raises(ConfigError, match=r"model must be one of .*, got 'mps'$"):
+        validate({"model": "mps"})
+
+
 def test_unknown_settings_are_each_given_what_they_may_mean():
     with pytest.raises(
         ConfigError,

@@ -64,6 +64,14 @@ def test_a_refused_rename_is_not_retried_outside_windows(tmp_path, refused):
     assert seen.calls == 1 and seen.slept == []
 
 
+def test_a_rename_windows_refuses_for_another_reason_fails_at_once(tmp_path, refused):
+    # a file that is not there stays so: only a target held open for moments is waited out
+    seen = refused("nt", times=0)
+    with pytest.raises(FileNotFoundError):
+        replace_file(tmp_path / "gone", tmp_path / "last.pt")
+    assert seen.calls == 1 and seen.slept == []
+
+
 def test_write_then_rename_waits_out_a_target_held_open_on_windows(tmp_path, refused):
     path = tmp_path / "metrics.json"
     path.write_text("old")

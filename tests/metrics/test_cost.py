@@ -373,6 +373,7 @@ def test_steps_per_epoch_is_an_optional_keyword_echoed_only_where_given(small_da
     given = cost_report(model, adj, optimizer, 64, dsl, steps_per_epoch=np.int64(10))
     assert given == report | {"steps_per_epoch": 10} and type(given["steps_per_epoch"]) is int
     assert "steps_per_epoch" not in cost_report(model, adj, optimizer, 64)
+    assert cost_report(model, adj, optimizer, 64, steps_per_epoch=0)["steps_per_epoch"] == 0  # a count
     with pytest.raises(
         TypeError, match=r"got 10: steps_per_epoch is a keyword argument, .*steps_per_epoch=10\)"
     ):

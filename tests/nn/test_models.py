@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils import prune
 
 from dslgraph.data import make_interaction_data
 from dslgraph.metrics import RankingEvaluator
@@ -327,6 +328,36 @@ def test_a_masked_state_is_refused_by_a_model_dense_here_as_a_sparse_one_is(name
         other = MODELS[name](9, 8)
         DynamicSparseLearning(other, 0.5, total_steps=10, update_interval=2, backend=backend, seed=3)
         other.load_state_dict(trained.state_dict())
+
+
+def test_a_masked_weight_of_the_model_itself_is_refused_as_one_of_its_modules():
+    class Own(Recommender):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(4, 3))
+
+    trained = Own()
+    DynamicSparseLearning(
+        trained, 0.5, total_steps=10, update_interval=2, backend="masked", targets=["weight"]
+    )
+    with pytest.raises(
+        ValueError, match=r"holds 'weight_mask' .* where 'weight' of 'the model' is dense here"
+    ):
+        Own().load_state_dict(trained.state_dict())
+
+
+def test_masks_that_are_no_dsl_model_s_get_torch_s_error():
+    """Only a mask beside the weight of a module dense here is DSL's: torch's pruning keeps ``weight_orig``
+    beside it (and no weight), and a weight or module this model lacks is another model's."""
+    pruned = LightGCN(9, 8)
+    prune.random_unstructured(pruned.embedding, "weight", amount=0.5)
+    with pytest.raises(RuntimeError, match=r"Unexpected key\(s\) .*embedding\.weight_orig"):
+        LightGCN(9, 8).load_state_dict(pruned.state_dict())
+    model = LightGCN(9, 8)
+    for name in ("embedding.extra", "other.weight"):
+        state = model.state_dict() | {name: torch.ones(2), f"{name}_mask": torch.ones(2)}
+        with pytest.raises(RuntimeError, match=rf"Unexpected key\(s\) in state_dict: \"{re.escape(name)}\""):
+            model.load_state_dict(state)
 
 
 def test_a_dense_parameter_named_values_is_loaded_as_any_other():

@@ -72,6 +72,9 @@ def test_a_resume_that_rounds_otherwise_says_it_once(small_data, tmp_path, caplo
         f"resumed from {tmp_path / 'last.pt'} with threads {threads}, now {threads + 1}; compile False, now "
         "True: the rest of the run rounds otherwise and will not be bit-identical to the uninterrupted run"
     )
+    monkeypatch.setattr(Trainer, "_runtime", lambda self: {"device": "cuda (NVIDIA H200)"})
+    (said,) = warnings_at_resume()  # on a GPU, which runs no CPU threads to compare
+    assert "with device cpu, now cuda (NVIDIA H200): the rest of the run rounds otherwise" in said
     monkeypatch.undo()
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     state["runtime"] = {"device": "cuda (NVIDIA H200)"}  # a run resumed on the CPU after a GPU
@@ -79,6 +82,9 @@ def test_a_resume_that_rounds_otherwise_says_it_once(small_data, tmp_path, caplo
     (said,) = warnings_at_resume()
     assert "with device cuda (NVIDIA H200), now cpu: the rest of the run rounds otherwise" in said
     del state["runtime"]  # written before the runtime was recorded: only compile is known
+    torch.save(state, tmp_path / "last.pt")
+    assert warnings_at_resume() == []
+    del state["config"]["compile"]  # and before compile was a setting: not compiled
     torch.save(state, tmp_path / "last.pt")
     assert warnings_at_resume() == []
 
@@ -839,6 +845,9 @@ def test_a_default_monitor_resumes_a_run_recorded_with_another(small_data, tmp_p
     )
     with pytest.raises(ValueError, match=re.escape("monitor was 'recall@20', now 'recall@10'")):
         _trainer(small_data, tmp_path, epochs=3, ks=(10, 20), monitor="recall@10").fit(resume=True)
+    # one no longer evaluated is not taken: the default is, refused as another monitor than the run's
+    with pytest.raises(ValueError, match=re.escape("monitor was 'recall@20', now 'recall@10'")):
+        _trainer(small_data, tmp_path, epochs=3, ks=(10,)).fit(resume=True)
 
 
 @pytest.mark.parametrize(
@@ -1095,6 +1104,41 @@ def test_an_output_folder_is_held_by_one_run_on_windows_too(tmp_path, monkeypatc
         raise RuntimeError("bad settings")
     assert not (tmp_path / "new").exists()
     assert len(locked) == 3 and unlocked == locked  # each run's, the one refused took none
+
+
+def test_a_windows_lock_is_released_however_the_run_ends(tmp_path, monkeypatch):
+    """A killed run's partial file that cannot be removed (an antivirus scan holds it open) fails the run
+    with the lock released before its handle closes, as any other failure; an unlock that Windows refuses
+    hides no error of the run (the close frees the lock anyway)."""
+    import dslgraph.train.checkpoint as checkpoint
+
+    def locking(fd, mode, size):
+        modes.append(mode)
+        if mode == fake.LK_UNLCK and refuse_unlock:
+            raise OSError(errno.EACCES, "Permission denied")
+
+    def unlink(path, missing_ok=False):
+        if path.name == ".last.pt.tmp-123":
+            raise PermissionError(13, "The process cannot access the file: in use", str(path))
+        return remove(path, missing_ok=missing_ok)
+
+    modes, refuse_unlock, remove = [], False, Path.unlink
+    fake = SimpleNamespace(LK_UNLCK=0, LK_NBLCK=2, locking=locking)
+    monkeypatch.setattr(checkpoint, "fcntl", None)
+    monkeypatch.setattr(checkpoint, "msvcrt", fake, raising=False)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".last.pt.tmp-123").write_bytes(b"half")
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "unlink", unlink)
+        with pytest.raises(PermissionError, match="in use"), locked_output(tmp_path / "run"):
+            pass
+    assert modes == [fake.LK_NBLCK, fake.LK_UNLCK]
+    refuse_unlock = True
+    with pytest.raises(RuntimeError, match="bad settings"), locked_output(tmp_path / "run"):
+        raise RuntimeError("bad settings")
+    with locked_output(tmp_path / "run"):
+        pass
+    assert modes == [fake.LK_NBLCK, fake.LK_UNLCK] * 3
 
 
 def test_a_run_that_fails_before_writing_removes_the_output_folders_it_made(tmp_path):
