@@ -813,7 +813,11 @@ def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str,
             settings[name] = os.path.abspath(os.path.expanduser(settings[name]))
     # a bar redrawn with carriage returns is noise in a log file: bars only on a terminal
     progress = not args.no_progress and sys.stderr.isatty()
-    summary = run_training(settings, args.output, args.resume, progress, fingerprint, args.overwrite)
+    threads = torch.get_num_threads()
+    try:
+        summary = run_training(settings, args.output, args.resume, progress, fingerprint, args.overwrite)
+    finally:  # a process that called main() (a notebook) went on with the run's --threads
+        torch.set_num_threads(threads)
     print(
         json.dumps(
             {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}

@@ -5,6 +5,7 @@ import itertools
 import json
 import logging
 import math
+import mmap
 import os
 import subprocess
 import sys
@@ -2202,8 +2203,12 @@ def test_scale_check_stage_peak_counts_memory_freed_before_an_inner_stage():
     scale_check = load("scale_check")
     stages = scale_check.Stages({"device": "cpu"})
     with stages.stage("sparse", "outer"):
-        block = np.ones(64 * 2**20 // 8)  # 64 MB, mapped on its own and unmapped when freed
-        del block
+        # 64 MB mapped on its own, made resident and unmapped: np.ones' 64 MB came from memory an earlier test
+        # freed and glibc's heap kept resident (this process has not scale_check's MALLOC_ENV), and the
+        # resident size did not rise
+        block = mmap.mmap(-1, 64 * 2**20)
+        np.frombuffer(block, np.uint8).fill(1)
+        block.close()
         with stages.stage("sparse", "inner", "inside"):  # resets the peak: the outer one's was carried
             pass
     inner, outer = stages.rows

@@ -1896,6 +1896,17 @@ def test_a_loaded_run_made_by_hand_with_few_settings_still_has_a_repr():
     assert repr(run) == "LoadedRun(model=Linear, dataset='lastfm', epoch=3/?, device='cpu')"
 
 
+def test_a_run_s_threads_are_its_own_not_the_calling_process_s(tmp_path):
+    # main(["train", "--threads", "1"]) left a notebook that called it on one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_on_a_file(tmp_path, None, "--threads", "1")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_eval_reports_the_run_s_metrics_at_its_ks_from_its_model_s_arguments(tmp_path, capsys):
     out = train_on_a_file(tmp_path, None, "--ks", "3", "7", "--num-layers", "1")
     trained = json.loads(capsys.readouterr().out)["test"]
