@@ -817,7 +817,8 @@ def _train(args: argparse.Namespace, config: dict[str, Any], settings: dict[str,
     try:
         summary = run_training(settings, args.output, args.resume, progress, fingerprint, args.overwrite)
     finally:  # a process that called main() (a notebook) went on with the run's --threads
-        torch.set_num_threads(threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     print(
         json.dumps(
             {"test": summary["test"], "epochs": summary["epochs"], "train_seconds": summary["train_seconds"]}
