@@ -75,7 +75,8 @@ def worker(path: str) -> None:
 
 
 def _peak_memory() -> int | None:
-    """The process's peak resident memory so far, in units of :data:`MB`; None without ``resource``."""
+    """The process's peak resident memory so far in ``ru_maxrss``'s units (kB on Linux, bytes on macOS, which
+    :data:`MB` converts); None without ``resource``."""
     return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 

@@ -247,6 +247,14 @@ def _warned_in_custom_steps(model, dsl, optimizer, steps) -> str:
     return " | ".join(str(w.message) for w in caught)
 
 
+def _seeded_custom() -> tuple[_Custom, DynamicSparseLearning]:
+    """A :class:`_Custom` made after ``torch.manual_seed(0)``, under a fresh controller at 50% (20 steps,
+    ΔT 4) whose optimizer is not made yet: the same weights and masks at each call."""
+    torch.manual_seed(0)
+    model = _Custom()
+    return model, DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+
+
 @pytest.mark.parametrize("distribution", ["uniform", "erk"])
 def test_plugs_into_a_custom_model_with_masked_mlp(distribution):
     torch.manual_seed(0)
@@ -1175,17 +1183,13 @@ def test_dsl_stepped_once_an_epoch_warns_that_it_counts_its_own_steps():
 def test_a_resume_that_loads_the_optimizer_but_not_the_controller_warns():
     """The optimizer's state was loaded, the controller's was not: DSL restarted ρ_t and its update times
     from iteration 0 without a word. Loaded too, and in a fresh run, it says nothing."""
-    torch.manual_seed(0)
-    model = _Custom()
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    model, dsl = _seeded_custom()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
     assert _warned_in_custom_steps(model, dsl, optimizer, 6) == ""
     saved = copy.deepcopy((model.state_dict(), optimizer.state_dict(), dsl.state_dict()))
     for load_controller in (False, True):
-        torch.manual_seed(0)
-        model = _Custom()
-        dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+        model, dsl = _seeded_custom()
         model.load_state_dict(saved[0])
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         optimizer.load_state_dict(saved[1])
@@ -1199,9 +1203,7 @@ def test_a_resume_that_loads_the_optimizer_but_not_the_controller_warns():
 def test_an_optimizer_one_step_ahead_of_a_fresh_controller_is_said_to_be_resumed():
     """The least resume the check sees: an optimizer that stepped once before it was attached, at the
     controller's first step (its second step, one more than the controller has seen)."""
-    torch.manual_seed(0)
-    model = _Custom()
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    model, dsl = _seeded_custom()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     model(torch.randint(50, (16,))).pow(2).mean().backward()
     optimizer.step()  # a run's first iteration, whose controller state is not loaded
@@ -1214,9 +1216,7 @@ def test_a_controller_resumed_after_an_interrupted_iteration_counts_its_steps_af
     """Interrupted between optimizer.step() and dsl.step() (Ctrl-C in a notebook) and resumed in the same
     process (Trainer.fit(resume=True)), the controller warned at its first step that the optimizer "stepped
     twice without a dsl.step() between": the interrupted iteration's step was still counted."""
-    torch.manual_seed(0)
-    model = _Custom()
-    dsl = DynamicSparseLearning(model, 0.5, total_steps=20, update_interval=4)
+    model, dsl = _seeded_custom()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     dsl.attach(optimizer)
     assert _warned_in_custom_steps(model, dsl, optimizer, 2) == ""
